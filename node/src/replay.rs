@@ -1,0 +1,1 @@
+//! Replay: bring a store up to date from the TLog (under construction).

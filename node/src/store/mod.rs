@@ -1,0 +1,150 @@
+//! The store: a key-value B-tree derived from the TLog.
+//!
+//! The store applies the committed value of slot `i` atomically with its new applied index, and
+//! only for `i = applied + 1`: a crash can never leave the data and the index disagreeing, and
+//! the store never runs ahead of the log. Each update in a value gets its own result, so one
+//! failed test_and_set in a group-committed batch fails only its own client.
+//!
+//! User keys and internal keys (applied index, master, cluster id) live apart: internal keys never
+//! appear in user reads.
+
+use crate::rc::Rc;
+use crate::value::{Bytes, Key, Value};
+use thiserror::Error;
+
+mod apply;
+mod memory;
+mod sled_store;
+pub mod user_function;
+
+// pub use memory::MemoryStore;
+// pub use sled_store::SledStore;
+// pub use user_function::{UserFunction, UserFunctionRegistry};
+
+/// What one update of an applied value returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutput {
+    /// set, delete, assert, sequence, nop, master_set, admin_set, ...
+    Unit,
+    /// test_and_set and replace: the value before.
+    Previous(Option<Bytes>),
+    /// delete_prefix: how many keys were deleted.
+    Count(i64),
+    /// user_function: what the function returned.
+    Returned(Option<Bytes>),
+}
+
+/// Why one update of an applied value failed; nothing of that update (or of its sequence) was
+/// applied. `rc` is the code the client hears, `message` its message (the key, mostly).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{rc}: {}", String::from_utf8_lossy(message))]
+pub struct UpdateFailure {
+    pub rc: Rc,
+    pub message: Bytes,
+}
+
+impl UpdateFailure {
+    pub fn new(rc: Rc, message: impl Into<Bytes>) -> Self {
+        UpdateFailure { rc, message: message.into() }
+    }
+}
+
+pub type UpdateResult = Result<UpdateOutput, UpdateFailure>;
+
+/// A store-level failure: the store itself is unusable or was misused.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store at {path}: belongs to cluster {found:?}, not {expected:?}; point the node at its own store or rebuild it with `arakoon-admin rebuild`")]
+    WrongCluster { path: String, expected: String, found: String },
+    #[error("store: refused to apply i={i}: the next slot to apply is {expected}")]
+    OutOfOrder { i: u64, expected: u64 },
+    #[error("store at {path}: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("store at {path}: {source}")]
+    Backend { path: String, source: sled::Error },
+}
+
+/// The bounds of a range read (`range`, `range_entries`, `rev_range_entries`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Range {
+    /// `None`: unbounded. For `rev_range_entries`, this is the high bound.
+    pub first: Option<Key>,
+    pub first_inclusive: bool,
+    /// `None`: unbounded. For `rev_range_entries`, this is the low bound.
+    pub last: Option<Key>,
+    pub last_inclusive: bool,
+    /// `None`: all (the wire's -1).
+    pub max: Option<usize>,
+}
+
+/// The master and its lease as the store last applied them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterRecord {
+    pub master: String,
+    pub lease_start: i64,
+}
+
+/// The store interface shared by the sled store (production) and the memory store (simulation).
+/// Both pass the same conformance tests, operation for operation.
+pub trait Store: Send {
+    /// The cluster this store belongs to.
+    fn cluster_id(&self) -> &str;
+
+    /// The last applied slot, `None` for an empty store.
+    fn applied(&self) -> Option<u64>;
+
+    /// The next slot this store will accept.
+    fn next_i(&self) -> u64 {
+        self.applied().map_or(0, |i| i + 1)
+    }
+
+    /// Applies the committed value of slot `i` (which must be `applied + 1`, or 0 on an empty
+    /// store) atomically with the new applied index; returns one result per update.
+    fn apply(&mut self, i: u64, value: &Value) -> Result<Vec<UpdateResult>, StoreError>;
+
+    /// Applies several consecutive committed values; the same as calling `apply` for each, but a
+    /// store may commit them in one atomic write (replay's fast path). Returns the results of
+    /// each value in order.
+    fn apply_many(
+        &mut self,
+        values: &[(u64, Value)],
+    ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+        values.iter().map(|(i, v)| self.apply(*i, v)).collect()
+    }
+
+    /// Makes everything applied so far durable (the store needs no fsync per value: the TLog
+    /// is the truth and replay restores what a crash loses).
+    fn flush(&mut self) -> Result<(), StoreError>;
+
+    /// The master and lease last applied, if any.
+    fn master(&self) -> Option<MasterRecord>;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError>;
+    fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.get(key)?.is_some())
+    }
+    /// All values, in request order, or the first missing key.
+    fn multi_get(&self, keys: &[Key]) -> Result<Result<Vec<Bytes>, Key>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.get(key)? {
+                Some(v) => values.push(v),
+                None => return Ok(Err(key.clone())),
+            }
+        }
+        Ok(Ok(values))
+    }
+    fn multi_get_option(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+    /// Keys in ascending order within the range.
+    fn range(&self, range: &Range) -> Result<Vec<Key>, StoreError>;
+    /// Entries in ascending order within the range.
+    fn range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError>;
+    /// Entries in descending order; `range.first` is the high bound, `range.last` the low one.
+    fn rev_range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError>;
+    /// Keys starting with `prefix`, ascending, at most `max`.
+    fn prefix_keys(&self, prefix: &[u8], max: Option<usize>) -> Result<Vec<Key>, StoreError>;
+    /// The number of user keys.
+    fn key_count(&self) -> Result<u64, StoreError>;
+}

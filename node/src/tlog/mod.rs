@@ -1,0 +1,1 @@
+//! The TLog: the node's source of truth (under construction).
