@@ -1,1 +1,30 @@
-//! The TLog: the node's source of truth (under construction).
+//! The TLog: the node's source of truth.
+//!
+//! A directory of numbered files of entries `i | crc | cmd` (ARAKOON-FORMATS §4). The
+//! [`TlogWriter`] appends with one fsync per call and rolls over by entry count and size; the
+//! [`reader`] walks the directory in `i` order applying the last-one-wins and committed-once-
+//! `i+1`-exists rules; [`validate`] classifies every kind of damage with file, offset and `i`;
+//! [`archive`] reads and writes sealed-file archives. All file access goes through [`LogDir`],
+//! real ([`FsDir`]) or simulated ([`MemDir`]).
+
+pub mod archive;
+mod dir;
+mod entry;
+mod error;
+mod files;
+mod memdir;
+pub mod reader;
+mod writer;
+
+pub use dir::{FsDir, LogDir, LogFile};
+pub use entry::{
+    closed_marker, decode_cmd, encode_entry, opened_marker, Entry, EntryStream, Next,
+    ENTRY_HEADER_BYTES,
+};
+pub use error::TlogError;
+pub use files::{FileKind, TlogFile};
+pub use memdir::MemDir;
+pub use reader::{
+    for_each_committed, last_i, list_files, validate, walk, FileSummary, Position, Validation,
+};
+pub use writer::{truncate_torn_tail, OpenReport, TlogConfig, TlogWriter};

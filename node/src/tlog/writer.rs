@@ -1,0 +1,252 @@
+//! Appending to the TLog.
+//!
+//! One call to [`TlogWriter::append`] writes one or many entries and makes them durable with a
+//! single `fdatasync` (two if the call crosses into a new file). The writer rolls over to the
+//! next file before an entry with a new `i` once the current file holds `entries_per_file_max`
+//! entries or `file_bytes_max` bytes, so one slot never spans two files, and it syncs the
+//! directory whenever it creates a file. A clean [`TlogWriter::close`] writes the last entry
+//! again with the `closed:<node>` marker; opening a non-empty log writes `opened:<node>`.
+//!
+//! After any I/O error the writer refuses further work: what reached the disk is unknown, and
+//! only a restart (which validates the log) can tell.
+
+use super::dir::{LogDir, LogFile};
+use super::entry::{closed_marker, encode_entry, opened_marker, Entry};
+use super::error::TlogError;
+use super::files::{FileKind, TlogFile};
+use super::reader::validate_with;
+use crate::value::Value;
+use std::sync::Arc;
+
+/// Rollover limits (Arakoon's `tlog_max_entries` and `tlog_max_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlogConfig {
+    pub entries_per_file_max: u64,
+    pub file_bytes_max: u64,
+}
+
+impl Default for TlogConfig {
+    fn default() -> Self {
+        TlogConfig { entries_per_file_max: 50_000, file_bytes_max: 32 * 1024 * 1024 }
+    }
+}
+
+/// The TLog's appender.
+pub struct TlogWriter {
+    dir: Arc<dyn LogDir>,
+    config: TlogConfig,
+    node: String,
+    file: TlogFile,
+    out: Box<dyn LogFile>,
+    entries_in_file: u64,
+    bytes_in_file: u64,
+    /// The last entry written: its slot and value (markers repeat it).
+    last: Option<(u64, Value)>,
+    failed: bool,
+    buf: Vec<u8>,
+}
+
+/// What opening found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    pub last_i: Option<u64>,
+    /// Whether the log ended with a clean-shutdown marker (informational: the store is derived
+    /// and replay makes an unclean stop safe).
+    pub closed_cleanly: bool,
+    pub files: usize,
+}
+
+impl TlogWriter {
+    /// Opens the log for appending after validating all of it; any problem is returned as the
+    /// error, and nothing is written.
+    pub fn open(
+        dir: Arc<dyn LogDir>,
+        config: TlogConfig,
+        node: &str,
+    ) -> Result<(TlogWriter, OpenReport), TlogError> {
+        assert!(config.entries_per_file_max > 0 && config.file_bytes_max > 0);
+        let mut last: Option<Entry> = None;
+        let validation = validate_with(dir.as_ref(), &mut |e, _| {
+            last = Some(e.clone());
+            true
+        })?;
+        if let Some(problem) = validation.problems.into_iter().next() {
+            return Err(problem);
+        }
+        let report = OpenReport {
+            last_i: last.as_ref().map(|e| e.i),
+            closed_cleanly: last.as_ref().is_some_and(Entry::is_closed_marker),
+            files: validation.files.len(),
+        };
+        let io = |e| TlogError::io(dir.location(), e);
+        let (file, out, entries_in_file, bytes_in_file) = match validation.files.last() {
+            Some(s) if s.file.kind == FileKind::Tlog => {
+                let out = dir.open_append(&s.file.name()).map_err(io)?;
+                (s.file.clone(), out, s.entries, s.bytes)
+            }
+            other => {
+                // No file yet, or the last one is a sealed archive: start the next number.
+                let file = TlogFile::new(other.map_or(0, |s| s.file.number + 1), FileKind::Tlog);
+                let out = dir.create(&file.name()).map_err(io)?;
+                dir.sync_dir().map_err(io)?;
+                (file, out, 0, 0)
+            }
+        };
+        let mut writer = TlogWriter {
+            dir,
+            config,
+            node: node.to_string(),
+            file,
+            out,
+            entries_in_file,
+            bytes_in_file,
+            last: last.map(|e| (e.i, e.value)),
+            failed: false,
+            buf: Vec::new(),
+        };
+        if let Some((i, value)) = writer.last.clone() {
+            let marker = opened_marker(node);
+            writer.write(&[(i, &value, Some(marker.as_str()))])?;
+        }
+        Ok((writer, report))
+    }
+
+    pub fn last_i(&self) -> Option<u64> {
+        self.last.as_ref().map(|(i, _)| *i)
+    }
+
+    /// The file being appended to.
+    pub fn current_file(&self) -> &TlogFile {
+        &self.file
+    }
+
+    pub fn dir(&self) -> &Arc<dyn LogDir> {
+        &self.dir
+    }
+
+    /// Appends entries and makes them durable. Each `i` must equal the previous `i` (the same
+    /// slot again, last one wins) or be one more; the first entry of an empty log may have any
+    /// `i` (a node rebuilt from a snapshot).
+    pub fn append(&mut self, entries: &[(u64, &Value)]) -> Result<(), TlogError> {
+        let with_markers: Vec<(u64, &Value, Option<&str>)> =
+            entries.iter().map(|(i, v)| (*i, *v, None)).collect();
+        self.write(&with_markers)
+    }
+
+    /// Writes the closed marker and makes it durable.
+    pub fn close(mut self) -> Result<(), TlogError> {
+        if let Some((i, value)) = self.last.clone() {
+            let marker = closed_marker(&self.node);
+            self.write(&[(i, &value, Some(marker.as_str()))])?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new file now (before the next new slot), e.g. so that a collapse can seal
+    /// everything up to here.
+    pub fn roll_over(&mut self) -> Result<(), TlogError> {
+        self.check_usable()?;
+        if self.entries_in_file > 0 {
+            self.start_next_file()?;
+        }
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<(), TlogError> {
+        if self.failed {
+            return Err(TlogError::Refused {
+                path: self.dir.path_of(&self.file.name()),
+                reason: "an earlier write or sync failed; restart the node so that it \
+                         validates its TLog"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, entries: &[(u64, &Value, Option<&str>)]) -> Result<(), TlogError> {
+        self.check_usable()?;
+        let result = self.write_inner(entries);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn write_inner(&mut self, entries: &[(u64, &Value, Option<&str>)]) -> Result<(), TlogError> {
+        self.buf.clear();
+        let mut last_i = self.last_i();
+        for &(i, value, marker) in entries {
+            if let Some(last) = last_i {
+                assert!(
+                    i == last || i == last + 1,
+                    "TLog append out of order: i={i} after i={last}"
+                );
+            }
+            let new_slot = last_i != Some(i);
+            let full = self.entries_in_file >= self.config.entries_per_file_max
+                || self.bytes_in_file >= self.config.file_bytes_max;
+            if new_slot && full {
+                self.flush_buf()?;
+                self.start_next_file()?;
+            }
+            let before = self.buf.len();
+            encode_entry(&mut self.buf, i, value, marker);
+            self.bytes_in_file += (self.buf.len() - before) as u64;
+            self.entries_in_file += 1;
+            last_i = Some(i);
+        }
+        self.flush_buf()?;
+        if let Some(&(i, value, _)) = entries.last() {
+            self.last = Some((i, value.clone()));
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered bytes to the current file and syncs them.
+    fn flush_buf(&mut self) -> Result<(), TlogError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.path_of(&self.file.name());
+        self.out.append(&self.buf).map_err(|e| TlogError::io(&path, e))?;
+        self.out.sync_data().map_err(|e| TlogError::io(&path, e))?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn start_next_file(&mut self) -> Result<(), TlogError> {
+        let next = TlogFile::new(self.file.number + 1, FileKind::Tlog);
+        let io = |e| TlogError::io(self.dir.path_of(&next.name()), e);
+        self.out = self.dir.create(&next.name()).map_err(io)?;
+        self.dir.sync_dir().map_err(io)?;
+        self.file = next;
+        self.entries_in_file = 0;
+        self.bytes_in_file = 0;
+        Ok(())
+    }
+}
+
+/// Cuts a torn tail off the log's last file, and nothing else: it refuses unless the only
+/// problem in the whole log is a torn tail. Returns the file, the offset cut at and the number
+/// of bytes removed, or `None` when there was nothing to cut.
+pub fn truncate_torn_tail(dir: &dyn LogDir) -> Result<Option<(String, u64, u64)>, TlogError> {
+    let validation = validate_with(dir, &mut |_, _| true)?;
+    match validation.problems.as_slice() {
+        [] => Ok(None),
+        [TlogError::TornTail { offset, .. }] => {
+            let file = validation.files.last().expect("a torn tail is in a file").file.name();
+            let len = dir.file_len(&file).map_err(|e| TlogError::io(dir.path_of(&file), e))?;
+            dir.truncate(&file, *offset).map_err(|e| TlogError::io(dir.path_of(&file), e))?;
+            Ok(Some((dir.path_of(&file), *offset, len - offset)))
+        }
+        problems => Err(TlogError::Refused {
+            path: dir.location(),
+            reason: format!(
+                "will not truncate: the log has {} problem(s) that are not a torn tail, first: {}",
+                problems.len(),
+                problems.iter().find(|p| p.kind() != "torn_tail").unwrap_or(&problems[0])
+            ),
+        }),
+    }
+}
