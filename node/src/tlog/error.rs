@@ -33,6 +33,9 @@ pub enum TlogError {
     #[error("{path}: sequence error at offset {offset}: i={i} follows i={prev} (expected {prev} or {})", prev + 1)]
     Sequence { path: String, offset: u64, i: u64, prev: u64 },
 
+    #[error("{path}: the log's first file starts at i={i} (offset {offset}), not at i=0")]
+    BadStart { path: String, offset: u64, i: u64 },
+
     #[error("{path}: starts at i={first_i}, below the last i={prev_last_i} of {prev_file}")]
     FileStartsBelow { path: String, first_i: u64, prev_file: String, prev_last_i: u64 },
 
@@ -64,6 +67,7 @@ impl TlogError {
             | TlogError::BadLength { .. }
             | TlogError::Undecodable { .. }
             | TlogError::Sequence { .. }
+            | TlogError::BadStart { .. }
             | TlogError::BadArchive { .. } => 49,
             TlogError::MissingFile { .. } | TlogError::FileStartsBelow { .. } => 50,
         }
@@ -79,6 +83,7 @@ impl TlogError {
             TlogError::BadLength { .. } => "bad_length",
             TlogError::Undecodable { .. } => "undecodable",
             TlogError::Sequence { .. } => "sequence",
+            TlogError::BadStart { .. } => "bad_start",
             TlogError::FileStartsBelow { .. } => "file_starts_below",
             TlogError::MissingFile { .. } => "missing_file",
             TlogError::BadArchive { .. } => "bad_archive",
@@ -95,6 +100,7 @@ impl TlogError {
             | TlogError::BadLength { offset, .. }
             | TlogError::Undecodable { offset, .. }
             | TlogError::Sequence { offset, .. }
+            | TlogError::BadStart { offset, .. }
             | TlogError::BadArchive { offset, .. } => Some(*offset),
             _ => None,
         }
@@ -106,7 +112,8 @@ impl TlogError {
             TlogError::TornTail { i, .. } | TlogError::TruncatedSealed { i, .. } => *i,
             TlogError::Checksum { i, .. }
             | TlogError::BadLength { i, .. }
-            | TlogError::Sequence { i, .. } => Some(*i),
+            | TlogError::Sequence { i, .. }
+            | TlogError::BadStart { i, .. } => Some(*i),
             TlogError::Undecodable { i, .. } => u64::try_from(*i).ok(),
             TlogError::FileStartsBelow { first_i, .. } => Some(*first_i),
             _ => None,
@@ -123,6 +130,7 @@ impl TlogError {
             | TlogError::BadLength { path, .. }
             | TlogError::Undecodable { path, .. }
             | TlogError::Sequence { path, .. }
+            | TlogError::BadStart { path, .. }
             | TlogError::FileStartsBelow { path, .. }
             | TlogError::BadArchive { path, .. }
             | TlogError::Refused { path, .. } => path,

@@ -118,8 +118,18 @@ fn scan_file(
             Err(e) => return Err(TlogError::io(path, e)),
         };
         let problem = match next {
+            // The writer only rolls over after at least one entry: an empty sealed file was cut.
+            Next::End { offset: 0 } if sealed && !file.kind.is_archive() => {
+                TlogError::TruncatedSealed { path, offset: 0, i: None }
+            }
             Next::End { .. } => return Ok((summary, None)),
             Next::Entry { offset, len, entry } => {
+                if prev.is_none() && file.number == 0 && entry.i != 0 {
+                    // Only the first file of a log that was never collapsed is 000, and it starts
+                    // at slot 0; later first files of a collapsed log carry later numbers.
+                    let problem = TlogError::BadStart { path, offset, i: entry.i };
+                    return Ok((summary, Some(problem)));
+                }
                 if let Some(p) = prev.as_ref() {
                     if p.in_previous_file && entry.i < p.i {
                         let problem = TlogError::FileStartsBelow {
@@ -209,7 +219,12 @@ pub fn validate_with(
     for (k, file) in files.iter().enumerate() {
         let (summary, problem) = scan_file(dir, file, k + 1 == files.len(), &mut prev, visit)?;
         out.files.push(summary);
-        out.problems.extend(problem);
+        if let Some(problem) = problem {
+            out.problems.push(problem);
+            // The next file's continuity would only be judged against damage: the first problem
+            // is the one to report.
+            prev = None;
+        }
     }
     Ok(out)
 }
