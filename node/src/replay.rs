@@ -1,1 +1,120 @@
-//! Replay: bring a store up to date from the TLog (under construction).
+//! Replay: bring a store up to date from the TLog.
+//!
+//! The store is derived from the log: replay applies every committed slot from the store's
+//! `applied + 1` up to the last committed one (the log's last slot is committed only once a later
+//! one exists, unless the caller knows better, as a 1-node cluster does). Values are handed to
+//! the store in batches through `apply_many`, so that a store can commit many slots in one atomic
+//! write, and a progress callback hears after every batch.
+//!
+//! A store ahead of the log is an error (Arakoon's exit 40): the store can only ever hold what
+//! the log decided, so such a store belongs to another history.
+
+use crate::store::{Store, StoreError};
+use crate::tlog::{self, LogDir, TlogError};
+use crate::value::Value;
+use thiserror::Error;
+
+/// How far replay has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The last slot applied so far.
+    pub applied_i: Option<u64>,
+    /// The last slot replay will apply.
+    pub target_i: Option<u64>,
+    /// Values and leaf updates applied by this replay so far.
+    pub values: u64,
+    pub updates: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Tlog(#[from] TlogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store has applied i={store_i} but the TLog in {dir} ends at i={log_last_i}: the store is ahead of its log; rebuild it with `arakoon-admin rebuild`")]
+    StoreAhead { dir: String, store_i: u64, log_last_i: u64 },
+    #[error("the store needs i={need} next but the TLog in {dir} resumes at i={found}: the entries between are gone (collapsed or deleted); restore the store from a head snapshot or catch up from a peer")]
+    Gap { dir: String, need: u64, found: u64 },
+}
+
+impl ReplayError {
+    /// Arakoon's exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ReplayError::Tlog(e) => e.exit_code(),
+            ReplayError::Store(_) => 45,
+            ReplayError::StoreAhead { .. } => 40,
+            ReplayError::Gap { .. } => 41,
+        }
+    }
+}
+
+/// Batch limits for `apply_many`.
+const BATCH_VALUES_MAX: usize = 4096;
+const BATCH_UPDATES_MAX: usize = 16 * 1024;
+
+/// Replays the committed slots the store lacks. Returns the final progress.
+pub fn replay(
+    dir: &dyn LogDir,
+    store: &mut dyn Store,
+    last_is_committed: bool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Progress, ReplayError> {
+    let log_last = tlog::last_i(dir)?;
+    let target_i = match (log_last, last_is_committed) {
+        (Some(last), true) => Some(last),
+        (Some(0), false) | (None, _) => None,
+        (Some(last), false) => Some(last - 1),
+    };
+    if let (Some(store_i), Some(log_last_i)) = (store.applied(), log_last) {
+        if store_i > log_last_i {
+            return Err(ReplayError::StoreAhead { dir: dir.location(), store_i, log_last_i });
+        }
+    }
+    let mut state = Progress { applied_i: store.applied(), target_i, values: 0, updates: 0 };
+    let from = store.next_i();
+    if target_i.is_none_or(|t| t < from) {
+        progress(&state);
+        return Ok(state);
+    }
+    let mut batch: Vec<(u64, Value)> = Vec::with_capacity(BATCH_VALUES_MAX);
+    let mut batch_updates = 0usize;
+    let mut expected = from;
+    let outcome = tlog::for_each_committed(dir, from, last_is_committed, &mut |entry| {
+        if entry.i != expected {
+            return Err(ReplayError::Gap { dir: dir.location(), need: expected, found: entry.i });
+        }
+        expected += 1;
+        batch_updates += entry.value.update_count();
+        batch.push((entry.i, entry.value));
+        if batch.len() >= BATCH_VALUES_MAX || batch_updates >= BATCH_UPDATES_MAX {
+            apply_batch(store, &mut batch, &mut batch_updates, &mut state)?;
+            progress(&state);
+        }
+        Ok(())
+    })?;
+    outcome?;
+    apply_batch(store, &mut batch, &mut batch_updates, &mut state)?;
+    store.flush()?;
+    progress(&state);
+    Ok(state)
+}
+
+fn apply_batch(
+    store: &mut dyn Store,
+    batch: &mut Vec<(u64, Value)>,
+    batch_updates: &mut usize,
+    state: &mut Progress,
+) -> Result<(), ReplayError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    store.apply_many(batch)?;
+    state.values += batch.len() as u64;
+    state.updates += *batch_updates as u64;
+    state.applied_i = store.applied();
+    batch.clear();
+    *batch_updates = 0;
+    Ok(())
+}

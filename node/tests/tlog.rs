@@ -371,3 +371,15 @@ fn a_writer_that_failed_refuses_further_appends() {
     let err = w.append(&[(1, &value(1))]).unwrap_err();
     assert_eq!(err.kind(), "refused");
 }
+
+#[test]
+fn a_log_that_starts_after_slot_zero_does_not_call_its_first_file_000() {
+    let dir = Arc::new(MemDir::new("t"));
+    let (mut w, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
+    w.append(&[(1000, &value(1000)), (1001, &value(1001))]).unwrap();
+    let v = validate(dir.as_ref()).unwrap();
+    assert!(v.is_clean(), "{:?}", v.problems);
+    assert_eq!(v.files.len(), 1);
+    assert_eq!(v.files[0].file.number, 1);
+    assert_eq!(committed(dir.as_ref(), 0, false), vec![(1000, value(1000))]);
+}

@@ -176,6 +176,16 @@ impl TlogWriter {
     fn write_inner(&mut self, entries: &[(u64, &Value, Option<&str>)]) -> Result<(), TlogError> {
         self.buf.clear();
         let mut last_i = self.last_i();
+        if let (None, Some(&(first, _, _))) = (last_i, entries.first()) {
+            if first != 0 && self.file.number == 0 {
+                // A log that starts after slot 0 (a node rebuilt from a snapshot) must not call
+                // its first file 000: validation holds 000.tlog to start at slot 0.
+                self.start_next_file()?;
+                let empty = TlogFile::new(0, FileKind::Tlog).name();
+                self.dir.remove(&empty).map_err(|e| TlogError::io(self.dir.path_of(&empty), e))?;
+                self.dir.sync_dir().map_err(|e| TlogError::io(self.dir.location(), e))?;
+            }
+        }
         for &(i, value, marker) in entries {
             if let Some(last) = last_i {
                 assert!(
