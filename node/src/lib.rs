@@ -3,6 +3,7 @@
 //! The TLog ([`tlog`]) is the truth; the store ([`store`]) is derived from it by replay.
 //! Consensus is a pure state machine; the server is a thin tokio shell around it.
 
+pub mod config;
 pub mod llio;
 pub mod rc;
 pub mod replay;

@@ -1,0 +1,342 @@
+//! Arakoon-style INI cluster configuration.
+//!
+//! ```ini
+//! [global]
+//! cluster = n0, n1, n2          ; the nodes, in order
+//! cluster_id = demo
+//! lease_period = 2              ; seconds (Arakoon's unit); lease_period_ms overrides
+//! quorum = 2                    ; optional, default nodes/2 + 1
+//! master = n0                   ; optional: a forced master
+//! tlog_max_entries = 50000
+//! tlog_max_size = 33554432
+//!
+//! [n0]
+//! ip = 127.0.0.1
+//! client_port = 4000
+//! messaging_port = 4010
+//! home = /var/lib/arakoon/n0
+//! tlog_dir = /var/lib/arakoon/n0/tlogs   ; optional, default: home
+//! log_level = info
+//! ```
+//!
+//! Every error names the file, the section and the key, and what would be accepted.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// One node's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub ip: IpAddr,
+    pub client_port: u16,
+    pub messaging_port: u16,
+    pub home: PathBuf,
+    pub tlog_dir: PathBuf,
+    pub log_level: String,
+}
+
+/// A whole cluster's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub cluster_id: String,
+    pub nodes: Vec<NodeConfig>,
+    pub lease_ms: u64,
+    pub quorum: Option<usize>,
+    pub forced_master: Option<String>,
+    pub tlog_max_entries: u64,
+    pub tlog_max_size: u64,
+    pub max_value_size: u32,
+    pub max_buffer_size: u32,
+    pub batch_max_updates: usize,
+    pub batch_max_bytes: usize,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Unreadable { file: String, reason: String },
+    #[error("{file}: [{section}] {key}: {reason}")]
+    Bad { file: String, section: String, key: String, reason: String },
+    #[error("{file}: node {node:?} is not in the cluster (known: {known})")]
+    UnknownNode { file: String, node: String, known: String },
+}
+
+impl ClusterConfig {
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Unreadable { file: file.clone(), reason: e.to_string() })?;
+        ClusterConfig::parse(&text, &file)
+    }
+
+    /// Parses INI text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<ClusterConfig, ConfigError> {
+        let ini = ini::Ini::load_from_str(text).map_err(|e| ConfigError::Unreadable {
+            file: file.to_string(),
+            reason: e.to_string(),
+        })?;
+        let p = Parser { ini: &ini, file };
+        let g = "global";
+        let names: Vec<String> = p
+            .required(g, "cluster")?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(p.bad(g, "cluster", "lists no node"));
+        }
+        for (k, n) in names.iter().enumerate() {
+            if names[..k].contains(n) {
+                return Err(p.bad(g, "cluster", &format!("node {n:?} is listed twice")));
+            }
+        }
+        let lease_ms = match p.optional(g, "lease_period_ms") {
+            Some(_) => p.number(g, "lease_period_ms", 1, 3_600_000, 0)?,
+            None => p.number(g, "lease_period", 1, 3600, 2)? * 1000,
+        };
+        let quorum = match p.optional(g, "quorum") {
+            None => None,
+            Some(_) => Some(p.number(g, "quorum", 1, names.len() as u64, 0)? as usize),
+        };
+        let forced_master = p.optional(g, "master").map(str::to_string);
+        if let Some(m) = &forced_master {
+            if !names.contains(m) {
+                return Err(p.bad(g, "master", &format!("{m:?} is not one of {names:?}")));
+            }
+        }
+        let mut nodes = Vec::with_capacity(names.len());
+        for name in &names {
+            nodes.push(p.node(name)?);
+        }
+        Ok(ClusterConfig {
+            cluster_id: p.required(g, "cluster_id")?.to_string(),
+            nodes,
+            lease_ms,
+            quorum,
+            forced_master,
+            tlog_max_entries: p.number(g, "tlog_max_entries", 1, u64::MAX, 50_000)?,
+            tlog_max_size: p.number(g, "tlog_max_size", 4096, u64::MAX, 32 * 1024 * 1024)?,
+            max_value_size: p.number(g, "max_value_size", 1, 1 << 30, 8 * 1024 * 1024)? as u32,
+            max_buffer_size: p.number(g, "max_buffer_size", 1024, 1 << 30, 32 * 1024 * 1024)?
+                as u32,
+            batch_max_updates: p.number(g, "batch_max_updates", 1, 1 << 20, 1024)? as usize,
+            batch_max_bytes: p.number(g, "batch_max_bytes", 1024, 1 << 30, 4 * 1024 * 1024)?
+                as usize,
+            max_connections: p.number(g, "max_connections", 1, 1 << 16, 1024)? as usize,
+        })
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The node's index, or an error that lists the known nodes.
+    pub fn index_of(&self, name: &str, file: &str) -> Result<usize, ConfigError> {
+        self.nodes.iter().position(|n| n.name == name).ok_or_else(|| ConfigError::UnknownNode {
+            file: file.to_string(),
+            node: name.to_string(),
+            known: self.names().join(", "),
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The quorum in force: configured, or a majority.
+    pub fn quorum(&self) -> usize {
+        self.quorum.unwrap_or(self.nodes.len() / 2 + 1)
+    }
+
+    /// Renders the configuration as INI (for generated sandboxes).
+    pub fn to_ini(&self) -> String {
+        let mut s = String::from("[global]\n");
+        s += &format!("cluster = {}\n", self.names().join(", "));
+        s += &format!("cluster_id = {}\n", self.cluster_id);
+        s += &format!("lease_period_ms = {}\n", self.lease_ms);
+        if let Some(q) = self.quorum {
+            s += &format!("quorum = {q}\n");
+        }
+        if let Some(m) = &self.forced_master {
+            s += &format!("master = {m}\n");
+        }
+        s += &format!("tlog_max_entries = {}\n", self.tlog_max_entries);
+        s += &format!("tlog_max_size = {}\n", self.tlog_max_size);
+        s += &format!("max_value_size = {}\n", self.max_value_size);
+        s += &format!("max_buffer_size = {}\n", self.max_buffer_size);
+        s += &format!("batch_max_updates = {}\n", self.batch_max_updates);
+        s += &format!("batch_max_bytes = {}\n", self.batch_max_bytes);
+        s += &format!("max_connections = {}\n", self.max_connections);
+        for n in &self.nodes {
+            s += &format!("\n[{}]\n", n.name);
+            s += &format!("ip = {}\n", n.ip);
+            s += &format!("client_port = {}\n", n.client_port);
+            s += &format!("messaging_port = {}\n", n.messaging_port);
+            s += &format!("home = {}\n", n.home.display());
+            s += &format!("tlog_dir = {}\n", n.tlog_dir.display());
+            s += &format!("log_level = {}\n", n.log_level);
+        }
+        s
+    }
+}
+
+struct Parser<'a> {
+    ini: &'a ini::Ini,
+    file: &'a str,
+}
+
+impl Parser<'_> {
+    fn bad(&self, section: &str, key: &str, reason: &str) -> ConfigError {
+        ConfigError::Bad {
+            file: self.file.to_string(),
+            section: section.to_string(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn optional(&self, section: &str, key: &str) -> Option<&str> {
+        self.ini.section(Some(section)).and_then(|s| s.get(key)).map(str::trim)
+    }
+
+    fn required(&self, section: &str, key: &str) -> Result<&str, ConfigError> {
+        if self.ini.section(Some(section)).is_none() {
+            return Err(self.bad(section, key, "the section is missing"));
+        }
+        match self.optional(section, key) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.bad(section, key, "is required")),
+        }
+    }
+
+    fn number(
+        &self,
+        section: &str,
+        key: &str,
+        min: u64,
+        max: u64,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(text) = self.optional(section, key) else { return Ok(default) };
+        let v: u64 = text.parse().map_err(|_| {
+            self.bad(section, key, &format!("{text:?} is not a whole number ({min} to {max})"))
+        })?;
+        if v < min || v > max {
+            return Err(self.bad(section, key, &format!("{v} is outside {min} to {max}")));
+        }
+        Ok(v)
+    }
+
+    fn node(&self, name: &str) -> Result<NodeConfig, ConfigError> {
+        let ip_text = self.required(name, "ip")?;
+        // Arakoon allows a comma-separated list; the first address is the one used.
+        let first = ip_text.split(',').next().unwrap_or("").trim();
+        let ip: IpAddr = first
+            .parse()
+            .map_err(|_| self.bad(name, "ip", &format!("{first:?} is not an IP address")))?;
+        let home = PathBuf::from(self.required(name, "home")?);
+        let tlog_dir = self.optional(name, "tlog_dir").map_or_else(|| home.clone(), PathBuf::from);
+        let log_level = self.optional(name, "log_level").unwrap_or("info").to_string();
+        const LEVELS: [&str; 6] = ["trace", "debug", "info", "notice", "warning", "error"];
+        if !LEVELS.contains(&log_level.as_str()) && log_level != "fatal" {
+            return Err(self.bad(name, "log_level", &format!("{log_level:?} is not one of {LEVELS:?}")));
+        }
+        Ok(NodeConfig {
+            name: name.to_string(),
+            ip,
+            client_port: self.number(name, "client_port", 1, 65535, 0).and_then(|p| {
+                if p == 0 {
+                    Err(self.bad(name, "client_port", "is required"))
+                } else {
+                    Ok(p as u16)
+                }
+            })?,
+            messaging_port: self.number(name, "messaging_port", 1, 65535, 0).and_then(|p| {
+                if p == 0 {
+                    Err(self.bad(name, "messaging_port", "is required"))
+                } else {
+                    Ok(p as u16)
+                }
+            })?,
+            home,
+            tlog_dir,
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "
+[global]
+cluster = n0, n1,n2
+cluster_id = demo
+lease_period = 3
+master = n1
+
+[n0]
+ip = 127.0.0.1
+client_port = 4000
+messaging_port = 4010
+home = /tmp/a/n0
+
+[n1]
+ip = 127.0.0.1, 10.0.0.1
+client_port = 4001
+messaging_port = 4011
+home = /tmp/a/n1
+tlog_dir = /tmp/a/n1/tlogs
+log_level = debug
+
+[n2]
+ip = 127.0.0.1
+client_port = 4002
+messaging_port = 4012
+home = /tmp/a/n2
+";
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = ClusterConfig::parse(GOOD, "t.ini").unwrap();
+        assert_eq!(c.names(), ["n0", "n1", "n2"]);
+        assert_eq!(c.lease_ms, 3000);
+        assert_eq!(c.quorum(), 2);
+        assert_eq!(c.forced_master.as_deref(), Some("n1"));
+        assert_eq!(c.tlog_max_entries, 50_000);
+        assert_eq!(c.nodes[0].tlog_dir, PathBuf::from("/tmp/a/n0"));
+        assert_eq!(c.nodes[1].tlog_dir, PathBuf::from("/tmp/a/n1/tlogs"));
+        assert_eq!(c.nodes[1].log_level, "debug");
+        let again = ClusterConfig::parse(&c.to_ini(), "again.ini").unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn errors_name_the_section_and_the_key() {
+        let cases = [
+            (GOOD.replace("client_port = 4001", "client_port = lots"), "[n1] client_port"),
+            (GOOD.replace("master = n1", "master = n9"), "[global] master"),
+            (GOOD.replace("cluster_id = demo\n", ""), "[global] cluster_id"),
+            (GOOD.replace("[n2]", "[n3]"), "[n2] ip: the section is missing"),
+            (GOOD.replace("lease_period = 3", "lease_period = 0"), "[global] lease_period"),
+            (GOOD.replace("ip = 127.0.0.1\nclient_port = 4000", "ip = local\nclient_port = 4000"), "[n0] ip"),
+        ];
+        for (text, expected) in cases {
+            let err = ClusterConfig::parse(&text, "t.ini").unwrap_err().to_string();
+            assert!(err.starts_with("t.ini: "), "{err}");
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_node_lists_the_known_ones() {
+        let c = ClusterConfig::parse(GOOD, "t.ini").unwrap();
+        let err = c.index_of("n7", "t.ini").unwrap_err().to_string();
+        assert!(err.contains("n7") && err.contains("n0, n1, n2"), "{err}");
+    }
+}
