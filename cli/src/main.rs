@@ -1,1 +1,38 @@
-fn main() {}
+//! `arakoon-admin`: the operator's toolkit for arakoon-rs.
+//!
+//! One module per command family; each returns the process exit code, or a [`Failure`] whose
+//! message is printed on stderr. Exit codes are documented in the README.
+
+mod output;
+mod tlog_cmd;
+
+use clap::{Parser, Subcommand};
+use output::Failure;
+
+#[derive(Debug, Parser)]
+#[command(name = "arakoon-admin", version, about = "The operator's toolkit for arakoon-rs", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect, verify and repair TLog directories.
+    #[command(subcommand)]
+    Tlog(tlog_cmd::TlogCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tlog(cmd) => tlog_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(Failure { code, message }) => {
+            eprintln!("arakoon-admin: {message}");
+            std::process::exit(code);
+        }
+    }
+}

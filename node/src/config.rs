@@ -243,7 +243,11 @@ impl Parser<'_> {
         let log_level = self.optional(name, "log_level").unwrap_or("info").to_string();
         const LEVELS: [&str; 6] = ["trace", "debug", "info", "notice", "warning", "error"];
         if !LEVELS.contains(&log_level.as_str()) && log_level != "fatal" {
-            return Err(self.bad(name, "log_level", &format!("{log_level:?} is not one of {LEVELS:?}")));
+            return Err(self.bad(
+                name,
+                "log_level",
+                &format!("{log_level:?} is not one of {LEVELS:?}"),
+            ));
         }
         Ok(NodeConfig {
             name: name.to_string(),
@@ -324,7 +328,13 @@ home = /tmp/a/n2
             (GOOD.replace("cluster_id = demo\n", ""), "[global] cluster_id"),
             (GOOD.replace("[n2]", "[n3]"), "[n2] ip: the section is missing"),
             (GOOD.replace("lease_period = 3", "lease_period = 0"), "[global] lease_period"),
-            (GOOD.replace("ip = 127.0.0.1\nclient_port = 4000", "ip = local\nclient_port = 4000"), "[n0] ip"),
+            (
+                GOOD.replace(
+                    "ip = 127.0.0.1\nclient_port = 4000",
+                    "ip = local\nclient_port = 4000",
+                ),
+                "[n0] ip",
+            ),
         ];
         for (text, expected) in cases {
             let err = ClusterConfig::parse(&text, "t.ini").unwrap_err().to_string();

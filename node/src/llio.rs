@@ -159,11 +159,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                at: self.pos,
-                needed: n,
-                left: self.remaining(),
-            });
+            return Err(DecodeError::Truncated { at: self.pos, needed: n, left: self.remaining() });
         }
         let slice = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -304,9 +300,9 @@ mod tests {
             [
                 1, 0, 0, 0, //
                 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, //
-                1, //
+                1,    //
                 2, 0, 0, 0, b'a', b'b', //
-                0, //
+                0,    //
                 1, 1, 0, 0, 0, b'c',
             ]
         );
@@ -333,10 +329,7 @@ mod tests {
     fn absurd_lengths_are_rejected_before_allocation() {
         let mut buf = Vec::new();
         buf.put_i32(i32::MAX);
-        assert!(matches!(
-            Reader::new(&buf).bytes(),
-            Err(DecodeError::TooLong { at: 0, .. })
-        ));
+        assert!(matches!(Reader::new(&buf).bytes(), Err(DecodeError::TooLong { at: 0, .. })));
         assert!(matches!(
             Reader::with_limit(&buf, u32::MAX).bytes(),
             Err(DecodeError::Truncated { at: 4, .. })

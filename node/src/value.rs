@@ -215,7 +215,8 @@ impl Update {
                         reason: format!("nested deeper than {NESTING_MAX} levels"),
                     });
                 }
-                let us = r.list_in_order(UPDATE_BYTES_MIN, |r| Self::decode_nested(r, depth + 1))?;
+                let us =
+                    r.list_in_order(UPDATE_BYTES_MIN, |r| Self::decode_nested(r, depth + 1))?;
                 if tag == 5 {
                     Update::Sequence(us)
                 } else {
@@ -226,9 +227,9 @@ impl Update {
             7 => Update::UserFunction { name: r.string("user function name")?, arg: r.option()? },
             8 => Update::Assert { key: r.bytes()?, value: r.option()? },
             9 => Update::AdminSet { key: r.bytes()?, value: r.option()? },
-            10 => Update::SetInterval {
-                bounds: [r.option()?, r.option()?, r.option()?, r.option()?],
-            },
+            10 => {
+                Update::SetInterval { bounds: [r.option()?, r.option()?, r.option()?, r.option()?] }
+            }
             12 => Update::SetRoutingDelta { left: r.bytes()?, sep: r.bytes()?, right: r.bytes()? },
             14 => Update::DeletePrefix { prefix: r.bytes()? },
             15 => Update::AssertExists { key: r.bytes()? },
@@ -253,9 +254,7 @@ impl Update {
                     reason: "nursery SetRouting (tag 11) is not supported by arakoon-rs".into(),
                 })
             }
-            other => {
-                return Err(DecodeError::BadTag { at, what: "update", tag: i64::from(other) })
-            }
+            other => return Err(DecodeError::BadTag { at, what: "update", tag: i64::from(other) }),
         };
         Ok(update)
     }
@@ -333,7 +332,9 @@ impl Value {
         let mut peek = r.clone();
         if peek.i32()? != VALUE_MAGIC {
             return Ok(match Update::decode(r)? {
-                Update::MasterSet { master, lease_start } => Value::MasterSet { master, lease_start },
+                Update::MasterSet { master, lease_start } => {
+                    Value::MasterSet { master, lease_start }
+                }
                 update => Value::Client { synced: false, updates: vec![update] },
             });
         }
@@ -345,10 +346,9 @@ impl Value {
                 let updates = r.list_reversed(UPDATE_BYTES_MIN, Update::decode)?;
                 Ok(Value::Client { synced, updates })
             }
-            b'm' => Ok(Value::MasterSet {
-                master: r.string("master name")?,
-                lease_start: r.i64()?,
-            }),
+            b'm' => {
+                Ok(Value::MasterSet { master: r.string("master name")?, lease_start: r.i64()? })
+            }
             other => {
                 let _ = at;
                 Err(DecodeError::BadTag { at: kind_at, what: "value kind", tag: i64::from(other) })
@@ -376,12 +376,19 @@ mod tests {
             Update::Assert { key: b"k".to_vec(), value: None },
             Update::AdminSet { key: b"*i".to_vec(), value: Some(b"1".to_vec()) },
             Update::SetInterval { bounds: [None, Some(b"a".to_vec()), None, Some(b"z".to_vec())] },
-            Update::SetRoutingDelta { left: b"l".to_vec(), sep: b"s".to_vec(), right: b"r".to_vec() },
+            Update::SetRoutingDelta {
+                left: b"l".to_vec(),
+                sep: b"s".to_vec(),
+                right: b"r".to_vec(),
+            },
             Update::SyncedSequence(vec![Update::Delete { key: b"q".to_vec() }]),
             Update::DeletePrefix { prefix: b"p/".to_vec() },
             Update::AssertExists { key: b"k".to_vec() },
             Update::Replace { key: b"k".to_vec(), value: Some(b"r".to_vec()) },
-            Update::AssertRange { prefix: b"p".to_vec(), keys: vec![b"p1".to_vec(), b"p2".to_vec()] },
+            Update::AssertRange {
+                prefix: b"p".to_vec(),
+                keys: vec![b"p1".to_vec(), b"p2".to_vec()],
+            },
         ]
     }
 
@@ -434,7 +441,10 @@ mod tests {
     fn a_bare_update_is_a_legacy_client_value() {
         let bytes = Update::Set { key: b"k".to_vec(), value: b"v".to_vec() }.to_bytes();
         let v = Value::decode(&mut Reader::new(&bytes)).unwrap();
-        assert_eq!(v, Value::client(vec![Update::Set { key: b"k".to_vec(), value: b"v".to_vec() }]));
+        assert_eq!(
+            v,
+            Value::client(vec![Update::Set { key: b"k".to_vec(), value: b"v".to_vec() }])
+        );
     }
 
     #[test]

@@ -173,7 +173,10 @@ fn a_missing_file_and_a_file_starting_below_are_reported() {
     dir.put("002.tlog", &first);
     let v = validate(dir.as_ref()).unwrap();
     assert!(
-        matches!(v.problems.as_slice(), [TlogError::FileStartsBelow { first_i: 0, prev_last_i: 3, .. }]),
+        matches!(
+            v.problems.as_slice(),
+            [TlogError::FileStartsBelow { first_i: 0, prev_last_i: 3, .. }]
+        ),
         "{:?}",
         v.problems
     );
@@ -326,10 +329,7 @@ fn every_truncation_is_classified() {
                 }
                 (_, true) => {
                     let p = &v.problems[0];
-                    assert!(
-                        ["sequence", "truncated_sealed"].contains(&p.kind()),
-                        "{here}: {p}"
-                    );
+                    assert!(["sequence", "truncated_sealed"].contains(&p.kind()), "{here}: {p}");
                 }
                 (fk, false) => {
                     let p = &v.problems[0];

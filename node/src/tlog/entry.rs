@@ -174,7 +174,11 @@ impl<R: Read> EntryStream<R> {
         match decode_cmd(&self.cmd) {
             Ok((value, marker)) => {
                 self.offset += need;
-                Ok(Next::Entry { offset, len: need, entry: Entry { i: i_raw as u64, value, marker } })
+                Ok(Next::Entry {
+                    offset,
+                    len: need,
+                    entry: Entry { i: i_raw as u64, value, marker },
+                })
             }
             Err(error) => Ok(Next::Undecodable { offset, i: i_raw, error }),
         }
@@ -291,6 +295,8 @@ mod tests {
         bytes.put_i32(0);
         bytes.put_i32(i32::MAX);
         let next = EntryStream::new(&bytes[..]).next_entry().unwrap();
-        assert!(matches!(next, Next::BadLength { offset: 0, i: 0, len } if len == i64::from(i32::MAX)));
+        assert!(
+            matches!(next, Next::BadLength { offset: 0, i: 0, len } if len == i64::from(i32::MAX))
+        );
     }
 }

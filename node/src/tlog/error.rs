@@ -27,7 +27,9 @@ pub enum TlogError {
     #[error("{path}: impossible entry length {len} at offset {offset} (i={i})")]
     BadLength { path: String, offset: u64, i: u64, len: i64 },
 
-    #[error("{path}: entry at offset {offset} (i={i}) passes its checksum but does not decode: {error}")]
+    #[error(
+        "{path}: entry at offset {offset} (i={i}) passes its checksum but does not decode: {error}"
+    )]
     Undecodable { path: String, offset: u64, i: i64, error: DecodeError },
 
     #[error("{path}: sequence error at offset {offset}: i={i} follows i={prev} (expected {prev} or {})", prev + 1)]

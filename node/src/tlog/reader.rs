@@ -108,11 +108,8 @@ fn scan_file(
         let next = match stream.next_entry() {
             Ok(next) => next,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let problem = TlogError::BadArchive {
-                    path,
-                    offset: stream.offset(),
-                    reason: e.to_string(),
-                };
+                let problem =
+                    TlogError::BadArchive { path, offset: stream.offset(), reason: e.to_string() };
                 return Ok((summary, Some(problem)));
             }
             Err(e) => return Err(TlogError::io(path, e)),
