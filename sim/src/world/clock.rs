@@ -1,0 +1,68 @@
+//! Per-node clocks of the simulated world.
+//!
+//! The world keeps one true time in microseconds; each node reads its own clock, which may be
+//! offset and may run fast or slow (drift in parts per million). The consensus core only ever
+//! sees its node's clock, so offsets and drift reach it exactly as they would in production.
+
+/// One node's clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimClock {
+    /// Added to the true time.
+    pub offset_us: i64,
+    /// Rate error: +100 means the clock gains 100 µs per true second.
+    pub drift_ppm: i64,
+    /// The true time at which the drift started to count (set when drift changes, so changing
+    /// the rate never makes the clock jump).
+    pub drift_since_us: u64,
+    /// What the drift had accumulated before `drift_since_us`.
+    pub drift_carried_us: i64,
+}
+
+impl SimClock {
+    /// The node's reading of true time `now_us`, in milliseconds, never below zero.
+    pub fn now_ms(&self, now_us: u64) -> u64 {
+        let drift = self.drift_carried_us + self.drift_of(now_us);
+        let local = now_us as i64 + self.offset_us + drift;
+        (local.max(0) as u64) / 1000
+    }
+
+    fn drift_of(&self, now_us: u64) -> i64 {
+        let elapsed = now_us.saturating_sub(self.drift_since_us) as i128;
+        (elapsed * self.drift_ppm as i128 / 1_000_000) as i64
+    }
+
+    /// Changes the rate from `now_us` on, keeping the reading continuous.
+    pub fn set_drift(&mut self, now_us: u64, drift_ppm: i64) {
+        self.drift_carried_us += self.drift_of(now_us);
+        self.drift_since_us = now_us;
+        self.drift_ppm = drift_ppm;
+    }
+
+    /// How far this clock's reading may be from true time at `now_us`, in µs.
+    pub fn error_us(&self, now_us: u64) -> i64 {
+        self.offset_us + self.drift_carried_us + self.drift_of(now_us)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_and_drift_shift_the_reading() {
+        let mut c = SimClock { offset_us: 5_000, ..SimClock::default() };
+        assert_eq!(c.now_ms(1_000_000), 1_005);
+        c.set_drift(1_000_000, 1_000); // gains 1 ms per second from t = 1 s
+        assert_eq!(c.now_ms(1_000_000), 1_005, "changing the rate does not jump");
+        assert_eq!(c.now_ms(3_000_000), 3_007);
+        c.set_drift(3_000_000, 0);
+        assert_eq!(c.now_ms(10_000_000), 10_007);
+        assert_eq!(c.error_us(10_000_000), 7_000);
+    }
+
+    #[test]
+    fn a_clock_never_reads_below_zero() {
+        let c = SimClock { offset_us: -10_000, ..SimClock::default() };
+        assert_eq!(c.now_ms(0), 0);
+    }
+}
