@@ -8,6 +8,7 @@
 //! real ([`FsDir`]) or simulated ([`MemDir`]).
 
 pub mod archive;
+mod ballot;
 mod dir;
 mod entry;
 mod error;
@@ -16,6 +17,7 @@ mod memdir;
 pub mod reader;
 mod writer;
 
+pub use ballot::{BallotRecord, BALLOT_FILE};
 pub use dir::{FsDir, LogDir, LogFile};
 pub use entry::{
     closed_marker, decode_cmd, encode_entry, opened_marker, Entry, EntryStream, Next,
