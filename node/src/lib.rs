@@ -7,6 +7,7 @@ pub mod config;
 pub mod llio;
 pub mod rc;
 pub mod replay;
+pub mod server;
 pub mod store;
 pub mod tlog;
 pub mod value;

@@ -1,0 +1,6 @@
+//! The server: the tokio shell around the consensus machine.
+//!
+//! The core loop owns the consensus machine and the store; the persister thread owns the TLog
+//! writer; connection tasks speak the client protocol; peer links carry node-to-node messages.
+
+pub mod persist;
