@@ -3,4 +3,5 @@
 //! The core loop owns the consensus machine and the store; the persister thread owns the TLog
 //! writer; connection tasks speak the client protocol; peer links carry node-to-node messages.
 
+pub mod env;
 pub mod persist;

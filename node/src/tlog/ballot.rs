@@ -46,8 +46,10 @@ impl BallotRecord {
         let bad = |reason: &str| TlogError::BadArchive {
             path: path.clone(),
             offset: 0,
-            reason: format!("ballot record {reason}; if the TLog is healthy, remove it and let \
-                             the node catch up before it votes again"),
+            reason: format!(
+                "ballot record {reason}; if the TLog is healthy, remove it and let \
+                             the node catch up before it votes again"
+            ),
         };
         if bytes.len() != 20 {
             return Err(bad(&format!("has {} bytes, not 20", bytes.len())));
