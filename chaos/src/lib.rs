@@ -1,1 +1,3 @@
 //! chaos (under construction)
+
+pub mod proxy;
