@@ -1,3 +1,4 @@
 //! chaos (under construction)
 
 pub mod proxy;
+pub mod process;

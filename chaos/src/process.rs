@@ -1,0 +1,201 @@
+//! Real processes for the sandbox and the end-to-end tests: free loopback ports, and a child
+//! process handle that can be killed (-9), stopped (SIGTERM), paused (SIGSTOP) and resumed
+//! (SIGCONT), and that never outlives the process that started it: it is killed on drop, and the
+//! kernel kills it if its parent dies first (PR_SET_PDEATHSIG).
+
+use std::fs::File;
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// `n` distinct free TCP ports on 127.0.0.1, held open together while picked so none repeats.
+pub fn free_ports(n: usize) -> io::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<io::Result<_>>()?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+/// Finds a sibling binary of this program (`arakoon` beside `arakoon-admin` or a test binary),
+/// or the one `ARAKOON_BIN` names.
+pub fn locate_binary(name: &str) -> io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ARAKOON_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf);
+    // Test binaries live in target/<profile>/deps; binaries in target/<profile>.
+    for _ in 0..2 {
+        let Some(d) = dir else { break };
+        let candidate = d.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "cannot find the `{name}` binary beside {}; build it with `cargo build -p arakoon-node` \
+             or set ARAKOON_BIN",
+            exe.display()
+        ),
+    ))
+}
+
+/// A child process under our control.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+    pid: u32,
+    label: String,
+}
+
+fn signal(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill(2) has no memory-safety preconditions; pid is a child we started.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl Process {
+    /// Starts `program args`, with stdout and stderr appended to `log`.
+    pub fn spawn(label: &str, program: &Path, args: &[String], log: &Path) -> io::Result<Process> {
+        let out = File::options().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child when
+        // its parent dies, so no node outlives a crashed test or tool.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        Ok(Process { pid: child.id(), child: Some(child), label: label.to_string() })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether the process is still running (a paused one is).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// kill -9, then reap.
+    pub fn kill(&mut self) -> io::Result<()> {
+        if let Some(mut c) = self.child.take() {
+            // Resume first: a stopped process still dies of SIGKILL, but be explicit.
+            let _ = signal(self.pid, libc::SIGCONT);
+            let _ = c.kill();
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait up to `grace` for a clean exit, then kill -9.
+    pub fn terminate(&mut self, grace: Duration) -> io::Result<Option<ExitStatus>> {
+        let Some(mut c) = self.child.take() else { return Ok(None) };
+        let _ = signal(self.pid, libc::SIGCONT);
+        signal(self.pid, libc::SIGTERM)?;
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c.kill()?;
+        c.wait()?;
+        Ok(None)
+    }
+
+    /// SIGSTOP.
+    pub fn pause(&mut self) -> io::Result<()> {
+        self.require_running("pause")?;
+        signal(self.pid, libc::SIGSTOP)
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self) -> io::Result<()> {
+        self.require_running("resume")?;
+        signal(self.pid, libc::SIGCONT)
+    }
+
+    fn require_running(&mut self, what: &str) -> io::Result<()> {
+        if self.is_running() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("cannot {what} {}: it is not running", self.label)))
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct() {
+        let ports = free_ports(16).unwrap();
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 16);
+    }
+
+    #[test]
+    fn pause_resume_terminate_and_kill() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("log");
+        let script = "trap 'exit 7' TERM; echo ready; while true; do sleep 0.01; done";
+        let args = vec!["-c".to_string(), script.into()];
+        let mut p = Process::spawn("sh", Path::new("/bin/sh"), &args, &log).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("ready") {
+            assert!(Instant::now() < deadline, "the child never got ready");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(p.is_running());
+        p.pause().unwrap();
+        assert!(p.is_running(), "a paused process is still running");
+        p.resume().unwrap();
+        let status = p.terminate(Duration::from_secs(5)).unwrap().expect("exits on SIGTERM");
+        assert_eq!(status.code(), Some(7));
+        assert!(!p.is_running());
+        let err = p.pause().unwrap_err();
+        assert!(err.to_string().contains("not running"), "{err}");
+
+        let mut p = Process::spawn("sleep", Path::new("/bin/sleep"), &["60".into()], &log).unwrap();
+        let pid = p.pid();
+        drop(p.kill());
+        assert!(!Path::new(&format!("/proc/{pid}")).exists() || !p.is_running());
+    }
+}
