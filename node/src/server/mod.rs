@@ -4,4 +4,5 @@
 //! writer; connection tasks speak the client protocol; peer links carry node-to-node messages.
 
 pub mod env;
+pub mod frame;
 pub mod persist;

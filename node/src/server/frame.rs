@@ -1,0 +1,97 @@
+//! Length-prefixed frames on node-to-node connections: int32 length, then the payload.
+//!
+//! A peer connection opens with a hello frame (magic, cluster id, the sender's name), so a node
+//! never mixes up clusters or peers. Every frame is bounded: a length above the maximum closes
+//! the connection before anything is allocated.
+
+use crate::llio::{Put, Reader};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The magic of a peer hello ("arakoon-rs peer v1").
+pub const PEER_MAGIC: i32 = 0x0a7a_0001;
+
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut buf = Vec::with_capacity(4 + payload.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).await
+}
+
+/// Reads one frame into `buf`; `Ok(false)` on a clean end of stream before a frame starts.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    bytes_max: u32,
+) -> io::Result<bool> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > bytes_max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the maximum of {bytes_max}"),
+        ));
+    }
+    buf.clear();
+    buf.resize(len as usize, 0);
+    r.read_exact(buf).await?;
+    Ok(true)
+}
+
+/// The first frame on a peer connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub cluster_id: String,
+    pub node: String,
+}
+
+impl Hello {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        buf.put_i32(PEER_MAGIC);
+        buf.put_bytes(self.cluster_id.as_bytes());
+        buf.put_bytes(self.node.as_bytes());
+        buf
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Hello, String> {
+        let mut r = Reader::new(bytes);
+        let magic = r.i32().map_err(|e| e.to_string())?;
+        if magic != PEER_MAGIC {
+            return Err(format!("not a peer hello (magic {magic:#x})"));
+        }
+        let cluster_id = r.string("cluster id").map_err(|e| e.to_string())?;
+        let node = r.string("node name").map_err(|e| e.to_string())?;
+        r.finish("hello").map_err(|e| e.to_string())?;
+        Ok(Hello { cluster_id, node })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_ones_are_refused() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let hello = Hello { cluster_id: "c".into(), node: "n0".into() };
+        write_frame(&mut a, &hello.encode()).await.unwrap();
+        write_frame(&mut a, &[7u8; 100]).await.unwrap();
+        let mut buf = Vec::new();
+        assert!(read_frame(&mut b, &mut buf, 1024).await.unwrap());
+        assert_eq!(Hello::decode(&buf).unwrap(), hello);
+        let err = read_frame(&mut b, &mut buf, 50).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        drop(a);
+        let (mut a, mut b) = tokio::io::duplex(64);
+        drop(a.shutdown().await);
+        assert!(!read_frame(&mut b, &mut buf, 50).await.unwrap());
+    }
+}
