@@ -5,4 +5,5 @@
 
 pub mod env;
 pub mod frame;
+pub mod peers;
 pub mod persist;
