@@ -1,4 +1,5 @@
 //! chaos (under construction)
 
-pub mod proxy;
 pub mod process;
+pub mod proxy;
+pub mod sandbox;

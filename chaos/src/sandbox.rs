@@ -1,0 +1,288 @@
+//! The local sandbox: a cluster of real `arakoon` processes on loopback, whose peer links run
+//! through fault proxies so that partitions need no root.
+//!
+//! Layout of a sandbox directory:
+//!
+//! ```text
+//! D/sandbox.json        what runs: nodes (ports, pid), proxies, the supervisor's pid
+//! D/cluster.ini         the configuration clients and operators use (real ports)
+//! D/net.json            the desired state of every directed peer link
+//! D/<node>/node.ini     the node's own view: its peers' messaging ports are its proxies
+//! D/<node>/home/        store and TLogs
+//! D/<node>/node.log     stdout and stderr of the node process
+//! ```
+//!
+//! Node `a` reaches peer `b` through the proxy for the link `a->b`, so cutting that one proxy is
+//! a one-way partition. The supervisor process owns the proxies and applies `net.json` whenever
+//! it changes; the other commands act directly on pids and files.
+
+use crate::proxy::{self, LinkMode, LinkState, ProxyHandle};
+use arakoon_node::config::{ClusterConfig, NodeConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One node of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxNode {
+    pub name: String,
+    pub client_port: u16,
+    pub messaging_port: u16,
+    /// The running process, if any.
+    pub pid: Option<u32>,
+}
+
+/// One directed peer link and the proxy port that carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxLink {
+    pub from: String,
+    pub to: String,
+    pub proxy_port: u16,
+}
+
+/// `sandbox.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxState {
+    pub cluster_id: String,
+    pub nodes: Vec<SandboxNode>,
+    pub links: Vec<SandboxLink>,
+    pub supervisor_pid: Option<u32>,
+}
+
+/// `net.json`: link name `a->b` to its state; links not named pass.
+pub type NetState = BTreeMap<String, LinkState>;
+
+pub fn link_name(from: &str, to: &str) -> String {
+    format!("{from}->{to}")
+}
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+impl SandboxState {
+    pub fn load(dir: &Path) -> io::Result<SandboxState> {
+        let path = dir.join("sandbox.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: {e}; is there a sandbox here? start one with `arakoon-admin sandbox up`",
+                    path.display()
+                ),
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        })
+    }
+
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        write_atomically(&dir.join("sandbox.json"), &serde_json::to_vec_pretty(self)?)
+    }
+
+    pub fn node(&self, name: &str) -> io::Result<&SandboxNode> {
+        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| self.unknown(name))
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> io::Result<&mut SandboxNode> {
+        let known = self.names().join(", ");
+        self.nodes.iter_mut().find(|n| n.name == name).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no node {name:?} (nodes: {known})"))
+        })
+    }
+
+    fn unknown(&self, name: &str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no node {name:?} in this sandbox (nodes: {})", self.names().join(", ")),
+        )
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+}
+
+/// Writes a file through a temporary name and a rename, so readers never see half of it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+pub fn load_net(dir: &Path) -> NetState {
+    std::fs::read(dir.join("net.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+pub fn save_net(dir: &Path, net: &NetState) -> io::Result<()> {
+    write_atomically(&dir.join("net.json"), &serde_json::to_vec_pretty(net)?)
+}
+
+/// Plans a sandbox of `nodes` nodes in `dir`: picks free ports, writes the configurations, and
+/// returns the state (no process started yet).
+pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState, ClusterConfig)> {
+    assert!((1..=9).contains(&nodes), "1 to 9 nodes");
+    std::fs::create_dir_all(dir)?;
+    let links = nodes * (nodes - 1);
+    let ports = crate::process::free_ports(2 * nodes + links)?;
+    let names: Vec<String> = (0..nodes).map(|k| format!("n{k}")).collect();
+    let dir = dir.canonicalize()?;
+    let node_configs: Vec<NodeConfig> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| NodeConfig {
+            name: name.clone(),
+            ip: LOCALHOST,
+            client_port: ports[2 * k],
+            messaging_port: ports[2 * k + 1],
+            home: dir.join(name).join("home"),
+            tlog_dir: dir.join(name).join("home").join("tlogs"),
+            log_level: "info".into(),
+        })
+        .collect();
+    let config = ClusterConfig {
+        cluster_id: "sandbox".into(),
+        nodes: node_configs,
+        lease_ms,
+        quorum: None,
+        forced_master: None,
+        tlog_max_entries: 50_000,
+        tlog_max_size: 32 * 1024 * 1024,
+        max_value_size: 8 * 1024 * 1024,
+        max_buffer_size: 32 * 1024 * 1024,
+        batch_max_updates: 1024,
+        batch_max_bytes: 4 * 1024 * 1024,
+        max_connections: 1024,
+    };
+    let mut link_list = Vec::with_capacity(links);
+    let mut next = 2 * nodes;
+    for a in &names {
+        for b in &names {
+            if a != b {
+                link_list.push(SandboxLink {
+                    from: a.clone(),
+                    to: b.clone(),
+                    proxy_port: ports[next],
+                });
+                next += 1;
+            }
+        }
+    }
+    std::fs::write(dir.join("cluster.ini"), config.to_ini())?;
+    for (k, name) in names.iter().enumerate() {
+        std::fs::create_dir_all(dir.join(name).join("home"))?;
+        let mut own = config.clone();
+        for (j, peer) in names.iter().enumerate() {
+            if j != k {
+                let link =
+                    link_list.iter().find(|l| &l.from == name && &l.to == peer).expect("planned");
+                own.nodes[j].messaging_port = link.proxy_port;
+            }
+        }
+        std::fs::write(dir.join(name).join("node.ini"), own.to_ini())?;
+    }
+    let state = SandboxState {
+        cluster_id: config.cluster_id.clone(),
+        nodes: names
+            .iter()
+            .zip(&config.nodes)
+            .map(|(name, n)| SandboxNode {
+                name: name.clone(),
+                client_port: n.client_port,
+                messaging_port: n.messaging_port,
+                pid: None,
+            })
+            .collect(),
+        links: link_list,
+        supervisor_pid: None,
+    };
+    state.save(&dir)?;
+    save_net(&dir, &NetState::new())?;
+    Ok((state, config))
+}
+
+/// The link states that cut the cluster into `groups` (nodes in no group are isolated).
+pub fn partition(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<NetState> {
+    for g in groups {
+        for n in g {
+            state.node(n)?;
+        }
+    }
+    let mut net = NetState::new();
+    for l in &state.links {
+        let together = groups.iter().any(|g| g.contains(&l.from) && g.contains(&l.to));
+        if !together {
+            net.insert(link_name(&l.from, &l.to), LinkState { mode: LinkMode::Drop, delay_ms: 0 });
+        }
+    }
+    Ok(net)
+}
+
+/// The supervisor's work: run every proxy and apply `net.json` whenever it changes, until the
+/// sandbox directory's `sandbox.json` no longer names this process.
+pub async fn supervise(dir: PathBuf) -> io::Result<()> {
+    let state = SandboxState::load(&dir)?;
+    let mut proxies: BTreeMap<String, ProxyHandle> = BTreeMap::new();
+    for l in &state.links {
+        let upstream = SocketAddr::new(LOCALHOST, state.node(&l.to)?.messaging_port);
+        let listen = SocketAddr::new(LOCALHOST, l.proxy_port);
+        proxies.insert(link_name(&l.from, &l.to), proxy::start(listen, upstream).await?);
+    }
+    let me = std::process::id();
+    let mut applied = NetState::new();
+    loop {
+        let net = load_net(&dir);
+        if net != applied {
+            for (name, p) in &proxies {
+                p.set(net.get(name).copied().unwrap_or_default());
+            }
+            applied = net;
+        }
+        match SandboxState::load(&dir) {
+            Ok(s) if s.supervisor_pid == Some(me) => {}
+            _ => break,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for p in proxies.values() {
+        p.stop();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_gives_each_node_its_own_view_of_the_peers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, config) = plan(tmp.path(), 3, 1000).unwrap();
+        assert_eq!(state.links.len(), 6);
+        let own = ClusterConfig::load(&tmp.path().join("n0/node.ini")).unwrap();
+        assert_eq!(
+            own.nodes[0].messaging_port, config.nodes[0].messaging_port,
+            "its own port is real"
+        );
+        let via = state.links.iter().find(|l| l.from == "n0" && l.to == "n1").unwrap();
+        assert_eq!(own.nodes[1].messaging_port, via.proxy_port, "a peer is reached via its proxy");
+        assert_eq!(own.nodes[1].client_port, config.nodes[1].client_port);
+        assert_eq!(SandboxState::load(tmp.path()).unwrap(), state);
+    }
+
+    #[test]
+    fn a_partition_cuts_exactly_the_links_between_groups() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, _) = plan(tmp.path(), 3, 1000).unwrap();
+        let net = partition(&state, &[vec!["n0".into(), "n1".into()], vec!["n2".into()]]).unwrap();
+        let cut: Vec<&String> = net.keys().collect();
+        assert_eq!(cut, ["n0->n2", "n1->n2", "n2->n0", "n2->n1"]);
+        let err = partition(&state, &[vec!["n7".into()]]).unwrap_err();
+        assert!(err.to_string().contains("n0, n1, n2"), "{err}");
+    }
+}
