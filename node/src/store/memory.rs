@@ -1,1 +1,144 @@
-//! (under construction)
+//! The memory store: B-trees in memory, deterministic and cheap to clone. The simulator gives
+//! one to every node; it passes the same conformance tests as the sled store.
+
+use super::apply::{apply_value, Overlay, View};
+use super::reads;
+use super::{MasterRecord, Range, Store, StoreError, UpdateResult, UserFunctionRegistry};
+use crate::value::{Bytes, Key, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    cluster_id: String,
+    data: BTreeMap<Key, Bytes>,
+    admin: BTreeMap<Key, Bytes>,
+    master: Option<MasterRecord>,
+    applied: Option<u64>,
+    registry: UserFunctionRegistry,
+}
+
+impl MemoryStore {
+    pub fn new(cluster_id: &str) -> MemoryStore {
+        MemoryStore::with_registry(cluster_id, UserFunctionRegistry::default())
+    }
+
+    pub fn with_registry(cluster_id: &str, registry: UserFunctionRegistry) -> MemoryStore {
+        MemoryStore {
+            cluster_id: cluster_id.to_string(),
+            data: BTreeMap::new(),
+            admin: BTreeMap::new(),
+            master: None,
+            applied: None,
+            registry,
+        }
+    }
+
+    /// Every user key and value, in order (for comparisons in tests and the simulator).
+    pub fn entries(&self) -> &BTreeMap<Key, Bytes> {
+        &self.data
+    }
+
+    fn commit(&mut self, writes: BTreeMap<Key, Option<Bytes>>, admin: BTreeMap<Key, Option<Bytes>>) {
+        for (k, v) in writes {
+            match v {
+                Some(v) => self.data.insert(k, v),
+                None => self.data.remove(&k),
+            };
+        }
+        for (k, v) in admin {
+            match v {
+                Some(v) => self.admin.insert(k, v),
+                None => self.admin.remove(&k),
+            };
+        }
+    }
+}
+
+impl View for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.data.get(key).cloned())
+    }
+
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Key>, StoreError> {
+        Ok(self
+            .data
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+}
+
+impl Store for MemoryStore {
+    fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    fn applied(&self) -> Option<u64> {
+        self.applied
+    }
+
+    fn apply(&mut self, i: u64, value: &Value) -> Result<Vec<UpdateResult>, StoreError> {
+        let expected = self.next_i();
+        if i != expected {
+            return Err(StoreError::OutOfOrder { i, expected });
+        }
+        let mut top = Overlay::new(&*self);
+        let results = apply_value(&mut top, value, &self.registry)?;
+        let (writes, admin, master) = (top.writes, top.admin, top.master);
+        self.commit(writes, admin);
+        if master.is_some() {
+            self.master = master;
+        }
+        self.applied = Some(i);
+        Ok(results)
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn master(&self) -> Option<MasterRecord> {
+        self.master.clone()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        View::get(self, key)
+    }
+
+    fn range(&self, range: &Range) -> Result<Vec<Key>, StoreError> {
+        Ok(self.range_entries(range)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    fn range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        let Some(bounds) = reads::ascending(range) else { return Ok(Vec::new()) };
+        Ok(self
+            .data
+            .range::<[u8], _>(bounds)
+            .take(reads::limit(range))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn rev_range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        let Some(bounds) = reads::descending(range) else { return Ok(Vec::new()) };
+        Ok(self
+            .data
+            .range::<[u8], _>(bounds)
+            .rev()
+            .take(reads::limit(range))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn prefix_keys(&self, prefix: &[u8], max: Option<usize>) -> Result<Vec<Key>, StoreError> {
+        let mut keys = self.keys_with_prefix(prefix)?;
+        keys.truncate(max.unwrap_or(usize::MAX));
+        Ok(keys)
+    }
+
+    fn key_count(&self) -> Result<u64, StoreError> {
+        Ok(self.data.len() as u64)
+    }
+}

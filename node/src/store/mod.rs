@@ -14,12 +14,13 @@ use thiserror::Error;
 
 mod apply;
 mod memory;
+mod reads;
 mod sled_store;
 pub mod user_function;
 
-// pub use memory::MemoryStore;
-// pub use sled_store::SledStore;
-// pub use user_function::{UserFunction, UserFunctionRegistry};
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+pub use user_function::{UserContext, UserFunction, UserFunctionRegistry};
 
 /// What one update of an applied value returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +110,14 @@ pub trait Store: Send {
         &mut self,
         values: &[(u64, Value)],
     ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+        // Refuse a batch with a gap before applying any of it.
+        let mut expected = self.next_i();
+        for (i, _) in values {
+            if *i != expected {
+                return Err(StoreError::OutOfOrder { i: *i, expected });
+            }
+            expected += 1;
+        }
         values.iter().map(|(i, v)| self.apply(*i, v)).collect()
     }
 

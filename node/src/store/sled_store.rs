@@ -1,1 +1,315 @@
-//! (under construction)
+//! The sled store (production and the sandbox).
+//!
+//! One sled tree holds everything, so that one `apply_batch` commits a value's data, the new
+//! applied index and the key count together: sled makes a batch atomic across crashes, so the
+//! data and the index can never disagree. Key layout:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `@` + user key | the user's value |
+//! | `*admin/` + key | AdminSet values |
+//! | `*applied` | the last applied slot (int64 LE) |
+//! | `*cluster_id` | the cluster this store belongs to |
+//! | `*master` | the last MasterSet: llio string master, int64 lease start |
+//! | `*key_count` | the number of user keys (uint64 LE) |
+//!
+//! The store is not fsynced per value: the TLog is the truth, and replay restores whatever a
+//! crash lost. [`Store::flush`] makes it durable when a caller needs that (rebuild, shutdown).
+
+use super::apply::{apply_value, Overlay, View};
+use super::reads;
+use super::{
+    MasterRecord, Range, Store, StoreError, UpdateResult, UserFunctionRegistry,
+};
+use crate::llio::{Put, Reader};
+use crate::value::{Bytes, Key, Value};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+const USER: u8 = b'@';
+/// The byte after `@`: the exclusive end of the user key space.
+const USER_END: u8 = b'A';
+const APPLIED: &[u8] = b"*applied";
+const CLUSTER_ID: &[u8] = b"*cluster_id";
+const MASTER: &[u8] = b"*master";
+const KEY_COUNT: &[u8] = b"*key_count";
+const ADMIN: &[u8] = b"*admin/";
+
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    cluster_id: String,
+    applied: Option<u64>,
+    master: Option<MasterRecord>,
+    key_count: u64,
+    registry: UserFunctionRegistry,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("cluster_id", &self.cluster_id)
+            .field("applied", &self.applied)
+            .finish()
+    }
+}
+
+fn user_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(USER);
+    k.extend_from_slice(key);
+    k
+}
+
+fn admin_key(key: &[u8]) -> Vec<u8> {
+    [ADMIN, key].concat()
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path` for cluster `cluster_id`.
+    pub fn open(path: &Path, cluster_id: &str) -> Result<SledStore, StoreError> {
+        SledStore::open_with(path, cluster_id, UserFunctionRegistry::default())
+    }
+
+    pub fn open_with(
+        path: &Path,
+        cluster_id: &str,
+        registry: UserFunctionRegistry,
+    ) -> Result<SledStore, StoreError> {
+        let shown = path.display().to_string();
+        let backend = |source| StoreError::Backend { path: shown.clone(), source };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(backend)?;
+        let corrupt = |reason: String| StoreError::Corrupt { path: shown.clone(), reason };
+        let found = db.get(CLUSTER_ID).map_err(backend)?;
+        match found {
+            Some(id) if id.as_ref() != cluster_id.as_bytes() => {
+                return Err(StoreError::WrongCluster {
+                    path: shown,
+                    expected: cluster_id.to_string(),
+                    found: String::from_utf8_lossy(&id).into_owned(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                if db.get(APPLIED).map_err(backend)?.is_some() {
+                    return Err(corrupt("it has applied values but no cluster id".into()));
+                }
+                db.insert(CLUSTER_ID, cluster_id.as_bytes()).map_err(backend)?;
+                db.flush().map_err(backend)?;
+            }
+        }
+        let applied = match db.get(APPLIED).map_err(backend)? {
+            None => None,
+            Some(b) => Some(read_u64(&b).ok_or_else(|| corrupt(format!("{APPLIED:?} holds {} bytes", b.len())))?),
+        };
+        let key_count = match db.get(KEY_COUNT).map_err(backend)? {
+            None => 0,
+            Some(b) => read_u64(&b).ok_or_else(|| corrupt("*key_count is damaged".into()))?,
+        };
+        let master = match db.get(MASTER).map_err(backend)? {
+            None => None,
+            Some(b) => {
+                let mut r = Reader::new(&b);
+                let m = r.string("master").and_then(|m| Ok((m, r.i64()?)));
+                let (master, lease_start) = m.map_err(|e| corrupt(format!("*master: {e}")))?;
+                Some(MasterRecord { master, lease_start })
+            }
+        };
+        Ok(SledStore {
+            path: path.to_path_buf(),
+            db,
+            cluster_id: cluster_id.to_string(),
+            applied,
+            master,
+            key_count,
+            registry,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn backend(&self, source: sled::Error) -> StoreError {
+        StoreError::Backend { path: self.path.display().to_string(), source }
+    }
+
+    /// Commits an overlay's writes and the new applied index in one atomic batch.
+    fn commit(
+        &mut self,
+        writes: BTreeMap<Key, Option<Bytes>>,
+        admin: BTreeMap<Key, Option<Bytes>>,
+        master: Option<MasterRecord>,
+        applied: u64,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut count = self.key_count as i64;
+        for (k, v) in writes {
+            let key = user_key(&k);
+            let existed = self.db.contains_key(&key).map_err(|e| self.backend(e))?;
+            match v {
+                Some(v) => {
+                    count += i64::from(!existed);
+                    batch.insert(key, v);
+                }
+                None => {
+                    count -= i64::from(existed);
+                    batch.remove(key);
+                }
+            }
+        }
+        for (k, v) in admin {
+            match v {
+                Some(v) => batch.insert(admin_key(&k), v),
+                None => batch.remove(admin_key(&k)),
+            }
+        }
+        if let Some(m) = &master {
+            let mut b = Vec::new();
+            b.put_bytes(m.master.as_bytes());
+            b.put_i64(m.lease_start);
+            batch.insert(MASTER, b);
+        }
+        assert!(count >= 0, "the key count of {} went negative", self.path.display());
+        batch.insert(KEY_COUNT, &(count as u64).to_le_bytes());
+        batch.insert(APPLIED, &applied.to_le_bytes());
+        self.db.apply_batch(batch).map_err(|e| self.backend(e))?;
+        self.key_count = count as u64;
+        self.applied = Some(applied);
+        if master.is_some() {
+            self.master = master;
+        }
+        Ok(())
+    }
+
+    fn scan(&self, bounds: reads::Bounds<'_>) -> sled::Iter {
+        let lo = match bounds.0 {
+            Bound::Unbounded => Bound::Included(vec![USER]),
+            Bound::Included(k) => Bound::Included(user_key(k)),
+            Bound::Excluded(k) => Bound::Excluded(user_key(k)),
+        };
+        let hi = match bounds.1 {
+            Bound::Unbounded => Bound::Excluded(vec![USER_END]),
+            Bound::Included(k) => Bound::Included(user_key(k)),
+            Bound::Excluded(k) => Bound::Excluded(user_key(k)),
+        };
+        self.db.range((lo, hi))
+    }
+
+    fn collect(
+        &self,
+        iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        max: usize,
+    ) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        let mut out = Vec::new();
+        for item in iter.take(max) {
+            let (k, v) = item.map_err(|e| self.backend(e))?;
+            out.push((k[1..].to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+fn read_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+impl View for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.db.get(user_key(key)).map_err(|e| self.backend(e))?.map(|v| v.to_vec()))
+    }
+
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Key>, StoreError> {
+        let mut keys = Vec::new();
+        for item in self.db.scan_prefix(user_key(prefix)) {
+            let (k, _) = item.map_err(|e| self.backend(e))?;
+            keys.push(k[1..].to_vec());
+        }
+        Ok(keys)
+    }
+
+}
+
+impl Store for SledStore {
+    fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    fn applied(&self) -> Option<u64> {
+        self.applied
+    }
+
+    fn apply(&mut self, i: u64, value: &Value) -> Result<Vec<UpdateResult>, StoreError> {
+        let expected = self.next_i();
+        if i != expected {
+            return Err(StoreError::OutOfOrder { i, expected });
+        }
+        let mut top = Overlay::new(&*self);
+        let results = apply_value(&mut top, value, &self.registry)?;
+        let (writes, admin, master) = (top.writes, top.admin, top.master);
+        self.commit(writes, admin, master, i)?;
+        Ok(results)
+    }
+
+    fn apply_many(
+        &mut self,
+        values: &[(u64, Value)],
+    ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+        let Some(&(last, _)) = values.last() else { return Ok(Vec::new()) };
+        let mut expected = self.next_i();
+        let mut top = Overlay::new(&*self);
+        let mut all = Vec::with_capacity(values.len());
+        for (i, value) in values {
+            if *i != expected {
+                return Err(StoreError::OutOfOrder { i: *i, expected });
+            }
+            all.push(apply_value(&mut top, value, &self.registry)?);
+            expected += 1;
+        }
+        let (writes, admin, master) = (top.writes, top.admin, top.master);
+        self.commit(writes, admin, master, last)?;
+        Ok(all)
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    fn master(&self) -> Option<MasterRecord> {
+        self.master.clone()
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        View::get(self, key)
+    }
+
+    fn range(&self, range: &Range) -> Result<Vec<Key>, StoreError> {
+        Ok(self.range_entries(range)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    fn range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        let Some(bounds) = reads::ascending(range) else { return Ok(Vec::new()) };
+        self.collect(self.scan(bounds), reads::limit(range))
+    }
+
+    fn rev_range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        let Some(bounds) = reads::descending(range) else { return Ok(Vec::new()) };
+        self.collect(self.scan(bounds).rev(), reads::limit(range))
+    }
+
+    fn prefix_keys(&self, prefix: &[u8], max: Option<usize>) -> Result<Vec<Key>, StoreError> {
+        let iter = self.db.scan_prefix(user_key(prefix));
+        Ok(self.collect(iter, max.unwrap_or(usize::MAX))?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    fn key_count(&self) -> Result<u64, StoreError> {
+        Ok(self.key_count)
+    }
+}

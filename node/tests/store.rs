@@ -1,0 +1,395 @@
+//! The store: one conformance suite run against the memory store and the sled store, and a
+//! property test in which random update streams give identical results and final states on
+//! both stores and on a plain `BTreeMap` model written independently here.
+
+use arakoon_node::rc::Rc;
+use arakoon_node::store::{
+    MemoryStore, Range, SledStore, Store, StoreError, UpdateFailure, UpdateOutput, UpdateResult,
+};
+use arakoon_node::value::{Update, Value};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+fn set(k: &str, v: &str) -> Update {
+    Update::Set { key: b(k), value: b(v) }
+}
+
+/// Runs `check` against a fresh memory store and a fresh sled store.
+fn on_both(check: impl Fn(&mut dyn Store)) {
+    let mut mem = MemoryStore::new("c");
+    check(&mut mem);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sled = SledStore::open(tmp.path(), "c").unwrap();
+    check(&mut sled);
+}
+
+fn apply(store: &mut dyn Store, updates: Vec<Update>) -> Vec<UpdateResult> {
+    let i = store.next_i();
+    store.apply(i, &Value::client(updates)).unwrap()
+}
+
+fn failure(rc: Rc, msg: &str) -> UpdateResult {
+    Err(UpdateFailure::new(rc, b(msg)))
+}
+
+#[test]
+fn every_update_has_its_meaning_and_return_code() {
+    on_both(|s| {
+        let r = apply(
+            s,
+            vec![
+                set("a", "1"),
+                Update::Delete { key: b("missing") },
+                Update::TestAndSet { key: b("a"), expected: Some(b("1")), wanted: Some(b("2")) },
+                Update::TestAndSet { key: b("a"), expected: Some(b("1")), wanted: Some(b("3")) },
+                Update::Replace { key: b("r"), value: Some(b("x")) },
+                Update::Assert { key: b("a"), value: Some(b("2")) },
+                Update::Assert { key: b("a"), value: None },
+                Update::AssertExists { key: b("nope") },
+                Update::Nop,
+                Update::UserFunction { name: "arakoon.incr".into(), arg: Some(b("n")) },
+                Update::UserFunction { name: "no.such".into(), arg: None },
+                Update::SetInterval { bounds: [None, None, None, None] },
+            ],
+        );
+        assert_eq!(r[0], Ok(UpdateOutput::Unit));
+        assert_eq!(r[1], failure(Rc::NotFound, "missing"));
+        assert_eq!(r[2], Ok(UpdateOutput::Previous(Some(b("1")))));
+        assert_eq!(r[3], Ok(UpdateOutput::Previous(Some(b("2")))), "no swap: still 2");
+        assert_eq!(r[4], Ok(UpdateOutput::Previous(None)));
+        assert_eq!(r[5], Ok(UpdateOutput::Unit));
+        assert_eq!(r[6], failure(Rc::AssertionFailed, "a"));
+        assert_eq!(r[7], failure(Rc::AssertionFailed, "nope"));
+        assert_eq!(r[8], Ok(UpdateOutput::Unit));
+        assert_eq!(r[9], Ok(UpdateOutput::Returned(Some(b("1")))));
+        assert_eq!(r[10].as_ref().unwrap_err().rc, Rc::BadInput);
+        assert_eq!(r[11].as_ref().unwrap_err().rc, Rc::NotSupported);
+        assert_eq!(s.get(b"a").unwrap(), Some(b("2")));
+        assert_eq!(s.get(b"r").unwrap(), Some(b("x")));
+        assert_eq!(s.get(b"n").unwrap(), Some(b("1")));
+        assert_eq!(s.key_count().unwrap(), 3);
+        assert_eq!(s.applied(), Some(0));
+
+        let r = apply(
+            s,
+            vec![
+                set("p/1", "a"),
+                set("p/2", "b"),
+                set("q", "c"),
+                Update::AssertRange { prefix: b("p/"), keys: vec![b("p/2"), b("p/1")] },
+                Update::AssertRange { prefix: b("p/"), keys: vec![b("p/1")] },
+                Update::DeletePrefix { prefix: b("p/") },
+                Update::TestAndSet { key: b("q"), expected: Some(b("c")), wanted: None },
+            ],
+        );
+        assert_eq!(r[3], Ok(UpdateOutput::Unit));
+        assert_eq!(r[4], failure(Rc::AssertionFailed, "p/"));
+        assert_eq!(r[5], Ok(UpdateOutput::Count(2)));
+        assert_eq!(r[6], Ok(UpdateOutput::Previous(Some(b("c")))));
+        assert_eq!(s.get(b"q").unwrap(), None, "test_and_set to None deletes");
+        assert_eq!(s.key_count().unwrap(), 3);
+    });
+}
+
+#[test]
+fn a_sequence_is_all_or_nothing() {
+    on_both(|s| {
+        let r = apply(
+            s,
+            vec![
+                set("keep", "1"),
+                Update::Sequence(vec![set("x", "1"), set("y", "2"), Update::Delete { key: b("absent") }]),
+                Update::SyncedSequence(vec![set("z", "3"), Update::Assert { key: b("keep"), value: Some(b("1")) }]),
+            ],
+        );
+        assert_eq!(r[1], failure(Rc::NotFound, "absent"));
+        assert_eq!(r[2], Ok(UpdateOutput::Unit));
+        assert_eq!(s.get(b"x").unwrap(), None, "nothing of a failed sequence is applied");
+        assert_eq!(s.get(b"y").unwrap(), None);
+        assert_eq!(s.get(b"z").unwrap(), Some(b("3")));
+        // A sequence sees its own earlier writes.
+        let r = apply(
+            s,
+            vec![Update::Sequence(vec![set("s", "v"), Update::Assert { key: b("s"), value: Some(b("v")) }])],
+        );
+        assert_eq!(r[0], Ok(UpdateOutput::Unit));
+    });
+}
+
+#[test]
+fn only_the_next_slot_is_accepted() {
+    on_both(|s| {
+        let v = Value::client(vec![set("a", "1")]);
+        assert!(matches!(s.apply(1, &v), Err(StoreError::OutOfOrder { i: 1, expected: 0 })));
+        s.apply(0, &v).unwrap();
+        assert!(matches!(s.apply(0, &v), Err(StoreError::OutOfOrder { i: 0, expected: 1 })));
+        let many = vec![(1, v.clone()), (3, v.clone())];
+        assert!(matches!(s.apply_many(&many), Err(StoreError::OutOfOrder { i: 3, expected: 2 })));
+        assert_eq!(s.applied(), Some(0), "a refused batch applies nothing");
+        s.apply(1, &Value::MasterSet { master: "n1".into(), lease_start: 0 }).unwrap();
+        assert_eq!(s.master().unwrap().master, "n1");
+    });
+}
+
+#[test]
+fn internal_keys_never_appear_in_reads() {
+    on_both(|s| {
+        apply(
+            s,
+            vec![
+                Update::AdminSet { key: b("secret"), value: Some(b("x")) },
+                set("", "empty key"),
+                set("*applied", "a user key that looks internal"),
+            ],
+        );
+        s.apply(1, &Value::MasterSet { master: "n0".into(), lease_start: 0 }).unwrap();
+        let all = s.range_entries(&Range::default()).unwrap();
+        assert_eq!(all, vec![(b(""), b("empty key")), (b("*applied"), b("a user key that looks internal"))]);
+        assert_eq!(s.key_count().unwrap(), 2);
+        assert_eq!(s.prefix_keys(b"", None).unwrap().len(), 2);
+    });
+}
+
+#[test]
+fn ranges_honour_bounds_inclusivity_direction_and_max() {
+    on_both(|s| {
+        apply(s, ["a", "b", "c", "d", "e"].iter().map(|k| set(k, k)).collect());
+        let r = |first: Option<&str>, fi: bool, last: Option<&str>, li: bool, max: Option<usize>| Range {
+            first: first.map(b),
+            first_inclusive: fi,
+            last: last.map(b),
+            last_inclusive: li,
+            max,
+        };
+        let keys = |v: Vec<Vec<u8>>| v.into_iter().map(|k| String::from_utf8(k).unwrap()).collect::<Vec<_>>();
+        assert_eq!(keys(s.range(&r(Some("b"), true, Some("d"), false, None)).unwrap()), ["b", "c"]);
+        assert_eq!(keys(s.range(&r(Some("b"), false, Some("d"), true, None)).unwrap()), ["c", "d"]);
+        assert_eq!(keys(s.range(&r(None, true, None, true, Some(2))).unwrap()), ["a", "b"]);
+        assert_eq!(keys(s.range(&r(Some("d"), true, Some("b"), true, None)).unwrap()), Vec::<String>::new());
+        assert_eq!(keys(s.range(&r(Some("c"), false, Some("c"), false, None)).unwrap()), Vec::<String>::new());
+        let rev = s.rev_range_entries(&r(Some("d"), true, Some("a"), false, Some(2))).unwrap();
+        assert_eq!(keys(rev.into_iter().map(|(k, _)| k).collect()), ["d", "c"]);
+        let rev = s.rev_range_entries(&r(None, true, None, true, None)).unwrap();
+        assert_eq!(rev.len(), 5);
+        assert_eq!(rev[0].0, b("e"));
+        assert_eq!(keys(s.prefix_keys(b"c", None).unwrap()), ["c"]);
+        assert_eq!(s.multi_get(&[b("e"), b("a")]).unwrap(), Ok(vec![b("e"), b("a")]));
+        assert_eq!(s.multi_get(&[b("a"), b("zz")]).unwrap(), Err(b("zz")));
+        assert_eq!(s.multi_get_option(&[b("zz"), b("a")]).unwrap(), vec![None, Some(b("a"))]);
+        assert!(s.exists(b"c").unwrap() && !s.exists(b"cc").unwrap());
+    });
+}
+
+#[test]
+fn sled_keeps_data_and_index_across_reopen_and_refuses_another_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut s = SledStore::open(tmp.path(), "alpha").unwrap();
+        s.apply(0, &Value::client(vec![set("k", "v")])).unwrap();
+        s.apply(1, &Value::MasterSet { master: "n2".into(), lease_start: 0 }).unwrap();
+        s.flush().unwrap();
+    }
+    let s = SledStore::open(tmp.path(), "alpha").unwrap();
+    assert_eq!(s.applied(), Some(1));
+    assert_eq!(s.get(b"k").unwrap(), Some(b("v")));
+    assert_eq!(s.master().unwrap().master, "n2");
+    assert_eq!(s.key_count().unwrap(), 1);
+    drop(s);
+    let err = SledStore::open(tmp.path(), "beta").unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::WrongCluster { .. }), "{msg}");
+    assert!(msg.contains("alpha") && msg.contains("beta") && msg.contains(&tmp.path().display().to_string()), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model: the same semantics, written independently and as plainly as possible.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Unit,
+    Prev(Option<Vec<u8>>),
+    Count(i64),
+    Returned(Option<Vec<u8>>),
+    Fail(Rc),
+}
+
+fn outcome(r: &UpdateResult) -> Outcome {
+    match r {
+        Ok(UpdateOutput::Unit) => Outcome::Unit,
+        Ok(UpdateOutput::Previous(p)) => Outcome::Prev(p.clone()),
+        Ok(UpdateOutput::Count(c)) => Outcome::Count(*c),
+        Ok(UpdateOutput::Returned(v)) => Outcome::Returned(v.clone()),
+        Err(f) => Outcome::Fail(f.rc),
+    }
+}
+
+fn model_update(m: &mut BTreeMap<Vec<u8>, Vec<u8>>, u: &Update) -> Outcome {
+    match u {
+        Update::Set { key, value } => {
+            m.insert(key.clone(), value.clone());
+            Outcome::Unit
+        }
+        Update::Delete { key } => match m.remove(key) {
+            Some(_) => Outcome::Unit,
+            None => Outcome::Fail(Rc::NotFound),
+        },
+        Update::TestAndSet { key, expected, wanted } => {
+            let before = m.get(key).cloned();
+            if &before == expected {
+                match wanted {
+                    Some(w) => m.insert(key.clone(), w.clone()),
+                    None => m.remove(key),
+                };
+            }
+            Outcome::Prev(before)
+        }
+        Update::Replace { key, value } => {
+            let before = match value {
+                Some(v) => m.insert(key.clone(), v.clone()),
+                None => m.remove(key),
+            };
+            Outcome::Prev(before)
+        }
+        Update::Assert { key, value } => {
+            if m.get(key) == value.as_ref() {
+                Outcome::Unit
+            } else {
+                Outcome::Fail(Rc::AssertionFailed)
+            }
+        }
+        Update::AssertExists { key } => {
+            if m.contains_key(key) {
+                Outcome::Unit
+            } else {
+                Outcome::Fail(Rc::AssertionFailed)
+            }
+        }
+        Update::DeletePrefix { prefix } => {
+            let doomed: Vec<Vec<u8>> = m.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+            for k in &doomed {
+                m.remove(k);
+            }
+            Outcome::Count(doomed.len() as i64)
+        }
+        Update::AssertRange { prefix, keys } => {
+            let have: Vec<&Vec<u8>> = m.keys().filter(|k| k.starts_with(prefix)).collect();
+            let mut want: Vec<&Vec<u8>> = keys.iter().collect();
+            want.sort();
+            want.dedup();
+            if have == want {
+                Outcome::Unit
+            } else {
+                Outcome::Fail(Rc::AssertionFailed)
+            }
+        }
+        Update::Sequence(us) => {
+            let mut copy = m.clone();
+            for u in us {
+                if let Outcome::Fail(rc) = model_update(&mut copy, u) {
+                    return Outcome::Fail(rc);
+                }
+            }
+            *m = copy;
+            Outcome::Unit
+        }
+        Update::UserFunction { name, arg } if name == "arakoon.incr" => {
+            let key = arg.clone().unwrap();
+            let n: i64 = match m.get(&key) {
+                None => 0,
+                Some(v) => match String::from_utf8(v.clone()).ok().and_then(|s| s.parse().ok()) {
+                    Some(n) => n,
+                    None => return Outcome::Fail(Rc::UserFunctionFailure),
+                },
+            };
+            let next = (n + 1).to_string().into_bytes();
+            m.insert(key, next.clone());
+            Outcome::Returned(Some(next))
+        }
+        Update::UserFunction { .. } => Outcome::Fail(Rc::BadInput),
+        Update::Nop => Outcome::Unit,
+        other => panic!("the model does not generate {other:?}"),
+    }
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![Just(b("a")), Just(b("ab")), Just(b("b")), Just(b("b/1")), Just(b("b/2")), Just(b("c"))]
+}
+
+fn val() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![Just(b("1")), Just(b("2")), Just(b("x")), Just(Vec::new())]
+}
+
+fn leaf() -> impl Strategy<Value = Update> {
+    prop_oneof![
+        4 => (key(), val()).prop_map(|(key, value)| Update::Set { key, value }),
+        2 => key().prop_map(|key| Update::Delete { key }),
+        2 => (key(), proptest::option::of(val()), proptest::option::of(val()))
+            .prop_map(|(key, expected, wanted)| Update::TestAndSet { key, expected, wanted }),
+        1 => (key(), proptest::option::of(val())).prop_map(|(key, value)| Update::Replace { key, value }),
+        1 => (key(), proptest::option::of(val())).prop_map(|(key, value)| Update::Assert { key, value }),
+        1 => key().prop_map(|key| Update::AssertExists { key }),
+        1 => prop_oneof![Just(b("b")), Just(b("b/")), Just(b("a"))].prop_map(|prefix| Update::DeletePrefix { prefix }),
+        1 => proptest::collection::vec(key(), 0..3).prop_map(|keys| Update::AssertRange { prefix: b("b/"), keys }),
+        1 => key().prop_map(|k| Update::UserFunction { name: "arakoon.incr".into(), arg: Some(k) }),
+        1 => Just(Update::UserFunction { name: "nope".into(), arg: None }),
+        1 => Just(Update::Nop),
+    ]
+}
+
+fn update() -> impl Strategy<Value = Update> {
+    prop_oneof![4 => leaf(), 1 => proptest::collection::vec(leaf(), 0..5).prop_map(Update::Sequence)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn both_stores_agree_with_the_model(
+        values in proptest::collection::vec(proptest::collection::vec(update(), 0..8), 1..20),
+        batch in 1usize..5,
+    ) {
+        let mut model = BTreeMap::new();
+        let mut mem = MemoryStore::new("c");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sled = SledStore::open(tmp.path(), "c").unwrap();
+        let values: Vec<(u64, Value)> =
+            values.into_iter().enumerate().map(|(i, us)| (i as u64, Value::client(us))).collect();
+        for (i, v) in &values {
+            let Value::Client { updates, .. } = v else { unreachable!() };
+            let expected: Vec<Outcome> = updates.iter().map(|u| model_update(&mut model, u)).collect();
+            let got: Vec<Outcome> = mem.apply(*i, v).unwrap().iter().map(outcome).collect();
+            prop_assert_eq!(&got, &expected, "memory store, slot {}", i);
+        }
+        // The sled store takes the same values in batches (replay's path).
+        let mut sled_results = Vec::new();
+        for chunk in values.chunks(batch) {
+            sled_results.extend(sled.apply_many(chunk).unwrap());
+        }
+        for ((i, v), results) in values.iter().zip(&sled_results) {
+            let mine: Vec<Outcome> = mem_results_for(v, &values, *i);
+            let theirs: Vec<Outcome> = results.iter().map(outcome).collect();
+            prop_assert_eq!(theirs, mine, "sled store, slot {}", i);
+        }
+        let everything = Range::default();
+        let model_entries: Vec<(Vec<u8>, Vec<u8>)> = model.into_iter().collect();
+        prop_assert_eq!(&mem.range_entries(&everything).unwrap(), &model_entries);
+        prop_assert_eq!(&sled.range_entries(&everything).unwrap(), &model_entries);
+        prop_assert_eq!(sled.key_count().unwrap(), model_entries.len() as u64);
+        prop_assert_eq!(sled.applied(), mem.applied());
+    }
+}
+
+/// The memory store's results for slot `i`, recomputed from scratch (results are a function of
+/// the values up to `i`).
+fn mem_results_for(_v: &Value, values: &[(u64, Value)], i: u64) -> Vec<Outcome> {
+    let mut mem = MemoryStore::new("c");
+    let mut last = Vec::new();
+    for (j, v) in values.iter().take(i as usize + 1) {
+        last = mem.apply(*j, v).unwrap().iter().map(outcome).collect();
+    }
+    last
+}
