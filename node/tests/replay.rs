@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 fn value(i: u64) -> Value {
     Value::client(vec![
-        Update::Set { key: format!("k{}", i % 7).into_bytes(), value: format!("v{i}").into_bytes() },
+        Update::Set {
+            key: format!("k{}", i % 7).into_bytes(),
+            value: format!("v{i}").into_bytes(),
+        },
         Update::Delete { key: format!("k{}", (i + 3) % 7).into_bytes() },
     ])
 }

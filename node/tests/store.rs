@@ -102,8 +102,15 @@ fn a_sequence_is_all_or_nothing() {
             s,
             vec![
                 set("keep", "1"),
-                Update::Sequence(vec![set("x", "1"), set("y", "2"), Update::Delete { key: b("absent") }]),
-                Update::SyncedSequence(vec![set("z", "3"), Update::Assert { key: b("keep"), value: Some(b("1")) }]),
+                Update::Sequence(vec![
+                    set("x", "1"),
+                    set("y", "2"),
+                    Update::Delete { key: b("absent") },
+                ]),
+                Update::SyncedSequence(vec![
+                    set("z", "3"),
+                    Update::Assert { key: b("keep"), value: Some(b("1")) },
+                ]),
             ],
         );
         assert_eq!(r[1], failure(Rc::NotFound, "absent"));
@@ -114,7 +121,10 @@ fn a_sequence_is_all_or_nothing() {
         // A sequence sees its own earlier writes.
         let r = apply(
             s,
-            vec![Update::Sequence(vec![set("s", "v"), Update::Assert { key: b("s"), value: Some(b("v")) }])],
+            vec![Update::Sequence(vec![
+                set("s", "v"),
+                Update::Assert { key: b("s"), value: Some(b("v")) },
+            ])],
         );
         assert_eq!(r[0], Ok(UpdateOutput::Unit));
     });
@@ -148,7 +158,10 @@ fn internal_keys_never_appear_in_reads() {
         );
         s.apply(1, &Value::MasterSet { master: "n0".into(), lease_start: 0 }).unwrap();
         let all = s.range_entries(&Range::default()).unwrap();
-        assert_eq!(all, vec![(b(""), b("empty key")), (b("*applied"), b("a user key that looks internal"))]);
+        assert_eq!(
+            all,
+            vec![(b(""), b("empty key")), (b("*applied"), b("a user key that looks internal"))]
+        );
         assert_eq!(s.key_count().unwrap(), 2);
         assert_eq!(s.prefix_keys(b"", None).unwrap().len(), 2);
     });
@@ -158,19 +171,30 @@ fn internal_keys_never_appear_in_reads() {
 fn ranges_honour_bounds_inclusivity_direction_and_max() {
     on_both(|s| {
         apply(s, ["a", "b", "c", "d", "e"].iter().map(|k| set(k, k)).collect());
-        let r = |first: Option<&str>, fi: bool, last: Option<&str>, li: bool, max: Option<usize>| Range {
-            first: first.map(b),
-            first_inclusive: fi,
-            last: last.map(b),
-            last_inclusive: li,
-            max,
+        let r =
+            |first: Option<&str>, fi: bool, last: Option<&str>, li: bool, max: Option<usize>| {
+                Range {
+                    first: first.map(b),
+                    first_inclusive: fi,
+                    last: last.map(b),
+                    last_inclusive: li,
+                    max,
+                }
+            };
+        let keys = |v: Vec<Vec<u8>>| {
+            v.into_iter().map(|k| String::from_utf8(k).unwrap()).collect::<Vec<_>>()
         };
-        let keys = |v: Vec<Vec<u8>>| v.into_iter().map(|k| String::from_utf8(k).unwrap()).collect::<Vec<_>>();
         assert_eq!(keys(s.range(&r(Some("b"), true, Some("d"), false, None)).unwrap()), ["b", "c"]);
         assert_eq!(keys(s.range(&r(Some("b"), false, Some("d"), true, None)).unwrap()), ["c", "d"]);
         assert_eq!(keys(s.range(&r(None, true, None, true, Some(2))).unwrap()), ["a", "b"]);
-        assert_eq!(keys(s.range(&r(Some("d"), true, Some("b"), true, None)).unwrap()), Vec::<String>::new());
-        assert_eq!(keys(s.range(&r(Some("c"), false, Some("c"), false, None)).unwrap()), Vec::<String>::new());
+        assert_eq!(
+            keys(s.range(&r(Some("d"), true, Some("b"), true, None)).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            keys(s.range(&r(Some("c"), false, Some("c"), false, None)).unwrap()),
+            Vec::<String>::new()
+        );
         let rev = s.rev_range_entries(&r(Some("d"), true, Some("a"), false, Some(2))).unwrap();
         assert_eq!(keys(rev.into_iter().map(|(k, _)| k).collect()), ["d", "c"]);
         let rev = s.rev_range_entries(&r(None, true, None, true, None)).unwrap();
@@ -202,7 +226,12 @@ fn sled_keeps_data_and_index_across_reopen_and_refuses_another_cluster() {
     let err = SledStore::open(tmp.path(), "beta").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::WrongCluster { .. }), "{msg}");
-    assert!(msg.contains("alpha") && msg.contains("beta") && msg.contains(&tmp.path().display().to_string()), "{msg}");
+    assert!(
+        msg.contains("alpha")
+            && msg.contains("beta")
+            && msg.contains(&tmp.path().display().to_string()),
+        "{msg}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +298,8 @@ fn model_update(m: &mut BTreeMap<Vec<u8>, Vec<u8>>, u: &Update) -> Outcome {
             }
         }
         Update::DeletePrefix { prefix } => {
-            let doomed: Vec<Vec<u8>> = m.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+            let doomed: Vec<Vec<u8>> =
+                m.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
             for k in &doomed {
                 m.remove(k);
             }
@@ -316,7 +346,14 @@ fn model_update(m: &mut BTreeMap<Vec<u8>, Vec<u8>>, u: &Update) -> Outcome {
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![Just(b("a")), Just(b("ab")), Just(b("b")), Just(b("b/1")), Just(b("b/2")), Just(b("c"))]
+    prop_oneof![
+        Just(b("a")),
+        Just(b("ab")),
+        Just(b("b")),
+        Just(b("b/1")),
+        Just(b("b/2")),
+        Just(b("c"))
+    ]
 }
 
 fn val() -> impl Strategy<Value = Vec<u8>> {

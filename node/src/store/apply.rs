@@ -83,7 +83,6 @@ impl View for Overlay<'_> {
         }
         Ok(keys.into_iter().collect())
     }
-
 }
 
 fn fail(rc: Rc, message: impl Into<Bytes>) -> UpdateResult {

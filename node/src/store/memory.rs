@@ -38,7 +38,11 @@ impl MemoryStore {
         &self.data
     }
 
-    fn commit(&mut self, writes: BTreeMap<Key, Option<Bytes>>, admin: BTreeMap<Key, Option<Bytes>>) {
+    fn commit(
+        &mut self,
+        writes: BTreeMap<Key, Option<Bytes>>,
+        admin: BTreeMap<Key, Option<Bytes>>,
+    ) {
         for (k, v) in writes {
             match v {
                 Some(v) => self.data.insert(k, v),
@@ -67,7 +71,6 @@ impl View for MemoryStore {
             .map(|(k, _)| k.clone())
             .collect())
     }
-
 }
 
 impl Store for MemoryStore {

@@ -62,7 +62,7 @@ pub enum StoreError {
     #[error("store at {path}: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("store at {path}: {source}")]
-    Backend { path: String, source: sled::Error },
+    Backend { path: String, source: std::io::Error },
 }
 
 /// The bounds of a range read (`range`, `range_entries`, `rev_range_entries`).
@@ -111,12 +111,10 @@ pub trait Store: Send {
         values: &[(u64, Value)],
     ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
         // Refuse a batch with a gap before applying any of it.
-        let mut expected = self.next_i();
-        for (i, _) in values {
+        for (expected, (i, _)) in (self.next_i()..).zip(values) {
             if *i != expected {
                 return Err(StoreError::OutOfOrder { i: *i, expected });
             }
-            expected += 1;
         }
         values.iter().map(|(i, v)| self.apply(*i, v)).collect()
     }

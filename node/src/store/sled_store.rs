@@ -18,9 +18,7 @@
 
 use super::apply::{apply_value, Overlay, View};
 use super::reads;
-use super::{
-    MasterRecord, Range, Store, StoreError, UpdateResult, UserFunctionRegistry,
-};
+use super::{MasterRecord, Range, Store, StoreError, UpdateResult, UserFunctionRegistry};
 use crate::llio::{Put, Reader};
 use crate::value::{Bytes, Key, Value};
 use std::collections::BTreeMap;
@@ -80,9 +78,9 @@ impl SledStore {
     ) -> Result<SledStore, StoreError> {
         let shown = path.display().to_string();
         let backend = |source| StoreError::Backend { path: shown.clone(), source };
-        let db = sled::Config::new()
+        let db: sled::Db = sled::Config::new()
             .path(path)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity_bytes(64 * 1024 * 1024)
             .open()
             .map_err(backend)?;
         let corrupt = |reason: String| StoreError::Corrupt { path: shown.clone(), reason };
@@ -106,7 +104,10 @@ impl SledStore {
         }
         let applied = match db.get(APPLIED).map_err(backend)? {
             None => None,
-            Some(b) => Some(read_u64(&b).ok_or_else(|| corrupt(format!("{APPLIED:?} holds {} bytes", b.len())))?),
+            Some(b) => Some(
+                read_u64(&b)
+                    .ok_or_else(|| corrupt(format!("{APPLIED:?} holds {} bytes", b.len())))?,
+            ),
         };
         let key_count = match db.get(KEY_COUNT).map_err(backend)? {
             None => 0,
@@ -136,7 +137,7 @@ impl SledStore {
         &self.path
     }
 
-    fn backend(&self, source: sled::Error) -> StoreError {
+    fn backend(&self, source: std::io::Error) -> StoreError {
         StoreError::Backend { path: self.path.display().to_string(), source }
     }
 
@@ -156,29 +157,29 @@ impl SledStore {
             match v {
                 Some(v) => {
                     count += i64::from(!existed);
-                    batch.insert(key, v);
+                    batch.insert(key.as_slice(), v.as_slice());
                 }
                 None => {
                     count -= i64::from(existed);
-                    batch.remove(key);
+                    batch.remove(key.as_slice());
                 }
             }
         }
         for (k, v) in admin {
             match v {
-                Some(v) => batch.insert(admin_key(&k), v),
-                None => batch.remove(admin_key(&k)),
+                Some(v) => batch.insert(admin_key(&k).as_slice(), v.as_slice()),
+                None => batch.remove(admin_key(&k).as_slice()),
             }
         }
         if let Some(m) = &master {
             let mut b = Vec::new();
             b.put_bytes(m.master.as_bytes());
             b.put_i64(m.lease_start);
-            batch.insert(MASTER, b);
+            batch.insert(MASTER, b.as_slice());
         }
         assert!(count >= 0, "the key count of {} went negative", self.path.display());
-        batch.insert(KEY_COUNT, &(count as u64).to_le_bytes());
-        batch.insert(APPLIED, &applied.to_le_bytes());
+        batch.insert(KEY_COUNT, &(count as u64).to_le_bytes()[..]);
+        batch.insert(APPLIED, &applied.to_le_bytes()[..]);
         self.db.apply_batch(batch).map_err(|e| self.backend(e))?;
         self.key_count = count as u64;
         self.applied = Some(applied);
@@ -188,7 +189,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn scan(&self, bounds: reads::Bounds<'_>) -> sled::Iter {
+    fn scan(&self, bounds: reads::Bounds<'_>) -> sled::Iter<1024> {
         let lo = match bounds.0 {
             Bound::Unbounded => Bound::Included(vec![USER]),
             Bound::Included(k) => Bound::Included(user_key(k)),
@@ -204,7 +205,7 @@ impl SledStore {
 
     fn collect(
         &self,
-        iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        iter: impl Iterator<Item = std::io::Result<(sled::InlineArray, sled::InlineArray)>>,
         max: usize,
     ) -> Result<Vec<(Key, Bytes)>, StoreError> {
         let mut out = Vec::new();
@@ -233,7 +234,6 @@ impl View for SledStore {
         }
         Ok(keys)
     }
-
 }
 
 impl Store for SledStore {
@@ -262,15 +262,13 @@ impl Store for SledStore {
         values: &[(u64, Value)],
     ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
         let Some(&(last, _)) = values.last() else { return Ok(Vec::new()) };
-        let mut expected = self.next_i();
         let mut top = Overlay::new(&*self);
         let mut all = Vec::with_capacity(values.len());
-        for (i, value) in values {
+        for (expected, (i, value)) in (self.next_i()..).zip(values) {
             if *i != expected {
                 return Err(StoreError::OutOfOrder { i: *i, expected });
             }
             all.push(apply_value(&mut top, value, &self.registry)?);
-            expected += 1;
         }
         let (writes, admin, master) = (top.writes, top.admin, top.master);
         self.commit(writes, admin, master, last)?;

@@ -64,10 +64,9 @@ fn incr(ctx: &mut dyn UserContext, arg: Option<&[u8]>) -> Result<Option<Bytes>, 
     let key = arg.ok_or("arakoon.incr needs a key as its argument")?;
     let current = match ctx.get(key) {
         None => 0i64,
-        Some(v) => std::str::from_utf8(&v)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("the value at {} is not a decimal counter", String::from_utf8_lossy(key)))?,
+        Some(v) => std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            format!("the value at {} is not a decimal counter", String::from_utf8_lossy(key))
+        })?,
     };
     let next = current.checked_add(1).ok_or("counter overflow")?.to_string().into_bytes();
     ctx.set(key, &next);
