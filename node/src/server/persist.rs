@@ -1,10 +1,11 @@
 //! The persister: the one thread that writes the TLog and the ballot record.
 //!
 //! fsync blocks, so it runs on a thread of its own, never on the async runtime. Jobs arrive in
-//! the order the consensus core emitted them; the thread takes every job waiting, writes the
-//! newest ballot record (if any job carries one), appends all their entries with one call (one
-//! fsync), and only then reports every job's token as durable. Since no token is reported before
-//! the whole group is durable, writing only the newest ballot record is equivalent to writing each.
+//! the order the consensus core emitted them; the thread takes every job waiting, appends all
+//! their entries with one call (one fsync), then writes the newest ballot record (if any job
+//! carries one), and only then reports every job's token as durable. Entries go first so that a
+//! durable record never names an entry a crash lost; since no token is reported before the whole
+//! group is durable, writing only the newest record is equivalent to writing each.
 //!
 //! After any failure the persister reports it and stops: what reached the disk is unknown, and a
 //! node must restart (and validate its TLog) rather than go on.
@@ -157,13 +158,13 @@ fn write_group(
     dir: &dyn LogDir,
     jobs: &[PersistJob],
 ) -> Result<(), TlogError> {
-    if let Some(ballot) = jobs.iter().rev().find_map(|j| j.ballot) {
-        ballot.store(dir)?;
-    }
     let entries: Vec<(u64, &Value)> =
         jobs.iter().filter_map(|j| j.entry.as_ref().map(|(i, v)| (*i, v))).collect();
     if !entries.is_empty() {
         writer.append(&entries)?;
+    }
+    if let Some(ballot) = jobs.iter().rev().find_map(|j| j.ballot) {
+        ballot.store(dir)?;
     }
     Ok(())
 }
@@ -184,7 +185,7 @@ mod tests {
         let v = |i: u64| Value::client(vec![Update::Set { key: vec![i as u8], value: vec![] }]);
         p.submit(PersistJob {
             token: 1,
-            ballot: Some(BallotRecord { promised: 3, accepted_n: 3 }),
+            ballot: Some(BallotRecord { promised: 3, accepted_n: 3, accepted_from: 0 }),
             entry: Some((0, v(0))),
         });
         p.submit(PersistJob { token: 2, ballot: None, entry: Some((1, v(1))) });

@@ -5,7 +5,13 @@
 //! ballot under which the log's last entry was accepted (so a new master re-proposes the right
 //! value for the one slot that may be undecided). Both live in one small file, `ballot`, beside
 //! the TLog files, replaced atomically: write `ballot.part`, fsync, rename, fsync the directory.
-//! Its layout: int64 promised | int64 accepted_n | int32 CRC-32C of the 16 bytes before.
+//! Its layout: int64 promised | int64 accepted_n | int64 accepted_from | int32 CRC-32C of the 24
+//! bytes before.
+//!
+//! `accepted_n` is the ballot of every entry from slot `accepted_from` on: a node accepts slots in
+//! order under ballots that only grow, so one pair describes its whole uncommitted tail. The
+//! persister writes an entry before the record that mentions it, so a durable record never
+//! claims an entry that a crash lost.
 
 use super::dir::LogDir;
 use super::error::TlogError;
@@ -14,19 +20,22 @@ use std::io::Read;
 
 /// The file name, beside the TLog files (not a TLog name, so TLog listings ignore it).
 pub const BALLOT_FILE: &str = "ballot";
+const RECORD_BYTES: usize = 28;
 
 /// The durable ballots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BallotRecord {
     pub promised: u64,
     pub accepted_n: u64,
+    pub accepted_from: u64,
 }
 
 impl BallotRecord {
     fn to_bytes(self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(20);
+        let mut buf = Vec::with_capacity(RECORD_BYTES);
         buf.put_i64(self.promised as i64);
         buf.put_i64(self.accepted_n as i64);
+        buf.put_i64(self.accepted_from as i64);
         let crc = crc32c::crc32c(&buf);
         buf.put_i32(crc as i32);
         buf
@@ -51,16 +60,20 @@ impl BallotRecord {
                              the node catch up before it votes again"
             ),
         };
-        if bytes.len() != 20 {
-            return Err(bad(&format!("has {} bytes, not 20", bytes.len())));
+        if bytes.len() != RECORD_BYTES {
+            return Err(bad(&format!("has {} bytes, not {RECORD_BYTES}", bytes.len())));
         }
         let mut r = Reader::new(&bytes);
-        let (promised, accepted_n) = (r.i64().unwrap_or(0), r.i64().unwrap_or(0));
+        let fields = [r.i64().unwrap_or(-1), r.i64().unwrap_or(-1), r.i64().unwrap_or(-1)];
         let stored = r.i32().unwrap_or(0) as u32;
-        if stored != crc32c::crc32c(&bytes[..16]) || promised < 0 || accepted_n < 0 {
+        if stored != crc32c::crc32c(&bytes[..RECORD_BYTES - 4]) || fields.iter().any(|f| *f < 0) {
             return Err(bad("is damaged (checksum)"));
         }
-        Ok(BallotRecord { promised: promised as u64, accepted_n: accepted_n as u64 })
+        Ok(BallotRecord {
+            promised: fields[0] as u64,
+            accepted_n: fields[1] as u64,
+            accepted_from: fields[2] as u64,
+        })
     }
 
     /// Replaces the record durably.
@@ -84,7 +97,7 @@ mod tests {
     fn the_record_survives_a_crash_once_stored() {
         let dir = MemDir::new("b");
         assert_eq!(BallotRecord::load(&dir).unwrap(), BallotRecord::default());
-        let r = BallotRecord { promised: 7, accepted_n: 4 };
+        let r = BallotRecord { promised: 7, accepted_n: 4, accepted_from: 12 };
         r.store(&dir).unwrap();
         dir.crash(|_| 0);
         assert_eq!(BallotRecord::load(&dir).unwrap(), r);
