@@ -4,6 +4,7 @@
 //! Consensus is a pure state machine; the server is a thin tokio shell around it.
 
 pub mod config;
+pub mod consensus;
 pub mod llio;
 pub mod rc;
 pub mod replay;
