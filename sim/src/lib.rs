@@ -5,3 +5,5 @@
 //! a `u64`, so a seed replays a run exactly.
 
 pub mod world;
+
+pub use world::{run_seed, FaultMix, Outcome, RunReport, SimConfig};

@@ -163,6 +163,8 @@ pub struct Machine {
     next_token: u64,
     after: BTreeMap<u64, After>,
     heard_ms: Vec<Option<u64>>,
+    /// The Accept that sent this node to catch up, handled again once it has.
+    held_accept: Option<(NodeIdx, Msg)>,
 }
 
 fn opt_lt(a: Option<u64>, b: Option<u64>) -> bool {
@@ -209,6 +211,7 @@ impl Machine {
             next_token: 1,
             after: BTreeMap::new(),
             heard_ms: vec![None; nodes],
+            held_accept: None,
             cfg,
         };
         let wait = if m.single() { 0 } else { m.cfg.lease_ms };
@@ -293,8 +296,14 @@ impl Machine {
             }
             Input::ClientUpdate { id, update } => self.on_client_update(now_ms, id, update, out),
             Input::Persisted { token } => self.on_persisted(now_ms, token, out),
-            Input::CaughtUp { last, applied } => self.on_caught_up(now_ms, last, applied),
+            Input::CaughtUp { last, prev, applied } => {
+                self.on_caught_up(now_ms, last, prev, applied);
+                if let Some((from, msg)) = self.held_accept.take() {
+                    self.on_message(now_ms, from, msg, out);
+                }
+            }
             Input::CatchUpFailed => {
+                self.held_accept = None;
                 if matches!(self.role, Role::CatchingUp { .. }) {
                     self.become_slave(now_ms, out);
                 }
@@ -332,8 +341,16 @@ impl Machine {
     ) {
         let token = self.next_token;
         self.next_token += 1;
+        // The durable promise never goes down: a self-promise of a failed candidacy may exceed
+        // what the node now promises in memory, and keeping it on disk is harmless.
+        let ballot =
+            ballot.map(|b| BallotRecord { promised: b.promised.max(self.record.promised), ..b });
         if let Some(b) = ballot {
-            assert!(b.promised >= self.record.promised, "the promised ballot only grows");
+            assert!(
+                b.accepted_n >= self.record.accepted_n
+                    || b.accepted_from > self.record.accepted_from,
+                "accepted ballots only grow"
+            );
             self.record = b;
         }
         self.after.insert(token, after);
@@ -375,6 +392,23 @@ impl Machine {
         }
     }
 
+    /// A learner that a master just brought up to date (its log matches the master's chosen
+    /// slots) may vote from now on.
+    fn graduate(&mut self, out: &mut Vec<Action>) {
+        if self.record.learner {
+            let record = BallotRecord { learner: false, ..self.record };
+            let token = self.next_token;
+            self.next_token += 1;
+            self.record = record;
+            out.push(Action::Persist { token, ballot: Some(record), entry: None });
+        }
+    }
+
+    /// Whether this node was rebuilt after losing its disk and may not vote yet.
+    pub fn is_learner(&self) -> bool {
+        self.record.learner
+    }
+
     fn become_slave(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let old = std::mem::replace(&mut self.role, Role::Slave { election_at_ms: 0 });
         if let Role::Candidate { n, .. } = &old {
@@ -409,6 +443,10 @@ impl Machine {
     // ---- election rule (6) and restart rule (7) ----------------------------------------------
 
     fn may_run_election(&self) -> bool {
+        // A learner forgot what it accepted: it can neither vote nor count itself.
+        if self.record.learner {
+            return false;
+        }
         match self.cfg.forced_master {
             Some(m) => m == self.cfg.me,
             None => true,
@@ -551,6 +589,7 @@ impl Machine {
             promised: self.promised,
             accepted_n: n,
             accepted_from: i,
+            ..self.record
         });
         self.set_last(i, Some(n), value.clone());
         let prev_hash = self.prev.as_ref().filter(|p| p.i + 1 == i).map(|p| p.hash);
@@ -602,7 +641,8 @@ impl Machine {
             out.push(nak(NakReason::LowBallot));
             return;
         }
-        let restarting = now_ms < self.started_ms + self.cfg.lease_ms
+        let restarting = self.record.learner
+            || now_ms < self.started_ms + self.cfg.lease_ms
             || self.last.as_ref().is_some_and(|s| s.n.is_none() && self.committed != Some(s.i));
         if restarting || matches!(self.role, Role::CatchingUp { .. }) {
             out.push(nak(NakReason::Restarting));
@@ -741,8 +781,12 @@ impl Machine {
                 // Overwrite the uncommitted last slot: keep `prev` as is.
                 let Role::Master(m) = &self.role else { return };
                 let n = m.n;
-                let record =
-                    BallotRecord { promised: self.promised, accepted_n: n, accepted_from: s };
+                let record = BallotRecord {
+                    promised: self.promised,
+                    accepted_n: n,
+                    accepted_from: s,
+                    ..self.record
+                };
                 self.last = Some(Slot::new(s, Some(n), value.clone()));
                 let prev_hash = self.prev.as_ref().filter(|p| p.i + 1 == s).map(|p| p.hash);
                 self.broadcast(Msg::Accept { n, i: s, value: value.clone(), prev_hash }, out);
@@ -861,26 +905,33 @@ impl Machine {
             }
             Some(l) if l + 1 == i => {
                 let mine = self.last.as_ref().map(|s| s.hash);
-                if prev_hash.is_none() || prev_hash != mine {
+                // A last slot known committed holds the chosen value already; otherwise it must
+                // match the master's.
+                let verified =
+                    self.committed == Some(l) || (prev_hash.is_some() && prev_hash == mine);
+                if !verified {
                     // Our last slot may hold a value that was not chosen: fetch the chosen one.
                     self.role = Role::CatchingUp { since_ms: now_ms };
                     out.push(Action::CatchUp { from, to_i: l });
                     return;
                 }
+                self.graduate(out);
                 self.commit_through(l, Vec::new(), out);
             }
             None if i == 0 => {}
             Some(l) if l > i => return, // stale
             _ => {
-                // Behind: slots before i are chosen but missing here.
+                // Behind: slots before i are chosen but missing here. Keep the Accept: once
+                // caught up, this node can still accept slot i and so rejoin the quorum.
                 self.role = Role::CatchingUp { since_ms: now_ms };
                 out.push(Action::CatchUp { from, to_i: i - 1 });
+                self.held_accept = Some((from, Msg::Accept { n, i, value, prev_hash }));
                 return;
             }
         }
         let record =
             if self.record.promised != n || self.record.accepted_n != n || my_last == Some(i) {
-                Some(BallotRecord { promised: n, accepted_n: n, accepted_from: i })
+                Some(BallotRecord { promised: n, accepted_n: n, accepted_from: i, ..self.record })
             } else {
                 None
             };
@@ -935,6 +986,7 @@ impl Machine {
             return;
         }
         if self.last.as_ref().is_some_and(|s| s.i == i && s.hash == hash) {
+            self.graduate(out);
             self.commit_through(i, Vec::new(), out);
         }
     }
@@ -973,16 +1025,16 @@ impl Machine {
         }
     }
 
-    fn on_caught_up(&mut self, now_ms: u64, last: Option<(u64, Value)>, applied: Option<u64>) {
+    fn on_caught_up(
+        &mut self,
+        now_ms: u64,
+        last: Option<(u64, Value)>,
+        prev: Option<(u64, Value)>,
+        applied: Option<u64>,
+    ) {
         if let Some((i, v)) = last {
-            // Whatever this node held for the slots up to i may have been stale: keep no
-            // previous slot but one it had already committed before this catch-up.
-            if self.last.as_ref().is_none_or(|l| l.i != i)
-                || self.committed.is_none_or(|c| c + 1 < i)
-            {
-                self.prev = None;
-            }
-            // A caught-up slot is chosen: any ballot may be reported for it.
+            // Caught-up slots are chosen: any ballot may be reported for them.
+            self.prev = prev.filter(|(p, _)| p + 1 == i).map(|(p, pv)| Slot::new(p, Some(0), pv));
             self.last = Some(Slot::new(i, Some(0), v));
             self.committed = self.committed.max(Some(i));
         }

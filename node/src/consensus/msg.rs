@@ -84,9 +84,11 @@ pub enum Input {
     Persisted {
         token: u64,
     },
-    /// A catch-up finished: the log now ends at `last` (committed), the store applied `applied`.
+    /// A catch-up finished: the log now ends at `last` (committed), after `prev`; the store
+    /// applied `applied`.
     CaughtUp {
         last: Option<(u64, Value)>,
+        prev: Option<(u64, Value)>,
         applied: Option<u64>,
     },
     /// A catch-up failed; the node may try again later.

@@ -509,7 +509,8 @@ impl Cluster {
                     }
                     self.applied[k] = source;
                     let applied = last.as_ref().map(|(i, _)| *i);
-                    let out = self.step(k, Input::CaughtUp { last, applied });
+                    let prev = self.applied[k].iter().rev().nth(1).cloned();
+                    let out = self.step(k, Input::CaughtUp { last, prev, applied });
                     self.exec(k, out);
                 }
             }

@@ -185,7 +185,12 @@ mod tests {
         let v = |i: u64| Value::client(vec![Update::Set { key: vec![i as u8], value: vec![] }]);
         p.submit(PersistJob {
             token: 1,
-            ballot: Some(BallotRecord { promised: 3, accepted_n: 3, accepted_from: 0 }),
+            ballot: Some(BallotRecord {
+                promised: 3,
+                accepted_n: 3,
+                accepted_from: 0,
+                learner: false,
+            }),
             entry: Some((0, v(0))),
         });
         p.submit(PersistJob { token: 2, ballot: None, entry: Some((1, v(1))) });

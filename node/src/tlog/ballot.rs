@@ -5,8 +5,11 @@
 //! ballot under which the log's last entry was accepted (so a new master re-proposes the right
 //! value for the one slot that may be undecided). Both live in one small file, `ballot`, beside
 //! the TLog files, replaced atomically: write `ballot.part`, fsync, rename, fsync the directory.
-//! Its layout: int64 promised | int64 accepted_n | int64 accepted_from | int32 CRC-32C of the 24
-//! bytes before.
+//! Its layout: int64 promised | int64 accepted_n | int64 accepted_from | bool learner | int32
+//! CRC-32C of the 25 bytes before.
+//!
+//! `learner` marks a node rebuilt from a peer after losing its disk: it has forgotten what it
+//! accepted and promised, so it must not vote until a master has brought it up to date.
 //!
 //! `accepted_n` is the ballot of every entry from slot `accepted_from` on: a node accepts slots in
 //! order under ballots that only grow, so one pair describes its whole uncommitted tail. The
@@ -20,7 +23,7 @@ use std::io::Read;
 
 /// The file name, beside the TLog files (not a TLog name, so TLog listings ignore it).
 pub const BALLOT_FILE: &str = "ballot";
-const RECORD_BYTES: usize = 28;
+const RECORD_BYTES: usize = 29;
 
 /// The durable ballots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +31,7 @@ pub struct BallotRecord {
     pub promised: u64,
     pub accepted_n: u64,
     pub accepted_from: u64,
+    pub learner: bool,
 }
 
 impl BallotRecord {
@@ -36,6 +40,7 @@ impl BallotRecord {
         buf.put_i64(self.promised as i64);
         buf.put_i64(self.accepted_n as i64);
         buf.put_i64(self.accepted_from as i64);
+        buf.put_bool(self.learner);
         let crc = crc32c::crc32c(&buf);
         buf.put_i32(crc as i32);
         buf
@@ -65,14 +70,19 @@ impl BallotRecord {
         }
         let mut r = Reader::new(&bytes);
         let fields = [r.i64().unwrap_or(-1), r.i64().unwrap_or(-1), r.i64().unwrap_or(-1)];
+        let learner = r.bool();
         let stored = r.i32().unwrap_or(0) as u32;
-        if stored != crc32c::crc32c(&bytes[..RECORD_BYTES - 4]) || fields.iter().any(|f| *f < 0) {
+        let damaged = stored != crc32c::crc32c(&bytes[..RECORD_BYTES - 4])
+            || fields.iter().any(|f| *f < 0)
+            || learner.is_err();
+        if damaged {
             return Err(bad("is damaged (checksum)"));
         }
         Ok(BallotRecord {
             promised: fields[0] as u64,
             accepted_n: fields[1] as u64,
             accepted_from: fields[2] as u64,
+            learner: learner.unwrap_or(true),
         })
     }
 
@@ -97,7 +107,7 @@ mod tests {
     fn the_record_survives_a_crash_once_stored() {
         let dir = MemDir::new("b");
         assert_eq!(BallotRecord::load(&dir).unwrap(), BallotRecord::default());
-        let r = BallotRecord { promised: 7, accepted_n: 4, accepted_from: 12 };
+        let r = BallotRecord { promised: 7, accepted_n: 4, accepted_from: 12, learner: true };
         r.store(&dir).unwrap();
         dir.crash(|_| 0);
         assert_eq!(BallotRecord::load(&dir).unwrap(), r);

@@ -1,5 +1,18 @@
 //! The tier-A world: a whole cluster on one thread, driven by one seed.
+//!
+//! The world owns true time (µs), an agenda of events, the network, the disks and the clocks.
+//! Nodes run the real consensus machine and the real TLog code; only the environment is
+//! simulated. Every random choice comes from one ChaCha RNG seeded from the run's `u64`, and
+//! events at the same time are ordered by when they were scheduled, so a seed replays a run
+//! exactly, down to the trace.
 
+pub mod checks;
 pub mod clock;
+pub mod faults;
 pub mod net;
+pub mod node;
 pub mod queue;
+mod run;
+
+pub use faults::FaultMix;
+pub use run::{run_seed, Outcome, RunReport, SimConfig};

@@ -1,0 +1,125 @@
+//! What must hold after (and during) every run.
+//!
+//! - agreement: one value per slot across every node's committed TLog and every value a node
+//!   ever applied;
+//! - applied prefixes: nodes that applied the same slot hold the same store;
+//! - no acknowledged write lost: every write a client saw succeed is in the committed log;
+//! - at most one valid lease at any moment (checked as the run goes).
+
+use super::node::SimNode;
+use arakoon_node::store::Store;
+use arakoon_node::tlog::for_each_committed;
+use arakoon_node::value::{Update, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The first violated check, said for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub check: &'static str,
+    pub detail: String,
+}
+
+/// Every committed slot of every node's log, checked for agreement; returns the union.
+pub fn agreement(nodes: &[SimNode]) -> Result<BTreeMap<u64, Value>, Violation> {
+    let mut chosen: BTreeMap<u64, (String, Value)> = BTreeMap::new();
+    let mut see = |node: &str, i: u64, v: &Value| -> Result<(), Violation> {
+        match chosen.get(&i) {
+            Some((other, w)) if w != v => Err(Violation {
+                check: "agreement",
+                detail: format!("slot {i}: {node} holds {v:?} but {other} holds {w:?}"),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                chosen.insert(i, (node.to_string(), v.clone()));
+                Ok(())
+            }
+        }
+    };
+    for n in nodes {
+        for (i, v) in &n.applied {
+            see(&n.name, *i, v)?;
+        }
+        let mut failure = None;
+        let walked = for_each_committed::<()>(&n.disk, 0, false, &mut |e| {
+            if let Err(v) = see(&n.name, e.i, &e.value) {
+                failure = Some(v);
+                return Err(());
+            }
+            Ok(())
+        });
+        if let Some(v) = failure {
+            return Err(v);
+        }
+        if let Err(e) = walked {
+            return Err(Violation { check: "tlog", detail: format!("{}: {e}", n.name) });
+        }
+    }
+    Ok(chosen.into_iter().map(|(i, (_, v))| (i, v)).collect())
+}
+
+/// Nodes at the same applied slot hold identical stores.
+pub fn applied_prefixes(nodes: &[SimNode]) -> Result<(), Violation> {
+    let mut by_slot: BTreeMap<Option<u64>, (&str, Vec<(Vec<u8>, Vec<u8>)>)> = BTreeMap::new();
+    for n in nodes {
+        let Some(state) = &n.state else { continue };
+        let entries: Vec<(Vec<u8>, Vec<u8>)> =
+            state.store.entries().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        match by_slot.get(&state.store.applied()) {
+            Some((other, theirs)) if *theirs != entries => {
+                return Err(Violation {
+                    check: "applied prefixes",
+                    detail: format!(
+                        "{} and {other} both applied slot {:?} but hold different stores",
+                        n.name,
+                        state.store.applied()
+                    ),
+                })
+            }
+            Some(_) => {}
+            None => {
+                by_slot.insert(state.store.applied(), (&n.name, entries));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every value written by an acknowledged set is in the committed log.
+pub fn no_acknowledged_write_lost(
+    chosen: &BTreeMap<u64, Value>,
+    acknowledged: &BTreeSet<Vec<u8>>,
+) -> Result<(), Violation> {
+    let mut written = BTreeSet::new();
+    fn collect(u: &Update, out: &mut BTreeSet<Vec<u8>>) {
+        match u {
+            Update::Set { value, .. } => {
+                out.insert(value.clone());
+            }
+            Update::Sequence(us) | Update::SyncedSequence(us) => {
+                for u in us {
+                    collect(u, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    for v in chosen.values() {
+        if let Value::Client { updates, .. } = v {
+            for u in updates {
+                collect(u, &mut written);
+            }
+        }
+    }
+    for value in acknowledged {
+        if !written.contains(value) {
+            return Err(Violation {
+                check: "no acknowledged write lost",
+                detail: format!(
+                    "the write of {:?} was acknowledged but is in no committed slot",
+                    String::from_utf8_lossy(value)
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! One simulated node: the real consensus machine, a real TLog writer over a simulated disk, a
+//! memory store, and its own clock. Crashing drops everything volatile (machine, store, writer
+//! and the un-synced bytes on disk); restarting rebuilds it all from the disk exactly as the
+//! server does: validate the TLog (cutting a torn tail, as an operator would), load the ballot
+//! record, replay the store.
+
+use super::clock::SimClock;
+use arakoon_node::consensus::{Config, Durable, Machine};
+use arakoon_node::replay::replay;
+use arakoon_node::store::{MemoryStore, Store};
+use arakoon_node::tlog::{
+    self, truncate_torn_tail, BallotRecord, LogDir, MemDir, TlogConfig, TlogWriter,
+};
+use arakoon_node::value::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct SimNode {
+    pub name: String,
+    pub disk: MemDir,
+    pub clock: SimClock,
+    pub state: Option<Running>,
+    /// Every slot this node ever applied, with its value, across restarts (for the checks).
+    pub applied: BTreeMap<u64, Value>,
+    /// Bumped on every crash: events scheduled for an older incarnation are ignored.
+    pub epoch: u64,
+    pub paused: bool,
+    /// Its disk was lost: the operator restores it before the next start.
+    pub wiped: bool,
+}
+
+/// What a running node holds in memory.
+pub struct Running {
+    pub machine: Machine,
+    pub writer: TlogWriter,
+    pub store: MemoryStore,
+}
+
+/// The TLog configuration of simulated nodes: small files, so rollover happens often.
+pub fn tlog_config() -> TlogConfig {
+    TlogConfig { entries_per_file_max: 64, file_bytes_max: 256 * 1024 }
+}
+
+impl SimNode {
+    pub fn new(name: String, clock: SimClock) -> SimNode {
+        let disk = MemDir::new(name.clone());
+        SimNode {
+            name,
+            disk,
+            clock,
+            state: None,
+            applied: BTreeMap::new(),
+            epoch: 0,
+            paused: false,
+            wiped: false,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Starts (or restarts) from the disk. Returns a description of any repair done.
+    pub fn start(
+        &mut self,
+        cfg: Config,
+        cluster_id: &str,
+        now_ms: u64,
+        seed: u64,
+    ) -> Result<Option<String>, String> {
+        let dir: Arc<dyn LogDir> = Arc::new(self.disk.clone());
+        let mut repair = None;
+        if let Some((file, at, cut)) =
+            truncate_torn_tail(dir.as_ref()).map_err(|e| e.to_string())?
+        {
+            repair = Some(format!("cut a torn tail of {cut} bytes at {file}:{at}"));
+        }
+        let (writer, report) =
+            TlogWriter::open(dir.clone(), tlog_config(), &self.name).map_err(|e| e.to_string())?;
+        let ballot = BallotRecord::load(dir.as_ref()).map_err(|e| e.to_string())?;
+        let mut store = MemoryStore::new(cluster_id);
+        let single = cfg.names.len() == 1;
+        replay(dir.as_ref(), &mut store, single, &mut |_| {}).map_err(|e| e.to_string())?;
+        let mut last = None;
+        let mut prev = None;
+        if let Some(last_i) = report.last_i {
+            let from = last_i.saturating_sub(1);
+            tlog::walk(dir.as_ref(), from, &mut |e, _| {
+                if e.i == last_i {
+                    last = Some((e.i, e.value.clone()));
+                } else {
+                    prev = Some((e.i, e.value.clone()));
+                }
+                true
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        // What the store applied is already in the node's applied history.
+        let applied = store.applied();
+        let durable = Durable { ballot, last, prev, applied };
+        let machine = Machine::new(cfg, durable, now_ms, seed);
+        self.state = Some(Running { machine, writer, store });
+        self.paused = false;
+        Ok(repair)
+    }
+
+    /// Power loss: volatile state and un-synced bytes are gone; `torn` keeps part of them.
+    pub fn crash(&mut self, torn: impl FnMut(usize) -> usize) {
+        self.state = None;
+        self.disk.crash(torn);
+        self.epoch += 1;
+    }
+
+    /// The disk is gone: the node comes back empty and must catch up.
+    pub fn wipe(&mut self) {
+        self.crash(|_| 0);
+        self.disk.wipe();
+    }
+}

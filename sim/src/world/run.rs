@@ -1,0 +1,808 @@
+//! One run: a seed, a cluster, clients, faults, and the checks at the end.
+
+use super::checks::{self, Violation};
+use super::clock::SimClock;
+use super::faults::FaultMix;
+use super::net::{NetFaults, SimNet};
+use super::node::SimNode;
+use super::queue::Agenda;
+use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
+use arakoon_node::rc::Rc;
+use arakoon_node::store::{Store, UpdateOutput};
+use arakoon_node::tlog::{for_each_committed, LogDir};
+use arakoon_node::value::{Update, Value};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What to simulate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    pub nodes: usize,
+    pub clients: usize,
+    pub duration_ms: u64,
+    pub lease_ms: u64,
+    pub keys: usize,
+    pub op_timeout_ms: u64,
+    /// `None`: swarm mode, drawn from the seed.
+    pub faults: Option<FaultMix>,
+    /// Keep the text trace (for `--trace`); the trace hash is always computed.
+    pub keep_trace: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            clients: 5,
+            duration_ms: 60_000,
+            lease_ms: 1_000,
+            keys: 8,
+            op_timeout_ms: 2_000,
+            faults: None,
+            keep_trace: false,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Violation(Violation),
+}
+
+/// What a run did and found.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub faults: String,
+    pub simulated_ms: u64,
+    pub events: u64,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_unknown: u64,
+    pub committed_slots: u64,
+    pub trace_hash: u64,
+    pub trace: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver { to: NodeIdx, epoch: u64, from: NodeIdx, msg: Msg },
+    Tick { node: NodeIdx, epoch: u64 },
+    PersistDone { node: NodeIdx, epoch: u64, token: u64 },
+    CatchUpDone { node: NodeIdx, epoch: u64, from: NodeIdx, to_i: u64 },
+    ClientRequest { node: NodeIdx, client: usize, op: u64 },
+    ClientReply { client: usize, op: u64, result: OpResult },
+    ClientNext { client: usize },
+    ClientTimeout { client: usize, op: u64 },
+    Nemesis,
+    Restart { node: NodeIdx },
+    Resume { node: NodeIdx },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum OpResult {
+    Ok(Option<Vec<u8>>),
+    Fail(Rc, String),
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+enum OpKind {
+    Get,
+    Set(Vec<u8>),
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+struct PendingOp {
+    op: u64,
+    kind: OpKind,
+    key: Vec<u8>,
+}
+
+struct Client {
+    target: NodeIdx,
+    pending: Option<PendingOp>,
+    next_op: u64,
+}
+
+struct World {
+    cfg: SimConfig,
+    mix: FaultMix,
+    rng: ChaCha8Rng,
+    now_us: u64,
+    agenda: Agenda<Event>,
+    net: SimNet,
+    nodes: Vec<SimNode>,
+    /// Persist jobs waiting for their disk completion, per node, in order.
+    persists: Vec<BTreeMap<u64, (Option<arakoon_node::tlog::BallotRecord>, Option<(u64, Value)>)>>,
+    /// When each node's disk finishes its last queued job.
+    persist_free_at: Vec<u64>,
+    clients: Vec<Client>,
+    requests: BTreeMap<(NodeIdx, u64), (usize, u64)>,
+    next_req: u64,
+    acknowledged: BTreeSet<Vec<u8>>,
+    report: RunReport,
+    violation: Option<Violation>,
+}
+
+const TICK_MS: u64 = 10;
+const CLUSTER_ID: &str = "sim";
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|k| format!("n{k}")).collect()
+}
+
+impl World {
+    fn trace(&mut self, line: impl FnOnce() -> String, tag: u64) {
+        // FNV-1a over (time, tag): cheap enough to run always, so every run has a hash.
+        let mut h = self.report.trace_hash;
+        for b in self.now_us.to_le_bytes().into_iter().chain(tag.to_le_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.report.trace_hash = h;
+        self.report.events += 1;
+        if self.cfg.keep_trace {
+            let l = format!("{:>12}µs {}", self.now_us, line());
+            self.report.trace.push(l);
+        }
+    }
+
+    fn node_now_ms(&self, k: NodeIdx) -> u64 {
+        self.nodes[k].clock.now_ms(self.now_us)
+    }
+
+    fn consensus_config(&self, k: NodeIdx) -> Config {
+        Config::new(names(self.cfg.nodes), k, self.cfg.lease_ms)
+    }
+
+    fn net_faults(&self) -> NetFaults {
+        NetFaults {
+            loss: self.mix.loss,
+            duplicate: self.mix.duplicate,
+            delay_min_us: self.mix.delay_min_us,
+            delay_max_us: self.mix.delay_max_us,
+        }
+    }
+
+    fn start_node(&mut self, k: NodeIdx) {
+        let now = self.node_now_ms(k);
+        let seed = self.rng.gen();
+        let cfg = self.consensus_config(k);
+        match self.nodes[k].start(cfg.clone(), CLUSTER_ID, now, seed) {
+            Ok(repair) => {
+                if let Some(r) = repair {
+                    self.trace(|| format!("n{k} repair: {r}"), 1);
+                }
+            }
+            Err(e) => {
+                // The node refuses to start, as it must: the operator wipes it and restores it
+                // from the most advanced peer before starting it again.
+                self.trace(|| format!("n{k} refused to start: {e}; wiped and restored"), 2);
+                self.nodes[k].wipe();
+                self.restore_from_best_peer(k);
+                if let Err(e) = self.nodes[k].start(cfg, CLUSTER_ID, now, seed) {
+                    self.fail("restart", format!("n{k} cannot start even when wiped: {e}"));
+                    return;
+                }
+            }
+        }
+        self.persists[k].clear();
+        let epoch = self.nodes[k].epoch;
+        self.agenda.push(self.now_us + 1_000, Event::Tick { node: k, epoch });
+    }
+
+    /// The operator's procedure for a node whose disk was lost: copy the committed log of the
+    /// most advanced running peer onto it (`arakoon-admin catchup` on a stopped node).
+    fn restore_from_best_peer(&mut self, k: NodeIdx) {
+        let best = (0..self.cfg.nodes)
+            .filter(|p| *p != k && self.nodes[*p].is_up())
+            .max_by_key(|p| arakoon_node::tlog::last_i(&self.nodes[*p].disk).ok().flatten());
+        let Some(p) = best else { return };
+        let mut entries = Vec::new();
+        let _ = for_each_committed::<()>(&self.nodes[p].disk, 0, false, &mut |e| {
+            entries.push((e.i, e.value));
+            Ok(())
+        });
+        let dir: std::sync::Arc<dyn LogDir> = std::sync::Arc::new(self.nodes[k].disk.clone());
+        let Ok((mut w, _)) =
+            arakoon_node::tlog::TlogWriter::open(dir, super::node::tlog_config(), "restore")
+        else {
+            return;
+        };
+        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
+        // It forgot what it promised and accepted: it may not vote until a master caught it up.
+        let learner = arakoon_node::tlog::BallotRecord { learner: true, ..Default::default() };
+        if w.append(&refs).is_ok() && learner.store(&self.nodes[k].disk).is_ok() {
+            let n = entries.len();
+            self.trace(|| format!("n{k} restored {n} slots from n{p}"), 5);
+        }
+    }
+
+    /// Up, and a voter (not a learner rebuilt after a lost disk).
+    fn healthy(&self, k: NodeIdx) -> bool {
+        self.nodes[k].state.as_ref().is_some_and(|s| !s.machine.is_learner())
+    }
+
+    fn fail(&mut self, check: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { check, detail });
+        }
+    }
+
+    fn feed(&mut self, k: NodeIdx, input: Input) {
+        let now = self.node_now_ms(k);
+        let Some(state) = self.nodes[k].state.as_mut() else { return };
+        let mut out = Vec::new();
+        state.machine.handle(now, input, &mut out);
+        self.execute(k, out);
+    }
+
+    fn execute(&mut self, k: NodeIdx, actions: Vec<Action>) {
+        let epoch = self.nodes[k].epoch;
+        for a in actions {
+            match a {
+                Action::Send { to, msg } => {
+                    let faults = self.net_faults();
+                    for delay in self.net.deliveries(k, to, &faults, &mut self.rng) {
+                        let epoch = self.nodes[to].epoch;
+                        self.agenda.push(
+                            self.now_us + delay,
+                            Event::Deliver { to, epoch, from: k, msg: msg.clone() },
+                        );
+                    }
+                }
+                Action::Persist { token, ballot, entry } => {
+                    self.persists[k].insert(token, (ballot, entry));
+                    let latency = self.rng.gen_range(50..400);
+                    // Jobs complete in order: never before the previous one.
+                    let at = (self.now_us + latency).max(self.persist_free_at[k] + 1);
+                    self.persist_free_at[k] = at;
+                    self.agenda.push(at, Event::PersistDone { node: k, epoch, token });
+                }
+                Action::Apply { i, value, clients } => self.apply(k, i, value, clients),
+                Action::Reply { id, rc, message } => {
+                    if let Some((client, op)) = self.requests.remove(&(k, id.0)) {
+                        let result = if rc == Rc::NoLongerMaster {
+                            OpResult::Unknown
+                        } else {
+                            OpResult::Fail(rc, message)
+                        };
+                        self.reply(client, op, result);
+                    }
+                }
+                Action::CatchUp { from, to_i } => {
+                    let delay = self.rng.gen_range(1_000..5_000);
+                    self.agenda.push(
+                        self.now_us + delay,
+                        Event::CatchUpDone { node: k, epoch, from, to_i },
+                    );
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, k: NodeIdx, i: u64, value: Value, clients: Vec<ClientReqId>) {
+        let node = &mut self.nodes[k];
+        if let Some(old) = node.applied.get(&i) {
+            if *old != value {
+                let detail = format!("{} applied slot {i} twice with different values", node.name);
+                self.fail("agreement", detail);
+                return;
+            }
+        }
+        node.applied.insert(i, value.clone());
+        let hash = arakoon_node::consensus::value_hash(&value);
+        self.trace(|| format!("n{k} apply {i} #{:x}", hash & 0xffff), 40);
+        let node = &mut self.nodes[k];
+        let Some(state) = node.state.as_mut() else { return };
+        if state.store.next_i() != i {
+            // Already in the store through replay at a restart.
+            return;
+        }
+        let results = match state.store.apply(i, &value) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail("store", format!("n{k} slot {i}: {e}"));
+                return;
+            }
+        };
+        for (id, result) in clients.iter().zip(results) {
+            if let Some((client, op)) = self.requests.remove(&(k, id.0)) {
+                let r = match result {
+                    Ok(UpdateOutput::Previous(p)) | Ok(UpdateOutput::Returned(p)) => {
+                        OpResult::Ok(p)
+                    }
+                    Ok(_) => OpResult::Ok(None),
+                    Err(f) => {
+                        OpResult::Fail(f.rc, String::from_utf8_lossy(&f.message).into_owned())
+                    }
+                };
+                self.reply(client, op, r);
+            }
+        }
+    }
+
+    fn reply(&mut self, client: usize, op: u64, result: OpResult) {
+        let delay = self.rng.gen_range(100..1_000);
+        self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
+    }
+
+    fn persist_done(&mut self, k: NodeIdx, token: u64) {
+        let Some((ballot, entry)) = self.persists[k].remove(&token) else { return };
+        let Some(state) = self.nodes[k].state.as_mut() else { return };
+        if let Some((i, v)) = &entry {
+            if let Err(e) = state.writer.append(&[(*i, v)]) {
+                self.fail("tlog", format!("n{k}: {e}"));
+                return;
+            }
+        }
+        if let Some(b) = ballot {
+            if let Err(e) = b.store(&self.nodes[k].disk) {
+                self.fail("tlog", format!("n{k}: ballot record: {e}"));
+                return;
+            }
+        }
+        self.feed(k, Input::Persisted { token });
+    }
+
+    /// The last two slots of a node's own log.
+    fn own_tail(&self, k: NodeIdx) -> (Option<(u64, Value)>, Option<(u64, Value)>) {
+        let disk = &self.nodes[k].disk;
+        let Ok(Some(last_i)) = arakoon_node::tlog::last_i(disk) else { return (None, None) };
+        let (mut last, mut prev) = (None, None);
+        let _ = arakoon_node::tlog::walk(disk, last_i.saturating_sub(1), &mut |e, _| {
+            if e.i == last_i {
+                last = Some((e.i, e.value.clone()));
+            } else {
+                prev = Some((e.i, e.value.clone()));
+            }
+            true
+        });
+        (last, prev)
+    }
+
+    /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
+    /// `to_i`, into `k`'s log and store (what the server's catch-up does over the network).
+    fn copy_committed(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) -> Result<usize, String> {
+        let state = self.nodes[k].state.as_ref().ok_or("down")?;
+        let start = state.store.next_i();
+        if to_i < start {
+            return Ok(0);
+        }
+        let mut entries = Vec::new();
+        let source: &dyn LogDir = &self.nodes[from].disk;
+        let _ = for_each_committed::<()>(source, start, false, &mut |e| {
+            if e.i <= to_i {
+                entries.push((e.i, e.value));
+            }
+            Ok(())
+        });
+        if entries.last().map(|(i, _)| *i) != Some(to_i)
+            || entries.first().map(|(i, _)| *i) != Some(start)
+        {
+            return Err(format!("n{from} does not hold slots {start}..={to_i} committed"));
+        }
+        let state = self.nodes[k].state.as_mut().expect("checked above");
+        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
+        state.writer.append(&refs).map_err(|e| e.to_string())?;
+        state.store.apply_many(&entries).map_err(|e| e.to_string())?;
+        for (i, v) in &entries {
+            if let Some(old) = self.nodes[k].applied.get(i) {
+                if old != v {
+                    return Err(format!("AGREEMENT: n{k} re-applied slot {i} with another value"));
+                }
+            }
+            self.nodes[k].applied.insert(*i, v.clone());
+        }
+        Ok(entries.len())
+    }
+
+    fn catch_up(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) {
+        let reachable =
+            self.nodes[from].is_up() && self.net.connected(from, k) && self.net.connected(k, from);
+        let result =
+            if reachable { self.copy_committed(k, from, to_i) } else { Err("unreachable".into()) };
+        match result {
+            Ok(n) => {
+                let (last, prev) = self.own_tail(k);
+                let applied = self.nodes[k].state.as_ref().and_then(|s| s.store.applied());
+                self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4);
+                self.feed(k, Input::CaughtUp { last, prev, applied });
+            }
+            Err(e) if e.starts_with("AGREEMENT") => self.fail("agreement", e),
+            Err(e) => {
+                self.trace(|| format!("n{k} catch-up from n{from} to {to_i} failed: {e}"), 3);
+                self.feed(k, Input::CatchUpFailed);
+            }
+        }
+    }
+
+    fn client_next(&mut self, c: usize) {
+        if self.clients[c].pending.is_some() {
+            return;
+        }
+        let op = self.clients[c].next_op;
+        self.clients[c].next_op += 1;
+        let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys)).into_bytes();
+        let kind = match self.rng.gen_range(0..10) {
+            0..=4 => OpKind::Set(format!("c{c}-{op}").into_bytes()),
+            5..=8 => OpKind::Get,
+            _ => OpKind::Delete,
+        };
+        self.clients[c].pending = Some(PendingOp { op, kind, key });
+        let target = self.clients[c].target;
+        let delay = self.rng.gen_range(100..1_000);
+        self.agenda.push(self.now_us + delay, Event::ClientRequest { node: target, client: c, op });
+        self.agenda.push(
+            self.now_us + self.cfg.op_timeout_ms * 1000,
+            Event::ClientTimeout { client: c, op },
+        );
+    }
+
+    fn client_request(&mut self, k: NodeIdx, c: usize, op: u64) {
+        let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
+        if !self.nodes[k].is_up() || self.nodes[k].paused {
+            return; // the client times out
+        }
+        let now = self.node_now_ms(k);
+        let update = match &p.kind {
+            OpKind::Get => {
+                let state = self.nodes[k].state.as_ref().expect("up");
+                let result = if state.machine.lease_valid(now) {
+                    match state.store.get(&p.key) {
+                        Ok(v) => OpResult::Ok(v),
+                        Err(e) => OpResult::Fail(Rc::UnknownFailure, e.to_string()),
+                    }
+                } else {
+                    let m =
+                        state.machine.master(now).map_or("None".to_string(), |m| format!("n{m}"));
+                    let role = state.machine.role();
+                    self.trace(|| format!("n{k} refuses a read: {role:?}, master {m}"), 52);
+                    OpResult::Fail(Rc::NotMaster, m)
+                };
+                self.reply(c, op, result);
+                return;
+            }
+            OpKind::Set(v) => Update::Set { key: p.key.clone(), value: v.clone() },
+            OpKind::Delete => Update::Delete { key: p.key.clone() },
+        };
+        let id = self.next_req;
+        self.next_req += 1;
+        self.requests.insert((k, id), (c, op));
+        self.feed(k, Input::ClientUpdate { id: ClientReqId(id), update });
+    }
+
+    fn client_done(&mut self, c: usize, op: u64, result: OpResult) {
+        let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
+        self.clients[c].pending = None;
+        match &result {
+            OpResult::Ok(_) => {
+                self.report.ops_ok += 1;
+                if let OpKind::Set(v) = &p.kind {
+                    self.acknowledged.insert(v.clone());
+                }
+            }
+            OpResult::Fail(Rc::NotMaster, m) => {
+                self.report.ops_failed += 1;
+                let m2 = m.clone();
+                self.trace(|| format!("client {c} op {op}: not master, try {m2}"), 51);
+                let n = self.cfg.nodes;
+                self.clients[c].target = m
+                    .strip_prefix('n')
+                    .and_then(|x| x.parse::<usize>().ok())
+                    .filter(|x| *x < n)
+                    .unwrap_or_else(|| self.rng.gen_range(0..n));
+            }
+            OpResult::Fail(rc, m) => {
+                self.report.ops_failed += 1;
+                let (rc, m) = (*rc, m.clone());
+                self.trace(|| format!("client {c} op {op} failed: {rc} {m}"), 50);
+            }
+            OpResult::Unknown => {
+                self.report.ops_unknown += 1;
+                self.clients[c].target = self.rng.gen_range(0..self.cfg.nodes);
+            }
+        }
+        let think = self.rng.gen_range(0..5_000);
+        self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
+    }
+
+    fn nemesis(&mut self) {
+        let mut kinds = Vec::new();
+        if self.mix.partitions {
+            kinds.extend(["partition", "heal"]);
+        }
+        if self.mix.crashes {
+            kinds.push("crash");
+        }
+        if self.mix.wipes {
+            kinds.push("wipe");
+        }
+        if self.mix.pauses {
+            kinds.push("pause");
+        }
+        if self.mix.disk_corruption {
+            kinds.push("corrupt");
+        }
+        if self.mix.clock_offset_ms > 0 || self.mix.clock_drift_ppm > 0 {
+            kinds.push("clock");
+        }
+        let next =
+            self.rng.gen_range(self.mix.fault_interval_ms / 2..=self.mix.fault_interval_ms * 3 / 2);
+        self.agenda.push(self.now_us + next * 1000, Event::Nemesis);
+        if kinds.is_empty() {
+            return;
+        }
+        let n = self.cfg.nodes;
+        let kind = kinds[self.rng.gen_range(0..kinds.len())];
+        let victim = self.rng.gen_range(0..n);
+        match kind {
+            "partition" => {
+                let mut order: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    order.swap(i, self.rng.gen_range(0..=i));
+                }
+                let split = self.rng.gen_range(1..n.max(2));
+                let groups = vec![order[..split.min(n)].to_vec(), order[split.min(n)..].to_vec()];
+                self.trace(|| format!("partition {groups:?}"), 10);
+                self.net.partition(&groups);
+            }
+            "heal" => {
+                self.trace(|| "heal".into(), 11);
+                self.net.heal();
+            }
+            // A disk is lost only while every other node is up: losing a majority's disks is
+            // beyond what any consensus protocol survives.
+            "wipe" if !(0..n).all(|k| k == victim || self.healthy(k)) => {}
+            "crash" | "wipe" if self.nodes[victim].is_up() => {
+                let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
+                let keep: u64 = self.rng.gen();
+                if kind == "wipe" {
+                    self.nodes[victim].wipe();
+                    self.nodes[victim].wiped = true;
+                } else {
+                    self.nodes[victim].crash(|unsynced| {
+                        if torn && unsynced > 0 {
+                            (keep as usize) % unsynced
+                        } else {
+                            0
+                        }
+                    });
+                }
+                self.persists[victim].clear();
+                self.trace(|| format!("{kind} n{victim}{}", if torn { " (torn)" } else { "" }), 12);
+                let back = self.rng.gen_range(200..3_000);
+                self.agenda.push(self.now_us + back * 1000, Event::Restart { node: victim });
+            }
+            "pause" if self.nodes[victim].is_up() && !self.nodes[victim].paused => {
+                self.nodes[victim].paused = true;
+                let back = self.rng.gen_range(100..2 * self.cfg.lease_ms);
+                self.trace(|| format!("pause n{victim} for {back}ms"), 13);
+                self.agenda.push(self.now_us + back * 1000, Event::Resume { node: victim });
+            }
+            "corrupt" if !self.nodes[victim].is_up() => {
+                // Damage at rest on a stopped node's sealed TLog file: must be caught at restart.
+                let files = self.nodes[victim].disk.list().unwrap_or_default();
+                let sealed: Vec<String> =
+                    files.into_iter().filter(|f| f.ends_with(".tlog")).collect();
+                if sealed.len() > 1 {
+                    let f = &sealed[self.rng.gen_range(0..sealed.len() - 1)];
+                    let len = self.nodes[victim].disk.contents(f).map_or(0, |c| c.len());
+                    if len > 0 {
+                        let at = self.rng.gen_range(0..len);
+                        let bit = self.rng.gen_range(0..8);
+                        self.nodes[victim].disk.flip_bit(f, at, bit);
+                        let f = f.clone();
+                        self.trace(|| format!("flip bit {bit} of n{victim}:{f}@{at}"), 14);
+                    }
+                }
+            }
+            "clock" => {
+                let off = self.mix.clock_offset_ms;
+                let drift = self.mix.clock_drift_ppm;
+                let offset_us = if off > 0 { self.rng.gen_range(-off..=off) * 1000 } else { 0 };
+                let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
+                let now = self.now_us;
+                let clock = &mut self.nodes[victim].clock;
+                // An offset is applied to a node whose clock is read only for durations: the
+                // step itself is what a bad NTP correction does.
+                let before = clock.now_ms(now);
+                clock.offset_us = offset_us;
+                clock.set_drift(now, ppm);
+                // Never step a clock backwards: the core relies on monotonic time.
+                let after = clock.now_ms(now);
+                if after < before {
+                    clock.offset_us += ((before - after) * 1000) as i64;
+                }
+                self.trace(|| format!("clock n{victim}: offset {offset_us}µs drift {ppm}ppm"), 15);
+            }
+            _ => {}
+        }
+    }
+
+    fn check_leases(&mut self) {
+        let holders: Vec<usize> = (0..self.cfg.nodes)
+            .filter(|k| {
+                let now = self.node_now_ms(*k);
+                self.nodes[*k].state.as_ref().is_some_and(|s| s.machine.lease_valid(now))
+            })
+            .collect();
+        if holders.len() > 1 {
+            let t = self.now_us;
+            self.fail(
+                "at most one valid lease",
+                format!("at {t}µs nodes {holders:?} all hold a valid lease"),
+            );
+        }
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, epoch, from, msg } => {
+                if self.nodes[to].epoch != epoch || !self.nodes[to].is_up() {
+                    return;
+                }
+                if self.nodes[to].paused {
+                    // A paused process reads its socket later: the message waits.
+                    self.agenda.push(self.now_us + 1_000, Event::Deliver { to, epoch, from, msg });
+                    return;
+                }
+                self.trace(|| format!("n{from}->n{to} {msg:.120?}"), 20 + msg.ballot());
+                self.feed(to, Input::Message { from, msg });
+            }
+            Event::Tick { node, epoch } => {
+                if self.nodes[node].epoch != epoch || !self.nodes[node].is_up() {
+                    return;
+                }
+                if !self.nodes[node].paused {
+                    self.feed(node, Input::Tick);
+                }
+                self.agenda.push(self.now_us + TICK_MS * 1000, Event::Tick { node, epoch });
+            }
+            Event::PersistDone { node, epoch, token } => {
+                if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
+                    if self.nodes[node].paused {
+                        self.agenda
+                            .push(self.now_us + 1_000, Event::PersistDone { node, epoch, token });
+                        return;
+                    }
+                    self.persist_done(node, token);
+                }
+            }
+            Event::CatchUpDone { node, epoch, from, to_i } => {
+                if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
+                    self.catch_up(node, from, to_i);
+                }
+            }
+            Event::ClientRequest { node, client, op } => self.client_request(node, client, op),
+            Event::ClientReply { client, op, result } => self.client_done(client, op, result),
+            Event::ClientNext { client } => {
+                if self.now_us < self.cfg.duration_ms * 1000 {
+                    self.client_next(client);
+                }
+            }
+            Event::ClientTimeout { client, op } => self.client_done(client, op, OpResult::Unknown),
+            Event::Nemesis => {
+                if self.now_us < self.cfg.duration_ms * 1000 {
+                    self.nemesis();
+                }
+            }
+            Event::Restart { node } => {
+                if !self.nodes[node].is_up() {
+                    self.trace(|| format!("restart n{node}"), 30);
+                    if std::mem::take(&mut self.nodes[node].wiped) {
+                        self.restore_from_best_peer(node);
+                    }
+                    self.start_node(node);
+                }
+            }
+            Event::Resume { node } => {
+                self.nodes[node].paused = false;
+                self.trace(|| format!("resume n{node}"), 31);
+            }
+        }
+        self.check_leases();
+    }
+}
+
+/// Runs one seed to the end and checks it.
+pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mix = cfg.faults.clone().unwrap_or_else(|| FaultMix::swarm(&mut rng));
+    let nodes: Vec<SimNode> =
+        names(cfg.nodes).into_iter().map(|n| SimNode::new(n, SimClock::default())).collect();
+    let mut w = World {
+        cfg: cfg.clone(),
+        rng,
+        now_us: 0,
+        agenda: Agenda::default(),
+        net: SimNet::new(cfg.nodes),
+        persists: vec![BTreeMap::new(); cfg.nodes],
+        persist_free_at: vec![0; cfg.nodes],
+        nodes,
+        clients: (0..cfg.clients)
+            .map(|c| Client { target: c % cfg.nodes, pending: None, next_op: 0 })
+            .collect(),
+        requests: BTreeMap::new(),
+        next_req: 0,
+        acknowledged: BTreeSet::new(),
+        report: RunReport {
+            seed,
+            outcome: Outcome::Pass,
+            faults: mix.describe(),
+            simulated_ms: 0,
+            events: 0,
+            ops_ok: 0,
+            ops_failed: 0,
+            ops_unknown: 0,
+            committed_slots: 0,
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            trace: Vec::new(),
+        },
+        violation: None,
+        mix,
+    };
+    for k in 0..cfg.nodes {
+        w.start_node(k);
+    }
+    for c in 0..cfg.clients {
+        w.agenda.push(2_000_000 + c as u64 * 1_000, Event::ClientNext { client: c });
+    }
+    w.agenda.push(w.mix.fault_interval_ms * 1000, Event::Nemesis);
+    // The run, then a quiet period: faults stop, everything heals and restarts, so the end state
+    // can be compared.
+    let end_us = cfg.duration_ms * 1000;
+    let settle_us = end_us + 10 * cfg.lease_ms * 1000;
+    let mut healed = false;
+    while let Some((at, event)) = w.agenda.pop() {
+        if at > settle_us || w.violation.is_some() {
+            break;
+        }
+        w.now_us = at;
+        if !healed && at >= end_us {
+            healed = true;
+            w.net.heal();
+            w.mix.loss = 0.0;
+            w.mix.duplicate = 0.0;
+            for k in 0..cfg.nodes {
+                w.nodes[k].paused = false;
+                if !w.nodes[k].is_up() {
+                    if std::mem::take(&mut w.nodes[k].wiped) {
+                        w.restore_from_best_peer(k);
+                    }
+                    w.start_node(k);
+                }
+            }
+        }
+        w.step(event);
+    }
+    w.report.simulated_ms = w.now_us / 1000;
+    let verdict = w.violation.take().map_or_else(|| final_checks(&w), Err);
+    if let Err(v) = verdict {
+        w.report.outcome = Outcome::Violation(v);
+    }
+    w.report
+}
+
+fn final_checks(w: &World) -> Result<(), Violation> {
+    let chosen = checks::agreement(&w.nodes)?;
+    checks::applied_prefixes(&w.nodes)?;
+    checks::no_acknowledged_write_lost(&chosen, &w.acknowledged)?;
+    Ok(())
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+
+    pub fn committed(&mut self, n: u64) {
+        self.committed_slots = n;
+    }
+}

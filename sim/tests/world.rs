@@ -1,0 +1,54 @@
+//! The tier-A world: runs pass their checks, and a seed replays a run exactly.
+
+use arakoon_sim::{run_seed, FaultMix, SimConfig};
+
+fn short(faults: Option<FaultMix>) -> SimConfig {
+    SimConfig { duration_ms: 20_000, faults, ..SimConfig::default() }
+}
+
+#[test]
+fn a_perfect_world_passes_and_serves_clients() {
+    for nodes in [1, 2, 3, 5] {
+        let cfg = SimConfig { nodes, ..short(Some(FaultMix::none())) };
+        let r = run_seed(1, &cfg);
+        assert!(r.passed(), "{nodes} nodes: {:?}", r.outcome);
+        assert!(r.ops_ok > 500, "{nodes} nodes: only {} operations succeeded", r.ops_ok);
+    }
+}
+
+#[test]
+fn every_fault_family_at_once_passes_the_checks() {
+    for seed in 0..20 {
+        let r = run_seed(seed, &short(Some(FaultMix::all())));
+        assert!(r.passed(), "seed {seed} ({}): {:?}\nreplay: cargo run -p arakoon-cli -- sim --seed {seed} --faults all", r.faults, r.outcome);
+        assert!(r.ops_ok > 0, "seed {seed}: no operation succeeded");
+    }
+}
+
+#[test]
+fn swarm_seeds_pass_the_checks() {
+    for seed in 100..160 {
+        let r = run_seed(seed, &short(None));
+        assert!(
+            r.passed(),
+            "seed {seed} ({}): {:?}\nreplay: cargo run -p arakoon-cli -- sim --seed {seed}",
+            r.faults,
+            r.outcome
+        );
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    for seed in 0..10 {
+        let cfg = SimConfig { keep_trace: true, ..short(None) };
+        let a = run_seed(seed, &cfg);
+        let b = run_seed(seed, &cfg);
+        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
+        assert_eq!(a.trace, b.trace, "seed {seed}");
+        assert!(a.events > 100, "seed {seed}: {} events", a.events);
+    }
+    let a = run_seed(1, &short(None));
+    let b = run_seed(2, &short(None));
+    assert_ne!(a.trace_hash, b.trace_hash, "different seeds, different runs");
+}
