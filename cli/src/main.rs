@@ -4,6 +4,7 @@
 //! message is printed on stderr. Exit codes are documented in the README.
 
 mod output;
+mod sim_cmd;
 mod tlog_cmd;
 
 use clap::{Parser, Subcommand};
@@ -21,12 +22,15 @@ enum Command {
     /// Inspect, verify and repair TLog directories.
     #[command(subcommand)]
     Tlog(tlog_cmd::TlogCommand),
+    /// Simulate whole clusters under faults, seed by seed, and check every run.
+    Sim(sim_cmd::SimArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Tlog(cmd) => tlog_cmd::run(cmd),
+        Command::Sim(args) => sim_cmd::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

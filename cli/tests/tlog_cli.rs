@@ -143,3 +143,18 @@ fn a_missing_directory_is_a_one_line_error() {
     assert_eq!(t.trim().lines().count(), 1, "{t}");
     assert!(t.contains("/nonexistent/arakoon/tlogs"), "{t}");
 }
+
+#[test]
+fn sim_runs_seeds_and_exits_zero_when_every_check_holds() {
+    let out = admin(&["sim", "--seeds", "0..3", "--duration", "5s"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("3 seeds, 0 failed") && t.contains("verdict: every check held"), "{t}");
+    let out = admin(&["sim", "--seeds", "9..3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("t.txt");
+    let out = admin(&["sim", "--seed", "4", "--duration", "3s", "--determinism", "--trace", trace.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(std::fs::read_to_string(&trace).unwrap().lines().count() > 50);
+}
