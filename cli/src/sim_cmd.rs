@@ -52,7 +52,8 @@ pub struct SimArgs {
 
 fn parse_duration_ms(text: &str) -> Result<u64, Failure> {
     let bad = || Failure::new(3, format!("--duration {text:?}: write it as 60s, 1500ms or 2m"));
-    let (num, unit) = text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let (num, unit) =
+        text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = num.parse().map_err(|_| bad())?;
     Ok(match unit {
         "ms" => n,

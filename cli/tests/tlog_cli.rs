@@ -154,7 +154,16 @@ fn sim_runs_seeds_and_exits_zero_when_every_check_holds() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let tmp = tempfile::tempdir().unwrap();
     let trace = tmp.path().join("t.txt");
-    let out = admin(&["sim", "--seed", "4", "--duration", "3s", "--determinism", "--trace", trace.to_str().unwrap()]);
+    let out = admin(&[
+        "sim",
+        "--seed",
+        "4",
+        "--duration",
+        "3s",
+        "--determinism",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(std::fs::read_to_string(&trace).unwrap().lines().count() > 50);
 }
