@@ -135,7 +135,7 @@ fn promise_rule_a_candidate_that_is_behind_is_refused() {
         ..Default::default()
     };
     let durable = Durable {
-        ballot: BallotRecord { promised: 2, accepted_n: 2, accepted_from: 9 },
+        ballot: BallotRecord { promised: 2, accepted_n: 2, accepted_from: 9, learner: false },
         ..durable
     };
     let mut m = machine(3, 1, durable);
@@ -169,7 +169,7 @@ fn accept_rule_accepted_only_after_the_entry_is_durable() {
             msg: Msg::Accept { n: 3, i: 0, value: v.clone(), prev_hash: None },
         },
     );
-    let record = BallotRecord { promised: 3, accepted_n: 3, accepted_from: 0 };
+    let record = BallotRecord { promised: 3, accepted_n: 3, accepted_from: 0, learner: false };
     assert_eq!(out, vec![Action::Persist { token: 1, ballot: Some(record), entry: Some((0, v)) }]);
     let out = run(&mut m, 101, Input::Persisted { token: 1 });
     assert_eq!(out, vec![Action::Send { to: 0, msg: Msg::Accepted { n: 3, i: 0 } }]);
@@ -397,7 +397,7 @@ fn candidate_rule_reproposes_the_highest_ballot_value_of_the_highest_slot() {
         last: Some((3, old)),
         prev: Some((2, Value::client(vec![set("two")]))),
         applied: Some(2),
-        ballot: BallotRecord { promised: 4, accepted_n: 4, accepted_from: 3 },
+        ballot: BallotRecord { promised: 4, accepted_n: 4, accepted_from: 3, learner: false },
     };
     let mut m = machine(3, 0, durable);
     let mut now = 0;
@@ -711,4 +711,31 @@ fn drop_master_hands_over_to_another_node() {
     let new = c.masters();
     assert_eq!(new.len(), 1);
     assert_ne!(new[0], old);
+}
+
+#[test]
+fn restart_rule_a_learner_neither_votes_nor_runs_until_a_master_caught_it_up() {
+    let durable = Durable {
+        ballot: BallotRecord { learner: true, ..Default::default() },
+        last: Some((4, Value::client(vec![set("x")]))),
+        applied: Some(4),
+        ..Default::default()
+    };
+    let mut m = machine(3, 1, durable);
+    for t in 0..50 {
+        let out = run(&mut m, t * 100, Input::Tick);
+        assert!(sends(&out).is_empty(), "a learner never prepares: {out:?}");
+    }
+    let out =
+        run(&mut m, 5000, Input::Message { from: 0, msg: Msg::Prepare { n: 3, last_i: Some(4) } });
+    assert!(matches!(&sends(&out)[..], [(0, Msg::Nak { reason: NakReason::Restarting, .. })]));
+    assert!(m.is_learner());
+    // A master's Accept whose previous slot matches brings it up to date: it votes again.
+    let accept = Msg::Accept { n: 3, i: 5, value: master_set("n0"), prev_hash: None };
+    let out = run(&mut m, 5001, Input::Message { from: 0, msg: accept });
+    assert!(!m.is_learner());
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Persist { ballot: Some(BallotRecord { learner: false, .. }), .. }
+    )));
 }
