@@ -59,7 +59,8 @@ pub fn agreement(nodes: &[SimNode]) -> Result<BTreeMap<u64, Value>, Violation> {
 
 /// Nodes at the same applied slot hold identical stores.
 pub fn applied_prefixes(nodes: &[SimNode]) -> Result<(), Violation> {
-    let mut by_slot: BTreeMap<Option<u64>, (&str, Vec<(Vec<u8>, Vec<u8>)>)> = BTreeMap::new();
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+    let mut by_slot: BTreeMap<Option<u64>, (&str, Entries)> = BTreeMap::new();
     for n in nodes {
         let Some(state) = &n.state else { continue };
         let entries: Vec<(Vec<u8>, Vec<u8>)> =

@@ -119,7 +119,7 @@ struct World {
     net: SimNet,
     nodes: Vec<SimNode>,
     /// Persist jobs waiting for their disk completion, per node, in order.
-    persists: Vec<BTreeMap<u64, (Option<arakoon_node::tlog::BallotRecord>, Option<(u64, Value)>)>>,
+    persists: Vec<BTreeMap<u64, PersistJob>>,
     /// When each node's disk finishes its last queued job.
     persist_free_at: Vec<u64>,
     clients: Vec<Client>,
@@ -131,6 +131,11 @@ struct World {
 }
 
 const TICK_MS: u64 = 10;
+
+/// A slot and its value.
+type Slot = (u64, Value);
+/// What a persist job writes: the ballot record and the entry.
+type PersistJob = (Option<arakoon_node::tlog::BallotRecord>, Option<Slot>);
 const CLUSTER_ID: &str = "sim";
 
 fn names(n: usize) -> Vec<String> {
@@ -352,7 +357,7 @@ impl World {
     }
 
     /// The last two slots of a node's own log.
-    fn own_tail(&self, k: NodeIdx) -> (Option<(u64, Value)>, Option<(u64, Value)>) {
+    fn own_tail(&self, k: NodeIdx) -> (Option<Slot>, Option<Slot>) {
         let disk = &self.nodes[k].disk;
         let Ok(Some(last_i)) = arakoon_node::tlog::last_i(disk) else { return (None, None) };
         let (mut last, mut prev) = (None, None);
