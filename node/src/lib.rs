@@ -3,9 +3,22 @@
 //! The TLog ([`tlog`]) is the truth; the store ([`store`]) is derived from it by replay.
 //! Consensus is a pure state machine; the server is a thin tokio shell around it.
 
+#[cfg(not(feature = "planted-bugs"))]
+mod no_planted {
+    /// Without the `planted-bugs` feature no bug is ever on.
+    #[macro_export]
+    macro_rules! planted {
+        ($bug:ident) => {
+            false
+        };
+    }
+}
+
 pub mod config;
 pub mod consensus;
 pub mod llio;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod rc;
 pub mod replay;
 pub mod server;

@@ -245,7 +245,9 @@ impl Machine {
     /// Whether this node may serve consistent reads now: a master inside its lease.
     pub fn lease_valid(&self, now_ms: u64) -> bool {
         match &self.role {
-            Role::Master(m) => m.lease_t0.is_some_and(|t0| now_ms < self.lease_until(t0)),
+            Role::Master(m) => m.lease_t0.is_some_and(|t0| {
+                now_ms < self.lease_until(t0) || crate::planted!(ReadAfterLeaseExpired)
+            }),
             _ => false,
         }
     }
@@ -649,7 +651,7 @@ impl Machine {
             return;
         }
         // Behind first: a lagging candidate must learn to catch up, whatever the lease.
-        if opt_lt(last_i, self.committed) {
+        if opt_lt(last_i, self.committed) && !crate::planted!(LaggingMaster) {
             out.push(nak(NakReason::Behind));
             return;
         }
@@ -735,6 +737,7 @@ impl Machine {
         // This node must hold the chosen slot s-1 before it can re-propose s.
         let my_last = self.last_i();
         let ok = match my_last {
+            _ if crate::planted!(LaggingMaster) => true,
             Some(l) if l >= s => true,
             Some(l) if l + 1 == s => {
                 let mine = self.last.as_ref().map(|x| x.hash);
@@ -870,7 +873,7 @@ impl Machine {
         prev_hash: Option<u64>,
         out: &mut Vec<Action>,
     ) {
-        if n < self.promised {
+        if n < self.promised && !crate::planted!(AcceptLowerBallot) {
             out.push(Action::Send {
                 to: from,
                 msg: Msg::Nak {
@@ -907,8 +910,9 @@ impl Machine {
                 let mine = self.last.as_ref().map(|s| s.hash);
                 // A last slot known committed holds the chosen value already; otherwise it must
                 // match the master's.
-                let verified =
-                    self.committed == Some(l) || (prev_hash.is_some() && prev_hash == mine);
+                let verified = self.committed == Some(l)
+                    || (prev_hash.is_some() && prev_hash == mine)
+                    || crate::planted!(CommitUnverifiedSlot);
                 if !verified {
                     // Our last slot may hold a value that was not chosen: fetch the chosen one.
                     self.role = Role::CatchingUp { since_ms: now_ms };
@@ -947,6 +951,12 @@ impl Machine {
             *election_at_ms = (*election_at_ms).max(lease_end + jitter);
         }
         self.persist(record, Some((i, value)), After::Accepted { to: from, n, i }, out);
+        if crate::planted!(SkipFsyncBeforeAccepted) {
+            out.push(Action::Send { to: from, msg: Msg::Accepted { n, i } });
+        }
+        if crate::planted!(ApplyBeforeCommit) {
+            self.commit_through(i, Vec::new(), out);
+        }
     }
 
     /// Commit rule (4), on the master.
@@ -966,7 +976,8 @@ impl Machine {
     fn check_commit(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let Role::Master(m) = &mut self.role else { return };
         let Some(f) = &m.in_flight else { return };
-        if !f.self_durable || f.acks.len() + 1 < self.cfg.quorum {
+        let quorum = f.acks.len() + 1 >= self.cfg.quorum || crate::planted!(AckBeforeQuorum);
+        if !f.self_durable || !quorum {
             return;
         }
         let f = m.in_flight.take().expect("in flight");

@@ -716,8 +716,33 @@ impl World {
     }
 }
 
-/// Runs one seed to the end and checks it.
+/// Runs one seed to the end and checks it. A safety assertion that fires inside the node's code
+/// (the core asserts its invariants) ends the run as a violation of that assertion.
 pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed_inner(seed, cfg)));
+    run.unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into());
+        RunReport {
+            seed,
+            outcome: Outcome::Violation(Violation { check: "assertion", detail }),
+            faults: String::new(),
+            simulated_ms: 0,
+            events: 0,
+            ops_ok: 0,
+            ops_failed: 0,
+            ops_unknown: 0,
+            committed_slots: 0,
+            trace_hash: 0,
+            trace: Vec::new(),
+        }
+    })
+}
+
+fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mix = cfg.faults.clone().unwrap_or_else(|| FaultMix::swarm(&mut rng));
     let nodes: Vec<SimNode> =

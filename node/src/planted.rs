@@ -1,0 +1,91 @@
+//! Planted bugs: realistic mistakes that can be switched on at run time, so that a test can show
+//! the simulator finds each of them. Compiled only with the `planted-bugs` feature; without it
+//! [`planted!`] is `false` and the bug code disappears.
+//!
+//! The switch is per thread: the simulator runs one seed on one thread, and tests that run in
+//! parallel do not see each other's bugs.
+
+use std::cell::Cell;
+
+/// A named bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bug {
+    /// The master commits (and answers clients) once its own entry is durable, without a quorum.
+    AckBeforeQuorum,
+    /// A slave answers Accepted before its entry is durable.
+    SkipFsyncBeforeAccepted,
+    /// A slave accepts values under a ballot lower than the one it promised.
+    AcceptLowerBallot,
+    /// A slave applies a value as soon as it accepts it, before it is chosen.
+    ApplyBeforeCommit,
+    /// A master keeps serving consistent reads after its lease expired.
+    ReadAfterLeaseExpired,
+    /// A slave treats its last slot as chosen when the next Accept arrives, without checking
+    /// that it holds the master's value for it.
+    CommitUnverifiedSlot,
+    /// Reading the TLog skips the CRC check.
+    SkipCrcCheck,
+    /// An acceptor promises to a candidate that is behind.
+    LaggingMaster,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 8] = [
+        Bug::AckBeforeQuorum,
+        Bug::SkipFsyncBeforeAccepted,
+        Bug::AcceptLowerBallot,
+        Bug::ApplyBeforeCommit,
+        Bug::ReadAfterLeaseExpired,
+        Bug::CommitUnverifiedSlot,
+        Bug::SkipCrcCheck,
+        Bug::LaggingMaster,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeQuorum => "ack-before-quorum",
+            Bug::SkipFsyncBeforeAccepted => "skip-fsync-before-accepted",
+            Bug::AcceptLowerBallot => "accept-lower-ballot",
+            Bug::ApplyBeforeCommit => "apply-before-commit",
+            Bug::ReadAfterLeaseExpired => "read-after-lease-expired",
+            Bug::CommitUnverifiedSlot => "commit-unverified-slot",
+            Bug::SkipCrcCheck => "skip-crc-check",
+            Bug::LaggingMaster => "lagging-master",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+thread_local! {
+    static ACTIVE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Switches a bug on or off for this thread.
+pub fn set(bug: Bug, on: bool) {
+    ACTIVE.with(|a| {
+        let bit = 1u32 << (bug as u32);
+        a.set(if on { a.get() | bit } else { a.get() & !bit });
+    });
+}
+
+/// Switches every bug off for this thread.
+pub fn clear() {
+    ACTIVE.with(|a| a.set(0));
+}
+
+/// Whether a bug is on for this thread.
+pub fn on(bug: Bug) -> bool {
+    ACTIVE.with(|a| a.get() & (1u32 << (bug as u32)) != 0)
+}
+
+/// `planted!(Name)`: whether the planted bug `Name` is switched on for this thread (the macro is
+/// `false` when the crate is built without the `planted-bugs` feature).
+#[macro_export]
+macro_rules! planted {
+    ($bug:ident) => {
+        $crate::planted::on($crate::planted::Bug::$bug)
+    };
+}
