@@ -19,6 +19,7 @@ pub mod consensus;
 pub mod llio;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
+pub mod protocol;
 pub mod rc;
 pub mod replay;
 pub mod server;

@@ -1,0 +1,3 @@
+//! Wire codecs: node-to-node messages ([`peer`]). Codecs only: no I/O.
+
+pub mod peer;
