@@ -8,7 +8,7 @@
 //! the caller decides how much of a torn write survives.
 
 use super::dir::{LogDir, LogFile};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Cursor, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -53,7 +53,7 @@ impl MemDir {
     pub fn crash(&self, mut torn_bytes_kept: impl FnMut(usize) -> usize) {
         let mut disk = self.disk();
         disk.names = disk.synced_names.clone();
-        let live: Vec<u64> = disk.names.values().copied().collect();
+        let live: BTreeSet<u64> = disk.names.values().copied().collect();
         disk.inodes.retain(|id, _| live.contains(id));
         for inode in disk.inodes.values_mut() {
             let unsynced = inode.data.len() - inode.synced_len;
@@ -237,10 +237,14 @@ impl LogDir for MemDir {
     fn sync_dir(&self) -> io::Result<()> {
         let mut disk = self.disk();
         check(&disk)?;
+        // Inodes that were named before and are named nowhere now can go.
+        let live: BTreeSet<u64> = disk.names.values().copied().collect();
+        let dropped: Vec<u64> =
+            disk.synced_names.values().copied().filter(|id| !live.contains(id)).collect();
         disk.synced_names = disk.names.clone();
-        // Inodes no longer named anywhere can go.
-        let live: Vec<u64> = disk.names.values().copied().collect();
-        disk.inodes.retain(|id, _| live.contains(id));
+        for id in dropped {
+            disk.inodes.remove(&id);
+        }
         Ok(())
     }
 }
