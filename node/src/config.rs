@@ -231,6 +231,12 @@ impl Parser<'_> {
         Ok(v)
     }
 
+    /// A required TCP port.
+    fn port(&self, section: &str, key: &str) -> Result<u16, ConfigError> {
+        self.required(section, key)?;
+        Ok(self.number(section, key, 1, 65535, 0)? as u16)
+    }
+
     fn node(&self, name: &str) -> Result<NodeConfig, ConfigError> {
         let ip_text = self.required(name, "ip")?;
         // Arakoon allows a comma-separated list; the first address is the one used.
@@ -252,20 +258,8 @@ impl Parser<'_> {
         Ok(NodeConfig {
             name: name.to_string(),
             ip,
-            client_port: self.number(name, "client_port", 1, 65535, 0).and_then(|p| {
-                if p == 0 {
-                    Err(self.bad(name, "client_port", "is required"))
-                } else {
-                    Ok(p as u16)
-                }
-            })?,
-            messaging_port: self.number(name, "messaging_port", 1, 65535, 0).and_then(|p| {
-                if p == 0 {
-                    Err(self.bad(name, "messaging_port", "is required"))
-                } else {
-                    Ok(p as u16)
-                }
-            })?,
+            client_port: self.port(name, "client_port")?,
+            messaging_port: self.port(name, "messaging_port")?,
             home,
             tlog_dir,
             log_level,

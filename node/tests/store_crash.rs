@@ -5,11 +5,12 @@
 //!
 //! The child is this same test binary, started with `ARAKOON_STORE_CHILD_DIR` set.
 
+mod common;
+
 use arakoon_node::store::{SledStore, Store};
 use arakoon_node::value::{Update, Value};
 use rand::{Rng, SeedableRng};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "ARAKOON_STORE_CHILD_DIR";
@@ -52,37 +53,13 @@ fn a_killed_store_never_mixes_two_slots() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let seed: u64 = std::env::var("ARAKOON_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map_or(0, |d| d.as_nanos() as u64) ^ u64::from(std::process::id())
-        });
-    println!("store crash seed {seed} (replay: ARAKOON_CRASH_SEED={seed} cargo test -p arakoon-node --test store_crash)");
+    let seed = common::crash_seed("store_crash");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut flushed: Option<u64> = None;
     for round in 0..8 {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child_applier", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut last = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.strip_prefix("flushed ") {
-                    last = Some(i.trim().parse::<u64>().unwrap());
-                }
-            }
-            last
-        });
+        let (mut child, reader) =
+            common::spawn_reporter("crash_child_applier", CHILD_ENV, tmp.path(), "flushed ");
         std::thread::sleep(Duration::from_millis(rng.gen_range(50..400)));
         child.kill().unwrap();
         child.wait().unwrap();

@@ -5,13 +5,14 @@
 //!
 //! The child is this same test binary, started with `ARAKOON_CRASH_CHILD_DIR` set.
 
+mod common;
+
 use arakoon_node::tlog::{
     for_each_committed, truncate_torn_tail, validate, FsDir, LogDir, TlogConfig, TlogWriter,
 };
 use arakoon_node::value::{Update, Value};
 use rand::{Rng, SeedableRng};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,40 +55,15 @@ fn killed_writers_never_lose_a_durable_entry_nor_leave_corruption() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let seed: u64 = std::env::var("ARAKOON_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map_or(0, |d| d.as_nanos() as u64) ^ u64::from(std::process::id())
-        });
-    println!("crash test seed {seed} (replay: ARAKOON_CRASH_SEED={seed} cargo test -p arakoon-node --test tlog_crash)");
+    let seed = common::crash_seed("tlog_crash");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut durable: Option<u64> = None;
     let rounds = 12;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let kill_after = Duration::from_micros(rng.gen_range(2_000..60_000));
-        let reader = std::thread::spawn(move || {
-            let mut last = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.strip_prefix("durable ") {
-                    last = Some(i.trim().parse::<u64>().unwrap());
-                }
-            }
-            last
-        });
-        std::thread::sleep(kill_after);
+        let (mut child, reader) =
+            common::spawn_reporter("crash_child_writer", CHILD_ENV, tmp.path(), "durable ");
+        std::thread::sleep(Duration::from_micros(rng.gen_range(2_000..60_000)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         // Everything the child printed before it died was durable when printed.

@@ -727,17 +727,8 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a panic without a message".into());
         RunReport {
-            seed,
             outcome: Outcome::Violation(Violation { check: "assertion", detail }),
-            faults: String::new(),
-            simulated_ms: 0,
-            events: 0,
-            ops_ok: 0,
-            ops_failed: 0,
-            ops_unknown: 0,
-            committed_slots: 0,
-            trace_hash: 0,
-            trace: Vec::new(),
+            ..RunReport::new(seed, String::new())
         }
     })
 }
@@ -762,19 +753,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         requests: BTreeMap::new(),
         next_req: 0,
         acknowledged: BTreeSet::new(),
-        report: RunReport {
-            seed,
-            outcome: Outcome::Pass,
-            faults: mix.describe(),
-            simulated_ms: 0,
-            events: 0,
-            ops_ok: 0,
-            ops_failed: 0,
-            ops_unknown: 0,
-            committed_slots: 0,
-            trace_hash: 0xcbf2_9ce4_8422_2325,
-            trace: Vec::new(),
-        },
+        report: RunReport::new(seed, mix.describe()),
         violation: None,
         mix,
     };
@@ -828,6 +807,22 @@ fn final_checks(w: &World) -> Result<(), Violation> {
 }
 
 impl RunReport {
+    fn new(seed: u64, faults: String) -> RunReport {
+        RunReport {
+            seed,
+            outcome: Outcome::Pass,
+            faults,
+            simulated_ms: 0,
+            events: 0,
+            ops_ok: 0,
+            ops_failed: 0,
+            ops_unknown: 0,
+            committed_slots: 0,
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            trace: Vec::new(),
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
     }
