@@ -7,3 +7,4 @@ pub mod env;
 pub mod frame;
 pub mod peers;
 pub mod persist;
+pub mod startup;
