@@ -6,7 +6,7 @@
 
 use crate::config::{ClusterConfig, NodeConfig};
 use crate::replay::{self, ReplayError};
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{SledStore, StoreError};
 use crate::tlog::{self, BallotRecord, FsDir, LogDir, TlogConfig, TlogError, TlogWriter};
 use crate::value::Value;
 use std::path::PathBuf;
@@ -114,6 +114,7 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
     use crate::value::Update;
 
     fn config(dir: &std::path::Path) -> ClusterConfig {
