@@ -103,11 +103,12 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     );
     let bar = progress_bar(seeds.end - seeds.start, "seeds");
     let started = Instant::now();
-    let (mut failures, mut simulated_ms, mut ok_ops) = (0u64, 0u64, 0u64);
+    let (mut failures, mut simulated_ms, mut ok_ops, mut slots) = (0u64, 0u64, 0u64, 0u64);
     for seed in seeds.clone() {
         let report = run_seed(seed, &cfg);
         simulated_ms += report.simulated_ms;
         ok_ops += report.ops_ok;
+        slots += report.committed_slots;
         if args.determinism {
             let again = run_seed(seed, &cfg);
             if again.trace != report.trace {
@@ -141,7 +142,7 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     let wall = started.elapsed().as_secs_f64();
     let runs = seeds.end - seeds.start;
     println!(
-        "{runs} seeds, {failures} failed; {ok_ops} client operations succeeded; {:.0}x real time, {:.1} seeds/s",
+        "{runs} seeds, {failures} failed; {ok_ops} client operations succeeded in {slots} chosen slots; {:.0}x real time, {:.1} seeds/s",
         simulated_ms as f64 / 1000.0 / wall.max(1e-9),
         runs as f64 / wall.max(1e-9)
     );

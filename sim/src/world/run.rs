@@ -793,17 +793,21 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     w.report.simulated_ms = w.now_us / 1000;
     let verdict = w.violation.take().map_or_else(|| final_checks(&w), Err);
+    if let Ok(slots) = &verdict {
+        w.report.committed_slots = *slots;
+    }
     if let Err(v) = verdict {
         w.report.outcome = Outcome::Violation(v);
     }
     w.report
 }
 
-fn final_checks(w: &World) -> Result<(), Violation> {
+/// The checks at the end of a run; returns how many slots were chosen.
+fn final_checks(w: &World) -> Result<u64, Violation> {
     let chosen = checks::agreement(&w.nodes)?;
     checks::applied_prefixes(&w.nodes)?;
     checks::no_acknowledged_write_lost(&chosen, &w.acknowledged)?;
-    Ok(())
+    Ok(chosen.len() as u64)
 }
 
 impl RunReport {
@@ -825,9 +829,5 @@ impl RunReport {
 
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
-    }
-
-    pub fn committed(&mut self, n: u64) {
-        self.committed_slots = n;
     }
 }
