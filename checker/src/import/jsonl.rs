@@ -1,0 +1,113 @@
+//! Our own format: JSON lines, one event per line, written as the events happen (so a recorder
+//! that dies mid-run leaves a file that still reads: its open calls become unknown outcomes).
+//! The format is described in the crate README.
+
+use super::{process_of, to_json, Clock, Event, EventKind, RawHistory};
+use crate::history::{HistoryError, Outcome};
+use crate::value::Value;
+use std::io::Write;
+
+pub(crate) fn events(text: &str) -> Result<(Vec<Event>, Clock), HistoryError> {
+    let mut events = Vec::new();
+    let (mut timed, mut untimed) = (0usize, 0usize);
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let at = |reason: String| HistoryError::AtLine { line, reason };
+        let json: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| at(format!("not JSON: {e}")))?;
+        let object = json.as_object().ok_or_else(|| at("not a JSON object".into()))?;
+        let field = |name: &str| object.get(name).map(|v| from_json(v, line)).transpose();
+        let process = field("process")?.ok_or_else(|| at("no \"process\"".into()))?;
+        let Some(process) = process_of(&process, line)? else { continue };
+        let kind = object
+            .get("type")
+            .and_then(|t| t.as_str())
+            .and_then(EventKind::parse)
+            .ok_or_else(|| at("no \"type\" among call, ok, fail, unknown".into()))?;
+        let f = match object.get("f") {
+            None => String::new(),
+            Some(f) => f.as_str().ok_or_else(|| at("\"f\" is not a string".into()))?.to_string(),
+        };
+        let time = match object.get("time") {
+            None => None,
+            Some(t) => Some(
+                t.as_u64().ok_or_else(|| at("\"time\" is not a non-negative integer".into()))?,
+            ),
+        };
+        if time.is_some() {
+            timed += 1;
+        } else {
+            untimed += 1;
+        }
+        if timed > 0 && untimed > 0 {
+            return Err(at("\"time\" must be on every line or on none".into()));
+        }
+        let key = field("key")?;
+        let value = field("value")?.unwrap_or(Value::Nil);
+        events.push(Event { line, process, kind, f, key, value, time });
+    }
+    Ok((events, if timed > 0 { Clock::Field } else { Clock::Order }))
+}
+
+/// A JSON value as a [`Value`]; numbers must be 64-bit integers.
+fn from_json(json: &serde_json::Value, line: usize) -> Result<Value, HistoryError> {
+    use serde_json::Value as J;
+    Ok(match json {
+        J::Null => Value::Nil,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => Value::Int(n.as_i64().ok_or_else(|| HistoryError::AtLine {
+            line,
+            reason: format!("number {n} is not a 64-bit integer"),
+        })?),
+        J::String(s) => Value::Str(s.clone()),
+        J::Array(items) => {
+            Value::List(items.iter().map(|v| from_json(v, line)).collect::<Result<_, _>>()?)
+        }
+        J::Object(map) => Value::Map(
+            map.iter()
+                .map(|(k, v)| Ok((Value::Str(k.clone()), from_json(v, line)?)))
+                .collect::<Result<_, HistoryError>>()?,
+        ),
+    })
+}
+
+/// Writes `history` in our JSON-lines format, events in time order (calls before returns at
+/// equal times), with explicit times.
+pub fn write_jsonl(history: &RawHistory, out: &mut impl Write) -> std::io::Result<()> {
+    // (time, 0 call / 1 return, operation)
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(history.len() * 2);
+    for (i, op) in history.ops().iter().enumerate() {
+        events.push((op.call, 0, i));
+        if let Some(ret) = op.ret {
+            events.push((ret, 1, i));
+        }
+    }
+    events.sort_unstable();
+    for (time, phase, i) in events {
+        let op = &history.ops()[i];
+        let mut line = serde_json::Map::new();
+        line.insert("process".into(), op.process.into());
+        let kind = match (phase, op.outcome) {
+            (0, _) => "call",
+            (_, Outcome::Ok) => "ok",
+            (_, Outcome::Fail) => "fail",
+            (_, Outcome::Unknown) => "unknown",
+        };
+        line.insert("type".into(), kind.into());
+        line.insert("f".into(), op.input.f.clone().into());
+        if phase == 0 {
+            if let Some(key) = &op.input.key {
+                line.insert("key".into(), to_json(key));
+            }
+            line.insert("value".into(), to_json(&op.input.value));
+        } else if let Some(output) = &op.output {
+            line.insert("value".into(), to_json(output));
+        }
+        line.insert("time".into(), time.into());
+        writeln!(out, "{}", serde_json::Value::Object(line))?;
+    }
+    Ok(())
+}

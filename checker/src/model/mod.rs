@@ -1,0 +1,147 @@
+//! Models: the sequential specifications that histories are checked against.
+//!
+//! A [`Model`] is a deterministic state machine. The search calls [`Model::step`] at most once
+//! per distinct (state, operation) pair and keeps every state it meets, so a model may use plain
+//! owned types and clone freely; what matters is that equal states compare and hash equal.
+//! [`FromRaw`] turns the operations of a file into the model's own types.
+
+pub mod kv;
+pub mod multi_key;
+pub mod mutex;
+pub mod register;
+pub mod set;
+
+use crate::history::{History, HistoryError, Operation, Outcome};
+use crate::import::{RawCall, RawHistory};
+use crate::value::Value;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// A sequential specification.
+pub trait Model: Sync {
+    type Input: Clone + Debug + Send + Sync;
+    type Output: Clone + Debug + Send + Sync;
+    type State: Clone + Eq + Hash + Debug + Send + Sync;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// The state after `input` takes effect in `state` and answers `output`, or `None` when that
+    /// answer is impossible there. `output` is `None` when the operation answers nothing or the
+    /// answer was not seen (an unknown outcome): then any answer goes. An operation of unknown
+    /// outcome whose effect here would be nothing at all may return `None` too: it then counts
+    /// as never having happened, which is the same.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State>;
+
+    /// A failed operation did not take effect, unless failing is itself an observation for its
+    /// kind (a compare-and-set that found another value): then this returns the output it
+    /// observed, and the operation is checked like a successful one with that output.
+    fn failure(
+        &self,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+    ) -> Option<Self::Output> {
+        None
+    }
+
+    /// Independent sub-histories (P-compositionality): the history is linearizable exactly when
+    /// each is. The default is one partition holding everything.
+    fn partitions(&self, history: &History<Self::Input, Self::Output>) -> Vec<Partition> {
+        vec![Partition { name: String::new(), ops: (0..history.len()).collect() }]
+    }
+
+    /// An operation as people read it: `cas(1, 2)`, `get("k") -> "v"`.
+    fn describe(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
+        match output {
+            Some(output) => format!("{input:?} -> {output:?}"),
+            None => format!("{input:?}"),
+        }
+    }
+
+    /// A state as people read it.
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}
+
+/// The operations (indices into the history) of one independent sub-history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// What the partition is, for reports: the key, or empty for the whole history.
+    pub name: String,
+    pub ops: Vec<usize>,
+}
+
+/// A model that can read the operations of a history file.
+pub trait FromRaw: Model {
+    /// The operation asked for, or why it makes no sense to this model.
+    fn input(&self, call: &RawCall) -> Result<Self::Input, String>;
+
+    /// What a successful `input` answered, from the completion's value.
+    fn output(&self, input: &Self::Input, value: &Value) -> Result<Option<Self::Output>, String>;
+}
+
+/// The raw history read from a file, as the operations of `model`.
+pub fn convert<M: FromRaw>(
+    model: &M,
+    raw: &RawHistory,
+) -> Result<History<M::Input, M::Output>, HistoryError> {
+    let mut ops = Vec::with_capacity(raw.len());
+    let mut lines = Vec::with_capacity(raw.len());
+    for (i, op) in raw.ops().iter().enumerate() {
+        let at = |reason: String| match raw.line(i) {
+            Some(line) => HistoryError::AtLine { line, reason },
+            None => HistoryError::AtOperation { index: i, reason },
+        };
+        let input = model.input(&op.input).map_err(|e| at(format!("{}: {e}", op.input.f)))?;
+        let output = match (&op.output, op.outcome) {
+            (Some(value), Outcome::Ok) => model
+                .output(&input, value)
+                .map_err(|e| at(format!("{} returned {value}: {e}", op.input.f)))?,
+            _ => None,
+        };
+        ops.push(Operation {
+            process: op.process,
+            call: op.call,
+            ret: op.ret,
+            input,
+            output,
+            outcome: op.outcome,
+        });
+        lines.push(raw.line(i).unwrap_or(0));
+    }
+    History::with_lines(ops, if raw.line(0).is_some() { lines } else { Vec::new() })
+}
+
+/// A value that a model stores as bytes: strings as their UTF-8, keywords as their name,
+/// integers as their decimal text (so the EDN `0` and the JSON `"0"` are the same value).
+pub fn bytes_of(value: &Value) -> Result<Vec<u8>, String> {
+    match value {
+        Value::Str(s) | Value::Keyword(s) => Ok(s.as_bytes().to_vec()),
+        Value::Int(i) => Ok(i.to_string().into_bytes()),
+        other => Err(format!("{other} is not a string or an integer")),
+    }
+}
+
+/// Like [`bytes_of`], with nil for "absent".
+pub fn opt_bytes_of(value: &Value) -> Result<Option<Vec<u8>>, String> {
+    match value {
+        Value::Nil => Ok(None),
+        v => bytes_of(v).map(Some),
+    }
+}
+
+/// Bytes as text for descriptions: UTF-8 quoted, anything else escaped.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
+/// An optional value as text: `nil` for absent.
+pub fn show_opt_bytes(bytes: Option<&[u8]>) -> String {
+    bytes.map_or_else(|| "nil".to_string(), show_bytes)
+}

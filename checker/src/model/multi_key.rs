@@ -1,0 +1,383 @@
+//! The whole key-value map as one state: the single-key operations of [`super::kv`], atomic
+//! sequences of updates, and multi-register transactions (Knossos's `:txn`). Operations may span
+//! keys, so nothing is partitioned: this is the model to use when sequences or transactions are
+//! in the history, and the stress case when they are not.
+
+use super::kv::{Bytes, KvOp};
+use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, FromRaw, Model};
+use crate::import::RawCall;
+use crate::value::Value;
+use std::collections::BTreeMap;
+
+/// One step of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TxnStep {
+    /// Reads the key; the value read is in the output, in order with the other reads.
+    Read {
+        key: Bytes,
+    },
+    Write {
+        key: Bytes,
+        value: Bytes,
+    },
+}
+
+/// One update of an atomic sequence; the first that fails aborts the whole sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SeqUpdate {
+    Set {
+        key: Bytes,
+        value: Bytes,
+    },
+    /// Fails when the key is absent.
+    Delete {
+        key: Bytes,
+    },
+    /// Fails unless the key's value is `value` (nil: absent).
+    Assert {
+        key: Bytes,
+        value: Option<Bytes>,
+    },
+    /// Fails when the key is absent.
+    AssertExists {
+        key: Bytes,
+    },
+    /// Sets `wanted` (deletes on nil).
+    Replace {
+        key: Bytes,
+        wanted: Option<Bytes>,
+    },
+}
+
+/// An operation on the map.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MultiOp {
+    Kv(KvOp),
+    /// Reads and writes in order, atomically.
+    Txn(Vec<TxnStep>),
+    /// Updates applied atomically; a failed sequence did not happen.
+    Sequence(Vec<SeqUpdate>),
+}
+
+/// What an operation on the map answered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MultiOut {
+    /// The answer of a single-key operation.
+    Value(Option<Bytes>),
+    /// The values a transaction read, in order.
+    Reads(Vec<Option<Bytes>>),
+}
+
+/// The map: the keys whose value differs from the initial one. Kept canonical (a key back at
+/// the initial value is removed) so that equal maps are equal states.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct MapState {
+    changed: BTreeMap<Bytes, Option<Bytes>>,
+}
+
+/// The multi-key model.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MultiKey {
+    /// The value of every key before any operation; `None`: absent.
+    pub initial: Option<Bytes>,
+}
+
+impl MultiKey {
+    fn get(&self, state: &MapState, key: &[u8]) -> Option<Bytes> {
+        state.changed.get(key).cloned().unwrap_or_else(|| self.initial.clone())
+    }
+
+    fn put(&self, state: &mut MapState, key: &[u8], value: Option<Bytes>) {
+        if value == self.initial {
+            state.changed.remove(key);
+        } else {
+            state.changed.insert(key.to_vec(), value);
+        }
+    }
+
+    fn sequence(&self, state: &MapState, updates: &[SeqUpdate]) -> Option<MapState> {
+        let mut next = state.clone();
+        for update in updates {
+            match update {
+                SeqUpdate::Set { key, value } => self.put(&mut next, key, Some(value.clone())),
+                SeqUpdate::Delete { key } => {
+                    self.get(&next, key)?;
+                    self.put(&mut next, key, None);
+                }
+                SeqUpdate::Assert { key, value } => {
+                    if self.get(&next, key) != *value {
+                        return None;
+                    }
+                }
+                SeqUpdate::AssertExists { key } => {
+                    self.get(&next, key)?;
+                }
+                SeqUpdate::Replace { key, wanted } => self.put(&mut next, key, wanted.clone()),
+            }
+        }
+        Some(next)
+    }
+
+    fn txn(
+        &self,
+        state: &MapState,
+        steps: &[TxnStep],
+        reads: Option<&[Option<Bytes>]>,
+    ) -> Option<MapState> {
+        let mut next = state.clone();
+        let mut read_index = 0;
+        for step in steps {
+            match step {
+                TxnStep::Read { key } => {
+                    if let Some(reads) = reads {
+                        if reads.get(read_index) != Some(&self.get(&next, key)) {
+                            return None;
+                        }
+                    }
+                    read_index += 1;
+                }
+                TxnStep::Write { key, value } => self.put(&mut next, key, Some(value.clone())),
+            }
+        }
+        Some(next)
+    }
+}
+
+impl Model for MultiKey {
+    type Input = MultiOp;
+    type Output = MultiOut;
+    type State = MapState;
+
+    fn init(&self) -> MapState {
+        MapState::default()
+    }
+
+    fn step(
+        &self,
+        state: &MapState,
+        input: &MultiOp,
+        output: Option<&MultiOut>,
+    ) -> Option<MapState> {
+        match (input, output) {
+            (MultiOp::Kv(op), out) => {
+                let answered = match out {
+                    Some(MultiOut::Value(v)) => Some(v),
+                    Some(MultiOut::Reads(_)) => return None,
+                    None => None,
+                };
+                let current = self.get(state, op.key());
+                let after = op.apply(&current, answered)?;
+                if after == current {
+                    return Some(state.clone());
+                }
+                let mut next = state.clone();
+                self.put(&mut next, op.key(), after);
+                Some(next)
+            }
+            (MultiOp::Txn(steps), Some(MultiOut::Reads(reads))) => {
+                self.txn(state, steps, Some(reads))
+            }
+            (MultiOp::Txn(steps), None) => self.txn(state, steps, None),
+            (MultiOp::Txn(_), Some(MultiOut::Value(_))) => None,
+            (MultiOp::Sequence(updates), _) => self.sequence(state, updates),
+        }
+    }
+
+    fn describe(&self, input: &MultiOp, output: Option<&MultiOut>) -> String {
+        match input {
+            MultiOp::Kv(op) => match output {
+                Some(MultiOut::Value(v)) => op.describe(Some(v)),
+                _ => op.describe(None),
+            },
+            MultiOp::Txn(steps) => {
+                let reads = match output {
+                    Some(MultiOut::Reads(r)) => Some(r),
+                    _ => None,
+                };
+                let mut read_index = 0;
+                let parts: Vec<String> = steps
+                    .iter()
+                    .map(|s| match s {
+                        TxnStep::Read { key } => {
+                            let v = reads.and_then(|r| r.get(read_index));
+                            read_index += 1;
+                            format!(
+                                "r {} {}",
+                                show_bytes(key),
+                                v.map_or_else(|| "?".into(), |v| show_opt_bytes(v.as_deref()))
+                            )
+                        }
+                        TxnStep::Write { key, value } => {
+                            format!("w {} {}", show_bytes(key), show_bytes(value))
+                        }
+                    })
+                    .collect();
+                format!("txn[{}]", parts.join(", "))
+            }
+            MultiOp::Sequence(updates) => {
+                let parts: Vec<String> = updates
+                    .iter()
+                    .map(|u| match u {
+                        SeqUpdate::Set { key, value } => {
+                            format!("set {} {}", show_bytes(key), show_bytes(value))
+                        }
+                        SeqUpdate::Delete { key } => format!("delete {}", show_bytes(key)),
+                        SeqUpdate::Assert { key, value } => {
+                            format!(
+                                "assert {} {}",
+                                show_bytes(key),
+                                show_opt_bytes(value.as_deref())
+                            )
+                        }
+                        SeqUpdate::AssertExists { key } => {
+                            format!("assert_exists {}", show_bytes(key))
+                        }
+                        SeqUpdate::Replace { key, wanted } => {
+                            format!(
+                                "replace {} {}",
+                                show_bytes(key),
+                                show_opt_bytes(wanted.as_deref())
+                            )
+                        }
+                    })
+                    .collect();
+                format!("sequence[{}]", parts.join(", "))
+            }
+        }
+    }
+
+    fn describe_state(&self, state: &MapState) -> String {
+        let parts: Vec<String> = state
+            .changed
+            .iter()
+            .map(|(k, v)| format!("{}: {}", show_bytes(k), show_opt_bytes(v.as_deref())))
+            .collect();
+        let rest = match &self.initial {
+            None => String::new(),
+            Some(v) => format!(" (others {})", show_bytes(v)),
+        };
+        format!("{{{}}}{rest}", parts.join(", "))
+    }
+}
+
+/// The steps of a transaction: `[[:read :x nil] [:write :y 2]]`.
+fn txn_steps(value: &Value) -> Result<Vec<TxnStep>, String> {
+    let steps = value.as_list().ok_or_else(|| format!("a transaction is a list, not {value}"))?;
+    steps
+        .iter()
+        .map(|step| match step.as_list() {
+            Some([f, key, v]) => match f.as_name() {
+                Some("read" | "r") => Ok(TxnStep::Read { key: bytes_of(key)? }),
+                Some("write" | "w") => {
+                    Ok(TxnStep::Write { key: bytes_of(key)?, value: bytes_of(v)? })
+                }
+                _ => Err(format!("transaction step {step}: expected read or write")),
+            },
+            _ => Err(format!("transaction step {step}: expected [f key value]")),
+        })
+        .collect()
+}
+
+fn seq_updates(value: &Value) -> Result<Vec<SeqUpdate>, String> {
+    let updates = value.as_list().ok_or_else(|| format!("a sequence is a list, not {value}"))?;
+    updates
+        .iter()
+        .map(|u| {
+            let parts = u.as_list().ok_or_else(|| format!("update {u} is not a list"))?;
+            let name = parts.first().and_then(Value::as_name).unwrap_or("");
+            Ok(match (name, &parts[1.min(parts.len())..]) {
+                ("set", [k, v]) => SeqUpdate::Set { key: bytes_of(k)?, value: bytes_of(v)? },
+                ("delete", [k]) => SeqUpdate::Delete { key: bytes_of(k)? },
+                ("assert", [k, v]) => SeqUpdate::Assert { key: bytes_of(k)?, value: opt_bytes_of(v)? },
+                ("assert_exists", [k]) => SeqUpdate::AssertExists { key: bytes_of(k)? },
+                ("replace", [k, v]) => SeqUpdate::Replace { key: bytes_of(k)?, wanted: opt_bytes_of(v)? },
+                _ => {
+                    return Err(format!(
+                        "update {u}: expected [set k v], [delete k], [assert k v], [assert_exists k] or [replace k v]"
+                    ))
+                }
+            })
+        })
+        .collect()
+}
+
+impl FromRaw for MultiKey {
+    fn input(&self, call: &RawCall) -> Result<MultiOp, String> {
+        match call.f.as_str() {
+            "txn" => Ok(MultiOp::Txn(txn_steps(&call.value)?)),
+            "sequence" => Ok(MultiOp::Sequence(seq_updates(&call.value)?)),
+            _ => KvOp::from_raw(call).map(MultiOp::Kv),
+        }
+    }
+
+    fn output(&self, input: &MultiOp, value: &Value) -> Result<Option<MultiOut>, String> {
+        match input {
+            MultiOp::Kv(op) => Ok(op.output_from_raw(value)?.map(MultiOut::Value)),
+            MultiOp::Txn(steps) => {
+                let done =
+                    value.as_list().ok_or_else(|| format!("expected the steps, found {value}"))?;
+                if done.len() != steps.len() {
+                    return Err(format!(
+                        "{} steps returned for {} called",
+                        done.len(),
+                        steps.len()
+                    ));
+                }
+                let mut reads = Vec::new();
+                for (step, d) in steps.iter().zip(done) {
+                    if let TxnStep::Read { .. } = step {
+                        match d.as_list() {
+                            Some([_, _, v]) => reads.push(opt_bytes_of(v)?),
+                            _ => return Err(format!("step {d}: expected [read key value]")),
+                        }
+                    }
+                }
+                Ok(Some(MultiOut::Reads(reads)))
+            }
+            MultiOp::Sequence(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Bytes {
+        s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_sequence_is_all_or_nothing() {
+        let m = MultiKey::default();
+        let s0 = m.init();
+        let seq = MultiOp::Sequence(vec![
+            SeqUpdate::Set { key: k("a"), value: k("1") },
+            SeqUpdate::Delete { key: k("b") },
+        ]);
+        assert_eq!(m.step(&s0, &seq, None), None, "b is absent: the sequence cannot succeed");
+        let with_b =
+            m.step(&s0, &MultiOp::Kv(KvOp::Set { key: k("b"), value: k("2") }), None).unwrap();
+        let after = m.step(&with_b, &seq, None).unwrap();
+        assert_eq!(m.get(&after, b"a"), Some(k("1")));
+        assert_eq!(m.get(&after, b"b"), None);
+    }
+
+    #[test]
+    fn transactions_read_their_own_writes_and_states_stay_canonical() {
+        let m = MultiKey { initial: Some(k("0")) };
+        let s0 = m.init();
+        let txn = MultiOp::Txn(vec![
+            TxnStep::Write { key: k("x"), value: k("1") },
+            TxnStep::Read { key: k("x") },
+            TxnStep::Read { key: k("y") },
+        ]);
+        let ok = MultiOut::Reads(vec![Some(k("1")), Some(k("0"))]);
+        let s1 = m.step(&s0, &txn, Some(&ok)).unwrap();
+        let bad = MultiOut::Reads(vec![Some(k("0")), Some(k("0"))]);
+        assert_eq!(m.step(&s0, &txn, Some(&bad)), None);
+        let back =
+            m.step(&s1, &MultiOp::Kv(KvOp::Set { key: k("x"), value: k("0") }), None).unwrap();
+        assert_eq!(back, s0, "a key back at its initial value is the initial state");
+    }
+}
