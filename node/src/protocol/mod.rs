@@ -1,3 +1,5 @@
-//! Wire codecs: node-to-node messages ([`peer`]). Codecs only: no I/O.
+//! Wire codecs: the Arakoon client protocol ([`client`]) and node-to-node messages ([`peer`]).
+//! Codecs only: no I/O.
 
+pub mod client;
 pub mod peer;
