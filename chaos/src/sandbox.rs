@@ -158,6 +158,7 @@ pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState
         batch_max_updates: 1024,
         batch_max_bytes: 4 * 1024 * 1024,
         max_connections: 1024,
+        client_stall_ms: 10_000,
     };
     let mut link_list = Vec::with_capacity(links);
     let mut next = 2 * nodes;

@@ -9,6 +9,12 @@
 //! master = n0                   ; optional: a forced master
 //! tlog_max_entries = 50000
 //! tlog_max_size = 33554432
+//! max_value_size = 8388608      ; bytes of one key or value
+//! max_buffer_size = 33554432    ; bytes of one request
+//! batch_max_updates = 1024      ; group commit: updates in one Paxos value at most
+//! batch_max_bytes = 4194304     ; and bytes
+//! max_connections = 1024        ; client connections; more are refused with 0xfe
+//! client_stall_ms = 10000       ; a client silent in the middle of a request is dropped
 //!
 //! [n0]
 //! ip = 127.0.0.1
@@ -52,6 +58,8 @@ pub struct ClusterConfig {
     pub batch_max_updates: usize,
     pub batch_max_bytes: usize,
     pub max_connections: usize,
+    /// A client that stops in the middle of a request is dropped after this long.
+    pub client_stall_ms: u64,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -127,6 +135,7 @@ impl ClusterConfig {
             batch_max_bytes: p.number(g, "batch_max_bytes", 1024, 1 << 30, 4 * 1024 * 1024)?
                 as usize,
             max_connections: p.number(g, "max_connections", 1, 1 << 16, 1024)? as usize,
+            client_stall_ms: p.number(g, "client_stall_ms", 1, 3_600_000, 10_000)?,
         })
     }
 
@@ -171,6 +180,7 @@ impl ClusterConfig {
         s += &format!("batch_max_updates = {}\n", self.batch_max_updates);
         s += &format!("batch_max_bytes = {}\n", self.batch_max_bytes);
         s += &format!("max_connections = {}\n", self.max_connections);
+        s += &format!("client_stall_ms = {}\n", self.client_stall_ms);
         for n in &self.nodes {
             s += &format!("\n[{}]\n", n.name);
             s += &format!("ip = {}\n", n.ip);

@@ -14,6 +14,7 @@ mod no_planted {
     }
 }
 
+pub mod client;
 pub mod config;
 pub mod consensus;
 pub mod llio;

@@ -121,6 +121,10 @@ fn run(
         let mut jobs = match first {
             Request::Job(job) => vec![job],
             Request::Import(entries, reply) => {
+                if let Err(e) = check_import(&writer, &entries) {
+                    let _ = reply.send(Err(e));
+                    continue;
+                }
                 let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
                 let _ = reply.send(writer.append(&refs));
                 continue;
@@ -151,6 +155,24 @@ fn run(
         }
         let _ = done.send(Persisted::Done(jobs.iter().map(|j| j.token).collect()));
     }
+}
+
+/// Imported entries must continue the log: start at its last slot (a rewrite of an uncommitted
+/// slot) or right after it, without gaps.
+fn check_import(writer: &TlogWriter, entries: &[(u64, Value)]) -> Result<(), TlogError> {
+    let mut last = writer.last_i();
+    for (i, _) in entries {
+        if let Some(l) = last {
+            if *i != l && *i != l + 1 {
+                return Err(TlogError::Refused {
+                    path: writer.dir().location(),
+                    reason: format!("catch-up entry {i} does not continue the log at {l}"),
+                });
+            }
+        }
+        last = Some(*i);
+    }
+    Ok(())
 }
 
 fn write_group(

@@ -70,6 +70,8 @@ pub struct Prepared {
     pub ballot: BallotRecord,
     /// The log's last slot and its value.
     pub last: Option<(u64, Value)>,
+    /// The slot before it, if the log holds it.
+    pub prev: Option<(u64, Value)>,
     pub closed_cleanly: bool,
 }
 
@@ -101,14 +103,18 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
     let mut store = SledStore::open(&store_path(node), &config.cluster_id)?;
     let single = config.nodes.len() == 1;
     replay::replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
-    let mut last = None;
+    let (mut last, mut prev) = (None, None);
     if let Some(last_i) = report.last_i {
-        tlog::walk(dir.as_ref(), last_i, &mut |e, _| {
-            last = Some((e.i, e.value.clone()));
+        tlog::walk(dir.as_ref(), last_i.saturating_sub(1), &mut |e, _| {
+            if e.i == last_i {
+                last = Some((e.i, e.value.clone()));
+            } else if e.i + 1 == last_i {
+                prev = Some((e.i, e.value.clone()));
+            }
             true
         })?;
     }
-    Ok(Prepared { dir, writer, store, ballot, last, closed_cleanly: report.closed_cleanly })
+    Ok(Prepared { dir, writer, store, ballot, last, prev, closed_cleanly: report.closed_cleanly })
 }
 
 #[cfg(test)]

@@ -1,0 +1,569 @@
+//! The async Rust client: master discovery, fail-over, every command.
+//!
+//! A client knows the cluster's nodes. Before its first request, and after losing its master,
+//! it asks the nodes `who_master` and confirms the answer with the named master itself. A request
+//! that hears `not_master`, or finds no connection, is retried on the master found anew, a bounded
+//! number of times with backoff. An update whose outcome cannot be known (the connection broke
+//! after it was sent, the master lost its lease meanwhile: `no_longer_master`, the node went
+//! down) is reported as [`ClientError::Unknown`] and never retried: retrying could apply it twice.
+//! Reads are always safe to retry.
+
+use crate::protocol::client::{
+    decode_reply, encode_prologue, Consistency, Payload, Reply, Request,
+};
+use crate::rc::Rc;
+use crate::server::env::{Network, TokioNet};
+use crate::store::Range;
+use crate::value::{Bytes, Key, Update};
+use std::net::SocketAddr;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How a client reaches a cluster.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub cluster_id: String,
+    /// Every node: its name and client address.
+    pub nodes: Vec<(String, SocketAddr)>,
+    pub connect_timeout: Duration,
+    /// How long one request may take before its outcome is called unknown.
+    pub request_timeout: Duration,
+    /// Attempts to find a master and send a request, in all.
+    pub attempts: u32,
+    /// The first pause between attempts; it doubles up to a second.
+    pub backoff: Duration,
+    /// The largest reply accepted.
+    pub reply_bytes_max: u32,
+}
+
+impl ClientConfig {
+    pub fn new(cluster_id: &str, nodes: Vec<(String, SocketAddr)>) -> ClientConfig {
+        ClientConfig {
+            cluster_id: cluster_id.to_string(),
+            nodes,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            attempts: 20,
+            backoff: Duration::from_millis(50),
+            reply_bytes_max: crate::llio::MESSAGE_BYTES_MAX,
+        }
+    }
+
+    /// The nodes of a cluster configuration.
+    pub fn from_cluster(config: &crate::config::ClusterConfig) -> ClientConfig {
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), SocketAddr::new(n.ip, n.client_port)))
+            .collect();
+        ClientConfig::new(&config.cluster_id, nodes)
+    }
+}
+
+/// Why a request did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientError {
+    /// The node answered with an error: the request did not take effect (not_found,
+    /// assertion_failed, bad_input, ...).
+    #[error("{rc}: {}", String::from_utf8_lossy(message))]
+    Failed { rc: Rc, message: Bytes },
+    /// The update may or may not have taken effect.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// No master could be found or reached within the attempts.
+    #[error("no master: {0}")]
+    NoMaster(String),
+}
+
+impl ClientError {
+    pub fn rc(&self) -> Option<Rc> {
+        match self {
+            ClientError::Failed { rc, .. } => Some(*rc),
+            _ => None,
+        }
+    }
+}
+
+/// One open, greeted connection.
+pub struct Connection<S> {
+    stream: S,
+    buf: Vec<u8>,
+    reply_bytes_max: u32,
+}
+
+/// Why one exchange on a connection failed.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// Nothing was sent: safe to retry anywhere.
+    NotSent(String),
+    /// Sent, but no (whole) answer came.
+    NoAnswer(String),
+}
+
+impl<S: crate::server::env::Stream> Connection<S> {
+    /// Opens a connection and sends the prologue.
+    pub async fn open<N: Network<Stream = S>>(
+        net: &N,
+        addr: SocketAddr,
+        cluster_id: &str,
+        timeout: Duration,
+        reply_bytes_max: u32,
+    ) -> Result<Connection<S>, String> {
+        let mut stream = tokio::time::timeout(timeout, net.connect(addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let mut hello = Vec::new();
+        encode_prologue(cluster_id, &mut hello);
+        stream.write_all(&hello).await.map_err(|e| format!("{addr}: {e}"))?;
+        Ok(Connection { stream, buf: Vec::with_capacity(4096), reply_bytes_max })
+    }
+
+    /// Sends one request and reads its reply.
+    pub async fn exchange(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Reply, ExchangeError> {
+        let bytes = request.to_bytes();
+        if let Err(e) = self.stream.write_all(&bytes).await {
+            // A write that failed at once on a dead connection: the node got nothing it can act
+            // on (a partial request is dropped by the server).
+            return Err(ExchangeError::NotSent(e.to_string()));
+        }
+        let kind = request.reply_kind();
+        let read = async {
+            self.buf.clear();
+            loop {
+                match decode_reply(kind, &self.buf, self.reply_bytes_max) {
+                    Ok(Some((reply, _))) => return Ok(reply),
+                    Ok(None) => {}
+                    Err(e) => return Err(format!("bad reply: {e}")),
+                }
+                if self.buf.len() > self.reply_bytes_max as usize + 64 {
+                    return Err("reply too large".to_string());
+                }
+                self.buf.reserve(64 * 1024);
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) => return Err("the node closed the connection".to_string()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(ExchangeError::NoAnswer(e)),
+            Err(_) => Err(ExchangeError::NoAnswer(format!("no answer within {timeout:?}"))),
+        }
+    }
+}
+
+/// A client of one cluster.
+pub struct Client<N: Network = TokioNet> {
+    config: ClientConfig,
+    net: N,
+    master: Option<(usize, Connection<N::Stream>)>,
+}
+
+impl Client<TokioNet> {
+    /// A client over real TCP.
+    pub fn new(config: ClientConfig) -> Client<TokioNet> {
+        Client::with_network(config, TokioNet)
+    }
+}
+
+impl<N: Network> Client<N> {
+    pub fn with_network(config: ClientConfig, net: N) -> Client<N> {
+        Client { config, net, master: None }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    async fn connect(&self, k: usize) -> Result<Connection<N::Stream>, String> {
+        let (_, addr) = &self.config.nodes[k];
+        Connection::open(
+            &self.net,
+            *addr,
+            &self.config.cluster_id,
+            self.config.connect_timeout,
+            self.config.reply_bytes_max,
+        )
+        .await
+    }
+
+    /// Asks node `k` a local question on a fresh connection.
+    pub async fn ask(&self, k: usize, request: &Request) -> Result<Reply, String> {
+        let mut conn = self.connect(k).await?;
+        conn.exchange(request, self.config.request_timeout).await.map_err(|e| match e {
+            ExchangeError::NotSent(e) | ExchangeError::NoAnswer(e) => e,
+        })
+    }
+
+    /// Finds the master: a node names it, and it confirms.
+    pub async fn find_master(&mut self) -> Result<usize, String> {
+        let mut notes = Vec::new();
+        for k in 0..self.config.nodes.len() {
+            let name = &self.config.nodes[k].0;
+            let answer = match self.ask(k, &Request::WhoMaster).await {
+                Ok(Reply::Ok(Payload::OptionString(Some(m)))) => m,
+                Ok(Reply::Ok(Payload::OptionString(None))) => {
+                    notes.push(format!("{name}: knows no master"));
+                    continue;
+                }
+                Ok(other) => {
+                    notes.push(format!("{name}: {other:?}"));
+                    continue;
+                }
+                Err(e) => {
+                    notes.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let Some(m) = self.config.nodes.iter().position(|(n, _)| n.as_bytes() == answer)
+            else {
+                notes.push(format!("{name}: names an unknown master"));
+                continue;
+            };
+            let mut conn = match self.connect(m).await {
+                Ok(c) => c,
+                Err(e) => {
+                    notes.push(format!("{}: {e}", self.config.nodes[m].0));
+                    continue;
+                }
+            };
+            match conn.exchange(&Request::WhoMaster, self.config.request_timeout).await {
+                Ok(Reply::Ok(Payload::OptionString(Some(again)))) if again == answer => {
+                    self.master = Some((m, conn));
+                    return Ok(m);
+                }
+                _ => notes.push(format!("{}: does not confirm", self.config.nodes[m].0)),
+            }
+        }
+        self.master = None;
+        Err(notes.join("; "))
+    }
+
+    /// The index of the master this client currently talks to.
+    pub fn current_master(&self) -> Option<usize> {
+        self.master.as_ref().map(|(k, _)| *k)
+    }
+
+    /// Sends a request to the master, with fail-over. See the module documentation for what is
+    /// retried.
+    pub async fn request(&mut self, request: &Request) -> Result<Payload, ClientError> {
+        let update = request.is_update();
+        let mut backoff = self.config.backoff;
+        let mut last_problem = String::from("no attempt made");
+        for attempt in 0..self.config.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            if self.master.is_none() {
+                if let Err(e) = self.find_master().await {
+                    last_problem = e;
+                    continue;
+                }
+            }
+            let Some((_, conn)) = self.master.as_mut() else { continue };
+            let result = conn.exchange(request, self.config.request_timeout).await;
+            match result {
+                Ok(Reply::Ok(payload)) => return Ok(payload),
+                Ok(Reply::Failed { rc, message }) => {
+                    if !rc.keeps_connection_open() {
+                        self.master = None;
+                    }
+                    match rc {
+                        Rc::NotMaster => {
+                            last_problem = format!(
+                                "not_master (master: {})",
+                                String::from_utf8_lossy(&message)
+                            );
+                            continue;
+                        }
+                        Rc::NoLongerMaster | Rc::GoingDown if update => {
+                            return Err(ClientError::Unknown(format!(
+                                "{rc}: {}",
+                                String::from_utf8_lossy(&message)
+                            )));
+                        }
+                        Rc::NoLongerMaster | Rc::GoingDown => {
+                            last_problem = rc.to_string();
+                            continue;
+                        }
+                        _ => return Err(ClientError::Failed { rc, message }),
+                    }
+                }
+                Err(ExchangeError::NotSent(e)) => {
+                    self.master = None;
+                    last_problem = e;
+                }
+                Err(ExchangeError::NoAnswer(e)) => {
+                    self.master = None;
+                    if update {
+                        return Err(ClientError::Unknown(e));
+                    }
+                    last_problem = e;
+                }
+            }
+        }
+        Err(ClientError::NoMaster(last_problem))
+    }
+
+    // ---- typed commands ------------------------------------------------------------------
+
+    pub async fn ping(&mut self, client_id: &str) -> Result<String, ClientError> {
+        let cluster_id = self.config.cluster_id.clone();
+        let req = Request::Ping { client_id: client_id.to_string(), cluster_id };
+        match self.request(&req).await? {
+            Payload::String(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
+            other => Err(unexpected(&req, other)),
+        }
+    }
+
+    pub async fn who_master(&mut self) -> Result<Option<String>, ClientError> {
+        match self.request(&Request::WhoMaster).await? {
+            Payload::OptionString(s) => Ok(s.map(|s| String::from_utf8_lossy(&s).into_owned())),
+            other => Err(unexpected(&Request::WhoMaster, other)),
+        }
+    }
+
+    pub async fn get(&mut self, key: &[u8]) -> Result<Bytes, ClientError> {
+        self.get_with(Consistency::Consistent, key).await
+    }
+
+    pub async fn get_with(&mut self, c: Consistency, key: &[u8]) -> Result<Bytes, ClientError> {
+        let req = Request::Get { c, key: key.to_vec() };
+        match self.request(&req).await? {
+            Payload::String(v) => Ok(v),
+            other => Err(unexpected(&req, other)),
+        }
+    }
+
+    pub async fn exists(&mut self, c: Consistency, key: &[u8]) -> Result<bool, ClientError> {
+        let req = Request::Exists { c, key: key.to_vec() };
+        self.bool(&req).await
+    }
+
+    pub async fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), ClientError> {
+        self.unit(&Request::Set { key: key.to_vec(), value: value.to_vec() }).await
+    }
+
+    pub async fn confirm(&mut self, key: &[u8], value: &[u8]) -> Result<(), ClientError> {
+        self.unit(&Request::Confirm { key: key.to_vec(), value: value.to_vec() }).await
+    }
+
+    pub async fn delete(&mut self, key: &[u8]) -> Result<(), ClientError> {
+        self.unit(&Request::Delete { key: key.to_vec() }).await
+    }
+
+    pub async fn test_and_set(
+        &mut self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        wanted: Option<&[u8]>,
+    ) -> Result<Option<Bytes>, ClientError> {
+        let req = Request::TestAndSet {
+            key: key.to_vec(),
+            expected: expected.map(<[u8]>::to_vec),
+            wanted: wanted.map(<[u8]>::to_vec),
+        };
+        self.option(&req).await
+    }
+
+    pub async fn replace(
+        &mut self,
+        key: &[u8],
+        wanted: Option<&[u8]>,
+    ) -> Result<Option<Bytes>, ClientError> {
+        let req = Request::Replace { key: key.to_vec(), wanted: wanted.map(<[u8]>::to_vec) };
+        self.option(&req).await
+    }
+
+    pub async fn user_function(
+        &mut self,
+        name: &str,
+        arg: Option<&[u8]>,
+    ) -> Result<Option<Bytes>, ClientError> {
+        let req = Request::UserFunction { name: name.to_string(), arg: arg.map(<[u8]>::to_vec) };
+        self.option(&req).await
+    }
+
+    pub async fn sequence(&mut self, updates: Vec<Update>, synced: bool) -> Result<(), ClientError> {
+        self.unit(&Request::Sequence { updates, synced }).await
+    }
+
+    pub async fn delete_prefix(&mut self, prefix: &[u8]) -> Result<i32, ClientError> {
+        let req = Request::DeletePrefix { prefix: prefix.to_vec() };
+        match self.request(&req).await? {
+            Payload::Int32(n) => Ok(n),
+            other => Err(unexpected(&req, other)),
+        }
+    }
+
+    pub async fn nop(&mut self) -> Result<(), ClientError> {
+        self.unit(&Request::Nop).await
+    }
+
+    pub async fn range(&mut self, c: Consistency, range: Range) -> Result<Vec<Key>, ClientError> {
+        self.keys(&Request::Range { c, range }).await
+    }
+
+    pub async fn prefix_keys(
+        &mut self,
+        c: Consistency,
+        prefix: &[u8],
+        max: Option<usize>,
+    ) -> Result<Vec<Key>, ClientError> {
+        self.keys(&Request::PrefixKeys { c, prefix: prefix.to_vec(), max }).await
+    }
+
+    pub async fn range_entries(
+        &mut self,
+        c: Consistency,
+        range: Range,
+    ) -> Result<Vec<(Key, Bytes)>, ClientError> {
+        self.entries(&Request::RangeEntries { c, range }).await
+    }
+
+    pub async fn rev_range_entries(
+        &mut self,
+        c: Consistency,
+        range: Range,
+    ) -> Result<Vec<(Key, Bytes)>, ClientError> {
+        self.entries(&Request::RevRangeEntries { c, range }).await
+    }
+
+    pub async fn multi_get(
+        &mut self,
+        c: Consistency,
+        keys: Vec<Key>,
+    ) -> Result<Vec<Bytes>, ClientError> {
+        let req = Request::MultiGet { c, keys };
+        match self.request(&req).await? {
+            Payload::Values(v) => Ok(v),
+            other => Err(unexpected(&req, other)),
+        }
+    }
+
+    pub async fn multi_get_option(
+        &mut self,
+        c: Consistency,
+        keys: Vec<Key>,
+    ) -> Result<Vec<Option<Bytes>>, ClientError> {
+        let req = Request::MultiGetOption { c, keys };
+        match self.request(&req).await? {
+            Payload::OptionValues(v) => Ok(v),
+            other => Err(unexpected(&req, other)),
+        }
+    }
+
+    pub async fn assert(
+        &mut self,
+        c: Consistency,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ClientError> {
+        self.unit(&Request::Assert { c, key: key.to_vec(), value: value.map(<[u8]>::to_vec) })
+            .await
+    }
+
+    pub async fn assert_exists(&mut self, c: Consistency, key: &[u8]) -> Result<(), ClientError> {
+        self.unit(&Request::AssertExists { c, key: key.to_vec() }).await
+    }
+
+    pub async fn get_key_count(&mut self) -> Result<i64, ClientError> {
+        match self.request(&Request::GetKeyCount).await? {
+            Payload::Int64(n) => Ok(n),
+            other => Err(unexpected(&Request::GetKeyCount, other)),
+        }
+    }
+
+    pub async fn expect_progress_possible(&mut self) -> Result<bool, ClientError> {
+        self.bool(&Request::ExpectProgressPossible).await
+    }
+
+    pub async fn drop_master(&mut self) -> Result<(), ClientError> {
+        let result = self.unit(&Request::DropMaster).await;
+        self.master = None;
+        result
+    }
+
+    pub async fn version(&mut self) -> Result<(i32, i32, i32, String), ClientError> {
+        match self.request(&Request::Version).await? {
+            Payload::Version { major, minor, patch, info } => Ok((major, minor, patch, info)),
+            other => Err(unexpected(&Request::Version, other)),
+        }
+    }
+
+    pub async fn current_state(&mut self) -> Result<String, ClientError> {
+        match self.request(&Request::CurrentState).await? {
+            Payload::String(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
+            other => Err(unexpected(&Request::CurrentState, other)),
+        }
+    }
+
+    pub async fn statistics(&mut self) -> Result<Bytes, ClientError> {
+        match self.request(&Request::Statistics).await? {
+            Payload::String(s) => Ok(s),
+            other => Err(unexpected(&Request::Statistics, other)),
+        }
+    }
+
+    pub async fn get_txid(&mut self) -> Result<Consistency, ClientError> {
+        match self.request(&Request::GetTxid).await? {
+            Payload::Consistency(c) => Ok(c),
+            other => Err(unexpected(&Request::GetTxid, other)),
+        }
+    }
+
+    pub async fn flush_store(&mut self) -> Result<(), ClientError> {
+        self.unit(&Request::FlushStore).await
+    }
+
+    async fn unit(&mut self, req: &Request) -> Result<(), ClientError> {
+        match self.request(req).await? {
+            Payload::Unit => Ok(()),
+            other => Err(unexpected(req, other)),
+        }
+    }
+
+    async fn bool(&mut self, req: &Request) -> Result<bool, ClientError> {
+        match self.request(req).await? {
+            Payload::Bool(b) => Ok(b),
+            other => Err(unexpected(req, other)),
+        }
+    }
+
+    async fn option(&mut self, req: &Request) -> Result<Option<Bytes>, ClientError> {
+        match self.request(req).await? {
+            Payload::OptionString(v) => Ok(v),
+            other => Err(unexpected(req, other)),
+        }
+    }
+
+    async fn keys(&mut self, req: &Request) -> Result<Vec<Key>, ClientError> {
+        match self.request(req).await? {
+            Payload::Keys(k) => Ok(k),
+            other => Err(unexpected(req, other)),
+        }
+    }
+
+    async fn entries(&mut self, req: &Request) -> Result<Vec<(Key, Bytes)>, ClientError> {
+        match self.request(req).await? {
+            Payload::Entries(e) => Ok(e),
+            other => Err(unexpected(req, other)),
+        }
+    }
+}
+
+fn unexpected(req: &Request, payload: Payload) -> ClientError {
+    ClientError::Failed {
+        rc: Rc::UnknownFailure,
+        message: format!("{}: unexpected reply {payload:?}", req.name()).into_bytes(),
+    }
+}

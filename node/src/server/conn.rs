@@ -1,0 +1,253 @@
+//! One client connection: the prologue, then requests one at a time.
+//!
+//! The connection task only frames: it decodes requests from a bounded buffer, hands each to the
+//! core and writes back the bytes the core answers. The rules of ARAKOON-FORMATS §2 live here: a
+//! wrong prologue closes the connection without a word; a request that cannot be decoded gets its
+//! return code and a close (the stream is out of step); after an answered request the connection
+//! stays open only for the return codes that allow it. A client that sends half a request and
+//! stalls is dropped after `request_stall_ms`; an idle connection between requests is fine.
+//!
+//! `last_entries` (catch-up) is answered here, from the TLog files, so that a long catch-up never
+//! holds the core.
+
+use super::core::{CoreMsg, Shared};
+use super::env::Stream;
+use crate::llio::Put;
+use crate::protocol::client::{
+    decode_prologue, encode_error, Decoded, EntryFrame, Request, RequestError,
+};
+use crate::rc::Rc;
+use crate::tlog;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a client may take to send its prologue.
+const PROLOGUE_TIMEOUT_MS: u64 = 10_000;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Counts a connection while it lives.
+pub struct ConnectionSlot {
+    shared: Arc<Shared>,
+}
+
+impl ConnectionSlot {
+    /// Takes a slot, or `None` when `max_connections` are open.
+    pub fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+        let max = shared.max_connections;
+        let taken = shared
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .is_ok();
+        taken.then(|| ConnectionSlot { shared: shared.clone() })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Refuses a connection over the limit with 0xfe and closes it.
+pub async fn refuse<S: Stream>(mut stream: S, max: usize) {
+    let mut out = Vec::new();
+    let msg = format!("max_connections: this node accepts at most {max} client connections");
+    encode_error(Rc::MaxConnections, msg.as_bytes(), &mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+}
+
+enum ReadOutcome {
+    Data,
+    Closed,
+    TimedOut,
+}
+
+async fn read_more<S: Stream>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    timeout_ms: Option<u64>,
+) -> ReadOutcome {
+    buf.reserve(READ_CHUNK);
+    let read = stream.read_buf(buf);
+    let result = match timeout_ms {
+        Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), read).await {
+            Ok(r) => r,
+            Err(_) => return ReadOutcome::TimedOut,
+        },
+        None => read.await,
+    };
+    match result {
+        Ok(0) | Err(_) => ReadOutcome::Closed,
+        Ok(_) => ReadOutcome::Data,
+    }
+}
+
+/// Serves one client connection until it closes, misbehaves, or the node stops.
+pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: ConnectionSlot) {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // The prologue.
+    loop {
+        match decode_prologue(&buf, &shared.cluster_id) {
+            Ok(Some(n)) => {
+                buf.drain(..n);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!("closed a client connection: {e}");
+                return;
+            }
+        }
+        match read_more(&mut stream, &mut buf, Some(PROLOGUE_TIMEOUT_MS)).await {
+            ReadOutcome::Data => {}
+            ReadOutcome::Closed | ReadOutcome::TimedOut => return,
+        }
+    }
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let decoded = Request::decode(&buf, shared.max_buffer_size);
+        let request = match decoded {
+            Ok(Decoded::Request(req, n)) => {
+                buf.drain(..n);
+                req
+            }
+            Ok(Decoded::NeedMore) => {
+                if buf.len() > shared.max_buffer_size as usize + 64 {
+                    let msg = format!(
+                        "request exceeds max_buffer_size ({} bytes)",
+                        shared.max_buffer_size
+                    );
+                    out.clear();
+                    encode_error(Rc::BadInput, msg.as_bytes(), &mut out);
+                    let _ = stream.write_all(&out).await;
+                    return;
+                }
+                // Idle between requests is fine; silence in the middle of one is not.
+                let timeout = (!buf.is_empty()).then_some(shared.request_stall_ms);
+                match read_more(&mut stream, &mut buf, timeout).await {
+                    ReadOutcome::Data => continue,
+                    ReadOutcome::Closed => return,
+                    ReadOutcome::TimedOut => {
+                        tracing::debug!("dropped a client that stalled inside a request");
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                refuse_request(&mut stream, &e, &mut out).await;
+                return;
+            }
+        };
+        if let Request::LastEntries { from_i, to_i } = request {
+            if !stream_entries(&mut stream, &shared, from_i, to_i).await {
+                return;
+            }
+            continue;
+        }
+        let (reply, answer) = oneshot::channel();
+        if shared.core.send(CoreMsg::Client { request, reply }).await.is_err() {
+            going_down(&mut stream, &mut out).await;
+            return;
+        }
+        let Ok(bytes) = answer.await else {
+            going_down(&mut stream, &mut out).await;
+            return;
+        };
+        if stream.write_all(&bytes).await.is_err() {
+            return;
+        }
+        let rc = bytes
+            .get(..4)
+            .and_then(|b| Rc::from_code(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .unwrap_or(Rc::UnknownFailure);
+        if !rc.keeps_connection_open() {
+            return;
+        }
+    }
+}
+
+async fn refuse_request<S: Stream>(stream: &mut S, e: &RequestError, out: &mut Vec<u8>) {
+    tracing::debug!("refused a request: {e}");
+    out.clear();
+    encode_error(e.rc(), e.to_string().as_bytes(), out);
+    let _ = stream.write_all(out).await;
+}
+
+async fn going_down<S: Stream>(stream: &mut S, out: &mut Vec<u8>) {
+    out.clear();
+    encode_error(Rc::GoingDown, b"the node is shutting down", out);
+    let _ = stream.write_all(out).await;
+}
+
+/// Streams the committed entries `from_i..=to_i` this node holds. Returns whether the
+/// connection may go on.
+async fn stream_entries<S: Stream>(
+    stream: &mut S,
+    shared: &Arc<Shared>,
+    from_i: u64,
+    to_i: u64,
+) -> bool {
+    let (reply, answer) = oneshot::channel();
+    if shared.core.send(CoreMsg::Committed { reply }).await.is_err() {
+        return false;
+    }
+    let Ok(committed) = answer.await else { return false };
+    let mut out = Vec::new();
+    let Some(committed) = committed.filter(|c| *c >= from_i) else {
+        let msg = format!("this node has not committed slot {from_i} yet");
+        encode_error(Rc::NotFound, msg.as_bytes(), &mut out);
+        return stream.write_all(&out).await.is_ok();
+    };
+    let to_i = to_i.min(committed);
+    // Read the files on a blocking thread; a bounded channel paces it to the socket.
+    let (tx, mut rx) = mpsc::channel::<Result<(u64, Vec<u8>), String>>(64);
+    let dir = shared.dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = tlog::for_each_committed(dir.as_ref(), from_i, true, &mut |e| {
+            if e.i > to_i {
+                return Err(None);
+            }
+            let mut bytes = Vec::new();
+            EntryFrame::Entry(e.i, e.value).encode(&mut bytes);
+            tx.blocking_send(Ok((e.i, bytes))).map_err(|_| Some("receiver gone".to_string()))
+        });
+        match result {
+            Ok(Ok(())) | Ok(Err(None)) => {}
+            Ok(Err(Some(_))) => {}
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e.to_string()));
+            }
+        }
+    });
+    out.put_i32(Rc::Ok.code() as i32);
+    let mut next = from_i;
+    while let Some(item) = rx.recv().await {
+        match item {
+            Ok((i, bytes)) => {
+                if i != next {
+                    // A gap: stop here; the catcher sees the short stream and tries elsewhere.
+                    break;
+                }
+                next = i + 1;
+                out.extend_from_slice(&bytes);
+                if out.len() >= READ_CHUNK {
+                    if stream.write_all(&out).await.is_err() {
+                        return false;
+                    }
+                    out.clear();
+                }
+            }
+            Err(e) => {
+                tracing::warn!("last_entries {from_i}..={to_i}: {e}");
+                break;
+            }
+        }
+    }
+    drop(rx);
+    EntryFrame::End.encode(&mut out);
+    stream.write_all(&out).await.is_ok()
+}

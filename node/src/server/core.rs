@@ -1,0 +1,817 @@
+//! The core loop: the one task that owns the consensus machine and the store.
+//!
+//! Everything that touches consensus state passes through here, in order: client requests (from
+//! connection tasks), peer messages, persistence reports (from the persister thread), catch-up
+//! chunks and timer ticks. Reads are answered from the store in the same task, so a read never
+//! sees a slot that is committed but not applied. The machine's actions are carried out at once:
+//! sends go to peer links, persists to the persister thread, applies to the store (answering the
+//! clients of each update), catch-ups to a fetching task.
+
+use super::catchup;
+use super::conn;
+use super::env::{Clock, Listener, Network};
+use super::frame::Hello;
+use super::peers::{spawn_link, spawn_listener, Incoming, PeerLink};
+use super::persist::{PersistJob, Persisted, Persister};
+use super::startup::{prepare, StartError};
+use crate::config::ClusterConfig;
+use crate::consensus::{self, Action, ClientReqId, Durable, Input, Machine, NodeIdx, RoleName};
+use crate::llio::Put;
+use crate::protocol::client::{
+    encode_error, encode_ok, Consistency, Payload, Request, SPOKEN_VERSION,
+};
+use crate::protocol::peer;
+use crate::rc::Rc;
+use crate::store::{SledStore, Store, StoreError, UpdateOutput};
+use crate::tlog::{self, LogDir};
+use crate::value::{Update, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+/// Settings of the server shell that the cluster configuration does not carry.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How often the core is told that time passed.
+    pub tick_ms: u64,
+    /// The seed of the machine's election jitter.
+    pub seed: u64,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { tick_ms: 10, seed: 0 }
+    }
+}
+
+/// Why a running node stopped other than by request.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("the TLog writer failed: {0}; restart the node: start-up validates the TLog")]
+    Tlog(tlog::TlogError),
+    #[error("the store failed: {0}; restart the node: replay rebuilds what the store lacks")]
+    Store(StoreError),
+}
+
+impl ServeError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ServeError::Start(e) => e.exit_code(),
+            ServeError::Bind { .. } => 2,
+            ServeError::Tlog(e) => e.exit_code(),
+            ServeError::Store(_) => 45,
+        }
+    }
+}
+
+/// What connection tasks send to the core.
+pub enum CoreMsg {
+    Client { request: Request, reply: oneshot::Sender<Vec<u8>> },
+    /// The last committed slot (for `last_entries`).
+    Committed { reply: oneshot::Sender<Option<u64>> },
+}
+
+/// What the core shares with connection tasks.
+pub struct Shared {
+    pub cluster_id: String,
+    pub core: mpsc::Sender<CoreMsg>,
+    pub dir: Arc<dyn LogDir>,
+    pub connections: AtomicUsize,
+    pub max_connections: usize,
+    pub max_buffer_size: u32,
+    pub request_stall_ms: u64,
+}
+
+/// Runs node `me` of `config` until `shutdown` resolves, then stops cleanly: pending clients hear
+/// going_down, the TLog gets its closed marker, the store is flushed.
+pub async fn serve<N: Network, C: Clock>(
+    config: ClusterConfig,
+    me: NodeIdx,
+    net: N,
+    clock: C,
+    options: ServerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let node = config.nodes[me].clone();
+    let prepared = {
+        let (config, node) = (config.clone(), node.clone());
+        tokio::task::spawn_blocking(move || prepare(&config, &node))
+            .await
+            .expect("start-up does not panic")?
+    };
+    let client_addr = SocketAddr::new(node.ip, node.client_port);
+    let peer_addr = SocketAddr::new(node.ip, node.messaging_port);
+    let client_listener =
+        net.bind(client_addr).await.map_err(|source| ServeError::Bind { addr: client_addr, source })?;
+    let peer_listener =
+        net.bind(peer_addr).await.map_err(|source| ServeError::Bind { addr: peer_addr, source })?;
+
+    let mut ccfg = consensus::Config::new(config.names(), me, config.lease_ms);
+    ccfg.quorum = config.quorum();
+    ccfg.forced_master =
+        config.forced_master.as_ref().and_then(|m| config.names().iter().position(|n| n == m));
+    ccfg.batch_updates_max = config.batch_max_updates;
+    ccfg.batch_bytes_max = config.batch_max_bytes;
+    let durable = Durable {
+        ballot: prepared.ballot,
+        last: prepared.last.clone(),
+        prev: prepared.prev.clone(),
+        applied: prepared.store.applied(),
+    };
+    tracing::info!(
+        node = %node.name,
+        last = ?prepared.last.as_ref().map(|(i, _)| *i),
+        applied = ?durable.applied,
+        closed_cleanly = prepared.closed_cleanly,
+        seed = options.seed,
+        "starting"
+    );
+    let machine = Machine::new(ccfg, durable, clock.now_ms(), options.seed);
+
+    let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
+    let persister = Persister::spawn(prepared.writer, prepared.dir.clone(), persisted_tx);
+    let (core_tx, core_rx) = mpsc::channel(4096);
+    let shared = Arc::new(Shared {
+        cluster_id: config.cluster_id.clone(),
+        core: core_tx,
+        dir: prepared.dir.clone(),
+        connections: AtomicUsize::new(0),
+        max_connections: config.max_connections,
+        max_buffer_size: config.max_buffer_size,
+        request_stall_ms: config.client_stall_ms,
+    });
+
+    // Peers.
+    let hello = Hello { cluster_id: config.cluster_id.clone(), node: node.name.clone() };
+    let links: Vec<Option<PeerLink>> = config
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            (k != me).then(|| {
+                spawn_link(net.clone(), hello.clone(), SocketAddr::new(n.ip, n.messaging_port))
+            })
+        })
+        .collect();
+    let (peer_tx, peer_rx) = mpsc::channel(4096);
+    let peer_names: Vec<String> =
+        config.names().into_iter().enumerate().filter(|(k, _)| *k != me).map(|(_, n)| n).collect();
+    spawn_listener::<N>(
+        peer_listener,
+        config.cluster_id.clone(),
+        peer_names,
+        config.max_buffer_size.saturating_add(1024),
+        peer_tx,
+    );
+
+    // Clients.
+    let accept_shared = shared.clone();
+    let acceptor = tokio::spawn(async move {
+        let mut listener = client_listener;
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            match conn::ConnectionSlot::take(&accept_shared) {
+                Some(slot) => {
+                    tokio::spawn(conn::serve(stream, accept_shared.clone(), slot));
+                }
+                None => {
+                    tokio::spawn(conn::refuse(stream, accept_shared.max_connections));
+                }
+            }
+        }
+    });
+
+    let mut core = Core {
+        config,
+        me,
+        net,
+        clock,
+        machine,
+        store: prepared.store,
+        dir: prepared.dir.clone(),
+        persister: Some(persister),
+        links,
+        pending: BTreeMap::new(),
+        next_req: 1,
+        catch_up: None,
+        catch_up_epoch: 0,
+        actions: Vec::new(),
+        started_ms: 0,
+    };
+    core.started_ms = core.clock.now_ms();
+    let result = core.run(core_rx, peer_rx, persisted_rx, options.tick_ms, shutdown).await;
+    acceptor.abort();
+    let closing = core.close().await;
+    drop(shared);
+    result.and(closing)
+}
+
+struct CatchUp {
+    epoch: u64,
+    chunks: mpsc::Receiver<Vec<(u64, Value)>>,
+    done: oneshot::Receiver<Result<Option<u64>, String>>,
+    to_i: u64,
+}
+
+struct Core<N: Network, C: Clock> {
+    config: ClusterConfig,
+    me: NodeIdx,
+    net: N,
+    clock: C,
+    machine: Machine,
+    store: SledStore,
+    dir: Arc<dyn LogDir>,
+    persister: Option<Persister>,
+    links: Vec<Option<PeerLink>>,
+    /// Clients waiting for an update's outcome.
+    pending: BTreeMap<u64, oneshot::Sender<Vec<u8>>>,
+    next_req: u64,
+    catch_up: Option<CatchUp>,
+    catch_up_epoch: u64,
+    actions: Vec<Action>,
+    started_ms: u64,
+}
+
+enum Event {
+    Client(CoreMsg),
+    Peer(Incoming),
+    Persisted(Persisted),
+    Chunk(Vec<(u64, Value)>),
+    CatchUpDone(Result<Option<u64>, String>),
+    Tick,
+    Shutdown,
+}
+
+fn encode_failure(rc: Rc, message: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_error(rc, message.as_ref(), &mut out);
+    out
+}
+
+fn encode_payload(payload: &Payload) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_ok(payload, &mut out);
+    out
+}
+
+impl<N: Network, C: Clock> Core<N, C> {
+    async fn run(
+        &mut self,
+        mut inbox: mpsc::Receiver<CoreMsg>,
+        mut peers: mpsc::Receiver<Incoming>,
+        mut persisted: mpsc::UnboundedReceiver<Persisted>,
+        tick_ms: u64,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms.max(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let event = {
+                let catch_up = self.catch_up.as_mut();
+                let (chunks, done) = match catch_up {
+                    Some(c) => (Some(&mut c.chunks), Some(&mut c.done)),
+                    None => (None, None),
+                };
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => Event::Shutdown,
+                    Some(p) = persisted.recv() => Event::Persisted(p),
+                    Some(c) = async { match chunks { Some(r) => r.recv().await, None => None } } => Event::Chunk(c),
+                    Ok(r) = async { match done { Some(d) => d.await, None => std::future::pending().await } } => Event::CatchUpDone(r),
+                    Some(m) = peers.recv() => Event::Peer(m),
+                    Some(m) = inbox.recv() => Event::Client(m),
+                    _ = ticker.tick() => Event::Tick,
+                }
+            };
+            match event {
+                Event::Shutdown => return Ok(()),
+                Event::Persisted(Persisted::Done(tokens)) => {
+                    for token in tokens {
+                        self.feed(Input::Persisted { token })?;
+                    }
+                }
+                Event::Persisted(Persisted::Failed(e)) => return Err(ServeError::Tlog(e)),
+                Event::Chunk(entries) => self.import(entries).await?,
+                Event::CatchUpDone(result) => self.caught_up(result)?,
+                Event::Peer(m) => {
+                    self.on_peer(m)?;
+                    // Take whatever else arrived meanwhile before looking elsewhere.
+                    for _ in 0..64 {
+                        match peers.try_recv() {
+                            Ok(m) => self.on_peer(m)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Client(m) => {
+                    self.on_client(m)?;
+                    for _ in 0..256 {
+                        match inbox.try_recv() {
+                            Ok(m) => self.on_client(m)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Tick => self.feed(Input::Tick)?,
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn feed(&mut self, input: Input) -> Result<(), ServeError> {
+        let now = self.now();
+        let mut actions = std::mem::take(&mut self.actions);
+        self.machine.handle(now, input, &mut actions);
+        let result = actions.drain(..).try_for_each(|a| self.execute(a));
+        self.actions = actions;
+        result
+    }
+
+    fn execute(&mut self, action: Action) -> Result<(), ServeError> {
+        match action {
+            Action::Send { to, msg } => {
+                if let Some(Some(link)) = self.links.get(to) {
+                    link.send(peer::encode(&msg));
+                }
+            }
+            Action::Persist { token, ballot, entry } => {
+                if let Some(p) = &self.persister {
+                    p.submit(PersistJob { token, ballot, entry });
+                }
+            }
+            Action::Apply { i, value, clients } => self.apply(i, &value, clients)?,
+            Action::Reply { id, rc, message } => {
+                if let Some(reply) = self.pending.remove(&id.0) {
+                    let bytes = if rc == Rc::Ok {
+                        encode_payload(&Payload::Unit)
+                    } else {
+                        encode_failure(rc, message)
+                    };
+                    let _ = reply.send(bytes);
+                }
+            }
+            Action::CatchUp { from, to_i } => self.start_catch_up(from, to_i),
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, i: u64, value: &Value, clients: Vec<ClientReqId>) -> Result<(), ServeError> {
+        if self.store.next_i() > i {
+            return Ok(()); // replayed at start-up already
+        }
+        let results = self.store.apply(i, value).map_err(ServeError::Store)?;
+        for (id, result) in clients.iter().zip(results) {
+            let Some(reply) = self.pending.remove(&id.0) else { continue };
+            let bytes = match result {
+                Ok(UpdateOutput::Unit) => encode_payload(&Payload::Unit),
+                Ok(UpdateOutput::Previous(p)) | Ok(UpdateOutput::Returned(p)) => {
+                    encode_payload(&Payload::OptionString(p))
+                }
+                Ok(UpdateOutput::Count(n)) => {
+                    encode_payload(&Payload::Int32(i32::try_from(n).unwrap_or(i32::MAX)))
+                }
+                Err(f) => encode_failure(f.rc, f.message),
+            };
+            let _ = reply.send(bytes);
+        }
+        Ok(())
+    }
+
+    fn on_peer(&mut self, m: Incoming) -> Result<(), ServeError> {
+        let Some(from) = self.config.nodes.iter().position(|n| n.name == m.from) else {
+            return Ok(());
+        };
+        if from == self.me {
+            return Ok(());
+        }
+        match peer::decode(&m.payload) {
+            Ok(msg) => self.feed(Input::Message { from, msg }),
+            Err(e) => {
+                tracing::warn!(peer = %m.from, "dropped an undecodable peer message: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    // ---- catch-up ------------------------------------------------------------------------
+
+    fn start_catch_up(&mut self, from: NodeIdx, to_i: u64) {
+        let from_i = self.store.next_i();
+        self.catch_up_epoch += 1;
+        let (chunk_tx, chunks) = mpsc::channel(2);
+        let (done_tx, done) = oneshot::channel();
+        let peer = &self.config.nodes[from];
+        let addr = SocketAddr::new(peer.ip, peer.client_port);
+        let (net, cluster_id) = (self.net.clone(), self.config.cluster_id.clone());
+        tracing::info!(from = %peer.name, from_i, to_i, "catching up");
+        tokio::spawn(async move {
+            let tx = chunk_tx;
+            let result = if to_i < from_i {
+                Ok(None)
+            } else {
+                catchup::fetch(&net, addr, &cluster_id, from_i, to_i, tx.clone()).await
+            };
+            drop(tx);
+            let _ = done_tx.send(result);
+        });
+        self.catch_up = Some(CatchUp { epoch: self.catch_up_epoch, chunks, done, to_i });
+    }
+
+    async fn import(&mut self, entries: Vec<(u64, Value)>) -> Result<(), ServeError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // The store may already hold some (a stale chunk after a restart of the fetch).
+        let next = self.store.next_i();
+        let entries: Vec<(u64, Value)> = entries.into_iter().filter(|(i, _)| *i >= next).collect();
+        if entries.first().is_none_or(|(i, _)| *i != next) {
+            return Ok(());
+        }
+        let Some(persister) = &self.persister else { return Ok(()) };
+        persister.import(entries.clone()).await.map_err(ServeError::Tlog)?;
+        self.store.apply_many(&entries).map_err(ServeError::Store)?;
+        Ok(())
+    }
+
+    fn caught_up(&mut self, result: Result<Option<u64>, String>) -> Result<(), ServeError> {
+        let Some(c) = self.catch_up.take() else { return Ok(()) };
+        let reached = self.store.applied();
+        match result {
+            Ok(_) if reached.is_some_and(|a| a >= c.to_i) || c.to_i < self.store.next_i() => {
+                let (last, prev) = own_tail(self.persister_dir());
+                tracing::info!(applied = ?reached, epoch = c.epoch, "caught up");
+                self.feed(Input::CaughtUp { last, prev, applied: reached })
+            }
+            Ok(got) => {
+                tracing::warn!(wanted = c.to_i, got = ?got, "catch-up came back short");
+                self.feed(Input::CatchUpFailed)
+            }
+            Err(e) => {
+                tracing::warn!("catch-up failed: {e}");
+                self.feed(Input::CatchUpFailed)
+            }
+        }
+    }
+
+    fn persister_dir(&self) -> &dyn LogDir {
+        // Read here only for the last two slots; the persister thread owns the writer.
+        self.dir.as_ref()
+    }
+
+    // ---- clients -------------------------------------------------------------------------
+
+    fn on_client(&mut self, m: CoreMsg) -> Result<(), ServeError> {
+        match m {
+            CoreMsg::Committed { reply } => {
+                let _ = reply.send(self.machine.committed_i());
+            }
+            CoreMsg::Client { request, reply } => {
+                if request.is_update() {
+                    self.update(request, reply)?;
+                } else {
+                    let bytes = self.answer(request, reply)?;
+                    if let Some((reply, bytes)) = bytes {
+                        let _ = reply.send(bytes);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn master_name(&self) -> Option<String> {
+        let now = self.now();
+        self.machine.master(now).map(|k| self.config.nodes[k].name.clone())
+    }
+
+    fn not_master(&self) -> Vec<u8> {
+        encode_failure(Rc::NotMaster, self.master_name().unwrap_or_else(|| "None".into()))
+    }
+
+    /// Checks an update against the size limits; `Some(message)` refuses it.
+    fn too_large(&self, update: &Update) -> Option<String> {
+        let max = self.config.max_value_size as usize;
+        let big = |len: usize, what: &str| {
+            (len > max).then(|| {
+                format!("{what} of {len} bytes exceeds max_value_size ({max} bytes)")
+            })
+        };
+        match update {
+            Update::Set { key, value } => big(key.len(), "key").or_else(|| big(value.len(), "value")),
+            Update::TestAndSet { key, wanted, .. } | Update::Replace { key, value: wanted } => {
+                big(key.len(), "key").or_else(|| big(wanted.as_ref().map_or(0, Vec::len), "value"))
+            }
+            Update::Sequence(us) | Update::SyncedSequence(us) => {
+                let total = update.encoded_len();
+                if total > self.config.max_buffer_size as usize {
+                    return Some(format!(
+                        "sequence of {total} bytes exceeds max_buffer_size ({} bytes)",
+                        self.config.max_buffer_size
+                    ));
+                }
+                us.iter().find_map(|u| self.too_large(u))
+            }
+            _ => None,
+        }
+    }
+
+    fn update(
+        &mut self,
+        request: Request,
+        reply: oneshot::Sender<Vec<u8>>,
+    ) -> Result<(), ServeError> {
+        let update = match request {
+            Request::Set { key, value } => Update::Set { key, value },
+            Request::Delete { key } => Update::Delete { key },
+            Request::TestAndSet { key, expected, wanted } => {
+                Update::TestAndSet { key, expected, wanted }
+            }
+            Request::Sequence { updates, synced: false } => Update::Sequence(updates),
+            Request::Sequence { updates, synced: true } => Update::SyncedSequence(updates),
+            Request::UserFunction { name, arg } => {
+                if crate::store::UserFunctionRegistry::default().get(&name).is_none() {
+                    let msg = format!("user function {name:?} is not registered on this node");
+                    let _ = reply.send(encode_failure(Rc::BadInput, msg));
+                    return Ok(());
+                }
+                Update::UserFunction { name, arg }
+            }
+            Request::Confirm { key, value } => {
+                // Sets only if different: on the master, an equal value needs no round.
+                if self.machine.lease_valid(self.now()) {
+                    let current = self.store.get(&key).map_err(ServeError::Store)?;
+                    if current.as_deref() == Some(value.as_slice()) {
+                        let _ = reply.send(encode_payload(&Payload::Unit));
+                        return Ok(());
+                    }
+                }
+                Update::Set { key, value }
+            }
+            Request::DeletePrefix { prefix } => Update::DeletePrefix { prefix },
+            Request::Replace { key, wanted } => Update::Replace { key, value: wanted },
+            Request::Nop => Update::Nop,
+            other => {
+                let msg = format!("{} is not an update", other.name());
+                let _ = reply.send(encode_failure(Rc::UnknownFailure, msg));
+                return Ok(());
+            }
+        };
+        if let Some(msg) = self.too_large(&update) {
+            let _ = reply.send(encode_failure(Rc::BadInput, msg));
+            return Ok(());
+        }
+        let id = self.next_req;
+        self.next_req += 1;
+        self.pending.insert(id, reply);
+        self.feed(Input::ClientUpdate { id: ClientReqId(id), update })
+    }
+
+    /// Whether a read at consistency `c` may be served here; `Err` holds the refusal.
+    fn may_read(&self, c: Consistency) -> Result<(), Vec<u8>> {
+        match c {
+            Consistency::Consistent => {
+                if self.machine.lease_valid(self.now()) {
+                    Ok(())
+                } else {
+                    Err(self.not_master())
+                }
+            }
+            Consistency::NoGuarantees => Ok(()),
+            Consistency::AtLeast(i) => {
+                if self.store.applied().is_some_and(|a| a >= i) {
+                    Ok(())
+                } else {
+                    let have = self.store.applied().map_or("none".to_string(), |a| a.to_string());
+                    Err(encode_failure(
+                        Rc::InconsistentRead,
+                        format!("this node applied up to {have}, not yet {i}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Answers a read, a local or an admin command. Returns the reply to send now, if any
+    /// (drop_master answers later, through the machine).
+    #[allow(clippy::type_complexity)]
+    fn answer(
+        &mut self,
+        request: Request,
+        reply: oneshot::Sender<Vec<u8>>,
+    ) -> Result<Option<(oneshot::Sender<Vec<u8>>, Vec<u8>)>, ServeError> {
+        if let Some(c) = request.consistency() {
+            if let Err(refusal) = self.may_read(c) {
+                return Ok(Some((reply, refusal)));
+            }
+        }
+        let store_err = ServeError::Store;
+        let ok = |p: Payload| encode_payload(&p);
+        let bytes = match request {
+            Request::Ping { cluster_id, .. } => {
+                if cluster_id != self.config.cluster_id {
+                    encode_failure(
+                        Rc::WrongCluster,
+                        format!("this node is in cluster {:?}", self.config.cluster_id),
+                    )
+                } else {
+                    let (a, b, c) = SPOKEN_VERSION;
+                    ok(Payload::String(format!("Arakoon {a}.{b}.{c}").into_bytes()))
+                }
+            }
+            Request::WhoMaster => ok(Payload::OptionString(self.master_name().map(String::into_bytes))),
+            Request::Exists { key, .. } => {
+                ok(Payload::Bool(self.store.exists(&key).map_err(store_err)?))
+            }
+            Request::Get { key, .. } => match self.store.get(&key).map_err(store_err)? {
+                Some(v) => ok(Payload::String(v)),
+                None => encode_failure(Rc::NotFound, key),
+            },
+            Request::Range { range, .. } => {
+                ok(Payload::Keys(self.store.range(&range).map_err(store_err)?))
+            }
+            Request::PrefixKeys { prefix, max, .. } => {
+                ok(Payload::Keys(self.store.prefix_keys(&prefix, max).map_err(store_err)?))
+            }
+            Request::RangeEntries { range, .. } => {
+                ok(Payload::Entries(self.store.range_entries(&range).map_err(store_err)?))
+            }
+            Request::RevRangeEntries { range, .. } => {
+                ok(Payload::Entries(self.store.rev_range_entries(&range).map_err(store_err)?))
+            }
+            Request::MultiGet { keys, .. } => match self.store.multi_get(&keys).map_err(store_err)? {
+                Ok(values) => ok(Payload::Values(values)),
+                Err(missing) => encode_failure(Rc::NotFound, missing),
+            },
+            Request::MultiGetOption { keys, .. } => {
+                ok(Payload::OptionValues(self.store.multi_get_option(&keys).map_err(store_err)?))
+            }
+            Request::Assert { key, value, .. } => {
+                if self.store.get(&key).map_err(store_err)? == value {
+                    ok(Payload::Unit)
+                } else {
+                    encode_failure(Rc::AssertionFailed, key)
+                }
+            }
+            Request::AssertExists { key, .. } => {
+                if self.store.exists(&key).map_err(store_err)? {
+                    ok(Payload::Unit)
+                } else {
+                    encode_failure(Rc::AssertionFailed, key)
+                }
+            }
+            Request::GetKeyCount => {
+                let n = self.store.key_count().map_err(store_err)?;
+                ok(Payload::Int64(i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+            Request::ExpectProgressPossible => {
+                ok(Payload::Bool(self.machine.expect_progress_possible(self.now())))
+            }
+            Request::Statistics => ok(Payload::String(self.statistics())),
+            Request::Version => {
+                let (major, minor, patch) = SPOKEN_VERSION;
+                let info = format!("arakoon-rs {}", env!("CARGO_PKG_VERSION"));
+                ok(Payload::Version { major, minor, patch, info })
+            }
+            Request::CurrentState => ok(Payload::String(self.current_state().into_bytes())),
+            Request::GetTxid => ok(Payload::Consistency(match self.store.applied() {
+                Some(i) => Consistency::AtLeast(i),
+                None => Consistency::NoGuarantees,
+            })),
+            Request::OptimizeDb | Request::DefragDb => {
+                if self.machine.role() == RoleName::Master {
+                    encode_failure(
+                        Rc::NotSupported,
+                        "optimize_db and defrag_db are refused on the master; run them on a slave",
+                    )
+                } else {
+                    self.store.flush().map_err(store_err)?;
+                    ok(Payload::Unit)
+                }
+            }
+            Request::FlushStore => {
+                self.store.flush().map_err(store_err)?;
+                ok(Payload::Unit)
+            }
+            Request::DropMaster => {
+                let id = self.next_req;
+                self.next_req += 1;
+                self.pending.insert(id, reply);
+                self.feed(Input::DropMaster { id: ClientReqId(id) })?;
+                return Ok(None);
+            }
+            other => encode_failure(
+                Rc::UnknownFailure,
+                format!("{} cannot be answered here", other.name()),
+            ),
+        };
+        Ok(Some((reply, bytes)))
+    }
+
+    fn role_name(&self) -> &'static str {
+        match self.machine.role() {
+            RoleName::Master => "master",
+            RoleName::Slave => "slave",
+            RoleName::Candidate => "candidate",
+            RoleName::CatchingUp => "catching_up",
+        }
+    }
+
+    fn current_state(&self) -> String {
+        let opt = |x: Option<u64>| x.map_or("none".to_string(), |i| i.to_string());
+        format!(
+            "{} {}: master={} lease_valid={} promised={} last={} committed={} applied={} learner={}",
+            self.config.nodes[self.me].name,
+            self.role_name(),
+            self.master_name().unwrap_or_else(|| "None".into()),
+            self.machine.lease_valid(self.now()),
+            self.machine.promised(),
+            opt(self.machine.last_i()),
+            opt(self.machine.committed_i()),
+            opt(self.store.applied()),
+            self.machine.is_learner(),
+        )
+    }
+
+    /// Statistics as Arakoon's named-value tree: a list named "arakoon_stats".
+    fn statistics(&self) -> Vec<u8> {
+        const INT64: i32 = 2;
+        const STRING: i32 = 4;
+        const LIST: i32 = 5;
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut int64 = |name: &str, v: u64| {
+            let mut b = Vec::new();
+            b.put_i32(INT64);
+            b.put_bytes(name.as_bytes());
+            b.put_i64(i64::try_from(v).unwrap_or(i64::MAX));
+            items.push(b);
+        };
+        int64("uptime_ms", self.now().saturating_sub(self.started_ms));
+        int64("applied", self.store.applied().map_or(0, |i| i + 1));
+        int64("committed", self.machine.committed_i().map_or(0, |i| i + 1));
+        int64("pending_updates", self.pending.len() as u64);
+        let mut b = Vec::new();
+        b.put_i32(STRING);
+        b.put_bytes(b"role");
+        b.put_bytes(self.role_name().as_bytes());
+        items.push(b);
+        let mut out = Vec::new();
+        out.put_i32(LIST);
+        out.put_bytes(b"arakoon_stats");
+        out.put_i32(items.len() as i32);
+        for item in items.iter().rev() {
+            out.extend_from_slice(item);
+        }
+        out
+    }
+
+    // ---- shutdown ------------------------------------------------------------------------
+
+    async fn close(&mut self) -> Result<(), ServeError> {
+        for (_, reply) in std::mem::take(&mut self.pending) {
+            let _ = reply.send(encode_failure(Rc::GoingDown, "the node is shutting down"));
+        }
+        self.links.clear();
+        let mut result = Ok(());
+        if let Some(p) = self.persister.take() {
+            if let Err(e) = p.close().await {
+                result = Err(ServeError::Tlog(e));
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            result = result.and(Err(ServeError::Store(e)));
+        }
+        tracing::info!(node = %self.config.nodes[self.me].name, "stopped");
+        result
+    }
+}
+
+/// The last two slots of a log, read from its files.
+fn own_tail(dir: &dyn LogDir) -> (Option<(u64, Value)>, Option<(u64, Value)>) {
+    let Ok(Some(last_i)) = tlog::last_i(dir) else { return (None, None) };
+    let (mut last, mut prev) = (None, None);
+    let _ = tlog::walk(dir, last_i.saturating_sub(1), &mut |e, _| {
+        if e.i == last_i {
+            last = Some((e.i, e.value.clone()));
+        } else if e.i + 1 == last_i {
+            prev = Some((e.i, e.value.clone()));
+        }
+        true
+    });
+    (last, prev)
+}

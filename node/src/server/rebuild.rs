@@ -1,0 +1,145 @@
+//! Catch-up of a stopped node from a running peer: what an operator does for a node that lagged
+//! far behind or lost its disk (`arakoon -catchup-only`, `arakoon-admin catchup`).
+//!
+//! The node's own files are validated first, exactly as at start-up. The most advanced peer that
+//! answers gives its committed entries from the node's next slot on; they are appended to the
+//! TLog and applied to the store as they arrive. A node whose log was empty (a lost disk, or a
+//! new node) is marked a learner: it forgot what it promised and accepted, so it must not vote
+//! until a master has committed a slot through it (docs/CONSENSUS.md, restart rule).
+
+use super::catchup::{self, AsyncChunk};
+use super::env::Network;
+use super::startup::{prepare, StartError};
+use crate::client::{ClientConfig, Connection};
+use crate::config::ClusterConfig;
+use crate::consensus::NodeIdx;
+use crate::protocol::client::{Consistency, Payload, Reply, Request};
+use crate::store::{SledStore, Store};
+use crate::tlog::{BallotRecord, LogDir, TlogWriter};
+use crate::value::Value;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RebuildError {
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("no peer answered with its committed slot: {0}; start at least one peer")]
+    NoPeer(String),
+    #[error("fetching from {peer}: {reason}")]
+    Fetch { peer: String, reason: String },
+    #[error("writing the fetched entries: {0}")]
+    Write(String),
+}
+
+impl RebuildError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RebuildError::Start(e) => e.exit_code(),
+            RebuildError::NoPeer(_) | RebuildError::Fetch { .. } => 3,
+            RebuildError::Write(_) => 4,
+        }
+    }
+}
+
+struct Sink<'a> {
+    writer: &'a mut TlogWriter,
+    store: &'a mut SledStore,
+    count: u64,
+}
+
+impl AsyncChunk for &mut Sink<'_> {
+    async fn take(&mut self, entries: Vec<(u64, Value)>) -> Result<(), String> {
+        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
+        self.writer.append(&refs).map_err(|e| e.to_string())?;
+        self.store.apply_many(&entries).map_err(|e| e.to_string())?;
+        self.count += entries.len() as u64;
+        Ok(())
+    }
+}
+
+/// Brings stopped node `me` up to the most advanced reachable peer. Returns a one-line report.
+pub async fn catch_up_stopped_node<N: Network>(
+    config: &ClusterConfig,
+    me: NodeIdx,
+    net: &N,
+) -> Result<String, RebuildError> {
+    let node = config.nodes[me].clone();
+    let prepared = {
+        let (config, node) = (config.clone(), node.clone());
+        tokio::task::spawn_blocking(move || prepare(&config, &node))
+            .await
+            .expect("start-up validation does not panic")?
+    };
+    let dir: Arc<dyn LogDir> = prepared.dir.clone();
+    let was_empty = prepared.last.is_none();
+    let mut writer = prepared.writer;
+    let mut store = prepared.store;
+
+    // The most advanced peer, by the slot its store applied.
+    let client = ClientConfig::from_cluster(config);
+    let mut best: Option<(NodeIdx, u64)> = None;
+    let mut notes = Vec::new();
+    for (k, (name, addr)) in client.nodes.iter().enumerate() {
+        if k == me {
+            continue;
+        }
+        let conn = Connection::open(net, *addr, &config.cluster_id, client.connect_timeout, 1 << 20)
+            .await;
+        let reply = match conn {
+            Ok(mut c) => c.exchange(&Request::GetTxid, client.request_timeout).await.ok(),
+            Err(e) => {
+                notes.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        match reply {
+            Some(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) => {
+                if best.is_none_or(|(_, b)| i > b) {
+                    best = Some((k, i));
+                }
+            }
+            Some(Reply::Ok(Payload::Consistency(_))) => notes.push(format!("{name}: empty")),
+            other => notes.push(format!("{name}: {other:?}")),
+        }
+    }
+    let from_i = store.next_i();
+    let Some((peer, to_i)) = best else {
+        return Err(RebuildError::NoPeer(notes.join("; ")));
+    };
+    let peer_name = config.nodes[peer].name.clone();
+    let mut count = 0;
+    if to_i >= from_i {
+        let addr = client.nodes[peer].1;
+        let mut sink = Sink { writer: &mut writer, store: &mut store, count: 0 };
+        let got = catchup::fetch(net, addr, &config.cluster_id, from_i, to_i, &mut sink)
+            .await
+            .map_err(|reason| RebuildError::Fetch { peer: peer_name.clone(), reason })?;
+        count = sink.count;
+        if got != Some(to_i) {
+            return Err(RebuildError::Fetch {
+                peer: peer_name,
+                reason: format!("the stream ended at {got:?}, short of slot {to_i}"),
+            });
+        }
+    }
+    if was_empty && count > 0 {
+        let record = BallotRecord { learner: true, ..prepared.ballot };
+        record.store(dir.as_ref()).map_err(|e| RebuildError::Write(e.to_string()))?;
+    }
+    writer.close().map_err(|e| RebuildError::Write(e.to_string()))?;
+    store.flush().map_err(|e| RebuildError::Write(e.to_string()))?;
+    let learner = if was_empty && count > 0 {
+        "; it starts as a learner and votes once a master has caught it up"
+    } else {
+        ""
+    };
+    Ok(if count == 0 {
+        format!("{} is already at slot {to_i} of {peer_name}; nothing to fetch", node.name)
+    } else {
+        format!(
+            "{} fetched {count} committed slots ({from_i}..={to_i}) from {peer_name}{learner}",
+            node.name
+        )
+    })
+}
