@@ -94,8 +94,12 @@ pub struct Violation {
     /// Every operation of the partition, by call time.
     pub ops: Vec<OpView>,
     pub stuck: Stuck,
-    /// A sub-history of the partition that is still not linearizable, by call time.
+    /// The operations that, as recorded, cannot all be explained, by call time: together with
+    /// `context` still not linearizable, which proves the whole history is not.
     pub counterexample: Vec<OpView>,
+    /// Operations taken as of unknown outcome for the counterexample: it stays not
+    /// linearizable whether or not (and whenever after their call) they took effect.
+    pub context: Vec<OpView>,
     /// Why the counterexample is not linearizable.
     pub counterexample_stuck: Stuck,
     /// Whether every operation of the counterexample is needed (shrinking finished); else
@@ -327,16 +331,18 @@ fn violation<M: Model>(
     deepest: &Deepest,
 ) -> Violation {
     let stuck = stuck_of(deepest);
-    let (kept, minimal, kept_deepest) = if budget.shrink {
-        shrink(model, history, &partition.ops, deepest, budget)
+    let (kept, context, kept_deepest, minimal) = if budget.shrink {
+        let shrunk = shrink(model, history, &partition.ops, deepest, budget);
+        (shrunk.kept, shrunk.context, shrunk.deepest, shrunk.minimal)
     } else {
-        (partition.ops.clone(), false, deepest.clone())
+        (partition.ops.clone(), Vec::new(), deepest.clone(), false)
     };
     Violation {
         partition: partition.name.clone(),
         ops: views(model, history, &partition.ops),
         stuck,
         counterexample: views(model, history, &kept),
+        context: views(model, history, &context),
         counterexample_stuck: stuck_of(&kept_deepest),
         counterexample_minimal: minimal,
     }

@@ -1,34 +1,76 @@
-//! Shrinking a violation: drop what is not needed for it, while the rest stays not
-//! linearizable. First everything called after the blocking operation returned, then whole
-//! processes, then runs of operations of halving length, and finally single operations until
-//! none can go. The result is 1-minimal (every operation left is needed) unless the time for
-//! shrinking ran out; each attempt is a full search, so attempts stop at the deadline.
+//! Shrinking a violation to a counterexample small enough to read, soundly.
+//!
+//! Dropping operations from a history can create a violation that was not there: drop the
+//! acquire before a release, and the release alone is "not linearizable" while telling nothing
+//! about the original history. So the shrinker only uses steps after which a violation still
+//! proves the original is not linearizable:
+//!
+//! 1. **Cut** at the return of the operation that cannot be placed: drop what was called after
+//!    it, and relax what was still running then (it may have taken effect after the cut, or
+//!    never). Any linearization of the whole history, cut at that time, is one of the rest.
+//! 2. **Relax** operations: take one as of unknown outcome (it may have taken effect at any time
+//!    after its call, or never). Every linearization of the recorded history is one of the
+//!    relaxed history, so if the relaxed one has none, neither has the recorded one.
+//! 3. **Drop** relaxed operations that change nothing (reads): relaxed, they are nothing.
+//!
+//! The counterexample is what stays as recorded; the relaxed operations that can change the
+//! state are its context ("these may or may not have happened"). Relaxing goes by halving runs
+//! of operations, then one by one; the result is 1-minimal (relaxing any one more operation
+//! makes it linearizable) unless the time for shrinking ran out. Each attempt is a search with
+//! its own small budget: an attempt without an answer counts as "needed", never as a proof.
 
 use crate::check::Budget;
 use crate::history::{History, Outcome};
 use crate::model::Model;
-use crate::search::{prepare, search, Deepest, Found, Limits};
+use crate::search::{prepare_relaxed, search, Deepest, Found, Limits};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The most one attempt may take: relaxed operations can make a search much harder, and a
+/// shrinker stuck on one attempt shows nothing.
+const ATTEMPT_TIME_MAX: Duration = Duration::from_millis(500);
+
+/// A shrunk violation.
+pub(crate) struct Shrunk {
+    /// Operations kept as recorded, history indices in call order.
+    pub kept: Vec<usize>,
+    /// Relaxed operations that can change the state: they may or may not have happened.
+    pub context: Vec<usize>,
+    /// Why kept + context is not linearizable.
+    pub deepest: Deepest,
+    /// Whether every kept operation is needed (shrinking finished).
+    pub minimal: bool,
+}
 
 struct Shrinker<'a, M: Model> {
     model: &'a M,
     history: &'a History<M::Input, M::Output>,
-    limits: Limits<'a>,
+    memory_max: usize,
     deadline: Instant,
-    /// Whether every attempt got an answer.
+    /// Whether every attempt got an answer in time.
     complete: bool,
 }
 
 impl<M: Model> Shrinker<'_, M> {
-    /// Why `ops` is not linearizable, or `None` if it is (or no answer came in time).
-    fn violation(&mut self, ops: &[usize]) -> Option<Deepest> {
-        if Instant::now() >= self.deadline {
+    /// Why `ops` with `relaxed` relaxed is not linearizable, or `None` if it is (or no answer
+    /// came in time).
+    fn violation(&mut self, ops: &[usize], relaxed: &BTreeSet<usize>) -> Option<Deepest> {
+        let now = Instant::now();
+        if now >= self.deadline {
             self.complete = false;
             return None;
         }
-        let prepared = prepare(self.model, self.history, ops);
-        match search(self.model, &prepared, &self.limits).0 {
+        let cancel = AtomicBool::new(false);
+        let memory = AtomicUsize::new(0);
+        let limits = Limits {
+            cancel: &cancel,
+            deadline: Some(self.deadline.min(now + ATTEMPT_TIME_MAX)),
+            memory: &memory,
+            memory_max: self.memory_max,
+        };
+        let prepared = prepare_relaxed(self.model, self.history, ops, &|i| relaxed.contains(&i));
+        match search(self.model, &prepared, &limits).0 {
             Found::NotLinearizable(deepest) => Some(*deepest),
             Found::Linearizable(_) => None,
             Found::Stopped(_) => {
@@ -38,107 +80,103 @@ impl<M: Model> Shrinker<'_, M> {
         }
     }
 
-    /// Keeps `candidate` in place of `current` if it is still a violation.
-    fn attempt(
-        &mut self,
-        current: &mut Vec<usize>,
-        best: &mut Deepest,
-        candidate: Vec<usize>,
-    ) -> bool {
-        if candidate.len() == current.len() {
-            return false;
-        }
-        match self.violation(&candidate) {
-            Some(deepest) => {
-                *current = candidate;
-                *best = deepest;
-                true
-            }
-            None => false,
-        }
+    /// The operations worth searching: relaxed reads and failures that did not happen are
+    /// nothing.
+    fn live(&self, ops: &[usize], relaxed: &BTreeSet<usize>) -> Vec<usize> {
+        let all = self.history.ops();
+        ops.iter()
+            .copied()
+            .filter(|&i| {
+                let op = &all[i];
+                let gone = op.outcome == Outcome::Fail
+                    && self.model.failure(&op.input, op.output.as_ref()).is_none();
+                let nothing = (relaxed.contains(&i) || op.outcome == Outcome::Unknown)
+                    && self.model.is_read_only(&op.input);
+                !gone && !nothing
+            })
+            .collect()
     }
 }
 
-/// A small sub-history of `ops` that is still not linearizable, whether it is 1-minimal, and
-/// why it is not linearizable.
+/// A counterexample for the violation `deepest` found in the operations `ops` of `history`.
 pub(crate) fn shrink<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
     ops: &[usize],
     deepest: &Deepest,
     budget: &Budget,
-) -> (Vec<usize>, bool, Deepest) {
-    let cancel = AtomicBool::new(false);
-    let memory = AtomicUsize::new(0);
-    let deadline = Instant::now() + budget.shrink_time_limit;
+) -> Shrunk {
     let mut s = Shrinker {
         model,
         history,
-        limits: Limits {
-            cancel: &cancel,
-            deadline: Some(deadline),
-            memory: &memory,
-            memory_max: budget.memory_bytes_max,
-        },
-        deadline,
+        memory_max: budget.memory_bytes_max,
+        deadline: Instant::now() + budget.shrink_time_limit,
         complete: true,
     };
     let all = history.ops();
+    let mut relaxed: BTreeSet<usize> = BTreeSet::new();
+    let mut current = s.live(ops, &relaxed);
     let mut best = deepest.clone();
-    // Failures that did not happen play no part: they go first, without a search.
-    let mut current: Vec<usize> = ops
-        .iter()
-        .copied()
-        .filter(|&i| {
-            all[i].outcome != Outcome::Fail
-                || model.failure(&all[i].input, all[i].output.as_ref()).is_some()
-        })
-        .collect();
 
+    // 1. The cut.
     if let Some(end) = all[deepest.blocking].ret {
         let before: Vec<usize> = current.iter().copied().filter(|&i| all[i].call <= end).collect();
-        s.attempt(&mut current, &mut best, before);
+        let running: BTreeSet<usize> =
+            before.iter().copied().filter(|&i| all[i].ret.is_none_or(|r| r > end)).collect();
+        let cut = s.live(&before, &running);
+        if let Some(d) = s.violation(&cut, &running) {
+            current = cut;
+            relaxed = running;
+            best = d;
+        }
     }
 
-    let mut processes: Vec<u64> = current.iter().map(|&i| all[i].process).collect();
-    processes.sort_unstable();
-    processes.dedup();
-    for p in processes {
-        let without: Vec<usize> =
-            current.iter().copied().filter(|&i| all[i].process != p).collect();
-        s.attempt(&mut current, &mut best, without);
-    }
-
+    // 2 and 3. Relax runs of halving length, then single operations until none can go.
     let mut chunk = current.len() / 2;
-    while chunk > 1 {
-        let mut at = 0;
-        while at < current.len() {
-            let mut without = current.clone();
-            without.drain(at..(at + chunk).min(current.len()));
-            if !s.attempt(&mut current, &mut best, without) {
-                at += chunk;
-            }
-        }
-        chunk /= 2;
-    }
-
-    // Single operations until a whole pass removes nothing: then each one left is needed.
-    s.complete = true;
     loop {
-        let mut removed = false;
+        let chunk_len = chunk.max(1);
+        if chunk_len == 1 {
+            // Only a whole pass of single operations with every answer in time shows that each
+            // one left is needed.
+            s.complete = true;
+        }
+        let mut progressed = false;
         let mut at = 0;
         while at < current.len() {
-            let mut without = current.clone();
-            without.remove(at);
-            if s.attempt(&mut current, &mut best, without) {
-                removed = true;
-            } else {
-                at += 1;
+            let candidates: Vec<usize> = current[at..]
+                .iter()
+                .copied()
+                .filter(|i| !relaxed.contains(i))
+                .take(chunk_len)
+                .collect();
+            let Some(&last) = candidates.last() else { break };
+            let next_at = current.iter().position(|&i| i == last).map_or(current.len(), |p| p + 1);
+            let mut trial = relaxed.clone();
+            trial.extend(candidates.iter().copied());
+            let trial_ops = s.live(&current, &trial);
+            match s.violation(&trial_ops, &trial) {
+                Some(d) => {
+                    current = trial_ops;
+                    relaxed = trial;
+                    best = d;
+                    progressed = true;
+                    at = current.iter().position(|&i| i > last).unwrap_or(current.len());
+                }
+                None => at = next_at,
             }
         }
-        if !removed || !s.complete {
+        if chunk > 1 {
+            chunk /= 2;
+            continue;
+        }
+        // Single operations: one more pass after any removal, so that each one left is needed.
+        if !progressed || Instant::now() >= s.deadline {
             break;
         }
     }
-    (current, s.complete, best)
+    let mut kept: Vec<usize> = current.iter().copied().filter(|i| !relaxed.contains(i)).collect();
+    let mut context: Vec<usize> = current.iter().copied().filter(|i| relaxed.contains(i)).collect();
+    kept.sort_by_key(|&i| (all[i].call, i));
+    context.sort_by_key(|&i| (all[i].call, i));
+    Shrunk { kept, context, deepest: best, minimal: s.complete }
 }

@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 /// Prefix steps shown before eliding the earlier ones.
 const PREFIX_SHOWN_MAX: usize = 12;
+/// Context operations of a counterexample shown before eliding the later ones.
+const CONTEXT_SHOWN_MAX: usize = 20;
 
 /// `#17 line 34  process 0  [34, 35]  get("7") -> "x"  ok`
 pub fn op_line(op: &OpView) -> String {
@@ -71,15 +73,33 @@ fn write_violation(out: &mut String, v: &Violation) {
     };
     let _ = writeln!(
         out,
-        "\nCounterexample: {} of the {} operations, still not linearizable ({minimal}):",
+        "\nCounterexample: {} of the {} operations cannot all be explained as recorded \
+         ({minimal}):",
         v.counterexample.len(),
         v.ops.len()
     );
     for op in &v.counterexample {
         let _ = writeln!(out, "    {}", op_line(op));
     }
+    if !v.context.is_empty() {
+        let _ = writeln!(
+            out,
+            "  not even if these {} may or may not have taken effect (at any time after their \
+             call):",
+            v.context.len()
+        );
+        let skipped = v.context.len().saturating_sub(CONTEXT_SHOWN_MAX);
+        for op in &v.context[..v.context.len() - skipped] {
+            let _ = writeln!(out, "    {}", op_line(op));
+        }
+        if skipped > 0 {
+            let _ = writeln!(out, "    ... and {skipped} more (all of them in --format json)");
+        }
+    }
     let _ = writeln!(out, "  why:");
-    write_stuck(out, &v.counterexample, &v.counterexample_stuck);
+    let mut both = v.counterexample.clone();
+    both.extend(v.context.iter().cloned());
+    write_stuck(out, &both, &v.counterexample_stuck);
 }
 
 /// The whole report as text.

@@ -56,7 +56,7 @@ impl Format {
             .unwrap_or("");
         if first.contains("jepsen.util") {
             Format::JepsenLog
-        } else if first.starts_with("{\"") {
+        } else if first.strip_prefix('{').is_some_and(|rest| rest.trim_start().starts_with('"')) {
             Format::Jsonl
         } else {
             Format::Edn

@@ -187,6 +187,10 @@ impl Model for Kv {
         partitions
     }
 
+    fn is_read_only(&self, input: &KvOp) -> bool {
+        matches!(input, KvOp::Get { .. })
+    }
+
     fn describe(&self, input: &KvOp, output: Option<&Option<Bytes>>) -> String {
         input.describe(output)
     }

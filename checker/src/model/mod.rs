@@ -49,6 +49,12 @@ pub trait Model: Sync {
         None
     }
 
+    /// Whether `input` never changes the state (a read): such an operation of unknown outcome
+    /// is the same as none, so a counterexample can drop it.
+    fn is_read_only(&self, _input: &Self::Input) -> bool {
+        false
+    }
+
     /// Independent sub-histories (P-compositionality): the history is linearizable exactly when
     /// each is. The default is one partition holding everything.
     fn partitions(&self, history: &History<Self::Input, Self::Output>) -> Vec<Partition> {

@@ -183,6 +183,16 @@ impl Model for MultiKey {
         }
     }
 
+    fn is_read_only(&self, input: &MultiOp) -> bool {
+        match input {
+            MultiOp::Kv(op) => matches!(op, KvOp::Get { .. }),
+            MultiOp::Txn(steps) => steps.iter().all(|s| matches!(s, TxnStep::Read { .. })),
+            MultiOp::Sequence(updates) => updates
+                .iter()
+                .all(|u| matches!(u, SeqUpdate::Assert { .. } | SeqUpdate::AssertExists { .. })),
+        }
+    }
+
     fn describe(&self, input: &MultiOp, output: Option<&MultiOut>) -> String {
         match input {
             MultiOp::Kv(op) => match output {

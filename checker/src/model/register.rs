@@ -97,6 +97,10 @@ impl Model for Register {
         }
     }
 
+    fn is_read_only(&self, input: &RegisterOp) -> bool {
+        matches!(input, RegisterOp::Read)
+    }
+
     fn describe(&self, input: &RegisterOp, output: Option<&RegisterOut>) -> String {
         let show = |v: &Option<i64>| v.map_or_else(|| "nil".to_string(), |v| v.to_string());
         match (input, output) {

@@ -42,6 +42,10 @@ impl Model for Set {
         }
     }
 
+    fn is_read_only(&self, input: &SetOp) -> bool {
+        matches!(input, SetOp::Read)
+    }
+
     fn describe(&self, input: &SetOp, output: Option<&BTreeSet<Bytes>>) -> String {
         match input {
             SetOp::Add(e) => format!("add {}", show_bytes(e)),

@@ -55,16 +55,32 @@ pub(crate) fn prepare<'h, M: Model>(
     history: &'h History<M::Input, M::Output>,
     indices: &[usize],
 ) -> Vec<SearchOp<'h, M>> {
+    prepare_relaxed(model, history, indices, &|_| false)
+}
+
+/// Like [`prepare`], with the operations for which `relaxed(index)` holds taken as of unknown
+/// outcome: they may have taken effect at any time after their call, or never. A history that
+/// is not linearizable with some operations relaxed is not linearizable as recorded either
+/// (every linearization of the recorded history is one of the relaxed history), which is what
+/// makes relaxing a sound way to shrink a counterexample.
+pub(crate) fn prepare_relaxed<'h, M: Model>(
+    model: &M,
+    history: &'h History<M::Input, M::Output>,
+    indices: &[usize],
+    relaxed: &dyn Fn(usize) -> bool,
+) -> Vec<SearchOp<'h, M>> {
     let mut ops = Vec::with_capacity(indices.len());
     for &index in indices {
         let op = &history.ops()[index];
         let (required, output) = match op.outcome {
-            Outcome::Ok => (true, op.output.as_ref().map(Cow::Borrowed)),
+            // A failure that only observed something changed nothing: relaxed, it is nothing.
             Outcome::Fail => match model.failure(&op.input, op.output.as_ref()) {
+                Some(_) if relaxed(index) => continue,
                 Some(observed) => (true, Some(Cow::Owned(observed))),
                 None => continue,
             },
-            Outcome::Unknown => (false, None),
+            Outcome::Ok if !relaxed(index) => (true, op.output.as_ref().map(Cow::Borrowed)),
+            Outcome::Ok | Outcome::Unknown => (false, None),
         };
         let ret = if required { op.ret.unwrap_or(u64::MAX) } else { u64::MAX };
         ops.push(SearchOp { index, input: &op.input, output, required, call: op.call, ret });
