@@ -140,7 +140,8 @@ fn main() -> ExitCode {
             h.finish()
         };
         let options = ServerOptions { seed, ..ServerOptions::default() };
-        match serve(config, me, TokioNet, MonotonicClock::default(), options, shutdown_signal()).await
+        match serve(config, me, TokioNet, MonotonicClock::default(), options, shutdown_signal())
+            .await
         {
             Ok(()) => 0,
             Err(e) => {

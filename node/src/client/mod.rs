@@ -223,8 +223,7 @@ impl<N: Network> Client<N> {
                     continue;
                 }
             };
-            let Some(m) = self.config.nodes.iter().position(|(n, _)| n.as_bytes() == answer)
-            else {
+            let Some(m) = self.config.nodes.iter().position(|(n, _)| n.as_bytes() == answer) else {
                 notes.push(format!("{name}: names an unknown master"));
                 continue;
             };
@@ -393,7 +392,11 @@ impl<N: Network> Client<N> {
         self.option(&req).await
     }
 
-    pub async fn sequence(&mut self, updates: Vec<Update>, synced: bool) -> Result<(), ClientError> {
+    pub async fn sequence(
+        &mut self,
+        updates: Vec<Update>,
+        synced: bool,
+    ) -> Result<(), ClientError> {
         self.unit(&Request::Sequence { updates, synced }).await
     }
 
@@ -468,8 +471,7 @@ impl<N: Network> Client<N> {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), ClientError> {
-        self.unit(&Request::Assert { c, key: key.to_vec(), value: value.map(<[u8]>::to_vec) })
-            .await
+        self.unit(&Request::Assert { c, key: key.to_vec(), value: value.map(<[u8]>::to_vec) }).await
     }
 
     pub async fn assert_exists(&mut self, c: Consistency, key: &[u8]) -> Result<(), ClientError> {

@@ -73,37 +73,98 @@ impl Consistency {
 /// A client request, by command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Ping { client_id: String, cluster_id: String },
+    Ping {
+        client_id: String,
+        cluster_id: String,
+    },
     WhoMaster,
-    Exists { c: Consistency, key: Key },
-    Get { c: Consistency, key: Key },
-    Set { key: Key, value: Bytes },
-    Delete { key: Key },
-    Range { c: Consistency, range: Range },
-    PrefixKeys { c: Consistency, prefix: Key, max: Option<usize> },
-    TestAndSet { key: Key, expected: Option<Bytes>, wanted: Option<Bytes> },
+    Exists {
+        c: Consistency,
+        key: Key,
+    },
+    Get {
+        c: Consistency,
+        key: Key,
+    },
+    Set {
+        key: Key,
+        value: Bytes,
+    },
+    Delete {
+        key: Key,
+    },
+    Range {
+        c: Consistency,
+        range: Range,
+    },
+    PrefixKeys {
+        c: Consistency,
+        prefix: Key,
+        max: Option<usize>,
+    },
+    TestAndSet {
+        key: Key,
+        expected: Option<Bytes>,
+        wanted: Option<Bytes>,
+    },
     /// Ours: the committed entries from slot `from_i` to `to_i`, streamed.
-    LastEntries { from_i: u64, to_i: u64 },
-    RangeEntries { c: Consistency, range: Range },
+    LastEntries {
+        from_i: u64,
+        to_i: u64,
+    },
+    RangeEntries {
+        c: Consistency,
+        range: Range,
+    },
     /// `sequence` (0x10) or, with `synced`, `synced_sequence` (0x24).
-    Sequence { updates: Vec<Update>, synced: bool },
-    MultiGet { c: Consistency, keys: Vec<Key> },
+    Sequence {
+        updates: Vec<Update>,
+        synced: bool,
+    },
+    MultiGet {
+        c: Consistency,
+        keys: Vec<Key>,
+    },
     ExpectProgressPossible,
     Statistics,
-    UserFunction { name: String, arg: Option<Bytes> },
-    Assert { c: Consistency, key: Key, value: Option<Bytes> },
+    UserFunction {
+        name: String,
+        arg: Option<Bytes>,
+    },
+    Assert {
+        c: Consistency,
+        key: Key,
+        value: Option<Bytes>,
+    },
     GetKeyCount,
-    Confirm { key: Key, value: Bytes },
-    RevRangeEntries { c: Consistency, range: Range },
+    Confirm {
+        key: Key,
+        value: Bytes,
+    },
+    RevRangeEntries {
+        c: Consistency,
+        range: Range,
+    },
     OptimizeDb,
     DefragDb,
-    DeletePrefix { prefix: Key },
+    DeletePrefix {
+        prefix: Key,
+    },
     Version,
-    AssertExists { c: Consistency, key: Key },
+    AssertExists {
+        c: Consistency,
+        key: Key,
+    },
     DropMaster,
-    MultiGetOption { c: Consistency, keys: Vec<Key> },
+    MultiGetOption {
+        c: Consistency,
+        keys: Vec<Key>,
+    },
     CurrentState,
-    Replace { key: Key, wanted: Option<Bytes> },
+    Replace {
+        key: Key,
+        wanted: Option<Bytes>,
+    },
     Nop,
     FlushStore,
     GetTxid,
@@ -412,8 +473,18 @@ impl Request {
                 buf.put_bytes(client_id.as_bytes());
                 buf.put_bytes(cluster_id.as_bytes());
             }
-            WhoMaster | ExpectProgressPossible | Statistics | GetKeyCount | OptimizeDb
-            | DefragDb | Version | DropMaster | CurrentState | Nop | FlushStore | GetTxid => {}
+            WhoMaster
+            | ExpectProgressPossible
+            | Statistics
+            | GetKeyCount
+            | OptimizeDb
+            | DefragDb
+            | Version
+            | DropMaster
+            | CurrentState
+            | Nop
+            | FlushStore
+            | GetTxid => {}
             Exists { c, key } | Get { c, key } | AssertExists { c, key } => {
                 c.encode(buf);
                 buf.put_bytes(key);

@@ -75,9 +75,14 @@ impl ServeError {
 
 /// What connection tasks send to the core.
 pub enum CoreMsg {
-    Client { request: Request, reply: oneshot::Sender<Vec<u8>> },
+    Client {
+        request: Request,
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     /// The last committed slot (for `last_entries`).
-    Committed { reply: oneshot::Sender<Option<u64>> },
+    Committed {
+        reply: oneshot::Sender<Option<u64>>,
+    },
 }
 
 /// What the core shares with connection tasks.
@@ -110,8 +115,10 @@ pub async fn serve<N: Network, C: Clock>(
     };
     let client_addr = SocketAddr::new(node.ip, node.client_port);
     let peer_addr = SocketAddr::new(node.ip, node.messaging_port);
-    let client_listener =
-        net.bind(client_addr).await.map_err(|source| ServeError::Bind { addr: client_addr, source })?;
+    let client_listener = net
+        .bind(client_addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: client_addr, source })?;
     let peer_listener =
         net.bind(peer_addr).await.map_err(|source| ServeError::Bind { addr: peer_addr, source })?;
 
@@ -371,7 +378,12 @@ impl<N: Network, C: Clock> Core<N, C> {
         Ok(())
     }
 
-    fn apply(&mut self, i: u64, value: &Value, clients: Vec<ClientReqId>) -> Result<(), ServeError> {
+    fn apply(
+        &mut self,
+        i: u64,
+        value: &Value,
+        clients: Vec<ClientReqId>,
+    ) -> Result<(), ServeError> {
         if self.store.next_i() > i {
             return Ok(()); // replayed at start-up already
         }
@@ -508,12 +520,13 @@ impl<N: Network, C: Clock> Core<N, C> {
     fn too_large(&self, update: &Update) -> Option<String> {
         let max = self.config.max_value_size as usize;
         let big = |len: usize, what: &str| {
-            (len > max).then(|| {
-                format!("{what} of {len} bytes exceeds max_value_size ({max} bytes)")
-            })
+            (len > max)
+                .then(|| format!("{what} of {len} bytes exceeds max_value_size ({max} bytes)"))
         };
         match update {
-            Update::Set { key, value } => big(key.len(), "key").or_else(|| big(value.len(), "value")),
+            Update::Set { key, value } => {
+                big(key.len(), "key").or_else(|| big(value.len(), "value"))
+            }
             Update::TestAndSet { key, wanted, .. } | Update::Replace { key, value: wanted } => {
                 big(key.len(), "key").or_else(|| big(wanted.as_ref().map_or(0, Vec::len), "value"))
             }
@@ -634,7 +647,9 @@ impl<N: Network, C: Clock> Core<N, C> {
                     ok(Payload::String(format!("Arakoon {a}.{b}.{c}").into_bytes()))
                 }
             }
-            Request::WhoMaster => ok(Payload::OptionString(self.master_name().map(String::into_bytes))),
+            Request::WhoMaster => {
+                ok(Payload::OptionString(self.master_name().map(String::into_bytes)))
+            }
             Request::Exists { key, .. } => {
                 ok(Payload::Bool(self.store.exists(&key).map_err(store_err)?))
             }
@@ -654,10 +669,12 @@ impl<N: Network, C: Clock> Core<N, C> {
             Request::RevRangeEntries { range, .. } => {
                 ok(Payload::Entries(self.store.rev_range_entries(&range).map_err(store_err)?))
             }
-            Request::MultiGet { keys, .. } => match self.store.multi_get(&keys).map_err(store_err)? {
-                Ok(values) => ok(Payload::Values(values)),
-                Err(missing) => encode_failure(Rc::NotFound, missing),
-            },
+            Request::MultiGet { keys, .. } => {
+                match self.store.multi_get(&keys).map_err(store_err)? {
+                    Ok(values) => ok(Payload::Values(values)),
+                    Err(missing) => encode_failure(Rc::NotFound, missing),
+                }
+            }
             Request::MultiGetOption { keys, .. } => {
                 ok(Payload::OptionValues(self.store.multi_get_option(&keys).map_err(store_err)?))
             }

@@ -84,8 +84,8 @@ pub async fn catch_up_stopped_node<N: Network>(
         if k == me {
             continue;
         }
-        let conn = Connection::open(net, *addr, &config.cluster_id, client.connect_timeout, 1 << 20)
-            .await;
+        let conn =
+            Connection::open(net, *addr, &config.cluster_id, client.connect_timeout, 1 << 20).await;
         let reply = match conn {
             Ok(mut c) => c.exchange(&Request::GetTxid, client.request_timeout).await.ok(),
             Err(e) => {
