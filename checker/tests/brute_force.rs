@@ -53,6 +53,8 @@ fn random_history(rng: &mut ChaCha8Rng, processes: u64, per_process: usize) -> V
 enum Role {
     Required(Option<RegisterOut>),
     Optional,
+    /// Optional, but if it happened, then within its call and return (relaxed for shrinking).
+    Bounded,
     Absent,
 }
 
@@ -72,6 +74,10 @@ fn role(model: &Register, op: &Op) -> Role {
 /// replays on the model. Plain recursion over every choice: small histories only.
 fn brute_force(model: &Register, ops: &[Op]) -> bool {
     let roles: Vec<Role> = ops.iter().map(|op| role(model, op)).collect();
+    brute_force_roles(model, ops, &roles)
+}
+
+fn brute_force_roles(model: &Register, ops: &[Op], roles: &[Role]) -> bool {
     fn go(
         model: &Register,
         ops: &[Op],
@@ -94,7 +100,10 @@ fn brute_force(model: &Register, ops: &[Op]) -> bool {
                     && matches!(roles[j], Role::Required(_))
                     && ops[j].ret.is_some_and(|r| r < ops[i].call)
             });
-            if blocked {
+            // A bounded operation cannot come after one called after it returned.
+            let too_late = matches!(roles[i], Role::Bounded)
+                && (0..ops.len()).any(|j| placed[j] && ops[i].ret.is_some_and(|r| r < ops[j].call));
+            if blocked || too_late {
                 continue;
             }
             let output = match &roles[i] {
@@ -111,7 +120,7 @@ fn brute_force(model: &Register, ops: &[Op]) -> bool {
         }
         false
     }
-    go(model, ops, &roles, &mut vec![false; ops.len()], model.init())
+    go(model, ops, roles, &mut vec![false; ops.len()], model.init())
 }
 
 /// Replays `order` (history indices) and checks that it contains every required operation and
@@ -121,7 +130,7 @@ fn replays(model: &Register, ops: &[Op], order: &[usize]) -> bool {
     for (k, &i) in order.iter().enumerate() {
         let output = match role(model, &ops[i]) {
             Role::Required(out) => out,
-            Role::Optional => None,
+            Role::Optional | Role::Bounded => None,
             Role::Absent => return false,
         };
         match model.step(&state, &ops[i].input, output.as_ref()) {
@@ -174,4 +183,35 @@ fn the_search_agrees_with_every_order_on_random_register_histories() {
         // Both verdicts must be common, or the comparison proves little.
         assert!(yes > 300 && no > 300, "{model:?}: {yes} linearizable, {no} not");
     }
+}
+
+#[test]
+fn every_shrunk_counterexample_still_proves_the_violation() {
+    // The counterexample as recorded, with its context relaxed (each may have happened within
+    // its call and return, or not at all; unknown outcomes keep "any time after the call"),
+    // must have no linearization: then neither has the history.
+    let model = Register::cas(Some(0));
+    let mut checked = 0;
+    for seed in 0..1500u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let ops = random_history(&mut rng, 3, 3);
+        let history = History::new(ops.clone()).expect("well formed");
+        let report = check(&model, &history, &Budget { threads: 1, ..Budget::default() });
+        let Some(v) = report.violation else { continue };
+        let mut sub = Vec::new();
+        let mut roles = Vec::new();
+        for view in &v.counterexample {
+            sub.push(ops[view.index].clone());
+            roles.push(role(&model, &ops[view.index]));
+        }
+        for view in &v.context {
+            let op = &ops[view.index];
+            sub.push(op.clone());
+            roles.push(if op.outcome == Outcome::Unknown { Role::Optional } else { Role::Bounded });
+        }
+        assert!(!brute_force_roles(&model, &sub, &roles), "seed {seed}: {v:#?}");
+        assert!(v.counterexample.len() <= ops.len());
+        checked += 1;
+    }
+    assert!(checked > 200, "only {checked} violations");
 }

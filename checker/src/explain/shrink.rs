@@ -8,9 +8,10 @@
 //! 1. **Cut** at the return of the operation that cannot be placed: drop what was called after
 //!    it, and relax what was still running then (it may have taken effect after the cut, or
 //!    never). Any linearization of the whole history, cut at that time, is one of the rest.
-//! 2. **Relax** operations: take one as of unknown outcome (it may have taken effect at any time
-//!    after its call, or never). Every linearization of the recorded history is one of the
-//!    relaxed history, so if the relaxed one has none, neither has the recorded one.
+//! 2. **Relax** operations: take one as optional (it took effect within its call and return,
+//!    with whatever answer, or never). Every linearization of the recorded history is one of
+//!    the relaxed history, so if the relaxed one has none, neither has the recorded one.
+//!    Keeping the return bound keeps each attempt as cheap as the first search.
 //! 3. **Drop** relaxed operations that change nothing (reads): relaxed, they are nothing.
 //!
 //! The counterexample is what stays as recorded; the relaxed operations that can change the

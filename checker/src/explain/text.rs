@@ -84,8 +84,8 @@ fn write_violation(out: &mut String, v: &Violation) {
     if !v.context.is_empty() {
         let _ = writeln!(
             out,
-            "  not even if these {} may or may not have taken effect (at any time after their \
-             call):",
+            "  not even if these {} may or may not have taken effect (within their call and \
+             return; one of unknown outcome, at any time after its call):",
             v.context.len()
         );
         let skipped = v.context.len().saturating_sub(CONTEXT_SHOWN_MAX);

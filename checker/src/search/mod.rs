@@ -30,6 +30,8 @@ use std::time::Instant;
 use table::IdIndex;
 
 const NIL: u32 = u32::MAX;
+/// Marks a stack entry as a bounded operation skipped at its return (node numbers stay below).
+const SKIP: u32 = 1 << 31;
 /// A memoized step the model refused.
 const REFUSED: u32 = u32::MAX;
 /// Check the budget every this many iterations.
@@ -43,8 +45,11 @@ pub(crate) struct SearchOp<'h, M: Model> {
     pub output: Option<Cow<'h, M::Output>>,
     /// Must be linearized (ok, or failed with an observation); else it may be skipped.
     pub required: bool,
+    /// Optional, but only within its call and return: if it has not taken effect when its
+    /// return comes, it never does (an operation relaxed for shrinking).
+    pub bounded: bool,
     pub call: u64,
-    /// `u64::MAX` for an operation that may be skipped.
+    /// `u64::MAX` for an operation that may take effect at any time after its call.
     pub ret: u64,
 }
 
@@ -82,8 +87,20 @@ pub(crate) fn prepare_relaxed<'h, M: Model>(
             Outcome::Ok if !relaxed(index) => (true, op.output.as_ref().map(Cow::Borrowed)),
             Outcome::Ok | Outcome::Unknown => (false, None),
         };
-        let ret = if required { op.ret.unwrap_or(u64::MAX) } else { u64::MAX };
-        ops.push(SearchOp { index, input: &op.input, output, required, call: op.call, ret });
+        // A relaxed operation keeps its return: it happened within its call and return, or not
+        // at all, which is still every way it could have happened as recorded. Bounded, the
+        // search stays as small as with the operation required.
+        let bounded = !required && op.outcome != Outcome::Unknown;
+        let ret = if required || bounded { op.ret.unwrap_or(u64::MAX) } else { u64::MAX };
+        ops.push(SearchOp {
+            index,
+            input: &op.input,
+            output,
+            required,
+            bounded,
+            call: op.call,
+            ret,
+        });
     }
     ops
 }
@@ -220,6 +237,8 @@ struct Events {
     is_call: Vec<bool>,
     /// The return node of each operation, or [`NIL`].
     ret_node: Vec<u32>,
+    /// The call node of each operation.
+    call_node: Vec<u32>,
 }
 
 impl Events {
@@ -227,7 +246,7 @@ impl Events {
         let mut order: Vec<(u64, u8, u32)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
             order.push((op.call, 0, i as u32));
-            if op.required {
+            if op.required || op.bounded {
                 order.push((op.ret, 1, i as u32));
             }
         }
@@ -239,6 +258,7 @@ impl Events {
             op: vec![NIL; nodes],
             is_call: vec![false; nodes],
             ret_node: vec![NIL; ops.len()],
+            call_node: vec![NIL; ops.len()],
         };
         events.next[nodes - 1] = NIL;
         for (k, &(_, phase, op)) in order.iter().enumerate() {
@@ -247,6 +267,8 @@ impl Events {
             events.is_call[node] = phase == 0;
             if phase == 1 {
                 events.ret_node[op as usize] = node as u32;
+            } else {
+                events.call_node[op as usize] = node as u32;
             }
         }
         events
@@ -317,7 +339,8 @@ pub(crate) fn search<M: Model>(
     let mut set = vec![0u64; words];
     let mut set_hash = 0u64;
     let mut state = states.intern(model.init());
-    // (call node, state before it)
+    // (call node, state before it); the call node with [`SKIP`] for a bounded operation skipped
+    // at its return.
     let mut stack: Vec<(u32, u32)> = Vec::new();
     let mut required_left = ops.iter().filter(|op| op.required).count();
     let mut deepest: Option<Frontier> = None;
@@ -327,8 +350,11 @@ pub(crate) fn search<M: Model>(
 
     let end = loop {
         if required_left == 0 {
-            let order =
-                stack.iter().map(|&(n, _)| ops[events.op[n as usize] as usize].index).collect();
+            let order = stack
+                .iter()
+                .filter(|&&(n, _)| n & SKIP == 0)
+                .map(|&(n, _)| ops[events.op[n as usize] as usize].index)
+                .collect();
             break Found::Linearizable(order);
         }
         stats.iterations += 1;
@@ -365,22 +391,46 @@ pub(crate) fn search<M: Model>(
             }
             node = events.next[node as usize];
         } else {
+            if ops[op as usize].bounded {
+                // Its return came and it has not taken effect: it never will. Deciding that is
+                // a step like taking it, with the state unchanged.
+                let (word, bit) = (op as usize / 64, 1u64 << (op % 64));
+                set[word] |= bit;
+                let hash = set_hash ^ zob[op as usize] ^ mix64(u64::from(state) ^ 0x5bd1_e995);
+                if cache.insert(hash, &set, state) {
+                    set_hash ^= zob[op as usize];
+                    let call = events.call_node[op as usize];
+                    stack.push((call | SKIP, state));
+                    events.lift(call);
+                    node = events.next[0];
+                    continue;
+                }
+                set[word] &= !bit;
+            }
             if deepest.as_ref().is_none_or(|d| stack.len() > d.0.len()) {
                 deepest = Some((stack.clone(), state, op));
             }
-            let Some((call, before)) = stack.pop() else {
+            // Undo the last step; a skip had no other choice, so undo on until a step that had.
+            let resume = loop {
+                let Some((entry, before)) = stack.pop() else { break None };
+                let call = entry & !SKIP;
+                let op = events.op[call as usize];
+                set[op as usize / 64] &= !(1u64 << (op % 64));
+                set_hash ^= zob[op as usize];
+                if ops[op as usize].required {
+                    required_left += 1;
+                }
+                state = before;
+                events.unlift(call);
+                if entry & SKIP == 0 {
+                    break Some(call);
+                }
+            };
+            let Some(call) = resume else {
                 let (stack, last, blocking) = deepest.take().expect("recorded just above");
                 let why = explain(&mut states, ops, &events, &stack, last, blocking);
                 break Found::NotLinearizable(Box::new(why));
             };
-            let op = events.op[call as usize];
-            set[op as usize / 64] &= !(1u64 << (op % 64));
-            set_hash ^= zob[op as usize];
-            if ops[op as usize].required {
-                required_left += 1;
-            }
-            state = before;
-            events.unlift(call);
             node = events.next[call as usize];
         }
     };
@@ -424,6 +474,7 @@ fn explain<M: Model>(
     let prefix = stack
         .iter()
         .enumerate()
+        .filter(|(_, &(node, _))| node & SKIP == 0)
         .map(|(k, &(node, _))| {
             let after = stack.get(k + 1).map_or(last, |&(_, before)| before);
             let op = &ops[events.op[node as usize] as usize];
