@@ -34,6 +34,9 @@ struct Marks<'a> {
     stuck: Option<&'a Stuck>,
     /// Operations to outline (the counterexample, on the full timeline).
     outlined: &'a BTreeSet<usize>,
+    /// Operations drawn faded: the context of a counterexample, which may or may not have
+    /// taken effect.
+    faded: &'a BTreeSet<usize>,
 }
 
 fn timeline(out: &mut String, title: &str, ops: &[OpView], marks: &Marks<'_>) {
@@ -88,6 +91,9 @@ fn timeline(out: &mut String, title: &str, ops: &[OpView], marks: &Marks<'_>) {
         if marks.outlined.contains(&op.index) {
             class.push_str(" outlined");
         }
+        if marks.faded.contains(&op.index) {
+            class.push_str(" faded");
+        }
         let (label, state) = match position.get(&op.index) {
             Some((k, state)) => (format!("{k}. {}", op.text), format!("state after: {state}")),
             None if blocking == Some(op.index) => (
@@ -126,7 +132,7 @@ const STYLE: &str = "body{font-family:sans-serif;margin:20px;color:#222}
 .lane{stroke:#eee}.pname{font-size:12px;fill:#555}
 .op rect{fill:#cfe0f7;stroke:#5b84c4}.op.fail rect{fill:#e4e4e4;stroke:#aaa;stroke-dasharray:3 2}
 .op.unknown rect{fill:#fbe3c6;stroke:#d08a2e;stroke-dasharray:5 3}
-.op.outlined rect{stroke:#222;stroke-width:2.5}.op.blocking rect{fill:#f6b3b3;stroke:#c00;stroke-width:3}
+.op.outlined rect{stroke:#222;stroke-width:2.5}.op.faded{opacity:.45}.op.blocking rect{fill:#f6b3b3;stroke:#c00;stroke-width:3}
 .op text{font-size:11px;font-family:monospace}.op:hover rect{fill:#fff7a8}
 #info{position:sticky;top:0;background:#fffbe0;border:1px solid #e0d890;padding:6px 10px;white-space:pre-wrap;font-family:monospace;min-height:2.6em}
 pre{background:#f6f6f6;padding:10px;overflow-x:auto}";
@@ -159,16 +165,22 @@ pub fn render_html(report: &Report, title: &str, ops: &[OpView], text: &str) -> 
     let none = BTreeSet::new();
     if let Some(v) = &report.violation {
         let kept: BTreeSet<usize> = v.counterexample.iter().map(|o| o.index).collect();
+        let context: BTreeSet<usize> = v.context.iter().map(|o| o.index).collect();
         let minimal = if v.counterexample_minimal { ", every one needed" } else { "" };
+        let mut both = v.counterexample.clone();
+        both.extend(v.context.iter().cloned());
+        both.sort_by_key(|o| (o.call, o.index));
         timeline(
             &mut out,
             &format!(
-                "Counterexample: {} of {} operations{minimal}",
+                "Counterexample: {} of {} operations cannot all be explained as recorded{minimal}; \
+                 not even if the {} faded ones may or may not have taken effect",
                 v.counterexample.len(),
-                v.ops.len()
+                v.ops.len(),
+                v.context.len()
             ),
-            &v.counterexample,
-            &Marks { stuck: Some(&v.counterexample_stuck), outlined: &none },
+            &both,
+            &Marks { stuck: Some(&v.counterexample_stuck), outlined: &none, faded: &context },
         );
         let part = if v.partition.is_empty() {
             "the history".to_string()
@@ -183,14 +195,14 @@ pub fn render_html(report: &Report, title: &str, ops: &[OpView], text: &str) -> 
                 v.stuck.prefix.len()
             ),
             &v.ops,
-            &Marks { stuck: Some(&v.stuck), outlined: &kept },
+            &Marks { stuck: Some(&v.stuck), outlined: &kept, faded: &none },
         );
     } else if !ops.is_empty() {
         timeline(
             &mut out,
             &format!("{} operations", ops.len()),
             ops,
-            &Marks { stuck: None, outlined: &none },
+            &Marks { stuck: None, outlined: &none, faded: &none },
         );
     }
     let _ = writeln!(out, "<h2>Report</h2><pre>{}</pre>", esc(text));
