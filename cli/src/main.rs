@@ -3,6 +3,7 @@
 //! One module per command family; each returns the process exit code, or a [`Failure`] whose
 //! message is printed on stderr. Exit codes are documented in the README.
 
+mod check_cmd;
 mod output;
 mod sim_cmd;
 mod tlog_cmd;
@@ -24,6 +25,8 @@ enum Command {
     Tlog(tlog_cmd::TlogCommand),
     /// Simulate whole clusters under faults, seed by seed, and check every run.
     Sim(sim_cmd::SimArgs),
+    /// Check that a recorded history is linearizable; explain a violation.
+    Check(check_cmd::CheckArgs),
 }
 
 fn main() {
@@ -31,6 +34,7 @@ fn main() {
     let result = match cli.command {
         Command::Tlog(cmd) => tlog_cmd::run(cmd),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Check(args) => check_cmd::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
