@@ -466,7 +466,8 @@ impl<N: Network, C: Clock> Core<N, C> {
         let reached = self.store.applied();
         match result {
             Ok(_) if reached.is_some_and(|a| a >= c.to_i) || c.to_i < self.store.next_i() => {
-                let (last, prev) = own_tail(self.persister_dir());
+                let (last, prev) =
+                    tlog::last_two(self.persister_dir()).map_err(ServeError::Tlog)?;
                 tracing::info!(applied = ?reached, epoch = c.epoch, "caught up");
                 self.feed(Input::CaughtUp { last, prev, applied: reached })
             }
@@ -816,19 +817,4 @@ impl<N: Network, C: Clock> Core<N, C> {
         tracing::info!(node = %self.config.nodes[self.me].name, "stopped");
         result
     }
-}
-
-/// The last two slots of a log, read from its files.
-fn own_tail(dir: &dyn LogDir) -> (Option<(u64, Value)>, Option<(u64, Value)>) {
-    let Ok(Some(last_i)) = tlog::last_i(dir) else { return (None, None) };
-    let (mut last, mut prev) = (None, None);
-    let _ = tlog::walk(dir, last_i.saturating_sub(1), &mut |e, _| {
-        if e.i == last_i {
-            last = Some((e.i, e.value.clone()));
-        } else if e.i + 1 == last_i {
-            prev = Some((e.i, e.value.clone()));
-        }
-        true
-    });
-    (last, prev)
 }

@@ -103,17 +103,8 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
     let mut store = SledStore::open(&store_path(node), &config.cluster_id)?;
     let single = config.nodes.len() == 1;
     replay::replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
-    let (mut last, mut prev) = (None, None);
-    if let Some(last_i) = report.last_i {
-        tlog::walk(dir.as_ref(), last_i.saturating_sub(1), &mut |e, _| {
-            if e.i == last_i {
-                last = Some((e.i, e.value.clone()));
-            } else if e.i + 1 == last_i {
-                prev = Some((e.i, e.value.clone()));
-            }
-            true
-        })?;
-    }
+    let (last, prev) = tlog::last_two(dir.as_ref())?;
+    debug_assert_eq!(last.as_ref().map(|(i, _)| *i), report.last_i);
     Ok(Prepared { dir, writer, store, ballot, last, prev, closed_cleanly: report.closed_cleanly })
 }
 

@@ -309,6 +309,24 @@ pub fn for_each_committed<E>(
     Ok(Ok(()))
 }
 
+/// A slot and its value, as the log holds it.
+pub type SlotValue = (u64, crate::value::Value);
+
+/// The log's last slot and the one before it (if the log holds it), with their final values.
+pub fn last_two(dir: &dyn LogDir) -> Result<(Option<SlotValue>, Option<SlotValue>), TlogError> {
+    let Some(last_i) = last_i(dir)? else { return Ok((None, None)) };
+    let (mut last, mut prev) = (None, None);
+    walk(dir, last_i.saturating_sub(1), &mut |e, _| {
+        if e.i == last_i {
+            last = Some((e.i, e.value.clone()));
+        } else if e.i + 1 == last_i {
+            prev = Some((e.i, e.value.clone()));
+        }
+        true
+    })?;
+    Ok((last, prev))
+}
+
 /// The log's last `i`, reading only as much as needed (the last non-empty file).
 pub fn last_i(dir: &dyn LogDir) -> Result<Option<u64>, TlogError> {
     let files = list_files(dir)?;

@@ -75,26 +75,13 @@ impl SimNode {
         {
             repair = Some(format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         }
-        let (writer, report) =
+        let (writer, _) =
             TlogWriter::open(dir.clone(), tlog_config(), &self.name).map_err(|e| e.to_string())?;
         let ballot = BallotRecord::load(dir.as_ref()).map_err(|e| e.to_string())?;
         let mut store = MemoryStore::new(cluster_id);
         let single = cfg.names.len() == 1;
         replay(dir.as_ref(), &mut store, single, &mut |_| {}).map_err(|e| e.to_string())?;
-        let mut last = None;
-        let mut prev = None;
-        if let Some(last_i) = report.last_i {
-            let from = last_i.saturating_sub(1);
-            tlog::walk(dir.as_ref(), from, &mut |e, _| {
-                if e.i == last_i {
-                    last = Some((e.i, e.value.clone()));
-                } else {
-                    prev = Some((e.i, e.value.clone()));
-                }
-                true
-            })
-            .map_err(|e| e.to_string())?;
-        }
+        let (last, prev) = tlog::last_two(dir.as_ref()).map_err(|e| e.to_string())?;
         // What the store applied is already in the node's applied history.
         let applied = store.applied();
         let durable = Durable { ballot, last, prev, applied };

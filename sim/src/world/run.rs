@@ -356,22 +356,6 @@ impl World {
         self.feed(k, Input::Persisted { token });
     }
 
-    /// The last two slots of a node's own log.
-    fn own_tail(&self, k: NodeIdx) -> (Option<Slot>, Option<Slot>) {
-        let disk = &self.nodes[k].disk;
-        let Ok(Some(last_i)) = arakoon_node::tlog::last_i(disk) else { return (None, None) };
-        let (mut last, mut prev) = (None, None);
-        let _ = arakoon_node::tlog::walk(disk, last_i.saturating_sub(1), &mut |e, _| {
-            if e.i == last_i {
-                last = Some((e.i, e.value.clone()));
-            } else {
-                prev = Some((e.i, e.value.clone()));
-            }
-            true
-        });
-        (last, prev)
-    }
-
     /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
     /// `to_i`, into `k`'s log and store (what the server's catch-up does over the network).
     fn copy_committed(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) -> Result<usize, String> {
@@ -415,7 +399,8 @@ impl World {
             if reachable { self.copy_committed(k, from, to_i) } else { Err("unreachable".into()) };
         match result {
             Ok(n) => {
-                let (last, prev) = self.own_tail(k);
+                let (last, prev) =
+                    arakoon_node::tlog::last_two(&self.nodes[k].disk).unwrap_or((None, None));
                 let applied = self.nodes[k].state.as_ref().and_then(|s| s.store.applied());
                 self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4);
                 self.feed(k, Input::CaughtUp { last, prev, applied });
