@@ -151,11 +151,21 @@ pub(crate) struct Stats {
     pub bytes: usize,
 }
 
+/// Most entries of the dense step table (16 MiB); states past it use the hashed memo.
+const DENSE_ENTRIES_MAX: usize = 1 << 22;
+/// A dense step-table entry not computed yet.
+const UNSET: u32 = u32::MAX - 1;
+
 /// Interned states and memoized steps.
 struct States<'m, M: Model> {
     model: &'m M,
     states: Vec<M::State>,
     index: IdIndex,
+    /// Operations of the partition: the row length of `dense`.
+    ops_len: usize,
+    /// Steps of the first states, `state * ops_len + op`: one load where most models have few
+    /// states (a register has a handful); [`UNSET`] until computed.
+    dense: Vec<u32>,
     memo_keys: Vec<u64>,
     memo_vals: Vec<u32>,
     memo_index: IdIndex,
@@ -167,6 +177,9 @@ impl<'m, M: Model> States<'m, M> {
         let (id, new) = self.index.find_or_insert(hash_of(&state), |id| states[id] == state);
         if new {
             self.states.push(state);
+            if self.dense.len() + self.ops_len <= DENSE_ENTRIES_MAX {
+                self.dense.resize(self.dense.len() + self.ops_len, UNSET);
+            }
         }
         id as u32
     }
@@ -174,6 +187,23 @@ impl<'m, M: Model> States<'m, M> {
     /// The state after `op` in state `s`, or [`REFUSED`].
     #[inline]
     fn step(&mut self, s: u32, op: u32, search_op: &SearchOp<'_, M>) -> u32 {
+        let slot = s as usize * self.ops_len + op as usize;
+        if let Some(&known) = self.dense.get(slot) {
+            if known != UNSET {
+                return known;
+            }
+            let next = self.model.step(
+                &self.states[s as usize],
+                search_op.input,
+                search_op.output.as_deref(),
+            );
+            let next = match next {
+                Some(state) => self.intern(state),
+                None => REFUSED,
+            };
+            self.dense[slot] = next;
+            return next;
+        }
         let key = (u64::from(s) << 32) | u64::from(op);
         let keys = &self.memo_keys;
         let (id, new) = self.memo_index.find_or_insert(mix64(key), |id| keys[id] == key);
@@ -197,6 +227,7 @@ impl<'m, M: Model> States<'m, M> {
             + self.memo_keys.capacity() * 8
             + self.memo_vals.capacity() * 4
             + self.memo_index.bytes()
+            + self.dense.capacity() * 4
     }
 }
 
@@ -213,9 +244,11 @@ impl Cache {
     #[inline]
     fn insert(&mut self, hash: u64, set: &[u64], state: u32) -> bool {
         let (w, sets, states) = (self.words_per_set, &self.sets, &self.states);
-        let (_, new) = self
-            .index
-            .find_or_insert(hash, |id| states[id] == state && sets[id * w..(id + 1) * w] == *set);
+        // Word by word: sets are a few words, shorter than a call to memcmp.
+        let same = |id: usize| {
+            states[id] == state && sets[id * w..(id + 1) * w].iter().zip(set).all(|(a, b)| a == b)
+        };
+        let (_, new) = self.index.find_or_insert(hash, same);
         if new {
             self.sets.extend_from_slice(set);
             self.states.push(state);
@@ -327,6 +360,8 @@ pub(crate) fn search<M: Model>(
         model,
         states: Vec::new(),
         index: IdIndex::new(),
+        ops_len: ops.len(),
+        dense: Vec::new(),
         memo_keys: Vec::new(),
         memo_vals: Vec::new(),
         memo_index: IdIndex::new(),
