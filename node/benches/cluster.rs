@@ -1,4 +1,4 @@
-//! Closed-loop clients against a real 3-node cluster of `arakoon` processes on loopback (real
+//! Closed-loop clients against a real 3-node cluster (`ARAKOON_BENCH_NODES` to change) of `arakoon` processes on loopback (real
 //! sled, real fsync): sets of 100-byte values and consistent gets with 1, 16 and 64 clients.
 //! Prints ops/s, p50 and p99 per case.
 //!
@@ -62,9 +62,11 @@ fn main() {
     let seconds: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(5.0);
     let only_op = args.get(1).cloned();
     let only_clients: Option<usize> = args.get(2).and_then(|a| a.parse().ok());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let mut cluster = Cluster::new(3, 2000, "");
+        let nodes: usize =
+            std::env::var("ARAKOON_BENCH_NODES").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+        let mut cluster = Cluster::new(nodes, 2000, "");
         cluster.start_all();
         cluster.wait_for_master(Duration::from_secs(20)).await;
         // The keys the gets read.
@@ -75,7 +77,9 @@ fn main() {
                 c.set(key.as_bytes(), &[b'v'; 100]).await.unwrap();
             }
         }
-        println!("3-node loopback cluster, 100-byte values, closed loop, {seconds} s per case");
+        println!(
+            "{nodes}-node loopback cluster, 100-byte values, closed loop, {seconds} s per case"
+        );
         println!("{:<6} {:>8} {:>10} {:>9} {:>9}", "op", "clients", "ops/s", "p50 ms", "p99 ms");
         for (name, op) in [("set", Op::Set), ("get", Op::Get)] {
             if only_op.as_deref().is_some_and(|o| o != name) {
@@ -93,7 +97,7 @@ fn main() {
                 );
             }
         }
-        for k in 0..3 {
+        for k in 0..nodes {
             cluster.stop(k);
         }
     });

@@ -136,6 +136,9 @@ async fn every_command_answers_as_the_protocol_table_says() {
     // A clean stop: exit code 0, and everything is there after a restart.
     let status = cluster.stop(0).expect("stops on SIGTERM");
     assert!(status.success(), "{status:?}\n{}", cluster.log(0));
+    let dir = arakoon_node::tlog::FsDir::open(&cluster.config.nodes[0].tlog_dir).unwrap();
+    let validation = arakoon_node::tlog::validate(&dir).unwrap();
+    assert!(validation.closed_cleanly(), "SIGTERM leaves the TLog with its closed marker");
     cluster.start(0);
     cluster.wait_for_master(Duration::from_secs(10)).await;
     let mut c = cluster.client();
@@ -276,4 +279,34 @@ async fn wire_order_keep_open_rules_and_bad_input() {
     let mut c = cluster.client();
     assert_eq!(c.get(b"b").await.unwrap(), b"v");
     cluster.stop(0);
+}
+
+#[test]
+fn a_bad_configuration_names_the_section_and_key_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("bad.ini");
+    std::fs::write(
+        &ini,
+        "[global]\ncluster = n0\ncluster_id = x\nlease_period = soon\n[n0]\nip = 127.0.0.1\n\
+         client_port = 1\nmessaging_port = 2\nhome = /tmp/x\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arakoon"))
+        .args(["--node", "n0", "-config"])
+        .arg(&ini)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[global] lease_period"), "{stderr}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arakoon"))
+        .args(["--node", "n9", "-config"])
+        .arg(&ini)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let help =
+        std::process::Command::new(env!("CARGO_BIN_EXE_arakoon")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("-catchup-only") && help.contains("EXAMPLE"), "{help}");
 }
