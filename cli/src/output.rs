@@ -17,6 +17,11 @@ impl Failure {
     }
 }
 
+/// A TLog problem as a failure: its message, the repair, and Arakoon's exit code for it.
+pub fn tlog_failure(e: arakoon_node::tlog::TlogError) -> Failure {
+    Failure::new(e.exit_code(), format!("{e}\n  repair: {}", e.repair()))
+}
+
 /// Bytes as text: printable ASCII as is, everything else as `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len());
@@ -47,6 +52,17 @@ pub fn confirm(question: &str) -> Result<bool, Failure> {
 }
 
 /// A progress bar on stderr when it is a terminal, invisible otherwise (CI stays quiet).
+/// Prints a line above a progress bar; when the bar is hidden (not a terminal), on stdout, so
+/// that nothing said is lost in a pipe or a CI log.
+pub fn say(bar: &ProgressBar, line: impl Into<String>) {
+    let line = line.into();
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
@@ -58,6 +74,15 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
+    bar
+}
+
+/// A spinner with a message on stderr when it is a terminal, invisible otherwise.
+pub fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
     bar
 }
 

@@ -4,7 +4,7 @@
 //! original Arakoon used for the first problem it finds (48 torn tail, 49 checksum or sequence,
 //! 50 missing file), so that operators who know those numbers can act on them.
 
-use crate::output::{confirm, escape, progress_bar, Failure};
+use crate::output::{confirm, escape, progress_bar, say, Failure};
 use arakoon_node::tlog::{
     self, archive, validate_with, Entry, FileKind, FsDir, LogDir, TlogError, TlogFile,
 };
@@ -299,7 +299,7 @@ fn compress(path: &Path) -> Result<i32, Failure> {
     let bar = progress_bar(targets.len() as u64, "compressing");
     for f in &targets {
         let n = archive::compress(&d, f.number).map_err(tlog_failure)?;
-        bar.println(format!("{} -> {} ({n} entries)", f.name(), f.with_kind(FileKind::Tlx).name()));
+        say(&bar, format!("{} -> {} ({n} entries)", f.name(), f.with_kind(FileKind::Tlx).name()));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -320,11 +320,7 @@ fn uncompress(path: &Path) -> Result<i32, Failure> {
     let bar = progress_bar(targets.len() as u64, "uncompressing");
     for f in &targets {
         let n = archive::uncompress(&d, f).map_err(tlog_failure)?;
-        bar.println(format!(
-            "{} -> {} ({n} entries)",
-            f.name(),
-            f.with_kind(FileKind::Tlog).name()
-        ));
+        say(&bar, format!("{} -> {} ({n} entries)", f.name(), f.with_kind(FileKind::Tlog).name()));
         bar.inc(1);
     }
     bar.finish_and_clear();

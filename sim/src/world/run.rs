@@ -3,12 +3,15 @@
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
+use super::history::{opt_value, str_value, Linearizability, Recorder, Space};
 use super::net::{NetFaults, SimNet};
 use super::node::SimNode;
 use super::queue::Agenda;
 use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
 use arakoon_node::rc::Rc;
-use arakoon_node::store::{Store, UpdateOutput};
+use arakoon_checker::import::RawCall;
+use arakoon_checker::Value as HValue;
+use arakoon_node::store::{Range, Store, UpdateOutput};
 use arakoon_node::tlog::{for_each_committed, LogDir};
 use arakoon_node::value::{Update, Value};
 use rand::{Rng, SeedableRng};
@@ -22,12 +25,19 @@ pub struct SimConfig {
     pub clients: usize,
     pub duration_ms: u64,
     pub lease_ms: u64,
+    /// Keys of single-key operations (`k0`..): checked per key.
     pub keys: usize,
+    /// Keys of sequences and range reads (`s0`..): checked as one map.
+    pub multi_keys: usize,
     pub op_timeout_ms: u64,
     /// `None`: swarm mode, drawn from the seed.
     pub faults: Option<FaultMix>,
     /// Keep the text trace (for `--trace`); the trace hash is always computed.
     pub keep_trace: bool,
+    /// Keep the clients' histories as JSON lines in the report (for `--history`).
+    pub keep_history: bool,
+    /// Time for the linearizability check of one run; past it the verdict is "unknown".
+    pub check_time_limit_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -38,9 +48,12 @@ impl Default for SimConfig {
             duration_ms: 60_000,
             lease_ms: 1_000,
             keys: 8,
+            multi_keys: 4,
             op_timeout_ms: 2_000,
             faults: None,
             keep_trace: false,
+            keep_history: false,
+            check_time_limit_ms: 30_000,
         }
     }
 }
@@ -66,6 +79,12 @@ pub struct RunReport {
     pub committed_slots: u64,
     pub trace_hash: u64,
     pub trace: Vec<String>,
+    /// Operations in the clients' histories.
+    pub history_ops: usize,
+    /// "linearizable", or why there is no verdict.
+    pub linearizability: String,
+    /// The single-key and the sequence history as JSON lines, when asked for.
+    pub histories: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -86,6 +105,8 @@ enum Event {
 #[derive(Debug, Clone, PartialEq)]
 enum OpResult {
     Ok(Option<Vec<u8>>),
+    /// A range read: the entries found.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
     Fail(Rc, String),
     Unknown,
 }
@@ -95,6 +116,11 @@ enum OpKind {
     Get,
     Set(Vec<u8>),
     Delete,
+    TestAndSet { expected: Option<Vec<u8>>, wanted: Vec<u8> },
+    /// Updates on `s*` keys, atomically.
+    Sequence(Vec<Update>),
+    /// range_entries over the `s*` keys.
+    Range,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +134,8 @@ struct Client {
     target: NodeIdx,
     pending: Option<PendingOp>,
     next_op: u64,
+    /// The value this client last saw for each key: what its test_and_set expects.
+    seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 struct World {
@@ -126,6 +154,7 @@ struct World {
     requests: BTreeMap<(NodeIdx, u64), (usize, u64)>,
     next_req: u64,
     acknowledged: BTreeSet<Vec<u8>>,
+    history: Recorder,
     report: RunReport,
     violation: Option<Violation>,
 }
@@ -190,7 +219,12 @@ impl World {
                 // from the most advanced peer before starting it again.
                 self.trace(|| format!("n{k} refused to start: {e}; wiped and restored"), 2);
                 self.nodes[k].wipe();
-                self.restore_from_best_peer(k);
+                if !self.restore_from_best_peer(k) {
+                    // No peer to restore from yet: the operator waits for one.
+                    self.nodes[k].wiped = true;
+                    self.agenda.push(self.now_us + 500_000, Event::Restart { node: k });
+                    return;
+                }
                 if let Err(e) = self.nodes[k].start(cfg, CLUSTER_ID, now, seed) {
                     self.fail("restart", format!("n{k} cannot start even when wiped: {e}"));
                     return;
@@ -203,12 +237,13 @@ impl World {
     }
 
     /// The operator's procedure for a node whose disk was lost: copy the committed log of the
-    /// most advanced running peer onto it (`arakoon-admin catchup` on a stopped node).
-    fn restore_from_best_peer(&mut self, k: NodeIdx) {
+    /// most advanced running peer onto it (`arakoon-admin catchup` on a stopped node). False
+    /// when no peer is running: the node must not start empty (it forgot what it promised).
+    fn restore_from_best_peer(&mut self, k: NodeIdx) -> bool {
         let best = (0..self.cfg.nodes)
             .filter(|p| *p != k && self.nodes[*p].is_up())
             .max_by_key(|p| arakoon_node::tlog::last_i(&self.nodes[*p].disk).ok().flatten());
-        let Some(p) = best else { return };
+        let Some(p) = best else { return false };
         let mut entries = Vec::new();
         let _ = for_each_committed::<()>(&self.nodes[p].disk, 0, false, &mut |e| {
             entries.push((e.i, e.value));
@@ -218,7 +253,7 @@ impl World {
         let Ok((mut w, _)) =
             arakoon_node::tlog::TlogWriter::open(dir, super::node::tlog_config(), "restore")
         else {
-            return;
+            return false;
         };
         let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
         // It forgot what it promised and accepted: it may not vote until a master caught it up.
@@ -226,7 +261,25 @@ impl World {
         if w.append(&refs).is_ok() && learner.store(&self.nodes[k].disk).is_ok() {
             let n = entries.len();
             self.trace(|| format!("n{k} restored {n} slots from n{p}"), 5);
+            return true;
         }
+        false
+    }
+
+    /// Starts a stopped node; a node whose disk was lost is first restored from a peer, or, with
+    /// no peer running, tried again later.
+    fn restart(&mut self, k: NodeIdx) {
+        if self.nodes[k].is_up() {
+            return;
+        }
+        if self.nodes[k].wiped {
+            if !self.restore_from_best_peer(k) {
+                self.agenda.push(self.now_us + 500_000, Event::Restart { node: k });
+                return;
+            }
+            self.nodes[k].wiped = false;
+        }
+        self.start_node(k);
     }
 
     /// Up, and a voter (not a learner rebuilt after a lost disk).
@@ -419,12 +472,64 @@ impl World {
         }
         let op = self.clients[c].next_op;
         self.clients[c].next_op += 1;
-        let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys)).into_bytes();
-        let kind = match self.rng.gen_range(0..10) {
-            0..=4 => OpKind::Set(format!("c{c}-{op}").into_bytes()),
-            5..=8 => OpKind::Get,
-            _ => OpKind::Delete,
+        let unique = |tag: &str| format!("c{c}-{op}{tag}").into_bytes();
+        let multi = self.rng.gen_range(0..10) < 2;
+        let (kind, key, call) = if multi {
+            let n = self.cfg.multi_keys.max(2);
+            if self.rng.gen_bool(0.5) {
+                let range = (0..n).map(|k| format!("s{k}")).collect::<Vec<_>>();
+                let steps = range
+                    .iter()
+                    .map(|k| HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), HValue::Nil]))
+                    .collect();
+                let call = RawCall { f: "txn".into(), key: None, value: HValue::List(steps) };
+                (OpKind::Range, Vec::new(), (Space::Multi, call))
+            } else {
+                let a = self.rng.gen_range(0..n);
+                let b = (a + self.rng.gen_range(1..n)) % n;
+                let (ka, kb) = (format!("s{a}").into_bytes(), format!("s{b}").into_bytes());
+                let second = if self.rng.gen_bool(0.5) {
+                    Update::Delete { key: kb.clone() }
+                } else {
+                    Update::Set { key: kb.clone(), value: unique("b") }
+                };
+                let updates = vec![Update::Set { key: ka.clone(), value: unique("a") }, second];
+                let raw = updates
+                    .iter()
+                    .map(|u| match u {
+                        Update::Set { key, value } => {
+                            HValue::List(vec![str_value(b"set"), str_value(key), str_value(value)])
+                        }
+                        Update::Delete { key } => {
+                            HValue::List(vec![str_value(b"delete"), str_value(key)])
+                        }
+                        _ => HValue::Nil,
+                    })
+                    .collect();
+                let call = RawCall { f: "sequence".into(), key: None, value: HValue::List(raw) };
+                (OpKind::Sequence(updates), Vec::new(), (Space::Multi, call))
+            }
+        } else {
+            let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys)).into_bytes();
+            let (kind, f, value) = match self.rng.gen_range(0..10) {
+                0..=3 => {
+                    let v = unique("");
+                    (OpKind::Set(v.clone()), "set", str_value(&v))
+                }
+                4..=6 => (OpKind::Get, "get", HValue::Nil),
+                7 => (OpKind::Delete, "delete", HValue::Nil),
+                _ => {
+                    let expected = self.clients[c].seen.get(&key).cloned().flatten();
+                    let wanted = unique("t");
+                    let value =
+                        HValue::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
+                    (OpKind::TestAndSet { expected, wanted }, "test_and_set", value)
+                }
+            };
+            let call = RawCall { f: f.into(), key: Some(str_value(&key)), value };
+            (kind, key, (Space::Kv, call))
         };
+        self.history.call(c, op, self.now_us, call.0, call.1);
         self.clients[c].pending = Some(PendingOp { op, kind, key });
         let target = self.clients[c].target;
         let delay = self.rng.gen_range(100..1_000);
@@ -442,13 +547,22 @@ impl World {
         }
         let now = self.node_now_ms(k);
         let update = match &p.kind {
-            OpKind::Get => {
+            OpKind::Get | OpKind::Range => {
                 let state = self.nodes[k].state.as_ref().expect("up");
                 let result = if state.machine.lease_valid(now) {
-                    match state.store.get(&p.key) {
-                        Ok(v) => OpResult::Ok(v),
-                        Err(e) => OpResult::Fail(Rc::UnknownFailure, e.to_string()),
-                    }
+                    let read = if matches!(p.kind, OpKind::Get) {
+                        state.store.get(&p.key).map(OpResult::Ok)
+                    } else {
+                        let range = Range {
+                            first: Some(b"s".to_vec()),
+                            first_inclusive: true,
+                            last: Some(b"t".to_vec()),
+                            last_inclusive: false,
+                            max: None,
+                        };
+                        state.store.range_entries(&range).map(OpResult::Entries)
+                    };
+                    read.unwrap_or_else(|e| OpResult::Fail(Rc::UnknownFailure, e.to_string()))
                 } else {
                     let m =
                         state.machine.master(now).map_or("None".to_string(), |m| format!("n{m}"));
@@ -461,6 +575,12 @@ impl World {
             }
             OpKind::Set(v) => Update::Set { key: p.key.clone(), value: v.clone() },
             OpKind::Delete => Update::Delete { key: p.key.clone() },
+            OpKind::TestAndSet { expected, wanted } => Update::TestAndSet {
+                key: p.key.clone(),
+                expected: expected.clone(),
+                wanted: Some(wanted.clone()),
+            },
+            OpKind::Sequence(updates) => Update::Sequence(updates.clone()),
         };
         let id = self.next_req;
         self.next_req += 1;
@@ -468,11 +588,58 @@ impl World {
         self.feed(k, Input::ClientUpdate { id: ClientReqId(id), update });
     }
 
+    /// Records what the client learnt in its history.
+    fn record(&mut self, c: usize, p: &PendingOp, result: &OpResult) {
+        let (outcome, output) = match result {
+            OpResult::Ok(v) => {
+                let output = match &p.kind {
+                    OpKind::Get | OpKind::TestAndSet { .. } => Some(opt_value(v.as_deref())),
+                    _ => None,
+                };
+                (arakoon_checker::Outcome::Ok, output)
+            }
+            OpResult::Entries(entries) => {
+                let found: BTreeMap<&[u8], &[u8]> =
+                    entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+                let steps = (0..self.cfg.multi_keys.max(2))
+                    .map(|k| {
+                        let key = format!("s{k}");
+                        let value = opt_value(found.get(key.as_bytes()).copied());
+                        HValue::List(vec![str_value(b"read"), str_value(key.as_bytes()), value])
+                    })
+                    .collect();
+                (arakoon_checker::Outcome::Ok, Some(HValue::List(steps)))
+            }
+            // The master lost its lease with the update in flight: it may have been chosen.
+            OpResult::Fail(Rc::NoLongerMaster | Rc::GoingDown, _) => {
+                (arakoon_checker::Outcome::Unknown, None)
+            }
+            OpResult::Fail(..) => (arakoon_checker::Outcome::Fail, None),
+            OpResult::Unknown => (arakoon_checker::Outcome::Unknown, None),
+        };
+        self.history.done(c, p.op, self.now_us, outcome, output);
+        // What the client saw is what its next test_and_set on the key expects.
+        match (&p.kind, result) {
+            (OpKind::Get, OpResult::Ok(v)) => {
+                self.clients[c].seen.insert(p.key.clone(), v.clone());
+            }
+            (OpKind::Set(v), OpResult::Ok(_)) => {
+                self.clients[c].seen.insert(p.key.clone(), Some(v.clone()));
+            }
+            (OpKind::TestAndSet { expected, wanted }, OpResult::Ok(before)) => {
+                let now = if before == expected { Some(wanted.clone()) } else { before.clone() };
+                self.clients[c].seen.insert(p.key.clone(), now);
+            }
+            _ => {}
+        }
+    }
+
     fn client_done(&mut self, c: usize, op: u64, result: OpResult) {
         let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
         self.clients[c].pending = None;
+        self.record(c, &p, &result);
         match &result {
-            OpResult::Ok(_) => {
+            OpResult::Ok(_) | OpResult::Entries(_) => {
                 self.report.ops_ok += 1;
                 if let OpKind::Set(v) = &p.kind {
                     self.acknowledged.insert(v.clone());
@@ -509,7 +676,7 @@ impl World {
             kinds.extend(["partition", "heal"]);
         }
         if self.mix.crashes {
-            kinds.push("crash");
+            kinds.extend(["crash", "crash", "power-loss"]);
         }
         if self.mix.wipes {
             kinds.push("wipe");
@@ -569,6 +736,27 @@ impl World {
                 self.trace(|| format!("{kind} n{victim}{}", if torn { " (torn)" } else { "" }), 12);
                 let back = self.rng.gen_range(200..3_000);
                 self.agenda.push(self.now_us + back * 1000, Event::Restart { node: victim });
+            }
+            // Every node loses power at once: only what each fsynced survives.
+            "power-loss" => {
+                for k in 0..n {
+                    if !self.nodes[k].is_up() {
+                        continue;
+                    }
+                    let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
+                    let keep: u64 = self.rng.gen();
+                    self.nodes[k].crash(|unsynced| {
+                        if torn && unsynced > 0 {
+                            (keep as usize) % unsynced
+                        } else {
+                            0
+                        }
+                    });
+                    self.persists[k].clear();
+                    let back = self.rng.gen_range(200..3_000);
+                    self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
+                }
+                self.trace(|| "power loss: every node crashed".into(), 16);
             }
             "pause" if self.nodes[victim].is_up() && !self.nodes[victim].paused => {
                 self.nodes[victim].paused = true;
@@ -686,10 +874,7 @@ impl World {
             Event::Restart { node } => {
                 if !self.nodes[node].is_up() {
                     self.trace(|| format!("restart n{node}"), 30);
-                    if std::mem::take(&mut self.nodes[node].wiped) {
-                        self.restore_from_best_peer(node);
-                    }
-                    self.start_node(node);
+                    self.restart(node);
                 }
             }
             Event::Resume { node } => {
@@ -733,11 +918,17 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         persist_free_at: vec![0; cfg.nodes],
         nodes,
         clients: (0..cfg.clients)
-            .map(|c| Client { target: c % cfg.nodes, pending: None, next_op: 0 })
+            .map(|c| Client {
+                target: c % cfg.nodes,
+                pending: None,
+                next_op: 0,
+                seen: BTreeMap::new(),
+            })
             .collect(),
         requests: BTreeMap::new(),
         next_req: 0,
         acknowledged: BTreeSet::new(),
+        history: Recorder::new(cfg.clients),
         report: RunReport::new(seed, mix.describe()),
         violation: None,
         mix,
@@ -766,18 +957,25 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             w.mix.duplicate = 0.0;
             for k in 0..cfg.nodes {
                 w.nodes[k].paused = false;
-                if !w.nodes[k].is_up() {
-                    if std::mem::take(&mut w.nodes[k].wiped) {
-                        w.restore_from_best_peer(k);
-                    }
-                    w.start_node(k);
-                }
+            }
+            // Nodes with their disks first, so that lost disks have a peer to restore from.
+            let (lost, kept): (Vec<usize>, Vec<usize>) =
+                (0..cfg.nodes).partition(|k| w.nodes[*k].wiped);
+            for k in kept.into_iter().chain(lost) {
+                w.restart(k);
             }
         }
         w.step(event);
     }
     w.report.simulated_ms = w.now_us / 1000;
-    let verdict = w.violation.take().map_or_else(|| final_checks(&w), Err);
+    w.report.history_ops = w.history.len();
+    if cfg.keep_history {
+        w.report.histories = Some(w.history.to_jsonl());
+    }
+    let verdict = match w.violation.take() {
+        Some(v) => Err(v),
+        None => final_checks(&mut w),
+    };
     if let Ok(slots) = &verdict {
         w.report.committed_slots = *slots;
     }
@@ -788,10 +986,18 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
 }
 
 /// The checks at the end of a run; returns how many slots were chosen.
-fn final_checks(w: &World) -> Result<u64, Violation> {
+fn final_checks(w: &mut World) -> Result<u64, Violation> {
     let chosen = checks::agreement(&w.nodes)?;
     checks::applied_prefixes(&w.nodes)?;
     checks::no_acknowledged_write_lost(&chosen, &w.acknowledged)?;
+    let limit = std::time::Duration::from_millis(w.cfg.check_time_limit_ms);
+    match w.history.check(limit) {
+        Linearizability::Linearizable => w.report.linearizability = "linearizable".into(),
+        Linearizability::Unknown(why) => w.report.linearizability = format!("unknown: {why}"),
+        Linearizability::Violated(detail) => {
+            return Err(Violation { check: "linearizable", detail });
+        }
+    }
     Ok(chosen.len() as u64)
 }
 
@@ -809,6 +1015,9 @@ impl RunReport {
             committed_slots: 0,
             trace_hash: 0xcbf2_9ce4_8422_2325,
             trace: Vec::new(),
+            history_ops: 0,
+            linearizability: String::new(),
+            histories: None,
         }
     }
 

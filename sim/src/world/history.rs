@@ -1,0 +1,176 @@
+//! The clients' history, recorded in the checker's own form and checked at the end of a run.
+//!
+//! Two histories are kept apart so that each is checked with the model that fits it: single-key
+//! operations (get, set, delete, test_and_set) on the `k*` keys, checked per key; sequences and
+//! range reads on the `s*` keys, checked as one map with the multi-key model (a sequence spans
+//! keys, a range reads several). Keeping the key spaces apart is what makes the two checks
+//! independent: no operation touches both.
+//!
+//! Outcomes follow the client protocol: an answer is `ok`; a refusal that guarantees nothing
+//! happened (not_master, not_found, assertion_failed, a full queue) is `fail`; a timeout, and
+//! `no_longer_master` (the master lost its lease with the update in flight), are `unknown`.
+
+use arakoon_checker::import::{write_jsonl, RawCall, RawHistory};
+use arakoon_checker::{check_raw, Budget, History, ModelKind, Operation, Outcome, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Which history an operation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Single-key operations on `k*` keys: the per-key model.
+    Kv,
+    /// Sequences and ranges on `s*` keys: the multi-key model.
+    Multi,
+}
+
+type RawOp = Operation<RawCall, Value>;
+
+#[derive(Debug, Default)]
+pub struct Recorder {
+    kv: Vec<RawOp>,
+    multi: Vec<RawOp>,
+    open: BTreeMap<(usize, u64), (Space, usize)>,
+    clients: usize,
+    /// The process id of each client: as in Jepsen, a client whose operation ended unknown goes
+    /// on as a new process (its old one may still be acting), so no process has two open calls.
+    process: Vec<u64>,
+}
+
+/// What a check of both histories found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linearizability {
+    Linearizable,
+    /// The budget ran out: no verdict.
+    Unknown(String),
+    /// The explanation of the checker.
+    Violated(String),
+}
+
+pub fn str_value(bytes: &[u8]) -> Value {
+    Value::Str(String::from_utf8_lossy(bytes).into_owned())
+}
+
+pub fn opt_value(bytes: Option<&[u8]>) -> Value {
+    bytes.map_or(Value::Nil, str_value)
+}
+
+impl Recorder {
+    pub fn new(clients: usize) -> Recorder {
+        Recorder { clients, process: (0..clients as u64).collect(), ..Recorder::default() }
+    }
+
+    /// Client `client` calls operation `op` at `now_us`.
+    pub fn call(&mut self, client: usize, op: u64, now_us: u64, space: Space, call: RawCall) {
+        let process = self.process[client];
+        let ops = self.ops_mut(space);
+        ops.push(Operation {
+            process,
+            call: now_us,
+            ret: None,
+            input: call,
+            output: None,
+            outcome: Outcome::Unknown,
+        });
+        let index = ops.len() - 1;
+        self.open.insert((client, op), (space, index));
+    }
+
+    /// Operation `op` of `client` completed at `now_us`.
+    pub fn done(
+        &mut self,
+        client: usize,
+        op: u64,
+        now_us: u64,
+        outcome: Outcome,
+        output: Option<Value>,
+    ) {
+        let Some((space, index)) = self.open.remove(&(client, op)) else { return };
+        let record = &mut self.ops_mut(space)[index];
+        record.outcome = outcome;
+        if outcome != Outcome::Unknown {
+            record.ret = Some(now_us);
+            record.output = output;
+        } else {
+            self.process[client] += self.clients as u64;
+        }
+    }
+
+    fn ops_mut(&mut self, space: Space) -> &mut Vec<RawOp> {
+        match space {
+            Space::Kv => &mut self.kv,
+            Space::Multi => &mut self.multi,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.kv.len() + self.multi.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn histories(&self) -> Result<(RawHistory, RawHistory), String> {
+        let kv = History::new(self.kv.clone()).map_err(|e| format!("kv history: {e}"))?;
+        let multi = History::new(self.multi.clone()).map_err(|e| format!("sequence history: {e}"))?;
+        Ok((kv, multi))
+    }
+
+    /// Both histories in the checker's JSON-lines format, one after the other.
+    pub fn to_jsonl(&self) -> (String, String) {
+        let write = |h: &RawHistory| {
+            let mut out = Vec::new();
+            let _ = write_jsonl(h, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        match self.histories() {
+            Ok((kv, multi)) => (write(&kv), write(&multi)),
+            Err(e) => (e.clone(), e),
+        }
+    }
+
+    /// Checks both histories: the single-key one per key, the other as one map.
+    pub fn check(&self, time_limit: Duration) -> Linearizability {
+        let (kv, multi) = match self.histories() {
+            Ok(h) => h,
+            Err(e) => return Linearizability::Violated(e),
+        };
+        // One thread: the verdict and the reported violation are then the same on every run.
+        let budget = Budget {
+            time_limit: Some(time_limit),
+            memory_bytes_max: 1 << 30,
+            threads: 1,
+            shrink: true,
+            shrink_time_limit: Duration::from_secs(5),
+        };
+        let mut unknown = Vec::new();
+        for (name, kind, raw) in
+            [("single-key", ModelKind::Kv, &kv), ("sequence", ModelKind::MultiKey, &multi)]
+        {
+            if raw.is_empty() {
+                continue;
+            }
+            match check_raw(kind, Some(&Value::Nil), raw, &budget) {
+                Err(e) => return Linearizability::Violated(format!("{name} history: {e}")),
+                Ok(checked) => match checked.report.verdict {
+                    arakoon_checker::Verdict::Linearizable => {}
+                    arakoon_checker::Verdict::NotLinearizable => {
+                        return Linearizability::Violated(format!(
+                            "{name} history:\n{}",
+                            checked.text()
+                        ));
+                    }
+                    arakoon_checker::Verdict::Unknown => {
+                        unknown.push(format!("{name}: {}", checked.text()));
+                    }
+                },
+            }
+        }
+        if unknown.is_empty() {
+            Linearizability::Linearizable
+        } else {
+            Linearizability::Unknown(unknown.join("; "))
+        }
+    }
+}
