@@ -3,12 +3,20 @@
 //! One module per command family; each returns the process exit code, or a [`Failure`] whose
 //! message is printed on stderr. Exit codes are documented in the README.
 
+mod bench_cmd;
+mod catchup_cmd;
 mod check_cmd;
+mod client_cmd;
+mod completions_cmd;
+mod connect;
+mod node_files;
 mod output;
+mod rebuild_cmd;
 mod sim_cmd;
+mod store_cmd;
 mod tlog_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use output::Failure;
 
 #[derive(Debug, Parser)]
@@ -27,14 +35,39 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Check that a recorded history is linearizable; explain a violation.
     Check(check_cmd::CheckArgs),
+    /// Look inside a stopped node's store; check it against its TLog and cluster.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
+    /// Rebuild a stopped node's store from its TLog, replacing the old one atomically.
+    Rebuild(rebuild_cmd::RebuildArgs),
+    /// Bring a stopped node up to date from a peer, then exit.
+    Catchup(catchup_cmd::CatchupArgs),
+    /// Run a client command against a cluster (get, set, range, who-master, ...).
+    Client(client_cmd::ClientArgs),
+    /// Closed-loop load on a running cluster: ops/s and latency per client count.
+    Bench(bench_cmd::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: arakoon-admin completions bash > /etc/bash_completion.d/arakoon-admin
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `-config FILE`, as arakoon takes it, would read as `-c onfig`: rewrite it first.
+    let cli = Cli::parse_from(node_files::normalize_args(std::env::args_os()));
     let result = match cli.command {
         Command::Tlog(cmd) => tlog_cmd::run(cmd),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Store(cmd) => store_cmd::run(cmd),
+        Command::Rebuild(args) => rebuild_cmd::run(args),
+        Command::Catchup(args) => catchup_cmd::run(args),
+        Command::Client(args) => client_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
+        Command::Completions { shell } => Ok(completions_cmd::run(shell, &mut Cli::command())),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,0 +1,158 @@
+//! `arakoon-admin catchup`: bring a stopped node level with its cluster, then exit.
+//!
+//! This wraps the node's own catch-up (`arakoon -catchup-only`): the node's files are validated
+//! as at start-up, the most advanced peer that answers streams its committed entries from the
+//! node's next slot on, and they are appended to the TLog and applied to the store. `--from`
+//! restricts the choice of peer to one node; it does so by handing catch-up a configuration of
+//! just the two nodes, which is all catch-up reads from it besides the cluster id and the TLog
+//! limits (kept as they are).
+//!
+//! The node must be stopped: its store is opened first, which fails while a node holds it.
+
+use crate::node_files::{load_config, node_index};
+use crate::output::{spinner, Failure};
+use arakoon_node::server::env::TokioNet;
+use arakoon_node::server::rebuild::{catch_up_stopped_node, RebuildError};
+use arakoon_node::server::startup::store_path;
+use arakoon_node::store::{SledStore, StoreError};
+use clap::Args;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  arakoon-admin catchup --node n2 -config cluster.ini\n  \
+                        arakoon-admin catchup --node n2 -config cluster.ini --from n0\n\n\
+                        Exit codes: 0 caught up (or nothing to fetch); 3 bad configuration or \
+                        node name; 5 no peer answered, or the peer failed mid-stream; 7 writing \
+                        the node's files failed; 40-50 the node's own files are damaged (the \
+                        message says how to repair them).")]
+pub struct CatchupArgs {
+    /// The (stopped) node to bring up to date.
+    #[arg(long, value_name = "NAME")]
+    node: String,
+    /// The cluster's INI file; `-config FILE` works too, as for arakoon.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    config: PathBuf,
+    /// Fetch from this peer only (by default: the most advanced peer that answers).
+    #[arg(long, value_name = "PEER")]
+    from: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
+    let mut config = load_config(&args.config)?;
+    let mut me = node_index(&config, &args.config, &args.node)?;
+    if config.nodes.len() == 1 {
+        return Err(Failure::new(
+            3,
+            format!(
+                "{} is a 1-node cluster: there is no peer to catch up from",
+                args.config.display()
+            ),
+        ));
+    }
+    if let Some(from) = &args.from {
+        let peer = node_index(&config, &args.config, from)?;
+        if peer == me {
+            return Err(Failure::new(
+                3,
+                format!("--from {from}: a node cannot catch up from itself"),
+            ));
+        }
+        config.nodes = vec![config.nodes[me].clone(), config.nodes[peer].clone()];
+        me = 0;
+    }
+    let node = config.nodes[me].clone();
+    refuse_if_running(&store_path(&node), &config.cluster_id, &node.name)?;
+
+    let before = tlog_bytes(&node.tlog_dir);
+    let started = Instant::now();
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = watch_progress(node.tlog_dir.clone(), before, watching.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(catch_up_stopped_node(&config, me, &TokioNet));
+    watching.store(false, Ordering::Relaxed);
+    let _ = watcher.join();
+    let report = result.map_err(|e| {
+        let code = match &e {
+            RebuildError::Start(s) => s.exit_code(),
+            RebuildError::NoPeer(_) | RebuildError::Fetch { .. } => 5,
+            RebuildError::Write(_) => 7,
+        };
+        Failure::new(code, format!("catch-up of {} failed: {e}", node.name))
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let bytes = tlog_bytes(&node.tlog_dir).saturating_sub(before);
+    let mb_per_s = bytes as f64 / 1e6 / elapsed.max(1e-9);
+    if args.json {
+        println!(
+            "{}",
+            json!({"node": node.name, "report": report, "tlog_bytes_written": bytes,
+                   "seconds": elapsed, "mb_per_second": mb_per_s})
+        );
+    } else {
+        println!("{report}");
+        println!(
+            "{:.1} MB of TLog written in {elapsed:.2} s ({mb_per_s:.1} MB/s)",
+            bytes as f64 / 1e6
+        );
+    }
+    Ok(0)
+}
+
+/// A running node holds its store's lock; catching up under it would corrupt its files.
+fn refuse_if_running(store: &Path, cluster_id: &str, name: &str) -> Result<(), Failure> {
+    if !store.exists() {
+        return Ok(());
+    }
+    match SledStore::open(store, cluster_id) {
+        Ok(_) | Err(StoreError::WrongCluster { .. }) | Err(StoreError::Corrupt { .. }) => Ok(()),
+        Err(e) => Err(Failure::new(
+            45,
+            format!("{e}; is {name} running? stop it first: catch-up works on a stopped node"),
+        )),
+    }
+}
+
+/// The bytes of the TLog files in `dir` (what catch-up writes, for the report and the spinner).
+fn tlog_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".tlog") || name.ends_with(".tlx") || name.ends_with(".tlf")
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A spinner (on a terminal only) showing the TLog growing, until `running` turns false.
+fn watch_progress(
+    dir: PathBuf,
+    before: u64,
+    running: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let bar = spinner();
+        let started = Instant::now();
+        while running.load(Ordering::Relaxed) {
+            let bytes = tlog_bytes(&dir).saturating_sub(before);
+            let rate = bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("fetched {:.1} MB ({rate:.1} MB/s)", bytes as f64 / 1e6));
+            bar.tick();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bar.finish_and_clear();
+    })
+}

@@ -1,0 +1,606 @@
+//! `arakoon-admin client ...`: every client command from the command line.
+//!
+//! Commands go through the node crate's client, with its master discovery and its rule that an
+//! update whose outcome is unknown is never retried. Keys and values are taken as UTF-8 text;
+//! values are printed with unprintable bytes as `\xNN`, and so is every key and value in JSON
+//! (a JSON string cannot hold arbitrary bytes). Exit codes: 0 done, 4 the cluster refused
+//! (not_found, assertion_failed, ...: the message names the return code), 5 no master or no
+//! node reachable, 6 outcome unknown.
+
+use crate::connect::{client_failure, learn_names, ConnectArgs};
+use crate::output::{confirm, escape, Failure};
+use arakoon_node::client::{Client, ClientConfig, ClientError};
+use arakoon_node::llio::Reader;
+use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
+use arakoon_node::store::Range;
+use arakoon_node::value::Update;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value as Json};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  arakoon-admin client set -c cluster.ini greeting hello\n  \
+                        arakoon-admin client get -c cluster.ini greeting --json\n  \
+                        arakoon-admin client who-master --cluster demo --node 10.0.0.1:4000 \
+                        --node 10.0.0.2:4000\n\n\
+                        Exit codes: 0 done; 2 bad command line; 3 bad configuration or input \
+                        file; 4 the cluster refused (not_found, assertion_failed, ...); 5 no \
+                        master or no node reachable; 6 outcome unknown.")]
+pub struct ClientArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// consistent (the master, in its lease), dirty (the first node that answers, as it is),
+    /// or at-least:I (the first node that answers once it has applied slot I).
+    #[arg(long, default_value = "consistent", value_name = "HOW")]
+    consistency: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// The first key (inclusive unless --exclude-first); none: from the first key.
+    #[arg(long, value_name = "KEY")]
+    first: Option<String>,
+    #[arg(long)]
+    exclude_first: bool,
+    /// The last key (exclusive unless --include-last); none: to the last key.
+    #[arg(long, value_name = "KEY")]
+    last: Option<String>,
+    #[arg(long)]
+    include_last: bool,
+    /// At most this many.
+    #[arg(long, value_name = "N")]
+    max: Option<usize>,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Read a key's value.
+    ///
+    /// Example: arakoon-admin client get -c cluster.ini greeting
+    Get {
+        key: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Set a key to a value.
+    ///
+    /// Example: arakoon-admin client set -c cluster.ini greeting hello
+    Set { key: String, value: String },
+    /// Delete a key (fails with not_found, exit 4, when it is absent).
+    ///
+    /// Example: arakoon-admin client delete -c cluster.ini greeting
+    Delete { key: String },
+    /// List keys in a range, ascending.
+    ///
+    /// Example: arakoon-admin client range -c cluster.ini --first a --last b --max 100
+    Range(RangeArgs),
+    /// List keys and values in a range, ascending, one `key<TAB>value` per line.
+    ///
+    /// Example: arakoon-admin client range-entries -c cluster.ini --first user/ --max 10
+    RangeEntries(RangeArgs),
+    /// List the keys that start with a prefix.
+    ///
+    /// Example: arakoon-admin client prefix -c cluster.ini user/ --max 100
+    Prefix {
+        prefix: String,
+        #[arg(long, value_name = "N")]
+        max: Option<usize>,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Delete every key that starts with a prefix (asks first; --yes skips the question).
+    ///
+    /// Example: arakoon-admin client delete-prefix -c cluster.ini tmp/ --yes
+    DeletePrefix {
+        prefix: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Set (or delete) a key only if its value is the one expected; prints the value before.
+    ///
+    /// Without --expected the key must be absent; without --wanted it is deleted.
+    ///
+    /// Example: arakoon-admin client test-and-set -c cluster.ini lock --wanted me
+    TestAndSet {
+        key: String,
+        /// The value the key must hold (absent: the key must not exist).
+        #[arg(long, value_name = "VALUE")]
+        expected: Option<String>,
+        /// The value to set (absent: delete the key).
+        #[arg(long, value_name = "VALUE")]
+        wanted: Option<String>,
+    },
+    /// Apply a list of updates atomically, read from a JSON file (`-` for stdin).
+    ///
+    /// The file holds an array of updates: {"op": "set", "key": K, "value": V},
+    /// {"op": "delete", "key": K}, {"op": "assert", "key": K, "value": V or null},
+    /// {"op": "assert_exists", "key": K}, {"op": "test_and_set", "key": K, "expected": V or
+    /// null, "wanted": V or null}, {"op": "replace", "key": K, "value": V or null},
+    /// {"op": "delete_prefix", "prefix": P}. If one fails, none is applied.
+    ///
+    /// Example: arakoon-admin client sequence -c cluster.ini updates.json --synced
+    Sequence {
+        file: PathBuf,
+        /// Fsync the value on every node (synced_sequence).
+        #[arg(long)]
+        synced: bool,
+    },
+    /// Name the master.
+    ///
+    /// Example: arakoon-admin client who-master -c cluster.ini
+    WhoMaster,
+    /// The master's statistics.
+    ///
+    /// Example: arakoon-admin client statistics -c cluster.ini --json
+    Statistics,
+    /// The protocol version the master speaks.
+    ///
+    /// Example: arakoon-admin client version -c cluster.ini
+    Version,
+    /// Whether the master expects to make progress (a quorum is up).
+    ///
+    /// Example: arakoon-admin client expect-progress -c cluster.ini
+    ExpectProgress,
+    /// Ask the master to give up its lease, so that another node becomes master (asks first;
+    /// --yes skips the question).
+    ///
+    /// Example: arakoon-admin client drop-master -c cluster.ini --yes
+    DropMaster {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Decide an empty value (a round trip through consensus).
+    ///
+    /// Example: arakoon-admin client nop -c cluster.ini
+    Nop,
+    /// One node's view of itself (its role, slots, master), asked of that node directly.
+    ///
+    /// NODE is a node name of the configuration, or one of the --node addresses.
+    ///
+    /// Example: arakoon-admin client node-state -c cluster.ini n1
+    NodeState { node: String },
+    /// The version one node reports, asked of that node directly.
+    ///
+    /// Example: arakoon-admin client node-version -c cluster.ini n1
+    NodeVersion { node: String },
+    /// The number of keys in the store.
+    ///
+    /// Example: arakoon-admin client key-count -c cluster.ini
+    KeyCount,
+}
+
+pub fn run(args: ClientArgs) -> Result<i32, Failure> {
+    let config = args.connect.client_config()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+    let (human, json) = runtime.block_on(execute(config, args.command))?;
+    if args.json {
+        println!("{json}");
+    } else if !human.is_empty() {
+        println!("{human}");
+    }
+    Ok(0)
+}
+
+fn consistency(read: &ReadArgs) -> Result<Consistency, Failure> {
+    match read.consistency.as_str() {
+        "consistent" => Ok(Consistency::Consistent),
+        "dirty" => Ok(Consistency::NoGuarantees),
+        other => other
+            .strip_prefix("at-least:")
+            .and_then(|i| i.parse().ok())
+            .map(Consistency::AtLeast)
+            .ok_or_else(|| {
+                Failure::new(
+                    2,
+                    format!(
+                        "--consistency {other:?}: say consistent, dirty or at-least:I (I a slot)"
+                    ),
+                )
+            }),
+    }
+}
+
+fn range(args: &RangeArgs) -> Range {
+    Range {
+        first: args.first.as_ref().map(|k| k.as_bytes().to_vec()),
+        first_inclusive: !args.exclude_first,
+        last: args.last.as_ref().map(|k| k.as_bytes().to_vec()),
+        last_inclusive: args.include_last,
+        max: args.max,
+    }
+}
+
+fn keys_out(keys: &[Vec<u8>]) -> (String, Json) {
+    let text: Vec<String> = keys.iter().map(|k| escape(k)).collect();
+    (text.join("\n"), json!({ "keys": text }))
+}
+
+fn entries_out(entries: &[(Vec<u8>, Vec<u8>)]) -> (String, Json) {
+    let lines: Vec<String> =
+        entries.iter().map(|(k, v)| format!("{}\t{}", escape(k), escape(v))).collect();
+    let list: Vec<Json> =
+        entries.iter().map(|(k, v)| json!({"key": escape(k), "value": escape(v)})).collect();
+    (lines.join("\n"), json!({ "entries": list }))
+}
+
+fn ok() -> (String, Json) {
+    ("ok".to_string(), json!({"ok": true}))
+}
+
+/// Runs one command; returns its text and its JSON.
+async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String, Json), Failure> {
+    let mut client = Client::new(learn_names(config).await);
+    let c = &mut client;
+    use ClientCommand as C;
+    let f = client_failure;
+    Ok(match command {
+        C::Get { key, read } => {
+            let req = Request::Get { c: consistency(&read)?, key: key.as_bytes().to_vec() };
+            let v = match read_request(c, &req, &format!("get {key:?}")).await? {
+                Payload::String(v) => v,
+                other => return Err(unexpected(&req, other)),
+            };
+            (escape(&v), json!({"key": escape(key.as_bytes()), "value": escape(&v)}))
+        }
+        C::Set { key, value } => {
+            c.set(key.as_bytes(), value.as_bytes())
+                .await
+                .map_err(|e| f(&format!("set {key:?}"), e))?;
+            ok()
+        }
+        C::Delete { key } => {
+            c.delete(key.as_bytes()).await.map_err(|e| f(&format!("delete {key:?}"), e))?;
+            ok()
+        }
+        C::Range(args) => {
+            let req = Request::Range { c: consistency(&args.read)?, range: range(&args) };
+            match read_request(c, &req, "range").await? {
+                Payload::Keys(keys) => keys_out(&keys),
+                other => return Err(unexpected(&req, other)),
+            }
+        }
+        C::RangeEntries(args) => {
+            let req = Request::RangeEntries { c: consistency(&args.read)?, range: range(&args) };
+            match read_request(c, &req, "range_entries").await? {
+                Payload::Entries(entries) => entries_out(&entries),
+                other => return Err(unexpected(&req, other)),
+            }
+        }
+        C::Prefix { prefix, max, read } => {
+            let req = Request::PrefixKeys {
+                c: consistency(&read)?,
+                prefix: prefix.as_bytes().to_vec(),
+                max,
+            };
+            match read_request(c, &req, &format!("prefix_keys {prefix:?}")).await? {
+                Payload::Keys(keys) => keys_out(&keys),
+                other => return Err(unexpected(&req, other)),
+            }
+        }
+        C::DeletePrefix { prefix, yes } => {
+            if !yes && !confirm(&format!("delete every key that starts with {prefix:?}?"))? {
+                return Err(Failure::new(1, "nothing deleted"));
+            }
+            let n = c
+                .delete_prefix(prefix.as_bytes())
+                .await
+                .map_err(|e| f(&format!("delete_prefix {prefix:?}"), e))?;
+            (format!("deleted {n} keys"), json!({"deleted": n}))
+        }
+        C::TestAndSet { key, expected, wanted } => {
+            let before = c
+                .test_and_set(
+                    key.as_bytes(),
+                    expected.as_deref().map(str::as_bytes),
+                    wanted.as_deref().map(str::as_bytes),
+                )
+                .await
+                .map_err(|e| f(&format!("test_and_set {key:?}"), e))?;
+            let shown = before.as_deref().map(escape);
+            let changed = before.as_deref() == expected.as_deref().map(str::as_bytes);
+            let text = format!(
+                "{} (value before: {})",
+                if changed { "set" } else { "unchanged: the value was not the one expected" },
+                shown.as_deref().unwrap_or("none")
+            );
+            (text, json!({"previous": shown, "changed": changed}))
+        }
+        C::Sequence { file, synced } => {
+            let updates = read_sequence(&file)?;
+            let n = updates.len();
+            c.sequence(updates, synced).await.map_err(|e| f("sequence", e))?;
+            (format!("ok: {n} updates applied"), json!({"ok": true, "updates": n}))
+        }
+        C::WhoMaster => {
+            let m = c.who_master().await.map_err(|e| f("who_master", e))?;
+            (m.clone().unwrap_or_else(|| "(no master)".into()), json!({"master": m}))
+        }
+        C::Statistics => {
+            let bytes = c.statistics().await.map_err(|e| f("statistics", e))?;
+            match decode_statistics(&bytes) {
+                Some((_, value)) => (statistics_text(&value, ""), value),
+                None => (escape(&bytes), json!({"raw": escape(&bytes)})),
+            }
+        }
+        C::Version => {
+            let (major, minor, patch, info) = c.version().await.map_err(|e| f("version", e))?;
+            version_out(major, minor, patch, &info)
+        }
+        C::ExpectProgress => {
+            let yes =
+                c.expect_progress_possible().await.map_err(|e| f("expect_progress_possible", e))?;
+            (
+                if yes {
+                    "yes: the master expects progress"
+                } else {
+                    "no: progress is not possible now"
+                }
+                .to_string(),
+                json!({"progress_possible": yes}),
+            )
+        }
+        C::DropMaster { yes } => {
+            if !yes && !confirm("ask the master to drop its lease (a new election follows)?")? {
+                return Err(Failure::new(1, "nothing changed"));
+            }
+            let before = c.who_master().await.map_err(|e| f("who_master", e))?;
+            c.drop_master().await.map_err(|e| f("drop_master", e))?;
+            (
+                format!("ok: {} dropped its mastership", before.as_deref().unwrap_or("the master")),
+                json!({"ok": true, "dropped": before}),
+            )
+        }
+        C::Nop => {
+            c.nop().await.map_err(|e| f("nop", e))?;
+            ok()
+        }
+        C::NodeState { node } => {
+            let k = node_of(c.config(), &node)?;
+            let state = match ask(c, k, &node, &Request::CurrentState).await? {
+                Payload::String(s) => String::from_utf8_lossy(&s).into_owned(),
+                other => {
+                    return Err(Failure::new(4, format!("{node}: unexpected reply {other:?}")))
+                }
+            };
+            (state.clone(), json!({"node": node, "state": state}))
+        }
+        C::NodeVersion { node } => {
+            let k = node_of(c.config(), &node)?;
+            match ask(c, k, &node, &Request::Version).await? {
+                Payload::Version { major, minor, patch, info } => {
+                    let (text, mut json) = version_out(major, minor, patch, &info);
+                    json["node"] = json!(node);
+                    (text, json)
+                }
+                other => {
+                    return Err(Failure::new(4, format!("{node}: unexpected reply {other:?}")))
+                }
+            }
+        }
+        C::KeyCount => {
+            let n = c.get_key_count().await.map_err(|e| f("get_key_count", e))?;
+            (n.to_string(), json!({"key_count": n}))
+        }
+    })
+}
+
+fn unexpected(req: &Request, payload: Payload) -> Failure {
+    Failure::new(4, format!("{}: unexpected reply {payload:?}", req.name()))
+}
+
+/// A read: a consistent one goes to the master (found and confirmed by the client); a dirty or
+/// at-least one is served by the first node, in the order given, that answers, so that naming
+/// one node reads from that node.
+async fn read_request(client: &mut Client, req: &Request, what: &str) -> Result<Payload, Failure> {
+    let consistent = match req {
+        Request::Get { c, .. }
+        | Request::Range { c, .. }
+        | Request::RangeEntries { c, .. }
+        | Request::PrefixKeys { c, .. } => *c == Consistency::Consistent,
+        _ => true,
+    };
+    if consistent {
+        return client.request(req).await.map_err(|e| client_failure(what, e));
+    }
+    let mut notes = Vec::new();
+    for k in 0..client.config().nodes.len() {
+        let name = client.config().nodes[k].0.clone();
+        match client.ask(k, req).await {
+            Ok(Reply::Ok(payload)) => return Ok(payload),
+            Ok(Reply::Failed { rc, message }) => {
+                return Err(client_failure(
+                    &format!("{what} on {name}"),
+                    ClientError::Failed { rc, message },
+                ))
+            }
+            Err(e) => notes.push(format!("{name}: {e}")),
+        }
+    }
+    Err(Failure::new(5, format!("{what}: no node answered: {}", notes.join("; "))))
+}
+
+fn version_out(major: i32, minor: i32, patch: i32, info: &str) -> (String, Json) {
+    (
+        format!("{major}.{minor}.{patch} {info}").trim_end().to_string(),
+        json!({"major": major, "minor": minor, "patch": patch, "info": info}),
+    )
+}
+
+/// A node by configured name or by the address it was given as.
+fn node_of(config: &ClientConfig, node: &str) -> Result<usize, Failure> {
+    config
+        .nodes
+        .iter()
+        .position(|(name, addr)| name == node || addr.to_string() == node)
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.nodes.iter().map(|(n, _)| n.as_str()).collect();
+            Failure::new(3, format!("no node {node:?} (known: {})", known.join(", ")))
+        })
+}
+
+/// Asks node `k` directly, without master discovery.
+async fn ask(client: &Client, k: usize, node: &str, request: &Request) -> Result<Payload, Failure> {
+    match client.ask(k, request).await {
+        Ok(Reply::Ok(payload)) => Ok(payload),
+        Ok(Reply::Failed { rc, message }) => Err(client_failure(
+            &format!("{node}: {}", request.name()),
+            ClientError::Failed { rc, message },
+        )),
+        Err(e) => Err(Failure::new(5, format!("{node}: {e}; is the node running?"))),
+    }
+}
+
+/// Reads the updates of `sequence` from a JSON file (`-`: stdin).
+fn read_sequence(file: &PathBuf) -> Result<Vec<Update>, Failure> {
+    let name = file.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|e| Failure::new(3, format!("{name}: cannot read: {e}")))?;
+    let json: Json = serde_json::from_str(&text)
+        .map_err(|e| Failure::new(3, format!("{name}: not JSON: {e}")))?;
+    let list = json
+        .as_array()
+        .ok_or_else(|| Failure::new(3, format!("{name}: expected an array of updates")))?;
+    list.iter()
+        .enumerate()
+        .map(|(n, u)| {
+            parse_update(u).map_err(|why| Failure::new(3, format!("{name}: update {n}: {why}")))
+        })
+        .collect()
+}
+
+/// One update of a sequence file; the error says what is wrong with it.
+pub fn parse_update(u: &Json) -> Result<Update, String> {
+    let text = |field: &str| -> Result<Vec<u8>, String> {
+        u.get(field)
+            .and_then(Json::as_str)
+            .map(|s| s.as_bytes().to_vec())
+            .ok_or_else(|| format!("\"{field}\" must be a string"))
+    };
+    let option = |field: &str| -> Result<Option<Vec<u8>>, String> {
+        match u.get(field) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.as_bytes().to_vec())),
+            Some(_) => Err(format!("\"{field}\" must be a string or null")),
+        }
+    };
+    let op = u.get("op").and_then(Json::as_str).ok_or("\"op\" must be a string")?;
+    Ok(match op {
+        "set" => Update::Set { key: text("key")?, value: text("value")? },
+        "delete" => Update::Delete { key: text("key")? },
+        "assert" => Update::Assert { key: text("key")?, value: option("value")? },
+        "assert_exists" => Update::AssertExists { key: text("key")? },
+        "test_and_set" => Update::TestAndSet {
+            key: text("key")?,
+            expected: option("expected")?,
+            wanted: option("wanted")?,
+        },
+        "replace" => Update::Replace { key: text("key")?, value: option("value")? },
+        "delete_prefix" => Update::DeletePrefix { prefix: text("prefix")? },
+        other => {
+            return Err(format!(
+                "unknown op {other:?}: say set, delete, assert, assert_exists, test_and_set, \
+                 replace or delete_prefix"
+            ))
+        }
+    })
+}
+
+/// Arakoon's statistics format: a tagged tree of named values (2 int64, 3 float, 4 string,
+/// 5 list, whose items come last-first). `None` when the bytes are not in that format.
+fn decode_statistics(bytes: &[u8]) -> Option<(String, Json)> {
+    fn item(r: &mut Reader<'_>) -> Option<(String, Json)> {
+        let tag = r.i32().ok()?;
+        let name = r.string("name").ok()?;
+        let value = match tag {
+            2 => json!(r.i64().ok()?),
+            3 => json!(r.f64().ok()?),
+            4 => json!(r.string("value").ok()?),
+            5 => {
+                let n = r.count(8).ok()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(item(r)?);
+                }
+                items.reverse();
+                Json::Object(items.into_iter().collect())
+            }
+            _ => return None,
+        };
+        Some((name, value))
+    }
+    let mut r = Reader::new(bytes);
+    let out = item(&mut r)?;
+    r.is_empty().then_some(out)
+}
+
+fn statistics_text(value: &Json, prefix: &str) -> String {
+    match value {
+        Json::Object(items) => items
+            .iter()
+            .map(|(k, v)| match v {
+                Json::Object(_) => statistics_text(v, &format!("{prefix}{k}.")),
+                Json::String(s) => format!("{prefix}{k}: {s}"),
+                other => format!("{prefix}{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_updates_parse_and_bad_ones_say_why() {
+        let u = parse_update(&json!({"op": "set", "key": "k", "value": "v"})).unwrap();
+        assert_eq!(u, Update::Set { key: b"k".to_vec(), value: b"v".to_vec() });
+        let u = parse_update(&json!({"op": "assert", "key": "k", "value": null})).unwrap();
+        assert_eq!(u, Update::Assert { key: b"k".to_vec(), value: None });
+        let e = parse_update(&json!({"op": "set", "key": "k"})).unwrap_err();
+        assert!(e.contains("\"value\""), "{e}");
+        let e = parse_update(&json!({"op": "frobnicate"})).unwrap_err();
+        assert!(e.contains("frobnicate"), "{e}");
+    }
+
+    #[test]
+    fn statistics_decode_into_named_values() {
+        use arakoon_node::llio::Put;
+        let mut out = Vec::new();
+        out.put_i32(5);
+        out.put_bytes(b"arakoon_stats");
+        out.put_i32(2);
+        // Items come last-first.
+        out.put_i32(4);
+        out.put_bytes(b"role");
+        out.put_bytes(b"master");
+        out.put_i32(2);
+        out.put_bytes(b"applied");
+        out.put_i64(7);
+        let (name, value) = decode_statistics(&out).unwrap();
+        assert_eq!(name, "arakoon_stats");
+        assert_eq!(value, json!({"applied": 7, "role": "master"}));
+        assert_eq!(statistics_text(&value, ""), "applied: 7\nrole: master");
+    }
+}

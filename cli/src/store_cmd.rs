@@ -1,0 +1,294 @@
+//! `arakoon-admin store ...`: look inside a stopped node's store and check it against its TLog.
+//!
+//! The store is derived from the TLog, so the questions an operator asks are: what does it hold
+//! (`dump`), and does it agree with its log and its cluster (`verify`)? A store behind its log
+//! is harmless (the node replays on start) but says the node did not stop cleanly or is a
+//! copy; one ahead of its log, or of another cluster, must be rebuilt.
+
+use crate::node_files::{open_own_store, open_store, NodeFiles, NodeFilesArgs};
+use crate::output::{escape, tlog_failure, Failure};
+use arakoon_node::store::{Range, SledStore, Store};
+use arakoon_node::tlog::{self, FsDir};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Print a stopped node's store: applied i, cluster id, key count, master, then every key
+    /// and value (internal keys are not shown).
+    ///
+    /// Binary bytes are printed as \xNN. The node must be stopped: a store is open in one
+    /// process at a time.
+    #[command(
+        after_help = "Examples:\n  arakoon-admin store dump --node n0 -config cluster.ini\n  \
+                            arakoon-admin store dump --store /var/lib/arakoon/n0/store \
+                            --cluster-id demo --json"
+    )]
+    Dump(DumpArgs),
+    /// Check a stopped node's store against its TLog and its cluster: applied i against the
+    /// log's last committed i, the cluster id against the configuration, the key count against
+    /// the keys it holds.
+    ///
+    /// Exit code 0 when they agree; otherwise the code of the first disagreement (45 another
+    /// cluster or a wrong key count, 40 store ahead of the TLog, 41 the TLog lacks the entries
+    /// the store needs next, 42 store behind the TLog), with what to do about it.
+    #[command(
+        after_help = "Examples:\n  arakoon-admin store verify --node n0 -config cluster.ini\n  \
+                            arakoon-admin store verify --store s --tlog-dir t --cluster-id demo \
+                            --json"
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    files: NodeFilesArgs,
+    /// Only the summary, not the keys and values.
+    #[arg(long)]
+    summary: bool,
+    /// One JSON object: the summary and "entries": [{"key", "value"}].
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    files: NodeFilesArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: StoreCommand) -> Result<i32, Failure> {
+    match cmd {
+        StoreCommand::Dump(args) => dump(&args),
+        StoreCommand::Verify(args) => verify(&args),
+    }
+}
+
+/// Keys read from the store at a time, so that a large store is never all in memory.
+const PAGE_KEYS_MAX: usize = 10_000;
+
+/// Visits every user entry in key order, a page at a time.
+pub fn for_each_entry(
+    store: &SledStore,
+    visit: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<u64, Failure> {
+    let mut range = Range { first_inclusive: true, max: Some(PAGE_KEYS_MAX), ..Range::default() };
+    let mut count = 0u64;
+    loop {
+        let page = store.range_entries(&range).map_err(|e| Failure::new(45, e.to_string()))?;
+        for (k, v) in &page {
+            visit(k, v);
+        }
+        count += page.len() as u64;
+        match page.last() {
+            Some((k, _)) if page.len() == PAGE_KEYS_MAX => {
+                range.first = Some(k.clone());
+                range.first_inclusive = false;
+            }
+            _ => return Ok(count),
+        }
+    }
+}
+
+fn summary_json(store: &SledStore, files: &NodeFiles) -> Result<serde_json::Value, Failure> {
+    Ok(json!({
+        "store": files.store.display().to_string(),
+        "cluster_id": store.cluster_id(),
+        "applied": store.applied(),
+        "key_count": store.key_count().map_err(|e| Failure::new(45, e.to_string()))?,
+        "master": store.master().map(|m| m.master),
+    }))
+}
+
+fn dump(args: &DumpArgs) -> Result<i32, Failure> {
+    let files = args.files.resolve(false)?;
+    let store = open_own_store(&files.store, &files.cluster_id)?;
+    let summary = summary_json(&store, &files)?;
+    if args.json {
+        let mut entries = Vec::new();
+        if !args.summary {
+            for_each_entry(&store, &mut |k, v| {
+                entries.push(json!({"key": escape(k), "value": escape(v)}));
+            })?;
+        }
+        let mut out = summary;
+        out["entries"] = json!(entries);
+        println!("{out}");
+        return Ok(0);
+    }
+    println!("store      {}", files.store.display());
+    println!("cluster id {}", store.cluster_id());
+    println!("applied i  {}", store.applied().map_or("- (empty)".into(), |i| i.to_string()));
+    println!("master     {}", store.master().map_or("-".into(), |m| m.master));
+    println!("key count  {}", summary["key_count"]);
+    if !args.summary {
+        for_each_entry(&store, &mut |k, v| println!("{}\t{}", escape(k), escape(v)))?;
+    }
+    Ok(0)
+}
+
+/// One disagreement found by `verify`.
+struct Problem {
+    code: i32,
+    kind: &'static str,
+    message: String,
+    repair: String,
+}
+
+fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
+    let files = args.files.resolve(true)?;
+    let rebuild = match args.files.hint() {
+        Some(hint) => format!("arakoon-admin rebuild {hint} --yes"),
+        None => "arakoon-admin rebuild (with the node's --node and --config)".to_string(),
+    };
+    let mut problems = Vec::new();
+    let dir = FsDir::open(files.tlog_dir()).map_err(|e| {
+        Failure::new(
+            43,
+            format!("{}: cannot open the TLog directory: {e}", files.tlog_dir().display()),
+        )
+    })?;
+    let log_last = tlog::last_i(&dir).map_err(tlog_failure)?;
+    let committed = match (log_last, files.last_is_committed) {
+        (Some(i), true) => Some(i),
+        (Some(i), false) => i.checked_sub(1),
+        (None, _) => None,
+    };
+    let store = match open_store(&files.store, &files.cluster_id)? {
+        Ok(store) => store,
+        Err(found) => {
+            problems.push(Problem {
+                code: 45,
+                kind: "wrong_cluster",
+                message: format!(
+                    "the store belongs to cluster {found:?}, the configuration says {:?}",
+                    files.cluster_id
+                ),
+                repair: format!(
+                    "point the node at its own store, or rebuild this one from the TLog: {rebuild}"
+                ),
+            });
+            open_own_store(&files.store, &found)?
+        }
+    };
+    let applied = store.applied();
+    let show = |i: Option<u64>| i.map_or("-".to_string(), |i| i.to_string());
+    match (applied, log_last) {
+        (Some(a), Some(last)) if a > last => problems.push(Problem {
+            code: 40,
+            kind: "store_ahead",
+            message: format!(
+                "the store has applied i={a} but the TLog in {} ends at i={last}",
+                files.tlog_dir().display()
+            ),
+            repair: format!("the store belongs to another history; rebuild it: {rebuild}"),
+        }),
+        (Some(a), None) => problems.push(Problem {
+            code: 40,
+            kind: "store_ahead",
+            message: format!(
+                "the store has applied i={a} but the TLog in {} is empty",
+                files.tlog_dir().display()
+            ),
+            repair: "restore the node's TLog, or catch the node up from a peer: \
+                     arakoon-admin catchup --node NAME -config FILE"
+                .to_string(),
+        }),
+        (a, _) if committed.is_some_and(|c| a.is_none_or(|a| a < c)) => {
+            let need = a.map_or(0, |a| a + 1);
+            let first = first_i(&dir)?;
+            if first.is_some_and(|f| f > need) {
+                problems.push(Problem {
+                    code: 41,
+                    kind: "gap",
+                    message: format!(
+                        "the store needs i={need} next but the TLog resumes at i={}",
+                        show(first)
+                    ),
+                    repair: "catch the node up from a peer: arakoon-admin catchup --node NAME \
+                             -config FILE (after moving the store aside)"
+                        .to_string(),
+                });
+            } else {
+                problems.push(Problem {
+                    code: 42,
+                    kind: "store_behind",
+                    message: format!(
+                        "the store has applied i={} but the TLog has committed up to i={}",
+                        show(a),
+                        show(committed)
+                    ),
+                    repair: format!(
+                        "harmless: the node replays the rest when it starts; or now: {rebuild}"
+                    ),
+                });
+            }
+        }
+        _ => {}
+    }
+    let key_count = store.key_count().map_err(|e| Failure::new(45, e.to_string()))?;
+    let counted = for_each_entry(&store, &mut |_, _| {})?;
+    if key_count != counted {
+        problems.push(Problem {
+            code: 45,
+            kind: "key_count",
+            message: format!("the store's key count says {key_count} but it holds {counted} keys"),
+            repair: format!("rebuild the store from the TLog: {rebuild}"),
+        });
+    }
+    let code = problems.first().map_or(0, |p| p.code);
+    if args.json {
+        let list: Vec<_> = problems
+            .iter()
+            .map(|p| {
+                json!({"kind": p.kind, "exit_code": p.code, "message": p.message,
+                       "repair": p.repair})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "store": files.store.display().to_string(),
+                "tlog_dir": files.tlog_dir().display().to_string(),
+                "cluster_id": store.cluster_id(), "expected_cluster_id": files.cluster_id,
+                "applied": applied, "tlog_last_i": log_last, "tlog_committed_i": committed,
+                "key_count": key_count, "keys_counted": counted,
+                "problems": list, "exit_code": code,
+            })
+        );
+        return Ok(code);
+    }
+    println!("store {} against TLog {}", files.store.display(), files.tlog_dir().display());
+    println!("  cluster id {} (expected {})", store.cluster_id(), files.cluster_id);
+    println!(
+        "  applied i {}; TLog last i {}, committed up to {}",
+        show(applied),
+        show(log_last),
+        show(committed)
+    );
+    println!("  key count {key_count} (counted {counted})");
+    for p in &problems {
+        println!("PROBLEM [{}] {}", p.kind, p.message);
+        println!("  repair: {}", p.repair);
+    }
+    if problems.is_empty() {
+        println!("ok: the store agrees with its TLog and its cluster");
+    } else {
+        println!("{} problem(s) found; exit code {code}", problems.len());
+    }
+    Ok(code)
+}
+
+/// The first slot the TLog holds.
+fn first_i(dir: &FsDir) -> Result<Option<u64>, Failure> {
+    let mut first = None;
+    tlog::walk(dir, 0, &mut |e, _| {
+        first = Some(e.i);
+        false
+    })
+    .map_err(tlog_failure)?;
+    Ok(first)
+}
