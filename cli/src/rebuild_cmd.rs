@@ -53,13 +53,19 @@ pub fn run(args: RebuildArgs) -> Result<i32, Failure> {
             ),
             Err(found) => format!("it belongs to cluster {found:?}"),
         };
-        println!(
+        let notice = format!(
             "will replace the store at {} ({about}) with one rebuilt from the TLog in {} \
              (last i {})",
             files.store.display(),
             files.tlog_dir().display(),
             log_last.map_or("-".into(), |i| i.to_string())
         );
+        // With --json, stdout holds the report alone.
+        if args.json {
+            eprintln!("{notice}");
+        } else {
+            println!("{notice}");
+        }
         if !args.yes && !confirm("replace the store?")? {
             println!("nothing changed");
             return Ok(1);
