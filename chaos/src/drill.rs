@@ -1,0 +1,844 @@
+//! Failure drills: YAML files that say what cluster to run, what the clients do, which faults
+//! strike when, and what must hold afterwards.
+//!
+//! ```yaml
+//! name: master-killed-under-load
+//! description: The master dies while clients write; a new one serves within two leases.
+//! cluster: { nodes: 3, lease: 1s }
+//! workload: { clients: 5, keys: 8, op_timeout: 2s }
+//! duration: 30s
+//! seeds: 0..8
+//! steps:
+//!   - at: 5s
+//!     kill: master
+//!   - wait_until: master_elected
+//!     timeout: 3s
+//!   - after: 2s
+//!     restart: down
+//! expect: [linearizable, no_lost_writes, in_sync, { master_within: 3s }]
+//! ```
+//!
+//! Every fault of the catalogue ([`crate::faults`]) names the tiers that can apply it; a drill is
+//! checked against the tier it is about to run on before anything starts. Every problem, in the
+//! syntax or in the meaning (a target that does not exist, a fault the tier cannot apply), is
+//! reported with the file, the line and the column, and the values that would be accepted.
+
+use crate::faults::{Fault, Target, Tier};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::cell::Cell;
+use std::fmt;
+use std::path::Path;
+
+/// A duration written as `500ms`, `2s`, `1m` (or a bare number of milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    pub fn parse(text: &str) -> Result<Millis, String> {
+        let t = text.trim();
+        let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+            Some(k) => (&t[..k], t[k..].trim()),
+            None => (t, "ms"),
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration (write 500ms, 2s or 1m)"))?;
+        let factor = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" | "min" => 60_000,
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m)")),
+        };
+        Ok(Millis(n * factor))
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Millis;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 2s or 1m")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
+                Ok(Millis(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
+                Millis::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 % 1000 == 0 {
+            write!(f, "{}s", self.0 / 1000)
+        } else {
+            write!(f, "{}ms", self.0)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    #[serde(default = "three")]
+    pub nodes: usize,
+    #[serde(default = "one_second")]
+    pub lease: Millis,
+}
+
+fn three() -> usize {
+    3
+}
+fn one_second() -> Millis {
+    Millis(1000)
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec { nodes: 3, lease: one_second() }
+    }
+}
+
+/// The relative weights of the operations clients issue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub get: u32,
+    #[serde(default)]
+    pub set: u32,
+    #[serde(default)]
+    pub delete: u32,
+    #[serde(default)]
+    pub test_and_set: u32,
+    #[serde(default)]
+    pub sequence: u32,
+    #[serde(default)]
+    pub range: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix { get: 3, set: 4, delete: 1, test_and_set: 2, sequence: 1, range: 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default = "five")]
+    pub clients: usize,
+    #[serde(default = "eight")]
+    pub keys: usize,
+    #[serde(default = "two_seconds")]
+    pub op_timeout: Millis,
+    #[serde(default)]
+    pub mix: Mix,
+}
+
+fn five() -> usize {
+    5
+}
+fn eight() -> usize {
+    8
+}
+fn two_seconds() -> Millis {
+    Millis(2000)
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec { clients: 5, keys: 8, op_timeout: two_seconds(), mix: Mix::default() }
+    }
+}
+
+/// A condition a step can wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Some node holds a valid lease.
+    MasterElected,
+    /// Every node runs and has applied every committed slot.
+    AllInSync,
+    /// Every node runs.
+    AllUp,
+}
+
+/// When a step happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// At this time since the start of the run.
+    At(Millis),
+    /// This long after the previous step finished (0 when nothing is said).
+    After(Millis),
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Fault(Fault),
+    Wait(Millis),
+    WaitUntil { condition: Condition, timeout: Millis },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub when: When,
+    pub action: Action,
+    /// Where the step starts in the file (1-based line).
+    pub line: usize,
+}
+
+/// One thing that must hold after the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expectation {
+    Linearizable,
+    NoLostWrites,
+    InSync,
+    /// After the last step, a master within this long.
+    MasterWithin(Millis),
+    /// The drill shows a guarantee breaking: some check must fail.
+    Violation,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drill {
+    pub name: String,
+    pub description: String,
+    pub cluster: ClusterSpec,
+    pub workload: WorkloadSpec,
+    pub duration: Millis,
+    pub seeds: std::ops::Range<u64>,
+    /// Tiers the drill is meant for; empty: every tier that can apply its faults.
+    pub tiers: Vec<Tier>,
+    pub steps: Vec<Step>,
+    pub expect: Vec<Expectation>,
+}
+
+impl Drill {
+    /// Whether `tier` can apply every fault of the drill.
+    pub fn runs_on(&self, tier: Tier) -> bool {
+        (self.tiers.is_empty() || self.tiers.contains(&tier))
+            && self.steps.iter().all(|s| match &s.action {
+                Action::Fault(f) => f.tiers().contains(&tier),
+                _ => true,
+            })
+    }
+
+    /// A violation is expected instead of every check holding.
+    pub fn expects_violation(&self) -> bool {
+        self.expect.contains(&Expectation::Violation)
+    }
+}
+
+/// A drill that cannot be run, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct DrillError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+// The parse of one file needs two facts from outside the value being read: how many nodes the
+// cluster has (to check targets) and which tier it is for (to check faults). They are set for
+// the duration of one parse.
+thread_local! {
+    static NODES: Cell<usize> = const { Cell::new(3) };
+    static TIER: Cell<Option<Tier>> = const { Cell::new(None) };
+}
+
+pub(crate) fn parse_nodes() -> usize {
+    NODES.with(Cell::get)
+}
+
+const FAULT_KEYS: &[&str] = &[
+    "kill",
+    "stop",
+    "pause",
+    "resume",
+    "restart",
+    "wipe",
+    "power_loss",
+    "partition",
+    "isolate",
+    "one_way",
+    "ring",
+    "bridge",
+    "heal",
+    "loss",
+    "delay",
+    "bitflip",
+    "truncate",
+    "torn_tail",
+    "delete_tlog",
+    "disk_full",
+    "clock_offset",
+    "clock_drift",
+    "drop_master",
+];
+const STEP_KEYS: &[&str] = &[
+    "at",
+    "after",
+    "for",
+    "timeout",
+    "wait",
+    "wait_until",
+    "kill",
+    "stop",
+    "pause",
+    "resume",
+    "restart",
+    "wipe",
+    "power_loss",
+    "partition",
+    "isolate",
+    "one_way",
+    "ring",
+    "bridge",
+    "heal",
+    "loss",
+    "delay",
+    "bitflip",
+    "truncate",
+    "torn_tail",
+    "delete_tlog",
+    "disk_full",
+    "clock_offset",
+    "clock_drift",
+    "drop_master",
+    "ppm",
+    "ms",
+    "file",
+];
+
+/// A step as written; validated into a [`Step`] as it is read.
+struct RawStep(When, Action);
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawStep, D::Error> {
+        d.deserialize_map(StepVisitor)
+    }
+}
+
+struct StepVisitor;
+
+impl<'de> Visitor<'de> for StepVisitor {
+    type Value = RawStep;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a step: a map with one fault (kill: master, partition: [[n0], [n1, n2]], ...), or wait / wait_until, and optionally at / after")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawStep, A::Error> {
+        let mut when = None;
+        let mut duration: Option<Millis> = None;
+        let mut timeout: Option<Millis> = None;
+        let mut ppm: Option<i64> = None;
+        let mut ms: Option<i64> = None;
+        let mut file: Option<String> = None;
+        let mut action: Option<(String, Option<ActionArg>)> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "at" => when = Some(When::At(map.next_value()?)),
+                "after" => when = Some(When::After(map.next_value()?)),
+                "for" => duration = Some(map.next_value()?),
+                "timeout" => timeout = Some(map.next_value()?),
+                "ppm" => ppm = Some(map.next_value()?),
+                "ms" => ms = Some(map.next_value()?),
+                "file" => file = Some(map.next_value()?),
+                "wait" => {
+                    let d: Millis = map.next_value()?;
+                    set_action(&mut action, key, Some(ActionArg::Dur(d)))?;
+                }
+                "wait_until" => {
+                    let c: Condition = map.next_value()?;
+                    set_action(&mut action, key, Some(ActionArg::Cond(c)))?;
+                }
+                "partition" => {
+                    let groups: Vec<Vec<Target>> = map.next_value()?;
+                    set_action(&mut action, key, Some(ActionArg::Groups(groups)))?;
+                }
+                "one_way" => {
+                    let pair: Vec<Target> = map.next_value()?;
+                    if pair.len() != 2 {
+                        return Err(de::Error::custom("one_way takes [from, to]: two nodes"));
+                    }
+                    set_action(&mut action, key, Some(ActionArg::Groups(vec![pair])))?;
+                }
+                "loss" => {
+                    let rate: f64 = map.next_value()?;
+                    if !(0.0..=1.0).contains(&rate) {
+                        return Err(de::Error::custom(format!(
+                            "loss {rate}: a rate between 0 and 1"
+                        )));
+                    }
+                    set_action(&mut action, key, Some(ActionArg::Rate(rate)))?;
+                }
+                "delay" => {
+                    let d: Millis = map.next_value()?;
+                    set_action(&mut action, key, Some(ActionArg::Dur(d)))?;
+                }
+                "ring" | "bridge" | "heal" | "power_loss" | "drop_master" | "disk_full" => {
+                    // The value is ignored (`heal: true`, `heal: {}` or `heal: ~`).
+                    let _: de::IgnoredAny = map.next_value()?;
+                    set_action(&mut action, key, None)?;
+                }
+                k if FAULT_KEYS.contains(&k) => {
+                    let t: Target = map.next_value()?;
+                    set_action(&mut action, key, Some(ActionArg::Target(t)))?;
+                }
+                _ => return Err(de::Error::unknown_field(&key, STEP_KEYS)),
+            }
+        }
+        let Some((name, arg)) = action else {
+            return Err(de::Error::custom(format!(
+                "a step needs one action: wait, wait_until or a fault ({})",
+                FAULT_KEYS.join(", ")
+            )));
+        };
+        let when = when.unwrap_or(When::After(Millis(0)));
+        let target = |arg: Option<ActionArg>| match arg {
+            Some(ActionArg::Target(t)) => t,
+            _ => Target::Random,
+        };
+        let action = match name.as_str() {
+            "wait" => match arg {
+                Some(ActionArg::Dur(d)) => Action::Wait(d),
+                _ => unreachable!("wait reads a duration"),
+            },
+            "wait_until" => match arg {
+                Some(ActionArg::Cond(c)) => Action::WaitUntil {
+                    condition: c,
+                    timeout: timeout.ok_or_else(|| {
+                        de::Error::custom("wait_until needs a timeout (timeout: 10s)")
+                    })?,
+                },
+                _ => unreachable!("wait_until reads a condition"),
+            },
+            other => {
+                let fault = match other {
+                    "kill" => Fault::Kill(target(arg)),
+                    "stop" => Fault::Stop(target(arg)),
+                    "pause" => Fault::Pause { target: target(arg), duration },
+                    "resume" => Fault::Resume(target(arg)),
+                    "restart" => Fault::Restart(target(arg)),
+                    "wipe" => Fault::Wipe(target(arg)),
+                    "power_loss" => Fault::PowerLoss,
+                    "isolate" => Fault::Isolate(target(arg)),
+                    "partition" => match arg {
+                        Some(ActionArg::Groups(g)) => Fault::Partition(g),
+                        _ => unreachable!("partition reads groups"),
+                    },
+                    "one_way" => match arg {
+                        Some(ActionArg::Groups(mut g)) => {
+                            let mut pair = g.remove(0);
+                            let to = pair.remove(1);
+                            Fault::OneWay { from: pair.remove(0), to }
+                        }
+                        _ => unreachable!("one_way reads a pair"),
+                    },
+                    "ring" => Fault::Ring,
+                    "bridge" => Fault::Bridge,
+                    "heal" => Fault::Heal,
+                    "loss" => match arg {
+                        Some(ActionArg::Rate(r)) => Fault::Loss(r),
+                        _ => unreachable!("loss reads a rate"),
+                    },
+                    "delay" => match arg {
+                        Some(ActionArg::Dur(d)) => Fault::Delay(d),
+                        _ => unreachable!("delay reads a duration"),
+                    },
+                    "bitflip" | "truncate" => {
+                        let store = match file.as_deref() {
+                            None | Some("tlog") => false,
+                            Some("store") => true,
+                            Some(f) => {
+                                return Err(de::Error::custom(format!(
+                                    "file: {f:?}: expected tlog or store"
+                                )))
+                            }
+                        };
+                        if other == "bitflip" {
+                            Fault::Bitflip { target: target(arg), store }
+                        } else {
+                            Fault::Truncate { target: target(arg), store }
+                        }
+                    }
+                    "torn_tail" => Fault::TornTail(target(arg)),
+                    "delete_tlog" => Fault::DeleteTlog(target(arg)),
+                    "disk_full" => Fault::DiskFull,
+                    "clock_offset" => Fault::ClockOffset {
+                        target: target(arg),
+                        ms: ms.ok_or_else(|| de::Error::custom("clock_offset needs ms: N"))?,
+                    },
+                    "clock_drift" => Fault::ClockDrift {
+                        target: target(arg),
+                        ppm: ppm.ok_or_else(|| de::Error::custom("clock_drift needs ppm: N"))?,
+                    },
+                    "drop_master" => Fault::DropMaster,
+                    _ => unreachable!("every fault key is handled"),
+                };
+                if let Some(tier) = TIER.with(Cell::get) {
+                    if !fault.tiers().contains(&tier) {
+                        return Err(de::Error::custom(format!(
+                            "the {} tier cannot apply {}; it runs on: {}",
+                            tier.name(),
+                            fault.name(),
+                            fault.tiers().iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+                Action::Fault(fault)
+            }
+        };
+        Ok(RawStep(when, action))
+    }
+}
+
+enum ActionArg {
+    Target(Target),
+    Groups(Vec<Vec<Target>>),
+    Dur(Millis),
+    Cond(Condition),
+    Rate(f64),
+}
+
+fn set_action<E: de::Error>(
+    slot: &mut Option<(String, Option<ActionArg>)>,
+    key: String,
+    arg: Option<ActionArg>,
+) -> Result<(), E> {
+    if let Some((first, _)) = slot {
+        return Err(E::custom(format!(
+            "a step does one thing: {first} and {key}; put {key} in a step of its own"
+        )));
+    }
+    *slot = Some((key, arg));
+    Ok(())
+}
+
+/// An expectation as written: `linearizable` or `{ master_within: 3s }`.
+struct RawExpectation(Expectation);
+
+impl<'de> Deserialize<'de> for RawExpectation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawExpectation, D::Error> {
+        struct V;
+        const NAMES: &[&str] =
+            &["linearizable", "no_lost_writes", "in_sync", "master_within", "violation"];
+        impl<'de> Visitor<'de> for V {
+            type Value = RawExpectation;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "linearizable, no_lost_writes, in_sync, violation or { master_within: 3s }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawExpectation, E> {
+                Ok(RawExpectation(match v {
+                    "linearizable" => Expectation::Linearizable,
+                    "no_lost_writes" => Expectation::NoLostWrites,
+                    "in_sync" => Expectation::InSync,
+                    "violation" => Expectation::Violation,
+                    other => return Err(E::unknown_variant(other, NAMES)),
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawExpectation, A::Error> {
+                let key: String = map.next_key()?.ok_or_else(|| de::Error::custom("empty"))?;
+                if key != "master_within" {
+                    return Err(de::Error::unknown_variant(&key, NAMES));
+                }
+                Ok(RawExpectation(Expectation::MasterWithin(map.next_value()?)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct Seeds(std::ops::Range<u64>);
+
+impl<'de> Deserialize<'de> for Seeds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Seeds, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seeds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a seed (7) or a range of seeds (0..8, the end excluded)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seeds, E> {
+                Ok(Seeds(v..v + 1))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seeds, E> {
+                let bad = || E::custom(format!("{v:?}: write a seed (7) or a range (0..8)"));
+                let (a, b) = v.split_once("..").ok_or_else(bad)?;
+                let (a, b) =
+                    (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if a >= b {
+                    return Err(E::custom(format!("{v:?}: an empty range of seeds")));
+                }
+                Ok(Seeds(a..b))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    cluster: ClusterSpec,
+    #[serde(default)]
+    workload: WorkloadSpec,
+    duration: Millis,
+    #[serde(default)]
+    seeds: Option<Seeds>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    tiers: Vec<Tier>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+    #[serde(default)]
+    expect: Vec<RawExpectation>,
+}
+
+/// Only the cluster size, read first: targets are checked against it.
+#[derive(Deserialize)]
+struct Prelude {
+    #[serde(default)]
+    cluster: Option<PreludeCluster>,
+}
+
+#[derive(Deserialize)]
+struct PreludeCluster {
+    #[serde(default = "three")]
+    nodes: usize,
+}
+
+fn located(file: &str, e: serde_norway::Error) -> DrillError {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    // The library appends " at line L column C" to its message: keep only the reason.
+    let text = e.to_string();
+    let message = match text.find(" at line ") {
+        Some(k) => text[..k].to_string(),
+        None => text,
+    };
+    DrillError { file: file.to_string(), line, column, message }
+}
+
+/// Parses and validates a drill for `tier` (`None`: for no tier in particular).
+pub fn parse(text: &str, file: &str, tier: Option<Tier>) -> Result<Drill, DrillError> {
+    let prelude: Prelude = serde_norway::from_str(text).map_err(|e| located(file, e))?;
+    let nodes = prelude.cluster.map_or(3, |c| c.nodes);
+    if !(1..=9).contains(&nodes) {
+        let line = text.lines().position(|l| l.contains("nodes")).map_or(0, |k| k + 1);
+        return Err(DrillError {
+            file: file.into(),
+            line,
+            column: 1,
+            message: format!("cluster.nodes {nodes}: between 1 and 9"),
+        });
+    }
+    NODES.with(|n| n.set(nodes));
+    TIER.with(|t| t.set(tier));
+    let raw: Result<RawDrill, _> = serde_norway::from_str(text);
+    TIER.with(|t| t.set(None));
+    let raw = raw.map_err(|e| located(file, e))?;
+    let step_lines = step_lines(text);
+    let steps = raw
+        .steps
+        .into_iter()
+        .enumerate()
+        .map(|(k, RawStep(when, action))| Step {
+            when,
+            action,
+            line: step_lines.get(k).copied().unwrap_or(0),
+        })
+        .collect();
+    let seeds = match (raw.seeds, raw.seed) {
+        (Some(s), None) => s.0,
+        (None, Some(s)) => s..s + 1,
+        (None, None) => 0..1,
+        (Some(_), Some(_)) => {
+            let line = text.lines().position(|l| l.starts_with("seed")).map_or(0, |k| k + 1);
+            return Err(DrillError {
+                file: file.into(),
+                line,
+                column: 1,
+                message: "give seed or seeds, not both".into(),
+            });
+        }
+    };
+    let drill = Drill {
+        name: raw.name,
+        description: raw.description,
+        cluster: raw.cluster,
+        workload: raw.workload,
+        duration: raw.duration,
+        seeds,
+        tiers: raw.tiers,
+        steps,
+        expect: raw.expect.into_iter().map(|e| e.0).collect(),
+    };
+    if let Some(t) = tier {
+        if !drill.tiers.is_empty() && !drill.tiers.contains(&t) {
+            let line = text.lines().position(|l| l.starts_with("tiers")).map_or(0, |k| k + 1);
+            return Err(DrillError {
+                file: file.into(),
+                line,
+                column: 1,
+                message: format!(
+                    "this drill is for {}, not the {} tier",
+                    drill.tiers.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+                    t.name()
+                ),
+            });
+        }
+    }
+    Ok(drill)
+}
+
+/// The lines where the items of `steps:` start (1-based).
+fn step_lines(text: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    let mut inside = false;
+    let mut indent = None;
+    for (k, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if line.starts_with("steps:") {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if !line.starts_with(' ')
+                && !line.starts_with('-')
+                && !trimmed.is_empty()
+                && !trimmed.starts_with('#')
+            {
+                break;
+            }
+            if trimmed.starts_with("- ") {
+                let i = line.len() - trimmed.len();
+                if indent.is_none_or(|d| d == i) {
+                    indent = Some(i);
+                    lines.push(k + 1);
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// Reads and parses a drill file.
+pub fn load(path: &Path, tier: Option<Tier>) -> Result<Drill, DrillError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| DrillError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, &file, tier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+name: master-killed
+description: the master dies
+cluster: { nodes: 3, lease: 1s }
+workload: { clients: 4, keys: 6, op_timeout: 1500ms }
+duration: 20s
+seeds: 0..4
+steps:
+  - at: 5s
+    kill: master
+  - wait_until: master_elected
+    timeout: 3s
+  - after: 2s
+    restart: down
+  - partition: [[n0], [n1, n2]]
+  - heal: true
+  - clock_drift: n1
+    ppm: 50000
+expect: [linearizable, no_lost_writes, { master_within: 3s }]
+";
+
+    #[test]
+    fn a_drill_reads_with_every_part() {
+        let d = parse(GOOD, "good.yaml", Some(Tier::Sim)).unwrap();
+        assert_eq!(d.name, "master-killed");
+        assert_eq!(d.cluster.lease, Millis(1000));
+        assert_eq!(d.workload.op_timeout, Millis(1500));
+        assert_eq!(d.seeds, 0..4);
+        assert_eq!(d.steps.len(), 6);
+        assert_eq!(d.steps[0].when, When::At(Millis(5000)));
+        assert_eq!(d.steps[0].action, Action::Fault(Fault::Kill(Target::Master)));
+        assert_eq!(d.steps[0].line, 8);
+        assert_eq!(d.steps[2].line, 12);
+        assert_eq!(
+            d.steps[3].action,
+            Action::Fault(Fault::Partition(vec![
+                vec![Target::Node(0)],
+                vec![Target::Node(1), Target::Node(2)]
+            ]))
+        );
+        assert_eq!(
+            d.expect,
+            [
+                Expectation::Linearizable,
+                Expectation::NoLostWrites,
+                Expectation::MasterWithin(Millis(3000))
+            ]
+        );
+    }
+
+    fn error(text: &str, tier: Option<Tier>) -> DrillError {
+        parse(text, "bad.yaml", tier).expect_err("refused")
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_line_column_and_the_allowed_values() {
+        let unknown_fault = GOOD.replace("kill: master", "explode: master");
+        let e = error(&unknown_fault, None);
+        assert_eq!((e.file.as_str(), e.line, e.column), ("bad.yaml", 8, 5), "the step: {e}");
+        assert!(e.message.contains("explode") && e.message.contains("kill"), "{e}");
+
+        let unknown_node = GOOD.replace("[n1, n2]", "[n1, n7]");
+        let e = error(&unknown_node, None);
+        assert_eq!((e.line, e.column), (14, 28), "the very value: {e}");
+        assert!(e.message.contains("n7") && e.message.contains("n0, n1, n2"), "{e}");
+
+        let sandbox = error(GOOD, Some(Tier::Sandbox));
+        assert_eq!((sandbox.line, sandbox.column), (16, 5), "{sandbox}");
+        assert!(sandbox.message.contains("sandbox tier cannot apply clock_drift"), "{sandbox}");
+
+        let two = GOOD.replace("    kill: master", "    kill: master\n    stop: n1");
+        let e = error(&two, None);
+        assert!(e.message.contains("does one thing"), "{e}");
+
+        let bad_duration = GOOD.replace("duration: 20s", "duration: soon");
+        let e = error(&bad_duration, None);
+        assert_eq!((e.line, e.column), (5, 11), "{e}");
+        assert!(e.message.contains("500ms"), "{e}");
+
+        let bad_expect = GOOD.replace("no_lost_writes", "no_lost_write");
+        let e = error(&bad_expect, None);
+        assert!(e.message.contains("no_lost_write") && e.message.contains("in_sync"), "{e}");
+
+        let no_timeout = GOOD.replace("    timeout: 3s\n", "");
+        assert!(error(&no_timeout, None).message.contains("timeout"));
+    }
+}
