@@ -37,6 +37,18 @@ pub struct Recorder {
     process: Vec<u64>,
 }
 
+/// One operation, as a report's timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpSummary {
+    pub process: u64,
+    /// Simulated µs.
+    pub call_us: u64,
+    pub ret_us: Option<u64>,
+    pub label: String,
+    /// "ok", "fail" or "unknown".
+    pub outcome: &'static str,
+}
+
 /// What a check of both histories found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Linearizability {
@@ -103,6 +115,32 @@ impl Recorder {
         }
     }
 
+    /// Every operation, single-key and sequence ones, by call time.
+    pub fn summaries(&self) -> Vec<OpSummary> {
+        let mut all: Vec<OpSummary> = self
+            .kv
+            .iter()
+            .chain(&self.multi)
+            .map(|op| {
+                let key = op.input.key.as_ref().map_or(String::new(), |k| format!(" {k}"));
+                let out = op.output.as_ref().map_or(String::new(), |o| format!(" -> {o}"));
+                OpSummary {
+                    process: op.process,
+                    call_us: op.call,
+                    ret_us: op.ret,
+                    label: format!("{}{key} {}{out}", op.input.f, op.input.value),
+                    outcome: match op.outcome {
+                        Outcome::Ok => "ok",
+                        Outcome::Fail => "fail",
+                        Outcome::Unknown => "unknown",
+                    },
+                }
+            })
+            .collect();
+        all.sort_by_key(|o| (o.call_us, o.process));
+        all
+    }
+
     pub fn len(&self) -> usize {
         self.kv.len() + self.multi.len()
     }
@@ -113,7 +151,8 @@ impl Recorder {
 
     fn histories(&self) -> Result<(RawHistory, RawHistory), String> {
         let kv = History::new(self.kv.clone()).map_err(|e| format!("kv history: {e}"))?;
-        let multi = History::new(self.multi.clone()).map_err(|e| format!("sequence history: {e}"))?;
+        let multi =
+            History::new(self.multi.clone()).map_err(|e| format!("sequence history: {e}"))?;
         Ok((kv, multi))
     }
 

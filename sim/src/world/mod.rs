@@ -14,6 +14,7 @@ pub mod net;
 pub mod node;
 pub mod queue;
 mod run;
+pub mod script;
 
 pub use faults::FaultMix;
 pub use run::{run_seed, Outcome, RunReport, SimConfig};

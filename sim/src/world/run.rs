@@ -7,10 +7,11 @@ use super::history::{opt_value, str_value, Linearizability, Recorder, Space};
 use super::net::{NetFaults, SimNet};
 use super::node::SimNode;
 use super::queue::Agenda;
-use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
-use arakoon_node::rc::Rc;
+use super::script::ScriptState;
 use arakoon_checker::import::RawCall;
 use arakoon_checker::Value as HValue;
+use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
+use arakoon_node::rc::Rc;
 use arakoon_node::store::{Range, Store, UpdateOutput};
 use arakoon_node::tlog::{for_each_committed, LogDir};
 use arakoon_node::value::{Update, Value};
@@ -29,6 +30,8 @@ pub struct SimConfig {
     pub keys: usize,
     /// Keys of sequences and range reads (`s0`..): checked as one map.
     pub multi_keys: usize,
+    /// Relative weights of get, set, delete, test_and_set, sequence, range.
+    pub op_weights: [u32; 6],
     pub op_timeout_ms: u64,
     /// `None`: swarm mode, drawn from the seed.
     pub faults: Option<FaultMix>,
@@ -36,6 +39,8 @@ pub struct SimConfig {
     pub keep_trace: bool,
     /// Keep the clients' histories as JSON lines in the report (for `--history`).
     pub keep_history: bool,
+    /// A drill's steps; when there are any, they replace the random nemesis.
+    pub script: Vec<arakoon_chaos::drill::Step>,
     /// Time for the linearizability check of one run; past it the verdict is "unknown".
     pub check_time_limit_ms: u64,
 }
@@ -49,10 +54,12 @@ impl Default for SimConfig {
             lease_ms: 1_000,
             keys: 8,
             multi_keys: 4,
+            op_weights: [3, 4, 1, 2, 1, 1],
             op_timeout_ms: 2_000,
             faults: None,
             keep_trace: false,
             keep_history: false,
+            script: Vec::new(),
             check_time_limit_ms: 30_000,
         }
     }
@@ -85,25 +92,70 @@ pub struct RunReport {
     pub linearizability: String,
     /// The single-key and the sequence history as JSON lines, when asked for.
     pub histories: Option<(String, String)>,
+    /// What a drill's steps did, with the time (ms).
+    pub fault_log: Vec<(u64, String)>,
+    /// Role changes: time (ms), node, role ("master", "slave", "candidate", "catching_up",
+    /// "down", "paused").
+    pub roles: Vec<(u64, usize, String)>,
+    /// Every client operation: process, call and return (ms), label, outcome.
+    pub ops: Vec<super::history::OpSummary>,
+    /// For a drill: how long after its last step a node held a valid lease (ms).
+    pub master_after_script_ms: Option<u64>,
 }
 
 #[derive(Debug)]
-enum Event {
-    Deliver { to: NodeIdx, epoch: u64, from: NodeIdx, msg: Msg },
-    Tick { node: NodeIdx, epoch: u64 },
-    PersistDone { node: NodeIdx, epoch: u64, token: u64 },
-    CatchUpDone { node: NodeIdx, epoch: u64, from: NodeIdx, to_i: u64 },
-    ClientRequest { node: NodeIdx, client: usize, op: u64 },
-    ClientReply { client: usize, op: u64, result: OpResult },
-    ClientNext { client: usize },
-    ClientTimeout { client: usize, op: u64 },
+pub(super) enum Event {
+    Deliver {
+        to: NodeIdx,
+        epoch: u64,
+        from: NodeIdx,
+        msg: Msg,
+    },
+    Tick {
+        node: NodeIdx,
+        epoch: u64,
+    },
+    PersistDone {
+        node: NodeIdx,
+        epoch: u64,
+        token: u64,
+    },
+    CatchUpDone {
+        node: NodeIdx,
+        epoch: u64,
+        from: NodeIdx,
+        to_i: u64,
+    },
+    ClientRequest {
+        node: NodeIdx,
+        client: usize,
+        op: u64,
+    },
+    ClientReply {
+        client: usize,
+        op: u64,
+        result: OpResult,
+    },
+    ClientNext {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        op: u64,
+    },
     Nemesis,
-    Restart { node: NodeIdx },
-    Resume { node: NodeIdx },
+    Restart {
+        node: NodeIdx,
+    },
+    Resume {
+        node: NodeIdx,
+    },
+    /// The next step of a drill's script.
+    Script,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum OpResult {
+pub(super) enum OpResult {
     Ok(Option<Vec<u8>>),
     /// A range read: the entries found.
     Entries(Vec<(Vec<u8>, Vec<u8>)>),
@@ -116,7 +168,10 @@ enum OpKind {
     Get,
     Set(Vec<u8>),
     Delete,
-    TestAndSet { expected: Option<Vec<u8>>, wanted: Vec<u8> },
+    TestAndSet {
+        expected: Option<Vec<u8>>,
+        wanted: Vec<u8>,
+    },
     /// Updates on `s*` keys, atomically.
     Sequence(Vec<Update>),
     /// range_entries over the `s*` keys.
@@ -130,7 +185,7 @@ struct PendingOp {
     key: Vec<u8>,
 }
 
-struct Client {
+pub(super) struct Client {
     target: NodeIdx,
     pending: Option<PendingOp>,
     next_op: u64,
@@ -138,25 +193,28 @@ struct Client {
     seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-struct World {
-    cfg: SimConfig,
-    mix: FaultMix,
-    rng: ChaCha8Rng,
-    now_us: u64,
-    agenda: Agenda<Event>,
-    net: SimNet,
-    nodes: Vec<SimNode>,
+pub(super) struct World {
+    pub(super) cfg: SimConfig,
+    pub(super) mix: FaultMix,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) now_us: u64,
+    pub(super) agenda: Agenda<Event>,
+    pub(super) net: SimNet,
+    pub(super) nodes: Vec<SimNode>,
     /// Persist jobs waiting for their disk completion, per node, in order.
-    persists: Vec<BTreeMap<u64, PersistJob>>,
+    pub(super) persists: Vec<BTreeMap<u64, PersistJob>>,
     /// When each node's disk finishes its last queued job.
-    persist_free_at: Vec<u64>,
-    clients: Vec<Client>,
-    requests: BTreeMap<(NodeIdx, u64), (usize, u64)>,
-    next_req: u64,
-    acknowledged: BTreeSet<Vec<u8>>,
-    history: Recorder,
-    report: RunReport,
-    violation: Option<Violation>,
+    pub(super) persist_free_at: Vec<u64>,
+    pub(super) clients: Vec<Client>,
+    pub(super) requests: BTreeMap<(NodeIdx, u64), (usize, u64)>,
+    pub(super) next_req: u64,
+    pub(super) acknowledged: BTreeSet<Vec<u8>>,
+    pub(super) history: Recorder,
+    pub(super) report: RunReport,
+    pub(super) script: ScriptState,
+    /// Each node's role at its last change (for the drill report's node lanes).
+    last_role: Vec<&'static str>,
+    pub(super) violation: Option<Violation>,
 }
 
 const TICK_MS: u64 = 10;
@@ -172,7 +230,7 @@ fn names(n: usize) -> Vec<String> {
 }
 
 impl World {
-    fn trace(&mut self, line: impl FnOnce() -> String, tag: u64) {
+    pub(super) fn trace(&mut self, line: impl FnOnce() -> String, tag: u64) {
         // FNV-1a over (time, tag): cheap enough to run always, so every run has a hash.
         let mut h = self.report.trace_hash;
         for b in self.now_us.to_le_bytes().into_iter().chain(tag.to_le_bytes()) {
@@ -187,7 +245,7 @@ impl World {
         }
     }
 
-    fn node_now_ms(&self, k: NodeIdx) -> u64 {
+    pub(super) fn node_now_ms(&self, k: NodeIdx) -> u64 {
         self.nodes[k].clock.now_ms(self.now_us)
     }
 
@@ -268,7 +326,7 @@ impl World {
 
     /// Starts a stopped node; a node whose disk was lost is first restored from a peer, or, with
     /// no peer running, tried again later.
-    fn restart(&mut self, k: NodeIdx) {
+    pub(super) fn restart(&mut self, k: NodeIdx) {
         if self.nodes[k].is_up() {
             return;
         }
@@ -287,13 +345,13 @@ impl World {
         self.nodes[k].state.as_ref().is_some_and(|s| !s.machine.is_learner())
     }
 
-    fn fail(&mut self, check: &'static str, detail: String) {
+    pub(super) fn fail(&mut self, check: &'static str, detail: String) {
         if self.violation.is_none() {
             self.violation = Some(Violation { check, detail });
         }
     }
 
-    fn feed(&mut self, k: NodeIdx, input: Input) {
+    pub(super) fn feed(&mut self, k: NodeIdx, input: Input) {
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
         let mut out = Vec::new();
@@ -473,14 +531,25 @@ impl World {
         let op = self.clients[c].next_op;
         self.clients[c].next_op += 1;
         let unique = |tag: &str| format!("c{c}-{op}{tag}").into_bytes();
-        let multi = self.rng.gen_range(0..10) < 2;
-        let (kind, key, call) = if multi {
+        // Draw the operation by its weight: 0 get, 1 set, 2 delete, 3 test_and_set,
+        // 4 sequence, 5 range.
+        let weights = self.cfg.op_weights;
+        let total: u32 = weights.iter().sum::<u32>().max(1);
+        let mut draw = self.rng.gen_range(0..total);
+        let mut choice = 0;
+        while choice < 5 && draw >= weights[choice] {
+            draw -= weights[choice];
+            choice += 1;
+        }
+        let (kind, key, call) = if choice >= 4 {
             let n = self.cfg.multi_keys.max(2);
-            if self.rng.gen_bool(0.5) {
+            if choice == 5 {
                 let range = (0..n).map(|k| format!("s{k}")).collect::<Vec<_>>();
                 let steps = range
                     .iter()
-                    .map(|k| HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), HValue::Nil]))
+                    .map(|k| {
+                        HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), HValue::Nil])
+                    })
                     .collect();
                 let call = RawCall { f: "txn".into(), key: None, value: HValue::List(steps) };
                 (OpKind::Range, Vec::new(), (Space::Multi, call))
@@ -511,13 +580,13 @@ impl World {
             }
         } else {
             let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys)).into_bytes();
-            let (kind, f, value) = match self.rng.gen_range(0..10) {
-                0..=3 => {
+            let (kind, f, value) = match choice {
+                1 => {
                     let v = unique("");
                     (OpKind::Set(v.clone()), "set", str_value(&v))
                 }
-                4..=6 => (OpKind::Get, "get", HValue::Nil),
-                7 => (OpKind::Delete, "delete", HValue::Nil),
+                0 => (OpKind::Get, "get", HValue::Nil),
+                2 => (OpKind::Delete, "delete", HValue::Nil),
                 _ => {
                     let expected = self.clients[c].seen.get(&key).cloned().flatten();
                     let wanted = unique("t");
@@ -804,6 +873,27 @@ impl World {
         }
     }
 
+    /// Records each node's role when it changes (for a drill report's node lanes).
+    fn note_roles(&mut self) {
+        use arakoon_node::consensus::RoleName;
+        for k in 0..self.cfg.nodes {
+            let role = match &self.nodes[k].state {
+                None => "down",
+                Some(_) if self.nodes[k].paused => "paused",
+                Some(s) => match s.machine.role() {
+                    RoleName::Master => "master",
+                    RoleName::Slave => "slave",
+                    RoleName::Candidate => "candidate",
+                    RoleName::CatchingUp => "catching_up",
+                },
+            };
+            if self.last_role[k] != role {
+                self.report.roles.push((self.now_us / 1000, k, role.to_string()));
+                self.last_role[k] = role;
+            }
+        }
+    }
+
     fn check_leases(&mut self) {
         let holders: Vec<usize> = (0..self.cfg.nodes)
             .filter(|k| {
@@ -811,6 +901,12 @@ impl World {
                 self.nodes[*k].state.as_ref().is_some_and(|s| s.machine.lease_valid(now))
             })
             .collect();
+        if let (Some(done), None, false) =
+            (self.script.finished_us, self.script.master_after_finish_us, holders.is_empty())
+        {
+            self.script.master_after_finish_us = Some(self.now_us);
+            self.report.master_after_script_ms = Some((self.now_us - done) / 1000);
+        }
         if holders.len() > 1 {
             let t = self.now_us;
             self.fail(
@@ -881,8 +977,12 @@ impl World {
                 self.nodes[node].paused = false;
                 self.trace(|| format!("resume n{node}"), 31);
             }
+            Event::Script => self.run_step(),
         }
         self.check_leases();
+        if !self.script.steps.is_empty() {
+            self.note_roles();
+        }
     }
 }
 
@@ -905,7 +1005,12 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
 
 fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mix = cfg.faults.clone().unwrap_or_else(|| FaultMix::swarm(&mut rng));
+    let mix = match (&cfg.faults, cfg.script.is_empty()) {
+        (Some(m), _) => m.clone(),
+        // A drill says which faults strike; the rest of the world is quiet.
+        (None, false) => FaultMix::none(),
+        (None, true) => FaultMix::swarm(&mut rng),
+    };
     let nodes: Vec<SimNode> =
         names(cfg.nodes).into_iter().map(|n| SimNode::new(n, SimClock::default())).collect();
     let mut w = World {
@@ -929,6 +1034,8 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         next_req: 0,
         acknowledged: BTreeSet::new(),
         history: Recorder::new(cfg.clients),
+        script: ScriptState::new(cfg.script.clone()),
+        last_role: vec![""; cfg.nodes],
         report: RunReport::new(seed, mix.describe()),
         violation: None,
         mix,
@@ -939,7 +1046,11 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     for c in 0..cfg.clients {
         w.agenda.push(2_000_000 + c as u64 * 1_000, Event::ClientNext { client: c });
     }
-    w.agenda.push(w.mix.fault_interval_ms * 1000, Event::Nemesis);
+    if cfg.script.is_empty() {
+        w.agenda.push(w.mix.fault_interval_ms * 1000, Event::Nemesis);
+    } else {
+        w.schedule_next_step();
+    }
     // The run, then a quiet period: faults stop, everything heals and restarts, so the end state
     // can be compared.
     let end_us = cfg.duration_ms * 1000;
@@ -969,6 +1080,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     w.report.simulated_ms = w.now_us / 1000;
     w.report.history_ops = w.history.len();
+    w.report.ops = w.history.summaries();
     if cfg.keep_history {
         w.report.histories = Some(w.history.to_jsonl());
     }
@@ -1018,6 +1130,10 @@ impl RunReport {
             history_ops: 0,
             linearizability: String::new(),
             histories: None,
+            fault_log: Vec::new(),
+            roles: Vec::new(),
+            ops: Vec::new(),
+            master_after_script_ms: None,
         }
     }
 

@@ -1,0 +1,69 @@
+//! Running a drill on the simulation tier: one seed at a time, the drill's steps in place of the
+//! random nemesis, and its expectations judged on the run's report.
+
+use crate::world::{run_seed, Outcome, RunReport, SimConfig};
+use arakoon_chaos::drill::{Drill, Expectation};
+
+/// One seed of a drill, judged.
+#[derive(Debug, Clone)]
+pub struct DrillRun {
+    pub seed: u64,
+    pub report: RunReport,
+    /// Whether the drill's expectation was met (for `expect: violation`, that a check broke).
+    pub passed: bool,
+    /// What broke, or what was expected to break and did not.
+    pub verdict: String,
+}
+
+/// The simulator's configuration for a drill.
+pub fn sim_config(drill: &Drill) -> SimConfig {
+    let m = &drill.workload.mix;
+    SimConfig {
+        nodes: drill.cluster.nodes,
+        clients: drill.workload.clients,
+        duration_ms: drill.duration.0,
+        lease_ms: drill.cluster.lease.0,
+        keys: drill.workload.keys.max(1),
+        op_timeout_ms: drill.workload.op_timeout.0,
+        op_weights: [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range],
+        script: drill.steps.clone(),
+        keep_history: true,
+        ..SimConfig::default()
+    }
+}
+
+/// Runs `seed` of `drill` in the simulator and judges it.
+pub fn run_drill(drill: &Drill, seed: u64, keep_trace: bool) -> DrillRun {
+    let cfg = SimConfig { keep_trace, ..sim_config(drill) };
+    let report = run_seed(seed, &cfg);
+    let mut broke: Option<String> = match &report.outcome {
+        Outcome::Violation(v) => Some(format!("{}: {}", v.check, v.detail)),
+        Outcome::Pass => None,
+    };
+    if broke.is_none() {
+        for e in &drill.expect {
+            if let Expectation::MasterWithin(limit) = e {
+                match report.master_after_script_ms {
+                    Some(ms) if ms <= limit.0 => {}
+                    Some(ms) => {
+                        broke = Some(format!(
+                            "master_within: the first master after the last step came after {ms}ms, not within {limit}"
+                        ))
+                    }
+                    None => {
+                        broke = Some(format!(
+                            "master_within: no master after the last step (limit {limit})"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    let (passed, verdict) = match (drill.expects_violation(), broke) {
+        (false, None) => (true, "every check held".to_string()),
+        (false, Some(b)) => (false, b),
+        (true, Some(b)) => (true, format!("the expected violation: {b}")),
+        (true, None) => (false, "expected a violation, but every check held".to_string()),
+    };
+    DrillRun { seed, report, passed, verdict }
+}
