@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo test -p arakoon-cli --test measure -- --ignored --nocapture --test-threads 1
 //! ARAKOON_MEASURE_MB=1000 cargo test ... catchup_speed   # the TLog size for catch-up
+//! ARAKOON_ADMIN_BIN=target/release/arakoon-admin cargo test ...   # measure a release build
 //! ```
 //!
 //! Each prints one line per run and the median of three.

@@ -17,8 +17,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The `arakoon-admin` under test: this build's, or `ARAKOON_ADMIN_BIN` (to measure a release
+/// build with the ignored measurements).
 pub fn admin_path() -> &'static str {
-    env!("CARGO_BIN_EXE_arakoon-admin")
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var("ARAKOON_ADMIN_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_arakoon-admin").to_string())
+    })
 }
 
 /// Runs `arakoon-admin` with `args`, stdin closed (so confirmations need --yes).
@@ -44,7 +50,7 @@ pub fn expect_code(o: &Output, code: i32) {
 pub fn arakoon_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let admin = Path::new(admin_path());
+        let admin = Path::new(env!("CARGO_BIN_EXE_arakoon-admin"));
         let binary = admin.with_file_name("arakoon");
         if binary.exists() {
             return binary;
