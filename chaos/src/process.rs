@@ -64,22 +64,57 @@ fn signal(pid: u32, sig: i32) -> io::Result<()> {
 }
 
 impl Process {
-    /// Starts `program args`, with stdout and stderr appended to `log`.
+    /// Starts `program args`, with stdout and stderr appended to `log`; the kernel kills it
+    /// (SIGKILL) when the thread that started it ends.
     pub fn spawn(label: &str, program: &Path, args: &[String], log: &Path) -> io::Result<Process> {
+        Process::spawn_with(label, program, args, log, libc::SIGKILL, false)
+    }
+
+    /// Like [`Process::spawn`], with the signal the child gets when its parent thread ends
+    /// (`death_signal`), and optionally in a session of its own (`new_session`: the terminal's
+    /// Ctrl-C and hang-up no longer reach it, which a long-lived background process needs).
+    ///
+    /// PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process:
+    /// spawn from a thread that lives as long as the child should be tied to it (the main one).
+    pub fn spawn_with(
+        label: &str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        death_signal: i32,
+        new_session: bool,
+    ) -> io::Result<Process> {
         let out = File::options().create(true).append(true).open(log)?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child when
-        // its parent dies, so no node outlives a crashed test or tool.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: setsid, prctl and getppid are async-signal-safe and touch no memory of ours.
         unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            cmd.pre_exec(move || {
+                if new_session && libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl: then no signal would come.
+                if libc::getppid() != parent {
+                    return Err(io::Error::other("the parent died while starting the child"));
+                }
                 Ok(())
             });
         }
         let child = cmd.spawn()?;
         Ok(Process { pid: child.id(), child: Some(child), label: label.to_string() })
+    }
+
+    /// Gives up control: the process keeps running after this handle is gone (it is no longer
+    /// killed on drop). Returns its pid.
+    pub fn release(mut self) -> u32 {
+        // Dropping a std Child neither kills nor waits for it.
+        self.child = None;
+        self.pid
     }
 
     pub fn pid(&self) -> u32 {
@@ -106,9 +141,12 @@ impl Process {
     /// kill -9, then reap.
     pub fn kill(&mut self) -> io::Result<()> {
         if let Some(mut c) = self.child.take() {
-            // Resume first: a stopped process still dies of SIGKILL, but be explicit.
-            let _ = signal(self.pid, libc::SIGCONT);
-            let _ = c.kill();
+            // A reaped child's pid may belong to another process by now: signal only a live one.
+            if let Ok(None) = c.try_wait() {
+                // Resume first: a stopped process still dies of SIGKILL, but be explicit.
+                let _ = signal(self.pid, libc::SIGCONT);
+                let _ = c.kill();
+            }
             c.wait()?;
         }
         Ok(())
@@ -117,6 +155,9 @@ impl Process {
     /// SIGTERM, then wait up to `grace` for a clean exit, then kill -9.
     pub fn terminate(&mut self, grace: Duration) -> io::Result<Option<ExitStatus>> {
         let Some(mut c) = self.child.take() else { return Ok(None) };
+        if let Some(status) = c.try_wait()? {
+            return Ok(Some(status));
+        }
         let _ = signal(self.pid, libc::SIGCONT);
         signal(self.pid, libc::SIGTERM)?;
         let deadline = Instant::now() + grace;
@@ -150,6 +191,75 @@ impl Process {
             Err(io::Error::other(format!("cannot {what} {}: it is not running", self.label)))
         }
     }
+}
+
+/// Sends SIGTERM to every process, then waits until `grace` has passed for all of them before
+/// killing (-9) those still running. Returns, per process, the exit status of a clean exit.
+pub fn terminate_all(procs: &mut [&mut Process], grace: Duration) -> Vec<Option<ExitStatus>> {
+    for p in procs.iter_mut() {
+        if p.is_running() {
+            let _ = signal(p.pid, libc::SIGCONT);
+            let _ = signal(p.pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && procs.iter_mut().any(|p| p.is_running()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    procs
+        .iter_mut()
+        .map(|p| {
+            let status = p.exit_status();
+            let _ = p.kill();
+            status
+        })
+        .collect()
+}
+
+/// The state letter of a process as `/proc/PID/stat` gives it (`R`, `S`, `T` stopped, `Z`
+/// zombie, ...), or None when there is no such process.
+pub fn pid_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself hold spaces or parentheses.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+/// Whether a process with this pid exists and has not ended (a zombie has ended).
+pub fn pid_alive(pid: u32) -> bool {
+    matches!(pid_state(pid), Some(s) if s != 'Z' && s != 'X')
+}
+
+/// The command line of a process, or None when it has none (gone, or a zombie).
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if bytes.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Some(text.trim_end_matches('\0').split('\0').map(str::to_string).collect())
+}
+
+/// Every live process whose command line holds `needle` in one of its arguments.
+pub fn pids_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| cmdline(pid).is_some_and(|args| args.iter().any(|a| a.contains(needle))))
+        .filter(|&pid| pid_alive(pid))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// SIGKILL to a process that is not our child (one we only know by pid).
+pub fn kill_pid(pid: u32) -> io::Result<()> {
+    signal(pid, libc::SIGKILL)
+}
+
+/// SIGTERM to a process that is not our child.
+pub fn term_pid(pid: u32) -> io::Result<()> {
+    signal(pid, libc::SIGTERM)
 }
 
 impl Drop for Process {

@@ -6,6 +6,11 @@
 //! Modes: `Pass` relays (after an optional delay per chunk); `Drop` blackholes: connections stay
 //! open but nothing is relayed, as packets lost in a partition (the sender notices only by its
 //! timeouts); `Reset` closes every connection and refuses new ones at once.
+//!
+//! A connection that lost bytes in `Drop` mode is closed when its link passes again, instead of
+//! relaying the rest of a stream with a hole in it: TCP never delivers such a stream, so the
+//! receiver would read garbage frames. The sender reconnects, as after a real partition long
+//! enough for its connection to time out.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -86,13 +91,15 @@ async fn relay(client: TcpStream, upstream: SocketAddr, rx: watch::Receiver<Link
     let _ = server.set_nodelay(true);
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    let a = tokio::spawn(pump(cr, sw, rx.clone()));
-    let b = tokio::spawn(pump(sr, cw, rx));
+    let mut a = tokio::spawn(pump(cr, sw, rx.clone()));
+    let mut b = tokio::spawn(pump(sr, cw, rx));
     // When either direction ends, end both: a half-open relay would hide a reset.
     tokio::select! {
-        _ = a => {}
-        _ = b => {}
+        _ = &mut a => {}
+        _ = &mut b => {}
     }
+    a.abort();
+    b.abort();
 }
 
 async fn pump(
@@ -101,6 +108,8 @@ async fn pump(
     mut rx: watch::Receiver<LinkState>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    // Whether this stream lost bytes in a blackhole; then it cannot carry on (module doc).
+    let mut lost = false;
     loop {
         let n = tokio::select! {
             r = from.read(&mut buf) => match r {
@@ -108,7 +117,8 @@ async fn pump(
                 Ok(n) => n,
             },
             changed = rx.changed() => {
-                if changed.is_err() || rx.borrow().mode == LinkMode::Reset {
+                let mode = rx.borrow().mode;
+                if changed.is_err() || mode == LinkMode::Reset || (lost && mode == LinkMode::Pass) {
                     return;
                 }
                 continue;
@@ -118,7 +128,11 @@ async fn pump(
         match state.mode {
             LinkMode::Reset => return,
             // Blackholed: the bytes are lost, as in a partition.
-            LinkMode::Drop => continue,
+            LinkMode::Drop => {
+                lost = true;
+                continue;
+            }
+            LinkMode::Pass if lost => return,
             LinkMode::Pass => {
                 if state.delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(state.delay_ms)).await;
@@ -172,6 +186,11 @@ mod tests {
 
         p.set(LinkState { mode: LinkMode::Drop, delay_ms: 0 });
         assert_eq!(round_trip(&mut s, Duration::from_millis(200)).await, None, "blackholed");
+
+        p.set(LinkState { mode: LinkMode::Pass, delay_ms: 0 });
+        let mut buf = [0u8; 1];
+        let r = timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap();
+        assert!(matches!(r, Ok(0) | Err(_)), "a stream that lost bytes is closed on heal");
 
         p.set(LinkState { mode: LinkMode::Pass, delay_ms: 150 });
         let mut s = TcpStream::connect(p.listen).await.unwrap();

@@ -4,26 +4,29 @@
 //! Layout of a sandbox directory:
 //!
 //! ```text
-//! D/sandbox.json        what runs: nodes (ports, pid), proxies, the supervisor's pid
+//! D/sandbox.json        what runs: nodes (ports, pid, paused), proxies, the supervisor's pid
 //! D/cluster.ini         the configuration clients and operators use (real ports)
-//! D/net.json            the desired state of every directed peer link
+//! D/net.json            the state of every directed peer link (links not named pass)
+//! D/control.sock        the supervisor's control socket (while it runs)
+//! D/supervisor.log      what the supervisor did
 //! D/<node>/node.ini     the node's own view: its peers' messaging ports are its proxies
 //! D/<node>/home/        store and TLogs
-//! D/<node>/node.log     stdout and stderr of the node process
+//! D/<node>/node.log     stdout and stderr of the node process (and of its catch-ups)
 //! ```
 //!
-//! Node `a` reaches peer `b` through the proxy for the link `a->b`, so cutting that one proxy is
-//! a one-way partition. The supervisor process owns the proxies and applies `net.json` whenever
-//! it changes; the other commands act directly on pids and files.
+//! Node `a` reaches peer `b` through the proxy for the link `a->b` (each direction of a peer
+//! link is its own TCP connection), so cutting that one proxy is a one-way partition. Clients
+//! use the real client ports. How the processes are owned: [`crate::sandbox_supervisor`].
+//!
+//! This module is the plan and the files: what the sandbox looks like, not what runs it.
 
-use crate::proxy::{self, LinkMode, LinkState, ProxyHandle};
+use crate::proxy::{LinkMode, LinkState};
 use arakoon_node::config::{ClusterConfig, NodeConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// One node of the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +36,13 @@ pub struct SandboxNode {
     pub messaging_port: u16,
     /// The running process, if any.
     pub pid: Option<u32>,
+    /// Stopped with SIGSTOP (`sandbox pause`).
+    #[serde(default)]
+    pub paused: bool,
+    /// How the last process of this node ended, for `status` ("killed with SIGKILL by `sandbox
+    /// kill`", "exited on its own with code 49", ...).
+    #[serde(default)]
+    pub last_exit: Option<String>,
 }
 
 /// One directed peer link and the proxy port that carries it.
@@ -50,6 +60,14 @@ pub struct SandboxState {
     pub nodes: Vec<SandboxNode>,
     pub links: Vec<SandboxLink>,
     pub supervisor_pid: Option<u32>,
+    pub lease_ms: u64,
+    /// The `arakoon` binary the nodes run (found by `up`, reused by restarts).
+    #[serde(default)]
+    pub arakoon_bin: Option<PathBuf>,
+    /// A process the sandbox lives no longer than (`up --exit-with-pid`, for tests and
+    /// scripts): the supervisor shuts everything down once it is gone.
+    #[serde(default)]
+    pub owner_pid: Option<u32>,
 }
 
 /// `net.json`: link name `a->b` to its state; links not named pass.
@@ -59,7 +77,50 @@ pub fn link_name(from: &str, to: &str) -> String {
     format!("{from}->{to}")
 }
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The most nodes a sandbox plans (one machine; 9 nodes make 72 proxies already).
+pub const NODES_MAX: usize = 9;
+
+/// The supervisor's control socket.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join("control.sock")
+}
+
+/// The longest path a Unix socket address can hold (`sun_path` less its terminating NUL).
+pub const SOCKET_PATH_BYTES_MAX: usize = 107;
+
+pub fn node_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+pub fn node_home(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name).join("home")
+}
+
+pub fn node_tlog_dir(dir: &Path, name: &str) -> PathBuf {
+    node_home(dir, name).join("tlogs")
+}
+
+pub fn node_ini(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name).join("node.ini")
+}
+
+pub fn node_log(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name).join("node.log")
+}
+
+/// The last `lines` lines of a log file, indented, for error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = &all[all.len().saturating_sub(lines)..];
+    if tail.is_empty() {
+        return format!("  ({} is empty)", path.display());
+    }
+    let body: Vec<String> = tail.iter().map(|l| format!("  | {l}")).collect();
+    format!("  last lines of {}:\n{}", path.display(), body.join("\n"))
+}
+
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 impl SandboxState {
     pub fn load(dir: &Path) -> io::Result<SandboxState> {
@@ -126,7 +187,15 @@ pub fn save_net(dir: &Path, net: &NetState) -> io::Result<()> {
 /// Plans a sandbox of `nodes` nodes in `dir`: picks free ports, writes the configurations, and
 /// returns the state (no process started yet).
 pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState, ClusterConfig)> {
-    assert!((1..=9).contains(&nodes), "1 to 9 nodes");
+    if !(1..=NODES_MAX).contains(&nodes) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a sandbox has 1 to {NODES_MAX} nodes, not {nodes}"),
+        ));
+    }
+    if lease_ms == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the lease must be at least 1 ms"));
+    }
     std::fs::create_dir_all(dir)?;
     let links = nodes * (nodes - 1);
     let ports = crate::process::free_ports(2 * nodes + links)?;
@@ -197,10 +266,15 @@ pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState
                 client_port: n.client_port,
                 messaging_port: n.messaging_port,
                 pid: None,
+                paused: false,
+                last_exit: None,
             })
             .collect(),
         links: link_list,
         supervisor_pid: None,
+        lease_ms,
+        arakoon_bin: None,
+        owner_pid: None,
     };
     state.save(&dir)?;
     save_net(&dir, &NetState::new())?;
@@ -209,11 +283,7 @@ pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState
 
 /// The link states that cut the cluster into `groups` (nodes in no group are isolated).
 pub fn partition(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<NetState> {
-    for g in groups {
-        for n in g {
-            state.node(n)?;
-        }
-    }
+    check_groups(state, groups)?;
     let mut net = NetState::new();
     for l in &state.links {
         let together = groups.iter().any(|g| g.contains(&l.from) && g.contains(&l.to));
@@ -224,34 +294,36 @@ pub fn partition(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<Net
     Ok(net)
 }
 
-/// The supervisor's work: run every proxy and apply `net.json` whenever it changes, until the
-/// sandbox directory's `sandbox.json` no longer names this process.
-pub async fn supervise(dir: PathBuf) -> io::Result<()> {
-    let state = SandboxState::load(&dir)?;
-    let mut proxies: BTreeMap<String, ProxyHandle> = BTreeMap::new();
+/// The link states that cut every link from a node of `from` to a node of `to`, and only those:
+/// `to` still reaches `from`.
+pub fn one_way(state: &SandboxState, from: &[String], to: &[String]) -> io::Result<NetState> {
+    check_groups(state, &[from.to_vec(), to.to_vec()])?;
+    let mut net = NetState::new();
     for l in &state.links {
-        let upstream = SocketAddr::new(LOCALHOST, state.node(&l.to)?.messaging_port);
-        let listen = SocketAddr::new(LOCALHOST, l.proxy_port);
-        proxies.insert(link_name(&l.from, &l.to), proxy::start(listen, upstream).await?);
+        if from.contains(&l.from) && to.contains(&l.to) {
+            net.insert(link_name(&l.from, &l.to), LinkState { mode: LinkMode::Drop, delay_ms: 0 });
+        }
     }
-    let me = std::process::id();
-    let mut applied = NetState::new();
-    loop {
-        let net = load_net(&dir);
-        if net != applied {
-            for (name, p) in &proxies {
-                p.set(net.get(name).copied().unwrap_or_default());
+    Ok(net)
+}
+
+/// Every name is a node of the sandbox, and no node is in two groups.
+fn check_groups(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<()> {
+    let mut seen: Vec<&String> = Vec::new();
+    for g in groups {
+        if g.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a group names no node"));
+        }
+        for n in g {
+            state.node(n)?;
+            if seen.contains(&n) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("node {n} is named in two groups; each node belongs to one side"),
+                ));
             }
-            applied = net;
+            seen.push(n);
         }
-        match SandboxState::load(&dir) {
-            Ok(s) if s.supervisor_pid == Some(me) => {}
-            _ => break,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for p in proxies.values() {
-        p.stop();
     }
     Ok(())
 }
@@ -285,5 +357,24 @@ mod tests {
         assert_eq!(cut, ["n0->n2", "n1->n2", "n2->n0", "n2->n1"]);
         let err = partition(&state, &[vec!["n7".into()]]).unwrap_err();
         assert!(err.to_string().contains("n0, n1, n2"), "{err}");
+        let err = partition(&state, &[vec!["n0".into()], vec!["n0".into()]]).unwrap_err();
+        assert!(err.to_string().contains("two groups"), "{err}");
+    }
+
+    #[test]
+    fn a_one_way_partition_cuts_one_direction_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, _) = plan(tmp.path(), 3, 1000).unwrap();
+        let net = one_way(&state, &["n0".into()], &["n1".into(), "n2".into()]).unwrap();
+        let cut: Vec<&String> = net.keys().collect();
+        assert_eq!(cut, ["n0->n1", "n0->n2"]);
+    }
+
+    #[test]
+    fn a_plan_refuses_impossible_sizes() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(plan(tmp.path(), 0, 1000).unwrap_err().to_string().contains("1 to 9"));
+        assert!(plan(tmp.path(), 10, 1000).is_err());
+        assert!(plan(tmp.path(), 3, 0).is_err());
     }
 }

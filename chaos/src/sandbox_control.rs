@@ -1,0 +1,179 @@
+//! How commands reach the sandbox supervisor: one JSON line over the Unix socket
+//! `D/control.sock`, answered by one JSON line, then the connection closes.
+//!
+//! A socket rather than command files because every command wants an answer (did the node
+//! stop? was it running at all?), and the answer must come from the one process that owns the
+//! node processes. The supervisor handles one command at a time, so two operators cannot
+//! restart the same node at once; the socket lives in the sandbox directory, so it has the
+//! directory's permissions.
+
+use crate::proxy::LinkState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// What to damage on a stopped node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorruptTarget {
+    Tlog,
+    Store,
+}
+
+/// How to damage it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorruptHow {
+    Bitflip,
+    Truncate,
+}
+
+/// A command for the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    /// Is the supervisor there?
+    Ping,
+    /// kill -9.
+    Kill { node: String },
+    /// SIGTERM, then kill -9 after a grace period.
+    Stop { node: String },
+    /// SIGSTOP.
+    Pause { node: String },
+    /// SIGCONT.
+    Resume { node: String },
+    /// Stop if running, then start.
+    Restart { node: String },
+    /// Stop, delete the home, `arakoon -catchup-only`, start.
+    Wipe { node: String },
+    /// Damage a stopped node's files.
+    Corrupt { node: String, target: CorruptTarget, how: CorruptHow },
+    /// Set every link: those named get the state given, the others pass.
+    Net { links: BTreeMap<String, LinkState> },
+    /// `up` saw a master and returns: the supervisor no longer dies with it.
+    Detach,
+    /// Stop every node and the proxies, then exit.
+    Shutdown,
+}
+
+impl Request {
+    /// How long the answer may take: a wipe waits for a catch-up, a shutdown for every node.
+    pub fn answer_within(&self) -> Duration {
+        match self {
+            Request::Wipe { .. } => Duration::from_secs(240),
+            Request::Shutdown | Request::Restart { .. } | Request::Stop { .. } => {
+                Duration::from_secs(60)
+            }
+            _ => Duration::from_secs(30),
+        }
+    }
+}
+
+/// The supervisor's answer: `code` is the exit code `arakoon-admin` returns (0 when `ok`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub ok: bool,
+    pub code: i32,
+    pub message: String,
+}
+
+/// Exit codes of answers, as in the README's table.
+pub const CODE_BAD_INPUT: i32 = 3;
+pub const CODE_UNREACHABLE: i32 = 5;
+
+impl Answer {
+    pub fn ok(message: impl Into<String>) -> Answer {
+        Answer { ok: true, code: 0, message: message.into() }
+    }
+
+    pub fn refused(code: i32, message: impl Into<String>) -> Answer {
+        Answer { ok: false, code, message: message.into() }
+    }
+}
+
+/// Why a command could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "the sandbox in {dir} is not running: no supervisor answers on {socket} ({reason}); \
+         start one with `arakoon-admin sandbox up --dir {dir}`"
+    )]
+    NotRunning { dir: String, socket: String, reason: String },
+    #[error("the sandbox supervisor ({socket}) did not answer: {reason}; its log: {log}")]
+    NoAnswer { socket: String, reason: String, log: String },
+}
+
+/// Sends one request to the supervisor of the sandbox in `dir` and returns its answer.
+pub fn send(dir: &Path, request: &Request) -> Result<Answer, ControlError> {
+    let socket = crate::sandbox::socket_path(dir);
+    let not_running = |reason: String| ControlError::NotRunning {
+        dir: dir.display().to_string(),
+        socket: socket.display().to_string(),
+        reason,
+    };
+    let no_answer = |reason: String| ControlError::NoAnswer {
+        socket: socket.display().to_string(),
+        reason,
+        log: dir.join("supervisor.log").display().to_string(),
+    };
+    let stream = UnixStream::connect(&socket).map_err(|e| not_running(e.to_string()))?;
+    stream.set_read_timeout(Some(request.answer_within())).map_err(|e| no_answer(e.to_string()))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(|e| no_answer(e.to_string()))?;
+    let mut line = serde_json::to_vec(request).map_err(|e| no_answer(e.to_string()))?;
+    line.push(b'\n');
+    (&stream).write_all(&line).map_err(|e| no_answer(e.to_string()))?;
+    let mut reply = String::new();
+    BufReader::new(&stream)
+        .take_line(&mut reply, ANSWER_BYTES_MAX)
+        .map_err(|e| no_answer(format!("{e} (waited {:?})", request.answer_within())))?;
+    serde_json::from_str(&reply).map_err(|e| no_answer(format!("a bad answer {reply:?}: {e}")))
+}
+
+/// The longest request or answer line read.
+pub const ANSWER_BYTES_MAX: u64 = 1 << 20;
+pub const REQUEST_BYTES_MAX: u64 = 1 << 20;
+
+/// Reads one line of at most `max` bytes.
+pub trait TakeLine {
+    fn take_line(self, line: &mut String, max: u64) -> io::Result<()>;
+}
+
+impl<R: BufRead> TakeLine for R {
+    fn take_line(self, line: &mut String, max: u64) -> io::Result<()> {
+        let n = self.take(max).read_line(line)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed"));
+        }
+        if !line.ends_with('\n') {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a line too long or cut off"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_one_json_line_each() {
+        let r = Request::Corrupt {
+            node: "n1".into(),
+            target: CorruptTarget::Tlog,
+            how: CorruptHow::Bitflip,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(text, r#"{"command":"corrupt","node":"n1","target":"tlog","how":"bitflip"}"#);
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn a_sandbox_without_supervisor_says_how_to_start_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = send(tmp.path(), &Request::Ping).unwrap_err();
+        assert!(err.to_string().contains("sandbox up --dir"), "{err}");
+    }
+}
