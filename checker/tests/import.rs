@@ -222,3 +222,31 @@ fn the_porcupine_key_value_lines_keep_their_keys() {
     assert_eq!(h.ops()[0].input.key, Some(Value::Str("7".into())));
     assert_eq!(h.ops()[1].output, Some(Value::Str("x 0 0 y".into())));
 }
+
+#[test]
+fn a_process_that_calls_again_at_the_time_it_returned_reads_back() {
+    use arakoon_checker::import::RawCall;
+    use arakoon_checker::{History, Operation, Outcome};
+    let op = |process: u64, call: u64, ret: u64, f: &str| Operation {
+        process,
+        call,
+        ret: Some(ret),
+        input: RawCall { f: f.into(), key: Some(Value::Str("k".into())), value: Value::Nil },
+        output: None,
+        outcome: Outcome::Ok,
+    };
+    // Process 0 returns at 20 and calls again at 20; process 1 spans both.
+    let h: RawHistory = History::new(vec![
+        op(0, 10, 20, "delete"),
+        op(0, 20, 30, "delete"),
+        op(1, 15, 20, "delete"),
+    ])
+    .unwrap();
+    let mut out = Vec::new();
+    write_jsonl(&h, &mut out).unwrap();
+    let back = read_ok(&String::from_utf8(out).unwrap(), Format::Jsonl);
+    let mut times: Vec<(u64, u64, Option<u64>)> =
+        back.ops().iter().map(|o| (o.process, o.call, o.ret)).collect();
+    times.sort();
+    assert_eq!(times, [(0, 10, Some(20)), (0, 20, Some(30)), (1, 15, Some(20))]);
+}

@@ -9,9 +9,11 @@ mod check_cmd;
 mod client_cmd;
 mod completions_cmd;
 mod connect;
+mod drill_cmd;
 mod node_files;
 mod output;
 mod rebuild_cmd;
+mod sandbox_cmd;
 mod sim_cmd;
 mod store_cmd;
 mod tlog_cmd;
@@ -31,6 +33,9 @@ enum Command {
     /// Inspect, verify and repair TLog directories.
     #[command(subcommand)]
     Tlog(tlog_cmd::TlogCommand),
+    /// Run failure drills (YAML) and judge every seed: `drill run` with no file runs the built-in one.
+    #[command(subcommand)]
+    Drill(drill_cmd::DrillCommand),
     /// Simulate whole clusters under faults, seed by seed, and check every run.
     Sim(sim_cmd::SimArgs),
     /// Check that a recorded history is linearizable; explain a violation.
@@ -46,6 +51,8 @@ enum Command {
     Client(client_cmd::ClientArgs),
     /// Closed-loop load on a running cluster: ops/s and latency per client count.
     Bench(bench_cmd::BenchArgs),
+    /// A local cluster of real arakoon processes on loopback: kill, pause, partition, wipe.
+    Sandbox(sandbox_cmd::SandboxArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: arakoon-admin completions bash > /etc/bash_completion.d/arakoon-admin
@@ -60,6 +67,7 @@ fn main() {
     let cli = Cli::parse_from(node_files::normalize_args(std::env::args_os()));
     let result = match cli.command {
         Command::Tlog(cmd) => tlog_cmd::run(cmd),
+        Command::Drill(cmd) => drill_cmd::run(cmd),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
         Command::Store(cmd) => store_cmd::run(cmd),
@@ -67,6 +75,7 @@ fn main() {
         Command::Catchup(args) => catchup_cmd::run(args),
         Command::Client(args) => client_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Sandbox(args) => sandbox_cmd::run(args),
         Command::Completions { shell } => Ok(completions_cmd::run(shell, &mut Cli::command())),
     };
     match result {

@@ -74,15 +74,17 @@ fn from_json(json: &serde_json::Value, line: usize) -> Result<Value, HistoryErro
     })
 }
 
-/// Writes `history` in our JSON-lines format, events in time order (calls before returns at
-/// equal times), with explicit times.
+/// Writes `history` in our JSON-lines format, events in time order with explicit times. At
+/// equal times returns come before calls: a process may call again at the very time its previous
+/// operation returned, and the reader pairs events by line; the explicit times keep operations
+/// at equal times concurrent.
 pub fn write_jsonl(history: &RawHistory, out: &mut impl Write) -> std::io::Result<()> {
-    // (time, 0 call / 1 return, operation)
+    // (time, 0 return / 1 call, operation)
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(history.len() * 2);
     for (i, op) in history.ops().iter().enumerate() {
-        events.push((op.call, 0, i));
+        events.push((op.call, 1, i));
         if let Some(ret) = op.ret {
-            events.push((ret, 1, i));
+            events.push((ret, 0, i));
         }
     }
     events.sort_unstable();
@@ -91,14 +93,14 @@ pub fn write_jsonl(history: &RawHistory, out: &mut impl Write) -> std::io::Resul
         let mut line = serde_json::Map::new();
         line.insert("process".into(), op.process.into());
         let kind = match (phase, op.outcome) {
-            (0, _) => "call",
+            (1, _) => "call",
             (_, Outcome::Ok) => "ok",
             (_, Outcome::Fail) => "fail",
             (_, Outcome::Unknown) => "unknown",
         };
         line.insert("type".into(), kind.into());
         line.insert("f".into(), op.input.f.clone().into());
-        if phase == 0 {
+        if phase == 1 {
             if let Some(key) = &op.input.key {
                 line.insert("key".into(), to_json(key));
             }
