@@ -240,12 +240,13 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
     Some(text.trim_end_matches('\0').split('\0').map(str::to_string).collect())
 }
 
-/// Every live process whose command line holds `needle` in one of its arguments.
-pub fn pids_mentioning(needle: &str) -> Vec<u32> {
+/// Every live process (but this one) whose command line satisfies `pred`.
+pub fn pids_where(pred: impl Fn(&[String]) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id();
     let mut pids: Vec<u32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| cmdline(pid).is_some_and(|args| args.iter().any(|a| a.contains(needle))))
+        .filter(|&pid| pid != me && cmdline(pid).is_some_and(|args| pred(&args)))
         .filter(|&pid| pid_alive(pid))
         .collect();
     pids.sort_unstable();

@@ -164,6 +164,28 @@ impl SandboxState {
     pub fn names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
     }
+
+    /// The supervisor's pid, if it is alive (a recorded pid that now names another program,
+    /// after a reboot or pid reuse, does not count).
+    pub fn running_supervisor(&self) -> Option<u32> {
+        let pid = self.supervisor_pid?;
+        let args = crate::process::cmdline(pid)?;
+        let is_supervisor = args.iter().any(|a| a == "supervise");
+        (is_supervisor && crate::process::pid_alive(pid)).then_some(pid)
+    }
+}
+
+/// Every live process that belongs to the sandbox in `dir`: its supervisor and its `arakoon`
+/// nodes and catch-ups, known by their arguments (`--dir D`, `-config D/<node>/node.ini`).
+pub fn processes_of(dir: &Path) -> Vec<u32> {
+    let dir = dir.display().to_string();
+    let under = format!("{dir}/");
+    crate::process::pids_where(|args| {
+        let mentions = args.iter().any(|a| *a == dir || a.starts_with(&under));
+        let node = args.first().is_some_and(|a| a.ends_with("/arakoon") || a == "arakoon");
+        let supervisor = args.iter().any(|a| a == "supervise");
+        mentions && (node || supervisor)
+    })
 }
 
 /// Writes a file through a temporary name and a rename, so readers never see half of it.

@@ -62,6 +62,9 @@ const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 pub fn run(dir: &Path) -> io::Result<()> {
     let dir = dir.canonicalize().map_err(|e| with_path(e, dir))?;
     let state = SandboxState::load(&dir)?;
+    // The nodes inherit it: their logs are files, not terminals (tracing colours otherwise).
+    // Set while this process has one thread, before the runtime starts any.
+    std::env::set_var("NO_COLOR", "1");
     install_signal_handlers();
     let listener = bind(&dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -75,8 +78,10 @@ pub fn run(dir: &Path) -> io::Result<()> {
     sup.apply_net(&sandbox::load_net(&sup.dir));
     say(&format!("supervisor pid {} for {}", std::process::id(), sup.dir.display()));
     let result = sup.start_all().and_then(|()| sup.serve(&listener));
-    let report = sup.shutdown();
-    say(&report);
+    if !sup.procs.is_empty() || sup.state.supervisor_pid.is_some() {
+        let report = sup.shutdown();
+        say(&report);
+    }
     let _ = std::fs::remove_file(sandbox::socket_path(&sup.dir));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
@@ -333,7 +338,7 @@ impl Supervisor {
             Request::Restart { node } => self.with_node(&node, Self::restart),
             Request::Wipe { node } => self.with_node(&node, Self::wipe),
             Request::Corrupt { node, target, how } => self.with_node(&node, |s, name| {
-                if let Some(refusal) = s.refuse_if_running(name, "corrupt its files") {
+                if let Some(refusal) = s.refuse_if_running(name, "corrupt the files of") {
                     return refusal;
                 }
                 let home = sandbox::node_home(&s.dir, name);
@@ -388,7 +393,7 @@ impl Supervisor {
         Some(Answer::refused(
             CODE_BAD_INPUT,
             format!(
-                "cannot {what} of {name}: it is running (pid {}{}); damaging the files under a \
+                "cannot {what} {name}: it is running (pid {}{}); damaging the files under a \
                  running node tests only its page cache, and it may overwrite the damage; \
                  `arakoon-admin sandbox stop {name}` (or `kill {name}`) first",
                 p.pid(),

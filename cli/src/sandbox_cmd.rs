@@ -1,0 +1,785 @@
+//! `arakoon-admin sandbox`: a local cluster of real `arakoon` processes on loopback, to try
+//! faults by hand: kill, stop, pause, wipe and corrupt nodes, cut and heal peer links.
+//!
+//! `up` plans the sandbox (free ports, a generated INI per node, see `arakoon_chaos::sandbox`),
+//! starts a supervisor process (`sandbox supervise`, hidden) that owns the node processes and the
+//! peer-link proxies, waits for a master, detaches the supervisor and returns. Every other
+//! command finds the sandbox by its directory: `status` reads `sandbox.json` and asks each node
+//! for its state; the commands that change processes or links go to the supervisor over
+//! `D/control.sock` (why, and how lifetimes work: `arakoon_chaos::sandbox_supervisor`).
+
+use crate::connect::parse_duration_ms;
+use crate::output::{spinner, Failure};
+use arakoon_chaos::process::{self, Process};
+use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX, SOCKET_PATH_BYTES_MAX};
+use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
+use arakoon_node::client::{Client, ClientConfig};
+use arakoon_node::config::ClusterConfig;
+use arakoon_node::protocol::client::{Payload, Reply, Request as ClientRequest};
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example session:\n  \
+    arakoon-admin sandbox up --nodes 3 --dir /tmp/sb\n  \
+    arakoon-admin sandbox status --dir /tmp/sb\n  \
+    arakoon-admin sandbox partition n0 n1,n2 --dir /tmp/sb\n  \
+    arakoon-admin sandbox heal --dir /tmp/sb\n  \
+    arakoon-admin sandbox kill n1 --dir /tmp/sb\n  \
+    arakoon-admin sandbox restart n1 --dir /tmp/sb\n  \
+    arakoon-admin sandbox down --dir /tmp/sb\n\n\
+    Exit codes: 0 done; 2 bad command line; 3 bad input (no sandbox in the directory, an unknown \
+    node, a node not running, corrupting a running node); 5 no master within the timeout, the \
+    sandbox is not running, or a wipe found no peer to catch up from; 130 interrupted.")]
+pub struct SandboxArgs {
+    /// The sandbox's directory: every command on one sandbox names the same one.
+    #[arg(long, global = true, value_name = "DIR", default_value = "arakoon-sandbox")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: SandboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start N arakoon processes on loopback; return once a master is elected.
+    ///
+    /// Free ports, one INI per node (peers reached through fault proxies), a log per node;
+    /// the processes keep running in the background under a supervisor process until `down`.
+    #[command(after_help = "Example:\n  arakoon-admin sandbox up --nodes 3 --dir /tmp/sb \
+                            --lease-ms 1000")]
+    Up(UpArgs),
+    /// Per node: process (running, paused, stopped), pid, ports, role, master and applied i.
+    #[command(after_help = "Example:\n  arakoon-admin sandbox status --dir /tmp/sb --json")]
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// kill -9 a node (a crash: only what it fsynced survives).
+    #[command(after_help = "Example:\n  arakoon-admin sandbox kill n1 --dir /tmp/sb")]
+    Kill(NodeArg),
+    /// Stop a node cleanly (SIGTERM; kill -9 after 10 s).
+    #[command(after_help = "Example:\n  arakoon-admin sandbox stop n1 --dir /tmp/sb")]
+    Stop(NodeArg),
+    /// Freeze a node with SIGSTOP (its sockets stay open, it answers nothing).
+    #[command(after_help = "Example:\n  arakoon-admin sandbox pause n0 --dir /tmp/sb")]
+    Pause(NodeArg),
+    /// Thaw a paused node with SIGCONT.
+    #[command(after_help = "Example:\n  arakoon-admin sandbox resume n0 --dir /tmp/sb")]
+    Resume(NodeArg),
+    /// Stop a node if it runs, then start it (alias: start).
+    #[command(
+        alias = "start",
+        after_help = "Example:\n  arakoon-admin sandbox restart n1 --dir /tmp/sb"
+    )]
+    Restart(NodeArg),
+    /// A lost disk, and the operator's repair: stop the node, delete its home, rebuild it from
+    /// a peer with `arakoon -catchup-only`, start it.
+    #[command(after_help = "Example:\n  arakoon-admin sandbox wipe n2 --dir /tmp/sb")]
+    Wipe(NodeArg),
+    /// Cut the peer links between groups of nodes, in both directions (or one, --one-way).
+    ///
+    /// Each group is a comma-separated list of nodes; nodes named in no group form one more
+    /// group. Each `partition` replaces the previous one; `heal` ends it. Client ports are not
+    /// cut: clients still reach every node, as in a partition between servers only.
+    #[command(after_help = "Examples:\n  \
+        arakoon-admin sandbox partition n0 n1,n2 --dir /tmp/sb     n0 alone on one side\n  \
+        arakoon-admin sandbox partition n0 --dir /tmp/sb           the same\n  \
+        arakoon-admin sandbox partition --one-way n0 n1 --dir /tmp/sb\n                  \
+        n0's messages to n1 are lost; n1 still reaches n0")]
+    Partition(PartitionArgs),
+    /// Let every peer link pass again.
+    #[command(after_help = "Example:\n  arakoon-admin sandbox heal --dir /tmp/sb")]
+    Heal,
+    /// Damage a stopped node's newest TLog file or its store: flip a bit, or cut the file.
+    #[command(after_help = "Examples:\n  \
+        arakoon-admin sandbox stop n1 --dir /tmp/sb\n  \
+        arakoon-admin sandbox corrupt n1 --tlog --bitflip --dir /tmp/sb\n  \
+        arakoon-admin sandbox restart n1 --dir /tmp/sb    the node refuses its damaged TLog\n  \
+        arakoon-admin sandbox wipe n1 --dir /tmp/sb       the repair")]
+    Corrupt(CorruptArgs),
+    /// Stop every process of the sandbox; keep the data for inspection unless --clean.
+    #[command(after_help = "Example:\n  arakoon-admin sandbox down --dir /tmp/sb --clean")]
+    Down {
+        /// Delete the sandbox directory too.
+        #[arg(long)]
+        clean: bool,
+    },
+    /// The supervisor process that `up` starts (not for direct use).
+    #[command(hide = true)]
+    Supervise,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// How many nodes (named n0, n1, ...).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    nodes: usize,
+    /// The master's lease.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    lease_ms: u64,
+    /// How long to wait for a master, e.g. 60s or 1m.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    timeout: String,
+    /// The arakoon binary (default: the one beside arakoon-admin, or $ARAKOON_BIN).
+    #[arg(long, value_name = "FILE")]
+    arakoon: Option<PathBuf>,
+    /// Take the sandbox down when this process ends (for tests and scripts).
+    #[arg(long, value_name = "PID", hide = true)]
+    exit_with_pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArg {
+    /// The node's name (n0, n1, ...).
+    node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionArgs {
+    /// Groups of nodes, each comma-separated: `n0,n1 n2`.
+    #[arg(required = true, value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Cut only the links from the first group to the second (exactly two groups).
+    #[arg(long)]
+    one_way: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["tlog", "store"])))]
+#[command(group(ArgGroup::new("how").required(true).args(["bitflip", "truncate"])))]
+pub struct CorruptArgs {
+    /// The stopped node to damage.
+    node: String,
+    /// Damage its newest TLog file.
+    #[arg(long)]
+    tlog: bool,
+    /// Damage its store (its largest file).
+    #[arg(long)]
+    store: bool,
+    /// Flip one bit in the middle (of an entry's payload, for the TLog).
+    #[arg(long)]
+    bitflip: bool,
+    /// Cut the file (the TLog inside its last entry, as a torn write; the store file in half).
+    #[arg(long)]
+    truncate: bool,
+}
+
+pub fn run(args: SandboxArgs) -> Result<i32, Failure> {
+    let dir = args.dir;
+    match args.command {
+        SandboxCommand::Up(up_args) => up(&dir, up_args),
+        SandboxCommand::Supervise => arakoon_chaos::sandbox_supervisor::run(&dir)
+            .map(|()| 0)
+            .map_err(|e| Failure::new(3, format!("sandbox supervisor for {}: {e}", dir.display()))),
+        SandboxCommand::Status { json } => status(&dir, json),
+        SandboxCommand::Kill(a) => {
+            node_command(&dir, &a.node, Request::Kill { node: a.node.clone() })
+        }
+        SandboxCommand::Stop(a) => {
+            node_command(&dir, &a.node, Request::Stop { node: a.node.clone() })
+        }
+        SandboxCommand::Pause(a) => {
+            node_command(&dir, &a.node, Request::Pause { node: a.node.clone() })
+        }
+        SandboxCommand::Resume(a) => {
+            node_command(&dir, &a.node, Request::Resume { node: a.node.clone() })
+        }
+        SandboxCommand::Restart(a) => {
+            node_command(&dir, &a.node, Request::Restart { node: a.node.clone() })
+        }
+        SandboxCommand::Wipe(a) => {
+            node_command(&dir, &a.node, Request::Wipe { node: a.node.clone() })
+        }
+        SandboxCommand::Partition(a) => partition(&dir, a),
+        SandboxCommand::Heal => {
+            let state = load(&dir)?;
+            let answer = send(&dir, &state, Request::Net { links: Default::default() })?;
+            println!("healed: {}", answer.message);
+            Ok(0)
+        }
+        SandboxCommand::Corrupt(a) => corrupt(&dir, a),
+        SandboxCommand::Down { clean } => down(&dir, clean),
+    }
+}
+
+/// The sandbox in `dir`, or a failure that says there is none.
+fn load(dir: &Path) -> Result<SandboxState, Failure> {
+    SandboxState::load(dir).map_err(|e| Failure::new(3, e.to_string()))
+}
+
+/// Sends `request` to the running supervisor; a refusal becomes a failure with its code.
+fn send(
+    dir: &Path,
+    state: &SandboxState,
+    request: Request,
+) -> Result<sandbox_control::Answer, Failure> {
+    if state.running_supervisor().is_none() {
+        return Err(Failure::new(
+            5,
+            format!(
+                "the sandbox in {dir} is not running (it is down, or its supervisor died: see \
+                 {dir}/supervisor.log); start a new one with `arakoon-admin sandbox down --dir \
+                 {dir} --clean` and `arakoon-admin sandbox up --dir {dir}`",
+                dir = dir.display()
+            ),
+        ));
+    }
+    let answer =
+        sandbox_control::send(dir, &request).map_err(|e| Failure::new(5, e.to_string()))?;
+    if answer.ok {
+        Ok(answer)
+    } else {
+        Err(Failure::new(answer.code, answer.message))
+    }
+}
+
+fn node_command(dir: &Path, node: &str, request: Request) -> Result<i32, Failure> {
+    let state = load(dir)?;
+    state.node(node).map_err(|e| Failure::new(3, e.to_string()))?;
+    let answer = send(dir, &state, request)?;
+    println!("{}", answer.message);
+    Ok(0)
+}
+
+// ---- up ------------------------------------------------------------------------------------
+
+fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
+    if !(1..=NODES_MAX).contains(&args.nodes) {
+        return Err(Failure::new(2, format!("--nodes {}: 1 to {NODES_MAX}", args.nodes)));
+    }
+    if args.lease_ms == 0 {
+        return Err(Failure::new(2, "--lease-ms 0: the lease must be at least 1 ms"));
+    }
+    let timeout = Duration::from_millis(parse_duration_ms("--timeout", &args.timeout)?);
+    let dir = prepare_dir(dir)?;
+    let arakoon = match args.arakoon {
+        Some(p) if p.is_file() => p,
+        Some(p) => return Err(Failure::new(3, format!("--arakoon {}: no such file", p.display()))),
+        None => process::locate_binary("arakoon").map_err(|e| Failure::new(3, e.to_string()))?,
+    };
+    let (mut state, config) = sandbox::plan(&dir, args.nodes, args.lease_ms).map_err(|e| {
+        Failure::new(3, format!("cannot plan the sandbox in {}: {e}", dir.display()))
+    })?;
+    state.arakoon_bin = Some(arakoon);
+    state.owner_pid = args.exit_with_pid;
+    state.save(&dir).map_err(|e| Failure::new(3, format!("{}: {e}", dir.display())))?;
+
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::new(3, format!("cannot find arakoon-admin itself: {e}")))?;
+    let sup_args: Vec<String> =
+        vec!["sandbox".into(), "supervise".into(), "--dir".into(), dir.display().to_string()];
+    let log = dir.join("supervisor.log");
+    // Tied to this process (SIGTERM when it dies) until Detach; in a session of its own so
+    // the terminal's Ctrl-C reaches only us, and we decide.
+    let supervisor = Process::spawn_with("supervisor", &exe, &sup_args, &log, libc::SIGTERM, true)
+        .map_err(|e| Failure::new(3, format!("cannot start the supervisor: {e}")))?;
+    let mut starting = Starting { supervisor: Some(supervisor) };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(3, format!("cannot start the runtime: {e}")))?;
+    let client = client_config(&config);
+    let bar = spinner();
+    bar.set_message(format!("waiting for a master among {} nodes", args.nodes));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let waited = runtime.block_on(wait_for_master(&dir, client, &mut starting, timeout));
+    bar.finish_and_clear();
+    let (master, took) = waited?;
+
+    let answer = sandbox_control::send(&dir, &Request::Detach)
+        .map_err(|e| Failure::new(3, format!("cannot detach the supervisor: {e}")))?;
+    if !answer.ok {
+        return Err(Failure::new(answer.code, answer.message));
+    }
+    let supervisor_pid = starting.release();
+    print_up(&dir, &master, took, supervisor_pid, args.lease_ms)?;
+    Ok(0)
+}
+
+/// Creates (or checks) the sandbox directory: new or empty, never someone's files.
+fn prepare_dir(dir: &Path) -> Result<PathBuf, Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::new(3, format!("cannot create {}: {e}", dir.display())))?;
+    let dir = dir.canonicalize().map_err(|e| Failure::new(3, format!("{}: {e}", dir.display())))?;
+    let shown = dir.display();
+    if dir.join("sandbox.json").exists() {
+        let state = load(&dir)?;
+        if let Some(pid) = state.running_supervisor() {
+            return Err(Failure::new(
+                3,
+                format!(
+                    "a sandbox already runs in {shown} (supervisor pid {pid}); `arakoon-admin \
+                     sandbox status --dir {shown}` shows it, `sandbox down --dir {shown}` stops it"
+                ),
+            ));
+        }
+        return Err(Failure::new(
+            3,
+            format!(
+                "{shown} holds a sandbox that is down (its data kept for inspection); \
+                 `arakoon-admin sandbox down --dir {shown} --clean` deletes it, or choose another \
+                 --dir"
+            ),
+        ));
+    }
+    let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        return Err(Failure::new(
+            3,
+            format!("{shown} is not empty and holds no sandbox; choose a new or empty --dir"),
+        ));
+    }
+    let socket = sandbox::socket_path(&dir);
+    if socket.as_os_str().len() > SOCKET_PATH_BYTES_MAX {
+        return Err(Failure::new(
+            2,
+            format!(
+                "--dir {shown} is too long: the control socket {} would pass the {} bytes a Unix \
+                 socket path may have; choose a shorter --dir",
+                socket.display(),
+                SOCKET_PATH_BYTES_MAX
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// The supervisor while `up` waits: stopped (and with it every node) unless released.
+struct Starting {
+    supervisor: Option<Process>,
+}
+
+impl Starting {
+    fn release(&mut self) -> u32 {
+        self.supervisor.take().map_or(0, Process::release)
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.supervisor.take() {
+            eprintln!("arakoon-admin: stopping the sandbox's supervisor and nodes");
+            // SIGTERM: the supervisor stops its nodes cleanly; if it hangs, kill -9, and the
+            // kernel kills the nodes (PDEATHSIG).
+            let _ = p.terminate(Duration::from_secs(30));
+        }
+    }
+}
+
+fn client_config(config: &ClusterConfig) -> ClientConfig {
+    let mut c = ClientConfig::from_cluster(config);
+    c.connect_timeout = Duration::from_secs(1);
+    c.request_timeout = Duration::from_secs(2);
+    c.attempts = 1;
+    c
+}
+
+async fn wait_for_master(
+    dir: &Path,
+    config: ClientConfig,
+    starting: &mut Starting,
+    timeout: Duration,
+) -> Result<(String, Duration), Failure> {
+    let started = Instant::now();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        if let Some(status) = starting.supervisor.as_mut().and_then(Process::exit_status) {
+            return Err(Failure::new(
+                3,
+                format!(
+                    "the sandbox supervisor exited ({status}) before a master was elected\n{}",
+                    logs(dir)
+                ),
+            ));
+        }
+        if started.elapsed() >= timeout {
+            return Err(Failure::new(5, format!("no master within {:?}\n{}", timeout, logs(dir))));
+        }
+        let mut client = Client::new(config.clone());
+        tokio::select! {
+            found = client.find_master() => {
+                if let Ok(k) = found {
+                    return Ok((config.nodes[k].0.clone(), started.elapsed()));
+                }
+            }
+            _ = &mut interrupted => return Err(Failure::new(130, "interrupted")),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = &mut interrupted => return Err(Failure::new(130, "interrupted")),
+        }
+    }
+}
+
+/// The tails of the supervisor's and the nodes' logs, for a failed `up`.
+fn logs(dir: &Path) -> String {
+    let mut parts = vec![sandbox::log_tail(&dir.join("supervisor.log"), 10)];
+    if let Ok(state) = SandboxState::load(dir) {
+        for n in &state.nodes {
+            parts.push(sandbox::log_tail(&sandbox::node_log(dir, &n.name), 5));
+        }
+    }
+    parts.join("\n")
+}
+
+fn print_up(
+    dir: &Path,
+    master: &str,
+    took: Duration,
+    supervisor_pid: u32,
+    lease_ms: u64,
+) -> Result<(), Failure> {
+    let state = load(dir)?;
+    let d = dir.display();
+    println!(
+        "sandbox up in {d}: {} nodes, lease {lease_ms} ms, master {master} (elected in {:.1} s)",
+        state.nodes.len(),
+        took.as_secs_f64()
+    );
+    for n in &state.nodes {
+        println!(
+            "  {:<4} pid {:<8} client 127.0.0.1:{:<6} messaging {:<6} log {}",
+            n.name,
+            n.pid.map_or("-".into(), |p| p.to_string()),
+            n.client_port,
+            n.messaging_port,
+            sandbox::node_log(dir, &n.name).display()
+        );
+    }
+    println!("configuration: {d}/cluster.ini (arakoon-admin client who-master -c {d}/cluster.ini)");
+    println!(
+        "supervisor: pid {supervisor_pid}, owns the nodes and the peer-link proxies; log \
+         {d}/supervisor.log"
+    );
+    println!(
+        "next: arakoon-admin sandbox status --dir {d}; stop everything: sandbox down --dir {d}"
+    );
+    Ok(())
+}
+
+// ---- status --------------------------------------------------------------------------------
+
+/// What one node says of itself (`current_state`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct NodeView {
+    role: Option<String>,
+    master: Option<String>,
+    lease_valid: Option<bool>,
+    applied: Option<u64>,
+    committed: Option<u64>,
+    learner: Option<bool>,
+}
+
+/// Parses `n0 master: master=n0 lease_valid=true promised=3 ... applied=4 learner=false`.
+fn parse_current_state(text: &str) -> NodeView {
+    let mut view = NodeView::default();
+    let (head, rest) = text.split_once(": ").unwrap_or((text, ""));
+    view.role = head.split_whitespace().nth(1).map(str::to_string);
+    for pair in rest.split_whitespace() {
+        let Some((key, value)) = pair.split_once('=') else { continue };
+        match key {
+            "master" if value != "None" => view.master = Some(value.to_string()),
+            "lease_valid" => view.lease_valid = value.parse().ok(),
+            "applied" => view.applied = value.parse().ok(),
+            "committed" => view.committed = value.parse().ok(),
+            "learner" => view.learner = value.parse().ok(),
+            _ => {}
+        }
+    }
+    view
+}
+
+async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
+    match client.ask(k, &ClientRequest::CurrentState).await? {
+        Reply::Ok(Payload::String(s)) => Ok(parse_current_state(&String::from_utf8_lossy(&s))),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
+    let state = load(dir)?;
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let config = ClusterConfig::load(&dir.join("cluster.ini"))
+        .map_err(|e| Failure::new(3, e.to_string()))?;
+    let supervisor = state.running_supervisor();
+    let net = sandbox::load_net(&dir);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(3, format!("cannot start the runtime: {e}")))?;
+    let client = Client::new(client_config(&config));
+    let mut rows = Vec::new();
+    for (k, n) in state.nodes.iter().enumerate() {
+        let alive = n.pid.filter(|&p| process::pid_alive(p));
+        let process_state = match alive {
+            None => "stopped",
+            Some(p) if n.paused || process::pid_state(p) == Some('T') => "paused",
+            Some(_) => "running",
+        };
+        // A paused node would only time out; a stopped one has nothing to say.
+        let view = if process_state == "running" {
+            runtime.block_on(ask_state(&client, k))
+        } else {
+            Ok(NodeView::default())
+        };
+        rows.push((n, process_state, alive, view));
+    }
+    let masters: Vec<&str> = rows
+        .iter()
+        .filter_map(|(n, _, _, v)| match v {
+            Ok(v) if v.role.as_deref() == Some("master") && v.lease_valid == Some(true) => {
+                Some(n.name.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let cut: Vec<&String> = net.keys().collect();
+    if as_json {
+        let nodes: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, process_state, pid, view)| {
+                let v = view.clone().unwrap_or_default();
+                json!({
+                    "name": n.name,
+                    "process": process_state,
+                    "pid": pid,
+                    "client_port": n.client_port,
+                    "messaging_port": n.messaging_port,
+                    "role": v.role,
+                    "master": v.master,
+                    "lease_valid": v.lease_valid,
+                    "applied": v.applied,
+                    "committed": v.committed,
+                    "learner": v.learner,
+                    "last_exit": n.last_exit,
+                    "error": view.as_ref().err(),
+                })
+            })
+            .collect();
+        let report = json!({
+            "dir": dir.display().to_string(),
+            "cluster_id": state.cluster_id,
+            "lease_ms": state.lease_ms,
+            "supervisor": { "pid": state.supervisor_pid, "running": supervisor.is_some() },
+            "master": if masters.len() == 1 { Some(masters[0]) } else { None },
+            "masters": masters,
+            "nodes": nodes,
+            "links_cut": cut,
+        });
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Ok(0);
+    }
+    let sup = match supervisor {
+        Some(pid) => format!("supervisor pid {pid}"),
+        None => "DOWN (no supervisor; no node can run)".into(),
+    };
+    println!(
+        "sandbox {}: cluster {}, {} nodes, lease {} ms, {sup}",
+        dir.display(),
+        state.cluster_id,
+        state.nodes.len(),
+        state.lease_ms
+    );
+    match masters.as_slice() {
+        [] => println!("master: none (no node holds a valid lease: an election, or no quorum)"),
+        [m] => println!("master: {m}"),
+        many => println!("masters: {} (more than one valid lease!)", many.join(", ")),
+    }
+    println!(
+        "{:<5} {:<8} {:<8} {:<7} {:<9} {:<12} {:<7} applied",
+        "node", "process", "pid", "client", "messaging", "role", "master"
+    );
+    let dash = || "-".to_string();
+    for (n, process_state, pid, view) in &rows {
+        let (role, master, applied, note) = match view {
+            Ok(v) => (
+                v.role.clone().map(|r| if v.learner == Some(true) { format!("{r}*") } else { r }),
+                v.master.clone(),
+                v.applied.map(|i| i.to_string()),
+                n.last_exit.clone().filter(|_| *process_state == "stopped"),
+            ),
+            Err(e) => (None, None, None, Some(format!("no answer: {e}"))),
+        };
+        println!(
+            "{:<5} {:<8} {:<8} {:<7} {:<9} {:<12} {:<7} {}{}",
+            n.name,
+            process_state,
+            pid.map_or_else(dash, |p| p.to_string()),
+            n.client_port,
+            n.messaging_port,
+            role.unwrap_or_else(dash),
+            master.unwrap_or_else(dash),
+            applied.unwrap_or_else(dash),
+            note.map(|s| format!("  ({s})")).unwrap_or_default()
+        );
+    }
+    if rows.iter().any(|(_, _, _, v)| matches!(v, Ok(v) if v.learner == Some(true))) {
+        println!("* a learner: rebuilt from a peer, no vote until a master caught it up");
+    }
+    if cut.is_empty() {
+        println!("links: all pass");
+    } else {
+        let cut: Vec<&str> = cut.iter().map(|s| s.as_str()).collect();
+        println!("links cut: {}", cut.join(", "));
+    }
+    Ok(0)
+}
+
+// ---- partition, corrupt, down --------------------------------------------------------------
+
+fn partition(dir: &Path, args: PartitionArgs) -> Result<i32, Failure> {
+    let state = load(dir)?;
+    let mut groups: Vec<Vec<String>> = args
+        .groups
+        .iter()
+        .map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .collect();
+    let bad = |e: std::io::Error| Failure::new(3, e.to_string());
+    let (links, said) = if args.one_way {
+        let [from, to] = groups.as_slice() else {
+            return Err(Failure::new(2, "--one-way takes exactly two groups: FROM TO"));
+        };
+        let links = sandbox::one_way(&state, from, to).map_err(bad)?;
+        (links, format!("{{{}}} -> {{{}}} cut one way", from.join(","), to.join(",")))
+    } else {
+        let named: Vec<&String> = groups.iter().flatten().collect();
+        let rest: Vec<String> = state.names().into_iter().filter(|n| !named.contains(&n)).collect();
+        if !rest.is_empty() {
+            groups.push(rest);
+        }
+        if groups.len() < 2 {
+            return Err(Failure::new(
+                2,
+                "every node is in one group: nothing to cut; name at least two groups, e.g. \
+                 `partition n0 n1,n2`",
+            ));
+        }
+        let links = sandbox::partition(&state, &groups).map_err(bad)?;
+        let sides: Vec<String> = groups.iter().map(|g| format!("{{{}}}", g.join(","))).collect();
+        (links, sides.join(" | "))
+    };
+    let answer = send(dir, &state, Request::Net { links })?;
+    println!("partition {said}: {}", answer.message);
+    println!("heal with: arakoon-admin sandbox heal --dir {}", dir.display());
+    Ok(0)
+}
+
+fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
+    let state = load(dir)?;
+    let node = state.node(&args.node).map_err(|e| Failure::new(3, e.to_string()))?;
+    let target = if args.tlog { CorruptTarget::Tlog } else { CorruptTarget::Store };
+    let how = if args.bitflip { CorruptHow::Bitflip } else { CorruptHow::Truncate };
+    if state.running_supervisor().is_some() {
+        // The supervisor knows whether the node runs, and no restart can race the damage.
+        let answer = send(dir, &state, Request::Corrupt { node: node.name.clone(), target, how })?;
+        println!("{}", answer.message);
+        return Ok(0);
+    }
+    // The sandbox is down: no node runs (they die with the supervisor); damage the files here.
+    if let Some(pid) = node.pid.filter(|&p| process::pid_alive(p)) {
+        return Err(Failure::new(
+            3,
+            format!(
+                "{} still runs as pid {pid}; `sandbox down --dir {}` first",
+                node.name,
+                dir.display()
+            ),
+        ));
+    }
+    let home = sandbox::node_home(dir, &node.name);
+    let tlogs = sandbox::node_tlog_dir(dir, &node.name);
+    let done = arakoon_chaos::sandbox_corrupt::corrupt(&home, &tlogs, target, how)
+        .map_err(|e| Failure::new(3, format!("{}: {e}", node.name)))?;
+    println!("{}: {done}", node.name);
+    Ok(0)
+}
+
+fn down(dir: &Path, clean: bool) -> Result<i32, Failure> {
+    let state = load(dir)?;
+    let dir = dir.canonicalize().map_err(|e| Failure::new(3, format!("{}: {e}", dir.display())))?;
+    let shown = dir.display();
+    match state.running_supervisor() {
+        Some(pid) => {
+            match sandbox_control::send(&dir, &Request::Shutdown) {
+                Ok(answer) => println!("{}", answer.message),
+                Err(e) => {
+                    println!("the supervisor did not answer ({e}); killing it (pid {pid})");
+                    let _ = process::term_pid(pid);
+                }
+            }
+            if !wait_gone(pid, Duration::from_secs(15)) {
+                println!("the supervisor (pid {pid}) is still there; kill -9");
+                let _ = process::kill_pid(pid);
+                wait_gone(pid, Duration::from_secs(5));
+            }
+            println!("supervisor (pid {pid}) stopped; the peer-link proxies are gone");
+        }
+        None => println!("the supervisor was not running"),
+    }
+    // Anything left of this sandbox (a supervisor killed mid-way leaves nothing, as its nodes
+    // die with it; this is the belt to those braces).
+    for pid in sandbox::processes_of(&dir) {
+        let _ = process::kill_pid(pid);
+        println!("killed leftover process {pid}");
+    }
+    if clean {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Failure::new(3, format!("cannot delete {shown}: {e}")))?;
+        println!("deleted {shown}");
+    } else {
+        if let Ok(mut state) = SandboxState::load(&dir) {
+            state.supervisor_pid = None;
+            for n in &mut state.nodes {
+                n.pid = None;
+                n.paused = false;
+            }
+            let _ = state.save(&dir);
+        }
+        println!(
+            "data kept in {shown} for inspection: logs {shown}/<node>/node.log, TLogs \
+             {shown}/<node>/home/tlogs (arakoon-admin tlog list ...); `arakoon-admin sandbox down \
+             --dir {shown} --clean` deletes it"
+        );
+    }
+    Ok(0)
+}
+
+/// Waits (at most `within`) until the process has ended.
+fn wait_gone(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while process::pid_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_state_is_read_field_by_field() {
+        let v = parse_current_state(
+            "n0 master: master=n0 lease_valid=true promised=3 last=5 committed=4 applied=4 \
+             learner=false",
+        );
+        assert_eq!(v.role.as_deref(), Some("master"));
+        assert_eq!(v.master.as_deref(), Some("n0"));
+        assert_eq!(v.lease_valid, Some(true));
+        assert_eq!(v.applied, Some(4));
+        assert_eq!(v.learner, Some(false));
+        let v = parse_current_state("n2 candidate: master=None lease_valid=false applied=none");
+        assert_eq!(v.role.as_deref(), Some("candidate"));
+        assert_eq!(v.master, None);
+        assert_eq!(v.applied, None);
+        assert_eq!(parse_current_state("garbage"), NodeView::default());
+    }
+}
