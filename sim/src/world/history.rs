@@ -150,9 +150,13 @@ impl Recorder {
     }
 
     fn histories(&self) -> Result<(RawHistory, RawHistory), String> {
-        let kv = History::new(self.kv.clone()).map_err(|e| format!("kv history: {e}"))?;
-        let multi =
-            History::new(self.multi.clone()).map_err(|e| format!("sequence history: {e}"))?;
+        Recorder { kv: self.kv.clone(), multi: self.multi.clone(), ..Recorder::default() }
+            .into_histories()
+    }
+
+    fn into_histories(self) -> Result<(RawHistory, RawHistory), String> {
+        let kv = History::new(self.kv).map_err(|e| format!("kv history: {e}"))?;
+        let multi = History::new(self.multi).map_err(|e| format!("sequence history: {e}"))?;
         Ok((kv, multi))
     }
 
@@ -170,8 +174,8 @@ impl Recorder {
     }
 
     /// Checks both histories: the single-key one per key, the other as one map.
-    pub fn check(&self, time_limit: Duration) -> Linearizability {
-        let (kv, multi) = match self.histories() {
+    pub fn check(self, time_limit: Duration) -> Linearizability {
+        let (kv, multi) = match self.into_histories() {
             Ok(h) => h,
             Err(e) => return Linearizability::Violated(e),
         };

@@ -1080,7 +1080,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     w.report.simulated_ms = w.now_us / 1000;
     w.report.history_ops = w.history.len();
-    w.report.ops = w.history.summaries();
+    if cfg.keep_history {
+        w.report.ops = w.history.summaries();
+    }
     if cfg.keep_history {
         w.report.histories = Some(w.history.to_jsonl());
     }
@@ -1103,7 +1105,7 @@ fn final_checks(w: &mut World) -> Result<u64, Violation> {
     checks::applied_prefixes(&w.nodes)?;
     checks::no_acknowledged_write_lost(&chosen, &w.acknowledged)?;
     let limit = std::time::Duration::from_millis(w.cfg.check_time_limit_ms);
-    match w.history.check(limit) {
+    match std::mem::take(&mut w.history).check(limit) {
         Linearizability::Linearizable => w.report.linearizability = "linearizable".into(),
         Linearizability::Unknown(why) => w.report.linearizability = format!("unknown: {why}"),
         Linearizability::Violated(detail) => {
