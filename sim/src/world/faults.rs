@@ -19,6 +19,8 @@ pub struct FaultMix {
     pub pauses: bool,
     /// Bit flips and truncations of TLog files at rest (detected at restart, then repaired).
     pub disk_corruption: bool,
+    /// Some fsyncs stall for milliseconds, as real disks' do.
+    pub slow_disk: bool,
     /// Clock offsets up to this many ms either way.
     pub clock_offset_ms: i64,
     /// Clock drift up to this many ppm either way.
@@ -41,6 +43,7 @@ impl FaultMix {
             wipes: false,
             pauses: false,
             disk_corruption: false,
+            slow_disk: false,
             clock_offset_ms: 0,
             clock_drift_ppm: 0,
             fault_interval_ms: 1000,
@@ -60,6 +63,7 @@ impl FaultMix {
             wipes: true,
             pauses: true,
             disk_corruption: true,
+            slow_disk: true,
             clock_offset_ms: 500,
             clock_drift_ppm: 20_000,
             fault_interval_ms: 700,
@@ -91,6 +95,7 @@ impl FaultMix {
             m.clock_drift_ppm = rng.gen_range(0..30_000);
         }
         m.fault_interval_ms = rng.gen_range(200..2_000);
+        m.slow_disk = rng.gen_bool(0.3);
         m
     }
 
@@ -111,6 +116,7 @@ impl FaultMix {
             (self.wipes, "wipes"),
             (self.pauses, "pauses"),
             (self.disk_corruption, "disk corruption"),
+            (self.slow_disk, "slow disk"),
         ] {
             if flag {
                 on.push(name.to_string());

@@ -375,7 +375,11 @@ impl World {
                 }
                 Action::Persist { token, ballot, entry } => {
                     self.persists[k].insert(token, (ballot, entry));
-                    let latency = self.rng.gen_range(50..400);
+                    let latency = if self.mix.slow_disk && self.rng.gen_bool(0.1) {
+                        self.rng.gen_range(1_000..30_000)
+                    } else {
+                        self.rng.gen_range(50..400)
+                    };
                     // Jobs complete in order: never before the previous one.
                     let at = (self.now_us + latency).max(self.persist_free_at[k] + 1);
                     self.persist_free_at[k] = at;
@@ -766,7 +770,11 @@ impl World {
             return;
         }
         let n = self.cfg.nodes;
-        let kind = kinds[self.rng.gen_range(0..kinds.len())];
+        let mut kind = kinds[self.rng.gen_range(0..kinds.len())];
+        // Power loss is the rarest: a cluster that loses power every few seconds is never up.
+        if kind == "power-loss" && !self.rng.gen_bool(0.3) {
+            kind = "crash";
+        }
         let victim = self.rng.gen_range(0..n);
         match kind {
             "partition" => {
@@ -951,7 +959,14 @@ impl World {
             }
             Event::CatchUpDone { node, epoch, from, to_i } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
-                    self.catch_up(node, from, to_i);
+                    if self.persists[node].is_empty() {
+                        self.catch_up(node, from, to_i);
+                    } else {
+                        // The disk writes in order, as the server's persister does: fetched
+                        // entries go after the jobs already queued.
+                        let at = self.persist_free_at[node].max(self.now_us) + 1;
+                        self.agenda.push(at, Event::CatchUpDone { node, epoch, from, to_i });
+                    }
                 }
             }
             Event::ClientRequest { node, client, op } => self.client_request(node, client, op),
