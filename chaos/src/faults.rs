@@ -2,7 +2,8 @@
 //!
 //! | family | faults | sim | turmoil | sandbox |
 //! |---|---|---|---|---|
-//! | network | partition, isolate, one_way, ring, bridge, heal, loss, delay | yes | yes | partitions and heal through the peer-link proxies; loss and delay too |
+//! | network | partition, isolate, one_way, ring, bridge, heal, delay | yes | yes | through the peer-link proxies |
+//! | network | loss (at random) | yes | yes | no (the proxies drop whole links, not single messages) |
 //! | process | kill, stop, pause, resume, restart, wipe | yes | kill, restart | yes |
 //! | whole cluster | power_loss | yes | no | no (it would need a real power cut) |
 //! | disk | bitflip, truncate, torn_tail, delete_tlog | TLog files | no | TLog and store files |
@@ -218,9 +219,10 @@ impl Fault {
             | Fault::Ring
             | Fault::Bridge
             | Fault::Heal
-            | Fault::Loss(_)
             | Fault::Delay(_)
             | Fault::DropMaster => &[Sim, Turmoil, Sandbox],
+            // The sandbox's proxies pass, delay, drop or reset a link; they lose nothing at random.
+            Fault::Loss(_) => &[Sim, Turmoil],
             Fault::Kill(_) | Fault::Restart(_) => &[Sim, Turmoil, Sandbox],
             Fault::Stop(_) | Fault::Pause { .. } | Fault::Resume(_) | Fault::Wipe(_) => {
                 &[Sim, Sandbox]

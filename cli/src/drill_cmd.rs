@@ -24,7 +24,8 @@ pub enum TierChoice {
     Sim,
     /// The real server code over turmoil's network (not available yet).
     Turmoil,
-    /// Real processes on loopback (run drills by hand with `arakoon-admin sandbox` for now).
+    /// Real `arakoon` processes on loopback behind fault proxies (needs the `arakoon` binary
+    /// beside arakoon-admin: `cargo build -p arakoon-node --bin arakoon`).
     Sandbox,
 }
 
@@ -140,13 +141,10 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
         let d = drill::load(f, Some(tier)).map_err(|e| Failure::new(3, e.to_string()))?;
         drills.push((f.display().to_string(), d));
     }
-    if tier != Tier::Sim {
+    if tier == Tier::Turmoil {
         return Err(Failure::new(
             3,
-            format!(
-                "the {} tier runner is not built yet: run drills on --tier sim, and rehearse by hand on real processes with `arakoon-admin sandbox`",
-                tier.name()
-            ),
+            "the turmoil tier runner is not built yet: run drills on --tier sim or --tier sandbox",
         ));
     }
     let seeds_override = match (&args.seed, &args.seeds) {
@@ -170,12 +168,38 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
         let seeds = seeds_override.clone().unwrap_or(d.seeds.clone());
         for seed in seeds {
             bar.set_message(format!("{} seed {seed}", d.name));
-            let run = run_drill(d, seed, args.report.is_some());
             let replay = if file.starts_with('(') {
-                format!("arakoon-admin drill run --seed {seed}")
+                format!("arakoon-admin drill run --tier {} --seed {seed}", tier.name())
             } else {
-                format!("arakoon-admin drill run {file} --seed {seed}")
+                format!("arakoon-admin drill run {file} --tier {} --seed {seed}", tier.name())
             };
+            if tier == Tier::Sandbox {
+                let base = std::env::temp_dir();
+                let run = crate::drill_sandbox::run(d, seed, &base)
+                    .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
+                say(
+                    &bar,
+                    format!(
+                        "{:<28} seed {seed:<3} {}  ({} ops ok, {} failed, {} unknown; {} steps)",
+                        d.name,
+                        if run.passed { "PASS" } else { "FAIL" },
+                        run.ops_ok,
+                        run.ops_failed,
+                        run.ops_unknown,
+                        run.fault_log.len()
+                    ),
+                );
+                if !run.passed {
+                    failed += 1;
+                    say(&bar, format!("  {}\n  replay: {replay}", run.verdict));
+                    for (at, what) in &run.fault_log {
+                        say(&bar, format!("    {at}ms {what}"));
+                    }
+                }
+                bar.inc(1);
+                continue;
+            }
+            let run = run_drill(d, seed, args.report.is_some());
             let r = &run.report;
             let line = format!(
                 "{:<28} seed {seed:<3} {}  ({} ops ok, {} failed, {} unknown; {} faults applied)",

@@ -10,6 +10,7 @@ mod client_cmd;
 mod completions_cmd;
 mod connect;
 mod drill_cmd;
+mod drill_sandbox;
 mod node_files;
 mod output;
 mod rebuild_cmd;

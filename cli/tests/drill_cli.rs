@@ -66,8 +66,60 @@ fn bad_drills_are_refused_before_anything_runs_with_line_and_column() {
     let out = admin(&["drill", "validate", &scenario("power-loss.yaml"), "--tier", "sandbox"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("cannot apply power_loss"), "{}", text(&out));
-    // The sandbox runner does not exist yet: said plainly, exit 3.
-    let out = admin(&["drill", "run", &scenario("wiped-node-rebuilt.yaml"), "--tier", "sandbox"]);
+    // A fault the sandbox cannot apply is refused before anything starts.
+    let out = admin(&["drill", "run", &scenario("power-loss.yaml"), "--tier", "sandbox"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out).contains("cannot apply power_loss"), "{}", text(&out));
+    // The turmoil runner does not exist yet: said plainly, exit 3.
+    let out = admin(&["drill", "run", &scenario("master-in-minority.yaml"), "--tier", "turmoil"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("not built yet"), "{}", text(&out));
+}
+
+/// The `arakoon` binary beside arakoon-admin, built if missing.
+fn arakoon_built() -> bool {
+    let admin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_arakoon-admin"));
+    let arakoon = admin.with_file_name("arakoon");
+    if !arakoon.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "arakoon-node", "--bin", "arakoon"])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: cannot build the arakoon binary (cargo build -p arakoon-node --bin arakoon)");
+            return false;
+        }
+    }
+    arakoon.exists()
+}
+
+#[test]
+fn a_drill_runs_on_real_processes_and_leaves_none_behind() {
+    if !arakoon_built() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let drill = dir.path().join("short.yaml");
+    std::fs::write(
+        &drill,
+        "name: short-kill\ndescription: kill the master of real processes\n\
+         cluster: { nodes: 3, lease: 1s }\nworkload: { clients: 3 }\nduration: 8s\nseed: 1\n\
+         steps:\n  - at: 2s\n    kill: master\n  - wait_until: master_elected\n    timeout: 4s\n\
+         \x20 - after: 1s\n    restart: down\n  - wait_until: all_in_sync\n    timeout: 10s\n\
+         expect: [linearizable, no_lost_writes, in_sync, { master_within: 3s }]\n",
+    )
+    .unwrap();
+    let out = admin(&["drill", "run", drill.to_str().unwrap(), "--tier", "sandbox"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("short-kill") && t.contains("PASS"), "{t}");
+    // Ops succeeded on real processes (the history that was checked is not empty).
+    let ok: u64 = t
+        .split("PASS  (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(ok > 100, "only {ok} operations succeeded: {t}");
+    let left = Command::new("pgrep").args(["-f", "sandbox-short-kill"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&left.stdout));
 }

@@ -1,0 +1,767 @@
+//! Drills on the sandbox tier: real `arakoon` processes on loopback, real clients, the drill's
+//! faults applied through the sandbox supervisor, the history checked like the simulator's.
+//!
+//! One seed runs like this: `arakoon-admin sandbox up` (this same binary, tied to this process)
+//! starts the nodes behind the peer-link proxies; client tasks issue the drill's mix of
+//! operations and record every call and answer with wall-clock times; a scheduler applies the
+//! steps at their times (targets such as `master` are resolved when a step fires, by asking the
+//! nodes). When the drill's duration is over the clients stop, the network heals, stopped nodes
+//! restart, and once every node has caught up each key is read once more, so that a lost
+//! acknowledged write shows in the history. The history is then checked (per key, and the
+//! sequences as one map), and the sandbox is taken down whatever happened.
+//!
+//! The seed draws the clients' operations and the random targets; the timing of real processes
+//! is not reproducible, so a seed names a schedule, not a run.
+
+use arakoon_chaos::drill::{Action, Condition, Drill, Expectation, When};
+use arakoon_chaos::faults::{Fault, Target};
+use arakoon_chaos::proxy::{LinkMode, LinkState};
+use arakoon_chaos::sandbox::{self, NetState, SandboxState};
+use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request as Control};
+use arakoon_checker::import::RawCall;
+use arakoon_checker::{Outcome, Value as HValue};
+use arakoon_node::client::{Client, ClientConfig, ClientError};
+use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
+use arakoon_node::rc::Rc;
+use arakoon_node::store::Range;
+use arakoon_node::value::Update;
+use arakoon_sim::world::history::{opt_value, str_value, Linearizability, Recorder, Space};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What one seed on the sandbox found.
+pub struct SandboxRun {
+    pub passed: bool,
+    pub verdict: String,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_unknown: u64,
+    pub fault_log: Vec<(u64, String)>,
+}
+
+/// Stops the sandbox when dropped, whatever happened.
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = sandbox_control::send(&self.dir, &Control::Shutdown);
+        for pid in sandbox::processes_of(&self.dir) {
+            // SAFETY: a plain kill of a process of this sandbox.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Shared {
+    recorder: Mutex<Recorder>,
+    started: Instant,
+    stop: std::sync::atomic::AtomicBool,
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    unknown: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+}
+
+/// Runs one seed of `drill` on real processes under a fresh directory in `base`.
+pub fn run(drill: &Drill, seed: u64, base: &Path) -> Result<SandboxRun, String> {
+    let dir = base.join(format!("sandbox-{}-{seed}-{}", drill.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find arakoon-admin: {e}"))?;
+    let lease_ms = drill.cluster.lease.0.max(1);
+    let up = std::process::Command::new(&exe)
+        .args(["sandbox", "up", "--nodes", &drill.cluster.nodes.to_string(), "--lease-ms"])
+        .arg(lease_ms.to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--exit-with-pid")
+        .arg(std::process::id().to_string())
+        .output()
+        .map_err(|e| format!("cannot run `arakoon-admin sandbox up`: {e}"))?;
+    let guard = Sandbox { dir: dir.clone() };
+    if !up.status.success() {
+        return Err(format!(
+            "sandbox up failed: {}{}",
+            String::from_utf8_lossy(&up.stdout),
+            String::from_utf8_lossy(&up.stderr)
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(run_inside(drill, seed, &guard.dir));
+    drop(guard);
+    result
+}
+
+fn state(dir: &Path) -> Result<SandboxState, String> {
+    SandboxState::load(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn client_config(dir: &Path) -> Result<ClientConfig, String> {
+    let s = state(dir)?;
+    let nodes = s
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), std::net::SocketAddr::from(([127, 0, 0, 1], n.client_port))))
+        .collect();
+    let mut c = ClientConfig::new(&s.cluster_id, nodes);
+    c.request_timeout = Duration::from_secs(2);
+    c.connect_timeout = Duration::from_millis(500);
+    c.attempts = 3;
+    c.backoff = Duration::from_millis(50);
+    Ok(c)
+}
+
+async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, String> {
+    let cfg = client_config(dir)?;
+    let shared = Arc::new(Shared {
+        // One more process than clients: the final reads.
+        recorder: Mutex::new(Recorder::new(drill.workload.clients + 1)),
+        started: Instant::now(),
+        stop: false.into(),
+        ok: 0.into(),
+        failed: 0.into(),
+        unknown: 0.into(),
+    });
+    let mut clients = Vec::new();
+    for c in 0..drill.workload.clients {
+        let (cfg, shared) = (cfg.clone(), shared.clone());
+        let workload = drill.workload.clone();
+        let client_seed = seed.wrapping_mul(0x9e37_79b9).wrapping_add(c as u64);
+        clients.push(tokio::spawn(async move {
+            client_loop(c, cfg, workload, client_seed, shared).await;
+        }));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut log: Vec<(u64, String)> = Vec::new();
+    let mut broke: Option<String> = None;
+    let mut previous_done = Instant::now();
+    let started = shared.started;
+    let mut finished = None;
+    for step in &drill.steps {
+        let due = match step.when {
+            When::At(t) => started + Duration::from_millis(t.0),
+            When::After(d) => previous_done + Duration::from_millis(d.0),
+        };
+        tokio::time::sleep_until(due.max(Instant::now()).into()).await;
+        let at = started.elapsed().as_millis() as u64;
+        match &step.action {
+            Action::Fault(f) => match apply(dir, f, &cfg, &mut rng).await {
+                Ok(note) => log.push((at, format!("{f}{note}"))),
+                Err(e) => {
+                    broke = Some(format!("step at line {}: {f}: {e}", step.line));
+                    break;
+                }
+            },
+            Action::Wait(d) => tokio::time::sleep(Duration::from_millis(d.0)).await,
+            Action::WaitUntil { condition, timeout } => {
+                let begin = Instant::now();
+                let target = committed_anywhere(&cfg).await;
+                loop {
+                    if holds(dir, &cfg, *condition, target).await {
+                        log.push((
+                            at,
+                            format!("{condition:?} after {}ms", begin.elapsed().as_millis()),
+                        ));
+                        break;
+                    }
+                    if begin.elapsed() > Duration::from_millis(timeout.0) {
+                        broke = Some(format!(
+                            "wait_until: {condition:?} did not hold within {timeout} (step at line {})",
+                            step.line
+                        ));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if broke.is_some() {
+                    break;
+                }
+            }
+        }
+        previous_done = Instant::now();
+        finished = Some(previous_done);
+    }
+    // master_within: measured from the last step.
+    let mut master_after: Option<u64> = None;
+    if broke.is_none() {
+        if let Some(done) = finished {
+            let mut probe = Client::new(cfg.clone());
+            while done.elapsed() < Duration::from_secs(30) {
+                if probe.find_master().await.is_ok() {
+                    master_after = Some(done.elapsed().as_millis() as u64);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let end = started + Duration::from_millis(drill.duration.0);
+    tokio::time::sleep_until(end.max(Instant::now()).into()).await;
+    shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in clients {
+        let _ = c.await;
+    }
+    // Heal and settle: every node up and caught up, then a final read of every key.
+    let settle = settle(dir, &cfg).await;
+    if broke.is_none() {
+        if let Err(e) = settle {
+            broke = Some(format!("in_sync: {e}"));
+        }
+    }
+    final_reads(drill, &cfg, &shared).await;
+    let recorder = std::mem::take(&mut *shared.recorder.lock().expect("recorder"));
+    if broke.is_none() {
+        match recorder.check(Duration::from_secs(60)) {
+            Linearizability::Linearizable => {}
+            Linearizability::Unknown(why) => {
+                log.push((0, format!("linearizability unknown: {why}")))
+            }
+            Linearizability::Violated(detail) => broke = Some(format!("linearizable: {detail}")),
+        }
+    }
+    if broke.is_none() {
+        for e in &drill.expect {
+            if let Expectation::MasterWithin(limit) = e {
+                match master_after {
+                    Some(ms) if ms <= limit.0 => {}
+                    other => {
+                        broke = Some(format!(
+                            "master_within: {} after the last step, not within {limit}",
+                            other.map_or("no master".to_string(), |ms| format!("{ms}ms"))
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    let (passed, verdict) = match (drill.expects_violation(), broke) {
+        (false, None) => (true, "every check held".to_string()),
+        (false, Some(b)) => (false, b),
+        (true, Some(b)) => (true, format!("the expected violation: {b}")),
+        (true, None) => (false, "expected a violation, but every check held".to_string()),
+    };
+    let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::SeqCst);
+    Ok(SandboxRun {
+        passed,
+        verdict,
+        ops_ok: count(&shared.ok),
+        ops_failed: count(&shared.failed),
+        ops_unknown: count(&shared.unknown),
+        fault_log: log,
+    })
+}
+
+/// One client: draws operations by the drill's weights, records each in the history.
+async fn client_loop(
+    c: usize,
+    cfg: ClientConfig,
+    workload: arakoon_chaos::drill::WorkloadSpec,
+    seed: u64,
+    shared: Arc<Shared>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut client = Client::new(cfg);
+    let m = &workload.mix;
+    let weights = [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range];
+    let total: u32 = weights.iter().sum::<u32>().max(1);
+    let mut seen: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
+    let mut op = 0u64;
+    while !shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
+        op += 1;
+        let mut draw = rng.gen_range(0..total);
+        let mut choice = 0;
+        while choice < 5 && draw >= weights[choice] {
+            draw -= weights[choice];
+            choice += 1;
+        }
+        let key = format!("k{}", rng.gen_range(0..workload.keys.max(1))).into_bytes();
+        let base = format!("c{c}-{op}");
+        issue(c, op, choice, key, &base, &mut rng, &mut client, &mut seen, &shared).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
+    }
+}
+
+const MULTI_KEYS: usize = 4;
+
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    c: usize,
+    op: u64,
+    choice: usize,
+    key: Vec<u8>,
+    unique_base: &str,
+    rng: &mut ChaCha8Rng,
+    client: &mut Client,
+    seen: &mut std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    shared: &Shared,
+) {
+    let unique = |tag: &str| format!("{unique_base}{tag}").into_bytes();
+    let call = |space: Space, raw: RawCall| {
+        shared.recorder.lock().expect("recorder").call(c, op, shared.now_us(), space, raw);
+    };
+    let s_keys: Vec<String> = (0..MULTI_KEYS).map(|k| format!("s{k}")).collect();
+    // Each arm: (the result, what to record on success).
+    let result: Result<Option<HValue>, ClientError> = match choice {
+        0 => {
+            call(
+                Space::Kv,
+                RawCall { f: "get".into(), key: Some(str_value(&key)), value: HValue::Nil },
+            );
+            match client.get(&key).await {
+                Ok(v) => {
+                    seen.insert(key.clone(), Some(v.clone()));
+                    Ok(Some(str_value(&v)))
+                }
+                Err(ClientError::Failed { rc: Rc::NotFound, .. }) => {
+                    seen.insert(key.clone(), None);
+                    Ok(Some(HValue::Nil))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        1 => {
+            let v = unique("");
+            call(
+                Space::Kv,
+                RawCall { f: "set".into(), key: Some(str_value(&key)), value: str_value(&v) },
+            );
+            let r = client.set(&key, &v).await.map(|_| None);
+            if r.is_ok() {
+                seen.insert(key.clone(), Some(v));
+            }
+            r
+        }
+        2 => {
+            call(
+                Space::Kv,
+                RawCall { f: "delete".into(), key: Some(str_value(&key)), value: HValue::Nil },
+            );
+            client.delete(&key).await.map(|_| None)
+        }
+        3 => {
+            let expected = seen.get(&key).cloned().flatten();
+            let wanted = unique("t");
+            let value = HValue::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
+            call(
+                Space::Kv,
+                RawCall { f: "test_and_set".into(), key: Some(str_value(&key)), value },
+            );
+            client
+                .test_and_set(&key, expected.as_deref(), Some(&wanted))
+                .await
+                .map(|before| Some(opt_value(before.as_deref())))
+        }
+        4 => {
+            let a = rng.gen_range(0..MULTI_KEYS);
+            let b = (a + rng.gen_range(1..MULTI_KEYS)) % MULTI_KEYS;
+            let (ka, kb) = (s_keys[a].as_bytes().to_vec(), s_keys[b].as_bytes().to_vec());
+            let (va, vb) = (unique("a"), unique("b"));
+            let delete = rng.gen_bool(0.5);
+            let second = if delete {
+                Update::Delete { key: kb.clone() }
+            } else {
+                Update::Set { key: kb.clone(), value: vb.clone() }
+            };
+            let raw_second = if delete {
+                HValue::List(vec![str_value(b"delete"), str_value(&kb)])
+            } else {
+                HValue::List(vec![str_value(b"set"), str_value(&kb), str_value(&vb)])
+            };
+            let raw = HValue::List(vec![
+                HValue::List(vec![str_value(b"set"), str_value(&ka), str_value(&va)]),
+                raw_second,
+            ]);
+            call(Space::Multi, RawCall { f: "sequence".into(), key: None, value: raw });
+            let updates = vec![Update::Set { key: ka, value: va }, second];
+            client.sequence(updates, false).await.map(|_| None)
+        }
+        _ => {
+            let steps = s_keys
+                .iter()
+                .map(|k| {
+                    HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), HValue::Nil])
+                })
+                .collect();
+            call(Space::Multi, RawCall { f: "txn".into(), key: None, value: HValue::List(steps) });
+            let range = Range {
+                first: Some(b"s".to_vec()),
+                first_inclusive: true,
+                last: Some(b"t".to_vec()),
+                last_inclusive: false,
+                max: None,
+            };
+            client.range_entries(Consistency::Consistent, range).await.map(|entries| {
+                let found: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+                    entries.into_iter().collect();
+                Some(HValue::List(
+                    s_keys
+                        .iter()
+                        .map(|k| {
+                            let v = opt_value(found.get(k.as_bytes()).map(Vec::as_slice));
+                            HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), v])
+                        })
+                        .collect(),
+                ))
+            })
+        }
+    };
+    let (outcome, output) = match result {
+        Ok(out) => (Outcome::Ok, out),
+        Err(ClientError::Failed { rc: Rc::NoLongerMaster | Rc::GoingDown, .. }) => {
+            (Outcome::Unknown, None)
+        }
+        Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => (Outcome::Fail, None),
+        Err(ClientError::Unknown(_)) => (Outcome::Unknown, None),
+    };
+    let counter = match outcome {
+        Outcome::Ok => &shared.ok,
+        Outcome::Fail => &shared.failed,
+        Outcome::Unknown => &shared.unknown,
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    shared.recorder.lock().expect("recorder").done(c, op, shared.now_us(), outcome, output);
+}
+
+/// The nodes a target names now.
+async fn resolve(
+    dir: &Path,
+    cfg: &ClientConfig,
+    t: &Target,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<String>, String> {
+    let s = state(dir)?;
+    let names = s.names();
+    let running: Vec<String> =
+        s.nodes.iter().filter(|n| n.pid.is_some()).map(|n| n.name.clone()).collect();
+    let master = Client::new(cfg.clone()).find_master().await.ok().map(|k| names[k].clone());
+    let pick = |rng: &mut ChaCha8Rng, from: &[String]| -> Vec<String> {
+        if from.is_empty() {
+            Vec::new()
+        } else {
+            vec![from[rng.gen_range(0..from.len())].clone()]
+        }
+    };
+    Ok(match t {
+        Target::Node(k) => vec![format!("n{k}")],
+        Target::Master => master.map_or_else(|| pick(rng, &running), |m| vec![m]),
+        Target::Slave => {
+            let slaves: Vec<String> =
+                running.iter().filter(|n| Some(*n) != master.as_ref()).cloned().collect();
+            pick(rng, &slaves)
+        }
+        Target::Random => pick(rng, &running),
+        Target::All => names,
+        Target::Down => {
+            s.nodes.iter().filter(|n| n.pid.is_none()).map(|n| n.name.clone()).collect()
+        }
+        Target::Minority | Target::Majority => {
+            let n = names.len();
+            let mut order: Vec<String> = master.iter().cloned().collect();
+            order.extend(names.iter().filter(|x| Some(*x) != master.as_ref()).cloned());
+            let size = if *t == Target::Minority { (n - 1) / 2 } else { n / 2 + 1 };
+            order.truncate(size.max(1));
+            order
+        }
+    })
+}
+
+fn send(dir: &Path, request: Control) -> Result<String, String> {
+    let answer = sandbox_control::send(dir, &request).map_err(|e| e.to_string())?;
+    if answer.ok {
+        Ok(answer.message)
+    } else {
+        Err(answer.message)
+    }
+}
+
+fn links(dir: &Path, up: impl Fn(usize, usize) -> bool) -> Result<NetState, String> {
+    let s = state(dir)?;
+    let idx = |name: &str| s.names().iter().position(|n| n == name).unwrap_or(0);
+    let mut net = NetState::new();
+    for l in &s.links {
+        if !up(idx(&l.from), idx(&l.to)) {
+            net.insert(
+                sandbox::link_name(&l.from, &l.to),
+                LinkState { mode: LinkMode::Drop, delay_ms: 0 },
+            );
+        }
+    }
+    Ok(net)
+}
+
+/// Applies one fault; returns a note on what it struck.
+async fn apply(
+    dir: &Path,
+    fault: &Fault,
+    cfg: &ClientConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<String, String> {
+    let note = |ns: &[String]| format!(" ({})", ns.join(","));
+    let each = |ns: &[String], make: &dyn Fn(String) -> Control| -> Result<(), String> {
+        for n in ns {
+            send(dir, make(n.clone()))?;
+        }
+        Ok(())
+    };
+    let n = state(dir)?.nodes.len();
+    Ok(match fault {
+        Fault::Kill(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            each(&ns, &|node| Control::Kill { node })?;
+            note(&ns)
+        }
+        Fault::Stop(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            each(&ns, &|node| Control::Stop { node })?;
+            note(&ns)
+        }
+        Fault::Pause { target, duration } => {
+            let ns = resolve(dir, cfg, target, rng).await?;
+            each(&ns, &|node| Control::Pause { node })?;
+            if let Some(d) = duration {
+                let (dir, ns, d) = (dir.to_path_buf(), ns.clone(), d.0);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(d)).await;
+                    for node in ns {
+                        let _ = send(&dir, Control::Resume { node });
+                    }
+                });
+            }
+            note(&ns)
+        }
+        Fault::Resume(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            each(&ns, &|node| Control::Resume { node })?;
+            note(&ns)
+        }
+        Fault::Restart(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            for node in &ns {
+                // A node that refuses to start (damaged files) is rebuilt from a peer, as an
+                // operator would.
+                if let Err(e) = send(dir, Control::Restart { node: node.clone() }) {
+                    send(dir, Control::Wipe { node: node.clone() }).map_err(|w| {
+                        format!("{node} refused to start ({e}) and could not be rebuilt: {w}")
+                    })?;
+                }
+            }
+            note(&ns)
+        }
+        Fault::Wipe(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            each(&ns, &|node| Control::Wipe { node })?;
+            note(&ns)
+        }
+        Fault::Bitflip { target, store } | Fault::Truncate { target, store } => {
+            let ns = resolve(dir, cfg, target, rng).await?;
+            let how = if matches!(fault, Fault::Bitflip { .. }) {
+                CorruptHow::Bitflip
+            } else {
+                CorruptHow::Truncate
+            };
+            let target = if *store { CorruptTarget::Store } else { CorruptTarget::Tlog };
+            for node in &ns {
+                send(
+                    dir,
+                    Control::Corrupt {
+                        node: node.clone(),
+                        target,
+                        how,
+                    },
+                )?;
+            }
+            note(&ns)
+        }
+        Fault::TornTail(t) | Fault::DeleteTlog(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            for node in &ns {
+                let tlogs = sandbox::node_tlog_dir(dir, node);
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&tlogs)
+                    .map_err(|e| format!("{}: {e}", tlogs.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "tlog"))
+                    .collect();
+                files.sort();
+                if matches!(fault, Fault::TornTail(_)) {
+                    let last = files.last().ok_or(format!("{node} has no TLog file"))?;
+                    let mut bytes = std::fs::read(last).map_err(|e| e.to_string())?;
+                    bytes.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0]);
+                    std::fs::write(last, bytes).map_err(|e| e.to_string())?;
+                } else if files.len() > 1 {
+                    let f = &files[rng.gen_range(0..files.len() - 1)];
+                    std::fs::remove_file(f).map_err(|e| e.to_string())?;
+                }
+            }
+            note(&ns)
+        }
+        Fault::Partition(groups) => {
+            let mut resolved: Vec<Vec<String>> = Vec::new();
+            for g in groups {
+                let mut names = Vec::new();
+                for t in g {
+                    names.extend(resolve(dir, cfg, t, rng).await?);
+                }
+                resolved.push(names);
+            }
+            let named: Vec<String> = resolved.iter().flatten().cloned().collect();
+            let rest: Vec<String> =
+                state(dir)?.names().into_iter().filter(|x| !named.contains(x)).collect();
+            if !rest.is_empty() {
+                resolved.push(rest);
+            }
+            let net = sandbox::partition(&state(dir)?, &resolved).map_err(|e| e.to_string())?;
+            send(dir, Control::Net { links: net })?;
+            format!(" {resolved:?}")
+        }
+        Fault::Isolate(t) => {
+            let ns = resolve(dir, cfg, t, rng).await?;
+            let rest: Vec<String> =
+                state(dir)?.names().into_iter().filter(|x| !ns.contains(x)).collect();
+            let net =
+                sandbox::partition(&state(dir)?, &[ns.clone(), rest]).map_err(|e| e.to_string())?;
+            send(dir, Control::Net { links: net })?;
+            note(&ns)
+        }
+        Fault::OneWay { from, to } => {
+            let (a, b) = (resolve(dir, cfg, from, rng).await?, resolve(dir, cfg, to, rng).await?);
+            let net = sandbox::one_way(&state(dir)?, &a, &b).map_err(|e| e.to_string())?;
+            send(dir, Control::Net { links: net })?;
+            format!("{} ->{}", note(&a), note(&b))
+        }
+        Fault::Ring => {
+            let net = links(dir, |i, j| {
+                let d = (i + n - j) % n;
+                d.min(n - d) <= 1
+            })?;
+            send(dir, Control::Net { links: net })?;
+            String::new()
+        }
+        Fault::Bridge => {
+            let b = n / 2;
+            let side = |k: usize| k < b;
+            let net = links(dir, |i, j| i == b || j == b || side(i) == side(j))?;
+            send(dir, Control::Net { links: net })?;
+            format!(" (bridge n{b})")
+        }
+        Fault::Heal => {
+            send(dir, Control::Net { links: NetState::new() })?;
+            String::new()
+        }
+        Fault::Delay(d) => {
+            let s = state(dir)?;
+            let net: NetState = s
+                .links
+                .iter()
+                .map(|l| {
+                    (
+                        sandbox::link_name(&l.from, &l.to),
+                        LinkState { mode: LinkMode::Pass, delay_ms: d.0 },
+                    )
+                })
+                .collect();
+            send(dir, Control::Net { links: net })?;
+            String::new()
+        }
+        Fault::DropMaster => {
+            let mut c = Client::new(cfg.clone());
+            c.drop_master().await.map_err(|e| e.to_string())?;
+            String::new()
+        }
+        other => return Err(format!("the sandbox tier cannot apply {}", other.name())),
+    })
+}
+
+/// The highest slot any node has applied.
+async fn committed_anywhere(cfg: &ClientConfig) -> Option<u64> {
+    let c = Client::new(cfg.clone());
+    let mut best = None;
+    for k in 0..cfg.nodes.len() {
+        if let Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) =
+            c.ask(k, &Request::GetTxid).await
+        {
+            best = best.max(Some(i));
+        }
+    }
+    best
+}
+
+async fn holds(dir: &Path, cfg: &ClientConfig, condition: Condition, target: Option<u64>) -> bool {
+    match condition {
+        Condition::MasterElected => Client::new(cfg.clone()).find_master().await.is_ok(),
+        Condition::AllUp | Condition::AllInSync => {
+            let Ok(s) = state(dir) else { return false };
+            if s.nodes.iter().any(|n| n.pid.is_none() || n.paused) {
+                return false;
+            }
+            let c = Client::new(cfg.clone());
+            for k in 0..cfg.nodes.len() {
+                match c.ask(k, &Request::GetTxid).await {
+                    Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) => {
+                        if condition == Condition::AllInSync && Some(i) < target {
+                            return false;
+                        }
+                    }
+                    Ok(_) if condition == Condition::AllUp || target.is_none() => {}
+                    _ => return false,
+                }
+            }
+            true
+        }
+    }
+}
+
+/// After the run: heal, resume and restart every node, and wait until all caught up.
+async fn settle(dir: &Path, cfg: &ClientConfig) -> Result<(), String> {
+    send(dir, Control::Net { links: NetState::new() })?;
+    for n in state(dir)?.nodes {
+        if n.paused {
+            send(dir, Control::Resume { node: n.name.clone() })?;
+        }
+        if n.pid.is_none() {
+            if let Err(e) = send(dir, Control::Restart { node: n.name.clone() }) {
+                send(dir, Control::Wipe { node: n.name.clone() }).map_err(|w| {
+                    format!("{} refused to start ({e}); rebuilding it failed: {w}", n.name)
+                })?;
+            }
+        }
+    }
+    let begin = Instant::now();
+    let target = committed_anywhere(cfg).await;
+    while begin.elapsed() < Duration::from_secs(30) {
+        if holds(dir, cfg, Condition::AllInSync, target).await
+            && Client::new(cfg.clone()).find_master().await.is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the nodes did not all catch up within 30 s of the heal".into())
+}
+
+/// One consistent read of every key, recorded, so that a lost write shows in the history.
+async fn final_reads(drill: &Drill, cfg: &ClientConfig, shared: &Shared) {
+    let mut c = Client::new(cfg.clone());
+    let reader = drill.workload.clients;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut seen = Default::default();
+    for (op, k) in (0..drill.workload.keys.max(1)).enumerate() {
+        let key = format!("k{k}").into_bytes();
+        issue(reader, 1_000_000 + op as u64, 0, key, "", &mut rng, &mut c, &mut seen, shared).await;
+    }
+    issue(reader, 2_000_000, 5, Vec::new(), "", &mut rng, &mut c, &mut seen, shared).await;
+}
