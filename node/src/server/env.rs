@@ -33,6 +33,34 @@ impl Clock for MonotonicClock {
     }
 }
 
+/// Tokio's clock: the monotonic clock outside a paused runtime, virtual time inside one (the
+/// tier-B simulator runs every node on a paused runtime that turmoil advances). Counted from when
+/// it was made, like [`MonotonicClock`].
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Must be called inside a tokio runtime when time is paused, so that it reads that
+    /// runtime's clock.
+    pub fn new() -> Self {
+        TokioClock { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
 /// A stream socket.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}

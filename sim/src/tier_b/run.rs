@@ -1,0 +1,387 @@
+//! One tier-B run: build the turmoil simulation, run the cluster, the clients and the fault
+//! schedule, heal, settle, and check what the clients saw.
+
+use super::disk::{wait_released, Homes};
+use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
+use super::net::TurmoilNet;
+use super::workload::{run_client, ClientTally, Workload};
+use crate::world::history::{Linearizability, Recorder};
+use arakoon_node::client::ClientConfig;
+use arakoon_node::config::ClusterConfig;
+use arakoon_node::server::core::{serve, ServerOptions};
+use arakoon_node::server::env::TokioClock;
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The shape of a run; everything random in it comes from the seed.
+#[derive(Debug, Clone)]
+pub struct TierBConfig {
+    pub nodes: usize,
+    pub clients: usize,
+    pub keys: usize,
+    pub lease_ms: u64,
+    /// Virtual time of the random workload; faults strike within it.
+    pub workload_ms: u64,
+    /// Virtual time after the heal before the final reads.
+    pub settle_ms: u64,
+    /// How long the final reads may take, virtual.
+    pub final_reads_ms: u64,
+    /// No fault before this (a master is elected meanwhile).
+    pub quiet_start_ms: u64,
+    pub faults: FaultSet,
+    /// The largest delay of a link outside latency faults.
+    pub latency_max_ms: u64,
+    pub think_max_ms: u64,
+    /// The checker's budget.
+    pub check_time_limit: Duration,
+    /// Real time a crashed node may take to let go of its files.
+    pub release_limit: Duration,
+}
+
+impl TierBConfig {
+    pub fn new(nodes: usize) -> TierBConfig {
+        TierBConfig {
+            nodes,
+            clients: 3,
+            keys: 4,
+            lease_ms: 1_000,
+            workload_ms: 20_000,
+            settle_ms: 5_000,
+            final_reads_ms: 10_000,
+            quiet_start_ms: 3_000,
+            faults: FaultSet::DEFAULT,
+            latency_max_ms: 5,
+            think_max_ms: 20,
+            check_time_limit: Duration::from_secs(20),
+            release_limit: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Linearizable, and every key was read at the end.
+    Pass,
+    /// The checker found no linearization, or an acknowledged write was not readable.
+    Violation(String),
+    /// The checker ran out of budget.
+    Unknown(String),
+    /// The run itself failed: a node stopped with an error, the simulation broke, a home could
+    /// not be made.
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TierBReport {
+    pub seed: u64,
+    pub nodes: usize,
+    pub verdict: Verdict,
+    pub faults: Vec<Fault>,
+    pub tally: ClientTally,
+    /// Operations recorded.
+    pub ops: usize,
+    /// A digest of the recorded history (times, operations, outcomes, answers): equal digests,
+    /// equal histories.
+    pub history_digest: u64,
+    pub virtual_ms: u64,
+    pub wall: Duration,
+}
+
+impl TierBReport {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+
+    /// Virtual seconds per real second.
+    pub fn speed(&self) -> f64 {
+        self.virtual_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The command that runs this seed again.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "TIER_B_SEED={} TIER_B_NODES={} cargo test -p arakoon-sim --test tier_b replay -- --ignored --nocapture",
+            self.seed, self.nodes
+        )
+    }
+
+    pub fn summary(&self) -> String {
+        let verdict = match &self.verdict {
+            Verdict::Pass => "pass".to_string(),
+            Verdict::Violation(v) => format!("VIOLATION: {v}"),
+            Verdict::Unknown(u) => format!("unknown: {u}"),
+            Verdict::Error(e) => format!("ERROR: {e}"),
+        };
+        format!(
+            "tier B seed {} ({} nodes): {verdict}; {} ops ({} ok, {} fail, {} unknown), {} faults, \
+             {} final reads; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
+            self.seed,
+            self.nodes,
+            self.ops,
+            self.tally.ok,
+            self.tally.fail,
+            self.tally.unknown,
+            self.faults.len(),
+            self.tally.final_reads.len(),
+            self.virtual_ms as f64 / 1000.0,
+            self.wall.as_secs_f64(),
+            self.speed(),
+            self.history_digest
+        )
+    }
+}
+
+/// The cluster configuration, with the addresses turmoil gave the hosts.
+fn cluster_config(
+    cfg: &TierBConfig,
+    ips: &[IpAddr],
+    homes: &Homes,
+) -> Result<ClusterConfig, String> {
+    let names: Vec<String> = (0..cfg.nodes).map(|k| format!("n{k}")).collect();
+    let mut ini = format!(
+        "[global]\ncluster = {}\ncluster_id = tierb\nlease_period_ms = {}\n",
+        names.join(", "),
+        cfg.lease_ms
+    );
+    for (name, ip) in names.iter().zip(ips) {
+        ini += &format!(
+            "\n[{name}]\nip = {ip}\nclient_port = 4000\nmessaging_port = 4010\nhome = {}\n",
+            homes.home(name).display()
+        );
+    }
+    ClusterConfig::parse(&ini, "tier-b.ini").map_err(|e| e.to_string())
+}
+
+/// Runs one seed. Prints nothing; see [`TierBReport::summary`].
+pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
+    let started = Instant::now();
+    let mut report = TierBReport {
+        seed,
+        nodes: cfg.nodes,
+        verdict: Verdict::Pass,
+        faults: Vec::new(),
+        tally: ClientTally::default(),
+        ops: 0,
+        history_digest: 0,
+        virtual_ms: 0,
+        wall: Duration::ZERO,
+    };
+    let homes = match Homes::new() {
+        Ok(h) => h,
+        Err(e) => {
+            report.verdict = Verdict::Error(format!("cannot make the nodes' homes: {e}"));
+            return report;
+        }
+    };
+    let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
+    let tally = Rc::new(RefCell::new(ClientTally::default()));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        simulate(seed, cfg, &homes, &history, &tally, &mut report)
+    }));
+    let outcome = outcome.unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".to_string());
+        Err(format!("panicked: {msg}"))
+    });
+    // The simulation is gone; let every node's leftover threads finish before the homes go.
+    wait_released(homes.root(), cfg.release_limit);
+    report.tally = tally.borrow().clone();
+    let history = std::mem::take(&mut *history.borrow_mut());
+    report.ops = history.len();
+    report.history_digest = digest(&history);
+    report.verdict = match outcome {
+        Err(e) => Verdict::Error(e),
+        Ok(()) if !report.tally.unread.is_empty() => Verdict::Violation(format!(
+            "the healed cluster answered no read of {} within {} ms",
+            report.tally.unread.join(", "),
+            cfg.final_reads_ms
+        )),
+        Ok(()) => match history.check(cfg.check_time_limit) {
+            Linearizability::Linearizable => Verdict::Pass,
+            Linearizability::Violated(v) => Verdict::Violation(v),
+            Linearizability::Unknown(u) => Verdict::Unknown(u),
+        },
+    };
+    report.wall = started.elapsed();
+    report
+}
+
+/// Checks a recorded history as a run does; for tests that plant anomalies in it.
+pub fn check_history(history: Recorder, limit: Duration) -> Linearizability {
+    history.check(limit)
+}
+
+fn digest(history: &Recorder) -> u64 {
+    let (kv, multi) = history.to_jsonl();
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in kv.bytes().chain(multi.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn simulate(
+    seed: u64,
+    cfg: &TierBConfig,
+    homes: &Homes,
+    history: &Rc<RefCell<Recorder>>,
+    tally: &Rc<RefCell<ClientTally>>,
+    report: &mut TierBReport,
+) -> Result<(), String> {
+    let heal_ms = cfg.workload_ms;
+    let final_reads_ms = heal_ms + cfg.settle_ms;
+    let final_reads_end_ms = final_reads_ms + cfg.final_reads_ms;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .enable_random_order()
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(0))
+        .max_message_latency(Duration::from_millis(cfg.latency_max_ms))
+        .simulation_duration(Duration::from_millis(final_reads_end_ms + 60_000))
+        // A fixed epoch: nothing in the run depends on the real date.
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .build();
+    let names: Vec<String> = (0..cfg.nodes).map(|k| format!("n{k}")).collect();
+    let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
+    let config = cluster_config(cfg, &ips, homes)?;
+    for (k, name) in names.iter().enumerate() {
+        let config = config.clone();
+        let options =
+            ServerOptions { seed: seed.wrapping_add(k as u64), ..ServerOptions::default() };
+        sim.host(name.as_str(), move || {
+            let (config, options) = (config.clone(), options.clone());
+            async move {
+                let clock = TokioClock::new();
+                serve(config, k, TurmoilNet, clock, options, std::future::pending())
+                    .await
+                    .map_err(|e| format!("n{k} stopped: {e} (exit code {})", e.exit_code()).into())
+            }
+        });
+    }
+    let mut client_config = ClientConfig::from_cluster(&config);
+    client_config.connect_timeout = Duration::from_millis(1_000);
+    client_config.request_timeout = Duration::from_millis(3_000);
+    client_config.attempts = 10;
+    for c in 0..cfg.clients {
+        let w = Workload {
+            client: c,
+            clients: cfg.clients,
+            keys: cfg.keys,
+            seed,
+            workload_end_ms: cfg.workload_ms,
+            final_reads_ms,
+            final_reads_end_ms,
+            think_max_ms: cfg.think_max_ms,
+        };
+        let fut = run_client(w, client_config.clone(), history.clone(), tally.clone());
+        sim.client(format!("client{c}"), fut);
+    }
+
+    let faults = schedule(seed, cfg.nodes, cfg.faults, cfg.quiet_start_ms, heal_ms);
+    report.faults = faults.clone();
+    let mut nemesis = Nemesis { faults, next: 0, active: None, ips, homes, cfg };
+    loop {
+        let elapsed_ms = sim.elapsed().as_millis() as u64;
+        nemesis.act(&mut sim, elapsed_ms)?;
+        let finished = sim.step().map_err(|e| e.to_string());
+        report.virtual_ms = sim.elapsed().as_millis() as u64;
+        if finished? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Carries out the schedule between steps of the simulation.
+struct Nemesis<'a> {
+    faults: Vec<Fault>,
+    next: usize,
+    active: Option<Fault>,
+    ips: Vec<IpAddr>,
+    homes: &'a Homes,
+    cfg: &'a TierBConfig,
+}
+
+impl Nemesis<'_> {
+    fn act(&mut self, sim: &mut turmoil::Sim<'_>, now_ms: u64) -> Result<(), String> {
+        if let Some(f) = self.active.take() {
+            if now_ms < f.end_ms {
+                self.active = Some(f);
+                return Ok(());
+            }
+            self.end(sim, &f);
+        }
+        if let Some(f) = self.faults.get(self.next).cloned() {
+            if now_ms >= f.start_ms {
+                self.next += 1;
+                self.start(sim, &f)?;
+                self.active = Some(f);
+            }
+        }
+        Ok(())
+    }
+
+    /// The pairs of nodes across a partition.
+    fn across(&self, minority: &[usize]) -> Vec<(IpAddr, IpAddr)> {
+        let mut pairs = Vec::new();
+        for &a in minority {
+            for b in (0..self.ips.len()).filter(|b| !minority.contains(b)) {
+                pairs.push((self.ips[a], self.ips[b]));
+            }
+        }
+        pairs
+    }
+
+    fn start(&mut self, sim: &mut turmoil::Sim<'_>, f: &Fault) -> Result<(), String> {
+        match &f.kind {
+            FaultKind::Partition { minority } => {
+                for (a, b) in self.across(minority) {
+                    sim.hold(a, b);
+                }
+            }
+            FaultKind::Crash { node } => {
+                sim.crash(self.ips[*node]);
+                let home = self.homes.home(&format!("n{node}"));
+                if !wait_released(&home, self.cfg.release_limit) {
+                    return Err(format!(
+                        "crashed n{node} still holds files under {}",
+                        home.display()
+                    ));
+                }
+            }
+            FaultKind::Latency { max_ms } => {
+                sim.set_max_message_latency(Duration::from_millis(*max_ms));
+            }
+            FaultKind::Loss { a, b, percent } => {
+                sim.set_link_fail_rate(self.ips[*a], self.ips[*b], f64::from(*percent) / 100.0);
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, sim: &mut turmoil::Sim<'_>, f: &Fault) {
+        match &f.kind {
+            FaultKind::Partition { minority } => {
+                for (a, b) in self.across(minority) {
+                    sim.release(a, b);
+                }
+            }
+            FaultKind::Crash { node } => sim.bounce(self.ips[*node]),
+            FaultKind::Latency { .. } => {
+                sim.set_max_message_latency(Duration::from_millis(self.cfg.latency_max_ms));
+            }
+            FaultKind::Loss { a, b, .. } => {
+                sim.set_link_fail_rate(self.ips[*a], self.ips[*b], 0.0);
+                sim.repair(self.ips[*a], self.ips[*b]);
+            }
+        }
+    }
+}
