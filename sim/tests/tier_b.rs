@@ -1,6 +1,8 @@
 //! Tier B: the real server and client over turmoil's network, with faults, histories checked.
+//!
+//! Every run prints its seed first; a failing one prints the command that replays it.
 
-use arakoon_sim::tier_b::{run_tier_b, FaultSet, TierBConfig, TierBReport};
+use arakoon_sim::tier_b::{run_tier_b, FaultKind, FaultSet, TierBConfig, TierBReport, Verdict};
 
 fn run(seed: u64, cfg: &TierBConfig) -> TierBReport {
     println!("tier B seed {seed}, {} nodes", cfg.nodes);
@@ -15,6 +17,10 @@ fn run(seed: u64, cfg: &TierBConfig) -> TierBReport {
     report
 }
 
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 #[test]
 fn smoke_three_nodes_without_faults() {
     let mut cfg = TierBConfig::new(3);
@@ -22,14 +28,98 @@ fn smoke_three_nodes_without_faults() {
     cfg.workload_ms = 5_000;
     let r = run(1, &cfg);
     assert!(r.passed(), "{}", r.summary());
+    assert_eq!(r.tally.unknown, 0, "no fault, no unknown outcome");
+    assert!(r.tally.ok > 100, "{}", r.summary());
 }
 
-/// Runs the seed in TIER_B_SEED (TIER_B_NODES nodes, 3 by default).
+#[test]
+fn three_nodes_ride_out_partitions_crashes_and_latency() {
+    let cfg = TierBConfig::new(3);
+    let (mut crashes, mut partitions, mut refused) = (0, 0, 0);
+    for seed in 1..=6 {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 500, "{}", r.summary());
+        crashes += r.faults.iter().filter(|f| matches!(f.kind, FaultKind::Crash { .. })).count();
+        partitions +=
+            r.faults.iter().filter(|f| matches!(f.kind, FaultKind::Partition { .. })).count();
+        refused += r.tally.fail + r.tally.unknown;
+    }
+    // The faults struck: nodes were crashed and restarted, minorities cut off, and clients
+    // were refused or left unsure at times.
+    assert!(crashes >= 2 && partitions >= 2, "{crashes} crashes, {partitions} partitions");
+    assert!(refused > 0);
+}
+
+#[test]
+fn five_nodes_ride_out_partitions_crashes_and_latency() {
+    let cfg = TierBConfig::new(5);
+    for seed in 1..=2 {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(!r.faults.is_empty());
+    }
+}
+
+/// The check is not vacuous: a stale read planted in a real run's history is caught.
+#[test]
+fn a_planted_stale_read_is_caught() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.plant_stale_read = true;
+    let r = run(3, &cfg);
+    let planted =
+        r.planted.clone().expect("the run acknowledged sets and read the keys at the end");
+    println!("planted: {planted}");
+    assert!(matches!(r.verdict, Verdict::Violation(_)), "{}", r.summary());
+}
+
+/// A seed fixes the fault schedule; whether it also fixes the history is measured, not
+/// promised (see the module documentation of `arakoon_sim::tier_b`).
+#[test]
+fn a_seed_gives_the_same_schedule_and_usually_the_same_history() {
+    let cfg = TierBConfig::new(3);
+    let a = run(11, &cfg);
+    let b = run(11, &cfg);
+    assert!(a.passed() && b.passed());
+    assert_eq!(a.faults, b.faults);
+    println!(
+        "same history: {} (digests {:016x} {:016x}, {} and {} ops)",
+        a.history_digest == b.history_digest,
+        a.history_digest,
+        b.history_digest,
+        a.ops,
+        b.ops
+    );
+}
+
+/// Runs the seed in TIER_B_SEED (TIER_B_NODES nodes, 3 by default; TIER_B_LOSS=1 adds message
+/// loss; TIER_B_RUNS runs that many seeds from it and reports how many histories repeat).
 #[test]
 #[ignore]
 fn replay() {
-    let seed = std::env::var("TIER_B_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    let nodes = std::env::var("TIER_B_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let r = run(seed, &TierBConfig::new(nodes));
-    assert!(r.passed(), "{}", r.summary());
+    let seed = env_u64("TIER_B_SEED").unwrap_or(1);
+    let mut cfg = TierBConfig::new(env_u64("TIER_B_NODES").unwrap_or(3) as usize);
+    if env_u64("TIER_B_LOSS") == Some(1) {
+        cfg.faults.loss = true;
+    }
+    let runs = env_u64("TIER_B_RUNS").unwrap_or(1);
+    let mut failed = Vec::new();
+    let (mut virtual_ms, mut wall) = (0, 0.0);
+    for s in seed..seed + runs {
+        let r = run(s, &cfg);
+        virtual_ms += r.virtual_ms;
+        wall += r.wall.as_secs_f64();
+        if !r.passed() {
+            failed.push(s);
+        }
+        if env_u64("TIER_B_TWICE") == Some(1) {
+            let again = run_tier_b(s, &cfg);
+            println!("  again: same history: {}", again.history_digest == r.history_digest);
+        }
+    }
+    println!(
+        "{runs} runs, {:.0}x real time, failed: {failed:?}",
+        virtual_ms as f64 / 1000.0 / wall
+    );
+    assert!(failed.is_empty());
 }

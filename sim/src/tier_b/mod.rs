@@ -35,4 +35,4 @@ mod run;
 pub mod workload;
 
 pub use nemesis::{Fault, FaultKind, FaultSet};
-pub use run::{check_history, run_tier_b, TierBConfig, TierBReport, Verdict};
+pub use run::{run_tier_b, TierBConfig, TierBReport, Verdict};

@@ -5,7 +5,9 @@ use super::disk::{wait_released, Homes};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::net::TurmoilNet;
 use super::workload::{run_client, ClientTally, Workload};
-use crate::world::history::{Linearizability, Recorder};
+use crate::world::history::{str_value, Linearizability, Recorder, Space};
+use arakoon_checker::import::RawCall;
+use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::ClientConfig;
 use arakoon_node::config::ClusterConfig;
 use arakoon_node::server::core::{serve, ServerOptions};
@@ -38,6 +40,9 @@ pub struct TierBConfig {
     pub check_time_limit: Duration,
     /// Real time a crashed node may take to let go of its files.
     pub release_limit: Duration,
+    /// Plants a stale read in the history before the check, to show that the check is not
+    /// vacuous: the run must then be reported as a violation.
+    pub plant_stale_read: bool,
 }
 
 impl TierBConfig {
@@ -56,6 +61,7 @@ impl TierBConfig {
             think_max_ms: 20,
             check_time_limit: Duration::from_secs(20),
             release_limit: Duration::from_secs(10),
+            plant_stale_read: false,
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct TierBReport {
     pub history_digest: u64,
     pub virtual_ms: u64,
     pub wall: Duration,
+    /// The stale read planted, if asked for and possible.
+    pub planted: Option<String>,
 }
 
 impl TierBReport {
@@ -168,6 +176,7 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         history_digest: 0,
         virtual_ms: 0,
         wall: Duration::ZERO,
+        planted: None,
     };
     let homes = match Homes::new() {
         Ok(h) => h,
@@ -192,9 +201,12 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
     // The simulation is gone; let every node's leftover threads finish before the homes go.
     wait_released(homes.root(), cfg.release_limit);
     report.tally = tally.borrow().clone();
-    let history = std::mem::take(&mut *history.borrow_mut());
+    let mut history = std::mem::take(&mut *history.borrow_mut());
     report.ops = history.len();
     report.history_digest = digest(&history);
+    if cfg.plant_stale_read {
+        report.planted = plant_stale_read(&mut history, &report.tally, report.virtual_ms);
+    }
     report.verdict = match outcome {
         Err(e) => Verdict::Error(e),
         Ok(()) if !report.tally.unread.is_empty() => Verdict::Violation(format!(
@@ -212,9 +224,26 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
     report
 }
 
-/// Checks a recorded history as a run does; for tests that plant anomalies in it.
-pub fn check_history(history: Recorder, limit: Duration) -> Linearizability {
-    history.check(limit)
+/// Adds to `history` a read, after everything else, of a value that an acknowledged set wrote
+/// before a final read saw a newer one. Values are unique, so no linearization explains it.
+fn plant_stale_read(history: &mut Recorder, tally: &ClientTally, end_ms: u64) -> Option<String> {
+    for (key, (last, final_call_us)) in &tally.final_reads {
+        let stale = tally.acked_sets.iter().find(|(k, v, ret_us)| {
+            k == key && ret_us < final_call_us && last.as_deref() != Some(v.as_str())
+        });
+        if let Some((_, value, _)) = stale {
+            let at_us = end_ms * 1000 + 1;
+            let call = RawCall {
+                f: "get".into(),
+                key: Some(str_value(key.as_bytes())),
+                value: Value::Nil,
+            };
+            history.call(0, u64::MAX, at_us, Space::Kv, call);
+            history.done(0, u64::MAX, at_us + 1, Outcome::Ok, Some(str_value(value.as_bytes())));
+            return Some(format!("get({key}) -> {value} after the final read saw {last:?}"));
+        }
+    }
+    None
 }
 
 fn digest(history: &Recorder) -> u64 {

@@ -47,8 +47,10 @@ pub struct ClientTally {
     pub ok: u64,
     pub fail: u64,
     pub unknown: u64,
-    /// Keys whose final read succeeded.
-    pub final_reads: BTreeMap<String, Option<String>>,
+    /// Keys whose final read succeeded: the value, and when that read was called (virtual µs).
+    pub final_reads: BTreeMap<String, (Option<String>, u64)>,
+    /// Acknowledged sets: key, value, when the answer came (virtual µs).
+    pub acked_sets: Vec<(String, String, u64)>,
     /// Keys whose final read never succeeded.
     pub unread: Vec<String>,
 }
@@ -115,6 +117,9 @@ pub async fn run_client(
                 history.borrow_mut().call(c, op, now_us(), Space::Kv, call("set", str_value(&v)));
                 let result = client.set(&k, &v).await;
                 if result.is_ok() {
+                    let (key, value) = (String::from_utf8_lossy(&k), String::from_utf8_lossy(&v));
+                    let acked = (key.into_owned(), value.into_owned(), now_us());
+                    tally.borrow_mut().acked_sets.push(acked);
                     seen.insert(k.clone(), Some(v));
                 }
                 record(op, update_outcome(&result), None);
@@ -158,14 +163,15 @@ pub async fn run_client(
                 break;
             }
             let call = RawCall { f: "get".into(), key: Some(str_value(&k)), value: Value::Nil };
-            history.borrow_mut().call(c, op, now_us(), Space::Kv, call);
+            let called_us = now_us();
+            history.borrow_mut().call(c, op, called_us, Space::Kv, call);
             let result = client.get(&k).await;
             let (outcome, output) = read_outcome(&result);
             record(op, outcome, output);
             op += 1;
             if let Some(v) = read_value(&result) {
                 let v = v.map(|v| String::from_utf8_lossy(&v).into_owned());
-                tally.borrow_mut().final_reads.insert(name, v);
+                tally.borrow_mut().final_reads.insert(name, (v, called_us));
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
