@@ -93,7 +93,7 @@ fn a_seed_gives_the_same_schedule_and_usually_the_same_history() {
 }
 
 /// Runs the seed in TIER_B_SEED (TIER_B_NODES nodes, 3 by default; TIER_B_LOSS=1 adds message
-/// loss; TIER_B_RUNS runs that many seeds from it and reports how many histories repeat).
+/// loss; TIER_B_WAIT=1 waits for the persisters after each step; TIER_B_RUNS runs that many seeds from it and reports how many histories repeat).
 #[test]
 #[ignore]
 fn replay() {
@@ -102,6 +102,7 @@ fn replay() {
     if env_u64("TIER_B_LOSS") == Some(1) {
         cfg.faults.loss = true;
     }
+    cfg.wait_for_persisters = env_u64("TIER_B_WAIT") == Some(1);
     let runs = env_u64("TIER_B_RUNS").unwrap_or(1);
     let mut failed = Vec::new();
     let (mut virtual_ms, mut wall) = (0, 0.0);

@@ -58,3 +58,58 @@ pub fn wait_released(dir: &Path, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// Watches this process's threads of one name (the nodes' persisters) so that the run can wait,
+/// between two steps of the simulation, until each is asleep: every write a node asked for in
+/// the step is then done and reported, and the next step sees the report whatever the real
+/// scheduler did. Linux only; elsewhere it never waits.
+pub struct ThreadWatch {
+    name: &'static str,
+    tids: Vec<String>,
+    steps_to_refresh: u32,
+}
+
+/// Steps between two looks for new threads (a restarted node has a new persister).
+const REFRESH_STEPS: u32 = 16;
+
+impl ThreadWatch {
+    pub fn new(name: &'static str) -> ThreadWatch {
+        ThreadWatch { name, tids: Vec::new(), steps_to_refresh: 0 }
+    }
+
+    fn refresh(&mut self) {
+        self.tids.clear();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == self.name {
+                self.tids.push(task.file_name().to_string_lossy().into_owned());
+            }
+        }
+        self.tids.sort();
+    }
+
+    /// Waits until every watched thread sleeps (or is gone), for at most `limit` of real time.
+    pub fn wait_idle(&mut self, limit: Duration) {
+        if self.steps_to_refresh == 0 {
+            self.refresh();
+            self.steps_to_refresh = REFRESH_STEPS;
+        }
+        self.steps_to_refresh -= 1;
+        let deadline = Instant::now() + limit;
+        for tid in &self.tids {
+            let path = format!("/proc/self/task/{tid}/stat");
+            // A thread that is gone cannot be read: nothing to wait for.
+            while let Ok(stat) = std::fs::read_to_string(&path) {
+                // "tid (comm) S ...": the state follows the last parenthesis.
+                let state =
+                    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+                let busy = matches!(state, Some('R' | 'D'));
+                if !busy || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+}

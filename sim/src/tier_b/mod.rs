@@ -20,7 +20,9 @@
 //!   picks differ from run to run.
 //! - The persister is a real OS thread (it fsyncs), and sled has background threads of its own.
 //!   Whether a persister's report reaches its node within the tick or a tick later depends on
-//!   the real scheduler. tmpfs makes the writes fast, so this is rare, but it exists.
+//!   the real scheduler: under load a write can take several ticks of virtual time. tmpfs makes
+//!   the writes fast; `TierBConfig::wait_for_persisters` goes further and waits, between steps,
+//!   until every persister thread sleeps (about four times slower).
 //! - Start-up runs in `spawn_blocking`, which stops the virtual clock until it returns, so it
 //!   costs no virtual time whatever it costs in real time.
 //!

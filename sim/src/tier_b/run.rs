@@ -1,7 +1,7 @@
 //! One tier-B run: build the turmoil simulation, run the cluster, the clients and the fault
 //! schedule, heal, settle, and check what the clients saw.
 
-use super::disk::{wait_released, Homes};
+use super::disk::{wait_released, Homes, ThreadWatch};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::net::TurmoilNet;
 use super::workload::{run_client, ClientTally, Workload};
@@ -43,6 +43,10 @@ pub struct TierBConfig {
     /// Plants a stale read in the history before the check, to show that the check is not
     /// vacuous: the run must then be reported as a violation.
     pub plant_stale_read: bool,
+    /// After each step, wait (in real time) until every persister thread is idle: see
+    /// [`super::disk::ThreadWatch`]. Off by default: it costs about four times the wall time,
+    /// and without `tokio_unstable` the runs differ anyway.
+    pub wait_for_persisters: bool,
 }
 
 impl TierBConfig {
@@ -62,6 +66,7 @@ impl TierBConfig {
             check_time_limit: Duration::from_secs(20),
             release_limit: Duration::from_secs(10),
             plant_stale_read: false,
+            wait_for_persisters: false,
         }
     }
 }
@@ -317,7 +322,11 @@ fn simulate(
     let faults = schedule(seed, cfg.nodes, cfg.faults, cfg.quiet_start_ms, heal_ms);
     report.faults = faults.clone();
     let mut nemesis = Nemesis { faults, next: 0, active: None, ips, homes, cfg };
+    let mut persisters = ThreadWatch::new("persister");
     loop {
+        if cfg.wait_for_persisters {
+            persisters.wait_idle(Duration::from_millis(100));
+        }
         let elapsed_ms = sim.elapsed().as_millis() as u64;
         nemesis.act(&mut sim, elapsed_ms)?;
         let finished = sim.step().map_err(|e| e.to_string());
