@@ -7,6 +7,7 @@ mod bench_cmd;
 mod catchup_cmd;
 mod check_cmd;
 mod client_cmd;
+mod collapse_cmd;
 mod completions_cmd;
 mod connect;
 mod drill_cmd;
@@ -48,6 +49,8 @@ enum Command {
     Rebuild(rebuild_cmd::RebuildArgs),
     /// Bring a stopped node up to date from a peer, then exit.
     Catchup(catchup_cmd::CatchupArgs),
+    /// Fold a stopped node's old TLog files into its head snapshot and remove them.
+    Collapse(collapse_cmd::CollapseArgs),
     /// Run a client command against a cluster (get, set, range, who-master, ...).
     Client(client_cmd::ClientArgs),
     /// Closed-loop load on a running cluster: ops/s and latency per client count.
@@ -74,6 +77,7 @@ fn main() {
         Command::Store(cmd) => store_cmd::run(cmd),
         Command::Rebuild(args) => rebuild_cmd::run(args),
         Command::Catchup(args) => catchup_cmd::run(args),
+        Command::Collapse(args) => collapse_cmd::run(args),
         Command::Client(args) => client_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Sandbox(args) => sandbox_cmd::run(args),

@@ -131,8 +131,16 @@ fn build(
     cluster_id: &str,
     last_is_committed: bool,
 ) -> Result<(replay::Progress, u64), Failure> {
-    let mut store =
-        SledStore::open(path, cluster_id).map_err(|e| Failure::new(45, e.to_string()))?;
+    // A collapsed log starts after its head: the fresh store starts as a copy of the head.
+    let head_path = arakoon_node::head::head_path(dir.root());
+    let mut store = if head_path.is_dir() {
+        let head = SledStore::open(&head_path, cluster_id)
+            .map_err(|e| Failure::new(47, format!("head: {e}")))?;
+        SledStore::import(path, cluster_id, head.export())
+    } else {
+        SledStore::open(path, cluster_id)
+    }
+    .map_err(|e| Failure::new(45, e.to_string()))?;
     let bar = progress_bar(0, "replaying slots");
     let result = replay::replay(dir, &mut store, last_is_committed, &mut |p| {
         if let Some(target) = p.target_i {

@@ -5,8 +5,9 @@
 //! stop is not such a case: the store is derived, and replay restores whatever a crash lost.
 
 use crate::config::{ClusterConfig, NodeConfig};
+use crate::head::{self, CollapseError, StartProblem};
 use crate::replay::{self, ReplayError};
-use crate::store::{SledStore, StoreError};
+use crate::store::{SledStore, Store, StoreError};
 use crate::tlog::{self, BallotRecord, FsDir, LogDir, TlogConfig, TlogError, TlogWriter};
 use crate::value::Value;
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Replay(ReplayError),
+    #[error("{0}")]
+    Collapsed(StartProblem),
+    #[error("{0}")]
+    Head(CollapseError),
 }
 
 impl StartError {
@@ -38,6 +43,8 @@ impl StartError {
             StartError::Store(StoreError::WrongCluster { .. }) => 45,
             StartError::Store(_) => 45,
             StartError::Replay(e) => e.exit_code(),
+            StartError::Collapsed(_) => 50,
+            StartError::Head(_) => 47,
         }
     }
 }
@@ -100,7 +107,7 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
     // Validates the whole log first: any damage stops the start here.
     let (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
     let ballot = BallotRecord::load(dir.as_ref())?;
-    let mut store = SledStore::open(&store_path(node), &config.cluster_id)?;
+    let mut store = open_store_with_head(config, node, dir.as_ref())?;
     let single = config.nodes.len() == 1;
     replay::replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
     let (last, prev) = tlog::last_two(dir.as_ref())?;
@@ -108,10 +115,44 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
     Ok(Prepared { dir, writer, store, ballot, last, prev, closed_cleanly: report.closed_cleanly })
 }
 
+/// Opens the store, checking that a collapsed log has a head reaching its first slot; a store
+/// behind the log's first slot (wiped, or older than the last collapse) is replaced by a copy of
+/// the head, after which replay brings it up to date from the log.
+fn open_store_with_head(
+    config: &ClusterConfig,
+    node: &NodeConfig,
+    dir: &dyn LogDir,
+) -> Result<SledStore, StartError> {
+    let head_path = head::head_path(&node.tlog_dir);
+    let head_next_i = if head_path.is_dir() {
+        let head = SledStore::open(&head_path, &config.cluster_id).map_err(|source| {
+            StartError::Head(CollapseError::Head { path: head_path.display().to_string(), source })
+        })?;
+        Some(head.next_i())
+    } else {
+        None
+    };
+    let start = head::log_start(dir)?;
+    let from = head::check_log_start(&dir.location(), &head_path, start, head_next_i)
+        .map_err(StartError::Collapsed)?;
+    let path = store_path(node);
+    let store = SledStore::open(&path, &config.cluster_id)?;
+    if store.next_i() >= from {
+        return Ok(store);
+    }
+    tracing::info!(
+        store = %path.display(),
+        store_next_i = store.next_i(),
+        log_first_i = from,
+        "the store is behind the collapsed log: copying the head into it"
+    );
+    drop(store);
+    head::copy_head_to_store(&head_path, &path, &config.cluster_id).map_err(StartError::Head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
     use crate::value::Update;
 
     fn config(dir: &std::path::Path) -> ClusterConfig {
@@ -161,6 +202,46 @@ mod tests {
         assert_eq!(err.exit_code(), 48);
         let msg = err.to_string();
         assert!(msg.contains("000.tlog") && msg.contains("arakoon-admin tlog truncate"), "{msg}");
+    }
+
+    #[test]
+    fn a_collapsed_node_starts_from_head_and_log_even_with_its_store_wiped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[global]\ncluster = n0\ncluster_id = c\ntlog_max_entries = 10\n[n0]\n\
+             ip = 127.0.0.1\nclient_port = 1\nmessaging_port = 2\nhome = {}\n",
+            tmp.path().display()
+        );
+        let cfg = ClusterConfig::parse(&text, "t.ini").unwrap();
+        let node = &cfg.nodes[0];
+        let p = prepare(&cfg, node).unwrap();
+        let mut w = p.writer;
+        for i in 0..45 {
+            w.append(&[(i, &value(i))]).unwrap();
+        }
+        w.close().unwrap();
+        drop(p.store);
+        let dir = FsDir::open(&node.tlog_dir).unwrap();
+        let head = head::head_path(&node.tlog_dir);
+        let report = head::collapse(&dir, &head, "c", 1, None, &mut |_| {}).unwrap();
+        assert_eq!(report.removed.len(), 3);
+        // Restart with the store as it was (ahead of the head): replay from the log.
+        let p = prepare(&cfg, node).unwrap();
+        assert_eq!(p.store.applied(), Some(44));
+        drop(p);
+        // Wiped store: copied from the head, then replayed.
+        std::fs::remove_dir_all(store_path(node)).unwrap();
+        let p = prepare(&cfg, node).unwrap();
+        assert_eq!(p.store.applied(), Some(44));
+        for i in 0..45 {
+            assert_eq!(p.store.get(format!("k{i}").as_bytes()).unwrap(), Some(vec![1]), "k{i}");
+        }
+        drop(p);
+        // Without the head the collapsed log is refused with exit 50 and the repair.
+        std::fs::remove_dir_all(&head).unwrap();
+        let err = prepare(&cfg, node).err().expect("refuses to start");
+        assert_eq!(err.exit_code(), 50);
+        assert!(err.to_string().contains("arakoon-admin catchup"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ const CLUSTER_ID: &[u8] = b"*cluster_id";
 const MASTER: &[u8] = b"*master";
 const KEY_COUNT: &[u8] = b"*key_count";
 const ADMIN: &[u8] = b"*admin/";
+/// Pairs written per batch by [`SledStore::import`].
+const IMPORT_BATCH_PAIRS: usize = 4096;
 
 pub struct SledStore {
     path: PathBuf,
@@ -135,6 +137,67 @@ impl SledStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Every stored pair, internal keys included, in key order: a backup of the database in its
+    /// own layout (what `get_db` ships and what start-up copies from the head into the store).
+    pub fn export(&self) -> impl Iterator<Item = Result<(Bytes, Bytes), StoreError>> + '_ {
+        self.db.iter().map(|item| {
+            let (k, v) = item.map_err(|e| self.backend(e))?;
+            Ok((k.to_vec(), v.to_vec()))
+        })
+    }
+
+    /// Builds a new store at `path` (which must not exist yet) from the pairs of
+    /// [`SledStore::export`], flushes it and opens it. The pairs must carry cluster id
+    /// `cluster_id`; anything else (a backup of another cluster, a pair list without an applied
+    /// index) is refused.
+    pub fn import<E: std::fmt::Display>(
+        path: &Path,
+        cluster_id: &str,
+        pairs: impl IntoIterator<Item = Result<(Bytes, Bytes), E>>,
+    ) -> Result<SledStore, StoreError> {
+        let shown = path.display().to_string();
+        let corrupt = |reason: String| StoreError::Corrupt { path: shown.clone(), reason };
+        if path.exists() {
+            return Err(corrupt("refusing to import into an existing directory".into()));
+        }
+        {
+            let mut store = SledStore::open(path, cluster_id)?;
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0usize;
+            let (mut saw_applied, mut saw_cluster) = (false, false);
+            for pair in pairs {
+                let (k, v) = pair.map_err(|e| corrupt(format!("reading the backup: {e}")))?;
+                if k == CLUSTER_ID {
+                    if v != cluster_id.as_bytes() {
+                        return Err(StoreError::WrongCluster {
+                            path: shown,
+                            expected: cluster_id.to_string(),
+                            found: String::from_utf8_lossy(&v).into_owned(),
+                        });
+                    }
+                    saw_cluster = true;
+                    continue;
+                }
+                saw_applied |= k == APPLIED;
+                batch.insert(k.as_slice(), v.as_slice());
+                in_batch += 1;
+                if in_batch >= IMPORT_BATCH_PAIRS {
+                    store
+                        .db
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(|e| store.backend(e))?;
+                    in_batch = 0;
+                }
+            }
+            if !saw_cluster || !saw_applied {
+                return Err(corrupt("the backup has no cluster id or no applied index".into()));
+            }
+            store.db.apply_batch(batch).map_err(|e| store.backend(e))?;
+            store.flush()?;
+        }
+        SledStore::open(path, cluster_id)
     }
 
     fn backend(&self, source: std::io::Error) -> StoreError {

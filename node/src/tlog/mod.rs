@@ -27,7 +27,7 @@ pub use error::TlogError;
 pub use files::{FileKind, TlogFile};
 pub use memdir::MemDir;
 pub use reader::{
-    for_each_committed, last_i, last_two, list_files, validate, validate_with, walk, FileSummary,
-    Position, SlotValue, Validation,
+    first_i, for_each_committed, last_i, last_two, list_files, start_index, validate,
+    validate_with, walk, FileSummary, Position, SlotValue, Validation,
 };
 pub use writer::{truncate_torn_tail, OpenReport, TlogConfig, TlogWriter};

