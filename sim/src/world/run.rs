@@ -32,6 +32,8 @@ pub struct SimConfig {
     pub multi_keys: usize,
     /// Relative weights of get, set, delete, test_and_set, sequence, range.
     pub op_weights: [u32; 6],
+    /// A client's pause between an answer and its next call, µs (drawn uniformly).
+    pub think_us: (u64, u64),
     pub op_timeout_ms: u64,
     /// `None`: swarm mode, drawn from the seed.
     pub faults: Option<FaultMix>,
@@ -55,6 +57,7 @@ impl Default for SimConfig {
             keys: 8,
             multi_keys: 4,
             op_weights: [3, 4, 1, 2, 1, 1],
+            think_us: (0, 5_000),
             op_timeout_ms: 2_000,
             faults: None,
             keep_trace: false,
@@ -212,12 +215,20 @@ pub(super) struct World {
     pub(super) history: Recorder,
     pub(super) report: RunReport,
     pub(super) script: ScriptState,
+    /// Per node: persist jobs written while the process was paused, not yet reported to it.
+    unnotified: Vec<Vec<(u64, u64)>>,
     /// Each node's role at its last change (for the drill report's node lanes).
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
 }
 
 const TICK_MS: u64 = 10;
+
+thread_local! {
+    /// The text trace of the run in progress (kept only with `keep_trace`): outside the world,
+    /// so that a run ended by an assertion still leaves its trace.
+    static TRACE_SO_FAR: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// A slot and its value.
 type Slot = (u64, Value);
@@ -241,7 +252,7 @@ impl World {
         self.report.events += 1;
         if self.cfg.keep_trace {
             let l = format!("{:>12}µs {}", self.now_us, line());
-            self.report.trace.push(l);
+            TRACE_SO_FAR.with(|t| t.borrow_mut().push(l));
         }
     }
 
@@ -454,21 +465,40 @@ impl World {
     }
 
     fn persist_done(&mut self, k: NodeIdx, token: u64) {
-        let Some((ballot, entry)) = self.persists[k].remove(&token) else { return };
-        let Some(state) = self.nodes[k].state.as_mut() else { return };
+        if self.persist_write(k, token) {
+            self.feed(k, Input::Persisted { token });
+        }
+    }
+
+    /// Writes a persist job's entry and ballot record; false if there was nothing to write or
+    /// the write failed.
+    fn persist_write(&mut self, k: NodeIdx, token: u64) -> bool {
+        let Some((ballot, entry)) = self.persists[k].remove(&token) else { return false };
+        let Some(state) = self.nodes[k].state.as_mut() else { return false };
         if let Some((i, v)) = &entry {
             if let Err(e) = state.writer.append(&[(*i, v)]) {
                 self.fail("tlog", format!("n{k}: {e}"));
-                return;
+                return false;
             }
         }
         if let Some(b) = ballot {
             if let Err(e) = b.store(&self.nodes[k].disk) {
                 self.fail("tlog", format!("n{k}: ballot record: {e}"));
-                return;
+                return false;
             }
         }
-        self.feed(k, Input::Persisted { token });
+        true
+    }
+
+    /// A paused process wakes up: it learns, in order, of the writes that completed meanwhile.
+    pub(super) fn resume(&mut self, k: NodeIdx) {
+        self.nodes[k].paused = false;
+        let epoch = self.nodes[k].epoch;
+        for (e, token) in std::mem::take(&mut self.unnotified[k]) {
+            if e == epoch {
+                self.feed(k, Input::Persisted { token });
+            }
+        }
     }
 
     /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
@@ -739,7 +769,7 @@ impl World {
                 self.clients[c].target = self.rng.gen_range(0..self.cfg.nodes);
             }
         }
-        let think = self.rng.gen_range(0..5_000);
+        let think = self.rng.gen_range(self.cfg.think_us.0..=self.cfg.think_us.1);
         self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
     }
 
@@ -950,8 +980,11 @@ impl World {
             Event::PersistDone { node, epoch, token } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
                     if self.nodes[node].paused {
-                        self.agenda
-                            .push(self.now_us + 1_000, Event::PersistDone { node, epoch, token });
+                        // The write was already handed to the disk, which completes it in
+                        // order; the stopped process learns of it when it resumes.
+                        if self.persist_write(node, token) {
+                            self.unnotified[node].push((epoch, token));
+                        }
                         return;
                     }
                     self.persist_done(node, token);
@@ -989,7 +1022,7 @@ impl World {
                 }
             }
             Event::Resume { node } => {
-                self.nodes[node].paused = false;
+                self.resume(node);
                 self.trace(|| format!("resume n{node}"), 31);
             }
             Event::Script => self.run_step(),
@@ -1004,15 +1037,19 @@ impl World {
 /// Runs one seed to the end and checks it. A safety assertion that fires inside the node's code
 /// (the core asserts its invariants) ends the run as a violation of that assertion.
 pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
+    TRACE_SO_FAR.with(|t| t.borrow_mut().clear());
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed_inner(seed, cfg)));
-    run.unwrap_or_else(|panic| {
+    let trace = TRACE_SO_FAR.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    run.map(|report| RunReport { trace: trace.clone(), ..report }).unwrap_or_else(|panic| {
         let detail = panic
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a panic without a message".into());
+        // The trace up to the assertion, so that `--trace` shows how it came to it.
         RunReport {
             outcome: Outcome::Violation(Violation { check: "assertion", detail }),
+            trace,
             ..RunReport::new(seed, String::new())
         }
     })
@@ -1050,6 +1087,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         acknowledged: BTreeSet::new(),
         history: Recorder::new(cfg.clients),
         script: ScriptState::new(cfg.script.clone()),
+        unnotified: vec![Vec::new(); cfg.nodes],
         last_role: vec![""; cfg.nodes],
         report: RunReport::new(seed, mix.describe()),
         violation: None,
@@ -1082,7 +1120,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             w.mix.loss = 0.0;
             w.mix.duplicate = 0.0;
             for k in 0..cfg.nodes {
-                w.nodes[k].paused = false;
+                w.resume(k);
             }
             // Nodes with their disks first, so that lost disks have a peer to restore from.
             let (lost, kept): (Vec<usize>, Vec<usize>) =

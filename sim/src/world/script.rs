@@ -223,7 +223,7 @@ impl World {
             Fault::Resume(t) => {
                 let ks = self.resolve(t);
                 for &k in &ks {
-                    self.nodes[k].paused = false;
+                    self.resume(k);
                 }
                 names(&ks)
             }
