@@ -180,6 +180,26 @@ pub enum ClientCommand {
     ///
     /// Example: arakoon-admin client key-count -c cluster.ini
     KeyCount,
+    /// Collapse one running node's TLog: fold all but the open file and the last --keep sealed
+    /// ones into its head (<tlog_dir>/head.db) and remove them, without stopping it. Files a
+    /// catch-up is reading are kept (the step says so); a second collapse at once is refused.
+    ///
+    /// Example: arakoon-admin client collapse-tlogs -c cluster.ini --keep 2 n1
+    CollapseTlogs {
+        /// The node to collapse (a name of the configuration, or one of the --node addresses).
+        node: String,
+        /// Sealed TLog files to keep besides the open one.
+        #[arg(long, value_name = "N")]
+        keep: u32,
+    },
+    /// Bring one running node's head up to its committed slot, then collapse as collapse-tlogs.
+    ///
+    /// Example: arakoon-admin client copy-db-to-head -c cluster.ini --keep 1 n1
+    CopyDbToHead {
+        node: String,
+        #[arg(long, value_name = "N")]
+        keep: u32,
+    },
 }
 
 pub fn run(args: ClientArgs) -> Result<i32, Failure> {
@@ -380,6 +400,8 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
             };
             (state.clone(), json!({"node": node, "state": state}))
         }
+        C::CollapseTlogs { node, keep } => collapse(c, &node, keep, false).await?,
+        C::CopyDbToHead { node, keep } => collapse(c, &node, keep, true).await?,
         C::NodeVersion { node } => {
             let k = node_of(c.config(), &node)?;
             match ask(c, k, &node, &Request::Version).await? {
@@ -443,6 +465,40 @@ fn version_out(major: i32, minor: i32, patch: i32, info: &str) -> (String, Json)
 }
 
 /// A node by configured name or by the address it was given as.
+/// collapse_tlogs / copy_db_to_head on one node, printing each step on stderr as it arrives.
+async fn collapse(
+    c: &Client,
+    node: &str,
+    keep: u32,
+    copy_db: bool,
+) -> Result<(String, Json), Failure> {
+    let k = node_of(c.config(), node)?;
+    let (cluster_id, addr) = (c.config().cluster_id.clone(), c.config().nodes[k].1);
+    let mut steps = Vec::new();
+    let result = arakoon_node::server::collapse::request_collapse(
+        &arakoon_node::server::env::TokioNet,
+        addr,
+        &cluster_id,
+        keep,
+        copy_db,
+        &mut |n, step| {
+            eprintln!("{node}: step {n}: {}", step.message);
+            steps.push(step.message.clone());
+        },
+    )
+    .await;
+    let total = result.map_err(|e| Failure::new(5, format!("{node}: collapse: {e}")))?;
+    let removed = steps.iter().filter(|s| s.starts_with("removed ")).count();
+    let text = if total == 0 {
+        format!(
+            "{node}: nothing to collapse (at most {keep} sealed TLog files besides the open one)"
+        )
+    } else {
+        format!("{node}: collapsed: {removed} TLog file(s) removed in {total} steps")
+    };
+    Ok((text, json!({"node": node, "steps": steps, "removed": removed})))
+}
+
 fn node_of(config: &ClientConfig, node: &str) -> Result<usize, Failure> {
     config
         .nodes

@@ -87,3 +87,103 @@ fn offline_collapse_folds_old_files_into_the_head_and_the_node_restarts_from_it(
     check_keys(&cluster, &rt);
     assert!(cluster.log(0).contains("copying the head"), "{}", cluster.log(0));
 }
+
+#[test]
+fn online_collapse_removes_files_while_the_node_serves_and_survives_a_restart() {
+    let mut cluster = Cluster::new(1, "tlog_max_entries = 100");
+    cluster.start(0);
+    let rt = common::runtime();
+    write_keys(&cluster, &rt);
+    let config = cluster.config_arg().to_string();
+    let tlog_dir = cluster.config.nodes[0].tlog_dir.clone();
+    let before = tlog_files(&tlog_dir);
+    assert!(before.len() >= 5, "{before:?}");
+    let out = admin(&["client", "-c", &config, "collapse-tlogs", "--keep", "1", "n0", "--json"]);
+    expect_code(&out, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["removed"], before.len() - 2, "{}", text(&out));
+    assert!(text(&out).contains("folded"), "{}", text(&out));
+    assert_eq!(tlog_files(&tlog_dir), before[before.len() - 2..]);
+    check_keys(&cluster, &rt);
+    // The node goes on writing; copy_db_to_head then folds up to its committed slot.
+    rt.block_on(async {
+        let mut c = cluster.client();
+        for k in 0..KEYS {
+            c.set(&key(k), &value(k)).await.unwrap();
+        }
+    });
+    let out = admin(&["client", "-c", &config, "copy-db-to-head", "--keep", "0", "n0"]);
+    expect_code(&out, 0);
+    assert_eq!(tlog_files(&tlog_dir).len(), 1, "{}", text(&out));
+    cluster.stop(0);
+    cluster.start(0);
+    check_keys(&cluster, &rt);
+}
+
+#[test]
+fn a_wiped_node_catches_up_from_a_collapsed_peer_through_its_head() {
+    let mut cluster = Cluster::new(3, "tlog_max_entries = 100");
+    cluster.start_all();
+    let rt = common::runtime();
+    write_keys(&cluster, &rt);
+    let config = cluster.config_arg().to_string();
+    let master = rt.block_on(cluster.wait_for_master(Duration::from_secs(30)));
+    let (wiped, peer) = ((master + 1) % 3, (master + 2) % 3);
+    for k in [master, peer] {
+        let out =
+            admin(&["client", "-c", &config, "collapse-tlogs", "--keep", "1", &format!("n{k}")]);
+        expect_code(&out, 0);
+        assert!(text(&out).contains("removed"), "{}", text(&out));
+    }
+    cluster.stop(wiped);
+    std::fs::remove_dir_all(&cluster.config.nodes[wiped].home).unwrap();
+    let name = format!("n{wiped}");
+    let out =
+        admin(&["catchup", "--node", &name, "-config", &config, "--from", &format!("n{peer}")]);
+    expect_code(&out, 0);
+    assert!(text(&out).contains("after its head"), "{}", text(&out));
+    assert!(cluster.config.nodes[wiped].tlog_dir.join("head.db").is_dir());
+    cluster.start(wiped);
+    // The caught-up node alone must hold every key: stop the others' service to it by reading
+    // its own store (dirty reads go to the first node that answers, so ask it directly).
+    rt.block_on(async {
+        let c = cluster.client();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = c
+                .ask(
+                    wiped,
+                    &arakoon_node::protocol::client::Request::Get {
+                        c: arakoon_node::protocol::client::Consistency::NoGuarantees,
+                        key: key(KEYS - 1),
+                    },
+                )
+                .await;
+            if let Ok(arakoon_node::protocol::client::Reply::Ok(_)) = reply {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{reply:?}\n{}", cluster.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for k in 0..KEYS {
+            let reply = c
+                .ask(
+                    wiped,
+                    &arakoon_node::protocol::client::Request::Get {
+                        c: arakoon_node::protocol::client::Consistency::NoGuarantees,
+                        key: key(k),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                reply,
+                arakoon_node::protocol::client::Reply::Ok(
+                    arakoon_node::protocol::client::Payload::String(value(k))
+                ),
+                "key{k:04}"
+            );
+        }
+    });
+    check_keys(&cluster, &rt);
+}

@@ -156,6 +156,18 @@ pub fn collapse(
     step: &mut dyn FnMut(&Step),
 ) -> Result<Report, CollapseError> {
     let plan = plan(dir, keep)?;
+    collapse_planned(dir, head, cluster_id, &plan, pins, step)
+}
+
+/// [`collapse`] of a plan made before (an online collapse announces its steps first).
+pub fn collapse_planned(
+    dir: &dyn LogDir,
+    head: &Path,
+    cluster_id: &str,
+    plan: &Plan,
+    pins: Option<&Pins>,
+    step: &mut dyn FnMut(&Step),
+) -> Result<Report, CollapseError> {
     let Some((_, first_kept_i)) = plan.first_kept.clone() else {
         return Ok(Report::default());
     };

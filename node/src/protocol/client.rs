@@ -168,6 +168,17 @@ pub enum Request {
     Nop,
     FlushStore,
     GetTxid,
+    /// Fold all but the open TLog file and the last `keep` sealed ones into the head and remove
+    /// them. The reply is a [`ReplyKind::StepStream`].
+    CollapseTlogs {
+        keep: u32,
+    },
+    /// Bring the head up to the store's committed slot, then collapse as [`Request::CollapseTlogs`].
+    CopyDbToHead {
+        keep: u32,
+    },
+    /// The node's head, streamed as [`DbFrame`]s (a wiped node's catch-up from a collapsed peer).
+    GetDb,
 }
 
 /// What a request's successful reply carries, so that the client knows how to decode it.
@@ -187,6 +198,11 @@ pub enum ReplyKind {
     Consistency,
     /// `last_entries`: a stream of [`EntryFrame`]s.
     EntryStream,
+    /// `collapse_tlogs`, `copy_db_to_head`: int32 total steps (the payload), then that many
+    /// [`StepFrame`]s, fewer if a step fails (a failed step is the last).
+    StepStream,
+    /// `get_db`: [`DbFrame`]s follow.
+    DbStream,
 }
 
 /// A successful reply's payload.
@@ -388,6 +404,9 @@ impl Request {
             Nop => 0x41,
             FlushStore => 0x42,
             GetTxid => 0x43,
+            CollapseTlogs { .. } => 0x14,
+            GetDb => 0x1b,
+            CopyDbToHead { .. } => 0x44,
         }
     }
 
@@ -450,6 +469,8 @@ impl Request {
             DeletePrefix { .. } => ReplyKind::Int32,
             Version => ReplyKind::Version,
             GetTxid => ReplyKind::Consistency,
+            CollapseTlogs { .. } | CopyDbToHead { .. } => ReplyKind::StepStream,
+            GetDb => ReplyKind::DbStream,
             Set { .. }
             | Delete { .. }
             | Sequence { .. }
@@ -484,7 +505,9 @@ impl Request {
             | CurrentState
             | Nop
             | FlushStore
-            | GetTxid => {}
+            | GetTxid
+            | GetDb => {}
+            CollapseTlogs { keep } | CopyDbToHead { keep } => buf.put_i32(*keep as i32),
             Exists { c, key } | Get { c, key } | AssertExists { c, key } => {
                 c.encode(buf);
                 buf.put_bytes(key);
@@ -558,9 +581,7 @@ impl Request {
         match decode_args(code, &mut r) {
             Ok(Some(req)) => Ok(Decoded::Request(req, r.position())),
             Ok(None) => match code {
-                0x14 | 0x1b | 0x44 | 0x17..=0x22 => {
-                    Err(RequestError::NotSupported { code, name: command })
-                }
+                0x17..=0x22 => Err(RequestError::NotSupported { code, name: command }),
                 _ => Err(RequestError::UnknownCommand(code)),
             },
             Err(DecodeError::Truncated { .. }) => Ok(Decoded::NeedMore),
@@ -619,8 +640,22 @@ fn decode_args(code: u32, r: &mut Reader<'_>) -> Result<Option<Request>, DecodeE
         0x41 => Nop,
         0x42 => FlushStore,
         0x43 => GetTxid,
+        0x14 => CollapseTlogs { keep: decode_keep(r)? },
+        0x1b => GetDb,
+        0x44 => CopyDbToHead { keep: decode_keep(r)? },
         _ => return Ok(None),
     }))
+}
+
+/// `tlogs_to_keep`: an int32 that must not be negative.
+fn decode_keep(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+    let at = r.position();
+    let keep = r.i32()?;
+    u32::try_from(keep).map_err(|_| DecodeError::Invalid {
+        at,
+        what: "tlogs_to_keep",
+        reason: format!("{keep} files cannot be kept"),
+    })
 }
 
 /// The protocol table's name of a command code.
@@ -739,7 +774,8 @@ fn decode_reply_from(kind: ReplyKind, r: &mut Reader<'_>) -> Result<Reply, Decod
     }
     let s = STRING_BYTES_MIN;
     let payload = match kind {
-        ReplyKind::Unit | ReplyKind::EntryStream => Payload::Unit,
+        ReplyKind::Unit | ReplyKind::EntryStream | ReplyKind::DbStream => Payload::Unit,
+        ReplyKind::StepStream => Payload::Int32(r.i32()?),
         ReplyKind::Bool => Payload::Bool(r.bool()?),
         ReplyKind::String => Payload::String(r.bytes()?),
         ReplyKind::OptionString => Payload::OptionString(r.option()?),
@@ -814,6 +850,110 @@ fn decode_entry_frame(r: &mut Reader<'_>) -> Result<EntryFrame, DecodeError> {
     Ok(EntryFrame::Entry(i, value))
 }
 
+// ---- collapse and get_db streams -----------------------------------------------------------
+
+/// One step of a `collapse_tlogs` / `copy_db_to_head` reply: int32 rc, string message. Steps are
+/// "folded N slots into the head (up to i=H)", then per file "removed NNN.tlog" or "kept NNN.tlog:
+/// a catch-up is reading it" (rc 0); a failure is a step with its rc and the error, and the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFrame {
+    pub rc: Rc,
+    pub message: String,
+}
+
+impl StepFrame {
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        buf.put_i32(self.rc.code() as i32);
+        buf.put_bytes(self.message.as_bytes());
+    }
+
+    /// Decodes one frame from the start of `buf`: `Ok(None)` until it is all there.
+    pub fn decode(buf: &[u8]) -> Result<Option<(StepFrame, usize)>, DecodeError> {
+        let mut r = Reader::new(buf);
+        let step = (|| {
+            let at = r.position();
+            let code = r.i32()? as u32;
+            let rc = Rc::from_code(code).ok_or(DecodeError::BadTag {
+                at,
+                what: "step return code",
+                tag: i64::from(code),
+            })?;
+            Ok(StepFrame { rc, message: r.string("step message")? })
+        })();
+        match step {
+            Ok(f) => Ok(Some((f, r.position()))),
+            Err(DecodeError::Truncated { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One frame of a `get_db` stream, after rc 0: a header (string cluster id, int64 applied slot,
+/// -1 for none), chunks of pairs (int32 n > 0, then n times string key, string value: the
+/// head's pairs in its own layout, as Arakoon's get_db sent its database file), and the end
+/// (int32 0, then int64 the number of pairs sent, a check against a cut stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbFrame {
+    Header { cluster_id: String, applied: Option<u64> },
+    Pairs(Vec<(Bytes, Bytes)>),
+    End { pairs: u64 },
+}
+
+impl DbFrame {
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        match self {
+            DbFrame::Header { cluster_id, applied } => {
+                buf.put_bytes(cluster_id.as_bytes());
+                buf.put_i64(applied.map_or(-1, |i| i as i64));
+            }
+            DbFrame::Pairs(pairs) => {
+                buf.put_i32(pairs.len() as i32);
+                for (k, v) in pairs {
+                    buf.put_bytes(k);
+                    buf.put_bytes(v);
+                }
+            }
+            DbFrame::End { pairs } => {
+                buf.put_i32(0);
+                buf.put_i64(*pairs as i64);
+            }
+        }
+    }
+
+    /// Decodes one frame; `header` says whether the header is due. `Ok(None)` until it is all
+    /// there.
+    pub fn decode(buf: &[u8], header: bool) -> Result<Option<(DbFrame, usize)>, DecodeError> {
+        let mut r = Reader::new(buf);
+        let frame = (|| {
+            if header {
+                let cluster_id = r.string("cluster id")?;
+                let applied = r.i64()?;
+                return Ok(DbFrame::Header { cluster_id, applied: u64::try_from(applied).ok() });
+            }
+            let at = r.position();
+            let n = r.i32()?;
+            if n == 0 {
+                return Ok(DbFrame::End { pairs: r.i64()?.max(0) as u64 });
+            }
+            let n = usize::try_from(n).map_err(|_| DecodeError::Invalid {
+                at,
+                what: "get_db chunk",
+                reason: format!("{n} pairs"),
+            })?;
+            let mut pairs = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                pairs.push((r.bytes()?, r.bytes()?));
+            }
+            Ok(DbFrame::Pairs(pairs))
+        })();
+        match frame {
+            Ok(f) => Ok(Some((f, r.position()))),
+            Err(DecodeError::Truncated { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The default bound on one key or value on the client port.
 pub const DEFAULT_VALUE_BYTES_MAX: u32 = VALUE_BYTES_MAX;
 
@@ -874,6 +1014,9 @@ mod tests {
             Nop,
             FlushStore,
             GetTxid,
+            CollapseTlogs { keep: 1 },
+            CopyDbToHead { keep: 0 },
+            GetDb,
         ]
     }
 
@@ -919,9 +1062,14 @@ mod tests {
         let unknown = (MAGIC | 0x77).to_le_bytes();
         let e = Request::decode(&unknown, VALUE_BYTES_MAX).unwrap_err();
         assert_eq!((e.rc(), e.to_string().as_str()), (Rc::NotFound, "0x77: command not found"));
-        let collapse = (MAGIC | 0x14).to_le_bytes();
-        let e = Request::decode(&collapse, VALUE_BYTES_MAX).unwrap_err();
+        let nursery = (MAGIC | 0x17).to_le_bytes();
+        let e = Request::decode(&nursery, VALUE_BYTES_MAX).unwrap_err();
         assert_eq!(e.rc(), Rc::NotSupported);
+        // collapse_tlogs keeping a negative number of files.
+        let mut neg = Vec::new();
+        neg.put_i32((MAGIC | 0x14) as i32);
+        neg.put_i32(-1);
+        assert_eq!(Request::decode(&neg, 1024).unwrap_err().rc(), Rc::BadInput);
         // A value above the limit is refused from its length prefix, before it arrives.
         let mut big = Vec::new();
         big.put_i32((MAGIC | 0x09) as i32);
@@ -968,6 +1116,32 @@ mod tests {
             None,
             "a partial reply asks for more"
         );
+    }
+
+    #[test]
+    fn step_and_db_frames_round_trip() {
+        let mut buf = Vec::new();
+        let step = StepFrame { rc: Rc::Ok, message: "removed 000.tlog".into() };
+        step.encode(&mut buf);
+        assert_eq!(StepFrame::decode(&buf).unwrap(), Some((step, buf.len())));
+        assert_eq!(StepFrame::decode(&buf[..buf.len() - 1]).unwrap(), None);
+        let frames = [
+            DbFrame::Header { cluster_id: "c".into(), applied: Some(41) },
+            DbFrame::Pairs(vec![(b"@k".to_vec(), b"v".to_vec()), (b"*applied".to_vec(), vec![1])]),
+            DbFrame::End { pairs: 2 },
+        ];
+        let mut buf = Vec::new();
+        for f in &frames {
+            f.encode(&mut buf);
+        }
+        let mut at = 0;
+        for (k, f) in frames.iter().enumerate() {
+            let (got, n) = DbFrame::decode(&buf[at..], k == 0).unwrap().unwrap();
+            assert_eq!(&got, f);
+            assert_eq!(DbFrame::decode(&buf[at..at + n - 1], k == 0).unwrap(), None);
+            at += n;
+        }
+        assert_eq!(at, buf.len());
     }
 
     #[test]

@@ -21,6 +21,23 @@ pub const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// A peer that sends nothing for this long is given up on.
 const SILENCE_TIMEOUT_MS: u64 = 10_000;
 
+/// Why a fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The peer collapsed `from_i` away: its log starts at `first_i`; the slots before are in
+    /// its head (fetch it with `get_db`).
+    #[error("{message}")]
+    Collapsed { first_i: u64, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for FetchError {
+    fn from(s: String) -> Self {
+        FetchError::Other(s)
+    }
+}
+
 /// Fetches the committed entries `from_i..=to_i` from the node whose client port is `addr`,
 /// calling `chunk` with consecutive runs of entries. Returns the last slot received (`None` if
 /// none). Fewer than asked is not an error here: the caller decides.
@@ -30,8 +47,23 @@ pub async fn fetch<N: Network, F>(
     cluster_id: &str,
     from_i: u64,
     to_i: u64,
-    mut chunk: F,
+    chunk: F,
 ) -> Result<Option<u64>, String>
+where
+    F: AsyncChunk,
+{
+    fetch_typed(net, addr, cluster_id, from_i, to_i, chunk).await.map_err(|e| e.to_string())
+}
+
+/// [`fetch`], telling a peer that collapsed the slots asked for from other failures.
+pub async fn fetch_typed<N: Network, F>(
+    net: &N,
+    addr: SocketAddr,
+    cluster_id: &str,
+    from_i: u64,
+    to_i: u64,
+    mut chunk: F,
+) -> Result<Option<u64>, FetchError>
 where
     F: AsyncChunk,
 {
@@ -56,17 +88,26 @@ where
                 break;
             }
             Some((Reply::Failed { rc, message }, _)) => {
-                return Err(format!(
+                let message = format!(
                     "{addr} refused last_entries {from_i}..={to_i}: {rc}: {}",
                     String::from_utf8_lossy(&message)
-                ));
+                );
+                let first_i = (rc == crate::rc::Rc::OutsideInterval)
+                    .then(|| message.split("starts at slot ").nth(1))
+                    .flatten()
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse().ok());
+                return Err(match first_i {
+                    Some(first_i) => FetchError::Collapsed { first_i, message },
+                    None => FetchError::Other(message),
+                });
             }
             None => {}
         }
         match read_some(&mut stream, &mut buf, timeout).await {
             Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => return Err(format!("{addr} closed the connection")),
-            Err(_) => return Err(format!("{addr} went silent")),
+            Ok(_) => return Err(format!("{addr} closed the connection").into()),
+            Err(_) => return Err(format!("{addr} went silent").into()),
         }
     }
     let mut last: Option<u64> = None;
@@ -79,10 +120,10 @@ where
                 at += n;
                 let expected = last.map_or(from_i, |l| l + 1);
                 if i != expected {
-                    return Err(format!("{addr} sent slot {i} where {expected} was due"));
+                    return Err(format!("{addr} sent slot {i} where {expected} was due").into());
                 }
                 if i > to_i {
-                    return Err(format!("{addr} sent slot {i}, beyond the {to_i} asked for"));
+                    return Err(format!("{addr} sent slot {i}, beyond the {to_i} asked for").into());
                 }
                 last = Some(i);
                 pending_bytes += n;
@@ -103,8 +144,8 @@ where
                 at = 0;
                 match read_some(&mut stream, &mut buf, timeout).await {
                     Ok(Ok(n)) if n > 0 => {}
-                    Ok(_) => return Err(format!("{addr} closed the stream early")),
-                    Err(_) => return Err(format!("{addr} went silent during catch-up")),
+                    Ok(_) => return Err(format!("{addr} closed the stream early").into()),
+                    Err(_) => return Err(format!("{addr} went silent during catch-up").into()),
                 }
             }
         }

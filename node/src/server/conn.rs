@@ -148,6 +148,22 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
             }
             continue;
         }
+        // Collapse and the head's transfer run beside the core, never in it.
+        let beside = match request {
+            Request::CollapseTlogs { keep } => {
+                Some(super::collapse::serve_collapse(&mut stream, &shared, keep, false).await)
+            }
+            Request::CopyDbToHead { keep } => {
+                Some(super::collapse::serve_collapse(&mut stream, &shared, keep, true).await)
+            }
+            Request::GetDb => Some(super::collapse::serve_get_db(&mut stream, &shared).await),
+            _ => None,
+        };
+        match beside {
+            Some(true) => continue,
+            Some(false) => return,
+            None => {}
+        }
         let (reply, answer) = oneshot::channel();
         if shared.core.send(CoreMsg::Client { request, reply }).await.is_err() {
             going_down(&mut stream, &mut out).await;
@@ -203,10 +219,32 @@ async fn stream_entries<S: Stream>(
         return stream.write_all(&out).await.is_ok();
     };
     let to_i = to_i.min(committed);
+    // Pin the files to read, so that no collapse removes them meanwhile; a slot that a collapse
+    // already folded into the head is answered with where the log starts now.
+    let (dir, pins) = (shared.dir.clone(), shared.head.pins.clone());
+    let pinned = tokio::task::spawn_blocking(move || pins.pin(dir.as_ref(), from_i)).await;
+    let guard = match pinned {
+        Ok(Ok(crate::head::Pinned::Reading(guard))) => guard,
+        Ok(Ok(crate::head::Pinned::Collapsed { first_i })) => {
+            let msg = format!(
+                "collapsed: this node's TLog starts at slot {first_i}; slot {from_i} and the ones \
+                 before it are folded into its head: fetch the head with get_db, then the \
+                 entries from its slot on"
+            );
+            encode_error(Rc::OutsideInterval, msg.as_bytes(), &mut out);
+            return stream.write_all(&out).await.is_ok();
+        }
+        Ok(Err(e)) => {
+            encode_error(Rc::UnknownFailure, e.to_string().as_bytes(), &mut out);
+            return stream.write_all(&out).await.is_ok();
+        }
+        Err(_) => return false,
+    };
     // Read the files on a blocking thread; a bounded channel paces it to the socket.
     let (tx, mut rx) = mpsc::channel::<Result<(u64, Vec<u8>), String>>(64);
     let dir = shared.dir.clone();
     tokio::task::spawn_blocking(move || {
+        let _guard = guard;
         let result = tlog::for_each_committed(dir.as_ref(), from_i, true, &mut |e| {
             if e.i > to_i {
                 return Err(None);

@@ -94,6 +94,8 @@ pub struct Shared {
     pub max_connections: usize,
     pub max_buffer_size: u32,
     pub request_stall_ms: u64,
+    /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
+    pub head: super::collapse::HeadShared,
 }
 
 /// Runs node `me` of `config` until `shutdown` resolves, then stops cleanly: pending clients hear
@@ -155,6 +157,7 @@ pub async fn serve<N: Network, C: Clock>(
         max_connections: config.max_connections,
         max_buffer_size: config.max_buffer_size,
         request_stall_ms: config.client_stall_ms,
+        head: super::collapse::HeadShared::new(&node.tlog_dir),
     });
 
     // Peers.

@@ -4,6 +4,7 @@
 //! writer; connection tasks speak the client protocol; peer links carry node-to-node messages.
 
 pub mod catchup;
+pub mod collapse;
 pub mod conn;
 pub mod core;
 pub mod env;
