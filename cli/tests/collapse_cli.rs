@@ -187,3 +187,76 @@ fn a_wiped_node_catches_up_from_a_collapsed_peer_through_its_head() {
     });
     check_keys(&cluster, &rt);
 }
+
+/// 64-client set load for `seconds`: ops/s and p99 (µs).
+fn bench64(config: &str, seconds: u32) -> (f64, f64) {
+    let out = admin(&[
+        "bench",
+        "-c",
+        config,
+        "--clients",
+        "64",
+        "--duration",
+        &format!("{seconds}s"),
+        "--json",
+    ]);
+    expect_code(&out, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &report["runs"][0];
+    (run["ops_per_second"].as_f64().unwrap(), run["p99_us"].as_f64().unwrap())
+}
+
+/// The throughput cost of an online collapse under a 64-client load (a measurement, nothing
+/// asserted about time): quiet load, load while the master collapses, quiet load again.
+/// cargo test -p arakoon-cli --test collapse_cli -- --ignored --nocapture
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn collapse_under_load_throughput() {
+    let mut cluster = Cluster::new(3, "tlog_max_entries = 2000");
+    cluster.start_all();
+    let rt = common::runtime();
+    let config = cluster.config_arg().to_string();
+    let master = rt.block_on(cluster.wait_for_master(Duration::from_secs(30)));
+    // Build up a log to collapse.
+    let warm = bench64(&config, 40);
+    let files = tlog_files(&cluster.config.nodes[master].tlog_dir).len();
+    let before = bench64(&config, 3);
+    let collapse_config = config.clone();
+    let collapsing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let out = admin(&[
+            "client",
+            "-c",
+            &collapse_config,
+            "collapse-tlogs",
+            "--keep",
+            "1",
+            &format!("n{master}"),
+        ]);
+        (out, started.elapsed())
+    });
+    // A short window, so that the collapse fills much of it.
+    let during = bench64(&config, 3);
+    let (out, took) = collapsing.join().unwrap();
+    expect_code(&out, 0);
+    let after = bench64(&config, 3);
+    let quiet = (before.0 + after.0) / 2.0;
+    println!(
+        "warm-up {:.0} ops/s; {files} TLog files on the master n{master} before the collapse\n\
+         quiet before: {:.0} ops/s (p99 {:.1} ms)\n\
+         3 s window with a collapse in it ({:.2} s, {}): {:.0} ops/s (p99 {:.1} ms)\n\
+         quiet after: {:.0} ops/s (p99 {:.1} ms)\n\
+         throughput during collapse vs quiet mean: {:+.1}%",
+        warm.0,
+        before.0,
+        before.1 / 1000.0,
+        took.as_secs_f64(),
+        text(&out).lines().last().unwrap_or(""),
+        during.0,
+        during.1 / 1000.0,
+        after.0,
+        after.1 / 1000.0,
+        (during.0 / quiet - 1.0) * 100.0
+    );
+}
