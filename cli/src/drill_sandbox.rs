@@ -576,14 +576,7 @@ async fn apply(
             };
             let target = if *store { CorruptTarget::Store } else { CorruptTarget::Tlog };
             for node in &ns {
-                send(
-                    dir,
-                    Control::Corrupt {
-                        node: node.clone(),
-                        target,
-                        how,
-                    },
-                )?;
+                send(dir, Control::Corrupt { node: node.clone(), target, how })?;
             }
             note(&ns)
         }
