@@ -192,6 +192,23 @@ impl World {
         }
     }
 
+    /// The `.tlog` files of stopped node `k`, in order; `Err` says why a disk fault at rest
+    /// cannot strike it.
+    fn tlogs_at_rest(&self, k: NodeIdx) -> Result<Vec<String>, String> {
+        if self.nodes[k].is_up() {
+            return Err(format!("n{k} is running: a disk fault at rest needs it stopped"));
+        }
+        let mut files: Vec<String> = self.nodes[k]
+            .disk
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.ends_with(".tlog"))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
     /// Applies one fault now; returns a note on what it struck.
     fn apply_fault(&mut self, fault: &Fault) -> String {
         let n = self.cfg.nodes;
@@ -330,15 +347,13 @@ impl World {
                 let ks = self.resolve(target);
                 let mut notes = Vec::new();
                 for &k in &ks {
-                    if self.nodes[k].is_up() {
-                        notes.push(format!(
-                            "n{k} is running: a disk fault at rest needs it stopped"
-                        ));
-                        continue;
-                    }
-                    let files = self.nodes[k].disk.list().unwrap_or_default();
-                    let sealed: Vec<String> =
-                        files.into_iter().filter(|f| f.ends_with(".tlog")).collect();
+                    let sealed = match self.tlogs_at_rest(k) {
+                        Ok(files) => files,
+                        Err(note) => {
+                            notes.push(note);
+                            continue;
+                        }
+                    };
                     if sealed.len() < 2 {
                         notes.push(format!("n{k} has no sealed TLog file"));
                         continue;
@@ -365,12 +380,14 @@ impl World {
                 let ks = self.resolve(t);
                 let mut notes = Vec::new();
                 for &k in &ks {
-                    if self.nodes[k].is_up() {
-                        notes.push(format!("n{k} is running"));
-                        continue;
-                    }
-                    let files = self.nodes[k].disk.list().unwrap_or_default();
-                    if let Some(last) = files.iter().filter(|f| f.ends_with(".tlog")).max() {
+                    let sealed = match self.tlogs_at_rest(k) {
+                        Ok(files) => files,
+                        Err(note) => {
+                            notes.push(note);
+                            continue;
+                        }
+                    };
+                    if let Some(last) = sealed.last() {
                         let mut bytes = self.nodes[k].disk.contents(last).unwrap_or_default();
                         bytes.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0]);
                         self.nodes[k].disk.put(last, &bytes);
@@ -383,13 +400,13 @@ impl World {
                 let ks = self.resolve(t);
                 let mut notes = Vec::new();
                 for &k in &ks {
-                    if self.nodes[k].is_up() {
-                        notes.push(format!("n{k} is running"));
-                        continue;
-                    }
-                    let files = self.nodes[k].disk.list().unwrap_or_default();
-                    let sealed: Vec<String> =
-                        files.into_iter().filter(|f| f.ends_with(".tlog")).collect();
+                    let sealed = match self.tlogs_at_rest(k) {
+                        Ok(files) => files,
+                        Err(note) => {
+                            notes.push(note);
+                            continue;
+                        }
+                    };
                     if sealed.len() > 1 {
                         let f = sealed[self.rng.gen_range(0..sealed.len() - 1)].clone();
                         let disk = &self.nodes[k].disk;
