@@ -23,9 +23,11 @@ use arakoon_checker::{Outcome, Value as HValue};
 use arakoon_node::client::{Client, ClientConfig, ClientError};
 use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
 use arakoon_node::rc::Rc;
-use arakoon_node::store::Range;
 use arakoon_node::value::Update;
-use arakoon_sim::world::history::{opt_value, str_value, Linearizability, Recorder, Space};
+use arakoon_sim::world::history::{
+    multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
+    Recorder, Space,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -398,31 +400,15 @@ async fn issue(
                 })
                 .collect();
             call(Space::Multi, RawCall { f: "txn".into(), key: None, value: HValue::List(steps) });
-            let range = Range {
-                first: Some(b"s".to_vec()),
-                first_inclusive: true,
-                last: Some(b"t".to_vec()),
-                last_inclusive: false,
-                max: None,
-            };
-            client.range_entries(Consistency::Consistent, range).await.map(|entries| {
-                let found: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
-                    entries.into_iter().collect();
-                Some(HValue::List(
-                    s_keys
-                        .iter()
-                        .map(|k| {
-                            let v = opt_value(found.get(k.as_bytes()).map(Vec::as_slice));
-                            HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), v])
-                        })
-                        .collect(),
-                ))
-            })
+            client
+                .range_entries(Consistency::Consistent, multi_key_range())
+                .await
+                .map(|entries| Some(range_as_reads(&entries, MULTI_KEYS)))
         }
     };
     let (outcome, output) = match result {
         Ok(out) => (Outcome::Ok, out),
-        Err(ClientError::Failed { rc: Rc::NoLongerMaster | Rc::GoingDown, .. }) => {
+        Err(ClientError::Failed { rc, .. }) if outcome_of_refusal(rc) == Outcome::Unknown => {
             (Outcome::Unknown, None)
         }
         Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => (Outcome::Fail, None),

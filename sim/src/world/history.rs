@@ -37,6 +37,43 @@ pub struct Recorder {
     process: Vec<u64>,
 }
 
+/// The range read over the `s*` keys (the sequence history's keys).
+pub fn multi_key_range() -> arakoon_node::store::Range {
+    arakoon_node::store::Range {
+        first: Some(b"s".to_vec()),
+        first_inclusive: true,
+        last: Some(b"t".to_vec()),
+        last_inclusive: false,
+        max: None,
+    }
+}
+
+/// A range read over `s0..s{n-1}` as the transaction of reads the multi-key model checks: every
+/// key read, present or absent.
+pub fn range_as_reads(entries: &[(Vec<u8>, Vec<u8>)], n: usize) -> Value {
+    let found: BTreeMap<&[u8], &[u8]> =
+        entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    Value::List(
+        (0..n)
+            .map(|k| {
+                let key = format!("s{k}");
+                let value = opt_value(found.get(key.as_bytes()).copied());
+                Value::List(vec![str_value(b"read"), str_value(key.as_bytes()), value])
+            })
+            .collect(),
+    )
+}
+
+/// What a refusal means for the history: `no_longer_master` and `going_down` leave the update
+/// possibly chosen (unknown); every other refusal guarantees nothing happened (fail).
+pub fn outcome_of_refusal(rc: arakoon_node::rc::Rc) -> Outcome {
+    use arakoon_node::rc::Rc;
+    match rc {
+        Rc::NoLongerMaster | Rc::GoingDown => Outcome::Unknown,
+        _ => Outcome::Fail,
+    }
+}
+
 /// One operation, as a report's timeline shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpSummary {

@@ -3,7 +3,10 @@
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
-use super::history::{opt_value, str_value, Linearizability, Recorder, Space};
+use super::history::{
+    multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
+    Recorder, Space,
+};
 use super::net::{NetFaults, SimNet};
 use super::node::SimNode;
 use super::queue::Agenda;
@@ -12,7 +15,7 @@ use arakoon_checker::import::RawCall;
 use arakoon_checker::Value as HValue;
 use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
 use arakoon_node::rc::Rc;
-use arakoon_node::store::{Range, Store, UpdateOutput};
+use arakoon_node::store::{Store, UpdateOutput};
 use arakoon_node::tlog::{for_each_committed, LogDir};
 use arakoon_node::value::{Update, Value};
 use rand::{Rng, SeedableRng};
@@ -656,14 +659,7 @@ impl World {
                     let read = if matches!(p.kind, OpKind::Get) {
                         state.store.get(&p.key).map(OpResult::Ok)
                     } else {
-                        let range = Range {
-                            first: Some(b"s".to_vec()),
-                            first_inclusive: true,
-                            last: Some(b"t".to_vec()),
-                            last_inclusive: false,
-                            max: None,
-                        };
-                        state.store.range_entries(&range).map(OpResult::Entries)
+                        state.store.range_entries(&multi_key_range()).map(OpResult::Entries)
                     };
                     read.unwrap_or_else(|e| OpResult::Fail(Rc::UnknownFailure, e.to_string()))
                 } else {
@@ -701,23 +697,11 @@ impl World {
                 };
                 (arakoon_checker::Outcome::Ok, output)
             }
-            OpResult::Entries(entries) => {
-                let found: BTreeMap<&[u8], &[u8]> =
-                    entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-                let steps = (0..self.cfg.multi_keys.max(2))
-                    .map(|k| {
-                        let key = format!("s{k}");
-                        let value = opt_value(found.get(key.as_bytes()).copied());
-                        HValue::List(vec![str_value(b"read"), str_value(key.as_bytes()), value])
-                    })
-                    .collect();
-                (arakoon_checker::Outcome::Ok, Some(HValue::List(steps)))
-            }
-            // The master lost its lease with the update in flight: it may have been chosen.
-            OpResult::Fail(Rc::NoLongerMaster | Rc::GoingDown, _) => {
-                (arakoon_checker::Outcome::Unknown, None)
-            }
-            OpResult::Fail(..) => (arakoon_checker::Outcome::Fail, None),
+            OpResult::Entries(entries) => (
+                arakoon_checker::Outcome::Ok,
+                Some(range_as_reads(entries, self.cfg.multi_keys.max(2))),
+            ),
+            OpResult::Fail(rc, _) => (outcome_of_refusal(*rc), None),
             OpResult::Unknown => (arakoon_checker::Outcome::Unknown, None),
         };
         self.history.done(c, p.op, self.now_us, outcome, output);
