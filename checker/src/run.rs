@@ -15,7 +15,8 @@ use crate::model::set::Set;
 use crate::model::{bytes_of, convert, FromRaw};
 use crate::value::Value;
 
-/// The models, by the names the command line uses.
+/// The models, by the names the command line uses; `arakoon-admin check --model` lists them
+/// with [`ModelKind::about`] as their help, so this is the one table of models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
     /// `read`, `write`; a read of nil saw the unset register.
@@ -84,7 +85,7 @@ impl ModelKind {
                  [[set k v] [delete k] [assert k v] [assert_exists k] [replace k v]]; one \
                  state for the whole map"
             }
-            ModelKind::Mutex => "acquire, release; initially free",
+            ModelKind::Mutex => "acquire, release; initially free; who holds it is not recorded",
             ModelKind::Set => "add e, read -> [e ...]; initially empty",
         }
     }

@@ -5,6 +5,7 @@ use crate::output::Failure;
 use arakoon_checker::edn::read_one;
 use arakoon_checker::import::{read, Format};
 use arakoon_checker::{check_raw, Budget, ModelKind, Verdict};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,40 +16,11 @@ const EXIT_NOT_LINEARIZABLE: i32 = 1;
 const EXIT_UNKNOWN: i32 = 2;
 const EXIT_BAD_INPUT: i32 = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelChoice {
-    /// read, write v; initially nil (unset); a read of nil saw it unset.
-    Register,
-    /// read, write v, cas [old new]; initially 0; Knossos semantics: a failed operation did not
-    /// happen, a read of nil matches any value.
-    CasRegister,
-    /// read, write v, cas [old new]; initially nil; as Jepsen's etcd tests record them: a
-    /// failed cas saw another value, a read of nil saw the register unset.
-    EtcdRegister,
-    /// get, set (put), delete, test_and_set [expected wanted], replace, append, each on a key;
-    /// checked key by key; every key initially absent.
-    Kv,
-    /// The kv operations plus txn [[read k v] [write k v] ...] and sequence [[set k v]
-    /// [delete k] [assert k v] [assert_exists k] [replace k v]]; the whole map is one state.
-    MultiKey,
-    /// acquire, release; initially free; who holds it is not recorded.
-    Mutex,
-    /// add e, read -> [e ...]; initially empty.
-    Set,
-}
-
-impl ModelChoice {
-    fn kind(self) -> ModelKind {
-        match self {
-            ModelChoice::Register => ModelKind::Register,
-            ModelChoice::CasRegister => ModelKind::CasRegister,
-            ModelChoice::EtcdRegister => ModelKind::EtcdRegister,
-            ModelChoice::Kv => ModelKind::Kv,
-            ModelChoice::MultiKey => ModelKind::MultiKey,
-            ModelChoice::Mutex => ModelKind::Mutex,
-            ModelChoice::Set => ModelKind::Set,
-        }
-    }
+/// The `--model` values: the checker's own list of models, with its one-line help for each.
+fn model_parser() -> impl clap::builder::TypedValueParser<Value = ModelKind> {
+    let values = ModelKind::ALL.map(|k| PossibleValue::new(k.name()).help(k.about()));
+    PossibleValuesParser::new(values)
+        .map(|name| ModelKind::parse(&name).expect("clap only passes the names it was given"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,8 +67,8 @@ pub struct CheckArgs {
     /// The history file.
     file: PathBuf,
     /// The sequential specification to check against.
-    #[arg(long, value_enum)]
-    model: ModelChoice,
+    #[arg(long, value_parser = model_parser())]
+    model: ModelKind,
     /// The file format.
     #[arg(long, value_enum, default_value_t = FormatChoice::Auto)]
     format: FormatChoice,
@@ -162,7 +134,7 @@ pub fn run(args: CheckArgs) -> Result<i32, Failure> {
         shrink: !args.no_shrink,
         ..Budget::default()
     };
-    let kind = args.model.kind();
+    let kind = args.model;
     let checked = check_raw(kind, initial.as_ref(), &raw, &budget)
         .map_err(|e| bad(format!("{path}: {e} (is {} the right --model?)", kind.name())))?;
     if let Some(out) = &args.html {
