@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{admin, expect_code, free_port, stdout, text, Cluster};
+use common::{admin, expect_code, free_port, stdout, text};
 use std::time::Duration;
 
 fn json(o: &std::process::Output) -> serde_json::Value {
@@ -12,7 +12,7 @@ fn json(o: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn catchup_brings_a_stopped_node_level_with_the_cluster() {
-    let mut cluster = Cluster::new(3, "");
+    let mut cluster = common::cluster(3, "");
     cluster.start_all();
     let config = cluster.config_arg().to_string();
     let rt = common::runtime();
@@ -114,7 +114,7 @@ fn catchup_brings_a_stopped_node_level_with_the_cluster() {
 
 #[test]
 fn client_commands_round_trip_against_a_real_node() {
-    let mut cluster = Cluster::new(1, "");
+    let mut cluster = common::cluster(1, "");
     cluster.start(0);
     common::runtime().block_on(cluster.wait_for_master(Duration::from_secs(20)));
     let config = cluster.config_arg().to_string();
@@ -248,7 +248,7 @@ fn client_errors_are_one_line_with_an_exit_code() {
 
 #[test]
 fn bench_reports_a_row_per_client_count() {
-    let mut cluster = Cluster::new(1, "");
+    let mut cluster = common::cluster(1, "");
     cluster.start(0);
     common::runtime().block_on(cluster.wait_for_master(Duration::from_secs(20)));
     let config = cluster.config_arg();

@@ -54,7 +54,7 @@ fn check_keys(cluster: &Cluster, rt: &tokio::runtime::Runtime) {
 
 #[test]
 fn offline_collapse_folds_old_files_into_the_head_and_the_node_restarts_from_it() {
-    let mut cluster = Cluster::new(1, "tlog_max_entries = 100");
+    let mut cluster = common::cluster(1, "tlog_max_entries = 100");
     cluster.start(0);
     let rt = common::runtime();
     write_keys(&cluster, &rt);
@@ -90,7 +90,7 @@ fn offline_collapse_folds_old_files_into_the_head_and_the_node_restarts_from_it(
 
 #[test]
 fn online_collapse_removes_files_while_the_node_serves_and_survives_a_restart() {
-    let mut cluster = Cluster::new(1, "tlog_max_entries = 100");
+    let mut cluster = common::cluster(1, "tlog_max_entries = 100");
     cluster.start(0);
     let rt = common::runtime();
     write_keys(&cluster, &rt);
@@ -122,7 +122,7 @@ fn online_collapse_removes_files_while_the_node_serves_and_survives_a_restart() 
 
 #[test]
 fn a_wiped_node_catches_up_from_a_collapsed_peer_through_its_head() {
-    let mut cluster = Cluster::new(3, "tlog_max_entries = 100");
+    let mut cluster = common::cluster(3, "tlog_max_entries = 100");
     cluster.start_all();
     let rt = common::runtime();
     write_keys(&cluster, &rt);
@@ -212,7 +212,7 @@ fn bench64(config: &str, seconds: u32) -> (f64, f64) {
 #[test]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 fn collapse_under_load_throughput() {
-    let mut cluster = Cluster::new(3, "tlog_max_entries = 2000");
+    let mut cluster = common::cluster(3, "tlog_max_entries = 2000");
     cluster.start_all();
     let rt = common::runtime();
     let config = cluster.config_arg().to_string();

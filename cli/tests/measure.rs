@@ -13,7 +13,7 @@ mod common;
 
 use arakoon_node::tlog::{FsDir, LogDir, TlogConfig, TlogWriter};
 use arakoon_node::value::{Update, Value};
-use common::{admin, expect_code, Cluster};
+use common::{admin, expect_code};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -100,7 +100,7 @@ fn catchup_speed() {
         std::env::var("ARAKOON_MEASURE_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
     // Slots of 16 updates of 1000-byte values: about 16.2 KB each.
     let slots = mb * 1_000_000 / 16_200;
-    let mut cluster = Cluster::new(3, "");
+    let mut cluster = common::cluster(3, "");
     let config = cluster.config_arg().to_string();
     let home0 = cluster.config.nodes[0].home.clone();
     write_log(&home0, slots, 16, 1000);

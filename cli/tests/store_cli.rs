@@ -6,14 +6,14 @@ mod common;
 use arakoon_node::store::{SledStore, Store};
 use arakoon_node::tlog::{FsDir, LogDir, TlogConfig, TlogWriter};
 use arakoon_node::value::{Update, Value};
-use common::{admin, expect_code, stdout, text, Cluster};
+use common::{admin, expect_code, stdout, text};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[test]
 fn rebuild_gives_a_store_whose_dump_equals_the_original() {
-    let mut cluster = Cluster::new(1, "");
+    let mut cluster = common::cluster(1, "");
     cluster.start(0);
     common::runtime().block_on(async {
         cluster.wait_for_master(Duration::from_secs(20)).await;
@@ -191,7 +191,7 @@ fn bad_input_is_a_one_line_error_never_a_panic() {
         43,
         missing,
     );
-    let cluster = Cluster::new(3, "");
+    let cluster = common::cluster(3, "");
     let config = cluster.config_arg();
     one_line_error(&["store", "dump", "--node", "n9", "-config", config], 3, "n0, n1, n2");
     one_line_error(&["store", "verify", "--node", "n0", "-config", missing], 3, missing);

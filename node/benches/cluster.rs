@@ -66,7 +66,7 @@ fn main() {
     runtime.block_on(async {
         let nodes: usize =
             std::env::var("ARAKOON_BENCH_NODES").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
-        let mut cluster = Cluster::new(nodes, 2000, "");
+        let mut cluster = harness::cluster(nodes, 2000, "");
         cluster.start_all();
         cluster.wait_for_master(Duration::from_secs(20)).await;
         // The keys the gets read.

@@ -64,7 +64,7 @@ async fn check_all(cluster: &Cluster, acked: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_fail_over_catch_up_rebuild_and_restart() {
-    let mut cluster = Cluster::new(3, LEASE_MS, "");
+    let mut cluster = harness::cluster(3, LEASE_MS, "");
     cluster.start_all();
     let m = cluster.wait_for_master(Duration::from_secs(15)).await;
     let mut c = cluster.client();
@@ -150,7 +150,7 @@ async fn three_nodes_fail_over_catch_up_rebuild_and_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_survive_two_failures_and_a_full_restart() {
-    let mut cluster = Cluster::new(5, LEASE_MS, "");
+    let mut cluster = harness::cluster(5, LEASE_MS, "");
     cluster.start_all();
     let m = cluster.wait_for_master(Duration::from_secs(15)).await;
     let mut c = cluster.client();

@@ -32,7 +32,7 @@ fn all(first: Option<&str>, last: Option<&str>) -> Range {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_answers_as_the_protocol_table_says() {
-    let mut cluster = Cluster::new(1, 1000, "max_value_size = 4096");
+    let mut cluster = harness::cluster(1, 1000, "max_value_size = 4096");
     cluster.start_all();
     cluster.wait_for_master(Duration::from_secs(10)).await;
     let mut c = cluster.client();
@@ -177,7 +177,7 @@ fn is_closed(s: &mut TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_order_keep_open_rules_and_bad_input() {
-    let mut cluster = Cluster::new(1, 1000, "max_connections = 6\nclient_stall_ms = 300");
+    let mut cluster = harness::cluster(1, 1000, "max_connections = 6\nclient_stall_ms = 300");
     cluster.start_all();
     cluster.wait_for_master(Duration::from_secs(10)).await;
     let mut c = cluster.client();
