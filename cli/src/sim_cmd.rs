@@ -28,6 +28,7 @@ pub enum FaultChoice {
 ///   arakoon-admin sim --seeds 0..100
 ///   arakoon-admin sim --seed 42 --faults all --trace /tmp/seed42.txt
 ///   arakoon-admin sim --seeds 0..20 --determinism
+///   arakoon-admin sim --seeds 0..10 --pause 0ms..5ms    # heavy load
 ///   arakoon-admin sim --seed 7 --history /tmp/h && arakoon-admin check /tmp/h/seed7-kv.jsonl --model kv
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -46,6 +47,11 @@ pub struct SimArgs {
     duration: String,
     #[arg(long, value_enum, default_value_t = FaultChoice::Swarm)]
     faults: FaultChoice,
+    /// A client's pause between an answer and its next call, drawn between the two bounds:
+    /// 10ms..100ms is a Jepsen-like pace (about 90 calls a second from 5 clients), 0ms..5ms a
+    /// heavy load (about 1,000 a second; each seed then takes about ten times longer).
+    #[arg(long, default_value = "10ms..100ms", value_name = "MIN..MAX")]
+    pause: String,
     /// Write the event trace of the (single) seed to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -70,6 +76,18 @@ fn parse_duration_ms(text: &str) -> Result<u64, Failure> {
         "m" => n * 60_000,
         _ => return Err(bad()),
     })
+}
+
+fn parse_pause_us(text: &str) -> Result<(u64, u64), Failure> {
+    let bad =
+        || Failure::new(3, format!("--pause {text:?}: write it as MIN..MAX, e.g. 10ms..100ms"));
+    let (a, b) = text.split_once("..").ok_or_else(bad)?;
+    let (a, b) =
+        (parse_duration_ms(a).map_err(|_| bad())?, parse_duration_ms(b).map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a * 1000, b * 1000))
 }
 
 fn parse_range(text: &str) -> Result<std::ops::Range<u64>, Failure> {
@@ -97,14 +115,15 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         nodes: args.nodes as usize,
         clients: args.clients,
         duration_ms: parse_duration_ms(&args.duration)?,
+        think_us: parse_pause_us(&args.pause)?,
         faults,
         keep_trace,
         keep_history: args.history.is_some(),
         ..SimConfig::default()
     };
     let flags = format!(
-        "--nodes {} --clients {} --duration {} --faults {:?}",
-        args.nodes, args.clients, args.duration, args.faults
+        "--nodes {} --clients {} --duration {} --pause {} --faults {:?}",
+        args.nodes, args.clients, args.duration, args.pause, args.faults
     )
     .to_lowercase();
     println!(

@@ -26,6 +26,7 @@ pub fn sim_config(drill: &Drill) -> SimConfig {
         keys: drill.workload.keys.max(1),
         op_timeout_ms: drill.workload.op_timeout.0,
         op_weights: [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range],
+        think_us: (0, 5_000),
         script: drill.steps.clone(),
         keep_history: true,
         ..SimConfig::default()
