@@ -4,8 +4,8 @@
 //! ```yaml
 //! name: master-killed-under-load
 //! description: The master dies while clients write; a new one serves within two leases.
-//! cluster: { nodes: 3, lease: 1s }
-//! workload: { clients: 5, keys: 8, op_timeout: 2s }
+//! cluster: { nodes: 3, lease: 1s }                     # also: config: { tlog_max_entries: 100 }
+//! workload: { clients: 5, keys: 8, op_timeout: 2s }   # also: rate: 20/s, key_distribution: zipf
 //! duration: 30s
 //! seeds: 0..8
 //! steps:
@@ -90,6 +90,90 @@ pub struct ClusterSpec {
     pub nodes: usize,
     #[serde(default = "one_second")]
     pub lease: Millis,
+    /// `[global]` settings of the nodes' configuration (`tlog_max_entries: 100`, ...), checked
+    /// as the node checks its INI file; the simulation tier honours those of the consensus and
+    /// the TLog ([`SIM_CONFIG_KEYS`]) and refuses the rest.
+    #[serde(default, deserialize_with = "config_overrides")]
+    pub config: Vec<(String, String)>,
+}
+
+/// The configuration keys the simulation tier honours: it has no client connections, so the
+/// limits on them mean nothing there.
+pub const SIM_CONFIG_KEYS: [&str; 5] =
+    ["quorum", "tlog_max_entries", "tlog_max_size", "batch_max_updates", "batch_max_bytes"];
+
+fn config_overrides<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of configuration keys to values, e.g. { tlog_max_entries: 100 }")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<(String, String)> = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value::<Scalar>()?.0;
+                if TIER.with(Cell::get) == Some(Tier::Sim)
+                    && !SIM_CONFIG_KEYS.contains(&key.as_str())
+                {
+                    return Err(de::Error::custom(format!(
+                        "config {key}: the sim tier does not apply it (it applies {}); run the drill on the sandbox or turmoil tier",
+                        SIM_CONFIG_KEYS.join(", ")
+                    )));
+                }
+                out.push((key, value));
+            }
+            let sample = sample_config(parse_nodes());
+            sample.with_overrides(&out, "drill").map_err(|e| {
+                de::Error::custom(e.to_string().trim_start_matches("drill: ").to_string())
+            })?;
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+/// A scalar YAML value as text: `100`, `n1`, `true`.
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a word")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A configuration of `nodes` nodes named n0, n1, ... with every setting at its default: what
+/// a drill's overrides are checked against.
+pub fn sample_config(nodes: usize) -> arakoon_node::config::ClusterConfig {
+    let names: Vec<String> = (0..nodes).map(|k| format!("n{k}")).collect();
+    let mut ini = format!("[global]\ncluster = {}\ncluster_id = drill\n", names.join(", "));
+    for (k, n) in names.iter().enumerate() {
+        ini += &format!(
+            "[{n}]\nip = 127.0.0.1\nclient_port = {}\nmessaging_port = {}\nhome = /nonexistent/{n}\n",
+            4000 + k,
+            4100 + k
+        );
+    }
+    arakoon_node::config::ClusterConfig::parse(&ini, "drill").expect("a valid sample")
 }
 
 fn three() -> usize {
@@ -101,7 +185,7 @@ fn one_second() -> Millis {
 
 impl Default for ClusterSpec {
     fn default() -> Self {
-        ClusterSpec { nodes: 3, lease: one_second() }
+        ClusterSpec { nodes: 3, lease: one_second(), config: Vec::new() }
     }
 }
 
@@ -140,6 +224,84 @@ pub struct WorkloadSpec {
     pub op_timeout: Millis,
     #[serde(default)]
     pub mix: Mix,
+    /// About this many calls a second per client when the cluster answers at once (`20/s`);
+    /// without it, clients call again after a pause of 0-5 ms: a heavy load.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// How a single-key operation picks its key among `keys`.
+    #[serde(default)]
+    pub key_distribution: KeyDistribution,
+}
+
+impl WorkloadSpec {
+    /// A client's pause between an answer and its next call, µs, drawn between these bounds:
+    /// around 1/rate (from half to one and a half of it), or 0-5 ms without a rate.
+    pub fn pause_us(&self) -> (u64, u64) {
+        match self.rate {
+            Some(Rate(r)) => ((500_000.0 / r) as u64, (1_500_000.0 / r) as u64),
+            None => (0, 5_000),
+        }
+    }
+}
+
+/// Calls per second, written `20/s`, `300/m` or a bare number (per second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate(pub f64);
+
+impl Rate {
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let bad = || format!("{text:?} is not a rate (write 20/s or 300/m, more than 0)");
+        let (num, per) = text.trim().split_once('/').unwrap_or((text.trim(), "s"));
+        let n: f64 = num.trim().parse().map_err(|_| bad())?;
+        let per_second = match per.trim() {
+            "s" => n,
+            "m" | "min" => n / 60.0,
+            _ => return Err(bad()),
+        };
+        if !(per_second.is_finite() && per_second > 0.0 && per_second <= 100_000.0) {
+            return Err(bad());
+        }
+        Ok(Rate(per_second))
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+        let Scalar(text) = Scalar::deserialize(d)?;
+        Rate::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// How clients pick the key of a single-key operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDistribution {
+    /// Every key as likely as any other.
+    #[default]
+    Uniform,
+    /// Key k with weight 1/(k+1): a few hot keys, contended by every client.
+    Zipf,
+}
+
+impl KeyDistribution {
+    /// The key index, of `keys`, for a number `u` drawn uniformly from [0, 1).
+    pub fn pick(self, keys: usize, u: f64) -> usize {
+        let keys = keys.max(1);
+        match self {
+            KeyDistribution::Uniform => ((u * keys as f64) as usize).min(keys - 1),
+            KeyDistribution::Zipf => {
+                let total: f64 = (1..=keys).map(|k| 1.0 / k as f64).sum();
+                let mut left = u * total;
+                for k in 0..keys {
+                    left -= 1.0 / (k + 1) as f64;
+                    if left < 0.0 {
+                        return k;
+                    }
+                }
+                keys - 1
+            }
+        }
+    }
 }
 
 fn five() -> usize {
@@ -154,7 +316,14 @@ fn two_seconds() -> Millis {
 
 impl Default for WorkloadSpec {
     fn default() -> Self {
-        WorkloadSpec { clients: 5, keys: 8, op_timeout: two_seconds(), mix: Mix::default() }
+        WorkloadSpec {
+            clients: 5,
+            keys: 8,
+            op_timeout: two_seconds(),
+            mix: Mix::default(),
+            rate: None,
+            key_distribution: KeyDistribution::Uniform,
+        }
     }
 }
 
@@ -782,6 +951,62 @@ expect: [linearizable, no_lost_writes, { master_within: 3s }]
 
     fn error(text: &str, tier: Option<Tier>) -> DrillError {
         parse(text, "bad.yaml", tier).expect_err("refused")
+    }
+
+    #[test]
+    fn config_rate_and_key_distribution_are_read_and_checked() {
+        let drill = |cluster: &str, workload: &str| {
+            format!(
+                "name: t\ncluster: {cluster}\nworkload: {workload}\nduration: 5s\nsteps:\n  - at: 1s\n    kill: master\n"
+            )
+        };
+        let text = drill(
+            "{ nodes: 5, config: { tlog_max_entries: 100, quorum: 4 } }",
+            "{ rate: 20/s, key_distribution: zipf }",
+        );
+        let d = parse(&text, "t.yaml", Some(Tier::Sim)).unwrap();
+        assert_eq!(
+            d.cluster.config,
+            [("tlog_max_entries".to_string(), "100".to_string()), ("quorum".into(), "4".into())]
+        );
+        assert_eq!(d.workload.rate, Some(Rate(20.0)));
+        assert_eq!(d.workload.pause_us(), (25_000, 75_000));
+        assert_eq!(d.workload.key_distribution, KeyDistribution::Zipf);
+        assert_eq!(WorkloadSpec::default().pause_us(), (0, 5_000));
+
+        let bad = |cluster: &str, workload: &str, tier| {
+            parse(&drill(cluster, workload), "b.yaml", tier).unwrap_err()
+        };
+        let e = bad("{ nodes: 3, config: { quorum: 4 } }", "{}", None);
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("[global] quorum") && e.message.contains("1 to 3"), "{e}");
+        let e = bad("{ config: { cluster_id: x } }", "{}", None);
+        assert!(e.message.contains("cannot be set here"), "{e}");
+        let e = bad("{ config: { max_connections: 4 } }", "{}", Some(Tier::Sim));
+        assert!(e.message.contains("sim tier does not apply it"), "{e}");
+        parse(&drill("{ config: { max_connections: 4 } }", "{}"), "ok.yaml", Some(Tier::Sandbox))
+            .unwrap();
+        let e = bad("{}", "{ rate: fast }", None);
+        assert!(e.message.contains("is not a rate"), "{e}");
+        assert_eq!(e.line, 3, "{e}");
+        let e = bad("{}", "{ key_distribution: hot }", None);
+        assert!(e.message.contains("uniform") && e.message.contains("zipf"), "{e}");
+    }
+
+    #[test]
+    fn zipf_favours_the_first_keys_and_uniform_spreads_evenly() {
+        let count = |dist: KeyDistribution| {
+            let mut n = [0usize; 8];
+            for k in 0..8000 {
+                n[dist.pick(8, (k as f64 + 0.5) / 8000.0)] += 1;
+            }
+            n
+        };
+        assert_eq!(count(KeyDistribution::Uniform), [1000; 8]);
+        let z = count(KeyDistribution::Zipf);
+        // Weights 1, 1/2, ..., 1/8 over their sum (2.718): 36.8% for k0, 4.6% for k7.
+        assert!((2900..3000).contains(&z[0]) && (350..390).contains(&z[7]), "{z:?}");
+        assert!(z.windows(2).all(|w| w[0] > w[1]), "{z:?}");
     }
 
     #[test]

@@ -160,6 +160,68 @@ impl ClusterConfig {
     pub fn quorum(&self) -> usize {
         self.quorum.unwrap_or(self.nodes.len() / 2 + 1)
     }
+    /// The consensus settings of node `me` (an index into [`ClusterConfig::names`]).
+    pub fn consensus(&self, me: usize) -> crate::consensus::Config {
+        let names = self.names();
+        let mut c = crate::consensus::Config::new(names.clone(), me, self.lease_ms);
+        c.quorum = self.quorum();
+        c.forced_master =
+            self.forced_master.as_ref().and_then(|m| names.iter().position(|n| n == m));
+        c.batch_updates_max = self.batch_max_updates;
+        c.batch_bytes_max = self.batch_max_bytes;
+        c
+    }
+
+    /// When the TLog starts a new file.
+    pub fn tlog(&self) -> crate::tlog::TlogConfig {
+        crate::tlog::TlogConfig {
+            entries_per_file_max: self.tlog_max_entries,
+            file_bytes_max: self.tlog_max_size,
+        }
+    }
+
+    /// The `[global]` keys that [`ClusterConfig::with_overrides`] accepts: the tuning of a
+    /// cluster, not its membership or addresses.
+    pub const OVERRIDABLE: [&'static str; 10] = [
+        "quorum",
+        "master",
+        "tlog_max_entries",
+        "tlog_max_size",
+        "max_value_size",
+        "max_buffer_size",
+        "batch_max_updates",
+        "batch_max_bytes",
+        "max_connections",
+        "client_stall_ms",
+    ];
+
+    /// This configuration with some `[global]` keys set otherwise (a drill's `config:`,
+    /// `sandbox up --set KEY=VALUE`), checked exactly as if they had been read from a file:
+    /// an unknown key or a value out of range is an error naming the key.
+    pub fn with_overrides(
+        &self,
+        overrides: &[(String, String)],
+        file: &str,
+    ) -> Result<ClusterConfig, ConfigError> {
+        let mut ini = ini::Ini::load_from_str(&self.to_ini()).expect("to_ini writes valid INI");
+        for (key, value) in overrides {
+            if !Self::OVERRIDABLE.contains(&key.as_str()) {
+                return Err(ConfigError::Bad {
+                    file: file.to_string(),
+                    section: "global".into(),
+                    key: key.clone(),
+                    reason: format!(
+                        "cannot be set here (these can: {})",
+                        Self::OVERRIDABLE.join(", ")
+                    ),
+                });
+            }
+            ini.with_section(Some("global")).set(key.as_str(), value.as_str());
+        }
+        let mut text = Vec::new();
+        ini.write_to(&mut text).expect("writing to memory cannot fail");
+        ClusterConfig::parse(&String::from_utf8_lossy(&text), file)
+    }
 
     /// Renders the configuration as INI (for generated sandboxes).
     pub fn to_ini(&self) -> String {
@@ -308,6 +370,22 @@ client_port = 4002
 messaging_port = 4012
 home = /tmp/a/n2
 ";
+
+    #[test]
+    fn overrides_are_checked_like_the_file() {
+        let c = ClusterConfig::parse(GOOD, "t.ini").unwrap();
+        let set = |k: &str, v: &str| c.with_overrides(&[(k.into(), v.into())], "drill.yaml");
+        let d = set("tlog_max_entries", "100").unwrap();
+        assert_eq!(d.tlog_max_entries, 100);
+        assert_eq!((d.names(), d.lease_ms, &d.nodes), (c.names(), c.lease_ms, &c.nodes));
+        assert_eq!(set("quorum", "3").unwrap().quorum(), 3);
+        let e = set("quorum", "4").unwrap_err().to_string();
+        assert!(e.starts_with("drill.yaml: [global] quorum:"), "{e}");
+        let e = set("cluster", "n0").unwrap_err().to_string();
+        assert!(e.contains("cannot be set here") && e.contains("tlog_max_entries"), "{e}");
+        let e = set("master", "n7").unwrap_err().to_string();
+        assert!(e.contains("n7"), "{e}");
+    }
 
     #[test]
     fn a_good_config_parses_with_defaults() {

@@ -26,7 +26,9 @@ pub fn sim_config(drill: &Drill) -> SimConfig {
         keys: drill.workload.keys.max(1),
         op_timeout_ms: drill.workload.op_timeout.0,
         op_weights: [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range],
-        think_us: (0, 5_000),
+        think_us: drill.workload.pause_us(),
+        key_distribution: drill.workload.key_distribution,
+        overrides: drill.cluster.config.clone(),
         script: drill.steps.clone(),
         keep_history: true,
         ..SimConfig::default()

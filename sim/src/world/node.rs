@@ -64,6 +64,7 @@ impl SimNode {
     pub fn start(
         &mut self,
         cfg: Config,
+        tlog: TlogConfig,
         cluster_id: &str,
         now_ms: u64,
         seed: u64,
@@ -76,7 +77,7 @@ impl SimNode {
             repair = Some(format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         }
         let (writer, _) =
-            TlogWriter::open(dir.clone(), tlog_config(), &self.name).map_err(|e| e.to_string())?;
+            TlogWriter::open(dir.clone(), tlog, &self.name).map_err(|e| e.to_string())?;
         let ballot = BallotRecord::load(dir.as_ref()).map_err(|e| e.to_string())?;
         let mut store = MemoryStore::new(cluster_id);
         let single = cfg.names.len() == 1;

@@ -11,8 +11,10 @@ use super::net::{NetFaults, SimNet};
 use super::node::SimNode;
 use super::queue::Agenda;
 use super::script::ScriptState;
+use arakoon_chaos::drill::KeyDistribution;
 use arakoon_checker::import::RawCall;
 use arakoon_checker::Value as HValue;
+use arakoon_node::config::{ClusterConfig, ConfigError};
 use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
 use arakoon_node::rc::Rc;
 use arakoon_node::store::{Store, UpdateOutput};
@@ -52,6 +54,12 @@ pub struct SimConfig {
     pub script: Vec<arakoon_chaos::drill::Step>,
     /// Time for the linearizability check of one run; past it the verdict is "unknown".
     pub check_time_limit_ms: u64,
+    /// How single-key operations pick their key.
+    pub key_distribution: KeyDistribution,
+    /// `[global]` settings the nodes run with (a drill's `config:`): those of the consensus
+    /// and the TLog ([`arakoon_chaos::drill::SIM_CONFIG_KEYS`]); checked as a node checks its
+    /// file. The TLog's files are otherwise small (64 entries) so that rollover happens often.
+    pub overrides: Vec<(String, String)>,
 }
 
 impl Default for SimConfig {
@@ -71,6 +79,8 @@ impl Default for SimConfig {
             keep_history: false,
             script: Vec::new(),
             check_time_limit_ms: 30_000,
+            key_distribution: KeyDistribution::Uniform,
+            overrides: Vec::new(),
         }
     }
 }
@@ -205,6 +215,8 @@ pub(super) struct Client {
 
 pub(super) struct World {
     pub(super) cfg: SimConfig,
+    /// The nodes' configuration: defaults, the simulator's small TLog files, the overrides.
+    pub(super) cluster: ClusterConfig,
     pub(super) mix: FaultMix,
     pub(super) rng: ChaCha8Rng,
     pub(super) now_us: u64,
@@ -268,7 +280,7 @@ impl World {
     }
 
     fn consensus_config(&self, k: NodeIdx) -> Config {
-        Config::new(names(self.cfg.nodes), k, self.cfg.lease_ms)
+        self.cluster.consensus(k)
     }
 
     fn net_faults(&self) -> NetFaults {
@@ -284,7 +296,7 @@ impl World {
         let now = self.node_now_ms(k);
         let seed = self.rng.gen();
         let cfg = self.consensus_config(k);
-        match self.nodes[k].start(cfg.clone(), CLUSTER_ID, now, seed) {
+        match self.nodes[k].start(cfg.clone(), self.cluster.tlog(), CLUSTER_ID, now, seed) {
             Ok(repair) => {
                 if let Some(r) = repair {
                     self.trace(|| format!("n{k} repair: {r}"), 1);
@@ -301,7 +313,8 @@ impl World {
                     self.agenda.push(self.now_us + 500_000, Event::Restart { node: k });
                     return;
                 }
-                if let Err(e) = self.nodes[k].start(cfg, CLUSTER_ID, now, seed) {
+                if let Err(e) = self.nodes[k].start(cfg, self.cluster.tlog(), CLUSTER_ID, now, seed)
+                {
                     self.fail("restart", format!("n{k} cannot start even when wiped: {e}"));
                     return;
                 }
@@ -327,7 +340,7 @@ impl World {
         });
         let dir: std::sync::Arc<dyn LogDir> = std::sync::Arc::new(self.nodes[k].disk.clone());
         let Ok((mut w, _)) =
-            arakoon_node::tlog::TlogWriter::open(dir, super::node::tlog_config(), "restore")
+            arakoon_node::tlog::TlogWriter::open(dir, self.cluster.tlog(), "restore")
         else {
             return false;
         };
@@ -620,7 +633,12 @@ impl World {
                 (OpKind::Sequence(updates), Vec::new(), (Space::Multi, call))
             }
         } else {
-            let key = format!("k{}", self.rng.gen_range(0..self.cfg.keys)).into_bytes();
+            let k = match self.cfg.key_distribution {
+                // A uniform draw stays the draw it always was, so that seeds keep their runs.
+                KeyDistribution::Uniform => self.rng.gen_range(0..self.cfg.keys),
+                d => d.pick(self.cfg.keys, self.rng.gen()),
+            };
+            let key = format!("k{k}").into_bytes();
             let (kind, f, value) = match choice {
                 1 => {
                     let v = unique("");
@@ -1053,8 +1071,18 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     };
     let nodes: Vec<SimNode> =
         names(cfg.nodes).into_iter().map(|n| SimNode::new(n, SimClock::default())).collect();
+    let cluster = match cluster_config(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut report = RunReport::new(seed, mix.describe());
+            let detail = format!("{e}");
+            report.outcome = Outcome::Violation(Violation { check: "configuration", detail });
+            return report;
+        }
+    };
     let mut w = World {
         cfg: cfg.clone(),
+        cluster,
         rng,
         now_us: 0,
         agenda: Agenda::default(),
@@ -1138,6 +1166,18 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         w.report.outcome = Outcome::Violation(v);
     }
     w.report
+}
+
+/// The nodes' configuration: the defaults of a real node, except the lease and the small TLog
+/// files of the simulator, then the overrides.
+fn cluster_config(cfg: &SimConfig) -> Result<ClusterConfig, ConfigError> {
+    let mut c = arakoon_chaos::drill::sample_config(cfg.nodes);
+    c.cluster_id = CLUSTER_ID.into();
+    c.lease_ms = cfg.lease_ms;
+    let small = super::node::tlog_config();
+    c.tlog_max_entries = small.entries_per_file_max;
+    c.tlog_max_size = small.file_bytes_max;
+    c.with_overrides(&cfg.overrides, "the simulator's configuration")
 }
 
 /// The checks at the end of a run; returns how many slots were chosen.
