@@ -3,16 +3,19 @@
 //! A drill runs seed by seed on a tier; each seed's steps are applied at their times while the
 //! clients record their history; at the end every check runs (agreement, identical stores, no
 //! acknowledged write lost, one lease at a time, the history linearizable) plus the drill's own
-//! expectations. With `--report DIR` each seed leaves a folder: the histories (JSON lines, for
-//! `arakoon-admin check`), the fault log, a summary (JSON) and a self-contained HTML timeline.
+//! expectations. With `--report DIR` each seed leaves a folder, the same on every tier
+//! ([`crate::drill_report`]). While drills run, a live display shows their progress
+//! ([`crate::drill_live`]).
 
-use crate::output::{progress_bar, say, Failure};
+use crate::drill_live::{Live, Status};
+use crate::drill_report::{last_master, restarts_from_roles, Report};
+use crate::drill_sandbox::SandboxRun;
+use crate::output::Failure;
 use arakoon_chaos::drill::{self, Drill};
 use arakoon_chaos::faults::Tier;
 use arakoon_sim::drill::{run_drill, DrillRun};
 use clap::{Args, Subcommand, ValueEnum};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// The drill that runs when no file is named.
@@ -161,221 +164,133 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
         drills.len(),
         tier.name()
     );
-    let bar = progress_bar(total, "seeds");
+    let live = Live::new(total);
     let started = Instant::now();
     let mut failed = 0u64;
     for (file, d) in &drills {
         let seeds = seeds_override.clone().unwrap_or(d.seeds.clone());
         for seed in seeds {
-            bar.set_message(format!("{} seed {seed}", d.name));
             let replay = if file.starts_with('(') {
                 format!("arakoon-admin drill run --tier {} --seed {seed}", tier.name())
             } else {
                 format!("arakoon-admin drill run {file} --tier {} --seed {seed}", tier.name())
             };
-            if tier == Tier::Sandbox {
-                let base = std::env::temp_dir();
-                let run = crate::drill_sandbox::run(d, seed, &base)
+            let report = if tier == Tier::Sandbox {
+                live.say(format!(
+                    "{} seed {seed}: a sandbox of {} nodes, {} s",
+                    d.name,
+                    d.cluster.nodes,
+                    d.duration.0 / 1000
+                ));
+                let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), &live)
                     .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
-                say(
-                    &bar,
-                    format!(
-                        "{:<28} seed {seed:<3} {}  ({} ops ok, {} failed, {} unknown; {} steps)",
-                        d.name,
-                        if run.passed { "PASS" } else { "FAIL" },
-                        run.ops_ok,
-                        run.ops_failed,
-                        run.ops_unknown,
-                        run.fault_log.len()
-                    ),
-                );
-                if !run.passed {
-                    failed += 1;
-                    say(&bar, format!("  {}\n  replay: {replay}", run.verdict));
-                    for (at, what) in &run.fault_log {
-                        say(&bar, format!("    {at}ms {what}"));
-                    }
-                }
-                bar.inc(1);
-                continue;
-            }
-            let run = run_drill(d, seed, args.report.is_some());
-            let r = &run.report;
-            let line = format!(
+                sandbox_report(d, seed, run, replay)
+            } else {
+                sim_report(d, run_drill(d, seed, args.report.is_some()), replay)
+            };
+            live.status(&Status {
+                drill: d.name.clone(),
+                seed,
+                elapsed_ms: report.end_ms,
+                ops_ok: report.ops_ok,
+                ops_failed: report.ops_failed,
+                ops_unknown: report.ops_unknown,
+                faults: report.fault_log.len(),
+                latest_fault: report.fault_log.last().map(|(_, what)| what.clone()),
+                master: last_master(&report.roles, d.cluster.nodes).map(|k| format!("n{k}")),
+            });
+            live.say(format!(
                 "{:<28} seed {seed:<3} {}  ({} ops ok, {} failed, {} unknown; {} faults applied)",
                 d.name,
-                if run.passed { "PASS" } else { "FAIL" },
-                r.ops_ok,
-                r.ops_failed,
-                r.ops_unknown,
-                r.fault_log.len()
-            );
-            say(&bar, line);
-            if !run.passed {
+                if report.passed { "PASS" } else { "FAIL" },
+                report.ops_ok,
+                report.ops_failed,
+                report.ops_unknown,
+                report.fault_log.len()
+            ));
+            if tier == Tier::Sim {
+                // A simulated seed is over before it could be watched: its faults are shown
+                // once it ends (off a terminal, a line each).
+                for (at, what) in &report.fault_log {
+                    live.fault(*at, what);
+                }
+            }
+            if !report.passed {
                 failed += 1;
-                say(&bar, format!("  {}\n  replay: {replay}", run.verdict));
+                live.say(format!("  {}\n  replay: {}", report.verdict, report.replay));
+                // Off a terminal the faults were printed as they were applied.
+                if live.is_terminal() {
+                    for (at, what) in &report.fault_log {
+                        live.say(format!("    {at}ms {what}"));
+                    }
+                }
             }
             if let Some(dir) = &args.report {
-                let folder = dir.join(format!("{}-seed{seed}", d.name));
-                write_report(&folder, d, &run, &replay)?;
-                say(&bar, format!("  report: {}", folder.join("timeline.html").display()));
+                let folder = report.write(dir)?;
+                live.say(format!("  report: {}", folder.join("timeline.html").display()));
             }
-            bar.inc(1);
+            live.seed_done();
         }
     }
-    bar.finish_and_clear();
+    live.finish();
     println!("{total} seed(s), {failed} failed, in {:.1} s", started.elapsed().as_secs_f64());
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-fn write_report(folder: &Path, d: &Drill, run: &DrillRun, replay: &str) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure::new(3, format!("{}: {e}", folder.display()));
-    std::fs::create_dir_all(folder).map_err(io)?;
-    let r = &run.report;
-    if let Some((kv, seq)) = &r.histories {
-        std::fs::write(folder.join("history-kv.jsonl"), kv).map_err(io)?;
-        std::fs::write(folder.join("history-sequences.jsonl"), seq).map_err(io)?;
+/// The simulator's run as a report.
+fn sim_report(d: &Drill, run: DrillRun, replay: String) -> Report {
+    let r = run.report;
+    let mut extra = serde_json::Map::new();
+    extra.insert("committed_slots".into(), r.committed_slots.into());
+    extra.insert("simulated_ms".into(), r.simulated_ms.into());
+    Report {
+        drill: d.clone(),
+        tier: Tier::Sim,
+        seed: run.seed,
+        passed: run.passed,
+        verdict: run.verdict,
+        replay,
+        ops_ok: r.ops_ok,
+        ops_failed: r.ops_failed,
+        ops_unknown: r.ops_unknown,
+        linearizability: r.linearizability,
+        master_after_last_step_ms: r.master_after_script_ms,
+        end_ms: r.simulated_ms,
+        histories: r.histories,
+        restarts: restarts_from_roles(&r.roles),
+        roles: r.roles,
+        fault_log: r.fault_log,
+        ops: r.ops,
+        client_lanes: d.workload.clients.max(1),
+        extra,
+        trace: r.trace,
     }
-    let faults: String = r.fault_log.iter().map(|(t, l)| format!("{t}ms {l}\n")).collect();
-    std::fs::write(folder.join("faults.log"), faults).map_err(io)?;
-    let summary = serde_json::json!({
-        "drill": d.name,
-        "seed": run.seed,
-        "passed": run.passed,
-        "verdict": run.verdict,
-        "replay": replay,
-        "ops_ok": r.ops_ok,
-        "ops_failed": r.ops_failed,
-        "ops_unknown": r.ops_unknown,
-        "committed_slots": r.committed_slots,
-        "linearizability": r.linearizability,
-        "master_after_last_step_ms": r.master_after_script_ms,
-        "simulated_ms": r.simulated_ms,
-        "faults": r.fault_log.iter().map(|(t, l)| serde_json::json!({"at_ms": t, "what": l})).collect::<Vec<_>>(),
-    });
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    std::fs::write(folder.join("summary.json"), text).map_err(io)?;
-    std::fs::write(folder.join("timeline.html"), timeline(d, run, replay)).map_err(io)?;
-    if !r.trace.is_empty() {
-        std::fs::write(folder.join("trace.txt"), r.trace.join("\n") + "\n").map_err(io)?;
-    }
-    Ok(())
 }
 
-/// A self-contained HTML page: a lane per client, a lane per node (its role over time), and the
-/// drill's faults as shaded bands.
-fn timeline(d: &Drill, run: &DrillRun, replay: &str) -> String {
-    let r = &run.report;
-    let end_ms = r.simulated_ms.max(1) as f64;
-    let width = 1400.0;
-    let x = |ms: f64| 160.0 + ms / end_ms * (width - 170.0);
-    let lane_h = 18.0;
-    let mut processes: Vec<u64> = r.ops.iter().map(|o| o.process % 1_000_000).collect();
-    processes.sort_unstable();
-    processes.dedup();
-    // Clients that went on as new processes after an unknown outcome share their lane.
-    let clients = d.workload.clients.max(1) as u64;
-    let lanes_clients = clients as usize;
-    let nodes = d.cluster.nodes;
-    let height = 40.0 + (lanes_clients + nodes) as f64 * lane_h + 40.0;
-    let mut svg = String::new();
-    let _ = write!(svg, "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>");
-    // Fault bands: from each fault to the next one.
-    for (k, (at, what)) in r.fault_log.iter().enumerate() {
-        let next = r.fault_log.get(k + 1).map_or(*at as f64 + end_ms / 100.0, |(t, _)| *t as f64);
-        let (x0, x1) = (x(*at as f64), x(next).max(x(*at as f64) + 2.0));
-        let _ = write!(
-            svg,
-            "<rect x='{x0:.1}' y='20' width='{:.1}' height='{:.1}' fill='#f4a' fill-opacity='0.12'><title>{}ms: {}</title></rect><text x='{x0:.1}' y='14' fill='#a04'>{}</text>",
-            x1 - x0,
-            height - 40.0,
-            at,
-            html(what),
-            html(&what.chars().take(24).collect::<String>())
-        );
+/// The sandbox's run as a report.
+fn sandbox_report(d: &Drill, seed: u64, run: SandboxRun, replay: String) -> Report {
+    let mut extra = serde_json::Map::new();
+    extra.insert("wall_clock_ms".into(), run.end_ms.into());
+    Report {
+        drill: d.clone(),
+        tier: Tier::Sandbox,
+        seed,
+        passed: run.passed,
+        verdict: run.verdict,
+        replay,
+        ops_ok: run.ops_ok,
+        ops_failed: run.ops_failed,
+        ops_unknown: run.ops_unknown,
+        linearizability: run.linearizability,
+        master_after_last_step_ms: run.master_after_last_step_ms,
+        end_ms: run.end_ms,
+        histories: Some(run.histories),
+        fault_log: run.fault_log,
+        roles: run.roles,
+        restarts: run.restarts,
+        ops: run.ops,
+        client_lanes: run.client_lanes,
+        extra,
+        trace: Vec::new(),
     }
-    for c in 0..lanes_clients {
-        let y = 30.0 + c as f64 * lane_h;
-        let _ = write!(svg, "<text x='4' y='{:.1}'>client {c}</text>", y + 12.0);
-    }
-    for op in &r.ops {
-        let lane = (op.process % clients) as f64;
-        let y = 30.0 + lane * lane_h;
-        let call = op.call_us as f64 / 1000.0;
-        let ret = op.ret_us.map_or(end_ms, |t| t as f64 / 1000.0);
-        let color = match op.outcome {
-            "ok" => "#4a4",
-            "fail" => "#bbb",
-            _ => "#e90",
-        };
-        let (x0, x1) = (x(call), x(ret));
-        let _ = write!(
-            svg,
-            "<rect x='{x0:.2}' y='{:.1}' width='{:.2}' height='{:.1}' fill='{color}'><title>{} {} ({:.1}–{:.1} ms)</title></rect>",
-            y + 2.0,
-            (x1 - x0).max(0.5),
-            lane_h - 4.0,
-            html(&op.label),
-            op.outcome,
-            call,
-            ret
-        );
-    }
-    for k in 0..nodes {
-        let y = 30.0 + (lanes_clients + k) as f64 * lane_h;
-        let _ = write!(svg, "<text x='4' y='{:.1}'>n{k}</text>", y + 12.0);
-        let changes: Vec<&(u64, usize, String)> =
-            r.roles.iter().filter(|(_, n, _)| *n == k).collect();
-        for (j, (at, _, role)) in changes.iter().enumerate() {
-            let until = changes.get(j + 1).map_or(end_ms, |(t, _, _)| *t as f64);
-            let color = match role.as_str() {
-                "master" => "#36c",
-                "slave" => "#9bd",
-                "candidate" => "#c9f",
-                "catching_up" => "#fc6",
-                "paused" => "#888",
-                _ => "#fff",
-            };
-            let (x0, x1) = (x(*at as f64), x(until));
-            let _ = write!(
-                svg,
-                "<rect x='{x0:.2}' y='{:.1}' width='{:.2}' height='{:.1}' fill='{color}' stroke='#ccc' stroke-width='0.3'><title>n{k} {role} from {at} ms</title></rect>",
-                y + 2.0,
-                (x1 - x0).max(0.5),
-                lane_h - 4.0
-            );
-        }
-    }
-    svg.push_str("</svg>");
-    let verdict = if run.passed { "PASS" } else { "FAIL" };
-    format!(
-        "<!doctype html><html><head><meta charset='utf-8'><title>{name} seed {seed}</title>\
-         <style>body{{font-family:sans-serif;margin:16px}}pre{{background:#f6f6f6;padding:8px}}</style></head><body>\
-         <h1>{name}, seed {seed}: {verdict}</h1><p>{desc}</p><pre>{verdict_text}\nreplay: {replay}</pre>\
-         <p>Clients: green ok, grey failed (did not happen), orange unknown outcome. Nodes: blue master, light blue slave, \
-         violet candidate, yellow catching up, grey paused, white down. Shaded bands: the drill's faults (hover for details).</p>\
-         {svg}<h2>Faults</h2><pre>{faults}</pre></body></html>",
-        name = html(&d.name),
-        seed = run.seed,
-        desc = html(&d.description),
-        verdict_text = html(&run.verdict),
-        replay = html(replay),
-        faults = html(&r.fault_log.iter().map(|(t, l)| format!("{t}ms {l}\n")).collect::<String>()),
-    )
-}
-
-/// Text made safe for HTML.
-fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

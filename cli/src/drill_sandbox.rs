@@ -10,9 +10,14 @@
 //! acknowledged write shows in the history. The history is then checked (per key, and the
 //! sequences as one map), and the sandbox is taken down whatever happened.
 //!
+//! While it runs, an observer polls the nodes (the supervisor's state for processes, each node's
+//! `current_state` for its role) to draw the node lanes of the report's timeline (roles, master
+//! changes, restarts) and to keep the live display current.
+//!
 //! The seed draws the clients' operations and the random targets; the timing of real processes
 //! is not reproducible, so a seed names a schedule, not a run.
 
+use crate::drill_live::{Live, Status};
 use arakoon_chaos::drill::{Action, Condition, Drill, Expectation, When};
 use arakoon_chaos::faults::{Fault, Target};
 use arakoon_chaos::proxy::{LinkMode, LinkState};
@@ -26,7 +31,7 @@ use arakoon_node::rc::Rc;
 use arakoon_node::value::Update;
 use arakoon_sim::world::history::{
     multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
-    Recorder, Space,
+    OpSummary, Recorder, Space,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,7 +47,26 @@ pub struct SandboxRun {
     pub ops_failed: u64,
     pub ops_unknown: u64,
     pub fault_log: Vec<(u64, String)>,
+    /// "linearizable", or why there is no verdict.
+    pub linearizability: String,
+    pub master_after_last_step_ms: Option<u64>,
+    /// Wall-clock ms from the clients' start to the end of the final reads.
+    pub end_ms: u64,
+    /// The single-key and the sequence history, JSON lines.
+    pub histories: (String, String),
+    pub ops: Vec<OpSummary>,
+    /// History processes per lane: the clients and the final reader.
+    pub client_lanes: usize,
+    /// Role changes seen by the observer: time (ms), node, role.
+    pub roles: Vec<(u64, usize, String)>,
+    /// New processes of a node seen by the observer: time (ms), node.
+    pub restarts: Vec<(u64, usize)>,
 }
+
+/// How often the observer polls the nodes; a role held for less may not be seen.
+const OBSERVE_EVERY_MS: u64 = 150;
+/// How long the observer waits for a node's answer before calling it "starting".
+const OBSERVE_TIMEOUT_MS: u64 = 300;
 
 /// Stops the sandbox when dropped, whatever happened.
 struct Sandbox {
@@ -69,16 +93,26 @@ struct Shared {
     ok: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicU64,
     unknown: std::sync::atomic::AtomicU64,
+    /// What the steps did: time (ms), what.
+    faults: Mutex<Vec<(u64, String)>>,
+    /// Set once the final reads are over: the observer stops.
+    observed_enough: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
     fn now_us(&self) -> u64 {
         self.started.elapsed().as_micros() as u64
     }
+
+    /// Logs what a step did, and shows it.
+    fn fault(&self, live: &Live, at_ms: u64, what: String) {
+        live.fault(at_ms, &what);
+        self.faults.lock().expect("fault log").push((at_ms, what));
+    }
 }
 
 /// Runs one seed of `drill` on real processes under a fresh directory in `base`.
-pub fn run(drill: &Drill, seed: u64, base: &Path) -> Result<SandboxRun, String> {
+pub fn run(drill: &Drill, seed: u64, base: &Path, live: &Live) -> Result<SandboxRun, String> {
     let dir = base.join(format!("sandbox-{}-{seed}-{}", drill.name, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find arakoon-admin: {e}"))?;
@@ -104,7 +138,7 @@ pub fn run(drill: &Drill, seed: u64, base: &Path) -> Result<SandboxRun, String> 
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(run_inside(drill, seed, &guard.dir));
+    let result = runtime.block_on(run_inside(drill, seed, &guard.dir, live));
     drop(guard);
     result
 }
@@ -128,7 +162,12 @@ fn client_config(dir: &Path) -> Result<ClientConfig, String> {
     Ok(c)
 }
 
-async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, String> {
+async fn run_inside(
+    drill: &Drill,
+    seed: u64,
+    dir: &Path,
+    live: &Live,
+) -> Result<SandboxRun, String> {
     let cfg = client_config(dir)?;
     let shared = Arc::new(Shared {
         // One more process than clients: the final reads.
@@ -138,7 +177,15 @@ async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, 
         ok: 0.into(),
         failed: 0.into(),
         unknown: 0.into(),
+        faults: Mutex::new(Vec::new()),
+        observed_enough: false.into(),
     });
+    let observer = {
+        let (dir, cfg, shared, live) =
+            (dir.to_path_buf(), cfg.clone(), shared.clone(), live.clone());
+        let label = (drill.name.clone(), seed);
+        tokio::spawn(async move { observe(dir, cfg, shared, live, label).await })
+    };
     let mut clients = Vec::new();
     for c in 0..drill.workload.clients {
         let (cfg, shared) = (cfg.clone(), shared.clone());
@@ -149,7 +196,6 @@ async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, 
         }));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut log: Vec<(u64, String)> = Vec::new();
     let mut broke: Option<String> = None;
     let mut previous_done = Instant::now();
     let started = shared.started;
@@ -163,7 +209,7 @@ async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, 
         let at = started.elapsed().as_millis() as u64;
         match &step.action {
             Action::Fault(f) => match apply(dir, f, &cfg, &mut rng).await {
-                Ok(note) => log.push((at, format!("{f}{note}"))),
+                Ok(note) => shared.fault(live, at, format!("{f}{note}")),
                 Err(e) => {
                     broke = Some(format!("step at line {}: {f}: {e}", step.line));
                     break;
@@ -175,10 +221,8 @@ async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, 
                 let target = committed_anywhere(&cfg).await;
                 loop {
                     if holds(dir, &cfg, *condition, target).await {
-                        log.push((
-                            at,
-                            format!("{condition:?} after {}ms", begin.elapsed().as_millis()),
-                        ));
+                        let what = format!("{condition:?} after {}ms", begin.elapsed().as_millis());
+                        shared.fault(live, at, what);
                         break;
                     }
                     if begin.elapsed() > Duration::from_millis(timeout.0) {
@@ -226,14 +270,23 @@ async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, 
         }
     }
     final_reads(drill, &cfg, &shared).await;
+    let end_ms = shared.now_us() / 1000;
+    shared.observed_enough.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (roles, restarts) = observer.await.map_err(|e| format!("the observer failed: {e}"))?;
     let recorder = std::mem::take(&mut *shared.recorder.lock().expect("recorder"));
+    let (histories, ops) = (recorder.to_jsonl(), recorder.summaries());
+    let mut linearizability = "not checked: a step failed".to_string();
     if broke.is_none() {
         match recorder.check(Duration::from_secs(60)) {
-            Linearizability::Linearizable => {}
+            Linearizability::Linearizable => linearizability = "linearizable".into(),
             Linearizability::Unknown(why) => {
-                log.push((0, format!("linearizability unknown: {why}")))
+                linearizability = format!("unknown: {why}");
+                shared.fault(live, 0, format!("linearizability unknown: {why}"));
             }
-            Linearizability::Violated(detail) => broke = Some(format!("linearizable: {detail}")),
+            Linearizability::Violated(detail) => {
+                linearizability = "violated".into();
+                broke = Some(format!("linearizable: {detail}"));
+            }
         }
     }
     if broke.is_none() {
@@ -258,14 +311,101 @@ async fn run_inside(drill: &Drill, seed: u64, dir: &Path) -> Result<SandboxRun, 
         (true, None) => (false, "expected a violation, but every check held".to_string()),
     };
     let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::SeqCst);
+    let fault_log = std::mem::take(&mut *shared.faults.lock().expect("fault log"));
     Ok(SandboxRun {
         passed,
         verdict,
         ops_ok: count(&shared.ok),
         ops_failed: count(&shared.failed),
         ops_unknown: count(&shared.unknown),
-        fault_log: log,
+        fault_log,
+        linearizability,
+        master_after_last_step_ms: master_after,
+        end_ms,
+        histories,
+        ops,
+        client_lanes: drill.workload.clients + 1,
+        roles,
+        restarts,
     })
+}
+
+/// Polls the nodes until the run is over: records role changes and new processes for the
+/// timeline, and shows the run's status on the live display.
+async fn observe(
+    dir: PathBuf,
+    cfg: ClientConfig,
+    shared: Arc<Shared>,
+    live: Live,
+    (drill, seed): (String, u64),
+) -> (Vec<(u64, usize, String)>, Vec<(u64, usize)>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut probe_cfg = cfg;
+    probe_cfg.request_timeout = Duration::from_millis(OBSERVE_TIMEOUT_MS);
+    probe_cfg.connect_timeout = Duration::from_millis(OBSERVE_TIMEOUT_MS);
+    probe_cfg.attempts = 1;
+    let probe = Client::new(probe_cfg);
+    let mut roles: Vec<(u64, usize, String)> = Vec::new();
+    let mut restarts: Vec<(u64, usize)> = Vec::new();
+    let mut last_role: Vec<Option<String>> = Vec::new();
+    let mut last_pid: Vec<Option<u32>> = Vec::new();
+    let mut master: Option<String> = None;
+    let mut first_poll = true;
+    // Bounded by the run: the runner sets `observed_enough` once the final reads are over.
+    while !shared.observed_enough.load(SeqCst) {
+        let at = shared.now_us() / 1000;
+        if let Ok(s) = SandboxState::load(&dir) {
+            last_role.resize(s.nodes.len(), None);
+            last_pid.resize(s.nodes.len(), None);
+            let mut masters = Vec::new();
+            for (k, n) in s.nodes.iter().enumerate() {
+                let role = match n.pid {
+                    None => "down".to_string(),
+                    Some(_) if n.paused => "paused".to_string(),
+                    Some(_) => match crate::sandbox_cmd::ask_state(&probe, k).await {
+                        Ok(view) => {
+                            if view.role.as_deref() == Some("master")
+                                && view.lease_valid == Some(true)
+                            {
+                                masters.push(n.name.clone());
+                            }
+                            view.role.unwrap_or_else(|| "starting".into())
+                        }
+                        Err(_) => "starting".to_string(),
+                    },
+                };
+                if last_role[k].as_deref() != Some(role.as_str()) {
+                    roles.push((at, k, role.clone()));
+                    last_role[k] = Some(role);
+                }
+                // A pid it did not have at the last poll: the node's process started again.
+                if !first_poll && n.pid.is_some() && n.pid != last_pid[k] {
+                    restarts.push((at, k));
+                }
+                last_pid[k] = n.pid;
+            }
+            // Polls are not simultaneous: with two claims, the display names neither.
+            master = if masters.len() == 1 { masters.pop() } else { None };
+            first_poll = false;
+        }
+        let (faults, latest_fault) = {
+            let log = shared.faults.lock().expect("fault log");
+            (log.len(), log.last().map(|(_, what)| what.clone()))
+        };
+        live.status(&Status {
+            drill: drill.clone(),
+            seed,
+            elapsed_ms: at,
+            ops_ok: shared.ok.load(SeqCst),
+            ops_failed: shared.failed.load(SeqCst),
+            ops_unknown: shared.unknown.load(SeqCst),
+            faults,
+            latest_fault,
+            master: master.clone(),
+        });
+        tokio::time::sleep(Duration::from_millis(OBSERVE_EVERY_MS)).await;
+    }
+    (roles, restarts)
 }
 
 /// One client: draws operations by the drill's weights, records each in the history.

@@ -464,15 +464,15 @@ fn print_up(
 
 // ---- status --------------------------------------------------------------------------------
 
-/// What one node says of itself (`current_state`).
+/// What one node says of itself (`current_state`); the drill runner polls it too.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct NodeView {
-    role: Option<String>,
-    master: Option<String>,
-    lease_valid: Option<bool>,
-    applied: Option<u64>,
-    committed: Option<u64>,
-    learner: Option<bool>,
+pub(crate) struct NodeView {
+    pub(crate) role: Option<String>,
+    pub(crate) master: Option<String>,
+    pub(crate) lease_valid: Option<bool>,
+    pub(crate) applied: Option<u64>,
+    pub(crate) committed: Option<u64>,
+    pub(crate) learner: Option<bool>,
 }
 
 /// Parses `n0 master: master=n0 lease_valid=true promised=3 ... applied=4 learner=false`.
@@ -494,7 +494,7 @@ fn parse_current_state(text: &str) -> NodeView {
     view
 }
 
-async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
+pub(crate) async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
     match client.ask(k, &ClientRequest::CurrentState).await? {
         Reply::Ok(Payload::String(s)) => Ok(parse_current_state(&String::from_utf8_lossy(&s))),
         other => Err(format!("unexpected answer {other:?}")),

@@ -93,7 +93,7 @@ fn arakoon_built() -> bool {
 }
 
 #[test]
-fn a_drill_runs_on_real_processes_and_leaves_none_behind() {
+fn a_drill_runs_on_real_processes_leaves_a_report_and_no_process_behind() {
     if !arakoon_built() {
         return;
     }
@@ -108,7 +108,16 @@ fn a_drill_runs_on_real_processes_and_leaves_none_behind() {
          expect: [linearizable, no_lost_writes, in_sync, { master_within: 3s }]\n",
     )
     .unwrap();
-    let out = admin(&["drill", "run", drill.to_str().unwrap(), "--tier", "sandbox"]);
+    let report = dir.path().join("report");
+    let out = admin(&[
+        "drill",
+        "run",
+        drill.to_str().unwrap(),
+        "--tier",
+        "sandbox",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("short-kill") && t.contains("PASS"), "{t}");
@@ -122,4 +131,72 @@ fn a_drill_runs_on_real_processes_and_leaves_none_behind() {
     assert!(ok > 100, "only {ok} operations succeeded: {t}");
     let left = Command::new("pgrep").args(["-f", "sandbox-short-kill"]).output().unwrap();
     assert!(left.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&left.stdout));
+    // Off a terminal, each fault is a plain line as it is applied.
+    assert!(t.contains("ms kill master (n"), "{t}");
+    sandbox_report_holds_what_happened(&report.join("short-kill-seed1"), ok);
+}
+
+/// The report of the `short-kill` drill on the sandbox: every file parses, and they agree with
+/// what the run printed and with each other.
+fn sandbox_report_holds_what_happened(folder: &std::path::Path, ops_ok: u64) {
+    let read =
+        |f: &str| std::fs::read_to_string(folder.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+    assert_eq!(summary["tier"], "sandbox");
+    assert_eq!(summary["seed"], 1);
+    assert_eq!(summary["passed"], true, "{summary:#}");
+    assert_eq!(summary["linearizability"], "linearizable");
+    assert_eq!(summary["ops_ok"], ops_ok);
+    assert!(summary["replay"].as_str().unwrap().ends_with("--tier sandbox --seed 1"));
+    assert!(summary["checks"].as_array().unwrap().iter().any(|c| c == "linearizable"));
+    // The faults, in the order they were applied: the kill names the master it struck, and
+    // the restart brings that same node back.
+    let faults = summary["faults"].as_array().unwrap();
+    let what: Vec<&str> = faults.iter().map(|f| f["what"].as_str().unwrap()).collect();
+    let kill = what.iter().position(|w| w.starts_with("kill master (n")).expect("the kill");
+    let restart = what.iter().position(|w| w.starts_with("restart down (n")).expect("the restart");
+    assert!(kill < restart, "{what:?}");
+    let victim = &what[kill]["kill master (".len()..what[kill].len() - 1];
+    assert_eq!(what[restart], format!("restart down ({victim})"));
+    let kill_ms = faults[kill]["at_ms"].as_u64().unwrap();
+    assert!((2000..3000).contains(&kill_ms), "the kill was due at 2 s: {kill_ms}");
+    // The fault log says the same, a line each.
+    let log = read("faults.log");
+    assert_eq!(log.lines().count(), faults.len(), "{log}");
+    assert!(log.lines().next().unwrap().starts_with(&format!("{kill_ms}ms kill master")));
+    // The observer saw the victim start again after the kill.
+    let restarts = summary["restarts"].as_array().unwrap();
+    assert!(
+        restarts.iter().any(|r| r["node"] == *victim && r["at_ms"].as_u64().unwrap() > kill_ms),
+        "{restarts:?}"
+    );
+    // Both histories parse line by line; their completions are the operations counted.
+    let mut completions = std::collections::BTreeMap::new();
+    for f in ["history-kv.jsonl", "history-sequences.jsonl"] {
+        for line in read(f).lines() {
+            let op: serde_json::Value = serde_json::from_str(line).unwrap();
+            *completions.entry(op["type"].as_str().unwrap().to_string()).or_insert(0u64) += 1;
+        }
+    }
+    assert_eq!(completions.get("ok").copied(), Some(ops_ok), "{completions:?}");
+    assert_eq!(completions.get("fail").copied().unwrap_or(0), summary["ops_failed"]);
+    // The timeline: client lanes, the final reads, node lanes with the master change and the
+    // restart, the fault bands.
+    let html = read("timeline.html");
+    for wanted in [
+        "client 2",
+        "final reads",
+        &format!(">{victim}<"),
+        "kill master",
+        &format!("{victim} started again at"),
+        "became master at",
+        "sandbox tier, seed 1",
+    ] {
+        assert!(html.contains(wanted), "timeline.html lacks {wanted:?}");
+    }
+    // The histories check with the checker, each with its model.
+    for (f, model) in [("history-kv.jsonl", "kv"), ("history-sequences.jsonl", "multi-key")] {
+        let out = admin(&["check", folder.join(f).to_str().unwrap(), "--model", model]);
+        assert_eq!(out.status.code(), Some(0), "{f}: {}", text(&out));
+    }
 }
