@@ -209,6 +209,17 @@ pub fn save_net(dir: &Path, net: &NetState) -> io::Result<()> {
 /// Plans a sandbox of `nodes` nodes in `dir`: picks free ports, writes the configurations, and
 /// returns the state (no process started yet).
 pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState, ClusterConfig)> {
+    plan_with(dir, nodes, lease_ms, &[])
+}
+
+/// [`plan`], with `[global]` settings of the configuration set otherwise (`sandbox up --set`, a
+/// drill's `config:`); a setting the node would refuse is refused here, naming the key.
+pub fn plan_with(
+    dir: &Path,
+    nodes: usize,
+    lease_ms: u64,
+    overrides: &[(String, String)],
+) -> io::Result<(SandboxState, ClusterConfig)> {
     if !(1..=NODES_MAX).contains(&nodes) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -250,7 +261,9 @@ pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState
         batch_max_bytes: 4 * 1024 * 1024,
         max_connections: 1024,
         client_stall_ms: 10_000,
-    };
+    }
+    .with_overrides(overrides, "--set")
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let mut link_list = Vec::with_capacity(links);
     let mut next = 2 * nodes;
     for a in &names {
@@ -398,5 +411,17 @@ mod tests {
         assert!(plan(tmp.path(), 0, 1000).unwrap_err().to_string().contains("1 to 9"));
         assert!(plan(tmp.path(), 10, 1000).is_err());
         assert!(plan(tmp.path(), 3, 0).is_err());
+    }
+
+    #[test]
+    fn a_plan_takes_settings_and_refuses_bad_ones_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let set = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let (_, config) = plan_with(tmp.path(), 3, 1000, &set("tlog_max_entries", "10")).unwrap();
+        assert_eq!(config.tlog_max_entries, 10);
+        let written = std::fs::read_to_string(node_ini(tmp.path(), "n1")).unwrap();
+        assert!(written.contains("tlog_max_entries = 10"), "{written}");
+        let e = plan_with(tmp.path(), 3, 1000, &set("quorum", "5")).unwrap_err().to_string();
+        assert!(e.contains("[global] quorum"), "{e}");
     }
 }
