@@ -4,6 +4,7 @@
 //! process started again), and the drill's faults as shaded bands across all lanes.
 
 use crate::drill_report::Report;
+use arakoon_checker::explain::html::esc as html;
 use std::fmt::Write as _;
 
 const WIDTH: f64 = 1400.0;
@@ -132,20 +133,4 @@ pub fn html_page(r: &Report) -> String {
         replay = html(&r.replay),
         faults = html(&r.fault_log.iter().map(|(t, l)| format!("{t}ms {l}\n")).collect::<String>()),
     )
-}
-
-/// Text made safe for HTML.
-fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -14,7 +14,9 @@ const LANE_PX: usize = 30;
 const LEFT_PX: usize = 110;
 const WIDTH_TARGET_PX: usize = 1400;
 
-fn esc(text: &str) -> String {
+/// Text made safe inside HTML elements and quoted attributes (arakoon-admin's drill timelines
+/// use it too).
+pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
