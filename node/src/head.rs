@@ -352,36 +352,28 @@ pub fn check_log_start(
     }
 }
 
-/// Replaces the store at `store_path` with a copy of the head at `head`: the store is derived,
-/// so the old one is removed first; a crash midway leaves no store (or a `.from-head` directory,
-/// removed on the next try) and the next start copies again.
+/// Replaces the store at `store_path` with a copy of the head at `head`: the copy is built beside
+/// it (`.from-head`), then the old store is removed and the copy renamed in ([`replace_store`]);
+/// a crash midway leaves the old store, or none (then the next start copies again), and a
+/// `.from-head` directory that the next try removes.
 pub fn copy_head_to_store(
     head: &Path,
     store_path: &Path,
     cluster_id: &str,
 ) -> Result<SledStore, CollapseError> {
     let source = SledStore::open(head, cluster_id).map_err(head_error(head))?;
-    let mut fresh = store_path.as_os_str().to_os_string();
-    fresh.push(".from-head");
-    let fresh = PathBuf::from(fresh);
-    let io = |path: &Path, source: std::io::Error| CollapseError::Remove {
-        path: path.display().to_string(),
-        source,
-    };
+    let fresh = store_copy_path(store_path);
     if fresh.exists() {
-        std::fs::remove_dir_all(&fresh).map_err(|e| io(&fresh, e))?;
+        std::fs::remove_dir_all(&fresh).map_err(|source| CollapseError::Remove {
+            path: fresh.display().to_string(),
+            source,
+        })?;
     }
     let copy =
         SledStore::import(&fresh, cluster_id, source.export()).map_err(head_error(&fresh))?;
     drop(copy);
     drop(source);
-    if store_path.exists() {
-        std::fs::remove_dir_all(store_path).map_err(|e| io(store_path, e))?;
-    }
-    std::fs::rename(&fresh, store_path).map_err(|e| io(store_path, e))?;
-    if let Some(parent) = store_path.parent() {
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| io(parent, e))?;
-    }
+    replace_store(&fresh, store_path)?;
     SledStore::open(store_path, cluster_id).map_err(head_error(store_path))
 }
 
@@ -458,6 +450,12 @@ impl PinsView<'_> {
         self.0.pins.values()
     }
 }
+
+mod adopt;
+pub use adopt::{
+    adopt_head, exchange, incoming_head_path, replace_store, store_copy_path, with_suffix,
+    AdoptStep,
+};
 
 #[cfg(test)]
 mod tests;

@@ -184,3 +184,103 @@ fn an_export_imports_into_an_identical_store_and_another_cluster_is_refused() {
     let err = SledStore::import(&tmp.path().join("x"), "other", a.export()).unwrap_err();
     assert!(matches!(err, StoreError::WrongCluster { .. }), "{err}");
 }
+
+/// A node of a 2-node cluster (its home holds the TLog and the store), for the real start-up.
+fn node_config(home: &Path) -> crate::config::ClusterConfig {
+    let text = format!(
+        "[global]\ncluster = n0, n1\ncluster_id = c\ntlog_max_entries = 10\n\
+         [n0]\nip = 127.0.0.1\nclient_port = 1\nmessaging_port = 2\nhome = {}\n\
+         [n1]\nip = 127.0.0.1\nclient_port = 3\nmessaging_port = 4\nhome = {}/n1\n",
+        home.display(),
+        home.display()
+    );
+    crate::config::ClusterConfig::parse(&text, "t.ini").unwrap()
+}
+
+/// What the catch-up task leaves before adoption: the peer's head (every slot up to 39) fetched
+/// into `head.db.incoming` and its copy for the store built, leftovers of an earlier try removed.
+fn fetched_head(home: &Path, peer_head: &Path) -> crate::server::catchup::FetchedHead {
+    let incoming = incoming_head_path(home);
+    let store_copy = store_copy_path(&home.join("store"));
+    for d in [&incoming, &store_copy] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+    let peer = SledStore::open(peer_head, "c").unwrap();
+    drop(SledStore::import(&incoming, "c", peer.export()).unwrap());
+    drop(SledStore::import(&store_copy, "c", peer.export()).unwrap());
+    crate::server::catchup::FetchedHead { head_i: 39, incoming, store_copy }
+}
+
+/// Start-up as the node runs it; the store must equal a replay of the history up to its slot.
+fn start_up(cfg: &crate::config::ClusterConfig) -> crate::server::startup::Prepared {
+    let prepared = crate::server::startup::prepare(cfg, &cfg.nodes[0])
+        .unwrap_or_else(|e| panic!("start-up refused the files: {e}"));
+    let applied = prepared.store.applied().expect("the store holds slots");
+    same_data(&prepared.store, &expected(applied));
+    prepared
+}
+
+#[test]
+fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts() {
+    // The peer collapsed a log of 55 slots into a head at 39.
+    let peer_tmp = tempfile::tempdir().unwrap();
+    let (peer_log, peer_dir) = log(55);
+    let peer_head = head_path(peer_tmp.path());
+    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
+    drop(peer_log);
+    // The node holds slots 0..25 (files 000-002), with and without a head of its own.
+    for own_head in [false, true] {
+        // adopt_head's steps: the head swapped, the log restarted, each old file removed (000-002,
+        // or 001-002 once the node collapsed 000 into a head of its own).
+        let last_step = if own_head { 4 } else { 5 };
+        // Crash points: 0 before adoption, 1..=last_step after each step, then before the store
+        // is replaced, then with the old store removed but the copy not yet renamed in.
+        for crash in 0..=last_step + 2 {
+            let home = tempfile::tempdir().unwrap();
+            let cfg = node_config(home.path());
+            {
+                let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap();
+                let mut w = p.writer;
+                for i in 0..25 {
+                    w.append(&[(i, &value(i))]).unwrap();
+                }
+                w.close().unwrap();
+            }
+            let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
+            if own_head {
+                collapse(dir.as_ref(), &head_path(home.path()), "c", 1, None, &mut |_| {}).unwrap();
+            }
+            drop(start_up(&cfg));
+            let fetched = fetched_head(home.path(), &peer_head);
+            if crash > 0 {
+                let mut steps = 0usize;
+                adopt_head(dir.as_ref(), home.path(), &fetched.incoming, &mut |_| {
+                    steps += 1;
+                    steps < crash
+                })
+                .unwrap();
+                assert_eq!(steps, crash.min(last_step), "own head {own_head}");
+            }
+            if crash == last_step + 2 {
+                std::fs::remove_dir_all(home.path().join("store")).unwrap();
+            }
+            // The node restarts: start-up accepts what it finds, the store agrees with history.
+            drop(start_up(&cfg));
+            // The catch-up runs again, fetches the head again and completes the adoption.
+            let fetched = fetched_head(home.path(), &peer_head);
+            let (writer, store) =
+                crate::server::catchup::adopt_closed(&fetched, dir.clone(), &cfg, &cfg.nodes[0])
+                    .unwrap();
+            assert_eq!(writer.last_i(), None);
+            same_data(&store, &expected(39));
+            drop((writer, store));
+            let p = start_up(&cfg);
+            assert_eq!(p.store.applied(), Some(39), "crash point {crash}, own head {own_head}");
+            assert_eq!(p.last, None);
+            assert_eq!(names(dir.as_ref()).len(), 1, "one empty file after the head");
+            assert!(!incoming_head_path(home.path()).exists());
+        }
+    }
+}

@@ -13,21 +13,18 @@
 //! the copy would mix two moments): it brings the head up to the committed slot before the log's
 //! last one by replaying the log, which yields the same state, then collapses.
 
+use super::catchup::{self, OnProgress, Phase, ReplyStream};
 use super::core::{CoreMsg, Shared};
 use super::env::{Network, Stream};
 use crate::head::{self, CollapseError, Pins, Step};
-use crate::llio::VALUE_BYTES_MAX;
-use crate::protocol::client::{
-    decode_reply, encode_error, encode_prologue, DbFrame, Reply, ReplyKind, Request, StepFrame,
-};
+use crate::protocol::client::{encode_error, DbFrame, Request, StepFrame};
 use crate::rc::Rc;
 use crate::store::{SledStore, Store, StoreError};
 use crate::tlog;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 /// One pair of a `get_db` stream on its way to the importer, or why the stream failed.
@@ -255,38 +252,6 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
     true
 }
 
-async fn connect<N: Network>(
-    net: &N,
-    addr: SocketAddr,
-    cluster_id: &str,
-    request: &Request,
-) -> Result<N::Stream, String> {
-    let timeout = Duration::from_millis(SILENCE_TIMEOUT_MS);
-    let mut stream = tokio::time::timeout(timeout, net.connect(addr))
-        .await
-        .map_err(|_| format!("connecting to {addr} timed out"))?
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    let mut out = Vec::new();
-    encode_prologue(cluster_id, &mut out);
-    request.encode(&mut out);
-    stream.write_all(&out).await.map_err(|e| format!("{addr}: {e}"))?;
-    Ok(stream)
-}
-
-async fn read_more<S: Stream>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    addr: SocketAddr,
-) -> Result<(), String> {
-    buf.reserve(64 * 1024);
-    let timeout = Duration::from_millis(SILENCE_TIMEOUT_MS);
-    match tokio::time::timeout(timeout, stream.read_buf(buf)).await {
-        Ok(Ok(n)) if n > 0 => Ok(()),
-        Ok(_) => Err(format!("{addr} closed the connection early")),
-        Err(_) => Err(format!("{addr} went silent")),
-    }
-}
-
 /// Asks the node at `addr` to collapse (`copy_db`: copy_db_to_head), calling `on_step` with each
 /// step as it arrives. Returns the number of steps announced; a failed step is an error.
 pub async fn request_collapse<N: Network>(
@@ -299,38 +264,20 @@ pub async fn request_collapse<N: Network>(
 ) -> Result<usize, String> {
     let request =
         if copy_db { Request::CopyDbToHead { keep } } else { Request::CollapseTlogs { keep } };
-    let mut stream = connect(net, addr, cluster_id, &request).await?;
-    let mut buf = Vec::new();
-    let total = loop {
-        match decode_reply(ReplyKind::StepStream, &buf, VALUE_BYTES_MAX)
-            .map_err(|e| format!("{addr}: bad reply: {e}"))?
-        {
-            Some((Reply::Ok(crate::protocol::client::Payload::Int32(n)), used)) => {
-                buf.drain(..used);
-                break usize::try_from(n).map_err(|_| format!("{addr}: {n} steps"))?;
-            }
-            Some((Reply::Ok(other), _)) => return Err(format!("{addr}: unexpected {other:?}")),
-            Some((Reply::Failed { rc, message }, _)) => {
-                return Err(format!("{addr}: {rc}: {}", String::from_utf8_lossy(&message)))
-            }
-            None => read_more(&mut stream, &mut buf, addr).await?,
+    let (mut stream, reply) =
+        ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
+    let total = match reply {
+        Ok(crate::protocol::client::Payload::Int32(n)) => {
+            usize::try_from(n).map_err(|_| format!("{addr}: {n} steps"))?
         }
+        Ok(other) => return Err(format!("{addr}: unexpected {other:?}")),
+        Err((rc, message)) => return Err(format!("{addr}: {rc}: {message}")),
     };
-    let mut done = 0;
-    while done < total {
-        match StepFrame::decode(&buf).map_err(|e| format!("{addr}: bad step: {e}"))? {
-            Some((frame, used)) => {
-                buf.drain(..used);
-                done += 1;
-                on_step(done, &frame);
-                if frame.rc != Rc::Ok {
-                    return Err(format!(
-                        "{addr}: step {done} of {total}: {}: {}",
-                        frame.rc, frame.message
-                    ));
-                }
-            }
-            None => read_more(&mut stream, &mut buf, addr).await?,
+    for done in 1..=total {
+        let (frame, _) = stream.next("step", StepFrame::decode).await?;
+        on_step(done, &frame);
+        if frame.rc != Rc::Ok {
+            return Err(format!("{addr}: step {done} of {total}: {}: {}", frame.rc, frame.message));
         }
     }
     Ok(total)
@@ -343,32 +290,19 @@ pub async fn fetch_db<N: Network>(
     addr: SocketAddr,
     cluster_id: &str,
     dest: &Path,
+    progress: OnProgress<'_>,
 ) -> Result<SledStore, String> {
-    let mut stream = connect(net, addr, cluster_id, &Request::GetDb).await?;
-    let mut buf = Vec::new();
-    loop {
-        match decode_reply(ReplyKind::DbStream, &buf, VALUE_BYTES_MAX)
-            .map_err(|e| format!("{addr}: bad reply: {e}"))?
-        {
-            Some((Reply::Ok(_), used)) => {
-                buf.drain(..used);
-                break;
-            }
-            Some((Reply::Failed { rc, message }, _)) => {
-                return Err(format!(
-                    "{addr} refused get_db: {rc}: {}",
-                    String::from_utf8_lossy(&message)
-                ))
-            }
-            None => read_more(&mut stream, &mut buf, addr).await?,
-        }
+    let (mut stream, reply) =
+        ReplyStream::open(net, addr, cluster_id, &Request::GetDb, SILENCE_TIMEOUT_MS).await?;
+    if let Err((rc, message)) = reply {
+        return Err(format!("{addr} refused get_db: {rc}: {message}"));
     }
     let (tx, mut rx) = mpsc::channel::<PairItem>(4 * DB_CHUNK_PAIRS);
     let (dest_owned, id) = (dest.to_path_buf(), cluster_id.to_string());
     let importer = tokio::task::spawn_blocking(move || {
         SledStore::import(&dest_owned, &id, std::iter::from_fn(|| rx.blocking_recv()))
     });
-    let received = receive_db(&mut stream, &mut buf, addr, cluster_id, &tx).await;
+    let received = receive_db(&mut stream, cluster_id, &tx, progress).await;
     if let Err(e) = &received {
         let _ = tx.send(Err(e.clone())).await;
     }
@@ -388,42 +322,38 @@ pub async fn fetch_db<N: Network>(
 }
 
 async fn receive_db<S: Stream>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    addr: SocketAddr,
+    stream: &mut ReplyStream<S>,
     cluster_id: &str,
     tx: &mpsc::Sender<PairItem>,
+    progress: OnProgress<'_>,
 ) -> Result<(), String> {
+    let addr = stream.addr;
+    let mut state = catchup::Progress { phase: Phase::Head, done: 0, total: None, bytes: 0 };
     let mut header = true;
-    let mut count = 0u64;
     loop {
-        match DbFrame::decode(buf, header).map_err(|e| format!("{addr}: bad get_db frame: {e}"))? {
-            Some((frame, used)) => {
-                buf.drain(..used);
-                match frame {
-                    DbFrame::Header { cluster_id: theirs, .. } => {
-                        if theirs != cluster_id {
-                            return Err(format!("{addr} sent the head of cluster {theirs:?}"));
-                        }
-                        header = false;
-                    }
-                    DbFrame::Pairs(pairs) => {
-                        count += pairs.len() as u64;
-                        for pair in pairs {
-                            tx.send(Ok(pair))
-                                .await
-                                .map_err(|_| "the import stopped".to_string())?;
-                        }
-                    }
-                    DbFrame::End { pairs } => {
-                        if pairs != count {
-                            return Err(format!("{addr} announced {pairs} pairs but sent {count}"));
-                        }
-                        return Ok(());
-                    }
+        let (frame, used) = stream.next("get_db frame", |b| DbFrame::decode(b, header)).await?;
+        state.bytes += used as u64;
+        match frame {
+            DbFrame::Header { cluster_id: theirs, .. } => {
+                if theirs != cluster_id {
+                    return Err(format!("{addr} sent the head of cluster {theirs:?}"));
                 }
+                header = false;
             }
-            None => read_more(stream, buf, addr).await?,
+            DbFrame::Pairs(pairs) => {
+                state.done += pairs.len() as u64;
+                for pair in pairs {
+                    tx.send(Ok(pair)).await.map_err(|_| "the import stopped".to_string())?;
+                }
+                progress(&state);
+            }
+            DbFrame::End { pairs } => {
+                if pairs != state.done {
+                    return Err(format!("{addr} announced {pairs} pairs but sent {}", state.done));
+                }
+                progress(&state);
+                return Ok(());
+            }
         }
     }
 }

@@ -58,80 +58,47 @@ impl AsyncChunk for &mut Sink<'_> {
     }
 }
 
-/// Makes a peer's head this node's head and store, and starts the node's TLog afresh after it:
-/// the head is fetched (`get_db`) into a new directory and renamed into place, an empty TLog file
-/// numbered after the old ones is created, the old files (all below the head: the node was
-/// behind the peer's log start) are removed lowest first, and the store is copied from the head.
-/// A crash at any point leaves files that start-up accepts (a log from 000 beside a head, or a
-/// collapsed log the head covers) and the catch-up can be run again.
+/// Makes a peer's head this node's head and store, and starts the node's TLog afresh after it
+/// (server/catchup.rs [`catchup::fetch_head`], then [`catchup::adopt_closed`]; every step leaves
+/// files that start-up accepts, and the catch-up can be run again).
 async fn install_peer_head<N: Network>(
     config: &ClusterConfig,
     me: NodeIdx,
     net: &N,
     addr: std::net::SocketAddr,
     dir: Arc<dyn LogDir>,
-    old: (TlogWriter, SledStore),
+    progress: catchup::OnProgress<'_>,
 ) -> Result<(TlogWriter, SledStore, u64), String> {
-    // The old writer and store go first: the store is replaced, the files removed.
-    drop(old);
-    let node = &config.nodes[me];
-    let head_path = crate::head::head_path(&node.tlog_dir);
-    let mut incoming = head_path.as_os_str().to_os_string();
-    incoming.push(".incoming");
-    let incoming = std::path::PathBuf::from(incoming);
-    if incoming.exists() {
-        std::fs::remove_dir_all(&incoming).map_err(|e| format!("{}: {e}", incoming.display()))?;
-    }
-    let head = super::collapse::fetch_db(net, addr, &config.cluster_id, &incoming).await?;
-    let head_i = head.applied().ok_or("the peer's head is empty")?;
-    drop(head);
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    if head_path.exists() {
-        std::fs::remove_dir_all(&head_path).map_err(|e| io("removing the old head", e))?;
-    }
-    std::fs::rename(&incoming, &head_path).map_err(|e| io("moving the head in", e))?;
-    dir.sync_dir().map_err(|e| io("syncing the TLog directory", e))?;
-    let old = crate::tlog::list_files(dir.as_ref()).map_err(|e| e.to_string())?;
-    let next = old.last().map_or(1, |f| f.number + 1);
-    let fresh = crate::tlog::TlogFile::new(next, crate::tlog::FileKind::Tlog).name();
-    drop(dir.create(&fresh).map_err(|e| io("creating the new TLog file", e))?);
-    dir.sync_dir().map_err(|e| io("syncing the TLog directory", e))?;
-    let names = dir.list().map_err(|e| io("listing the TLog directory", e))?;
-    for file in &old {
-        for name in names
-            .iter()
-            .filter(|n| crate::tlog::TlogFile::parse(n).is_some_and(|f| f.number == file.number))
-        {
-            dir.remove(name).map_err(|e| io(&format!("removing {name}"), e))?;
-        }
-    }
-    dir.sync_dir().map_err(|e| io("syncing the TLog directory", e))?;
-    let (config, node) = (config.clone(), node.clone());
-    let (writer, store) = tokio::task::spawn_blocking(move || {
-        let store = crate::head::copy_head_to_store(
-            &head_path,
-            &super::startup::store_path(&node),
-            &config.cluster_id,
-        )
-        .map_err(|e| e.to_string())?;
-        let tlog_config = crate::tlog::TlogConfig {
-            entries_per_file_max: config.tlog_max_entries,
-            file_bytes_max: config.tlog_max_size,
-        };
-        let (writer, _) =
-            TlogWriter::open(dir, tlog_config, &node.name).map_err(|e| e.to_string())?;
-        Ok::<_, String>((writer, store))
+    let node = config.nodes[me].clone();
+    let paths = (node.tlog_dir.as_path(), super::startup::store_path(&node));
+    let fetched =
+        catchup::fetch_head(net, addr, &config.cluster_id, (paths.0, &paths.1), progress).await?;
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let (writer, store) = catchup::adopt_closed(&fetched, dir, &config, &node)?;
+        Ok((writer, store, fetched.head_i))
     })
     .await
-    .map_err(|e| format!("installing the head: {e}"))??;
-    Ok((writer, store, head_i))
+    .map_err(|e| format!("installing the head: {e}"))?
 }
 
-/// Brings stopped node `me` up to the most advanced reachable peer. Returns a one-line report.
+/// Brings stopped node `me` up to the most advanced reachable peer, logging progress. Returns a
+/// one-line report.
 pub async fn catch_up_stopped_node<N: Network>(
     config: &ClusterConfig,
     me: NodeIdx,
     net: &N,
+) -> Result<String, RebuildError> {
+    let mut log = catchup::ProgressLog::default();
+    catch_up_stopped_node_with(config, me, net, &mut |p| log.report(p)).await
+}
+
+/// [`catch_up_stopped_node`], telling `progress` how the fetch goes.
+pub async fn catch_up_stopped_node_with<N: Network>(
+    config: &ClusterConfig,
+    me: NodeIdx,
+    net: &N,
+    progress: catchup::OnProgress<'_>,
 ) -> Result<String, RebuildError> {
     let node = config.nodes[me].clone();
     let prepared = {
@@ -183,23 +150,39 @@ pub async fn catch_up_stopped_node<N: Network>(
     if to_i >= from_i {
         let addr = client.nodes[peer].1;
         let mut sink = Sink { writer: &mut writer, store: &mut store, count: 0 };
-        let fetched =
-            catchup::fetch_typed(net, addr, &config.cluster_id, from_i, to_i, &mut sink).await;
+        let fetched = catchup::fetch_entries(
+            net,
+            addr,
+            &config.cluster_id,
+            (from_i, to_i),
+            &mut sink,
+            progress,
+        )
+        .await;
         let fetched = match fetched {
             Err(catchup::FetchError::Collapsed { first_i, .. }) => {
                 // The peer collapsed the slots we need: take its head, then the entries after.
                 tracing::info!(peer = %peer_name, first_i, "the peer's log is collapsed: fetching its head");
-                let old = (writer, store);
-                let (w, s, head_i) = install_peer_head(config, me, net, addr, dir.clone(), old)
-                    .await
-                    .map_err(|reason| RebuildError::Fetch { peer: peer_name.clone(), reason })?;
+                // The old writer and store go first: the store is replaced, the files removed.
+                drop((writer, store));
+                let (w, s, head_i) =
+                    install_peer_head(config, me, net, addr, dir.clone(), progress).await.map_err(
+                        |reason| RebuildError::Fetch { peer: peer_name.clone(), reason },
+                    )?;
                 (writer, store) = (w, s);
                 from_head = Some(head_i);
                 from_i = store.next_i();
                 let mut sink = Sink { writer: &mut writer, store: &mut store, count: 0 };
                 let got = if to_i >= from_i {
-                    catchup::fetch_typed(net, addr, &config.cluster_id, from_i, to_i, &mut sink)
-                        .await
+                    catchup::fetch_entries(
+                        net,
+                        addr,
+                        &config.cluster_id,
+                        (from_i, to_i),
+                        &mut sink,
+                        progress,
+                    )
+                    .await
                 } else {
                     Ok(Some(to_i))
                 };

@@ -1,0 +1,164 @@
+//! Adopting a peer's head: how a node whose next slot a peer has collapsed away starts again from
+//! that peer's head (catch-up from a collapsed peer, by a running node or `arakoon-admin catchup`).
+//!
+//! The peer's head is fetched (`get_db`) into `<tlog_dir>/head.db.incoming` and flushed, and a copy
+//! for the store is built at `<store>.from-head`; nothing of the node changes until both are
+//! complete. Then, each step crash-safe (start-up accepts the files after any of them):
+//!
+//! 1. the incoming head and the node's own head (if it has one) are exchanged in one atomic rename
+//!    (`renameat2(RENAME_EXCHANGE)`) and the directory synced; the old head, now at
+//!    `head.db.incoming`, is removed. The new head covers every slot the node's log holds: the node
+//!    asked for its next slot `from_i`, which the peer had folded, so the head reaches `from_i`,
+//!    and a node's log ends at most one slot past its store (at `from_i`). A log beside a head
+//!    that is ahead of it is a state start-up accepts ([`super::check_log_start`]).
+//! 2. an empty TLog file numbered after the node's last one is created, the directory synced;
+//! 3. the node's older files are removed lowest first, the directory synced: at every moment the
+//!    log is a contiguous run of files (the head covering what is gone) ending in the empty one;
+//! 4. the store is replaced by the copy ([`replace_store`]): the old store removed, the copy
+//!    renamed in, the parent synced. A crash between leaves no store; start-up then finds a log
+//!    that starts after the head and copies the head into a new store.
+//!
+//! A leftover `head.db.incoming` or `<store>.from-head` (a crash before step 1, or the old head
+//! after it) is never read: the next adoption removes it first.
+
+use super::{head_path, CollapseError};
+use crate::tlog::{self, FileKind, LogDir, TlogError, TlogFile};
+use std::path::{Path, PathBuf};
+
+/// Where a fetched head waits before it is adopted.
+pub fn incoming_head_path(tlog_dir: &Path) -> PathBuf {
+    with_suffix(&head_path(tlog_dir), "incoming")
+}
+
+/// Where the store's copy of an adopted head is built.
+pub fn store_copy_path(store: &Path) -> PathBuf {
+    with_suffix(store, "from-head")
+}
+
+/// `path` with `.suffix` appended to its last component.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The steps of an adoption, in order (for logs, and for the crash tests that stop after each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptStep {
+    /// The new head is in place (step 1).
+    HeadSwapped,
+    /// The empty TLog file that the log restarts with exists (step 2).
+    Restarted(String),
+    /// One of the node's old files is gone (step 3).
+    Removed(String),
+}
+
+/// Steps 1 to 3: makes the flushed head at `incoming` this node's head and restarts the TLog in
+/// `dir` (at `tlog_dir`) with an empty file after it. `step` hears each step; returning `false`
+/// stops there, as a crash would (for the tests). The TLog writer must be closed.
+pub fn adopt_head(
+    dir: &dyn LogDir,
+    tlog_dir: &Path,
+    incoming: &Path,
+    step: &mut dyn FnMut(&AdoptStep) -> bool,
+) -> Result<(), CollapseError> {
+    let head = head_path(tlog_dir);
+    let failed = |what: &str, path: &Path, e: std::io::Error| CollapseError::Remove {
+        path: format!("{} ({what})", path.display()),
+        source: e,
+    };
+    let io = |e: std::io::Error| TlogError::io(dir.location(), e);
+    if head.exists() {
+        exchange(incoming, &head).map_err(|e| failed("exchanging the heads", &head, e))?;
+    } else {
+        std::fs::rename(incoming, &head).map_err(|e| failed("moving the head in", &head, e))?;
+    }
+    dir.sync_dir().map_err(io)?;
+    if !step(&AdoptStep::HeadSwapped) {
+        return Ok(());
+    }
+    if incoming.exists() {
+        // The old head: covered by the new one.
+        std::fs::remove_dir_all(incoming)
+            .map_err(|e| failed("removing the old head", incoming, e))?;
+    }
+    let old = tlog::list_files(dir)?;
+    let fresh = TlogFile::new(old.last().map_or(1, |f| f.number + 1), FileKind::Tlog).name();
+    drop(dir.create(&fresh).map_err(io)?);
+    dir.sync_dir().map_err(io)?;
+    if !step(&AdoptStep::Restarted(fresh)) {
+        return Ok(());
+    }
+    let names = dir.list().map_err(io)?;
+    for file in &old {
+        // Every form of this number (an interrupted compression leaves two).
+        for name in
+            names.iter().filter(|n| TlogFile::parse(n).is_some_and(|f| f.number == file.number))
+        {
+            dir.remove(name)
+                .map_err(|source| CollapseError::Remove { path: dir.path_of(name), source })?;
+        }
+        dir.sync_dir().map_err(io)?;
+        if !step(&AdoptStep::Removed(file.name())) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Step 4: puts the complete store at `copy` in place of the one at `store` (which must be
+/// closed). A crash between the removal and the rename leaves no store, which start-up replaces
+/// by a copy of the head.
+pub fn replace_store(copy: &Path, store: &Path) -> Result<(), CollapseError> {
+    let failed =
+        |path: &Path, source| CollapseError::Remove { path: path.display().to_string(), source };
+    if store.exists() {
+        std::fs::remove_dir_all(store).map_err(|e| failed(store, e))?;
+    }
+    std::fs::rename(copy, store).map_err(|e| failed(store, e))?;
+    if let Some(parent) = store.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| failed(parent, e))?;
+    }
+    Ok(())
+}
+
+/// Swaps two paths atomically (Linux `renameat2` with `RENAME_EXCHANGE`). On a file system
+/// without it (EINVAL, ENOSYS), two renames through `<b>.old`: a crash between them leaves `b`
+/// missing (the node then refuses to start, naming the missing head).
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    match exchange_atomically(a, b) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+            let old = with_suffix(b, "old");
+            std::fs::rename(b, &old)?;
+            std::fs::rename(a, b)?;
+            std::fs::rename(&old, a)
+        }
+        other => other,
+    }
+}
+
+fn exchange_atomically(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both paths are NUL-terminated C strings that live across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
