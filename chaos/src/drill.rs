@@ -524,7 +524,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                     let d: Millis = map.next_value()?;
                     set_action(&mut action, key, Some(ActionArg::Dur(d)))?;
                 }
-                "ring" | "bridge" | "heal" | "power_loss" | "drop_master" | "disk_full" => {
+                "ring" | "bridge" | "heal" | "power_loss" | "drop_master" => {
                     // The value is ignored (`heal: true`, `heal: {}` or `heal: ~`).
                     let _: de::IgnoredAny = map.next_value()?;
                     set_action(&mut action, key, None)?;
@@ -618,7 +618,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                     }
                     "torn_tail" => Fault::TornTail(target(arg)),
                     "delete_tlog" => Fault::DeleteTlog(target(arg)),
-                    "disk_full" => Fault::DiskFull,
+                    "disk_full" => Fault::DiskFull { target: target(arg), duration },
                     "clock_offset" => Fault::ClockOffset {
                         target: target(arg),
                         ms: ms.ok_or_else(|| de::Error::custom("clock_offset needs ms: N"))?,

@@ -7,7 +7,7 @@
 //! | process | kill, stop, pause, resume, restart, wipe | yes | kill, restart | yes |
 //! | whole cluster | power_loss | yes | no | no (it would need a real power cut) |
 //! | disk | bitflip, truncate, torn_tail, delete_tlog | TLog files | no | TLog and store files |
-//! | disk | disk_full | no | no | no (needs a small filesystem of its own) |
+//! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
 
@@ -167,7 +167,13 @@ pub enum Fault {
     TornTail(Target),
     /// A sealed TLog file deleted from a stopped node.
     DeleteTlog(Target),
-    DiskFull,
+    /// Every write to the target's disk fails as on a full disk, for `duration` (or until the
+    /// run ends): the node stops on its first failed write, and is started again once space is
+    /// freed.
+    DiskFull {
+        target: Target,
+        duration: Option<crate::drill::Millis>,
+    },
     ClockOffset {
         target: Target,
         ms: i64,
@@ -202,7 +208,7 @@ impl Fault {
             Fault::Truncate { .. } => "truncate",
             Fault::TornTail(_) => "torn_tail",
             Fault::DeleteTlog(_) => "delete_tlog",
-            Fault::DiskFull => "disk_full",
+            Fault::DiskFull { .. } => "disk_full",
             Fault::ClockOffset { .. } => "clock_offset",
             Fault::ClockDrift { .. } => "clock_drift",
             Fault::DropMaster => "drop_master",
@@ -233,7 +239,8 @@ impl Fault {
             | Fault::DeleteTlog(_) => &[Sim, Sandbox],
             Fault::Bitflip { store: true, .. } | Fault::Truncate { store: true, .. } => &[Sandbox],
             Fault::PowerLoss | Fault::ClockOffset { .. } | Fault::ClockDrift { .. } => &[Sim],
-            Fault::DiskFull => &[],
+            // The sandbox and turmoil would need a small filesystem per node.
+            Fault::DiskFull { .. } => &[Sim],
         }
     }
 }
@@ -268,6 +275,10 @@ impl fmt::Display for Fault {
             Fault::Bitflip { target, store } | Fault::Truncate { target, store } => {
                 write!(f, "{} {target} {}", self.name(), if *store { "store" } else { "tlog" })
             }
+            Fault::DiskFull { target, duration } => match duration {
+                Some(d) => write!(f, "disk_full {target} for {d}"),
+                None => write!(f, "disk_full {target}"),
+            },
             Fault::ClockOffset { target, ms } => write!(f, "clock_offset {target} {ms}ms"),
             Fault::ClockDrift { target, ppm } => write!(f, "clock_drift {target} {ppm}ppm"),
             _ => write!(f, "{}", self.name()),

@@ -68,3 +68,22 @@ fn every_drill_meets_its_expectation_on_the_simulation_tier() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The full disk strikes: the node whose write fails stops (it is not a violation), stays down
+/// while the disk is full, and is started again once space is freed; the drill's checks hold.
+#[test]
+fn a_full_disk_stops_the_node_until_space_is_freed() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/disk-full.yaml");
+    let drill = load(&path, Some(Tier::Sim)).unwrap_or_else(|e| panic!("{e}"));
+    let run = run_drill(&drill, 0, true);
+    assert!(run.passed, "{}", run.verdict);
+    let trace = &run.report.trace;
+    let stops: Vec<&String> =
+        trace.iter().filter(|l| l.contains("stopped: a write failed")).collect();
+    let freed = trace.iter().filter(|l| l.contains("space freed")).count();
+    assert_eq!((stops.len(), freed), (2, 2), "{stops:?}");
+    let downs = run.report.roles.iter().filter(|(_, _, role)| role == "down").count();
+    assert!(downs >= 2, "the struck nodes went down: {:?}", run.report.roles);
+    let refused = load(&path, Some(Tier::Sandbox)).unwrap_err();
+    assert!(refused.message.contains("cannot apply disk_full"), "{refused}");
+}

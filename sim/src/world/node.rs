@@ -27,6 +27,8 @@ pub struct SimNode {
     pub paused: bool,
     /// Its disk was lost: the operator restores it before the next start.
     pub wiped: bool,
+    /// Its disk is full: every write fails until space is freed; it is not started meanwhile.
+    pub disk_full: bool,
 }
 
 /// What a running node holds in memory.
@@ -53,6 +55,7 @@ impl SimNode {
             epoch: 0,
             paused: false,
             wiped: false,
+            disk_full: false,
         }
     }
 
@@ -90,6 +93,13 @@ impl SimNode {
         self.state = Some(Running { machine, writer, store });
         self.paused = false;
         Ok(repair)
+    }
+
+    /// The disk fills up (`true`: every operation on it fails as a full disk does) or space is
+    /// freed (`false`).
+    pub fn fill_disk(&mut self, full: bool) {
+        self.disk_full = full;
+        self.disk.set_failing(full.then_some(std::io::ErrorKind::StorageFull));
     }
 
     /// Power loss: volatile state and un-synced bytes are gone; `torn` keeps part of them.

@@ -164,6 +164,10 @@ pub(super) enum Event {
         op: u64,
     },
     Nemesis,
+    /// Space is freed on a full disk; the node is started again if it stopped.
+    DiskFreed {
+        node: NodeIdx,
+    },
     Restart {
         node: NodeIdx,
     },
@@ -358,7 +362,8 @@ impl World {
     /// Starts a stopped node; a node whose disk was lost is first restored from a peer, or, with
     /// no peer running, tried again later.
     pub(super) fn restart(&mut self, k: NodeIdx) {
-        if self.nodes[k].is_up() {
+        if self.nodes[k].is_up() || self.nodes[k].disk_full {
+            // A node on a full disk is started once space is freed (Event::DiskFreed).
             return;
         }
         if self.nodes[k].wiped {
@@ -497,17 +502,29 @@ impl World {
         let Some(state) = self.nodes[k].state.as_mut() else { return false };
         if let Some((i, v)) = &entry {
             if let Err(e) = state.writer.append(&[(*i, v)]) {
-                self.fail("tlog", format!("n{k}: {e}"));
+                self.write_failed(k, e.to_string());
                 return false;
             }
         }
         if let Some(b) = ballot {
             if let Err(e) = b.store(&self.nodes[k].disk) {
-                self.fail("tlog", format!("n{k}: ballot record: {e}"));
+                self.write_failed(k, format!("ballot record: {e}"));
                 return false;
             }
         }
         true
+    }
+
+    /// A write to `k`'s disk failed. On a full disk the server stops, as it must (it cannot
+    /// keep a promise it cannot write down); anything else is a fault of the simulator.
+    fn write_failed(&mut self, k: NodeIdx, error: String) {
+        if self.nodes[k].disk_full {
+            self.trace(|| format!("n{k} stopped: a write failed: {error}"), 6);
+            self.nodes[k].crash(|_| 0);
+            self.persists[k].clear();
+        } else {
+            self.fail("tlog", format!("n{k}: {error}"));
+        }
     }
 
     /// A paused process wakes up: it learns, in order, of the writes that completed meanwhile.
@@ -571,6 +588,7 @@ impl World {
                 self.feed(k, Input::CaughtUp { last, prev, applied });
             }
             Err(e) if e.starts_with("AGREEMENT") => self.fail("agreement", e),
+            Err(e) if self.nodes[k].disk_full => self.write_failed(k, e),
             Err(e) => {
                 self.trace(|| format!("n{k} catch-up from n{from} to {to_i} failed: {e}"), 3);
                 self.feed(k, Input::CatchUpFailed);
@@ -1027,6 +1045,13 @@ impl World {
                     self.restart(node);
                 }
             }
+            Event::DiskFreed { node } => {
+                if self.nodes[node].disk_full {
+                    self.nodes[node].fill_disk(false);
+                    self.trace(|| format!("space freed on n{node}"), 32);
+                    self.restart(node);
+                }
+            }
             Event::Resume { node } => {
                 self.resume(node);
                 self.trace(|| format!("resume n{node}"), 31);
@@ -1137,6 +1162,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             w.mix.duplicate = 0.0;
             for k in 0..cfg.nodes {
                 w.resume(k);
+                w.nodes[k].fill_disk(false);
             }
             // Nodes with their disks first, so that lost disks have a peer to restore from.
             let (lost, kept): (Vec<usize>, Vec<usize>) =

@@ -446,7 +446,16 @@ impl World {
                 }
                 None => " (no master)".into(),
             },
-            Fault::DiskFull => " (not applied: no tier simulates a full disk)".into(),
+            Fault::DiskFull { target, duration } => {
+                let ks = self.resolve(target);
+                for &k in &ks {
+                    self.nodes[k].fill_disk(true);
+                    if let Some(d) = duration {
+                        self.agenda.push(self.now_us + d.0 * 1000, Event::DiskFreed { node: k });
+                    }
+                }
+                names(&ks)
+            }
         }
     }
 }
