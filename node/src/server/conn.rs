@@ -199,6 +199,36 @@ async fn going_down<S: Stream>(stream: &mut S, out: &mut Vec<u8>) {
     let _ = stream.write_all(out).await;
 }
 
+/// The most a node in memory reads for one `last_entries` before it answers.
+const INLINE_READ_BYTES_MAX: usize = 64 << 20;
+
+/// One entry of a `last_entries` stream, encoded, or why reading stopped.
+type EntryItem = Result<(u64, Vec<u8>), String>;
+
+/// Reads the committed entries `from_i..=to_i` into `send` until it returns false.
+fn read_entries(
+    dir: &dyn tlog::LogDir,
+    from_i: u64,
+    to_i: u64,
+    send: &mut dyn FnMut(EntryItem) -> bool,
+) {
+    let result = tlog::for_each_committed(dir, from_i, true, &mut |e| {
+        if e.i > to_i {
+            return Err(None);
+        }
+        let mut bytes = Vec::new();
+        EntryFrame::Entry(e.i, e.value).encode(&mut bytes);
+        if send(Ok((e.i, bytes))) {
+            Ok(())
+        } else {
+            Err(Some("receiver gone".to_string()))
+        }
+    });
+    if let Err(e) = result {
+        send(Err(e.to_string()));
+    }
+}
+
 /// Streams the committed entries `from_i..=to_i` this node holds. Returns whether the
 /// connection may go on.
 async fn stream_entries<S: Stream>(
@@ -222,7 +252,11 @@ async fn stream_entries<S: Stream>(
     // Pin the files to read, so that no collapse removes them meanwhile; a slot that a collapse
     // already folded into the head is answered with where the log starts now.
     let (dir, pins) = (shared.dir.clone(), shared.head.pins.clone());
-    let pinned = tokio::task::spawn_blocking(move || pins.pin(dir.as_ref(), from_i)).await;
+    let pinned = if shared.inline {
+        Ok(pins.pin(dir.as_ref(), from_i))
+    } else {
+        tokio::task::spawn_blocking(move || pins.pin(dir.as_ref(), from_i)).await
+    };
     let guard = match pinned {
         Ok(Ok(crate::head::Pinned::Reading(guard))) => guard,
         Ok(Ok(crate::head::Pinned::Collapsed { first_i })) => {
@@ -240,27 +274,31 @@ async fn stream_entries<S: Stream>(
         }
         Err(_) => return false,
     };
-    // Read the files on a blocking thread; a bounded channel paces it to the socket.
-    let (tx, mut rx) = mpsc::channel::<Result<(u64, Vec<u8>), String>>(64);
+    // Read the files on a blocking thread; a bounded channel paces it to the socket. A node in
+    // memory reads them here at once (they are in memory; no thread may race the simulation).
     let dir = shared.dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let _guard = guard;
-        let result = tlog::for_each_committed(dir.as_ref(), from_i, true, &mut |e| {
-            if e.i > to_i {
-                return Err(None);
-            }
-            let mut bytes = Vec::new();
-            EntryFrame::Entry(e.i, e.value).encode(&mut bytes);
-            tx.blocking_send(Ok((e.i, bytes))).map_err(|_| Some("receiver gone".to_string()))
+    let mut rx = if shared.inline {
+        let (mut items, mut bytes) = (Vec::new(), 0usize);
+        read_entries(dir.as_ref(), from_i, to_i, &mut |item| {
+            bytes += item.as_ref().map_or(0, |(_, b)| b.len());
+            items.push(item);
+            // A short stream is fine: the catcher asks again from where it got.
+            bytes < INLINE_READ_BYTES_MAX
         });
-        match result {
-            Ok(Ok(())) | Ok(Err(None)) => {}
-            Ok(Err(Some(_))) => {}
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e.to_string()));
-            }
+        drop(guard);
+        let (tx, rx) = mpsc::channel(items.len().max(1));
+        for item in items {
+            tx.try_send(item).expect("the channel holds every item");
         }
-    });
+        rx
+    } else {
+        let (tx, rx) = mpsc::channel::<EntryItem>(64);
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            read_entries(dir.as_ref(), from_i, to_i, &mut |item| tx.blocking_send(item).is_ok());
+        });
+        rx
+    };
     out.put_i32(Rc::Ok.code() as i32);
     let mut next = from_i;
     while let Some(item) = rx.recv().await {

@@ -14,6 +14,7 @@ use super::frame::Hello;
 use super::peers::{spawn_link, spawn_listener, Incoming, PeerLink};
 use super::persist::{PersistJob, Persisted, Persister};
 use super::startup::{prepare, StartError};
+use super::storage::{prepare_in_memory, NodeStore, Storage};
 use crate::config::ClusterConfig;
 use crate::consensus::{self, Action, ClientReqId, Durable, Input, Machine, NodeIdx, RoleName};
 use crate::llio::Put;
@@ -22,7 +23,7 @@ use crate::protocol::client::{
 };
 use crate::protocol::peer;
 use crate::rc::Rc;
-use crate::store::{SledStore, Store, StoreError, UpdateOutput};
+use crate::store::{Store, StoreError, UpdateOutput};
 use crate::tlog::{self, LogDir};
 use crate::value::{Update, Value};
 use std::collections::BTreeMap;
@@ -40,11 +41,14 @@ pub struct ServerOptions {
     pub tick_ms: u64,
     /// The seed of the machine's election jitter.
     pub seed: u64,
+    /// Where the TLog and the store live: on disk (production) or in memory (simulation, where
+    /// everything then runs on the node's task; see server/storage.rs).
+    pub storage: Storage,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { tick_ms: 10, seed: 0 }
+        ServerOptions { tick_ms: 10, seed: 0, storage: Storage::Disk }
     }
 }
 
@@ -96,6 +100,9 @@ pub struct Shared {
     pub request_stall_ms: u64,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,
+    /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of
+    /// tokio's blocking pool: set for a node in memory, where a thread would race the simulation.
+    pub inline: bool,
 }
 
 /// Runs node `me` of `config` until `shutdown` resolves, then stops cleanly: pending clients hear
@@ -109,11 +116,17 @@ pub async fn serve<N: Network, C: Clock>(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let node = config.nodes[me].clone();
-    let prepared = {
-        let (config, node) = (config.clone(), node.clone());
-        tokio::task::spawn_blocking(move || prepare(&config, &node))
-            .await
-            .expect("start-up does not panic")?
+    let prepared = match &options.storage {
+        Storage::Disk => {
+            let (config, node) = (config.clone(), node.clone());
+            tokio::task::spawn_blocking(move || prepare(&config, &node))
+                .await
+                .expect("start-up does not panic")?
+                .map_store(|s| NodeStore::Sled(Box::new(s)))
+        }
+        Storage::Memory(disk) => {
+            prepare_in_memory(&config, &node, disk)?.map_store(NodeStore::Memory)
+        }
     };
     let client_addr = SocketAddr::new(node.ip, node.client_port);
     let peer_addr = SocketAddr::new(node.ip, node.messaging_port);
@@ -147,7 +160,11 @@ pub async fn serve<N: Network, C: Clock>(
     let machine = Machine::new(ccfg, durable, clock.now_ms(), options.seed);
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
-    let persister = Persister::spawn(prepared.writer, prepared.dir.clone(), persisted_tx);
+    let persister = if options.storage.inline() {
+        Persister::inline(prepared.writer, prepared.dir.clone(), persisted_tx)
+    } else {
+        Persister::spawn(prepared.writer, prepared.dir.clone(), persisted_tx)
+    };
     let (core_tx, core_rx) = mpsc::channel(4096);
     let shared = Arc::new(Shared {
         cluster_id: config.cluster_id.clone(),
@@ -158,6 +175,7 @@ pub async fn serve<N: Network, C: Clock>(
         max_buffer_size: config.max_buffer_size,
         request_stall_ms: config.client_stall_ms,
         head: super::collapse::HeadShared::new(&node.tlog_dir),
+        inline: options.storage.inline(),
     });
 
     // Peers.
@@ -241,7 +259,7 @@ struct Core<N: Network, C: Clock> {
     net: N,
     clock: C,
     machine: Machine,
-    store: SledStore,
+    store: NodeStore,
     dir: Arc<dyn LogDir>,
     persister: Option<Persister>,
     links: Vec<Option<PeerLink>>,

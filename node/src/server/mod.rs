@@ -13,3 +13,4 @@ pub mod peers;
 pub mod persist;
 pub mod rebuild;
 pub mod startup;
+pub mod storage;

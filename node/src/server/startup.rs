@@ -69,11 +69,12 @@ pub fn store_path(node: &NodeConfig) -> PathBuf {
     node.home.join("store")
 }
 
-/// Everything a validated node starts from.
-pub struct Prepared {
+/// Everything a validated node starts from (its store is sled's unless the node runs in memory:
+/// see server/storage.rs).
+pub struct Prepared<S = SledStore> {
     pub dir: Arc<dyn LogDir>,
     pub writer: TlogWriter,
-    pub store: SledStore,
+    pub store: S,
     pub ballot: BallotRecord,
     /// The log's last slot and its value.
     pub last: Option<(u64, Value)>,

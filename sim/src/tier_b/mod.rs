@@ -2,37 +2,40 @@
 //!
 //! Each node is a turmoil host running [`arakoon_node::server::core::serve`] unchanged, with
 //! [`net::TurmoilNet`] for its sockets, [`arakoon_node::server::env::TokioClock`] on the host's
-//! virtual clock, and a real home directory (TLog, sled store) on tmpfs ([`disk`]). Client hosts
-//! run the real [`arakoon_node::client::Client`] and record a history in tier A's form
-//! ([`workload`]); the fault schedule ([`nemesis`]) is drawn from the seed before the run. At the
-//! end the cluster is healed, the clients read every key, and the history is checked per key
-//! with the same checker as tier A.
+//! virtual clock, and its TLog and store in memory ([`cluster`]). Client hosts run the real
+//! [`arakoon_node::client::Client`] and record a history in tier A's form ([`workload`]); the
+//! fault schedule ([`nemesis`]) is drawn from the seed before the run. At the end the cluster is
+//! healed, the clients read every key, and the history is checked with the same checker as tier A.
 //!
 //! # Determinism
 //!
-//! Turmoil runs every host on its own current-thread tokio runtime with a paused clock, all on
-//! the calling thread, and advances them one tick (1 ms) at a time, in an order drawn from the
-//! seed (`enable_random_order`). Network delays, the schedule and the clients' choices come from
-//! the seed too. What is *not* under the seed:
+//! A seed replays a run exactly: the same history, byte for byte, and the same fault log (the
+//! tier-B tests run seeds twice and compare). What that takes:
 //!
-//! - `tokio::select!` picks among ready branches at random. Only a build with
-//!   `RUSTFLAGS="--cfg tokio_unstable"` lets turmoil seed each runtime's RNG; without it, those
-//!   picks differ from run to run.
-//! - The persister is a real OS thread (it fsyncs), and sled has background threads of its own.
-//!   Whether a persister's report reaches its node within the tick or a tick later depends on
-//!   the real scheduler: under load a write can take several ticks of virtual time. tmpfs makes
-//!   the writes fast; `TierBConfig::wait_for_persisters` goes further and waits, between steps,
-//!   until every persister thread sleeps (about four times slower).
-//! - Start-up runs in `spawn_blocking`, which stops the virtual clock until it returns, so it
-//!   costs no virtual time whatever it costs in real time.
+//! - **One thread.** Turmoil runs every host on its own current-thread tokio runtime with a
+//!   paused clock, all on the calling thread, and advances them one tick (1 ms) at a time. Nothing
+//!   of a node may run on another thread, because a thread races the simulated clock: a node
+//!   runs with [`arakoon_node::server::storage::Storage::Memory`], so start-up, every TLog write
+//!   (the persister runs inline instead of on its thread), and the TLog reads that serve a
+//!   catch-up all run on the node's task, and the store is a memory store (sled has threads of
+//!   its own). The server's other uses of `spawn_blocking` (collapse, `get_db`, adopting a
+//!   peer's head) are not reached here: a node in memory neither collapses nor keeps a head.
+//! - **Seeded randomness.** Turmoil's RNG (`Builder::rng_seed`) draws the network delays and the
+//!   order in which hosts are stepped (`enable_random_order`); the clients' choices and the
+//!   schedule come from ChaCha RNGs seeded from the seed; each node's election jitter from
+//!   `ServerOptions::seed`.
+//! - **No unseeded choice in tokio.** `tokio::select!` picks among ready branches at random,
+//!   from an RNG that only `RUSTFLAGS="--cfg tokio_unstable"` lets turmoil seed. The server's
+//!   one `select!` (the core loop) is `biased`, and the client has none, so the ordinary build
+//!   is deterministic; a new unbiased `select!` on these paths would break it (the determinism
+//!   test would say so).
+//! - **Virtual time only.** The server reads time through `TokioClock` (the runtime's paused
+//!   clock); the clients record `turmoil::sim_elapsed`; the epoch is fixed.
 //!
-//! So a seed fixes the fault schedule, the network's delays as drawn and the clients' choices,
-//! but not the run. Measured (3-node seeds 20-22, each run twice): the histories differed on
-//! every repeat, without `tokio_unstable`, with it, and with it plus the persister wait; the
-//! number of operations varies by a fifth. A failure found under a seed is therefore not sure
-//! to come back with it: keep the printed schedule and the history with the report.
+//! The tokio configuration is turmoil's own: current-thread runtimes, time paused and enabled,
+//! no I/O driver (turmoil's network is in memory).
 
-pub mod disk;
+pub mod cluster;
 pub mod nemesis;
 pub mod net;
 mod run;

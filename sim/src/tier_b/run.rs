@@ -1,19 +1,14 @@
 //! One tier-B run: build the turmoil simulation, run the cluster, the clients and the fault
 //! schedule, heal, settle, and check what the clients saw.
 
-use super::disk::{wait_released, Homes, ThreadWatch};
+use super::cluster::{builder, Cluster, ClusterSpec};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
-use super::net::TurmoilNet;
 use super::workload::{run_client, ClientTally, Workload};
 use crate::world::history::{str_value, Linearizability, Recorder, Space};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::ClientConfig;
-use arakoon_node::config::ClusterConfig;
-use arakoon_node::server::core::{serve, ServerOptions};
-use arakoon_node::server::env::TokioClock;
 use std::cell::RefCell;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -38,15 +33,9 @@ pub struct TierBConfig {
     pub think_max_ms: u64,
     /// The checker's budget.
     pub check_time_limit: Duration,
-    /// Real time a crashed node may take to let go of its files.
-    pub release_limit: Duration,
     /// Plants a stale read in the history before the check, to show that the check is not
     /// vacuous: the run must then be reported as a violation.
     pub plant_stale_read: bool,
-    /// After each step, wait (in real time) until every persister thread is idle: see
-    /// [`super::disk::ThreadWatch`]. Off by default: it costs about four times the wall time,
-    /// and without `tokio_unstable` the runs differ anyway.
-    pub wait_for_persisters: bool,
 }
 
 impl TierBConfig {
@@ -64,9 +53,7 @@ impl TierBConfig {
             latency_max_ms: 5,
             think_max_ms: 20,
             check_time_limit: Duration::from_secs(20),
-            release_limit: Duration::from_secs(10),
             plant_stale_read: false,
-            wait_for_persisters: false,
         }
     }
 }
@@ -97,6 +84,9 @@ pub struct TierBReport {
     /// A digest of the recorded history (times, operations, outcomes, answers): equal digests,
     /// equal histories.
     pub history_digest: u64,
+    /// The recorded history as JSON lines (single-key operations, then sequences and ranges),
+    /// as `arakoon-admin check` reads it; byte for byte the same for the same seed.
+    pub history: (String, String),
     pub virtual_ms: u64,
     pub wall: Duration,
     /// The stale read planted, if asked for and possible.
@@ -147,27 +137,6 @@ impl TierBReport {
     }
 }
 
-/// The cluster configuration, with the addresses turmoil gave the hosts.
-fn cluster_config(
-    cfg: &TierBConfig,
-    ips: &[IpAddr],
-    homes: &Homes,
-) -> Result<ClusterConfig, String> {
-    let names: Vec<String> = (0..cfg.nodes).map(|k| format!("n{k}")).collect();
-    let mut ini = format!(
-        "[global]\ncluster = {}\ncluster_id = tierb\nlease_period_ms = {}\n",
-        names.join(", "),
-        cfg.lease_ms
-    );
-    for (name, ip) in names.iter().zip(ips) {
-        ini += &format!(
-            "\n[{name}]\nip = {ip}\nclient_port = 4000\nmessaging_port = 4010\nhome = {}\n",
-            homes.home(name).display()
-        );
-    }
-    ClusterConfig::parse(&ini, "tier-b.ini").map_err(|e| e.to_string())
-}
-
 /// Runs one seed. Prints nothing; see [`TierBReport::summary`].
 pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
     let started = Instant::now();
@@ -179,21 +148,15 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         tally: ClientTally::default(),
         ops: 0,
         history_digest: 0,
+        history: (String::new(), String::new()),
         virtual_ms: 0,
         wall: Duration::ZERO,
         planted: None,
     };
-    let homes = match Homes::new() {
-        Ok(h) => h,
-        Err(e) => {
-            report.verdict = Verdict::Error(format!("cannot make the nodes' homes: {e}"));
-            return report;
-        }
-    };
     let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
     let tally = Rc::new(RefCell::new(ClientTally::default()));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        simulate(seed, cfg, &homes, &history, &tally, &mut report)
+        simulate(seed, cfg, &history, &tally, &mut report)
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         let msg = panic
@@ -203,12 +166,11 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
             .unwrap_or_else(|| "a panic".to_string());
         Err(format!("panicked: {msg}"))
     });
-    // The simulation is gone; let every node's leftover threads finish before the homes go.
-    wait_released(homes.root(), cfg.release_limit);
     report.tally = tally.borrow().clone();
     let mut history = std::mem::take(&mut *history.borrow_mut());
     report.ops = history.len();
-    report.history_digest = digest(&history);
+    report.history = history.to_jsonl();
+    report.history_digest = digest(&report.history);
     if cfg.plant_stale_read {
         report.planted = plant_stale_read(&mut history, &report.tally, report.virtual_ms);
     }
@@ -251,8 +213,7 @@ fn plant_stale_read(history: &mut Recorder, tally: &ClientTally, end_ms: u64) ->
     None
 }
 
-fn digest(history: &Recorder) -> u64 {
-    let (kv, multi) = history.to_jsonl();
+fn digest((kv, multi): &(String, String)) -> u64 {
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in kv.bytes().chain(multi.bytes()) {
@@ -265,7 +226,6 @@ fn digest(history: &Recorder) -> u64 {
 fn simulate(
     seed: u64,
     cfg: &TierBConfig,
-    homes: &Homes,
     history: &Rc<RefCell<Recorder>>,
     tally: &Rc<RefCell<ClientTally>>,
     report: &mut TierBReport,
@@ -273,34 +233,15 @@ fn simulate(
     let heal_ms = cfg.workload_ms;
     let final_reads_ms = heal_ms + cfg.settle_ms;
     let final_reads_end_ms = final_reads_ms + cfg.final_reads_ms;
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .enable_random_order()
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_millis(0))
-        .max_message_latency(Duration::from_millis(cfg.latency_max_ms))
-        .simulation_duration(Duration::from_millis(final_reads_end_ms + 60_000))
-        // A fixed epoch: nothing in the run depends on the real date.
-        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .build();
-    let names: Vec<String> = (0..cfg.nodes).map(|k| format!("n{k}")).collect();
-    let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
-    let config = cluster_config(cfg, &ips, homes)?;
-    for (k, name) in names.iter().enumerate() {
-        let config = config.clone();
-        let options =
-            ServerOptions { seed: seed.wrapping_add(k as u64), ..ServerOptions::default() };
-        sim.host(name.as_str(), move || {
-            let (config, options) = (config.clone(), options.clone());
-            async move {
-                let clock = TokioClock::new();
-                serve(config, k, TurmoilNet, clock, options, std::future::pending())
-                    .await
-                    .map_err(|e| format!("n{k} stopped: {e} (exit code {})", e.exit_code()).into())
-            }
-        });
-    }
-    let mut client_config = ClientConfig::from_cluster(&config);
+    let mut sim = builder(seed, cfg.latency_max_ms, final_reads_end_ms + 60_000).build();
+    let spec = ClusterSpec {
+        nodes: cfg.nodes,
+        lease_ms: cfg.lease_ms,
+        seed,
+        latency_max_ms: cfg.latency_max_ms,
+    };
+    let cluster = Cluster::start(&mut sim, &spec)?;
+    let mut client_config = ClientConfig::from_cluster(&cluster.config);
     client_config.connect_timeout = Duration::from_millis(1_000);
     client_config.request_timeout = Duration::from_millis(3_000);
     client_config.attempts = 10;
@@ -321,14 +262,10 @@ fn simulate(
 
     let faults = schedule(seed, cfg.nodes, cfg.faults, cfg.quiet_start_ms, heal_ms);
     report.faults = faults.clone();
-    let mut nemesis = Nemesis { faults, next: 0, active: None, ips, homes, cfg };
-    let mut persisters = ThreadWatch::new("persister");
+    let mut nemesis = Nemesis { faults, next: 0, active: None, cluster };
     loop {
-        if cfg.wait_for_persisters {
-            persisters.wait_idle(Duration::from_millis(100));
-        }
         let elapsed_ms = sim.elapsed().as_millis() as u64;
-        nemesis.act(&mut sim, elapsed_ms)?;
+        nemesis.act(&mut sim, elapsed_ms);
         let finished = sim.step().map_err(|e| e.to_string());
         report.virtual_ms = sim.elapsed().as_millis() as u64;
         if finished? {
@@ -339,86 +276,55 @@ fn simulate(
 }
 
 /// Carries out the schedule between steps of the simulation.
-struct Nemesis<'a> {
+struct Nemesis {
     faults: Vec<Fault>,
     next: usize,
     active: Option<Fault>,
-    ips: Vec<IpAddr>,
-    homes: &'a Homes,
-    cfg: &'a TierBConfig,
+    cluster: Cluster,
 }
 
-impl Nemesis<'_> {
-    fn act(&mut self, sim: &mut turmoil::Sim<'_>, now_ms: u64) -> Result<(), String> {
+impl Nemesis {
+    fn act(&mut self, sim: &mut turmoil::Sim<'_>, now_ms: u64) {
         if let Some(f) = self.active.take() {
             if now_ms < f.end_ms {
                 self.active = Some(f);
-                return Ok(());
+                return;
             }
             self.end(sim, &f);
         }
         if let Some(f) = self.faults.get(self.next).cloned() {
             if now_ms >= f.start_ms {
                 self.next += 1;
-                self.start(sim, &f)?;
+                self.start(sim, &f);
                 self.active = Some(f);
             }
         }
-        Ok(())
     }
 
-    /// The pairs of nodes across a partition.
-    fn across(&self, minority: &[usize]) -> Vec<(IpAddr, IpAddr)> {
-        let mut pairs = Vec::new();
-        for &a in minority {
-            for b in (0..self.ips.len()).filter(|b| !minority.contains(b)) {
-                pairs.push((self.ips[a], self.ips[b]));
-            }
-        }
-        pairs
-    }
-
-    fn start(&mut self, sim: &mut turmoil::Sim<'_>, f: &Fault) -> Result<(), String> {
+    fn start(&mut self, sim: &mut turmoil::Sim<'_>, f: &Fault) {
+        let c = &mut self.cluster;
         match &f.kind {
             FaultKind::Partition { minority } => {
-                for (a, b) in self.across(minority) {
-                    sim.hold(a, b);
-                }
+                c.set_links(sim, |a, b| minority.contains(&a) == minority.contains(&b));
             }
-            FaultKind::Crash { node } => {
-                sim.crash(self.ips[*node]);
-                let home = self.homes.home(&format!("n{node}"));
-                if !wait_released(&home, self.cfg.release_limit) {
-                    return Err(format!(
-                        "crashed n{node} still holds files under {}",
-                        home.display()
-                    ));
-                }
-            }
-            FaultKind::Latency { max_ms } => {
-                sim.set_max_message_latency(Duration::from_millis(*max_ms));
-            }
+            FaultKind::Crash { node } => c.crash(sim, *node),
+            FaultKind::Latency { max_ms } => c.set_latency_max(sim, *max_ms),
             FaultKind::Loss { a, b, percent } => {
-                sim.set_link_fail_rate(self.ips[*a], self.ips[*b], f64::from(*percent) / 100.0);
+                let (a, b) = (c.ips[*a], c.ips[*b]);
+                sim.set_link_fail_rate(a, b, f64::from(*percent) / 100.0);
             }
         }
-        Ok(())
     }
 
     fn end(&mut self, sim: &mut turmoil::Sim<'_>, f: &Fault) {
+        let c = &mut self.cluster;
         match &f.kind {
-            FaultKind::Partition { minority } => {
-                for (a, b) in self.across(minority) {
-                    sim.release(a, b);
-                }
-            }
-            FaultKind::Crash { node } => sim.bounce(self.ips[*node]),
-            FaultKind::Latency { .. } => {
-                sim.set_max_message_latency(Duration::from_millis(self.cfg.latency_max_ms));
-            }
+            FaultKind::Partition { .. } | FaultKind::Latency { .. } => c.heal(sim),
+            FaultKind::Crash { node } => c.restart(sim, *node),
             FaultKind::Loss { a, b, .. } => {
-                sim.set_link_fail_rate(self.ips[*a], self.ips[*b], 0.0);
-                sim.repair(self.ips[*a], self.ips[*b]);
+                let (a, b) = (c.ips[*a], c.ips[*b]);
+                sim.set_link_fail_rate(a, b, 0.0);
+                sim.repair(a, b);
             }
         }
     }

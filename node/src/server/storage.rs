@@ -1,0 +1,215 @@
+//! Where a node keeps its TLog and its store: on disk (production), or in memory (tier B of the
+//! simulator).
+//!
+//! On disk, start-up validates the TLog in the node's directory and opens its sled store; the
+//! persister is a thread of its own that fsyncs. In memory, the TLog lives on a [`MemDir`] that
+//! the simulator keeps across crashes (it drops what was not synced, as a power loss would), and
+//! the store is a [`MemoryStore`] rebuilt from the log at every start (the store is derived: a
+//! crash may lose all of it). Everything runs on the node's task: start-up, every TLog write,
+//! every read. No thread, no file and no clock is involved, so a simulated node does the same
+//! thing every time it is given the same inputs. The consensus core and the server code are the
+//! same in both; only where the bytes go differs.
+//!
+//! What memory storage does not do: collapse (there is no head), rebuild, and adopting a peer's
+//! head during catch-up. A node in memory refuses them with an error that says so.
+
+use super::startup::{Prepared, StartError};
+use crate::config::{ClusterConfig, NodeConfig};
+use crate::head;
+use crate::replay;
+use crate::store::{MasterRecord, MemoryStore, Range, SledStore, Store, StoreError, UpdateResult};
+use crate::tlog::{self, BallotRecord, LogDir, MemDir, TlogConfig, TlogWriter};
+use crate::value::{Bytes, Key, Value};
+use std::sync::Arc;
+
+/// Where a node keeps its files.
+#[derive(Debug, Clone, Default)]
+pub enum Storage {
+    /// The node's home and TLog directories; a persister thread; sled. Production.
+    #[default]
+    Disk,
+    /// This simulated disk for the TLog; the persister inline; a memory store. Simulation only.
+    Memory(MemDir),
+}
+
+impl Storage {
+    /// Whether everything runs on the node's task (no blocking thread).
+    pub fn inline(&self) -> bool {
+        matches!(self, Storage::Memory(_))
+    }
+}
+
+/// The store of a running node.
+pub enum NodeStore {
+    // Boxed: a sled handle is about 20 KB, a memory store a few words.
+    Sled(Box<SledStore>),
+    Memory(MemoryStore),
+}
+
+impl NodeStore {
+    /// The sled store, for what only a node on disk does (adopting a peer's head).
+    pub fn sled_mut(&mut self) -> Option<&mut SledStore> {
+        match self {
+            NodeStore::Sled(s) => Some(s),
+            NodeStore::Memory(_) => None,
+        }
+    }
+}
+
+/// Calls the same method on whichever store it is.
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            NodeStore::Sled($s) => $e,
+            NodeStore::Memory($s) => $e,
+        }
+    };
+}
+
+impl Store for NodeStore {
+    fn cluster_id(&self) -> &str {
+        each!(self, s => s.cluster_id())
+    }
+    fn applied(&self) -> Option<u64> {
+        each!(self, s => s.applied())
+    }
+    fn next_i(&self) -> u64 {
+        each!(self, s => s.next_i())
+    }
+    fn apply(&mut self, i: u64, value: &Value) -> Result<Vec<UpdateResult>, StoreError> {
+        each!(self, s => s.apply(i, value))
+    }
+    fn apply_many(
+        &mut self,
+        values: &[(u64, Value)],
+    ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+        each!(self, s => s.apply_many(values))
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        each!(self, s => s.flush())
+    }
+    fn master(&self) -> Option<MasterRecord> {
+        each!(self, s => s.master())
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        each!(self, s => s.get(key))
+    }
+    fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
+        each!(self, s => s.exists(key))
+    }
+    fn multi_get(&self, keys: &[Key]) -> Result<Result<Vec<Bytes>, Key>, StoreError> {
+        each!(self, s => s.multi_get(keys))
+    }
+    fn multi_get_option(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        each!(self, s => s.multi_get_option(keys))
+    }
+    fn range(&self, range: &Range) -> Result<Vec<Key>, StoreError> {
+        each!(self, s => s.range(range))
+    }
+    fn range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        each!(self, s => s.range_entries(range))
+    }
+    fn rev_range_entries(&self, range: &Range) -> Result<Vec<(Key, Bytes)>, StoreError> {
+        each!(self, s => s.rev_range_entries(range))
+    }
+    fn prefix_keys(&self, prefix: &[u8], max: Option<usize>) -> Result<Vec<Key>, StoreError> {
+        each!(self, s => s.prefix_keys(prefix, max))
+    }
+    fn key_count(&self) -> Result<u64, StoreError> {
+        each!(self, s => s.key_count())
+    }
+}
+
+impl<S> Prepared<S> {
+    /// The same start, with the store wrapped or replaced.
+    pub fn map_store<T>(self, f: impl FnOnce(S) -> T) -> Prepared<T> {
+        Prepared {
+            dir: self.dir,
+            writer: self.writer,
+            store: f(self.store),
+            ballot: self.ballot,
+            last: self.last,
+            prev: self.prev,
+            closed_cleanly: self.closed_cleanly,
+        }
+    }
+}
+
+/// Start-up of a node in memory: validates the TLog on `disk` as start-up on disk does (a torn or
+/// corrupt log refuses to start with the same error), then replays the whole log into a new
+/// memory store.
+pub fn prepare_in_memory(
+    config: &ClusterConfig,
+    node: &NodeConfig,
+    disk: &MemDir,
+) -> Result<Prepared<MemoryStore>, StartError> {
+    let dir: Arc<dyn LogDir> = Arc::new(disk.clone());
+    let tlog_config = TlogConfig {
+        entries_per_file_max: config.tlog_max_entries,
+        file_bytes_max: config.tlog_max_size,
+    };
+    let (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
+    let ballot = BallotRecord::load(dir.as_ref())?;
+    // No head in memory: a log that does not start at its first file cannot be served.
+    let start = head::log_start(dir.as_ref())?;
+    let head_path = head::head_path(&node.tlog_dir);
+    head::check_log_start(&dir.location(), &head_path, start, None)
+        .map_err(StartError::Collapsed)?;
+    let mut store = MemoryStore::new(&config.cluster_id);
+    let single = config.nodes.len() == 1;
+    replay::replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
+    let (last, prev) = tlog::last_two(dir.as_ref())?;
+    assert_eq!(last.as_ref().map(|(i, _)| *i), report.last_i, "the log's last slot is its last");
+    Ok(Prepared { dir, writer, store, ballot, last, prev, closed_cleanly: report.closed_cleanly })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Update;
+
+    fn config() -> ClusterConfig {
+        let text = "[global]\ncluster = n0\ncluster_id = c\n[n0]\nip = 127.0.0.1\n\
+                    client_port = 1\nmessaging_port = 2\nhome = /nonexistent/n0\n";
+        ClusterConfig::parse(text, "t.ini").unwrap()
+    }
+
+    fn value(i: u64) -> Value {
+        Value::client(vec![Update::Set { key: format!("k{i}").into_bytes(), value: vec![1] }])
+    }
+
+    #[test]
+    fn a_node_in_memory_starts_from_its_log_and_touches_no_file() {
+        let cfg = config();
+        let disk = MemDir::new("n0");
+        let p = prepare_in_memory(&cfg, &cfg.nodes[0], &disk).unwrap();
+        assert_eq!(p.store.applied(), None);
+        let mut w = p.writer;
+        for i in 0..5 {
+            w.append(&[(i, &value(i))]).unwrap();
+        }
+        // A crash: what was synced survives, the store does not.
+        drop(w);
+        disk.crash(|_| 0);
+        let p = prepare_in_memory(&cfg, &cfg.nodes[0], &disk).unwrap();
+        assert!(!p.closed_cleanly);
+        assert_eq!(p.last, Some((4, value(4))));
+        assert_eq!(p.store.applied(), Some(4), "a 1-node cluster applies its last slot too");
+        assert!(!cfg.nodes[0].home.exists());
+    }
+
+    #[test]
+    fn a_torn_log_in_memory_refuses_to_start_as_on_disk() {
+        let cfg = config();
+        let disk = MemDir::new("n0");
+        let p = prepare_in_memory(&cfg, &cfg.nodes[0], &disk).unwrap();
+        let mut w = p.writer;
+        w.append(&[(0, &value(0))]).unwrap();
+        drop(w);
+        let mut bytes = disk.contents("000.tlog").unwrap();
+        bytes.extend_from_slice(&[7, 0, 0]);
+        disk.put("000.tlog", &bytes);
+        let err = prepare_in_memory(&cfg, &cfg.nodes[0], &disk).err().expect("refuses to start");
+        assert_eq!(err.exit_code(), 48);
+    }
+}

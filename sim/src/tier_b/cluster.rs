@@ -1,0 +1,198 @@
+//! The nodes of a tier-B run, and what the harness does to them between two steps of the
+//! simulation: crash, stop, restart, cut links, slow the network.
+//!
+//! Every node is a turmoil host running [`serve`] with [`Storage::Memory`]: its TLog on a
+//! [`MemDir`] that this module keeps across crashes, written inline on the node's task; its
+//! store in memory, rebuilt from the log at each start. A crash drops the host's runtime (tasks,
+//! sockets, store) and whatever the disk had not synced; a stop asks the node to shut down
+//! cleanly (pending clients hear going_down, the TLog gets its closed marker); a restart runs
+//! the node's software again, which validates its TLog and replays it.
+//!
+//! Links between nodes are cut by *holding* them: turmoil keeps the TCP segments and delivers
+//! them when the cut heals, as TCP's retransmission does through a partition shorter than its
+//! timeout, so connections survive it, late. Clients are never cut off from nodes (the sandbox
+//! cuts peer links only, too). Turmoil has no way to cut one direction without losing segments
+//! for good (it does not retransmit): such a connection would stall for ever, which no real TCP
+//! connection does, so one-way cuts and random loss are not faults of this tier.
+
+use super::net::TurmoilNet;
+use arakoon_node::config::ClusterConfig;
+use arakoon_node::server::core::{serve, ServerOptions};
+use arakoon_node::server::env::TokioClock;
+use arakoon_node::server::storage::Storage;
+use arakoon_node::tlog::MemDir;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The shape of the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub nodes: usize,
+    pub lease_ms: u64,
+    /// The nodes' election jitter is drawn from this (plus the node's index).
+    pub seed: u64,
+    /// The largest delay of a link outside latency faults.
+    pub latency_max_ms: u64,
+}
+
+/// The running nodes, as the harness sees them.
+pub struct Cluster {
+    pub config: ClusterConfig,
+    pub ips: Vec<IpAddr>,
+    disks: Vec<MemDir>,
+    stops: Vec<watch::Sender<bool>>,
+    up: Vec<bool>,
+    /// Node pairs (a < b) whose link is held.
+    held: BTreeSet<(usize, usize)>,
+    latency_max_ms: u64,
+}
+
+/// Turmoil's settings for a run of `seed`: seeded, hosts stepped in a seeded random order, 1 ms
+/// ticks, a fixed epoch (nothing depends on the real date).
+pub fn builder(seed: u64, latency_max_ms: u64, duration_ms: u64) -> turmoil::Builder {
+    let mut b = turmoil::Builder::new();
+    b.rng_seed(seed)
+        .enable_random_order()
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(0))
+        .max_message_latency(Duration::from_millis(latency_max_ms))
+        .simulation_duration(Duration::from_millis(duration_ms))
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    b
+}
+
+/// The cluster configuration, with the addresses turmoil gave the hosts. The homes are never
+/// touched: the nodes keep their files in memory.
+fn cluster_config(spec: &ClusterSpec, ips: &[IpAddr]) -> Result<ClusterConfig, String> {
+    let names: Vec<String> = (0..spec.nodes).map(|k| format!("n{k}")).collect();
+    let mut ini = format!(
+        "[global]\ncluster = {}\ncluster_id = tierb\nlease_period_ms = {}\n",
+        names.join(", "),
+        spec.lease_ms
+    );
+    for (name, ip) in names.iter().zip(ips) {
+        ini += &format!(
+            "\n[{name}]\nip = {ip}\nclient_port = 4000\nmessaging_port = 4010\n\
+             home = /arakoon-tier-b-in-memory/{name}\n"
+        );
+    }
+    ClusterConfig::parse(&ini, "tier-b.ini").map_err(|e| e.to_string())
+}
+
+impl Cluster {
+    /// Adds the nodes to `sim` as hosts n0, n1, ...
+    pub fn start(sim: &mut turmoil::Sim<'_>, spec: &ClusterSpec) -> Result<Cluster, String> {
+        let names: Vec<String> = (0..spec.nodes).map(|k| format!("n{k}")).collect();
+        let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
+        let config = cluster_config(spec, &ips)?;
+        let mut disks = Vec::new();
+        let mut stops = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            let disk = MemDir::new(name.clone());
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let options = ServerOptions {
+                seed: spec.seed.wrapping_add(k as u64),
+                storage: Storage::Memory(disk.clone()),
+                ..ServerOptions::default()
+            };
+            let config = config.clone();
+            sim.host(name.as_str(), move || {
+                let (config, options) = (config.clone(), options.clone());
+                let mut stop = stop_rx.clone();
+                async move {
+                    let clock = TokioClock::new();
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    serve(config, k, TurmoilNet, clock, options, shutdown).await.map_err(|e| {
+                        format!("n{k} stopped: {e} (exit code {})", e.exit_code()).into()
+                    })
+                }
+            });
+            disks.push(disk);
+            stops.push(stop_tx);
+        }
+        Ok(Cluster {
+            config,
+            ips,
+            disks,
+            stops,
+            up: vec![true; spec.nodes],
+            held: BTreeSet::new(),
+            latency_max_ms: spec.latency_max_ms,
+        })
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.ips.len()
+    }
+
+    pub fn is_up(&self, k: usize) -> bool {
+        self.up[k]
+    }
+
+    /// kill -9: the runtime goes, and what the disk had not synced.
+    pub fn crash(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
+        if self.up[k] {
+            sim.crash(self.ips[k]);
+            self.disks[k].crash(|_| 0);
+            self.up[k] = false;
+        }
+    }
+
+    /// A clean stop: the node finishes what it can, closes its TLog and ends.
+    pub fn stop(&mut self, k: usize) {
+        if self.up[k] {
+            self.stops[k].send_replace(true);
+            self.up[k] = false;
+        }
+    }
+
+    /// Starts a node that is down (a running one is left alone).
+    pub fn restart(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
+        if !self.up[k] {
+            self.stops[k].send_replace(false);
+            sim.bounce(self.ips[k]);
+            self.up[k] = true;
+        }
+    }
+
+    /// Cuts exactly the links between nodes in different groups (`side[k]`); `reach(a, b)` says
+    /// whether a and b may talk. Links that were cut and now may talk are released.
+    pub fn set_links(&mut self, sim: &turmoil::Sim<'_>, reach: impl Fn(usize, usize) -> bool) {
+        let n = self.nodes();
+        let mut wanted = BTreeSet::new();
+        for a in 0..n {
+            for b in a + 1..n {
+                if !(reach(a, b) && reach(b, a)) {
+                    wanted.insert((a, b));
+                }
+            }
+        }
+        for &(a, b) in self.held.difference(&wanted) {
+            sim.release(self.ips[a], self.ips[b]);
+        }
+        for &(a, b) in wanted.difference(&self.held) {
+            sim.hold(self.ips[a], self.ips[b]);
+        }
+        self.held = wanted;
+    }
+
+    /// The largest delay of every link, until [`Cluster::heal`].
+    pub fn set_latency_max(&self, sim: &turmoil::Sim<'_>, ms: u64) {
+        sim.set_max_message_latency(Duration::from_millis(ms));
+    }
+
+    /// Every link whole again, latency back to normal.
+    pub fn heal(&mut self, sim: &turmoil::Sim<'_>) {
+        self.set_links(sim, |_, _| true);
+        self.set_latency_max(sim, self.latency_max_ms);
+    }
+
+    /// The node pairs cut now.
+    pub fn cut_pairs(&self) -> Vec<(usize, usize)> {
+        self.held.iter().copied().collect()
+    }
+}
