@@ -10,16 +10,16 @@
 //! The node must be stopped: its store is opened first, which fails while a node holds it.
 
 use crate::node_files::{load_config, node_index};
-use crate::output::{spinner, Failure};
+use crate::output::{progress_bar, say, Failure};
+use arakoon_node::server::catchup::{Phase, Progress};
 use arakoon_node::server::env::TokioNet;
-use arakoon_node::server::rebuild::{catch_up_stopped_node, RebuildError};
+use arakoon_node::server::rebuild::{catch_up_stopped_node_with, RebuildError};
 use arakoon_node::server::startup::store_path;
 use arakoon_node::store::{SledStore, StoreError};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
@@ -72,15 +72,15 @@ pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
 
     let before = tlog_bytes(&node.tlog_dir);
     let started = Instant::now();
-    let watching = Arc::new(AtomicBool::new(true));
-    let watcher = watch_progress(node.tlog_dir.clone(), before, watching.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
-    let result = runtime.block_on(catch_up_stopped_node(&config, me, &TokioNet));
-    watching.store(false, Ordering::Relaxed);
-    let _ = watcher.join();
+    let mut shown = Shown::new(args.json);
+    let mut on_progress = |p: &Progress| shown.update(p);
+    let result =
+        runtime.block_on(catch_up_stopped_node_with(&config, me, &TokioNet, &mut on_progress));
+    shown.bar.finish_and_clear();
     let report = result.map_err(|e| {
         let code = match &e {
             RebuildError::Start(s) => s.exit_code(),
@@ -137,22 +137,78 @@ fn tlog_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// A spinner (on a terminal only) showing the TLog growing, until `running` turns false.
-fn watch_progress(
-    dir: PathBuf,
-    before: u64,
-    running: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let bar = spinner();
-        let started = Instant::now();
-        while running.load(Ordering::Relaxed) {
-            let bytes = tlog_bytes(&dir).saturating_sub(before);
-            let rate = bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("fetched {:.1} MB ({rate:.1} MB/s)", bytes as f64 / 1e6));
-            bar.tick();
-            std::thread::sleep(Duration::from_millis(200));
+/// Catch-up progress as the operator sees it: an indicatif bar on a terminal (slots fetched of
+/// how many, slots/s, ETA; a counter of pairs while a collapsed peer's head comes), plain lines
+/// every few seconds otherwise (on stderr with `--json`, so that stdout holds the report alone).
+struct Shown {
+    bar: ProgressBar,
+    json: bool,
+    phase: Option<Phase>,
+    phase_started: Instant,
+    line_at: Option<Instant>,
+}
+
+/// Plain progress lines at most this often.
+const LINE_EVERY_MS: u64 = 2_000;
+
+impl Shown {
+    fn new(json: bool) -> Shown {
+        let bar = progress_bar(0, "catch-up");
+        Shown { bar, json, phase: None, phase_started: Instant::now(), line_at: None }
+    }
+
+    fn update(&mut self, p: &Progress) {
+        let what = match p.phase {
+            Phase::Head => "head pairs",
+            Phase::Entries => "slots",
+        };
+        if self.phase != Some(p.phase) {
+            self.phase = Some(p.phase);
+            self.phase_started = Instant::now();
+            self.line_at = None;
+            self.bar.reset();
+            let template = match p.phase {
+                Phase::Head => "{spinner} fetching the peer's head: {pos} pairs ({per_sec}) {msg}",
+                Phase::Entries => "{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+            };
+            let style = ProgressStyle::with_template(template).expect("a valid template");
+            self.bar.set_style(style.progress_chars("=> "));
+            self.bar.set_message(match p.phase {
+                Phase::Head => String::new(),
+                Phase::Entries => "fetching slots".to_string(),
+            });
         }
-        bar.finish_and_clear();
-    })
+        if let Some(total) = p.total {
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(p.done);
+        if p.phase == Phase::Head {
+            self.bar.set_message(format!("{:.1} MB", p.bytes as f64 / 1e6));
+        }
+        if !self.bar.is_hidden() {
+            return;
+        }
+        let now = Instant::now();
+        let finished = p.total.is_some_and(|t| p.done >= t);
+        let due = self
+            .line_at
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_millis(LINE_EVERY_MS));
+        if !due && !finished {
+            return;
+        }
+        self.line_at = Some(now);
+        let secs = now.duration_since(self.phase_started).as_secs_f64().max(1e-3);
+        let of = p.total.map_or(String::new(), |t| format!(" of {t}"));
+        let line = format!(
+            "catch-up: {}{of} {what} fetched, {:.1} MB ({:.0} {what}/s)",
+            p.done,
+            p.bytes as f64 / 1e6,
+            p.done as f64 / secs
+        );
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            say(&self.bar, line);
+        }
+    }
 }

@@ -142,6 +142,13 @@ fn a_wiped_node_catches_up_from_a_collapsed_peer_through_its_head() {
         admin(&["catchup", "--node", &name, "-config", &config, "--from", &format!("n{peer}")]);
     expect_code(&out, 0);
     assert!(text(&out).contains("after its head"), "{}", text(&out));
+    // Not on a terminal: progress as plain lines, the head's pairs and then the slots after it.
+    let said = text(&out);
+    assert!(said.contains("head pairs fetched"), "{said}");
+    assert!(
+        said.lines().any(|l| l.starts_with("catch-up: ") && l.contains(" slots fetched")),
+        "{said}"
+    );
     assert!(cluster.config.nodes[wiped].tlog_dir.join("head.db").is_dir());
     cluster.start(wiped);
     // The caught-up node alone must hold every key: stop the others' service to it by reading
