@@ -198,6 +198,7 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
                 faults: report.fault_log.len(),
                 latest_fault: report.fault_log.last().map(|(_, what)| what.clone()),
                 master: last_master(&report.roles, d.cluster.nodes).map(|k| format!("n{k}")),
+                done: true,
             });
             live.say(format!(
                 "{:<28} seed {seed:<3} {}  ({} ops ok, {} failed, {} unknown; {} faults applied)",

@@ -1,4 +1,4 @@
-//! The live display of `drill run`: on a terminal, one status line redrawn under the output
+//! The live display of `drill run`: on a terminal, a status redrawn under the output
 //! (seeds done, the drill time, operations ok / failed / unknown so far, faults applied with the
 //! latest one, the current master); off a terminal (CI, a pipe), plain lines instead of a
 //! redraw: one per fault applied, and the per-seed verdict lines the runner prints anyway.
@@ -29,22 +29,29 @@ pub struct Status {
     pub latest_fault: Option<String>,
     /// The node serving as master, if one is.
     pub master: Option<String>,
+    /// The seed is over (the simulator shows each seed once it ends).
+    pub done: bool,
 }
 
 impl Status {
+    /// The first line: which seed of which drill.
+    pub fn title(&self) -> String {
+        let done = if self.done { ", done" } else { "" };
+        format!("{} seed {}{done}", self.drill, self.seed)
+    }
+
+    /// The second line, longest part last (a narrow terminal cuts the end).
     pub fn line(&self) -> String {
         let latest =
             self.latest_fault.as_deref().map_or(String::new(), |f| format!(", latest: {f}"));
         format!(
-            "{} seed {} | {:>6.1}s | ops {} ok, {} failed, {} unknown | faults {}{latest} | master {}",
-            self.drill,
-            self.seed,
+            "{:.1}s | ops {} ok, {} failed, {} unknown | master {} | faults {}{latest}",
             self.elapsed_ms as f64 / 1000.0,
             self.ops_ok,
             self.ops_failed,
             self.ops_unknown,
+            self.master.as_deref().unwrap_or("none"),
             self.faults,
-            self.master.as_deref().unwrap_or("none")
         )
     }
 }
@@ -61,7 +68,7 @@ impl Live {
         // Styled before it can draw; `wide_msg` cuts the status to the terminal's width.
         let bar = ProgressBar::with_draw_target(Some(seeds), ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:12}] {pos}/{len} {wide_msg}")
+            ProgressStyle::with_template("{spinner} [{bar:12}] {pos}/{len} {prefix}\n  {wide_msg}")
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
@@ -94,6 +101,7 @@ impl Live {
     /// The latest status (the next redraw shows it; nothing off a terminal).
     pub fn status(&self, status: &Status) {
         if self.is_terminal() {
+            self.bar.set_prefix(status.title());
             self.bar.set_message(status.line());
         }
     }
@@ -123,12 +131,15 @@ mod tests {
             faults: 2,
             latest_fault: Some("kill master (n1)".into()),
             master: Some("n0".into()),
+            done: false,
         };
+        assert_eq!(s.title(), "kill seed 3");
         assert_eq!(
             s.line(),
-            "kill seed 3 |   12.3s | ops 10 ok, 2 failed, 1 unknown | faults 2, latest: kill master (n1) | master n0"
+            "12.3s | ops 10 ok, 2 failed, 1 unknown | master n0 | faults 2, latest: kill master (n1)"
         );
-        let none = Status { master: None, latest_fault: None, ..s };
-        assert!(none.line().ends_with("faults 2 | master none"), "{}", none.line());
+        let none = Status { master: None, latest_fault: None, done: true, ..s };
+        assert_eq!(none.title(), "kill seed 3, done");
+        assert!(none.line().ends_with("master none | faults 2"), "{}", none.line());
     }
 }

@@ -402,6 +402,7 @@ async fn observe(
             faults,
             latest_fault,
             master: master.clone(),
+            done: false,
         });
         tokio::time::sleep(Duration::from_millis(OBSERVE_EVERY_MS)).await;
     }
