@@ -47,8 +47,9 @@ pub enum SandboxCommand {
     ///
     /// Free ports, one INI per node (peers reached through fault proxies), a log per node;
     /// the processes keep running in the background under a supervisor process until `down`.
-    #[command(after_help = "Example:\n  arakoon-admin sandbox up --nodes 3 --dir /tmp/sb \
-                            --lease-ms 1000")]
+    #[command(after_help = "Examples:\n  arakoon-admin sandbox up --nodes 3 --dir /tmp/sb \
+                            --lease-ms 1000\n  \
+                            arakoon-admin sandbox up --nodes 5 --set tlog_max_entries=100")]
     Up(UpArgs),
     /// Per node: process (running, paused, stopped), pid, ports, role, master and applied i.
     #[command(after_help = "Example:\n  arakoon-admin sandbox status --dir /tmp/sb --json")]
@@ -120,6 +121,10 @@ pub struct UpArgs {
     /// The master's lease.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     lease_ms: u64,
+    /// A [global] setting of the nodes' configuration, e.g. --set tlog_max_entries=100
+    /// (repeat for more; checked as the node checks its INI file).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
     /// How long to wait for a master, e.g. 60s or 1m.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     timeout: String,
@@ -260,7 +265,8 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         Some(p) => return Err(Failure::new(3, format!("--arakoon {}: no such file", p.display()))),
         None => process::locate_binary("arakoon").map_err(|e| Failure::new(3, e.to_string()))?,
     };
-    let (mut state, config) = sandbox::plan(&dir, args.nodes, args.lease_ms).map_err(|e| {
+    let (mut state, config) = sandbox::plan_with(&dir, args.nodes, args.lease_ms, &args.settings)
+        .map_err(|e| {
         Failure::new(3, format!("cannot plan the sandbox in {}: {e}", dir.display()))
     })?;
     state.arakoon_bin = Some(arakoon);
@@ -759,6 +765,13 @@ fn wait_gone(pid: u32, within: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     true
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("{text:?}: write KEY=VALUE, e.g. tlog_max_entries=100")),
+    }
 }
 
 #[cfg(test)]

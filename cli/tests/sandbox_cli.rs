@@ -64,24 +64,34 @@ struct Sandbox {
 
 impl Sandbox {
     fn up(nodes: usize, lease_ms: u64) -> Sandbox {
+        Sandbox::up_with(nodes, lease_ms, &[])
+    }
+
+    /// `up` with extra arguments (`--set KEY=VALUE`).
+    fn up_with(nodes: usize, lease_ms: u64, extra: &[&str]) -> Sandbox {
         require_arakoon();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("sb");
         let me = std::process::id().to_string();
-        let out = admin(&[
-            "sandbox",
-            "up",
-            "--nodes",
-            &nodes.to_string(),
-            "--lease-ms",
-            &lease_ms.to_string(),
-            "--timeout",
-            "60s",
-            "--exit-with-pid",
-            &me,
-            "--dir",
-            dir.to_str().unwrap(),
-        ]);
+        let out = admin(
+            &[
+                "sandbox",
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--lease-ms",
+                &lease_ms.to_string(),
+                "--timeout",
+                "60s",
+                "--exit-with-pid",
+                &me,
+                "--dir",
+                dir.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
+        );
         // The guard exists before the first assertion, so a failed `up` is cleaned too.
         let sandbox = Sandbox { _tmp: tmp, dir, down: false };
         expect_code(&out, 0);
@@ -331,6 +341,26 @@ fn a_failed_or_interrupted_up_leaves_no_process_behind() {
     });
 }
 
+/// `up --set` reaches the nodes: with ten entries a TLog file, thirty writes fill several files.
+#[test]
+fn settings_given_to_up_are_what_the_nodes_run_with() {
+    let mut sandbox = Sandbox::up_with(1, 1000, &["--set", "tlog_max_entries=10"]);
+    assert_eq!(sandbox.config().tlog_max_entries, 10);
+    let mut client = sandbox.client_of(&["n0"]);
+    runtime().block_on(async {
+        for k in 0..30 {
+            client.set(format!("k{k}").as_bytes(), b"v").await.unwrap();
+        }
+    });
+    let tlogs = sandbox.dir.join("n0").join("home").join("tlogs");
+    let files = std::fs::read_dir(&tlogs)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tlog"))
+        .count();
+    assert!(files >= 3, "{files} TLog file(s) in {} for 30 writes", tlogs.display());
+    expect_code(&sandbox.down(), 0);
+}
+
 #[test]
 fn every_sandbox_command_has_help_with_an_example_and_bad_input_is_refused() {
     for sub in [
@@ -359,6 +389,11 @@ fn every_sandbox_command_has_help_with_an_example_and_bad_input_is_refused() {
     let out = admin(&["sandbox", "up", "--nodes", "0", "--dir", d]);
     expect_code(&out, 2);
     let out = admin(&["sandbox", "corrupt", "n0", "--tlog", "--dir", d]);
+    expect_code(&out, 2);
+    let out = admin(&["sandbox", "up", "--set", "quorum=4", "--dir", d]);
+    expect_code(&out, 3);
+    assert!(text(&out).contains("[global] quorum"), "{}", text(&out));
+    let out = admin(&["sandbox", "up", "--set", "quorum", "--dir", d]);
     expect_code(&out, 2);
     std::fs::write(tmp.path().join("precious"), "x").unwrap();
     let out = admin(&["sandbox", "up", "--dir", d]);
