@@ -134,7 +134,10 @@ pub fn run(drill: &Drill, seed: u64, base: &Path, live: &Live) -> Result<Sandbox
             String::from_utf8_lossy(&up.stderr)
         ));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The steps talk to the supervisor with blocking calls on this thread (a restart waits for
+    // the node); the clients and the observer run on the workers and go on meanwhile.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
