@@ -175,56 +175,10 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
             } else {
                 format!("arakoon-admin drill run {file} --tier {} --seed {seed}", tier.name())
             };
-            let report = if tier == Tier::Sandbox {
-                live.say(format!(
-                    "{} seed {seed}: a sandbox of {} nodes, {} s",
-                    d.name,
-                    d.cluster.nodes,
-                    d.duration.0 / 1000
-                ));
-                let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), &live)
-                    .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
-                sandbox_report(d, seed, run, replay)
-            } else {
-                sim_report(d, run_drill(d, seed, args.report.is_some()), replay)
-            };
-            live.status(&Status {
-                drill: d.name.clone(),
-                seed,
-                elapsed_ms: report.end_ms,
-                ops_ok: report.ops_ok,
-                ops_failed: report.ops_failed,
-                ops_unknown: report.ops_unknown,
-                faults: report.fault_log.len(),
-                latest_fault: report.fault_log.last().map(|(_, what)| what.clone()),
-                master: last_master(&report.roles, d.cluster.nodes).map(|k| format!("n{k}")),
-                done: true,
-            });
-            live.say(format!(
-                "{:<28} seed {seed:<3} {}  ({} ops ok, {} failed, {} unknown; {} faults applied)",
-                d.name,
-                if report.passed { "PASS" } else { "FAIL" },
-                report.ops_ok,
-                report.ops_failed,
-                report.ops_unknown,
-                report.fault_log.len()
-            ));
-            if tier == Tier::Sim {
-                // A simulated seed is over before it could be watched: its faults are shown
-                // once it ends (off a terminal, a line each).
-                for (at, what) in &report.fault_log {
-                    live.fault(*at, what);
-                }
-            }
+            let report = run_seed(tier, d, seed, replay, args.report.is_some(), &live)?;
+            show(&live, &report);
             if !report.passed {
                 failed += 1;
-                live.say(format!("  {}\n  replay: {}", report.verdict, report.replay));
-                // Off a terminal the faults were printed as they were applied.
-                if live.is_terminal() {
-                    for (at, what) in &report.fault_log {
-                        live.say(format!("    {at}ms {what}"));
-                    }
-                }
             }
             if let Some(dir) = &args.report {
                 let folder = report.write(dir)?;
@@ -236,6 +190,73 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
     live.finish();
     println!("{total} seed(s), {failed} failed, in {:.1} s", started.elapsed().as_secs_f64());
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Runs `seed` of `d` on `tier`.
+fn run_seed(
+    tier: Tier,
+    d: &Drill,
+    seed: u64,
+    replay: String,
+    keep_trace: bool,
+    live: &Live,
+) -> Result<Report, Failure> {
+    if tier == Tier::Sandbox {
+        live.say(format!(
+            "{} seed {seed}: a sandbox of {} nodes, {} s",
+            d.name,
+            d.cluster.nodes,
+            d.duration.0 / 1000
+        ));
+        let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), live)
+            .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
+        return Ok(sandbox_report(d, seed, run, replay));
+    }
+    Ok(sim_report(d, run_drill(d, seed, keep_trace), replay))
+}
+
+/// Shows a finished seed: its status, its verdict line, and for a failed one why and how to
+/// replay it.
+fn show(live: &Live, report: &Report) {
+    let d = &report.drill;
+    live.status(&Status {
+        drill: d.name.clone(),
+        seed: report.seed,
+        elapsed_ms: report.end_ms,
+        ops_ok: report.ops_ok,
+        ops_failed: report.ops_failed,
+        ops_unknown: report.ops_unknown,
+        faults: report.fault_log.len(),
+        latest_fault: report.fault_log.last().map(|(_, what)| what.clone()),
+        master: last_master(&report.roles, d.cluster.nodes).map(|k| format!("n{k}")),
+        done: true,
+    });
+    live.say(format!(
+        "{:<28} seed {:<3} {}  ({} ops ok, {} failed, {} unknown; {} faults applied)",
+        d.name,
+        report.seed,
+        if report.passed { "PASS" } else { "FAIL" },
+        report.ops_ok,
+        report.ops_failed,
+        report.ops_unknown,
+        report.fault_log.len()
+    ));
+    if report.tier == Tier::Sim {
+        // A simulated seed is over before it could be watched: its faults are shown once it
+        // ends (off a terminal, a line each).
+        for (at, what) in &report.fault_log {
+            live.fault(*at, what);
+        }
+    }
+    if !report.passed {
+        live.say(format!("  {}\n  replay: {}", report.verdict, report.replay));
+        // Off a terminal the faults were printed as they were applied.
+        if live.is_terminal() {
+            for (at, what) in &report.fault_log {
+                live.say(format!("    {at}ms {what}"));
+            }
+        }
+    }
 }
 
 /// The simulator's run as a report.
