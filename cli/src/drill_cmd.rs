@@ -192,13 +192,14 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// Runs `seed` of `d` on `tier`.
+/// Runs `seed` of `d` on `tier`; `keep_files` keeps what only a report needs (the simulator's
+/// trace, the sandbox's logs).
 fn run_seed(
     tier: Tier,
     d: &Drill,
     seed: u64,
     replay: String,
-    keep_trace: bool,
+    keep_files: bool,
     live: &Live,
 ) -> Result<Report, Failure> {
     if tier == Tier::Sandbox {
@@ -208,11 +209,11 @@ fn run_seed(
             d.cluster.nodes,
             d.duration.0 / 1000
         ));
-        let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), live)
+        let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), live, keep_files)
             .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
         return Ok(sandbox_report(d, seed, run, replay));
     }
-    Ok(sim_report(d, run_drill(d, seed, keep_trace), replay))
+    Ok(sim_report(d, run_drill(d, seed, keep_files), replay))
 }
 
 /// Shows a finished seed: its status, its verdict line, and for a failed one why and how to
@@ -286,6 +287,7 @@ fn sim_report(d: &Drill, run: DrillRun, replay: String) -> Report {
         client_lanes: d.workload.clients.max(1),
         extra,
         trace: r.trace,
+        logs: Vec::new(),
     }
 }
 
@@ -314,5 +316,6 @@ fn sandbox_report(d: &Drill, seed: u64, run: SandboxRun, replay: String) -> Repo
         client_lanes: run.client_lanes,
         extra,
         trace: Vec::new(),
+        logs: run.logs,
     }
 }

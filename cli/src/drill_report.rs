@@ -12,6 +12,7 @@
 //!                      /summary.json              verdict, seed, checks, replay command, counts
 //!                      /timeline.html             client lanes, node lanes, fault bands
 //!                      /trace.txt                 the simulator's trace (sim tier only)
+//!                      /logs/<node>.log           the nodes' logs (sandbox tier only)
 //! ```
 
 use crate::output::Failure;
@@ -57,6 +58,8 @@ pub struct Report {
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// The simulator's trace, when kept.
     pub trace: Vec<String>,
+    /// Processes' logs to keep beside the report (file name, text): the sandbox's nodes.
+    pub logs: Vec<(String, String)>,
 }
 
 /// Restarts read off role changes: a node that was down and is not any more.
@@ -149,6 +152,12 @@ impl Report {
             .map_err(io)?;
         if !self.trace.is_empty() {
             std::fs::write(folder.join("trace.txt"), self.trace.join("\n") + "\n").map_err(io)?;
+        }
+        if !self.logs.is_empty() {
+            std::fs::create_dir_all(folder.join("logs")).map_err(io)?;
+            for (name, text) in &self.logs {
+                std::fs::write(folder.join("logs").join(name), text).map_err(io)?;
+            }
         }
         Ok(folder)
     }

@@ -61,7 +61,13 @@ pub struct SandboxRun {
     pub roles: Vec<(u64, usize, String)>,
     /// New processes of a node seen by the observer: time (ms), node.
     pub restarts: Vec<(u64, usize)>,
+    /// The nodes' and the supervisor's logs (file name, the last `LOG_BYTES_MAX` of it), read
+    /// before the sandbox is removed, when asked for.
+    pub logs: Vec<(String, String)>,
 }
+
+/// How much of each log a report keeps (the end of it).
+const LOG_BYTES_MAX: usize = 4 << 20;
 
 /// How often the observer polls the nodes; a role held for less may not be seen.
 const OBSERVE_EVERY_MS: u64 = 150;
@@ -111,8 +117,15 @@ impl Shared {
     }
 }
 
-/// Runs one seed of `drill` on real processes under a fresh directory in `base`.
-pub fn run(drill: &Drill, seed: u64, base: &Path, live: &Live) -> Result<SandboxRun, String> {
+/// Runs one seed of `drill` on real processes under a fresh directory in `base`; with
+/// `keep_logs`, the processes' logs are read before the directory goes.
+pub fn run(
+    drill: &Drill,
+    seed: u64,
+    base: &Path,
+    live: &Live,
+    keep_logs: bool,
+) -> Result<SandboxRun, String> {
     let dir = base.join(format!("sandbox-{}-{seed}-{}", drill.name, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find arakoon-admin: {e}"))?;
@@ -141,9 +154,31 @@ pub fn run(drill: &Drill, seed: u64, base: &Path, live: &Live) -> Result<Sandbox
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(run_inside(drill, seed, &guard.dir, live));
+    let mut result = runtime.block_on(run_inside(drill, seed, &guard.dir, live));
+    if let (Ok(run), true) = (&mut result, keep_logs) {
+        run.logs = logs(&guard.dir);
+    }
     drop(guard);
     result
+}
+
+/// Each node's log and the supervisor's, the end of each.
+fn logs(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, PathBuf)> = state(dir)
+        .map(|s| s.names())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (format!("{n}.log"), sandbox::node_log(dir, &n)))
+        .collect();
+    files.push(("supervisor.log".into(), dir.join("supervisor.log")));
+    files
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let bytes = std::fs::read(path).ok()?;
+            let tail = &bytes[bytes.len().saturating_sub(LOG_BYTES_MAX)..];
+            Some((name, String::from_utf8_lossy(tail).into_owned()))
+        })
+        .collect()
 }
 
 fn state(dir: &Path) -> Result<SandboxState, String> {
@@ -330,6 +365,7 @@ async fn run_inside(
         client_lanes: drill.workload.clients + 1,
         roles,
         restarts,
+        logs: Vec::new(),
     })
 }
 

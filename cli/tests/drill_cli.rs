@@ -194,6 +194,10 @@ fn sandbox_report_holds_what_happened(folder: &std::path::Path, ops_ok: u64) {
     ] {
         assert!(html.contains(wanted), "timeline.html lacks {wanted:?}");
     }
+    // The nodes' logs outlive the sandbox, in the report.
+    for f in ["n0.log", "n1.log", "n2.log", "supervisor.log"] {
+        assert!(!read(&format!("logs/{f}")).is_empty(), "logs/{f} is empty");
+    }
     // The histories check with the checker, each with its model.
     for (f, model) in [("history-kv.jsonl", "kv"), ("history-sequences.jsonl", "multi-key")] {
         let out = admin(&["check", folder.join(f).to_str().unwrap(), "--model", model]);
