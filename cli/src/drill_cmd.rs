@@ -175,13 +175,15 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
             } else {
                 format!("arakoon-admin drill run {file} --tier {} --seed {seed}", tier.name())
             };
-            let report = run_seed(tier, d, seed, replay, args.report.is_some(), &live)?;
+            // A failure clears the display first, so that its message is not drawn over.
+            let report = run_seed(tier, d, seed, replay, args.report.is_some(), &live)
+                .inspect_err(|_| live.finish())?;
             show(&live, &report);
             if !report.passed {
                 failed += 1;
             }
             if let Some(dir) = &args.report {
-                let folder = report.write(dir)?;
+                let folder = report.write(dir).inspect_err(|_| live.finish())?;
                 live.say(format!("  report: {}", folder.join("timeline.html").display()));
             }
             live.seed_done();
