@@ -134,3 +134,83 @@ pub fn html_page(r: &Report) -> String {
         faults = html(&r.fault_log.iter().map(|(t, l)| format!("{t}ms {l}\n")).collect::<String>()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::drill_report::Report;
+    use arakoon_chaos::faults::Tier;
+    use arakoon_sim::world::history::OpSummary;
+
+    fn report() -> Report {
+        let drill = arakoon_chaos::drill::parse(
+            "name: t\ndescription: a <test>\ncluster: { nodes: 2 }\nworkload: { clients: 1 }\n\
+             duration: 1s\nsteps:\n  - at: 100ms\n    kill: n0\n",
+            "t.yaml",
+            None,
+        )
+        .unwrap();
+        let roles = [(0, 0, "master"), (0, 1, "slave"), (100, 0, "down"), (400, 1, "master")];
+        Report {
+            drill,
+            tier: Tier::Sandbox,
+            seed: 7,
+            passed: true,
+            verdict: "every check held".into(),
+            replay: "arakoon-admin drill run t.yaml --tier sandbox --seed 7".into(),
+            ops_ok: 1,
+            ops_failed: 0,
+            ops_unknown: 1,
+            linearizability: "linearizable".into(),
+            master_after_last_step_ms: Some(300),
+            end_ms: 1000,
+            histories: None,
+            fault_log: vec![(100, "kill n0 <&>".into())],
+            roles: roles.iter().map(|(t, k, r)| (*t, *k, r.to_string())).collect(),
+            restarts: vec![(700, 0)],
+            ops: vec![
+                OpSummary {
+                    process: 0,
+                    call_us: 10_000,
+                    ret_us: Some(20_000),
+                    label: "set k0 \"a\"".into(),
+                    outcome: "ok",
+                },
+                OpSummary {
+                    process: 2,
+                    call_us: 50_000,
+                    ret_us: None,
+                    label: "get k0".into(),
+                    outcome: "unknown",
+                },
+            ],
+            client_lanes: 2,
+            extra: serde_json::Map::new(),
+            trace: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_page_has_client_and_node_lanes_master_changes_restarts_and_escaped_faults() {
+        let page = super::html_page(&report());
+        for wanted in [
+            "client 0",
+            "final reads",
+            ">n0<",
+            ">n1<",
+            "n0 became master at 0 ms",
+            "n1 became master at 400 ms",
+            "n0 started again at 700 ms",
+            "100ms: kill n0 &lt;&amp;&gt;",
+            "a &lt;test&gt;",
+            "sandbox tier, seed 7",
+            "replay: arakoon-admin drill run t.yaml --tier sandbox --seed 7",
+        ] {
+            assert!(page.contains(wanted), "the page lacks {wanted:?}");
+        }
+        assert!(!page.contains("kill n0 <&>"), "a fault's text is not escaped");
+        // The client that went on as a new process (2 = 0 + 2 lanes) keeps lane 0: both bars
+        // are drawn at the first lane's height.
+        assert_eq!(page.matches("y='32.0'").count(), 2, "{page}");
+    }
+}
