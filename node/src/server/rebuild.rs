@@ -149,49 +149,33 @@ pub async fn catch_up_stopped_node_with<N: Network>(
     let mut from_head = None;
     if to_i >= from_i {
         let addr = client.nodes[peer].1;
-        let mut sink = Sink { writer: &mut writer, store: &mut store, count: 0 };
-        let fetched = catchup::fetch_entries(
-            net,
-            addr,
-            &config.cluster_id,
-            (from_i, to_i),
-            &mut sink,
-            progress,
-        )
-        .await;
-        let fetched = match fetched {
-            Err(catchup::FetchError::Collapsed { first_i, .. }) => {
-                // The peer collapsed the slots we need: take its head, then the entries after.
-                tracing::info!(peer = %peer_name, first_i, "the peer's log is collapsed: fetching its head");
-                // The old writer and store go first: the store is replaced, the files removed.
-                drop((writer, store));
-                let (w, s, head_i) =
-                    install_peer_head(config, me, net, addr, dir.clone(), progress).await.map_err(
-                        |reason| RebuildError::Fetch { peer: peer_name.clone(), reason },
-                    )?;
-                (writer, store) = (w, s);
-                from_head = Some(head_i);
-                from_i = store.next_i();
-                let mut sink = Sink { writer: &mut writer, store: &mut store, count: 0 };
-                let got = if to_i >= from_i {
-                    catchup::fetch_entries(
-                        net,
-                        addr,
-                        &config.cluster_id,
-                        (from_i, to_i),
-                        &mut sink,
-                        progress,
-                    )
+        let fetched = loop {
+            let mut sink = Sink { writer: &mut writer, store: &mut store, count: 0 };
+            let range = (from_i, to_i);
+            let got = if to_i >= from_i {
+                catchup::fetch_entries(net, addr, &config.cluster_id, range, &mut sink, progress)
                     .await
-                } else {
-                    Ok(Some(to_i))
-                };
-                count = sink.count;
-                got
-            }
-            other => {
-                count = sink.count;
-                other
+            } else {
+                Ok(Some(to_i)) // the head reached to_i
+            };
+            count = sink.count;
+            match got {
+                Err(catchup::FetchError::Collapsed { first_i, .. }) if from_head.is_none() => {
+                    // The peer collapsed the slots we need: take its head, then the entries after.
+                    tracing::info!(peer = %peer_name, first_i, "the peer's log is collapsed: fetching its head");
+                    // The old writer and store go first: the store is replaced, the files removed.
+                    drop((writer, store));
+                    let installed =
+                        install_peer_head(config, me, net, addr, dir.clone(), progress).await;
+                    let (w, s, head_i) = installed.map_err(|reason| RebuildError::Fetch {
+                        peer: peer_name.clone(),
+                        reason,
+                    })?;
+                    (writer, store) = (w, s);
+                    from_head = Some(head_i);
+                    from_i = store.next_i();
+                }
+                other => break other,
             }
         };
         let got = fetched
