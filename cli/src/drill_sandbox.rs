@@ -133,6 +133,13 @@ pub fn run(
     let up = std::process::Command::new(&exe)
         .args(["sandbox", "up", "--nodes", &drill.cluster.nodes.to_string(), "--lease-ms"])
         .arg(lease_ms.to_string())
+        .args(
+            drill
+                .cluster
+                .config
+                .iter()
+                .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]),
+        )
         .arg("--dir")
         .arg(&dir)
         .arg("--exit-with-pid")
@@ -461,6 +468,12 @@ async fn client_loop(
     let m = &workload.mix;
     let weights = [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range];
     let total: u32 = weights.iter().sum::<u32>().max(1);
+    // Real processes answer in milliseconds: without a rate, a 0-20 ms pause keeps the load
+    // heavy without starving the nodes of the machine's cores.
+    let pause_us = match workload.rate {
+        Some(_) => workload.pause_us(),
+        None => (0, 20_000),
+    };
     let mut seen: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
     let mut op = 0u64;
     while !shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -471,10 +484,11 @@ async fn client_loop(
             draw -= weights[choice];
             choice += 1;
         }
-        let key = format!("k{}", rng.gen_range(0..workload.keys.max(1))).into_bytes();
+        let key = workload.key_distribution.pick(workload.keys, rng.gen());
+        let key = format!("k{key}").into_bytes();
         let base = format!("c{c}-{op}");
         issue(c, op, choice, key, &base, &mut rng, &mut client, &mut seen, &shared).await;
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
+        tokio::time::sleep(Duration::from_micros(rng.gen_range(pause_us.0..=pause_us.1))).await;
     }
 }
 

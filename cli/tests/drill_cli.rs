@@ -102,7 +102,8 @@ fn a_drill_runs_on_real_processes_leaves_a_report_and_no_process_behind() {
     std::fs::write(
         &drill,
         "name: short-kill\ndescription: kill the master of real processes\n\
-         cluster: { nodes: 3, lease: 1s }\nworkload: { clients: 3 }\nduration: 8s\nseed: 1\n\
+         cluster: { nodes: 3, lease: 1s, config: { tlog_max_entries: 200 } }\n\
+         workload: { clients: 3, rate: 100/s, key_distribution: zipf }\nduration: 8s\nseed: 1\n\
          steps:\n  - at: 2s\n    kill: master\n  - wait_until: master_elected\n    timeout: 4s\n\
          \x20 - after: 1s\n    restart: down\n  - wait_until: all_in_sync\n    timeout: 10s\n\
          expect: [linearizable, no_lost_writes, in_sync, { master_within: 3s }]\n",
