@@ -2,14 +2,22 @@
 //!
 //! | family | faults | sim | turmoil | sandbox |
 //! |---|---|---|---|---|
-//! | network | partition, isolate, one_way, ring, bridge, heal, delay | yes | yes | through the peer-link proxies |
-//! | network | loss (at random) | yes | yes | no (the proxies drop whole links, not single messages) |
-//! | process | kill, stop, pause, resume, restart, wipe | yes | kill, restart | yes |
+//! | network | partition, isolate, ring, bridge, heal, delay | yes | yes | through the peer-link proxies |
+//! | network | one_way | yes | no (see below) | through the peer-link proxies |
+//! | network | loss (at random) | yes | no (see below) | no (the proxies drop whole links, not single messages) |
+//! | process | kill, stop, pause, resume, restart, wipe | yes | kill, stop, restart | yes |
 //! | whole cluster | power_loss | yes | no | no (it would need a real power cut) |
 //! | disk | bitflip, truncate, torn_tail, delete_tlog | TLog files | no | TLog and store files |
 //! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
+//!
+//! The turmoil tier cuts a link by holding its TCP segments until the cut heals, as TCP's
+//! retransmission carries a connection through a partition. Turmoil cannot hold one direction
+//! only, and what it drops (a one-way cut, random loss) it never retransmits, so the connection
+//! would stall for ever, which no real TCP connection does: one_way and loss are not faults of
+//! that tier. It cannot freeze a host's runtime (pause), and its nodes keep their files in memory
+//! with no operator's repair (wipe, disk faults).
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -221,18 +229,17 @@ impl Fault {
         match self {
             Fault::Partition(_)
             | Fault::Isolate(_)
-            | Fault::OneWay { .. }
             | Fault::Ring
             | Fault::Bridge
             | Fault::Heal
             | Fault::Delay(_)
             | Fault::DropMaster => &[Sim, Turmoil, Sandbox],
+            // Turmoil drops what it does not hold, for good (see the module documentation).
+            Fault::OneWay { .. } => &[Sim, Sandbox],
             // The sandbox's proxies pass, delay, drop or reset a link; they lose nothing at random.
-            Fault::Loss(_) => &[Sim, Turmoil],
-            Fault::Kill(_) | Fault::Restart(_) => &[Sim, Turmoil, Sandbox],
-            Fault::Stop(_) | Fault::Pause { .. } | Fault::Resume(_) | Fault::Wipe(_) => {
-                &[Sim, Sandbox]
-            }
+            Fault::Loss(_) => &[Sim],
+            Fault::Kill(_) | Fault::Stop(_) | Fault::Restart(_) => &[Sim, Turmoil, Sandbox],
+            Fault::Pause { .. } | Fault::Resume(_) | Fault::Wipe(_) => &[Sim, Sandbox],
             Fault::Bitflip { store: false, .. }
             | Fault::Truncate { store: false, .. }
             | Fault::TornTail(_)

@@ -5,8 +5,17 @@
 //! [`MemDir`] that this module keeps across crashes, written inline on the node's task; its
 //! store in memory, rebuilt from the log at each start. A crash drops the host's runtime (tasks,
 //! sockets, store) and whatever the disk had not synced; a stop asks the node to shut down
-//! cleanly (pending clients hear going_down, the TLog gets its closed marker); a restart runs
-//! the node's software again, which validates its TLog and replays it.
+//! cleanly (pending clients hear going_down, the TLog gets its closed marker), and once it has,
+//! its runtime is dropped as a process exits; a restart runs the node's software again, which
+//! validates its TLog and replays it.
+//!
+//! Dropping a runtime closes the node's sockets in the order tokio drops its tasks, which
+//! follows process-wide task ids (the same seed would close them in another order on a second
+//! run). So while a node's runtime is dropped, all its links are cut (turmoil drops, and draws no
+//! random delay for, the segments that closing sockets send), then made whole again: the other
+//! hosts see the node's connections go silent, as after a power loss, and the next segment one
+//! of them sends is answered with a reset (the node's sockets are gone), which breaks the
+//! connection there. A client waiting for an answer from a crashed node waits for its timeout.
 //!
 //! Links between nodes are cut by *holding* them: turmoil keeps the TCP segments and delivers
 //! them when the cut heals, as TCP's retransmission does through a partition shorter than its
@@ -35,6 +44,8 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// The largest delay of a link outside latency faults.
     pub latency_max_ms: u64,
+    /// `[global]` settings of the nodes' configuration (a drill's `cluster.config`).
+    pub overrides: Vec<(String, String)>,
 }
 
 /// The running nodes, as the harness sees them.
@@ -44,6 +55,11 @@ pub struct Cluster {
     disks: Vec<MemDir>,
     stops: Vec<watch::Sender<bool>>,
     up: Vec<bool>,
+    /// Nodes asked to stop whose runtime is still to be dropped.
+    stopping: BTreeSet<usize>,
+    /// The hosts that are not nodes (clients), whose links to a node are cut while its runtime
+    /// is dropped.
+    others: Vec<IpAddr>,
     /// Node pairs (a < b) whose link is held.
     held: BTreeSet<(usize, usize)>,
     latency_max_ms: u64,
@@ -78,7 +94,11 @@ fn cluster_config(spec: &ClusterSpec, ips: &[IpAddr]) -> Result<ClusterConfig, S
              home = /arakoon-tier-b-in-memory/{name}\n"
         );
     }
-    ClusterConfig::parse(&ini, "tier-b.ini").map_err(|e| e.to_string())
+    let config = ClusterConfig::parse(&ini, "tier-b.ini").map_err(|e| e.to_string())?;
+    if spec.overrides.is_empty() {
+        return Ok(config);
+    }
+    config.with_overrides(&spec.overrides, "tier-b.ini").map_err(|e| e.to_string())
 }
 
 impl Cluster {
@@ -120,6 +140,8 @@ impl Cluster {
             disks,
             stops,
             up: vec![true; spec.nodes],
+            stopping: BTreeSet::new(),
+            others: Vec::new(),
             held: BTreeSet::new(),
             latency_max_ms: spec.latency_max_ms,
         })
@@ -133,28 +155,72 @@ impl Cluster {
         self.up[k]
     }
 
+    /// Names the hosts that are not nodes (call once every host is added).
+    pub fn set_other_hosts(&mut self, others: Vec<IpAddr>) {
+        self.others = others;
+    }
+
+    /// Runs `drop_runtime` (a crash or a bounce of node `k`) with every link of `k` cut: see the
+    /// module documentation. The cuts the run asked for stand afterwards.
+    fn with_links_cut(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        k: usize,
+        drop_runtime: impl FnOnce(&mut turmoil::Sim<'_>, IpAddr),
+    ) {
+        let ip = self.ips[k];
+        let all: Vec<IpAddr> =
+            self.ips.iter().chain(&self.others).copied().filter(|x| *x != ip).collect();
+        for &other in &all {
+            sim.partition(ip, other);
+        }
+        drop_runtime(sim, ip);
+        for &other in &all {
+            sim.repair(ip, other);
+        }
+        for &(a, b) in &self.held {
+            if a == k || b == k {
+                sim.hold(self.ips[a], self.ips[b]);
+            }
+        }
+    }
+
     /// kill -9: the runtime goes, and what the disk had not synced.
     pub fn crash(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
         if self.up[k] {
-            sim.crash(self.ips[k]);
+            self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
             self.disks[k].crash(|_| 0);
             self.up[k] = false;
         }
     }
 
-    /// A clean stop: the node finishes what it can, closes its TLog and ends.
+    /// A clean stop: the node finishes what it can, closes its TLog and ends; [`Cluster::reap`]
+    /// then drops what is left of it.
     pub fn stop(&mut self, k: usize) {
         if self.up[k] {
             self.stops[k].send_replace(true);
             self.up[k] = false;
+            self.stopping.insert(k);
+        }
+    }
+
+    /// Drops the runtime of every stopped node whose software has ended, as a process exits.
+    /// Call between two steps.
+    pub fn reap(&mut self, sim: &mut turmoil::Sim<'_>) {
+        let ended: Vec<usize> =
+            self.stopping.iter().copied().filter(|k| !sim.is_host_running(self.ips[*k])).collect();
+        for k in ended {
+            self.stopping.remove(&k);
+            self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
         }
     }
 
     /// Starts a node that is down (a running one is left alone).
     pub fn restart(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
         if !self.up[k] {
+            self.stopping.remove(&k);
             self.stops[k].send_replace(false);
-            sim.bounce(self.ips[k]);
+            self.with_links_cut(sim, k, |sim, ip| sim.bounce(ip));
             self.up[k] = true;
         }
     }

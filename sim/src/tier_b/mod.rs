@@ -4,8 +4,9 @@
 //! [`net::TurmoilNet`] for its sockets, [`arakoon_node::server::env::TokioClock`] on the host's
 //! virtual clock, and its TLog and store in memory ([`cluster`]). Client hosts run the real
 //! [`arakoon_node::client::Client`] and record a history in tier A's form ([`workload`]); the
-//! fault schedule ([`nemesis`]) is drawn from the seed before the run. At the end the cluster is
-//! healed, the clients read every key, and the history is checked with the same checker as tier A.
+//! fault schedule ([`nemesis`]) is drawn from the seed before the run, or a drill's steps are
+//! applied at their times ([`drill`]). At the end the cluster is healed, the clients read every
+//! key, and the history is checked with the same checker as tier A.
 //!
 //! # Determinism
 //!
@@ -36,6 +37,7 @@
 //! no I/O driver (turmoil's network is in memory).
 
 pub mod cluster;
+pub mod drill;
 pub mod nemesis;
 pub mod net;
 mod run;

@@ -239,6 +239,7 @@ fn simulate(
         lease_ms: cfg.lease_ms,
         seed,
         latency_max_ms: cfg.latency_max_ms,
+        overrides: Vec::new(),
     };
     let cluster = Cluster::start(&mut sim, &spec)?;
     let mut client_config = ClientConfig::from_cluster(&cluster.config);
@@ -260,6 +261,8 @@ fn simulate(
         sim.client(format!("client{c}"), fut);
     }
 
+    let mut cluster = cluster;
+    cluster.set_other_hosts((0..cfg.clients).map(|c| sim.lookup(format!("client{c}"))).collect());
     let faults = schedule(seed, cfg.nodes, cfg.faults, cfg.quiet_start_ms, heal_ms);
     report.faults = faults.clone();
     let mut nemesis = Nemesis { faults, next: 0, active: None, cluster };

@@ -1,0 +1,743 @@
+//! Drills on tier B (`arakoon-admin drill run FILE --tier turmoil`): the real server and client
+//! over turmoil, the drill's steps applied at their times, the history checked like the other
+//! tiers'.
+//!
+//! One seed runs like this. The nodes start in memory ([`super::cluster`]); the drill's clients
+//! (turmoil client hosts) issue its mix of operations with the real client until the drill's
+//! duration is over, recording every call and answer in virtual time. A *director* host plays
+//! the steps: it waits for each step's time, resolves its target as the sandbox does (it asks
+//! the nodes who is master), and hands the fault to the harness, which applies it between two
+//! steps of the simulation (crash, stop, restart, cut or heal links, raise the latency);
+//! `wait_until` conditions are polled over the network every 50 ms. After the last step it
+//! measures how long until a master answers (`master_within`). When the duration is over, the
+//! harness heals the links and restarts every node that is down; once every node has applied
+//! what was committed, the director reads every key once more (so that a lost acknowledged
+//! write shows in the history), and the history is checked per key and as one map for the
+//! sequences.
+//!
+//! Everything comes from the seed and the simulation is deterministic, so a seed replays a run
+//! exactly. The faults this tier applies are declared in `arakoon_chaos::faults`; a drill that
+//! asks for others is refused when it is read.
+
+use super::cluster::{builder, Cluster, ClusterSpec};
+use super::net::TurmoilNet;
+use super::workload::now_us;
+use crate::world::history::{
+    multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
+    OpSummary, Recorder, Space,
+};
+use arakoon_chaos::drill::{Action, Condition, Drill, Expectation, When, WorkloadSpec};
+use arakoon_chaos::faults::{Fault, Target};
+use arakoon_checker::import::RawCall;
+use arakoon_checker::{Outcome, Value};
+use arakoon_node::client::{Client, ClientConfig, ClientError};
+use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
+use arakoon_node::rc::Rc as ReturnCode;
+use arakoon_node::value::Update;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How often a condition is looked at, virtual ms.
+const POLL_MS: u64 = 50;
+/// How long the healed cluster may take to catch up before the final reads, virtual ms.
+const SETTLE_MS: u64 = 30_000;
+/// How long after the last step a master is looked for (`master_within`), virtual ms.
+const MASTER_WAIT_MS: u64 = 30_000;
+/// The sequence keys `s0..s3`.
+const MULTI_KEYS: usize = 4;
+/// The checker's budget, real time.
+const CHECK_LIMIT: Duration = Duration::from_secs(60);
+
+/// What one seed of a drill found on tier B.
+#[derive(Debug, Clone)]
+pub struct TurmoilDrillRun {
+    pub seed: u64,
+    /// Whether the drill's expectation was met (for `expect: violation`, that a check broke).
+    pub passed: bool,
+    /// What broke, or that every check held.
+    pub verdict: String,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_unknown: u64,
+    /// What the steps did, at which virtual ms.
+    pub fault_log: Vec<(u64, String)>,
+    /// The history as JSON lines: single-key operations, then sequences and ranges.
+    pub history: (String, String),
+    /// Every client operation, by call time (for a report's timeline).
+    pub ops: Vec<OpSummary>,
+    /// "linearizable", or why there is no verdict, or what broke.
+    pub linearizability: String,
+    /// When nodes went down ("down") and were started again ("starting"): virtual ms, node.
+    pub roles: Vec<(u64, usize, String)>,
+    /// The first master after the last step, ms after it.
+    pub master_after_ms: Option<u64>,
+    pub virtual_ms: u64,
+    pub wall: Duration,
+}
+
+impl TurmoilDrillRun {
+    /// Virtual seconds per real second.
+    pub fn speed(&self) -> f64 {
+        self.virtual_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What the director asks the harness to do between two steps.
+#[derive(Debug, Clone)]
+enum Command {
+    Crash(Vec<usize>),
+    Stop(Vec<usize>),
+    Restart(Vec<usize>),
+    /// Which node pairs may talk (`reach[a][b]`); the others are cut.
+    Links(Vec<Vec<bool>>),
+    Latency(u64),
+    Heal,
+    /// Heal and restart every node that is down.
+    Settle,
+}
+
+/// What the director and the harness share (both run on this thread).
+#[derive(Default)]
+struct Board {
+    commands: Vec<Command>,
+    /// Which nodes run, as the harness last left them.
+    up: Vec<bool>,
+    log: Vec<(u64, String)>,
+    roles: Vec<(u64, usize, String)>,
+    broke: Option<String>,
+    master_after_ms: Option<u64>,
+    recorder: Recorder,
+    ok: u64,
+    failed: u64,
+    unknown: u64,
+}
+
+type Shared = Rc<RefCell<Board>>;
+
+fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+async fn sleep_until_ms(ms: u64) {
+    let now = now_ms();
+    if ms > now {
+        tokio::time::sleep(Duration::from_millis(ms - now)).await;
+    }
+}
+
+/// Lets the harness carry out the commands handed to it (it does between two steps).
+async fn next_tick() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// Runs `seed` of `drill` on tier B and judges it. Prints nothing.
+pub fn run_drill(drill: &Drill, seed: u64) -> TurmoilDrillRun {
+    let started = Instant::now();
+    let board: Shared = Rc::new(RefCell::new(Board {
+        // One process more than clients: the director's final reads.
+        recorder: Recorder::new(drill.workload.clients + 1),
+        up: vec![true; drill.cluster.nodes],
+        ..Board::default()
+    }));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| simulate(drill, seed, &board)))
+            .unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic".to_string());
+                Err(format!("the simulation panicked: {msg}"))
+            });
+    let mut b = board.borrow_mut();
+    let virtual_ms = *outcome.as_ref().unwrap_or(&0);
+    let mut broke = match outcome {
+        Err(e) => Some(e),
+        Ok(_) => b.broke.take(),
+    };
+    let recorder = std::mem::take(&mut b.recorder);
+    let history = recorder.to_jsonl();
+    let ops = recorder.summaries();
+    let linearizability = if broke.is_none() {
+        match recorder.check(CHECK_LIMIT) {
+            Linearizability::Linearizable => "linearizable".to_string(),
+            Linearizability::Unknown(why) => format!("unknown: {why}"),
+            Linearizability::Violated(detail) => {
+                broke = Some(format!("linearizable: {detail}"));
+                format!("violated: {detail}")
+            }
+        }
+    } else {
+        "not checked: the run broke first".to_string()
+    };
+    if broke.is_none() {
+        for e in &drill.expect {
+            if let Expectation::MasterWithin(limit) = e {
+                match b.master_after_ms {
+                    Some(ms) if ms <= limit.0 => {}
+                    other => {
+                        broke = Some(format!(
+                            "master_within: {} after the last step, not within {limit}",
+                            other.map_or("no master".to_string(), |ms| format!("{ms}ms"))
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    let (passed, verdict) = match (drill.expects_violation(), broke) {
+        (false, None) => (true, "every check held".to_string()),
+        (false, Some(x)) => (false, x),
+        (true, Some(x)) => (true, format!("the expected violation: {x}")),
+        (true, None) => (false, "expected a violation, but every check held".to_string()),
+    };
+    TurmoilDrillRun {
+        seed,
+        passed,
+        verdict,
+        ops_ok: b.ok,
+        ops_failed: b.failed,
+        ops_unknown: b.unknown,
+        fault_log: std::mem::take(&mut b.log),
+        history,
+        ops,
+        linearizability,
+        roles: std::mem::take(&mut b.roles),
+        master_after_ms: b.master_after_ms,
+        virtual_ms,
+        wall: started.elapsed(),
+    }
+}
+
+/// Builds and runs the simulation; returns the virtual ms it took.
+fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, String> {
+    let duration_ms = drill.duration.0;
+    // Room for the steps, the settling and the final reads; a run that needs more is stuck.
+    let limit_ms = duration_ms + SETTLE_MS + MASTER_WAIT_MS + 60_000;
+    let latency_max_ms = 5;
+    let mut sim = builder(seed, latency_max_ms, limit_ms).build();
+    let spec = ClusterSpec {
+        nodes: drill.cluster.nodes,
+        lease_ms: drill.cluster.lease.0,
+        seed,
+        latency_max_ms,
+        overrides: drill.cluster.config.clone(),
+    };
+    let mut cluster = Cluster::start(&mut sim, &spec)?;
+    let mut cfg = ClientConfig::from_cluster(&cluster.config);
+    cfg.request_timeout = Duration::from_millis(drill.workload.op_timeout.0.max(1));
+    cfg.connect_timeout = Duration::from_millis(500);
+    cfg.attempts = 3;
+    cfg.backoff = Duration::from_millis(50);
+    for c in 0..drill.workload.clients {
+        let client_seed = seed.wrapping_mul(0x9e37_79b9).wrapping_add(c as u64);
+        let fut = client_loop(
+            c,
+            cfg.clone(),
+            drill.workload.clone(),
+            client_seed,
+            duration_ms,
+            board.clone(),
+        );
+        sim.client(format!("client{c}"), fut);
+    }
+    sim.client("director", direct(drill.clone(), seed, cfg, board.clone()));
+    let mut others: Vec<String> =
+        (0..drill.workload.clients).map(|c| format!("client{c}")).collect();
+    others.push("director".into());
+    cluster.set_other_hosts(others.iter().map(|h| sim.lookup(h.as_str())).collect());
+    loop {
+        cluster.reap(&mut sim);
+        let commands = std::mem::take(&mut board.borrow_mut().commands);
+        for command in commands {
+            carry_out(&mut sim, &mut cluster, command);
+        }
+        let up: Vec<bool> = (0..cluster.nodes()).map(|k| cluster.is_up(k)).collect();
+        let now_ms = sim.elapsed().as_millis() as u64;
+        let mut b = board.borrow_mut();
+        for (k, &is_up) in up.iter().enumerate() {
+            if b.up[k] != is_up {
+                b.roles.push((now_ms, k, if is_up { "starting" } else { "down" }.to_string()));
+            }
+        }
+        b.up = up;
+        drop(b);
+        let finished = sim.step().map_err(|e| format!("the simulation stopped: {e}"))?;
+        if finished {
+            return Ok(sim.elapsed().as_millis() as u64);
+        }
+    }
+}
+
+fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command) {
+    match command {
+        Command::Crash(ks) => ks.into_iter().for_each(|k| cluster.crash(sim, k)),
+        Command::Stop(ks) => ks.into_iter().for_each(|k| cluster.stop(k)),
+        Command::Restart(ks) => ks.into_iter().for_each(|k| cluster.restart(sim, k)),
+        Command::Links(reach) => cluster.set_links(sim, |a, b| reach[a][b]),
+        Command::Latency(ms) => cluster.set_latency_max(sim, ms),
+        Command::Heal => cluster.heal(sim),
+        Command::Settle => {
+            cluster.heal(sim);
+            for k in 0..cluster.nodes() {
+                cluster.restart(sim, k);
+            }
+        }
+    }
+}
+
+/// The director: plays the steps, measures `master_within`, settles the cluster and reads every
+/// key at the end.
+async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> turmoil::Result {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6469_7265_6374_6f72);
+    let mut previous_done_ms = 0;
+    let mut finished_ms = None;
+    for step in &drill.steps {
+        let due = match step.when {
+            When::At(t) => t.0,
+            When::After(d) => previous_done_ms + d.0,
+        };
+        sleep_until_ms(due).await;
+        let at = now_ms();
+        match &step.action {
+            Action::Fault(f) => match apply(f, &cfg, &board, &mut rng).await {
+                Ok(note) => {
+                    board.borrow_mut().log.push((at, format!("{f}{note}")));
+                    next_tick().await;
+                }
+                Err(e) => {
+                    board.borrow_mut().broke =
+                        Some(format!("step at line {}: {f}: {e}", step.line));
+                    break;
+                }
+            },
+            Action::Wait(d) => tokio::time::sleep(Duration::from_millis(d.0)).await,
+            Action::WaitUntil { condition, timeout } => {
+                let target = committed_anywhere(&cfg).await;
+                loop {
+                    if holds(&cfg, &board, *condition, target).await {
+                        let waited = now_ms() - at;
+                        let line = format!("{condition:?} after {waited}ms");
+                        board.borrow_mut().log.push((now_ms(), line));
+                        break;
+                    }
+                    if now_ms() >= at + timeout.0 {
+                        board.borrow_mut().broke = Some(format!(
+                            "wait_until: {condition:?} did not hold within {timeout} (step at line {})",
+                            step.line
+                        ));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+                }
+            }
+        }
+        if board.borrow().broke.is_some() {
+            break;
+        }
+        previous_done_ms = now_ms();
+        finished_ms = Some(previous_done_ms);
+    }
+    let broke = board.borrow().broke.is_some();
+    if let (false, Some(done)) = (broke, finished_ms) {
+        let mut probe = Client::with_network(cfg.clone(), TurmoilNet);
+        while now_ms() < done + MASTER_WAIT_MS {
+            if probe.find_master().await.is_ok() {
+                board.borrow_mut().master_after_ms = Some(now_ms() - done);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
+    }
+    sleep_until_ms(drill.duration.0).await;
+    // Heal, restart what is down, wait until every node applied what was committed.
+    board.borrow_mut().commands.push(Command::Settle);
+    next_tick().await;
+    let begin = now_ms();
+    let target = committed_anywhere(&cfg).await;
+    let mut settled = false;
+    while now_ms() < begin + SETTLE_MS {
+        if holds(&cfg, &board, Condition::AllInSync, target).await
+            && Client::with_network(cfg.clone(), TurmoilNet).find_master().await.is_ok()
+        {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !settled && board.borrow().broke.is_none() {
+        board.borrow_mut().broke = Some(format!(
+            "in_sync: the nodes did not all catch up within {SETTLE_MS} ms of the heal"
+        ));
+    }
+    final_reads(&drill, &cfg, &board).await;
+    Ok(())
+}
+
+/// The last slot any node applied.
+async fn committed_anywhere(cfg: &ClientConfig) -> Option<u64> {
+    let c = Client::with_network(cfg.clone(), TurmoilNet);
+    let mut best = None;
+    for k in 0..cfg.nodes.len() {
+        if let Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) =
+            c.ask(k, &Request::GetTxid).await
+        {
+            best = best.max(Some(i));
+        }
+    }
+    best
+}
+
+async fn holds(
+    cfg: &ClientConfig,
+    board: &Shared,
+    condition: Condition,
+    target: Option<u64>,
+) -> bool {
+    match condition {
+        Condition::MasterElected => {
+            Client::with_network(cfg.clone(), TurmoilNet).find_master().await.is_ok()
+        }
+        Condition::AllUp | Condition::AllInSync => {
+            if board.borrow().up.iter().any(|up| !up) {
+                return false;
+            }
+            let c = Client::with_network(cfg.clone(), TurmoilNet);
+            for k in 0..cfg.nodes.len() {
+                match c.ask(k, &Request::GetTxid).await {
+                    Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) => {
+                        if condition == Condition::AllInSync && Some(i) < target {
+                            return false;
+                        }
+                    }
+                    Ok(_) if condition == Condition::AllUp || target.is_none() => {}
+                    _ => return false,
+                }
+            }
+            true
+        }
+    }
+}
+
+/// The nodes a target names now, as the sandbox resolves them: `master` is whoever the nodes
+/// name and confirms.
+async fn resolve(
+    cfg: &ClientConfig,
+    board: &Shared,
+    t: &Target,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
+    let n = cfg.nodes.len();
+    let up: Vec<usize> = {
+        let b = board.borrow();
+        (0..n).filter(|k| b.up[*k]).collect()
+    };
+    let master = match t {
+        Target::Master | Target::Slave | Target::Minority | Target::Majority => {
+            Client::with_network(cfg.clone(), TurmoilNet).find_master().await.ok()
+        }
+        _ => None,
+    };
+    let pick = |rng: &mut ChaCha8Rng, from: &[usize]| -> Vec<usize> {
+        if from.is_empty() {
+            Vec::new()
+        } else {
+            vec![from[rng.gen_range(0..from.len())]]
+        }
+    };
+    match t {
+        Target::Node(k) => vec![*k],
+        Target::Master => master.map_or_else(|| pick(rng, &up), |m| vec![m]),
+        Target::Slave => {
+            let slaves: Vec<usize> = up.iter().copied().filter(|k| Some(*k) != master).collect();
+            pick(rng, &slaves)
+        }
+        Target::Random => pick(rng, &up),
+        Target::All => (0..n).collect(),
+        Target::Down => (0..n).filter(|k| !up.contains(k)).collect(),
+        Target::Minority | Target::Majority => {
+            // The master first, then the others in a seeded order.
+            let mut order: Vec<usize> = master.into_iter().collect();
+            let mut rest: Vec<usize> = (0..n).filter(|k| Some(*k) != master).collect();
+            for i in (1..rest.len()).rev() {
+                rest.swap(i, rng.gen_range(0..=i));
+            }
+            order.extend(rest);
+            let size = if *t == Target::Minority { (n - 1) / 2 } else { n / 2 + 1 };
+            order.truncate(size.max(1));
+            order
+        }
+    }
+}
+
+fn names(ks: &[usize]) -> String {
+    let v: Vec<String> = ks.iter().map(|k| format!("n{k}")).collect();
+    format!(" ({})", v.join(","))
+}
+
+/// Hands one fault to the harness; returns a note on what it struck.
+async fn apply(
+    fault: &Fault,
+    cfg: &ClientConfig,
+    board: &Shared,
+    rng: &mut ChaCha8Rng,
+) -> Result<String, String> {
+    let n = cfg.nodes.len();
+    let push = |c: Command| board.borrow_mut().commands.push(c);
+    let links = |group: &dyn Fn(usize) -> usize| -> Vec<Vec<bool>> {
+        (0..n).map(|a| (0..n).map(|b| group(a) == group(b)).collect()).collect()
+    };
+    Ok(match fault {
+        Fault::Kill(t) => {
+            let ks = resolve(cfg, board, t, rng).await;
+            push(Command::Crash(ks.clone()));
+            names(&ks)
+        }
+        Fault::Stop(t) => {
+            let ks = resolve(cfg, board, t, rng).await;
+            push(Command::Stop(ks.clone()));
+            names(&ks)
+        }
+        Fault::Restart(t) => {
+            let ks = resolve(cfg, board, t, rng).await;
+            push(Command::Restart(ks.clone()));
+            names(&ks)
+        }
+        Fault::Partition(groups) => {
+            let mut side = vec![usize::MAX; n];
+            let mut resolved: Vec<Vec<usize>> = Vec::new();
+            for (g, targets) in groups.iter().enumerate() {
+                let mut nodes = Vec::new();
+                for t in targets {
+                    for k in resolve(cfg, board, t, rng).await {
+                        if side[k] == usize::MAX {
+                            side[k] = g;
+                            nodes.push(k);
+                        }
+                    }
+                }
+                resolved.push(nodes);
+            }
+            let rest: Vec<usize> = (0..n).filter(|k| side[*k] == usize::MAX).collect();
+            if !rest.is_empty() {
+                resolved.push(rest);
+            }
+            push(Command::Links(links(&|k| side[k])));
+            format!(" {resolved:?}")
+        }
+        Fault::Isolate(t) => {
+            let ks = resolve(cfg, board, t, rng).await;
+            push(Command::Links(links(&|k| usize::from(ks.contains(&k)))));
+            names(&ks)
+        }
+        Fault::Ring => {
+            let reach = (0..n)
+                .map(|i| {
+                    (0..n)
+                        .map(|j| {
+                            let d = (i + n - j) % n;
+                            d.min(n - d) <= 1
+                        })
+                        .collect()
+                })
+                .collect();
+            push(Command::Links(reach));
+            String::new()
+        }
+        Fault::Bridge => {
+            let b = n / 2;
+            let side = |k: usize| if k < b { 0 } else { 1 };
+            let reach =
+                (0..n).map(|i| (0..n).map(|j| i == b || j == b || side(i) == side(j)).collect()).collect();
+            push(Command::Links(reach));
+            format!(" (bridge n{b})")
+        }
+        Fault::Heal => {
+            push(Command::Heal);
+            String::new()
+        }
+        Fault::Delay(d) => {
+            push(Command::Latency(d.0));
+            String::new()
+        }
+        Fault::DropMaster => {
+            let mut client = Client::with_network(cfg.clone(), TurmoilNet);
+            match client.find_master().await {
+                Ok(m) => match client.drop_master().await {
+                    Ok(()) => format!(" (n{m})"),
+                    Err(e) => format!(" (n{m}: {e})"),
+                },
+                Err(_) => " (no master)".into(),
+            }
+        }
+        other => {
+            return Err(format!(
+                "the turmoil tier cannot apply {} (it should have been refused when the drill was read)",
+                other.name()
+            ))
+        }
+    })
+}
+
+/// One client: draws operations by the drill's weights and pace, records each in the history.
+async fn client_loop(
+    c: usize,
+    cfg: ClientConfig,
+    workload: WorkloadSpec,
+    seed: u64,
+    end_ms: u64,
+    board: Shared,
+) -> turmoil::Result {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut client = Client::with_network(cfg, TurmoilNet);
+    let m = &workload.mix;
+    let weights = [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range];
+    let total: u32 = weights.iter().sum::<u32>().max(1);
+    let (pause_min_us, pause_max_us) = workload.pause_us();
+    let mut seen = BTreeMap::new();
+    let mut op = 0u64;
+    while now_ms() < end_ms {
+        op += 1;
+        let mut draw = rng.gen_range(0..total);
+        let mut choice = 0;
+        while choice < 5 && draw >= weights[choice] {
+            draw -= weights[choice];
+            choice += 1;
+        }
+        let k = workload.key_distribution.pick(workload.keys, rng.gen::<f64>());
+        let key = format!("k{k}").into_bytes();
+        let base = format!("c{c}-{op}");
+        issue(c, op, choice, key, &base, &mut rng, &mut client, &mut seen, &board).await;
+        let pause_us = rng.gen_range(pause_min_us..=pause_max_us.max(pause_min_us));
+        tokio::time::sleep(Duration::from_micros(pause_us)).await;
+    }
+    Ok(())
+}
+
+/// One consistent read of every key and of the sequence keys, recorded, so that a lost write
+/// shows in the history.
+async fn final_reads(drill: &Drill, cfg: &ClientConfig, board: &Shared) {
+    let mut client = Client::with_network(cfg.clone(), TurmoilNet);
+    let reader = drill.workload.clients;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut seen = BTreeMap::new();
+    for (op, k) in (0..drill.workload.keys.max(1)).enumerate() {
+        let key = format!("k{k}").into_bytes();
+        let op = 1_000_000 + op as u64;
+        issue(reader, op, 0, key, "", &mut rng, &mut client, &mut seen, board).await;
+    }
+    issue(reader, 2_000_000, 5, Vec::new(), "", &mut rng, &mut client, &mut seen, board).await;
+}
+
+/// Issues one operation (`choice`: get, set, delete, test_and_set, sequence, range) and records
+/// its call and outcome.
+#[allow(clippy::too_many_arguments)] // one call site per kind of caller; a struct would only rename them
+async fn issue(
+    c: usize,
+    op: u64,
+    choice: usize,
+    key: Vec<u8>,
+    unique_base: &str,
+    rng: &mut ChaCha8Rng,
+    client: &mut Client<TurmoilNet>,
+    seen: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    board: &Shared,
+) {
+    let unique = |tag: &str| format!("{unique_base}{tag}").into_bytes();
+    let call = |space: Space, raw: RawCall| {
+        board.borrow_mut().recorder.call(c, op, now_us(), space, raw);
+    };
+    let kv = |f: &str, value: Value| RawCall { f: f.into(), key: Some(str_value(&key)), value };
+    let result: Result<Option<Value>, ClientError> = match choice {
+        0 => {
+            call(Space::Kv, kv("get", Value::Nil));
+            match client.get(&key).await {
+                Ok(v) => {
+                    seen.insert(key.clone(), Some(v.clone()));
+                    Ok(Some(str_value(&v)))
+                }
+                Err(ClientError::Failed { rc: ReturnCode::NotFound, .. }) => {
+                    seen.insert(key.clone(), None);
+                    Ok(Some(Value::Nil))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        1 => {
+            let v = unique("");
+            call(Space::Kv, kv("set", str_value(&v)));
+            let r = client.set(&key, &v).await.map(|_| None);
+            if r.is_ok() {
+                seen.insert(key.clone(), Some(v));
+            }
+            r
+        }
+        2 => {
+            call(Space::Kv, kv("delete", Value::Nil));
+            client.delete(&key).await.map(|_| None)
+        }
+        3 => {
+            let expected = seen.get(&key).cloned().flatten();
+            let wanted = unique("t");
+            let value = Value::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
+            call(Space::Kv, kv("test_and_set", value));
+            client
+                .test_and_set(&key, expected.as_deref(), Some(&wanted))
+                .await
+                .map(|before| Some(opt_value(before.as_deref())))
+        }
+        4 => {
+            let a = rng.gen_range(0..MULTI_KEYS);
+            let b = (a + rng.gen_range(1..MULTI_KEYS)) % MULTI_KEYS;
+            let (ka, kb) = (format!("s{a}").into_bytes(), format!("s{b}").into_bytes());
+            let (va, vb) = (unique("a"), unique("b"));
+            let delete = rng.gen_bool(0.5);
+            let (second, raw_second) = if delete {
+                let raw = Value::List(vec![str_value(b"delete"), str_value(&kb)]);
+                (Update::Delete { key: kb }, raw)
+            } else {
+                let raw = Value::List(vec![str_value(b"set"), str_value(&kb), str_value(&vb)]);
+                (Update::Set { key: kb, value: vb }, raw)
+            };
+            let raw = Value::List(vec![
+                Value::List(vec![str_value(b"set"), str_value(&ka), str_value(&va)]),
+                raw_second,
+            ]);
+            call(Space::Multi, RawCall { f: "sequence".into(), key: None, value: raw });
+            let updates = vec![Update::Set { key: ka, value: va }, second];
+            client.sequence(updates, false).await.map(|_| None)
+        }
+        _ => {
+            let reads = (0..MULTI_KEYS)
+                .map(|k| {
+                    let key = format!("s{k}");
+                    Value::List(vec![str_value(b"read"), str_value(key.as_bytes()), Value::Nil])
+                })
+                .collect();
+            call(Space::Multi, RawCall { f: "txn".into(), key: None, value: Value::List(reads) });
+            client
+                .range_entries(Consistency::Consistent, multi_key_range())
+                .await
+                .map(|entries| Some(range_as_reads(&entries, MULTI_KEYS)))
+        }
+    };
+    let (outcome, output) = match result {
+        Ok(out) => (Outcome::Ok, out),
+        Err(ClientError::Failed { rc, .. }) if outcome_of_refusal(rc) == Outcome::Unknown => {
+            (Outcome::Unknown, None)
+        }
+        Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => (Outcome::Fail, None),
+        Err(ClientError::Unknown(_)) => (Outcome::Unknown, None),
+    };
+    let mut b = board.borrow_mut();
+    match outcome {
+        Outcome::Ok => b.ok += 1,
+        Outcome::Fail => b.failed += 1,
+        Outcome::Unknown => b.unknown += 1,
+    }
+    b.recorder.done(c, op, now_us(), outcome, output);
+}
