@@ -271,28 +271,6 @@ pub trait AsyncChunk {
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
 
-/// [`fetch_entries`] as the core called it before it could adopt a head: entries only, no progress.
-// Kept only until the core's catch-up through [`fetch_for_core`] is committed with the
-// persistence work that shares core.rs; then it goes.
-pub async fn fetch<N: Network>(
-    net: &N,
-    addr: SocketAddr,
-    cluster_id: &str,
-    from_i: u64,
-    to_i: u64,
-    chunk: mpsc::Sender<Vec<(u64, Value)>>,
-) -> Result<Option<u64>, String> {
-    let range = (from_i, to_i);
-    let fetched = fetch_entries(net, addr, cluster_id, range, chunk, &mut |_| {}).await;
-    fetched.map_err(|e| e.to_string())
-}
-
-impl AsyncChunk for mpsc::Sender<Vec<(u64, Value)>> {
-    async fn take(&mut self, entries: Vec<(u64, Value)>) -> Result<(), String> {
-        self.send(entries).await.map_err(|_| "the node stopped".to_string())
-    }
-}
-
 /// What the catch-up task hands the running node's core.
 pub enum Fetched {
     Entries(Vec<(u64, Value)>),

@@ -63,6 +63,8 @@ pub enum ServeError {
     Tlog(tlog::TlogError),
     #[error("the store failed: {0}; restart the node: replay rebuilds what the store lacks")]
     Store(StoreError),
+    #[error("adopting a peer's head failed: {0}; restart the node: its files are valid after every step of the adoption, and catch-up fetches the head again")]
+    AdoptHead(String),
 }
 
 impl ServeError {
@@ -73,6 +75,7 @@ impl ServeError {
             ServeError::Bind { .. } => 2,
             ServeError::Tlog(e) => e.exit_code(),
             ServeError::Store(_) => 45,
+            ServeError::AdoptHead(_) => 47,
         }
     }
 }
@@ -161,9 +164,9 @@ pub async fn serve<N: Network, C: Clock>(
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
     let persister = if options.storage.inline() {
-        Persister::inline(prepared.writer, prepared.dir.clone(), persisted_tx)
+        Persister::inline(prepared.writer, prepared.dir.clone(), persisted_tx.clone())
     } else {
-        Persister::spawn(prepared.writer, prepared.dir.clone(), persisted_tx)
+        Persister::spawn(prepared.writer, prepared.dir.clone(), persisted_tx.clone())
     };
     let (core_tx, core_rx) = mpsc::channel(4096);
     let shared = Arc::new(Shared {
@@ -230,6 +233,8 @@ pub async fn serve<N: Network, C: Clock>(
         store: prepared.store,
         dir: prepared.dir.clone(),
         persister: Some(persister),
+        persisted_tx,
+        head_lock: shared.head.lock.clone(),
         links,
         pending: BTreeMap::new(),
         next_req: 1,
@@ -248,7 +253,7 @@ pub async fn serve<N: Network, C: Clock>(
 
 struct CatchUp {
     epoch: u64,
-    chunks: mpsc::Receiver<Vec<(u64, Value)>>,
+    chunks: mpsc::Receiver<catchup::Fetched>,
     done: oneshot::Receiver<Result<Option<u64>, String>>,
     to_i: u64,
 }
@@ -262,6 +267,10 @@ struct Core<N: Network, C: Clock> {
     store: NodeStore,
     dir: Arc<dyn LogDir>,
     persister: Option<Persister>,
+    /// Where the persister reports (kept to start a new one after adopting a peer's head).
+    persisted_tx: mpsc::UnboundedSender<Persisted>,
+    /// The head lock shared with the connection tasks (server/collapse.rs).
+    head_lock: Arc<tokio::sync::Mutex<()>>,
     links: Vec<Option<PeerLink>>,
     /// Clients waiting for an update's outcome.
     pending: BTreeMap<u64, oneshot::Sender<Vec<u8>>>,
@@ -276,7 +285,7 @@ enum Event {
     Client(CoreMsg),
     Peer(Incoming),
     Persisted(Persisted),
-    Chunk(Vec<(u64, Value)>),
+    Chunk(catchup::Fetched),
     CatchUpDone(Result<Option<u64>, String>),
     Tick,
     Shutdown,
@@ -332,7 +341,11 @@ impl<N: Network, C: Clock> Core<N, C> {
                     }
                 }
                 Event::Persisted(Persisted::Failed(e)) => return Err(ServeError::Tlog(e)),
-                Event::Chunk(entries) => self.import(entries).await?,
+                Event::Chunk(catchup::Fetched::Entries(entries)) => self.import(entries).await?,
+                Event::Chunk(catchup::Fetched::Head(head, adopted)) => {
+                    self.adopt_head(head).await?;
+                    let _ = adopted.send(());
+                }
                 Event::CatchUpDone(result) => self.caught_up(result)?,
                 Event::Peer(m) => {
                     self.on_peer(m)?;
@@ -452,15 +465,20 @@ impl<N: Network, C: Clock> Core<N, C> {
         let peer = &self.config.nodes[from];
         let addr = SocketAddr::new(peer.ip, peer.client_port);
         let (net, cluster_id) = (self.net.clone(), self.config.cluster_id.clone());
+        let node = &self.config.nodes[self.me];
+        let side = catchup::HeadSide {
+            tlog_dir: node.tlog_dir.clone(),
+            store: super::startup::store_path(node),
+            lock: self.head_lock.clone(),
+        };
         tracing::info!(from = %peer.name, from_i, to_i, "catching up");
         tokio::spawn(async move {
-            let tx = chunk_tx;
             let result = if to_i < from_i {
                 Ok(None)
             } else {
-                catchup::fetch(&net, addr, &cluster_id, from_i, to_i, tx.clone()).await
+                let range = (from_i, to_i);
+                catchup::fetch_for_core(&net, addr, &cluster_id, range, side, chunk_tx).await
             };
-            drop(tx);
             let _ = done_tx.send(result);
         });
         self.catch_up = Some(CatchUp { epoch: self.catch_up_epoch, chunks, done, to_i });
@@ -479,6 +497,29 @@ impl<N: Network, C: Clock> Core<N, C> {
         let Some(persister) = &self.persister else { return Ok(()) };
         persister.import(entries.clone()).await.map_err(ServeError::Tlog)?;
         self.store.apply_many(&entries).map_err(ServeError::Store)?;
+        Ok(())
+    }
+
+    /// Adopts a collapsed peer's head that the catch-up task fetched (server/catchup.rs): the
+    /// persister closes its TLog files, the store and the log are replaced (each step leaves
+    /// files that start-up accepts), and a new persister writes the log from after the head.
+    /// Nothing else runs in the core meanwhile; the machine is catching up, so it sends nothing
+    /// to persist. A failure stops the node rather than go on in a state it does not understand.
+    async fn adopt_head(&mut self, head: catchup::FetchedHead) -> Result<(), ServeError> {
+        if self.store.sled_mut().is_none() {
+            let why = "a node in memory (simulation) keeps no head and cannot adopt one";
+            return Err(ServeError::AdoptHead(why.into()));
+        }
+        if let Some(p) = self.persister.take() {
+            p.close().await.map_err(ServeError::Tlog)?;
+        }
+        let node = &self.config.nodes[self.me];
+        let store = self.store.sled_mut().expect("checked above");
+        let writer = catchup::adopt_running(store, &head, self.dir.clone(), &self.config, node)
+            .map_err(ServeError::AdoptHead)?;
+        tracing::info!(head_i = head.head_i, "adopted a peer's head; the TLog restarts after it");
+        let persisted = self.persisted_tx.clone();
+        self.persister = Some(Persister::spawn(writer, self.dir.clone(), persisted));
         Ok(())
     }
 
