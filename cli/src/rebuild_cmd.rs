@@ -163,19 +163,10 @@ fn swap_in(fresh: &Path, store: &Path) -> Result<(), Failure> {
     if !store.exists() {
         std::fs::rename(fresh, store).map_err(|e| io_failure(store, "move the new store in", e))?;
     } else {
-        match exchange(fresh, store) {
-            Ok(()) => {}
-            // No RENAME_EXCHANGE on this file system: two renames, the old store kept until the
-            // new one is in place.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
-                let old = sibling(store, &format!("old-{}", std::process::id()))?;
-                std::fs::rename(store, &old).map_err(|e| io_failure(store, "move aside", e))?;
-                std::fs::rename(fresh, store)
-                    .map_err(|e| io_failure(store, "move the new store in", e))?;
-                std::fs::rename(&old, fresh).map_err(|e| io_failure(&old, "rename", e))?;
-            }
-            Err(e) => return Err(io_failure(store, "swap in the rebuilt store", e)),
-        }
+        // Atomic where the file system has RENAME_EXCHANGE; otherwise two renames, the old
+        // store kept until the new one is in place.
+        arakoon_node::head::exchange(fresh, store)
+            .map_err(|e| io_failure(store, "swap in the rebuilt store", e))?;
         // `fresh` now holds the old store.
         std::fs::remove_dir_all(fresh).map_err(|e| io_failure(fresh, "remove the old store", e))?;
     }
@@ -184,30 +175,4 @@ fn swap_in(fresh: &Path, store: &Path) -> Result<(), Failure> {
         std::fs::File::open(parent).and_then(|d| d.sync_all()).ok();
     }
     Ok(())
-}
-
-/// Swaps two paths atomically (Linux `renameat2` with `RENAME_EXCHANGE`).
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
-    };
-    let (a, b) = (c(a)?, c(b)?);
-    // SAFETY: both paths are NUL-terminated C strings that live across the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
