@@ -25,7 +25,8 @@ const DEFAULT_DRILL: &str = include_str!("../../scenarios/master-killed-under-lo
 pub enum TierChoice {
     /// The deterministic simulator (no set-up; thousands of times faster than real time).
     Sim,
-    /// The real server code over turmoil's network (not available yet).
+    /// The real server and client code over turmoil's simulated network, in memory; a seed
+    /// replays a run exactly.
     Turmoil,
     /// Real `arakoon` processes on loopback behind fault proxies (needs the `arakoon` binary
     /// beside arakoon-admin: `cargo build -p arakoon-node --bin arakoon`).
@@ -144,12 +145,6 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
         let d = drill::load(f, Some(tier)).map_err(|e| Failure::new(3, e.to_string()))?;
         drills.push((f.display().to_string(), d));
     }
-    if tier == Tier::Turmoil {
-        return Err(Failure::new(
-            3,
-            "the turmoil tier runner is not built yet: run drills on --tier sim or --tier sandbox",
-        ));
-    }
     let seeds_override = match (&args.seed, &args.seeds) {
         (Some(s), _) => Some(*s..*s + 1),
         (None, Some(r)) => Some(parse_seeds(r)?),
@@ -215,6 +210,9 @@ fn run_seed(
             .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
         return Ok(sandbox_report(d, seed, run, replay));
     }
+    if tier == Tier::Turmoil {
+        return Ok(crate::drill_turmoil::run(d, seed, replay));
+    }
     Ok(sim_report(d, run_drill(d, seed, keep_files), replay))
 }
 
@@ -244,7 +242,7 @@ fn show(live: &Live, report: &Report) {
         report.ops_unknown,
         report.fault_log.len()
     ));
-    if report.tier == Tier::Sim {
+    if report.tier != Tier::Sandbox {
         // A simulated seed is over before it could be watched: its faults are shown once it
         // ends (off a terminal, a line each).
         for (at, what) in &report.fault_log {

@@ -15,6 +15,7 @@ mod drill_live;
 mod drill_report;
 mod drill_sandbox;
 mod drill_timeline;
+mod drill_turmoil;
 mod node_files;
 mod output;
 mod rebuild_cmd;

@@ -70,10 +70,37 @@ fn bad_drills_are_refused_before_anything_runs_with_line_and_column() {
     let out = admin(&["drill", "run", &scenario("power-loss.yaml"), "--tier", "sandbox"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("cannot apply power_loss"), "{}", text(&out));
-    // The turmoil runner does not exist yet: said plainly, exit 3.
-    let out = admin(&["drill", "run", &scenario("master-in-minority.yaml"), "--tier", "turmoil"]);
+    // Nor one turmoil cannot: refused before anything starts, with the step's line and column.
+    let out = admin(&["drill", "run", &scenario("flapping-partitions.yaml"), "--tier", "turmoil"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out).contains("not built yet"), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("flapping-partitions.yaml:26:5"), "{t}");
+    assert!(t.contains("the turmoil tier cannot apply one_way"), "{t}");
+}
+
+#[test]
+fn drills_run_on_the_turmoil_tier_and_print_their_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = admin(&[
+        "drill",
+        "run",
+        &scenario("master-in-minority.yaml"),
+        "--tier",
+        "turmoil",
+        "--seed",
+        "1",
+        "--report",
+        dir.path().to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("on the turmoil tier") && t.contains("PASS"), "{t}");
+    let folder = dir.path().join("master-in-minority-seed1");
+    let summary = std::fs::read_to_string(folder.join("summary.json")).unwrap();
+    assert!(summary.contains("--tier turmoil --seed 1"), "{summary}");
+    assert!(
+        std::fs::read_to_string(folder.join("history-kv.jsonl")).unwrap().lines().count() > 100
+    );
 }
 
 /// The `arakoon` binary beside arakoon-admin, built if missing.
