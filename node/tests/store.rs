@@ -430,3 +430,21 @@ fn mem_results_for(_v: &Value, values: &[(u64, Value)], i: u64) -> Vec<Outcome> 
     }
     last
 }
+
+/// An open waits for a handle that is being let go of, and names a lock that stays held.
+#[test]
+fn sled_open_waits_for_a_released_lock_and_names_one_that_stays_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = SledStore::open(tmp.path(), "alpha").unwrap();
+    let path = tmp.path().to_path_buf();
+    let held = std::thread::spawn(move || SledStore::open(&path, "alpha").map(|_| ()));
+    let err = held.join().unwrap().unwrap_err().to_string();
+    assert!(err.contains("locked") && err.contains("another process"), "{err}");
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let second = SledStore::open(tmp.path(), "alpha");
+    releaser.join().unwrap();
+    assert!(second.is_ok(), "{:?}", second.err().map(|e| e.to_string()));
+}

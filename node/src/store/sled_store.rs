@@ -67,6 +67,32 @@ fn admin_key(key: &[u8]) -> Vec<u8> {
     [ADMIN, key].concat()
 }
 
+/// How long an open waits for the store's lock. A handle that was just dropped lets go of it
+/// only when sled's background flusher notices, which takes a moment on a loaded machine; a
+/// store that another process holds stays locked, and is reported so.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_waiting_for_the_lock(path: &Path) -> std::io::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).cache_capacity_bytes(64 * 1024 * 1024).open() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        format!(
+                            "locked for {} s: another process uses this store (is the node still running?)",
+                            LOCK_WAIT.as_secs()
+                        ),
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store at `path` for cluster `cluster_id`.
     pub fn open(path: &Path, cluster_id: &str) -> Result<SledStore, StoreError> {
@@ -80,11 +106,7 @@ impl SledStore {
     ) -> Result<SledStore, StoreError> {
         let shown = path.display().to_string();
         let backend = |source| StoreError::Backend { path: shown.clone(), source };
-        let db: sled::Db = sled::Config::new()
-            .path(path)
-            .cache_capacity_bytes(64 * 1024 * 1024)
-            .open()
-            .map_err(backend)?;
+        let db: sled::Db = open_waiting_for_the_lock(path).map_err(backend)?;
         let corrupt = |reason: String| StoreError::Corrupt { path: shown.clone(), reason };
         let found = db.get(CLUSTER_ID).map_err(backend)?;
         match found {
