@@ -15,6 +15,8 @@
 //!     timeout: 3s
 //!   - after: 2s
 //!     restart: down
+//!   - collapse: all                                  # collapse_tlogs on each running node
+//!     keep: 1                                        # sealed TLog files kept
 //! expect: [linearizable, no_lost_writes, in_sync, { master_within: 3s }]
 //! ```
 //!
@@ -452,10 +454,11 @@ const FAULT_KEYS: &[&str] = &[
     "clock_offset",
     "clock_drift",
     "drop_master",
+    "collapse",
 ];
 /// The keys of a step besides its fault.
 const STEP_KEYS: &[&str] =
-    &["at", "after", "for", "timeout", "wait", "wait_until", "ppm", "ms", "file"];
+    &["at", "after", "for", "timeout", "wait", "wait_until", "ppm", "ms", "file", "keep"];
 
 /// A step as written; validated into a [`Step`] as it is read.
 struct RawStep(When, Action);
@@ -482,6 +485,7 @@ impl<'de> Visitor<'de> for StepVisitor {
         let mut ppm: Option<i64> = None;
         let mut ms: Option<i64> = None;
         let mut file: Option<String> = None;
+        let mut keep: Option<u32> = None;
         let mut action: Option<(String, Option<ActionArg>)> = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
@@ -492,6 +496,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                 "ppm" => ppm = Some(map.next_value()?),
                 "ms" => ms = Some(map.next_value()?),
                 "file" => file = Some(map.next_value()?),
+                "keep" => keep = Some(map.next_value()?),
                 "wait" => {
                     let d: Millis = map.next_value()?;
                     set_action(&mut action, key, Some(ActionArg::Dur(d)))?;
@@ -548,6 +553,11 @@ impl<'de> Visitor<'de> for StepVisitor {
                 FAULT_KEYS.join(", ")
             )));
         };
+        if keep.is_some() && name != "collapse" {
+            return Err(de::Error::custom(format!(
+                "keep: only a collapse step keeps TLog files, not {name}"
+            )));
+        }
         let when = when.unwrap_or(When::After(Millis(0)));
         let target = |arg: Option<ActionArg>| match arg {
             Some(ActionArg::Target(t)) => t,
@@ -628,6 +638,14 @@ impl<'de> Visitor<'de> for StepVisitor {
                         ppm: ppm.ok_or_else(|| de::Error::custom("clock_drift needs ppm: N"))?,
                     },
                     "drop_master" => Fault::DropMaster,
+                    "collapse" => Fault::Collapse {
+                        target: target(arg),
+                        keep: keep.ok_or_else(|| {
+                            de::Error::custom(
+                                "collapse needs keep: N, the sealed TLog files to keep besides the open one",
+                            )
+                        })?,
+                    },
                     _ => unreachable!("every fault key is handled"),
                 };
                 if let Some(tier) = TIER.with(Cell::get) {
@@ -991,6 +1009,62 @@ expect: [linearizable, no_lost_writes, { master_within: 3s }]
         assert_eq!(e.line, 3, "{e}");
         let e = bad("{}", "{ key_distribution: hot }", None);
         assert!(e.message.contains("uniform") && e.message.contains("zipf"), "{e}");
+    }
+
+    #[test]
+    fn a_collapse_step_reads_with_its_keep_and_runs_on_the_sandbox_only() {
+        let text = "\
+name: collapse
+cluster: { nodes: 3, config: { tlog_max_entries: 100 } }
+duration: 10s
+steps:
+  - at: 2s
+    stop: slave
+  - after: 3s
+    restart: down
+  - collapse: all
+    keep: 1
+  - collapse: n2
+    keep: 0
+";
+        let d = parse(text, "c.yaml", Some(Tier::Sandbox)).unwrap();
+        assert_eq!(
+            d.steps[2].action,
+            Action::Fault(Fault::Collapse { target: Target::All, keep: 1 })
+        );
+        assert_eq!(d.steps[2].when, When::After(Millis(0)));
+        assert_eq!(d.steps[2].line, 9);
+        let Action::Fault(last) = &d.steps[3].action else { panic!("a fault") };
+        assert_eq!(last.to_string(), "collapse n2 keep 0");
+        assert!(d.runs_on(Tier::Sandbox) && !d.runs_on(Tier::Sim) && !d.runs_on(Tier::Turmoil));
+        // Read for no tier in particular, it parses (scenarios/ is listed that way).
+        assert_eq!(parse(text, "c.yaml", None).unwrap().steps, d.steps);
+
+        for (tier, name) in [(Tier::Sim, "sim"), (Tier::Turmoil, "turmoil")] {
+            let e = error(text, Some(tier));
+            assert_eq!((e.line, e.column), (9, 5), "the step: {e}");
+            assert!(
+                e.message.contains(&format!(
+                    "the {name} tier cannot apply collapse; it runs on: sandbox"
+                )),
+                "{e}"
+            );
+        }
+        let no_keep = text.replace("    keep: 1\n", "");
+        let e = error(&no_keep, None);
+        assert_eq!((e.line, e.column), (9, 5), "the step: {e}");
+        assert!(e.message.contains("collapse needs keep: N"), "{e}");
+        let keep_elsewhere =
+            text.replace("    restart: down\n", "    restart: down\n    keep: 2\n");
+        let e = error(&keep_elsewhere, None);
+        assert_eq!(e.line, 7, "the step: {e}");
+        assert!(e.message.contains("only a collapse step") && e.message.contains("restart"), "{e}");
+        let negative = text.replace("keep: 1", "keep: -1");
+        let e = error(&negative, None);
+        assert_eq!((e.line, e.column), (10, 11), "the value: {e}");
+        let unknown_node = text.replace("collapse: n2", "collapse: n5");
+        let e = error(&unknown_node, None);
+        assert!(e.message.contains("no node \"n5\""), "{e}");
     }
 
     #[test]

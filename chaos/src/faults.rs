@@ -11,6 +11,7 @@
 //! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
+//! | operator | collapse (`keep: N`) | no (no head) | no (nodes in memory) | `collapse_tlogs` to the running node |
 //!
 //! The turmoil tier cuts a link by holding its TCP segments until the cut heals, as TCP's
 //! retransmission carries a connection through a partition. Turmoil cannot hold one direction
@@ -18,6 +19,11 @@
 //! would stall for ever, which no real TCP connection does: one_way and loss are not faults of
 //! that tier. It cannot freeze a host's runtime (pause), and its nodes keep their files in memory
 //! with no operator's repair (wipe, disk faults).
+//!
+//! A collapse folds a running node's old TLog files into its head and removes them, as an
+//! operator does with `arakoon-admin client collapse-tlogs`. Only the sandbox can: the simulated
+//! nodes keep no head, and turmoil's nodes keep their files in memory where a catching node
+//! cannot adopt a peer's head.
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -192,6 +198,12 @@ pub enum Fault {
     },
     /// The master is asked to step down.
     DropMaster,
+    /// The target's TLog is collapsed online (`collapse_tlogs`): every sealed file but the last
+    /// `keep` is folded into its head and removed.
+    Collapse {
+        target: Target,
+        keep: u32,
+    },
 }
 
 impl Fault {
@@ -220,6 +232,7 @@ impl Fault {
             Fault::ClockOffset { .. } => "clock_offset",
             Fault::ClockDrift { .. } => "clock_drift",
             Fault::DropMaster => "drop_master",
+            Fault::Collapse { .. } => "collapse",
         }
     }
 
@@ -248,6 +261,8 @@ impl Fault {
             Fault::PowerLoss | Fault::ClockOffset { .. } | Fault::ClockDrift { .. } => &[Sim],
             // The sandbox and turmoil would need a small filesystem per node.
             Fault::DiskFull { .. } => &[Sim],
+            // No head in the simulator, none to adopt in turmoil (see the module documentation).
+            Fault::Collapse { .. } => &[Sandbox],
         }
     }
 }
@@ -288,6 +303,7 @@ impl fmt::Display for Fault {
             },
             Fault::ClockOffset { target, ms } => write!(f, "clock_offset {target} {ms}ms"),
             Fault::ClockDrift { target, ppm } => write!(f, "clock_drift {target} {ppm}ppm"),
+            Fault::Collapse { target, keep } => write!(f, "collapse {target} keep {keep}"),
             _ => write!(f, "{}", self.name()),
         }
     }

@@ -54,7 +54,8 @@ pub enum DrillCommand {
 /// Without a file, runs the built-in drill "master-killed-under-load" (the master is killed
 /// under load; a new one must serve within two leases, nothing acknowledged may be lost).
 /// Exit code 0 when every seed of every drill met its expectation, 1 otherwise, 3 when a drill
-/// cannot be read or asks the tier for a fault it cannot apply.
+/// cannot be read or asks the tier for a fault it cannot apply. Of several files, a drill whose
+/// `tiers:` leaves out the tier is skipped (a line says so); one named alone is refused.
 ///
 /// Examples:
 ///   arakoon-admin drill run
@@ -123,6 +124,12 @@ fn validate(args: ValidateArgs) -> Result<i32, Failure> {
     Ok(if bad == 0 { 0 } else { 3 })
 }
 
+/// The tiers a drill names in `tiers:` when `tier` is not among them ("sim, turmoil").
+fn meant_for_others(d: &Drill, tier: Tier) -> Option<String> {
+    (!d.tiers.is_empty() && !d.tiers.contains(&tier))
+        .then(|| d.tiers.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "))
+}
+
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, Failure> {
     let bad = || Failure::new(2, format!("--seeds {text:?}: write A..B, for example 0..8"));
     let (a, b) = text.split_once("..").ok_or_else(bad)?;
@@ -142,8 +149,26 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
         drills.push(("(built-in)".into(), d));
     }
     for f in &args.files {
+        // Of several files (`scenarios/*.yaml`), a drill written for other tiers only is
+        // skipped, said so; one asked for by itself is refused below, with where it says so.
+        if args.files.len() > 1 {
+            if let Some(only) = drill::load(f, None).ok().and_then(|d| meant_for_others(&d, tier)) {
+                println!(
+                    "skipped {}: the drill is for the {only} tier (its `tiers:`), not {}",
+                    f.display(),
+                    tier.name()
+                );
+                continue;
+            }
+        }
         let d = drill::load(f, Some(tier)).map_err(|e| Failure::new(3, e.to_string()))?;
         drills.push((f.display().to_string(), d));
+    }
+    if drills.is_empty() {
+        return Err(Failure::new(
+            3,
+            format!("none of the {} drills is for the {} tier", args.files.len(), tier.name()),
+        ));
     }
     let seeds_override = match (&args.seed, &args.seeds) {
         (Some(s), _) => Some(*s..*s + 1),

@@ -855,8 +855,106 @@ async fn apply(
             c.drop_master().await.map_err(|e| e.to_string())?;
             String::new()
         }
+        Fault::Collapse { target, keep } => {
+            let ns = resolve(dir, cfg, target, rng).await?;
+            format!(" ({})", collapse(dir, cfg, &ns, *keep).await?.join("; "))
+        }
         other => return Err(format!("the sandbox tier cannot apply {}", other.name())),
     })
+}
+
+/// `collapse_tlogs` sent to each of `nodes` at once, as an operator would; a note per node on
+/// what it did: the files it removed and where its head now ends, or why it could not (not
+/// running, paused, a collapse already running). A node that cannot collapse does not fail the
+/// step: the drill is about what the others do meanwhile.
+async fn collapse(
+    dir: &Path,
+    cfg: &ClientConfig,
+    nodes: &[String],
+    keep: u32,
+) -> Result<Vec<String>, String> {
+    let s = state(dir)?;
+    let mut asked = Vec::new();
+    for name in nodes {
+        let node = s.nodes.iter().find(|n| &n.name == name).ok_or(format!("no node {name}"))?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], node.client_port));
+        let why_not = if node.pid.is_none() {
+            Some("not running")
+        } else if node.paused {
+            // It would not answer before the request timed out.
+            Some("paused")
+        } else {
+            None
+        };
+        asked.push(async move {
+            if let Some(why) = why_not {
+                return format!("{name}: {why}, not collapsed");
+            }
+            let mut steps: Vec<String> = Vec::new();
+            let result = arakoon_node::server::collapse::request_collapse(
+                &arakoon_node::server::env::TokioNet,
+                addr,
+                &cfg.cluster_id,
+                keep,
+                false,
+                &mut |_, step| steps.push(step.message.clone()),
+            )
+            .await;
+            collapse_note(name, keep, &steps, result)
+        });
+    }
+    Ok(join_all(asked).await)
+}
+
+/// Every future's output, in order, the futures polled together on this task (the step
+/// callback of a collapse is not `Send`, so they cannot be spawned).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (f, out) in pending.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                    *out = Some(v);
+                }
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().map(|o| o.expect("every future ended")).collect()
+}
+
+/// One node's collapse in a line: `n0: removed 12 TLog file(s) (000.tlog..011.tlog), head up to
+/// i=1234`, with the files kept for a catch-up, or why it failed.
+fn collapse_note(name: &str, keep: u32, steps: &[String], result: Result<usize, String>) -> String {
+    if let Err(e) = result {
+        return format!("{name}: could not collapse: {e}");
+    }
+    let removed: Vec<&str> = steps.iter().filter_map(|s| s.strip_prefix("removed ")).collect();
+    let kept = steps.iter().filter(|s| s.starts_with("kept ")).count();
+    // "folded N slots into the head, which covers every slot up to i=H"
+    let head = steps.iter().find_map(|s| s.rsplit_once("up to ").map(|(_, i)| i.to_string()));
+    if removed.is_empty() && kept == 0 && head.is_none() {
+        return format!("{name}: nothing to collapse (at most {keep} sealed TLog files)");
+    }
+    let mut note = format!("{name}: removed {} TLog file(s)", removed.len());
+    match removed[..] {
+        [] => {}
+        [only] => note += &format!(" ({only})"),
+        [first, .., last] => note += &format!(" ({first}..{last})"),
+    }
+    if kept > 0 {
+        note += &format!(", kept {kept} a catch-up is reading");
+    }
+    if let Some(h) = head {
+        note += &format!(", head up to {h}");
+    }
+    note
 }
 
 /// The highest slot any node has applied.
@@ -937,4 +1035,37 @@ async fn final_reads(drill: &Drill, cfg: &ClientConfig, shared: &Shared) {
         issue(reader, 1_000_000 + op as u64, 0, key, "", &mut rng, &mut c, &mut seen, shared).await;
     }
     issue(reader, 2_000_000, 5, Vec::new(), "", &mut rng, &mut c, &mut seen, shared).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collapse_note;
+
+    #[test]
+    fn a_collapse_note_names_the_files_removed_kept_and_the_head_or_why_not() {
+        let steps = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let folded = "folded 300 slots into the head, which covers every slot up to i=299";
+        let all = steps(&[folded, "removed 000.tlog", "removed 001.tlog", "removed 002.tlog"]);
+        assert_eq!(
+            collapse_note("n0", 1, &all, Ok(4)),
+            "n0: removed 3 TLog file(s) (000.tlog..002.tlog), head up to i=299"
+        );
+        let pinned = steps(&[
+            folded,
+            "removed 000.tlog",
+            "kept 001.tlog: a catch-up is reading it or a file before it",
+        ]);
+        assert_eq!(
+            collapse_note("n1", 1, &pinned, Ok(3)),
+            "n1: removed 1 TLog file(s) (000.tlog), kept 1 a catch-up is reading, head up to i=299"
+        );
+        assert_eq!(
+            collapse_note("n2", 1, &[], Ok(0)),
+            "n2: nothing to collapse (at most 1 sealed TLog files)"
+        );
+        assert_eq!(
+            collapse_note("n2", 1, &[], Err("127.0.0.1:4000: a collapse is running".into())),
+            "n2: could not collapse: 127.0.0.1:4000: a collapse is running"
+        );
+    }
 }

@@ -232,3 +232,75 @@ fn sandbox_report_holds_what_happened(folder: &std::path::Path, ops_ok: u64) {
         assert_eq!(out.status.code(), Some(0), "{f}: {}", text(&out));
     }
 }
+
+/// A collapse during a catch-up, on real processes: the peers collapse while a slave is down,
+/// it restarts and catches up from their heads, every node collapses again; it ends level and
+/// every check holds. The fault log names the files each node removed.
+#[test]
+fn a_collapse_during_a_catch_up_runs_on_real_processes_and_leaves_no_process() {
+    if !arakoon_built() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let out = admin(&[
+        "drill",
+        "run",
+        &scenario("collapse-during-catch-up.yaml"),
+        "--tier",
+        "sandbox",
+        "--seed",
+        "0",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("collapse-during-catch-up     seed 0   PASS"), "{t}");
+    let log =
+        std::fs::read_to_string(report.join("collapse-during-catch-up-seed0/faults.log")).unwrap();
+    let collapses: Vec<&str> = log.lines().filter(|l| l.contains("collapse all keep 1")).collect();
+    assert_eq!(collapses.len(), 2, "{log}");
+    // The first strikes while the slave is down: it is not collapsed, the others remove files.
+    assert!(collapses[0].contains("not running, not collapsed"), "{log}");
+    let removed = |line: &str| {
+        line.split("removed ")
+            .skip(1)
+            .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    assert!(removed(collapses[0]) >= 2, "the peers removed files: {log}");
+    assert!(log.contains("AllInSync after"), "{log}");
+    let left = Command::new("pgrep").args(["-f", "sandbox-collapse-during"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&left.stdout));
+}
+
+/// Of several drills, one written for other tiers (`tiers:`) is skipped on the tier asked for,
+/// said so; named alone, it is refused with its file, line and column.
+#[test]
+fn a_drill_for_other_tiers_is_skipped_among_several_and_refused_alone() {
+    let collapse = scenario("collapse-during-catch-up.yaml");
+    let out = admin(&[
+        "drill",
+        "run",
+        &scenario("master-killed-under-load.yaml"),
+        &collapse,
+        "--seed",
+        "0",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(&format!(
+            "skipped {collapse}: the drill is for the sandbox tier (its `tiers:`), not sim"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("running 1 drill(s)") && t.contains("PASS"), "{t}");
+    let out = admin(&["drill", "run", &collapse, "--seed", "0"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let t = text(&out);
+    // The collapse step is read before `tiers:` is looked at: the fault names the tier it needs.
+    assert!(t.contains("collapse-during-catch-up.yaml:17:5"), "{t}");
+    assert!(t.contains("the sim tier cannot apply collapse; it runs on: sandbox"), "{t}");
+}

@@ -456,6 +456,9 @@ impl World {
                 }
                 names(&ks)
             }
+            // Refused when a drill is read for this tier; only a drill read for no tier gets
+            // here, and the log says that nothing happened.
+            Fault::Collapse { .. } => " (not applied: the simulator keeps no head)".into(),
         }
     }
 }
