@@ -16,7 +16,7 @@
 //!   - after: 2s
 //!     restart: down
 //!   - collapse: all                                  # collapse_tlogs on each running node
-//!     keep: 1                                        # sealed TLog files kept
+//!     keep: 1                                        # sealed TLog files kept; also for: 3s
 //! expect: [linearizable, no_lost_writes, in_sync, { master_within: 3s }]
 //! ```
 //!
@@ -640,6 +640,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                     "drop_master" => Fault::DropMaster,
                     "collapse" => Fault::Collapse {
                         target: target(arg),
+                        duration,
                         keep: keep.ok_or_else(|| {
                             de::Error::custom(
                                 "collapse needs keep: N, the sealed TLog files to keep besides the open one",
@@ -1026,16 +1027,17 @@ steps:
     keep: 1
   - collapse: n2
     keep: 0
+    for: 3s
 ";
         let d = parse(text, "c.yaml", Some(Tier::Sandbox)).unwrap();
         assert_eq!(
             d.steps[2].action,
-            Action::Fault(Fault::Collapse { target: Target::All, keep: 1 })
+            Action::Fault(Fault::Collapse { target: Target::All, keep: 1, duration: None })
         );
         assert_eq!(d.steps[2].when, When::After(Millis(0)));
         assert_eq!(d.steps[2].line, 9);
         let Action::Fault(last) = &d.steps[3].action else { panic!("a fault") };
-        assert_eq!(last.to_string(), "collapse n2 keep 0");
+        assert_eq!(last.to_string(), "collapse n2 keep 0 for 3s");
         assert!(d.runs_on(Tier::Sandbox) && !d.runs_on(Tier::Sim) && !d.runs_on(Tier::Turmoil));
         // Read for no tier in particular, it parses (scenarios/ is listed that way).
         assert_eq!(parse(text, "c.yaml", None).unwrap().steps, d.steps);

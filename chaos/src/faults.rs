@@ -11,7 +11,7 @@
 //! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
-//! | operator | collapse (`keep: N`) | no (no head) | no (nodes in memory) | `collapse_tlogs` to the running node |
+//! | operator | collapse (`keep: N`, `for: 3s` to repeat) | no (no head) | no (nodes in memory) | `collapse_tlogs` to the running node |
 //!
 //! The turmoil tier cuts a link by holding its TCP segments until the cut heals, as TCP's
 //! retransmission carries a connection through a partition. Turmoil cannot hold one direction
@@ -199,10 +199,12 @@ pub enum Fault {
     /// The master is asked to step down.
     DropMaster,
     /// The target's TLog is collapsed online (`collapse_tlogs`): every sealed file but the last
-    /// `keep` is folded into its head and removed.
+    /// `keep` is folded into its head and removed. With a `duration`, again and again for that
+    /// long, while the next steps go on.
     Collapse {
         target: Target,
         keep: u32,
+        duration: Option<crate::drill::Millis>,
     },
 }
 
@@ -303,7 +305,10 @@ impl fmt::Display for Fault {
             },
             Fault::ClockOffset { target, ms } => write!(f, "clock_offset {target} {ms}ms"),
             Fault::ClockDrift { target, ppm } => write!(f, "clock_drift {target} {ppm}ppm"),
-            Fault::Collapse { target, keep } => write!(f, "collapse {target} keep {keep}"),
+            Fault::Collapse { target, keep, duration } => match duration {
+                Some(d) => write!(f, "collapse {target} keep {keep} for {d}"),
+                None => write!(f, "collapse {target} keep {keep}"),
+            },
             _ => write!(f, "{}", self.name()),
         }
     }

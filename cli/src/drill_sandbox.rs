@@ -241,6 +241,8 @@ async fn run_inside(
         }));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut background =
+        Background { shared: shared.clone(), live: live.clone(), tasks: Vec::new() };
     let mut broke: Option<String> = None;
     let mut previous_done = Instant::now();
     let started = shared.started;
@@ -253,7 +255,7 @@ async fn run_inside(
         tokio::time::sleep_until(due.max(Instant::now()).into()).await;
         let at = started.elapsed().as_millis() as u64;
         match &step.action {
-            Action::Fault(f) => match apply(dir, f, &cfg, &mut rng).await {
+            Action::Fault(f) => match apply(dir, f, &cfg, &mut rng, &mut background).await {
                 Ok(note) => shared.fault(live, at, format!("{f}{note}")),
                 Err(e) => {
                     broke = Some(format!("step at line {}: {f}: {e}", step.line));
@@ -306,6 +308,9 @@ async fn run_inside(
     shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for c in clients {
         let _ = c.await;
+    }
+    for task in background.tasks {
+        let _ = task.await;
     }
     // Heal and settle: every node up and caught up, then a final read of every key.
     let settle = settle(dir, &cfg).await;
@@ -684,12 +689,21 @@ fn links(dir: &Path, up: impl Fn(usize, usize) -> bool) -> Result<NetState, Stri
     Ok(net)
 }
 
+/// Faults that go on while the next steps run (a collapse with `for:`): each logs what it did
+/// when it ends; the run waits for them before it settles.
+struct Background {
+    shared: Arc<Shared>,
+    live: Live,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
 /// Applies one fault; returns a note on what it struck.
 async fn apply(
     dir: &Path,
     fault: &Fault,
     cfg: &ClientConfig,
     rng: &mut ChaCha8Rng,
+    background: &mut Background,
 ) -> Result<String, String> {
     let note = |ns: &[String]| format!(" ({})", ns.join(","));
     let each = |ns: &[String], make: &dyn Fn(String) -> Control| -> Result<(), String> {
@@ -855,106 +869,45 @@ async fn apply(
             c.drop_master().await.map_err(|e| e.to_string())?;
             String::new()
         }
-        Fault::Collapse { target, keep } => {
+        Fault::Collapse { target, keep, duration: None } => {
             let ns = resolve(dir, cfg, target, rng).await?;
-            format!(" ({})", collapse(dir, cfg, &ns, *keep).await?.join("; "))
+            let notes: Vec<String> = collapse_once(dir, cfg, &ns, *keep)
+                .await?
+                .into_iter()
+                .zip(&ns)
+                .map(|(c, name)| {
+                    let mut tally = CollapseTally::default();
+                    tally.add(c);
+                    tally.note(name, *keep)
+                })
+                .collect();
+            format!(" ({})", notes.join("; "))
+        }
+        Fault::Collapse { target, keep, duration: Some(d) } => {
+            let ns = resolve(dir, cfg, target, rng).await?;
+            let series = collapse_series(dir.to_path_buf(), cfg.clone(), ns.clone(), *keep, d.0);
+            let struck = ns.join(",");
+            let (shared, live, what, keep) =
+                (background.shared.clone(), background.live.clone(), fault.to_string(), *keep);
+            background.tasks.push(tokio::spawn(async move {
+                while !series.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(COLLAPSE_EVERY_MS)).await;
+                }
+                let note = match series.join() {
+                    Ok(Ok(tallies)) => {
+                        let notes: Vec<String> =
+                            tallies.iter().zip(&ns).map(|(t, name)| t.note(name, keep)).collect();
+                        notes.join("; ")
+                    }
+                    Ok(Err(e)) => format!("stopped: {e}"),
+                    Err(_) => "the collapse thread panicked".to_string(),
+                };
+                shared.fault(&live, shared.now_us() / 1000, format!("{what}, ended ({note})"));
+            }));
+            format!(" ({struck}: in the background)")
         }
         other => return Err(format!("the sandbox tier cannot apply {}", other.name())),
     })
-}
-
-/// `collapse_tlogs` sent to each of `nodes` at once, as an operator would; a note per node on
-/// what it did: the files it removed and where its head now ends, or why it could not (not
-/// running, paused, a collapse already running). A node that cannot collapse does not fail the
-/// step: the drill is about what the others do meanwhile.
-async fn collapse(
-    dir: &Path,
-    cfg: &ClientConfig,
-    nodes: &[String],
-    keep: u32,
-) -> Result<Vec<String>, String> {
-    let s = state(dir)?;
-    let mut asked = Vec::new();
-    for name in nodes {
-        let node = s.nodes.iter().find(|n| &n.name == name).ok_or(format!("no node {name}"))?;
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], node.client_port));
-        let why_not = if node.pid.is_none() {
-            Some("not running")
-        } else if node.paused {
-            // It would not answer before the request timed out.
-            Some("paused")
-        } else {
-            None
-        };
-        asked.push(async move {
-            if let Some(why) = why_not {
-                return format!("{name}: {why}, not collapsed");
-            }
-            let mut steps: Vec<String> = Vec::new();
-            let result = arakoon_node::server::collapse::request_collapse(
-                &arakoon_node::server::env::TokioNet,
-                addr,
-                &cfg.cluster_id,
-                keep,
-                false,
-                &mut |_, step| steps.push(step.message.clone()),
-            )
-            .await;
-            collapse_note(name, keep, &steps, result)
-        });
-    }
-    Ok(join_all(asked).await)
-}
-
-/// Every future's output, in order, the futures polled together on this task (the step
-/// callback of a collapse is not `Send`, so they cannot be spawned).
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        for (f, out) in pending.iter_mut().zip(done.iter_mut()) {
-            if out.is_none() {
-                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
-                    *out = Some(v);
-                }
-            }
-        }
-        if done.iter().all(Option::is_some) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().map(|o| o.expect("every future ended")).collect()
-}
-
-/// One node's collapse in a line: `n0: removed 12 TLog file(s) (000.tlog..011.tlog), head up to
-/// i=1234`, with the files kept for a catch-up, or why it failed.
-fn collapse_note(name: &str, keep: u32, steps: &[String], result: Result<usize, String>) -> String {
-    if let Err(e) = result {
-        return format!("{name}: could not collapse: {e}");
-    }
-    let removed: Vec<&str> = steps.iter().filter_map(|s| s.strip_prefix("removed ")).collect();
-    let kept = steps.iter().filter(|s| s.starts_with("kept ")).count();
-    // "folded N slots into the head, which covers every slot up to i=H"
-    let head = steps.iter().find_map(|s| s.rsplit_once("up to ").map(|(_, i)| i.to_string()));
-    if removed.is_empty() && kept == 0 && head.is_none() {
-        return format!("{name}: nothing to collapse (at most {keep} sealed TLog files)");
-    }
-    let mut note = format!("{name}: removed {} TLog file(s)", removed.len());
-    match removed[..] {
-        [] => {}
-        [only] => note += &format!(" ({only})"),
-        [first, .., last] => note += &format!(" ({first}..{last})"),
-    }
-    if kept > 0 {
-        note += &format!(", kept {kept} a catch-up is reading");
-    }
-    if let Some(h) = head {
-        note += &format!(", head up to {h}");
-    }
-    note
 }
 
 /// The highest slot any node has applied.
@@ -1037,35 +990,257 @@ async fn final_reads(drill: &Drill, cfg: &ClientConfig, shared: &Shared) {
     issue(reader, 2_000_000, 5, Vec::new(), "", &mut rng, &mut c, &mut seen, shared).await;
 }
 
+/// How often a collapse with `for:` asks each node again.
+const COLLAPSE_EVERY_MS: u64 = 100;
+
+/// What one node's `collapse_tlogs` came to.
+enum Collapsed {
+    /// Not asked: "not running" or "paused" (it would not answer before the request timed out).
+    NotAsked(&'static str),
+    /// The messages of its steps, and its step count or why it failed.
+    Answered(Vec<String>, Result<usize, String>),
+}
+
+/// `collapse_tlogs` sent to each of `nodes` at once, as an operator would. A node that cannot
+/// collapse does not fail the step: the drill is about what the others do meanwhile.
+async fn collapse_once(
+    dir: &Path,
+    cfg: &ClientConfig,
+    nodes: &[String],
+    keep: u32,
+) -> Result<Vec<Collapsed>, String> {
+    let s = state(dir)?;
+    let mut asked = Vec::new();
+    for name in nodes {
+        let node = s.nodes.iter().find(|n| &n.name == name).ok_or(format!("no node {name}"))?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], node.client_port));
+        let why_not = match (node.pid, node.paused) {
+            (None, _) => Some("not running"),
+            (Some(_), true) => Some("paused"),
+            (Some(_), false) => None,
+        };
+        asked.push(async move {
+            if let Some(why) = why_not {
+                return Collapsed::NotAsked(why);
+            }
+            let mut steps: Vec<String> = Vec::new();
+            let result = arakoon_node::server::collapse::request_collapse(
+                &arakoon_node::server::env::TokioNet,
+                addr,
+                &cfg.cluster_id,
+                keep,
+                false,
+                &mut |_, step| steps.push(step.message.clone()),
+            )
+            .await;
+            Collapsed::Answered(steps, result)
+        });
+    }
+    Ok(join_all(asked).await)
+}
+
+/// `collapse_tlogs` to each of `nodes` every [`COLLAPSE_EVERY_MS`] for `duration_ms`, on a
+/// thread of its own (the step callback of a collapse is not `Send`), while the drill goes on;
+/// what each node did is logged when the series ends.
+fn collapse_series(
+    dir: PathBuf,
+    cfg: ClientConfig,
+    nodes: Vec<String>,
+    keep: u32,
+    duration_ms: u64,
+) -> std::thread::JoinHandle<Result<Vec<CollapseTally>, String>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the collapse's runtime: {e}"))?;
+        runtime.block_on(async {
+            let end = Instant::now() + Duration::from_millis(duration_ms);
+            let mut tallies: Vec<CollapseTally> =
+                nodes.iter().map(|_| CollapseTally::default()).collect();
+            while Instant::now() < end {
+                for (t, c) in tallies.iter_mut().zip(collapse_once(&dir, &cfg, &nodes, keep).await?)
+                {
+                    t.add(c);
+                }
+                tokio::time::sleep(Duration::from_millis(COLLAPSE_EVERY_MS)).await;
+            }
+            Ok(tallies)
+        })
+    })
+}
+
+/// Every future's output, in order, the futures polled together on this task (the step
+/// callback of a collapse is not `Send`, so they cannot be spawned).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (f, out) in pending.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                    *out = Some(v);
+                }
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().map(|o| o.expect("every future ended")).collect()
+}
+
+/// What one node's collapses came to, over one or a series of them.
+#[derive(Default)]
+struct CollapseTally {
+    asked: u32,
+    /// Times it was not asked, and the last reason.
+    not_asked: (u32, &'static str),
+    failed: u32,
+    first_error: Option<String>,
+    removed: Vec<String>,
+    /// Files kept because a catch-up was reading them (a file each time it was kept).
+    kept: u32,
+    /// "i=1234": where the head ended after the last fold.
+    head: Option<String>,
+}
+
+impl CollapseTally {
+    fn add(&mut self, c: Collapsed) {
+        let (steps, result) = match c {
+            Collapsed::NotAsked(why) => {
+                self.not_asked = (self.not_asked.0 + 1, why);
+                return;
+            }
+            Collapsed::Answered(steps, result) => (steps, result),
+        };
+        self.asked += 1;
+        if let Err(e) = result {
+            self.failed += 1;
+            self.first_error.get_or_insert(e);
+        }
+        for s in steps {
+            if let Some(name) = s.strip_prefix("removed ") {
+                self.removed.push(name.to_string());
+            } else if s.starts_with("kept ") {
+                self.kept += 1;
+            } else if let Some((_, i)) = s.rsplit_once("up to ") {
+                // "folded N slots into the head, which covers every slot up to i=H"
+                self.head = Some(i.to_string());
+            }
+        }
+    }
+
+    /// One line: `n0: removed 12 TLog file(s) (000.tlog..011.tlog), head up to i=1234`, with
+    /// the collapses asked for when more than one, the files kept for a catch-up, why it could
+    /// not collapse.
+    fn note(&self, name: &str, keep: u32) -> String {
+        if self.asked == 0 {
+            return format!("{name}: {}, not collapsed", self.not_asked.1);
+        }
+        let mut parts = Vec::new();
+        if self.asked > 1 {
+            parts.push(format!("{} collapses", self.asked));
+        }
+        if self.not_asked.0 > 0 {
+            parts.push(format!("{} times not asked ({})", self.not_asked.0, self.not_asked.1));
+        }
+        if let Some(e) = &self.first_error {
+            parts.push(match self.asked {
+                1 => format!("could not collapse: {e}"),
+                _ => format!("{} could not (the first: {e})", self.failed),
+            });
+        }
+        match &self.removed[..] {
+            [] => {}
+            [only] => parts.push(format!("removed 1 TLog file(s) ({only})")),
+            [first, .., last] => {
+                parts.push(format!("removed {} TLog file(s) ({first}..{last})", self.removed.len()))
+            }
+        }
+        if self.kept > 0 {
+            parts.push(format!("kept {} file(s) a catch-up was reading", self.kept));
+        }
+        if let Some(h) = &self.head {
+            parts.push(format!("head up to {h}"));
+        }
+        if parts.is_empty() {
+            parts.push(format!("nothing to collapse (at most {keep} sealed TLog files)"));
+        }
+        format!("{name}: {}", parts.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::collapse_note;
+    use super::{CollapseTally, Collapsed};
+
+    fn tally(answers: Vec<Collapsed>) -> CollapseTally {
+        let mut t = CollapseTally::default();
+        for a in answers {
+            t.add(a);
+        }
+        t
+    }
+
+    fn answered(steps: &[&str], result: Result<usize, String>) -> Collapsed {
+        Collapsed::Answered(steps.iter().map(|s| s.to_string()).collect(), result)
+    }
+
+    const FOLDED: &str = "folded 300 slots into the head, which covers every slot up to i=299";
 
     #[test]
     fn a_collapse_note_names_the_files_removed_kept_and_the_head_or_why_not() {
-        let steps = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let folded = "folded 300 slots into the head, which covers every slot up to i=299";
-        let all = steps(&[folded, "removed 000.tlog", "removed 001.tlog", "removed 002.tlog"]);
+        let all =
+            answered(&[FOLDED, "removed 000.tlog", "removed 001.tlog", "removed 002.tlog"], Ok(4));
         assert_eq!(
-            collapse_note("n0", 1, &all, Ok(4)),
+            tally(vec![all]).note("n0", 1),
             "n0: removed 3 TLog file(s) (000.tlog..002.tlog), head up to i=299"
         );
-        let pinned = steps(&[
-            folded,
-            "removed 000.tlog",
-            "kept 001.tlog: a catch-up is reading it or a file before it",
-        ]);
-        assert_eq!(
-            collapse_note("n1", 1, &pinned, Ok(3)),
-            "n1: removed 1 TLog file(s) (000.tlog), kept 1 a catch-up is reading, head up to i=299"
+        let pinned = answered(
+            &[
+                FOLDED,
+                "removed 000.tlog",
+                "kept 001.tlog: a catch-up is reading it or a file before it",
+            ],
+            Ok(3),
         );
         assert_eq!(
-            collapse_note("n2", 1, &[], Ok(0)),
+            tally(vec![pinned]).note("n1", 1),
+            "n1: removed 1 TLog file(s) (000.tlog), kept 1 file(s) a catch-up was reading, head up to i=299"
+        );
+        assert_eq!(
+            tally(vec![answered(&[], Ok(0))]).note("n2", 1),
             "n2: nothing to collapse (at most 1 sealed TLog files)"
         );
+        let busy = || answered(&[], Err("127.0.0.1:4000: a collapse is running".into()));
         assert_eq!(
-            collapse_note("n2", 1, &[], Err("127.0.0.1:4000: a collapse is running".into())),
+            tally(vec![busy()]).note("n2", 1),
             "n2: could not collapse: 127.0.0.1:4000: a collapse is running"
+        );
+        assert_eq!(
+            tally(vec![Collapsed::NotAsked("not running")]).note("n2", 1),
+            "n2: not running, not collapsed"
+        );
+    }
+
+    #[test]
+    fn a_series_of_collapses_adds_up_what_each_did() {
+        let later = "folded 100 slots into the head, which covers every slot up to i=399";
+        let t = tally(vec![
+            Collapsed::NotAsked("not running"),
+            answered(&[FOLDED, "removed 000.tlog", "removed 001.tlog"], Ok(3)),
+            answered(&[], Err("busy".into())),
+            answered(&[], Ok(0)),
+            answered(&[later, "removed 002.tlog"], Ok(2)),
+        ]);
+        assert_eq!(
+            t.note("n1", 1),
+            "n1: 4 collapses, 1 times not asked (not running), 1 could not (the first: busy), \
+             removed 3 TLog file(s) (000.tlog..002.tlog), head up to i=399"
         );
     }
 }

@@ -233,9 +233,9 @@ fn sandbox_report_holds_what_happened(folder: &std::path::Path, ops_ok: u64) {
     }
 }
 
-/// A collapse during a catch-up, on real processes: the peers collapse while a slave is down,
-/// it restarts and catches up from their heads, every node collapses again; it ends level and
-/// every check holds. The fault log names the files each node removed.
+/// A collapse during a catch-up, on real processes: every node collapses again and again while
+/// a slave that missed seconds of writes restarts and catches up; it ends level and every check
+/// holds. The fault log names the files each node removed.
 #[test]
 fn a_collapse_during_a_catch_up_runs_on_real_processes_and_leaves_no_process() {
     if !arakoon_built() {
@@ -257,20 +257,28 @@ fn a_collapse_during_a_catch_up_runs_on_real_processes_and_leaves_no_process() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("collapse-during-catch-up     seed 0   PASS"), "{t}");
-    let log =
-        std::fs::read_to_string(report.join("collapse-during-catch-up-seed0/faults.log")).unwrap();
-    let collapses: Vec<&str> = log.lines().filter(|l| l.contains("collapse all keep 1")).collect();
-    assert_eq!(collapses.len(), 2, "{log}");
-    // The first strikes while the slave is down: it is not collapsed, the others remove files.
-    assert!(collapses[0].contains("not running, not collapsed"), "{log}");
-    let removed = |line: &str| {
-        line.split("removed ")
-            .skip(1)
-            .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>()
-    };
-    assert!(removed(collapses[0]) >= 2, "the peers removed files: {log}");
+    let folder = report.join("collapse-during-catch-up-seed0");
+    let log = std::fs::read_to_string(folder.join("faults.log")).unwrap();
+    assert!(log.contains("collapse all keep 1 for 3s (n0,n1,n2: in the background)"), "{log}");
+    let ended = log
+        .lines()
+        .find(|l| l.contains("collapse all keep 1 for 3s, ended ("))
+        .unwrap_or_else(|| panic!("the collapses' note: {log}"));
+    // "n0: 27 collapses, removed 27 TLog file(s) (000.tlog..026.tlog), head up to i=2699; ..."
+    let removed: Vec<u64> = ended
+        .split("removed ")
+        .skip(1)
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(removed.iter().any(|&n| n >= 2), "no node removed TLog files: {ended}");
     assert!(log.contains("AllInSync after"), "{log}");
+    // Whether the slave had to adopt a peer's head depends on which came first, its catch-up
+    // or the first collapse: said, not asserted.
+    let adopted = ["n0", "n1", "n2"].iter().any(|n| {
+        std::fs::read_to_string(folder.join(format!("logs/{n}.log")))
+            .is_ok_and(|l| l.contains("adopted a peer's head"))
+    });
+    eprintln!("the restarted slave adopted a peer's head: {adopted}");
     let left = Command::new("pgrep").args(["-f", "sandbox-collapse-during"]).output().unwrap();
     assert!(left.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&left.stdout));
 }
