@@ -55,6 +55,22 @@ fn three_nodes_ride_out_partitions_crashes_and_latency() {
     assert!(refused > 0);
 }
 
+/// Message loss on tier B: turmoil drops segments for good, so a link that loses one stalls
+/// until a timeout notices (a half-open connection); the cluster must ride it out all the same.
+#[test]
+fn three_nodes_ride_out_message_loss() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.faults.loss = true;
+    let mut losses = 0;
+    for seed in 1..=4 {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 500, "{}", r.summary());
+        losses += r.faults.iter().filter(|f| matches!(f.kind, FaultKind::Loss { .. })).count();
+    }
+    assert!(losses >= 2, "loss struck {losses} time(s) in 4 seeds");
+}
+
 #[test]
 fn five_nodes_ride_out_partitions_crashes_and_latency() {
     let cfg = TierBConfig::new(5);
