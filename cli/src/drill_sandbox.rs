@@ -1102,8 +1102,8 @@ struct CollapseTally {
     failed: u32,
     first_error: Option<String>,
     removed: Vec<String>,
-    /// Files kept because a catch-up was reading them (a file each time it was kept).
-    kept: u32,
+    /// Files kept because a catch-up was reading them (or a file before them).
+    kept: std::collections::BTreeSet<String>,
     /// "i=1234": where the head ended after the last fold.
     head: Option<String>,
 }
@@ -1125,8 +1125,9 @@ impl CollapseTally {
         for s in steps {
             if let Some(name) = s.strip_prefix("removed ") {
                 self.removed.push(name.to_string());
-            } else if s.starts_with("kept ") {
-                self.kept += 1;
+            } else if let Some(kept) = s.strip_prefix("kept ") {
+                // "kept 011.tlog: a catch-up is reading it or a file before it"
+                self.kept.insert(kept.split(':').next().unwrap_or(kept).to_string());
             } else if let Some((_, i)) = s.rsplit_once("up to ") {
                 // "folded N slots into the head, which covers every slot up to i=H"
                 self.head = Some(i.to_string());
@@ -1146,7 +1147,7 @@ impl CollapseTally {
             parts.push(format!("{} collapses", self.asked));
         }
         if self.not_asked.0 > 0 {
-            parts.push(format!("{} times not asked ({})", self.not_asked.0, self.not_asked.1));
+            parts.push(format!("not asked {} time(s) ({})", self.not_asked.0, self.not_asked.1));
         }
         if let Some(e) = &self.first_error {
             parts.push(match self.asked {
@@ -1161,8 +1162,11 @@ impl CollapseTally {
                 parts.push(format!("removed {} TLog file(s) ({first}..{last})", self.removed.len()))
             }
         }
-        if self.kept > 0 {
-            parts.push(format!("kept {} file(s) a catch-up was reading", self.kept));
+        match (self.kept.first(), self.kept.last()) {
+            (Some(first), Some(last)) if first != last => parts
+                .push(format!("kept {} a catch-up was reading ({first}..{last})", self.kept.len())),
+            (Some(only), _) => parts.push(format!("kept 1 a catch-up was reading ({only})")),
+            _ => {}
         }
         if let Some(h) = &self.head {
             parts.push(format!("head up to {h}"));
@@ -1210,7 +1214,8 @@ mod tests {
         );
         assert_eq!(
             tally(vec![pinned]).note("n1", 1),
-            "n1: removed 1 TLog file(s) (000.tlog), kept 1 file(s) a catch-up was reading, head up to i=299"
+            "n1: removed 1 TLog file(s) (000.tlog), kept 1 a catch-up was reading (001.tlog), \
+             head up to i=299"
         );
         assert_eq!(
             tally(vec![answered(&[], Ok(0))]).note("n2", 1),
@@ -1235,12 +1240,17 @@ mod tests {
             answered(&[FOLDED, "removed 000.tlog", "removed 001.tlog"], Ok(3)),
             answered(&[], Err("busy".into())),
             answered(&[], Ok(0)),
-            answered(&[later, "removed 002.tlog"], Ok(2)),
+            answered(
+                &[later, "removed 002.tlog", "kept 003.tlog: a catch-up is reading it"],
+                Ok(3),
+            ),
+            answered(&["kept 003.tlog: reading", "kept 004.tlog: reading"], Ok(2)),
         ]);
         assert_eq!(
             t.note("n1", 1),
-            "n1: 4 collapses, 1 times not asked (not running), 1 could not (the first: busy), \
-             removed 3 TLog file(s) (000.tlog..002.tlog), head up to i=399"
+            "n1: 5 collapses, not asked 1 time(s) (not running), 1 could not (the first: busy), \
+             removed 3 TLog file(s) (000.tlog..002.tlog), kept 2 a catch-up was reading \
+             (003.tlog..004.tlog), head up to i=399"
         );
     }
 }
