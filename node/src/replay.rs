@@ -3,7 +3,7 @@
 //! The store is derived from the log: replay applies every committed slot from the store's
 //! `applied + 1` up to the last committed one (the log's last slot is committed only once a later
 //! one exists, unless the caller knows better, as a 1-node cluster does). Values are handed to
-//! the store in batches through `apply_many`, so that a store can commit many slots in one atomic
+//! the store in batches through `apply_replayed`, so that a store can commit many slots in one atomic
 //! write, and a progress callback hears after every batch.
 //!
 //! A store ahead of the log is an error (Arakoon's exit 40): the store can only ever hold what
@@ -50,7 +50,7 @@ impl ReplayError {
     }
 }
 
-/// Batch limits for `apply_many`.
+/// Batch limits for `apply_replayed`.
 const BATCH_VALUES_MAX: usize = 4096;
 const BATCH_UPDATES_MAX: usize = 16 * 1024;
 
@@ -110,11 +110,11 @@ fn apply_batch(
     if batch.is_empty() {
         return Ok(());
     }
-    store.apply_many(batch)?;
-    state.values += batch.len() as u64;
+    let values = batch.len() as u64;
+    store.apply_replayed(batch)?;
+    state.values += values;
     state.updates += *batch_updates as u64;
     state.applied_i = store.applied();
-    batch.clear();
     *batch_updates = 0;
     Ok(())
 }

@@ -140,6 +140,9 @@ fn only_the_next_slot_is_accepted() {
         let many = vec![(1, v.clone()), (3, v.clone())];
         assert!(matches!(s.apply_many(&many), Err(StoreError::OutOfOrder { i: 3, expected: 2 })));
         assert_eq!(s.applied(), Some(0), "a refused batch applies nothing");
+        let refused = s.apply_replayed(&mut many.clone());
+        assert!(matches!(refused, Err(StoreError::OutOfOrder { i: 3, expected: 2 })));
+        assert_eq!(s.applied(), Some(0), "a refused replayed batch applies nothing");
         s.apply(1, &Value::MasterSet { master: "n1".into(), lease_start: 0 }).unwrap();
         assert_eq!(s.master().unwrap().master, "n1");
     });
@@ -392,7 +395,8 @@ proptest! {
         let mut model = BTreeMap::new();
         let mut mem = MemoryStore::new("c");
         let tmp = tempfile::tempdir().unwrap();
-        let mut sled = SledStore::open(tmp.path(), "c").unwrap();
+        let mut sled = SledStore::open(&tmp.path().join("many"), "c").unwrap();
+        let mut replayed = SledStore::open(&tmp.path().join("replayed"), "c").unwrap();
         let values: Vec<(u64, Value)> =
             values.into_iter().enumerate().map(|(i, us)| (i as u64, Value::client(us))).collect();
         for (i, v) in &values {
@@ -401,10 +405,12 @@ proptest! {
             let got: Vec<Outcome> = mem.apply(*i, v).unwrap().iter().map(outcome).collect();
             prop_assert_eq!(&got, &expected, "memory store, slot {}", i);
         }
-        // The sled store takes the same values in batches (replay's path).
+        // One sled store takes the same values in batches with their results; another takes
+        // them as replay does, moved in and their results dropped.
         let mut sled_results = Vec::new();
         for chunk in values.chunks(batch) {
             sled_results.extend(sled.apply_many(chunk).unwrap());
+            replayed.apply_replayed(&mut chunk.to_vec()).unwrap();
         }
         for ((i, v), results) in values.iter().zip(&sled_results) {
             let mine: Vec<Outcome> = mem_results_for(v, &values, *i);
@@ -417,6 +423,9 @@ proptest! {
         prop_assert_eq!(&sled.range_entries(&everything).unwrap(), &model_entries);
         prop_assert_eq!(sled.key_count().unwrap(), model_entries.len() as u64);
         prop_assert_eq!(sled.applied(), mem.applied());
+        prop_assert_eq!(&replayed.range_entries(&everything).unwrap(), &model_entries);
+        prop_assert_eq!(replayed.key_count().unwrap(), model_entries.len() as u64);
+        prop_assert_eq!(replayed.applied(), mem.applied());
     }
 }
 

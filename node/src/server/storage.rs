@@ -85,6 +85,9 @@ impl Store for NodeStore {
     ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
         each!(self, s => s.apply_many(values))
     }
+    fn apply_replayed(&mut self, values: &mut Vec<(u64, Value)>) -> Result<(), StoreError> {
+        each!(self, s => s.apply_replayed(values))
+    }
     fn flush(&mut self) -> Result<(), StoreError> {
         each!(self, s => s.flush())
     }

@@ -110,12 +110,62 @@ pub(crate) fn apply_value(
     }
 }
 
-/// Applies one update in a child overlay, merged into `parent` only on success.
+/// Applies a value nobody waits on (replay): the same as [`apply_value`] with the results
+/// dropped, but a Set's key and value are moved into the overlay rather than copied.
+pub(crate) fn apply_value_owned(
+    top: &mut Overlay<'_>,
+    value: Value,
+    registry: &UserFunctionRegistry,
+) -> Result<(), StoreError> {
+    let Value::Client { updates, .. } = value else {
+        return apply_value(top, &value, registry).map(drop);
+    };
+    for update in updates {
+        match update {
+            // A Set cannot fail: what apply_isolated would do, without the copy.
+            Update::Set { key, value } => {
+                top.writes.insert(key, Some(value));
+            }
+            // A failed update left nothing behind, and nobody waits for its result.
+            other => drop(apply_isolated(top, &other, registry)?),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `update` writes nothing when it fails: it decides (reads, compares) before its only
+/// writes, so it can be applied straight into its parent. The compound updates (a sequence, a user
+/// function) may write and then fail; they go through a child overlay.
+fn decides_before_writing(update: &Update) -> bool {
+    match update {
+        Update::Set { .. }
+        | Update::Delete { .. }
+        | Update::TestAndSet { .. }
+        | Update::Replace { .. }
+        | Update::MasterSet { .. }
+        | Update::Nop
+        | Update::Assert { .. }
+        | Update::AssertExists { .. }
+        | Update::AdminSet { .. }
+        | Update::DeletePrefix { .. }
+        | Update::AssertRange { .. }
+        | Update::SetInterval { .. }
+        | Update::SetRoutingDelta { .. } => true,
+        Update::Sequence(_) | Update::SyncedSequence(_) | Update::UserFunction { .. } => false,
+    }
+}
+
+/// Applies one update so that it leaves nothing behind if it fails: straight into `parent` when
+/// it decides before writing (a child overlay per update cost an allocation and a merge for
+/// every Set of a replay), otherwise in a child overlay merged only on success.
 fn apply_isolated(
     parent: &mut Overlay<'_>,
     update: &Update,
     registry: &UserFunctionRegistry,
 ) -> Result<UpdateResult, StoreError> {
+    if decides_before_writing(update) {
+        return apply_update(parent, update, registry);
+    }
     let mut child = Overlay::new(&*parent);
     let result = apply_update(&mut child, update, registry)?;
     let pending = child.finish();

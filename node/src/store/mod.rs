@@ -119,6 +119,16 @@ pub trait Store: Send {
         values.iter().map(|(i, v)| self.apply(*i, v)).collect()
     }
 
+    /// Replay's fast path: applies consecutive committed values whose results nobody waits for,
+    /// taking them out of `values` (left empty, its capacity kept for the next batch). The same
+    /// as `apply_many` with the results dropped; a store may move the values into place instead
+    /// of copying them.
+    fn apply_replayed(&mut self, values: &mut Vec<(u64, Value)>) -> Result<(), StoreError> {
+        self.apply_many(values)?;
+        values.clear();
+        Ok(())
+    }
+
     /// Makes everything applied so far durable (the store needs no fsync per value: the TLog
     /// is the truth and replay restores what a crash loses).
     fn flush(&mut self) -> Result<(), StoreError>;

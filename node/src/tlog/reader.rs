@@ -81,7 +81,7 @@ fn scan_file(
     file: &TlogFile,
     is_last_file: bool,
     prev: &mut Option<Prev>,
-    visit: &mut dyn FnMut(&Entry, Position<'_>) -> bool,
+    visit: &mut dyn FnMut(Entry, Position<'_>) -> bool,
 ) -> Result<(FileSummary, Option<TlogError>), TlogError> {
     let name = file.name();
     let path = dir.path_of(&name);
@@ -147,8 +147,19 @@ fn scan_file(
                 summary.last_i = Some(entry.i);
                 summary.last_marker.clone_from(&entry.marker);
                 summary.valid_bytes = offset + len;
-                *prev = Some(Prev { file: name.clone(), i: entry.i, in_previous_file: false });
-                if !visit(&entry, Position { file, offset }) {
+                match prev.as_mut() {
+                    // Most entries follow one in the same file: no copy of its name for each.
+                    Some(p) if p.file == name => {
+                        p.i = entry.i;
+                        p.in_previous_file = false;
+                    }
+                    _ => {
+                        *prev =
+                            Some(Prev { file: name.clone(), i: entry.i, in_previous_file: false })
+                    }
+                }
+                // Handed over, not copied: replay keeps the values it reads.
+                if !visit(entry, Position { file, offset }) {
                     return Ok((summary, None));
                 }
                 continue;
@@ -214,7 +225,8 @@ pub fn validate_with(
     }
     let mut prev = None;
     for (k, file) in files.iter().enumerate() {
-        let (summary, problem) = scan_file(dir, file, k + 1 == files.len(), &mut prev, visit)?;
+        let (summary, problem) =
+            scan_file(dir, file, k + 1 == files.len(), &mut prev, &mut |e, p| visit(&e, p))?;
         out.files.push(summary);
         if let Some(problem) = problem {
             out.problems.push(problem);
@@ -259,13 +271,22 @@ pub fn walk(
     from_i: u64,
     visit: &mut dyn FnMut(&Entry, Position<'_>) -> bool,
 ) -> Result<(), TlogError> {
+    walk_owned(dir, from_i, &mut |e, p| visit(&e, p))
+}
+
+/// [`walk`], handing each entry over to `visit`.
+fn walk_owned(
+    dir: &dyn LogDir,
+    from_i: u64,
+    visit: &mut dyn FnMut(Entry, Position<'_>) -> bool,
+) -> Result<(), TlogError> {
     let files = list_files(dir)?;
     check_numbers(dir, &files)?;
     let start = start_index(dir, &files, from_i)?;
     let mut prev = None;
     let mut stopped = false;
     for (k, file) in files.iter().enumerate().skip(start) {
-        let mut inner = |e: &Entry, p: Position<'_>| {
+        let mut inner = |e: Entry, p: Position<'_>| {
             if e.i < from_i {
                 return true;
             }
@@ -295,7 +316,7 @@ pub fn for_each_committed<E>(
 ) -> Result<Result<(), E>, TlogError> {
     let mut pending: Option<Entry> = None;
     let mut failure = None;
-    walk(dir, from_i, &mut |entry, _| {
+    walk_owned(dir, from_i, &mut |entry, _| {
         match pending.take() {
             Some(p) if p.i != entry.i => {
                 if let Err(e) = visit(p) {
@@ -305,7 +326,7 @@ pub fn for_each_committed<E>(
             }
             _ => {}
         }
-        pending = Some(entry.clone());
+        pending = Some(entry);
         true
     })?;
     if let Some(e) = failure {
