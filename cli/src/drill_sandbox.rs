@@ -18,21 +18,17 @@
 //! is not reproducible, so a seed names a schedule, not a run.
 
 use crate::drill_live::{Live, Status};
-use arakoon_chaos::drill::{Action, Condition, Drill, Expectation, When};
+use arakoon_chaos::drill::{Action, Condition, Drill, When};
 use arakoon_chaos::faults::{Fault, Target};
 use arakoon_chaos::proxy::{LinkMode, LinkState};
 use arakoon_chaos::sandbox::{self, NetState, SandboxState};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request as Control};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value as HValue};
-use arakoon_node::client::{Client, ClientConfig, ClientError};
-use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
-use arakoon_node::rc::Rc;
-use arakoon_node::value::Update;
-use arakoon_sim::world::history::{
-    multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
-    OpSummary, Recorder, Space,
-};
+use arakoon_node::client::{Client, ClientConfig};
+use arakoon_sim::real_client::{self, Journal};
+use arakoon_sim::world::history::{Linearizability, OpSummary, Recorder, Space};
+use arakoon_sim::world::script::{bridge_link, bridge_node, ring_link};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -319,7 +315,9 @@ async fn run_inside(
             broke = Some(format!("in_sync: {e}"));
         }
     }
-    final_reads(drill, &cfg, &shared).await;
+    // One process more than clients: the final reads.
+    let reader = Client::new(cfg.clone());
+    real_client::final_reads(drill.workload.clients, drill.workload.keys, reader, &*shared).await;
     let end_ms = shared.now_us() / 1000;
     shared.observed_enough.store(true, std::sync::atomic::Ordering::SeqCst);
     let (roles, restarts) = observer.await.map_err(|e| format!("the observer failed: {e}"))?;
@@ -339,27 +337,7 @@ async fn run_inside(
             }
         }
     }
-    if broke.is_none() {
-        for e in &drill.expect {
-            if let Expectation::MasterWithin(limit) = e {
-                match master_after {
-                    Some(ms) if ms <= limit.0 => {}
-                    other => {
-                        broke = Some(format!(
-                            "master_within: {} after the last step, not within {limit}",
-                            other.map_or("no master".to_string(), |ms| format!("{ms}ms"))
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    let (passed, verdict) = match (drill.expects_violation(), broke) {
-        (false, None) => (true, "every check held".to_string()),
-        (false, Some(b)) => (false, b),
-        (true, Some(b)) => (true, format!("the expected violation: {b}")),
-        (true, None) => (false, "expected a violation, but every check held".to_string()),
-    };
+    let (passed, verdict) = real_client::judge(drill, broke, master_after);
     let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::SeqCst);
     let fault_log = std::mem::take(&mut *shared.faults.lock().expect("fault log"));
     Ok(SandboxRun {
@@ -460,7 +438,8 @@ async fn observe(
     (roles, restarts)
 }
 
-/// One client: draws operations by the drill's weights, records each in the history.
+/// One client: draws operations by the drill's weights until the run stops, records each in
+/// the history.
 async fn client_loop(
     c: usize,
     cfg: ClientConfig,
@@ -468,158 +447,31 @@ async fn client_loop(
     seed: u64,
     shared: Arc<Shared>,
 ) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut client = Client::new(cfg);
-    let m = &workload.mix;
-    let weights = [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range];
-    let total: u32 = weights.iter().sum::<u32>().max(1);
     // Real processes answer in milliseconds: without a rate, a 0-20 ms pause keeps the load
     // heavy without starving the nodes of the machine's cores.
     let pause_us = match workload.rate {
         Some(_) => workload.pause_us(),
         None => (0, 20_000),
     };
-    let mut seen: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
-    let mut op = 0u64;
-    while !shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
-        op += 1;
-        let mut draw = rng.gen_range(0..total);
-        let mut choice = 0;
-        while choice < 5 && draw >= weights[choice] {
-            draw -= weights[choice];
-            choice += 1;
-        }
-        let key = workload.key_distribution.pick(workload.keys, rng.gen());
-        let key = format!("k{key}").into_bytes();
-        let base = format!("c{c}-{op}");
-        issue(c, op, choice, key, &base, &mut rng, &mut client, &mut seen, &shared).await;
-        tokio::time::sleep(Duration::from_micros(rng.gen_range(pause_us.0..=pause_us.1))).await;
-    }
+    let go_on = || !shared.stop.load(std::sync::atomic::Ordering::SeqCst);
+    real_client::run_client(c, Client::new(cfg), &workload, seed, pause_us, &*shared, go_on).await;
 }
 
-const MULTI_KEYS: usize = 4;
+/// The run's history: each event stamped in µs since the start, and counted.
+impl Journal for Shared {
+    fn call(&self, c: usize, op: u64, space: Space, raw: RawCall) {
+        self.recorder.lock().expect("recorder").call(c, op, self.now_us(), space, raw);
+    }
 
-#[allow(clippy::too_many_arguments)]
-async fn issue(
-    c: usize,
-    op: u64,
-    choice: usize,
-    key: Vec<u8>,
-    unique_base: &str,
-    rng: &mut ChaCha8Rng,
-    client: &mut Client,
-    seen: &mut std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    shared: &Shared,
-) {
-    let unique = |tag: &str| format!("{unique_base}{tag}").into_bytes();
-    let call = |space: Space, raw: RawCall| {
-        shared.recorder.lock().expect("recorder").call(c, op, shared.now_us(), space, raw);
-    };
-    let s_keys: Vec<String> = (0..MULTI_KEYS).map(|k| format!("s{k}")).collect();
-    // Each arm: (the result, what to record on success).
-    let result: Result<Option<HValue>, ClientError> = match choice {
-        0 => {
-            call(
-                Space::Kv,
-                RawCall { f: "get".into(), key: Some(str_value(&key)), value: HValue::Nil },
-            );
-            match client.get(&key).await {
-                Ok(v) => {
-                    seen.insert(key.clone(), Some(v.clone()));
-                    Ok(Some(str_value(&v)))
-                }
-                Err(ClientError::Failed { rc: Rc::NotFound, .. }) => {
-                    seen.insert(key.clone(), None);
-                    Ok(Some(HValue::Nil))
-                }
-                Err(e) => Err(e),
-            }
-        }
-        1 => {
-            let v = unique("");
-            call(
-                Space::Kv,
-                RawCall { f: "set".into(), key: Some(str_value(&key)), value: str_value(&v) },
-            );
-            let r = client.set(&key, &v).await.map(|_| None);
-            if r.is_ok() {
-                seen.insert(key.clone(), Some(v));
-            }
-            r
-        }
-        2 => {
-            call(
-                Space::Kv,
-                RawCall { f: "delete".into(), key: Some(str_value(&key)), value: HValue::Nil },
-            );
-            client.delete(&key).await.map(|_| None)
-        }
-        3 => {
-            let expected = seen.get(&key).cloned().flatten();
-            let wanted = unique("t");
-            let value = HValue::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
-            call(
-                Space::Kv,
-                RawCall { f: "test_and_set".into(), key: Some(str_value(&key)), value },
-            );
-            client
-                .test_and_set(&key, expected.as_deref(), Some(&wanted))
-                .await
-                .map(|before| Some(opt_value(before.as_deref())))
-        }
-        4 => {
-            let a = rng.gen_range(0..MULTI_KEYS);
-            let b = (a + rng.gen_range(1..MULTI_KEYS)) % MULTI_KEYS;
-            let (ka, kb) = (s_keys[a].as_bytes().to_vec(), s_keys[b].as_bytes().to_vec());
-            let (va, vb) = (unique("a"), unique("b"));
-            let delete = rng.gen_bool(0.5);
-            let second = if delete {
-                Update::Delete { key: kb.clone() }
-            } else {
-                Update::Set { key: kb.clone(), value: vb.clone() }
-            };
-            let raw_second = if delete {
-                HValue::List(vec![str_value(b"delete"), str_value(&kb)])
-            } else {
-                HValue::List(vec![str_value(b"set"), str_value(&kb), str_value(&vb)])
-            };
-            let raw = HValue::List(vec![
-                HValue::List(vec![str_value(b"set"), str_value(&ka), str_value(&va)]),
-                raw_second,
-            ]);
-            call(Space::Multi, RawCall { f: "sequence".into(), key: None, value: raw });
-            let updates = vec![Update::Set { key: ka, value: va }, second];
-            client.sequence(updates, false).await.map(|_| None)
-        }
-        _ => {
-            let steps = s_keys
-                .iter()
-                .map(|k| {
-                    HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), HValue::Nil])
-                })
-                .collect();
-            call(Space::Multi, RawCall { f: "txn".into(), key: None, value: HValue::List(steps) });
-            client
-                .range_entries(Consistency::Consistent, multi_key_range())
-                .await
-                .map(|entries| Some(range_as_reads(&entries, MULTI_KEYS)))
-        }
-    };
-    let (outcome, output) = match result {
-        Ok(out) => (Outcome::Ok, out),
-        Err(ClientError::Failed { rc, .. }) if outcome_of_refusal(rc) == Outcome::Unknown => {
-            (Outcome::Unknown, None)
-        }
-        Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => (Outcome::Fail, None),
-        Err(ClientError::Unknown(_)) => (Outcome::Unknown, None),
-    };
-    let counter = match outcome {
-        Outcome::Ok => &shared.ok,
-        Outcome::Fail => &shared.failed,
-        Outcome::Unknown => &shared.unknown,
-    };
-    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    shared.recorder.lock().expect("recorder").done(c, op, shared.now_us(), outcome, output);
+    fn done(&self, c: usize, op: u64, outcome: Outcome, output: Option<HValue>) {
+        let counter = match outcome {
+            Outcome::Ok => &self.ok,
+            Outcome::Fail => &self.failed,
+            Outcome::Unknown => &self.unknown,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.recorder.lock().expect("recorder").done(c, op, self.now_us(), outcome, output);
+    }
 }
 
 /// The nodes a target names now.
@@ -831,19 +683,14 @@ async fn apply(
             format!("{} ->{}", note(&a), note(&b))
         }
         Fault::Ring => {
-            let net = links(dir, |i, j| {
-                let d = (i + n - j) % n;
-                d.min(n - d) <= 1
-            })?;
+            let net = links(dir, |i, j| ring_link(n, i, j))?;
             send(dir, Control::Net { links: net })?;
             String::new()
         }
         Fault::Bridge => {
-            let b = n / 2;
-            let side = |k: usize| k < b;
-            let net = links(dir, |i, j| i == b || j == b || side(i) == side(j))?;
+            let net = links(dir, |i, j| bridge_link(n, i, j))?;
             send(dir, Control::Net { links: net })?;
-            format!(" (bridge n{b})")
+            format!(" (bridge n{})", bridge_node(n))
         }
         Fault::Heal => {
             send(dir, Control::Net { links: NetState::new() })?;
@@ -912,16 +759,7 @@ async fn apply(
 
 /// The highest slot any node has applied.
 async fn committed_anywhere(cfg: &ClientConfig) -> Option<u64> {
-    let c = Client::new(cfg.clone());
-    let mut best = None;
-    for k in 0..cfg.nodes.len() {
-        if let Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) =
-            c.ask(k, &Request::GetTxid).await
-        {
-            best = best.max(Some(i));
-        }
-    }
-    best
+    real_client::committed_anywhere(&Client::new(cfg.clone())).await
 }
 
 async fn holds(dir: &Path, cfg: &ClientConfig, condition: Condition, target: Option<u64>) -> bool {
@@ -932,19 +770,7 @@ async fn holds(dir: &Path, cfg: &ClientConfig, condition: Condition, target: Opt
             if s.nodes.iter().any(|n| n.pid.is_none() || n.paused) {
                 return false;
             }
-            let c = Client::new(cfg.clone());
-            for k in 0..cfg.nodes.len() {
-                match c.ask(k, &Request::GetTxid).await {
-                    Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) => {
-                        if condition == Condition::AllInSync && Some(i) < target {
-                            return false;
-                        }
-                    }
-                    Ok(_) if condition == Condition::AllUp || target.is_none() => {}
-                    _ => return false,
-                }
-            }
-            true
+            real_client::nodes_answer(&Client::new(cfg.clone()), condition, target).await
         }
     }
 }
@@ -975,19 +801,6 @@ async fn settle(dir: &Path, cfg: &ClientConfig) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err("the nodes did not all catch up within 30 s of the heal".into())
-}
-
-/// One consistent read of every key, recorded, so that a lost write shows in the history.
-async fn final_reads(drill: &Drill, cfg: &ClientConfig, shared: &Shared) {
-    let mut c = Client::new(cfg.clone());
-    let reader = drill.workload.clients;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut seen = Default::default();
-    for (op, k) in (0..drill.workload.keys.max(1)).enumerate() {
-        let key = format!("k{k}").into_bytes();
-        issue(reader, 1_000_000 + op as u64, 0, key, "", &mut rng, &mut c, &mut seen, shared).await;
-    }
-    issue(reader, 2_000_000, 5, Vec::new(), "", &mut rng, &mut c, &mut seen, shared).await;
 }
 
 /// How often a collapse with `for:` asks each node again.

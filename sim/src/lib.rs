@@ -5,6 +5,7 @@
 //! a `u64`, so a seed replays a run exactly.
 
 pub mod drill;
+pub mod real_client;
 pub mod tier_b;
 pub mod world;
 

@@ -22,22 +22,17 @@
 use super::cluster::{builder, Cluster, ClusterSpec};
 use super::net::TurmoilNet;
 use super::workload::now_us;
-use crate::world::history::{
-    multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
-    OpSummary, Recorder, Space,
-};
-use arakoon_chaos::drill::{Action, Condition, Drill, Expectation, When, WorkloadSpec};
+use crate::real_client::{self, Journal};
+use crate::world::history::{Linearizability, OpSummary, Recorder, Space};
+use crate::world::script::{bridge_link, bridge_node, link_matrix, ring_link};
+use arakoon_chaos::drill::{Action, Condition, Drill, When, WorkloadSpec};
 use arakoon_chaos::faults::{Fault, Target};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
-use arakoon_node::client::{Client, ClientConfig, ClientError};
-use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
-use arakoon_node::rc::Rc as ReturnCode;
-use arakoon_node::value::Update;
+use arakoon_node::client::{Client, ClientConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -47,8 +42,6 @@ const POLL_MS: u64 = 50;
 const SETTLE_MS: u64 = 30_000;
 /// How long after the last step a master is looked for (`master_within`), virtual ms.
 const MASTER_WAIT_MS: u64 = 30_000;
-/// The sequence keys `s0..s3`.
-const MULTI_KEYS: usize = 4;
 /// The checker's budget, real time.
 const CHECK_LIMIT: Duration = Duration::from_secs(60);
 
@@ -174,27 +167,7 @@ pub fn run_drill(drill: &Drill, seed: u64) -> TurmoilDrillRun {
     } else {
         "not checked: the run broke first".to_string()
     };
-    if broke.is_none() {
-        for e in &drill.expect {
-            if let Expectation::MasterWithin(limit) = e {
-                match b.master_after_ms {
-                    Some(ms) if ms <= limit.0 => {}
-                    other => {
-                        broke = Some(format!(
-                            "master_within: {} after the last step, not within {limit}",
-                            other.map_or("no master".to_string(), |ms| format!("{ms}ms"))
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    let (passed, verdict) = match (drill.expects_violation(), broke) {
-        (false, None) => (true, "every check held".to_string()),
-        (false, Some(x)) => (false, x),
-        (true, Some(x)) => (true, format!("the expected violation: {x}")),
-        (true, None) => (false, "expected a violation, but every check held".to_string()),
-    };
+    let (passed, verdict) = real_client::judge(drill, broke, b.master_after_ms);
     TurmoilDrillRun {
         seed,
         passed,
@@ -374,22 +347,15 @@ async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> tu
             "in_sync: the nodes did not all catch up within {SETTLE_MS} ms of the heal"
         ));
     }
-    final_reads(&drill, &cfg, &board).await;
+    // One process more than clients: the director reads every key once more.
+    let client = Client::with_network(cfg.clone(), TurmoilNet);
+    real_client::final_reads(drill.workload.clients, drill.workload.keys, client, &*board).await;
     Ok(())
 }
 
 /// The last slot any node applied.
 async fn committed_anywhere(cfg: &ClientConfig) -> Option<u64> {
-    let c = Client::with_network(cfg.clone(), TurmoilNet);
-    let mut best = None;
-    for k in 0..cfg.nodes.len() {
-        if let Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) =
-            c.ask(k, &Request::GetTxid).await
-        {
-            best = best.max(Some(i));
-        }
-    }
-    best
+    real_client::committed_anywhere(&Client::with_network(cfg.clone(), TurmoilNet)).await
 }
 
 async fn holds(
@@ -406,19 +372,12 @@ async fn holds(
             if board.borrow().up.iter().any(|up| !up) {
                 return false;
             }
-            let c = Client::with_network(cfg.clone(), TurmoilNet);
-            for k in 0..cfg.nodes.len() {
-                match c.ask(k, &Request::GetTxid).await {
-                    Ok(Reply::Ok(Payload::Consistency(Consistency::AtLeast(i)))) => {
-                        if condition == Condition::AllInSync && Some(i) < target {
-                            return false;
-                        }
-                    }
-                    Ok(_) if condition == Condition::AllUp || target.is_none() => {}
-                    _ => return false,
-                }
-            }
-            true
+            real_client::nodes_answer(
+                &Client::with_network(cfg.clone(), TurmoilNet),
+                condition,
+                target,
+            )
+            .await
         }
     }
 }
@@ -488,9 +447,7 @@ async fn apply(
 ) -> Result<String, String> {
     let n = cfg.nodes.len();
     let push = |c: Command| board.borrow_mut().commands.push(c);
-    let links = |group: &dyn Fn(usize) -> usize| -> Vec<Vec<bool>> {
-        (0..n).map(|a| (0..n).map(|b| group(a) == group(b)).collect()).collect()
-    };
+    let links = |group: &dyn Fn(usize) -> usize| link_matrix(n, |a, b| group(a) == group(b));
     Ok(match fault {
         Fault::Kill(t) => {
             let ks = resolve(cfg, board, t, rng).await;
@@ -535,26 +492,12 @@ async fn apply(
             names(&ks)
         }
         Fault::Ring => {
-            let reach = (0..n)
-                .map(|i| {
-                    (0..n)
-                        .map(|j| {
-                            let d = (i + n - j) % n;
-                            d.min(n - d) <= 1
-                        })
-                        .collect()
-                })
-                .collect();
-            push(Command::Links(reach));
+            push(Command::Links(link_matrix(n, |i, j| ring_link(n, i, j))));
             String::new()
         }
         Fault::Bridge => {
-            let b = n / 2;
-            let side = |k: usize| if k < b { 0 } else { 1 };
-            let reach =
-                (0..n).map(|i| (0..n).map(|j| i == b || j == b || side(i) == side(j)).collect()).collect();
-            push(Command::Links(reach));
-            format!(" (bridge n{b})")
+            push(Command::Links(link_matrix(n, |i, j| bridge_link(n, i, j))));
+            format!(" (bridge n{})", bridge_node(n))
         }
         Fault::Heal => {
             push(Command::Heal);
@@ -583,7 +526,8 @@ async fn apply(
     })
 }
 
-/// One client: draws operations by the drill's weights and pace, records each in the history.
+/// One client: draws operations by the drill's weights and pace until the drill's duration is
+/// over, records each in the history.
 async fn client_loop(
     c: usize,
     cfg: ClientConfig,
@@ -592,152 +536,27 @@ async fn client_loop(
     end_ms: u64,
     board: Shared,
 ) -> turmoil::Result {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut client = Client::with_network(cfg, TurmoilNet);
-    let m = &workload.mix;
-    let weights = [m.get, m.set, m.delete, m.test_and_set, m.sequence, m.range];
-    let total: u32 = weights.iter().sum::<u32>().max(1);
+    let client = Client::with_network(cfg, TurmoilNet);
     let (pause_min_us, pause_max_us) = workload.pause_us();
-    let mut seen = BTreeMap::new();
-    let mut op = 0u64;
-    while now_ms() < end_ms {
-        op += 1;
-        let mut draw = rng.gen_range(0..total);
-        let mut choice = 0;
-        while choice < 5 && draw >= weights[choice] {
-            draw -= weights[choice];
-            choice += 1;
-        }
-        let k = workload.key_distribution.pick(workload.keys, rng.gen::<f64>());
-        let key = format!("k{k}").into_bytes();
-        let base = format!("c{c}-{op}");
-        issue(c, op, choice, key, &base, &mut rng, &mut client, &mut seen, &board).await;
-        let pause_us = rng.gen_range(pause_min_us..=pause_max_us.max(pause_min_us));
-        tokio::time::sleep(Duration::from_micros(pause_us)).await;
-    }
+    let pause_us = (pause_min_us, pause_max_us.max(pause_min_us));
+    real_client::run_client(c, client, &workload, seed, pause_us, &*board, || now_ms() < end_ms)
+        .await;
     Ok(())
 }
 
-/// One consistent read of every key and of the sequence keys, recorded, so that a lost write
-/// shows in the history.
-async fn final_reads(drill: &Drill, cfg: &ClientConfig, board: &Shared) {
-    let mut client = Client::with_network(cfg.clone(), TurmoilNet);
-    let reader = drill.workload.clients;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut seen = BTreeMap::new();
-    for (op, k) in (0..drill.workload.keys.max(1)).enumerate() {
-        let key = format!("k{k}").into_bytes();
-        let op = 1_000_000 + op as u64;
-        issue(reader, op, 0, key, "", &mut rng, &mut client, &mut seen, board).await;
+/// The board keeps the history: each event stamped in virtual time, and counted.
+impl Journal for RefCell<Board> {
+    fn call(&self, c: usize, op: u64, space: Space, raw: RawCall) {
+        self.borrow_mut().recorder.call(c, op, now_us(), space, raw);
     }
-    issue(reader, 2_000_000, 5, Vec::new(), "", &mut rng, &mut client, &mut seen, board).await;
-}
 
-/// Issues one operation (`choice`: get, set, delete, test_and_set, sequence, range) and records
-/// its call and outcome.
-#[allow(clippy::too_many_arguments)] // one call site per kind of caller; a struct would only rename them
-async fn issue(
-    c: usize,
-    op: u64,
-    choice: usize,
-    key: Vec<u8>,
-    unique_base: &str,
-    rng: &mut ChaCha8Rng,
-    client: &mut Client<TurmoilNet>,
-    seen: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    board: &Shared,
-) {
-    let unique = |tag: &str| format!("{unique_base}{tag}").into_bytes();
-    let call = |space: Space, raw: RawCall| {
-        board.borrow_mut().recorder.call(c, op, now_us(), space, raw);
-    };
-    let kv = |f: &str, value: Value| RawCall { f: f.into(), key: Some(str_value(&key)), value };
-    let result: Result<Option<Value>, ClientError> = match choice {
-        0 => {
-            call(Space::Kv, kv("get", Value::Nil));
-            match client.get(&key).await {
-                Ok(v) => {
-                    seen.insert(key.clone(), Some(v.clone()));
-                    Ok(Some(str_value(&v)))
-                }
-                Err(ClientError::Failed { rc: ReturnCode::NotFound, .. }) => {
-                    seen.insert(key.clone(), None);
-                    Ok(Some(Value::Nil))
-                }
-                Err(e) => Err(e),
-            }
+    fn done(&self, c: usize, op: u64, outcome: Outcome, output: Option<Value>) {
+        let mut b = self.borrow_mut();
+        match outcome {
+            Outcome::Ok => b.ok += 1,
+            Outcome::Fail => b.failed += 1,
+            Outcome::Unknown => b.unknown += 1,
         }
-        1 => {
-            let v = unique("");
-            call(Space::Kv, kv("set", str_value(&v)));
-            let r = client.set(&key, &v).await.map(|_| None);
-            if r.is_ok() {
-                seen.insert(key.clone(), Some(v));
-            }
-            r
-        }
-        2 => {
-            call(Space::Kv, kv("delete", Value::Nil));
-            client.delete(&key).await.map(|_| None)
-        }
-        3 => {
-            let expected = seen.get(&key).cloned().flatten();
-            let wanted = unique("t");
-            let value = Value::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
-            call(Space::Kv, kv("test_and_set", value));
-            client
-                .test_and_set(&key, expected.as_deref(), Some(&wanted))
-                .await
-                .map(|before| Some(opt_value(before.as_deref())))
-        }
-        4 => {
-            let a = rng.gen_range(0..MULTI_KEYS);
-            let b = (a + rng.gen_range(1..MULTI_KEYS)) % MULTI_KEYS;
-            let (ka, kb) = (format!("s{a}").into_bytes(), format!("s{b}").into_bytes());
-            let (va, vb) = (unique("a"), unique("b"));
-            let delete = rng.gen_bool(0.5);
-            let (second, raw_second) = if delete {
-                let raw = Value::List(vec![str_value(b"delete"), str_value(&kb)]);
-                (Update::Delete { key: kb }, raw)
-            } else {
-                let raw = Value::List(vec![str_value(b"set"), str_value(&kb), str_value(&vb)]);
-                (Update::Set { key: kb, value: vb }, raw)
-            };
-            let raw = Value::List(vec![
-                Value::List(vec![str_value(b"set"), str_value(&ka), str_value(&va)]),
-                raw_second,
-            ]);
-            call(Space::Multi, RawCall { f: "sequence".into(), key: None, value: raw });
-            let updates = vec![Update::Set { key: ka, value: va }, second];
-            client.sequence(updates, false).await.map(|_| None)
-        }
-        _ => {
-            let reads = (0..MULTI_KEYS)
-                .map(|k| {
-                    let key = format!("s{k}");
-                    Value::List(vec![str_value(b"read"), str_value(key.as_bytes()), Value::Nil])
-                })
-                .collect();
-            call(Space::Multi, RawCall { f: "txn".into(), key: None, value: Value::List(reads) });
-            client
-                .range_entries(Consistency::Consistent, multi_key_range())
-                .await
-                .map(|entries| Some(range_as_reads(&entries, MULTI_KEYS)))
-        }
-    };
-    let (outcome, output) = match result {
-        Ok(out) => (Outcome::Ok, out),
-        Err(ClientError::Failed { rc, .. }) if outcome_of_refusal(rc) == Outcome::Unknown => {
-            (Outcome::Unknown, None)
-        }
-        Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => (Outcome::Fail, None),
-        Err(ClientError::Unknown(_)) => (Outcome::Unknown, None),
-    };
-    let mut b = board.borrow_mut();
-    match outcome {
-        Outcome::Ok => b.ok += 1,
-        Outcome::Fail => b.failed += 1,
-        Outcome::Unknown => b.unknown += 1,
+        b.recorder.done(c, op, now_us(), outcome, output);
     }
-    b.recorder.done(c, op, now_us(), outcome, output);
 }

@@ -307,27 +307,12 @@ impl World {
                 format!("{} -> {}", names(&a), names(&b))
             }
             Fault::Ring => {
-                let matrix: Vec<Vec<bool>> = (0..n)
-                    .map(|i| {
-                        (0..n)
-                            .map(|j| {
-                                let d = (i + n - j) % n;
-                                d.min(n - d) <= 1
-                            })
-                            .collect()
-                    })
-                    .collect();
-                self.net.set_matrix(&matrix);
+                self.net.set_matrix(&link_matrix(n, |i, j| ring_link(n, i, j)));
                 String::new()
             }
             Fault::Bridge => {
-                let b = n / 2;
-                let side = |k: usize| if k < b { 0 } else { 1 };
-                let matrix: Vec<Vec<bool>> = (0..n)
-                    .map(|i| (0..n).map(|j| i == b || j == b || side(i) == side(j)).collect())
-                    .collect();
-                self.net.set_matrix(&matrix);
-                format!(" (bridge n{b})")
+                self.net.set_matrix(&link_matrix(n, |i, j| bridge_link(n, i, j)));
+                format!(" (bridge n{})", bridge_node(n))
             }
             Fault::Heal => {
                 self.net.heal();
@@ -461,4 +446,29 @@ impl World {
             Fault::Collapse { .. } => " (not applied: the simulator keeps no head)".into(),
         }
     }
+}
+
+/// Whether `i` and `j` talk in a `ring` of `n` nodes: each reaches only its two neighbours.
+/// The same shape on every tier.
+pub fn ring_link(n: usize, i: usize, j: usize) -> bool {
+    let d = (i + n - j) % n;
+    d.min(n - d) <= 1
+}
+
+/// The node a `bridge` of `n` nodes leaves in both halves: the middle one.
+pub fn bridge_node(n: usize) -> usize {
+    n / 2
+}
+
+/// Whether `i` and `j` talk in a `bridge` of `n` nodes: the nodes below the bridge node and
+/// those above it reach each other only through it. The same shape on every tier.
+pub fn bridge_link(n: usize, i: usize, j: usize) -> bool {
+    let b = bridge_node(n);
+    let below = |k: usize| k < b;
+    i == b || j == b || below(i) == below(j)
+}
+
+/// The `n` by `n` matrix of which node pairs talk (`[from][to]`).
+pub fn link_matrix(n: usize, link: impl Fn(usize, usize) -> bool) -> Vec<Vec<bool>> {
+    (0..n).map(|i| (0..n).map(|j| link(i, j)).collect()).collect()
 }
