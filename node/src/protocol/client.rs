@@ -761,14 +761,15 @@ pub fn decode_reply(
     }
 }
 
-fn decode_reply_from(kind: ReplyKind, r: &mut Reader<'_>) -> Result<Reply, DecodeError> {
+/// A return code; one the protocol does not know is refused where it stands.
+fn read_rc(r: &mut Reader<'_>, what: &'static str) -> Result<Rc, DecodeError> {
     let at = r.position();
     let code = r.i32()? as u32;
-    let rc = Rc::from_code(code).ok_or(DecodeError::BadTag {
-        at,
-        what: "return code",
-        tag: i64::from(code),
-    })?;
+    Rc::from_code(code).ok_or(DecodeError::BadTag { at, what, tag: i64::from(code) })
+}
+
+fn decode_reply_from(kind: ReplyKind, r: &mut Reader<'_>) -> Result<Reply, DecodeError> {
+    let rc = read_rc(r, "return code")?;
     if rc != Rc::Ok {
         return Ok(Reply::Failed { rc, message: r.bytes()? });
     }
@@ -871,13 +872,7 @@ impl StepFrame {
     pub fn decode(buf: &[u8]) -> Result<Option<(StepFrame, usize)>, DecodeError> {
         let mut r = Reader::new(buf);
         let step = (|| {
-            let at = r.position();
-            let code = r.i32()? as u32;
-            let rc = Rc::from_code(code).ok_or(DecodeError::BadTag {
-                at,
-                what: "step return code",
-                tag: i64::from(code),
-            })?;
+            let rc = read_rc(&mut r, "step return code")?;
             Ok(StepFrame { rc, message: r.string("step message")? })
         })();
         match step {
