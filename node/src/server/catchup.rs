@@ -15,7 +15,7 @@ use crate::llio::VALUE_BYTES_MAX;
 use crate::protocol::client::{decode_reply, encode_prologue, EntryFrame, Payload, Reply, Request};
 use crate::rc::Rc;
 use crate::store::{SledStore, Store};
-use crate::tlog::{LogDir, TlogConfig, TlogWriter};
+use crate::tlog::{LogDir, TlogWriter};
 use crate::value::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -329,13 +329,6 @@ pub async fn fetch_head<N: Network>(
     Ok(FetchedHead { head_i, incoming, store_copy })
 }
 
-fn tlog_config(config: &ClusterConfig) -> TlogConfig {
-    TlogConfig {
-        entries_per_file_max: config.tlog_max_entries,
-        file_bytes_max: config.tlog_max_size,
-    }
-}
-
 /// Adopts a fetched head on a node whose TLog writer and store are closed (steps 1 to 4 of
 /// [`crate::head::adopt_head`]), then opens both again: the store holds the head, the log is one
 /// empty file after it.
@@ -355,7 +348,7 @@ pub fn adopt_closed(
     let store = SledStore::open(&store_path, &config.cluster_id).map_err(|e| e.to_string())?;
     assert_eq!(store.applied(), Some(fetched.head_i), "the adopted store is the head's copy");
     let (writer, _) =
-        TlogWriter::open(dir, tlog_config(config), &node.name).map_err(|e| e.to_string())?;
+        TlogWriter::open(dir, config.tlog(), &node.name).map_err(|e| e.to_string())?;
     assert_eq!(writer.last_i(), None, "the log restarts empty after an adopted head");
     Ok((writer, store))
 }

@@ -16,7 +16,7 @@ use super::persist::{PersistJob, Persisted, Persister};
 use super::startup::{prepare, StartError};
 use super::storage::{prepare_in_memory, NodeStore, Storage};
 use crate::config::ClusterConfig;
-use crate::consensus::{self, Action, ClientReqId, Durable, Input, Machine, NodeIdx, RoleName};
+use crate::consensus::{Action, ClientReqId, Durable, Input, Machine, NodeIdx, RoleName};
 use crate::llio::Put;
 use crate::protocol::client::{
     encode_error, encode_ok, Consistency, Payload, Request, SPOKEN_VERSION,
@@ -140,12 +140,7 @@ pub async fn serve<N: Network, C: Clock>(
     let peer_listener =
         net.bind(peer_addr).await.map_err(|source| ServeError::Bind { addr: peer_addr, source })?;
 
-    let mut ccfg = consensus::Config::new(config.names(), me, config.lease_ms);
-    ccfg.quorum = config.quorum();
-    ccfg.forced_master =
-        config.forced_master.as_ref().and_then(|m| config.names().iter().position(|n| n == m));
-    ccfg.batch_updates_max = config.batch_max_updates;
-    ccfg.batch_bytes_max = config.batch_max_bytes;
+    let ccfg = config.consensus(me);
     let durable = Durable {
         ballot: prepared.ballot,
         last: prepared.last.clone(),

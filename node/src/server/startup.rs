@@ -8,7 +8,7 @@ use crate::config::{ClusterConfig, NodeConfig};
 use crate::head::{self, CollapseError, StartProblem};
 use crate::replay::{self, ReplayError};
 use crate::store::{SledStore, Store, StoreError};
-use crate::tlog::{self, BallotRecord, FsDir, LogDir, TlogConfig, TlogError, TlogWriter};
+use crate::tlog::{self, BallotRecord, FsDir, LogDir, TlogError, TlogWriter};
 use crate::value::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,10 +101,7 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
     let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(&node.tlog_dir).map_err(|e| {
         StartError::BadTlogDir { path: node.tlog_dir.display().to_string(), reason: e.to_string() }
     })?);
-    let tlog_config = TlogConfig {
-        entries_per_file_max: config.tlog_max_entries,
-        file_bytes_max: config.tlog_max_size,
-    };
+    let tlog_config = config.tlog();
     // Validates the whole log first: any damage stops the start here.
     let (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
     let ballot = BallotRecord::load(dir.as_ref())?;

@@ -18,7 +18,7 @@ use crate::config::{ClusterConfig, NodeConfig};
 use crate::head;
 use crate::replay;
 use crate::store::{MasterRecord, MemoryStore, Range, SledStore, Store, StoreError, UpdateResult};
-use crate::tlog::{self, BallotRecord, LogDir, MemDir, TlogConfig, TlogWriter};
+use crate::tlog::{self, BallotRecord, LogDir, MemDir, TlogWriter};
 use crate::value::{Bytes, Key, Value};
 use std::sync::Arc;
 
@@ -147,10 +147,7 @@ pub fn prepare_in_memory(
     disk: &MemDir,
 ) -> Result<Prepared<MemoryStore>, StartError> {
     let dir: Arc<dyn LogDir> = Arc::new(disk.clone());
-    let tlog_config = TlogConfig {
-        entries_per_file_max: config.tlog_max_entries,
-        file_bytes_max: config.tlog_max_size,
-    };
+    let tlog_config = config.tlog();
     let (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
     let ballot = BallotRecord::load(dir.as_ref())?;
     // No head in memory: a log that does not start at its first file cannot be served.
