@@ -1,8 +1,9 @@
 //! `arakoon-admin sim`: run the deterministic simulator over one seed or a range of seeds.
 
 use crate::output::{progress_bar, say, Failure};
-use arakoon_sim::{run_seed, FaultMix, Outcome, SimConfig};
-use clap::{Args, ValueEnum};
+use arakoon_sim::campaign::{self, CampaignReport, Shard};
+use arakoon_sim::{FaultMix, Outcome, SimConfig};
+use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,7 +31,9 @@ pub enum FaultChoice {
 ///   arakoon-admin sim --seeds 0..20 --determinism
 ///   arakoon-admin sim --seeds 0..10 --pause 0ms..5ms    # heavy load
 ///   arakoon-admin sim --seed 7 --history /tmp/h && arakoon-admin check /tmp/h/seed7-kv.jsonl --model kv
+///   arakoon-admin sim --seeds 0..1000000 --shard 3/16 --jobs 2 --report shard3.json
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
     /// Run this one seed.
     #[arg(long, conflicts_with = "seeds")]
@@ -63,6 +66,43 @@ pub struct SimArgs {
     /// `seedN-sequences.jsonl`: `--model multi-key`).
     #[arg(long, value_name = "DIR")]
     history: Option<PathBuf>,
+    /// Worker threads, each running whole seeds (default: every core). The runs, and the
+    /// order they are reported in, do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
+    jobs: Option<usize>,
+    /// Run only the K-th of N disjoint slices of the seed range (every N-th seed), e.g. one
+    /// job of a CI matrix or of a batch cluster's array job; join the reports with `sim merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Write the campaign's report (seeds, failures with their replay commands, seeds per
+    /// fault family and cluster size, broken checks, speed) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<SimCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Join the reports of a campaign's shards (`sim --shard K/N --report FILE`) into one:
+    /// seeds, failures with their replay commands, counts per fault family, cluster size and
+    /// broken check. Refuses reports of different simulations or overlapping seeds.
+    ///
+    /// Example:
+    ///   arakoon-admin sim --seeds 0..100000 --shard 1/2 --report a.json
+    ///   arakoon-admin sim --seeds 0..100000 --shard 2/2 --report b.json
+    ///   arakoon-admin sim merge a.json b.json
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard reports.
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
+    /// Also write the merged report here.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 fn parse_duration_ms(text: &str) -> Result<u64, Failure> {
@@ -101,10 +141,19 @@ fn parse_range(text: &str) -> Result<std::ops::Range<u64>, Failure> {
 }
 
 pub fn run(args: SimArgs) -> Result<i32, Failure> {
-    let seeds = match args.seed {
+    if let Some(SimCommand::Merge(m)) = args.command {
+        return merge(m);
+    }
+    let range = match args.seed {
         Some(s) => s..s + 1,
         None => parse_range(&args.seeds)?,
     };
+    let shard = match &args.shard {
+        Some(text) => text.parse::<Shard>().map_err(|e| Failure::new(3, format!("--{e}")))?,
+        None => Shard::ALL,
+    };
+    let seeds: Vec<u64> = shard.seeds(range.clone()).collect();
+    let jobs = args.jobs.unwrap_or_else(campaign::all_cores).max(1);
     let faults = match args.faults {
         FaultChoice::Swarm => None,
         FaultChoice::All => Some(FaultMix::all()),
@@ -126,83 +175,138 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         args.nodes, args.clients, args.duration, args.pause, args.faults
     )
     .to_lowercase();
+    let slice = if shard == Shard::ALL { String::new() } else { format!(", shard {shard}") };
     println!(
-        "simulating seeds {}..{} ({} nodes, {} clients, {} each, faults {:?})",
-        seeds.start, seeds.end, cfg.nodes, cfg.clients, args.duration, args.faults
+        "simulating seeds {}..{}{slice}: {} seeds on {jobs} worker(s) ({} nodes, {} clients, {} each, faults {:?})",
+        range.start, range.end, seeds.len(), cfg.nodes, cfg.clients, args.duration, args.faults
     );
-    let bar = progress_bar(seeds.end - seeds.start, "seeds");
-    let started = Instant::now();
-    let (mut failures, mut simulated_ms, mut ok_ops, mut slots) = (0u64, 0u64, 0u64, 0u64);
-    let mut unchecked = 0u64;
     if let Some(dir) = &args.history {
         std::fs::create_dir_all(dir).map_err(|e| {
             Failure::new(3, format!("{}: cannot create the history directory: {e}", dir.display()))
         })?;
     }
-    for seed in seeds.clone() {
-        let report = run_seed(seed, &cfg);
-        simulated_ms += report.simulated_ms;
-        ok_ops += report.ops_ok;
-        slots += report.committed_slots;
-        if args.determinism {
-            let again = run_seed(seed, &cfg);
-            if again.trace != report.trace {
-                let at = report.trace.iter().zip(&again.trace).position(|(a, b)| a != b);
-                let at = at.unwrap_or(report.trace.len().min(again.trace.len()));
-                say(&bar, format!(
-                    "seed {seed}: NOT DETERMINISTIC: the runs diverge at event {at}:\n  first:  {}\n  second: {}",
-                    report.trace.get(at).map_or("(end)", String::as_str),
-                    again.trace.get(at).map_or("(end)", String::as_str)
-                ));
-                failures += 1;
-            }
-        }
-        if let Outcome::Violation(v) = &report.outcome {
-            failures += 1;
+    let bar = progress_bar(seeds.len() as u64, "seeds");
+    let started = Instant::now();
+    let mut report = CampaignReport::new(flags.clone());
+    let mut written: Result<(), Failure> = Ok(());
+    campaign::run(&seeds, &cfg, jobs, args.determinism, |result| {
+        let seed = result.seed;
+        let r = &result.report;
+        let replay = format!("arakoon-admin sim --seed {seed} {flags} --trace seed{seed}.txt");
+        if let Some(d) = &result.divergence {
             say(&bar, format!(
-                "seed {seed}: VIOLATION of {}: {}\n  faults: {}\n  replay: arakoon-admin sim --seed {seed} {flags} --trace seed{seed}.txt",
-                v.check, v.detail, report.faults
+                "seed {seed}: NOT DETERMINISTIC: the runs diverge at event {}:\n  first:  {}\n  second: {}",
+                d.event, d.first, d.second
             ));
         }
-        if report.linearizability.starts_with("unknown") {
-            unchecked += 1;
-            say(&bar, format!("seed {seed}: linearizability {}", report.linearizability));
+        if let Outcome::Violation(v) = &r.outcome {
+            say(
+                &bar,
+                format!(
+                    "seed {seed}: VIOLATION of {}: {}\n  faults: {}\n  replay: {replay}",
+                    v.check, v.detail, r.faults
+                ),
+            );
         }
-        if let (Some(dir), Some((kv, seq))) = (&args.history, &report.histories) {
-            for (name, text) in [("kv", kv), ("sequences", seq)] {
-                let path = dir.join(format!("seed{seed}-{name}.jsonl"));
-                std::fs::write(&path, text).map_err(|e| {
-                    Failure::new(3, format!("{}: cannot write the history: {e}", path.display()))
-                })?;
-            }
+        if r.linearizability.starts_with("unknown") {
+            say(&bar, format!("seed {seed}: linearizability {}", r.linearizability));
         }
-        if let Some(path) = &args.trace {
-            std::fs::write(path, report.trace.join("\n") + "\n").map_err(|e| {
-                Failure::new(3, format!("{}: cannot write the trace: {e}", path.display()))
-            })?;
-            say(&bar, format!("trace of seed {seed} written to {}", path.display()));
+        if written.is_ok() {
+            written = write_outputs(&args, seed, r, &bar);
         }
+        report.add(&result, cfg.nodes, replay);
         bar.inc(1);
-        bar.set_message(format!("seeds ({failures} failed)"));
-    }
+        bar.set_message(format!("seeds ({} failed)", report.failed_seeds()));
+    });
     bar.finish_and_clear();
-    let wall = started.elapsed().as_secs_f64();
-    let runs = seeds.end - seeds.start;
+    written?;
+    report.wall_s = started.elapsed().as_secs_f64();
+    report.jobs = jobs as u64;
+    if let Some(path) = &args.report {
+        report.write(path).map_err(|e| Failure::new(3, e.to_string()))?;
+        println!(
+            "campaign report written to {} (join shards with `arakoon-admin sim merge`)",
+            path.display()
+        );
+    }
+    Ok(summarize(&report))
+}
+
+/// The trace and histories a seed was asked to leave.
+fn write_outputs(
+    args: &SimArgs,
+    seed: u64,
+    r: &arakoon_sim::RunReport,
+    bar: &indicatif::ProgressBar,
+) -> Result<(), Failure> {
+    if let (Some(dir), Some((kv, seq))) = (&args.history, &r.histories) {
+        for (name, text) in [("kv", kv), ("sequences", seq)] {
+            let path = dir.join(format!("seed{seed}-{name}.jsonl"));
+            std::fs::write(&path, text).map_err(|e| {
+                Failure::new(3, format!("{}: cannot write the history: {e}", path.display()))
+            })?;
+        }
+    }
+    if let Some(path) = &args.trace {
+        std::fs::write(path, r.trace.join("\n") + "\n").map_err(|e| {
+            Failure::new(3, format!("{}: cannot write the trace: {e}", path.display()))
+        })?;
+        say(bar, format!("trace of seed {seed} written to {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Prints what a campaign (or several merged) ran and found; the exit code.
+fn summarize(report: &CampaignReport) -> i32 {
+    let (seeds_per_s, speed) = report.speed();
+    let runs = report.seeds.len();
+    let failed = report.failed_seeds();
     println!(
-        "{runs} seeds, {failures} failed; {ok_ops} client operations succeeded in {slots} chosen slots; {:.0}x real time, {:.1} seeds/s",
-        simulated_ms as f64 / 1000.0 / wall.max(1e-9),
-        runs as f64 / wall.max(1e-9)
+        "{runs} seeds, {failed} failed; {} client operations succeeded in {} chosen slots; {speed:.0}x real time, {seeds_per_s:.1} seeds/s on {} worker(s)",
+        report.ops_ok, report.committed_slots, report.jobs
     );
-    if unchecked > 0 {
-        println!("{unchecked} seed(s) got no linearizability verdict within the time limit");
+    let count = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
+    let sizes: Vec<String> =
+        report.per_nodes.iter().map(|(n, v)| format!("{n} nodes {v}")).collect();
+    println!("seeds per cluster size: {}", sizes.join(", "));
+    if !report.per_fault.is_empty() {
+        println!("seeds per fault family: {}", count(&report.per_fault));
     }
-    if failures == 0 {
+    if !report.per_check.is_empty() {
+        println!("broken checks: {}", count(&report.per_check));
+    }
+    if !report.unchecked.is_empty() {
+        println!(
+            "{} seed(s) got no linearizability verdict within the time limit",
+            report.unchecked.len()
+        );
+    }
+    if failed == 0 {
         println!("verdict: every check held on every seed");
-        Ok(0)
+        0
     } else {
-        println!("verdict: {failures} seed(s) broke a check (see above for the replay commands)");
-        Ok(1)
+        println!("verdict: {failed} seed(s) broke a check; replay with:");
+        for f in &report.failed {
+            println!("  seed {} ({}): {}", f.seed, f.check, f.replay);
+        }
+        1
     }
+}
+
+fn merge(args: MergeArgs) -> Result<i32, Failure> {
+    let mut total = CampaignReport::default();
+    for path in &args.reports {
+        let one = CampaignReport::read(path).map_err(|e| Failure::new(3, e.to_string()))?;
+        total.merge(one).map_err(|e| Failure::new(3, e.to_string()))?;
+    }
+    println!("{} report(s) of: {}", args.reports.len(), total.flags);
+    if let Some(path) = &args.output {
+        total.write(path).map_err(|e| Failure::new(3, e.to_string()))?;
+        println!("merged report written to {}", path.display());
+    }
+    Ok(summarize(&total))
 }
 
 #[cfg(test)]

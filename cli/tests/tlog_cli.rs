@@ -167,3 +167,42 @@ fn sim_runs_seeds_and_exits_zero_when_every_check_holds() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(std::fs::read_to_string(&trace).unwrap().lines().count() > 50);
 }
+
+/// A campaign split into shards on several workers gives the same runs as one serial campaign;
+/// the shards' reports merge into it, and overlapping shards are refused.
+#[test]
+fn sim_shards_run_in_parallel_and_merge_into_the_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let run = |extra: &[&str], report: &str| {
+        let mut args = vec!["sim", "--seeds", "0..6", "--duration", "4s", "--report"];
+        let report = path(report);
+        args.push(&report);
+        args.extend_from_slice(extra);
+        let out = admin(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        json
+    };
+    let whole = run(&["--jobs", "1"], "whole.json");
+    let a = run(&["--jobs", "2", "--shard", "1/2"], "a.json");
+    let b = run(&["--jobs", "2", "--shard", "2/2"], "b.json");
+    assert_eq!(a["seeds"], serde_json::json!([0, 2, 4]));
+    assert_eq!(b["seeds"], serde_json::json!([1, 3, 5]));
+    let out =
+        admin(&["sim", "merge", &path("a.json"), &path("b.json"), "--output", &path("m.json")]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("6 seeds, 0 failed"), "{t}");
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("m.json")).unwrap()).unwrap();
+    for field in ["seeds", "per_fault", "per_nodes", "ops_ok", "committed_slots", "simulated_ms"] {
+        assert_eq!(merged[field], whole[field], "{field}");
+    }
+    let out = admin(&["sim", "merge", &path("a.json"), &path("whole.json")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("the shards overlap"), "{}", text(&out));
+    let out = admin(&["sim", "--seeds", "0..6", "--shard", "3/2"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}

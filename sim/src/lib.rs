@@ -4,6 +4,7 @@
 //! network and clocks on one thread; every random choice comes from one ChaCha RNG seeded from
 //! a `u64`, so a seed replays a run exactly.
 
+pub mod campaign;
 pub mod drill;
 pub mod real_client;
 pub mod tier_b;

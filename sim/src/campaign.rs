@@ -1,0 +1,400 @@
+//! Campaigns: many seeds of the tier-A world on every core, in disjoint shards, with reports
+//! that merge.
+//!
+//! A seed is a complete run on its own, so seeds spread over threads without changing any run:
+//! each worker builds its own world, and results are handed back in seed order, so the printed
+//! output of a campaign does not depend on how many workers ran it. A shard `K/N` takes every
+//! N-th seed of the range, starting at its K-th (1-based): the N shards of one range are
+//! disjoint and together cover it, and each gets a similar mix of seeds (a CI matrix or a batch
+//! cluster's array job runs one shard per job, then `sim merge` joins their reports).
+
+use crate::{run_seed, Outcome, RunReport, SimConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use thiserror::Error;
+
+/// The K-th (1-based) of N disjoint slices of a seed range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub k: u64,
+    pub n: u64,
+}
+
+impl Shard {
+    /// The whole range.
+    pub const ALL: Shard = Shard { k: 1, n: 1 };
+
+    /// The seeds of `range` in this shard, in order.
+    pub fn seeds(self, range: Range<u64>) -> impl Iterator<Item = u64> {
+        let start = range.start;
+        range.filter(move |s| (s - start) % self.n == self.k - 1)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("shard {0:?}: write it as K/N with 1 <= K <= N, e.g. 3/8 (the third of eight slices)")]
+pub struct BadShard(String);
+
+impl FromStr for Shard {
+    type Err = BadShard;
+    fn from_str(text: &str) -> Result<Shard, BadShard> {
+        let bad = || BadShard(text.to_string());
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u64, u64) =
+            (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+/// One seed's run, and for a determinism check where its second run first differed.
+pub struct SeedResult {
+    pub seed: u64,
+    pub report: RunReport,
+    pub divergence: Option<Divergence>,
+}
+
+/// The first event where two runs of one seed differ.
+#[derive(Debug, Clone)]
+pub struct Divergence {
+    pub event: usize,
+    pub first: String,
+    pub second: String,
+}
+
+/// The number of workers that uses every core the process may run on.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `seeds` on `jobs` threads (at least one) and hands each result to `done` on the calling
+/// thread, in the order of `seeds`. With `determinism`, every seed runs twice and the first
+/// event where the traces differ is reported (the config must keep traces for that).
+pub fn run(
+    seeds: &[u64],
+    cfg: &SimConfig,
+    jobs: usize,
+    determinism: bool,
+    mut done: impl FnMut(SeedResult),
+) {
+    let jobs = jobs.clamp(1, seeds.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, SeedResult)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (tx, next) = (tx.clone(), &next);
+            scope.spawn(move || loop {
+                let at = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(at) else { break };
+                if tx.send((at, run_one(seed, cfg, determinism))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Results arrive in any order; they leave in seed order.
+        let mut waiting = BTreeMap::new();
+        let mut emit = 0usize;
+        for (at, result) in rx {
+            waiting.insert(at, result);
+            while let Some(result) = waiting.remove(&emit) {
+                done(result);
+                emit += 1;
+            }
+        }
+    });
+}
+
+fn run_one(seed: u64, cfg: &SimConfig, determinism: bool) -> SeedResult {
+    let report = run_seed(seed, cfg);
+    let divergence = determinism.then(|| run_seed(seed, cfg)).and_then(|again| {
+        if again.trace == report.trace && again.trace_hash == report.trace_hash {
+            return None;
+        }
+        let at = report.trace.iter().zip(&again.trace).position(|(a, b)| a != b);
+        let event = at.unwrap_or(report.trace.len().min(again.trace.len()));
+        let line = |t: &[String]| t.get(event).cloned().unwrap_or_else(|| "(end)".into());
+        Some(Divergence { event, first: line(&report.trace), second: line(&again.trace) })
+    });
+    SeedResult { seed, report, divergence }
+}
+
+/// A failed seed as a campaign report keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedSeed {
+    pub seed: u64,
+    /// The check that broke ("agreement", "linearizable", "determinism", ...).
+    pub check: String,
+    pub detail: String,
+    /// The fault mix the seed ran with.
+    pub faults: String,
+    /// The one-line command that replays it.
+    pub replay: String,
+}
+
+/// What a campaign (or a shard of one) ran and found; `sim merge` adds reports up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CampaignReport {
+    /// The simulator's flags (nodes, clients, duration, pause, faults); reports merge only when
+    /// they agree.
+    pub flags: String,
+    /// Every seed run, sorted (kept so that a merge can refuse overlapping shards).
+    pub seeds: Vec<u64>,
+    pub failed: Vec<FailedSeed>,
+    /// Seeds whose history got no linearizability verdict within the time limit.
+    pub unchecked: Vec<u64>,
+    /// Seeds that ran each fault family ("crashes", "partitions", ...).
+    pub per_fault: BTreeMap<String, u64>,
+    /// Seeds that ran each cluster size.
+    pub per_nodes: BTreeMap<u64, u64>,
+    /// Broken checks, by name.
+    pub per_check: BTreeMap<String, u64>,
+    pub ops_ok: u64,
+    pub committed_slots: u64,
+    pub simulated_ms: u64,
+    /// Wall-clock seconds spent, and the workers that spent them (per report; summed on merge).
+    pub wall_s: f64,
+    pub jobs: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error("{path}: cannot read the campaign report: {why}")]
+    Read { path: String, why: String },
+    #[error("{path}: not a campaign report (written by `arakoon-admin sim --report`): {why}")]
+    Parse { path: String, why: String },
+    #[error("{path}: cannot write the campaign report: {why}")]
+    Write { path: String, why: String },
+    #[error("the reports ran different simulations and do not add up: {a:?} and {b:?} (run every shard with the same flags)")]
+    Flags { a: String, b: String },
+    #[error("seed {0} is in two of the reports: the shards overlap (give each job its own --shard K/N of one --seeds range)")]
+    Overlap(u64),
+}
+
+impl CampaignReport {
+    pub fn new(flags: String) -> CampaignReport {
+        CampaignReport { flags, ..CampaignReport::default() }
+    }
+
+    /// Counts one seed's result; `replay` is the command that replays it.
+    pub fn add(&mut self, result: &SeedResult, nodes: usize, replay: String) {
+        let r = &result.report;
+        self.seeds.push(result.seed);
+        self.ops_ok += r.ops_ok;
+        self.committed_slots += r.committed_slots;
+        self.simulated_ms += r.simulated_ms;
+        *self.per_nodes.entry(nodes as u64).or_default() += 1;
+        for family in fault_families(&r.faults) {
+            *self.per_fault.entry(family).or_default() += 1;
+        }
+        let mut fail = |check: &str, detail: String| {
+            *self.per_check.entry(check.to_string()).or_default() += 1;
+            self.failed.push(FailedSeed {
+                seed: result.seed,
+                check: check.to_string(),
+                detail,
+                faults: r.faults.clone(),
+                replay: replay.clone(),
+            });
+        };
+        if let Outcome::Violation(v) = &r.outcome {
+            fail(v.check, v.detail.clone());
+        }
+        if let Some(d) = &result.divergence {
+            fail(
+                "determinism",
+                format!("the runs diverge at event {}: {:?} vs {:?}", d.event, d.first, d.second),
+            );
+        }
+        if r.linearizability.starts_with("unknown") {
+            self.unchecked.push(result.seed);
+        }
+    }
+
+    /// Seeds that broke a check (a seed that broke two counts once).
+    pub fn failed_seeds(&self) -> usize {
+        let mut seeds: Vec<u64> = self.failed.iter().map(|f| f.seed).collect();
+        seeds.dedup();
+        seeds.len()
+    }
+
+    /// Seeds per wall-clock second, and simulated time per wall-clock time.
+    pub fn speed(&self) -> (f64, f64) {
+        let wall = self.wall_s.max(1e-9);
+        (self.seeds.len() as f64 / wall, self.simulated_ms as f64 / 1000.0 / wall)
+    }
+
+    /// Adds `other` to this report: same flags, disjoint seeds.
+    pub fn merge(&mut self, other: CampaignReport) -> Result<(), ReportError> {
+        if self.seeds.is_empty() && self.flags.is_empty() {
+            *self = other;
+            return Ok(());
+        }
+        if self.flags != other.flags {
+            return Err(ReportError::Flags { a: self.flags.clone(), b: other.flags });
+        }
+        let mut seeds = std::mem::take(&mut self.seeds);
+        seeds.extend(other.seeds);
+        seeds.sort_unstable();
+        if let Some(w) = seeds.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ReportError::Overlap(w[0]));
+        }
+        self.seeds = seeds;
+        self.failed.extend(other.failed);
+        self.failed.sort_by_key(|f| f.seed);
+        self.unchecked.extend(other.unchecked);
+        self.unchecked.sort_unstable();
+        for (k, v) in other.per_fault {
+            *self.per_fault.entry(k).or_default() += v;
+        }
+        for (k, v) in other.per_nodes {
+            *self.per_nodes.entry(k).or_default() += v;
+        }
+        for (k, v) in other.per_check {
+            *self.per_check.entry(k).or_default() += v;
+        }
+        self.ops_ok += other.ops_ok;
+        self.committed_slots += other.committed_slots;
+        self.simulated_ms += other.simulated_ms;
+        self.wall_s += other.wall_s;
+        self.jobs += other.jobs;
+        Ok(())
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), ReportError> {
+        let err = |why: String| ReportError::Write { path: path.display().to_string(), why };
+        let text = serde_json::to_string_pretty(self).map_err(|e| err(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| err(e.to_string()))
+    }
+
+    pub fn read(path: &Path) -> Result<CampaignReport, ReportError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ReportError::Read { path: p.clone(), why: e.to_string() })?;
+        serde_json::from_str(&text).map_err(|e| ReportError::Parse { path: p, why: e.to_string() })
+    }
+}
+
+/// The fault families named in a run's fault description (`FaultMix::describe`): the words
+/// before any figure ("loss 2.0%" -> "loss", "clock offset ±500ms" -> "clock offset").
+fn fault_families(described: &str) -> Vec<String> {
+    described
+        .split(", ")
+        .map(|part| {
+            let words: Vec<&str> = part
+                .split(' ')
+                .take_while(|w| !w.starts_with(|c: char| c.is_ascii_digit() || c == '±'))
+                .collect();
+            words.join(" ")
+        })
+        .filter(|f| !f.is_empty() && f != "delay")
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FaultMix;
+
+    #[test]
+    fn shards_are_disjoint_and_cover_the_range() {
+        let range = 10..47;
+        let mut all: Vec<u64> = (1..=4)
+            .flat_map(|k| Shard { k, n: 4 }.seeds(range.clone()).collect::<Vec<_>>())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, range.clone().collect::<Vec<_>>());
+        assert_eq!(Shard { k: 2, n: 4 }.seeds(range).take(3).collect::<Vec<_>>(), [11, 15, 19]);
+        assert_eq!("3/8".parse::<Shard>(), Ok(Shard { k: 3, n: 8 }));
+        for bad in ["0/4", "5/4", "3", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fault_families_are_named_without_their_figures() {
+        let mut mix = FaultMix::all();
+        mix.slow_disk = false;
+        let families = fault_families(&mix.describe());
+        assert!(families.contains(&"loss".to_string()));
+        assert!(families.contains(&"torn writes".to_string()));
+        assert!(families.contains(&"clock offset".to_string()));
+        assert!(families.contains(&"drift".to_string()));
+        assert!(!families.iter().any(|f| f == "slow disk" || f == "delay"));
+    }
+
+    fn small() -> SimConfig {
+        SimConfig { duration_ms: 3_000, faults: Some(FaultMix::all()), ..SimConfig::default() }
+    }
+
+    /// Workers do not change the runs, only who runs them; results come back in seed order.
+    #[test]
+    fn parallel_runs_match_serial_runs_in_seed_order() {
+        let cfg = small();
+        let seeds = [5u64, 1, 9, 2];
+        let mut serial = Vec::new();
+        run(&seeds, &cfg, 1, false, |r| serial.push((r.seed, r.report.trace_hash)));
+        let mut parallel = Vec::new();
+        run(&seeds, &cfg, 3, false, |r| parallel.push((r.seed, r.report.trace_hash)));
+        assert_eq!(serial.iter().map(|s| s.0).collect::<Vec<_>>(), seeds);
+        assert_eq!(serial, parallel);
+    }
+
+    #[test]
+    fn shard_reports_merge_into_the_whole_and_refuse_overlaps() {
+        let cfg = small();
+        let mut whole = CampaignReport::new("f".into());
+        let mut parts = vec![CampaignReport::new("f".into()), CampaignReport::new("f".into())];
+        let seeds: Vec<u64> = (0..4).collect();
+        run(&seeds, &cfg, 2, false, |r| {
+            whole.add(&r, 3, format!("replay {}", r.seed));
+            parts[(r.seed % 2) as usize].add(&r, 3, format!("replay {}", r.seed));
+        });
+        let mut merged = CampaignReport::default();
+        for p in parts.clone() {
+            merged.merge(p).unwrap();
+        }
+        merged.seeds.sort_unstable();
+        assert_eq!(merged.seeds, whole.seeds);
+        assert_eq!(merged.per_fault, whole.per_fault);
+        assert_eq!(merged.ops_ok, whole.ops_ok);
+        assert_eq!(merged.per_nodes.get(&3), Some(&4));
+        assert!(matches!(merged.merge(parts[0].clone()), Err(ReportError::Overlap(_))));
+        let other = CampaignReport::new("g".into());
+        let mut m2 = parts[0].clone();
+        m2.seeds.clear();
+        assert!(matches!(m2.merge(other), Err(ReportError::Flags { .. })));
+    }
+
+    #[test]
+    fn a_report_reads_back_what_was_written() {
+        let mut r = CampaignReport::new("--nodes 3".into());
+        r.seeds = vec![1, 2];
+        r.failed.push(FailedSeed {
+            seed: 2,
+            check: "agreement".into(),
+            detail: "d".into(),
+            faults: "crashes".into(),
+            replay: "arakoon-admin sim --seed 2".into(),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        r.write(&path).unwrap();
+        assert_eq!(CampaignReport::read(&path).unwrap(), r);
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(CampaignReport::read(&path), Err(ReportError::Parse { .. })));
+    }
+}
