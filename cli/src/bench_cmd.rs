@@ -9,6 +9,7 @@
 
 use crate::connect::{learn_names, parse_duration_ms, ConnectArgs};
 use crate::output::Failure;
+use arakoon_bench::{CompareOptions, Op, StepResult, System};
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::value::Update;
 use clap::{Args, ValueEnum};
@@ -29,19 +30,59 @@ pub enum Mix {
     Mixed,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareWith {
+    /// etcd 3.x, three members on loopback.
+    Etcd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareOp {
+    /// Sets of fresh keys.
+    Set,
+    /// Consistent gets.
+    Get,
+}
+
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  arakoon-admin bench -c cluster.ini --clients 1,16,64 --duration 20s \
-                        --value-size 100 --mix set\n\n\
+    after_help = "Examples:\n  arakoon-admin bench -c cluster.ini --clients 1,16,64 --duration 20s \
+                        --value-size 100 --mix set\n  \
+                        arakoon-admin bench --compare etcd --duration 10s --value-sizes \
+                        100,4096,1048576 --ops set\n\n\
                         Exit codes: 0 done (failed requests are counted in the table); 2 bad \
                         command line; 3 bad configuration; 5 the cluster is not reachable."
 )]
 pub struct BenchArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Client counts to run, one after the other.
-    #[arg(long, default_value = "1,16,64", value_delimiter = ',', value_name = "N,N,...")]
+    /// Client counts to run, one after the other (default 1,16,64; with --compare
+    /// 1,16,64,256).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     clients: Vec<usize>,
+    /// Start a 3-node arakoon cluster (the `arakoon` binary beside this one) and a 3-member
+    /// etcd (Debian's etcd-server) on this machine and run the same load on both, step by
+    /// step: fresh keys per set, one connection per client to the master or leader; prints
+    /// ops/s, p50, p99, max, errors and the servers' CPU per acknowledged operation, with the
+    /// ratio to etcd. Ignores the connection options.
+    #[arg(long, value_enum, value_name = "SYSTEM")]
+    compare: Option<CompareWith>,
+    /// With --compare: the operations to run.
+    #[arg(long, value_delimiter = ',', default_value = "set,get", value_name = "set,get")]
+    ops: Vec<CompareOp>,
+    /// With --compare: the value sizes to run, in bytes.
+    #[arg(long, value_delimiter = ',', default_value = "100", value_name = "BYTES,...")]
+    value_sizes: Vec<usize>,
+    /// With --compare: the etcd binary (default: `etcd` on the PATH).
+    #[arg(long, value_name = "PATH")]
+    etcd_bin: Option<std::path::PathBuf>,
+    /// With --compare: install Debian's etcd-server with apt-get when etcd is not found.
+    #[arg(long)]
+    install_etcd: bool,
+    /// With --compare: where the two clusters keep their files (default: a temporary
+    /// directory; both are removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
     /// How long each client count runs, e.g. 20s.
     #[arg(long, default_value = "20s", value_name = "DURATION")]
     duration: String,
@@ -89,10 +130,19 @@ impl RunResult {
     }
 }
 
-pub fn run(args: BenchArgs) -> Result<i32, Failure> {
-    let config = args.connect.client_config()?;
+pub fn run(mut args: BenchArgs) -> Result<i32, Failure> {
     let duration = Duration::from_millis(parse_duration_ms("--duration", &args.duration)?);
-    if args.clients.is_empty() || args.clients.iter().any(|&n| n == 0 || n > CLIENTS_MAX) {
+    if args.clients.is_empty() {
+        args.clients = if args.compare.is_some() { vec![1, 16, 64, 256] } else { vec![1, 16, 64] };
+    }
+    if args.clients.iter().any(|&n| n == 0 || n > CLIENTS_MAX) {
+        return Err(Failure::new(2, format!("--clients: give counts from 1 to {CLIENTS_MAX}")));
+    }
+    if args.compare.is_some() {
+        return compare(&args, duration);
+    }
+    let config = args.connect.client_config()?;
+    if args.clients.iter().any(|&n| n == 0 || n > CLIENTS_MAX) {
         return Err(Failure::new(2, format!("--clients: give counts from 1 to {CLIENTS_MAX}")));
     }
     if args.keys == 0 {
@@ -161,6 +211,120 @@ pub fn run(args: BenchArgs) -> Result<i32, Failure> {
         );
     }
     Ok(0)
+}
+
+/// `--compare etcd`: both clusters on this machine, the same steps on each.
+fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
+    if args.value_sizes.is_empty() || args.value_sizes.iter().any(|&v| v == 0 || v > 8 << 20) {
+        return Err(Failure::new(2, "--value-sizes: give sizes from 1 byte to 8 MiB"));
+    }
+    let opts = CompareOptions {
+        ops: args
+            .ops
+            .iter()
+            .map(|o| match o {
+                CompareOp::Set => Op::Set,
+                CompareOp::Get => Op::Get,
+            })
+            .collect(),
+        value_sizes: args.value_sizes.clone(),
+        clients: args.clients.clone(),
+        duration,
+        etcd_bin: args.etcd_bin.clone(),
+        install_etcd: args.install_etcd,
+        dir: args.dir.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+    if !args.json {
+        println!(
+            "{:<4} {:>8} {:>7} {:<8} {:>9} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9}",
+            "op",
+            "value",
+            "clients",
+            "system",
+            "ops/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "cpu µs/op",
+            "vs etcd"
+        );
+    }
+    let mut results: Vec<StepResult> = Vec::new();
+    let done = runtime.block_on(arakoon_bench::compare(
+        &opts,
+        |line| eprintln!("{line}"),
+        |r| {
+            results.push(r.clone());
+            if r.system == System::Etcd && !args.json {
+                let ours = results.iter().rev().find(|a| {
+                    a.system == System::Arakoon
+                        && (a.op, a.value_size, a.clients) == (r.op, r.value_size, r.clients)
+                });
+                for row in ours.into_iter().chain([r]) {
+                    println!("{}", compare_row(row, ours.filter(|_| row.system != r.system), r));
+                }
+            }
+        },
+    ));
+    if let Err(e) = done {
+        return Err(Failure::new(5, e.to_string()));
+    }
+    if args.json {
+        println!("{}", json!({ "compare": "etcd", "steps": results }));
+    } else {
+        for r in results.iter().filter(|r| r.first_error.is_some()) {
+            eprintln!(
+                "{} {} {} B, {} clients: first error: {}",
+                r.system,
+                r.op,
+                r.value_size,
+                r.clients,
+                r.first_error.as_deref().unwrap_or_default()
+            );
+        }
+        println!(
+            "vs etcd: arakoon's ops/s over etcd's, and (p99) etcd's p99 over arakoon's: above 1x \
+             arakoon is ahead. Both clusters run side by side; steps alternate between them."
+        );
+    }
+    Ok(0)
+}
+
+/// One line of the comparison table; `ours` is set on the arakoon line (with `etcd` its pair).
+fn compare_row(r: &StepResult, ours: Option<&StepResult>, etcd: &StepResult) -> String {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let ratio = match ours {
+        Some(a) => format!(
+            "{:.2}x ({:.2}x)",
+            a.ops_per_second / etcd.ops_per_second.max(1e-9),
+            etcd.p99_us as f64 / (a.p99_us as f64).max(1.0)
+        ),
+        None => String::new(),
+    };
+    let size = match r.value_size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    };
+    format!(
+        "{:<4} {:>8} {:>7} {:<8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9.1} {:>9}",
+        r.op.to_string(),
+        size,
+        r.clients,
+        r.system.to_string(),
+        r.ops_per_second,
+        ms(r.p50_us),
+        ms(r.p99_us),
+        ms(r.max_us),
+        r.errors,
+        r.server_cpu_us_per_op,
+        ratio
+    )
 }
 
 fn key(k: u64) -> Vec<u8> {

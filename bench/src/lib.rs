@@ -1,0 +1,318 @@
+//! arakoon-bench: arakoon-rs and etcd side by side on one machine, under one load generator.
+//!
+//! A comparison ([`compare`]) starts a 3-node arakoon cluster and a 3-member etcd cluster
+//! ([`cluster`]) and runs the same steps against each, one after the other: for each operation
+//! (sets, or consistent gets), value size and client count, closed-loop clients, each with its
+//! own connection to the master (arakoon's client finds it; for etcd, the leader's address),
+//! send their next request as soon as the last is answered. Sets write fresh keys, never
+//! overwriting; gets read keys written before the step. Every latency is kept (p50, p99 and max
+//! are exact), failed requests are counted, and the CPU time the three server processes spent
+//! during the step is read from /proc and divided by the acknowledged operations.
+//!
+//! What this measures is what a user gets: acknowledged operations through the public client
+//! protocol of each system, with fsync on and the generator sharing the machine with the
+//! servers (on a 2-core machine the generator's CPU is part of the picture, the same for both).
+
+pub mod cluster;
+pub mod etcd;
+
+use arakoon_node::client::{Client, ClientConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// What the clients send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Writes of fresh keys.
+    Set,
+    /// Consistent (linearizable) reads of keys written before.
+    Get,
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Set => "set",
+            Op::Get => "get",
+        })
+    }
+}
+
+/// The systems compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    Arakoon,
+    Etcd,
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            System::Arakoon => "arakoon",
+            System::Etcd => "etcd",
+        })
+    }
+}
+
+/// One step's figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepResult {
+    pub system: System,
+    pub op: Op,
+    pub value_size: usize,
+    pub clients: usize,
+    pub ops: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub ops_per_second: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// CPU time of the three servers per acknowledged operation.
+    pub server_cpu_us_per_op: f64,
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    #[error("{system}: {what}")]
+    Load { system: System, what: String },
+    #[error("cannot make the scratch directory: {0}")]
+    Scratch(std::io::Error),
+}
+
+/// A comparison to run.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    pub ops: Vec<Op>,
+    pub value_sizes: Vec<usize>,
+    pub clients: Vec<usize>,
+    pub duration: Duration,
+    pub etcd_bin: Option<PathBuf>,
+    pub install_etcd: bool,
+    /// Where the clusters keep their files (default: a temporary directory, removed after).
+    pub dir: Option<PathBuf>,
+}
+
+/// Keys the gets of one value size read (written before the first get step), bounded to about
+/// 64 MiB of values.
+fn get_keys(value_size: usize) -> u64 {
+    ((64usize << 20) / value_size.max(1)).clamp(16, 1000) as u64
+}
+
+/// One client connection of either system.
+enum Conn {
+    Arakoon(Box<Client>),
+    Etcd(etcd::EtcdConn, SocketAddr),
+}
+
+impl Conn {
+    async fn open(target: &Target) -> Result<Conn, String> {
+        match target {
+            Target::Arakoon(config) => {
+                let mut c = Client::new(config.clone());
+                c.who_master().await.map_err(|e| e.to_string())?;
+                Ok(Conn::Arakoon(Box::new(c)))
+            }
+            Target::Etcd(addr) => {
+                let c = etcd::EtcdConn::connect(*addr).await.map_err(|e| e.to_string())?;
+                Ok(Conn::Etcd(c, *addr))
+            }
+        }
+    }
+
+    async fn call(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<(), String> {
+        let result = match self {
+            Conn::Arakoon(c) => match op {
+                Op::Set => c.set(key, value).await.map_err(|e| e.to_string()),
+                Op::Get => c.get(key).await.map(drop).map_err(|e| e.to_string()),
+            },
+            Conn::Etcd(c, _) => match op {
+                Op::Set => c.put(key, value).await.map_err(|e| e.to_string()),
+                Op::Get => match c.get(key).await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err(format!("key {} not found", String::from_utf8_lossy(key))),
+                    Err(e) => Err(e.to_string()),
+                },
+            },
+        };
+        if let (Err(_), Conn::Etcd(c, addr)) = (&result, &mut *self) {
+            // A broken HTTP/2 connection stays broken: open a new one for the next request.
+            if let Ok(fresh) = etcd::EtcdConn::connect(*addr).await {
+                *c = fresh;
+            }
+        }
+        result
+    }
+}
+
+/// Where a step's clients connect.
+#[derive(Clone)]
+enum Target {
+    Arakoon(ClientConfig),
+    Etcd(SocketAddr),
+}
+
+/// Writes the keys the gets of `value_size` read.
+async fn preload(target: &Target, system: System, value_size: usize) -> Result<(), BenchError> {
+    let load = |what: String| BenchError::Load { system, what };
+    let mut conn = Conn::open(target).await.map_err(load)?;
+    let value = vec![b'g'; value_size];
+    for i in 0..get_keys(value_size) {
+        let key = format!("g{value_size}-{i:05}");
+        conn.call(Op::Set, key.as_bytes(), &value)
+            .await
+            .map_err(|e| load(format!("writing {key} for the gets: {e}")))?;
+    }
+    Ok(())
+}
+
+/// One step: `clients` closed-loop clients for `duration`.
+async fn run_step(
+    target: &Target,
+    system: System,
+    servers: &cluster::Servers,
+    op: Op,
+    value_size: usize,
+    clients: usize,
+    duration: Duration,
+    step: usize,
+) -> Result<StepResult, BenchError> {
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let conn = Conn::open(target).await;
+        conns.push(conn.map_err(|what| BenchError::Load { system, what })?);
+    }
+    let cpu_before = servers.cpu();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let keys = get_keys(value_size);
+    let mut tasks = Vec::with_capacity(clients);
+    for (c, mut conn) in conns.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let value = vec![b'v'; value_size];
+            let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0u64, None);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let key = match op {
+                    Op::Set => format!("s{step}-c{c}-{n}"),
+                    // Each client walks the keys from its own offset.
+                    Op::Get => format!("g{value_size}-{:05}", (c as u64 * 7919 + n) % keys),
+                };
+                let t = Instant::now();
+                match conn.call(op, key.as_bytes(), &value).await {
+                    Ok(()) => latencies.push(t.elapsed().as_micros() as u64),
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+                n += 1;
+            }
+            (latencies, errors, first_error)
+        }));
+    }
+    let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0u64, None);
+    for t in tasks {
+        let (l, e, f) = t.await.map_err(|e| BenchError::Load { system, what: e.to_string() })?;
+        latencies.extend(l);
+        errors += e;
+        first_error = first_error.or(f);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = servers.cpu().saturating_sub(cpu_before);
+    latencies.sort_unstable();
+    let pct = |q: f64| match latencies.len() {
+        0 => 0,
+        n => latencies[((n as f64 * q) as usize).min(n - 1)],
+    };
+    let ops = latencies.len() as u64;
+    Ok(StepResult {
+        system,
+        op,
+        value_size,
+        clients,
+        ops,
+        errors,
+        seconds,
+        ops_per_second: ops as f64 / seconds.max(1e-9),
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        max_us: latencies.last().copied().unwrap_or(0),
+        server_cpu_us_per_op: cpu.as_micros() as f64 / ops.max(1) as f64,
+        first_error,
+    })
+}
+
+/// Runs every step on arakoon, then the same step on etcd, and hands each result to `report`
+/// as it comes (`note` gets progress lines).
+pub async fn compare(
+    opts: &CompareOptions,
+    mut note: impl FnMut(&str),
+    mut report: impl FnMut(&StepResult),
+) -> Result<(), BenchError> {
+    let etcd_bin = cluster::find_etcd(opts.etcd_bin.as_deref(), opts.install_etcd)?;
+    let scratch = match &opts.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(BenchError::Scratch)?;
+            tempfile::tempdir_in(d)
+        }
+        None => tempfile::tempdir(),
+    }
+    .map_err(BenchError::Scratch)?;
+    let (a_dir, e_dir) = (scratch.path().join("arakoon"), scratch.path().join("etcd"));
+    for d in [&a_dir, &e_dir] {
+        std::fs::create_dir_all(d).map_err(BenchError::Scratch)?;
+    }
+    note(&format!("starting 3 arakoon nodes and 3 etcd members ({})", etcd_bin.display()));
+    let arakoon = cluster::start_arakoon(&a_dir)?;
+    let etcd = cluster::start_etcd(&etcd_bin, &e_dir, Duration::from_secs(30)).await?;
+    let targets = [
+        (System::Arakoon, Target::Arakoon(arakoon.client.clone()), &arakoon.servers),
+        (System::Etcd, Target::Etcd(etcd.leader), &etcd.servers),
+    ];
+    // The arakoon cluster serves once a master is elected; the first open waits for it.
+    wait_ready(&targets[0].1, System::Arakoon, Duration::from_secs(30)).await?;
+    let mut step = 0;
+    for &op in &opts.ops {
+        for &size in &opts.value_sizes {
+            if op == Op::Get {
+                note(&format!("writing {} keys of {size} B for the gets", get_keys(size)));
+                for (system, target, _) in &targets {
+                    preload(target, *system, size).await?;
+                }
+            }
+            for &clients in &opts.clients {
+                for (system, target, servers) in &targets {
+                    note(&format!("{system}: {op} {size} B, {clients} client(s)"));
+                    step += 1;
+                    let r =
+                        run_step(target, *system, servers, op, size, clients, opts.duration, step)
+                            .await?;
+                    report(&r);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_ready(target: &Target, system: System, within: Duration) -> Result<(), BenchError> {
+    let deadline = Instant::now() + within;
+    loop {
+        match Conn::open(target).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                let what = format!("no master within {} s: {e}", within.as_secs());
+                return Err(BenchError::Load { system, what });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! `arakoon-admin bench --compare etcd` on real processes: three arakoon nodes and three etcd
+//! members on loopback, one short step each. Skipped, with a line saying so, where etcd is not
+//! installed (CI installs Debian's etcd-server first).
+
+mod common;
+
+use common::{admin, text};
+
+fn etcd_installed() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()))
+}
+
+#[test]
+fn compare_with_etcd_prints_both_systems_side_by_side() {
+    if !etcd_installed() {
+        eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
+        return;
+    }
+    common::arakoon_binary();
+    let out = admin(&[
+        "bench",
+        "--compare",
+        "etcd",
+        "--duration",
+        "1s",
+        "--clients",
+        "1,4",
+        "--ops",
+        "set,get",
+        "--json",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let json: serde_json::Value =
+        serde_json::from_str(t.lines().find(|l| l.starts_with('{')).expect("a JSON line")).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "2 ops x 2 client counts x 2 systems: {t}");
+    for s in steps {
+        assert!(s["ops"].as_u64().unwrap() > 0, "{s}");
+        assert_eq!(s["errors"], 0, "{s}");
+        assert!(s["p99_us"].as_u64().unwrap() >= s["p50_us"].as_u64().unwrap(), "{s}");
+        assert!(s["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    let systems: Vec<&str> = steps.iter().map(|s| s["system"].as_str().unwrap()).collect();
+    assert_eq!(systems.iter().filter(|s| **s == "etcd").count(), 4, "{systems:?}");
+}
+
+#[test]
+fn compare_refuses_what_it_cannot_run() {
+    let out = admin(&["bench", "--compare", "etcd", "--value-sizes", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = admin(&[
+        "bench",
+        "--compare",
+        "etcd",
+        "--etcd-bin",
+        "/nonexistent/etcd",
+        "--duration",
+        "1s",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+}
