@@ -2,6 +2,7 @@
 //! local multi-process sandbox ([`sandbox`]): real `arakoon` processes whose peer links pass
 //! through fault proxies ([`proxy`]).
 
+pub mod director;
 pub mod drill;
 pub mod faults;
 pub mod process;
