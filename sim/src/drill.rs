@@ -2,7 +2,8 @@
 //! random nemesis, and its expectations judged on the run's report.
 
 use crate::world::{run_seed, Outcome, RunReport, SimConfig};
-use arakoon_chaos::drill::{Drill, Expectation};
+use arakoon_chaos::director::{judge, Verdict};
+use arakoon_chaos::drill::Drill;
 
 /// One seed of a drill, judged.
 #[derive(Debug, Clone)]
@@ -39,34 +40,10 @@ pub fn sim_config(drill: &Drill) -> SimConfig {
 pub fn run_drill(drill: &Drill, seed: u64, keep_trace: bool) -> DrillRun {
     let cfg = SimConfig { keep_trace, ..sim_config(drill) };
     let report = run_seed(seed, &cfg);
-    let mut broke: Option<String> = match &report.outcome {
+    let broke: Option<String> = match &report.outcome {
         Outcome::Violation(v) => Some(format!("{}: {}", v.check, v.detail)),
         Outcome::Pass => None,
     };
-    if broke.is_none() {
-        for e in &drill.expect {
-            if let Expectation::MasterWithin(limit) = e {
-                match report.master_after_script_ms {
-                    Some(ms) if ms <= limit.0 => {}
-                    Some(ms) => {
-                        broke = Some(format!(
-                            "master_within: the first master after the last step came after {ms}ms, not within {limit}"
-                        ))
-                    }
-                    None => {
-                        broke = Some(format!(
-                            "master_within: no master after the last step (limit {limit})"
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    let (passed, verdict) = match (drill.expects_violation(), broke) {
-        (false, None) => (true, "every check held".to_string()),
-        (false, Some(b)) => (false, b),
-        (true, Some(b)) => (true, format!("the expected violation: {b}")),
-        (true, None) => (false, "expected a violation, but every check held".to_string()),
-    };
+    let Verdict { passed, verdict } = judge(drill, broke, report.master_after_script_ms);
     DrillRun { seed, report, passed, verdict }
 }
