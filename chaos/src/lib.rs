@@ -10,4 +10,5 @@ pub mod proxy;
 pub mod sandbox;
 pub mod sandbox_control;
 pub mod sandbox_corrupt;
+pub mod sandbox_lifecycle;
 pub mod sandbox_supervisor;
