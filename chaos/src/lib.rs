@@ -1,6 +1,8 @@
-//! arakoon-chaos: the fault catalogue ([`faults`]), YAML failure drills ([`drill`]), and the
-//! local multi-process sandbox ([`sandbox`]): real `arakoon` processes whose peer links pass
-//! through fault proxies ([`proxy`]).
+//! arakoon-chaos: the fault catalogue ([`faults`]), YAML failure drills ([`drill`]), the one
+//! drill engine that plays them on every tier ([`director`]: targets resolved once, one judge, a
+//! `Backend` per tier), and the local multi-process sandbox ([`sandbox`]): real `arakoon`
+//! processes whose peer links pass through fault proxies ([`proxy`]), brought up and down by
+//! [`sandbox_lifecycle`].
 
 pub mod director;
 pub mod drill;

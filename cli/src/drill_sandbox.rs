@@ -695,7 +695,7 @@ async fn apply(b: &mut SandboxBackend, r: &Resolved) -> Result<String, String> {
             let series = collapse_series(dir.to_path_buf(), b.cfg.clone(), ns.clone(), *keep, d.0);
             let bg = &mut b.background;
             let (shared, live, what, keep) =
-                (bg.shared.clone(), bg.live.clone(), r.to_string(), *keep);
+                (bg.shared.clone(), bg.live.clone(), r.fault.to_string(), *keep);
             let struck = ns.clone();
             bg.tasks.push(tokio::spawn(async move {
                 while !series.is_finished() {

@@ -78,6 +78,37 @@ pub struct TurmoilDrillRun {
 }
 
 impl TurmoilDrillRun {
+    /// The run as the one outcome type; `replay` is the command that runs it again.
+    pub fn outcome(self, d: &Drill, replay: String) -> crate::drill::DrillOutcome {
+        let mut extra = serde_json::Map::new();
+        extra.insert("virtual_ms".into(), self.virtual_ms.into());
+        extra.insert("wall_clock_ms".into(), (self.wall.as_millis() as u64).into());
+        extra.insert("x_real_time".into(), (self.speed().round() as u64).into());
+        crate::drill::DrillOutcome {
+            drill: d.clone(),
+            tier: arakoon_chaos::faults::Tier::Turmoil,
+            seed: self.seed,
+            passed: self.passed,
+            verdict: self.verdict,
+            replay,
+            ops_ok: self.ops_ok,
+            ops_failed: self.ops_failed,
+            ops_unknown: self.ops_unknown,
+            linearizability: self.linearizability,
+            master_after_last_step_ms: self.master_after_ms,
+            end_ms: self.virtual_ms,
+            histories: Some(self.history),
+            restarts: crate::drill::restarts_from_roles(&self.roles),
+            roles: self.roles,
+            fault_log: self.fault_log,
+            ops: self.ops,
+            client_lanes: d.workload.clients.max(1),
+            extra,
+            trace: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
     /// Virtual seconds per real second.
     pub fn speed(&self) -> f64 {
         self.virtual_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
