@@ -265,9 +265,7 @@ async fn run_inside(
                 Input::Tick
             }
             Command::Observe => Input::View(backend.view().await),
-            Command::Apply(fault) => {
-                Input::Applied(backend.apply(&fault).await.map_err(|e| e.to_string()))
-            }
+            Command::Apply(fault) => Input::Applied(backend.apply(&fault).await),
             Command::Check { condition, begin } => {
                 Input::Holds(backend.holds(condition, begin).await)
             }

@@ -3,7 +3,7 @@
 //! it says what to do next. The same steps, seed and answers give the same commands on every
 //! tier.
 
-use super::{ClusterView, Resolved, Resolver};
+use super::{BackendError, ClusterView, Resolved, Resolver};
 use crate::drill::{Action, Condition, Step, When};
 use crate::faults::Fault;
 
@@ -18,7 +18,7 @@ pub enum Input {
     /// The cluster now (the answer to [`Command::Observe`]).
     View(ClusterView),
     /// How the fault of [`Command::Apply`] went: a note for the log, or why it failed.
-    Applied(Result<String, String>),
+    Applied(Result<String, BackendError>),
     /// Whether the condition of [`Command::Check`] holds.
     Holds(bool),
 }
@@ -414,7 +414,10 @@ mod tests {
             Director::new(vec![step(at(0), Action::Fault(Fault::Kill(Target::Node(1))))], 3, 0);
         assert_eq!(d.handle(0, Input::Tick), Command::Observe);
         assert!(matches!(d.handle(0, Input::View(ClusterView::all_up(3))), Command::Apply(_)));
-        assert_eq!(d.handle(0, Input::Applied(Err("refused".into()))), Command::Done);
+        assert_eq!(
+            d.handle(0, Input::Applied(Err(BackendError::Failed("refused".into())))),
+            Command::Done
+        );
         assert_eq!(d.broke().expect("broke").to_string(), "step: step at line 7: kill n1: refused");
     }
 

@@ -318,9 +318,7 @@ async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> tu
                 Input::Tick
             }
             DirectorCommand::Observe => Input::View(backend.view().await),
-            DirectorCommand::Apply(fault) => {
-                Input::Applied(backend.apply(&fault).await.map_err(|e| e.to_string()))
-            }
+            DirectorCommand::Apply(fault) => Input::Applied(backend.apply(&fault).await),
             DirectorCommand::Check { condition, begin } => {
                 Input::Holds(backend.holds(condition, begin).await)
             }

@@ -77,9 +77,7 @@ impl World {
                     break;
                 }
                 Command::Observe => Input::View(ready(self.view())),
-                Command::Apply(fault) => {
-                    Input::Applied(ready(self.apply(&fault)).map_err(|e| e.to_string()))
-                }
+                Command::Apply(fault) => Input::Applied(ready(self.apply(&fault))),
                 Command::Check { condition, begin } => {
                     Input::Holds(ready(self.holds(condition, begin)))
                 }
