@@ -1,4 +1,6 @@
-//! The fault catalogue: every fault a drill can ask for, and the tiers that can apply it.
+//! The fault catalogue: every fault a drill can ask for, and the tiers that can apply it. The
+//! drills and the tier-A random nemesis draw from it; adding a fault means this catalogue plus
+//! one primitive per backend (the list is in [`crate::director`]).
 //!
 //! | family | faults | sim | turmoil | sandbox |
 //! |---|---|---|---|---|

@@ -1,7 +1,10 @@
-//! arakoon-chaos: the fault catalogue ([`faults`]), YAML failure drills ([`drill`]), and the
-//! local multi-process sandbox ([`sandbox`]): real `arakoon` processes whose peer links pass
-//! through fault proxies ([`proxy`]).
+//! arakoon-chaos: the fault catalogue ([`faults`]), YAML failure drills ([`drill`]), the one
+//! drill engine that plays them on every tier ([`director`]: targets resolved once, one judge, a
+//! `Backend` per tier), and the local multi-process sandbox ([`sandbox`]): real `arakoon`
+//! processes whose peer links pass through fault proxies ([`proxy`]), brought up and down by
+//! [`sandbox_lifecycle`].
 
+pub mod director;
 pub mod drill;
 pub mod faults;
 pub mod process;
@@ -9,4 +12,5 @@ pub mod proxy;
 pub mod sandbox;
 pub mod sandbox_control;
 pub mod sandbox_corrupt;
+pub mod sandbox_lifecycle;
 pub mod sandbox_supervisor;

@@ -8,12 +8,12 @@
 //! ([`crate::drill_live`]).
 
 use crate::drill_live::{Live, Status};
-use crate::drill_report::{last_master, restarts_from_roles, Report};
+use crate::drill_report::{last_master, Report};
 use crate::drill_sandbox::SandboxRun;
 use crate::output::Failure;
 use arakoon_chaos::drill::{self, Drill};
 use arakoon_chaos::faults::Tier;
-use arakoon_sim::drill::{run_drill, DrillRun};
+use arakoon_sim::drill::run_drill;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -203,7 +203,8 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
                 failed += 1;
             }
             if let Some(dir) = &args.report {
-                let folder = report.write(dir).inspect_err(|_| live.finish())?;
+                let folder =
+                    crate::drill_report::write(&report, dir).inspect_err(|_| live.finish())?;
                 live.say(format!("  report: {}", folder.join("timeline.html").display()));
             }
             live.seed_done();
@@ -238,7 +239,7 @@ fn run_seed(
     if tier == Tier::Turmoil {
         return Ok(crate::drill_turmoil::run(d, seed, replay));
     }
-    Ok(sim_report(d, run_drill(d, seed, keep_files), replay))
+    Ok(run_drill(d, seed, keep_files).outcome(d, replay))
 }
 
 /// Shows a finished seed: its status, its verdict line, and for a failed one why and how to
@@ -282,37 +283,6 @@ fn show(live: &Live, report: &Report) {
                 live.say(format!("    {at}ms {what}"));
             }
         }
-    }
-}
-
-/// The simulator's run as a report.
-fn sim_report(d: &Drill, run: DrillRun, replay: String) -> Report {
-    let r = run.report;
-    let mut extra = serde_json::Map::new();
-    extra.insert("committed_slots".into(), r.committed_slots.into());
-    extra.insert("simulated_ms".into(), r.simulated_ms.into());
-    Report {
-        drill: d.clone(),
-        tier: Tier::Sim,
-        seed: run.seed,
-        passed: run.passed,
-        verdict: run.verdict,
-        replay,
-        ops_ok: r.ops_ok,
-        ops_failed: r.ops_failed,
-        ops_unknown: r.ops_unknown,
-        linearizability: r.linearizability,
-        master_after_last_step_ms: r.master_after_script_ms,
-        end_ms: r.simulated_ms,
-        histories: r.histories,
-        restarts: restarts_from_roles(&r.roles),
-        roles: r.roles,
-        fault_log: r.fault_log,
-        ops: r.ops,
-        client_lanes: d.workload.clients.max(1),
-        extra,
-        trace: r.trace,
-        logs: Vec::new(),
     }
 }
 

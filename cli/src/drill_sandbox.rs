@@ -8,7 +8,9 @@
 //! nodes). When the drill's duration is over the clients stop, the network heals, stopped nodes
 //! restart, and once every node has caught up each key is read once more, so that a lost
 //! acknowledged write shows in the history. The history is then checked (per key, and the
-//! sequences as one map), and the sandbox is taken down whatever happened.
+//! sequences as one map), and the sandbox is taken down whatever happened. The steps are played
+//! by the one drill engine (`arakoon_chaos::director`), which resolves targets as on every
+//! tier; [`SandboxBackend`] applies them.
 //!
 //! While it runs, an observer polls the nodes (the supervisor's state for processes, each node's
 //! `current_state` for its role) to draw the node lanes of the report's timeline (roles, master
@@ -18,8 +20,12 @@
 //! is not reproducible, so a seed names a schedule, not a run.
 
 use crate::drill_live::{Live, Status};
-use arakoon_chaos::drill::{Action, Condition, Drill, When};
-use arakoon_chaos::faults::{Fault, Target};
+use arakoon_chaos::director::{
+    bridge_link, bridge_node, ring_link, Backend, BackendError, ClusterView, Command, Director,
+    Input, Resolved, Strikes,
+};
+use arakoon_chaos::drill::{Condition, Drill};
+use arakoon_chaos::faults::Fault;
 use arakoon_chaos::proxy::{LinkMode, LinkState};
 use arakoon_chaos::sandbox::{self, NetState, SandboxState};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request as Control};
@@ -28,7 +34,6 @@ use arakoon_checker::{Outcome, Value as HValue};
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_sim::real_client::{self, Journal};
 use arakoon_sim::world::history::{Linearizability, OpSummary, Recorder, Space};
-use arakoon_sim::world::script::{bridge_link, bridge_node, ring_link};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -236,67 +241,50 @@ async fn run_inside(
             client_loop(c, cfg, workload, client_seed, shared).await;
         }));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut background =
-        Background { shared: shared.clone(), live: live.clone(), tasks: Vec::new() };
-    let mut broke: Option<String> = None;
-    let mut previous_done = Instant::now();
+    let background = Background { shared: shared.clone(), live: live.clone(), tasks: Vec::new() };
+    let mut backend = SandboxBackend {
+        dir: dir.to_path_buf(),
+        cfg: cfg.clone(),
+        rng: ChaCha8Rng::seed_from_u64(seed),
+        background,
+        sync_target: None,
+    };
+    // The one drill engine decides what strikes whom and when; this tier applies it.
+    let mut director = Director::new(drill.steps.clone(), drill.cluster.nodes, seed);
     let started = shared.started;
-    let mut finished = None;
-    for step in &drill.steps {
-        let due = match step.when {
-            When::At(t) => started + Duration::from_millis(t.0),
-            When::After(d) => previous_done + Duration::from_millis(d.0),
-        };
-        tokio::time::sleep_until(due.max(Instant::now()).into()).await;
-        let at = started.elapsed().as_millis() as u64;
-        match &step.action {
-            Action::Fault(f) => match apply(dir, f, &cfg, &mut rng, &mut background).await {
-                Ok(note) => shared.fault(live, at, format!("{f}{note}")),
-                Err(e) => {
-                    broke = Some(format!("step at line {}: {f}: {e}", step.line));
-                    break;
-                }
-            },
-            Action::Wait(d) => tokio::time::sleep(Duration::from_millis(d.0)).await,
-            Action::WaitUntil { condition, timeout } => {
-                let begin = Instant::now();
-                let target = committed_anywhere(&cfg).await;
-                loop {
-                    if holds(dir, &cfg, *condition, target).await {
-                        let what = format!("{condition:?} after {}ms", begin.elapsed().as_millis());
-                        shared.fault(live, at, what);
-                        break;
-                    }
-                    if begin.elapsed() > Duration::from_millis(timeout.0) {
-                        broke = Some(format!(
-                            "wait_until: {condition:?} did not hold within {timeout} (step at line {})",
-                            step.line
-                        ));
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                if broke.is_some() {
-                    break;
-                }
-            }
+    let mut input = Input::Tick;
+    loop {
+        let command = director.handle(started.elapsed().as_millis() as u64, input);
+        for (at, line) in director.new_lines().to_vec() {
+            shared.fault(live, at, line);
         }
-        previous_done = Instant::now();
-        finished = Some(previous_done);
+        input = match command {
+            Command::WaitUntil(ms) => {
+                let due = started + Duration::from_millis(ms);
+                tokio::time::sleep_until(due.max(Instant::now()).into()).await;
+                Input::Tick
+            }
+            Command::Observe => Input::View(backend.view().await),
+            Command::Apply(fault) => Input::Applied(backend.apply(&fault).await),
+            Command::Check { condition, begin } => {
+                Input::Holds(backend.holds(condition, begin).await)
+            }
+            Command::Done => break,
+        };
     }
+    let mut broke = director.broke().map(|b| b.to_string());
+    let finished = director.finished_ms().map(|ms| started + Duration::from_millis(ms));
+    let background = backend.background;
     // master_within: measured from the last step.
     let mut master_after: Option<u64> = None;
-    if broke.is_none() {
-        if let Some(done) = finished {
-            let mut probe = Client::new(cfg.clone());
-            while done.elapsed() < Duration::from_secs(30) {
-                if probe.find_master().await.is_ok() {
-                    master_after = Some(done.elapsed().as_millis() as u64);
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Some(done) = finished {
+        let mut probe = Client::new(cfg.clone());
+        while done.elapsed() < Duration::from_secs(30) {
+            if probe.find_master().await.is_ok() {
+                master_after = Some(done.elapsed().as_millis() as u64);
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     let end = started + Duration::from_millis(drill.duration.0);
@@ -474,49 +462,6 @@ impl Journal for Shared {
     }
 }
 
-/// The nodes a target names now.
-async fn resolve(
-    dir: &Path,
-    cfg: &ClientConfig,
-    t: &Target,
-    rng: &mut ChaCha8Rng,
-) -> Result<Vec<String>, String> {
-    let s = state(dir)?;
-    let names = s.names();
-    let running: Vec<String> =
-        s.nodes.iter().filter(|n| n.pid.is_some()).map(|n| n.name.clone()).collect();
-    let master = Client::new(cfg.clone()).find_master().await.ok().map(|k| names[k].clone());
-    let pick = |rng: &mut ChaCha8Rng, from: &[String]| -> Vec<String> {
-        if from.is_empty() {
-            Vec::new()
-        } else {
-            vec![from[rng.gen_range(0..from.len())].clone()]
-        }
-    };
-    Ok(match t {
-        Target::Node(k) => vec![format!("n{k}")],
-        Target::Master => master.map_or_else(|| pick(rng, &running), |m| vec![m]),
-        Target::Slave => {
-            let slaves: Vec<String> =
-                running.iter().filter(|n| Some(*n) != master.as_ref()).cloned().collect();
-            pick(rng, &slaves)
-        }
-        Target::Random => pick(rng, &running),
-        Target::All => names,
-        Target::Down => {
-            s.nodes.iter().filter(|n| n.pid.is_none()).map(|n| n.name.clone()).collect()
-        }
-        Target::Minority | Target::Majority => {
-            let n = names.len();
-            let mut order: Vec<String> = master.iter().cloned().collect();
-            order.extend(names.iter().filter(|x| Some(*x) != master.as_ref()).cloned());
-            let size = if *t == Target::Minority { (n - 1) / 2 } else { n / 2 + 1 };
-            order.truncate(size.max(1));
-            order
-        }
-    })
-}
-
 fn send(dir: &Path, request: Control) -> Result<String, String> {
     let answer = sandbox_control::send(dir, &request).map_err(|e| e.to_string())?;
     if answer.ok {
@@ -549,36 +494,73 @@ struct Background {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Applies one fault; returns a note on what it struck.
-async fn apply(
-    dir: &Path,
-    fault: &Fault,
-    cfg: &ClientConfig,
-    rng: &mut ChaCha8Rng,
-    background: &mut Background,
-) -> Result<String, String> {
-    let note = |ns: &[String]| format!(" ({})", ns.join(","));
-    let each = |ns: &[String], make: &dyn Fn(String) -> Control| -> Result<(), String> {
-        for n in ns {
-            send(dir, make(n.clone()))?;
+/// The sandbox's primitives for the director: the view comes from the supervisor's state and
+/// the nodes' answers; a fault is applied with the supervisor's control requests, the proxies'
+/// link states, files changed on disk and `collapse_tlogs` requests.
+struct SandboxBackend {
+    dir: PathBuf,
+    cfg: ClientConfig,
+    /// Draws which file a disk fault strikes.
+    rng: ChaCha8Rng,
+    background: Background,
+    /// What was committed anywhere when the current `all_in_sync` wait began.
+    sync_target: Option<u64>,
+}
+
+impl Backend for SandboxBackend {
+    async fn view(&mut self) -> ClusterView {
+        let n = self.cfg.nodes.len();
+        let (up, paused) = match state(&self.dir) {
+            Ok(s) => (
+                s.nodes.iter().map(|x| x.pid.is_some()).collect(),
+                s.nodes.iter().map(|x| x.paused).collect(),
+            ),
+            // No state to read: no node is known to run.
+            Err(_) => (vec![false; n], vec![false; n]),
+        };
+        let master = Client::new(self.cfg.clone()).find_master().await.ok();
+        ClusterView { up, paused, master }
+    }
+
+    async fn holds(&mut self, condition: Condition, begin: bool) -> bool {
+        if begin {
+            self.sync_target = committed_anywhere(&self.cfg).await;
+        }
+        holds(&self.dir, &self.cfg, condition, self.sync_target).await
+    }
+
+    async fn apply(&mut self, r: &Resolved) -> Result<String, BackendError> {
+        apply(self, r).await.map_err(BackendError::Failed)
+    }
+}
+
+/// Applies one resolved fault; returns a note beyond its targets.
+async fn apply(b: &mut SandboxBackend, r: &Resolved) -> Result<String, String> {
+    let dir = b.dir.clone();
+    let dir = dir.as_path();
+    let s = state(dir)?;
+    let all = s.names();
+    let n = all.len();
+    let name = |k: &usize| all.get(*k).cloned().ok_or(format!("no node n{k} in the sandbox"));
+    let ns: Vec<String> = r.strikes.nodes().iter().map(name).collect::<Result<_, _>>()?;
+    let named = |ks: &[usize]| ks.iter().map(name).collect::<Result<Vec<String>, String>>();
+    let each = |make: &dyn Fn(String) -> Control| -> Result<(), String> {
+        for node in &ns {
+            send(dir, make(node.clone()))?;
         }
         Ok(())
     };
-    let n = state(dir)?.nodes.len();
-    Ok(match fault {
-        Fault::Kill(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
-            each(&ns, &|node| Control::Kill { node })?;
-            note(&ns)
+    Ok(match (&r.fault, &r.strikes) {
+        (Fault::Kill(_), _) => {
+            each(&|node| Control::Kill { node })?;
+            String::new()
         }
-        Fault::Stop(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
-            each(&ns, &|node| Control::Stop { node })?;
-            note(&ns)
+        (Fault::Stop(_), _) => {
+            each(&|node| Control::Stop { node })?;
+            String::new()
         }
-        Fault::Pause { target, duration } => {
-            let ns = resolve(dir, cfg, target, rng).await?;
-            each(&ns, &|node| Control::Pause { node })?;
+        (Fault::Pause { duration, .. }, _) => {
+            each(&|node| Control::Pause { node })?;
             if let Some(d) = duration {
                 let (dir, ns, d) = (dir.to_path_buf(), ns.clone(), d.0);
                 tokio::spawn(async move {
@@ -588,15 +570,13 @@ async fn apply(
                     }
                 });
             }
-            note(&ns)
+            String::new()
         }
-        Fault::Resume(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
-            each(&ns, &|node| Control::Resume { node })?;
-            note(&ns)
+        (Fault::Resume(_), _) => {
+            each(&|node| Control::Resume { node })?;
+            String::new()
         }
-        Fault::Restart(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
+        (Fault::Restart(_), _) => {
             for node in &ns {
                 // A node that refuses to start (damaged files) is rebuilt from a peer, as an
                 // operator would.
@@ -606,16 +586,14 @@ async fn apply(
                     })?;
                 }
             }
-            note(&ns)
+            String::new()
         }
-        Fault::Wipe(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
-            each(&ns, &|node| Control::Wipe { node })?;
-            note(&ns)
+        (Fault::Wipe(_), _) => {
+            each(&|node| Control::Wipe { node })?;
+            String::new()
         }
-        Fault::Bitflip { target, store } | Fault::Truncate { target, store } => {
-            let ns = resolve(dir, cfg, target, rng).await?;
-            let how = if matches!(fault, Fault::Bitflip { .. }) {
+        (Fault::Bitflip { store, .. } | Fault::Truncate { store, .. }, _) => {
+            let how = if matches!(r.fault, Fault::Bitflip { .. }) {
                 CorruptHow::Bitflip
             } else {
                 CorruptHow::Truncate
@@ -624,10 +602,10 @@ async fn apply(
             for node in &ns {
                 send(dir, Control::Corrupt { node: node.clone(), target, how })?;
             }
-            note(&ns)
+            String::new()
         }
-        Fault::TornTail(t) | Fault::DeleteTlog(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
+        (Fault::TornTail(_) | Fault::DeleteTlog(_), _) => {
+            let mut notes = Vec::new();
             for node in &ns {
                 let tlogs = sandbox::node_tlog_dir(dir, node);
                 let mut files: Vec<PathBuf> = std::fs::read_dir(&tlogs)
@@ -636,68 +614,47 @@ async fn apply(
                     .filter(|p| p.extension().is_some_and(|x| x == "tlog"))
                     .collect();
                 files.sort();
-                if matches!(fault, Fault::TornTail(_)) {
+                if matches!(r.fault, Fault::TornTail(_)) {
                     let last = files.last().ok_or(format!("{node} has no TLog file"))?;
                     let mut bytes = std::fs::read(last).map_err(|e| e.to_string())?;
                     bytes.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0]);
                     std::fs::write(last, bytes).map_err(|e| e.to_string())?;
                 } else if files.len() > 1 {
-                    let f = &files[rng.gen_range(0..files.len() - 1)];
+                    let f = &files[b.rng.gen_range(0..files.len() - 1)];
                     std::fs::remove_file(f).map_err(|e| e.to_string())?;
+                    notes.push(format!("{node}:{}", f.display()));
                 }
             }
-            note(&ns)
+            notes.join("; ")
         }
-        Fault::Partition(groups) => {
-            let mut resolved: Vec<Vec<String>> = Vec::new();
-            for g in groups {
-                let mut names = Vec::new();
-                for t in g {
-                    names.extend(resolve(dir, cfg, t, rng).await?);
-                }
-                resolved.push(names);
-            }
-            let named: Vec<String> = resolved.iter().flatten().cloned().collect();
-            let rest: Vec<String> =
-                state(dir)?.names().into_iter().filter(|x| !named.contains(x)).collect();
-            if !rest.is_empty() {
-                resolved.push(rest);
-            }
-            let net = sandbox::partition(&state(dir)?, &resolved).map_err(|e| e.to_string())?;
+        (Fault::Partition(_) | Fault::Isolate(_), Strikes::Groups(groups)) => {
+            let groups: Vec<Vec<String>> =
+                groups.iter().map(|g| named(g)).collect::<Result<_, _>>()?;
+            let net = sandbox::partition(&s, &groups).map_err(|e| e.to_string())?;
             send(dir, Control::Net { links: net })?;
-            format!(" {resolved:?}")
+            String::new()
         }
-        Fault::Isolate(t) => {
-            let ns = resolve(dir, cfg, t, rng).await?;
-            let rest: Vec<String> =
-                state(dir)?.names().into_iter().filter(|x| !ns.contains(x)).collect();
+        (Fault::OneWay { .. }, Strikes::OneWay { from, to }) => {
             let net =
-                sandbox::partition(&state(dir)?, &[ns.clone(), rest]).map_err(|e| e.to_string())?;
+                sandbox::one_way(&s, &named(from)?, &named(to)?).map_err(|e| e.to_string())?;
             send(dir, Control::Net { links: net })?;
-            note(&ns)
+            String::new()
         }
-        Fault::OneWay { from, to } => {
-            let (a, b) = (resolve(dir, cfg, from, rng).await?, resolve(dir, cfg, to, rng).await?);
-            let net = sandbox::one_way(&state(dir)?, &a, &b).map_err(|e| e.to_string())?;
-            send(dir, Control::Net { links: net })?;
-            format!("{} ->{}", note(&a), note(&b))
-        }
-        Fault::Ring => {
+        (Fault::Ring, _) => {
             let net = links(dir, |i, j| ring_link(n, i, j))?;
             send(dir, Control::Net { links: net })?;
             String::new()
         }
-        Fault::Bridge => {
+        (Fault::Bridge, _) => {
             let net = links(dir, |i, j| bridge_link(n, i, j))?;
             send(dir, Control::Net { links: net })?;
-            format!(" (bridge n{})", bridge_node(n))
+            format!("bridge n{}", bridge_node(n))
         }
-        Fault::Heal => {
+        (Fault::Heal, _) => {
             send(dir, Control::Net { links: NetState::new() })?;
             String::new()
         }
-        Fault::Delay(d) => {
-            let s = state(dir)?;
+        (Fault::Delay(d), _) => {
             let net: NetState = s
                 .links
                 .iter()
@@ -711,14 +668,16 @@ async fn apply(
             send(dir, Control::Net { links: net })?;
             String::new()
         }
-        Fault::DropMaster => {
-            let mut c = Client::new(cfg.clone());
-            c.drop_master().await.map_err(|e| e.to_string())?;
-            String::new()
+        (Fault::DropMaster, Strikes::Master(m)) => {
+            // The client finds the master itself; the note says if it was another by now.
+            let mut c = Client::new(b.cfg.clone());
+            match c.drop_master().await {
+                Ok(()) => String::new(),
+                Err(e) => format!("n{m} did not step down: {e}"),
+            }
         }
-        Fault::Collapse { target, keep, duration: None } => {
-            let ns = resolve(dir, cfg, target, rng).await?;
-            let notes: Vec<String> = collapse_once(dir, cfg, &ns, *keep)
+        (Fault::Collapse { keep, duration: None, .. }, _) => {
+            let notes: Vec<String> = collapse_once(dir, &b.cfg, &ns, *keep)
                 .await?
                 .into_iter()
                 .zip(&ns)
@@ -728,22 +687,25 @@ async fn apply(
                     tally.note(name, *keep)
                 })
                 .collect();
-            format!(" ({})", notes.join("; "))
+            notes.join("; ")
         }
-        Fault::Collapse { target, keep, duration: Some(d) } => {
-            let ns = resolve(dir, cfg, target, rng).await?;
-            let series = collapse_series(dir.to_path_buf(), cfg.clone(), ns.clone(), *keep, d.0);
-            let struck = ns.join(",");
+        (Fault::Collapse { keep, duration: Some(d), .. }, _) => {
+            let series = collapse_series(dir.to_path_buf(), b.cfg.clone(), ns.clone(), *keep, d.0);
+            let bg = &mut b.background;
             let (shared, live, what, keep) =
-                (background.shared.clone(), background.live.clone(), fault.to_string(), *keep);
-            background.tasks.push(tokio::spawn(async move {
+                (bg.shared.clone(), bg.live.clone(), r.fault.to_string(), *keep);
+            let struck = ns.clone();
+            bg.tasks.push(tokio::spawn(async move {
                 while !series.is_finished() {
                     tokio::time::sleep(Duration::from_millis(COLLAPSE_EVERY_MS)).await;
                 }
                 let note = match series.join() {
                     Ok(Ok(tallies)) => {
-                        let notes: Vec<String> =
-                            tallies.iter().zip(&ns).map(|(t, name)| t.note(name, keep)).collect();
+                        let notes: Vec<String> = tallies
+                            .iter()
+                            .zip(&struck)
+                            .map(|(t, name)| t.note(name, keep))
+                            .collect();
                         notes.join("; ")
                     }
                     Ok(Err(e)) => format!("stopped: {e}"),
@@ -751,9 +713,13 @@ async fn apply(
                 };
                 shared.fault(&live, shared.now_us() / 1000, format!("{what}, ended ({note})"));
             }));
-            format!(" ({struck}: in the background)")
+            "in the background".to_string()
         }
-        other => return Err(format!("the sandbox tier cannot apply {}", other.name())),
+        (other, _) => {
+            return Err(
+                BackendError::Unsupported { tier: "sandbox", fault: other.name() }.to_string()
+            )
+        }
     })
 }
 

@@ -11,8 +11,9 @@
 use crate::connect::parse_duration_ms;
 use crate::output::{spinner, Failure};
 use arakoon_chaos::process::{self, Process};
-use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX, SOCKET_PATH_BYTES_MAX};
+use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
+use arakoon_chaos::sandbox_lifecycle;
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::config::ClusterConfig;
 use arakoon_node::protocol::client::{Payload, Reply, Request as ClientRequest};
@@ -308,50 +309,7 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
 
 /// Creates (or checks) the sandbox directory: new or empty, never someone's files.
 fn prepare_dir(dir: &Path) -> Result<PathBuf, Failure> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::new(3, format!("cannot create {}: {e}", dir.display())))?;
-    let dir = dir.canonicalize().map_err(|e| Failure::new(3, format!("{}: {e}", dir.display())))?;
-    let shown = dir.display();
-    if dir.join("sandbox.json").exists() {
-        let state = load(&dir)?;
-        if let Some(pid) = state.running_supervisor() {
-            return Err(Failure::new(
-                3,
-                format!(
-                    "a sandbox already runs in {shown} (supervisor pid {pid}); `arakoon-admin \
-                     sandbox status --dir {shown}` shows it, `sandbox down --dir {shown}` stops it"
-                ),
-            ));
-        }
-        return Err(Failure::new(
-            3,
-            format!(
-                "{shown} holds a sandbox that is down (its data kept for inspection); \
-                 `arakoon-admin sandbox down --dir {shown} --clean` deletes it, or choose another \
-                 --dir"
-            ),
-        ));
-    }
-    let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(false);
-    if !empty {
-        return Err(Failure::new(
-            3,
-            format!("{shown} is not empty and holds no sandbox; choose a new or empty --dir"),
-        ));
-    }
-    let socket = sandbox::socket_path(&dir);
-    if socket.as_os_str().len() > SOCKET_PATH_BYTES_MAX {
-        return Err(Failure::new(
-            2,
-            format!(
-                "--dir {shown} is too long: the control socket {} would pass the {} bytes a Unix \
-                 socket path may have; choose a shorter --dir",
-                socket.display(),
-                SOCKET_PATH_BYTES_MAX
-            ),
-        ));
-    }
-    Ok(dir)
+    sandbox_lifecycle::prepare_dir(dir).map_err(|e| Failure::new(e.exit_code(), e.to_string()))
 }
 
 /// The supervisor while `up` waits: stopped (and with it every node) unless released.
@@ -706,65 +664,12 @@ fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
 }
 
 fn down(dir: &Path, clean: bool) -> Result<i32, Failure> {
-    let state = load(dir)?;
-    let dir = dir.canonicalize().map_err(|e| Failure::new(3, format!("{}: {e}", dir.display())))?;
-    let shown = dir.display();
-    match state.running_supervisor() {
-        Some(pid) => {
-            match sandbox_control::send(&dir, &Request::Shutdown) {
-                Ok(answer) => println!("{}", answer.message),
-                Err(e) => {
-                    println!("the supervisor did not answer ({e}); killing it (pid {pid})");
-                    let _ = process::term_pid(pid);
-                }
-            }
-            if !wait_gone(pid, Duration::from_secs(15)) {
-                println!("the supervisor (pid {pid}) is still there; kill -9");
-                let _ = process::kill_pid(pid);
-                wait_gone(pid, Duration::from_secs(5));
-            }
-            println!("supervisor (pid {pid}) stopped; the peer-link proxies are gone");
-        }
-        None => println!("the supervisor was not running"),
-    }
-    // Anything left of this sandbox (a supervisor killed mid-way leaves nothing, as its nodes
-    // die with it; this is the belt to those braces).
-    for pid in sandbox::processes_of(&dir) {
-        let _ = process::kill_pid(pid);
-        println!("killed leftover process {pid}");
-    }
-    if clean {
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| Failure::new(3, format!("cannot delete {shown}: {e}")))?;
-        println!("deleted {shown}");
-    } else {
-        if let Ok(mut state) = SandboxState::load(&dir) {
-            state.supervisor_pid = None;
-            for n in &mut state.nodes {
-                n.pid = None;
-                n.paused = false;
-            }
-            let _ = state.save(&dir);
-        }
-        println!(
-            "data kept in {shown} for inspection: logs {shown}/<node>/node.log, TLogs \
-             {shown}/<node>/home/tlogs (arakoon-admin tlog list ...); `arakoon-admin sandbox down \
-             --dir {shown} --clean` deletes it"
-        );
+    let said = sandbox_lifecycle::down(dir, clean)
+        .map_err(|e| Failure::new(e.exit_code(), e.to_string()))?;
+    for line in said {
+        println!("{line}");
     }
     Ok(0)
-}
-
-/// Waits (at most `within`) until the process has ended.
-fn wait_gone(pid: u32, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while process::pid_alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {

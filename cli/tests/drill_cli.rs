@@ -259,7 +259,7 @@ fn a_collapse_during_a_catch_up_runs_on_real_processes_and_leaves_no_process() {
     assert!(t.contains("collapse-during-catch-up     seed 0   PASS"), "{t}");
     let folder = report.join("collapse-during-catch-up-seed0");
     let log = std::fs::read_to_string(folder.join("faults.log")).unwrap();
-    assert!(log.contains("collapse all keep 1 for 3s (n0,n1,n2: in the background)"), "{log}");
+    assert!(log.contains("collapse all keep 1 for 3s (n0,n1,n2): in the background"), "{log}");
     let ended = log
         .lines()
         .find(|l| l.contains("collapse all keep 1 for 3s, ended ("))

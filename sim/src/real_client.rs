@@ -13,7 +13,7 @@
 use crate::world::history::{
     multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Space,
 };
-use arakoon_chaos::drill::{Condition, Drill, Expectation, WorkloadSpec};
+use arakoon_chaos::drill::{Condition, Drill, WorkloadSpec};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientError};
@@ -51,35 +51,11 @@ enum Op {
 
 const OPS: [Op; 6] = [Op::Get, Op::Set, Op::Delete, Op::TestAndSet, Op::Sequence, Op::Range];
 
-/// Whether a run met the drill's expectations, and the verdict line: `broke` is the first check
-/// that broke (a step, the settling, linearizability), if any; `master_after_ms` is how long
-/// after the last step a master answered. For `expect: violation`, a break is the pass.
-pub fn judge(
-    drill: &Drill,
-    mut broke: Option<String>,
-    master_after_ms: Option<u64>,
-) -> (bool, String) {
-    if broke.is_none() {
-        for e in &drill.expect {
-            if let Expectation::MasterWithin(limit) = e {
-                match master_after_ms {
-                    Some(ms) if ms <= limit.0 => {}
-                    other => {
-                        broke = Some(format!(
-                            "master_within: {} after the last step, not within {limit}",
-                            other.map_or("no master".to_string(), |ms| format!("{ms}ms"))
-                        ))
-                    }
-                }
-            }
-        }
-    }
-    match (drill.expects_violation(), broke) {
-        (false, None) => (true, "every check held".to_string()),
-        (false, Some(b)) => (false, b),
-        (true, Some(b)) => (true, format!("the expected violation: {b}")),
-        (true, None) => (false, "expected a violation, but every check held".to_string()),
-    }
+/// Whether a run met the drill's expectations, and the verdict line: the one judge of every
+/// tier ([`arakoon_chaos::director::judge`]).
+pub fn judge(drill: &Drill, broke: Option<String>, master_after_ms: Option<u64>) -> (bool, String) {
+    let v = arakoon_chaos::director::judge(drill, broke, master_after_ms);
+    (v.passed, v.verdict)
 }
 
 /// One process of the history: a client of the workload, or the final reader.

@@ -5,8 +5,10 @@
 //! One seed runs like this. The nodes start in memory ([`super::cluster`]); the drill's clients
 //! (turmoil client hosts) issue its mix of operations with the real client until the drill's
 //! duration is over, recording every call and answer in virtual time. A *director* host plays
-//! the steps: it waits for each step's time, resolves its target as the sandbox does (it asks
-//! the nodes who is master), and hands the fault to the harness, which applies it between two
+//! the steps through the one drill engine (`arakoon_chaos::director`): the engine says when each
+//! step is due and resolves its targets from the seed and the cluster as the nodes show it
+//! (who runs, who is master); this tier's backend hands the fault to the harness, which applies
+//! it between two
 //! steps of the simulation (crash, stop, restart, cut or heal links, raise the latency);
 //! `wait_until` conditions are polled over the network every 50 ms. After the last step it
 //! measures how long until a master answers (`master_within`). When the duration is over, the
@@ -24,14 +26,15 @@ use super::net::TurmoilNet;
 use super::workload::now_us;
 use crate::real_client::{self, Journal};
 use crate::world::history::{Linearizability, OpSummary, Recorder, Space};
-use crate::world::script::{bridge_link, bridge_node, link_matrix, ring_link};
-use arakoon_chaos::drill::{Action, Condition, Drill, When, WorkloadSpec};
-use arakoon_chaos::faults::{Fault, Target};
+use arakoon_chaos::director::{
+    bridge_link, bridge_node, link_matrix, ring_link, Backend, BackendError, ClusterView,
+    Command as DirectorCommand, Director, Input, Resolved, Strikes,
+};
+use arakoon_chaos::drill::{Condition, Drill, WorkloadSpec};
+use arakoon_chaos::faults::Fault;
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientConfig};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -58,6 +61,8 @@ pub struct TurmoilDrillRun {
     pub ops_unknown: u64,
     /// What the steps did, at which virtual ms.
     pub fault_log: Vec<(u64, String)>,
+    /// Every fault applied, in order, with its step's index (targets resolved).
+    pub resolved: Vec<(usize, Resolved)>,
     /// The history as JSON lines: single-key operations, then sequences and ranges.
     pub history: (String, String),
     /// Every client operation, by call time (for a report's timeline).
@@ -73,6 +78,37 @@ pub struct TurmoilDrillRun {
 }
 
 impl TurmoilDrillRun {
+    /// The run as the one outcome type; `replay` is the command that runs it again.
+    pub fn outcome(self, d: &Drill, replay: String) -> crate::drill::DrillOutcome {
+        let mut extra = serde_json::Map::new();
+        extra.insert("virtual_ms".into(), self.virtual_ms.into());
+        extra.insert("wall_clock_ms".into(), (self.wall.as_millis() as u64).into());
+        extra.insert("x_real_time".into(), (self.speed().round() as u64).into());
+        crate::drill::DrillOutcome {
+            drill: d.clone(),
+            tier: arakoon_chaos::faults::Tier::Turmoil,
+            seed: self.seed,
+            passed: self.passed,
+            verdict: self.verdict,
+            replay,
+            ops_ok: self.ops_ok,
+            ops_failed: self.ops_failed,
+            ops_unknown: self.ops_unknown,
+            linearizability: self.linearizability,
+            master_after_last_step_ms: self.master_after_ms,
+            end_ms: self.virtual_ms,
+            histories: Some(self.history),
+            restarts: crate::drill::restarts_from_roles(&self.roles),
+            roles: self.roles,
+            fault_log: self.fault_log,
+            ops: self.ops,
+            client_lanes: d.workload.clients.max(1),
+            extra,
+            trace: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
     /// Virtual seconds per real second.
     pub fn speed(&self) -> f64 {
         self.virtual_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
@@ -103,6 +139,8 @@ struct Board {
     roles: Vec<(u64, usize, String)>,
     broke: Option<String>,
     master_after_ms: Option<u64>,
+    /// Every fault the director applied, in order, with its step's index.
+    resolved: Vec<(usize, Resolved)>,
     recorder: Recorder,
     ok: u64,
     failed: u64,
@@ -176,6 +214,7 @@ pub fn run_drill(drill: &Drill, seed: u64) -> TurmoilDrillRun {
         ops_failed: b.failed,
         ops_unknown: b.unknown,
         fault_log: std::mem::take(&mut b.log),
+        resolved: std::mem::take(&mut b.resolved),
         history,
         ops,
         linearizability,
@@ -263,60 +302,34 @@ fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command
     }
 }
 
-/// The director: plays the steps, measures `master_within`, settles the cluster and reads every
-/// key at the end.
+/// The director's host: plays the drill's steps through the one drill engine
+/// ([`Director`]) with this tier's [`Backend`], measures `master_within`, settles the cluster and
+/// reads every key at the end.
 async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> turmoil::Result {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6469_7265_6374_6f72);
-    let mut previous_done_ms = 0;
-    let mut finished_ms = None;
-    for step in &drill.steps {
-        let due = match step.when {
-            When::At(t) => t.0,
-            When::After(d) => previous_done_ms + d.0,
-        };
-        sleep_until_ms(due).await;
-        let at = now_ms();
-        match &step.action {
-            Action::Fault(f) => match apply(f, &cfg, &board, &mut rng).await {
-                Ok(note) => {
-                    board.borrow_mut().log.push((at, format!("{f}{note}")));
-                    next_tick().await;
-                }
-                Err(e) => {
-                    board.borrow_mut().broke =
-                        Some(format!("step at line {}: {f}: {e}", step.line));
-                    break;
-                }
-            },
-            Action::Wait(d) => tokio::time::sleep(Duration::from_millis(d.0)).await,
-            Action::WaitUntil { condition, timeout } => {
-                let target = committed_anywhere(&cfg).await;
-                loop {
-                    if holds(&cfg, &board, *condition, target).await {
-                        let waited = now_ms() - at;
-                        let line = format!("{condition:?} after {waited}ms");
-                        board.borrow_mut().log.push((now_ms(), line));
-                        break;
-                    }
-                    if now_ms() >= at + timeout.0 {
-                        board.borrow_mut().broke = Some(format!(
-                            "wait_until: {condition:?} did not hold within {timeout} (step at line {})",
-                            step.line
-                        ));
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-                }
+    let mut director = Director::new(drill.steps.clone(), drill.cluster.nodes, seed);
+    let mut backend = TurmoilBackend { cfg: cfg.clone(), board: board.clone(), sync_target: None };
+    let mut input = Input::Tick;
+    loop {
+        let command = director.handle(now_ms(), input);
+        board.borrow_mut().log.extend_from_slice(director.new_lines());
+        input = match command {
+            DirectorCommand::WaitUntil(ms) => {
+                sleep_until_ms(ms).await;
+                Input::Tick
             }
-        }
-        if board.borrow().broke.is_some() {
-            break;
-        }
-        previous_done_ms = now_ms();
-        finished_ms = Some(previous_done_ms);
+            DirectorCommand::Observe => Input::View(backend.view().await),
+            DirectorCommand::Apply(fault) => Input::Applied(backend.apply(&fault).await),
+            DirectorCommand::Check { condition, begin } => {
+                Input::Holds(backend.holds(condition, begin).await)
+            }
+            DirectorCommand::Done => break,
+        };
     }
-    let broke = board.borrow().broke.is_some();
-    if let (false, Some(done)) = (broke, finished_ms) {
+    if let Some(b) = director.broke() {
+        board.borrow_mut().broke = Some(b.to_string());
+    }
+    board.borrow_mut().resolved = director.resolved().to_vec();
+    if let Some(done) = director.finished_ms() {
         let mut probe = Client::with_network(cfg.clone(), TurmoilNet);
         while now_ms() < done + MASTER_WAIT_MS {
             if probe.find_master().await.is_ok() {
@@ -382,148 +395,70 @@ async fn holds(
     }
 }
 
-/// The nodes a target names now, as the sandbox resolves them: `master` is whoever the nodes
-/// name and confirms.
-async fn resolve(
-    cfg: &ClientConfig,
-    board: &Shared,
-    t: &Target,
-    rng: &mut ChaCha8Rng,
-) -> Vec<usize> {
-    let n = cfg.nodes.len();
-    let up: Vec<usize> = {
-        let b = board.borrow();
-        (0..n).filter(|k| b.up[*k]).collect()
-    };
-    let master = match t {
-        Target::Master | Target::Slave | Target::Minority | Target::Majority => {
-            Client::with_network(cfg.clone(), TurmoilNet).find_master().await.ok()
-        }
-        _ => None,
-    };
-    let pick = |rng: &mut ChaCha8Rng, from: &[usize]| -> Vec<usize> {
-        if from.is_empty() {
-            Vec::new()
-        } else {
-            vec![from[rng.gen_range(0..from.len())]]
-        }
-    };
-    match t {
-        Target::Node(k) => vec![*k],
-        Target::Master => master.map_or_else(|| pick(rng, &up), |m| vec![m]),
-        Target::Slave => {
-            let slaves: Vec<usize> = up.iter().copied().filter(|k| Some(*k) != master).collect();
-            pick(rng, &slaves)
-        }
-        Target::Random => pick(rng, &up),
-        Target::All => (0..n).collect(),
-        Target::Down => (0..n).filter(|k| !up.contains(k)).collect(),
-        Target::Minority | Target::Majority => {
-            // The master first, then the others in a seeded order.
-            let mut order: Vec<usize> = master.into_iter().collect();
-            let mut rest: Vec<usize> = (0..n).filter(|k| Some(*k) != master).collect();
-            for i in (1..rest.len()).rev() {
-                rest.swap(i, rng.gen_range(0..=i));
-            }
-            order.extend(rest);
-            let size = if *t == Target::Minority { (n - 1) / 2 } else { n / 2 + 1 };
-            order.truncate(size.max(1));
-            order
-        }
+/// Turmoil's primitives for the director: the view and the conditions are asked of the nodes
+/// over the simulated network; a fault is handed to the harness, which applies it between two
+/// steps of the simulation.
+struct TurmoilBackend {
+    cfg: ClientConfig,
+    board: Shared,
+    /// What was committed anywhere when the current `all_in_sync` wait began.
+    sync_target: Option<u64>,
+}
+
+impl Backend for TurmoilBackend {
+    async fn view(&mut self) -> ClusterView {
+        let up = self.board.borrow().up.clone();
+        let paused = vec![false; up.len()];
+        let master = Client::with_network(self.cfg.clone(), TurmoilNet).find_master().await.ok();
+        ClusterView { up, paused, master }
     }
-}
 
-fn names(ks: &[usize]) -> String {
-    let v: Vec<String> = ks.iter().map(|k| format!("n{k}")).collect();
-    format!(" ({})", v.join(","))
-}
+    async fn holds(&mut self, condition: Condition, begin: bool) -> bool {
+        if begin {
+            self.sync_target = committed_anywhere(&self.cfg).await;
+        }
+        holds(&self.cfg, &self.board, condition, self.sync_target).await
+    }
 
-/// Hands one fault to the harness; returns a note on what it struck.
-async fn apply(
-    fault: &Fault,
-    cfg: &ClientConfig,
-    board: &Shared,
-    rng: &mut ChaCha8Rng,
-) -> Result<String, String> {
-    let n = cfg.nodes.len();
-    let push = |c: Command| board.borrow_mut().commands.push(c);
-    let links = |group: &dyn Fn(usize) -> usize| link_matrix(n, |a, b| group(a) == group(b));
-    Ok(match fault {
-        Fault::Kill(t) => {
-            let ks = resolve(cfg, board, t, rng).await;
-            push(Command::Crash(ks.clone()));
-            names(&ks)
-        }
-        Fault::Stop(t) => {
-            let ks = resolve(cfg, board, t, rng).await;
-            push(Command::Stop(ks.clone()));
-            names(&ks)
-        }
-        Fault::Restart(t) => {
-            let ks = resolve(cfg, board, t, rng).await;
-            push(Command::Restart(ks.clone()));
-            names(&ks)
-        }
-        Fault::Partition(groups) => {
-            let mut side = vec![usize::MAX; n];
-            let mut resolved: Vec<Vec<usize>> = Vec::new();
-            for (g, targets) in groups.iter().enumerate() {
-                let mut nodes = Vec::new();
-                for t in targets {
-                    for k in resolve(cfg, board, t, rng).await {
-                        if side[k] == usize::MAX {
-                            side[k] = g;
-                            nodes.push(k);
-                        }
-                    }
+    async fn apply(&mut self, r: &Resolved) -> Result<String, BackendError> {
+        let n = self.cfg.nodes.len();
+        let ks = r.strikes.nodes().to_vec();
+        let command = match (&r.fault, &r.strikes) {
+            (Fault::Kill(_), _) => Command::Crash(ks),
+            (Fault::Stop(_), _) => Command::Stop(ks),
+            (Fault::Restart(_), _) => Command::Restart(ks),
+            (Fault::Partition(_) | Fault::Isolate(_), Strikes::Groups(groups)) => {
+                let mut side = vec![usize::MAX; n];
+                for (g, nodes) in groups.iter().enumerate() {
+                    nodes.iter().for_each(|&k| side[k] = g);
                 }
-                resolved.push(nodes);
+                Command::Links(link_matrix(n, |a, b| side[a] == side[b]))
             }
-            let rest: Vec<usize> = (0..n).filter(|k| side[*k] == usize::MAX).collect();
-            if !rest.is_empty() {
-                resolved.push(rest);
+            (Fault::Ring, _) => Command::Links(link_matrix(n, |i, j| ring_link(n, i, j))),
+            (Fault::Bridge, _) => Command::Links(link_matrix(n, |i, j| bridge_link(n, i, j))),
+            (Fault::Heal, _) => Command::Heal,
+            (Fault::Delay(d), _) => Command::Latency(d.0),
+            (Fault::DropMaster, Strikes::Master(m)) => {
+                // The client finds the master itself; the note says if it was another by now.
+                let mut client = Client::with_network(self.cfg.clone(), TurmoilNet);
+                return Ok(match client.drop_master().await {
+                    Ok(()) => String::new(),
+                    Err(e) => format!("n{m} did not step down: {e}"),
+                });
             }
-            push(Command::Links(links(&|k| side[k])));
-            format!(" {resolved:?}")
-        }
-        Fault::Isolate(t) => {
-            let ks = resolve(cfg, board, t, rng).await;
-            push(Command::Links(links(&|k| usize::from(ks.contains(&k)))));
-            names(&ks)
-        }
-        Fault::Ring => {
-            push(Command::Links(link_matrix(n, |i, j| ring_link(n, i, j))));
-            String::new()
-        }
-        Fault::Bridge => {
-            push(Command::Links(link_matrix(n, |i, j| bridge_link(n, i, j))));
-            format!(" (bridge n{})", bridge_node(n))
-        }
-        Fault::Heal => {
-            push(Command::Heal);
-            String::new()
-        }
-        Fault::Delay(d) => {
-            push(Command::Latency(d.0));
-            String::new()
-        }
-        Fault::DropMaster => {
-            let mut client = Client::with_network(cfg.clone(), TurmoilNet);
-            match client.find_master().await {
-                Ok(m) => match client.drop_master().await {
-                    Ok(()) => format!(" (n{m})"),
-                    Err(e) => format!(" (n{m}: {e})"),
-                },
-                Err(_) => " (no master)".into(),
+            (other, _) => {
+                return Err(BackendError::Unsupported { tier: "turmoil", fault: other.name() })
             }
-        }
-        other => {
-            return Err(format!(
-                "the turmoil tier cannot apply {} (it should have been refused when the drill was read)",
-                other.name()
-            ))
-        }
-    })
+        };
+        let note = match r.fault {
+            Fault::Bridge => format!("bridge n{}", bridge_node(n)),
+            _ => String::new(),
+        };
+        self.board.borrow_mut().commands.push(command);
+        // Let the harness carry it out before the next step.
+        next_tick().await;
+        Ok(note)
+    }
 }
 
 /// One client: draws operations by the drill's weights and pace until the drill's duration is

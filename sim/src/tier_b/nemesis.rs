@@ -1,4 +1,6 @@
-//! The fault schedule of a tier-B run, drawn from the seed before the run starts.
+//! The fault schedule of a tier-B run, drawn from the seed before the run starts. Its families
+//! are faults of the catalogue (`arakoon_chaos::faults::Fault`: partition, kill, delay, loss);
+//! each window adds what the catalogue leaves to the run (which nodes, how long, how much).
 //!
 //! Faults come one at a time, each a window `[start_ms, end_ms)` of virtual time, with quiet gaps
 //! between them, so every fault strikes a cluster that had a chance to recover from the last:
@@ -15,6 +17,8 @@
 //!   (it does not retransmit), so a connection that lost one stalls for ever without an error:
 //!   this models a half-open connection that only a timeout can detect.
 
+use arakoon_chaos::drill::Millis;
+use arakoon_chaos::faults::{Fault as CatalogueFault, Target};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -81,18 +85,20 @@ impl std::fmt::Display for Fault {
 /// Draws the schedule: faults between `from_ms` and `until_ms`, one at a time.
 pub fn schedule(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) -> Vec<Fault> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7321);
-    let mut kinds = Vec::new();
+    // The families are faults of the catalogue; what a window adds (its nodes, its length) is
+    // drawn below.
+    let mut kinds: Vec<CatalogueFault> = Vec::new();
     if set.partitions && nodes > 1 {
-        kinds.push(0);
+        kinds.push(CatalogueFault::Partition(Vec::new()));
     }
     if set.crashes {
-        kinds.push(1);
+        kinds.push(CatalogueFault::Kill(Target::Random));
     }
     if set.latency {
-        kinds.push(2);
+        kinds.push(CatalogueFault::Delay(Millis(0)));
     }
     if set.loss && nodes > 1 {
-        kinds.push(3);
+        kinds.push(CatalogueFault::Loss(0.0));
     }
     let mut faults = Vec::new();
     if kinds.is_empty() {
@@ -105,7 +111,7 @@ pub fn schedule(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: 
             break;
         }
         let kind = match kinds[rng.gen_range(0..kinds.len())] {
-            0 => {
+            CatalogueFault::Partition(_) => {
                 let size = rng.gen_range(1..=(nodes - 1) / 2).max(1);
                 let mut all: Vec<usize> = (0..nodes).collect();
                 let mut minority = Vec::new();
@@ -115,8 +121,8 @@ pub fn schedule(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: 
                 minority.sort_unstable();
                 FaultKind::Partition { minority }
             }
-            1 => FaultKind::Crash { node: rng.gen_range(0..nodes) },
-            2 => FaultKind::Latency { max_ms: rng.gen_range(50..500) },
+            CatalogueFault::Kill(_) => FaultKind::Crash { node: rng.gen_range(0..nodes) },
+            CatalogueFault::Delay(_) => FaultKind::Latency { max_ms: rng.gen_range(50..500) },
             _ => {
                 let a = rng.gen_range(0..nodes);
                 let b = (a + rng.gen_range(1..nodes)) % nodes;

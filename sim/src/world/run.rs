@@ -797,25 +797,36 @@ impl World {
         self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
     }
 
+    /// The random nemesis: draws a fault of the catalogue (`arakoon_chaos::faults::Fault`) among
+    /// those the run's mix allows and applies it through the world's drill backend; what the
+    /// catalogue does not say (torn writes on a crash, when a crashed node comes back) is drawn
+    /// here. The draws are made in a fixed order from the world's RNG.
     fn nemesis(&mut self) {
-        let mut kinds = Vec::new();
+        use arakoon_chaos::director::{now_or_never, Backend, Resolved, Strikes};
+        use arakoon_chaos::drill::Millis;
+        use arakoon_chaos::faults::{Fault, Target};
+        let mut kinds: Vec<Fault> = Vec::new();
         if self.mix.partitions {
-            kinds.extend(["partition", "heal"]);
+            kinds.extend([Fault::Partition(Vec::new()), Fault::Heal]);
         }
         if self.mix.crashes {
-            kinds.extend(["crash", "crash", "power-loss"]);
+            kinds.extend([
+                Fault::Kill(Target::Random),
+                Fault::Kill(Target::Random),
+                Fault::PowerLoss,
+            ]);
         }
         if self.mix.wipes {
-            kinds.push("wipe");
+            kinds.push(Fault::Wipe(Target::Random));
         }
         if self.mix.pauses {
-            kinds.push("pause");
+            kinds.push(Fault::Pause { target: Target::Random, duration: None });
         }
         if self.mix.disk_corruption {
-            kinds.push("corrupt");
+            kinds.push(Fault::Bitflip { target: Target::Random, store: false });
         }
         if self.mix.clock_offset_ms > 0 || self.mix.clock_drift_ppm > 0 {
-            kinds.push("clock");
+            kinds.push(Fault::ClockOffset { target: Target::Random, ms: 0 });
         }
         let next =
             self.rng.gen_range(self.mix.fault_interval_ms / 2..=self.mix.fault_interval_ms * 3 / 2);
@@ -824,14 +835,18 @@ impl World {
             return;
         }
         let n = self.cfg.nodes;
-        let mut kind = kinds[self.rng.gen_range(0..kinds.len())];
+        let mut kind = kinds[self.rng.gen_range(0..kinds.len())].clone();
         // Power loss is the rarest: a cluster that loses power every few seconds is never up.
-        if kind == "power-loss" && !self.rng.gen_bool(0.3) {
-            kind = "crash";
+        if kind == Fault::PowerLoss && !self.rng.gen_bool(0.3) {
+            kind = Fault::Kill(Target::Random);
         }
         let victim = self.rng.gen_range(0..n);
+        let on_victim = |fault: Fault| Resolved { fault, strikes: Strikes::Nodes(vec![victim]) };
+        let apply = |w: &mut World, r: Resolved| {
+            now_or_never(Backend::apply(w, &r)).and_then(Result::ok).unwrap_or_default()
+        };
         match kind {
-            "partition" => {
+            Fault::Partition(_) => {
                 let mut order: Vec<usize> = (0..n).collect();
                 for i in (1..n).rev() {
                     order.swap(i, self.rng.gen_range(0..=i));
@@ -839,37 +854,47 @@ impl World {
                 let split = self.rng.gen_range(1..n.max(2));
                 let groups = vec![order[..split.min(n)].to_vec(), order[split.min(n)..].to_vec()];
                 self.trace(|| format!("partition {groups:?}"), 10);
-                self.net.partition(&groups);
+                let targets =
+                    groups.iter().map(|g| g.iter().map(|k| Target::Node(*k)).collect()).collect();
+                let fault = Fault::Partition(targets);
+                apply(self, Resolved { fault, strikes: Strikes::Groups(groups) });
             }
-            "heal" => {
+            Fault::Heal => {
                 self.trace(|| "heal".into(), 11);
-                self.net.heal();
+                // The drill's heal also ends the loss and delay a drill set; the nemesis's mix
+                // keeps its own for the whole run.
+                let (loss, delay_max_us) = (self.mix.loss, self.mix.delay_max_us);
+                apply(self, Resolved { fault: Fault::Heal, strikes: Strikes::Cluster });
+                (self.mix.loss, self.mix.delay_max_us) = (loss, delay_max_us);
             }
             // A disk is lost only while every other node is up: losing a majority's disks is
             // beyond what any consensus protocol survives.
-            "wipe" if !(0..n).all(|k| k == victim || self.healthy(k)) => {}
-            "crash" | "wipe" if self.nodes[victim].is_up() => {
+            Fault::Wipe(_) if !(0..n).all(|k| k == victim || self.healthy(k)) => {}
+            Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
                 let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
                 let keep: u64 = self.rng.gen();
-                if kind == "wipe" {
-                    self.nodes[victim].wipe();
-                    self.nodes[victim].wiped = true;
-                } else {
+                if let Fault::Wipe(_) = kind {
+                    apply(self, on_victim(Fault::Wipe(Target::Node(victim))));
+                } else if torn {
+                    // A crash in the middle of writes: part of what was not fsynced survives.
                     self.nodes[victim].crash(|unsynced| {
-                        if torn && unsynced > 0 {
+                        if unsynced > 0 {
                             (keep as usize) % unsynced
                         } else {
                             0
                         }
                     });
+                    self.persists[victim].clear();
+                } else {
+                    apply(self, on_victim(Fault::Kill(Target::Node(victim))));
                 }
-                self.persists[victim].clear();
-                self.trace(|| format!("{kind} n{victim}{}", if torn { " (torn)" } else { "" }), 12);
+                let name = kind.name();
+                self.trace(|| format!("{name} n{victim}{}", if torn { " (torn)" } else { "" }), 12);
                 let back = self.rng.gen_range(200..3_000);
                 self.agenda.push(self.now_us + back * 1000, Event::Restart { node: victim });
             }
             // Every node loses power at once: only what each fsynced survives.
-            "power-loss" => {
+            Fault::PowerLoss => {
                 for k in 0..n {
                     if !self.nodes[k].is_up() {
                         continue;
@@ -889,46 +914,31 @@ impl World {
                 }
                 self.trace(|| "power loss: every node crashed".into(), 16);
             }
-            "pause" if self.nodes[victim].is_up() && !self.nodes[victim].paused => {
-                self.nodes[victim].paused = true;
+            Fault::Pause { .. } if self.nodes[victim].is_up() && !self.nodes[victim].paused => {
                 let back = self.rng.gen_range(100..2 * self.cfg.lease_ms);
                 self.trace(|| format!("pause n{victim} for {back}ms"), 13);
-                self.agenda.push(self.now_us + back * 1000, Event::Resume { node: victim });
+                let duration = Some(Millis(back));
+                apply(self, on_victim(Fault::Pause { target: Target::Node(victim), duration }));
             }
-            "corrupt" if !self.nodes[victim].is_up() => {
-                // Damage at rest on a stopped node's sealed TLog file: must be caught at restart.
-                let files = self.nodes[victim].disk.list().unwrap_or_default();
-                let sealed: Vec<String> =
-                    files.into_iter().filter(|f| f.ends_with(".tlog")).collect();
-                if sealed.len() > 1 {
-                    let f = &sealed[self.rng.gen_range(0..sealed.len() - 1)];
-                    let len = self.nodes[victim].disk.contents(f).map_or(0, |c| c.len());
-                    if len > 0 {
-                        let at = self.rng.gen_range(0..len);
-                        let bit = self.rng.gen_range(0..8);
-                        self.nodes[victim].disk.flip_bit(f, at, bit);
-                        let f = f.clone();
-                        self.trace(|| format!("flip bit {bit} of n{victim}:{f}@{at}"), 14);
-                    }
+            // Damage at rest on a stopped node's sealed TLog file: must be caught at restart.
+            Fault::Bitflip { .. } if !self.nodes[victim].is_up() => {
+                let fault = Fault::Bitflip { target: Target::Node(victim), store: false };
+                let note = apply(self, on_victim(fault));
+                if !note.is_empty() {
+                    self.trace(|| format!("bitflip {note}"), 14);
                 }
             }
-            "clock" => {
+            Fault::ClockOffset { .. } => {
                 let off = self.mix.clock_offset_ms;
                 let drift = self.mix.clock_drift_ppm;
                 let offset_us = if off > 0 { self.rng.gen_range(-off..=off) * 1000 } else { 0 };
                 let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
-                let now = self.now_us;
-                let clock = &mut self.nodes[victim].clock;
                 // An offset is applied to a node whose clock is read only for durations: the
-                // step itself is what a bad NTP correction does.
-                let before = clock.now_ms(now);
-                clock.offset_us = offset_us;
-                clock.set_drift(now, ppm);
-                // Never step a clock backwards: the core relies on monotonic time.
-                let after = clock.now_ms(now);
-                if after < before {
-                    clock.offset_us += ((before - after) * 1000) as i64;
-                }
+                // step itself is what a bad NTP correction does. The backend never steps a
+                // clock backwards.
+                let target = Target::Node(victim);
+                apply(self, on_victim(Fault::ClockOffset { target, ms: offset_us / 1000 }));
+                apply(self, on_victim(Fault::ClockDrift { target: Target::Node(victim), ppm }));
                 self.trace(|| format!("clock n{victim}: offset {offset_us}µs drift {ppm}ppm"), 15);
             }
             _ => {}

@@ -1,29 +1,31 @@
-//! Drills in the simulator: the steps of a drill applied to the world at their times, instead of
-//! the random nemesis; conditions polled; targets resolved when a step fires.
+//! Drills in the simulator: the tier-A [`Backend`] of the one drill engine. The
+//! [`Director`] of `arakoon_chaos` decides which fault strikes which nodes and when; the world
+//! applies each resolved fault with its own primitives (crash a node, cut links, flip a bit on
+//! a simulated disk), shows the director the cluster and answers its conditions, all at once
+//! (the backend's futures never wait).
 
 use super::run::{Event, World};
-use arakoon_chaos::drill::{Action, Condition, Step, When};
-use arakoon_chaos::faults::{Fault, Target};
-use arakoon_node::consensus::{ClientReqId, Input, NodeIdx};
+use arakoon_chaos::director::{
+    now_or_never, Backend, BackendError, ClusterView, Command, Director, Input, Resolved, Strikes,
+};
+use arakoon_chaos::drill::{Condition, Step};
+use arakoon_chaos::faults::Fault;
+use arakoon_node::consensus::{ClientReqId, Input as CoreInput, NodeIdx};
 use arakoon_node::store::Store;
 use arakoon_node::tlog::LogDir;
 use rand::Rng;
 
-/// How often a `wait_until` condition is looked at, µs.
-const POLL_US: u64 = 50_000;
+pub use arakoon_chaos::director::{bridge_link, bridge_node, link_matrix, ring_link};
 
 /// Where the script is.
 #[derive(Debug, Default)]
 pub struct ScriptState {
     pub steps: Vec<Step>,
-    pub next: usize,
-    /// When the previous step finished, µs.
-    pub previous_done_us: u64,
-    /// When the current `wait_until` started, µs.
-    pub waiting_since_us: Option<u64>,
+    /// Made when the first step is scheduled (it needs the run's seed and size).
+    director: Option<Director>,
     /// For `all_in_sync`: the last slot committed anywhere when the wait started; every node
     /// must have applied it.
-    pub sync_target: Option<u64>,
+    sync_target: Option<u64>,
     /// When the last step finished (for `master_within`).
     pub finished_us: Option<u64>,
     /// The first time after that a node held a valid lease.
@@ -34,107 +36,54 @@ impl ScriptState {
     pub fn new(steps: Vec<Step>) -> ScriptState {
         ScriptState { steps, ..ScriptState::default() }
     }
+
+    /// Every fault the script applied, in order, with its step's index.
+    pub fn resolved(&self) -> Vec<(usize, Resolved)> {
+        self.director.as_ref().map(|d| d.resolved().to_vec()).unwrap_or_default()
+    }
 }
 
 impl World {
-    /// Schedules the next step of the script, if any.
+    /// Starts the script: its first step is scheduled.
     pub(super) fn schedule_next_step(&mut self) {
-        let Some(step) = self.script.steps.get(self.script.next) else {
-            if self.script.finished_us.is_none() && !self.script.steps.is_empty() {
-                self.script.finished_us = Some(self.now_us);
-            }
-            return;
-        };
-        let due = match step.when {
-            When::At(t) => (t.0 * 1000).max(self.now_us),
-            When::After(d) => (self.script.previous_done_us + d.0 * 1000).max(self.now_us),
-        };
-        self.agenda.push(due, Event::Script);
+        if self.script.director.is_none() && !self.script.steps.is_empty() {
+            let steps = self.script.steps.clone();
+            self.script.director = Some(Director::new(steps, self.cfg.nodes, self.report.seed));
+            self.agenda.push(self.now_us, Event::Script);
+        }
     }
 
+    /// Hands the director the time and the world's answers until it waits or is done.
     pub(super) fn run_step(&mut self) {
-        let Some(step) = self.script.steps.get(self.script.next).cloned() else { return };
-        if let Action::WaitUntil { condition: Condition::AllInSync, .. } = &step.action {
-            if self.script.sync_target.is_none() {
-                self.script.sync_target = self.committed_anywhere();
+        let Some(mut director) = self.script.director.take() else { return };
+        let mut input = Input::Tick;
+        loop {
+            let command = director.handle(self.now_us / 1000, input);
+            for (at, line) in director.new_lines().to_vec() {
+                self.trace(|| format!("drill: {line}"), 17);
+                self.report.fault_log.push((at, line));
             }
-        }
-        match &step.action {
-            Action::Fault(fault) => {
-                let what = self.apply_fault(fault);
-                self.log_fault(format!("{fault}{what}"));
-                self.step_done(self.now_us);
-            }
-            Action::Wait(d) => {
-                self.step_done(self.now_us + d.0 * 1000);
-            }
-            Action::WaitUntil { condition, timeout } => {
-                let since = *self.script.waiting_since_us.get_or_insert(self.now_us);
-                if self.holds(*condition) {
-                    self.script.waiting_since_us = None;
-                    self.script.sync_target = None;
-                    let waited = (self.now_us - since) / 1000;
-                    self.log_fault(format!("{condition:?} after {waited}ms"));
-                    self.step_done(self.now_us);
-                } else if self.now_us >= since + timeout.0 * 1000 {
-                    self.script.waiting_since_us = None;
-                    self.script.sync_target = None;
-                    let line = step.line;
-                    self.fail(
-                        "wait_until",
-                        format!(
-                            "{condition:?} did not hold within {timeout} (step at line {line})"
-                        ),
-                    );
-                } else {
-                    self.agenda.push(self.now_us + POLL_US, Event::Script);
+            input = match command {
+                Command::WaitUntil(ms) => {
+                    self.agenda.push((ms * 1000).max(self.now_us + 1), Event::Script);
+                    break;
                 }
-            }
-        }
-    }
-
-    fn step_done(&mut self, at_us: u64) {
-        self.script.previous_done_us = at_us;
-        self.script.next += 1;
-        if at_us > self.now_us {
-            // A plain wait: the next step is scheduled from its end.
-            let next = self.script.steps.get(self.script.next).map(|s| s.when);
-            let due = match next {
-                Some(When::At(t)) => (t.0 * 1000).max(at_us),
-                Some(When::After(d)) => at_us + d.0 * 1000,
-                None => {
-                    self.script.finished_us = Some(at_us);
-                    return;
+                Command::Done => {
+                    if let Some(b) = director.broke() {
+                        self.fail(b.check, b.detail.clone());
+                    } else if let Some(ms) = director.finished_ms() {
+                        self.script.finished_us.get_or_insert(ms * 1000);
+                    }
+                    break;
+                }
+                Command::Observe => Input::View(ready(self.view())),
+                Command::Apply(fault) => Input::Applied(ready(self.apply(&fault))),
+                Command::Check { condition, begin } => {
+                    Input::Holds(ready(self.holds(condition, begin)))
                 }
             };
-            self.agenda.push(due, Event::Script);
-        } else {
-            self.schedule_next_step();
         }
-    }
-
-    fn log_fault(&mut self, line: String) {
-        let at = self.now_us / 1000;
-        self.trace(|| format!("drill: {line}"), 17);
-        self.report.fault_log.push((at, line));
-    }
-
-    /// Whether a condition holds now.
-    fn holds(&self, condition: Condition) -> bool {
-        let n = self.cfg.nodes;
-        match condition {
-            Condition::MasterElected => self.lease_holder().is_some(),
-            Condition::AllUp => (0..n).all(|k| self.nodes[k].is_up()),
-            Condition::AllInSync => {
-                // Caught up: every node runs and has applied what was committed anywhere when
-                // the wait began (the clients keep writing, so "equal" would be a race).
-                let target = self.script.sync_target;
-                (0..n).all(|k| {
-                    self.nodes[k].state.as_ref().is_some_and(|s| s.store.applied() >= target)
-                        && !self.nodes[k].paused
-                })
-            }
-        }
+        self.script.director = Some(director);
     }
 
     fn committed_anywhere(&self) -> Option<u64> {
@@ -149,47 +98,6 @@ impl World {
             let now = self.node_now_ms(*k);
             self.nodes[*k].state.as_ref().is_some_and(|s| s.machine.lease_valid(now))
         })
-    }
-
-    /// The nodes a target names now.
-    fn resolve(&mut self, target: &Target) -> Vec<NodeIdx> {
-        let n = self.cfg.nodes;
-        let master = self.lease_holder();
-        let up: Vec<NodeIdx> = (0..n).filter(|k| self.nodes[*k].is_up()).collect();
-        let pick = |w: &mut World, from: &[NodeIdx]| -> Vec<NodeIdx> {
-            if from.is_empty() {
-                Vec::new()
-            } else {
-                vec![from[w.rng.gen_range(0..from.len())]]
-            }
-        };
-        match target {
-            Target::Node(k) => vec![*k],
-            Target::Master => match master {
-                Some(m) => vec![m],
-                None => pick(self, &up),
-            },
-            Target::Slave => {
-                let slaves: Vec<NodeIdx> =
-                    up.iter().copied().filter(|k| Some(*k) != master).collect();
-                pick(self, &slaves)
-            }
-            Target::Random => pick(self, &up),
-            Target::All => (0..n).collect(),
-            Target::Down => (0..n).filter(|k| !self.nodes[*k].is_up()).collect(),
-            Target::Minority | Target::Majority => {
-                // The master first, then the others in a seeded order.
-                let mut order: Vec<NodeIdx> = master.into_iter().collect();
-                let mut rest: Vec<NodeIdx> = (0..n).filter(|k| Some(*k) != master).collect();
-                for i in (1..rest.len()).rev() {
-                    rest.swap(i, self.rng.gen_range(0..=i));
-                }
-                order.extend(rest);
-                let size = if *target == Target::Minority { (n - 1) / 2 } else { n / 2 + 1 };
-                order.truncate(size.max(1));
-                order
-            }
-        }
     }
 
     /// The `.tlog` files of stopped node `k`, in order; `Err` says why a disk fault at rest
@@ -209,102 +117,119 @@ impl World {
         Ok(files)
     }
 
-    /// Applies one fault now; returns a note on what it struck.
-    fn apply_fault(&mut self, fault: &Fault) -> String {
-        let n = self.cfg.nodes;
-        let names = |ks: &[NodeIdx]| {
-            let v: Vec<String> = ks.iter().map(|k| format!("n{k}")).collect();
-            format!(" ({})", v.join(","))
-        };
-        match fault {
-            Fault::Kill(t) | Fault::Stop(t) => {
-                let ks = self.resolve(t);
-                for &k in &ks {
-                    if self.nodes[k].is_up() {
-                        self.nodes[k].crash(|_| 0);
-                        self.persists[k].clear();
-                    }
-                }
-                names(&ks)
+    /// Crashes node `k` (kill -9: what it did not fsync is lost) if it runs.
+    pub(super) fn crash_node(&mut self, k: NodeIdx) {
+        if self.nodes[k].is_up() {
+            self.nodes[k].crash(|_| 0);
+            self.persists[k].clear();
+        }
+    }
+
+    /// A disk fault at rest on each of `ks`: `strike` damages one node's sealed files and says
+    /// how; a node that runs or has nothing to damage is a note.
+    fn at_rest(
+        &mut self,
+        ks: &[NodeIdx],
+        strike: impl Fn(&mut World, NodeIdx, &[String]) -> Option<String>,
+    ) -> String {
+        let mut notes = Vec::new();
+        for &k in ks {
+            match self.tlogs_at_rest(k) {
+                Ok(files) => notes.extend(strike(self, k, &files)),
+                Err(note) => notes.push(note),
             }
-            Fault::Pause { target, duration } => {
-                let ks = self.resolve(target);
+        }
+        notes.join("; ")
+    }
+}
+
+/// The value of a future that never waits (every future of the world's backend).
+fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
+    now_or_never(future).expect("the simulator's backend never waits")
+}
+
+impl Backend for World {
+    async fn view(&mut self) -> ClusterView {
+        let n = self.cfg.nodes;
+        ClusterView {
+            up: (0..n).map(|k| self.nodes[k].is_up()).collect(),
+            paused: (0..n).map(|k| self.nodes[k].paused).collect(),
+            master: self.lease_holder(),
+        }
+    }
+
+    async fn holds(&mut self, condition: Condition, begin: bool) -> bool {
+        let n = self.cfg.nodes;
+        if begin {
+            self.script.sync_target = self.committed_anywhere();
+        }
+        match condition {
+            Condition::MasterElected => self.lease_holder().is_some(),
+            Condition::AllUp => (0..n).all(|k| self.nodes[k].is_up()),
+            Condition::AllInSync => {
+                // Caught up: every node runs and has applied what was committed anywhere when
+                // the wait began (the clients keep writing, so "equal" would be a race).
+                let target = self.script.sync_target;
+                (0..n).all(|k| {
+                    self.nodes[k].state.as_ref().is_some_and(|s| s.store.applied() >= target)
+                        && !self.nodes[k].paused
+                })
+            }
+        }
+    }
+
+    async fn apply(&mut self, r: &Resolved) -> Result<String, BackendError> {
+        let n = self.cfg.nodes;
+        let ks = r.strikes.nodes().to_vec();
+        Ok(match &r.fault {
+            Fault::Kill(_) | Fault::Stop(_) => {
+                ks.iter().for_each(|&k| self.crash_node(k));
+                String::new()
+            }
+            Fault::Pause { duration, .. } => {
                 for &k in &ks {
                     self.nodes[k].paused = true;
                     if let Some(d) = duration {
                         self.agenda.push(self.now_us + d.0 * 1000, Event::Resume { node: k });
                     }
                 }
-                names(&ks)
+                String::new()
             }
-            Fault::Resume(t) => {
-                let ks = self.resolve(t);
-                for &k in &ks {
-                    self.resume(k);
-                }
-                names(&ks)
+            Fault::Resume(_) => {
+                ks.iter().for_each(|&k| self.resume(k));
+                String::new()
             }
-            Fault::Restart(t) => {
-                let ks = self.resolve(t);
-                for &k in &ks {
-                    self.restart(k);
-                }
-                names(&ks)
+            Fault::Restart(_) => {
+                ks.iter().for_each(|&k| self.restart(k));
+                String::new()
             }
-            Fault::Wipe(t) => {
-                let ks = self.resolve(t);
+            Fault::Wipe(_) => {
                 for &k in &ks {
                     self.nodes[k].wipe();
                     self.nodes[k].wiped = true;
                     self.persists[k].clear();
                 }
-                names(&ks)
+                String::new()
             }
             Fault::PowerLoss => {
-                for k in 0..n {
-                    if self.nodes[k].is_up() {
-                        self.nodes[k].crash(|_| 0);
-                        self.persists[k].clear();
-                    }
+                (0..n).for_each(|k| self.crash_node(k));
+                String::new()
+            }
+            Fault::Partition(_) | Fault::Isolate(_) => {
+                if let Strikes::Groups(groups) = &r.strikes {
+                    self.net.partition(groups);
                 }
                 String::new()
             }
-            Fault::Partition(groups) => {
-                let mut seen = vec![false; n];
-                let mut resolved: Vec<Vec<NodeIdx>> = Vec::new();
-                for g in groups {
-                    let mut nodes = Vec::new();
-                    for t in g {
-                        for k in self.resolve(t) {
-                            if !seen[k] {
-                                seen[k] = true;
-                                nodes.push(k);
-                            }
+            Fault::OneWay { .. } => {
+                if let Strikes::OneWay { from, to } = &r.strikes {
+                    for &x in from {
+                        for &y in to {
+                            self.net.set_link(x, y, false);
                         }
                     }
-                    resolved.push(nodes);
                 }
-                let rest: Vec<NodeIdx> = (0..n).filter(|k| !seen[*k]).collect();
-                if !rest.is_empty() {
-                    resolved.push(rest);
-                }
-                self.net.partition(&resolved);
-                format!(" {resolved:?}")
-            }
-            Fault::Isolate(t) => {
-                let ks = self.resolve(t);
-                let rest: Vec<NodeIdx> = (0..n).filter(|k| !ks.contains(k)).collect();
-                self.net.partition(&[ks.clone(), rest]);
-                names(&ks)
-            }
-            Fault::OneWay { from, to } => {
-                let (a, b) = (self.resolve(from), self.resolve(to));
-                for &x in &a {
-                    for &y in &b {
-                        self.net.set_link(x, y, false);
-                    }
-                }
-                format!("{} -> {}", names(&a), names(&b))
+                String::new()
             }
             Fault::Ring => {
                 self.net.set_matrix(&link_matrix(n, |i, j| ring_link(n, i, j)));
@@ -312,7 +237,7 @@ impl World {
             }
             Fault::Bridge => {
                 self.net.set_matrix(&link_matrix(n, |i, j| bridge_link(n, i, j)));
-                format!(" (bridge n{})", bridge_node(n))
+                format!("bridge n{}", bridge_node(n))
             }
             Fault::Heal => {
                 self.net.heal();
@@ -320,155 +245,93 @@ impl World {
                 self.mix.delay_max_us = self.mix.delay_min_us.max(400);
                 String::new()
             }
-            Fault::Loss(r) => {
-                self.mix.loss = *r;
+            Fault::Loss(rate) => {
+                self.mix.loss = *rate;
                 String::new()
             }
             Fault::Delay(d) => {
                 self.mix.delay_max_us = (d.0 * 1000).max(self.mix.delay_min_us);
                 String::new()
             }
-            Fault::Bitflip { target, .. } | Fault::Truncate { target, .. } => {
-                let ks = self.resolve(target);
-                let mut notes = Vec::new();
-                for &k in &ks {
-                    let sealed = match self.tlogs_at_rest(k) {
-                        Ok(files) => files,
-                        Err(note) => {
-                            notes.push(note);
-                            continue;
-                        }
-                    };
+            Fault::Bitflip { .. } | Fault::Truncate { .. } => {
+                let flip = matches!(r.fault, Fault::Bitflip { .. });
+                self.at_rest(&ks, |w, k, sealed| {
                     if sealed.len() < 2 {
-                        notes.push(format!("n{k} has no sealed TLog file"));
-                        continue;
+                        return Some(format!("n{k} has no sealed TLog file"));
                     }
-                    let f = sealed[self.rng.gen_range(0..sealed.len() - 1)].clone();
-                    let len = self.nodes[k].disk.contents(&f).map_or(0, |c| c.len());
+                    let f = sealed[w.rng.gen_range(0..sealed.len() - 1)].clone();
+                    let len = w.nodes[k].disk.contents(&f).map_or(0, |c| c.len());
                     if len == 0 {
-                        continue;
+                        return None;
                     }
-                    if matches!(fault, Fault::Bitflip { .. }) {
-                        let at = self.rng.gen_range(0..len);
-                        let bit = self.rng.gen_range(0..8);
-                        self.nodes[k].disk.flip_bit(&f, at, bit);
-                        notes.push(format!("n{k}:{f}@{at} bit {bit}"));
+                    let at = w.rng.gen_range(0..len);
+                    if flip {
+                        let bit = w.rng.gen_range(0..8);
+                        w.nodes[k].disk.flip_bit(&f, at, bit);
+                        Some(format!("n{k}:{f}@{at} bit {bit}"))
                     } else {
-                        let at = self.rng.gen_range(0..len);
-                        self.nodes[k].disk.cut(&f, at);
-                        notes.push(format!("n{k}:{f} cut at {at}"));
+                        w.nodes[k].disk.cut(&f, at);
+                        Some(format!("n{k}:{f} cut at {at}"))
                     }
-                }
-                format!(" [{}]", notes.join("; "))
+                })
             }
-            Fault::TornTail(t) => {
-                let ks = self.resolve(t);
-                let mut notes = Vec::new();
-                for &k in &ks {
-                    let sealed = match self.tlogs_at_rest(k) {
-                        Ok(files) => files,
-                        Err(note) => {
-                            notes.push(note);
-                            continue;
-                        }
-                    };
-                    if let Some(last) = sealed.last() {
-                        let mut bytes = self.nodes[k].disk.contents(last).unwrap_or_default();
-                        bytes.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0]);
-                        self.nodes[k].disk.put(last, &bytes);
-                        notes.push(format!("n{k}:{last}"));
-                    }
+            Fault::TornTail(_) => self.at_rest(&ks, |w, k, sealed| {
+                let last = sealed.last()?;
+                let mut bytes = w.nodes[k].disk.contents(last).unwrap_or_default();
+                bytes.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0]);
+                w.nodes[k].disk.put(last, &bytes);
+                Some(format!("n{k}:{last}"))
+            }),
+            Fault::DeleteTlog(_) => self.at_rest(&ks, |w, k, sealed| {
+                if sealed.len() < 2 {
+                    return None;
                 }
-                format!(" [{}]", notes.join("; "))
-            }
-            Fault::DeleteTlog(t) => {
-                let ks = self.resolve(t);
-                let mut notes = Vec::new();
-                for &k in &ks {
-                    let sealed = match self.tlogs_at_rest(k) {
-                        Ok(files) => files,
-                        Err(note) => {
-                            notes.push(note);
-                            continue;
-                        }
-                    };
-                    if sealed.len() > 1 {
-                        let f = sealed[self.rng.gen_range(0..sealed.len() - 1)].clone();
-                        let disk = &self.nodes[k].disk;
-                        let _ = disk.remove(&f);
-                        let _ = disk.sync_dir();
-                        notes.push(format!("n{k}:{f}"));
-                    }
-                }
-                format!(" [{}]", notes.join("; "))
-            }
-            Fault::ClockOffset { target, ms } => {
-                let ks = self.resolve(target);
+                let f = sealed[w.rng.gen_range(0..sealed.len() - 1)].clone();
+                let disk = &w.nodes[k].disk;
+                let _ = disk.remove(&f);
+                let _ = disk.sync_dir();
+                Some(format!("n{k}:{f}"))
+            }),
+            Fault::ClockOffset { ms, .. } => {
                 for &k in &ks {
                     let now = self.now_us;
                     let clock = &mut self.nodes[k].clock;
                     let before = clock.now_ms(now);
                     clock.offset_us = ms * 1000;
+                    // Never step a clock backwards: the core relies on monotonic time.
                     let after = clock.now_ms(now);
                     if after < before {
                         clock.offset_us += ((before - after) * 1000) as i64;
                     }
                 }
-                names(&ks)
+                String::new()
             }
-            Fault::ClockDrift { target, ppm } => {
-                let ks = self.resolve(target);
+            Fault::ClockDrift { ppm, .. } => {
                 for &k in &ks {
                     let now = self.now_us;
                     self.nodes[k].clock.set_drift(now, *ppm);
                 }
-                names(&ks)
+                String::new()
             }
-            Fault::DropMaster => match self.lease_holder() {
-                Some(m) => {
-                    self.feed(m, Input::DropMaster { id: ClientReqId(u64::MAX) });
-                    format!(" (n{m})")
+            Fault::DropMaster => {
+                if let Strikes::Master(m) = r.strikes {
+                    self.feed(m, CoreInput::DropMaster { id: ClientReqId(u64::MAX) });
                 }
-                None => " (no master)".into(),
-            },
-            Fault::DiskFull { target, duration } => {
-                let ks = self.resolve(target);
+                String::new()
+            }
+            Fault::DiskFull { duration, .. } => {
                 for &k in &ks {
                     self.nodes[k].fill_disk(true);
                     if let Some(d) = duration {
                         self.agenda.push(self.now_us + d.0 * 1000, Event::DiskFreed { node: k });
                     }
                 }
-                names(&ks)
+                String::new()
             }
-            // Refused when a drill is read for this tier; only a drill read for no tier gets
-            // here, and the log says that nothing happened.
-            Fault::Collapse { .. } => " (not applied: the simulator keeps no head)".into(),
-        }
+            // Refused when a drill is read for this tier: the simulated nodes keep no head.
+            Fault::Collapse { .. } => {
+                return Err(BackendError::Unsupported { tier: "sim", fault: r.fault.name() })
+            }
+        })
     }
-}
-
-/// Whether `i` and `j` talk in a `ring` of `n` nodes: each reaches only its two neighbours.
-/// The same shape on every tier.
-pub fn ring_link(n: usize, i: usize, j: usize) -> bool {
-    let d = (i + n - j) % n;
-    d.min(n - d) <= 1
-}
-
-/// The node a `bridge` of `n` nodes leaves in both halves: the middle one.
-pub fn bridge_node(n: usize) -> usize {
-    n / 2
-}
-
-/// Whether `i` and `j` talk in a `bridge` of `n` nodes: the nodes below the bridge node and
-/// those above it reach each other only through it. The same shape on every tier.
-pub fn bridge_link(n: usize, i: usize, j: usize) -> bool {
-    let b = bridge_node(n);
-    let below = |k: usize| k < b;
-    i == b || j == b || below(i) == below(j)
-}
-
-/// The `n` by `n` matrix of which node pairs talk (`[from][to]`).
-pub fn link_matrix(n: usize, link: impl Fn(usize, usize) -> bool) -> Vec<Vec<bool>> {
-    (0..n).map(|i| (0..n).map(|j| link(i, j)).collect()).collect()
 }
