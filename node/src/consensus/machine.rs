@@ -1,9 +1,10 @@
 //! The consensus machine. See docs/CONSENSUS.md for the rules; each handler below names the rule
 //! it implements.
 
-use super::msg::{Action, ClientReqId, Input, Msg, NakReason, NodeIdx, RoleName};
+use super::msg::{
+    Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,
+};
 use super::rng::SplitMix64;
-use crate::rc::Rc;
 use crate::tlog::BallotRecord;
 use crate::value::{Update, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -252,6 +253,25 @@ impl Machine {
         }
     }
 
+    /// Lease rule (5) for reads: whether a read that wants `want` may be served here now.
+    /// `store_applied` is the slot the shell's store has applied, which is what the read sees.
+    pub fn read_permission(
+        &self,
+        now_ms: u64,
+        want: ReadWant,
+        store_applied: Option<u64>,
+    ) -> Result<(), ReadRefusal> {
+        match want {
+            ReadWant::Consistent if self.lease_valid(now_ms) => Ok(()),
+            ReadWant::Consistent => Err(ReadRefusal::NotMaster { master: self.master(now_ms) }),
+            ReadWant::AtLeast(wanted) if store_applied.is_some_and(|a| a >= wanted) => Ok(()),
+            ReadWant::AtLeast(wanted) => {
+                Err(ReadRefusal::NotYetApplied { applied: store_applied, wanted })
+            }
+            ReadWant::Anywhere => Ok(()),
+        }
+    }
+
     /// The moment the master's own view of its lease ends.
     fn lease_until(&self, t0: u64) -> u64 {
         t0 + self.cfg.lease_ms.saturating_sub(self.cfg.lease_margin_ms)
@@ -426,15 +446,12 @@ impl Machine {
             // proposed, so it certainly did not happen.
             if let Some(f) = m.in_flight {
                 for id in f.clients {
-                    out.push(Action::Reply {
-                        id,
-                        rc: Rc::NoLongerMaster,
-                        message: "mastership lost while the update was pending".into(),
-                    });
+                    out.push(Action::Reply { id, result: Err(Refusal::NoLongerMaster) });
                 }
             }
             for (id, _) in m.queue {
-                out.push(Action::Reply { id, rc: Rc::NotMaster, message: "None".into() });
+                let result = Err(Refusal::NotMaster { master: None });
+                out.push(Action::Reply { id, result });
             }
         }
         let lease_end = self.lease.map_or(now_ms, |(_, exp)| exp.max(now_ms));
@@ -1063,19 +1080,14 @@ impl Machine {
         update: Update,
         out: &mut Vec<Action>,
     ) {
-        let master_name =
-            self.master(now_ms).map_or("None".to_string(), |k| self.cfg.names[k].clone());
+        let master = self.master(now_ms);
         let queue_max = self.cfg.queue_max;
         let Role::Master(m) = &mut self.role else {
-            out.push(Action::Reply { id, rc: Rc::NotMaster, message: master_name });
+            out.push(Action::Reply { id, result: Err(Refusal::NotMaster { master }) });
             return;
         };
         if m.queue.len() >= queue_max {
-            out.push(Action::Reply {
-                id,
-                rc: Rc::UnknownFailure,
-                message: "the master's update queue is full; retry later".into(),
-            });
+            out.push(Action::Reply { id, result: Err(Refusal::QueueFull) });
             return;
         }
         m.queue.push_back((id, update));
@@ -1086,23 +1098,18 @@ impl Machine {
 
     fn on_drop_master(&mut self, now_ms: u64, id: ClientReqId, out: &mut Vec<Action>) {
         if self.single() {
-            out.push(Action::Reply {
-                id,
-                rc: Rc::NotSupported,
-                message: "a 1-node cluster cannot drop its master".into(),
-            });
+            out.push(Action::Reply { id, result: Err(Refusal::SoleNode) });
             return;
         }
         if !matches!(self.role, Role::Master(_)) {
-            let name =
-                self.master(now_ms).map_or("None".to_string(), |k| self.cfg.names[k].clone());
-            out.push(Action::Reply { id, rc: Rc::NotMaster, message: name });
+            let master = self.master(now_ms);
+            out.push(Action::Reply { id, result: Err(Refusal::NotMaster { master }) });
             return;
         }
         // Stay out of the next election so that another node takes over.
         self.quiet_until_ms = now_ms + 2 * self.cfg.lease_ms;
         self.lease = None;
         self.become_slave(now_ms, out);
-        out.push(Action::Reply { id, rc: Rc::Ok, message: String::new() });
+        out.push(Action::Reply { id, result: Ok(()) });
     }
 }

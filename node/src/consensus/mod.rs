@@ -16,4 +16,6 @@ mod rng;
 mod tests;
 
 pub use machine::{value_hash, Config, Durable, Machine};
-pub use msg::{Action, ClientReqId, Input, Msg, NakReason, NodeIdx, RoleName};
+pub use msg::{
+    Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,
+};

@@ -1,6 +1,5 @@
 //! The vocabulary of the consensus core: its inputs, its actions, and node-to-node messages.
 
-use crate::rc::Rc;
 use crate::tlog::BallotRecord;
 use crate::value::{Update, Value};
 
@@ -120,11 +119,11 @@ pub enum Action {
         value: Value,
         clients: Vec<ClientReqId>,
     },
-    /// Answer a client with a failure.
+    /// Answer a client whose request ends here: a drop_master that succeeded, or a refusal.
+    /// The shell turns it into the client protocol's return code (`crate::rc::reply_of`).
     Reply {
         id: ClientReqId,
-        rc: Rc,
-        message: String,
+        result: Result<(), Refusal>,
     },
     /// Fetch the committed entries up to `to_i` from `from`, append them, replay, then feed
     /// back `CaughtUp`.
@@ -132,6 +131,43 @@ pub enum Action {
         from: NodeIdx,
         to_i: u64,
     },
+}
+
+/// Why the core refused a client's update or drop_master. Consensus reasons only: the shell
+/// maps them to return codes and texts (`crate::rc::reply_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// This node is not master (the update never happened); `master` is the node it believes
+    /// holds the lease, if any.
+    NotMaster { master: Option<NodeIdx> },
+    /// Mastership was lost while the update was in flight: a later master may still choose it,
+    /// so its outcome is unknown.
+    NoLongerMaster,
+    /// The master's queue of updates waiting for a slot is full.
+    QueueFull,
+    /// A 1-node cluster has no other node to hand its mastership to.
+    SoleNode,
+}
+
+/// What a read asks of the node that serves it (the lease rule decides a consistent read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadWant {
+    /// Only a master inside its lease: the read sees every acknowledged update.
+    Consistent,
+    /// Any node whose store has applied this slot.
+    AtLeast(u64),
+    /// Any node, from its store as it is.
+    Anywhere,
+}
+
+/// Why a read may not be served here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadRefusal {
+    /// A consistent read needs a master inside its lease; `master` is the node this one
+    /// believes holds the lease, if any.
+    NotMaster { master: Option<NodeIdx> },
+    /// The store has applied up to `applied`, short of the slot asked for.
+    NotYetApplied { applied: Option<u64>, wanted: u64 },
 }
 
 /// A node's role.

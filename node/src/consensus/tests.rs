@@ -2,7 +2,6 @@
 //! deterministic message loop.
 
 use super::*;
-use crate::rc::Rc;
 use crate::tlog::BallotRecord;
 use crate::value::{Update, Value};
 use std::collections::{BTreeSet, VecDeque};
@@ -365,7 +364,10 @@ fn lease_rule_the_master_steps_down_when_its_renewal_is_not_committed() {
     assert_eq!(m.role(), RoleName::Slave);
     assert_eq!(
         out,
-        vec![Action::Reply { id: ClientReqId(9), rc: Rc::NotMaster, message: "None".into() }]
+        vec![Action::Reply {
+            id: ClientReqId(9),
+            result: Err(Refusal::NotMaster { master: None })
+        }]
     );
 }
 
@@ -383,9 +385,56 @@ fn lease_rule_a_slave_refuses_updates_and_names_the_master() {
     let out = run(&mut m, 5001, Input::ClientUpdate { id: ClientReqId(1), update: set("a") });
     assert_eq!(
         out,
-        vec![Action::Reply { id: ClientReqId(1), rc: Rc::NotMaster, message: "n0".into() }]
+        vec![Action::Reply {
+            id: ClientReqId(1),
+            result: Err(Refusal::NotMaster { master: Some(0) })
+        }]
     );
     assert!(!m.lease_valid(5001));
+}
+
+#[test]
+fn lease_rule_a_consistent_read_is_served_only_by_a_master_inside_its_lease() {
+    let (m, now) = elected_master();
+    assert_eq!(m.read_permission(now, ReadWant::Consistent, None), Ok(()));
+    let end = now + LEASE - LEASE / 10;
+    assert_eq!(m.read_permission(end - 1, ReadWant::Consistent, None), Ok(()));
+    // The master's own view of its lease ends a margin before the slaves' timers do.
+    assert!(matches!(
+        m.read_permission(end, ReadWant::Consistent, None),
+        Err(ReadRefusal::NotMaster { .. })
+    ));
+}
+
+#[test]
+fn lease_rule_a_slave_refuses_consistent_reads_and_names_the_master() {
+    let mut m = machine(3, 1, Durable::default());
+    let accept = Msg::Accept { n: 3, i: 0, value: master_set("n0"), prev_hash: None };
+    run(&mut m, 5000, Input::Message { from: 0, msg: accept });
+    assert_eq!(
+        m.read_permission(5001, ReadWant::Consistent, Some(0)),
+        Err(ReadRefusal::NotMaster { master: Some(0) })
+    );
+    // Past the lease it knows of, it names nobody.
+    assert_eq!(
+        m.read_permission(5000 + LEASE, ReadWant::Consistent, Some(0)),
+        Err(ReadRefusal::NotMaster { master: None })
+    );
+    assert_eq!(m.read_permission(5001, ReadWant::Anywhere, None), Ok(()));
+}
+
+#[test]
+fn lease_rule_an_at_least_read_waits_for_the_store_to_apply_the_slot() {
+    let m = machine(3, 1, Durable::default());
+    assert_eq!(
+        m.read_permission(0, ReadWant::AtLeast(5), Some(4)),
+        Err(ReadRefusal::NotYetApplied { applied: Some(4), wanted: 5 })
+    );
+    assert_eq!(
+        m.read_permission(0, ReadWant::AtLeast(0), None),
+        Err(ReadRefusal::NotYetApplied { applied: None, wanted: 0 })
+    );
+    assert_eq!(m.read_permission(0, ReadWant::AtLeast(5), Some(5)), Ok(()));
 }
 
 // ---- candidate rule (2) -------------------------------------------------------------------------
@@ -437,7 +486,7 @@ fn election_rule_with_a_forced_master_only_it_runs_elections() {
 fn drop_master_is_not_supported_on_one_node() {
     let mut m = machine(1, 0, Durable::default());
     let out = run(&mut m, 0, Input::DropMaster { id: ClientReqId(1) });
-    assert!(matches!(&out[..], [Action::Reply { rc: Rc::NotSupported, .. }]));
+    assert!(matches!(&out[..], [Action::Reply { result: Err(Refusal::SoleNode), .. }]));
 }
 
 // ---- clusters -----------------------------------------------------------------------------------
@@ -452,7 +501,7 @@ struct Cluster {
     applied: Vec<Vec<(u64, Value)>>,
     cut: BTreeSet<(NodeIdx, NodeIdx)>,
     down: BTreeSet<NodeIdx>,
-    replies: Vec<(ClientReqId, Rc)>,
+    replies: Vec<(ClientReqId, Result<(), Refusal>)>,
     now: u64,
 }
 
@@ -493,7 +542,7 @@ impl Cluster {
                     assert_eq!(i, expected, "node {k} applies in order");
                     self.applied[k].push((i, value));
                 }
-                Action::Reply { id, rc, .. } => self.replies.push((id, rc)),
+                Action::Reply { id, result } => self.replies.push((id, result)),
                 Action::CatchUp { from, to_i } => {
                     // Copy the source's applied slots up to to_i.
                     let mut source = self.applied[from].clone();
@@ -706,7 +755,7 @@ fn drop_master_hands_over_to_another_node() {
     let old = c.masters()[0];
     let out = c.step(old, Input::DropMaster { id: ClientReqId(77) });
     c.exec(old, out);
-    assert!(c.replies.contains(&(ClientReqId(77), Rc::Ok)));
+    assert!(c.replies.contains(&(ClientReqId(77), Ok(()))));
     c.run_for(4 * LEASE);
     let new = c.masters();
     assert_eq!(new.len(), 1);
