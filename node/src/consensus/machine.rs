@@ -9,6 +9,24 @@ use crate::tlog::BallotRecord;
 use crate::value::{Update, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// The highest ballot a node ever uses: the largest the peer protocol and the ballot record
+/// carry (both store a ballot as a signed 64-bit integer), so every ballot the node persists or
+/// sends reads back.
+pub const MAX_BALLOT: u64 = i64::MAX as u64;
+
+/// How far above the highest ballot a node has seen or promised a message's ballot may be.
+///
+/// Why it cannot refuse an honest candidate: a candidate's ballot is the next one of its own
+/// above the highest it has seen, so less than `2 * nodes` above it, and a node starts at most
+/// one election per tick (10 ms in the server). Even if all 64 nodes of a cluster failed an
+/// election on every tick, each one above the last, the highest ballot would climb at most
+/// 2 * 64 * 64 per tick, 819,200 a second: 2^48 takes more than ten years of that, all of it
+/// while this node heard none of those ballots. A restarted node starts from the promise on its
+/// disk, within the same reach. A forged or corrupt ballot beyond the reach is dropped unseen;
+/// forging one's way up to [`MAX_BALLOT`] in steps of 2^48 takes 2^15 forged Prepares that each
+/// win a promise (and, with peer authentication, the cluster's secret).
+pub const BALLOT_REACH: u64 = 1 << 48;
+
 /// The cluster as the core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -166,6 +184,8 @@ pub struct Machine {
     heard_ms: Vec<Option<u64>>,
     /// The Accept that sent this node to catch up, handled again once it has.
     held_accept: Option<(NodeIdx, Msg)>,
+    /// Messages dropped because their ballot was beyond [`Machine::ballot_horizon`].
+    refused_ballots: u64,
 }
 
 fn opt_lt(a: Option<u64>, b: Option<u64>) -> bool {
@@ -213,6 +233,7 @@ impl Machine {
             after: BTreeMap::new(),
             heard_ms: vec![None; nodes],
             held_accept: None,
+            refused_ballots: 0,
             cfg,
         };
         let wait = if m.single() { 0 } else { m.cfg.lease_ms };
@@ -291,6 +312,11 @@ impl Machine {
         recent + 1 >= self.cfg.quorum
     }
 
+    /// How many messages were dropped for a ballot beyond what the cluster can have reached.
+    pub fn refused_ballots(&self) -> u64 {
+        self.refused_ballots
+    }
+
     pub fn promised(&self) -> u64 {
         self.promised
     }
@@ -312,6 +338,13 @@ impl Machine {
             Input::Tick => self.on_tick(now_ms, out),
             Input::Message { from, msg } => {
                 assert!(from < self.cfg.nodes() && from != self.cfg.me, "message from {from}");
+                if msg.ballot() > self.ballot_horizon() {
+                    // Bounded ballots: a ballot no honest node can have reached is forged or
+                    // corrupt. Heeding it would raise every later ballot past what the wire and
+                    // the ballot record hold and stop the cluster for good; dropped unseen.
+                    self.refused_ballots += 1;
+                    return;
+                }
                 self.heard_ms[from] = Some(now_ms);
                 self.seen_ballot = self.seen_ballot.max(msg.ballot());
                 self.on_message(now_ms, from, msg, out);
@@ -379,10 +412,20 @@ impl Machine {
         out.push(Action::Persist { token, ballot, entry });
     }
 
-    /// A fresh ballot above everything seen, owned by this node.
-    fn next_ballot(&self) -> u64 {
+    /// A fresh ballot above everything seen, owned by this node; `None` once no ballot of this
+    /// node fits below [`MAX_BALLOT`] (see [`BALLOT_REACH`] for why only thousands of
+    /// forged messages that win promises get there, and never an honest cluster).
+    fn next_ballot(&self) -> Option<u64> {
         let nodes = self.cfg.nodes() as u64;
-        (self.seen_ballot.max(self.promised) / nodes + 1) * nodes + self.cfg.me as u64
+        let round = self.seen_ballot.max(self.promised) / nodes;
+        let n = round.checked_add(1)?.checked_mul(nodes)?.checked_add(self.cfg.me as u64)?;
+        (n <= MAX_BALLOT).then_some(n)
+    }
+
+    /// The highest ballot a message may carry to be heard: [`BALLOT_REACH`] above the highest
+    /// this node has seen or promised, and never above [`MAX_BALLOT`].
+    fn ballot_horizon(&self) -> u64 {
+        self.seen_ballot.max(self.promised).saturating_add(BALLOT_REACH).min(MAX_BALLOT)
     }
 
     /// Records slot `i` with `value` as this node's last, keeping the previous slot.
@@ -473,7 +516,7 @@ impl Machine {
     }
 
     fn start_election(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let n = self.next_ballot();
+        let Some(n) = self.next_ballot() else { return };
         self.promised = n;
         self.seen_ballot = n;
         let deadline_ms = now_ms + (self.cfg.lease_ms / 2).max(1);

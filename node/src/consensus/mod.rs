@@ -15,7 +15,7 @@ mod rng;
 #[cfg(test)]
 mod tests;
 
-pub use machine::{value_hash, Config, Durable, Machine};
+pub use machine::{value_hash, Config, Durable, Machine, BALLOT_REACH, MAX_BALLOT};
 pub use msg::{
     Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,
 };

@@ -788,3 +788,77 @@ fn restart_rule_a_learner_neither_votes_nor_runs_until_a_master_caught_it_up() {
         Action::Persist { ballot: Some(BallotRecord { learner: false, .. }), .. }
     )));
 }
+
+// ---- bounded ballots ----------------------------------------------------------------------------
+
+#[test]
+fn bounded_ballots_a_ballot_beyond_the_reach_is_dropped_unseen() {
+    let mut m = machine(3, 1, Durable::default());
+    let forged = Msg::Prepare { n: MAX_BALLOT, last_i: Some(1 << 40) };
+    assert_eq!(run(&mut m, 5000, Input::Message { from: 0, msg: forged }), vec![]);
+    assert_eq!((m.promised(), m.refused_ballots()), (0, 1));
+    // Just within the reach: an honest candidate that climbed far is still heard.
+    let far = Msg::Prepare { n: BALLOT_REACH, last_i: None };
+    let out = run(&mut m, 5001, Input::Message { from: 0, msg: far });
+    let record = BallotRecord { promised: BALLOT_REACH, ..Default::default() };
+    assert_eq!(out, vec![Action::Persist { token: 1, ballot: Some(record), entry: None }]);
+    // The forged ballot did not raise this node's next ballot: it stays within the reach.
+    let mut now = 5001;
+    let mut out = Vec::new();
+    while m.role() != RoleName::Candidate {
+        now += 10;
+        out = run(&mut m, now, Input::Tick);
+    }
+    let n = m.promised();
+    assert!(n > BALLOT_REACH && n < 2 * BALLOT_REACH, "{n}");
+    assert!(sends(&out).iter().all(|(_, msg)| msg.ballot() == n));
+}
+
+#[test]
+fn bounded_ballots_no_ballot_above_the_maximum_is_ever_used() {
+    // A node whose promise sits at the very top (an old forged ballot on disk) cannot pick a
+    // higher one: it stays a slave rather than overflow.
+    let top = BallotRecord { promised: MAX_BALLOT - 1, ..Default::default() };
+    let mut m = machine(3, 2, Durable { ballot: top, ..Default::default() });
+    for now in (0..10 * LEASE).step_by(10) {
+        let out = run(&mut m, now, Input::Tick);
+        assert!(out.is_empty(), "{out:?}");
+    }
+    assert_eq!(m.role(), RoleName::Slave);
+    // Just below it, the next ballot is the node's own and still fits.
+    let near = BallotRecord { promised: MAX_BALLOT - 10, ..Default::default() };
+    let mut m = machine(3, 2, Durable { ballot: near, ..Default::default() });
+    let mut now = 0;
+    while m.role() != RoleName::Candidate {
+        now += 10;
+        run(&mut m, now, Input::Tick);
+    }
+    assert!(m.promised() <= MAX_BALLOT && m.promised() % 3 == 2, "{}", m.promised());
+}
+
+#[test]
+fn bounded_ballots_every_ballot_persisted_or_sent_reads_back() {
+    use crate::protocol::peer;
+    use crate::tlog::MemDir;
+    let mut m = machine(3, 1, Durable::default());
+    let n = BALLOT_REACH;
+    let out = run(&mut m, 5000, Input::Message { from: 0, msg: Msg::Prepare { n, last_i: None } });
+    let Some(Action::Persist { ballot: Some(record), .. }) = out.first() else {
+        panic!("no ballot record persisted: {out:?}")
+    };
+    let dir = MemDir::new("b");
+    record.store(&dir).unwrap();
+    assert_eq!(BallotRecord::load(&dir).unwrap(), *record);
+    let top = BallotRecord { promised: MAX_BALLOT, accepted_n: MAX_BALLOT, ..*record };
+    top.store(&dir).unwrap();
+    assert_eq!(BallotRecord::load(&dir).unwrap(), top);
+    let prepare = Msg::Prepare { n: MAX_BALLOT, last_i: Some(MAX_BALLOT) };
+    assert_eq!(peer::decode(&peer::encode(&prepare)).unwrap(), prepare);
+    let nak = Msg::Nak {
+        n: MAX_BALLOT,
+        reason: NakReason::LowBallot,
+        promised: MAX_BALLOT,
+        last_i: None,
+    };
+    assert_eq!(peer::decode(&peer::encode(&nak)).unwrap(), nak);
+}
