@@ -12,8 +12,6 @@
 mod machine;
 mod msg;
 mod rng;
-#[cfg(test)]
-mod tests;
 
 pub use machine::{value_hash, Config, Durable, Machine, BALLOT_REACH, MAX_BALLOT};
 pub use msg::{
