@@ -178,3 +178,146 @@ pub enum RoleName {
     Master,
     CatchingUp,
 }
+
+#[cfg(test)]
+mod tests {
+    //! docs/CONSENSUS.md lists the core's inputs, actions and messages; these tests fail when that
+    //! list and the enums disagree. Each `*_shape` match names every variant and every field (no
+    //! `..`), so a new variant or field does not compile until it is written here, and then the
+    //! comparison with the document fails until the document says it too.
+
+    use super::*;
+
+    fn input_shape(input: &Input) -> &'static str {
+        match input {
+            Input::Tick => "Tick",
+            Input::Message { from: _, msg: _ } => "Message { from, msg }",
+            Input::ClientUpdate { id: _, update: _ } => "ClientUpdate { id, update }",
+            Input::Persisted { token: _ } => "Persisted { token }",
+            Input::CaughtUp { last: _, prev: _, applied: _ } => "CaughtUp { last, prev, applied }",
+            Input::CatchUpFailed => "CatchUpFailed",
+            Input::DropMaster { id: _ } => "DropMaster { id }",
+        }
+    }
+
+    fn action_shape(action: &Action) -> &'static str {
+        match action {
+            Action::Send { to: _, msg: _ } => "Send { to, msg }",
+            Action::Persist { token: _, ballot: _, entry: _ } => "Persist { token, ballot, entry }",
+            Action::Apply { i: _, value: _, clients: _ } => "Apply { i, value, clients }",
+            Action::Reply { id: _, result: _ } => "Reply { id, result }",
+            Action::CatchUp { from: _, to_i: _ } => "CatchUp { from, to_i }",
+        }
+    }
+
+    fn msg_shape(msg: &Msg) -> &'static str {
+        match msg {
+            Msg::Prepare { n: _, last_i: _ } => "Prepare { n, last_i }",
+            Msg::Promise { n: _, last: _, prev_hash: _ } => "Promise { n, last, prev_hash }",
+            Msg::Nak { n: _, reason: _, promised: _, last_i: _ } => {
+                "Nak { n, reason, promised, last_i }"
+            }
+            Msg::Accept { n: _, i: _, value: _, prev_hash: _ } => {
+                "Accept { n, i, value, prev_hash }"
+            }
+            Msg::Accepted { n: _, i: _ } => "Accepted { n, i }",
+            Msg::Commit { n: _, i: _, hash: _ } => "Commit { n, i, hash }",
+        }
+    }
+
+    fn every_msg() -> Vec<Msg> {
+        vec![
+            Msg::Prepare { n: 1, last_i: None },
+            Msg::Promise { n: 1, last: None, prev_hash: None },
+            Msg::Nak { n: 1, reason: NakReason::LowBallot, promised: 2, last_i: None },
+            Msg::Accept {
+                n: 1,
+                i: 0,
+                value: Value::Client { synced: false, updates: vec![] },
+                prev_hash: None,
+            },
+            Msg::Accepted { n: 1, i: 0 },
+            Msg::Commit { n: 1, i: 0, hash: 0 },
+        ]
+    }
+
+    fn every_input() -> Vec<Input> {
+        let id = ClientReqId(1);
+        vec![
+            Input::Tick,
+            Input::Message { from: 0, msg: Msg::Accepted { n: 1, i: 0 } },
+            Input::ClientUpdate { id, update: Update::Nop },
+            Input::Persisted { token: 1 },
+            Input::CaughtUp { last: None, prev: None, applied: None },
+            Input::CatchUpFailed,
+            Input::DropMaster { id },
+        ]
+    }
+
+    fn every_action() -> Vec<Action> {
+        vec![
+            Action::Send { to: 0, msg: Msg::Accepted { n: 1, i: 0 } },
+            Action::Persist { token: 1, ballot: None, entry: None },
+            Action::Apply {
+                i: 0,
+                value: Value::Client { synced: false, updates: vec![] },
+                clients: vec![],
+            },
+            Action::Reply { id: ClientReqId(1), result: Err(Refusal::NoLongerMaster) },
+            Action::CatchUp { from: 0, to_i: 0 },
+        ]
+    }
+
+    fn contract() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONSENSUS.md");
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    }
+
+    /// The entries of the list under `### {heading}`: the code span that opens each `- ` line.
+    fn listed(doc: &str, heading: &str) -> Vec<String> {
+        let start = doc
+            .find(&format!("### {heading}\n"))
+            .unwrap_or_else(|| panic!("docs/CONSENSUS.md has no '### {heading}' section"));
+        let section = &doc[start..];
+        let section = &section[..section[4..].find("\n#").map_or(section.len(), |e| e + 4)];
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("- `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The message table's rows, as `Name { field, ... }`.
+    fn tabled(doc: &str) -> Vec<String> {
+        let start = doc.find("## Messages\n").expect("docs/CONSENSUS.md has no Messages section");
+        doc[start..]
+            .lines()
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                format!("{} {{ {} }}", cells[1], cells[2])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_contract_lists_every_input_with_its_fields() {
+        let code: Vec<&str> = every_input().iter().map(input_shape).collect();
+        assert_eq!(listed(&contract(), "Inputs"), code);
+    }
+
+    #[test]
+    fn the_contract_lists_every_action_with_its_fields() {
+        let code: Vec<&str> = every_action().iter().map(action_shape).collect();
+        assert_eq!(listed(&contract(), "Actions"), code);
+    }
+
+    #[test]
+    fn the_contract_lists_every_message_with_its_fields() {
+        let code: Vec<&str> = every_msg().iter().map(msg_shape).collect();
+        assert_eq!(tabled(&contract()), code);
+    }
+}
