@@ -29,8 +29,12 @@ impl Machine {
             out.push(nak(NakReason::Restarting));
             return;
         }
+        // Planted bug LaggingMaster, at the edge of this check: the candidate is taken to be
+        // level with this node.
+        let last_i =
+            if crate::planted!(LaggingMaster) { last_i.max(self.committed) } else { last_i };
         // Behind first: a lagging candidate must learn to catch up, whatever the lease.
-        if opt_lt(last_i, self.committed) && !crate::planted!(LaggingMaster) {
+        if opt_lt(last_i, self.committed) {
             out.push(nak(NakReason::Behind));
             return;
         }
@@ -74,7 +78,10 @@ impl Machine {
         prev_hash: Option<u64>,
         out: &mut Vec<Action>,
     ) {
-        if n < self.promised && !crate::planted!(AcceptLowerBallot) {
+        let low = n < self.promised;
+        // Planted bug AcceptLowerBallot, at the edge of the check: the low ballot goes unnoticed.
+        let low = low && !crate::planted!(AcceptLowerBallot);
+        if low {
             out.push(Action::Send {
                 to: from,
                 msg: Msg::Nak {
@@ -111,9 +118,11 @@ impl Machine {
                 let mine = self.last.as_ref().map(|s| s.hash);
                 // A last slot known committed holds the chosen value already; otherwise it must
                 // match the master's.
-                let verified = self.committed == Some(l)
-                    || (prev_hash.is_some() && prev_hash == mine)
-                    || crate::planted!(CommitUnverifiedSlot);
+                let verified =
+                    self.committed == Some(l) || (prev_hash.is_some() && prev_hash == mine);
+                // Planted bug CommitUnverifiedSlot, at the edge of the check: the last slot is
+                // taken as the master's unchecked.
+                let verified = verified || crate::planted!(CommitUnverifiedSlot);
                 if !verified {
                     // Our last slot may hold a value that was not chosen: fetch the chosen one.
                     self.role = Role::CatchingUp { since_ms: now_ms };
@@ -152,6 +161,8 @@ impl Machine {
             *election_at_ms = (*election_at_ms).max(lease_end + jitter);
         }
         self.persist(record, Some((i, value)), After::Accepted { to: from, n, i }, out);
+        // Planted bugs past the end of the rule: answering before the entry is durable, and
+        // applying before the slot is chosen.
         if crate::planted!(SkipFsyncBeforeAccepted) {
             out.push(Action::Send { to: from, msg: Msg::Accepted { n, i } });
         }

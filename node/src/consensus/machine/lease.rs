@@ -14,12 +14,11 @@ impl Machine {
 
     /// Whether this node may serve consistent reads now: a master inside its lease.
     pub fn lease_valid(&self, now_ms: u64) -> bool {
-        match &self.role {
-            Role::Master(m) => m.lease_t0.is_some_and(|t0| {
-                now_ms < self.lease_until(t0) || crate::planted!(ReadAfterLeaseExpired)
-            }),
-            _ => false,
-        }
+        let Role::Master(m) = &self.role else { return false };
+        let valid = m.lease_t0.is_some_and(|t0| now_ms < self.lease_until(t0));
+        // Planted bug ReadAfterLeaseExpired, at the edge of the rule: a master that held a lease
+        // believes it still does.
+        valid || (m.lease_t0.is_some() && crate::planted!(ReadAfterLeaseExpired))
     }
 
     /// Lease rule (5) for reads: whether a read that wants `want` may be served here now.

@@ -139,7 +139,6 @@ impl Machine {
         // This node must hold the chosen slot s-1 before it can re-propose s.
         let my_last = self.last_i();
         let ok = match my_last {
-            _ if crate::planted!(LaggingMaster) => true,
             Some(l) if l >= s => true,
             Some(l) if l + 1 == s => {
                 let mine = self.last.as_ref().map(|x| x.hash);
@@ -150,6 +149,9 @@ impl Machine {
             None if s == 0 => true,
             _ => false,
         };
+        // Planted bug LaggingMaster, at the edge of the check: a candidate that lacks slot s-1
+        // proposes anyway.
+        let ok = ok || crate::planted!(LaggingMaster);
         if !ok {
             let source = promises_for_check
                 .iter()
@@ -287,7 +289,9 @@ impl Machine {
     pub(super) fn check_commit(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let Role::Master(m) = &mut self.role else { return };
         let Some(f) = &m.in_flight else { return };
-        let quorum = f.acks.len() + 1 >= self.cfg.quorum || crate::planted!(AckBeforeQuorum);
+        let quorum = f.acks.len() + 1 >= self.cfg.quorum;
+        // Planted bug AckBeforeQuorum, at the edge of the check: the master's own vote is enough.
+        let quorum = quorum || crate::planted!(AckBeforeQuorum);
         if !f.self_durable || !quorum {
             return;
         }
