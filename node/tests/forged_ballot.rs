@@ -7,8 +7,11 @@
 
 mod harness;
 
+use arakoon_node::client::Connection;
 use arakoon_node::consensus::{Msg, MAX_BALLOT};
+use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
 use arakoon_node::protocol::peer;
+use arakoon_node::server::env::TokioNet;
 use arakoon_node::server::frame::{write_frame, Hello};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -48,6 +51,23 @@ async fn write_within(cluster: &harness::Cluster, key: &str, within: Duration) {
     }
 }
 
+/// Waits (bounded) until node `k` serves `key` from its own store: it is up and caught up.
+async fn applied_on(cluster: &harness::Cluster, k: usize, key: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let addr = cluster.client_addr(k);
+        let timeout = Duration::from_secs(2);
+        if let Ok(mut c) = Connection::open(&TokioNet, addr, "itest", timeout, 1 << 20).await {
+            let req = Request::Get { c: Consistency::NoGuarantees, key: key.as_bytes().to_vec() };
+            if let Ok(Reply::Ok(Payload::String(_))) = c.exchange(&req, timeout).await {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "n{k} lacks {key} after {within:?}\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_top_ballot_neither_stops_elections_nor_breaks_a_restart() {
     let mut cluster = harness::cluster(3, LEASE_MS, "");
@@ -70,6 +90,7 @@ async fn a_forged_top_ballot_neither_stops_elections_nor_breaks_a_restart() {
     assert_ne!(m2, m);
     cluster.start(m);
     write_within(&cluster, "after-return", Duration::from_secs(20)).await;
+    applied_on(&cluster, m, "after-return", Duration::from_secs(20)).await;
     drop(open);
 
     // Every ballot record written since reads back: each node stops and starts cleanly.
@@ -80,12 +101,14 @@ async fn a_forged_top_ballot_neither_stops_elections_nor_breaks_a_restart() {
     cluster.start_all();
     cluster.wait_for_master(Duration::from_secs(20)).await;
     write_within(&cluster, "after-restart", Duration::from_secs(20)).await;
+    for k in 0..3 {
+        applied_on(&cluster, k, "after-restart", Duration::from_secs(20)).await;
+    }
     let mut c = cluster.client();
     for key in ["before", "after-kill", "after-return", "after-restart"] {
         assert_eq!(c.get(key.as_bytes()).await.unwrap(), key.as_bytes(), "{key} lost");
     }
     // Still running after the restart: none failed to read its ballot record.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     for k in 0..3 {
         assert!(cluster.stop(k).expect("still running").success(), "{}", cluster.log(k));
     }
