@@ -8,7 +8,7 @@
 mod harness;
 
 use arakoon_node::client::Connection;
-use arakoon_node::consensus::{Msg, MAX_BALLOT};
+use arakoon_node::consensus::Msg;
 use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
 use arakoon_node::protocol::peer;
 use arakoon_node::server::env::TokioNet;
@@ -76,7 +76,7 @@ async fn a_forged_top_ballot_neither_stops_elections_nor_breaks_a_restart() {
     write_within(&cluster, "before", Duration::from_secs(10)).await;
 
     // Every node hears the forged Prepare, from a node that is not itself.
-    let forged = Msg::Prepare { n: MAX_BALLOT, last_i: Some(1 << 40) };
+    let forged = Msg::Prepare { n: (1 << 63) - 1, last_i: Some(1 << 40) };
     let mut open = Vec::new();
     for k in 0..3 {
         open.push(forge(&cluster, k, (k + 1) % 3, &forged).await);
