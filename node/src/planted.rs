@@ -2,6 +2,10 @@
 //! the simulator finds each of them. Compiled only with the `planted-bugs` feature; without it
 //! [`planted!`] is `false` and the bug code disappears.
 //!
+//! Each switch sits at the edge of the rule it breaks, as its own statement after the rule's
+//! check (`let ok = ok || planted!(Bug)`) or after the rule's actions, so that the check itself
+//! reads as the rule and a reader never steps around a bug inside it.
+//!
 //! The switch is per thread: the simulator runs one seed on one thread, and tests that run in
 //! parallel do not see each other's bugs.
 

@@ -1,4 +1,9 @@
-//! Arakoon's return codes (ARAKOON-FORMATS §2), shared by the store, the server and the client.
+//! Arakoon's return codes (ARAKOON-FORMATS §2), shared by the store, the server and the client,
+//! and the one place where the consensus core's reasons (a refused update, a refused read)
+//! become return codes and texts: the core speaks of consensus, the shells speak Arakoon.
+
+use crate::consensus::{NodeIdx, ReadRefusal, ReadWant, Refusal};
+use crate::protocol::client::Consistency;
 
 /// A return code on the client protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,9 +103,54 @@ impl std::fmt::Display for Rc {
     }
 }
 
+/// The name of the node a not_master refusal points to: Arakoon answers "None" when it knows no
+/// master.
+fn master_text(master: Option<NodeIdx>, names: &[String]) -> String {
+    master.and_then(|k| names.get(k).cloned()).unwrap_or_else(|| "None".to_string())
+}
+
+/// The return code and text for the core's answer to an update or a drop_master; `names` are
+/// the cluster's node names in the core's order.
+pub fn reply_of(result: &Result<(), Refusal>, names: &[String]) -> (Rc, String) {
+    match result {
+        Ok(()) => (Rc::Ok, String::new()),
+        Err(Refusal::NotMaster { master }) => (Rc::NotMaster, master_text(*master, names)),
+        Err(Refusal::NoLongerMaster) => {
+            (Rc::NoLongerMaster, "mastership lost while the update was pending".into())
+        }
+        Err(Refusal::QueueFull) => {
+            (Rc::UnknownFailure, "the master's update queue is full; retry later".into())
+        }
+        Err(Refusal::SoleNode) => {
+            (Rc::NotSupported, "a 1-node cluster cannot drop its master".into())
+        }
+    }
+}
+
+/// The return code and text for a read the lease rule refused.
+pub fn read_refusal_of(refusal: &ReadRefusal, names: &[String]) -> (Rc, String) {
+    match refusal {
+        ReadRefusal::NotMaster { master } => (Rc::NotMaster, master_text(*master, names)),
+        ReadRefusal::NotYetApplied { applied, wanted } => {
+            let have = applied.map_or("none".to_string(), |a| a.to_string());
+            (Rc::InconsistentRead, format!("this node applied up to {have}, not yet {wanted}"))
+        }
+    }
+}
+
+impl From<Consistency> for ReadWant {
+    fn from(c: Consistency) -> ReadWant {
+        match c {
+            Consistency::Consistent => ReadWant::Consistent,
+            Consistency::AtLeast(i) => ReadWant::AtLeast(i),
+            Consistency::NoGuarantees => ReadWant::Anywhere,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Rc;
+    use super::*;
 
     #[test]
     fn codes_round_trip() {
@@ -110,5 +160,23 @@ mod tests {
             }
         }
         assert_eq!(Rc::from_code(0x02), None);
+    }
+
+    #[test]
+    fn refusals_map_to_arakoon_codes_and_texts() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let not_master = Err(Refusal::NotMaster { master: Some(1) });
+        assert_eq!(reply_of(&not_master, &names), (Rc::NotMaster, "b".into()));
+        let nobody = Err(Refusal::NotMaster { master: None });
+        assert_eq!(reply_of(&nobody, &names), (Rc::NotMaster, "None".into()));
+        assert_eq!(reply_of(&Ok(()), &names), (Rc::Ok, String::new()));
+        assert_eq!(reply_of(&Err(Refusal::NoLongerMaster), &names).0, Rc::NoLongerMaster);
+        assert_eq!(reply_of(&Err(Refusal::QueueFull), &names).0, Rc::UnknownFailure);
+        assert_eq!(reply_of(&Err(Refusal::SoleNode), &names).0, Rc::NotSupported);
+        let behind = ReadRefusal::NotYetApplied { applied: None, wanted: 3 };
+        assert_eq!(
+            read_refusal_of(&behind, &names),
+            (Rc::InconsistentRead, "this node applied up to none, not yet 3".into())
+        );
     }
 }

@@ -1,12 +1,42 @@
-//! The consensus machine. See docs/CONSENSUS.md for the rules; each handler below names the rule
-//! it implements.
+//! The consensus machine: its state, its one entry point (`handle`), and the helpers every rule
+//! shares (persist jobs, the last two slots, applying chosen slots in order). The rules of
+//! docs/CONSENSUS.md live in one module per group, each with its tests beside it: `acceptor`
+//! (promise and accept), `proposer` (candidate, commit, group commit), `lease`, `election`
+//! (with bounded ballots), `learner` (restart and catch-up).
 
-use super::msg::{Action, ClientReqId, Input, Msg, NakReason, NodeIdx, RoleName};
+mod acceptor;
+mod election;
+mod learner;
+mod lease;
+mod proposer;
+#[cfg(test)]
+mod test_support;
+
+use super::msg::{
+    Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,
+};
 use super::rng::SplitMix64;
-use crate::rc::Rc;
 use crate::tlog::BallotRecord;
 use crate::value::{Update, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The highest ballot a node ever uses: the largest the peer protocol and the ballot record
+/// carry (both store a ballot as a signed 64-bit integer), so every ballot the node persists or
+/// sends reads back.
+pub const MAX_BALLOT: u64 = i64::MAX as u64;
+
+/// How far above the highest ballot a node has seen or promised a message's ballot may be.
+///
+/// Why it cannot refuse an honest candidate: a candidate's ballot is the next one of its own
+/// above the highest it has seen, so less than `2 * nodes` above it, and a node starts at most
+/// one election per tick (10 ms in the server). Even if all 64 nodes of a cluster failed an
+/// election on every tick, each one above the last, the highest ballot would climb at most
+/// 2 * 64 * 64 per tick, 819,200 a second: 2^48 takes more than ten years of that, all of it
+/// while this node heard none of those ballots. A restarted node starts from the promise on its
+/// disk, within the same reach. A forged or corrupt ballot beyond the reach is dropped unseen;
+/// forging one's way up to [`MAX_BALLOT`] in steps of 2^48 takes 2^15 forged Prepares that each
+/// win a promise (and, with peer authentication, the cluster's secret).
+pub const BALLOT_REACH: u64 = 1 << 48;
 
 /// The cluster as the core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +195,8 @@ pub struct Machine {
     heard_ms: Vec<Option<u64>>,
     /// The Accept that sent this node to catch up, handled again once it has.
     held_accept: Option<(NodeIdx, Msg)>,
+    /// Messages dropped because their ballot was beyond [`Machine::ballot_horizon`].
+    refused_ballots: u64,
 }
 
 fn opt_lt(a: Option<u64>, b: Option<u64>) -> bool {
@@ -212,6 +244,7 @@ impl Machine {
             after: BTreeMap::new(),
             heard_ms: vec![None; nodes],
             held_accept: None,
+            refused_ballots: 0,
             cfg,
         };
         let wait = if m.single() { 0 } else { m.cfg.lease_ms };
@@ -234,41 +267,9 @@ impl Machine {
         }
     }
 
-    /// Who this node believes is master: itself, or the holder of the last lease it accepted.
-    pub fn master(&self, now_ms: u64) -> Option<NodeIdx> {
-        match &self.role {
-            Role::Master(m) if m.lease_t0.is_some() => Some(self.cfg.me),
-            _ => self.lease.filter(|(_, exp)| now_ms < *exp).map(|(m, _)| m),
-        }
-    }
-
-    /// Whether this node may serve consistent reads now: a master inside its lease.
-    pub fn lease_valid(&self, now_ms: u64) -> bool {
-        match &self.role {
-            Role::Master(m) => m.lease_t0.is_some_and(|t0| {
-                now_ms < self.lease_until(t0) || crate::planted!(ReadAfterLeaseExpired)
-            }),
-            _ => false,
-        }
-    }
-
-    /// The moment the master's own view of its lease ends.
-    fn lease_until(&self, t0: u64) -> u64 {
-        t0 + self.cfg.lease_ms.saturating_sub(self.cfg.lease_margin_ms)
-    }
-
-    /// A master that heard from a quorum (itself included) within the last lease.
-    pub fn expect_progress_possible(&self, now_ms: u64) -> bool {
-        if !self.lease_valid(now_ms) {
-            return false;
-        }
-        let recent = self
-            .heard_ms
-            .iter()
-            .enumerate()
-            .filter(|(k, t)| *k != self.cfg.me && t.is_some_and(|t| now_ms < t + self.cfg.lease_ms))
-            .count();
-        recent + 1 >= self.cfg.quorum
+    /// How many messages were dropped for a ballot beyond what the cluster can have reached.
+    pub fn refused_ballots(&self) -> u64 {
+        self.refused_ballots
     }
 
     pub fn promised(&self) -> u64 {
@@ -292,6 +293,13 @@ impl Machine {
             Input::Tick => self.on_tick(now_ms, out),
             Input::Message { from, msg } => {
                 assert!(from < self.cfg.nodes() && from != self.cfg.me, "message from {from}");
+                if msg.ballot() > self.ballot_horizon() {
+                    // Bounded ballots: a ballot no honest node can have reached is forged or
+                    // corrupt. Heeding it would raise every later ballot past what the wire and
+                    // the ballot record hold and stop the cluster for good; dropped unseen.
+                    self.refused_ballots += 1;
+                    return;
+                }
                 self.heard_ms[from] = Some(now_ms);
                 self.seen_ballot = self.seen_ballot.max(msg.ballot());
                 self.on_message(now_ms, from, msg, out);
@@ -359,12 +367,6 @@ impl Machine {
         out.push(Action::Persist { token, ballot, entry });
     }
 
-    /// A fresh ballot above everything seen, owned by this node.
-    fn next_ballot(&self) -> u64 {
-        let nodes = self.cfg.nodes() as u64;
-        (self.seen_ballot.max(self.promised) / nodes + 1) * nodes + self.cfg.me as u64
-    }
-
     /// Records slot `i` with `value` as this node's last, keeping the previous slot.
     fn set_last(&mut self, i: u64, n: Option<u64>, value: Value) {
         if let Some(old) = &self.last {
@@ -394,221 +396,6 @@ impl Machine {
         }
     }
 
-    /// A learner that a master just brought up to date (its log matches the master's chosen
-    /// slots) may vote from now on.
-    fn graduate(&mut self, out: &mut Vec<Action>) {
-        if self.record.learner {
-            let record = BallotRecord { learner: false, ..self.record };
-            let token = self.next_token;
-            self.next_token += 1;
-            self.record = record;
-            out.push(Action::Persist { token, ballot: Some(record), entry: None });
-        }
-    }
-
-    /// Whether this node was rebuilt after losing its disk and may not vote yet.
-    pub fn is_learner(&self) -> bool {
-        self.record.learner
-    }
-
-    fn become_slave(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let old = std::mem::replace(&mut self.role, Role::Slave { election_at_ms: 0 });
-        if let Role::Candidate { n, .. } = &old {
-            // A ballot this node promised only to itself, and will never propose under (the
-            // next one is above `seen_ballot`), binds nobody: go back to the highest promise made
-            // to another node, so that a failed candidacy does not make it refuse the master.
-            if self.promised == *n {
-                self.promised = self.promised_others;
-            }
-        }
-        if let Role::Master(m) = old {
-            // In flight: a quorum may still choose it under the next master. Queued: never
-            // proposed, so it certainly did not happen.
-            if let Some(f) = m.in_flight {
-                for id in f.clients {
-                    out.push(Action::Reply {
-                        id,
-                        rc: Rc::NoLongerMaster,
-                        message: "mastership lost while the update was pending".into(),
-                    });
-                }
-            }
-            for (id, _) in m.queue {
-                out.push(Action::Reply { id, rc: Rc::NotMaster, message: "None".into() });
-            }
-        }
-        let lease_end = self.lease.map_or(now_ms, |(_, exp)| exp.max(now_ms));
-        let at = lease_end.max(self.quiet_until_ms) + self.jitter();
-        self.role = Role::Slave { election_at_ms: at };
-    }
-
-    // ---- election rule (6) and restart rule (7) ----------------------------------------------
-
-    fn may_run_election(&self) -> bool {
-        // A learner forgot what it accepted: it can neither vote nor count itself.
-        if self.record.learner {
-            return false;
-        }
-        match self.cfg.forced_master {
-            Some(m) => m == self.cfg.me,
-            None => true,
-        }
-    }
-
-    fn start_election(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let n = self.next_ballot();
-        self.promised = n;
-        self.seen_ballot = n;
-        let deadline_ms = now_ms + (self.cfg.lease_ms / 2).max(1);
-        self.role =
-            Role::Candidate { n, deadline_ms, promises: BTreeMap::new(), self_promised: false };
-        let record = BallotRecord { promised: n, ..self.record };
-        self.persist(Some(record), None, After::SelfPromise { n }, out);
-        self.broadcast(Msg::Prepare { n, last_i: self.last_i() }, out);
-    }
-
-    fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        match &mut self.role {
-            Role::Slave { election_at_ms } => {
-                let lease_known = self.lease.is_some_and(|(_, exp)| now_ms < exp);
-                if now_ms >= *election_at_ms && !lease_known && self.may_run_election() {
-                    self.start_election(now_ms, out);
-                }
-            }
-            Role::Candidate { deadline_ms, .. } => {
-                if now_ms >= *deadline_ms {
-                    self.become_slave(now_ms, out);
-                }
-            }
-            Role::CatchingUp { since_ms } => {
-                // The shell always answers a catch-up; this only guards against a lost answer.
-                if now_ms >= *since_ms + 20 * self.cfg.lease_ms {
-                    self.become_slave(now_ms, out);
-                }
-            }
-            Role::Master(_) => self.master_tick(now_ms, out),
-        }
-    }
-
-    // ---- lease rule (5) on the master ----------------------------------------------------------
-
-    fn master_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let Role::Master(m) = &self.role else { return };
-        let lapsed = match m.lease_t0 {
-            Some(t0) => now_ms >= self.lease_until(t0),
-            // Still recovering: give up if recovery takes longer than a lease.
-            None => {
-                m.in_flight.as_ref().is_some_and(|f| now_ms >= f.first_sent_ms + self.cfg.lease_ms)
-            }
-        };
-        if lapsed {
-            self.lease = None;
-            self.become_slave(now_ms, out);
-            return;
-        }
-        let retransmit = self.cfg.retransmit_ms;
-        let Role::Master(m) = &mut self.role else { return };
-        if let Some(f) = &mut m.in_flight {
-            if now_ms >= f.last_sent_ms + retransmit {
-                f.last_sent_ms = now_ms;
-                let msg = Msg::Accept {
-                    n: m.n,
-                    i: f.i,
-                    value: f.value.clone(),
-                    prev_hash: self.prev.as_ref().filter(|p| p.i + 1 == f.i).map(|p| p.hash),
-                };
-                let silent: Vec<NodeIdx> = (0..self.cfg.nodes())
-                    .filter(|k| *k != self.cfg.me && !f.acks.contains(k))
-                    .collect();
-                for to in silent {
-                    out.push(Action::Send { to, msg: msg.clone() });
-                }
-            }
-            return;
-        }
-        self.propose_next(now_ms, out);
-    }
-
-    /// With nothing in flight: renew the lease when due, else propose the queued updates.
-    fn propose_next(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let Role::Master(m) = &mut self.role else { return };
-        if m.in_flight.is_some() {
-            return;
-        }
-        let renew = m.lease_t0.is_none_or(|t0| now_ms >= t0 + self.cfg.lease_ms / 2);
-        let (value, clients) = if renew {
-            let master = self.cfg.names[self.cfg.me].clone();
-            (Value::MasterSet { master, lease_start: 0 }, Vec::new())
-        } else if !m.queue.is_empty() {
-            // Group commit (rule 8): everything queued, bounded by count and bytes.
-            let mut updates = Vec::new();
-            let mut clients = Vec::new();
-            let mut bytes = 0usize;
-            while let Some((_, u)) = m.queue.front() {
-                let size = u.encoded_len();
-                if !updates.is_empty()
-                    && (updates.len() >= self.cfg.batch_updates_max
-                        || bytes + size > self.cfg.batch_bytes_max)
-                {
-                    break;
-                }
-                let (id, u) = m.queue.pop_front().expect("front exists");
-                bytes += size;
-                let synced = matches!(u, Update::SyncedSequence(_));
-                updates.push(u);
-                clients.push(id);
-                if synced {
-                    break;
-                }
-            }
-            let synced = updates.iter().any(|u| matches!(u, Update::SyncedSequence(_)));
-            (Value::Client { synced, updates }, clients)
-        } else {
-            return;
-        };
-        let i = self.last_i().map_or(0, |l| l + 1);
-        self.propose(now_ms, i, value, clients, out);
-    }
-
-    /// Sends Accept for slot `i` and persists it locally (the master votes once durable).
-    fn propose(
-        &mut self,
-        now_ms: u64,
-        i: u64,
-        value: Value,
-        clients: Vec<ClientReqId>,
-        out: &mut Vec<Action>,
-    ) {
-        let Role::Master(m) = &self.role else { return };
-        let n = m.n;
-        if self.last.as_ref().is_some_and(|l| l.i + 1 == i) || self.last.is_none() {
-            assert!(
-                self.committed == self.last_i(),
-                "propose {i} before the previous slot is chosen"
-            );
-        }
-        let record = (self.record.accepted_n != n).then_some(BallotRecord {
-            promised: self.promised,
-            accepted_n: n,
-            accepted_from: i,
-            ..self.record
-        });
-        self.set_last(i, Some(n), value.clone());
-        let prev_hash = self.prev.as_ref().filter(|p| p.i + 1 == i).map(|p| p.hash);
-        self.broadcast(Msg::Accept { n, i, value: value.clone(), prev_hash }, out);
-        self.persist(record, Some((i, value.clone())), After::SelfAck { n, i }, out);
-        let Role::Master(m) = &mut self.role else { unreachable!() };
-        m.in_flight = Some(InFlight {
-            i,
-            value,
-            clients,
-            acks: BTreeSet::new(),
-            self_durable: false,
-            first_sent_ms: now_ms,
-            last_sent_ms: now_ms,
-        });
-    }
-
     // ---- messages ----------------------------------------------------------------------------
 
     fn on_message(&mut self, now_ms: u64, from: NodeIdx, msg: Msg, out: &mut Vec<Action>) {
@@ -623,382 +410,6 @@ impl Machine {
             }
             Msg::Accepted { n, i } => self.on_accepted(now_ms, from, n, i, out),
             Msg::Commit { n, i, hash } => self.on_commit(n, i, hash, out),
-        }
-    }
-
-    /// Promise rule (1).
-    fn on_prepare(
-        &mut self,
-        now_ms: u64,
-        from: NodeIdx,
-        n: u64,
-        last_i: Option<u64>,
-        out: &mut Vec<Action>,
-    ) {
-        let nak = |reason| Action::Send {
-            to: from,
-            msg: Msg::Nak { n, reason, promised: self.promised, last_i: self.last_i() },
-        };
-        if n <= self.promised {
-            out.push(nak(NakReason::LowBallot));
-            return;
-        }
-        let restarting = self.record.learner
-            || now_ms < self.started_ms + self.cfg.lease_ms
-            || self.last.as_ref().is_some_and(|s| s.n.is_none() && self.committed != Some(s.i));
-        if restarting || matches!(self.role, Role::CatchingUp { .. }) {
-            out.push(nak(NakReason::Restarting));
-            return;
-        }
-        // Behind first: a lagging candidate must learn to catch up, whatever the lease.
-        if opt_lt(last_i, self.committed) && !crate::planted!(LaggingMaster) {
-            out.push(nak(NakReason::Behind));
-            return;
-        }
-        let held = self.lease_valid(now_ms)
-            || self.lease.is_some_and(|(m, exp)| m != from && now_ms < exp);
-        if held {
-            out.push(nak(NakReason::LeaseHeld));
-            return;
-        }
-        if !matches!(self.role, Role::Slave { .. }) {
-            self.become_slave(now_ms, out);
-        }
-        self.promised = n;
-        self.promised_others = n;
-        let record = BallotRecord { promised: n, ..self.record };
-        self.persist(Some(record), None, After::Promise { to: from, n }, out);
-    }
-
-    fn promise_msg(&self, n: u64) -> Msg {
-        let last = self.last.as_ref().map(|s| {
-            // A committed last slot may report any ballot: its value is the chosen one.
-            (s.i, s.n.unwrap_or(0), s.value.clone())
-        });
-        let prev_hash = self
-            .prev
-            .as_ref()
-            .filter(|p| self.last.as_ref().is_some_and(|l| p.i + 1 == l.i))
-            .map(|p| p.hash);
-        Msg::Promise { n, last, prev_hash }
-    }
-
-    /// Candidate rule (2).
-    fn on_promise(
-        &mut self,
-        now_ms: u64,
-        from: NodeIdx,
-        n: u64,
-        last: Option<(u64, u64, Value)>,
-        prev_hash: Option<u64>,
-        out: &mut Vec<Action>,
-    ) {
-        let Role::Candidate { n: mine, promises, .. } = &mut self.role else { return };
-        if *mine != n {
-            return;
-        }
-        promises.insert(from, Promised { last, prev_hash });
-        self.try_win(now_ms, out);
-    }
-
-    fn try_win(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let Role::Candidate { n, promises, self_promised, .. } = &self.role else { return };
-        if !*self_promised || promises.len() + 1 < self.cfg.quorum {
-            return;
-        }
-        let n = *n;
-        // The highest slot any promiser holds, and among its holders the highest ballot.
-        let mut best: Option<(u64, u64, Value, Option<u64>, NodeIdx)> =
-            self.last.as_ref().map(|s| (s.i, s.n.unwrap_or(0), s.value.clone(), None, self.cfg.me));
-        for (&k, p) in promises {
-            if let Some((i, pn, v)) = &p.last {
-                let better = match &best {
-                    None => true,
-                    Some((bi, bn, ..)) => (*i, *pn) > (*bi, *bn),
-                };
-                if better {
-                    best = Some((*i, *pn, v.clone(), p.prev_hash, k));
-                }
-            }
-        }
-        let promises_for_check: Vec<(NodeIdx, Option<u64>, Option<u64>)> =
-            promises.iter().map(|(k, p)| (*k, p.last.as_ref().map(|l| l.0), p.prev_hash)).collect();
-        let Some((s, _, value, _, holder)) = best else {
-            // Nobody holds anything: start the log with this node's MasterSet.
-            self.role = Role::Master(MasterState {
-                n,
-                lease_t0: None,
-                in_flight: None,
-                queue: VecDeque::new(),
-            });
-            self.propose_next(now_ms, out);
-            return;
-        };
-        // This node must hold the chosen slot s-1 before it can re-propose s.
-        let my_last = self.last_i();
-        let ok = match my_last {
-            _ if crate::planted!(LaggingMaster) => true,
-            Some(l) if l >= s => true,
-            Some(l) if l + 1 == s => {
-                let mine = self.last.as_ref().map(|x| x.hash);
-                promises_for_check
-                    .iter()
-                    .any(|(_, li, ph)| *li == Some(s) && *ph == mine && ph.is_some())
-            }
-            None if s == 0 => true,
-            _ => false,
-        };
-        if !ok {
-            let source = promises_for_check
-                .iter()
-                .find(|(_, li, _)| *li == Some(s))
-                .map_or(holder, |(k, ..)| *k);
-            self.role = Role::CatchingUp { since_ms: now_ms };
-            out.push(Action::CatchUp { from: source, to_i: s - 1 });
-            return;
-        }
-        self.role = Role::Master(MasterState {
-            n,
-            lease_t0: None,
-            in_flight: None,
-            queue: VecDeque::new(),
-        });
-        if my_last == Some(s) {
-            // Re-propose the highest-ballot value for s (it may be chosen already; Paxos makes
-            // re-proposing it under n safe).
-            let value = if self.last.as_ref().is_some_and(|l| l.value == value) {
-                self.last.as_ref().expect("last exists").value.clone()
-            } else {
-                value
-            };
-            self.repropose(now_ms, s, value, out);
-        } else {
-            self.repropose(now_ms, s, value, out);
-        }
-    }
-
-    /// Re-proposes slot `s` (the same slot as this node's last, or the one after it).
-    fn repropose(&mut self, now_ms: u64, s: u64, value: Value, out: &mut Vec<Action>) {
-        if let Some(l) = &self.last {
-            if l.i == s {
-                // Overwrite the uncommitted last slot: keep `prev` as is.
-                let Role::Master(m) = &self.role else { return };
-                let n = m.n;
-                let record = BallotRecord {
-                    promised: self.promised,
-                    accepted_n: n,
-                    accepted_from: s,
-                    ..self.record
-                };
-                self.last = Some(Slot::new(s, Some(n), value.clone()));
-                let prev_hash = self.prev.as_ref().filter(|p| p.i + 1 == s).map(|p| p.hash);
-                self.broadcast(Msg::Accept { n, i: s, value: value.clone(), prev_hash }, out);
-                self.persist(
-                    Some(record),
-                    Some((s, value.clone())),
-                    After::SelfAck { n, i: s },
-                    out,
-                );
-                let Role::Master(m) = &mut self.role else { unreachable!() };
-                m.in_flight = Some(InFlight {
-                    i: s,
-                    value,
-                    clients: Vec::new(),
-                    acks: BTreeSet::new(),
-                    self_durable: false,
-                    first_sent_ms: now_ms,
-                    last_sent_ms: now_ms,
-                });
-                return;
-            }
-        }
-        // s is one past this node's last, which is chosen.
-        if let Some(l) = self.last_i() {
-            self.commit_through(l, Vec::new(), out);
-        }
-        self.propose(now_ms, s, value, Vec::new(), out);
-    }
-
-    fn on_nak(
-        &mut self,
-        now_ms: u64,
-        from: NodeIdx,
-        n: u64,
-        reason: NakReason,
-        last_i: Option<u64>,
-        out: &mut Vec<Action>,
-    ) {
-        let (Role::Candidate { n: mine, .. } | Role::Master(MasterState { n: mine, .. })) =
-            &self.role
-        else {
-            return;
-        };
-        if *mine != n {
-            return;
-        }
-        match reason {
-            NakReason::Behind => {
-                if matches!(self.role, Role::Master(_)) {
-                    self.become_slave(now_ms, out);
-                }
-                let to_i = last_i.and_then(|l| l.checked_sub(1));
-                match to_i {
-                    Some(to_i) if opt_lt(self.committed, Some(to_i)) => {
-                        self.role = Role::CatchingUp { since_ms: now_ms };
-                        out.push(Action::CatchUp { from, to_i });
-                    }
-                    _ => self.become_slave(now_ms, out),
-                }
-            }
-            // A master keeps its lease: a node with a higher ballot either cannot win (the
-            // lease holds at a quorum) or will win, in which case this master's rounds fail and
-            // its lease lapses. A candidate gives up.
-            NakReason::LowBallot if matches!(self.role, Role::Master(_)) => {}
-            NakReason::LowBallot => self.become_slave(now_ms, out),
-            NakReason::LeaseHeld | NakReason::Restarting => {
-                // Others may still promise; the candidate's deadline bounds the attempt.
-            }
-        }
-    }
-
-    /// Accept rule (3).
-    #[allow(clippy::too_many_arguments)] // one argument per field of the message
-    fn on_accept(
-        &mut self,
-        now_ms: u64,
-        from: NodeIdx,
-        n: u64,
-        i: u64,
-        value: Value,
-        prev_hash: Option<u64>,
-        out: &mut Vec<Action>,
-    ) {
-        if n < self.promised && !crate::planted!(AcceptLowerBallot) {
-            out.push(Action::Send {
-                to: from,
-                msg: Msg::Nak {
-                    n,
-                    reason: NakReason::LowBallot,
-                    promised: self.promised,
-                    last_i: self.last_i(),
-                },
-            });
-            return;
-        }
-        if matches!(self.role, Role::CatchingUp { .. }) {
-            return;
-        }
-        if n > self.promised || !matches!(self.role, Role::Slave { .. }) {
-            if matches!(self.role, Role::Master(MasterState { n: mine, .. }) if mine == n) {
-                return; // our own ballot: cannot come from another node
-            }
-            self.become_slave(now_ms, out);
-            self.promised = n;
-        }
-        self.promised_others = self.promised_others.max(n);
-        let my_last = self.last_i();
-        match my_last {
-            Some(l) if l == i => {
-                if self.last.as_ref().is_some_and(|s| s.n == Some(n)) {
-                    // A duplicate: already accepted under n; answer again once durable.
-                    let record = None;
-                    self.persist(record, None, After::Accepted { to: from, n, i }, out);
-                    return;
-                }
-            }
-            Some(l) if l + 1 == i => {
-                let mine = self.last.as_ref().map(|s| s.hash);
-                // A last slot known committed holds the chosen value already; otherwise it must
-                // match the master's.
-                let verified = self.committed == Some(l)
-                    || (prev_hash.is_some() && prev_hash == mine)
-                    || crate::planted!(CommitUnverifiedSlot);
-                if !verified {
-                    // Our last slot may hold a value that was not chosen: fetch the chosen one.
-                    self.role = Role::CatchingUp { since_ms: now_ms };
-                    out.push(Action::CatchUp { from, to_i: l });
-                    return;
-                }
-                self.graduate(out);
-                self.commit_through(l, Vec::new(), out);
-            }
-            None if i == 0 => {}
-            Some(l) if l > i => return, // stale
-            _ => {
-                // Behind: slots before i are chosen but missing here. Keep the Accept: once
-                // caught up, this node can still accept slot i and so rejoin the quorum.
-                self.role = Role::CatchingUp { since_ms: now_ms };
-                out.push(Action::CatchUp { from, to_i: i - 1 });
-                self.held_accept = Some((from, Msg::Accept { n, i, value, prev_hash }));
-                return;
-            }
-        }
-        let record =
-            if self.record.promised != n || self.record.accepted_n != n || my_last == Some(i) {
-                Some(BallotRecord { promised: n, accepted_n: n, accepted_from: i, ..self.record })
-            } else {
-                None
-            };
-        if let Value::MasterSet { master, .. } = &value {
-            if let Some(k) = self.cfg.names.iter().position(|x| x == master) {
-                self.lease = Some((k, now_ms + self.cfg.lease_ms));
-            }
-        }
-        self.set_last(i, Some(n), value.clone());
-        let jitter = self.jitter();
-        if let Role::Slave { election_at_ms } = &mut self.role {
-            let lease_end = self.lease.map_or(now_ms, |(_, e)| e);
-            *election_at_ms = (*election_at_ms).max(lease_end + jitter);
-        }
-        self.persist(record, Some((i, value)), After::Accepted { to: from, n, i }, out);
-        if crate::planted!(SkipFsyncBeforeAccepted) {
-            out.push(Action::Send { to: from, msg: Msg::Accepted { n, i } });
-        }
-        if crate::planted!(ApplyBeforeCommit) {
-            self.commit_through(i, Vec::new(), out);
-        }
-    }
-
-    /// Commit rule (4), on the master.
-    fn on_accepted(&mut self, now_ms: u64, from: NodeIdx, n: u64, i: u64, out: &mut Vec<Action>) {
-        let Role::Master(m) = &mut self.role else { return };
-        if m.n != n {
-            return;
-        }
-        if let Some(f) = &mut m.in_flight {
-            if f.i == i {
-                f.acks.insert(from);
-            }
-        }
-        self.check_commit(now_ms, out);
-    }
-
-    fn check_commit(&mut self, now_ms: u64, out: &mut Vec<Action>) {
-        let Role::Master(m) = &mut self.role else { return };
-        let Some(f) = &m.in_flight else { return };
-        let quorum = f.acks.len() + 1 >= self.cfg.quorum || crate::planted!(AckBeforeQuorum);
-        if !f.self_durable || !quorum {
-            return;
-        }
-        let f = m.in_flight.take().expect("in flight");
-        let n = m.n;
-        if matches!(&f.value, Value::MasterSet { master, .. } if *master == self.cfg.names[self.cfg.me])
-        {
-            m.lease_t0 = Some(f.first_sent_ms);
-        }
-        let hash = value_hash(&f.value);
-        self.commit_through(f.i, f.clients, out);
-        self.broadcast(Msg::Commit { n, i: f.i, hash }, out);
-        self.propose_next(now_ms, out);
-    }
-
-    fn on_commit(&mut self, n: u64, i: u64, hash: u64, out: &mut Vec<Action>) {
-        if n < self.promised || !matches!(self.role, Role::Slave { .. }) {
-            return;
-        }
-        if self.last.as_ref().is_some_and(|s| s.i == i && s.hash == hash) {
-            self.graduate(out);
-            self.commit_through(i, Vec::new(), out);
         }
     }
 
@@ -1034,75 +445,5 @@ impl Machine {
                 self.check_commit(now_ms, out);
             }
         }
-    }
-
-    fn on_caught_up(
-        &mut self,
-        now_ms: u64,
-        last: Option<(u64, Value)>,
-        prev: Option<(u64, Value)>,
-        applied: Option<u64>,
-    ) {
-        if let Some((i, v)) = last {
-            // Caught-up slots are chosen: any ballot may be reported for them.
-            self.prev = prev.filter(|(p, _)| p + 1 == i).map(|(p, pv)| Slot::new(p, Some(0), pv));
-            self.last = Some(Slot::new(i, Some(0), v));
-            self.committed = self.committed.max(Some(i));
-        }
-        self.applied = self.applied.max(applied);
-        if matches!(self.role, Role::CatchingUp { .. }) {
-            let at = now_ms + self.jitter();
-            self.role = Role::Slave { election_at_ms: at };
-        }
-    }
-
-    fn on_client_update(
-        &mut self,
-        now_ms: u64,
-        id: ClientReqId,
-        update: Update,
-        out: &mut Vec<Action>,
-    ) {
-        let master_name =
-            self.master(now_ms).map_or("None".to_string(), |k| self.cfg.names[k].clone());
-        let queue_max = self.cfg.queue_max;
-        let Role::Master(m) = &mut self.role else {
-            out.push(Action::Reply { id, rc: Rc::NotMaster, message: master_name });
-            return;
-        };
-        if m.queue.len() >= queue_max {
-            out.push(Action::Reply {
-                id,
-                rc: Rc::UnknownFailure,
-                message: "the master's update queue is full; retry later".into(),
-            });
-            return;
-        }
-        m.queue.push_back((id, update));
-        if m.lease_t0.is_some() {
-            self.propose_next(now_ms, out);
-        }
-    }
-
-    fn on_drop_master(&mut self, now_ms: u64, id: ClientReqId, out: &mut Vec<Action>) {
-        if self.single() {
-            out.push(Action::Reply {
-                id,
-                rc: Rc::NotSupported,
-                message: "a 1-node cluster cannot drop its master".into(),
-            });
-            return;
-        }
-        if !matches!(self.role, Role::Master(_)) {
-            let name =
-                self.master(now_ms).map_or("None".to_string(), |k| self.cfg.names[k].clone());
-            out.push(Action::Reply { id, rc: Rc::NotMaster, message: name });
-            return;
-        }
-        // Stay out of the next election so that another node takes over.
-        self.quiet_until_ms = now_ms + 2 * self.cfg.lease_ms;
-        self.lease = None;
-        self.become_slave(now_ms, out);
-        out.push(Action::Reply { id, rc: Rc::Ok, message: String::new() });
     }
 }

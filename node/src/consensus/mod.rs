@@ -2,18 +2,20 @@
 //!
 //! ```text
 //!  Tick, Message, ClientUpdate,        ┌──────────┐      Send, Persist, Apply,
-//!  Persisted, CaughtUp, DropMaster ──▶ │ Machine  │ ──▶  Reply, CatchUp
-//!  (each with the node's now_ms)       └──────────┘
+//!  Persisted, CaughtUp, CatchUpFailed, │ Machine  │ ──▶  Reply (a consensus reason),
+//!  DropMaster (each with now_ms)   ──▶ └──────────┘      CatchUp
 //! ```
 //!
 //! No I/O, no clock, no randomness but the seed it is handed: the server, the simulator and the
-//! unit tests drive the same code. The contract (rules, inputs, actions) is docs/CONSENSUS.md.
+//! unit tests drive the same code. The contract (rules, inputs, actions) is docs/CONSENSUS.md,
+//! and `msg`'s tests fail when its lists of inputs, actions and messages and the enums disagree.
+//! Reads ask `Machine::read_permission` (the lease rule); return codes live in `crate::rc`.
 
 mod machine;
 mod msg;
 mod rng;
-#[cfg(test)]
-mod tests;
 
-pub use machine::{value_hash, Config, Durable, Machine};
-pub use msg::{Action, ClientReqId, Input, Msg, NakReason, NodeIdx, RoleName};
+pub use machine::{value_hash, Config, Durable, Machine, BALLOT_REACH, MAX_BALLOT};
+pub use msg::{
+    Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,
+};

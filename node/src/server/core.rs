@@ -292,6 +292,10 @@ fn encode_failure(rc: Rc, message: impl AsRef<[u8]>) -> Vec<u8> {
     out
 }
 
+fn encode_failure_of((rc, message): (Rc, String)) -> Vec<u8> {
+    encode_failure(rc, message)
+}
+
 fn encode_payload(payload: &Payload) -> Vec<u8> {
     let mut out = Vec::new();
     encode_ok(payload, &mut out);
@@ -392,8 +396,9 @@ impl<N: Network, C: Clock> Core<N, C> {
                 }
             }
             Action::Apply { i, value, clients } => self.apply(i, &value, clients)?,
-            Action::Reply { id, rc, message } => {
+            Action::Reply { id, result } => {
                 if let Some(reply) = self.pending.remove(&id.0) {
+                    let (rc, message) = crate::rc::reply_of(&result, &self.machine.config().names);
                     let bytes = if rc == Rc::Ok {
                         encode_payload(&Payload::Unit)
                     } else {
@@ -570,10 +575,6 @@ impl<N: Network, C: Clock> Core<N, C> {
         self.machine.master(now).map(|k| self.config.nodes[k].name.clone())
     }
 
-    fn not_master(&self) -> Vec<u8> {
-        encode_failure(Rc::NotMaster, self.master_name().unwrap_or_else(|| "None".into()))
-    }
-
     /// Checks an update against the size limits; `Some(message)` refuses it.
     fn too_large(&self, update: &Update) -> Option<String> {
         let max = self.config.max_value_size as usize;
@@ -653,29 +654,12 @@ impl<N: Network, C: Clock> Core<N, C> {
         self.feed(Input::ClientUpdate { id: ClientReqId(id), update })
     }
 
-    /// Whether a read at consistency `c` may be served here; `Err` holds the refusal.
+    /// Whether a read at consistency `c` may be served here (the core's lease rule); `Err` holds
+    /// the refusal.
     fn may_read(&self, c: Consistency) -> Result<(), Vec<u8>> {
-        match c {
-            Consistency::Consistent => {
-                if self.machine.lease_valid(self.now()) {
-                    Ok(())
-                } else {
-                    Err(self.not_master())
-                }
-            }
-            Consistency::NoGuarantees => Ok(()),
-            Consistency::AtLeast(i) => {
-                if self.store.applied().is_some_and(|a| a >= i) {
-                    Ok(())
-                } else {
-                    let have = self.store.applied().map_or("none".to_string(), |a| a.to_string());
-                    Err(encode_failure(
-                        Rc::InconsistentRead,
-                        format!("this node applied up to {have}, not yet {i}"),
-                    ))
-                }
-            }
-        }
+        let names = &self.machine.config().names;
+        let permission = self.machine.read_permission(self.now(), c.into(), self.store.applied());
+        permission.map_err(|r| encode_failure_of(crate::rc::read_refusal_of(&r, names)))
     }
 
     /// Answers a read, a local or an admin command. Returns the reply to send now, if any

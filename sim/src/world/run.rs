@@ -422,8 +422,10 @@ impl World {
                     self.agenda.push(at, Event::PersistDone { node: k, epoch, token });
                 }
                 Action::Apply { i, value, clients } => self.apply(k, i, value, clients),
-                Action::Reply { id, rc, message } => {
+                Action::Reply { id, result } => {
                     if let Some((client, op)) = self.requests.remove(&(k, id.0)) {
+                        let (rc, message) =
+                            arakoon_node::rc::reply_of(&result, &names(self.cfg.nodes));
                         let result = if rc == Rc::NoLongerMaster {
                             OpResult::Unknown
                         } else {
@@ -695,7 +697,8 @@ impl World {
         let update = match &p.kind {
             OpKind::Get | OpKind::Range => {
                 let state = self.nodes[k].state.as_ref().expect("up");
-                let result = if state.machine.lease_valid(now) {
+                let want = arakoon_node::consensus::ReadWant::Consistent;
+                let result = if state.machine.read_permission(now, want, None).is_ok() {
                     let read = if matches!(p.kind, OpKind::Get) {
                         state.store.get(&p.key).map(OpResult::Ok)
                     } else {

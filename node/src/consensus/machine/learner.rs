@@ -1,0 +1,92 @@
+//! The restart rule (7) for a node rebuilt as a learner, and catch-up: a learner votes again once
+//! a master committed a slot through it; a caught-up node resumes as a slave.
+
+use super::*;
+
+impl Machine {
+    /// A learner that a master just brought up to date (its log matches the master's chosen
+    /// slots) may vote from now on.
+    pub(super) fn graduate(&mut self, out: &mut Vec<Action>) {
+        if self.record.learner {
+            let record = BallotRecord { learner: false, ..self.record };
+            let token = self.next_token;
+            self.next_token += 1;
+            self.record = record;
+            out.push(Action::Persist { token, ballot: Some(record), entry: None });
+        }
+    }
+
+    /// Whether this node was rebuilt after losing its disk and may not vote yet.
+    pub fn is_learner(&self) -> bool {
+        self.record.learner
+    }
+
+    pub(super) fn on_caught_up(
+        &mut self,
+        now_ms: u64,
+        last: Option<(u64, Value)>,
+        prev: Option<(u64, Value)>,
+        applied: Option<u64>,
+    ) {
+        if let Some((i, v)) = last {
+            // Caught-up slots are chosen: any ballot may be reported for them.
+            self.prev = prev.filter(|(p, _)| p + 1 == i).map(|(p, pv)| Slot::new(p, Some(0), pv));
+            self.last = Some(Slot::new(i, Some(0), v));
+            self.committed = self.committed.max(Some(i));
+        }
+        self.applied = self.applied.max(applied);
+        if matches!(self.role, Role::CatchingUp { .. }) {
+            let at = now_ms + self.jitter();
+            self.role = Role::Slave { election_at_ms: at };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn restart_rule_no_promise_within_a_lease_of_starting() {
+        let mut m = machine(3, 1, Durable::default());
+        let out = run(
+            &mut m,
+            LEASE - 1,
+            Input::Message { from: 0, msg: Msg::Prepare { n: 3, last_i: None } },
+        );
+        assert!(
+            matches!(&sends(&out)[..], [(0, Msg::Nak { reason: NakReason::Restarting, .. })]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn restart_rule_a_learner_neither_votes_nor_runs_until_a_master_caught_it_up() {
+        let durable = Durable {
+            ballot: BallotRecord { learner: true, ..Default::default() },
+            last: Some((4, Value::client(vec![set("x")]))),
+            applied: Some(4),
+            ..Default::default()
+        };
+        let mut m = machine(3, 1, durable);
+        for t in 0..50 {
+            let out = run(&mut m, t * 100, Input::Tick);
+            assert!(sends(&out).is_empty(), "a learner never prepares: {out:?}");
+        }
+        let out = run(
+            &mut m,
+            5000,
+            Input::Message { from: 0, msg: Msg::Prepare { n: 3, last_i: Some(4) } },
+        );
+        assert!(matches!(&sends(&out)[..], [(0, Msg::Nak { reason: NakReason::Restarting, .. })]));
+        assert!(m.is_learner());
+        // A master's Accept whose previous slot matches brings it up to date: it votes again.
+        let accept = Msg::Accept { n: 3, i: 5, value: master_set("n0"), prev_hash: None };
+        let out = run(&mut m, 5001, Input::Message { from: 0, msg: accept });
+        assert!(!m.is_learner());
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Persist { ballot: Some(BallotRecord { learner: false, .. }), .. }
+        )));
+    }
+}

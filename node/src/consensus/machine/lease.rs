@@ -1,0 +1,222 @@
+//! The lease rule (5): who a node believes is master, whether a read may be served, and the
+//! master's renewal, retransmission and stepping down when its lease lapses.
+
+use super::*;
+
+impl Machine {
+    /// Who this node believes is master: itself, or the holder of the last lease it accepted.
+    pub fn master(&self, now_ms: u64) -> Option<NodeIdx> {
+        match &self.role {
+            Role::Master(m) if m.lease_t0.is_some() => Some(self.cfg.me),
+            _ => self.lease.filter(|(_, exp)| now_ms < *exp).map(|(m, _)| m),
+        }
+    }
+
+    /// Whether this node may serve consistent reads now: a master inside its lease.
+    pub fn lease_valid(&self, now_ms: u64) -> bool {
+        let Role::Master(m) = &self.role else { return false };
+        let valid = m.lease_t0.is_some_and(|t0| now_ms < self.lease_until(t0));
+        // Planted bug ReadAfterLeaseExpired, at the edge of the rule: a master that held a lease
+        // believes it still does.
+        valid || (m.lease_t0.is_some() && crate::planted!(ReadAfterLeaseExpired))
+    }
+
+    /// Lease rule (5) for reads: whether a read that wants `want` may be served here now.
+    /// `store_applied` is the slot the shell's store has applied, which is what the read sees.
+    pub fn read_permission(
+        &self,
+        now_ms: u64,
+        want: ReadWant,
+        store_applied: Option<u64>,
+    ) -> Result<(), ReadRefusal> {
+        match want {
+            ReadWant::Consistent if self.lease_valid(now_ms) => Ok(()),
+            ReadWant::Consistent => Err(ReadRefusal::NotMaster { master: self.master(now_ms) }),
+            ReadWant::AtLeast(wanted) if store_applied.is_some_and(|a| a >= wanted) => Ok(()),
+            ReadWant::AtLeast(wanted) => {
+                Err(ReadRefusal::NotYetApplied { applied: store_applied, wanted })
+            }
+            ReadWant::Anywhere => Ok(()),
+        }
+    }
+
+    /// The moment the master's own view of its lease ends.
+    pub(super) fn lease_until(&self, t0: u64) -> u64 {
+        t0 + self.cfg.lease_ms.saturating_sub(self.cfg.lease_margin_ms)
+    }
+
+    /// A master that heard from a quorum (itself included) within the last lease.
+    pub fn expect_progress_possible(&self, now_ms: u64) -> bool {
+        if !self.lease_valid(now_ms) {
+            return false;
+        }
+        let recent = self
+            .heard_ms
+            .iter()
+            .enumerate()
+            .filter(|(k, t)| *k != self.cfg.me && t.is_some_and(|t| now_ms < t + self.cfg.lease_ms))
+            .count();
+        recent + 1 >= self.cfg.quorum
+    }
+
+    pub(super) fn master_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let Role::Master(m) = &self.role else { return };
+        let lapsed = match m.lease_t0 {
+            Some(t0) => now_ms >= self.lease_until(t0),
+            // Still recovering: give up if recovery takes longer than a lease.
+            None => {
+                m.in_flight.as_ref().is_some_and(|f| now_ms >= f.first_sent_ms + self.cfg.lease_ms)
+            }
+        };
+        if lapsed {
+            self.lease = None;
+            self.become_slave(now_ms, out);
+            return;
+        }
+        let retransmit = self.cfg.retransmit_ms;
+        let Role::Master(m) = &mut self.role else { return };
+        if let Some(f) = &mut m.in_flight {
+            if now_ms >= f.last_sent_ms + retransmit {
+                f.last_sent_ms = now_ms;
+                let msg = Msg::Accept {
+                    n: m.n,
+                    i: f.i,
+                    value: f.value.clone(),
+                    prev_hash: self.prev.as_ref().filter(|p| p.i + 1 == f.i).map(|p| p.hash),
+                };
+                let silent: Vec<NodeIdx> = (0..self.cfg.nodes())
+                    .filter(|k| *k != self.cfg.me && !f.acks.contains(k))
+                    .collect();
+                for to in silent {
+                    out.push(Action::Send { to, msg: msg.clone() });
+                }
+            }
+            return;
+        }
+        self.propose_next(now_ms, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn lease_rule_the_master_steps_down_when_its_renewal_is_not_committed() {
+        let (mut m, now) = elected_master();
+        let out = run(&mut m, now + LEASE / 2, Input::Tick);
+        assert!(
+            sends(&out)
+                .iter()
+                .any(|(_, m)| matches!(m, Msg::Accept { value: Value::MasterSet { .. }, .. })),
+            "renewal at half the lease"
+        );
+        // Updates arrive; nobody answers the renewal.
+        run(
+            &mut m,
+            now + LEASE / 2 + 1,
+            Input::ClientUpdate { id: ClientReqId(9), update: set("late") },
+        );
+        assert!(m.lease_valid(now + LEASE - LEASE / 10 - 1));
+        let out = run(&mut m, now + LEASE, Input::Tick);
+        assert!(!m.lease_valid(now + LEASE));
+        assert_eq!(m.role(), RoleName::Slave);
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                id: ClientReqId(9),
+                result: Err(Refusal::NotMaster { master: None })
+            }]
+        );
+    }
+
+    #[test]
+    fn lease_rule_a_slave_refuses_updates_and_names_the_master() {
+        let mut m = machine(3, 1, Durable::default());
+        run(
+            &mut m,
+            5000,
+            Input::Message {
+                from: 0,
+                msg: Msg::Accept { n: 3, i: 0, value: master_set("n0"), prev_hash: None },
+            },
+        );
+        let out = run(&mut m, 5001, Input::ClientUpdate { id: ClientReqId(1), update: set("a") });
+        assert_eq!(
+            out,
+            vec![Action::Reply {
+                id: ClientReqId(1),
+                result: Err(Refusal::NotMaster { master: Some(0) })
+            }]
+        );
+        assert!(!m.lease_valid(5001));
+    }
+
+    #[test]
+    fn lease_rule_a_consistent_read_is_served_only_by_a_master_inside_its_lease() {
+        let (m, now) = elected_master();
+        assert_eq!(m.read_permission(now, ReadWant::Consistent, None), Ok(()));
+        let end = now + LEASE - LEASE / 10;
+        assert_eq!(m.read_permission(end - 1, ReadWant::Consistent, None), Ok(()));
+        // The master's own view of its lease ends a margin before the slaves' timers do.
+        assert!(matches!(
+            m.read_permission(end, ReadWant::Consistent, None),
+            Err(ReadRefusal::NotMaster { .. })
+        ));
+    }
+
+    #[test]
+    fn lease_rule_a_slave_refuses_consistent_reads_and_names_the_master() {
+        let mut m = machine(3, 1, Durable::default());
+        let accept = Msg::Accept { n: 3, i: 0, value: master_set("n0"), prev_hash: None };
+        run(&mut m, 5000, Input::Message { from: 0, msg: accept });
+        assert_eq!(
+            m.read_permission(5001, ReadWant::Consistent, Some(0)),
+            Err(ReadRefusal::NotMaster { master: Some(0) })
+        );
+        // Past the lease it knows of, it names nobody.
+        assert_eq!(
+            m.read_permission(5000 + LEASE, ReadWant::Consistent, Some(0)),
+            Err(ReadRefusal::NotMaster { master: None })
+        );
+        assert_eq!(m.read_permission(5001, ReadWant::Anywhere, None), Ok(()));
+    }
+
+    #[test]
+    fn lease_rule_an_at_least_read_waits_for_the_store_to_apply_the_slot() {
+        let m = machine(3, 1, Durable::default());
+        assert_eq!(
+            m.read_permission(0, ReadWant::AtLeast(5), Some(4)),
+            Err(ReadRefusal::NotYetApplied { applied: Some(4), wanted: 5 })
+        );
+        assert_eq!(
+            m.read_permission(0, ReadWant::AtLeast(0), None),
+            Err(ReadRefusal::NotYetApplied { applied: None, wanted: 0 })
+        );
+        assert_eq!(m.read_permission(0, ReadWant::AtLeast(5), Some(5)), Ok(()));
+    }
+
+    #[test]
+    fn an_isolated_master_is_replaced_and_never_overlaps() {
+        let mut c = Cluster::new(3, None);
+        c.run_for(4 * LEASE);
+        let old = c.masters()[0];
+        c.submit(old, 1, "before");
+        c.isolate(old);
+        // Step through time: never two valid leases at once.
+        for _ in 0..(4 * LEASE / 5) {
+            c.run_for(5);
+            assert!(c.masters().len() <= 1, "two masters at {}", c.now);
+        }
+        let new = c.masters();
+        assert_eq!(new.len(), 1);
+        assert_ne!(new[0], old);
+        c.submit(new[0], 2, "after");
+        c.cut.clear();
+        c.run_for(3 * LEASE);
+        assert_eq!(c.masters().len(), 1);
+        c.assert_applied_prefixes_agree();
+        // The old master rejoined and holds the same history.
+        assert!(c.applied[old].len() >= c.applied[new[0]].len() - 1);
+    }
+}
