@@ -86,8 +86,14 @@ impl Secret {
         };
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut bytes = Vec::new();
-        // One byte more than the maximum tells an overlong file from a full one.
-        file.take(SECRET_BYTES_MAX as u64 + 2).read_to_end(&mut bytes).map_err(unreadable)?;
+        // The maximum, a line break of two bytes, and one more byte to tell an overlong file
+        // from a full one (which would otherwise be read cut short and accepted).
+        let cap = SECRET_BYTES_MAX + 3;
+        file.take(cap as u64).read_to_end(&mut bytes).map_err(unreadable)?;
+        let too_long = || SecretError::Length { path: path.into(), len: bytes.len() };
+        if bytes.len() == cap {
+            return Err(too_long());
+        }
         Secret::from_bytes(&bytes).map_err(|len| SecretError::Length { path: path.into(), len })
     }
 
@@ -444,6 +450,14 @@ mod tests {
         assert_eq!(s.key.len(), 16);
         assert_eq!(format!("{s:?}"), "Secret(16 bytes)");
         assert!(Secret::from_bytes(&vec![7; SECRET_BYTES_MAX + 1]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        let mut long = vec![b'x'; SECRET_BYTES_MAX];
+        long.extend(b"\r\nmore");
+        std::fs::write(&file, &long).unwrap();
+        assert!(matches!(Secret::load(&file), Err(SecretError::Length { .. })), "not cut short");
+        std::fs::write(&file, b"0123456789abcdef\n").unwrap();
+        assert_eq!(Secret::load(&file).unwrap().key.as_slice(), b"0123456789abcdef");
         let e = Secret::load(Path::new("/nonexistent/secret")).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/secret") && e.contains("cluster_secret_file"), "{e}");
     }
