@@ -43,9 +43,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             format!("frame of {len} bytes exceeds the maximum of {bytes_max}"),
         ));
     }
+    // Grow with what arrives, by at most 1 MiB a step, rather than allocate what the length
+    // claims: a peer that announces the maximum and sends nothing then holds little memory.
     buf.clear();
-    buf.resize(len as usize, 0);
-    r.read_exact(buf).await?;
+    let len = len as usize;
+    while buf.len() < len {
+        let start = buf.len();
+        buf.resize(start + (len - start).min(1 << 20), 0);
+        r.read_exact(&mut buf[start..]).await?;
+    }
     Ok(true)
 }
 

@@ -24,6 +24,9 @@ use tokio::sync::mpsc;
 
 /// Messages queued for one peer at most; beyond, new ones are dropped.
 pub const LINK_QUEUE_MAX: usize = 1024;
+/// Incoming peer connections open at once at most (a cluster has a few peers, each with one
+/// link, plus the ones a reconnect replaces); beyond, new ones are closed unread.
+pub const PEER_CONNECTIONS_MAX: usize = 64;
 const BACKOFF_MIN_MS: u64 = 20;
 const BACKOFF_MAX_MS: u64 = 1000;
 const CONNECT_TIMEOUT_MS: u64 = 1000;
@@ -112,6 +115,7 @@ pub fn spawn_listener<N: Network>(
     out: mpsc::Sender<Incoming>,
 ) {
     let limiter = Arc::new(Mutex::new(LogLimiter::per_minute()));
+    let open = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, addr)) = listener.accept().await else {
@@ -129,7 +133,14 @@ pub fn spawn_listener<N: Network>(
                     tracing::warn!(from = %addr, "{what} (said once a minute per address)");
                 }
             };
+            let Ok(slot) = open.clone().try_acquire_owned() else {
+                say(&format_args!(
+                    "refused a peer connection: {PEER_CONNECTIONS_MAX} are open already"
+                ));
+                continue;
+            };
             tokio::spawn(async move {
+                let _slot = slot; // held while the connection lives
                 let handshake = tokio::time::timeout(
                     Duration::from_millis(CONNECT_TIMEOUT_MS),
                     auth.accept(&mut stream, &cluster_id, &peers),
