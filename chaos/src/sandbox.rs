@@ -261,6 +261,7 @@ pub fn plan_with(
         batch_max_bytes: 4 * 1024 * 1024,
         max_connections: 1024,
         client_stall_ms: 10_000,
+        cluster_secret_file: None,
     }
     .with_overrides(overrides, "--set")
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;

@@ -5,7 +5,8 @@
 //! cluster = n0, n1, n2          ; the nodes, in order
 //! cluster_id = demo
 //! lease_period = 2              ; seconds (Arakoon's unit); lease_period_ms overrides
-//! quorum = 2                    ; optional, default nodes/2 + 1
+//! quorum = 2                    ; optional, default nodes/2 + 1; below a majority only with
+//! allow_minority_quorum = true  ;   this override (two minorities may then both commit)
 //! master = n0                   ; optional: a forced master
 //! tlog_max_entries = 50000
 //! tlog_max_size = 33554432
@@ -15,6 +16,7 @@
 //! batch_max_bytes = 4194304     ; and bytes
 //! max_connections = 1024        ; client connections; more are refused with 0xfe
 //! client_stall_ms = 10000       ; a client silent in the middle of a request is dropped
+//! cluster_secret_file = /etc/arakoon/secret  ; ours: peers prove membership with it
 //!
 //! [n0]
 //! ip = 127.0.0.1
@@ -25,11 +27,20 @@
 //! log_level = info
 //! ```
 //!
-//! Every error names the file, the section and the key, and what would be accepted.
+//! Every error names the file, the section and the key, and what would be accepted. What
+//! cannot work is refused rather than run: a quorum below a majority (split brain by
+//! construction) without the explicit override, a section or a key given twice (Arakoon 1.9
+//! kept both and counted a node twice), two sockets on one ip:port, a value limit above the
+//! buffer limit (no such value could ever arrive), and a cluster id that is empty or longer than
+//! [`CLUSTER_ID_BYTES_MAX`].
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// The longest cluster id accepted. The id travels in every client prologue and peer hello and
+/// names the store; nothing needs more.
+pub const CLUSTER_ID_BYTES_MAX: usize = 128;
 
 /// One node's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +71,9 @@ pub struct ClusterConfig {
     pub max_connections: usize,
     /// A client that stops in the middle of a request is dropped after this long.
     pub client_stall_ms: u64,
+    /// The file that holds the shared peer secret (`[global] cluster_secret_file`, our
+    /// extension); `None`: the peer port trusts its network.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -68,6 +82,8 @@ pub enum ConfigError {
     Unreadable { file: String, reason: String },
     #[error("{file}: [{section}] {key}: {reason}")]
     Bad { file: String, section: String, key: String, reason: String },
+    #[error("{file}: [{section}]: {reason}")]
+    BadSection { file: String, section: String, reason: String },
     #[error("{file}: node {node:?} is not in the cluster (known: {known})")]
     UnknownNode { file: String, node: String, known: String },
 }
@@ -87,6 +103,7 @@ impl ClusterConfig {
             reason: e.to_string(),
         })?;
         let p = Parser { ini: &ini, file };
+        p.no_duplicates()?;
         let g = "global";
         let names: Vec<String> = p
             .required(g, "cluster")?
@@ -110,6 +127,22 @@ impl ClusterConfig {
             None => None,
             Some(_) => Some(p.number(g, "quorum", 1, names.len() as u64, 0)? as usize),
         };
+        let majority = names.len() / 2 + 1;
+        let minority_allowed = p.boolean(g, "allow_minority_quorum", false)?;
+        if let Some(q) = quorum.filter(|q| *q < majority) {
+            if !minority_allowed {
+                return Err(p.bad(
+                    g,
+                    "quorum",
+                    &format!(
+                        "{q} is below a majority of {} nodes ({majority}): two disjoint groups \
+                         could both commit (split brain); set quorum = {majority} or more, or add \
+                         allow_minority_quorum = true if that is meant",
+                        names.len()
+                    ),
+                ));
+            }
+        }
         let forced_master = p.optional(g, "master").map(str::to_string);
         if let Some(m) = &forced_master {
             if !names.contains(m) {
@@ -120,22 +153,53 @@ impl ClusterConfig {
         for name in &names {
             nodes.push(p.node(name)?);
         }
+        p.distinct_sockets(&nodes)?;
+        let cluster_id = p.required(g, "cluster_id")?.to_string();
+        if cluster_id.len() > CLUSTER_ID_BYTES_MAX {
+            return Err(p.bad(
+                g,
+                "cluster_id",
+                &format!(
+                    "is {} bytes long; at most {CLUSTER_ID_BYTES_MAX} are accepted",
+                    cluster_id.len()
+                ),
+            ));
+        }
+        let max_value_size = p.number(g, "max_value_size", 1, 1 << 30, 8 * 1024 * 1024)? as u32;
+        let max_buffer_size =
+            p.number(g, "max_buffer_size", 1024, 1 << 30, 32 * 1024 * 1024)? as u32;
+        if max_value_size > max_buffer_size {
+            return Err(p.bad(
+                g,
+                "max_value_size",
+                &format!(
+                    "{max_value_size} is above max_buffer_size ({max_buffer_size}): a request \
+                     carrying such a value would be refused whole; lower max_value_size or raise \
+                     max_buffer_size"
+                ),
+            ));
+        }
+        let cluster_secret_file = match p.optional(g, "cluster_secret_file") {
+            None => None,
+            Some("") => return Err(p.bad(g, "cluster_secret_file", "is empty; name a file")),
+            Some(path) => Some(PathBuf::from(path)),
+        };
         Ok(ClusterConfig {
-            cluster_id: p.required(g, "cluster_id")?.to_string(),
+            cluster_id,
             nodes,
             lease_ms,
             quorum,
             forced_master,
             tlog_max_entries: p.number(g, "tlog_max_entries", 1, u64::MAX, 50_000)?,
             tlog_max_size: p.number(g, "tlog_max_size", 4096, u64::MAX, 32 * 1024 * 1024)?,
-            max_value_size: p.number(g, "max_value_size", 1, 1 << 30, 8 * 1024 * 1024)? as u32,
-            max_buffer_size: p.number(g, "max_buffer_size", 1024, 1 << 30, 32 * 1024 * 1024)?
-                as u32,
+            max_value_size,
+            max_buffer_size,
             batch_max_updates: p.number(g, "batch_max_updates", 1, 1 << 20, 1024)? as usize,
             batch_max_bytes: p.number(g, "batch_max_bytes", 1024, 1 << 30, 4 * 1024 * 1024)?
                 as usize,
             max_connections: p.number(g, "max_connections", 1, 1 << 16, 1024)? as usize,
             client_stall_ms: p.number(g, "client_stall_ms", 1, 3_600_000, 10_000)?,
+            cluster_secret_file,
         })
     }
 
@@ -182,8 +246,9 @@ impl ClusterConfig {
 
     /// The `[global]` keys that [`ClusterConfig::with_overrides`] accepts: the tuning of a
     /// cluster, not its membership or addresses.
-    pub const OVERRIDABLE: [&'static str; 10] = [
+    pub const OVERRIDABLE: [&'static str; 11] = [
         "quorum",
+        "allow_minority_quorum",
         "master",
         "tlog_max_entries",
         "tlog_max_size",
@@ -231,6 +296,10 @@ impl ClusterConfig {
         s += &format!("lease_period_ms = {}\n", self.lease_ms);
         if let Some(q) = self.quorum {
             s += &format!("quorum = {q}\n");
+            if q < self.nodes.len() / 2 + 1 {
+                // It parsed, so the override was given.
+                s += "allow_minority_quorum = true\n";
+            }
         }
         if let Some(m) = &self.forced_master {
             s += &format!("master = {m}\n");
@@ -243,6 +312,9 @@ impl ClusterConfig {
         s += &format!("batch_max_bytes = {}\n", self.batch_max_bytes);
         s += &format!("max_connections = {}\n", self.max_connections);
         s += &format!("client_stall_ms = {}\n", self.client_stall_ms);
+        if let Some(f) = &self.cluster_secret_file {
+            s += &format!("cluster_secret_file = {}\n", f.display());
+        }
         for n in &self.nodes {
             s += &format!("\n[{}]\n", n.name);
             s += &format!("ip = {}\n", n.ip);
@@ -301,6 +373,70 @@ impl Parser<'_> {
             return Err(self.bad(section, key, &format!("{v} is outside {min} to {max}")));
         }
         Ok(v)
+    }
+
+    /// `true` or `false`, as Arakoon 1.9 spells them (lowercase only).
+    fn boolean(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.optional(section, key) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(self.bad(section, key, &format!("{other:?} is not true or false"))),
+        }
+    }
+
+    /// Refuses a section or a key given twice: which one would count is a guess, and Arakoon
+    /// 1.9 counted a repeated node section as a second node.
+    fn no_duplicates(&self) -> Result<(), ConfigError> {
+        let mut sections: Vec<&str> = Vec::new();
+        for (name, props) in self.ini.iter() {
+            let Some(name) = name else { continue };
+            if sections.contains(&name) {
+                return Err(ConfigError::BadSection {
+                    file: self.file.to_string(),
+                    section: name.to_string(),
+                    reason: "the section appears twice; merge the two into one".into(),
+                });
+            }
+            sections.push(name);
+            let mut keys: Vec<&str> = Vec::new();
+            for (key, _) in props.iter() {
+                if keys.contains(&key) {
+                    return Err(self.bad(name, key, "is given twice in this section; keep one"));
+                }
+                keys.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses two listening sockets on one ip:port: the second node could never bind it (or,
+    /// on another host's address, would be dialed in place of the first). An unspecified
+    /// address (0.0.0.0, ::) clashes with every address on its port.
+    fn distinct_sockets(&self, nodes: &[NodeConfig]) -> Result<(), ConfigError> {
+        let mut seen: Vec<(IpAddr, u16, &str, &str)> = Vec::new();
+        for n in nodes {
+            for (key, port) in
+                [("client_port", n.client_port), ("messaging_port", n.messaging_port)]
+            {
+                let clash = seen.iter().find(|(ip, p, _, _)| {
+                    *p == port && (*ip == n.ip || ip.is_unspecified() || n.ip.is_unspecified())
+                });
+                if let Some((ip, _, other, other_key)) = clash {
+                    return Err(self.bad(
+                        &n.name,
+                        key,
+                        &format!(
+                            "{}:{port} is already [{other}] {other_key} ({ip}:{port}); give each \
+                             node its own ports",
+                            n.ip
+                        ),
+                    ));
+                }
+                seen.push((n.ip, port, &n.name, key));
+            }
+        }
+        Ok(())
     }
 
     /// A required TCP port.
@@ -423,6 +559,92 @@ home = /tmp/a/n2
             assert!(err.starts_with("t.ini: "), "{err}");
             assert!(err.contains(expected), "{err} should mention {expected}");
         }
+    }
+
+    /// Each configuration that cannot work is refused with the file, the section, the key and
+    /// the reason (issue 15, item 6).
+    #[test]
+    fn what_cannot_work_is_refused_with_file_section_key_and_why() {
+        let long_id = "x".repeat(CLUSTER_ID_BYTES_MAX + 1);
+        let cases = [
+            (
+                GOOD.replace("master = n1", "quorum = 1"),
+                "t.ini: [global] quorum: 1 is below a majority of 3 nodes (2)",
+            ),
+            (
+                GOOD.replace("master = n1", "quorum = 2\nallow_minority_quorum = yes"),
+                "t.ini: [global] allow_minority_quorum: \"yes\" is not true or false",
+            ),
+            (
+                GOOD.replace("lease_period = 3", "lease_period = 3\nlease_period = 4"),
+                "t.ini: [global] lease_period: is given twice in this section",
+            ),
+            (
+                GOOD.to_string() + "\n[n2]\nip = 127.0.0.1\n",
+                "t.ini: [n2]: the section appears twice",
+            ),
+            (
+                GOOD.replace("client_port = 4001", "client_port = 4000"),
+                "t.ini: [n1] client_port: 127.0.0.1:4000 is already [n0] client_port",
+            ),
+            (
+                GOOD.replace("messaging_port = 4012", "messaging_port = 4002"),
+                "t.ini: [n2] messaging_port: 127.0.0.1:4002 is already [n2] client_port",
+            ),
+            (
+                GOOD.replace(
+                    "ip = 127.0.0.1\nclient_port = 4002",
+                    "ip = 0.0.0.0\nclient_port = 4001",
+                ),
+                "t.ini: [n2] client_port: 0.0.0.0:4001 is already [n1] client_port",
+            ),
+            (
+                GOOD.replace("master = n1", "max_value_size = 2048\nmax_buffer_size = 1024"),
+                "t.ini: [global] max_value_size: 2048 is above max_buffer_size (1024)",
+            ),
+            (
+                GOOD.replace("cluster_id = demo", &format!("cluster_id = {long_id}")),
+                "t.ini: [global] cluster_id: is 129 bytes long; at most 128",
+            ),
+            (
+                GOOD.replace("master = n1", "cluster_secret_file ="),
+                "t.ini: [global] cluster_secret_file: is empty",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = ClusterConfig::parse(&text, "t.ini").unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}\nshould start with\n{expected}");
+        }
+    }
+
+    #[test]
+    fn a_minority_quorum_needs_the_override_and_keeps_it() {
+        let text = GOOD.replace("master = n1", "quorum = 1\nallow_minority_quorum = true");
+        let c = ClusterConfig::parse(&text, "t.ini").unwrap();
+        assert_eq!(c.quorum(), 1);
+        assert_eq!(ClusterConfig::parse(&c.to_ini(), "again.ini").unwrap(), c);
+        // A majority needs no override; the default is one.
+        let c = ClusterConfig::parse(&GOOD.replace("master = n1", "quorum = 3"), "t.ini").unwrap();
+        assert_eq!(c.quorum(), 3);
+        assert!(!c.to_ini().contains("allow_minority_quorum"));
+        // Overrides go through the same check.
+        let c = ClusterConfig::parse(GOOD, "t.ini").unwrap();
+        let e = c.with_overrides(&[("quorum".into(), "1".into())], "d.yaml").unwrap_err();
+        assert!(e.to_string().starts_with("d.yaml: [global] quorum: 1 is below"), "{e}");
+        let ok = c.with_overrides(
+            &[("quorum".into(), "1".into()), ("allow_minority_quorum".into(), "true".into())],
+            "d.yaml",
+        );
+        assert_eq!(ok.unwrap().quorum(), 1);
+    }
+
+    #[test]
+    fn the_secret_file_is_kept() {
+        let text = GOOD.replace("master = n1", "cluster_secret_file = /etc/arakoon/secret");
+        let c = ClusterConfig::parse(&text, "t.ini").unwrap();
+        assert_eq!(c.cluster_secret_file.as_deref(), Some(Path::new("/etc/arakoon/secret")));
+        assert_eq!(ClusterConfig::parse(&c.to_ini(), "again.ini").unwrap(), c);
+        assert_eq!(ClusterConfig::parse(GOOD, "t.ini").unwrap().cluster_secret_file, None);
     }
 
     #[test]

@@ -60,12 +60,13 @@ pub enum CollapseError {
 
 impl CollapseError {
     pub fn exit_code(&self) -> i32 {
+        use crate::exit::NodeExit as NE;
         match self {
             CollapseError::Tlog(e) => e.exit_code(),
-            CollapseError::Head { .. } => 47,
-            CollapseError::Gap { .. } => 41,
-            CollapseError::Remove { .. } => 43,
-            CollapseError::Busy => 1,
+            CollapseError::Head { .. } => NE::Head.code(),
+            CollapseError::Gap { .. } => NE::Gap.code(),
+            CollapseError::Remove { .. } => NE::TlogDir.code(),
+            CollapseError::Busy => NE::Usage.code(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod no_planted {
 pub mod client;
 pub mod config;
 pub mod consensus;
+pub mod exit;
 pub mod head;
 pub mod llio;
 #[cfg(feature = "planted-bugs")]

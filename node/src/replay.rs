@@ -41,11 +41,12 @@ pub enum ReplayError {
 impl ReplayError {
     /// Arakoon's exit code for this failure.
     pub fn exit_code(&self) -> i32 {
+        use crate::exit::NodeExit as NE;
         match self {
             ReplayError::Tlog(e) => e.exit_code(),
-            ReplayError::Store(_) => 45,
-            ReplayError::StoreAhead { .. } => 40,
-            ReplayError::Gap { .. } => 41,
+            ReplayError::Store(_) => NE::Store.code(),
+            ReplayError::StoreAhead { .. } => NE::StoreAhead.code(),
+            ReplayError::Gap { .. } => NE::Gap.code(),
         }
     }
 }

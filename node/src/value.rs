@@ -79,6 +79,19 @@ impl Update {
         }
     }
 
+    /// The first part of this update that only a node may write, at any depth of a sequence:
+    /// a MasterSet (the lease) or an AdminSet (the node's own keys). A client sending one could
+    /// install a master or rewrite the node's bookkeeping.
+    pub fn node_only_part(&self) -> Option<&Update> {
+        match self {
+            Update::MasterSet { .. } | Update::AdminSet { .. } => Some(self),
+            Update::Sequence(members) | Update::SyncedSequence(members) => {
+                members.iter().find_map(Update::node_only_part)
+            }
+            _ => None,
+        }
+    }
+
     /// A short name for logs and dumps.
     pub fn name(&self) -> &'static str {
         match self {

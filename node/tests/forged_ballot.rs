@@ -12,7 +12,7 @@ use arakoon_node::consensus::Msg;
 use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
 use arakoon_node::protocol::peer;
 use arakoon_node::server::env::TokioNet;
-use arakoon_node::server::frame::{write_frame, Hello};
+use arakoon_node::server::frame::{write_frame, Hello, HelloFrame};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -25,9 +25,14 @@ async fn forge(cluster: &harness::Cluster, to: usize, as_node: usize, msg: &Msg)
     let node = &cluster.config.nodes[to];
     let addr = SocketAddr::new(node.ip, node.messaging_port);
     let mut stream = TcpStream::connect(addr).await.expect("connect to the peer port");
-    let hello = Hello {
-        cluster_id: cluster.config.cluster_id.clone(),
-        node: cluster.config.nodes[as_node].name.clone(),
+    // A cluster without a secret (scheme 0): the hello is all a peer is asked for.
+    let hello = HelloFrame {
+        hello: Hello {
+            cluster_id: cluster.config.cluster_id.clone(),
+            node: cluster.config.nodes[as_node].name.clone(),
+        },
+        scheme: 0,
+        nonce: Vec::new(),
     };
     write_frame(&mut stream, &hello.encode()).await.expect("hello");
     write_frame(&mut stream, &peer::encode(msg)).await.expect("forged frame");

@@ -9,12 +9,15 @@
 //! Options take one or two dashes, as the original's did (`-config` and `--config`).
 
 use arakoon_node::config::ClusterConfig;
+use arakoon_node::exit::NodeExit;
+use arakoon_node::server::auth::{PeerAuth, Secret};
 use arakoon_node::server::core::{serve, ServerOptions};
 use arakoon_node::server::env::{MonotonicClock, TokioNet};
 use arakoon_node::server::rebuild;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The help text; `{EXIT_CODES}` is replaced by [`NodeExit::table`], the one list of codes.
 const HELP: &str = "\
 arakoon: one node of an arakoon-rs cluster (Arakoon 1.x client protocol)
 
@@ -32,11 +35,7 @@ OPTIONS:
 
 The node validates its TLog and store before serving. When it refuses to start, the message
 names the file, the offset and the command that repairs it; the exit code says why:
-    40 store ahead of the TLog    41 gap between store and TLog   43 TLog directory unusable
-    44 home directory unusable    45 store unusable or of another cluster
-    48 torn or corrupt TLog entry 49 TLog files out of order       50 bad ballot record
-     1 bad command line or configuration      2 a port is taken
-
+{EXIT_CODES}
 SIGTERM and SIGINT stop the node cleanly: waiting clients hear going_down, the TLog gets its
 closed marker, the store is flushed; the exit code is then 0.
 
@@ -68,7 +67,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "config" => config = Some(PathBuf::from(value("-config")?)),
             "catchup-only" => catchup_only = true,
             "h" | "help" => {
-                print!("{HELP}");
+                print!("{}", HELP.replace("{EXIT_CODES}\n", &NodeExit::table()));
                 return Ok(None);
             }
             "V" | "version" => {
@@ -89,14 +88,14 @@ fn main() -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("arakoon: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(NodeExit::Usage as u8);
         }
     };
     let config = match ClusterConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("arakoon: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(NodeExit::Usage as u8);
         }
     };
     let file = args.config.display().to_string();
@@ -104,7 +103,7 @@ fn main() -> ExitCode {
         Ok(k) => k,
         Err(e) => {
             eprintln!("arakoon: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(NodeExit::Usage as u8);
         }
     };
     let level = std::env::var("RUST_LOG").unwrap_or_else(|_| config.nodes[me].log_level.clone());
@@ -112,11 +111,33 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
+    // Peers prove membership with the cluster secret; without one, say once that the peer port
+    // trusts its network.
+    let peer_auth = match &config.cluster_secret_file {
+        Some(path) => match Secret::load(path) {
+            Ok(secret) => PeerAuth::Secret(secret),
+            Err(e) => {
+                eprintln!("arakoon: {e}");
+                return ExitCode::from(NodeExit::Usage as u8);
+            }
+        },
+        None => {
+            if !args.catchup_only {
+                tracing::warn!(
+                    port = config.nodes[me].messaging_port,
+                    "no [global] cluster_secret_file: the peer port trusts its network; anyone \
+                     who reaches it can act as a member"
+                );
+            }
+            PeerAuth::Open
+        }
+    };
+
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("arakoon: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(NodeExit::Usage as u8);
         }
     };
     let code = runtime.block_on(async move {
@@ -139,7 +160,7 @@ fn main() -> ExitCode {
             h.write_usize(me);
             h.finish()
         };
-        let options = ServerOptions { seed, ..ServerOptions::default() };
+        let options = ServerOptions { seed, peer_auth, ..ServerOptions::default() };
         match serve(config, me, TokioNet, MonotonicClock::default(), options, shutdown_signal())
             .await
         {

@@ -357,7 +357,19 @@ fn decode_sequence_payload(r: &mut Reader<'_>) -> Result<Vec<Update>, DecodeErro
         reason: e.to_string(),
     })?;
     match update {
-        Update::Sequence(updates) | Update::SyncedSequence(updates) => Ok(updates),
+        Update::Sequence(updates) | Update::SyncedSequence(updates) => {
+            match updates.iter().find_map(Update::node_only_part) {
+                Some(u) => Err(DecodeError::Invalid {
+                    at,
+                    what: "sequence",
+                    reason: format!(
+                        "a client may not send a {} update; only nodes write it",
+                        u.name()
+                    ),
+                }),
+                None => Ok(updates),
+            }
+        }
         other => Err(DecodeError::Invalid {
             at,
             what: "sequence",

@@ -44,11 +44,18 @@ pub struct ServerOptions {
     /// Where the TLog and the store live: on disk (production) or in memory (simulation, where
     /// everything then runs on the node's task; see server/storage.rs).
     pub storage: Storage,
+    /// How peer connections prove membership (server/auth.rs).
+    pub peer_auth: super::auth::PeerAuth,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { tick_ms: 10, seed: 0, storage: Storage::Disk }
+        ServerOptions {
+            tick_ms: 10,
+            seed: 0,
+            storage: Storage::Disk,
+            peer_auth: Default::default(),
+        }
     }
 }
 
@@ -184,7 +191,8 @@ pub async fn serve<N: Network, C: Clock>(
         .enumerate()
         .map(|(k, n)| {
             (k != me).then(|| {
-                spawn_link(net.clone(), hello.clone(), SocketAddr::new(n.ip, n.messaging_port))
+                let addr = SocketAddr::new(n.ip, n.messaging_port);
+                spawn_link(net.clone(), hello.clone(), options.peer_auth.clone(), addr)
             })
         })
         .collect();
@@ -195,6 +203,7 @@ pub async fn serve<N: Network, C: Clock>(
         peer_listener,
         config.cluster_id.clone(),
         peer_names,
+        options.peer_auth.clone(),
         config.max_buffer_size.saturating_add(1024),
         peer_tx,
     );
@@ -377,7 +386,11 @@ impl<N: Network, C: Clock> Core<N, C> {
     fn feed(&mut self, input: Input) -> Result<(), ServeError> {
         let now = self.now();
         let mut actions = std::mem::take(&mut self.actions);
+        let was_master = self.machine.role() == RoleName::Master;
         self.machine.handle(now, input, &mut actions);
+        if was_master && self.machine.role() != RoleName::Master {
+            tracing::warn!(now = self.role_name(), "lost or gave up the master lease");
+        }
         let result = actions.drain(..).try_for_each(|a| self.execute(a));
         self.actions = actions;
         result

@@ -1,15 +1,19 @@
 //! Length-prefixed frames on node-to-node connections: int32 length, then the payload.
 //!
-//! A peer connection opens with a hello frame (magic, cluster id, the sender's name), so a node
-//! never mixes up clusters or peers. Every frame is bounded: a length above the maximum closes
-//! the connection before anything is allocated.
+//! A peer connection opens with a hello frame (magic, cluster id, the sender's name, how it
+//! proves membership and its nonce), so a node never mixes up clusters or peers; with a cluster
+//! secret the handshake of server/auth.rs follows. Every frame is bounded: a length above the
+//! maximum closes the connection before anything is allocated.
 
 use crate::llio::{Put, Reader};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The magic of a peer hello ("arakoon-rs peer v1").
-pub const PEER_MAGIC: i32 = 0x0a7a_0001;
+/// The magic of a peer hello ("arakoon-rs peer v2": v1 had no proof of membership).
+pub const PEER_MAGIC: i32 = 0x0a7a_0002;
+
+/// The most bytes a hello or handshake frame may have.
+pub const HANDSHAKE_FRAME_BYTES_MAX: u32 = 4096;
 
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io::Result<()> {
     let len = u32::try_from(payload.len())
@@ -39,38 +43,59 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             format!("frame of {len} bytes exceeds the maximum of {bytes_max}"),
         ));
     }
+    // Grow with what arrives, by at most 1 MiB a step, rather than allocate what the length
+    // claims: a peer that announces the maximum and sends nothing then holds little memory.
     buf.clear();
-    buf.resize(len as usize, 0);
-    r.read_exact(buf).await?;
+    let len = len as usize;
+    while buf.len() < len {
+        let start = buf.len();
+        buf.resize(start + (len - start).min(1 << 20), 0);
+        r.read_exact(&mut buf[start..]).await?;
+    }
     Ok(true)
 }
 
-/// The first frame on a peer connection.
+/// Who opens a peer connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
     pub cluster_id: String,
     pub node: String,
 }
 
-impl Hello {
+/// The first frame on a peer connection: the sender, how it proves membership (the scheme of
+/// server/auth.rs) and its fresh nonce (empty without proof).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloFrame {
+    pub hello: Hello,
+    pub scheme: i32,
+    pub nonce: Vec<u8>,
+}
+
+impl HelloFrame {
     pub fn encode(&self) -> Vec<u8> {
         let mut buf = Vec::new();
         buf.put_i32(PEER_MAGIC);
-        buf.put_bytes(self.cluster_id.as_bytes());
-        buf.put_bytes(self.node.as_bytes());
+        buf.put_bytes(self.hello.cluster_id.as_bytes());
+        buf.put_bytes(self.hello.node.as_bytes());
+        buf.put_i32(self.scheme);
+        buf.put_bytes(&self.nonce);
         buf
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Hello, String> {
+    pub fn decode(bytes: &[u8]) -> Result<HelloFrame, String> {
         let mut r = Reader::new(bytes);
         let magic = r.i32().map_err(|e| e.to_string())?;
         if magic != PEER_MAGIC {
-            return Err(format!("not a peer hello (magic {magic:#x})"));
+            return Err(format!(
+                "not a peer hello of this version (magic {magic:#x}, expected {PEER_MAGIC:#x})"
+            ));
         }
         let cluster_id = r.string("cluster id").map_err(|e| e.to_string())?;
         let node = r.string("node name").map_err(|e| e.to_string())?;
+        let scheme = r.i32().map_err(|e| e.to_string())?;
+        let nonce = r.bytes().map_err(|e| e.to_string())?;
         r.finish("hello").map_err(|e| e.to_string())?;
-        Ok(Hello { cluster_id, node })
+        Ok(HelloFrame { hello: Hello { cluster_id, node }, scheme, nonce })
     }
 }
 
@@ -81,12 +106,19 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversized_ones_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
-        let hello = Hello { cluster_id: "c".into(), node: "n0".into() };
+        let hello = HelloFrame {
+            hello: Hello { cluster_id: "c".into(), node: "n0".into() },
+            scheme: 1,
+            nonce: vec![9; 16],
+        };
         write_frame(&mut a, &hello.encode()).await.unwrap();
         write_frame(&mut a, &[7u8; 100]).await.unwrap();
         let mut buf = Vec::new();
         assert!(read_frame(&mut b, &mut buf, 1024).await.unwrap());
-        assert_eq!(Hello::decode(&buf).unwrap(), hello);
+        assert_eq!(HelloFrame::decode(&buf).unwrap(), hello);
+        for cut in 0..buf.len() {
+            assert!(HelloFrame::decode(&buf[..cut]).is_err());
+        }
         let err = read_frame(&mut b, &mut buf, 50).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         drop(a);

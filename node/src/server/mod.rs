@@ -3,12 +3,14 @@
 //! The core loop owns the consensus machine and the store; the persister thread owns the TLog
 //! writer; connection tasks speak the client protocol; peer links carry node-to-node messages.
 
+pub mod auth;
 pub mod catchup;
 pub mod collapse;
 pub mod conn;
 pub mod core;
 pub mod env;
 pub mod frame;
+pub mod loglimit;
 pub mod peers;
 pub mod persist;
 pub mod rebuild;

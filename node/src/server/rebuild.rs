@@ -34,10 +34,11 @@ pub enum RebuildError {
 
 impl RebuildError {
     pub fn exit_code(&self) -> i32 {
+        use crate::exit::NodeExit as NE;
         match self {
             RebuildError::Start(e) => e.exit_code(),
-            RebuildError::NoPeer(_) | RebuildError::Fetch { .. } => 3,
-            RebuildError::Write(_) => 4,
+            RebuildError::NoPeer(_) | RebuildError::Fetch { .. } => NE::CatchUpPeer.code(),
+            RebuildError::Write(_) => NE::CatchUpWrite.code(),
         }
     }
 }

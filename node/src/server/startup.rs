@@ -36,15 +36,15 @@ pub enum StartError {
 impl StartError {
     /// The process exit code (Arakoon's numbers where it had one).
     pub fn exit_code(&self) -> i32 {
+        use crate::exit::NodeExit as NE;
         match self {
-            StartError::BadHome { .. } => 44,
-            StartError::BadTlogDir { .. } => 43,
+            StartError::BadHome { .. } => NE::Home.code(),
+            StartError::BadTlogDir { .. } => NE::TlogDir.code(),
             StartError::Tlog { error } => error.exit_code(),
-            StartError::Store(StoreError::WrongCluster { .. }) => 45,
-            StartError::Store(_) => 45,
+            StartError::Store(_) => NE::Store.code(),
             StartError::Replay(e) => e.exit_code(),
-            StartError::Collapsed(_) => 50,
-            StartError::Head(_) => 47,
+            StartError::Collapsed(_) => NE::MissingTlog.code(),
+            StartError::Head(_) => NE::Head.code(),
         }
     }
 }

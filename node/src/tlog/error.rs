@@ -62,16 +62,19 @@ impl TlogError {
 
     /// The exit code Arakoon used for this kind of problem.
     pub fn exit_code(&self) -> i32 {
+        use crate::exit::NodeExit as NE;
         match self {
-            TlogError::Io { .. } | TlogError::Refused { .. } => 43,
-            TlogError::TornTail { .. } | TlogError::TruncatedSealed { .. } => 48,
+            TlogError::Io { .. } | TlogError::Refused { .. } => NE::TlogDir.code(),
+            TlogError::TornTail { .. } | TlogError::TruncatedSealed { .. } => NE::TornTail.code(),
             TlogError::Checksum { .. }
             | TlogError::BadLength { .. }
             | TlogError::Undecodable { .. }
             | TlogError::Sequence { .. }
             | TlogError::BadStart { .. }
-            | TlogError::BadArchive { .. } => 49,
-            TlogError::MissingFile { .. } | TlogError::FileStartsBelow { .. } => 50,
+            | TlogError::BadArchive { .. } => NE::CorruptTlog.code(),
+            TlogError::MissingFile { .. } | TlogError::FileStartsBelow { .. } => {
+                NE::MissingTlog.code()
+            }
         }
     }
 
