@@ -264,7 +264,7 @@ fn write_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::{self, MemDir, TlogConfig};
+    use crate::tlog::{self, BallotRecord, MemDir, TlogConfig};
     use crate::value::Update;
 
     #[tokio::test]

@@ -374,3 +374,6 @@ fn update_reply(result: UpdateResult) -> Reply {
         Err(f) => failed(f.rc, f.message),
     }
 }
+
+#[cfg(test)]
+mod tests;
