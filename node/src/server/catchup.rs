@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use crate::client::fetch::ReplyStream;
 pub use crate::client::fetch::{
     fetch_entries, AsyncChunk, FetchError, OnProgress, Phase, Progress, ProgressLog, CHUNK_BYTES,
     CHUNK_ENTRIES,
