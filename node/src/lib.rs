@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod rc;
 pub mod replay;
 pub mod server;
+pub mod shell;
 pub mod store;
 pub mod tlog;
 pub mod value;

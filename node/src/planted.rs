@@ -31,10 +31,13 @@ pub enum Bug {
     SkipCrcCheck,
     /// An acceptor promises to a candidate that is behind.
     LaggingMaster,
+    /// The shell's read gate asks for the lease on consistent reads but lets range_entries
+    /// through on any node (node/src/shell/reads.rs): a slave serves a stale range.
+    RangeReadWithoutLease,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -43,6 +46,7 @@ impl Bug {
         Bug::CommitUnverifiedSlot,
         Bug::SkipCrcCheck,
         Bug::LaggingMaster,
+        Bug::RangeReadWithoutLease,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Bug {
             Bug::CommitUnverifiedSlot => "commit-unverified-slot",
             Bug::SkipCrcCheck => "skip-crc-check",
             Bug::LaggingMaster => "lagging-master",
+            Bug::RangeReadWithoutLease => "range-read-without-lease",
         }
     }
 

@@ -8,6 +8,8 @@
 //! down) is reported as [`ClientError::Unknown`] and never retried: retrying could apply it twice.
 //! Reads are always safe to retry.
 
+pub mod fetch;
+
 use crate::protocol::client::{
     decode_reply, encode_prologue, Consistency, Payload, Reply, Request,
 };

@@ -13,9 +13,9 @@
 //! the copy would mix two moments): it brings the head up to the committed slot before the log's
 //! last one by replaying the log, which yields the same state, then collapses.
 
-use super::catchup::{self, OnProgress, Phase, ReplyStream};
-use super::core::{CoreMsg, Shared};
 use super::env::{Network, Stream};
+use super::shared::{CoreMsg, Shared};
+use crate::client::fetch::{self as catchup, OnProgress, Phase, ReplyStream};
 use crate::head::{self, CollapseError, Pins, Step};
 use crate::protocol::client::{encode_error, DbFrame, Request, StepFrame};
 use crate::rc::Rc;

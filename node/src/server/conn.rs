@@ -10,8 +10,8 @@
 //! `last_entries` (catch-up) is answered here, from the TLog files, so that a long catch-up never
 //! holds the core.
 
-use super::core::{CoreMsg, Shared};
 use super::env::Stream;
+use super::shared::{CoreMsg, Shared};
 use crate::llio::Put;
 use crate::protocol::client::{
     decode_prologue, encode_error, Decoded, EntryFrame, Request, RequestError,
@@ -169,18 +169,16 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
             going_down(&mut stream, &mut out).await;
             return;
         }
-        let Ok(bytes) = answer.await else {
+        let Ok(reply) = answer.await else {
             going_down(&mut stream, &mut out).await;
             return;
         };
-        if stream.write_all(&bytes).await.is_err() {
+        out.clear();
+        crate::shell::encode_reply(&reply, &mut out);
+        if stream.write_all(&out).await.is_err() {
             return;
         }
-        let rc = bytes
-            .get(..4)
-            .and_then(|b| Rc::from_code(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .unwrap_or(Rc::UnknownFailure);
-        if !rc.keeps_connection_open() {
+        if !crate::shell::reply_rc(&reply).keeps_connection_open() {
             return;
         }
     }

@@ -16,7 +16,7 @@
 //! seed gives the same order of reports every time. The ordering rule is the same: a token is
 //! reported only once its entry and ballot are durable.
 
-use crate::tlog::{BallotRecord, LogDir, TlogError, TlogWriter};
+use crate::tlog::{LogDir, TlogError, TlogWriter};
 use crate::value::Value;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,13 +24,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-/// One unit of durable work from the consensus core.
-#[derive(Debug, Clone)]
-pub struct PersistJob {
-    pub token: u64,
-    pub ballot: Option<BallotRecord>,
-    pub entry: Option<(u64, Value)>,
-}
+pub use crate::shell::PersistJob;
 
 /// What the persister reports back.
 #[derive(Debug)]
@@ -270,7 +264,7 @@ fn write_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::{self, MemDir, TlogConfig};
+    use crate::tlog::{self, BallotRecord, MemDir, TlogConfig};
     use crate::value::Update;
 
     #[tokio::test]

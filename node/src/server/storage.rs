@@ -13,6 +13,7 @@
 //! What memory storage does not do: collapse (there is no head), rebuild, and adopting a peer's
 //! head during catch-up. A node in memory refuses them with an error that says so.
 
+use super::persist::{Persisted, Persister};
 use super::startup::{Prepared, StartError};
 use crate::config::{ClusterConfig, NodeConfig};
 use crate::head;
@@ -21,6 +22,7 @@ use crate::store::{MasterRecord, MemoryStore, Range, SledStore, Store, StoreErro
 use crate::tlog::{self, BallotRecord, LogDir, MemDir, TlogWriter};
 use crate::value::{Bytes, Key, Value};
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Where a node keeps its files.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +38,20 @@ impl Storage {
     /// Whether everything runs on the node's task (no blocking thread).
     pub fn inline(&self) -> bool {
         matches!(self, Storage::Memory(_))
+    }
+
+    /// The persister of this storage: a thread that groups and fsyncs on disk, inline on the
+    /// node's task in memory (server/persist.rs).
+    pub fn persister(
+        &self,
+        writer: TlogWriter,
+        dir: Arc<dyn LogDir>,
+        done: UnboundedSender<Persisted>,
+    ) -> Persister {
+        match self {
+            Storage::Disk => Persister::spawn(writer, dir, done),
+            Storage::Memory(_) => Persister::inline(writer, dir, done),
+        }
     }
 }
 

@@ -1,12 +1,13 @@
-//! One simulated node: the real consensus machine, a real TLog writer over a simulated disk, a
-//! memory store, and its own clock. Crashing drops everything volatile (machine, store, writer
+//! One simulated node: the real node shell (the consensus machine, a memory store, the clients'
+//! table) with a real TLog writer over a simulated disk, and its own clock. Crashing drops everything volatile (machine, store, writer
 //! and the un-synced bytes on disk); restarting rebuilds it all from the disk exactly as the
 //! server does: validate the TLog (cutting a torn tail, as an operator would), load the ballot
 //! record, replay the store.
 
 use super::clock::SimClock;
-use arakoon_node::consensus::{Config, Durable, Machine};
+use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
 use arakoon_node::replay::replay;
+use arakoon_node::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellConfig};
 use arakoon_node::store::{MemoryStore, Store};
 use arakoon_node::tlog::{
     self, truncate_torn_tail, BallotRecord, LogDir, MemDir, TlogConfig, TlogWriter,
@@ -31,11 +32,60 @@ pub struct SimNode {
     pub disk_full: bool,
 }
 
-/// What a running node holds in memory.
+/// A waiting client, to the world: the client and its operation.
+pub type Waiter = (usize, u64);
+
+/// What a running node holds in memory: the node shell (read its `machine` and `store` through
+/// it) and the TLog writer the world's disk jobs write with.
 pub struct Running {
-    pub machine: Machine,
+    pub shell: Shell<MemoryStore, Waiter>,
     pub writer: TlogWriter,
-    pub store: MemoryStore,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Shell<MemoryStore, Waiter>;
+    fn deref(&self) -> &Self::Target {
+        &self.shell
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.shell
+    }
+}
+
+/// What a node's shell asked of the world during one input, in order: the world carries each
+/// out with its network, disk and clients (world/run.rs).
+#[derive(Debug)]
+pub enum Effect {
+    Send { to: NodeIdx, msg: Msg },
+    Persist(PersistJob),
+    Reply { waiter: Waiter, reply: Reply },
+    CatchUp(CatchUpJob),
+    Applied { i: u64, value: Value },
+}
+
+/// The simulated node's outbox: a buffer of effects (stateright-style).
+#[derive(Debug, Default)]
+pub struct Effects(pub Vec<Effect>);
+
+impl Outbox<Waiter> for Effects {
+    fn send(&mut self, to: NodeIdx, msg: Msg) {
+        self.0.push(Effect::Send { to, msg });
+    }
+    fn persist(&mut self, job: PersistJob) {
+        self.0.push(Effect::Persist(job));
+    }
+    fn reply(&mut self, waiter: Waiter, reply: Reply) {
+        self.0.push(Effect::Reply { waiter, reply });
+    }
+    fn catch_up(&mut self, job: CatchUpJob) {
+        self.0.push(Effect::CatchUp(job));
+    }
+    fn applied(&mut self, i: u64, value: &Value) {
+        self.0.push(Effect::Applied { i, value: value.clone() });
+    }
 }
 
 /// The TLog configuration of simulated nodes: small files, so rollover happens often.
@@ -67,6 +117,7 @@ impl SimNode {
     pub fn start(
         &mut self,
         cfg: Config,
+        shell: ShellConfig,
         tlog: TlogConfig,
         cluster_id: &str,
         now_ms: u64,
@@ -90,7 +141,8 @@ impl SimNode {
         let applied = store.applied();
         let durable = Durable { ballot, last, prev, applied };
         let machine = Machine::new(cfg, durable, now_ms, seed);
-        self.state = Some(Running { machine, writer, store });
+        let shell = Shell::new(machine, store, shell, dir, now_ms);
+        self.state = Some(Running { shell, writer });
         self.paused = false;
         Ok(repair)
     }

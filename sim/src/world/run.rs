@@ -8,16 +8,18 @@ use super::history::{
     Recorder, Space,
 };
 use super::net::{NetFaults, SimNet};
-use super::node::SimNode;
+use super::node::{Effect, Effects, SimNode};
 use super::queue::Agenda;
 use super::script::ScriptState;
 use arakoon_chaos::drill::KeyDistribution;
 use arakoon_checker::import::RawCall;
 use arakoon_checker::Value as HValue;
 use arakoon_node::config::{ClusterConfig, ConfigError};
-use arakoon_node::consensus::{Action, ClientReqId, Config, Input, Msg, NodeIdx};
+use arakoon_node::consensus::{Config, Input, Msg, NodeIdx};
+use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
 use arakoon_node::rc::Rc;
-use arakoon_node::store::{Store, UpdateOutput};
+use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
+use arakoon_node::store::Store;
 use arakoon_node::tlog::{for_each_committed, LogDir};
 use arakoon_node::value::{Update, Value};
 use rand::{Rng, SeedableRng};
@@ -145,6 +147,8 @@ pub(super) enum Event {
         epoch: u64,
         from: NodeIdx,
         to_i: u64,
+        /// The shell's number for this catch-up.
+        job: u64,
     },
     ClientRequest {
         node: NodeIdx,
@@ -232,8 +236,6 @@ pub(super) struct World {
     /// When each node's disk finishes its last queued job.
     pub(super) persist_free_at: Vec<u64>,
     pub(super) clients: Vec<Client>,
-    pub(super) requests: BTreeMap<(NodeIdx, u64), (usize, u64)>,
-    pub(super) next_req: u64,
     pub(super) acknowledged: BTreeSet<Vec<u8>>,
     pub(super) history: Recorder,
     pub(super) report: RunReport,
@@ -300,7 +302,9 @@ impl World {
         let now = self.node_now_ms(k);
         let seed = self.rng.gen();
         let cfg = self.consensus_config(k);
-        match self.nodes[k].start(cfg.clone(), self.cluster.tlog(), CLUSTER_ID, now, seed) {
+        let shell = ShellConfig::new(&self.cluster, k);
+        let tlog = self.cluster.tlog();
+        match self.nodes[k].start(cfg.clone(), shell.clone(), tlog, CLUSTER_ID, now, seed) {
             Ok(repair) => {
                 if let Some(r) = repair {
                     self.trace(|| format!("n{k} repair: {r}"), 1);
@@ -317,8 +321,7 @@ impl World {
                     self.agenda.push(self.now_us + 500_000, Event::Restart { node: k });
                     return;
                 }
-                if let Err(e) = self.nodes[k].start(cfg, self.cluster.tlog(), CLUSTER_ID, now, seed)
-                {
+                if let Err(e) = self.nodes[k].start(cfg, shell, tlog, CLUSTER_ID, now, seed) {
                     self.fail("restart", format!("n{k} cannot start even when wiped: {e}"));
                     return;
                 }
@@ -387,19 +390,22 @@ impl World {
         }
     }
 
+    /// Hands node `k`'s shell one input and carries out what it asked for.
     pub(super) fn feed(&mut self, k: NodeIdx, input: Input) {
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
-        let mut out = Vec::new();
-        state.machine.handle(now, input, &mut out);
-        self.execute(k, out);
+        let mut fx = Effects::default();
+        let result = state.shell.feed(now, input, &mut fx);
+        self.carry_out(k, fx, result);
     }
 
-    fn execute(&mut self, k: NodeIdx, actions: Vec<Action>) {
+    /// Carries out a node shell's effects with the world's network, disk and clients, in the
+    /// order the shell produced them; a shell that stopped is a violation.
+    fn carry_out(&mut self, k: NodeIdx, fx: Effects, result: Result<(), ShellError>) {
         let epoch = self.nodes[k].epoch;
-        for a in actions {
-            match a {
-                Action::Send { to, msg } => {
+        for effect in fx.0 {
+            match effect {
+                Effect::Send { to, msg } => {
                     let faults = self.net_faults();
                     for delay in self.net.deliveries(k, to, &faults, &mut self.rng) {
                         let epoch = self.nodes[to].epoch;
@@ -409,8 +415,8 @@ impl World {
                         );
                     }
                 }
-                Action::Persist { token, ballot, entry } => {
-                    self.persists[k].insert(token, (ballot, entry));
+                Effect::Persist(job) => {
+                    self.persists[k].insert(job.token, (job.ballot, job.entry));
                     let latency = if self.mix.slow_disk && self.rng.gen_bool(0.1) {
                         self.rng.gen_range(1_000..30_000)
                     } else {
@@ -419,33 +425,31 @@ impl World {
                     // Jobs complete in order: never before the previous one.
                     let at = (self.now_us + latency).max(self.persist_free_at[k] + 1);
                     self.persist_free_at[k] = at;
+                    let token = job.token;
                     self.agenda.push(at, Event::PersistDone { node: k, epoch, token });
                 }
-                Action::Apply { i, value, clients } => self.apply(k, i, value, clients),
-                Action::Reply { id, result } => {
-                    if let Some((client, op)) = self.requests.remove(&(k, id.0)) {
-                        let (rc, message) =
-                            arakoon_node::rc::reply_of(&result, &names(self.cfg.nodes));
-                        let result = if rc == Rc::NoLongerMaster {
-                            OpResult::Unknown
-                        } else {
-                            OpResult::Fail(rc, message)
-                        };
-                        self.reply(client, op, result);
-                    }
+                Effect::Applied { i, value } => self.applied(k, i, value),
+                Effect::Reply { waiter: (client, op), reply } => {
+                    let result = self.op_result(client, op, reply);
+                    self.reply(client, op, result);
                 }
-                Action::CatchUp { from, to_i } => {
+                Effect::CatchUp(job) => {
                     let delay = self.rng.gen_range(1_000..5_000);
+                    let (from, to_i, job) = (job.from, job.to_i, job.epoch);
                     self.agenda.push(
                         self.now_us + delay,
-                        Event::CatchUpDone { node: k, epoch, from, to_i },
+                        Event::CatchUpDone { node: k, epoch, from, to_i, job },
                     );
                 }
             }
         }
+        if let Err(e) = result {
+            self.fail("store", format!("n{k}: {e}"));
+        }
     }
 
-    fn apply(&mut self, k: NodeIdx, i: u64, value: Value, clients: Vec<ClientReqId>) {
+    /// Node `k` applies slot `i`: across restarts it must always be the same value.
+    fn applied(&mut self, k: NodeIdx, i: u64, value: Value) {
         let node = &mut self.nodes[k];
         if let Some(old) = node.applied.get(&i) {
             if *old != value {
@@ -454,34 +458,27 @@ impl World {
                 return;
             }
         }
-        node.applied.insert(i, value.clone());
         let hash = arakoon_node::consensus::value_hash(&value);
+        node.applied.insert(i, value);
         self.trace(|| format!("n{k} apply {i} #{:x}", hash & 0xffff), 40);
-        let node = &mut self.nodes[k];
-        let Some(state) = node.state.as_mut() else { return };
-        if state.store.next_i() != i {
-            // Already in the store through replay at a restart.
-            return;
-        }
-        let results = match state.store.apply(i, &value) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail("store", format!("n{k} slot {i}: {e}"));
-                return;
-            }
-        };
-        for (id, result) in clients.iter().zip(results) {
-            if let Some((client, op)) = self.requests.remove(&(k, id.0)) {
-                let r = match result {
-                    Ok(UpdateOutput::Previous(p)) | Ok(UpdateOutput::Returned(p)) => {
-                        OpResult::Ok(p)
-                    }
-                    Ok(_) => OpResult::Ok(None),
-                    Err(f) => {
-                        OpResult::Fail(f.rc, String::from_utf8_lossy(&f.message).into_owned())
-                    }
-                };
-                self.reply(client, op, r);
+    }
+
+    /// What client `c` learns from a node's reply to its operation `op`: a `no_longer_master`
+    /// leaves an update's outcome unknown, a get of a missing key reads nothing.
+    fn op_result(&self, c: usize, op: u64, reply: Reply) -> OpResult {
+        let is_get = self.clients[c]
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.op == op && matches!(p.kind, OpKind::Get));
+        match reply {
+            Reply::Ok(Payload::String(v)) => OpResult::Ok(Some(v)),
+            Reply::Ok(Payload::OptionString(v)) => OpResult::Ok(v),
+            Reply::Ok(Payload::Entries(entries)) => OpResult::Entries(entries),
+            Reply::Ok(_) => OpResult::Ok(None),
+            Reply::Failed { rc: Rc::NoLongerMaster, .. } => OpResult::Unknown,
+            Reply::Failed { rc: Rc::NotFound, .. } if is_get => OpResult::Ok(None),
+            Reply::Failed { rc, message } => {
+                OpResult::Fail(rc, String::from_utf8_lossy(&message).into_owned())
             }
         }
     }
@@ -562,9 +559,10 @@ impl World {
             return Err(format!("n{from} does not hold slots {start}..={to_i} committed"));
         }
         let state = self.nodes[k].state.as_mut().expect("checked above");
+        let entries = state.shell.importable(entries);
         let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
         state.writer.append(&refs).map_err(|e| e.to_string())?;
-        state.store.apply_many(&entries).map_err(|e| e.to_string())?;
+        state.shell.import(&entries).map_err(|e| e.to_string())?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
                 if old != v {
@@ -576,26 +574,34 @@ impl World {
         Ok(entries.len())
     }
 
-    fn catch_up(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) {
+    /// Carries out catch-up `job` of node `k` from `from` up to `to_i` (what the server's fetch
+    /// task does over the network), then lets the node's shell judge how it ended.
+    fn catch_up(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64, job: u64) {
         let reachable =
             self.nodes[from].is_up() && self.net.connected(from, k) && self.net.connected(k, from);
         let result =
             if reachable { self.copy_committed(k, from, to_i) } else { Err("unreachable".into()) };
-        match result {
-            Ok(n) => {
-                let (last, prev) =
-                    arakoon_node::tlog::last_two(&self.nodes[k].disk).unwrap_or((None, None));
-                let applied = self.nodes[k].state.as_ref().and_then(|s| s.store.applied());
-                self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4);
-                self.feed(k, Input::CaughtUp { last, prev, applied });
+        let (fetched, n) = match result {
+            Err(e) if e.starts_with("AGREEMENT") => return self.fail("agreement", e),
+            Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e),
+            Ok(n) => (Ok((n > 0).then_some(to_i)), n),
+            Err(e) => (Err(e), 0),
+        };
+        let why = fetched.as_ref().err().cloned().unwrap_or_default();
+        let now = self.node_now_ms(k);
+        let Some(state) = self.nodes[k].state.as_mut() else { return };
+        let mut fx = Effects::default();
+        let verdict = state.shell.catch_up_done(now, job, fetched, &mut fx);
+        match &verdict {
+            Ok(CatchUpVerdict::CaughtUp) => {
+                self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4)
             }
-            Err(e) if e.starts_with("AGREEMENT") => self.fail("agreement", e),
-            Err(e) if self.nodes[k].disk_full => self.write_failed(k, e),
-            Err(e) => {
-                self.trace(|| format!("n{k} catch-up from n{from} to {to_i} failed: {e}"), 3);
-                self.feed(k, Input::CatchUpFailed);
+            Ok(CatchUpVerdict::Short | CatchUpVerdict::Failed) => {
+                self.trace(|| format!("n{k} catch-up from n{from} to {to_i} failed: {why}"), 3)
             }
+            Ok(CatchUpVerdict::Stale) | Err(_) => {}
         }
+        self.carry_out(k, fx, verdict.map(|_| ()));
     }
 
     fn client_next(&mut self, c: usize) {
@@ -694,40 +700,23 @@ impl World {
             return; // the client times out
         }
         let now = self.node_now_ms(k);
-        let update = match &p.kind {
-            OpKind::Get | OpKind::Range => {
-                let state = self.nodes[k].state.as_ref().expect("up");
-                let want = arakoon_node::consensus::ReadWant::Consistent;
-                let result = if state.machine.read_permission(now, want, None).is_ok() {
-                    let read = if matches!(p.kind, OpKind::Get) {
-                        state.store.get(&p.key).map(OpResult::Ok)
-                    } else {
-                        state.store.range_entries(&multi_key_range()).map(OpResult::Entries)
-                    };
-                    read.unwrap_or_else(|e| OpResult::Fail(Rc::UnknownFailure, e.to_string()))
-                } else {
-                    let m =
-                        state.machine.master(now).map_or("None".to_string(), |m| format!("n{m}"));
-                    let role = state.machine.role();
-                    self.trace(|| format!("n{k} refuses a read: {role:?}, master {m}"), 52);
-                    OpResult::Fail(Rc::NotMaster, m)
-                };
-                self.reply(c, op, result);
-                return;
+        let key = p.key.clone();
+        let request = match p.kind {
+            OpKind::Get => Request::Get { c: Consistency::Consistent, key },
+            OpKind::Range => {
+                Request::RangeEntries { c: Consistency::Consistent, range: multi_key_range() }
             }
-            OpKind::Set(v) => Update::Set { key: p.key.clone(), value: v.clone() },
-            OpKind::Delete => Update::Delete { key: p.key.clone() },
-            OpKind::TestAndSet { expected, wanted } => Update::TestAndSet {
-                key: p.key.clone(),
-                expected: expected.clone(),
-                wanted: Some(wanted.clone()),
-            },
-            OpKind::Sequence(updates) => Update::Sequence(updates.clone()),
+            OpKind::Set(value) => Request::Set { key, value },
+            OpKind::Delete => Request::Delete { key },
+            OpKind::TestAndSet { expected, wanted } => {
+                Request::TestAndSet { key, expected, wanted: Some(wanted) }
+            }
+            OpKind::Sequence(updates) => Request::Sequence { updates, synced: false },
         };
-        let id = self.next_req;
-        self.next_req += 1;
-        self.requests.insert((k, id), (c, op));
-        self.feed(k, Input::ClientUpdate { id: ClientReqId(id), update });
+        let state = self.nodes[k].state.as_mut().expect("up");
+        let mut fx = Effects::default();
+        let result = state.shell.request(now, request, (c, op), &mut fx);
+        self.carry_out(k, fx, result);
     }
 
     /// Records what the client learnt in its history.
@@ -1027,15 +1016,15 @@ impl World {
                     self.persist_done(node, token);
                 }
             }
-            Event::CatchUpDone { node, epoch, from, to_i } => {
+            Event::CatchUpDone { node, epoch, from, to_i, job } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
                     if self.persists[node].is_empty() {
-                        self.catch_up(node, from, to_i);
+                        self.catch_up(node, from, to_i, job);
                     } else {
                         // The disk writes in order, as the server's persister does: fetched
                         // entries go after the jobs already queued.
                         let at = self.persist_free_at[node].max(self.now_us) + 1;
-                        self.agenda.push(at, Event::CatchUpDone { node, epoch, from, to_i });
+                        self.agenda.push(at, Event::CatchUpDone { node, epoch, from, to_i, job });
                     }
                 }
             }
@@ -1136,8 +1125,6 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
                 seen: BTreeMap::new(),
             })
             .collect(),
-        requests: BTreeMap::new(),
-        next_req: 0,
         acknowledged: BTreeSet::new(),
         history: Recorder::new(cfg.clients),
         script: ScriptState::new(cfg.script.clone()),

@@ -1,0 +1,260 @@
+//! Fetching from a peer's client port, the client side of catch-up and of a head transfer:
+//! committed entries with `last_entries`, in chunks, checked to come in order without a gap, and
+//! the reply stream that `get_db` and the collapse commands read too. The running node's catch-up
+//! (server/catchup.rs), `arakoon --catchup-only` and `arakoon-admin catchup` use it.
+
+use crate::llio::VALUE_BYTES_MAX;
+use crate::protocol::client::{decode_reply, encode_prologue, EntryFrame, Payload, Reply, Request};
+use crate::rc::Rc;
+use crate::server::env::{Network, Stream};
+use crate::value::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Entries handed over at a time.
+pub const CHUNK_ENTRIES: usize = 2048;
+/// Bytes handed over at a time (roughly).
+pub const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// A peer that sends nothing for this long during `last_entries` is given up on.
+const SILENCE_TIMEOUT_MS: u64 = 10_000;
+/// The running node logs its catch-up's progress at most this often.
+const PROGRESS_LOG_MS: u64 = 2_000;
+
+/// A request's reply stream from a peer's client port, as `last_entries`, `get_db` and the
+/// collapse commands read it: connect, send the prologue and the request, read the return code,
+/// then frames. Frames are decoded from `buf[at..]`; the buffer is compacted only when more bytes
+/// are needed, so many small frames cost no copying.
+pub(crate) struct ReplyStream<S> {
+    stream: S,
+    buf: Vec<u8>,
+    at: usize,
+    pub addr: SocketAddr,
+    timeout: Duration,
+}
+
+impl<S: Stream> ReplyStream<S> {
+    /// Sends `request` to `addr` and reads its return code. The outer error is a failure to talk
+    /// to the peer; the inner one is the peer's refusal (its return code and message).
+    pub(crate) async fn open<N: Network<Stream = S>>(
+        net: &N,
+        addr: SocketAddr,
+        cluster_id: &str,
+        request: &Request,
+        timeout_ms: u64,
+    ) -> Result<(ReplyStream<S>, Result<Payload, (Rc, String)>), String> {
+        let timeout = Duration::from_millis(timeout_ms);
+        let mut stream = tokio::time::timeout(timeout, net.connect(addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let mut out = Vec::new();
+        encode_prologue(cluster_id, &mut out);
+        request.encode(&mut out);
+        stream.write_all(&out).await.map_err(|e| format!("{addr}: {e}"))?;
+        let mut me =
+            ReplyStream { stream, buf: Vec::with_capacity(64 * 1024), at: 0, addr, timeout };
+        loop {
+            match decode_reply(request.reply_kind(), &me.buf, VALUE_BYTES_MAX)
+                .map_err(|e| format!("{addr}: bad reply: {e}"))?
+            {
+                Some((Reply::Ok(payload), used)) => {
+                    me.at = used;
+                    return Ok((me, Ok(payload)));
+                }
+                Some((Reply::Failed { rc, message }, _)) => {
+                    return Ok((me, Err((rc, String::from_utf8_lossy(&message).into_owned()))))
+                }
+                None => me.read_more().await?,
+            }
+        }
+    }
+
+    /// The next frame, as `decode` reads it from the bytes not yet taken; reads more as needed.
+    /// Returns the frame and its size in bytes.
+    pub(crate) async fn next<T, E: std::fmt::Display>(
+        &mut self,
+        what: &str,
+        decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
+    ) -> Result<(T, usize), String> {
+        loop {
+            match decode(&self.buf[self.at..])
+                .map_err(|e| format!("{}: bad {what}: {e}", self.addr))?
+            {
+                Some((frame, used)) => {
+                    self.at += used;
+                    return Ok((frame, used));
+                }
+                None => self.read_more().await?,
+            }
+        }
+    }
+
+    async fn read_more(&mut self) -> Result<(), String> {
+        self.buf.drain(..self.at);
+        self.at = 0;
+        self.buf.reserve(64 * 1024);
+        match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
+            Ok(Ok(n)) if n > 0 => Ok(()),
+            Ok(Ok(_)) => Err(format!("{} closed the connection early", self.addr)),
+            Ok(Err(e)) => Err(format!("{}: {e}", self.addr)),
+            Err(_) => Err(format!("{} went silent for {} ms", self.addr, self.timeout.as_millis())),
+        }
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The peer collapsed `from_i` away: its log starts at `first_i`; the slots before are in
+    /// its head (fetch it with `get_db`).
+    #[error("{message}")]
+    Collapsed { first_i: u64, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for FetchError {
+    fn from(s: String) -> Self {
+        FetchError::Other(s)
+    }
+}
+
+/// What a catch-up is fetching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A collapsed peer's head (`get_db`); `done` counts its pairs.
+    Head,
+    /// Committed entries (`last_entries`); `done` counts slots.
+    Entries,
+}
+
+/// How far a fetch has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: u64,
+    /// How many there are, when known (slots asked for; a head's pair count is not announced).
+    pub total: Option<u64>,
+    pub bytes: u64,
+}
+
+/// Where progress goes.
+pub type OnProgress<'a> = &'a mut (dyn FnMut(&Progress) + Send);
+
+/// Logs a catch-up's progress at most every [`PROGRESS_LOG_MS`] (and each phase's first report).
+#[derive(Debug, Default)]
+pub struct ProgressLog {
+    last: Option<(Phase, tokio::time::Instant)>,
+    started: Option<tokio::time::Instant>,
+}
+
+impl ProgressLog {
+    pub fn report(&mut self, p: &Progress) {
+        let now = tokio::time::Instant::now();
+        let started = *self.started.get_or_insert(now);
+        let due = self.last.is_none_or(|(phase, at)| {
+            phase != p.phase || now.duration_since(at) >= Duration::from_millis(PROGRESS_LOG_MS)
+        });
+        if !due {
+            return;
+        }
+        self.last = Some((p.phase, now));
+        let secs = now.duration_since(started).as_secs_f64().max(1e-3);
+        let of = p.total.map_or(String::new(), |t| format!(" of {t}"));
+        let what = match p.phase {
+            Phase::Head => "head pairs",
+            Phase::Entries => "slots",
+        };
+        tracing::info!(
+            "catch-up: {}{of} {what} fetched, {:.1} MB ({:.1} MB/s)",
+            p.done,
+            p.bytes as f64 / 1e6,
+            p.bytes as f64 / 1e6 / secs
+        );
+    }
+}
+
+/// Fetches the committed entries `from_i..=to_i` from the node whose client port is `addr`,
+/// calling `chunk` with consecutive runs of entries. Returns the last slot received (`None` if
+/// none). Fewer than asked is not an error here: the caller decides.
+pub async fn fetch_entries<N: Network, F: AsyncChunk>(
+    net: &N,
+    addr: SocketAddr,
+    cluster_id: &str,
+    (from_i, to_i): (u64, u64),
+    chunk: F,
+    progress: OnProgress<'_>,
+) -> Result<Option<u64>, FetchError> {
+    let request = Request::LastEntries { from_i, to_i };
+    let (mut stream, reply) =
+        ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
+    if let Err((rc, message)) = reply {
+        let message = format!("{addr} refused last_entries {from_i}..={to_i}: {rc}: {message}");
+        let first_i = (rc == Rc::OutsideInterval)
+            .then(|| message.split("starts at slot ").nth(1))
+            .flatten()
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok());
+        return Err(match first_i {
+            Some(first_i) => FetchError::Collapsed { first_i, message },
+            None => FetchError::Other(message),
+        });
+    }
+    receive_entries(&mut stream, (from_i, to_i), chunk, progress).await
+}
+
+async fn receive_entries<S: Stream, F: AsyncChunk>(
+    stream: &mut ReplyStream<S>,
+    (from_i, to_i): (u64, u64),
+    mut chunk: F,
+    progress: OnProgress<'_>,
+) -> Result<Option<u64>, FetchError> {
+    let addr = stream.addr;
+    let mut state =
+        Progress { phase: Phase::Entries, done: 0, total: Some(to_i - from_i + 1), bytes: 0 };
+    progress(&state);
+    let mut last: Option<u64> = None;
+    let mut pending: Vec<(u64, Value)> = Vec::new();
+    let mut pending_bytes = 0usize;
+    loop {
+        match stream.next("entry", EntryFrame::decode).await? {
+            (EntryFrame::Entry(i, value), n) => {
+                let expected = last.map_or(from_i, |l| l + 1);
+                if i != expected {
+                    return Err(format!("{addr} sent slot {i} where {expected} was due").into());
+                }
+                if i > to_i {
+                    return Err(format!("{addr} sent slot {i}, beyond the {to_i} asked for").into());
+                }
+                last = Some(i);
+                pending_bytes += n;
+                pending.push((i, value));
+                if pending.len() >= CHUNK_ENTRIES || pending_bytes >= CHUNK_BYTES {
+                    state.done += pending.len() as u64;
+                    state.bytes += pending_bytes as u64;
+                    chunk.take(std::mem::take(&mut pending)).await?;
+                    pending_bytes = 0;
+                    progress(&state);
+                }
+            }
+            (EntryFrame::End, _) => {
+                if !pending.is_empty() {
+                    state.done += pending.len() as u64;
+                    state.bytes += pending_bytes as u64;
+                    chunk.take(pending).await?;
+                }
+                progress(&state);
+                return Ok(last);
+            }
+        }
+    }
+}
+
+/// Where fetched chunks go.
+pub trait AsyncChunk {
+    fn take(
+        &mut self,
+        entries: Vec<(u64, Value)>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}

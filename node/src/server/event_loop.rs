@@ -1,0 +1,315 @@
+//! The event loop: the one task that owns the node shell (and through it the consensus machine
+//! and the store).
+//!
+//! Everything that touches consensus state passes through here, in order: client requests (from
+//! connection tasks), peer messages, persistence reports (from the persister), catch-up chunks
+//! and timer ticks. Each is handed to the [`Shell`], which carries out the machine's actions
+//! through [`ServerIo`]: sends go to peer links, persist jobs to the persister, replies to the
+//! waiting connection tasks. What is asynchronous stays here: the select loop, the catch-up
+//! fetch task, importing fetched entries and adopting a peer's head.
+
+use super::catchup;
+use super::env::{Clock, Network};
+use super::peers::{Incoming, PeerLink};
+use super::persist::{Persisted, Persister};
+use super::shared::CoreMsg;
+use super::storage::NodeStore;
+use super::ServeError;
+use crate::config::ClusterConfig;
+use crate::consensus::{Input, Msg, NodeIdx};
+use crate::protocol::peer;
+use crate::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellError};
+use crate::tlog::LogDir;
+use crate::value::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// A waiting client: where its reply goes.
+pub type Waiter = oneshot::Sender<Reply>;
+
+/// The server's outbox: peer links, the persister, reply channels; a catch-up the shell asked
+/// for is kept for the loop to start.
+pub struct ServerIo {
+    pub links: Vec<Option<PeerLink>>,
+    pub persister: Option<Persister>,
+    pub catch_up: Option<CatchUpJob>,
+}
+
+impl Outbox<Waiter> for ServerIo {
+    fn send(&mut self, to: NodeIdx, msg: Msg) {
+        if let Some(Some(link)) = self.links.get(to) {
+            link.send(peer::encode(&msg));
+        }
+    }
+
+    fn persist(&mut self, job: PersistJob) {
+        if let Some(p) = &self.persister {
+            p.submit(job);
+        }
+    }
+
+    fn reply(&mut self, waiter: Waiter, reply: Reply) {
+        // The connection may have gone meanwhile; nobody is left to tell.
+        let _ = waiter.send(reply);
+    }
+
+    fn catch_up(&mut self, job: CatchUpJob) {
+        self.catch_up = Some(job);
+    }
+}
+
+/// A catch-up fetch in progress.
+struct Fetch {
+    epoch: u64,
+    chunks: mpsc::Receiver<catchup::Fetched>,
+    done: oneshot::Receiver<Result<Option<u64>, String>>,
+}
+
+pub(super) struct EventLoop<N: Network, C: Clock> {
+    pub config: ClusterConfig,
+    pub me: NodeIdx,
+    pub net: N,
+    pub clock: C,
+    pub shell: Shell<NodeStore, Waiter>,
+    pub io: ServerIo,
+    pub dir: Arc<dyn LogDir>,
+    /// Where the persister reports (kept to start a new one after adopting a peer's head).
+    pub persisted_tx: mpsc::UnboundedSender<Persisted>,
+    /// The head lock shared with the connection tasks (server/collapse.rs).
+    pub head_lock: Arc<tokio::sync::Mutex<()>>,
+    fetch: Option<Fetch>,
+}
+
+enum Event {
+    Client(CoreMsg),
+    Peer(Incoming),
+    Persisted(Persisted),
+    Chunk(catchup::Fetched),
+    CatchUpDone(Result<Option<u64>, String>),
+    Tick,
+    Shutdown,
+}
+
+fn stopped(e: ShellError) -> ServeError {
+    match e {
+        ShellError::Store(e) => ServeError::Store(e),
+        ShellError::Tlog(e) => ServeError::Tlog(e),
+    }
+}
+
+impl<N: Network, C: Clock> EventLoop<N, C> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: ClusterConfig,
+        me: NodeIdx,
+        net: N,
+        clock: C,
+        shell: Shell<NodeStore, Waiter>,
+        io: ServerIo,
+        dir: Arc<dyn LogDir>,
+        persisted_tx: mpsc::UnboundedSender<Persisted>,
+        head_lock: Arc<tokio::sync::Mutex<()>>,
+    ) -> Self {
+        EventLoop { config, me, net, clock, shell, io, dir, persisted_tx, head_lock, fetch: None }
+    }
+
+    pub async fn run(
+        &mut self,
+        mut inbox: mpsc::Receiver<CoreMsg>,
+        mut peers: mpsc::Receiver<Incoming>,
+        mut persisted: mpsc::UnboundedReceiver<Persisted>,
+        tick_ms: u64,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms.max(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let event = {
+                let (chunks, done) = match self.fetch.as_mut() {
+                    Some(c) => (Some(&mut c.chunks), Some(&mut c.done)),
+                    None => (None, None),
+                };
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => Event::Shutdown,
+                    Some(p) = persisted.recv() => Event::Persisted(p),
+                    Some(c) = async { match chunks { Some(r) => r.recv().await, None => None } } => Event::Chunk(c),
+                    Ok(r) = async { match done { Some(d) => d.await, None => std::future::pending().await } } => Event::CatchUpDone(r),
+                    Some(m) = peers.recv() => Event::Peer(m),
+                    Some(m) = inbox.recv() => Event::Client(m),
+                    _ = ticker.tick() => Event::Tick,
+                }
+            };
+            match event {
+                Event::Shutdown => return Ok(()),
+                Event::Persisted(Persisted::Done(tokens)) => {
+                    for token in tokens {
+                        self.feed(Input::Persisted { token })?;
+                    }
+                }
+                Event::Persisted(Persisted::Failed(e)) => return Err(ServeError::Tlog(e)),
+                Event::Chunk(catchup::Fetched::Entries(entries)) => self.import(entries).await?,
+                Event::Chunk(catchup::Fetched::Head(head, adopted)) => {
+                    self.adopt_head(head).await?;
+                    let _ = adopted.send(());
+                }
+                Event::CatchUpDone(result) => self.caught_up(result)?,
+                Event::Peer(m) => {
+                    self.on_peer(m)?;
+                    // Take whatever else arrived meanwhile before looking elsewhere.
+                    for _ in 0..64 {
+                        match peers.try_recv() {
+                            Ok(m) => self.on_peer(m)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Client(m) => {
+                    self.on_client(m)?;
+                    for _ in 0..256 {
+                        match inbox.try_recv() {
+                            Ok(m) => self.on_client(m)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Tick => self.feed(Input::Tick)?,
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Hands the shell one input, then starts the catch-up it asked for, if any.
+    fn feed(&mut self, input: Input) -> Result<(), ServeError> {
+        let now = self.now();
+        self.shell.feed(now, input, &mut self.io).map_err(stopped)?;
+        self.start_requested_catch_up();
+        Ok(())
+    }
+
+    fn on_client(&mut self, m: CoreMsg) -> Result<(), ServeError> {
+        match m {
+            CoreMsg::Committed { reply } => {
+                let _ = reply.send(self.shell.machine.committed_i());
+            }
+            CoreMsg::Client { request, reply } => {
+                let now = self.now();
+                self.shell.request(now, request, reply, &mut self.io).map_err(stopped)?;
+                self.start_requested_catch_up();
+            }
+        }
+        Ok(())
+    }
+
+    fn on_peer(&mut self, m: Incoming) -> Result<(), ServeError> {
+        let Some(from) = self.config.nodes.iter().position(|n| n.name == m.from) else {
+            return Ok(());
+        };
+        if from == self.me {
+            return Ok(());
+        }
+        match peer::decode(&m.payload) {
+            Ok(msg) => self.feed(Input::Message { from, msg }),
+            Err(e) => {
+                tracing::warn!(peer = %m.from, "dropped an undecodable peer message: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    // ---- catch-up ------------------------------------------------------------------------
+
+    /// Spawns the fetch task of the catch-up the shell asked for (a newer one replaces an older:
+    /// dropping its channels stops it).
+    fn start_requested_catch_up(&mut self) {
+        let Some(job) = self.io.catch_up.take() else { return };
+        let (chunk_tx, chunks) = mpsc::channel(2);
+        let (done_tx, done) = oneshot::channel();
+        let peer = &self.config.nodes[job.from];
+        let addr = SocketAddr::new(peer.ip, peer.client_port);
+        let (net, cluster_id) = (self.net.clone(), self.config.cluster_id.clone());
+        let node = &self.config.nodes[self.me];
+        let side = catchup::HeadSide {
+            tlog_dir: node.tlog_dir.clone(),
+            store: super::startup::store_path(node),
+            lock: self.head_lock.clone(),
+        };
+        let CatchUpJob { from_i, to_i, .. } = job;
+        tracing::info!(from = %peer.name, from_i, to_i, "catching up");
+        tokio::spawn(async move {
+            let result = if to_i < from_i {
+                Ok(None)
+            } else {
+                let range = (from_i, to_i);
+                catchup::fetch_for_core(&net, addr, &cluster_id, range, side, chunk_tx).await
+            };
+            let _ = done_tx.send(result);
+        });
+        self.fetch = Some(Fetch { epoch: job.epoch, chunks, done });
+    }
+
+    async fn import(&mut self, entries: Vec<(u64, Value)>) -> Result<(), ServeError> {
+        let entries = self.shell.importable(entries);
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let Some(persister) = &self.io.persister else { return Ok(()) };
+        persister.import(entries.clone()).await.map_err(ServeError::Tlog)?;
+        self.shell.import(&entries).map_err(stopped)
+    }
+
+    /// Adopts a collapsed peer's head that the catch-up task fetched (server/catchup.rs): the
+    /// persister closes its TLog files, the store and the log are replaced (each step leaves
+    /// files that start-up accepts), and a new persister writes the log from after the head.
+    /// Nothing else runs in the loop meanwhile; the machine is catching up, so it sends nothing
+    /// to persist. A failure stops the node rather than go on in a state it does not understand.
+    async fn adopt_head(&mut self, head: catchup::FetchedHead) -> Result<(), ServeError> {
+        if self.shell.store.sled_mut().is_none() {
+            let why = "a node in memory (simulation) keeps no head and cannot adopt one";
+            return Err(ServeError::AdoptHead(why.into()));
+        }
+        if let Some(p) = self.io.persister.take() {
+            p.close().await.map_err(ServeError::Tlog)?;
+        }
+        let node = &self.config.nodes[self.me];
+        let store = self.shell.store.sled_mut().expect("checked above");
+        let writer = catchup::adopt_running(store, &head, self.dir.clone(), &self.config, node)
+            .map_err(ServeError::AdoptHead)?;
+        tracing::info!(head_i = head.head_i, "adopted a peer's head; the TLog restarts after it");
+        let persisted = self.persisted_tx.clone();
+        self.io.persister = Some(Persister::spawn(writer, self.dir.clone(), persisted));
+        Ok(())
+    }
+
+    fn caught_up(&mut self, result: Result<Option<u64>, String>) -> Result<(), ServeError> {
+        let Some(fetch) = self.fetch.take() else { return Ok(()) };
+        let now = self.now();
+        self.shell.catch_up_done(now, fetch.epoch, result, &mut self.io).map_err(stopped)?;
+        self.start_requested_catch_up();
+        Ok(())
+    }
+
+    // ---- shutdown ------------------------------------------------------------------------
+
+    pub async fn close(&mut self) -> Result<(), ServeError> {
+        self.shell.close(&mut self.io);
+        self.io.links.clear();
+        let mut result = Ok(());
+        if let Some(p) = self.io.persister.take() {
+            if let Err(e) = p.close().await {
+                result = Err(ServeError::Tlog(e));
+            }
+        }
+        if let Err(e) = crate::store::Store::flush(&mut self.shell.store) {
+            result = result.and(Err(ServeError::Store(e)));
+        }
+        tracing::info!(node = %self.config.nodes[self.me].name, "stopped");
+        result
+    }
+}

@@ -1,0 +1,33 @@
+//! What the event loop shares with the connection tasks: the channel into the loop and the
+//! node's settings and files that connections read beside it.
+
+use crate::protocol::client::Request;
+use crate::shell::Reply;
+use crate::tlog::LogDir;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// What connection tasks send to the event loop.
+pub enum CoreMsg {
+    /// A client's request; the typed reply comes back on `reply` (conn.rs encodes it).
+    Client { request: Request, reply: oneshot::Sender<Reply> },
+    /// The last committed slot (for `last_entries`).
+    Committed { reply: oneshot::Sender<Option<u64>> },
+}
+
+/// What the event loop shares with connection tasks.
+pub struct Shared {
+    pub cluster_id: String,
+    pub core: mpsc::Sender<CoreMsg>,
+    pub dir: Arc<dyn LogDir>,
+    pub connections: AtomicUsize,
+    pub max_connections: usize,
+    pub max_buffer_size: u32,
+    pub request_stall_ms: u64,
+    /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
+    pub head: super::collapse::HeadShared,
+    /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of
+    /// tokio's blocking pool: set for a node in memory, where a thread would race the simulation.
+    pub inline: bool,
+}

@@ -1,0 +1,384 @@
+//! The node shell: the one place that carries out what the consensus machine asks for.
+//!
+//! The machine ([`crate::consensus`]) decides; the shell acts: it owns the machine, the store and
+//! the table of clients waiting for an answer, feeds the machine its inputs and carries out every
+//! action it emits, in order. Sends and persist jobs go to an [`Outbox`] (the server's peer links
+//! and persister, or the simulator's network and disk); chosen slots are applied to the store in
+//! order and their clients answered with typed [`Reply`]s; a catch-up is handed to the outbox to
+//! fetch, and its end is judged here. Client requests enter here too: updates are admitted
+//! (size limits) and proposed, reads pass the one read gate ([`Shell::read_gate`]) and are
+//! answered from the store.
+//!
+//! The shell is synchronous and reads no clock (it is handed `now_ms`), so the server's event
+//! loop and the tier-A simulator drive the very same code; what differs is the store type and the
+//! outbox. See ARCHITECTURE.md, principle 4.
+
+mod reads;
+mod requests;
+mod status;
+
+pub use requests::too_large;
+
+use crate::config::ClusterConfig;
+use crate::consensus::{Action, ClientReqId, Input, Machine, Msg, NodeIdx, RoleName};
+use crate::protocol::client::{encode_error, encode_ok, Payload};
+use crate::rc::Rc;
+use crate::store::{Store, StoreError, UpdateOutput, UpdateResult};
+use crate::tlog::{self, BallotRecord, LogDir, TlogError};
+use crate::value::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// One unit of durable work from the consensus core: the entry, then the ballot record.
+#[derive(Debug, Clone)]
+pub struct PersistJob {
+    pub token: u64,
+    pub ballot: Option<BallotRecord>,
+    pub entry: Option<(u64, Value)>,
+}
+
+/// A client's answer, typed ([`crate::protocol::client::Reply`]); the connection layer encodes
+/// it once ([`encode_reply`]).
+pub use crate::protocol::client::Reply;
+
+/// A failed request's reply.
+pub fn failed(rc: Rc, message: impl Into<Vec<u8>>) -> Reply {
+    Reply::Failed { rc, message: message.into() }
+}
+
+/// The reply's return code.
+pub fn reply_rc(reply: &Reply) -> Rc {
+    match reply {
+        Reply::Ok(_) => Rc::Ok,
+        Reply::Failed { rc, .. } => *rc,
+    }
+}
+
+/// Encodes a reply as the client protocol puts it on the wire.
+pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Ok(payload) => encode_ok(payload, out),
+        Reply::Failed { rc, message } => encode_error(*rc, message, out),
+    }
+}
+
+/// A catch-up the shell asks its environment to carry out: fetch the committed slots
+/// `from_i..=to_i` from node `from`, append them to the log and import them
+/// ([`Shell::import`]), then report with [`Shell::catch_up_done`] and this `epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUpJob {
+    pub epoch: u64,
+    pub from: NodeIdx,
+    pub from_i: u64,
+    pub to_i: u64,
+}
+
+/// How a catch-up ended, as the shell judged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUpVerdict {
+    /// The store reached the slot asked for: the machine was told `CaughtUp`.
+    CaughtUp,
+    /// The fetch ended before the slot asked for: the machine was told `CatchUpFailed`.
+    Short,
+    /// The fetch failed: the machine was told `CatchUpFailed`.
+    Failed,
+    /// A report of an older catch-up, or of none: ignored.
+    Stale,
+}
+
+/// Where the shell's effects go. `W` is what a waiting client is to the environment (a reply
+/// channel in the server, a client and operation number in the simulator).
+pub trait Outbox<W> {
+    /// A message to a peer.
+    fn send(&mut self, to: NodeIdx, msg: Msg);
+    /// A job to make durable; its token is fed back as `Input::Persisted` once it is, and jobs
+    /// complete in the order they were handed over.
+    fn persist(&mut self, job: PersistJob);
+    /// The answer to a waiting client.
+    fn reply(&mut self, waiter: W, reply: Reply);
+    /// A catch-up to carry out.
+    fn catch_up(&mut self, job: CatchUpJob);
+    /// Slot `i` was chosen and is being applied (before its clients are answered); for
+    /// observers such as the simulator's checks.
+    fn applied(&mut self, _i: u64, _value: &Value) {}
+}
+
+/// What stops the shell: the node cannot go on and must restart.
+#[derive(Debug, Error)]
+pub enum ShellError {
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("reading the TLog's last slots after a catch-up failed: {0}")]
+    Tlog(#[from] TlogError),
+}
+
+/// What the shell needs of the cluster's configuration.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    pub cluster_id: String,
+    /// Node names, by index.
+    pub names: Vec<String>,
+    pub me: NodeIdx,
+    pub max_value_size: u32,
+    pub max_buffer_size: u32,
+}
+
+impl ShellConfig {
+    pub fn new(config: &ClusterConfig, me: NodeIdx) -> ShellConfig {
+        ShellConfig {
+            cluster_id: config.cluster_id.clone(),
+            names: config.names(),
+            me,
+            max_value_size: config.max_value_size,
+            max_buffer_size: config.max_buffer_size,
+        }
+    }
+}
+
+/// Clients waiting at most (a bound on the table; the server's connection limit keeps it far
+/// below). A request beyond it is refused at once.
+pub const PENDING_MAX: usize = 1 << 20;
+
+/// The node shell. The machine and the store are public to read (roles, leases, applied slots);
+/// everything that changes them goes through the shell's methods.
+pub struct Shell<S: Store, W> {
+    pub machine: Machine,
+    pub store: S,
+    config: ShellConfig,
+    /// The node's log, read for its last two slots after a catch-up.
+    dir: Arc<dyn LogDir>,
+    /// Clients waiting for an update's outcome (or drop_master's), by request id.
+    pending: BTreeMap<u64, W>,
+    next_req: u64,
+    /// The catch-up in progress.
+    catching_up: Option<CatchUpJob>,
+    catch_up_epoch: u64,
+    started_ms: u64,
+    /// The machine's actions, reused between inputs.
+    actions: Vec<Action>,
+}
+
+impl<S: Store, W> Shell<S, W> {
+    pub fn new(
+        machine: Machine,
+        store: S,
+        config: ShellConfig,
+        dir: Arc<dyn LogDir>,
+        now_ms: u64,
+    ) -> Self {
+        Shell {
+            machine,
+            store,
+            config,
+            dir,
+            pending: BTreeMap::new(),
+            next_req: 1,
+            catching_up: None,
+            catch_up_epoch: 0,
+            started_ms: now_ms,
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ShellConfig {
+        &self.config
+    }
+
+    /// Clients waiting for an answer.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Feeds the machine one input and carries out its actions.
+    pub fn feed(
+        &mut self,
+        now_ms: u64,
+        input: Input,
+        out: &mut impl Outbox<W>,
+    ) -> Result<(), ShellError> {
+        let mut actions = std::mem::take(&mut self.actions);
+        let was_master = self.machine.role() == RoleName::Master;
+        self.machine.handle(now_ms, input, &mut actions);
+        if was_master && self.machine.role() != RoleName::Master {
+            tracing::warn!(now = ?self.machine.role(), "lost or gave up the master lease");
+        }
+        let mut result = Ok(());
+        for action in actions.drain(..) {
+            if result.is_ok() {
+                result = self.execute(action, out);
+            }
+        }
+        self.actions = actions;
+        result
+    }
+
+    fn execute(&mut self, action: Action, out: &mut impl Outbox<W>) -> Result<(), ShellError> {
+        match action {
+            Action::Send { to, msg } => out.send(to, msg),
+            Action::Persist { token, ballot, entry } => {
+                out.persist(PersistJob { token, ballot, entry })
+            }
+            Action::Apply { i, value, clients } => self.apply(i, &value, &clients, out)?,
+            Action::Reply { id, result } => {
+                if let Some(waiter) = self.pending.remove(&id.0) {
+                    let (rc, message) = crate::rc::reply_of(&result, &self.machine.config().names);
+                    out.reply(waiter, consensus_reply(rc, message));
+                }
+            }
+            Action::CatchUp { from, to_i } => {
+                self.catch_up_epoch += 1;
+                let job = CatchUpJob {
+                    epoch: self.catch_up_epoch,
+                    from,
+                    from_i: self.store.next_i(),
+                    to_i,
+                };
+                self.catching_up = Some(job);
+                out.catch_up(job);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies chosen slot `i` and answers the clients of its updates, in order.
+    fn apply(
+        &mut self,
+        i: u64,
+        value: &Value,
+        clients: &[ClientReqId],
+        out: &mut impl Outbox<W>,
+    ) -> Result<(), ShellError> {
+        out.applied(i, value);
+        if self.store.next_i() > i {
+            return Ok(()); // replayed from the log at start-up already
+        }
+        let results = self.store.apply(i, value)?;
+        for (id, result) in clients.iter().zip(results) {
+            if let Some(waiter) = self.pending.remove(&id.0) {
+                out.reply(waiter, update_reply(result));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a client's request: an update is admitted and proposed (answered once applied or
+    /// refused), a read or an admin command answered now (drop_master once the machine acts).
+    pub fn request(
+        &mut self,
+        now_ms: u64,
+        request: crate::protocol::client::Request,
+        waiter: W,
+        out: &mut impl Outbox<W>,
+    ) -> Result<(), ShellError> {
+        if request.is_update() {
+            self.update(now_ms, request, waiter, out)
+        } else {
+            self.answer(now_ms, request, waiter, out)
+        }
+    }
+
+    /// Keeps `waiter` until the machine answers request `id`; false if the table is full.
+    fn wait(&mut self, waiter: W, out: &mut impl Outbox<W>) -> Option<ClientReqId> {
+        if self.pending.len() >= PENDING_MAX {
+            let msg = format!("{PENDING_MAX} requests already wait on this node; try again later");
+            out.reply(waiter, failed(Rc::UnknownFailure, msg));
+            return None;
+        }
+        let id = self.next_req;
+        self.next_req += 1;
+        self.pending.insert(id, waiter);
+        Some(ClientReqId(id))
+    }
+
+    /// Entries fetched by a catch-up, from the store's next slot on: what of `entries` to append
+    /// to the log and then [`Shell::import`]. Empty when they do not continue the store (a stale
+    /// chunk after a restart of the fetch).
+    pub fn importable(&self, entries: Vec<(u64, Value)>) -> Vec<(u64, Value)> {
+        let next = self.store.next_i();
+        let entries: Vec<(u64, Value)> = entries.into_iter().filter(|(i, _)| *i >= next).collect();
+        if entries.first().is_none_or(|(i, _)| *i != next) {
+            return Vec::new();
+        }
+        entries
+    }
+
+    /// Applies entries a catch-up fetched (and the log already holds) to the store.
+    pub fn import(&mut self, entries: &[(u64, Value)]) -> Result<(), ShellError> {
+        self.store.apply_many(entries)?;
+        Ok(())
+    }
+
+    /// The catch-up `epoch` ended with `fetched` (`Ok(last slot fetched)` or why it failed);
+    /// judges whether the node caught up and tells the machine.
+    pub fn catch_up_done(
+        &mut self,
+        now_ms: u64,
+        epoch: u64,
+        fetched: Result<Option<u64>, String>,
+        out: &mut impl Outbox<W>,
+    ) -> Result<CatchUpVerdict, ShellError> {
+        let Some(job) = self.catching_up.filter(|j| j.epoch == epoch) else {
+            return Ok(CatchUpVerdict::Stale);
+        };
+        self.catching_up = None;
+        let reached = self.store.applied();
+        let verdict = match &fetched {
+            Ok(_) if reached.is_some_and(|a| a >= job.to_i) || job.to_i < self.store.next_i() => {
+                CatchUpVerdict::CaughtUp
+            }
+            Ok(_) => CatchUpVerdict::Short,
+            Err(_) => CatchUpVerdict::Failed,
+        };
+        match (&verdict, &fetched) {
+            (CatchUpVerdict::CaughtUp, _) => {
+                let (last, prev) = tlog::last_two(self.dir.as_ref())?;
+                tracing::info!(applied = ?reached, epoch, "caught up");
+                self.feed(now_ms, Input::CaughtUp { last, prev, applied: reached }, out)?;
+            }
+            (_, Ok(got)) => {
+                tracing::warn!(wanted = job.to_i, got = ?got, "catch-up came back short");
+                self.feed(now_ms, Input::CatchUpFailed, out)?;
+            }
+            (_, Err(e)) => {
+                tracing::warn!("catch-up failed: {e}");
+                self.feed(now_ms, Input::CatchUpFailed, out)?;
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// The node stops: every waiting client hears going_down.
+    pub fn close(&mut self, out: &mut impl Outbox<W>) {
+        for (_, waiter) in std::mem::take(&mut self.pending) {
+            out.reply(waiter, failed(Rc::GoingDown, "the node is shutting down"));
+        }
+    }
+}
+
+/// The reply to a client that the machine answers itself (a refused or dropped update, a
+/// drop_master): the one place its return code becomes the client's.
+pub fn consensus_reply(rc: Rc, message: String) -> Reply {
+    if rc == Rc::Ok {
+        Reply::Ok(Payload::Unit)
+    } else {
+        failed(rc, message)
+    }
+}
+
+/// The reply to the client of one applied update.
+fn update_reply(result: UpdateResult) -> Reply {
+    match result {
+        Ok(UpdateOutput::Unit) => Reply::Ok(Payload::Unit),
+        Ok(UpdateOutput::Previous(p)) | Ok(UpdateOutput::Returned(p)) => {
+            Reply::Ok(Payload::OptionString(p))
+        }
+        Ok(UpdateOutput::Count(n)) => {
+            Reply::Ok(Payload::Int32(i32::try_from(n).unwrap_or(i32::MAX)))
+        }
+        Err(f) => failed(f.rc, f.message),
+    }
+}
+
+#[cfg(test)]
+mod tests;

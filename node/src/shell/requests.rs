@@ -1,0 +1,102 @@
+//! Update admission: a client's update request becomes the machine's `ClientUpdate`, or is
+//! refused before it costs a round (an unknown user function, a value beyond the size limits).
+
+use super::{failed, Outbox, Reply, Shell, ShellConfig, ShellError};
+use crate::consensus::Input;
+use crate::protocol::client::{Payload, Request};
+use crate::rc::Rc;
+use crate::store::Store;
+use crate::value::Update;
+
+/// Checks an update against the size limits; `Some(message)` refuses it.
+pub fn too_large(config: &ShellConfig, update: &Update) -> Option<String> {
+    let max = config.max_value_size as usize;
+    let big = |len: usize, what: &str| {
+        (len > max).then(|| format!("{what} of {len} bytes exceeds max_value_size ({max} bytes)"))
+    };
+    match update {
+        Update::Set { key, value } => big(key.len(), "key").or_else(|| big(value.len(), "value")),
+        Update::TestAndSet { key, wanted, .. } | Update::Replace { key, value: wanted } => {
+            big(key.len(), "key").or_else(|| big(wanted.as_ref().map_or(0, Vec::len), "value"))
+        }
+        Update::Sequence(us) | Update::SyncedSequence(us) => {
+            let total = update.encoded_len();
+            if total > config.max_buffer_size as usize {
+                return Some(format!(
+                    "sequence of {total} bytes exceeds max_buffer_size ({} bytes)",
+                    config.max_buffer_size
+                ));
+            }
+            us.iter().find_map(|u| too_large(config, u))
+        }
+        _ => None,
+    }
+}
+
+/// What becomes of an update request.
+enum Admission {
+    Propose(Update),
+    /// Answered without a round: refused, or a confirm of the value already there.
+    Answer(Reply),
+}
+
+impl<S: Store, W> Shell<S, W> {
+    /// Admits an update request and proposes it; the client is answered once its slot is
+    /// applied, or when the machine refuses it.
+    pub(super) fn update(
+        &mut self,
+        now_ms: u64,
+        request: Request,
+        waiter: W,
+        out: &mut impl Outbox<W>,
+    ) -> Result<(), ShellError> {
+        let update = match self.admit(now_ms, request)? {
+            Admission::Propose(update) => update,
+            Admission::Answer(reply) => {
+                out.reply(waiter, reply);
+                return Ok(());
+            }
+        };
+        let Some(id) = self.wait(waiter, out) else { return Ok(()) };
+        self.feed(now_ms, Input::ClientUpdate { id, update }, out)
+    }
+
+    fn admit(&self, now_ms: u64, request: Request) -> Result<Admission, ShellError> {
+        let refuse = |rc: Rc, msg: String| Ok(Admission::Answer(failed(rc, msg)));
+        let update = match request {
+            Request::Set { key, value } => Update::Set { key, value },
+            Request::Delete { key } => Update::Delete { key },
+            Request::TestAndSet { key, expected, wanted } => {
+                Update::TestAndSet { key, expected, wanted }
+            }
+            Request::Sequence { updates, synced: false } => Update::Sequence(updates),
+            Request::Sequence { updates, synced: true } => Update::SyncedSequence(updates),
+            Request::UserFunction { name, arg } => {
+                if crate::store::UserFunctionRegistry::default().get(&name).is_none() {
+                    let msg = format!("user function {name:?} is not registered on this node");
+                    return refuse(Rc::BadInput, msg);
+                }
+                Update::UserFunction { name, arg }
+            }
+            Request::Confirm { key, value } => {
+                // Sets only if different: on the master, an equal value needs no round.
+                if self.machine.lease_valid(now_ms)
+                    && self.store.get(&key)?.as_deref() == Some(value.as_slice())
+                {
+                    return Ok(Admission::Answer(Reply::Ok(Payload::Unit)));
+                }
+                Update::Set { key, value }
+            }
+            Request::DeletePrefix { prefix } => Update::DeletePrefix { prefix },
+            Request::Replace { key, wanted } => Update::Replace { key, value: wanted },
+            Request::Nop => Update::Nop,
+            other => {
+                return refuse(Rc::UnknownFailure, format!("{} is not an update", other.name()))
+            }
+        };
+        match too_large(&self.config, &update) {
+            Some(msg) => refuse(Rc::BadInput, msg),
+            None => Ok(Admission::Propose(update)),
+        }
+    }
+}

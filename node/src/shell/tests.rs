@@ -1,0 +1,150 @@
+//! The shell against a real machine and a memory store: what it answers, when, and what it asks
+//! of its outbox.
+
+use super::*;
+use crate::consensus::{Config, Durable};
+use crate::protocol::client::{Consistency, Request};
+use crate::store::MemoryStore;
+use crate::tlog::MemDir;
+
+const LEASE: u64 = 1000;
+
+/// Everything the shell asked for, in order; persist jobs are reported durable by [`drive`].
+#[derive(Default)]
+struct Recorder {
+    sends: usize,
+    persists: Vec<u64>,
+    replies: Vec<(u32, Reply)>,
+    catch_ups: Vec<CatchUpJob>,
+    applied: Vec<u64>,
+}
+
+impl Outbox<u32> for Recorder {
+    fn send(&mut self, _to: NodeIdx, _msg: Msg) {
+        self.sends += 1;
+    }
+    fn persist(&mut self, job: PersistJob) {
+        self.persists.push(job.token);
+    }
+    fn reply(&mut self, waiter: u32, reply: Reply) {
+        self.replies.push((waiter, reply));
+    }
+    fn catch_up(&mut self, job: CatchUpJob) {
+        self.catch_ups.push(job);
+    }
+    fn applied(&mut self, i: u64, _value: &Value) {
+        self.applied.push(i);
+    }
+}
+
+fn shell(nodes: usize) -> Shell<MemoryStore, u32> {
+    let names: Vec<String> = (0..nodes).map(|k| format!("n{k}")).collect();
+    let machine = Machine::new(Config::new(names.clone(), 0, LEASE), Durable::default(), 0, 7);
+    let config = ShellConfig {
+        cluster_id: "c".into(),
+        names,
+        me: 0,
+        max_value_size: 16,
+        max_buffer_size: 1024,
+    };
+    let dir: Arc<dyn LogDir> = Arc::new(MemDir::new("n0"));
+    Shell::new(machine, MemoryStore::new("c"), config, dir, 0)
+}
+
+/// Runs a one-node shell for `ms` of ticks, reporting every persist job durable at once.
+fn drive(s: &mut Shell<MemoryStore, u32>, out: &mut Recorder, from: u64, ms: u64) -> u64 {
+    let mut now = from;
+    while now < from + ms {
+        now += 10;
+        s.feed(now, Input::Tick, out).unwrap();
+        while !out.persists.is_empty() {
+            for token in std::mem::take(&mut out.persists) {
+                s.feed(now, Input::Persisted { token }, out).unwrap();
+            }
+        }
+    }
+    now
+}
+
+fn get(key: &str, c: Consistency) -> Request {
+    Request::Get { c, key: key.as_bytes().to_vec() }
+}
+
+#[test]
+fn an_update_is_answered_only_once_applied_then_read_back() {
+    let (mut s, mut out) = (shell(1), Recorder::default());
+    let now = drive(&mut s, &mut out, 0, 3 * LEASE);
+    assert!(s.machine.lease_valid(now), "a one-node cluster elects itself");
+    let set = Request::Set { key: b"k".to_vec(), value: b"v".to_vec() };
+    s.request(now, set, 1, &mut out).unwrap();
+    assert!(out.replies.is_empty(), "no answer before the slot is durable and applied");
+    assert_eq!(s.pending(), 1);
+    let applied_before = out.applied.len();
+    let now = drive(&mut s, &mut out, now, 50);
+    assert!(out.applied.len() > applied_before);
+    assert_eq!(out.replies, vec![(1, Reply::Ok(Payload::Unit))]);
+    assert_eq!(s.pending(), 0);
+    s.request(now, get("k", Consistency::Consistent), 2, &mut out).unwrap();
+    assert_eq!(out.replies[1], (2, Reply::Ok(Payload::String(b"v".to_vec()))));
+    s.request(now, get("missing", Consistency::Consistent), 3, &mut out).unwrap();
+    assert_eq!(out.replies[2], (3, failed(Rc::NotFound, "missing")));
+}
+
+#[test]
+fn the_read_gate_asks_for_the_lease_or_the_applied_slot() {
+    let (mut s, mut out) = (shell(3), Recorder::default());
+    // A node of three that heard from nobody holds no lease and knows no master.
+    s.request(5, get("k", Consistency::Consistent), 1, &mut out).unwrap();
+    let range = Request::RangeEntries { c: Consistency::Consistent, range: Default::default() };
+    s.request(5, range, 2, &mut out).unwrap();
+    s.request(5, get("k", Consistency::AtLeast(3)), 3, &mut out).unwrap();
+    s.request(5, get("k", Consistency::NoGuarantees), 4, &mut out).unwrap();
+    assert_eq!(out.replies[0], (1, failed(Rc::NotMaster, "None")));
+    assert_eq!(out.replies[1], (2, failed(Rc::NotMaster, "None")));
+    assert_eq!(reply_rc(&out.replies[2].1), Rc::InconsistentRead);
+    assert_eq!(out.replies[3], (4, failed(Rc::NotFound, "k")));
+}
+
+#[test]
+fn a_value_beyond_the_limit_is_refused_without_a_round() {
+    let (mut s, mut out) = (shell(1), Recorder::default());
+    let now = drive(&mut s, &mut out, 0, 3 * LEASE);
+    let (sends, applied) = (out.sends, out.applied.len());
+    let set = Request::Set { key: b"k".to_vec(), value: vec![0; 17] };
+    s.request(now, set, 9, &mut out).unwrap();
+    assert_eq!(out.replies.len(), 1);
+    let (waiter, reply) = &out.replies[0];
+    assert_eq!((*waiter, reply_rc(reply)), (9, Rc::BadInput));
+    assert!(out.persists.is_empty() && out.sends == sends && out.applied.len() == applied);
+    assert_eq!(s.pending(), 0);
+}
+
+#[test]
+fn closing_answers_every_waiting_client_going_down() {
+    let (mut s, mut out) = (shell(1), Recorder::default());
+    let now = drive(&mut s, &mut out, 0, 3 * LEASE);
+    let set = Request::Set { key: b"k".to_vec(), value: b"v".to_vec() };
+    s.request(now, set, 1, &mut out).unwrap();
+    s.close(&mut out);
+    assert_eq!(out.replies, vec![(1, failed(Rc::GoingDown, "the node is shutting down"))]);
+    assert_eq!(s.pending(), 0);
+}
+
+#[test]
+fn a_catch_up_report_without_its_catch_up_is_ignored() {
+    let (mut s, mut out) = (shell(3), Recorder::default());
+    let verdict = s.catch_up_done(5, 1, Ok(Some(10)), &mut out).unwrap();
+    assert_eq!(verdict, CatchUpVerdict::Stale);
+    assert!(out.replies.is_empty() && out.sends == 0);
+}
+
+#[test]
+fn replies_encode_as_the_protocol_says() {
+    let mut out = Vec::new();
+    encode_reply(&failed(Rc::NotMaster, "n1"), &mut out);
+    let mut expected = Vec::new();
+    encode_error(Rc::NotMaster, b"n1", &mut expected);
+    assert_eq!(out, expected);
+    assert_eq!(reply_rc(&consensus_reply(Rc::Ok, String::new())), Rc::Ok);
+    assert_eq!(reply_rc(&consensus_reply(Rc::NoLongerMaster, "x".into())), Rc::NoLongerMaster);
+}
