@@ -182,7 +182,8 @@ pub enum ClientCommand {
     KeyCount,
     /// Collapse one running node's TLog: fold all but the open file and the last --keep sealed
     /// ones into its head (<tlog_dir>/head.db) and remove them, without stopping it. Files a
-    /// catch-up is reading are kept (the step says so); a second collapse at once is refused.
+    /// catch-up is reading are kept (the node's log says so); a second collapse at once is
+    /// refused. --keep must be at least 1, as on Arakoon.
     ///
     /// Example: arakoon-admin client collapse-tlogs -c cluster.ini --keep 2 n1
     CollapseTlogs {
@@ -193,6 +194,7 @@ pub enum ClientCommand {
         keep: u32,
     },
     /// Bring one running node's head up to its committed slot, then collapse as collapse-tlogs.
+    /// Refused on the master (0x20), as on Arakoon: run it on a slave.
     ///
     /// Example: arakoon-admin client copy-db-to-head -c cluster.ini --keep 1 n1
     CopyDbToHead {
@@ -466,6 +468,7 @@ fn version_out(major: i32, minor: i32, patch: i32, info: &str) -> (String, Json)
 
 /// A node by configured name or by the address it was given as.
 /// collapse_tlogs / copy_db_to_head on one node, printing each step on stderr as it arrives.
+/// Arakoon's wire steps carry a time only; what each step did is in the node's log.
 async fn collapse(
     c: &Client,
     node: &str,
@@ -479,24 +482,29 @@ async fn collapse(
         &arakoon_node::server::env::TokioNet,
         addr,
         &cluster_id,
-        keep,
+        i32::try_from(keep).unwrap_or(i32::MAX),
         copy_db,
-        &mut |n, step| {
-            eprintln!("{node}: step {n}: {}", step.message);
-            steps.push(step.message.clone());
+        &mut |n, ms| {
+            eprintln!("{node}: step {n} done at {ms} ms");
+            steps.push(ms);
         },
     )
     .await;
     let total = result.map_err(|e| Failure::new(5, format!("{node}: collapse: {e}")))?;
-    let removed = steps.iter().filter(|s| s.starts_with("removed ")).count();
-    let text = if total == 0 {
+    // Arakoon announces the files folded and removed plus 2.
+    let files = total.saturating_sub(2);
+    let text = if copy_db {
+        format!(
+            "{node}: the head is at the committed slot; TLog files beyond the last {keep} removed"
+        )
+    } else if total == 0 {
         format!(
             "{node}: nothing to collapse (at most {keep} sealed TLog files besides the open one)"
         )
     } else {
-        format!("{node}: collapsed: {removed} TLog file(s) removed in {total} steps")
+        format!("{node}: collapsed: {files} TLog file(s) folded into the head in {total} steps")
     };
-    Ok((text, json!({"node": node, "steps": steps, "removed": removed})))
+    Ok((text, json!({"node": node, "steps": total, "step_ms": steps, "collapsed": files})))
 }
 
 fn node_of(config: &ClientConfig, node: &str) -> Result<usize, Failure> {

@@ -841,9 +841,10 @@ async fn collapse_once(
                 &arakoon_node::server::env::TokioNet,
                 addr,
                 &cfg.cluster_id,
-                keep,
+                i32::try_from(keep).unwrap_or(i32::MAX),
                 false,
-                &mut |_, step| steps.push(step.message.clone()),
+                // Arakoon's steps carry an int64 only: what each did is in the node's log.
+                &mut |n, ms| steps.push(format!("step {n} at {ms} ms")),
             )
             .await;
             Collapsed::Answered(steps, result)

@@ -90,6 +90,10 @@ pub enum CoreMsg {
     Committed {
         reply: oneshot::Sender<Option<u64>>,
     },
+    /// Whether this node is the master now (copy_db_to_head and get_db are refused there).
+    IsMaster {
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What the core shares with connection tasks.
@@ -100,6 +104,8 @@ pub struct Shared {
     pub connections: AtomicUsize,
     pub max_connections: usize,
     pub max_buffer_size: u32,
+    /// Arakoon's value-size limit, checked before the core (server/limits.rs).
+    pub max_value_size: u32,
     pub request_stall_ms: u64,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,
@@ -171,6 +177,7 @@ pub async fn serve<N: Network, C: Clock>(
         connections: AtomicUsize::new(0),
         max_connections: config.max_connections,
         max_buffer_size: config.max_buffer_size,
+        max_value_size: config.max_value_size,
         request_stall_ms: config.client_stall_ms,
         head: super::collapse::HeadShared::new(&node.tlog_dir),
         inline: options.storage.inline(),
@@ -551,6 +558,10 @@ impl<N: Network, C: Clock> Core<N, C> {
             CoreMsg::Committed { reply } => {
                 let _ = reply.send(self.machine.committed_i());
             }
+            CoreMsg::IsMaster { reply } => {
+                let me = &self.config.nodes[self.me].name;
+                let _ = reply.send(self.master_name().as_ref() == Some(me));
+            }
             CoreMsg::Client { request, reply } => {
                 if request.is_update() {
                     self.update(request, reply)?;
@@ -574,32 +585,9 @@ impl<N: Network, C: Clock> Core<N, C> {
         encode_failure(Rc::NotMaster, self.master_name().unwrap_or_else(|| "None".into()))
     }
 
-    /// Checks an update against the size limits; `Some(message)` refuses it.
+    /// Checks an update against the buffer limit; `Some(message)` refuses it.
     fn too_large(&self, update: &Update) -> Option<String> {
-        let max = self.config.max_value_size as usize;
-        let big = |len: usize, what: &str| {
-            (len > max)
-                .then(|| format!("{what} of {len} bytes exceeds max_value_size ({max} bytes)"))
-        };
-        match update {
-            Update::Set { key, value } => {
-                big(key.len(), "key").or_else(|| big(value.len(), "value"))
-            }
-            Update::TestAndSet { key, wanted, .. } | Update::Replace { key, value: wanted } => {
-                big(key.len(), "key").or_else(|| big(wanted.as_ref().map_or(0, Vec::len), "value"))
-            }
-            Update::Sequence(us) | Update::SyncedSequence(us) => {
-                let total = update.encoded_len();
-                if total > self.config.max_buffer_size as usize {
-                    return Some(format!(
-                        "sequence of {total} bytes exceeds max_buffer_size ({} bytes)",
-                        self.config.max_buffer_size
-                    ));
-                }
-                us.iter().find_map(|u| self.too_large(u))
-            }
-            _ => None,
-        }
+        super::limits::sequence_too_large(update, self.config.max_buffer_size)
     }
 
     fn update(
@@ -644,7 +632,13 @@ impl<N: Network, C: Clock> Core<N, C> {
             }
         };
         if let Some(msg) = self.too_large(&update) {
-            let _ = reply.send(encode_failure(Rc::BadInput, msg));
+            // Arakoon checks the master before the size.
+            let refusal = if self.machine.lease_valid(self.now()) {
+                encode_failure(Rc::BadInput, msg)
+            } else {
+                self.not_master()
+            };
+            let _ = reply.send(refusal);
             return Ok(());
         }
         let id = self.next_req;
@@ -760,14 +754,14 @@ impl<N: Network, C: Clock> Core<N, C> {
             Request::Statistics => ok(Payload::String(self.statistics())),
             Request::Version => {
                 let (major, minor, patch) = SPOKEN_VERSION;
-                let info = format!("arakoon-rs {}", env!("CARGO_PKG_VERSION"));
+                let info = super::limits::version_info();
                 ok(Payload::Version { major, minor, patch, info })
             }
             Request::CurrentState => ok(Payload::String(self.current_state().into_bytes())),
-            Request::GetTxid => ok(Payload::Consistency(match self.store.applied() {
-                Some(i) => Consistency::AtLeast(i),
-                None => Consistency::NoGuarantees,
-            })),
+            // Arakoon answers At_least 0 when nothing is applied.
+            Request::GetTxid => {
+                ok(Payload::Consistency(Consistency::AtLeast(self.store.applied().unwrap_or(0))))
+            }
             Request::OptimizeDb | Request::DefragDb => {
                 if self.machine.role() == RoleName::Master {
                     encode_failure(
@@ -782,6 +776,22 @@ impl<N: Network, C: Clock> Core<N, C> {
             Request::FlushStore => {
                 self.store.flush().map_err(store_err)?;
                 ok(Payload::Unit)
+            }
+            // Arakoon: refused on a single node; a no-op (OK) on a node that is not the master.
+            Request::DropMaster if self.config.nodes.len() == 1 => {
+                encode_failure(Rc::NotSupported, "drop master not supported for singletons")
+            }
+            Request::DropMaster
+                if self.master_name().as_ref() != Some(&self.config.nodes[self.me].name) =>
+            {
+                ok(Payload::Unit)
+            }
+            // Arakoon reads the routing on the master only; a cluster without one has none.
+            Request::GetRouting | Request::GetNurseryCfg => {
+                match self.may_read(Consistency::Consistent) {
+                    Ok(()) => encode_failure(Rc::NotFound, "Not_found"),
+                    Err(refusal) => refusal,
+                }
             }
             Request::DropMaster => {
                 let id = self.next_req;

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod core;
 pub mod env;
 pub mod frame;
+pub mod limits;
 pub mod peers;
 pub mod persist;
 pub mod rebuild;
