@@ -334,7 +334,7 @@ async fn a_slave_answers_the_admin_calls_as_arakoon_1_9() {
         assert_eq!(crc32c::crc32c(&cmd_bytes), crc, "slot {i}");
         next += 1;
     }
-    assert!(next as i64 >= 100, "{next} entries");
+    assert!(next >= 100, "{next} entries");
     c.expect(&i64le(-2));
     // last_entries3 asks beyond the last slot: the empty run and the end.
     c.send(&cat(&[&cmd(0x46), &i64le(1_000_000)])).expect(&cat(&[
