@@ -394,7 +394,7 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
         }
         C::NodeState { node } => {
             let k = node_of(c.config(), &node)?;
-            let state = match ask(c, k, &node, &Request::CurrentState).await? {
+            let state = match ask(c, k, &node, &Request::NodeState).await? {
                 Payload::String(s) => String::from_utf8_lossy(&s).into_owned(),
                 other => {
                     return Err(Failure::new(4, format!("{node}: unexpected reply {other:?}")))

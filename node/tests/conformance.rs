@@ -250,6 +250,9 @@ async fn a_single_node_answers_as_arakoon_1_9() {
     }
     assert!(info.ends_with("\"\n"), "{info:?}");
 
+    // current_state: the name of Arakoon's state machine state.
+    c.send(&cmd(0x32)).expect(&cat(&[&OK, &s(b"Stable_master")]));
+
     // get_txid: rc 0, At_least (2) and an int64.
     c.send(&cmd(0x43)).expect(&cat(&[&OK, &[2]]));
     assert!(c.i64() >= 0);
@@ -316,6 +319,7 @@ async fn a_slave_answers_the_admin_calls_as_arakoon_1_9() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    c.send(&cmd(0x32)).expect(&cat(&[&OK, &s(b"Slave_steady_state")]));
     // drop_master on a slave: OK, nothing else.
     c.send(&cmd(0x30)).expect(&OK);
 

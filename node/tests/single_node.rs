@@ -118,7 +118,8 @@ async fn every_command_answers_as_the_protocol_table_says() {
 
     // the local commands
     assert!(c.expect_progress_possible().await.unwrap() || cluster.size() == 1);
-    assert!(c.current_state().await.unwrap().contains("master"));
+    assert_eq!(c.current_state().await.unwrap(), "Stable_master");
+    assert!(c.node_state().await.unwrap().contains("master"));
     assert!(!c.statistics().await.unwrap().is_empty());
     let Consistency::AtLeast(txid) = c.get_txid().await.unwrap() else { panic!("no txid") };
     assert_eq!(c.get_with(Consistency::AtLeast(txid), b"s1").await.unwrap(), b"1");

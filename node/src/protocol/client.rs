@@ -184,6 +184,8 @@ pub enum Request {
         keys: Vec<Key>,
     },
     CurrentState,
+    /// Ours (0x102): the node's detailed state (role, master, lease, ballots, slots) as text.
+    NodeState,
     Replace {
         key: Key,
         wanted: Option<Bytes>,
@@ -424,6 +426,7 @@ impl Request {
             GetRouting => 0x18,
             GetNurseryCfg => 0x20,
             FetchHead => 0x101,
+            NodeState => 0x102,
             RangeEntries { .. } => 0x0f,
             Sequence { synced: false, .. } => 0x10,
             Sequence { synced: true, .. } => 0x24,
@@ -498,7 +501,7 @@ impl Request {
     pub fn reply_kind(&self) -> ReplyKind {
         use Request::*;
         match self {
-            Ping { .. } | Statistics | CurrentState => ReplyKind::String,
+            Ping { .. } | Statistics | CurrentState | NodeState => ReplyKind::String,
             WhoMaster => ReplyKind::OptionString,
             Exists { .. } | ExpectProgressPossible => ReplyKind::Bool,
             Get { .. } => ReplyKind::String,
@@ -552,6 +555,7 @@ impl Request {
             | Version
             | DropMaster
             | CurrentState
+            | NodeState
             | Nop
             | FlushStore
             | GetTxid
@@ -679,6 +683,7 @@ fn decode_args(code: u32, r: &mut Reader<'_>) -> Result<Option<Request>, DecodeE
         0x18 => GetRouting,
         0x20 => GetNurseryCfg,
         0x101 => FetchHead,
+        0x102 => NodeState,
         0x0f => RangeEntries { c: c(r)?, range: decode_range(r)? },
         0x10 => Sequence { updates: decode_sequence_payload(r)?, synced: false },
         0x24 => Sequence { updates: decode_sequence_payload(r)?, synced: true },
@@ -726,6 +731,7 @@ pub fn command_name(code: u32) -> &'static str {
         0x0e => "last_entries",
         0x100 => "catchup_entries",
         0x101 => "fetch_head",
+        0x102 => "node_state",
         0x18 => "get_routing",
         0x20 => "get_nursery_cfg",
         0x40 => "last_entries2",
@@ -1088,6 +1094,7 @@ mod tests {
             DropMaster,
             MultiGetOption { c: c(), keys: vec![b"a".to_vec()] },
             CurrentState,
+            NodeState,
             Replace { key: b"k".to_vec(), wanted: None },
             Nop,
             FlushStore,

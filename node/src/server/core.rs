@@ -757,7 +757,14 @@ impl<N: Network, C: Clock> Core<N, C> {
                 let info = super::limits::version_info();
                 ok(Payload::Version { major, minor, patch, info })
             }
-            Request::CurrentState => ok(Payload::String(self.current_state().into_bytes())),
+            Request::CurrentState => {
+                let name = super::state_name::arakoon_state_name(
+                    self.machine.role(),
+                    self.master_name().is_some(),
+                );
+                ok(Payload::String(name.as_bytes().to_vec()))
+            }
+            Request::NodeState => ok(Payload::String(self.current_state().into_bytes())),
             // Arakoon answers At_least 0 when nothing is applied.
             Request::GetTxid => {
                 ok(Payload::Consistency(Consistency::AtLeast(self.store.applied().unwrap_or(0))))

@@ -14,4 +14,5 @@ pub mod peers;
 pub mod persist;
 pub mod rebuild;
 pub mod startup;
+pub mod state_name;
 pub mod storage;
