@@ -589,13 +589,15 @@ pub fn parse_update(u: &Json) -> Result<Update, String> {
     })
 }
 
-/// Arakoon's statistics format: a tagged tree of named values (2 int64, 3 float, 4 string,
-/// 5 list, whose items come last-first). `None` when the bytes are not in that format.
+/// Arakoon's statistics format: a tagged tree of named values (1 int32, 2 int64, 3 float,
+/// 4 string, 5 list: a count, then the items in order). `None` when the bytes are not in that
+/// format.
 fn decode_statistics(bytes: &[u8]) -> Option<(String, Json)> {
     fn item(r: &mut Reader<'_>) -> Option<(String, Json)> {
         let tag = r.i32().ok()?;
         let name = r.string("name").ok()?;
         let value = match tag {
+            1 => json!(r.i32().ok()?),
             2 => json!(r.i64().ok()?),
             3 => json!(r.f64().ok()?),
             4 => json!(r.string("value").ok()?),
@@ -605,7 +607,6 @@ fn decode_statistics(bytes: &[u8]) -> Option<(String, Json)> {
                 for _ in 0..n {
                     items.push(item(r)?);
                 }
-                items.reverse();
                 Json::Object(items.into_iter().collect())
             }
             _ => return None,
@@ -654,17 +655,20 @@ mod tests {
         let mut out = Vec::new();
         out.put_i32(5);
         out.put_bytes(b"arakoon_stats");
-        out.put_i32(2);
-        // Items come last-first.
+        out.put_i32(3);
+        // Items come in order (Llio.named_field_to).
         out.put_i32(4);
         out.put_bytes(b"role");
         out.put_bytes(b"master");
         out.put_i32(2);
         out.put_bytes(b"applied");
         out.put_i64(7);
+        out.put_i32(1);
+        out.put_bytes(b"mem_maxrss");
+        out.put_i32(3);
         let (name, value) = decode_statistics(&out).unwrap();
         assert_eq!(name, "arakoon_stats");
-        assert_eq!(value, json!({"applied": 7, "role": "master"}));
-        assert_eq!(statistics_text(&value, ""), "applied: 7\nrole: master");
+        assert_eq!(value, json!({"applied": 7, "mem_maxrss": 3, "role": "master"}));
+        assert_eq!(statistics_text(&value, ""), "applied: 7\nmem_maxrss: 3\nrole: master");
     }
 }

@@ -250,6 +250,19 @@ async fn a_single_node_answers_as_arakoon_1_9() {
     }
     assert!(info.ends_with("\"\n"), "{info:?}");
 
+    // statistics: one string holding the tree "arakoon_stats" of 30 items, "start" first and
+    // "node_is" (this node and its last slot) last; the set above is counted.
+    c.send(&cmd(0x13)).expect(&OK);
+    let stats = c.string();
+    let head = cat(&[&i32le(5), &s(b"arakoon_stats"), &i32le(30), &i32le(3), &s(b"start")]);
+    assert_eq!(&stats[..head.len()], &head[..]);
+    let tail = cat(&[&i32le(5), &s(b"node_is"), &i32le(1), &i32le(2), &s(b"n0")]);
+    let at = stats.len() - 8 - tail.len();
+    assert_eq!(&stats[at..at + tail.len()], &tail[..]);
+    let set_info = cat(&[&i32le(5), &s(b"set_info"), &i32le(6), &i32le(1), &s(b"n")]);
+    let n_at = stats.windows(set_info.len()).position(|w| w == set_info).unwrap() + set_info.len();
+    assert!(i32::from_le_bytes(stats[n_at..n_at + 4].try_into().unwrap()) >= 1);
+
     // current_state: the name of Arakoon's state machine state.
     c.send(&cmd(0x32)).expect(&cat(&[&OK, &s(b"Stable_master")]));
 

@@ -14,10 +14,10 @@ use super::frame::Hello;
 use super::peers::{spawn_link, spawn_listener, Incoming, PeerLink};
 use super::persist::{PersistJob, Persisted, Persister};
 use super::startup::{prepare, StartError};
+use super::statistics::Op;
 use super::storage::{prepare_in_memory, NodeStore, Storage};
 use crate::config::ClusterConfig;
 use crate::consensus::{Action, ClientReqId, Durable, Input, Machine, NodeIdx, RoleName};
-use crate::llio::Put;
 use crate::protocol::client::{
     encode_error, encode_ok, Consistency, Payload, Request, SPOKEN_VERSION,
 };
@@ -244,8 +244,10 @@ pub async fn serve<N: Network, C: Clock>(
         catch_up_epoch: 0,
         actions: Vec::new(),
         started_ms: 0,
+        stats: super::statistics::Statistics::default(),
     };
     core.started_ms = core.clock.now_ms();
+    core.stats = super::statistics::Statistics::new(core.started_ms);
     let result = core.run(core_rx, peer_rx, persisted_rx, options.tick_ms, shutdown).await;
     acceptor.abort();
     let closing = core.close().await;
@@ -281,6 +283,8 @@ struct Core<N: Network, C: Clock> {
     catch_up_epoch: u64,
     actions: Vec<Action>,
     started_ms: u64,
+    /// Arakoon's operation counters (server/statistics.rs).
+    stats: super::statistics::Statistics,
 }
 
 enum Event {
@@ -400,6 +404,7 @@ impl<N: Network, C: Clock> Core<N, C> {
             }
             Action::Apply { i, value, clients } => self.apply(i, &value, clients)?,
             Action::Reply { id, rc, message } => {
+                self.stats.forget(id.0);
                 if let Some(reply) = self.pending.remove(&id.0) {
                     let bytes = if rc == Rc::Ok {
                         encode_payload(&Payload::Unit)
@@ -424,7 +429,13 @@ impl<N: Network, C: Clock> Core<N, C> {
             return Ok(()); // replayed at start-up already
         }
         let results = self.store.apply(i, value).map_err(ServeError::Store)?;
+        let now = self.now();
         for (id, result) in clients.iter().zip(results) {
+            let count = match &result {
+                Ok(UpdateOutput::Count(n)) => Some(usize::try_from(*n).unwrap_or(0)),
+                _ => None,
+            };
+            self.stats.end(id.0, now, count);
             let Some(reply) = self.pending.remove(&id.0) else { continue };
             let bytes = match result {
                 Ok(UpdateOutput::Unit) => encode_payload(&Payload::Unit),
@@ -644,6 +655,8 @@ impl<N: Network, C: Clock> Core<N, C> {
         let id = self.next_req;
         self.next_req += 1;
         self.pending.insert(id, reply);
+        let (op, size) = super::statistics::op_of(&update);
+        self.stats.begin(id, op, self.now(), size);
         self.feed(Input::ClientUpdate { id: ClientReqId(id), update })
     }
 
@@ -687,6 +700,8 @@ impl<N: Network, C: Clock> Core<N, C> {
         }
         let store_err = ServeError::Store;
         let ok = |p: Payload| encode_payload(&p);
+        // Reads are answered at once: timed by the core's clock, they take 0 s.
+        let now = self.now();
         let bytes = match request {
             Request::Ping { cluster_id, .. } => {
                 if cluster_id != self.config.cluster_id {
@@ -706,28 +721,43 @@ impl<N: Network, C: Clock> Core<N, C> {
                 ok(Payload::Bool(self.store.exists(&key).map_err(store_err)?))
             }
             Request::Get { key, .. } => match self.store.get(&key).map_err(store_err)? {
-                Some(v) => ok(Payload::String(v)),
+                Some(v) => {
+                    self.stats.record(Op::Get, now, now, v.len());
+                    ok(Payload::String(v))
+                }
                 None => encode_failure(Rc::NotFound, key),
             },
             Request::Range { range, .. } => {
-                ok(Payload::Keys(self.store.range(&range).map_err(store_err)?))
+                let keys = self.store.range(&range).map_err(store_err)?;
+                self.stats.record(Op::Range, now, now, keys.len());
+                ok(Payload::Keys(keys))
             }
             Request::PrefixKeys { prefix, max, .. } => {
-                ok(Payload::Keys(self.store.prefix_keys(&prefix, max).map_err(store_err)?))
+                let keys = self.store.prefix_keys(&prefix, max).map_err(store_err)?;
+                self.stats.record(Op::PrefixKeys, now, now, keys.len());
+                ok(Payload::Keys(keys))
             }
             Request::RangeEntries { range, .. } => {
-                ok(Payload::Entries(self.store.range_entries(&range).map_err(store_err)?))
+                let entries = self.store.range_entries(&range).map_err(store_err)?;
+                self.stats.record(Op::RangeEntries, now, now, entries.len());
+                ok(Payload::Entries(entries))
             }
             Request::RevRangeEntries { range, .. } => {
-                ok(Payload::Entries(self.store.rev_range_entries(&range).map_err(store_err)?))
+                let entries = self.store.rev_range_entries(&range).map_err(store_err)?;
+                self.stats.record(Op::RevRangeEntries, now, now, entries.len());
+                ok(Payload::Entries(entries))
             }
             Request::MultiGet { keys, .. } => {
                 match self.store.multi_get(&keys).map_err(store_err)? {
-                    Ok(values) => ok(Payload::Values(values)),
+                    Ok(values) => {
+                        self.stats.record(Op::MultiGet, now, now, 0);
+                        ok(Payload::Values(values))
+                    }
                     Err(missing) => encode_failure(Rc::NotFound, missing),
                 }
             }
             Request::MultiGetOption { keys, .. } => {
+                self.stats.record(Op::MultiGetOption, now, now, 0);
                 ok(Payload::OptionValues(self.store.multi_get_option(&keys).map_err(store_err)?))
             }
             Request::Assert { key, value, .. } => {
@@ -751,7 +781,11 @@ impl<N: Network, C: Clock> Core<N, C> {
             Request::ExpectProgressPossible => {
                 ok(Payload::Bool(self.machine.expect_progress_possible(self.now())))
             }
-            Request::Statistics => ok(Payload::String(self.statistics())),
+            Request::Statistics => {
+                let (me, applied) = (&self.config.nodes[self.me].name, self.store.applied());
+                let node_is = [(me.clone(), applied.map_or(-1, |i| i as i64))];
+                ok(Payload::String(self.stats.encode(&node_is)))
+            }
             Request::Version => {
                 let (major, minor, patch) = SPOKEN_VERSION;
                 let info = super::limits::version_info();
@@ -838,38 +872,6 @@ impl<N: Network, C: Clock> Core<N, C> {
             opt(self.store.applied()),
             self.machine.is_learner(),
         )
-    }
-
-    /// Statistics as Arakoon's named-value tree: a list named "arakoon_stats".
-    fn statistics(&self) -> Vec<u8> {
-        const INT64: i32 = 2;
-        const STRING: i32 = 4;
-        const LIST: i32 = 5;
-        let mut items: Vec<Vec<u8>> = Vec::new();
-        let mut int64 = |name: &str, v: u64| {
-            let mut b = Vec::new();
-            b.put_i32(INT64);
-            b.put_bytes(name.as_bytes());
-            b.put_i64(i64::try_from(v).unwrap_or(i64::MAX));
-            items.push(b);
-        };
-        int64("uptime_ms", self.now().saturating_sub(self.started_ms));
-        int64("applied", self.store.applied().map_or(0, |i| i + 1));
-        int64("committed", self.machine.committed_i().map_or(0, |i| i + 1));
-        int64("pending_updates", self.pending.len() as u64);
-        let mut b = Vec::new();
-        b.put_i32(STRING);
-        b.put_bytes(b"role");
-        b.put_bytes(self.role_name().as_bytes());
-        items.push(b);
-        let mut out = Vec::new();
-        out.put_i32(LIST);
-        out.put_bytes(b"arakoon_stats");
-        out.put_i32(items.len() as i32);
-        for item in items.iter().rev() {
-            out.extend_from_slice(item);
-        }
-        out
     }
 
     // ---- shutdown ------------------------------------------------------------------------

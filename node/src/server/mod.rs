@@ -15,4 +15,5 @@ pub mod persist;
 pub mod rebuild;
 pub mod startup;
 pub mod state_name;
+pub mod statistics;
 pub mod storage;
