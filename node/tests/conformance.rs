@@ -302,6 +302,21 @@ async fn a_single_node_answers_as_arakoon_1_9() {
     c.send(&cat(&[&cmd(0x07), &[1], &s(b"marker")])).expect(&cat(&[&OK, &[0]]));
     c.send(&seq(&[b"p/2", b"p/1"])).expect(&OK);
     c.send(&cat(&[&cmd(0x07), &[1], &s(b"marker")])).expect(&cat(&[&OK, &[1]]));
+
+    // Not copied (README): a sequence's own earlier set is visible to its assert_range.
+    c.send(&sequence(&[
+        set_update(b"p/3", b"z"),
+        assert_range_update(b"p/", &[b"p/3", b"p/2", b"p/1"]),
+    ]))
+    .expect(&OK);
+    // Not copied (README): prefix_keys of a prefix ending in 0xff returns that prefix's keys only.
+    set(&mut c, b"q\xff1", b"x");
+    set(&mut c, b"r", b"x");
+    c.send(&cat(&[&cmd(0x0c), &[1], &s(b"q\xff"), &i32le(-1)])).expect(&cat(&[
+        &OK,
+        &i32le(1),
+        &s(b"q\xff1"),
+    ]));
     cluster.stop(0);
 }
 
