@@ -405,6 +405,25 @@ async fn a_slave_answers_the_admin_calls_as_arakoon_1_9() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_applied_nothing_answers_at_least_0() {
+    // One node of three, alone: no quorum, so it never applies a slot.
+    let mut cluster = harness::cluster(3, 1000, "");
+    cluster.start(0);
+    // Wait (bounded) for the node to listen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(cluster.client_addr(0)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "n0 never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = Conn::open(cluster.client_addr(0), "itest");
+    ping(&mut c);
+    c.send(&cmd(0x43)).expect(&cat(&[&OK, &[2], &i64le(0)]));
+    // drop_master on a node that is not the master: OK.
+    c.send(&cmd(0x30)).expect(&OK);
+    cluster.stop(0);
+}
+
 #[test]
 fn the_limits_are_read_under_arakoon_s_names() {
     let text = "[global]\ncluster = n0\ncluster_id = x\n__tainted_max_value_size = 100\n\
