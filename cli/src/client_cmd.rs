@@ -650,6 +650,17 @@ mod tests {
     }
 
     #[test]
+    fn the_node_s_statistics_decode() {
+        let mut stats = arakoon_node::server::statistics::Statistics::new(1000);
+        stats.record(arakoon_node::server::statistics::Op::Set, 1000, 1200, 3);
+        let bytes = stats.encode(&[("n0".into(), 5)]);
+        let (name, value) = decode_statistics(&bytes).expect("decodes");
+        assert_eq!(name, "arakoon_stats");
+        assert_eq!(value["set_info"]["n"], 1, "{value}");
+        assert_eq!(value["node_is"]["n0"], 5, "{value}");
+    }
+
+    #[test]
     fn statistics_decode_into_named_values() {
         use arakoon_node::llio::Put;
         let mut out = Vec::new();
