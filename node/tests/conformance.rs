@@ -348,6 +348,16 @@ async fn a_slave_answers_the_admin_calls_as_arakoon_1_9() {
     }
 
     c.send(&cmd(0x32)).expect(&cat(&[&OK, &s(b"Slave_steady_state")]));
+    // statistics on a slave: node_is names the master (heard from) and this node.
+    c.send(&cmd(0x13)).expect(&OK);
+    let stats = c.string();
+    let node_is = cat(&[&i32le(5), &s(b"node_is")]);
+    let at = stats.windows(node_is.len()).rposition(|w| w == node_is).unwrap() + node_is.len();
+    let listed = &stats[at..];
+    for k in [master, slave] {
+        let entry = cat(&[&i32le(2), &s(format!("n{k}").as_bytes())]);
+        assert!(listed.windows(entry.len()).any(|w| w == entry), "n{k} missing from node_is");
+    }
     // drop_master on a slave: OK, nothing else.
     c.send(&cmd(0x30)).expect(&OK);
 

@@ -460,7 +460,12 @@ impl<N: Network, C: Clock> Core<N, C> {
             return Ok(());
         }
         match peer::decode(&m.payload) {
-            Ok(msg) => self.feed(Input::Message { from, msg }),
+            Ok(msg) => {
+                if let Some(i) = super::statistics::slot_of(&msg) {
+                    self.stats.witness(&m.from, i);
+                }
+                self.feed(Input::Message { from, msg })
+            }
             Err(e) => {
                 tracing::warn!(peer = %m.from, "dropped an undecodable peer message: {e}");
                 Ok(())
@@ -782,8 +787,8 @@ impl<N: Network, C: Clock> Core<N, C> {
                 ok(Payload::Bool(self.machine.expect_progress_possible(self.now())))
             }
             Request::Statistics => {
-                let (me, applied) = (&self.config.nodes[self.me].name, self.store.applied());
-                let node_is = [(me.clone(), applied.map_or(-1, |i| i as i64))];
+                let node_is =
+                    self.stats.node_is(&self.config.nodes[self.me].name, self.store.applied());
                 ok(Payload::String(self.stats.encode(&node_is)))
             }
             Request::Version => {

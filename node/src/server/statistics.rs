@@ -145,6 +145,18 @@ pub struct Statistics {
     op: XStats,
     /// Updates on their way through consensus: when each began, its kind and size.
     in_flight: BTreeMap<u64, (u64, Op, usize)>,
+    /// `node_is`: the last slot each peer showed in a message (Arakoon's `witness`).
+    witnessed: BTreeMap<String, i64>,
+}
+
+/// The slot a peer's message shows, for `node_is`.
+pub fn slot_of(msg: &crate::consensus::Msg) -> Option<u64> {
+    use crate::consensus::Msg;
+    match msg {
+        Msg::Accept { i, .. } | Msg::Accepted { i, .. } | Msg::Commit { i, .. } => Some(*i),
+        Msg::Prepare { last_i, .. } | Msg::Nak { last_i, .. } => *last_i,
+        Msg::Promise { last, .. } => last.as_ref().map(|(i, _, _)| *i),
+    }
 }
 
 /// The most updates whose start is remembered; beyond it an update is not timed (a bound).
@@ -205,6 +217,24 @@ impl Statistics {
         }
     }
 
+    /// A peer showed slot `i` (Arakoon's `witness`); the map is bounded by the cluster's nodes.
+    pub fn witness(&mut self, node: &str, i: u64) {
+        if let Some(seen) = self.witnessed.get_mut(node) {
+            *seen = i as i64;
+        } else if self.witnessed.len() < 256 {
+            self.witnessed.insert(node.to_string(), i as i64);
+        }
+    }
+
+    /// `node_is` as Arakoon fills it: every peer heard from, and this node at its own slot.
+    pub fn node_is(&self, me: &str, applied: Option<u64>) -> Vec<(String, i64)> {
+        let mut all = self.witnessed.clone();
+        if let Some(i) = applied {
+            all.insert(me.to_string(), i as i64);
+        }
+        all.into_iter().collect()
+    }
+
     /// An update that will not be applied (refused, or the node stepped down).
     pub fn forget(&mut self, id: u64) {
         self.in_flight.remove(&id);
@@ -217,9 +247,10 @@ impl Statistics {
             self.avg_rev_range_entries_size,
             self.mget_option.clone(),
             std::mem::take(&mut self.in_flight),
+            std::mem::take(&mut self.witnessed),
         );
         *self = Statistics::new(now_ms);
-        (self.avg_rev_range_entries_size, self.mget_option, self.in_flight) = keep;
+        (self.avg_rev_range_entries_size, self.mget_option, self.in_flight, self.witnessed) = keep;
     }
 
     /// The encoded tree; `node_is` is each node this one has heard of and its last slot.
