@@ -372,7 +372,10 @@ impl<N: Network, C: Clock> Core<N, C> {
                         }
                     }
                 }
-                Event::Tick => self.feed(Input::Tick)?,
+                Event::Tick => {
+                    self.stats.report_if_due(self.now());
+                    self.feed(Input::Tick)?
+                }
             }
         }
     }

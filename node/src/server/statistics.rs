@@ -159,6 +159,10 @@ pub fn slot_of(msg: &crate::consensus::Msg) -> Option<u64> {
     }
 }
 
+/// How often the counters are logged and cleared. Arakoon's `reporting` thread does this at a
+/// configured period; we use a fixed one (its configuration key is not read).
+pub const REPORT_PERIOD_MS: u64 = 300_000;
+
 /// The most updates whose start is remembered; beyond it an update is not timed (a bound).
 const IN_FLIGHT_MAX: usize = 1 << 16;
 
@@ -238,6 +242,24 @@ impl Statistics {
     /// An update that will not be applied (refused, or the node stepped down).
     pub fn forget(&mut self, id: u64) {
         self.in_flight.remove(&id);
+    }
+
+    /// Every [`REPORT_PERIOD_MS`], as Arakoon's `reporting` thread does: logs the counters, then
+    /// clears most of them ([`Statistics::clear_most`]).
+    pub fn report_if_due(&mut self, now_ms: u64) {
+        let started_ms = (self.start * 1000.0) as u64;
+        if now_ms.saturating_sub(started_ms) < REPORT_PERIOD_MS {
+            return;
+        }
+        tracing::info!(
+            "stats: ops={} sets={} gets={} sequences={} mean op {:.6} s",
+            self.op.n,
+            self.set.n,
+            self.get.n,
+            self.seq.n,
+            self.op.avg
+        );
+        self.clear_most(now_ms);
     }
 
     /// Arakoon's `clear_most`: everything but `node_is`, `avg_rev_range_entries_size` and
@@ -333,7 +355,9 @@ mod tests {
         // The swapped names: "avg_get_size" carries the mean set size (10).
         let at = bytes.windows(12).position(|w| w == b"avg_get_size").unwrap() + 12;
         assert_eq!(f64::from_bits(u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())), 10.0);
-        s.clear_most(2000);
-        assert_eq!(s.set.n, 0);
+        s.report_if_due(1000 + REPORT_PERIOD_MS - 1);
+        assert_eq!(s.set.n, 1, "not yet due");
+        s.report_if_due(1000 + REPORT_PERIOD_MS);
+        assert_eq!((s.set.n, s.start), (0, (1000 + REPORT_PERIOD_MS) as f64 / 1000.0));
     }
 }
