@@ -182,7 +182,8 @@ pub enum ClientCommand {
     KeyCount,
     /// Collapse one running node's TLog: fold all but the open file and the last --keep sealed
     /// ones into its head (<tlog_dir>/head.db) and remove them, without stopping it. Files a
-    /// catch-up is reading are kept (the step says so); a second collapse at once is refused.
+    /// catch-up is reading are kept (the node's log says so); a second collapse at once is
+    /// refused. --keep must be at least 1, as on Arakoon.
     ///
     /// Example: arakoon-admin client collapse-tlogs -c cluster.ini --keep 2 n1
     CollapseTlogs {
@@ -193,6 +194,7 @@ pub enum ClientCommand {
         keep: u32,
     },
     /// Bring one running node's head up to its committed slot, then collapse as collapse-tlogs.
+    /// Refused on the master (0x20), as on Arakoon: run it on a slave.
     ///
     /// Example: arakoon-admin client copy-db-to-head -c cluster.ini --keep 1 n1
     CopyDbToHead {
@@ -392,7 +394,7 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
         }
         C::NodeState { node } => {
             let k = node_of(c.config(), &node)?;
-            let state = match ask(c, k, &node, &Request::CurrentState).await? {
+            let state = match ask(c, k, &node, &Request::NodeState).await? {
                 Payload::String(s) => String::from_utf8_lossy(&s).into_owned(),
                 other => {
                     return Err(Failure::new(4, format!("{node}: unexpected reply {other:?}")))
@@ -466,6 +468,7 @@ fn version_out(major: i32, minor: i32, patch: i32, info: &str) -> (String, Json)
 
 /// A node by configured name or by the address it was given as.
 /// collapse_tlogs / copy_db_to_head on one node, printing each step on stderr as it arrives.
+/// Arakoon's wire steps carry a time only; what each step did is in the node's log.
 async fn collapse(
     c: &Client,
     node: &str,
@@ -479,24 +482,29 @@ async fn collapse(
         &arakoon_node::server::env::TokioNet,
         addr,
         &cluster_id,
-        keep,
+        i32::try_from(keep).unwrap_or(i32::MAX),
         copy_db,
-        &mut |n, step| {
-            eprintln!("{node}: step {n}: {}", step.message);
-            steps.push(step.message.clone());
+        &mut |n, ms| {
+            eprintln!("{node}: step {n} done at {ms} ms");
+            steps.push(ms);
         },
     )
     .await;
     let total = result.map_err(|e| Failure::new(5, format!("{node}: collapse: {e}")))?;
-    let removed = steps.iter().filter(|s| s.starts_with("removed ")).count();
-    let text = if total == 0 {
+    // Arakoon announces the files folded and removed plus 2.
+    let files = total.saturating_sub(2);
+    let text = if copy_db {
+        format!(
+            "{node}: the head is at the committed slot; TLog files beyond the last {keep} removed"
+        )
+    } else if total == 0 {
         format!(
             "{node}: nothing to collapse (at most {keep} sealed TLog files besides the open one)"
         )
     } else {
-        format!("{node}: collapsed: {removed} TLog file(s) removed in {total} steps")
+        format!("{node}: collapsed: {files} TLog file(s) folded into the head in {total} steps")
     };
-    Ok((text, json!({"node": node, "steps": steps, "removed": removed})))
+    Ok((text, json!({"node": node, "steps": total, "step_ms": steps, "collapsed": files})))
 }
 
 fn node_of(config: &ClientConfig, node: &str) -> Result<usize, Failure> {
@@ -581,13 +589,15 @@ pub fn parse_update(u: &Json) -> Result<Update, String> {
     })
 }
 
-/// Arakoon's statistics format: a tagged tree of named values (2 int64, 3 float, 4 string,
-/// 5 list, whose items come last-first). `None` when the bytes are not in that format.
+/// Arakoon's statistics format: a tagged tree of named values (1 int32, 2 int64, 3 float,
+/// 4 string, 5 list: a count, then the items in order). `None` when the bytes are not in that
+/// format.
 fn decode_statistics(bytes: &[u8]) -> Option<(String, Json)> {
     fn item(r: &mut Reader<'_>) -> Option<(String, Json)> {
         let tag = r.i32().ok()?;
         let name = r.string("name").ok()?;
         let value = match tag {
+            1 => json!(r.i32().ok()?),
             2 => json!(r.i64().ok()?),
             3 => json!(r.f64().ok()?),
             4 => json!(r.string("value").ok()?),
@@ -597,7 +607,6 @@ fn decode_statistics(bytes: &[u8]) -> Option<(String, Json)> {
                 for _ in 0..n {
                     items.push(item(r)?);
                 }
-                items.reverse();
                 Json::Object(items.into_iter().collect())
             }
             _ => return None,
@@ -641,22 +650,36 @@ mod tests {
     }
 
     #[test]
+    fn the_node_s_statistics_decode() {
+        let mut stats = arakoon_node::shell::statistics::Statistics::new(1000);
+        stats.record(arakoon_node::shell::statistics::Op::Set, 1000, 1200, 3);
+        let bytes = stats.encode(&[("n0".into(), 5)]);
+        let (name, value) = decode_statistics(&bytes).expect("decodes");
+        assert_eq!(name, "arakoon_stats");
+        assert_eq!(value["set_info"]["n"], 1, "{value}");
+        assert_eq!(value["node_is"]["n0"], 5, "{value}");
+    }
+
+    #[test]
     fn statistics_decode_into_named_values() {
         use arakoon_node::llio::Put;
         let mut out = Vec::new();
         out.put_i32(5);
         out.put_bytes(b"arakoon_stats");
-        out.put_i32(2);
-        // Items come last-first.
+        out.put_i32(3);
+        // Items come in order (Llio.named_field_to).
         out.put_i32(4);
         out.put_bytes(b"role");
         out.put_bytes(b"master");
         out.put_i32(2);
         out.put_bytes(b"applied");
         out.put_i64(7);
+        out.put_i32(1);
+        out.put_bytes(b"mem_maxrss");
+        out.put_i32(3);
         let (name, value) = decode_statistics(&out).unwrap();
         assert_eq!(name, "arakoon_stats");
-        assert_eq!(value, json!({"applied": 7, "role": "master"}));
-        assert_eq!(statistics_text(&value, ""), "applied: 7\nrole: master");
+        assert_eq!(value, json!({"applied": 7, "mem_maxrss": 3, "role": "master"}));
+        assert_eq!(statistics_text(&value, ""), "applied: 7\nmem_maxrss: 3\nrole: master");
     }
 }

@@ -74,7 +74,7 @@ pub async fn learn_names(mut config: ClientConfig) -> ClientConfig {
         if *name != addr.to_string() && name.to_socket_addrs().is_err() {
             continue;
         }
-        if let Ok(Reply::Ok(Payload::String(state))) = client.ask(k, &Request::CurrentState).await {
+        if let Ok(Reply::Ok(Payload::String(state))) = client.ask(k, &Request::NodeState).await {
             if let Some(first) = String::from_utf8_lossy(&state).split_whitespace().next() {
                 *name = first.to_string();
             }

@@ -802,16 +802,29 @@ async fn collapse_once(
             if let Some(why) = why_not {
                 return Collapsed::NotAsked(why);
             }
-            let mut steps: Vec<String> = Vec::new();
+            // Arakoon's steps carry an int64 only: the files removed are seen in the node's
+            // TLog directory, before and after.
+            let tlogs = sandbox::node_tlog_dir(dir, name);
+            let list = || -> std::collections::BTreeSet<String> {
+                std::fs::read_dir(&tlogs)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|f| f.ends_with(".tlog"))
+                    .collect()
+            };
+            let before = list();
             let result = arakoon_node::server::collapse::request_collapse(
                 &arakoon_node::server::env::TokioNet,
                 addr,
                 &cfg.cluster_id,
-                keep,
+                i32::try_from(keep).unwrap_or(i32::MAX),
                 false,
-                &mut |_, step| steps.push(step.message.clone()),
+                &mut |_, _| {},
             )
             .await;
+            let after = list();
+            let steps = before.difference(&after).map(|f| format!("removed {f}")).collect();
             Collapsed::Answered(steps, result)
         });
     }

@@ -459,7 +459,7 @@ fn parse_current_state(text: &str) -> NodeView {
 }
 
 pub(crate) async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
-    match client.ask(k, &ClientRequest::CurrentState).await? {
+    match client.ask(k, &ClientRequest::NodeState).await? {
         Reply::Ok(Payload::String(s)) => Ok(parse_current_state(&String::from_utf8_lossy(&s))),
         other => Err(format!("unexpected answer {other:?}")),
     }

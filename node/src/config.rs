@@ -10,8 +10,8 @@
 //! master = n0                   ; optional: a forced master
 //! tlog_max_entries = 50000
 //! tlog_max_size = 33554432
-//! max_value_size = 8388608      ; bytes of one key or value
-//! max_buffer_size = 33554432    ; bytes of one request
+//! __tainted_max_value_size = 8388608   ; bytes of one value (Arakoon's name; alias max_value_size)
+//! __tainted_max_buffer_size = 33554432 ; bytes of one update (Arakoon's name; alias max_buffer_size)
 //! batch_max_updates = 1024      ; group commit: updates in one Paxos value at most
 //! batch_max_bytes = 4194304     ; and bytes
 //! max_connections = 1024        ; client connections; more are refused with 0xfe
@@ -165,9 +165,21 @@ impl ClusterConfig {
                 ),
             ));
         }
-        let max_value_size = p.number(g, "max_value_size", 1, 1 << 30, 8 * 1024 * 1024)? as u32;
-        let max_buffer_size =
-            p.number(g, "max_buffer_size", 1024, 1 << 30, 32 * 1024 * 1024)? as u32;
+        // Arakoon's names (`__tainted_*`) win; ours remain as aliases.
+        let max_value_size = p.number(
+            g,
+            "__tainted_max_value_size",
+            1,
+            1 << 30,
+            p.number(g, "max_value_size", 1, 1 << 30, 8 * 1024 * 1024)?,
+        )? as u32;
+        let max_buffer_size = p.number(
+            g,
+            "__tainted_max_buffer_size",
+            1024,
+            1 << 30,
+            p.number(g, "max_buffer_size", 1024, 1 << 30, 32 * 1024 * 1024)?,
+        )? as u32;
         if max_value_size > max_buffer_size {
             return Err(p.bad(
                 g,

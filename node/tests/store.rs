@@ -80,16 +80,21 @@ fn every_update_has_its_meaning_and_return_code() {
                 set("p/1", "a"),
                 set("p/2", "b"),
                 set("q", "c"),
-                Update::AssertRange { prefix: b("p/"), keys: vec![b("p/2"), b("p/1")] },
+                // Arakoon's quirk, copied: the list is compared as decoded, not sorted.
+                Update::AssertRange { prefix: b("p/"), keys: vec![b("p/1"), b("p/2")] },
                 Update::AssertRange { prefix: b("p/"), keys: vec![b("p/1")] },
+                Update::AssertRange { prefix: b("p/"), keys: vec![b("p/2"), b("p/1")] },
+                Update::AssertRange { prefix: b("p/"), keys: vec![b("p/1"), b("p/1"), b("p/2")] },
                 Update::DeletePrefix { prefix: b("p/") },
                 Update::TestAndSet { key: b("q"), expected: Some(b("c")), wanted: None },
             ],
         );
         assert_eq!(r[3], Ok(UpdateOutput::Unit));
         assert_eq!(r[4], failure(Rc::AssertionFailed, "p/"));
-        assert_eq!(r[5], Ok(UpdateOutput::Count(2)));
-        assert_eq!(r[6], Ok(UpdateOutput::Previous(Some(b("c")))));
+        assert_eq!(r[5], failure(Rc::AssertionFailed, "p/"), "another order fails");
+        assert_eq!(r[6], failure(Rc::AssertionFailed, "p/"), "a key twice fails");
+        assert_eq!(r[7], Ok(UpdateOutput::Count(2)));
+        assert_eq!(r[8], Ok(UpdateOutput::Previous(Some(b("c")))));
         assert_eq!(s.get(b"q").unwrap(), None, "test_and_set to None deletes");
         assert_eq!(s.key_count().unwrap(), 3);
     });
@@ -160,11 +165,14 @@ fn internal_keys_never_appear_in_reads() {
             ],
         );
         s.apply(1, &Value::MasterSet { master: "n0".into(), lease_start: 0 }).unwrap();
-        let all = s.range_entries(&Range::default()).unwrap();
+        let all = s.range_entries(&Range { first_inclusive: true, ..Range::default() }).unwrap();
         assert_eq!(
             all,
             vec![(b(""), b("empty key")), (b("*applied"), b("a user key that looks internal"))]
         );
+        // Arakoon's quirk, copied: an open low bound that is not inclusive excludes the empty key.
+        let open = s.range_entries(&Range::default()).unwrap();
+        assert_eq!(open, vec![(b("*applied"), b("a user key that looks internal"))]);
         assert_eq!(s.key_count().unwrap(), 2);
         assert_eq!(s.prefix_keys(b"", None).unwrap().len(), 2);
     });
@@ -206,6 +214,9 @@ fn ranges_honour_bounds_inclusivity_direction_and_max() {
         assert_eq!(keys(s.prefix_keys(b"c", None).unwrap()), ["c"]);
         assert_eq!(s.multi_get(&[b("e"), b("a")]).unwrap(), Ok(vec![b("e"), b("a")]));
         assert_eq!(s.multi_get(&[b("a"), b("zz")]).unwrap(), Err(b("zz")));
+        // Arakoon names the last missing key in request order.
+        assert_eq!(s.multi_get(&[b("yy"), b("a"), b("zz")]).unwrap(), Err(b("zz")));
+        assert_eq!(s.multi_get(&[b("zz"), b("yy"), b("a")]).unwrap(), Err(b("yy")));
         assert_eq!(s.multi_get_option(&[b("zz"), b("a")]).unwrap(), vec![None, Some(b("a"))]);
         assert!(s.exists(b"c").unwrap() && !s.exists(b"cc").unwrap());
     });
@@ -310,9 +321,8 @@ fn model_update(m: &mut BTreeMap<Vec<u8>, Vec<u8>>, u: &Update) -> Outcome {
         }
         Update::AssertRange { prefix, keys } => {
             let have: Vec<&Vec<u8>> = m.keys().filter(|k| k.starts_with(prefix)).collect();
-            let mut want: Vec<&Vec<u8>> = keys.iter().collect();
-            want.sort();
-            want.dedup();
+            // Arakoon compares the list as decoded: no sorting, no de-duplication.
+            let want: Vec<&Vec<u8>> = keys.iter().collect();
             if have == want {
                 Outcome::Unit
             } else {

@@ -186,11 +186,11 @@ pub async fn fetch_entries<N: Network, F: AsyncChunk>(
     chunk: F,
     progress: OnProgress<'_>,
 ) -> Result<Option<u64>, FetchError> {
-    let request = Request::LastEntries { from_i, to_i };
+    let request = Request::CatchupEntries { from_i, to_i };
     let (mut stream, reply) =
         ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
     if let Err((rc, message)) = reply {
-        let message = format!("{addr} refused last_entries {from_i}..={to_i}: {rc}: {message}");
+        let message = format!("{addr} refused catchup_entries {from_i}..={to_i}: {rc}: {message}");
         let first_i = (rc == Rc::OutsideInterval)
             .then(|| message.split("starts at slot ").nth(1))
             .flatten()

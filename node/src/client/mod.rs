@@ -504,10 +504,19 @@ impl<N: Network> Client<N> {
         }
     }
 
+    /// Arakoon's state name (`Stable_master`, `Slave_steady_state`, ...).
     pub async fn current_state(&mut self) -> Result<String, ClientError> {
         match self.request(&Request::CurrentState).await? {
             Payload::String(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
             other => Err(unexpected(&Request::CurrentState, other)),
+        }
+    }
+
+    /// Our detailed state of the node answering (role, master, lease, ballots, slots).
+    pub async fn node_state(&mut self) -> Result<String, ClientError> {
+        match self.request(&Request::NodeState).await? {
+            Payload::String(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
+            other => Err(unexpected(&Request::NodeState, other)),
         }
     }
 

@@ -11,8 +11,10 @@
 //! `rev_range_entries` and `multi_get` are written last-element-first, `multi_get_option` in
 //! request order. The codec keeps that rule; callers see presentation order.
 //!
-//! One command is ours: `last_entries` (0x0e) streams committed TLog entries to a lagging peer
-//! during catch-up (see [`EntryFrame`]).
+//! Two commands are ours, on private codes outside Arakoon's table (which ends at 0x50):
+//! `catchup_entries` (0x100) streams committed TLog entries to a lagging peer (see
+//! [`EntryFrame`]) and `fetch_head` (0x101) streams a collapsed node's head (see [`DbFrame`]).
+//! Arakoon's own `last_entries` codes (0x0e, 0x40, 0x46) keep their public meaning.
 
 use crate::llio::{DecodeError, Put, Reader, VALUE_BYTES_MAX};
 use crate::rc::Rc;
@@ -107,11 +109,32 @@ pub enum Request {
         expected: Option<Bytes>,
         wanted: Option<Bytes>,
     },
-    /// Ours: the committed entries from slot `from_i` to `to_i`, streamed.
-    LastEntries {
+    /// Ours (0x100): the committed entries from slot `from_i` to `to_i`, streamed.
+    CatchupEntries {
         from_i: u64,
         to_i: u64,
     },
+    /// Arakoon's `last_entries` (0x0e): one int64, the first slot wanted.
+    LastEntries {
+        i: i64,
+    },
+    /// Arakoon's `last_entries2` (0x40).
+    LastEntries2 {
+        i: i64,
+    },
+    /// Arakoon's `last_entries3` (0x46).
+    LastEntries3 {
+        i: i64,
+    },
+    /// Arakoon's `user_hook` (0x45): a registered server-side hook by name.
+    UserHook {
+        c: Consistency,
+        name: String,
+    },
+    /// The nursery's `get_routing` (0x18).
+    GetRouting,
+    /// The nursery's `get_nursery_cfg` (0x20).
+    GetNurseryCfg,
     RangeEntries {
         c: Consistency,
         range: Range,
@@ -161,6 +184,8 @@ pub enum Request {
         keys: Vec<Key>,
     },
     CurrentState,
+    /// Ours (0x102): the node's detailed state (role, master, lease, ballots, slots) as text.
+    NodeState,
     Replace {
         key: Key,
         wanted: Option<Bytes>,
@@ -169,16 +194,22 @@ pub enum Request {
     FlushStore,
     GetTxid,
     /// Fold all but the open TLog file and the last `keep` sealed ones into the head and remove
-    /// them. The reply is a [`ReplyKind::StepStream`].
+    /// them. The reply is a [`ReplyKind::StepStream`]. `keep` is as sent: below 1 is refused by
+    /// the server, as Arakoon refuses it.
     CollapseTlogs {
-        keep: u32,
+        keep: i32,
     },
-    /// Bring the head up to the store's committed slot, then collapse as [`Request::CollapseTlogs`].
+    /// Bring the head up to the store's committed slot, then collapse as [`Request::CollapseTlogs`];
+    /// the reply is the bare rc.
     CopyDbToHead {
-        keep: u32,
+        keep: i32,
     },
-    /// The node's head, streamed as [`DbFrame`]s (a wiped node's catch-up from a collapsed peer).
+    /// Arakoon's `get_db` (0x1b): rc 0, int64 size, then the database file's bytes
+    /// ([`ReplyKind::DbFile`]).
     GetDb,
+    /// Ours (0x101): the node's head, streamed as [`DbFrame`]s (a wiped node's catch-up from a
+    /// collapsed peer).
+    FetchHead,
 }
 
 /// What a request's successful reply carries, so that the client knows how to decode it.
@@ -196,13 +227,19 @@ pub enum ReplyKind {
     Int64,
     Version,
     Consistency,
-    /// `last_entries`: a stream of [`EntryFrame`]s.
+    /// `catchup_entries`: a stream of [`EntryFrame`]s.
     EntryStream,
-    /// `collapse_tlogs`, `copy_db_to_head`: int32 total steps (the payload), then that many
-    /// [`StepFrame`]s, fewer if a step fails (a failed step is the last).
+    /// `collapse_tlogs`: int32 total steps (the payload), then that many [`StepFrame`]s, fewer if
+    /// a step fails (a failed step is the last).
     StepStream,
-    /// `get_db`: [`DbFrame`]s follow.
+    /// `fetch_head`: [`DbFrame`]s follow.
     DbStream,
+    /// `get_db`: int64 size (the payload), then that many bytes of the database file.
+    DbFile,
+    /// `last_entries2` / `last_entries3`: Arakoon's entry stream follows.
+    ArakoonEntries,
+    /// `user_hook`: the hook's own bytes follow.
+    Hook,
 }
 
 /// A successful reply's payload.
@@ -236,7 +273,8 @@ pub enum Decoded {
 pub enum RequestError {
     #[error("command word {0:#010x} lacks the magic {MAGIC:#010x}")]
     NoMagic(u32),
-    #[error("{0:#x}: command not found")]
+    /// Arakoon's wording: the code in hex without `0x`.
+    #[error("{0:x}: command not found")]
     UnknownCommand(u32),
     #[error("{name} ({code:#x}) is not supported by this node")]
     NotSupported { code: u32, name: &'static str },
@@ -392,7 +430,15 @@ impl Request {
             Range { .. } => 0x0b,
             PrefixKeys { .. } => 0x0c,
             TestAndSet { .. } => 0x0d,
+            CatchupEntries { .. } => 0x100,
             LastEntries { .. } => 0x0e,
+            LastEntries2 { .. } => 0x40,
+            LastEntries3 { .. } => 0x46,
+            UserHook { .. } => 0x45,
+            GetRouting => 0x18,
+            GetNurseryCfg => 0x20,
+            FetchHead => 0x101,
+            NodeState => 0x102,
             RangeEntries { .. } => 0x0f,
             Sequence { synced: false, .. } => 0x10,
             Sequence { synced: true, .. } => 0x24,
@@ -467,13 +513,18 @@ impl Request {
     pub fn reply_kind(&self) -> ReplyKind {
         use Request::*;
         match self {
-            Ping { .. } | Statistics | CurrentState => ReplyKind::String,
+            Ping { .. } | Statistics | CurrentState | NodeState => ReplyKind::String,
             WhoMaster => ReplyKind::OptionString,
             Exists { .. } | ExpectProgressPossible => ReplyKind::Bool,
             Get { .. } => ReplyKind::String,
             Range { .. } | PrefixKeys { .. } => ReplyKind::Keys,
             TestAndSet { .. } | UserFunction { .. } | Replace { .. } => ReplyKind::OptionString,
-            LastEntries { .. } => ReplyKind::EntryStream,
+            CatchupEntries { .. } => ReplyKind::EntryStream,
+            LastEntries { .. } => ReplyKind::Unit,
+            LastEntries2 { .. } | LastEntries3 { .. } => ReplyKind::ArakoonEntries,
+            UserHook { .. } => ReplyKind::Hook,
+            GetRouting | GetNurseryCfg => ReplyKind::String,
+            FetchHead => ReplyKind::DbStream,
             RangeEntries { .. } | RevRangeEntries { .. } => ReplyKind::Entries,
             MultiGet { .. } => ReplyKind::Values,
             MultiGetOption { .. } => ReplyKind::OptionValues,
@@ -481,8 +532,8 @@ impl Request {
             DeletePrefix { .. } => ReplyKind::Int32,
             Version => ReplyKind::Version,
             GetTxid => ReplyKind::Consistency,
-            CollapseTlogs { .. } | CopyDbToHead { .. } => ReplyKind::StepStream,
-            GetDb => ReplyKind::DbStream,
+            CollapseTlogs { .. } => ReplyKind::StepStream,
+            GetDb => ReplyKind::DbFile,
             Set { .. }
             | Delete { .. }
             | Sequence { .. }
@@ -493,7 +544,8 @@ impl Request {
             | AssertExists { .. }
             | DropMaster
             | Nop
-            | FlushStore => ReplyKind::Unit,
+            | FlushStore
+            | CopyDbToHead { .. } => ReplyKind::Unit,
         }
     }
 
@@ -515,11 +567,20 @@ impl Request {
             | Version
             | DropMaster
             | CurrentState
+            | NodeState
             | Nop
             | FlushStore
             | GetTxid
-            | GetDb => {}
-            CollapseTlogs { keep } | CopyDbToHead { keep } => buf.put_i32(*keep as i32),
+            | GetDb
+            | FetchHead
+            | GetRouting
+            | GetNurseryCfg => {}
+            CollapseTlogs { keep } | CopyDbToHead { keep } => buf.put_i32(*keep),
+            LastEntries { i } | LastEntries2 { i } | LastEntries3 { i } => buf.put_i64(*i),
+            UserHook { c, name } => {
+                c.encode(buf);
+                buf.put_bytes(name.as_bytes());
+            }
             Exists { c, key } | Get { c, key } | AssertExists { c, key } => {
                 c.encode(buf);
                 buf.put_bytes(key);
@@ -543,7 +604,7 @@ impl Request {
                 buf.put_option(expected.as_deref());
                 buf.put_option(wanted.as_deref());
             }
-            LastEntries { from_i, to_i } => {
+            CatchupEntries { from_i, to_i } => {
                 buf.put_i64(*from_i as i64);
                 buf.put_i64(*to_i as i64);
             }
@@ -615,18 +676,26 @@ fn decode_args(code: u32, r: &mut Reader<'_>) -> Result<Option<Request>, DecodeE
         0x0b => Range { c: c(r)?, range: decode_range(r)? },
         0x0c => PrefixKeys { c: c(r)?, prefix: r.bytes()?, max: decode_max(r)? },
         0x0d => TestAndSet { key: r.bytes()?, expected: r.option()?, wanted: r.option()? },
-        0x0e => {
+        0x100 => {
             let at = r.position();
             let (from, to) = (r.i64()?, r.i64()?);
             if from < 0 || to < from {
                 return Err(DecodeError::Invalid {
                     at,
-                    what: "last_entries",
+                    what: "catchup_entries",
                     reason: format!("slots {from}..={to} are not a range"),
                 });
             }
-            LastEntries { from_i: from as u64, to_i: to as u64 }
+            CatchupEntries { from_i: from as u64, to_i: to as u64 }
         }
+        0x0e => LastEntries { i: r.i64()? },
+        0x40 => LastEntries2 { i: r.i64()? },
+        0x46 => LastEntries3 { i: r.i64()? },
+        0x45 => UserHook { c: c(r)?, name: r.string("user hook name")? },
+        0x18 => GetRouting,
+        0x20 => GetNurseryCfg,
+        0x101 => FetchHead,
+        0x102 => NodeState,
         0x0f => RangeEntries { c: c(r)?, range: decode_range(r)? },
         0x10 => Sequence { updates: decode_sequence_payload(r)?, synced: false },
         0x24 => Sequence { updates: decode_sequence_payload(r)?, synced: true },
@@ -652,22 +721,11 @@ fn decode_args(code: u32, r: &mut Reader<'_>) -> Result<Option<Request>, DecodeE
         0x41 => Nop,
         0x42 => FlushStore,
         0x43 => GetTxid,
-        0x14 => CollapseTlogs { keep: decode_keep(r)? },
+        0x14 => CollapseTlogs { keep: r.i32()? },
         0x1b => GetDb,
-        0x44 => CopyDbToHead { keep: decode_keep(r)? },
+        0x44 => CopyDbToHead { keep: r.i32()? },
         _ => return Ok(None),
     }))
-}
-
-/// `tlogs_to_keep`: an int32 that must not be negative.
-fn decode_keep(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
-    let at = r.position();
-    let keep = r.i32()?;
-    u32::try_from(keep).map_err(|_| DecodeError::Invalid {
-        at,
-        what: "tlogs_to_keep",
-        reason: format!("{keep} files cannot be kept"),
-    })
 }
 
 /// The protocol table's name of a command code.
@@ -683,6 +741,14 @@ pub fn command_name(code: u32) -> &'static str {
         0x0c => "prefix_keys",
         0x0d => "test_and_set",
         0x0e => "last_entries",
+        0x100 => "catchup_entries",
+        0x101 => "fetch_head",
+        0x102 => "node_state",
+        0x18 => "get_routing",
+        0x20 => "get_nursery_cfg",
+        0x40 => "last_entries2",
+        0x45 => "user_hook",
+        0x46 => "last_entries3",
         0x0f => "range_entries",
         0x10 => "sequence",
         0x11 => "multi_get",
@@ -787,7 +853,12 @@ fn decode_reply_from(kind: ReplyKind, r: &mut Reader<'_>) -> Result<Reply, Decod
     }
     let s = STRING_BYTES_MIN;
     let payload = match kind {
-        ReplyKind::Unit | ReplyKind::EntryStream | ReplyKind::DbStream => Payload::Unit,
+        ReplyKind::Unit
+        | ReplyKind::EntryStream
+        | ReplyKind::DbStream
+        | ReplyKind::ArakoonEntries
+        | ReplyKind::Hook => Payload::Unit,
+        ReplyKind::DbFile => Payload::Int64(r.i64()?),
         ReplyKind::StepStream => Payload::Int32(r.i32()?),
         ReplyKind::Bool => Payload::Bool(r.bool()?),
         ReplyKind::String => Payload::String(r.bytes()?),
@@ -865,19 +936,25 @@ fn decode_entry_frame(r: &mut Reader<'_>) -> Result<EntryFrame, DecodeError> {
 
 // ---- collapse and get_db streams -----------------------------------------------------------
 
-/// One step of a `collapse_tlogs` / `copy_db_to_head` reply: int32 rc, string message. Steps are
-/// "folded N slots into the head (up to i=H)", then per file "removed NNN.tlog" or "kept NNN.tlog:
-/// a catch-up is reading it" (rc 0); a failure is a step with its rc and the error, and the last.
+/// One step of a `collapse_tlogs` reply, as Arakoon 1.9 writes it: rc 0 and an int64 (Arakoon
+/// sends a time since the collapse began; we send the milliseconds since it began). A failure is
+/// what Arakoon's exception handler writes: the rc and a message string, then the connection
+/// closes. What each step did is in the node's log, not on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepFrame {
-    pub rc: Rc,
-    pub message: String,
+pub enum StepFrame {
+    Done { elapsed_ms: i64 },
+    Failed { rc: Rc, message: String },
 }
 
 impl StepFrame {
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        buf.put_i32(self.rc.code() as i32);
-        buf.put_bytes(self.message.as_bytes());
+        match self {
+            StepFrame::Done { elapsed_ms } => {
+                buf.put_i32(Rc::Ok.code() as i32);
+                buf.put_i64(*elapsed_ms);
+            }
+            StepFrame::Failed { rc, message } => encode_error(*rc, message.as_bytes(), buf),
+        }
     }
 
     /// Decodes one frame from the start of `buf`: `Ok(None)` until it is all there.
@@ -885,7 +962,11 @@ impl StepFrame {
         let mut r = Reader::new(buf);
         let step = (|| {
             let rc = read_rc(&mut r, "step return code")?;
-            Ok(StepFrame { rc, message: r.string("step message")? })
+            if rc == Rc::Ok {
+                Ok(StepFrame::Done { elapsed_ms: r.i64()? })
+            } else {
+                Ok(StepFrame::Failed { rc, message: r.string("step message")? })
+            }
         })();
         match step {
             Ok(f) => Ok(Some((f, r.position()))),
@@ -895,8 +976,9 @@ impl StepFrame {
     }
 }
 
-/// One frame of a `get_db` stream, after rc 0: a header (string cluster id, int64 applied slot,
-/// -1 for none), chunks of pairs (int32 n > 0, then n times string key, string value: the
+/// One frame of our `fetch_head` stream (the private catch-up command; Arakoon's `get_db` is
+/// [`ReplyKind::DbFile`], whose file holds these same frames), after rc 0: a header (string
+/// cluster id, int64 applied slot, -1 for none), chunks of pairs (int32 n > 0, then n times string key, string value: the
 /// head's pairs in its own layout, as Arakoon's get_db sent its database file), and the end
 /// (int32 0, then int64 the number of pairs sent, a check against a cut stream).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -991,7 +1073,14 @@ mod tests {
             Range { c: Consistency::NoGuarantees, range: range.clone() },
             PrefixKeys { c: c(), prefix: b"p".to_vec(), max: None },
             TestAndSet { key: b"k".to_vec(), expected: None, wanted: Some(b"v".to_vec()) },
-            LastEntries { from_i: 3, to_i: 9 },
+            CatchupEntries { from_i: 3, to_i: 9 },
+            LastEntries { i: 3 },
+            LastEntries2 { i: 4 },
+            LastEntries3 { i: 5 },
+            UserHook { c: c(), name: "h".into() },
+            GetRouting,
+            GetNurseryCfg,
+            FetchHead,
             RangeEntries { c: c(), range: range.clone() },
             Sequence {
                 updates: vec![
@@ -1017,12 +1106,14 @@ mod tests {
             DropMaster,
             MultiGetOption { c: c(), keys: vec![b"a".to_vec()] },
             CurrentState,
+            NodeState,
             Replace { key: b"k".to_vec(), wanted: None },
             Nop,
             FlushStore,
             GetTxid,
             CollapseTlogs { keep: 1 },
             CopyDbToHead { keep: 0 },
+            CollapseTlogs { keep: -1 },
             GetDb,
         ]
     }
@@ -1068,15 +1159,10 @@ mod tests {
         assert_eq!(e.rc(), Rc::NoMagic);
         let unknown = (MAGIC | 0x77).to_le_bytes();
         let e = Request::decode(&unknown, VALUE_BYTES_MAX).unwrap_err();
-        assert_eq!((e.rc(), e.to_string().as_str()), (Rc::NotFound, "0x77: command not found"));
+        assert_eq!((e.rc(), e.to_string().as_str()), (Rc::NotFound, "77: command not found"));
         let nursery = (MAGIC | 0x17).to_le_bytes();
         let e = Request::decode(&nursery, VALUE_BYTES_MAX).unwrap_err();
         assert_eq!(e.rc(), Rc::NotSupported);
-        // collapse_tlogs keeping a negative number of files.
-        let mut neg = Vec::new();
-        neg.put_i32((MAGIC | 0x14) as i32);
-        neg.put_i32(-1);
-        assert_eq!(Request::decode(&neg, 1024).unwrap_err().rc(), Rc::BadInput);
         // A value above the limit is refused from its length prefix, before it arrives.
         let mut big = Vec::new();
         big.put_i32((MAGIC | 0x09) as i32);
@@ -1128,7 +1214,7 @@ mod tests {
     #[test]
     fn step_and_db_frames_round_trip() {
         let mut buf = Vec::new();
-        let step = StepFrame { rc: Rc::Ok, message: "removed 000.tlog".into() };
+        let step = StepFrame::Done { elapsed_ms: 12 };
         step.encode(&mut buf);
         assert_eq!(StepFrame::decode(&buf).unwrap(), Some((step, buf.len())));
         assert_eq!(StepFrame::decode(&buf[..buf.len() - 1]).unwrap(), None);

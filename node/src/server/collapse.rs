@@ -55,37 +55,92 @@ impl HeadShared {
 
 enum Progress {
     Total(usize),
-    Step(StepFrame),
+    /// A step done (what it did is logged here, not sent: Arakoon's steps carry an int64 only).
+    Step,
+    /// A failure before anything was announced, or after (then it ends the step stream).
     Fail(String),
+    /// The collapse finished.
+    Done,
 }
 
-fn step_frame(step: &Step) -> Option<StepFrame> {
-    let message = match step {
-        Step::Folding { .. } => return None,
+fn log_step(step: &Step) -> bool {
+    match step {
+        Step::Folding { .. } => return false,
         Step::Folded { head_i, slots } => {
-            format!("folded {slots} slots into the head, which covers every slot up to i={head_i}")
+            tracing::info!("collapse: folded {slots} slots into the head, which covers every slot up to i={head_i}")
         }
-        Step::Removed(name) => format!("removed {name}"),
+        Step::Removed(name) => tracing::info!("collapse: removed {name}"),
         Step::KeptPinned(name) => {
-            format!("kept {name}: a catch-up is reading it or a file before it")
+            tracing::info!("collapse: kept {name}: a catch-up is reading it or a file before it")
         }
-    };
-    Some(StepFrame { rc: Rc::Ok, message })
+    }
+    true
 }
 
-/// Answers `collapse_tlogs` (or, with `copy_db`, `copy_db_to_head`): rc 0, int32 total steps,
-/// then one [`StepFrame`] per step. Returns whether the connection may go on.
+/// Arakoon's refusal of a `tlogs_to_keep` below 1 (rc 0xff, then the connection closes):
+/// `collapse_tlogs` says "N is not acceptable", `copy_db_to_head` "tlogs_to_keep=N is not
+/// acceptable".
+pub fn refuse_keep(keep: i32, copy_db: bool) -> Option<Vec<u8>> {
+    if keep >= 1 {
+        return None;
+    }
+    let msg = if copy_db {
+        format!("tlogs_to_keep={keep} is not acceptable")
+    } else {
+        format!("{keep} is not acceptable")
+    };
+    let mut out = Vec::new();
+    encode_error(Rc::UnknownFailure, msg.as_bytes(), &mut out);
+    Some(out)
+}
+
+/// Arakoon's refusal of `copy_db_to_head` and `get_db` on the master: rc 0x20, then the
+/// connection closes.
+pub const ON_MASTER: &str = "Operation cannot be performed on master node";
+
+/// Asks the core whether this node is the master now; `None` when the core is gone.
+async fn is_master(shared: &Arc<Shared>) -> Option<bool> {
+    let (reply, answer) = oneshot::channel();
+    shared.core.send(CoreMsg::IsMaster { reply }).await.ok()?;
+    answer.await.ok()
+}
+
+/// Answers `collapse_tlogs` (or, with `copy_db`, `copy_db_to_head`). Returns whether the
+/// connection may go on.
+///
+/// `collapse_tlogs` answers as Arakoon 1.9 does: rc 0 and an int32 step count (0 when there is
+/// nothing to collapse, else the number of files to fold and remove plus 2, Arakoon's count), then
+/// exactly that many steps, each rc 0 and an int64 (the milliseconds since the start). A
+/// failure after the count is rc and message, and the connection closes.
+/// `copy_db_to_head` answers the bare rc 0 when done, 0x20 on the master.
 pub async fn serve_collapse<S: Stream>(
     stream: &mut S,
     shared: &Arc<Shared>,
-    keep: u32,
+    keep: i32,
     copy_db: bool,
 ) -> bool {
+    if let Some(refusal) = refuse_keep(keep, copy_db) {
+        let _ = stream.write_all(&refusal).await;
+        return false;
+    }
+    let keep = keep as u32;
     let mut out = Vec::new();
+    if copy_db {
+        match is_master(shared).await {
+            None => return false,
+            Some(true) => {
+                encode_error(Rc::NotSupported, ON_MASTER.as_bytes(), &mut out);
+                let _ = stream.write_all(&out).await;
+                return false;
+            }
+            Some(false) => {}
+        }
+    }
     let Ok(guard) = shared.head.lock.clone().try_lock_owned() else {
-        let e = CollapseError::Busy.to_string();
-        encode_error(Rc::UnknownFailure, e.as_bytes(), &mut out);
-        return stream.write_all(&out).await.is_ok();
+        // Arakoon's words for a second collapse at once.
+        encode_error(Rc::UnknownFailure, b"Collapsing already in progress", &mut out);
+        let _ = stream.write_all(&out).await;
+        return false;
     };
     let committed = if copy_db {
         let (reply, answer) = oneshot::channel();
@@ -106,22 +161,24 @@ pub async fn serve_collapse<S: Stream>(
         let send = |p: Progress| {
             let _ = tx.blocking_send(p);
         };
-        let mut announced = false;
         let result = (|| -> Result<(), CollapseError> {
             let plan = head::plan(dir.as_ref(), u64::from(keep))?;
             let fold_first = copy_db.then_some(committed).flatten();
-            send(Progress::Total(plan.steps() + usize::from(fold_first.is_some())));
-            announced = true;
+            // Arakoon announces the files to collapse plus 2, or 0.
+            let announced = if plan.first_kept.is_none() { 0 } else { plan.remove.len() + 2 };
+            send(Progress::Total(announced));
             let mut on_step = |s: &Step| {
-                if let Some(frame) = step_frame(s) {
-                    send(Progress::Step(frame));
+                if log_step(s) {
+                    send(Progress::Step);
                 }
             };
             if let Some(committed) = fold_first {
                 // The log's last slot is committed only once a later one exists.
                 let last = tlog::last_i(dir.as_ref())?.unwrap_or(0);
                 let target = committed.min(last.saturating_sub(1));
-                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut on_step)?;
+                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
+                    log_step(s);
+                })?;
             }
             let report = head::collapse_planned(
                 dir.as_ref(),
@@ -134,30 +191,52 @@ pub async fn serve_collapse<S: Stream>(
             tracing::info!(removed = ?report.removed, kept_pinned = ?report.kept_pinned, head_i = ?report.head_i, "collapsed");
             Ok(())
         })();
-        if let Err(e) = result {
-            tracing::warn!("collapse failed: {e}");
-            if !announced {
+        match result {
+            Ok(()) => send(Progress::Done),
+            Err(e) => {
+                tracing::warn!("collapse failed: {e}");
                 send(Progress::Fail(e.to_string()));
-            } else {
-                send(Progress::Step(StepFrame { rc: Rc::UnknownFailure, message: e.to_string() }));
             }
         }
     });
+    let started = std::time::Instant::now();
+    let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let (mut announced, mut sent) = (None::<usize>, 0usize);
     while let Some(p) = rx.recv().await {
         out.clear();
         match p {
             Progress::Total(n) => {
-                out.put_i32_le(Rc::Ok.code() as i32);
-                out.put_i32_le(n as i32);
+                announced = Some(n);
+                if !copy_db {
+                    out.put_i32_le(Rc::Ok.code() as i32);
+                    out.put_i32_le(n as i32);
+                }
             }
-            Progress::Step(frame) => frame.encode(&mut out),
+            Progress::Step => {
+                // Never more steps than announced: an original client reads exactly that many.
+                if !copy_db && announced.is_some_and(|n| sent + 1 < n) {
+                    sent += 1;
+                    StepFrame::Done { elapsed_ms: elapsed() }.encode(&mut out);
+                }
+            }
+            Progress::Done => {
+                if copy_db {
+                    out.put_i32_le(Rc::Ok.code() as i32);
+                } else {
+                    // The last announced step is the end; pad if fewer steps were reported.
+                    while announced.is_some_and(|n| sent < n) {
+                        sent += 1;
+                        StepFrame::Done { elapsed_ms: elapsed() }.encode(&mut out);
+                    }
+                }
+            }
             Progress::Fail(message) => {
                 encode_error(Rc::UnknownFailure, message.as_bytes(), &mut out);
                 let _ = stream.write_all(&out).await;
                 return false;
             }
         }
-        if stream.write_all(&out).await.is_err() {
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
             return false;
         }
     }
@@ -174,60 +253,88 @@ impl PutLe for Vec<u8> {
     }
 }
 
-/// Answers `get_db`: the head's pairs as [`DbFrame`]s, or not_found when this node has no head.
-/// Waits for a running collapse. Returns whether the connection may go on.
-pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
+/// Writes the head's [`DbFrame`]s (header, chunks of pairs, end) to `emit` until it returns
+/// false. The head is not written meanwhile (the caller holds [`HeadShared::lock`]), so two
+/// passes see the same frames: `get_db` measures them first, then sends them.
+fn head_frames(
+    head: &SledStore,
+    cluster_id: &str,
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> Result<(), StoreError> {
+    let mut bytes = Vec::new();
+    DbFrame::Header { cluster_id: cluster_id.to_string(), applied: head.applied() }
+        .encode(&mut bytes);
+    if !emit(bytes) {
+        return Ok(());
+    }
+    let mut chunk = Vec::with_capacity(DB_CHUNK_PAIRS);
+    let mut sent = 0u64;
+    for pair in head.export() {
+        chunk.push(pair?);
+        if chunk.len() >= DB_CHUNK_PAIRS {
+            sent += chunk.len() as u64;
+            let mut bytes = Vec::new();
+            DbFrame::Pairs(std::mem::take(&mut chunk)).encode(&mut bytes);
+            if !emit(bytes) {
+                return Ok(());
+            }
+        }
+    }
+    sent += chunk.len() as u64;
+    let mut bytes = Vec::new();
+    if !chunk.is_empty() {
+        DbFrame::Pairs(chunk).encode(&mut bytes);
+    }
+    DbFrame::End { pairs: sent }.encode(&mut bytes);
+    emit(bytes);
+    Ok(())
+}
+
+/// Answers our `fetch_head` (the private catch-up command): the head's pairs as [`DbFrame`]s, or
+/// not_found when this node has no head. Waits for a running collapse. Returns whether the
+/// connection may go on.
+pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
     let guard = shared.head.lock.clone().lock_owned().await;
     let path = shared.head.path.clone();
     let mut out = Vec::new();
     if !path.is_dir() {
         let msg = format!(
             "this node has no head at {} (its TLog was never collapsed): fetch its entries with \
-             last_entries",
+             catchup_entries",
             path.display()
         );
         encode_error(Rc::NotFound, msg.as_bytes(), &mut out);
         return stream.write_all(&out).await.is_ok();
     }
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
     let cluster_id = shared.cluster_id.clone();
     tokio::task::spawn_blocking(move || {
         let _guard = guard;
-        let result = (|| -> Result<(), StoreError> {
-            let head = SledStore::open(&path, &cluster_id)?;
-            let mut bytes = Vec::new();
-            bytes.put_i32_le(Rc::Ok.code() as i32);
-            DbFrame::Header { cluster_id: cluster_id.clone(), applied: head.applied() }
-                .encode(&mut bytes);
-            if tx.blocking_send(Ok(bytes)).is_err() {
-                return Ok(());
-            }
-            let mut chunk = Vec::with_capacity(DB_CHUNK_PAIRS);
-            let mut sent = 0u64;
-            for pair in head.export() {
-                chunk.push(pair?);
-                if chunk.len() >= DB_CHUNK_PAIRS {
-                    sent += chunk.len() as u64;
-                    let mut bytes = Vec::new();
-                    DbFrame::Pairs(std::mem::take(&mut chunk)).encode(&mut bytes);
-                    if tx.blocking_send(Ok(bytes)).is_err() {
-                        return Ok(());
-                    }
+        let result = SledStore::open(&path, &cluster_id).and_then(|head| {
+            let mut first = true;
+            head_frames(&head, &cluster_id, &mut |mut bytes| {
+                if std::mem::take(&mut first) {
+                    let mut with_rc = (Rc::Ok.code() as i32).to_le_bytes().to_vec();
+                    with_rc.append(&mut bytes);
+                    bytes = with_rc;
                 }
-            }
-            sent += chunk.len() as u64;
-            let mut bytes = Vec::new();
-            if !chunk.is_empty() {
-                DbFrame::Pairs(chunk).encode(&mut bytes);
-            }
-            DbFrame::End { pairs: sent }.encode(&mut bytes);
-            let _ = tx.blocking_send(Ok(bytes));
-            Ok(())
-        })();
+                tx.blocking_send(Ok(bytes)).is_ok()
+            })
+        });
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(e.to_string()));
         }
     });
+    forward(stream, rx, "fetch_head").await
+}
+
+/// Writes what a producer thread sends; an error before any bytes is answered with rc 0xff, one
+/// after cuts the stream (the reader sees no end). Returns whether the connection may go on.
+async fn forward<S: Stream>(
+    stream: &mut S,
+    mut rx: mpsc::Receiver<Result<Vec<u8>, String>>,
+    what: &str,
+) -> bool {
     let mut first = true;
     while let Some(item) = rx.recv().await {
         match item {
@@ -237,13 +344,12 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
                 }
             }
             Err(e) => {
-                tracing::warn!("get_db: {e}");
+                tracing::warn!("{what}: {e}");
                 if first {
-                    out.clear();
+                    let mut out = Vec::new();
                     encode_error(Rc::UnknownFailure, e.as_bytes(), &mut out);
                     let _ = stream.write_all(&out).await;
                 }
-                // A cut stream: the catcher sees no end frame and gives up.
                 return false;
             }
         }
@@ -252,32 +358,94 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
     true
 }
 
-/// Asks the node at `addr` to collapse (`copy_db`: copy_db_to_head), calling `on_step` with each
-/// step as it arrives. Returns the number of steps announced; a failed step is an error.
+/// Answers Arakoon's `get_db` as Arakoon frames it: rc 0, an int64 size, then the database file's
+/// bytes; on the master rc 0x20 and a close. The file is ours: the node's state at its committed
+/// slot as [`DbFrame`]s (the head is first brought up to that slot, as `copy_db_to_head` does,
+/// so the live store is never read while the core writes it). README says how to restore it.
+pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
+    let mut out = Vec::new();
+    match is_master(shared).await {
+        None => return false,
+        Some(true) => {
+            encode_error(Rc::NotSupported, ON_MASTER.as_bytes(), &mut out);
+            let _ = stream.write_all(&out).await;
+            return false;
+        }
+        Some(false) => {}
+    }
+    let (reply, answer) = oneshot::channel();
+    if shared.core.send(CoreMsg::Committed { reply }).await.is_err() {
+        return false;
+    }
+    let Ok(committed) = answer.await else { return false };
+    let guard = shared.head.lock.clone().lock_owned().await;
+    let (dir, path) = (shared.dir.clone(), shared.head.path.clone());
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
+    let cluster_id = shared.cluster_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let result = (|| -> Result<(), String> {
+            if let Some(committed) = committed {
+                // The log's last slot is committed only once a later one exists.
+                let last = tlog::last_i(dir.as_ref()).map_err(|e| e.to_string())?.unwrap_or(0);
+                let target = committed.min(last.saturating_sub(1));
+                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
+                    log_step(s);
+                })
+                .map_err(|e| e.to_string())?;
+            }
+            let head = SledStore::open(&path, &cluster_id).map_err(|e| e.to_string())?;
+            let mut size = 0u64;
+            head_frames(&head, &cluster_id, &mut |b| {
+                size += b.len() as u64;
+                true
+            })
+            .map_err(|e| e.to_string())?;
+            let mut first = Vec::with_capacity(12);
+            first.put_i32_le(Rc::Ok.code() as i32);
+            first.extend_from_slice(&(size as i64).to_le_bytes());
+            if tx.blocking_send(Ok(first)).is_err() {
+                return Ok(());
+            }
+            head_frames(&head, &cluster_id, &mut |b| tx.blocking_send(Ok(b)).is_ok())
+                .map_err(|e| e.to_string())
+        })();
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    forward(stream, rx, "get_db").await
+}
+
+/// Asks the node at `addr` to collapse (`copy_db`: copy_db_to_head), calling `on_step` with the
+/// step number and its int64 (milliseconds since the start) as each arrives. Returns the number
+/// of steps announced (0 for copy_db_to_head, which answers the bare rc); a failure is an error.
 pub async fn request_collapse<N: Network>(
     net: &N,
     addr: SocketAddr,
     cluster_id: &str,
-    keep: u32,
+    keep: i32,
     copy_db: bool,
-    on_step: &mut dyn FnMut(usize, &StepFrame),
+    on_step: &mut dyn FnMut(usize, i64),
 ) -> Result<usize, String> {
     let request =
         if copy_db { Request::CopyDbToHead { keep } } else { Request::CollapseTlogs { keep } };
     let (mut stream, reply) =
         ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
     let total = match reply {
-        Ok(crate::protocol::client::Payload::Int32(n)) => {
+        Ok(crate::protocol::client::Payload::Unit) if copy_db => return Ok(0),
+        Ok(crate::protocol::client::Payload::Int32(n)) if !copy_db => {
             usize::try_from(n).map_err(|_| format!("{addr}: {n} steps"))?
         }
         Ok(other) => return Err(format!("{addr}: unexpected {other:?}")),
         Err((rc, message)) => return Err(format!("{addr}: {rc}: {message}")),
     };
     for done in 1..=total {
-        let (frame, _) = stream.next("step", StepFrame::decode).await?;
-        on_step(done, &frame);
-        if frame.rc != Rc::Ok {
-            return Err(format!("{addr}: step {done} of {total}: {}: {}", frame.rc, frame.message));
+        match stream.next("step", StepFrame::decode).await?.0 {
+            StepFrame::Done { elapsed_ms } => on_step(done, elapsed_ms),
+            StepFrame::Failed { rc, message } => {
+                return Err(format!("{addr}: step {done} of {total}: {rc}: {message}"));
+            }
         }
     }
     Ok(total)
@@ -293,9 +461,9 @@ pub async fn fetch_db<N: Network>(
     progress: OnProgress<'_>,
 ) -> Result<SledStore, String> {
     let (mut stream, reply) =
-        ReplyStream::open(net, addr, cluster_id, &Request::GetDb, SILENCE_TIMEOUT_MS).await?;
+        ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
     if let Err((rc, message)) = reply {
-        return Err(format!("{addr} refused get_db: {rc}: {message}"));
+        return Err(format!("{addr} refused fetch_head: {rc}: {message}"));
     }
     let (tx, mut rx) = mpsc::channel::<PairItem>(4 * DB_CHUNK_PAIRS);
     let (dest_owned, id) = (dest.to_path_buf(), cluster_id.to_string());

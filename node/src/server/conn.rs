@@ -7,8 +7,9 @@
 //! stays open only for the return codes that allow it. A client that sends half a request and
 //! stalls is dropped after `request_stall_ms`; an idle connection between requests is fine.
 //!
-//! `last_entries` (catch-up) is answered here, from the TLog files, so that a long catch-up never
-//! holds the core.
+//! `catchup_entries` (ours) and Arakoon's `last_entries2` / `last_entries3` are answered here,
+//! from the TLog files, so that a long catch-up never holds the core. Arakoon 1.9's own
+//! `last_entries` (0x0e) answers rc 0 and closes, as 1.9 does (it no longer supports it).
 
 use super::env::Stream;
 use super::shared::{CoreMsg, Shared};
@@ -109,16 +110,17 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
     }
     let mut out = Vec::with_capacity(4096);
     loop {
-        let decoded = Request::decode(&buf, shared.max_buffer_size);
+        let request_max = super::limits::request_bytes_max(shared.max_buffer_size);
+        let decoded = Request::decode(&buf, request_max);
         let request = match decoded {
             Ok(Decoded::Request(req, n)) => {
                 buf.drain(..n);
                 req
             }
             Ok(Decoded::NeedMore) => {
-                if buf.len() > shared.max_buffer_size as usize + 64 {
+                if buf.len() > request_max as usize + 64 {
                     let msg = format!(
-                        "request exceeds max_buffer_size ({} bytes)",
+                        "request exceeds {request_max} bytes (twice max_buffer_size {}, plus                          framing); send smaller requests",
                         shared.max_buffer_size
                     );
                     out.clear();
@@ -142,11 +144,37 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                 return;
             }
         };
-        if let Request::LastEntries { from_i, to_i } = request {
-            if !stream_entries(&mut stream, &shared, from_i, to_i).await {
+        if let Some(refusal) = super::limits::refuse_early(&request, &shared) {
+            tracing::debug!("refused {}: rc {:?}", request.name(), refusal.rc);
+            let _ = stream.write_all(&refusal.bytes).await;
+            if refusal.close {
                 return;
             }
             continue;
+        }
+        let streamed = match request {
+            Request::CatchupEntries { from_i, to_i } => {
+                Some(stream_entries(&mut stream, &shared, from_i, Some(to_i), Flavour::Ours).await)
+            }
+            Request::LastEntries { .. } => {
+                // Arakoon 1.9 writes rc 0, then fails "no longer supported" and drops the client.
+                let _ = stream.write_all(&(Rc::Ok.code() as i32).to_le_bytes()).await;
+                return;
+            }
+            Request::LastEntries2 { i } | Request::LastEntries3 { i } => {
+                let flavour = if matches!(request, Request::LastEntries2 { .. }) {
+                    Flavour::Arakoon2
+                } else {
+                    Flavour::Arakoon3
+                };
+                Some(stream_entries(&mut stream, &shared, i.max(0) as u64, None, flavour).await)
+            }
+            _ => None,
+        };
+        match streamed {
+            Some(true) => continue,
+            Some(false) => return,
+            None => {}
         }
         // Collapse and the head's transfer run beside the core, never in it.
         let beside = match request {
@@ -157,6 +185,9 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                 Some(super::collapse::serve_collapse(&mut stream, &shared, keep, true).await)
             }
             Request::GetDb => Some(super::collapse::serve_get_db(&mut stream, &shared).await),
+            Request::FetchHead => {
+                Some(super::collapse::serve_fetch_head(&mut stream, &shared).await)
+            }
             _ => None,
         };
         match beside {
@@ -187,7 +218,12 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
 async fn refuse_request<S: Stream>(stream: &mut S, e: &RequestError, out: &mut Vec<u8>) {
     tracing::debug!("refused a request: {e}");
     out.clear();
-    encode_error(e.rc(), e.to_string().as_bytes(), out);
+    if let RequestError::NoMagic(_) = e {
+        // Arakoon writes the bare int32 rc 1 and drops the client: no message follows.
+        out.put_i32(Rc::NoMagic.code() as i32);
+    } else {
+        encode_error(e.rc(), e.to_string().as_bytes(), out);
+    }
     let _ = stream.write_all(out).await;
 }
 
@@ -203,11 +239,24 @@ const INLINE_READ_BYTES_MAX: usize = 64 << 20;
 /// One entry of a `last_entries` stream, encoded, or why reading stopped.
 type EntryItem = Result<(u64, Vec<u8>), String>;
 
+/// How an entry stream is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    /// Our `catchup_entries`: [`EntryFrame`]s.
+    Ours,
+    /// Arakoon's `last_entries2`: int32 1, TLog entries (int64 i, crc32c, the cmd string), int64
+    /// -1, int64 -2; nothing after rc 0 when nothing is committed.
+    Arakoon2,
+    /// Arakoon's `last_entries3`: as `last_entries2`, but int64 -2 also when nothing is committed.
+    Arakoon3,
+}
+
 /// Reads the committed entries `from_i..=to_i` into `send` until it returns false.
 fn read_entries(
     dir: &dyn tlog::LogDir,
     from_i: u64,
     to_i: u64,
+    flavour: Flavour,
     send: &mut dyn FnMut(EntryItem) -> bool,
 ) {
     let result = tlog::for_each_committed(dir, from_i, true, &mut |e| {
@@ -215,7 +264,11 @@ fn read_entries(
             return Err(None);
         }
         let mut bytes = Vec::new();
-        EntryFrame::Entry(e.i, e.value).encode(&mut bytes);
+        if flavour == Flavour::Ours {
+            EntryFrame::Entry(e.i, e.value).encode(&mut bytes);
+        } else {
+            tlog::encode_entry(&mut bytes, e.i, &e.value, None);
+        }
         if send(Ok((e.i, bytes))) {
             Ok(())
         } else {
@@ -227,13 +280,14 @@ fn read_entries(
     }
 }
 
-/// Streams the committed entries `from_i..=to_i` this node holds. Returns whether the
-/// connection may go on.
+/// Streams the committed entries `from_i..=to_i` (`None`: up to the last committed) this node
+/// holds. Returns whether the connection may go on.
 async fn stream_entries<S: Stream>(
     stream: &mut S,
     shared: &Arc<Shared>,
     from_i: u64,
-    to_i: u64,
+    to_i: Option<u64>,
+    flavour: Flavour,
 ) -> bool {
     let (reply, answer) = oneshot::channel();
     if shared.core.send(CoreMsg::Committed { reply }).await.is_err() {
@@ -241,6 +295,23 @@ async fn stream_entries<S: Stream>(
     }
     let Ok(committed) = answer.await else { return false };
     let mut out = Vec::new();
+    if flavour != Flavour::Ours {
+        out.put_i32(Rc::Ok.code() as i32);
+        let Some(committed) = committed else {
+            if flavour == Flavour::Arakoon3 {
+                out.put_i64(-2);
+            }
+            return stream.write_all(&out).await.is_ok();
+        };
+        if from_i > committed {
+            // Arakoon streams the empty run: int32 1, the end of the entries, the end.
+            out.put_i32(1);
+            out.put_i64(-1);
+            out.put_i64(-2);
+            return stream.write_all(&out).await.is_ok();
+        }
+    }
+    let to_i = to_i.unwrap_or(u64::MAX);
     let Some(committed) = committed.filter(|c| *c >= from_i) else {
         let msg = format!("this node has not committed slot {from_i} yet");
         encode_error(Rc::NotFound, msg.as_bytes(), &mut out);
@@ -257,6 +328,12 @@ async fn stream_entries<S: Stream>(
     };
     let guard = match pinned {
         Ok(Ok(crate::head::Pinned::Reading(guard))) => guard,
+        Ok(Ok(crate::head::Pinned::Collapsed { .. })) if flavour != Flavour::Ours => {
+            // Arakoon would send its head's database file here (int32 2); ours is a different
+            // file, so the stream ends after rc 0 and the connection closes (README).
+            let _ = stream.write_all(&out).await;
+            return false;
+        }
         Ok(Ok(crate::head::Pinned::Collapsed { first_i })) => {
             let msg = format!(
                 "collapsed: this node's TLog starts at slot {first_i}; slot {from_i} and the ones \
@@ -277,7 +354,7 @@ async fn stream_entries<S: Stream>(
     let dir = shared.dir.clone();
     let mut rx = if shared.inline {
         let (mut items, mut bytes) = (Vec::new(), 0usize);
-        read_entries(dir.as_ref(), from_i, to_i, &mut |item| {
+        read_entries(dir.as_ref(), from_i, to_i, flavour, &mut |item| {
             bytes += item.as_ref().map_or(0, |(_, b)| b.len());
             items.push(item);
             // A short stream is fine: the catcher asks again from where it got.
@@ -293,11 +370,17 @@ async fn stream_entries<S: Stream>(
         let (tx, rx) = mpsc::channel::<EntryItem>(64);
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            read_entries(dir.as_ref(), from_i, to_i, &mut |item| tx.blocking_send(item).is_ok());
+            read_entries(dir.as_ref(), from_i, to_i, flavour, &mut |item| {
+                tx.blocking_send(item).is_ok()
+            });
         });
         rx
     };
-    out.put_i32(Rc::Ok.code() as i32);
+    if flavour == Flavour::Ours {
+        out.put_i32(Rc::Ok.code() as i32);
+    } else {
+        out.put_i32(1);
+    }
     let mut next = from_i;
     while let Some(item) = rx.recv().await {
         match item {
@@ -322,6 +405,11 @@ async fn stream_entries<S: Stream>(
         }
     }
     drop(rx);
-    EntryFrame::End.encode(&mut out);
+    if flavour == Flavour::Ours {
+        EntryFrame::End.encode(&mut out);
+    } else {
+        out.put_i64(-1);
+        out.put_i64(-2);
+    }
     stream.write_all(&out).await.is_ok()
 }

@@ -114,6 +114,7 @@ pub async fn serve<N: Network, C: Clock>(
         connections: AtomicUsize::new(0),
         max_connections: config.max_connections,
         max_buffer_size: config.max_buffer_size,
+        max_value_size: config.max_value_size,
         request_stall_ms: config.client_stall_ms,
         head: super::collapse::HeadShared::new(&node.tlog_dir),
         inline: options.storage.inline(),

@@ -198,6 +198,10 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
             CoreMsg::Committed { reply } => {
                 let _ = reply.send(self.shell.machine.committed_i());
             }
+            CoreMsg::IsMaster { reply } => {
+                let me = &self.config.nodes[self.me].name;
+                let _ = reply.send(self.shell.master_name(self.now()).as_ref() == Some(me));
+            }
             CoreMsg::Client { request, reply } => {
                 let now = self.now();
                 self.shell.request(now, request, reply, &mut self.io).map_err(stopped)?;

@@ -14,6 +14,8 @@ pub enum CoreMsg {
     Client { request: Request, reply: oneshot::Sender<Reply> },
     /// The last committed slot (for `last_entries`).
     Committed { reply: oneshot::Sender<Option<u64>> },
+    /// Whether this node is the master now (copy_db_to_head and get_db are refused there).
+    IsMaster { reply: oneshot::Sender<bool> },
 }
 
 /// What the event loop shares with connection tasks.
@@ -24,6 +26,8 @@ pub struct Shared {
     pub connections: AtomicUsize,
     pub max_connections: usize,
     pub max_buffer_size: u32,
+    /// Arakoon's value-size limit, checked before the core (server/limits.rs).
+    pub max_value_size: u32,
     pub request_stall_ms: u64,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,

@@ -15,9 +15,9 @@
 
 mod reads;
 mod requests;
+pub mod state_name;
+pub mod statistics;
 mod status;
-
-pub use requests::too_large;
 
 use crate::config::ClusterConfig;
 use crate::consensus::{Action, ClientReqId, Input, Machine, Msg, NodeIdx, RoleName};
@@ -154,7 +154,10 @@ pub struct Shell<S: Store, W> {
     /// The catch-up in progress.
     catching_up: Option<CatchUpJob>,
     catch_up_epoch: u64,
-    started_ms: u64,
+    /// The time of the input being handled (for the statistics' timings).
+    now_ms: u64,
+    /// Arakoon's operation counters (shell/statistics.rs).
+    stats: statistics::Statistics,
     /// The machine's actions, reused between inputs.
     actions: Vec<Action>,
 }
@@ -176,7 +179,8 @@ impl<S: Store, W> Shell<S, W> {
             next_req: 1,
             catching_up: None,
             catch_up_epoch: 0,
-            started_ms: now_ms,
+            now_ms,
+            stats: statistics::Statistics::new(now_ms),
             actions: Vec::new(),
         }
     }
@@ -197,6 +201,16 @@ impl<S: Store, W> Shell<S, W> {
         input: Input,
         out: &mut impl Outbox<W>,
     ) -> Result<(), ShellError> {
+        self.now_ms = now_ms;
+        match &input {
+            Input::Tick => self.stats.report_if_due(now_ms),
+            Input::Message { from, msg } => {
+                if let Some(i) = statistics::slot_of(msg) {
+                    self.stats.witness(&self.config.names[*from], i);
+                }
+            }
+            _ => {}
+        }
         let mut actions = std::mem::take(&mut self.actions);
         let was_master = self.machine.role() == RoleName::Master;
         self.machine.handle(now_ms, input, &mut actions);
@@ -221,6 +235,7 @@ impl<S: Store, W> Shell<S, W> {
             }
             Action::Apply { i, value, clients } => self.apply(i, &value, &clients, out)?,
             Action::Reply { id, result } => {
+                self.stats.forget(id.0);
                 if let Some(waiter) = self.pending.remove(&id.0) {
                     let (rc, message) = crate::rc::reply_of(&result, &self.machine.config().names);
                     out.reply(waiter, consensus_reply(rc, message));
@@ -255,6 +270,11 @@ impl<S: Store, W> Shell<S, W> {
         }
         let results = self.store.apply(i, value)?;
         for (id, result) in clients.iter().zip(results) {
+            let count = match &result {
+                Ok(UpdateOutput::Count(n)) => Some(usize::try_from(*n).unwrap_or(0)),
+                _ => None,
+            };
+            self.stats.end(id.0, self.now_ms, count);
             if let Some(waiter) = self.pending.remove(&id.0) {
                 out.reply(waiter, update_reply(result));
             }

@@ -5,6 +5,7 @@
 //! answers are read in the shell's own turn, so a read never sees a slot that is committed but
 //! not applied.
 
+use super::statistics::Op;
 use super::{failed, Outbox, Reply, Shell, ShellError};
 use crate::consensus::{Input, RoleName};
 use crate::protocol::client::{Consistency, Payload, Request, SPOKEN_VERSION};
@@ -47,7 +48,19 @@ impl<S: Store, W> Shell<S, W> {
                 return Ok(());
             }
         }
+        // Arakoon: drop_master is refused on a single node and a no-op (OK) on a node that is not
+        // the master.
         if let Request::DropMaster = request {
+            let me = &self.config.names[self.config.me];
+            if self.config.names.len() == 1 {
+                let msg = "drop master not supported for singletons";
+                out.reply(waiter, failed(Rc::NotSupported, msg));
+                return Ok(());
+            }
+            if self.master_name(now_ms).as_ref() != Some(me) {
+                out.reply(waiter, Reply::Ok(Payload::Unit));
+                return Ok(());
+            }
             if let Some(id) = self.wait(waiter, out) {
                 self.feed(now_ms, Input::DropMaster { id }, out)?;
             }
@@ -60,7 +73,16 @@ impl<S: Store, W> Shell<S, W> {
 
     fn read(&mut self, now_ms: u64, request: Request) -> Result<Reply, ShellError> {
         let fail = |rc: Rc, message: Vec<u8>| failed(rc, message);
-        let s = &self.store;
+        // Reads are answered at once: timed by the node's clock, they take 0 s.
+        let now = now_ms;
+        if let Request::GetRouting | Request::GetNurseryCfg = request {
+            // Arakoon reads the routing on the master only; a cluster without one has none.
+            return Ok(match self.read_gate(now_ms, &request, Consistency::Consistent) {
+                Ok(()) => fail(Rc::NotFound, b"Not_found".to_vec()),
+                Err(refusal) => refusal,
+            });
+        }
+        let (s, stats) = (&self.store, &mut self.stats);
         Ok(match request {
             Request::Ping { cluster_id, .. } => {
                 if cluster_id != self.config.cluster_id {
@@ -76,24 +98,41 @@ impl<S: Store, W> Shell<S, W> {
             }
             Request::Exists { key, .. } => Reply::Ok(Payload::Bool(s.exists(&key)?)),
             Request::Get { key, .. } => match s.get(&key)? {
-                Some(v) => Reply::Ok(Payload::String(v)),
+                Some(v) => {
+                    stats.record(Op::Get, now, now, v.len());
+                    Reply::Ok(Payload::String(v))
+                }
                 None => fail(Rc::NotFound, key),
             },
-            Request::Range { range, .. } => Reply::Ok(Payload::Keys(s.range(&range)?)),
+            Request::Range { range, .. } => {
+                let keys = s.range(&range)?;
+                stats.record(Op::Range, now, now, keys.len());
+                Reply::Ok(Payload::Keys(keys))
+            }
             Request::PrefixKeys { prefix, max, .. } => {
-                Reply::Ok(Payload::Keys(s.prefix_keys(&prefix, max)?))
+                let keys = s.prefix_keys(&prefix, max)?;
+                stats.record(Op::PrefixKeys, now, now, keys.len());
+                Reply::Ok(Payload::Keys(keys))
             }
             Request::RangeEntries { range, .. } => {
-                Reply::Ok(Payload::Entries(s.range_entries(&range)?))
+                let entries = s.range_entries(&range)?;
+                stats.record(Op::RangeEntries, now, now, entries.len());
+                Reply::Ok(Payload::Entries(entries))
             }
             Request::RevRangeEntries { range, .. } => {
-                Reply::Ok(Payload::Entries(s.rev_range_entries(&range)?))
+                let entries = s.rev_range_entries(&range)?;
+                stats.record(Op::RevRangeEntries, now, now, entries.len());
+                Reply::Ok(Payload::Entries(entries))
             }
             Request::MultiGet { keys, .. } => match s.multi_get(&keys)? {
-                Ok(values) => Reply::Ok(Payload::Values(values)),
+                Ok(values) => {
+                    stats.record(Op::MultiGet, now, now, 0);
+                    Reply::Ok(Payload::Values(values))
+                }
                 Err(missing) => fail(Rc::NotFound, missing),
             },
             Request::MultiGetOption { keys, .. } => {
+                stats.record(Op::MultiGetOption, now, now, 0);
                 Reply::Ok(Payload::OptionValues(s.multi_get_option(&keys)?))
             }
             Request::Assert { key, value, .. } => {
@@ -116,19 +155,29 @@ impl<S: Store, W> Shell<S, W> {
             Request::ExpectProgressPossible => {
                 Reply::Ok(Payload::Bool(self.machine.expect_progress_possible(now_ms)))
             }
-            Request::Statistics => Reply::Ok(Payload::String(self.statistics(now_ms))),
+            Request::Statistics => {
+                let node_is = self.stats.node_is(&self.config.names[self.config.me], s.applied());
+                Reply::Ok(Payload::String(self.stats.encode(&node_is)))
+            }
             Request::Version => {
                 let (major, minor, patch) = SPOKEN_VERSION;
-                let info = format!("arakoon-rs {}", env!("CARGO_PKG_VERSION"));
+                let info = crate::server::limits::version_info();
                 Reply::Ok(Payload::Version { major, minor, patch, info })
             }
             Request::CurrentState => {
+                let name = super::state_name::arakoon_state_name(
+                    self.machine.role(),
+                    self.master_name(now_ms).is_some(),
+                );
+                Reply::Ok(Payload::String(name.as_bytes().to_vec()))
+            }
+            Request::NodeState => {
                 Reply::Ok(Payload::String(self.current_state(now_ms).into_bytes()))
             }
-            Request::GetTxid => Reply::Ok(Payload::Consistency(match s.applied() {
-                Some(i) => Consistency::AtLeast(i),
-                None => Consistency::NoGuarantees,
-            })),
+            // Arakoon answers At_least 0 when nothing is applied.
+            Request::GetTxid => {
+                Reply::Ok(Payload::Consistency(Consistency::AtLeast(s.applied().unwrap_or(0))))
+            }
             Request::OptimizeDb | Request::DefragDb => {
                 if self.machine.role() == RoleName::Master {
                     let msg =

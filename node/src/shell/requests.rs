@@ -1,37 +1,12 @@
 //! Update admission: a client's update request becomes the machine's `ClientUpdate`, or is
 //! refused before it costs a round (an unknown user function, a value beyond the size limits).
 
-use super::{failed, Outbox, Reply, Shell, ShellConfig, ShellError};
+use super::{failed, Outbox, Reply, Shell, ShellError};
 use crate::consensus::Input;
 use crate::protocol::client::{Payload, Request};
 use crate::rc::Rc;
 use crate::store::Store;
 use crate::value::Update;
-
-/// Checks an update against the size limits; `Some(message)` refuses it.
-pub fn too_large(config: &ShellConfig, update: &Update) -> Option<String> {
-    let max = config.max_value_size as usize;
-    let big = |len: usize, what: &str| {
-        (len > max).then(|| format!("{what} of {len} bytes exceeds max_value_size ({max} bytes)"))
-    };
-    match update {
-        Update::Set { key, value } => big(key.len(), "key").or_else(|| big(value.len(), "value")),
-        Update::TestAndSet { key, wanted, .. } | Update::Replace { key, value: wanted } => {
-            big(key.len(), "key").or_else(|| big(wanted.as_ref().map_or(0, Vec::len), "value"))
-        }
-        Update::Sequence(us) | Update::SyncedSequence(us) => {
-            let total = update.encoded_len();
-            if total > config.max_buffer_size as usize {
-                return Some(format!(
-                    "sequence of {total} bytes exceeds max_buffer_size ({} bytes)",
-                    config.max_buffer_size
-                ));
-            }
-            us.iter().find_map(|u| too_large(config, u))
-        }
-        _ => None,
-    }
-}
 
 /// What becomes of an update request.
 enum Admission {
@@ -57,7 +32,9 @@ impl<S: Store, W> Shell<S, W> {
                 return Ok(());
             }
         };
+        let (op, size) = super::statistics::op_of(&update);
         let Some(id) = self.wait(waiter, out) else { return Ok(()) };
+        self.stats.begin(id.0, op, now_ms, size);
         self.feed(now_ms, Input::ClientUpdate { id, update }, out)
     }
 
@@ -94,8 +71,15 @@ impl<S: Store, W> Shell<S, W> {
                 return refuse(Rc::UnknownFailure, format!("{} is not an update", other.name()))
             }
         };
-        match too_large(&self.config, &update) {
-            Some(msg) => refuse(Rc::BadInput, msg),
+        // Values are held to max_value_size before the core (server/limits.rs, as Arakoon
+        // does); a sequence over the buffer limit is refused here, after the master check, as
+        // Arakoon orders them.
+        match crate::server::limits::sequence_too_large(&update, self.config.max_buffer_size) {
+            Some(msg) if self.machine.lease_valid(now_ms) => refuse(Rc::BadInput, msg),
+            Some(_) => {
+                let master = self.master_name(now_ms).unwrap_or_else(|| "None".into());
+                refuse(Rc::NotMaster, master)
+            }
             None => Ok(Admission::Propose(update)),
         }
     }

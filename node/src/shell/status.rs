@@ -1,8 +1,8 @@
-//! What a node says about itself: its role, `current_state`'s text and `statistics`.
+//! What a node says about itself: its role and `node_state`'s text (Arakoon's `current_state`
+//! names are shell/state_name.rs; its `statistics`, shell/statistics.rs).
 
 use super::Shell;
 use crate::consensus::RoleName;
-use crate::llio::Put;
 use crate::store::Store;
 
 /// A role's name as the node reports it.
@@ -31,37 +31,5 @@ impl<S: Store, W> Shell<S, W> {
             opt(self.store.applied()),
             self.machine.is_learner(),
         )
-    }
-
-    /// Statistics as Arakoon's named-value tree: a list named "arakoon_stats".
-    pub fn statistics(&self, now_ms: u64) -> Vec<u8> {
-        const INT64: i32 = 2;
-        const STRING: i32 = 4;
-        const LIST: i32 = 5;
-        let mut items: Vec<Vec<u8>> = Vec::new();
-        let mut int64 = |name: &str, v: u64| {
-            let mut b = Vec::new();
-            b.put_i32(INT64);
-            b.put_bytes(name.as_bytes());
-            b.put_i64(i64::try_from(v).unwrap_or(i64::MAX));
-            items.push(b);
-        };
-        int64("uptime_ms", now_ms.saturating_sub(self.started_ms));
-        int64("applied", self.store.applied().map_or(0, |i| i + 1));
-        int64("committed", self.machine.committed_i().map_or(0, |i| i + 1));
-        int64("pending_updates", self.pending.len() as u64);
-        let mut b = Vec::new();
-        b.put_i32(STRING);
-        b.put_bytes(b"role");
-        b.put_bytes(role_name(self.machine.role()).as_bytes());
-        items.push(b);
-        let mut out = Vec::new();
-        out.put_i32(LIST);
-        out.put_bytes(b"arakoon_stats");
-        out.put_i32(items.len() as i32);
-        for item in items.iter().rev() {
-            out.extend_from_slice(item);
-        }
-        out
     }
 }

@@ -140,15 +140,18 @@ pub trait Store: Send {
     fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self.get(key)?.is_some())
     }
-    /// All values, in request order, or the first missing key.
+    /// All values, in request order, or the missing key Arakoon names: Arakoon decodes the list
+    /// last-first and stops at the first missing key it meets, so the last missing one in
+    /// request (wire) order.
     fn multi_get(&self, keys: &[Key]) -> Result<Result<Vec<Bytes>, Key>, StoreError> {
         let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
+        for key in keys.iter().rev() {
             match self.get(key)? {
                 Some(v) => values.push(v),
                 None => return Ok(Err(key.clone())),
             }
         }
+        values.reverse();
         Ok(Ok(values))
     }
     fn multi_get_option(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>, StoreError> {

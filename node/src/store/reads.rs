@@ -28,9 +28,18 @@ fn non_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
     }
 }
 
+/// The low bound: an open one that is not inclusive still excludes the empty key, as in Arakoon's
+/// store, where an open low bound is the key prefix itself, taken with the inclusive flag.
+fn low_bound(key: &Option<Vec<u8>>, inclusive: bool) -> Bound<&[u8]> {
+    match key {
+        None if !inclusive => Bound::Excluded(&[]),
+        _ => bound(key, inclusive),
+    }
+}
+
 /// (low, high) for an ascending read, `None` when empty.
 pub(crate) fn ascending(range: &Range) -> Option<Bounds<'_>> {
-    let lo = bound(&range.first, range.first_inclusive);
+    let lo = low_bound(&range.first, range.first_inclusive);
     let hi = bound(&range.last, range.last_inclusive);
     non_empty(lo, hi).then_some((lo, hi))
 }
@@ -38,7 +47,7 @@ pub(crate) fn ascending(range: &Range) -> Option<Bounds<'_>> {
 /// (low, high) for a descending read, `None` when empty.
 pub(crate) fn descending(range: &Range) -> Option<Bounds<'_>> {
     let hi = bound(&range.first, range.first_inclusive);
-    let lo = bound(&range.last, range.last_inclusive);
+    let lo = low_bound(&range.last, range.last_inclusive);
     non_empty(lo, hi).then_some((lo, hi))
 }
 
