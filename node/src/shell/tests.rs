@@ -6,6 +6,7 @@ use crate::consensus::{Config, Durable};
 use crate::protocol::client::{Consistency, Request};
 use crate::store::MemoryStore;
 use crate::tlog::MemDir;
+use crate::value::Update;
 
 const LEASE: u64 = 1000;
 
@@ -106,11 +107,14 @@ fn the_read_gate_asks_for_the_lease_or_the_applied_slot() {
 }
 
 #[test]
-fn a_value_beyond_the_limit_is_refused_without_a_round() {
+fn a_sequence_beyond_the_buffer_limit_is_refused_without_a_round() {
+    // (A single value over max_value_size never reaches the shell: the connection refuses it,
+    // as Arakoon does, in server/limits.rs.)
     let (mut s, mut out) = (shell(1), Recorder::default());
     let now = drive(&mut s, &mut out, 0, 3 * LEASE);
     let (sends, applied) = (out.sends, out.applied.len());
-    let set = Request::Set { key: b"k".to_vec(), value: vec![0; 17] };
+    let updates = vec![Update::Set { key: b"k".to_vec(), value: vec![0; 1100] }];
+    let set = Request::Sequence { updates, synced: false };
     s.request(now, set, 9, &mut out).unwrap();
     assert_eq!(out.replies.len(), 1);
     let (waiter, reply) = &out.replies[0];
