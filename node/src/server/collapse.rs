@@ -105,6 +105,21 @@ async fn is_master(shared: &Arc<Shared>) -> Option<bool> {
     answer.await.ok()
 }
 
+/// Refuses a command that only a slave answers (copy_db_to_head, get_db) when this node is the
+/// master, as Arakoon does: rc 0x20 and a close. True when the command may go on.
+async fn on_slave_only<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
+    match is_master(shared).await {
+        None => false,
+        Some(true) => {
+            let mut out = Vec::new();
+            encode_error(Rc::NotSupported, ON_MASTER.as_bytes(), &mut out);
+            let _ = stream.write_all(&out).await;
+            false
+        }
+        Some(false) => true,
+    }
+}
+
 /// Answers `collapse_tlogs` (or, with `copy_db`, `copy_db_to_head`). Returns whether the
 /// connection may go on.
 ///
@@ -125,16 +140,8 @@ pub async fn serve_collapse<S: Stream>(
     }
     let keep = keep as u32;
     let mut out = Vec::new();
-    if copy_db {
-        match is_master(shared).await {
-            None => return false,
-            Some(true) => {
-                encode_error(Rc::NotSupported, ON_MASTER.as_bytes(), &mut out);
-                let _ = stream.write_all(&out).await;
-                return false;
-            }
-            Some(false) => {}
-        }
+    if copy_db && !on_slave_only(stream, shared).await {
+        return false;
     }
     let Ok(guard) = shared.head.lock.clone().try_lock_owned() else {
         // Arakoon's words for a second collapse at once.
@@ -363,15 +370,8 @@ async fn forward<S: Stream>(
 /// slot as [`DbFrame`]s (the head is first brought up to that slot, as `copy_db_to_head` does,
 /// so the live store is never read while the core writes it). README says how to restore it.
 pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
-    let mut out = Vec::new();
-    match is_master(shared).await {
-        None => return false,
-        Some(true) => {
-            encode_error(Rc::NotSupported, ON_MASTER.as_bytes(), &mut out);
-            let _ = stream.write_all(&out).await;
-            return false;
-        }
-        Some(false) => {}
+    if !on_slave_only(stream, shared).await {
+        return false;
     }
     let (reply, answer) = oneshot::channel();
     if shared.core.send(CoreMsg::Committed { reply }).await.is_err() {
