@@ -653,9 +653,12 @@ mod tests {
     fn the_node_s_statistics_decode() {
         let mut stats = arakoon_node::shell::statistics::Statistics::new(1000);
         stats.record(arakoon_node::shell::statistics::Op::Set, 1000, 1200, 3);
-        let bytes = stats.encode(&[("n0".into(), 5)]);
+        let mem =
+            arakoon_node::shell::statistics::MemFigures { maxrss_kib: 2048, ..Default::default() };
+        let bytes = stats.encode(&[("n0".into(), 5)], &mem);
         let (name, value) = decode_statistics(&bytes).expect("decodes");
         assert_eq!(name, "arakoon_stats");
+        assert_eq!(value["mem_maxrss"], 2048, "{value}");
         assert_eq!(value["set_info"]["n"], 1, "{value}");
         assert_eq!(value["node_is"]["n0"], 5, "{value}");
     }

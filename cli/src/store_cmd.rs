@@ -38,6 +38,41 @@ pub enum StoreCommand {
                             --json"
     )]
     Verify(VerifyArgs),
+    /// Restore a stopped node from a file saved by get_db (Arakoon's downloadDb): the file's
+    /// state becomes the node's head and store, and its TLog restarts after it; on start the
+    /// node catches up the rest from its peers.
+    ///
+    /// The file is checked whole first (cluster id, framing, pair count, slot). A node that has
+    /// a store, a head or TLog files is left alone unless --yes is given: replacing them forgets
+    /// the node's log, as wiping it does, so restore one node at a time.
+    #[command(
+        after_help = "Examples:\n  arakoon-admin store restore n1.db --node n1 -config cluster.ini\n  \
+                            arakoon-admin store restore n1.db --node n1 -config cluster.ini --yes\n\n\
+                            Exit codes: 0 restored; 3 the node has files (pass --yes) or a bad \
+                            node name; 7 the file cannot be read; 45 the file is not a get_db file \
+                            of this cluster (the message says what is wrong); 40-50 writing the \
+                            node's files failed."
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The file saved by get_db.
+    #[arg(value_name = "FILE")]
+    file: std::path::PathBuf,
+    /// The (stopped) node to restore.
+    #[arg(long, value_name = "NAME")]
+    node: String,
+    /// The cluster's INI file; `-config FILE` works too, as for arakoon.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    config: std::path::PathBuf,
+    /// Replace the node's store, head and TLog files if it has any.
+    #[arg(long)]
+    yes: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -64,7 +99,66 @@ pub fn run(cmd: StoreCommand) -> Result<i32, Failure> {
     match cmd {
         StoreCommand::Dump(args) => dump(&args),
         StoreCommand::Verify(args) => verify(&args),
+        StoreCommand::Restore(args) => restore(&args),
     }
+}
+
+fn restore(args: &RestoreArgs) -> Result<i32, Failure> {
+    let config = crate::node_files::load_config(&args.config)?;
+    let node = &config.nodes[crate::node_files::node_index(&config, &args.config, &args.node)?];
+    let store = arakoon_node::server::startup::store_path(node);
+    if store.exists() {
+        // Opening the store fails while a node holds it: refuse to work under a running node.
+        if let Err(e @ arakoon_node::store::StoreError::Backend { .. }) =
+            SledStore::open(&store, &config.cluster_id)
+        {
+            let msg = format!("{e}; is {} running? stop it first", node.name);
+            return Err(Failure::new(45, msg));
+        }
+    }
+    let dir = FsDir::create_all(&node.tlog_dir).map_err(|e| {
+        Failure::new(
+            7,
+            format!("{}: cannot create the TLog directory: {e}", node.tlog_dir.display()),
+        )
+    })?;
+    if let Some(parent) = store.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Failure::new(7, format!("{}: cannot create the node's home: {e}", parent.display()))
+        })?;
+    }
+    let done = arakoon_node::head::restore_from_db_file(
+        &args.file,
+        &config.cluster_id,
+        &dir,
+        &node.tlog_dir,
+        &store,
+        args.yes,
+    )
+    .map_err(|e| Failure::new(e.exit_code(), e.to_string()))?;
+    let applied = done.applied.map_or("-".to_string(), |i| i.to_string());
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "node": node.name,
+                "applied": done.applied,
+                "pairs": done.pairs,
+                "head": done.head.display().to_string(),
+                "store": done.store.display().to_string(),
+            })
+        );
+    } else {
+        println!(
+            "restored {} at slot {applied} ({} pairs) into {} and {}; start it: it catches up \
+             the slots after {applied} from its peers",
+            node.name,
+            done.pairs,
+            done.head.display(),
+            done.store.display()
+        );
+    }
+    Ok(0)
 }
 
 /// Keys read from the store at a time, so that a large store is never all in memory.

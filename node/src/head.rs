@@ -453,10 +453,12 @@ impl PinsView<'_> {
 }
 
 mod adopt;
+mod restore;
 pub use adopt::{
     adopt_head, exchange, incoming_head_path, replace_store, store_copy_path, with_suffix,
     AdoptStep,
 };
+pub use restore::{restore_from_db_file, RestoreError, Restored};
 
 #[cfg(test)]
 mod tests;

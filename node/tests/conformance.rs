@@ -250,6 +250,9 @@ async fn a_single_node_answers_as_arakoon_1_9() {
     }
     assert!(info.ends_with("\"\n"), "{info:?}");
 
+    // A get to be timed: get (0x08), allow_dirty false, the key set above.
+    c.send(&cat(&[&cmd(0x08), &[0], &s(&[b'k'; 5000])])).expect(&cat(&[&OK, &s(&[1; 4095])]));
+
     // statistics: one string holding the tree "arakoon_stats" of 29 items, "start" first and
     // "node_is" (this node and its last slot) last; the set above is counted.
     c.send(&cmd(0x13)).expect(&OK);
@@ -262,6 +265,25 @@ async fn a_single_node_answers_as_arakoon_1_9() {
     let set_info = cat(&[&i32le(5), &s(b"set_info"), &i32le(6), &i32le(1), &s(b"n")]);
     let n_at = stats.windows(set_info.len()).position(|w| w == set_info).unwrap() + set_info.len();
     assert!(i32::from_le_bytes(stats[n_at..n_at + 4].try_into().unwrap()) >= 1);
+    // The get was timed on the process's clock: counted, and its longest took more than 0 s
+    // (the core's millisecond clock would say 0).
+    // Where the value of the field `name` of type `tag` starts, the first one at or after `from`.
+    let value_at = |from: usize, tag: i32, name: &[u8]| {
+        let field = cat(&[&i32le(tag), &s(name)]);
+        from + stats[from..].windows(field.len()).position(|w| w == field).unwrap() + field.len()
+    };
+    let get_info = value_at(0, 5, b"get_info");
+    let n_at = value_at(get_info, 1, b"n");
+    assert_eq!(i32::from_le_bytes(stats[n_at..n_at + 4].try_into().unwrap()), 1);
+    let max_at = value_at(get_info, 3, b"max");
+    let max = f64::from_le_bytes(stats[max_at..max_at + 8].try_into().unwrap());
+    assert!(max > 0.0 && max < 5.0, "get_info max {max}");
+    // mem_allocated (KiB resident) and mem_maxrss (KiB peak) come from the process.
+    let at = value_at(0, 3, b"mem_allocated");
+    let resident = f64::from_le_bytes(stats[at..at + 8].try_into().unwrap());
+    let at = value_at(0, 1, b"mem_maxrss");
+    let maxrss = i32::from_le_bytes(stats[at..at + 4].try_into().unwrap());
+    assert!(resident > 100.0 && maxrss > 100, "resident {resident} KiB, maxrss {maxrss} KiB");
 
     // current_state: the name of Arakoon's state machine state.
     c.send(&cmd(0x32)).expect(&cat(&[&OK, &s(b"Stable_master")]));

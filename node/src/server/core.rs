@@ -95,13 +95,15 @@ pub async fn serve<N: Network, C: Clock>(
         "starting"
     );
     let machine = Machine::new(ccfg, durable, clock.now_ms(), options.seed);
-    let shell = Shell::new(
+    let mut shell = Shell::new(
         machine,
         prepared.store,
         ShellConfig::new(&config, me),
         prepared.dir.clone(),
         clock.now_ms(),
     );
+    // The process's clock and memory figures for `statistics` (server/host.rs).
+    shell.set_host_probes(super::host::probes());
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
     let persister =

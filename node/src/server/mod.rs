@@ -14,6 +14,7 @@ pub mod env;
 pub mod error;
 pub mod event_loop;
 pub mod frame;
+pub mod host;
 pub mod limits;
 pub mod loglimit;
 pub mod peers;

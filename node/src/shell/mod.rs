@@ -158,6 +158,8 @@ pub struct Shell<S: Store, W> {
     now_ms: u64,
     /// Arakoon's operation counters (shell/statistics.rs).
     stats: statistics::Statistics,
+    /// The clock that times reads and the memory figures (zero unless the server sets them).
+    probes: statistics::HostProbes,
     /// The machine's actions, reused between inputs.
     actions: Vec<Action>,
 }
@@ -181,8 +183,15 @@ impl<S: Store, W> Shell<S, W> {
             catch_up_epoch: 0,
             now_ms,
             stats: statistics::Statistics::new(now_ms),
+            probes: statistics::HostProbes::default(),
             actions: Vec::new(),
         }
+    }
+
+    /// Hands in the process's clock and memory figures for `statistics` (the server does; the
+    /// simulator keeps the zero defaults so that it stays deterministic).
+    pub fn set_host_probes(&mut self, probes: statistics::HostProbes) {
+        self.probes = probes;
     }
 
     pub fn config(&self) -> &ShellConfig {

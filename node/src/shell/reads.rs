@@ -73,8 +73,12 @@ impl<S: Store, W> Shell<S, W> {
 
     fn read(&mut self, now_ms: u64, request: Request) -> Result<Reply, ShellError> {
         let fail = |rc: Rc, message: Vec<u8>| failed(rc, message);
-        // Reads are answered at once: timed by the node's clock, they take 0 s.
+        // Reads are answered at once, so the core's millisecond clock would time them at 0 s;
+        // the host's clock (zero in the simulator) is read around the store call instead.
         let now = now_ms;
+        let clock = self.probes.seconds;
+        let t0 = clock();
+        let took = || clock() - t0;
         if let Request::GetRouting | Request::GetNurseryCfg = request {
             // Arakoon reads the routing on the master only; a cluster without one has none.
             return Ok(match self.read_gate(now_ms, &request, Consistency::Consistent) {
@@ -99,41 +103,42 @@ impl<S: Store, W> Shell<S, W> {
             Request::Exists { key, .. } => Reply::Ok(Payload::Bool(s.exists(&key)?)),
             Request::Get { key, .. } => match s.get(&key)? {
                 Some(v) => {
-                    stats.record(Op::Get, now, now, v.len());
+                    stats.record_secs(Op::Get, took(), now, v.len());
                     Reply::Ok(Payload::String(v))
                 }
                 None => fail(Rc::NotFound, key),
             },
             Request::Range { range, .. } => {
                 let keys = s.range(&range)?;
-                stats.record(Op::Range, now, now, keys.len());
+                stats.record_secs(Op::Range, took(), now, keys.len());
                 Reply::Ok(Payload::Keys(keys))
             }
             Request::PrefixKeys { prefix, max, .. } => {
                 let keys = s.prefix_keys(&prefix, max)?;
-                stats.record(Op::PrefixKeys, now, now, keys.len());
+                stats.record_secs(Op::PrefixKeys, took(), now, keys.len());
                 Reply::Ok(Payload::Keys(keys))
             }
             Request::RangeEntries { range, .. } => {
                 let entries = s.range_entries(&range)?;
-                stats.record(Op::RangeEntries, now, now, entries.len());
+                stats.record_secs(Op::RangeEntries, took(), now, entries.len());
                 Reply::Ok(Payload::Entries(entries))
             }
             Request::RevRangeEntries { range, .. } => {
                 let entries = s.rev_range_entries(&range)?;
-                stats.record(Op::RevRangeEntries, now, now, entries.len());
+                stats.record_secs(Op::RevRangeEntries, took(), now, entries.len());
                 Reply::Ok(Payload::Entries(entries))
             }
             Request::MultiGet { keys, .. } => match s.multi_get(&keys)? {
                 Ok(values) => {
-                    stats.record(Op::MultiGet, now, now, 0);
+                    stats.record_secs(Op::MultiGet, took(), now, 0);
                     Reply::Ok(Payload::Values(values))
                 }
                 Err(missing) => fail(Rc::NotFound, missing),
             },
             Request::MultiGetOption { keys, .. } => {
-                stats.record(Op::MultiGetOption, now, now, 0);
-                Reply::Ok(Payload::OptionValues(s.multi_get_option(&keys)?))
+                let values = s.multi_get_option(&keys)?;
+                stats.record_secs(Op::MultiGetOption, took(), now, 0);
+                Reply::Ok(Payload::OptionValues(values))
             }
             Request::Assert { key, value, .. } => {
                 if s.get(&key)? == value {
@@ -157,7 +162,8 @@ impl<S: Store, W> Shell<S, W> {
             }
             Request::Statistics => {
                 let node_is = self.stats.node_is(&self.config.names[self.config.me], s.applied());
-                Reply::Ok(Payload::String(self.stats.encode(&node_is)))
+                let mem = (self.probes.memory)();
+                Reply::Ok(Payload::String(self.stats.encode(&node_is, &mem)))
             }
             Request::Version => {
                 let (major, minor, patch) = SPOKEN_VERSION;

@@ -10,7 +10,10 @@
 //! `last` are in seconds of that clock. Copied quirk: Arakoon writes the mean set size under the
 //! name `avg_get_size` and the mean get size under `avg_set_size`; we do the same, so that its
 //! decoder, which reads them positionally, gets them right. The memory fields (`mem_*`) describe
-//! OCaml's garbage collector; we send 0 for them.
+//! OCaml's process in Arakoon (KiB allocated by its GC, getrusage's maxrss, GC collection
+//! counts); the shell reads no OS figure (the simulator runs it), so they and the clock that
+//! times reads come from [`HostProbes`], which the server fills from the process and the
+//! simulator leaves at zero.
 
 use crate::llio::Put;
 use std::collections::BTreeMap;
@@ -82,6 +85,38 @@ fn float(out: &mut Vec<u8>, name: &str, v: f64) {
 fn list_header(name: &str, count: usize, out: &mut Vec<u8>) {
     header(out, 5, name);
     out.put_i32(i32::try_from(count).unwrap_or(i32::MAX));
+}
+
+/// The process's memory figures sent as `mem_*`: Arakoon's are OCaml GC figures; ours are the
+/// nearest a Rust process has (see [`HostProbes`] and README's conformance section).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MemFigures {
+    /// `mem_allocated`, KiB: Arakoon sends the KiB its GC ever allocated; we send the KiB
+    /// resident now (there is no GC whose allocations we could count).
+    pub allocated_kib: f64,
+    /// `mem_maxrss`, KiB: the peak resident size (getrusage's `ru_maxrss`), as Arakoon sends.
+    pub maxrss_kib: i32,
+    /// `mem_minor_collections`, `mem_major_collections`, `mem_compactions`: OCaml GC counts; a
+    /// Rust process has no collector, so these stay 0.
+    pub minor_collections: i32,
+    pub major_collections: i32,
+    pub compactions: i32,
+}
+
+/// What the statistics need from the host: a monotonic clock in seconds (to time reads, which
+/// the core's millisecond clock would show as 0 s) and the process's memory figures. Plain
+/// function pointers, so that the shell stays free of OS reads unless the server hands them in.
+#[derive(Debug, Clone, Copy)]
+pub struct HostProbes {
+    pub seconds: fn() -> f64,
+    pub memory: fn() -> MemFigures,
+}
+
+impl Default for HostProbes {
+    /// The simulator's probes: no clock (reads take 0 s) and zero memory figures.
+    fn default() -> Self {
+        HostProbes { seconds: || 0.0, memory: MemFigures::default }
+    }
 }
 
 /// The kinds of operation Arakoon times.
@@ -180,8 +215,15 @@ impl Statistics {
     /// Records one operation of `op` that began at `start_ms` and ended at `now_ms`; `size` is
     /// the value's length (set, get) or the number of keys (ranges, prefix, delete_prefix).
     pub fn record(&mut self, op: Op, start_ms: u64, now_ms: u64, size: usize) {
-        self.last = now_ms as f64 / 1000.0;
         let x = now_ms.saturating_sub(start_ms) as f64 / 1000.0;
+        self.record_secs(op, x, now_ms, size);
+    }
+
+    /// Records one operation of `op` that took `x` seconds and ended at `now_ms`.
+    pub fn record_secs(&mut self, op: Op, x: f64, now_ms: u64, size: usize) {
+        self.last = now_ms as f64 / 1000.0;
+        // A clock that went backwards must not give a negative duration.
+        let x = if x.is_finite() { x.max(0.0) } else { 0.0 };
         self.op.update(x);
         let size = size as f64;
         let (stats, mean) = match op {
@@ -275,8 +317,9 @@ impl Statistics {
         (self.avg_rev_range_entries_size, self.mget_option, self.in_flight, self.witnessed) = keep;
     }
 
-    /// The encoded tree; `node_is` is each node this one has heard of and its last slot.
-    pub fn encode(&self, node_is: &[(String, i64)]) -> Vec<u8> {
+    /// The encoded tree; `node_is` is each node this one has heard of and its last slot, `mem`
+    /// the process's memory figures.
+    pub fn encode(&self, node_is: &[(String, i64)], mem: &MemFigures) -> Vec<u8> {
         let mut out = Vec::new();
         // 2 times, 7 mean sizes, 14 x_stats, 5 memory fields, node_is.
         list_header("arakoon_stats", 29, &mut out);
@@ -304,11 +347,11 @@ impl Statistics {
         self.prefix.encode("prefix_info", &mut out);
         self.delete_prefix.encode("delete_prefix_info", &mut out);
         self.op.encode("op_info", &mut out);
-        float(&mut out, "mem_allocated", 0.0);
-        int(&mut out, "mem_maxrss", 0);
-        int(&mut out, "mem_minor_collections", 0);
-        int(&mut out, "mem_major_collections", 0);
-        int(&mut out, "mem_compactions", 0);
+        float(&mut out, "mem_allocated", mem.allocated_kib);
+        int(&mut out, "mem_maxrss", mem.maxrss_kib);
+        int(&mut out, "mem_minor_collections", mem.minor_collections);
+        int(&mut out, "mem_major_collections", mem.major_collections);
+        int(&mut out, "mem_compactions", mem.compactions);
         list_header("node_is", node_is.len(), &mut out);
         for (name, i) in node_is {
             header(&mut out, 2, name);
@@ -334,11 +377,20 @@ mod tests {
     }
 
     #[test]
+    fn a_read_timed_in_seconds_counts_and_a_backward_clock_counts_zero() {
+        let mut s = Statistics::new(0);
+        s.record_secs(Op::Get, 0.000_25, 5, 3);
+        s.record_secs(Op::Get, -1.0, 5, 3);
+        assert_eq!((s.get.n, s.get.max, s.get.min), (2, 0.000_25, 0.0));
+    }
+
+    #[test]
     fn the_tree_starts_as_arakoon_s_and_ends_with_node_is() {
         let mut s = Statistics::new(1000);
         s.record(Op::Set, 1000, 1500, 10);
         s.record(Op::Get, 1500, 1500, 4);
-        let bytes = s.encode(&[("n0".into(), 7)]);
+        let mem = MemFigures { allocated_kib: 2.5, maxrss_kib: 9, ..MemFigures::default() };
+        let bytes = s.encode(&[("n0".into(), 7)], &mem);
         // list "arakoon_stats" of 29 items, then float "start" = 1.0
         let mut want = vec![5, 0, 0, 0, 13, 0, 0, 0];
         want.extend_from_slice(b"arakoon_stats");
@@ -355,6 +407,11 @@ mod tests {
         // The swapped names: "avg_get_size" carries the mean set size (10).
         let at = bytes.windows(12).position(|w| w == b"avg_get_size").unwrap() + 12;
         assert_eq!(f64::from_bits(u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())), 10.0);
+        // The memory figures handed in are the ones sent.
+        let at = bytes.windows(13).position(|w| w == b"mem_allocated").unwrap() + 13;
+        assert_eq!(f64::from_bits(u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())), 2.5);
+        let at = bytes.windows(10).position(|w| w == b"mem_maxrss").unwrap() + 10;
+        assert_eq!(i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 9);
         s.report_if_due(1000 + REPORT_PERIOD_MS - 1);
         assert_eq!(s.set.n, 1, "not yet due");
         s.report_if_due(1000 + REPORT_PERIOD_MS);
