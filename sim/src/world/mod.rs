@@ -17,4 +17,4 @@ mod run;
 pub mod script;
 
 pub use faults::FaultMix;
-pub use run::{run_seed, Outcome, RunReport, SimConfig};
+pub use run::{run_seed, Outcome, RunReport, Shape, SimConfig};

@@ -62,6 +62,41 @@ pub struct SimConfig {
     /// and the TLog ([`arakoon_chaos::drill::SIM_CONFIG_KEYS`]); checked as a node checks its
     /// file. The TLog's files are otherwise small (64 entries) so that rollover happens often.
     pub overrides: Vec<(String, String)>,
+    /// Swarm mode only (no fixed fault mix, no script): each seed draws its deployment's shape
+    /// from its own RNG instead of running `nodes`: 1 to 5 nodes and, sometimes, a `quorum`
+    /// override at or above the majority (an override below it gives up safety by design, so
+    /// it is never drawn). See [`Shape`].
+    pub draw_shape: bool,
+}
+
+/// A deployment's shape: its size and its quorum override, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub nodes: usize,
+    pub quorum: Option<usize>,
+}
+
+impl Shape {
+    /// The largest cluster drawn: Arakoon's deployments run 1 to 5 nodes.
+    pub const MAX_NODES: usize = 5;
+
+    /// Draws a shape: sizes 1 to 5 equally often (even sizes are where a quorum's rounding
+    /// shows), and for one seed in four a quorum override between the majority and the size.
+    pub fn draw(rng: &mut ChaCha8Rng) -> Shape {
+        let nodes = rng.gen_range(1..=Shape::MAX_NODES);
+        let majority = nodes / 2 + 1;
+        let quorum =
+            (majority < nodes && rng.gen_bool(0.25)).then(|| rng.gen_range(majority..=nodes));
+        Shape { nodes, quorum }
+    }
+
+    /// "4 nodes", "3 nodes, quorum 3": how reports name it.
+    pub fn describe(&self) -> String {
+        match self.quorum {
+            Some(q) => format!("{} nodes, quorum {q}", self.nodes),
+            None => format!("{} nodes", self.nodes),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -83,6 +118,7 @@ impl Default for SimConfig {
             check_time_limit_ms: 30_000,
             key_distribution: KeyDistribution::Uniform,
             overrides: Vec::new(),
+            draw_shape: false,
         }
     }
 }
@@ -123,6 +159,8 @@ pub struct RunReport {
     pub ops: Vec<super::history::OpSummary>,
     /// For a drill: how long after its last step a node held a valid lease (ms).
     pub master_after_script_ms: Option<u64>,
+    /// The deployment's shape the run had ("4 nodes", "3 nodes, quorum 3"): drawn or fixed.
+    pub shape: String,
 }
 
 #[derive(Debug)]
@@ -860,8 +898,9 @@ impl World {
                 (self.mix.loss, self.mix.delay_max_us) = (loss, delay_max_us);
             }
             // A disk is lost only while every other node is up: losing a majority's disks is
-            // beyond what any consensus protocol survives.
-            Fault::Wipe(_) if !(0..n).all(|k| k == victim || self.healthy(k)) => {}
+            // beyond what any consensus protocol survives (and a single node's disk is all of
+            // them).
+            Fault::Wipe(_) if n < 2 || !(0..n).all(|k| k == victim || self.healthy(k)) => {}
             Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
                 let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
                 let keep: u64 = self.rng.gen();
@@ -1096,12 +1135,34 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         (None, false) => FaultMix::none(),
         (None, true) => FaultMix::swarm(&mut rng),
     };
+    // The shape is drawn after the mix, so that a seed's mix is the same with and without it.
+    let drawn = (cfg.draw_shape && cfg.faults.is_none() && cfg.script.is_empty())
+        .then(|| Shape::draw(&mut rng));
+    let mut cfg = cfg.clone();
+    if let Some(shape) = drawn {
+        cfg.nodes = shape.nodes;
+        cfg.overrides.retain(|(k, _)| k != "quorum");
+        if let Some(q) = shape.quorum {
+            cfg.overrides.push(("quorum".into(), q.to_string()));
+        }
+    }
+    let cfg = &cfg;
+    let shape = Shape {
+        nodes: cfg.nodes,
+        quorum: cfg
+            .overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "quorum")
+            .and_then(|(_, v)| v.parse().ok()),
+    }
+    .describe();
     let nodes: Vec<SimNode> =
         names(cfg.nodes).into_iter().map(|n| SimNode::new(n, SimClock::default())).collect();
     let cluster = match cluster_config(cfg) {
         Ok(c) => c,
         Err(e) => {
-            let mut report = RunReport::new(seed, mix.describe());
+            let mut report = RunReport { shape, ..RunReport::new(seed, mix.describe()) };
             let detail = format!("{e}");
             report.outcome = Outcome::Violation(Violation { check: "configuration", detail });
             return report;
@@ -1130,7 +1191,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         script: ScriptState::new(cfg.script.clone()),
         unnotified: vec![Vec::new(); cfg.nodes],
         last_role: vec![""; cfg.nodes],
-        report: RunReport::new(seed, mix.describe()),
+        report: RunReport { shape, ..RunReport::new(seed, mix.describe()) },
         violation: None,
         mix,
     };
@@ -1243,6 +1304,7 @@ impl RunReport {
             roles: Vec::new(),
             ops: Vec::new(),
             master_after_script_ms: None,
+            shape: String::new(),
         }
     }
 
