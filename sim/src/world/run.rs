@@ -161,6 +161,9 @@ pub struct RunReport {
     pub master_after_script_ms: Option<u64>,
     /// The deployment's shape the run had ("4 nodes", "3 nodes, quorum 3"): drawn or fixed.
     pub shape: String,
+    /// Without a drill: how long after the last fault healed the first write was acknowledged
+    /// (ms); `None` if none was within the liveness bound.
+    pub write_after_heal_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -283,6 +286,7 @@ pub(super) struct World {
     /// Each node's role at its last change (for the drill report's node lanes).
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
+    pub(super) liveness: super::liveness::Liveness,
 }
 
 const TICK_MS: u64 = 10;
@@ -403,6 +407,10 @@ impl World {
     /// Starts a stopped node; a node whose disk was lost is first restored from a peer, or, with
     /// no peer running, tried again later.
     pub(super) fn restart(&mut self, k: NodeIdx) {
+        if self.liveness.holds(k) {
+            // Kept down by the liveness check until it is released.
+            return;
+        }
         if self.nodes[k].is_up() || self.nodes[k].disk_full {
             // A node on a full disk is started once space is freed (Event::DiskFreed).
             return;
@@ -417,8 +425,27 @@ impl World {
         self.start_node(k);
     }
 
+    /// A voter, now or once restarted: neither a lost disk nor a learner rebuilt after one.
+    fn voter(&self, k: NodeIdx) -> bool {
+        let node = &self.nodes[k];
+        match &node.state {
+            _ if node.wiped => false,
+            Some(s) => !s.machine.is_learner(),
+            None => arakoon_node::tlog::BallotRecord::load(&node.disk).map_or(true, |b| !b.learner),
+        }
+    }
+
+    /// Whether node `k` may lose its vote (its disk lost, or damaged past repair, so that it is
+    /// rebuilt as a learner): only while the other voters still make a quorum, or the cluster
+    /// could never elect the master that turns it back into a voter. Losing more is beyond
+    /// what any consensus protocol survives, and a single node's disk is all of them.
+    fn may_lose_vote(&self, k: NodeIdx) -> bool {
+        let others = (0..self.cfg.nodes).filter(|p| *p != k && self.voter(*p)).count();
+        others >= self.cluster.quorum()
+    }
+
     /// Up, and a voter (not a learner rebuilt after a lost disk).
-    fn healthy(&self, k: NodeIdx) -> bool {
+    pub(super) fn healthy(&self, k: NodeIdx) -> bool {
         self.nodes[k].state.as_ref().is_some_and(|s| !s.machine.is_learner())
     }
 
@@ -801,6 +828,9 @@ impl World {
                 if let OpKind::Set(v) = &p.kind {
                     self.acknowledged.insert(v.clone());
                 }
+                if !matches!(p.kind, OpKind::Get | OpKind::Range) {
+                    self.note_write_acknowledged();
+                }
             }
             OpResult::Fail(Rc::NotMaster, m) => {
                 self.report.ops_failed += 1;
@@ -897,10 +927,10 @@ impl World {
                 apply(self, Resolved { fault: Fault::Heal, strikes: Strikes::Cluster });
                 (self.mix.loss, self.mix.delay_max_us) = (loss, delay_max_us);
             }
-            // A disk is lost only while every other node is up: losing a majority's disks is
-            // beyond what any consensus protocol survives (and a single node's disk is all of
-            // them).
-            Fault::Wipe(_) if n < 2 || !(0..n).all(|k| k == victim || self.healthy(k)) => {}
+            // A disk is lost only while every other node is up, and its vote can be spared.
+            Fault::Wipe(_)
+                if !self.may_lose_vote(victim)
+                    || !(0..n).all(|k| k == victim || self.healthy(k)) => {}
             Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
                 let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
                 let keep: u64 = self.rng.gen();
@@ -952,7 +982,7 @@ impl World {
                 apply(self, on_victim(Fault::Pause { target: Target::Node(victim), duration }));
             }
             // Damage at rest on a stopped node's sealed TLog file: must be caught at restart.
-            Fault::Bitflip { .. } if !self.nodes[victim].is_up() => {
+            Fault::Bitflip { .. } if !self.nodes[victim].is_up() && self.may_lose_vote(victim) => {
                 let fault = Fault::Bitflip { target: Target::Node(victim), store: false };
                 let note = apply(self, on_victim(fault));
                 if !note.is_empty() {
@@ -976,20 +1006,25 @@ impl World {
         }
     }
 
+    /// Node `k`'s role as reports name it.
+    pub(super) fn role_name(&self, k: NodeIdx) -> &'static str {
+        use arakoon_node::consensus::RoleName;
+        match &self.nodes[k].state {
+            None => "down",
+            Some(_) if self.nodes[k].paused => "paused",
+            Some(s) => match s.machine.role() {
+                RoleName::Master => "master",
+                RoleName::Slave => "slave",
+                RoleName::Candidate => "candidate",
+                RoleName::CatchingUp => "catching_up",
+            },
+        }
+    }
+
     /// Records each node's role when it changes (for a drill report's node lanes).
     fn note_roles(&mut self) {
-        use arakoon_node::consensus::RoleName;
         for k in 0..self.cfg.nodes {
-            let role = match &self.nodes[k].state {
-                None => "down",
-                Some(_) if self.nodes[k].paused => "paused",
-                Some(s) => match s.machine.role() {
-                    RoleName::Master => "master",
-                    RoleName::Slave => "slave",
-                    RoleName::Candidate => "candidate",
-                    RoleName::CatchingUp => "catching_up",
-                },
-            };
+            let role = self.role_name(k);
             if self.last_role[k] != role {
                 self.report.roles.push((self.now_us / 1000, k, role.to_string()));
                 self.last_role[k] = role;
@@ -1070,7 +1105,10 @@ impl World {
             Event::ClientRequest { node, client, op } => self.client_request(node, client, op),
             Event::ClientReply { client, op, result } => self.client_done(client, op, result),
             Event::ClientNext { client } => {
-                if self.now_us < self.cfg.duration_ms * 1000 {
+                // Clients stop at the run's end, or once the liveness check saw its write.
+                let checking =
+                    self.liveness.healed_at_us.is_some() && self.liveness.write_at_us.is_none();
+                if self.now_us < self.cfg.duration_ms * 1000 || checking {
                     self.client_next(client);
                 }
             }
@@ -1193,6 +1231,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         last_role: vec![""; cfg.nodes],
         report: RunReport { shape, ..RunReport::new(seed, mix.describe()) },
         violation: None,
+        liveness: Default::default(),
         mix,
     };
     for k in 0..cfg.nodes {
@@ -1209,7 +1248,14 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     // The run, then a quiet period: faults stop, everything heals and restarts, so the end state
     // can be compared.
     let end_us = cfg.duration_ms * 1000;
-    let settle_us = end_us + 10 * cfg.lease_ms * 1000;
+    // Without a drill, the liveness check runs first (`super::liveness`), then the end state
+    // settles for as long as it did before the check was added.
+    let check_us = if cfg.script.is_empty() {
+        super::liveness::LIVENESS_LEASES * cfg.lease_ms * 1000
+    } else {
+        0
+    };
+    let settle_us = end_us + check_us + 10 * cfg.lease_ms * 1000;
     let mut healed = false;
     while let Some((at, event)) = w.agenda.pop() {
         if at > settle_us || w.violation.is_some() {
@@ -1231,8 +1277,13 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             for k in kept.into_iter().chain(lost) {
                 w.restart(k);
             }
+            if cfg.script.is_empty() {
+                let quorum = w.cluster.quorum();
+                w.start_liveness(quorum);
+            }
         }
         w.step(event);
+        w.check_liveness();
     }
     w.report.simulated_ms = w.now_us / 1000;
     w.report.history_ops = w.history.len();
@@ -1305,6 +1356,7 @@ impl RunReport {
             ops: Vec::new(),
             master_after_script_ms: None,
             shape: String::new(),
+            write_after_heal_ms: None,
         }
     }
 
