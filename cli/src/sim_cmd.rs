@@ -41,8 +41,11 @@ pub struct SimArgs {
     /// Run a range of seeds, `A..B` (B excluded).
     #[arg(long, default_value = "0..20")]
     seeds: String,
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
-    nodes: u8,
+    /// Cluster size, 1 to 5; or `draw`: with `--faults swarm` each seed draws its shape from
+    /// its RNG (1 to 5 nodes, sometimes a quorum override at or above the majority), and the
+    /// summary counts the seeds of each shape. With a fixed fault mix, `draw` runs 3 nodes.
+    #[arg(long, default_value = "3", value_parser = parse_nodes, value_name = "N|draw")]
+    nodes: Nodes,
     #[arg(long, default_value_t = 5)]
     clients: usize,
     /// Simulated duration of each run, e.g. 60s or 500ms.
@@ -105,6 +108,32 @@ pub struct MergeArgs {
     output: Option<PathBuf>,
 }
 
+/// `--nodes`: a fixed size or a shape drawn per seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nodes {
+    Fixed(u8),
+    Draw,
+}
+
+impl std::fmt::Display for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Nodes::Fixed(n) => write!(f, "{n}"),
+            Nodes::Draw => f.write_str("draw"),
+        }
+    }
+}
+
+fn parse_nodes(text: &str) -> Result<Nodes, String> {
+    if text == "draw" {
+        return Ok(Nodes::Draw);
+    }
+    match text.parse::<u8>() {
+        Ok(n) if (1..=5).contains(&n) => Ok(Nodes::Fixed(n)),
+        _ => Err(format!("{text:?}: give a cluster size from 1 to 5, or `draw`")),
+    }
+}
+
 fn parse_duration_ms(text: &str) -> Result<u64, Failure> {
     let bad = || Failure::new(3, format!("--duration {text:?}: write it as 60s, 1500ms or 2m"));
     let (num, unit) =
@@ -161,7 +190,11 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     };
     let keep_trace = args.trace.is_some() || args.determinism;
     let cfg = SimConfig {
-        nodes: args.nodes as usize,
+        nodes: match args.nodes {
+            Nodes::Fixed(n) => usize::from(n),
+            Nodes::Draw => 3,
+        },
+        draw_shape: args.nodes == Nodes::Draw,
         clients: args.clients,
         duration_ms: parse_duration_ms(&args.duration)?,
         think_us: parse_pause_us(&args.pause)?,
@@ -178,7 +211,7 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     let slice = if shard == Shard::ALL { String::new() } else { format!(", shard {shard}") };
     println!(
         "simulating seeds {}..{}{slice}: {} seeds on {jobs} worker(s) ({} nodes, {} clients, {} each, faults {:?})",
-        range.start, range.end, seeds.len(), cfg.nodes, cfg.clients, args.duration, args.faults
+        range.start, range.end, seeds.len(), args.nodes, cfg.clients, args.duration, args.faults
     );
     if let Some(dir) = &args.history {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -214,7 +247,7 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         if written.is_ok() {
             written = write_outputs(&args, seed, r, &bar);
         }
-        report.add(&result, cfg.nodes, replay);
+        report.add(&result, replay);
         bar.inc(1);
         bar.set_message(format!("seeds ({} failed)", report.failed_seeds()));
     });
@@ -271,6 +304,9 @@ fn summarize(report: &CampaignReport) -> i32 {
     let sizes: Vec<String> =
         report.per_nodes.iter().map(|(n, v)| format!("{n} nodes {v}")).collect();
     println!("seeds per cluster size: {}", sizes.join(", "));
+    if report.per_shape.len() > report.per_nodes.len() {
+        println!("seeds per shape: {}", count(&report.per_shape));
+    }
     if !report.per_fault.is_empty() {
         println!("seeds per fault family: {}", count(&report.per_fault));
     }

@@ -234,7 +234,13 @@ impl ClusterConfig {
 
     /// The quorum in force: configured, or a majority.
     pub fn quorum(&self) -> usize {
-        self.quorum.unwrap_or(self.nodes.len() / 2 + 1)
+        let majority = self.nodes.len() / 2 + 1;
+        // Planted bug EvenQuorumRoundedDown, at the edge of the rule: n / 2 for even sizes.
+        let majority = majority
+            - usize::from(
+                crate::planted!(EvenQuorumRoundedDown) && self.nodes.len().is_multiple_of(2),
+            );
+        self.quorum.unwrap_or(majority)
     }
     /// The consensus settings of node `me` (an index into [`ClusterConfig::names`]).
     pub fn consensus(&self, me: usize) -> crate::consensus::Config {

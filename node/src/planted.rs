@@ -34,10 +34,16 @@ pub enum Bug {
     /// The shell's read gate asks for the lease on consistent reads but lets range_entries
     /// through on any node (node/src/shell/reads.rs): a slave serves a stale range.
     RangeReadWithoutLease,
+    /// The default quorum is rounded down for even cluster sizes (`n / 2` instead of
+    /// `n / 2 + 1`): two halves of a 4-node cluster may both elect a master.
+    EvenQuorumRoundedDown,
+    /// A candidate waits for one promise more than its quorum: safe, but a cluster missing a
+    /// minority never elects a master again.
+    PromiseBeyondQuorum,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 11] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -47,6 +53,8 @@ impl Bug {
         Bug::SkipCrcCheck,
         Bug::LaggingMaster,
         Bug::RangeReadWithoutLease,
+        Bug::EvenQuorumRoundedDown,
+        Bug::PromiseBeyondQuorum,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +68,8 @@ impl Bug {
             Bug::SkipCrcCheck => "skip-crc-check",
             Bug::LaggingMaster => "lagging-master",
             Bug::RangeReadWithoutLease => "range-read-without-lease",
+            Bug::EvenQuorumRoundedDown => "even-quorum-rounded-down",
+            Bug::PromiseBeyondQuorum => "promise-beyond-quorum",
         }
     }
 

@@ -160,6 +160,10 @@ pub struct CampaignReport {
     pub per_fault: BTreeMap<String, u64>,
     /// Seeds that ran each cluster size.
     pub per_nodes: BTreeMap<u64, u64>,
+    /// Seeds that ran each deployment shape (`RunReport::shape`: "4 nodes", "3 nodes, quorum
+    /// 3"); absent from reports written before shapes were drawn.
+    #[serde(default)]
+    pub per_shape: BTreeMap<String, u64>,
     /// Broken checks, by name.
     pub per_check: BTreeMap<String, u64>,
     pub ops_ok: u64,
@@ -189,14 +193,19 @@ impl CampaignReport {
         CampaignReport { flags, ..CampaignReport::default() }
     }
 
-    /// Counts one seed's result; `replay` is the command that replays it.
-    pub fn add(&mut self, result: &SeedResult, nodes: usize, replay: String) {
+    /// Counts one seed's result; `replay` is the command that replays it. The cluster size and
+    /// shape counted are those the seed ran (drawn or fixed), as its report names them.
+    pub fn add(&mut self, result: &SeedResult, replay: String) {
         let r = &result.report;
         self.seeds.push(result.seed);
         self.ops_ok += r.ops_ok;
         self.committed_slots += r.committed_slots;
         self.simulated_ms += r.simulated_ms;
-        *self.per_nodes.entry(nodes as u64).or_default() += 1;
+        // The shape reads "N nodes[, quorum Q]"; a run refused before it started has none.
+        if let Some(n) = r.shape.split(' ').next().and_then(|n| n.parse::<u64>().ok()) {
+            *self.per_nodes.entry(n).or_default() += 1;
+            *self.per_shape.entry(r.shape.clone()).or_default() += 1;
+        }
         for family in fault_families(&r.faults) {
             *self.per_fault.entry(family).or_default() += 1;
         }
@@ -262,6 +271,9 @@ impl CampaignReport {
         }
         for (k, v) in other.per_nodes {
             *self.per_nodes.entry(k).or_default() += v;
+        }
+        for (k, v) in other.per_shape {
+            *self.per_shape.entry(k).or_default() += v;
         }
         for (k, v) in other.per_check {
             *self.per_check.entry(k).or_default() += v;
@@ -360,8 +372,8 @@ mod tests {
         let mut parts = vec![CampaignReport::new("f".into()), CampaignReport::new("f".into())];
         let seeds: Vec<u64> = (0..4).collect();
         run(&seeds, &cfg, 2, false, |r| {
-            whole.add(&r, 3, format!("replay {}", r.seed));
-            parts[(r.seed % 2) as usize].add(&r, 3, format!("replay {}", r.seed));
+            whole.add(&r, format!("replay {}", r.seed));
+            parts[(r.seed % 2) as usize].add(&r, format!("replay {}", r.seed));
         });
         let mut merged = CampaignReport::default();
         for p in parts.clone() {
@@ -372,11 +384,32 @@ mod tests {
         assert_eq!(merged.per_fault, whole.per_fault);
         assert_eq!(merged.ops_ok, whole.ops_ok);
         assert_eq!(merged.per_nodes.get(&3), Some(&4));
+        assert_eq!(merged.per_shape.get("3 nodes"), Some(&4));
         assert!(matches!(merged.merge(parts[0].clone()), Err(ReportError::Overlap(_))));
         let other = CampaignReport::new("g".into());
         let mut m2 = parts[0].clone();
         m2.seeds.clear();
         assert!(matches!(m2.merge(other), Err(ReportError::Flags { .. })));
+    }
+
+    /// With `draw_shape`, each seed draws its size (and sometimes a quorum) from its own RNG:
+    /// the same seed the same shape, different seeds different shapes, each counted.
+    #[test]
+    fn drawn_shapes_vary_by_seed_repeat_per_seed_and_are_counted() {
+        let cfg = SimConfig { duration_ms: 3_000, draw_shape: true, ..SimConfig::default() };
+        let seeds: Vec<u64> = (0..16).collect();
+        let mut report = CampaignReport::new("f".into());
+        let mut shapes = Vec::new();
+        run(&seeds, &cfg, 2, false, |r| {
+            assert!(r.report.passed(), "seed {}: {:?}", r.seed, r.report.outcome);
+            shapes.push(r.report.shape.clone());
+            report.add(&r, String::new());
+        });
+        assert_eq!(run_seed(3, &cfg).shape, shapes[3]);
+        assert!(report.per_nodes.len() >= 3, "few sizes drawn: {:?}", report.per_shape);
+        assert_eq!(report.per_nodes.values().sum::<u64>(), 16);
+        assert_eq!(report.per_shape.values().sum::<u64>(), 16);
+        assert!(report.per_nodes.keys().all(|n| (1..=5).contains(n)), "{:?}", report.per_nodes);
     }
 
     #[test]

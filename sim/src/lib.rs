@@ -10,4 +10,4 @@ pub mod real_client;
 pub mod tier_b;
 pub mod world;
 
-pub use world::{run_seed, FaultMix, Outcome, RunReport, SimConfig};
+pub use world::{run_seed, FaultMix, Outcome, RunReport, Shape, SimConfig};

@@ -7,10 +7,11 @@ use arakoon_sim::{run_seed, FaultMix, Outcome, SimConfig};
 
 const SEEDS_MAX: u64 = 400;
 
-/// Even seeds run every fault family at once, odd seeds draw their mix (swarm).
+/// Even seeds run every fault family at once on 3 nodes, odd seeds draw their mix and their
+/// deployment's shape (swarm, `--nodes draw`).
 fn config(seed: u64) -> SimConfig {
     let faults = seed.is_multiple_of(2).then(FaultMix::all);
-    SimConfig { duration_ms: 20_000, faults, ..SimConfig::default() }
+    SimConfig { duration_ms: 20_000, faults, draw_shape: true, ..SimConfig::default() }
 }
 
 /// The first seed (and the check) that catches `bug`, if any within the budget.

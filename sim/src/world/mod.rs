@@ -10,6 +10,7 @@ pub mod checks;
 pub mod clock;
 pub mod faults;
 pub mod history;
+pub mod liveness;
 pub mod net;
 pub mod node;
 pub mod queue;
@@ -17,4 +18,4 @@ mod run;
 pub mod script;
 
 pub use faults::FaultMix;
-pub use run::{run_seed, Outcome, RunReport, SimConfig};
+pub use run::{run_seed, Outcome, RunReport, Shape, SimConfig};

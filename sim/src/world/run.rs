@@ -62,6 +62,41 @@ pub struct SimConfig {
     /// and the TLog ([`arakoon_chaos::drill::SIM_CONFIG_KEYS`]); checked as a node checks its
     /// file. The TLog's files are otherwise small (64 entries) so that rollover happens often.
     pub overrides: Vec<(String, String)>,
+    /// Swarm mode only (no fixed fault mix, no script): each seed draws its deployment's shape
+    /// from its own RNG instead of running `nodes`: 1 to 5 nodes and, sometimes, a `quorum`
+    /// override at or above the majority (an override below it gives up safety by design, so
+    /// it is never drawn). See [`Shape`].
+    pub draw_shape: bool,
+}
+
+/// A deployment's shape: its size and its quorum override, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub nodes: usize,
+    pub quorum: Option<usize>,
+}
+
+impl Shape {
+    /// The largest cluster drawn: Arakoon's deployments run 1 to 5 nodes.
+    pub const MAX_NODES: usize = 5;
+
+    /// Draws a shape: sizes 1 to 5 equally often (even sizes are where a quorum's rounding
+    /// shows), and for one seed in four a quorum override between the majority and the size.
+    pub fn draw(rng: &mut ChaCha8Rng) -> Shape {
+        let nodes = rng.gen_range(1..=Shape::MAX_NODES);
+        let majority = nodes / 2 + 1;
+        let quorum =
+            (majority < nodes && rng.gen_bool(0.25)).then(|| rng.gen_range(majority..=nodes));
+        Shape { nodes, quorum }
+    }
+
+    /// "4 nodes", "3 nodes, quorum 3": how reports name it.
+    pub fn describe(&self) -> String {
+        match self.quorum {
+            Some(q) => format!("{} nodes, quorum {q}", self.nodes),
+            None => format!("{} nodes", self.nodes),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -83,6 +118,7 @@ impl Default for SimConfig {
             check_time_limit_ms: 30_000,
             key_distribution: KeyDistribution::Uniform,
             overrides: Vec::new(),
+            draw_shape: false,
         }
     }
 }
@@ -123,6 +159,11 @@ pub struct RunReport {
     pub ops: Vec<super::history::OpSummary>,
     /// For a drill: how long after its last step a node held a valid lease (ms).
     pub master_after_script_ms: Option<u64>,
+    /// The deployment's shape the run had ("4 nodes", "3 nodes, quorum 3"): drawn or fixed.
+    pub shape: String,
+    /// Without a drill: how long after the last fault healed the first write was acknowledged
+    /// (ms); `None` if none was within the liveness bound.
+    pub write_after_heal_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -245,6 +286,7 @@ pub(super) struct World {
     /// Each node's role at its last change (for the drill report's node lanes).
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
+    pub(super) liveness: super::liveness::Liveness,
 }
 
 const TICK_MS: u64 = 10;
@@ -365,6 +407,10 @@ impl World {
     /// Starts a stopped node; a node whose disk was lost is first restored from a peer, or, with
     /// no peer running, tried again later.
     pub(super) fn restart(&mut self, k: NodeIdx) {
+        if self.liveness.holds(k) {
+            // Kept down by the liveness check until it is released.
+            return;
+        }
         if self.nodes[k].is_up() || self.nodes[k].disk_full {
             // A node on a full disk is started once space is freed (Event::DiskFreed).
             return;
@@ -379,8 +425,27 @@ impl World {
         self.start_node(k);
     }
 
+    /// A voter, now or once restarted: neither a lost disk nor a learner rebuilt after one.
+    fn voter(&self, k: NodeIdx) -> bool {
+        let node = &self.nodes[k];
+        match &node.state {
+            _ if node.wiped => false,
+            Some(s) => !s.machine.is_learner(),
+            None => arakoon_node::tlog::BallotRecord::load(&node.disk).map_or(true, |b| !b.learner),
+        }
+    }
+
+    /// Whether node `k` may lose its vote (its disk lost, or damaged past repair, so that it is
+    /// rebuilt as a learner): only while the other voters still make a quorum, or the cluster
+    /// could never elect the master that turns it back into a voter. Losing more is beyond
+    /// what any consensus protocol survives, and a single node's disk is all of them.
+    fn may_lose_vote(&self, k: NodeIdx) -> bool {
+        let others = (0..self.cfg.nodes).filter(|p| *p != k && self.voter(*p)).count();
+        others >= self.cluster.quorum()
+    }
+
     /// Up, and a voter (not a learner rebuilt after a lost disk).
-    fn healthy(&self, k: NodeIdx) -> bool {
+    pub(super) fn healthy(&self, k: NodeIdx) -> bool {
         self.nodes[k].state.as_ref().is_some_and(|s| !s.machine.is_learner())
     }
 
@@ -763,6 +828,9 @@ impl World {
                 if let OpKind::Set(v) = &p.kind {
                     self.acknowledged.insert(v.clone());
                 }
+                if !matches!(p.kind, OpKind::Get | OpKind::Range) {
+                    self.note_write_acknowledged();
+                }
             }
             OpResult::Fail(Rc::NotMaster, m) => {
                 self.report.ops_failed += 1;
@@ -859,9 +927,10 @@ impl World {
                 apply(self, Resolved { fault: Fault::Heal, strikes: Strikes::Cluster });
                 (self.mix.loss, self.mix.delay_max_us) = (loss, delay_max_us);
             }
-            // A disk is lost only while every other node is up: losing a majority's disks is
-            // beyond what any consensus protocol survives.
-            Fault::Wipe(_) if !(0..n).all(|k| k == victim || self.healthy(k)) => {}
+            // A disk is lost only while every other node is up, and its vote can be spared.
+            Fault::Wipe(_)
+                if !self.may_lose_vote(victim)
+                    || !(0..n).all(|k| k == victim || self.healthy(k)) => {}
             Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
                 let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
                 let keep: u64 = self.rng.gen();
@@ -913,7 +982,7 @@ impl World {
                 apply(self, on_victim(Fault::Pause { target: Target::Node(victim), duration }));
             }
             // Damage at rest on a stopped node's sealed TLog file: must be caught at restart.
-            Fault::Bitflip { .. } if !self.nodes[victim].is_up() => {
+            Fault::Bitflip { .. } if !self.nodes[victim].is_up() && self.may_lose_vote(victim) => {
                 let fault = Fault::Bitflip { target: Target::Node(victim), store: false };
                 let note = apply(self, on_victim(fault));
                 if !note.is_empty() {
@@ -937,20 +1006,25 @@ impl World {
         }
     }
 
+    /// Node `k`'s role as reports name it.
+    pub(super) fn role_name(&self, k: NodeIdx) -> &'static str {
+        use arakoon_node::consensus::RoleName;
+        match &self.nodes[k].state {
+            None => "down",
+            Some(_) if self.nodes[k].paused => "paused",
+            Some(s) => match s.machine.role() {
+                RoleName::Master => "master",
+                RoleName::Slave => "slave",
+                RoleName::Candidate => "candidate",
+                RoleName::CatchingUp => "catching_up",
+            },
+        }
+    }
+
     /// Records each node's role when it changes (for a drill report's node lanes).
     fn note_roles(&mut self) {
-        use arakoon_node::consensus::RoleName;
         for k in 0..self.cfg.nodes {
-            let role = match &self.nodes[k].state {
-                None => "down",
-                Some(_) if self.nodes[k].paused => "paused",
-                Some(s) => match s.machine.role() {
-                    RoleName::Master => "master",
-                    RoleName::Slave => "slave",
-                    RoleName::Candidate => "candidate",
-                    RoleName::CatchingUp => "catching_up",
-                },
-            };
+            let role = self.role_name(k);
             if self.last_role[k] != role {
                 self.report.roles.push((self.now_us / 1000, k, role.to_string()));
                 self.last_role[k] = role;
@@ -1031,7 +1105,10 @@ impl World {
             Event::ClientRequest { node, client, op } => self.client_request(node, client, op),
             Event::ClientReply { client, op, result } => self.client_done(client, op, result),
             Event::ClientNext { client } => {
-                if self.now_us < self.cfg.duration_ms * 1000 {
+                // Clients stop at the run's end, or once the liveness check saw its write.
+                let checking =
+                    self.liveness.healed_at_us.is_some() && self.liveness.write_at_us.is_none();
+                if self.now_us < self.cfg.duration_ms * 1000 || checking {
                     self.client_next(client);
                 }
             }
@@ -1096,12 +1173,34 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         (None, false) => FaultMix::none(),
         (None, true) => FaultMix::swarm(&mut rng),
     };
+    // The shape is drawn after the mix, so that a seed's mix is the same with and without it.
+    let drawn = (cfg.draw_shape && cfg.faults.is_none() && cfg.script.is_empty())
+        .then(|| Shape::draw(&mut rng));
+    let mut cfg = cfg.clone();
+    if let Some(shape) = drawn {
+        cfg.nodes = shape.nodes;
+        cfg.overrides.retain(|(k, _)| k != "quorum");
+        if let Some(q) = shape.quorum {
+            cfg.overrides.push(("quorum".into(), q.to_string()));
+        }
+    }
+    let cfg = &cfg;
+    let shape = Shape {
+        nodes: cfg.nodes,
+        quorum: cfg
+            .overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "quorum")
+            .and_then(|(_, v)| v.parse().ok()),
+    }
+    .describe();
     let nodes: Vec<SimNode> =
         names(cfg.nodes).into_iter().map(|n| SimNode::new(n, SimClock::default())).collect();
     let cluster = match cluster_config(cfg) {
         Ok(c) => c,
         Err(e) => {
-            let mut report = RunReport::new(seed, mix.describe());
+            let mut report = RunReport { shape, ..RunReport::new(seed, mix.describe()) };
             let detail = format!("{e}");
             report.outcome = Outcome::Violation(Violation { check: "configuration", detail });
             return report;
@@ -1130,8 +1229,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         script: ScriptState::new(cfg.script.clone()),
         unnotified: vec![Vec::new(); cfg.nodes],
         last_role: vec![""; cfg.nodes],
-        report: RunReport::new(seed, mix.describe()),
+        report: RunReport { shape, ..RunReport::new(seed, mix.describe()) },
         violation: None,
+        liveness: Default::default(),
         mix,
     };
     for k in 0..cfg.nodes {
@@ -1148,7 +1248,14 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     // The run, then a quiet period: faults stop, everything heals and restarts, so the end state
     // can be compared.
     let end_us = cfg.duration_ms * 1000;
-    let settle_us = end_us + 10 * cfg.lease_ms * 1000;
+    // Without a drill, the liveness check runs first (`super::liveness`), then the end state
+    // settles for as long as it did before the check was added.
+    let check_us = if cfg.script.is_empty() {
+        super::liveness::LIVENESS_LEASES * cfg.lease_ms * 1000
+    } else {
+        0
+    };
+    let settle_us = end_us + check_us + 10 * cfg.lease_ms * 1000;
     let mut healed = false;
     while let Some((at, event)) = w.agenda.pop() {
         if at > settle_us || w.violation.is_some() {
@@ -1170,8 +1277,13 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             for k in kept.into_iter().chain(lost) {
                 w.restart(k);
             }
+            if cfg.script.is_empty() {
+                let quorum = w.cluster.quorum();
+                w.start_liveness(quorum);
+            }
         }
         w.step(event);
+        w.check_liveness();
     }
     w.report.simulated_ms = w.now_us / 1000;
     w.report.history_ops = w.history.len();
@@ -1243,6 +1355,8 @@ impl RunReport {
             roles: Vec::new(),
             ops: Vec::new(),
             master_after_script_ms: None,
+            shape: String::new(),
+            write_after_heal_ms: None,
         }
     }
 

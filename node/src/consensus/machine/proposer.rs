@@ -105,7 +105,11 @@ impl Machine {
 
     pub(super) fn try_win(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let Role::Candidate { n, promises, self_promised, .. } = &self.role else { return };
-        if !*self_promised || promises.len() + 1 < self.cfg.quorum {
+        let won = *self_promised && promises.len() + 1 >= self.cfg.quorum;
+        // Planted bug PromiseBeyondQuorum, at the edge of the rule: one promise more is awaited.
+        let won =
+            won && !(crate::planted!(PromiseBeyondQuorum) && promises.len() + 1 == self.cfg.quorum);
+        if !won {
             return;
         }
         let n = *n;
