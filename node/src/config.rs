@@ -98,9 +98,12 @@ impl ClusterConfig {
 
     /// Parses INI text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<ClusterConfig, ConfigError> {
-        let ini = ini::Ini::load_from_str(text).map_err(|e| ConfigError::Unreadable {
-            file: file.to_string(),
-            reason: e.to_string(),
+        // A backslash is an ordinary character (a path may hold one), as in Arakoon's files: with
+        // escapes on, `a\\b` read back as `a\b` and a rendered file no longer said what was read
+        // (found by the config_ini fuzz target).
+        let options = ini::ParseOption { enabled_escape: false, ..Default::default() };
+        let ini = ini::Ini::load_from_str_opt(text, options).map_err(|e| {
+            ConfigError::Unreadable { file: file.to_string(), reason: e.to_string() }
         })?;
         let p = Parser { ini: &ini, file };
         p.no_duplicates()?;
@@ -286,7 +289,9 @@ impl ClusterConfig {
         overrides: &[(String, String)],
         file: &str,
     ) -> Result<ClusterConfig, ConfigError> {
-        let mut ini = ini::Ini::load_from_str(&self.to_ini()).expect("to_ini writes valid INI");
+        let options = ini::ParseOption { enabled_escape: false, ..Default::default() };
+        let mut ini =
+            ini::Ini::load_from_str_opt(&self.to_ini(), options).expect("to_ini writes valid INI");
         for (key, value) in overrides {
             if !Self::OVERRIDABLE.contains(&key.as_str()) {
                 return Err(ConfigError::Bad {
@@ -302,7 +307,10 @@ impl ClusterConfig {
             ini.with_section(Some("global")).set(key.as_str(), value.as_str());
         }
         let mut text = Vec::new();
-        ini.write_to(&mut text).expect("writing to memory cannot fail");
+        // Written as read: no escapes (see `parse`).
+        let raw =
+            ini::WriteOption { escape_policy: ini::EscapePolicy::Nothing, ..Default::default() };
+        ini.write_to_opt(&mut text, raw).expect("writing to memory cannot fail");
         ClusterConfig::parse(&String::from_utf8_lossy(&text), file)
     }
 
@@ -524,6 +532,18 @@ client_port = 4002
 messaging_port = 4012
 home = /tmp/a/n2
 ";
+
+    /// A backslash is kept as it is, and what is read renders and reads back the same (the
+    /// config_ini fuzz target found `\\` and `\n` read as escapes and rendered changed).
+    #[test]
+    fn a_backslash_is_an_ordinary_character_and_round_trips() {
+        let text = GOOD.replace("/tmp/a/n1/tlogs", r"/t/nn\\\n11");
+        let c = ClusterConfig::parse(&text, "t.ini").unwrap();
+        assert_eq!(c.nodes[1].tlog_dir, PathBuf::from(r"/t/nn\\\n11"));
+        assert_eq!(ClusterConfig::parse(&c.to_ini(), "again.ini").unwrap(), c);
+        let d = c.with_overrides(&[("tlog_max_entries".into(), "100".into())], "d.yaml").unwrap();
+        assert_eq!(d.nodes, c.nodes);
+    }
 
     #[test]
     fn overrides_are_checked_like_the_file() {
