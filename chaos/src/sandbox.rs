@@ -262,6 +262,7 @@ pub fn plan_with(
         max_connections: 1024,
         client_stall_ms: 10_000,
         cluster_secret_file: None,
+        limits: Default::default(),
     }
     .with_overrides(overrides, "--set")
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;

@@ -17,6 +17,11 @@
 //! max_connections = 1024        ; client connections; more are refused with 0xfe
 //! client_stall_ms = 10000       ; a client silent in the middle of a request is dropped
 //! cluster_secret_file = /etc/arakoon/secret  ; ours: peers prove membership with it
+//! link_bytes_per_s = 67108864   ; ours: master to slave disk; bounds an update by the lease
+//! client_idle_ms = 600000       ; ours: a connection with no request this long is closed
+//! max_connections_per_address = 512 ; ours: default half of max_connections
+//! client_min_bytes_per_s = 65536 ; ours: a request slower than this is dropped
+//! reply_bytes_max = 33554432    ; ours: a larger range reply is refused
 //!
 //! [n0]
 //! ip = 127.0.0.1
@@ -74,6 +79,8 @@ pub struct ClusterConfig {
     /// The file that holds the shared peer secret (`[global] cluster_secret_file`, our
     /// extension); `None`: the peer port trusts its network.
     pub cluster_secret_file: Option<PathBuf>,
+    /// Our resource limits (README "Limits").
+    pub limits: crate::limits_config::Limits,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -215,6 +222,7 @@ impl ClusterConfig {
             max_connections: p.number(g, "max_connections", 1, 1 << 16, 1024)? as usize,
             client_stall_ms: p.number(g, "client_stall_ms", 1, 3_600_000, 10_000)?,
             cluster_secret_file,
+            limits: p.limits()?,
         })
     }
 
@@ -267,7 +275,7 @@ impl ClusterConfig {
 
     /// The `[global]` keys that [`ClusterConfig::with_overrides`] accepts: the tuning of a
     /// cluster, not its membership or addresses.
-    pub const OVERRIDABLE: [&'static str; 11] = [
+    pub const OVERRIDABLE: [&'static str; 16] = [
         "quorum",
         "allow_minority_quorum",
         "master",
@@ -279,6 +287,11 @@ impl ClusterConfig {
         "batch_max_bytes",
         "max_connections",
         "client_stall_ms",
+        "link_bytes_per_s",
+        "client_idle_ms",
+        "max_connections_per_address",
+        "client_min_bytes_per_s",
+        "reply_bytes_max",
     ];
 
     /// This configuration with some `[global]` keys set otherwise (a drill's `config:`,
@@ -341,6 +354,14 @@ impl ClusterConfig {
         if let Some(f) = &self.cluster_secret_file {
             s += &format!("cluster_secret_file = {}\n", f.display());
         }
+        let l = &self.limits;
+        s += &format!("link_bytes_per_s = {}\n", l.link_bytes_per_s);
+        s += &format!("client_idle_ms = {}\n", l.client_idle_ms);
+        if let Some(n) = l.max_connections_per_address {
+            s += &format!("max_connections_per_address = {n}\n");
+        }
+        s += &format!("client_min_bytes_per_s = {}\n", l.client_min_bytes_per_s);
+        s += &format!("reply_bytes_max = {}\n", l.reply_bytes_max);
         for n in &self.nodes {
             s += &format!("\n[{}]\n", n.name);
             s += &format!("ip = {}\n", n.ip);
@@ -360,6 +381,47 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Our `[global]` limits (node/src/limits_config.rs), each with its default.
+    fn limits(&self) -> Result<crate::limits_config::Limits, ConfigError> {
+        use crate::limits_config as d;
+        let g = "global";
+        let per_address = match self.optional(g, "max_connections_per_address") {
+            None => None,
+            Some(_) => Some(self.number(g, "max_connections_per_address", 1, 1 << 16, 0)? as usize),
+        };
+        Ok(d::Limits {
+            link_bytes_per_s: self.number(
+                g,
+                "link_bytes_per_s",
+                1 << 20,
+                1 << 40,
+                d::LINK_BYTES_PER_S_DEFAULT,
+            )?,
+            client_idle_ms: self.number(
+                g,
+                "client_idle_ms",
+                100,
+                86_400_000,
+                d::CLIENT_IDLE_MS_DEFAULT,
+            )?,
+            max_connections_per_address: per_address,
+            client_min_bytes_per_s: self.number(
+                g,
+                "client_min_bytes_per_s",
+                1,
+                1 << 40,
+                d::CLIENT_MIN_BYTES_PER_S_DEFAULT,
+            )?,
+            reply_bytes_max: self.number(
+                g,
+                "reply_bytes_max",
+                4096,
+                1 << 32,
+                d::REPLY_BYTES_MAX_DEFAULT,
+            )?,
+        })
+    }
+
     fn bad(&self, section: &str, key: &str, reason: &str) -> ConfigError {
         ConfigError::Bad {
             file: self.file.to_string(),

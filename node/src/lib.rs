@@ -19,6 +19,7 @@ pub mod config;
 pub mod consensus;
 pub mod exit;
 pub mod head;
+pub mod limits_config;
 pub mod llio;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;

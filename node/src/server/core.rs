@@ -94,6 +94,19 @@ pub async fn serve<N: Network, C: Clock>(
         seed = options.seed,
         "starting"
     );
+    let ship = config.limits.ship_bytes_max(config.lease_ms, config.max_buffer_size);
+    if ship < config.max_buffer_size {
+        // Not refused: Arakoon's files with a short lease must still start (README "Limits").
+        tracing::warn!(
+            "max_buffer_size is {} bytes, but at link_bytes_per_s = {} the master ships at most \
+             {ship} bytes within a quarter of its {} ms lease: updates above {ship} bytes are \
+             refused with bad_input; raise lease_period, or link_bytes_per_s if the links and \
+             disks are faster",
+            config.max_buffer_size,
+            config.limits.link_bytes_per_s,
+            config.lease_ms
+        );
+    }
     let machine = Machine::new(ccfg, durable, clock.now_ms(), options.seed);
     let mut shell = Shell::new(
         machine,
@@ -131,7 +144,13 @@ pub async fn serve<N: Network, C: Clock>(
         .map(|(k, n)| {
             (k != me).then(|| {
                 let addr = SocketAddr::new(n.ip, n.messaging_port);
-                spawn_link(net.clone(), hello.clone(), options.peer_auth.clone(), addr)
+                spawn_link(
+                    net.clone(),
+                    hello.clone(),
+                    options.peer_auth.clone(),
+                    addr,
+                    super::peers::link_queue_bytes_max(config.max_buffer_size),
+                )
             })
         })
         .collect();

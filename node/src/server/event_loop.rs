@@ -40,7 +40,11 @@ pub struct ServerIo {
 impl Outbox<Waiter> for ServerIo {
     fn send(&mut self, to: NodeIdx, msg: Msg) {
         if let Some(Some(link)) = self.links.get(to) {
-            link.send(peer::encode(&msg));
+            match &msg {
+                // Resends of an accept are paced per peer (server/peers.rs).
+                Msg::Accept { n, i, .. } => link.send_accept(*n, *i, || peer::encode(&msg)),
+                _ => link.send(peer::encode(&msg)),
+            };
         }
     }
 

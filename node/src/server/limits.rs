@@ -87,6 +87,22 @@ pub fn sequence_too_large(update: &Update, max_buffer_size: u32) -> Option<Strin
     }
 }
 
+/// Whether an update is larger than the master can ship to a slave within its lease
+/// (node/src/limits_config.rs); `Some(message)` refuses it with rc 0x26. Admitted, it would be
+/// proposed, outlive the master's lease, and be proposed again by each new master: elections
+/// without end.
+pub fn unshippable(update: &Update, ship_bytes_max: u32) -> Option<String> {
+    let size = update.encoded_len();
+    (size > ship_bytes_max as usize).then(|| {
+        format!(
+            "update {} has size {size} > {ship_bytes_max}, the most the master can ship within a \
+             quarter of its lease at link_bytes_per_s; split it, or raise lease_period or \
+             link_bytes_per_s if the links are faster",
+            update.name()
+        )
+    })
+}
+
 /// The most bytes one request may take on the wire. Arakoon reads a request whole whatever its
 /// size and then answers it (a sequence over `max_buffer_size` gets rc 0x26 and the connection
 /// stays open), so this bound sits above the buffer limit: twice it, plus room for the framing.

@@ -18,6 +18,7 @@ use super::env::{Listener, Network};
 use super::frame::{read_frame, write_frame, Hello};
 use super::loglimit::LogLimiter;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -30,24 +31,162 @@ pub const PEER_CONNECTIONS_MAX: usize = 64;
 const BACKOFF_MIN_MS: u64 = 20;
 const BACKOFF_MAX_MS: u64 = 1000;
 const CONNECT_TIMEOUT_MS: u64 = 1000;
+/// A resend of one accept waits at most this many retransmission intervals after the previous.
+const RESEND_BACKOFF_MAX: u32 = 4;
+
+/// The bytes queued to one peer at most, for a node whose updates are at most
+/// `max_buffer_size`: two of the largest values (one being written, one waiting) and room for
+/// the small messages around them. Beyond, messages are dropped; a slave that misses accepts
+/// this way sees the gap at the next one and catches up from a peer's TLog.
+pub fn link_queue_bytes_max(max_buffer_size: u32) -> usize {
+    2 * max_buffer_size as usize + (1 << 20)
+}
+
+/// One queued message: its bytes, and the accept (ballot, slot) it carries, if it is one.
+struct Frame {
+    payload: Vec<u8>,
+    accept: Option<(u64, u64)>,
+}
+
+/// The resends of the latest accept to one peer.
+#[derive(Debug, Default)]
+struct AcceptTrack {
+    /// The accept (ballot, slot) these counts are about.
+    slot: Option<(u64, u64)>,
+    /// A copy of it is queued or being written now.
+    queued: bool,
+    /// Resend requests dropped since the last copy went out.
+    skipped: u32,
+    /// Copies sent after the first.
+    resends: u32,
+}
+
+impl AcceptTrack {
+    /// Whether a copy of accept `key` goes out now; if so, it counts as queued.
+    fn admit(&mut self, key: Option<(u64, u64)>) -> bool {
+        if self.slot != key {
+            *self = AcceptTrack { slot: key, ..AcceptTrack::default() };
+        } else {
+            if self.queued {
+                return false;
+            }
+            self.skipped += 1;
+            if self.skipped < (1u32 << self.resends.min(8)).min(RESEND_BACKOFF_MAX) {
+                return false;
+            }
+            self.skipped = 0;
+            self.resends += 1;
+        }
+        self.queued = true;
+        true
+    }
+}
+
+/// What the core and the sender task share about one link.
+#[derive(Debug)]
+struct LinkState {
+    queued_bytes: AtomicUsize,
+    queued_bytes_max: usize,
+    accept: Mutex<AcceptTrack>,
+}
+
+impl LinkState {
+    /// A frame left the queue (written, or dropped as stale).
+    fn done(&self, len: usize, accept: Option<(u64, u64)>) {
+        self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        if accept.is_some() {
+            let mut t = self.accept.lock().unwrap_or_else(|e| e.into_inner());
+            if t.slot == accept {
+                t.queued = false;
+            }
+        }
+    }
+}
 
 /// The sending side of one peer link.
 #[derive(Debug, Clone)]
 pub struct PeerLink {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Frame>,
+    state: Arc<LinkState>,
 }
 
 impl PeerLink {
-    /// Queues a message; false if it was dropped (queue full).
+    /// Queues a message; false if it was dropped (queue full, in messages or in bytes).
     pub fn send(&self, payload: Vec<u8>) -> bool {
-        self.tx.try_send(payload).is_ok()
+        self.enqueue(Frame { payload, accept: None })
+    }
+
+    /// Queues the accept of `slot` under ballot `n`, encoded by `encode` only if it goes out.
+    /// A resend never goes out while an earlier copy of the same accept is still queued or
+    /// being written to this peer (a large value resent every retransmission interval once
+    /// filled the link with copies, and the lease renewal behind them never arrived), and
+    /// resends back off: each waits twice as many intervals as the one before, up to
+    /// [`RESEND_BACKOFF_MAX`]. False if nothing was queued.
+    pub fn send_accept(&self, n: u64, slot: u64, encode: impl FnOnce() -> Vec<u8>) -> bool {
+        let key = Some((n, slot));
+        let go = self.state.accept.lock().unwrap_or_else(|e| e.into_inner()).admit(key);
+        if !go {
+            return false;
+        }
+        let sent = self.enqueue(Frame { payload: encode(), accept: key });
+        if !sent {
+            let mut t = self.state.accept.lock().unwrap_or_else(|e| e.into_inner());
+            if t.slot == key {
+                t.queued = false;
+            }
+        }
+        sent
+    }
+
+    fn enqueue(&self, frame: Frame) -> bool {
+        let len = frame.payload.len();
+        let max = self.state.queued_bytes_max;
+        // One message always fits an empty queue, whatever its size.
+        let reserved = self
+            .state
+            .queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q + len <= max).then_some(q + len)
+            })
+            .is_ok();
+        if !reserved {
+            tracing::debug!("dropped a peer message of {len} bytes: the link's queue is full");
+            return false;
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(e) => {
+                self.state.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                drop(e);
+                false
+            }
+        }
+    }
+
+    /// The bytes queued now (for tests and statistics).
+    pub fn queued_bytes(&self) -> usize {
+        self.state.queued_bytes.load(Ordering::Acquire)
     }
 }
 
-/// Starts the sender task for the link from `me` to the peer at `addr`.
-pub fn spawn_link<N: Network>(net: N, hello: Hello, auth: PeerAuth, addr: SocketAddr) -> PeerLink {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(LINK_QUEUE_MAX);
+/// Starts the sender task for the link from `me` to the peer at `addr`; at most
+/// `queued_bytes_max` bytes wait in its queue.
+pub fn spawn_link<N: Network>(
+    net: N,
+    hello: Hello,
+    auth: PeerAuth,
+    addr: SocketAddr,
+    queued_bytes_max: usize,
+) -> PeerLink {
+    let (tx, mut rx) = mpsc::channel::<Frame>(LINK_QUEUE_MAX);
+    let state = Arc::new(LinkState {
+        queued_bytes: AtomicUsize::new(0),
+        queued_bytes_max,
+        accept: Mutex::new(AcceptTrack::default()),
+    });
+    let task_state = state.clone();
     tokio::spawn(async move {
+        let state = task_state;
         let mut backoff_ms = BACKOFF_MIN_MS;
         // One address: one line a minute about it at most.
         let mut limiter = LogLimiter::per_minute();
@@ -64,10 +203,13 @@ pub fn spawn_link<N: Network>(net: N, hello: Hello, auth: PeerAuth, addr: Socket
                     Ok(Ok(mut guard)) => {
                         backoff_ms = BACKOFF_MIN_MS;
                         loop {
-                            let Some(payload) = rx.recv().await else {
+                            let Some(Frame { payload, accept }) = rx.recv().await else {
                                 return; // the core dropped the link: shutting down
                             };
-                            if write_frame(&mut stream, &guard.seal(payload)).await.is_err() {
+                            let len = payload.len();
+                            let written = write_frame(&mut stream, &guard.seal(payload)).await;
+                            state.done(len, accept);
+                            if written.is_err() {
                                 break;
                             }
                         }
@@ -85,7 +227,9 @@ pub fn spawn_link<N: Network>(net: N, hello: Hello, auth: PeerAuth, addr: Socket
                 }
             }
             // Whatever was queued meanwhile is stale: drop it rather than replay it.
-            while rx.try_recv().is_ok() {}
+            while let Ok(frame) = rx.try_recv() {
+                state.done(frame.payload.len(), frame.accept);
+            }
             if rx.is_closed() {
                 return;
             }
@@ -93,7 +237,7 @@ pub fn spawn_link<N: Network>(net: N, hello: Hello, auth: PeerAuth, addr: Socket
             backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
         }
     });
-    PeerLink { tx }
+    PeerLink { tx, state }
 }
 
 /// A message received from a named peer.
@@ -177,6 +321,63 @@ mod tests {
     use crate::server::auth::Secret;
     use crate::server::env::TokioNet;
 
+    #[test]
+    fn an_accept_is_not_resent_while_queued_and_resends_back_off() {
+        let mut t = AcceptTrack::default();
+        let a = Some((3, 10));
+        assert!(t.admit(a), "the first copy goes");
+        assert!(!t.admit(a) && !t.admit(a), "not while it is queued");
+        t.queued = false;
+        // Written: resends after 1, 2, 4, 4 further requests.
+        let mut pattern = Vec::new();
+        for _ in 0..15 {
+            let go = t.admit(a);
+            if go {
+                t.queued = false;
+            }
+            pattern.push(go);
+        }
+        let expect = [1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+        assert_eq!(pattern, expect.map(|b| b == 1));
+        // Another slot (or ballot) starts afresh, even while the old one is queued.
+        assert!(t.admit(Some((3, 11))));
+        assert!(t.admit(Some((4, 11))));
+    }
+
+    #[tokio::test]
+    async fn a_link_holds_one_copy_of_an_accept_and_its_queue_is_bounded_in_bytes() {
+        let net = TokioNet;
+        let listener = net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A peer that reads one frame and then nothing: the link's writes stall.
+        let (tx, _rx) = mpsc::channel(1);
+        let peers = vec!["n0".into()];
+        spawn_listener::<TokioNet>(listener, "c".into(), peers, PeerAuth::Open, 64 << 20, tx);
+        let n0 = Hello { cluster_id: "c".into(), node: "n0".into() };
+        let link = spawn_link(net, n0, PeerAuth::Open, addr, 20 << 20);
+        let big = || vec![7u8; 16 << 20];
+        // Two frames go out (one to the peer's channel, one held by its reader); the third
+        // stays in the link once the socket's buffers are full.
+        for slot in 0..3 {
+            assert!(link.send_accept(1, slot, big), "slot {slot}");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while slot < 2 && link.queued_bytes() > 0 {
+                assert!(tokio::time::Instant::now() < deadline, "{} queued", link.queued_bytes());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(link.queued_bytes(), 16 << 20, "the last copy is stuck in the link");
+        let mut encoded = 0;
+        assert!(!link.send_accept(1, 2, || {
+            encoded += 1;
+            big()
+        }));
+        assert_eq!(encoded, 0, "a resend of a queued accept is not even encoded");
+        assert!(!link.send(vec![0; 8 << 20]), "20 MiB queued at most");
+        assert!(link.send(vec![0; 1 << 20]), "small messages still fit");
+    }
+
     #[tokio::test]
     async fn messages_cross_and_strangers_are_refused() {
         let net = TokioNet;
@@ -199,14 +400,15 @@ mod tests {
             Hello { cluster_id: "other".into(), node: "n0".into() },
             auth.clone(),
             addr,
+            1 << 20,
         );
         assert!(stranger.send(b"nope".to_vec()));
-        let open = spawn_link(net, n0.clone(), PeerAuth::Open, addr);
+        let open = spawn_link(net, n0.clone(), PeerAuth::Open, addr, 1 << 20);
         assert!(open.send(b"no proof".to_vec()));
         let wrong = PeerAuth::Secret(Secret::from_bytes(&[6; 32]).unwrap());
-        let guesser = spawn_link(net, n0.clone(), wrong, addr);
+        let guesser = spawn_link(net, n0.clone(), wrong, addr, 1 << 20);
         assert!(guesser.send(b"wrong secret".to_vec()));
-        let link = spawn_link(net, n0, auth, addr);
+        let link = spawn_link(net, n0, auth, addr, 1 << 20);
         assert!(link.send(b"hello".to_vec()));
         assert!(link.send(b"world".to_vec()));
         let a = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();

@@ -122,6 +122,9 @@ pub struct ShellConfig {
     pub me: NodeIdx,
     pub max_value_size: u32,
     pub max_buffer_size: u32,
+    /// The largest update the master can ship within its lease (node/src/limits_config.rs);
+    /// larger ones are refused at admission.
+    pub ship_bytes_max: u32,
 }
 
 impl ShellConfig {
@@ -132,6 +135,7 @@ impl ShellConfig {
             me,
             max_value_size: config.max_value_size,
             max_buffer_size: config.max_buffer_size,
+            ship_bytes_max: config.limits.ship_bytes_max(config.lease_ms, config.max_buffer_size),
         }
     }
 }

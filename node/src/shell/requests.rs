@@ -73,8 +73,14 @@ impl<S: Store, W> Shell<S, W> {
         };
         // Values are held to max_value_size before the core (server/limits.rs, as Arakoon
         // does); a sequence over the buffer limit is refused here, after the master check, as
-        // Arakoon orders them.
-        match crate::server::limits::sequence_too_large(&update, self.config.max_buffer_size) {
+        // Arakoon orders them; so is an update the master could not ship within its lease
+        // (ours: proposed, it would lapse the lease and be proposed again by every new master).
+        let too_large =
+            crate::server::limits::sequence_too_large(&update, self.config.max_buffer_size)
+                .or_else(|| {
+                    crate::server::limits::unshippable(&update, self.config.ship_bytes_max)
+                });
+        match too_large {
             Some(msg) if self.machine.lease_valid(now_ms) => refuse(Rc::BadInput, msg),
             Some(_) => {
                 let master = self.master_name(now_ms).unwrap_or_else(|| "None".into());
