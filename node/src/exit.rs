@@ -18,6 +18,8 @@ pub enum NodeExit {
     CatchUpPeer = 3,
     /// `-catchup-only` could not write the node's TLog or store.
     CatchUpWrite = 4,
+    /// SIGTERM or SIGINT came, or the node failed, and it did not finish stopping in time.
+    StopTimedOut = 5,
     StoreAhead = 40,
     Gap = 41,
     TlogDir = 43,
@@ -31,7 +33,7 @@ pub enum NodeExit {
 
 impl NodeExit {
     /// Every code, in the order `--help` lists them.
-    pub const ALL: [NodeExit; 14] = [
+    pub const ALL: [NodeExit; 15] = [
         NodeExit::StoreAhead,
         NodeExit::Gap,
         NodeExit::TlogDir,
@@ -46,6 +48,7 @@ impl NodeExit {
         NodeExit::PortTaken,
         NodeExit::CatchUpPeer,
         NodeExit::CatchUpWrite,
+        NodeExit::StopTimedOut,
     ];
 
     pub fn code(self) -> i32 {
@@ -60,6 +63,7 @@ impl NodeExit {
             NodeExit::PortTaken => "a port is taken",
             NodeExit::CatchUpPeer => "catch-up reached no peer, or the peer failed",
             NodeExit::CatchUpWrite => "catch-up could not write the TLog or store",
+            NodeExit::StopTimedOut => "did not finish stopping within 8 s",
             NodeExit::StoreAhead => "store ahead of the TLog",
             NodeExit::Gap => "gap between store and TLog",
             NodeExit::TlogDir => "TLog directory unusable",

@@ -16,6 +16,8 @@ use arakoon_node::server::env::{MonotonicClock, TokioNet};
 use arakoon_node::server::rebuild;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The help text; `{EXIT_CODES}` is replaced by [`NodeExit::table`], the one list of codes.
 const HELP: &str = "\
@@ -37,7 +39,8 @@ The node validates its TLog and store before serving. When it refuses to start, 
 names the file, the offset and the command that repairs it; the exit code says why:
 {EXIT_CODES}
 SIGTERM and SIGINT stop the node cleanly: waiting clients hear going_down, the TLog gets its
-closed marker, the store is flushed; the exit code is then 0.
+closed marker, the store is flushed; the exit code is then 0. A node that has not finished
+stopping 8 s after the signal (a disk that does not answer) exits with 5.
 
 EXAMPLE:
     arakoon --node n0 -config cluster.ini
@@ -133,6 +136,12 @@ fn main() -> ExitCode {
         }
     };
 
+    // Before any thread starts, so that every thread inherits the blocked signals.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    if !args.catchup_only && !watch_signals(stop.clone()) {
+        eprintln!("arakoon: cannot set up SIGTERM and SIGINT handling");
+        return ExitCode::from(NodeExit::Usage as u8);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -160,10 +169,29 @@ fn main() -> ExitCode {
             h.write_usize(me);
             h.finish()
         };
-        let options = ServerOptions { seed, peer_auth, ..ServerOptions::default() };
-        match serve(config, me, TokioNet, MonotonicClock::default(), options, shutdown_signal())
-            .await
-        {
+        // Descriptors: the node's own first, clients get what is left (server/fdlimit.rs).
+        let fd_plan = arakoon_node::server::fdlimit::raise_nofile_limit()
+            .and_then(|limit| arakoon_node::server::fdlimit::plan(&config, limit));
+        let max_connections = match fd_plan {
+            Ok(plan) => {
+                if let Some(w) = &plan.warning {
+                    tracing::warn!("{w}");
+                }
+                plan.max_connections
+            }
+            Err(e) => {
+                eprintln!("arakoon: {e}");
+                return NodeExit::Usage.code();
+            }
+        };
+        let options = ServerOptions {
+            seed,
+            peer_auth,
+            max_connections: Some(max_connections),
+            ..ServerOptions::default()
+        };
+        let shutdown = async move { stop.notified().await };
+        match serve(config, me, TokioNet, MonotonicClock::default(), options, shutdown).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("arakoon: {e}");
@@ -171,19 +199,49 @@ fn main() -> ExitCode {
             }
         }
     });
+    // A blocking task stuck on a disk that does not answer must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        // Without signal handling the node still serves; it stops when killed.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+/// How long a node may take to stop after SIGTERM or SIGINT.
+const STOP_WITHIN: Duration = Duration::from_secs(8);
+
+/// Blocks SIGTERM and SIGINT in this thread and in every thread started after it, and waits for
+/// them on a thread of its own: the first one tells the node to stop (`stop`), and if the process
+/// still runs [`STOP_WITHIN`] later (a store whose flush a full disk never finishes, a core stuck
+/// in a disk call), it exits with [`NodeExit::StopTimedOut`]. The signal is seen even when every
+/// runtime thread is blocked, which tokio's own signal handling cannot promise. False if the
+/// signals could not be set up.
+fn watch_signals(stop: Arc<tokio::sync::Notify>) -> bool {
+    // SAFETY: plain libc calls on a local, zero-initialised signal set; sigwait is the
+    // documented way to take blocked signals synchronously.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return false;
+        }
+        let watcher = move || {
+            let mut sig = 0;
+            if libc::sigwait(&set, &mut sig) != 0 {
+                return;
+            }
+            let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            tracing::info!("{name}: stopping");
+            stop.notify_one();
+            std::thread::sleep(STOP_WITHIN);
+            eprintln!(
+                "arakoon: did not stop within {} s of {name} (a disk that does not answer, or a \
+                 store whose flush cannot finish); exiting with {}: start-up validates the TLog \
+                 and replays what the store lacks",
+                STOP_WITHIN.as_secs(),
+                NodeExit::StopTimedOut.code()
+            );
+            std::process::exit(NodeExit::StopTimedOut.code());
+        };
+        std::thread::Builder::new().name("signals".into()).spawn(watcher).is_ok()
     }
 }

@@ -5,7 +5,9 @@
 //! wrong prologue closes the connection without a word; a request that cannot be decoded gets its
 //! return code and a close (the stream is out of step); after an answered request the connection
 //! stays open only for the return codes that allow it. A client that sends half a request and
-//! stalls is dropped after `request_stall_ms`; an idle connection between requests is fine.
+//! stalls is dropped after `request_stall_ms`, and one that trickles it is dropped when it falls
+//! below `client_min_bytes_per_s`; a connection idle between requests is closed after
+//! `client_idle_ms`, and one address holds at most its share of the slots.
 //!
 //! `catchup_entries` (ours) and Arakoon's `last_entries2` / `last_entries3` are answered here,
 //! from the TLog files, so that a long catch-up never holds the core. Arakoon 1.9's own
@@ -19,6 +21,7 @@ use crate::protocol::client::{
 };
 use crate::rc::Rc;
 use crate::tlog;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,35 +33,75 @@ const PROLOGUE_TIMEOUT_MS: u64 = 10_000;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Counts a connection while it lives.
+/// Counts a connection while it lives, in all and for its address.
 pub struct ConnectionSlot {
     shared: Arc<Shared>,
+    ip: IpAddr,
 }
 
 impl ConnectionSlot {
-    /// Takes a slot, or `None` when `max_connections` are open.
-    pub fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+    /// Takes a slot for a client at `ip`, or says why not: `max_connections` are open, or this
+    /// address holds its share of them already (so that one host cannot take every slot).
+    pub fn take(shared: &Arc<Shared>, ip: IpAddr) -> Result<ConnectionSlot, String> {
         let max = shared.max_connections;
+        let mut per = shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let held = per.get(&ip).copied().unwrap_or(0);
+        if held >= shared.per_address_max {
+            return Err(format!(
+                "max_connections_per_address: {ip} holds {held} client connections, the most one \
+                 address may hold (this node accepts at most {max} in all)"
+            ));
+        }
         let taken = shared
             .connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .is_ok();
-        taken.then(|| ConnectionSlot { shared: shared.clone() })
+        if !taken {
+            return Err(format!(
+                "max_connections: this node accepts at most {max} client connections"
+            ));
+        }
+        *per.entry(ip).or_insert(0) += 1;
+        Ok(ConnectionSlot { shared: shared.clone(), ip })
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        let mut per = self.shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
     }
 }
 
-/// Refuses a connection over the limit with 0xfe and closes it.
-pub async fn refuse<S: Stream>(mut stream: S, max: usize) {
+/// Refuses a connection with 0xfe and `why`, and closes it.
+pub async fn refuse<S: Stream>(mut stream: S, why: String) {
     let mut out = Vec::new();
-    let msg = format!("max_connections: this node accepts at most {max} client connections");
-    encode_error(Rc::MaxConnections, msg.as_bytes(), &mut out);
+    encode_error(Rc::MaxConnections, why.as_bytes(), &mut out);
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+}
+
+/// A buffer that grew beyond this for one large request gives the memory back afterwards.
+const BUFFER_KEEP_BYTES: usize = 256 * 1024;
+
+/// Shrinks `buf` back after a large request or reply, so that an idle connection holds little.
+fn shrink(buf: &mut Vec<u8>) {
+    if buf.capacity() > BUFFER_KEEP_BYTES && buf.len() <= BUFFER_KEEP_BYTES / 4 {
+        buf.shrink_to(BUFFER_KEEP_BYTES / 4);
+    }
+}
+
+/// How long a request of `received` bytes so far may have taken: `stall_ms`, plus the time the
+/// bytes take at `min_bytes_per_s`. A client that sends one byte now and then is judged by its
+/// rate, not kept alive by each byte.
+fn request_allowance(received: usize, stall_ms: u64, min_bytes_per_s: u64) -> Duration {
+    let transfer_ms = (received as u64).saturating_mul(1000) / min_bytes_per_s.max(1);
+    Duration::from_millis(stall_ms.saturating_add(transfer_ms))
 }
 
 enum ReadOutcome {
@@ -90,7 +133,9 @@ async fn read_more<S: Stream>(
 /// Serves one client connection until it closes, misbehaves, or the node stops.
 pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: ConnectionSlot) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    // The prologue.
+    // The prologue, whole within PROLOGUE_TIMEOUT_MS (a byte now and then does not extend it).
+    let prologue_deadline =
+        tokio::time::Instant::now() + Duration::from_millis(PROLOGUE_TIMEOUT_MS);
     loop {
         match decode_prologue(&buf, &shared.cluster_id) {
             Ok(Some(n)) => {
@@ -103,24 +148,31 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                 return;
             }
         }
-        match read_more(&mut stream, &mut buf, Some(PROLOGUE_TIMEOUT_MS)).await {
+        let left = prologue_deadline.saturating_duration_since(tokio::time::Instant::now());
+        match read_more(&mut stream, &mut buf, Some(left.as_millis() as u64)).await {
             ReadOutcome::Data => {}
             ReadOutcome::Closed | ReadOutcome::TimedOut => return,
         }
     }
     let mut out = Vec::with_capacity(4096);
+    // When the request now in `buf` began to arrive.
+    let mut request_started: Option<tokio::time::Instant> = None;
     loop {
         let request_max = super::limits::request_bytes_max(shared.max_buffer_size);
         let decoded = Request::decode(&buf, request_max);
         let request = match decoded {
             Ok(Decoded::Request(req, n)) => {
                 buf.drain(..n);
+                shrink(&mut buf);
+                shrink(&mut out);
+                request_started = None;
                 req
             }
             Ok(Decoded::NeedMore) => {
                 if buf.len() > request_max as usize + 64 {
                     let msg = format!(
-                        "request exceeds {request_max} bytes (twice max_buffer_size {}, plus                          framing); send smaller requests",
+                        "request exceeds {request_max} bytes (twice max_buffer_size {}, plus \
+                         framing); send smaller requests",
                         shared.max_buffer_size
                     );
                     out.clear();
@@ -128,11 +180,28 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                     let _ = stream.write_all(&out).await;
                     return;
                 }
-                // Idle between requests is fine; silence in the middle of one is not.
-                let timeout = (!buf.is_empty()).then_some(shared.request_stall_ms);
-                match read_more(&mut stream, &mut buf, timeout).await {
+                // Idle between requests up to client_idle_ms; inside one, at least
+                // client_min_bytes_per_s after the first client_stall_ms.
+                let timeout_ms = if buf.is_empty() {
+                    shared.client_idle_ms
+                } else {
+                    let started = *request_started.get_or_insert_with(tokio::time::Instant::now);
+                    let allowed = request_allowance(
+                        buf.len(),
+                        shared.request_stall_ms,
+                        shared.client_min_bytes_per_s,
+                    );
+                    let left = (started + allowed)
+                        .saturating_duration_since(started.max(tokio::time::Instant::now()));
+                    left.as_millis() as u64
+                };
+                match read_more(&mut stream, &mut buf, Some(timeout_ms)).await {
                     ReadOutcome::Data => continue,
                     ReadOutcome::Closed => return,
+                    ReadOutcome::TimedOut if buf.is_empty() => {
+                        tracing::debug!("closed a client connection idle for {timeout_ms} ms");
+                        return;
+                    }
                     ReadOutcome::TimedOut => {
                         tracing::debug!("dropped a client that stalled inside a request");
                         return;

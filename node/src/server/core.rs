@@ -34,6 +34,9 @@ pub struct ServerOptions {
     pub storage: Storage,
     /// How peer connections prove membership (server/auth.rs).
     pub peer_auth: super::auth::PeerAuth,
+    /// Client connections at most, when the process's descriptors allow fewer than the
+    /// configuration's `max_connections` (server/fdlimit.rs); `None`: as configured.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -43,6 +46,7 @@ impl Default for ServerOptions {
             seed: 0,
             storage: Storage::Disk,
             peer_auth: Default::default(),
+            max_connections: None,
         }
     }
 }
@@ -122,15 +126,20 @@ pub async fn serve<N: Network, C: Clock>(
     let persister =
         options.storage.persister(prepared.writer, prepared.dir.clone(), persisted_tx.clone());
     let (core_tx, core_rx) = mpsc::channel(4096);
+    let max_connections = options.max_connections.unwrap_or(config.max_connections);
     let shared = Arc::new(Shared {
         cluster_id: config.cluster_id.clone(),
         core: core_tx,
         dir: prepared.dir.clone(),
         connections: AtomicUsize::new(0),
-        max_connections: config.max_connections,
+        max_connections,
         max_buffer_size: config.max_buffer_size,
         max_value_size: config.max_value_size,
         request_stall_ms: config.client_stall_ms,
+        client_idle_ms: config.limits.client_idle_ms,
+        client_min_bytes_per_s: config.limits.client_min_bytes_per_s,
+        per_address_max: config.limits.per_address(max_connections),
+        per_address: Default::default(),
         head: super::collapse::HeadShared::new(&node.tlog_dir),
         inline: options.storage.inline(),
     });
@@ -171,16 +180,16 @@ pub async fn serve<N: Network, C: Clock>(
     let acceptor = tokio::spawn(async move {
         let mut listener = client_listener;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, addr)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
-            match conn::ConnectionSlot::take(&accept_shared) {
-                Some(slot) => {
+            match conn::ConnectionSlot::take(&accept_shared, addr.ip()) {
+                Ok(slot) => {
                     tokio::spawn(conn::serve(stream, accept_shared.clone(), slot));
                 }
-                None => {
-                    tokio::spawn(conn::refuse(stream, accept_shared.max_connections));
+                Err(why) => {
+                    tokio::spawn(conn::refuse(stream, why));
                 }
             }
         }

@@ -315,6 +315,8 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
             }
         }
         if let Err(e) = crate::store::Store::flush(&mut self.shell.store) {
+            tracing::error!("the store's last flush failed: {e}");
+            self.shell.store.abandon();
             result = result.and(Err(ServeError::Store(e)));
         }
         tracing::info!(node = %self.config.nodes[self.me].name, "stopped");

@@ -13,6 +13,7 @@ pub mod core;
 pub mod env;
 pub mod error;
 pub mod event_loop;
+pub mod fdlimit;
 pub mod frame;
 pub mod host;
 pub mod limits;

@@ -4,8 +4,10 @@
 use crate::protocol::client::Request;
 use crate::shell::Reply;
 use crate::tlog::LogDir;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// What connection tasks send to the event loop.
@@ -29,6 +31,13 @@ pub struct Shared {
     /// Arakoon's value-size limit, checked before the core (server/limits.rs).
     pub max_value_size: u32,
     pub request_stall_ms: u64,
+    /// A connection with no request for this long is closed.
+    pub client_idle_ms: u64,
+    /// After `request_stall_ms`, a request must have arrived at this rate at least.
+    pub client_min_bytes_per_s: u64,
+    /// The slots one client address may hold, and who holds how many (server/conn.rs).
+    pub per_address_max: usize,
+    pub per_address: Mutex<BTreeMap<IpAddr, usize>>,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,
     /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of

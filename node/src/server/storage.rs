@@ -70,6 +70,21 @@ impl NodeStore {
             NodeStore::Memory(_) => None,
         }
     }
+
+    /// Lets go of a sled store whose flush failed without dropping it: sled's drop waits for
+    /// its flusher, and on a full disk that flush never completes (the node closed its ports and
+    /// hung there, SIGTERM or not). The process is about to exit; the kernel closes the files.
+    /// What was acknowledged is in the TLog, which start-up replays.
+    pub fn abandon(&mut self) {
+        if let NodeStore::Sled(_) = self {
+            let NodeStore::Sled(sled) =
+                std::mem::replace(self, NodeStore::Memory(MemoryStore::new("abandoned")))
+            else {
+                unreachable!("matched above")
+            };
+            std::mem::forget(sled);
+        }
+    }
 }
 
 /// Calls the same method on whichever store it is.
