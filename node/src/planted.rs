@@ -40,10 +40,22 @@ pub enum Bug {
     /// A candidate waits for one promise more than its quorum: safe, but a cluster missing a
     /// minority never elects a master again.
     PromiseBeyondQuorum,
+    /// The store reads a range's inclusive flags the wrong way round (inclusive as exclusive
+    /// and back) in range, range_entries and rev_range_entries: unseen while no bound falls on
+    /// a stored key.
+    RangeBoundsSwapped,
+    /// A restarted node promises at once, without its lease wait (rule 7): it may have
+    /// forgotten a lease it granted just before it went down.
+    NoLeaseWaitAfterRestart,
+    /// Group commit (rule 8) hands each client of a batch the result of the next one's update.
+    GroupCommitRepliesShifted,
+    /// The master's lease ignores the margin (lease bound, rule 5): it runs as long as the
+    /// slaves' timers, so a slow clock outlives them.
+    LeaseWithoutMargin,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 15] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -55,6 +67,10 @@ impl Bug {
         Bug::RangeReadWithoutLease,
         Bug::EvenQuorumRoundedDown,
         Bug::PromiseBeyondQuorum,
+        Bug::RangeBoundsSwapped,
+        Bug::NoLeaseWaitAfterRestart,
+        Bug::GroupCommitRepliesShifted,
+        Bug::LeaseWithoutMargin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +86,10 @@ impl Bug {
             Bug::RangeReadWithoutLease => "range-read-without-lease",
             Bug::EvenQuorumRoundedDown => "even-quorum-rounded-down",
             Bug::PromiseBeyondQuorum => "promise-beyond-quorum",
+            Bug::RangeBoundsSwapped => "range-bounds-swapped",
+            Bug::NoLeaseWaitAfterRestart => "no-lease-wait-after-restart",
+            Bug::GroupCommitRepliesShifted => "group-commit-replies-shifted",
+            Bug::LeaseWithoutMargin => "lease-without-margin",
         }
     }
 

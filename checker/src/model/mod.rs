@@ -6,6 +6,7 @@
 //! [`FromRaw`] turns the operations of a file into the model's own types.
 
 pub mod kv;
+pub mod map_reads;
 pub mod multi_key;
 pub mod mutex;
 pub mod register;

@@ -1,9 +1,12 @@
 //! The whole key-value map as one state: the single-key operations of [`super::kv`], atomic
-//! sequences of updates, and multi-register transactions (Knossos's `:txn`). Operations may span
-//! keys, so nothing is partitioned: this is the model to use when sequences or transactions are
-//! in the history, and the stress case when they are not.
+//! sequences of updates, multi-register transactions (Knossos's `:txn`), delete_prefix, and
+//! the reads of [`super::map_reads`] (ranges, prefix_keys, multi_get and the asserts).
+//! Operations may span keys, so nothing is partitioned: this is the model to use when sequences,
+//! transactions or range reads are in the history, and the stress case when they are not.
+//! Reads that order the keys (ranges, prefixes) need every key absent at first (initial nil).
 
 use super::kv::{Bytes, KvOp};
+use super::map_reads::{self, MapRead, ReadOut};
 use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, FromRaw, Model};
 use crate::import::RawCall;
 use crate::value::Value;
@@ -57,6 +60,12 @@ pub enum MultiOp {
     Txn(Vec<TxnStep>),
     /// Updates applied atomically; a failed sequence did not happen.
     Sequence(Vec<SeqUpdate>),
+    /// A read of the map; it changes nothing.
+    Read(MapRead),
+    /// Deletes every key starting with `prefix`; answers how many.
+    DeletePrefix {
+        prefix: Bytes,
+    },
 }
 
 /// What an operation on the map answered.
@@ -66,6 +75,10 @@ pub enum MultiOut {
     Value(Option<Bytes>),
     /// The values a transaction read, in order.
     Reads(Vec<Option<Bytes>>),
+    /// What a read of the map answered.
+    Read(ReadOut),
+    /// How many keys a delete_prefix deleted.
+    Count(i64),
 }
 
 /// The map: the keys whose value differs from the initial one. Kept canonical (a key back at
@@ -118,6 +131,50 @@ impl MultiKey {
         Some(next)
     }
 
+    /// The keys present, ascending, with their values (exact when `initial` is nil).
+    fn present<'a>(&self, state: &'a MapState) -> Box<map_reads::Present<'a>> {
+        Box::new(state.changed.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v))))
+    }
+
+    fn read(
+        &self,
+        state: &MapState,
+        read: &MapRead,
+        output: Option<&MultiOut>,
+    ) -> Option<MapState> {
+        match output {
+            None => Some(state.clone()),
+            Some(MultiOut::Read(seen)) => {
+                let answer = read.answer(&|k| self.get(state, k), self.present(state));
+                (answer == *seen).then(|| state.clone())
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn delete_prefix(
+        &self,
+        state: &MapState,
+        prefix: &[u8],
+        output: Option<&MultiOut>,
+    ) -> Option<MapState> {
+        let doomed: Vec<Bytes> = map_reads::with_prefix(&state.changed, prefix)
+            .into_iter()
+            .filter(|k| self.get(state, k).is_some())
+            .cloned()
+            .collect();
+        match output {
+            None => {}
+            Some(MultiOut::Count(n)) if usize::try_from(*n).ok() == Some(doomed.len()) => {}
+            Some(_) => return None,
+        }
+        let mut next = state.clone();
+        for k in &doomed {
+            self.put(&mut next, k, None);
+        }
+        Some(next)
+    }
+
     fn txn(
         &self,
         state: &MapState,
@@ -162,7 +219,7 @@ impl Model for MultiKey {
             (MultiOp::Kv(op), out) => {
                 let answered = match out {
                     Some(MultiOut::Value(v)) => Some(v),
-                    Some(MultiOut::Reads(_)) => return None,
+                    Some(_) => return None,
                     None => None,
                 };
                 let current = self.get(state, op.key());
@@ -178,8 +235,10 @@ impl Model for MultiKey {
                 self.txn(state, steps, Some(reads))
             }
             (MultiOp::Txn(steps), None) => self.txn(state, steps, None),
-            (MultiOp::Txn(_), Some(MultiOut::Value(_))) => None,
+            (MultiOp::Txn(_), Some(_)) => None,
             (MultiOp::Sequence(updates), _) => self.sequence(state, updates),
+            (MultiOp::Read(read), out) => self.read(state, read, out),
+            (MultiOp::DeletePrefix { prefix }, out) => self.delete_prefix(state, prefix, out),
         }
     }
 
@@ -190,6 +249,8 @@ impl Model for MultiKey {
             MultiOp::Sequence(updates) => updates
                 .iter()
                 .all(|u| matches!(u, SeqUpdate::Assert { .. } | SeqUpdate::AssertExists { .. })),
+            MultiOp::Read(_) => true,
+            MultiOp::DeletePrefix { .. } => false,
         }
     }
 
@@ -253,6 +314,14 @@ impl Model for MultiKey {
                     .collect();
                 format!("sequence[{}]", parts.join(", "))
             }
+            MultiOp::Read(read) => match output {
+                Some(MultiOut::Read(out)) => read.describe(Some(out)),
+                _ => read.describe(None),
+            },
+            MultiOp::DeletePrefix { prefix } => match output {
+                Some(MultiOut::Count(n)) => format!("delete_prefix({}) -> {n}", show_bytes(prefix)),
+                _ => format!("delete_prefix({}) -> ?", show_bytes(prefix)),
+            },
         }
     }
 
@@ -316,7 +385,13 @@ impl FromRaw for MultiKey {
         match call.f.as_str() {
             "txn" => Ok(MultiOp::Txn(txn_steps(&call.value)?)),
             "sequence" => Ok(MultiOp::Sequence(seq_updates(&call.value)?)),
-            _ => KvOp::from_raw(call).map(MultiOp::Kv),
+            "delete_prefix" => self.ordered(MultiOp::DeletePrefix {
+                prefix: bytes_of(call.key.as_ref().ok_or("no prefix (the key)")?)?,
+            }),
+            f => match MapRead::from_raw(f, call.key.as_ref(), &call.value) {
+                Some(read) => self.ordered(MultiOp::Read(read?)),
+                None => KvOp::from_raw(call).map(MultiOp::Kv),
+            },
         }
     }
 
@@ -345,7 +420,29 @@ impl FromRaw for MultiKey {
                 Ok(Some(MultiOut::Reads(reads)))
             }
             MultiOp::Sequence(_) => Ok(None),
+            MultiOp::Read(read) => Ok(Some(MultiOut::Read(read.output_from_raw(value)?))),
+            MultiOp::DeletePrefix { .. } => match value {
+                Value::Int(n) => Ok(Some(MultiOut::Count(*n))),
+                other => Err(format!("expected the number of keys deleted, found {other}")),
+            },
         }
+    }
+}
+
+impl MultiKey {
+    /// `op`, unless it needs the key order and the model starts with every key present.
+    fn ordered(&self, op: MultiOp) -> Result<MultiOp, String> {
+        let needs_order = match &op {
+            MultiOp::Read(read) => read.orders_keys(),
+            MultiOp::DeletePrefix { .. } => true,
+            _ => false,
+        };
+        if needs_order && self.initial.is_some() {
+            return Err("a range, prefix_keys or delete_prefix needs every key absent at first \
+                 (run the check with initial nil)"
+                .into());
+        }
+        Ok(op)
     }
 }
 
@@ -389,5 +486,32 @@ mod tests {
         let back =
             m.step(&s1, &MultiOp::Kv(KvOp::Set { key: k("x"), value: k("0") }), None).unwrap();
         assert_eq!(back, s0, "a key back at its initial value is the initial state");
+    }
+
+    #[test]
+    fn range_reads_and_delete_prefix_answer_from_the_whole_map() {
+        use super::map_reads::{MapRead, ReadOut, Scan};
+        let m = MultiKey::default();
+        let set = |s: &MapState, key: &str| {
+            m.step(s, &MultiOp::Kv(KvOp::Set { key: k(key), value: k("v") }), None).unwrap()
+        };
+        let s = set(&set(&set(&m.init(), "a1"), "a2"), "b1");
+        let range = MultiOp::Read(MapRead::Scan(Scan {
+            first: Some(k("a1")),
+            first_inclusive: true,
+            last: Some(k("a2")),
+            last_inclusive: false,
+            max: None,
+            reverse: false,
+            keys_only: true,
+        }));
+        let answered =
+            |keys: &[&str]| MultiOut::Read(ReadOut::Keys(keys.iter().map(|x| k(x)).collect()));
+        assert!(m.step(&s, &range, Some(&answered(&["a1"]))).is_some());
+        assert_eq!(m.step(&s, &range, Some(&answered(&["a2"]))), None, "bounds swapped");
+        let del = MultiOp::DeletePrefix { prefix: k("a") };
+        assert_eq!(m.step(&s, &del, Some(&MultiOut::Count(3))), None);
+        let after = m.step(&s, &del, Some(&MultiOut::Count(2))).unwrap();
+        assert_eq!(after, set(&m.init(), "b1"));
     }
 }

@@ -37,17 +37,28 @@ fn low_bound(key: &Option<Vec<u8>>, inclusive: bool) -> Bound<&[u8]> {
     }
 }
 
+/// The inclusive flags of `range`'s first and last bound, as every read takes them.
+fn flags(range: &Range) -> (bool, bool) {
+    let flags = (range.first_inclusive, range.last_inclusive);
+    if crate::planted!(RangeBoundsSwapped) {
+        return (!flags.0, !flags.1);
+    }
+    flags
+}
+
 /// (low, high) for an ascending read, `None` when empty.
 pub(crate) fn ascending(range: &Range) -> Option<Bounds<'_>> {
-    let lo = low_bound(&range.first, range.first_inclusive);
-    let hi = bound(&range.last, range.last_inclusive);
+    let (first_inclusive, last_inclusive) = flags(range);
+    let lo = low_bound(&range.first, first_inclusive);
+    let hi = bound(&range.last, last_inclusive);
     non_empty(lo, hi).then_some((lo, hi))
 }
 
 /// (low, high) for a descending read, `None` when empty.
 pub(crate) fn descending(range: &Range) -> Option<Bounds<'_>> {
-    let hi = bound(&range.first, range.first_inclusive);
-    let lo = low_bound(&range.last, range.last_inclusive);
+    let (first_inclusive, last_inclusive) = flags(range);
+    let hi = bound(&range.first, first_inclusive);
+    let lo = low_bound(&range.last, last_inclusive);
     non_empty(lo, hi).then_some((lo, hi))
 }
 

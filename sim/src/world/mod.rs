@@ -16,6 +16,8 @@ pub mod node;
 pub mod queue;
 mod run;
 pub mod script;
+pub mod workload;
 
 pub use faults::FaultMix;
 pub use run::{run_seed, Outcome, RunReport, Shape, SimConfig};
+pub use workload::MultiWeights;

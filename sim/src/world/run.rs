@@ -3,25 +3,21 @@
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
-use super::history::{
-    multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Linearizability,
-    Recorder, Space,
-};
+use super::history::{Linearizability, Recorder};
 use super::net::{NetFaults, SimNet};
 use super::node::{Effect, Effects, SimNode};
 use super::queue::Agenda;
 use super::script::ScriptState;
+use super::workload::{self, MultiWeights, OpKind};
 use arakoon_chaos::drill::KeyDistribution;
-use arakoon_checker::import::RawCall;
-use arakoon_checker::Value as HValue;
 use arakoon_node::config::{ClusterConfig, ConfigError};
 use arakoon_node::consensus::{Config, Input, Msg, NodeIdx};
-use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
+use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
 use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
 use arakoon_node::store::Store;
 use arakoon_node::tlog::{for_each_committed, LogDir};
-use arakoon_node::value::{Update, Value};
+use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,10 +31,13 @@ pub struct SimConfig {
     pub lease_ms: u64,
     /// Keys of single-key operations (`k0`..): checked per key.
     pub keys: usize,
-    /// Keys of sequences and range reads (`s0`..): checked as one map.
+    /// Keys of the multi-key operations (`a0`..): checked as one map ([`super::workload`]).
     pub multi_keys: usize,
-    /// Relative weights of get, set, delete, test_and_set, sequence, range.
+    /// Relative weights of get, set, delete, test_and_set, a multi-key update ("sequence"),
+    /// a multi-key read ("range").
     pub op_weights: [u32; 6],
+    /// How the multi-key updates and reads split among their kinds.
+    pub multi_weights: MultiWeights,
     /// A client's pause between an answer and its next call, µs (drawn uniformly). The default,
     /// 10-100 ms, is a Jepsen-like pace (about 90 calls a second from five clients); 0-5 ms is
     /// a heavy load (about 1,000 a second). `benches/hunt.rs` measured the planted bugs found
@@ -107,8 +106,9 @@ impl Default for SimConfig {
             duration_ms: 60_000,
             lease_ms: 1_000,
             keys: 8,
-            multi_keys: 4,
+            multi_keys: 6,
             op_weights: [3, 4, 1, 2, 1, 1],
+            multi_weights: MultiWeights::default(),
             think_us: (10_000, 100_000),
             op_timeout_ms: 2_000,
             faults: None,
@@ -225,26 +225,9 @@ pub(super) enum Event {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum OpResult {
-    Ok(Option<Vec<u8>>),
-    /// A range read: the entries found.
-    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    Ok(Payload),
     Fail(Rc, String),
     Unknown,
-}
-
-#[derive(Debug, Clone)]
-enum OpKind {
-    Get,
-    Set(Vec<u8>),
-    Delete,
-    TestAndSet {
-        expected: Option<Vec<u8>>,
-        wanted: Vec<u8>,
-    },
-    /// Updates on `s*` keys, atomically.
-    Sequence(Vec<Update>),
-    /// range_entries over the `s*` keys.
-    Range,
 }
 
 #[derive(Debug, Clone)]
@@ -495,7 +478,7 @@ impl World {
                 }
                 Effect::Applied { i, value } => self.applied(k, i, value),
                 Effect::Reply { waiter: (client, op), reply } => {
-                    let result = self.op_result(client, op, reply);
+                    let result = self.op_result(reply);
                     self.reply(client, op, result);
                 }
                 Effect::CatchUp(job) => {
@@ -528,20 +511,12 @@ impl World {
         self.trace(|| format!("n{k} apply {i} #{:x}", hash & 0xffff), 40);
     }
 
-    /// What client `c` learns from a node's reply to its operation `op`: a `no_longer_master`
-    /// leaves an update's outcome unknown, a get of a missing key reads nothing.
-    fn op_result(&self, c: usize, op: u64, reply: Reply) -> OpResult {
-        let is_get = self.clients[c]
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.op == op && matches!(p.kind, OpKind::Get));
+    /// What client `c` learns from a node's reply: a `no_longer_master` leaves an update's
+    /// outcome unknown; what the rest means is the workload's to say ([`workload::outcome`]).
+    fn op_result(&self, reply: Reply) -> OpResult {
         match reply {
-            Reply::Ok(Payload::String(v)) => OpResult::Ok(Some(v)),
-            Reply::Ok(Payload::OptionString(v)) => OpResult::Ok(v),
-            Reply::Ok(Payload::Entries(entries)) => OpResult::Entries(entries),
-            Reply::Ok(_) => OpResult::Ok(None),
+            Reply::Ok(payload) => OpResult::Ok(payload),
             Reply::Failed { rc: Rc::NoLongerMaster, .. } => OpResult::Unknown,
-            Reply::Failed { rc: Rc::NotFound, .. } if is_get => OpResult::Ok(None),
             Reply::Failed { rc, message } => {
                 OpResult::Fail(rc, String::from_utf8_lossy(&message).into_owned())
             }
@@ -675,81 +650,9 @@ impl World {
         }
         let op = self.clients[c].next_op;
         self.clients[c].next_op += 1;
-        let unique = |tag: &str| format!("c{c}-{op}{tag}").into_bytes();
-        // Draw the operation by its weight: 0 get, 1 set, 2 delete, 3 test_and_set,
-        // 4 sequence, 5 range.
-        let weights = self.cfg.op_weights;
-        let total: u32 = weights.iter().sum::<u32>().max(1);
-        let mut draw = self.rng.gen_range(0..total);
-        let mut choice = 0;
-        while choice < 5 && draw >= weights[choice] {
-            draw -= weights[choice];
-            choice += 1;
-        }
-        let (kind, key, call) = if choice >= 4 {
-            let n = self.cfg.multi_keys.max(2);
-            if choice == 5 {
-                let range = (0..n).map(|k| format!("s{k}")).collect::<Vec<_>>();
-                let steps = range
-                    .iter()
-                    .map(|k| {
-                        HValue::List(vec![str_value(b"read"), str_value(k.as_bytes()), HValue::Nil])
-                    })
-                    .collect();
-                let call = RawCall { f: "txn".into(), key: None, value: HValue::List(steps) };
-                (OpKind::Range, Vec::new(), (Space::Multi, call))
-            } else {
-                let a = self.rng.gen_range(0..n);
-                let b = (a + self.rng.gen_range(1..n)) % n;
-                let (ka, kb) = (format!("s{a}").into_bytes(), format!("s{b}").into_bytes());
-                let second = if self.rng.gen_bool(0.5) {
-                    Update::Delete { key: kb.clone() }
-                } else {
-                    Update::Set { key: kb.clone(), value: unique("b") }
-                };
-                let updates = vec![Update::Set { key: ka.clone(), value: unique("a") }, second];
-                let raw = updates
-                    .iter()
-                    .map(|u| match u {
-                        Update::Set { key, value } => {
-                            HValue::List(vec![str_value(b"set"), str_value(key), str_value(value)])
-                        }
-                        Update::Delete { key } => {
-                            HValue::List(vec![str_value(b"delete"), str_value(key)])
-                        }
-                        _ => HValue::Nil,
-                    })
-                    .collect();
-                let call = RawCall { f: "sequence".into(), key: None, value: HValue::List(raw) };
-                (OpKind::Sequence(updates), Vec::new(), (Space::Multi, call))
-            }
-        } else {
-            let k = match self.cfg.key_distribution {
-                // A uniform draw stays the draw it always was, so that seeds keep their runs.
-                KeyDistribution::Uniform => self.rng.gen_range(0..self.cfg.keys),
-                d => d.pick(self.cfg.keys, self.rng.gen()),
-            };
-            let key = format!("k{k}").into_bytes();
-            let (kind, f, value) = match choice {
-                1 => {
-                    let v = unique("");
-                    (OpKind::Set(v.clone()), "set", str_value(&v))
-                }
-                0 => (OpKind::Get, "get", HValue::Nil),
-                2 => (OpKind::Delete, "delete", HValue::Nil),
-                _ => {
-                    let expected = self.clients[c].seen.get(&key).cloned().flatten();
-                    let wanted = unique("t");
-                    let value =
-                        HValue::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
-                    (OpKind::TestAndSet { expected, wanted }, "test_and_set", value)
-                }
-            };
-            let call = RawCall { f: f.into(), key: Some(str_value(&key)), value };
-            (kind, key, (Space::Kv, call))
-        };
-        self.history.call(c, op, self.now_us, call.0, call.1);
-        self.clients[c].pending = Some(PendingOp { op, kind, key });
+        let drawn = workload::draw(&mut self.rng, &self.cfg, c, op, &self.clients[c].seen);
+        self.history.call(c, op, self.now_us, drawn.space, drawn.call);
+        self.clients[c].pending = Some(PendingOp { op, kind: drawn.kind, key: drawn.key });
         let target = self.clients[c].target;
         let delay = self.rng.gen_range(100..1_000);
         self.agenda.push(self.now_us + delay, Event::ClientRequest { node: target, client: c, op });
@@ -765,70 +668,33 @@ impl World {
             return; // the client times out
         }
         let now = self.node_now_ms(k);
-        let key = p.key.clone();
-        let request = match p.kind {
-            OpKind::Get => Request::Get { c: Consistency::Consistent, key },
-            OpKind::Range => {
-                Request::RangeEntries { c: Consistency::Consistent, range: multi_key_range() }
-            }
-            OpKind::Set(value) => Request::Set { key, value },
-            OpKind::Delete => Request::Delete { key },
-            OpKind::TestAndSet { expected, wanted } => {
-                Request::TestAndSet { key, expected, wanted: Some(wanted) }
-            }
-            OpKind::Sequence(updates) => Request::Sequence { updates, synced: false },
-        };
+        let request = p.kind.request(&p.key);
         let state = self.nodes[k].state.as_mut().expect("up");
         let mut fx = Effects::default();
         let result = state.shell.request(now, request, (c, op), &mut fx);
         self.carry_out(k, fx, result);
     }
 
-    /// Records what the client learnt in its history.
-    fn record(&mut self, c: usize, p: &PendingOp, result: &OpResult) {
-        let (outcome, output) = match result {
-            OpResult::Ok(v) => {
-                let output = match &p.kind {
-                    OpKind::Get | OpKind::TestAndSet { .. } => Some(opt_value(v.as_deref())),
-                    _ => None,
-                };
-                (arakoon_checker::Outcome::Ok, output)
-            }
-            OpResult::Entries(entries) => (
-                arakoon_checker::Outcome::Ok,
-                Some(range_as_reads(entries, self.cfg.multi_keys.max(2))),
-            ),
-            OpResult::Fail(rc, _) => (outcome_of_refusal(*rc), None),
-            OpResult::Unknown => (arakoon_checker::Outcome::Unknown, None),
-        };
+    /// Records what the client learnt in its history; returns the outcome recorded.
+    fn record(&mut self, c: usize, p: &PendingOp, result: &OpResult) -> arakoon_checker::Outcome {
+        let (outcome, output) = workload::outcome(&p.kind, result);
+        workload::learn(&mut self.clients[c].seen, &p.kind, &p.key, outcome, output.as_ref());
         self.history.done(c, p.op, self.now_us, outcome, output);
-        // What the client saw is what its next test_and_set on the key expects.
-        match (&p.kind, result) {
-            (OpKind::Get, OpResult::Ok(v)) => {
-                self.clients[c].seen.insert(p.key.clone(), v.clone());
-            }
-            (OpKind::Set(v), OpResult::Ok(_)) => {
-                self.clients[c].seen.insert(p.key.clone(), Some(v.clone()));
-            }
-            (OpKind::TestAndSet { expected, wanted }, OpResult::Ok(before)) => {
-                let now = if before == expected { Some(wanted.clone()) } else { before.clone() };
-                self.clients[c].seen.insert(p.key.clone(), now);
-            }
-            _ => {}
-        }
+        outcome
     }
 
     fn client_done(&mut self, c: usize, op: u64, result: OpResult) {
         let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
         self.clients[c].pending = None;
-        self.record(c, &p, &result);
+        let outcome = self.record(c, &p, &result);
         match &result {
-            OpResult::Ok(_) | OpResult::Entries(_) => {
+            // An answer, or a refusal that answers the question (a get's not_found).
+            _ if outcome == arakoon_checker::Outcome::Ok => {
                 self.report.ops_ok += 1;
                 if let OpKind::Set(v) = &p.kind {
                     self.acknowledged.insert(v.clone());
                 }
-                if !matches!(p.kind, OpKind::Get | OpKind::Range) {
+                if !p.kind.is_read() {
                     self.note_write_acknowledged();
                 }
             }
@@ -848,7 +714,7 @@ impl World {
                 let (rc, m) = (*rc, m.clone());
                 self.trace(|| format!("client {c} op {op} failed: {rc} {m}"), 50);
             }
-            OpResult::Unknown => {
+            OpResult::Ok(_) | OpResult::Unknown => {
                 self.report.ops_unknown += 1;
                 self.clients[c].target = self.rng.gen_range(0..self.cfg.nodes);
             }

@@ -22,8 +22,11 @@ impl Machine {
             out.push(nak(NakReason::LowBallot));
             return;
         }
+        let lease_wait = now_ms < self.started_ms + self.cfg.lease_ms;
+        // Planted bug NoLeaseWaitAfterRestart, at the edge of the restart rule (7).
+        let lease_wait = lease_wait && !crate::planted!(NoLeaseWaitAfterRestart);
         let restarting = self.record.learner
-            || now_ms < self.started_ms + self.cfg.lease_ms
+            || lease_wait
             || self.last.as_ref().is_some_and(|s| s.n.is_none() && self.committed != Some(s.i));
         if restarting || matches!(self.role, Role::CatchingUp { .. }) {
             out.push(nak(NakReason::Restarting));

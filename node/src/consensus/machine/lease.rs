@@ -42,7 +42,12 @@ impl Machine {
 
     /// The moment the master's own view of its lease ends.
     pub(super) fn lease_until(&self, t0: u64) -> u64 {
-        t0 + self.cfg.lease_ms.saturating_sub(self.cfg.lease_margin_ms)
+        let until = t0 + self.cfg.lease_ms.saturating_sub(self.cfg.lease_margin_ms);
+        // Planted bug LeaseWithoutMargin, at the edge of the lease bound.
+        if crate::planted!(LeaseWithoutMargin) {
+            return t0 + self.cfg.lease_ms;
+        }
+        until
     }
 
     /// A master that heard from a quorum (itself included) within the last lease.

@@ -38,6 +38,10 @@ impl Machine {
                 }
             }
             let synced = updates.iter().any(|u| matches!(u, Update::SyncedSequence(_)));
+            // Planted bug GroupCommitRepliesShifted, after the harvest (rule 8).
+            if crate::planted!(GroupCommitRepliesShifted) {
+                clients.rotate_left(1);
+            }
             (Value::Client { synced, updates }, clients)
         } else {
             return;
