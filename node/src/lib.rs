@@ -30,4 +30,5 @@ pub mod server;
 pub mod shell;
 pub mod store;
 pub mod tlog;
+pub mod update_text;
 pub mod value;

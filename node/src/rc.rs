@@ -131,9 +131,10 @@ pub fn reply_of(result: &Result<(), Refusal>, names: &[String]) -> (Rc, String) 
 pub fn read_refusal_of(refusal: &ReadRefusal, names: &[String]) -> (Rc, String) {
     match refusal {
         ReadRefusal::NotMaster { master } => (Rc::NotMaster, master_text(*master, names)),
+        // Arakoon's words; the node's log says how far it is.
         ReadRefusal::NotYetApplied { applied, wanted } => {
-            let have = applied.map_or("none".to_string(), |a| a.to_string());
-            (Rc::InconsistentRead, format!("this node applied up to {have}, not yet {wanted}"))
+            tracing::debug!("at_least {wanted} refused: this node applied up to {applied:?}");
+            (Rc::InconsistentRead, "store not fresh enough".to_string())
         }
     }
 }
@@ -176,7 +177,7 @@ mod tests {
         let behind = ReadRefusal::NotYetApplied { applied: None, wanted: 3 };
         assert_eq!(
             read_refusal_of(&behind, &names),
-            (Rc::InconsistentRead, "this node applied up to none, not yet 3".into())
+            (Rc::InconsistentRead, "store not fresh enough".into())
         );
     }
 }

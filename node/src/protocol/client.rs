@@ -503,6 +503,7 @@ impl Request {
             | Assert { c, .. }
             | RevRangeEntries { c, .. }
             | AssertExists { c, .. }
+            | UserHook { c, .. }
             | MultiGetOption { c, .. } => Some(*c),
             GetKeyCount => Some(Consistency::Consistent),
             _ => None,

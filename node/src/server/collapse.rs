@@ -32,6 +32,9 @@ type PairItem = Result<(Vec<u8>, Vec<u8>), String>;
 
 /// Pairs per `get_db` chunk.
 const DB_CHUNK_PAIRS: usize = 1024;
+/// A frame also ends once its pairs hold this many bytes: 1024 large values in one frame would
+/// be gigabytes in memory at once.
+const DB_CHUNK_BYTES: usize = 2 << 20;
 /// A peer that sends nothing for this long is given up on.
 const SILENCE_TIMEOUT_MS: u64 = 30_000;
 
@@ -39,8 +42,14 @@ const SILENCE_TIMEOUT_MS: u64 = 30_000;
 pub struct HeadShared {
     pub path: PathBuf,
     pub pins: Arc<Pins>,
-    /// Held by a collapse and by `get_db`.
+    /// Held while the head is written or read whole: by a collapse, `copy_db_to_head`, `get_db`
+    /// and a catch-up adopting a peer's head. The others wait for it.
     pub lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held by a `collapse_tlogs` from its start to its end: a second one at once is refused
+    /// ("Collapsing already in progress"), as Arakoon's `collapsing_lock` refuses it. Only a
+    /// collapse takes it, so a `get_db` or a catch-up that has just finished with the head never
+    /// makes a collapse fail (Arakoon's `get_db` does not take it either).
+    pub collapsing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl HeadShared {
@@ -49,6 +58,7 @@ impl HeadShared {
             path: head::head_path(tlog_dir),
             pins: Arc::new(Pins::default()),
             lock: Arc::new(tokio::sync::Mutex::new(())),
+            collapsing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }
@@ -143,12 +153,19 @@ pub async fn serve_collapse<S: Stream>(
     if copy_db && !on_slave_only(stream, shared).await {
         return false;
     }
-    let Ok(guard) = shared.head.lock.clone().try_lock_owned() else {
-        // Arakoon's words for a second collapse at once.
-        encode_error(Rc::UnknownFailure, b"Collapsing already in progress", &mut out);
-        let _ = stream.write_all(&out).await;
-        return false;
+    // Arakoon: only a collapse refuses another collapse; copy_db_to_head takes no such lock.
+    let collapsing = if copy_db {
+        None
+    } else {
+        let Ok(collapsing) = shared.head.collapsing.clone().try_lock_owned() else {
+            // Arakoon's words for a second collapse at once.
+            encode_error(Rc::UnknownFailure, b"Collapsing already in progress", &mut out);
+            let _ = stream.write_all(&out).await;
+            return false;
+        };
+        Some(collapsing)
     };
+    let guard = shared.head.lock.clone().lock_owned().await;
     let committed = if copy_db {
         let (reply, answer) = oneshot::channel();
         if shared.core.send(CoreMsg::Committed { reply }).await.is_err() {
@@ -164,7 +181,7 @@ pub async fn serve_collapse<S: Stream>(
         (shared.dir.clone(), shared.head.path.clone(), shared.head.pins.clone());
     let cluster_id = shared.cluster_id.clone();
     tokio::task::spawn_blocking(move || {
-        let _guard = guard;
+        let _guard = (guard, collapsing);
         let send = |p: Progress| {
             let _ = tx.blocking_send(p);
         };
@@ -275,10 +292,13 @@ fn head_frames(
         return Ok(());
     }
     let mut chunk = Vec::with_capacity(DB_CHUNK_PAIRS);
-    let mut sent = 0u64;
+    let (mut sent, mut chunk_bytes) = (0u64, 0usize);
     for pair in head.export() {
-        chunk.push(pair?);
-        if chunk.len() >= DB_CHUNK_PAIRS {
+        let pair = pair?;
+        chunk_bytes += pair.0.len() + pair.1.len();
+        chunk.push(pair);
+        if chunk.len() >= DB_CHUNK_PAIRS || chunk_bytes >= DB_CHUNK_BYTES {
+            chunk_bytes = 0;
             sent += chunk.len() as u64;
             let mut bytes = Vec::new();
             DbFrame::Pairs(std::mem::take(&mut chunk)).encode(&mut bytes);

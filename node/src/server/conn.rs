@@ -264,6 +264,9 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
             Some(false) => return,
             None => {}
         }
+        // Arakoon's master answers drop_master once it has stepped down and then half a lease
+        // more (sync_backend.ml), time for the others to elect; a slave answers at once.
+        let dropping = matches!(request, Request::DropMaster) && is_master(&shared).await;
         let (reply, answer) = oneshot::channel();
         if shared.core.send(CoreMsg::Client { request, reply }).await.is_err() {
             going_down(&mut stream, &mut out).await;
@@ -273,6 +276,9 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
             going_down(&mut stream, &mut out).await;
             return;
         };
+        if dropping && matches!(reply, crate::shell::Reply::Ok(_)) {
+            tokio::time::sleep(std::time::Duration::from_millis(shared.lease_ms / 2)).await;
+        }
         out.clear();
         crate::shell::encode_reply(&reply, &mut out);
         if stream.write_all(&out).await.is_err() {
@@ -481,4 +487,13 @@ async fn stream_entries<S: Stream>(
         out.put_i64(-2);
     }
     stream.write_all(&out).await.is_ok()
+}
+
+/// Whether this node is the master now, as its core says (false when the core is gone).
+async fn is_master(shared: &Shared) -> bool {
+    let (reply, answer) = oneshot::channel();
+    if shared.core.send(CoreMsg::IsMaster { reply }).await.is_err() {
+        return false;
+    }
+    answer.await.unwrap_or(false)
 }

@@ -140,6 +140,7 @@ pub async fn serve<N: Network, C: Clock>(
         client_min_bytes_per_s: config.limits.client_min_bytes_per_s,
         per_address_max: config.limits.per_address(max_connections),
         per_address: Default::default(),
+        lease_ms: config.lease_ms,
         head: super::collapse::HeadShared::new(&node.tlog_dir),
         inline: options.storage.inline(),
     });

@@ -66,10 +66,6 @@ pub fn refuse(request: &Request, cluster_id: &str, max_value_size: u32) -> Optio
             tracing::debug!("ping from cluster {theirs:?}, not {cluster_id:?}");
             Some(Refusal::new(Rc::UnknownFailure, UNKNOWN_FAILURE.as_bytes(), true))
         }
-        // No hooks are registered on this node.
-        Request::UserHook { name, .. } => {
-            Some(Refusal::new(Rc::UserHookNotFound, name.as_bytes(), true))
-        }
         _ => None,
     }
 }
@@ -80,8 +76,10 @@ pub fn sequence_too_large(update: &Update, max_buffer_size: u32) -> Option<Strin
     match update {
         Update::Sequence(_) | Update::SyncedSequence(_) => {
             let size = update.encoded_len();
-            (size > max_buffer_size as usize)
-                .then(|| format!("update {} has size {size} > {max_buffer_size}", update.name()))
+            (size > max_buffer_size as usize).then(|| {
+                let text = crate::update_text::update_text(update);
+                format!("update {text} has size {size} > {max_buffer_size}")
+            })
         }
         _ => None,
     }

@@ -38,6 +38,9 @@ pub struct Shared {
     /// The slots one client address may hold, and who holds how many (server/conn.rs).
     pub per_address_max: usize,
     pub per_address: Mutex<BTreeMap<IpAddr, usize>>,
+    /// The master lease: a master's `drop_master` answers half of it after stepping down, as
+    /// Arakoon does, so that the client's next call finds the new master.
+    pub lease_ms: u64,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,
     /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of

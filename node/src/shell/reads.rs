@@ -106,7 +106,8 @@ impl<S: Store, W> Shell<S, W> {
                     stats.record_secs(Op::Get, took(), now, v.len());
                     Reply::Ok(Payload::String(v))
                 }
-                None => fail(Rc::NotFound, key),
+                // Arakoon's store raises Not_found, which its handler answers by that name.
+                None => fail(Rc::NotFound, b"Not_found".to_vec()),
             },
             Request::Range { range, .. } => {
                 let keys = s.range(&range)?;
@@ -154,6 +155,9 @@ impl<S: Store, W> Shell<S, W> {
                     fail(Rc::AssertionFailed, key)
                 }
             }
+            // Arakoon checks the read's consistency first (the gate above), then looks the hook
+            // up; no hooks are registered on this node.
+            Request::UserHook { name, .. } => fail(Rc::UserHookNotFound, name.into_bytes()),
             Request::GetKeyCount => {
                 Reply::Ok(Payload::Int64(i64::try_from(s.key_count()?).unwrap_or(i64::MAX)))
             }
@@ -186,9 +190,8 @@ impl<S: Store, W> Shell<S, W> {
             }
             Request::OptimizeDb | Request::DefragDb => {
                 if self.machine.role() == RoleName::Master {
-                    let msg =
-                        "optimize_db and defrag_db are refused on the master; run them on a slave";
-                    fail(Rc::NotSupported, msg.into())
+                    // Arakoon's words (`_not_if_master`): run them on a slave.
+                    fail(Rc::NotSupported, b"Operation cannot be performed on master node".to_vec())
                 } else {
                     self.store.flush()?;
                     Reply::Ok(Payload::Unit)

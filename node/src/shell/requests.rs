@@ -50,7 +50,9 @@ impl<S: Store, W> Shell<S, W> {
             Request::Sequence { updates, synced: true } => Update::SyncedSequence(updates),
             Request::UserFunction { name, arg } => {
                 if crate::store::UserFunctionRegistry::default().get(&name).is_none() {
-                    let msg = format!("user function {name:?} is not registered on this node");
+                    // Arakoon's words (`%S`-quoted name).
+                    let quoted = crate::update_text::ocaml_quoted(name.as_bytes());
+                    let msg = format!("User function {quoted} could not be found");
                     return refuse(Rc::BadInput, msg);
                 }
                 Update::UserFunction { name, arg }

@@ -269,10 +269,15 @@ fn apply_update(
         Update::AssertRange { prefix, keys } => {
             // As Arakoon: the list as decoded, against the keys in ascending order; no sorting,
             // no de-duplication (a list in another order, or with a key twice, fails).
-            if o.keys_with_prefix(prefix)? == *keys {
+            let actual = o.keys_with_prefix(prefix)?;
+            if actual == *keys {
                 unit
             } else {
-                fail(Rc::AssertionFailed, prefix.clone())
+                // Arakoon's message: the assertion, then the keys found.
+                fail(
+                    Rc::AssertionFailed,
+                    crate::update_text::range_assertion_failure(keys, &actual),
+                )
             }
         }
         Update::SetInterval { .. } | Update::SetRoutingDelta { .. } => fail(
