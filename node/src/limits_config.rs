@@ -9,7 +9,7 @@
 pub const LINK_BYTES_PER_S_DEFAULT: u64 = 64 * 1024 * 1024;
 pub const CLIENT_IDLE_MS_DEFAULT: u64 = 600_000;
 pub const CLIENT_MIN_BYTES_PER_S_DEFAULT: u64 = 64 * 1024;
-pub const REPLY_BYTES_MAX_DEFAULT: u64 = 32 * 1024 * 1024;
+pub const REPLY_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
 
 /// An update must reach a quorum within this fraction of the lease: the master renews its lease
 /// at half the lease, only when no slot is in flight, and its own view of the lease ends a

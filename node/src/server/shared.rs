@@ -38,6 +38,12 @@ pub struct Shared {
     /// The slots one client address may hold, and who holds how many (server/conn.rs).
     pub per_address_max: usize,
     pub per_address: Mutex<BTreeMap<IpAddr, usize>>,
+    /// The request memory, in KiB permits (server/conn.rs `request_memory_bytes`).
+    pub request_memory: Arc<tokio::sync::Semaphore>,
+    /// One listing read (range, range_entries, prefix_keys, multi_get) at a time.
+    pub listing: Arc<tokio::sync::Semaphore>,
+    /// One `catchup_entries` / `last_entries` stream at a time.
+    pub entry_streams: Arc<tokio::sync::Semaphore>,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,
     /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of
