@@ -367,7 +367,7 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
         }
         // A listing read may build a reply of up to reply_bytes_max: one at a time, held until
         // written, so that replies add one such reply (and its encoding) to the node's memory.
-        let _listing = match lists(&request) {
+        let mut listing = match lists(&request) {
             true => match shared.listing.clone().acquire_owned().await {
                 Ok(p) => Some(p),
                 Err(_) => return,
@@ -387,6 +387,11 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
         crate::shell::encode_reply(&reply, &mut out);
         let keep_open = crate::shell::reply_rc(&reply).keeps_connection_open();
         drop(reply);
+        if out.len() <= BUFFER_FREE_BYTES / 2 {
+            // A small reply is within the connection's own share: a client slow to read it
+            // does not hold up the others' listing reads.
+            listing = None;
+        }
         // A client that does not read its reply at client_min_bytes_per_s is dropped.
         let allowed =
             request_allowance(out.len(), shared.request_stall_ms, shared.client_min_bytes_per_s);
@@ -401,6 +406,7 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                 return;
             }
         }
+        drop(listing);
         if !keep_open {
             return;
         }
