@@ -21,7 +21,7 @@
 //! client_idle_ms = 600000       ; ours: a connection with no request this long is closed
 //! max_connections_per_address = 512 ; ours: default half of max_connections
 //! client_min_bytes_per_s = 65536 ; ours: a request slower than this is dropped
-//! reply_bytes_max = 33554432    ; ours: a larger range reply is refused
+//! reply_bytes_max = 16777216    ; ours: a larger range reply is refused
 //!
 //! [n0]
 //! ip = 127.0.0.1

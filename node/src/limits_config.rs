@@ -9,7 +9,7 @@
 pub const LINK_BYTES_PER_S_DEFAULT: u64 = 64 * 1024 * 1024;
 pub const CLIENT_IDLE_MS_DEFAULT: u64 = 600_000;
 pub const CLIENT_MIN_BYTES_PER_S_DEFAULT: u64 = 64 * 1024;
-pub const REPLY_BYTES_MAX_DEFAULT: u64 = 32 * 1024 * 1024;
+pub const REPLY_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
 
 /// An update must reach a quorum within this fraction of the lease: the master renews its lease
 /// at half the lease, only when no slot is in flight, and its own view of the lease ends a
@@ -30,8 +30,9 @@ pub struct Limits {
     /// One client address holds at most this many of the `max_connections` slots
     /// (`max_connections_per_address`; default: half of them, at least one).
     pub max_connections_per_address: Option<usize>,
-    /// A client in the middle of a request must send at least this many bytes per second
-    /// after the first `client_stall_ms` (`client_min_bytes_per_s`).
+    /// A client in the middle of a request must send at least this many bytes per second,
+    /// judged over each window of `client_stall_ms`, and read a reply as fast
+    /// (`client_min_bytes_per_s`).
     pub client_min_bytes_per_s: u64,
     /// The largest reply a range, range_entries, prefix_keys or rev_range_entries may build
     /// (`reply_bytes_max`).

@@ -67,14 +67,14 @@ async fn an_update_the_lease_cannot_carry_is_refused_and_elections_stop_not() {
 
     // What the lease can carry is committed once, and the master stays.
     let before: Vec<u64> = homes.iter().map(|h| dir_bytes(h)).collect();
-    if let Err(e) = c.sequence(sequence(4, 2), false).await {
-        panic!("a 4 MiB sequence fits a 1 s lease: {e}\n{}", cluster.logs());
+    if let Err(e) = c.sequence(sequence(2, 2), false).await {
+        panic!("a 2 MiB sequence fits a 1 s lease: {e}\n{}", cluster.logs());
     }
-    assert_eq!(c.get(&[2, 3]).await.unwrap().len(), 1 << 20);
+    assert_eq!(c.get(&[2, 1]).await.unwrap().len(), 1 << 20);
     master_stays(&cluster, &master, Duration::from_secs(5)).await;
     for (k, h) in homes.iter().enumerate() {
         let grown = dir_bytes(h).saturating_sub(before[k]);
         // The TLog entry and the store's copy, not one per election.
-        assert!(grown < 16 << 20, "n{k} grew by {grown} bytes for one 4 MiB update");
+        assert!(grown < 16 << 20, "n{k} grew by {grown} bytes for one 2 MiB update");
     }
 }

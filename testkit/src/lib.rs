@@ -168,6 +168,11 @@ impl Cluster {
         None
     }
 
+    /// The process id of node `k`, while it runs.
+    pub fn pid(&self, k: usize) -> Option<u32> {
+        self.procs[k].as_ref().map(|c| c.id())
+    }
+
     pub fn pause(&self, k: usize) {
         self.signal(k, libc::SIGSTOP);
     }

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 /// How long a client may take to send its prologue.
 const PROLOGUE_TIMEOUT_MS: u64 = 10_000;
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Counts a connection while it lives, in all and for its address.
 pub struct ConnectionSlot {
@@ -86,13 +86,86 @@ pub async fn refuse<S: Stream>(mut stream: S, why: String) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
 }
 
-/// A buffer that grew beyond this for one large request gives the memory back afterwards.
-const BUFFER_KEEP_BYTES: usize = 256 * 1024;
+/// The buffer a connection may hold without asking the node's request memory
+/// ([`request_memory_bytes`]); beyond, it waits for the bytes, so that all connections together
+/// hold at most `max_connections x this + the request memory`.
+pub const BUFFER_FREE_BYTES: usize = 48 * 1024;
+
+/// The memory all connections together may hold beyond [`BUFFER_FREE_BYTES`] each, for
+/// requests that are being read: the largest request, and the eighth a buffer grows by.
+pub fn request_memory_bytes(max_buffer_size: u32) -> usize {
+    super::limits::request_bytes_max(max_buffer_size) as usize / 8 * 9
+}
+
+/// The bytes a request must bring in each window of `stall_ms` (at least one: a silent client is
+/// always dropped).
+fn window_bytes(stall_ms: u64, min_bytes_per_s: u64) -> usize {
+    (stall_ms.saturating_mul(min_bytes_per_s) / 1000).max(1) as usize
+}
+
+/// Whether a request lists keys or entries (a reply of up to reply_bytes_max).
+fn lists(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Range { .. }
+            | Request::RangeEntries { .. }
+            | Request::RevRangeEntries { .. }
+            | Request::PrefixKeys { .. }
+            | Request::MultiGet { .. }
+            | Request::MultiGetOption { .. }
+    )
+}
+
+/// Room for the next read: at least [`READ_CHUNK`], growing by an eighth of what is held (not
+/// doubling: a buffer stays within an eighth of the request it holds).
+fn grow(buf: &mut Vec<u8>) {
+    if buf.capacity() - buf.len() < READ_CHUNK {
+        buf.reserve_exact(READ_CHUNK.max(buf.len() / 8));
+    }
+}
 
 /// Shrinks `buf` back after a large request or reply, so that an idle connection holds little.
 fn shrink(buf: &mut Vec<u8>) {
-    if buf.capacity() > BUFFER_KEEP_BYTES && buf.len() <= BUFFER_KEEP_BYTES / 4 {
-        buf.shrink_to(BUFFER_KEEP_BYTES / 4);
+    if buf.capacity() > BUFFER_FREE_BYTES && buf.len() <= BUFFER_FREE_BYTES / 2 {
+        buf.shrink_to(BUFFER_FREE_BYTES / 2);
+    }
+}
+
+/// The share of the node's request memory one connection holds now.
+#[derive(Default)]
+struct Budget {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    kib: u32,
+}
+
+impl Budget {
+    /// Makes sure `buf`'s capacity beyond [`BUFFER_FREE_BYTES`] is covered, waiting at most
+    /// `wait_ms`: `Some(asked)` (whether more memory was taken), `None` if it stayed taken.
+    async fn cover(&mut self, cap: usize, shared: &Shared, wait_ms: u64) -> Option<bool> {
+        let need =
+            u32::try_from(cap.saturating_sub(BUFFER_FREE_BYTES).div_ceil(1024)).unwrap_or(u32::MAX);
+        if need <= self.kib {
+            return Some(false);
+        }
+        let more = shared.request_memory.clone().acquire_many_owned(need - self.kib);
+        match tokio::time::timeout(Duration::from_millis(wait_ms), more).await {
+            Ok(Ok(p)) => {
+                match &mut self.permit {
+                    Some(held) => held.merge(p),
+                    None => self.permit = Some(p),
+                }
+                self.kib = need;
+                Some(true)
+            }
+            _ => None,
+        }
+    }
+
+    /// Gives the memory back once the buffer is small again.
+    fn release_if_small(&mut self, cap: usize) {
+        if cap <= BUFFER_FREE_BYTES {
+            *self = Budget::default();
+        }
     }
 }
 
@@ -115,7 +188,7 @@ async fn read_more<S: Stream>(
     buf: &mut Vec<u8>,
     timeout_ms: Option<u64>,
 ) -> ReadOutcome {
-    buf.reserve(READ_CHUNK);
+    grow(buf);
     let read = stream.read_buf(buf);
     let result = match timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), read).await {
@@ -156,7 +229,9 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
     }
     let mut out = Vec::with_capacity(4096);
     // When the request now in `buf` began to arrive.
-    let mut request_started: Option<tokio::time::Instant> = None;
+    // The window the request's rate is judged over: when it began, and the bytes held then.
+    let mut window: Option<(tokio::time::Instant, usize)> = None;
+    let mut budget = Budget::default();
     loop {
         let request_max = super::limits::request_bytes_max(shared.max_buffer_size);
         let decoded = Request::decode(&buf, request_max);
@@ -165,7 +240,8 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                 buf.drain(..n);
                 shrink(&mut buf);
                 shrink(&mut out);
-                request_started = None;
+                budget.release_if_small(buf.capacity());
+                window = None;
                 req
             }
             Ok(Decoded::NeedMore) => {
@@ -180,21 +256,48 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                     let _ = stream.write_all(&out).await;
                     return;
                 }
-                // Idle between requests up to client_idle_ms; inside one, at least
-                // client_min_bytes_per_s after the first client_stall_ms.
+                // Idle between requests up to client_idle_ms; inside one, each window of
+                // client_stall_ms must bring client_min_bytes_per_s (a byte now and then does
+                // not hold a slot, nor request memory another client waits for).
                 let timeout_ms = if buf.is_empty() {
                     shared.client_idle_ms
                 } else {
-                    let started = *request_started.get_or_insert_with(tokio::time::Instant::now);
-                    let allowed = request_allowance(
-                        buf.len(),
-                        shared.request_stall_ms,
-                        shared.client_min_bytes_per_s,
-                    );
-                    let left = (started + allowed)
-                        .saturating_duration_since(started.max(tokio::time::Instant::now()));
-                    left.as_millis() as u64
+                    let now = tokio::time::Instant::now();
+                    let stall = Duration::from_millis(shared.request_stall_ms);
+                    let (since, held) = *window.get_or_insert((now, 0));
+                    if now >= since + stall {
+                        let need =
+                            window_bytes(shared.request_stall_ms, shared.client_min_bytes_per_s);
+                        if buf.len() - held < need {
+                            tracing::debug!(
+                                "dropped a client that sent {} bytes of a request in {} ms \
+                                 (client_min_bytes_per_s: {need} were due)",
+                                buf.len() - held,
+                                shared.request_stall_ms
+                            );
+                            return;
+                        }
+                        window = Some((now, buf.len()));
+                    }
+                    let (since, _) = window.expect("set above");
+                    (since + stall).saturating_duration_since(now).as_millis() as u64
                 };
+                grow(&mut buf);
+                let wait_ms = timeout_ms.max(shared.request_stall_ms);
+                match budget.cover(buf.capacity(), &shared, wait_ms).await {
+                    // Time spent waiting for memory is not the client's: a new window.
+                    Some(true) if !buf.is_empty() => {
+                        window = Some((tokio::time::Instant::now(), buf.len()))
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::debug!(
+                            "dropped a client: the node's request memory stayed taken for \
+                             {wait_ms} ms"
+                        );
+                        return;
+                    }
+                }
                 match read_more(&mut stream, &mut buf, Some(timeout_ms)).await {
                     ReadOutcome::Data => continue,
                     ReadOutcome::Closed => return,
@@ -202,10 +305,8 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
                         tracing::debug!("closed a client connection idle for {timeout_ms} ms");
                         return;
                     }
-                    ReadOutcome::TimedOut => {
-                        tracing::debug!("dropped a client that stalled inside a request");
-                        return;
-                    }
+                    // The window's end: judged at the top of the loop.
+                    ReadOutcome::TimedOut => continue,
                 }
             }
             Err(e) => {
@@ -267,6 +368,15 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
         // Arakoon's master answers drop_master once it has stepped down and then half a lease
         // more (sync_backend.ml), time for the others to elect; a slave answers at once.
         let dropping = matches!(request, Request::DropMaster) && is_master(&shared).await;
+        // A listing read may build a reply of up to reply_bytes_max: one at a time, held until
+        // written, so that replies add one such reply (and its encoding) to the node's memory.
+        let mut listing = match lists(&request) {
+            true => match shared.listing.clone().acquire_owned().await {
+                Ok(p) => Some(p),
+                Err(_) => return,
+            },
+            false => None,
+        };
         let (reply, answer) = oneshot::channel();
         if shared.core.send(CoreMsg::Client { request, reply }).await.is_err() {
             going_down(&mut stream, &mut out).await;
@@ -281,10 +391,29 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
         }
         out.clear();
         crate::shell::encode_reply(&reply, &mut out);
-        if stream.write_all(&out).await.is_err() {
-            return;
+        let keep_open = crate::shell::reply_rc(&reply).keeps_connection_open();
+        drop(reply);
+        if out.len() <= BUFFER_FREE_BYTES / 2 {
+            // A small reply is within the connection's own share: a client slow to read it
+            // does not hold up the others' listing reads.
+            listing = None;
         }
-        if !crate::shell::reply_rc(&reply).keeps_connection_open() {
+        // A client that does not read its reply at client_min_bytes_per_s is dropped.
+        let allowed =
+            request_allowance(out.len(), shared.request_stall_ms, shared.client_min_bytes_per_s);
+        match tokio::time::timeout(allowed, stream.write_all(&out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!(
+                    "dropped a client that did not read a reply of {} bytes",
+                    out.len()
+                );
+                return;
+            }
+        }
+        drop(listing);
+        if !keep_open {
             return;
         }
     }
@@ -393,6 +522,8 @@ async fn stream_entries<S: Stream>(
         return stream.write_all(&out).await.is_ok();
     };
     let to_i = to_i.min(committed);
+    // One entry stream at a time: each holds up to two of the largest entries.
+    let Ok(_streaming) = shared.entry_streams.clone().acquire_owned().await else { return false };
     // Pin the files to read, so that no collapse removes them meanwhile; a slot that a collapse
     // already folded into the head is answered with where the log starts now.
     let (dir, pins) = (shared.dir.clone(), shared.head.pins.clone());
@@ -442,7 +573,8 @@ async fn stream_entries<S: Stream>(
         }
         rx
     } else {
-        let (tx, rx) = mpsc::channel::<EntryItem>(64);
+        // One entry waits at most: an entry may be as large as the largest update.
+        let (tx, rx) = mpsc::channel::<EntryItem>(1);
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
             read_entries(dir.as_ref(), from_i, to_i, flavour, &mut |item| {
@@ -465,6 +597,16 @@ async fn stream_entries<S: Stream>(
                     break;
                 }
                 next = i + 1;
+                if bytes.len() >= READ_CHUNK {
+                    // A large entry goes out as it is, not copied into `out`.
+                    if stream.write_all(&out).await.is_err()
+                        || stream.write_all(&bytes).await.is_err()
+                    {
+                        return false;
+                    }
+                    out.clear();
+                    continue;
+                }
                 out.extend_from_slice(&bytes);
                 if out.len() >= READ_CHUNK {
                     if stream.write_all(&out).await.is_err() {

@@ -111,6 +111,10 @@ pub async fn serve<N: Network, C: Clock>(
             config.lease_ms
         );
     }
+    tracing::info!(
+        "memory bound: {} MiB from the limits (README \"Limits\")",
+        super::limits::memory_bound_bytes(&config) >> 20
+    );
     let machine = Machine::new(ccfg, durable, clock.now_ms(), options.seed);
     let mut shell = Shell::new(
         machine,
@@ -141,6 +145,11 @@ pub async fn serve<N: Network, C: Clock>(
         per_address_max: config.limits.per_address(max_connections),
         per_address: Default::default(),
         lease_ms: config.lease_ms,
+        listing: Arc::new(tokio::sync::Semaphore::new(1)),
+        entry_streams: Arc::new(tokio::sync::Semaphore::new(1)),
+        request_memory: Arc::new(tokio::sync::Semaphore::new(
+            conn::request_memory_bytes(config.max_buffer_size) / 1024,
+        )),
         head: super::collapse::HeadShared::new(&node.tlog_dir),
         inline: options.storage.inline(),
     });

@@ -109,6 +109,30 @@ pub fn request_bytes_max(max_buffer_size: u32) -> u32 {
     max_buffer_size.saturating_mul(2).saturating_add(1 << 20)
 }
 
+/// The resident memory a node stays under, whatever clients and peers do, from its limits
+/// (README "Limits" derives it term by term; `node/tests/memory.rs` measures it):
+///
+/// ```text
+///   96 MiB                                the program, its runtime, sled's 64 MiB cache
+/// + max_connections x 80 KiB              each connection's buffers (server/conn.rs)
+/// + request_bytes_max x 9/8               the request memory larger requests share
+/// + (nodes - 1) x (max_buffer_size + 1 MiB)   the queue to each peer
+/// + 3 x ship_bytes_max                    the value in flight: the slot, its copy, the TLog job
+/// + 2 x reply_bytes_max                   one listing reply and its encoding
+/// + 2 x ship_bytes_max                    one entry stream: the entry read, the one queued
+/// ```
+pub fn memory_bound_bytes(config: &crate::config::ClusterConfig) -> u64 {
+    let ship = config.limits.ship_bytes_max(config.lease_ms, config.max_buffer_size) as u64;
+    let per_connection = 80 * 1024;
+    let peers = config.nodes.len().saturating_sub(1) as u64;
+    (96 << 20)
+        + config.max_connections as u64 * per_connection
+        + request_bytes_max(config.max_buffer_size) as u64 / 8 * 9
+        + peers * super::peers::link_queue_bytes_max(config.max_buffer_size) as u64
+        + 5 * ship
+        + 2 * config.limits.reply_bytes_max
+}
+
 /// The `version` call's info text in Arakoon's layout: `revision`, `compiled` and `machine`
 /// lines, each value quoted as OCaml's `%S` quotes it.
 pub fn version_info() -> String {
@@ -134,5 +158,18 @@ mod tests {
         assert!(r.close);
         let tas = Request::TestAndSet { key: vec![], expected: Some(vec![0; 50]), wanted: None };
         assert_eq!(refuse(&tas, "c", 10), None, "expected values are not written");
+    }
+
+    #[test]
+    fn the_default_limits_bound_memory_at_512_mib_or_less() {
+        let text = "[global]\ncluster = a, b, c\ncluster_id = x\n\
+                    [a]\nip = 127.0.0.1\nclient_port = 1\nmessaging_port = 2\nhome = /h/a\n\
+                    [b]\nip = 127.0.0.1\nclient_port = 3\nmessaging_port = 4\nhome = /h/b\n\
+                    [c]\nip = 127.0.0.1\nclient_port = 5\nmessaging_port = 6\nhome = /h/c\n";
+        let config = crate::config::ClusterConfig::parse(text, "t.ini").unwrap();
+        let bound = memory_bound_bytes(&config);
+        // 96 + 80 + 73.1 + 2 x 33 + 5 x 32 + 2 x 16 = 507.1 MiB (README).
+        assert_eq!(bound >> 20, 507, "{bound}");
+        assert!(bound <= 512 << 20);
     }
 }

@@ -35,11 +35,12 @@ const CONNECT_TIMEOUT_MS: u64 = 1000;
 const RESEND_BACKOFF_MAX: u32 = 4;
 
 /// The bytes queued to one peer at most, for a node whose updates are at most
-/// `max_buffer_size`: two of the largest values (one being written, one waiting) and room for
-/// the small messages around them. Beyond, messages are dropped; a slave that misses accepts
-/// this way sees the gap at the next one and catches up from a peer's TLog.
+/// `max_buffer_size`: one of the largest values and room for the small messages around it (an
+/// accept is never queued twice, see [`PeerLink::send_accept`]). Beyond, messages are dropped;
+/// a slave that misses accepts this way sees the gap at the next one and catches up from a
+/// peer's TLog.
 pub fn link_queue_bytes_max(max_buffer_size: u32) -> usize {
-    2 * max_buffer_size as usize + (1 << 20)
+    max_buffer_size as usize + (1 << 20)
 }
 
 /// One queued message: its bytes, and the accept (ballot, slot) it carries, if it is one.

@@ -41,6 +41,12 @@ pub struct Shared {
     /// The master lease: a master's `drop_master` answers half of it after stepping down, as
     /// Arakoon does, so that the client's next call finds the new master.
     pub lease_ms: u64,
+    /// The request memory, in KiB permits (server/conn.rs `request_memory_bytes`).
+    pub request_memory: Arc<tokio::sync::Semaphore>,
+    /// One listing read (range, range_entries, prefix_keys, multi_get) at a time.
+    pub listing: Arc<tokio::sync::Semaphore>,
+    /// One `catchup_entries` / `last_entries` stream at a time.
+    pub entry_streams: Arc<tokio::sync::Semaphore>,
     /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
     pub head: super::collapse::HeadShared,
     /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of

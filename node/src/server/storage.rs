@@ -152,6 +152,13 @@ impl Store for NodeStore {
     fn key_count(&self) -> Result<u64, StoreError> {
         each!(self, s => s.key_count())
     }
+    fn scan_within(
+        &self,
+        scan: &crate::store::Scan<'_>,
+        bytes_max: usize,
+    ) -> Result<Option<crate::store::Scanned>, StoreError> {
+        each!(self, s => s.scan_within(scan, bytes_max))
+    }
 }
 
 impl<S> Prepared<S> {

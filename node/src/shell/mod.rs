@@ -125,6 +125,8 @@ pub struct ShellConfig {
     /// The largest update the master can ship within its lease (node/src/limits_config.rs);
     /// larger ones are refused at admission.
     pub ship_bytes_max: u32,
+    /// The largest range, range_entries, rev_range_entries or prefix_keys reply.
+    pub reply_bytes_max: usize,
 }
 
 impl ShellConfig {
@@ -136,6 +138,7 @@ impl ShellConfig {
             max_value_size: config.max_value_size,
             max_buffer_size: config.max_buffer_size,
             ship_bytes_max: config.limits.ship_bytes_max(config.lease_ms, config.max_buffer_size),
+            reply_bytes_max: usize::try_from(config.limits.reply_bytes_max).unwrap_or(usize::MAX),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{failed, Outbox, Reply, Shell, ShellError};
 use crate::consensus::{Input, RoleName};
 use crate::protocol::client::{Consistency, Payload, Request, SPOKEN_VERSION};
 use crate::rc::Rc;
-use crate::store::Store;
+use crate::store::{Scan, Store};
 
 impl<S: Store, W> Shell<S, W> {
     /// The name of the master this node knows of, if any.
@@ -87,6 +87,15 @@ impl<S: Store, W> Shell<S, W> {
             });
         }
         let (s, stats) = (&self.store, &mut self.stats);
+        // Listing reads are held to reply_bytes_max (ours; Arakoon builds a reply of any size).
+        let max = self.config.reply_bytes_max;
+        let too_large = |what: &str, max: usize| {
+            let msg = format!(
+                "{what}: the reply would pass reply_bytes_max ({max} bytes); ask for fewer with \
+                 max, or a narrower range, and go on from the last key"
+            );
+            failed(Rc::BadInput, msg.into_bytes())
+        };
         Ok(match request {
             Request::Ping { cluster_id, .. } => {
                 if cluster_id != self.config.cluster_id {
@@ -109,25 +118,39 @@ impl<S: Store, W> Shell<S, W> {
                 // Arakoon's store raises Not_found, which its handler answers by that name.
                 None => fail(Rc::NotFound, b"Not_found".to_vec()),
             },
-            Request::Range { range, .. } => {
-                let keys = s.range(&range)?;
-                stats.record_secs(Op::Range, took(), now, keys.len());
-                Reply::Ok(Payload::Keys(keys))
-            }
-            Request::PrefixKeys { prefix, max, .. } => {
-                let keys = s.prefix_keys(&prefix, max)?;
-                stats.record_secs(Op::PrefixKeys, took(), now, keys.len());
-                Reply::Ok(Payload::Keys(keys))
+            Request::Range { range, .. } => match s.scan_within(&Scan::Range(&range), max)? {
+                Some(found) => {
+                    stats.record_secs(Op::Range, took(), now, found.len());
+                    Reply::Ok(Payload::Keys(found.into_iter().map(|(k, _)| k).collect()))
+                }
+                None => too_large("range", max),
+            },
+            Request::PrefixKeys { prefix, max: count, .. } => {
+                match s.scan_within(&Scan::PrefixKeys(&prefix, count), max)? {
+                    Some(found) => {
+                        stats.record_secs(Op::PrefixKeys, took(), now, found.len());
+                        Reply::Ok(Payload::Keys(found.into_iter().map(|(k, _)| k).collect()))
+                    }
+                    None => too_large("prefix_keys", max),
+                }
             }
             Request::RangeEntries { range, .. } => {
-                let entries = s.range_entries(&range)?;
-                stats.record_secs(Op::RangeEntries, took(), now, entries.len());
-                Reply::Ok(Payload::Entries(entries))
+                match s.scan_within(&Scan::RangeEntries(&range), max)? {
+                    Some(entries) => {
+                        stats.record_secs(Op::RangeEntries, took(), now, entries.len());
+                        Reply::Ok(Payload::Entries(entries))
+                    }
+                    None => too_large("range_entries", max),
+                }
             }
             Request::RevRangeEntries { range, .. } => {
-                let entries = s.rev_range_entries(&range)?;
-                stats.record_secs(Op::RevRangeEntries, took(), now, entries.len());
-                Reply::Ok(Payload::Entries(entries))
+                match s.scan_within(&Scan::RevRangeEntries(&range), max)? {
+                    Some(entries) => {
+                        stats.record_secs(Op::RevRangeEntries, took(), now, entries.len());
+                        Reply::Ok(Payload::Entries(entries))
+                    }
+                    None => too_large("rev_range_entries", max),
+                }
             }
             Request::MultiGet { keys, .. } => match s.multi_get(&keys)? {
                 Ok(values) => {

@@ -48,6 +48,7 @@ fn shell(nodes: usize) -> Shell<MemoryStore, u32> {
         max_value_size: 16,
         max_buffer_size: 1024,
         ship_bytes_max: 1024,
+        reply_bytes_max: 1 << 20,
     };
     let dir: Arc<dyn LogDir> = Arc::new(MemDir::new("n0"));
     Shell::new(machine, MemoryStore::new("c"), config, dir, 0)

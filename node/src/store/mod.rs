@@ -167,4 +167,42 @@ pub trait Store: Send {
     fn prefix_keys(&self, prefix: &[u8], max: Option<usize>) -> Result<Vec<Key>, StoreError>;
     /// The number of user keys.
     fn key_count(&self) -> Result<u64, StoreError>;
+
+    /// `scan`'s answer, or `None` once its keys and values (keys only for `range` and
+    /// `prefix_keys`) pass `bytes_max` bytes on the wire, so that one read cannot make the node
+    /// build a reply of any size. The default collects first (a store in memory holds the data
+    /// anyway); a store on disk stops at the limit.
+    fn scan_within(
+        &self,
+        scan: &Scan<'_>,
+        bytes_max: usize,
+    ) -> Result<Option<Scanned>, StoreError> {
+        let (entries, keys_only) = match scan {
+            Scan::Range(r) => (self.range(r)?.into_iter().map(|k| (k, Vec::new())).collect(), true),
+            Scan::RangeEntries(r) => (self.range_entries(r)?, false),
+            Scan::RevRangeEntries(r) => (self.rev_range_entries(r)?, false),
+            Scan::PrefixKeys(p, max) => {
+                (self.prefix_keys(p, *max)?.into_iter().map(|k| (k, Vec::new())).collect(), true)
+            }
+        };
+        let bytes: usize = entries.iter().map(|(k, v)| wire_bytes(k, v, keys_only)).sum();
+        Ok((bytes <= bytes_max).then_some(entries))
+    }
+}
+
+/// A read that lists keys or entries (the ones [`Store::scan_within`] bounds).
+#[derive(Debug, Clone, Copy)]
+pub enum Scan<'a> {
+    Range(&'a Range),
+    RangeEntries(&'a Range),
+    RevRangeEntries(&'a Range),
+    PrefixKeys(&'a [u8], Option<usize>),
+}
+
+/// What a [`Scan`] found: keys with their values (empty for the key-only scans).
+pub type Scanned = Vec<(Key, Bytes)>;
+
+/// The bytes an entry takes in a reply (each string is an int32 length and its bytes).
+pub fn wire_bytes(key: &[u8], value: &[u8], keys_only: bool) -> usize {
+    4 + key.len() + if keys_only { 0 } else { 4 + value.len() }
 }

@@ -415,4 +415,40 @@ impl Store for SledStore {
     fn key_count(&self) -> Result<u64, StoreError> {
         Ok(self.key_count)
     }
+
+    fn scan_within(
+        &self,
+        scan: &super::Scan<'_>,
+        bytes_max: usize,
+    ) -> Result<Option<super::Scanned>, StoreError> {
+        use super::Scan;
+        let (iter, max, keys_only): (Box<dyn Iterator<Item = _>>, usize, bool) = match scan {
+            Scan::Range(r) => match reads::ascending(r) {
+                Some(b) => (Box::new(self.scan(b)), reads::limit(r), true),
+                None => return Ok(Some(Vec::new())),
+            },
+            Scan::RangeEntries(r) => match reads::ascending(r) {
+                Some(b) => (Box::new(self.scan(b)), reads::limit(r), false),
+                None => return Ok(Some(Vec::new())),
+            },
+            Scan::RevRangeEntries(r) => match reads::descending(r) {
+                Some(b) => (Box::new(self.scan(b).rev()), reads::limit(r), false),
+                None => return Ok(Some(Vec::new())),
+            },
+            Scan::PrefixKeys(p, max) => {
+                (Box::new(self.db.scan_prefix(user_key(p))), max.unwrap_or(usize::MAX), true)
+            }
+        };
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        for item in iter.take(max) {
+            let (k, v) = item.map_err(|e| self.backend(e))?;
+            let value = if keys_only { Vec::new() } else { v.to_vec() };
+            bytes += super::wire_bytes(&k[1..], &value, keys_only);
+            if bytes > bytes_max {
+                return Ok(None);
+            }
+            out.push((k[1..].to_vec(), value));
+        }
+        Ok(Some(out))
+    }
 }
