@@ -46,18 +46,49 @@ pub fn spec_of(cfg: &SimConfig) -> String {
         parts.push(format!("ops={m}"));
     }
     if !cfg.reduce.skip_faults.is_empty() {
-        let skip: Vec<String> = cfg.reduce.skip_faults.iter().map(u32::to_string).collect();
-        parts.push(format!("skip={}", skip.join(",")));
+        let skip = runs(cfg.reduce.skip_faults.iter().map(|n| (0, u64::from(*n))), "");
+        parts.push(format!("skip={skip}"));
     }
     if !cfg.reduce.skip_calls.is_empty() {
-        let skip: Vec<String> =
-            cfg.reduce.skip_calls.iter().map(|(c, op)| format!("{c}.{op}")).collect();
-        parts.push(format!("skip-calls={}", skip.join(",")));
+        parts.push(format!("skip-calls={}", runs(cfg.reduce.skip_calls.iter().copied(), ".")));
     }
     if cfg.reduce.no_liveness {
         parts.push("no-liveness".into());
     }
     parts.join(";")
+}
+
+/// Numbers written as runs: `0-3,7` (with a client: `1.0-3,1.7`); `ordered` ascending.
+fn runs(ordered: impl Iterator<Item = (usize, u64)>, dot: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut open: Option<(usize, u64, u64)> = None;
+    let show = |(c, a, b): (usize, u64, u64)| {
+        let c = if dot.is_empty() { String::new() } else { format!("{c}{dot}") };
+        if a == b {
+            format!("{c}{a}")
+        } else {
+            format!("{c}{a}-{b}")
+        }
+    };
+    for (c, n) in ordered {
+        open = match open {
+            Some((oc, a, b)) if oc == c && b + 1 == n => Some((oc, a, n)),
+            Some(run) => {
+                out.push(show(run));
+                Some((c, n, n))
+            }
+            None => Some((c, n, n)),
+        };
+    }
+    out.extend(open.map(show));
+    out.join(",")
+}
+
+/// `A` or `A-B` (both included), as numbers.
+fn span(text: &str) -> Option<(u64, u64)> {
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let (a, b) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b && b - a < 1_000_000).then_some((a, b))
 }
 
 /// `cfg` with a spec applied; an error says which part is wrong.
@@ -74,17 +105,20 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, String> {
             "ops" => out.reduce.ops_max = Some(number(value)?),
             "skip" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
-                    let strike = u32::try_from(number(v)?)
-                        .map_err(|_| format!("--shrunk {spec:?}: strike {v} is out of range"))?;
-                    out.reduce.skip_faults.insert(strike);
+                    let bad = || format!("--shrunk {spec:?}: strikes {v:?} are not N or A-B");
+                    let (a, b) = span(v).ok_or_else(bad)?;
+                    for n in a..=b {
+                        out.reduce.skip_faults.insert(u32::try_from(n).map_err(|_| bad())?);
+                    }
                 }
             }
             "skip-calls" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
-                    let (c, op) = v.split_once('.').ok_or_else(|| {
-                        format!("--shrunk {spec:?}: call {v:?} is not CLIENT.OP")
-                    })?;
-                    out.reduce.skip_calls.insert((number(c)? as usize, number(op)?));
+                    let bad = || format!("--shrunk {spec:?}: calls {v:?} are not CLIENT.OP or CLIENT.A-B");
+                    let (c, ops) = v.split_once('.').ok_or_else(bad)?;
+                    let c = number(c)? as usize;
+                    let (a, b) = span(ops).ok_or_else(bad)?;
+                    out.reduce.skip_calls.extend((a..=b).map(|op| (c, op)));
                 }
             }
             "no-liveness" => out.reduce.no_liveness = true,
@@ -324,4 +358,26 @@ pub fn html_timeline(s: &Shrunk) -> String {
         esc(s.check),
         esc(&s.detail)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_reads_back_what_it_wrote() {
+        let mut cfg = SimConfig { duration_ms: 4_000, clients: 2, ..SimConfig::default() };
+        cfg.reduce.ops_max = Some(7);
+        cfg.reduce.no_liveness = true;
+        cfg.reduce.skip_faults.extend([0, 1, 2, 5]);
+        cfg.reduce.skip_calls.extend([(0, 1), (0, 2), (0, 3), (1, 0), (1, 4)]);
+        let spec = spec_of(&cfg);
+        assert_eq!(
+            spec,
+            "duration=4000;clients=2;ops=7;skip=0-2,5;skip-calls=0.1-3,1.0,1.4;no-liveness"
+        );
+        assert_eq!(apply_spec(&SimConfig::default(), &spec), Ok(cfg));
+        assert!(apply_spec(&SimConfig::default(), "skip=3-1").is_err());
+        assert!(apply_spec(&SimConfig::default(), "calls=1").is_err());
+    }
 }

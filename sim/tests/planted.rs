@@ -34,6 +34,7 @@ fn rule_group(bug: Bug) -> &'static str {
         "no-lease-wait-after-restart" => "rule 7 restart",
         "group-commit-replies-shifted" => "rule 8 group commit",
         "lease-without-margin" => "rule 5 lease: the bound (margin, drift)",
+        "rollover-skips-fsync" => "tlog: rollover (persister)",
         _ => "unmapped",
     }
 }

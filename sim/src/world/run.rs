@@ -75,7 +75,8 @@ pub struct SimConfig {
 pub struct Reduction {
     /// The nemesis' strikes (numbered from 0 in the order drawn) that are drawn but not applied.
     pub skip_faults: BTreeSet<u32>,
-    /// Each client calls at most this many operations.
+    /// Each client calls at most this many operations during the run (after it, while the
+    /// liveness check waits for a write, clients call freely).
     pub ops_max: Option<u64>,
     /// Calls (client, operation number) that are drawn but not made: the client thinks and
     /// draws its next one.
@@ -672,12 +673,14 @@ impl World {
             return;
         }
         let op = self.clients[c].next_op;
-        if self.cfg.reduce.ops_max.is_some_and(|m| op >= m) {
+        // A reduction leaves out calls of the run only: those after it probe liveness.
+        let in_run = self.now_us < self.cfg.duration_ms * 1000;
+        if in_run && self.cfg.reduce.ops_max.is_some_and(|m| op >= m) {
             return;
         }
         self.clients[c].next_op += 1;
         let drawn = workload::draw(&mut self.rng, &self.cfg, c, op, &self.clients[c].seen);
-        if self.cfg.reduce.skip_calls.contains(&(c, op)) {
+        if in_run && self.cfg.reduce.skip_calls.contains(&(c, op)) {
             // Left out by shrinking: the client goes on as if it had been answered at once.
             let think = self.rng.gen_range(self.cfg.think_us.0..=self.cfg.think_us.1);
             self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
