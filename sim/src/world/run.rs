@@ -676,6 +676,9 @@ impl World {
         // A reduction leaves out calls of the run only: those after it probe liveness.
         let in_run = self.now_us < self.cfg.duration_ms * 1000;
         if in_run && self.cfg.reduce.ops_max.is_some_and(|m| op >= m) {
+            // Back at the run's end, in case the liveness check then wants a write.
+            let end = self.cfg.duration_ms * 1000;
+            self.agenda.push(end, Event::ClientNext { client: c });
             return;
         }
         self.clients[c].next_op += 1;
