@@ -81,6 +81,15 @@ pub struct SimArgs {
     /// fault family and cluster size, broken checks, speed) to this JSON file.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// With --seed, if it fails: shrink it (a shorter run, fewer clients and calls, strikes
+    /// left out) to the smallest run found that breaks the same check, print its events, the
+    /// command that replays it and write its HTML timeline (seedN-shrunk.html).
+    #[arg(long, requires = "seed")]
+    shrink: bool,
+    /// Replay a shrunk run: the spec `--shrink` printed (duration=MS;clients=N;ops=N;skip=A,B;
+    /// no-liveness).
+    #[arg(long, value_name = "SPEC", requires = "seed")]
+    shrunk: Option<String>,
     #[command(subcommand)]
     command: Option<SimCommand>,
 }
@@ -203,6 +212,15 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         keep_history: args.history.is_some(),
         ..SimConfig::default()
     };
+    let cfg = match &args.shrunk {
+        Some(spec) => {
+            arakoon_sim::shrink::apply_spec(&cfg, spec).map_err(|e| Failure::new(3, e))?
+        }
+        None => cfg,
+    };
+    if args.shrink {
+        return shrink(&args, &cfg);
+    }
     let flags = format!(
         "--nodes {} --clients {} --duration {} --pause {} --faults {:?}",
         args.nodes, args.clients, args.duration, args.pause, args.faults
@@ -263,6 +281,38 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         );
     }
     Ok(summarize(&report))
+}
+
+/// `--shrink`: shrinks the seed and reports the shrunk run.
+fn shrink(args: &SimArgs, cfg: &SimConfig) -> Result<i32, Failure> {
+    let seed = args.seed.unwrap_or_default();
+    let started = Instant::now();
+    let Some(s) = arakoon_sim::shrink::shrink(seed, cfg) else {
+        println!("seed {seed} passes: nothing to shrink");
+        return Ok(0);
+    };
+    let flags = format!("--nodes {} --pause {} --faults {:?}", args.nodes, args.pause, args.faults)
+        .to_lowercase();
+    let replay = format!("arakoon-admin sim --seed {seed} {flags} --shrunk '{}'", s.spec());
+    let html = PathBuf::from(format!("seed{seed}-shrunk.html"));
+    std::fs::write(&html, arakoon_sim::shrink::html_timeline(&s)).map_err(|e| {
+        Failure::new(3, format!("{}: cannot write the timeline: {e}", html.display()))
+    })?;
+    println!(
+        "seed {seed} breaks {}; shrunk from {} to {} events in {} runs ({:.1?}):",
+        s.check,
+        s.events_before,
+        s.events.len(),
+        s.attempts,
+        started.elapsed()
+    );
+    for e in &s.events {
+        println!("  {e}");
+    }
+    println!("rule broken: {}: {}", s.check, s.detail);
+    println!("replay: {replay}");
+    println!("timeline: {}", html.display());
+    Ok(1)
 }
 
 /// The trace and histories a seed was asked to leave.

@@ -52,10 +52,13 @@ pub enum Bug {
     /// The master's lease ignores the margin (lease bound, rule 5): it runs as long as the
     /// slaves' timers, so a slow clock outlives them.
     LeaseWithoutMargin,
+    /// At a TLog rollover the old file's last entries are written but not fsynced: a crash
+    /// later loses them while the newer file's entries survive.
+    RolloverSkipsFsync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -71,6 +74,7 @@ impl Bug {
         Bug::NoLeaseWaitAfterRestart,
         Bug::GroupCommitRepliesShifted,
         Bug::LeaseWithoutMargin,
+        Bug::RolloverSkipsFsync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +94,7 @@ impl Bug {
             Bug::NoLeaseWaitAfterRestart => "no-lease-wait-after-restart",
             Bug::GroupCommitRepliesShifted => "group-commit-replies-shifted",
             Bug::LeaseWithoutMargin => "lease-without-margin",
+            Bug::RolloverSkipsFsync => "rollover-skips-fsync",
         }
     }
 

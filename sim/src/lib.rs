@@ -7,7 +7,8 @@
 pub mod campaign;
 pub mod drill;
 pub mod real_client;
+pub mod shrink;
 pub mod tier_b;
 pub mod world;
 
-pub use world::{run_seed, FaultMix, Outcome, RunReport, Shape, SimConfig};
+pub use world::{run_seed, FaultMix, Outcome, Reduction, RunReport, Shape, SimConfig};

@@ -197,7 +197,9 @@ impl TlogWriter {
             let full = self.entries_in_file >= self.config.entries_per_file_max
                 || self.bytes_in_file >= self.config.file_bytes_max;
             if new_slot && full {
-                self.flush_buf()?;
+                // Planted bug RolloverSkipsFsync, at the edge of the rollover's flush.
+                let sync = !crate::planted!(RolloverSkipsFsync);
+                self.flush_buf_with(sync)?;
                 self.start_next_file()?;
             }
             let before = self.buf.len();
@@ -215,12 +217,20 @@ impl TlogWriter {
 
     /// Writes the buffered bytes to the current file and syncs them.
     fn flush_buf(&mut self) -> Result<(), TlogError> {
+        self.flush_buf_with(true)
+    }
+
+    /// Writes the buffered bytes to the current file, and syncs them when `sync` (always, but
+    /// for a planted bug).
+    fn flush_buf_with(&mut self, sync: bool) -> Result<(), TlogError> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let path = self.dir.path_of(&self.file.name());
         self.out.append(&self.buf).map_err(|e| TlogError::io(&path, e))?;
-        self.out.sync_data().map_err(|e| TlogError::io(&path, e))?;
+        if sync {
+            self.out.sync_data().map_err(|e| TlogError::io(&path, e))?;
+        }
         self.buf.clear();
         Ok(())
     }

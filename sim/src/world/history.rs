@@ -1,14 +1,15 @@
 //! The clients' history, recorded in the checker's own form and checked at the end of a run.
 //!
 //! Two histories are kept apart so that each is checked with the model that fits it: single-key
-//! operations (get, set, delete, test_and_set) on the `k*` keys, checked per key; sequences and
-//! range reads on the `s*` keys, checked as one map with the multi-key model (a sequence spans
-//! keys, a range reads several). Keeping the key spaces apart is what makes the two checks
-//! independent: no operation touches both.
+//! operations (get, set, delete, test_and_set) on the `k*` keys, checked per key; the operations
+//! that span keys or read their order on the `a*` keys of the tier-A world (`s*` for the real
+//! client), checked as one map with the multi-key model (see [`super::workload`]). Keeping the
+//! key spaces apart is what makes the two checks independent: no operation touches both.
 //!
 //! Outcomes follow the client protocol: an answer is `ok`; a refusal that guarantees nothing
-//! happened (not_master, not_found, assertion_failed, a full queue) is `fail`; a timeout, and
-//! `no_longer_master` (the master lost its lease with the update in flight), are `unknown`.
+//! happened (not_master, a failed sequence, a full queue) is `fail`; a refusal that answers the
+//! question (a get's not_found, an assert's assertion_failed) is an `ok` observation; a timeout,
+//! and `no_longer_master` (the master lost its lease with the update in flight), are `unknown`.
 
 use arakoon_checker::import::{write_jsonl, RawCall, RawHistory};
 use arakoon_checker::{check_raw, Budget, History, ModelKind, Operation, Outcome, Value};

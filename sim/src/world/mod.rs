@@ -19,5 +19,5 @@ pub mod script;
 pub mod workload;
 
 pub use faults::FaultMix;
-pub use run::{run_seed, Outcome, RunReport, Shape, SimConfig};
+pub use run::{run_seed, Outcome, Reduction, RunReport, Shape, SimConfig};
 pub use workload::MultiWeights;

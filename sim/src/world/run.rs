@@ -66,6 +66,23 @@ pub struct SimConfig {
     /// override at or above the majority (an override below it gives up safety by design, so
     /// it is never drawn). See [`Shape`].
     pub draw_shape: bool,
+    /// What a shrunk run leaves out ([`crate::shrink`]); nothing by default.
+    pub reduce: Reduction,
+}
+
+/// A run reduced by shrinking: fewer faults, fewer operations, no liveness check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reduction {
+    /// The nemesis' strikes (numbered from 0 in the order drawn) that are drawn but not applied.
+    pub skip_faults: BTreeSet<u32>,
+    /// Each client calls at most this many operations during the run (after it, while the
+    /// liveness check waits for a write, clients call freely).
+    pub ops_max: Option<u64>,
+    /// Calls (client, operation number) that are drawn but not made: the client thinks and
+    /// draws its next one.
+    pub skip_calls: BTreeSet<(usize, u64)>,
+    /// No liveness check after the heal (clients stop at the run's end).
+    pub no_liveness: bool,
 }
 
 /// A deployment's shape: its size and its quorum override, if any.
@@ -119,6 +136,7 @@ impl Default for SimConfig {
             key_distribution: KeyDistribution::Uniform,
             overrides: Vec::new(),
             draw_shape: false,
+            reduce: Reduction::default(),
         }
     }
 }
@@ -152,6 +170,10 @@ pub struct RunReport {
     pub histories: Option<(String, String)>,
     /// What a drill's steps did, with the time (ms).
     pub fault_log: Vec<(u64, String)>,
+    /// The random nemesis' strikes: time (ms), number, what and where (skipped ones left out).
+    pub strikes: Vec<(u64, u32, String)>,
+    /// The calls made: (client, operation number).
+    pub calls: Vec<(usize, u64)>,
     /// Role changes: time (ms), node, role ("master", "slave", "candidate", "catching_up",
     /// "down", "paused").
     pub roles: Vec<(u64, usize, String)>,
@@ -270,6 +292,8 @@ pub(super) struct World {
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
     pub(super) liveness: super::liveness::Liveness,
+    /// How many strikes the nemesis drew so far.
+    strikes_drawn: u32,
 }
 
 const TICK_MS: u64 = 10;
@@ -649,8 +673,23 @@ impl World {
             return;
         }
         let op = self.clients[c].next_op;
+        // A reduction leaves out calls of the run only: those after it probe liveness.
+        let in_run = self.now_us < self.cfg.duration_ms * 1000;
+        if in_run && self.cfg.reduce.ops_max.is_some_and(|m| op >= m) {
+            // Back at the run's end, in case the liveness check then wants a write.
+            let end = self.cfg.duration_ms * 1000;
+            self.agenda.push(end, Event::ClientNext { client: c });
+            return;
+        }
         self.clients[c].next_op += 1;
         let drawn = workload::draw(&mut self.rng, &self.cfg, c, op, &self.clients[c].seen);
+        if in_run && self.cfg.reduce.skip_calls.contains(&(c, op)) {
+            // Left out by shrinking: the client goes on as if it had been answered at once.
+            let think = self.rng.gen_range(self.cfg.think_us.0..=self.cfg.think_us.1);
+            self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
+            return;
+        }
+        self.report.calls.push((c, op));
         self.history.call(c, op, self.now_us, drawn.space, drawn.call);
         self.clients[c].pending = Some(PendingOp { op, kind: drawn.kind, key: drawn.key });
         let target = self.clients[c].target;
@@ -767,6 +806,14 @@ impl World {
             kind = Fault::Kill(Target::Random);
         }
         let victim = self.rng.gen_range(0..n);
+        // Shrinking leaves strikes out after their draws, so the ones kept draw the same.
+        let strike = self.strikes_drawn;
+        self.strikes_drawn += 1;
+        if self.cfg.reduce.skip_faults.contains(&strike) {
+            return;
+        }
+        let label = format!("{} n{victim}", kind.name());
+        self.report.strikes.push((self.now_us / 1000, strike, label));
         let on_victim = |fault: Fault| Resolved { fault, strikes: Strikes::Nodes(vec![victim]) };
         let apply = |w: &mut World, r: Resolved| {
             now_or_never(Backend::apply(w, &r)).and_then(Result::ok).unwrap_or_default()
@@ -1098,6 +1145,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         report: RunReport { shape, ..RunReport::new(seed, mix.describe()) },
         violation: None,
         liveness: Default::default(),
+        strikes_drawn: 0,
         mix,
     };
     for k in 0..cfg.nodes {
@@ -1143,7 +1191,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             for k in kept.into_iter().chain(lost) {
                 w.restart(k);
             }
-            if cfg.script.is_empty() {
+            if cfg.script.is_empty() && !cfg.reduce.no_liveness {
                 let quorum = w.cluster.quorum();
                 w.start_liveness(quorum);
             }
@@ -1218,6 +1266,8 @@ impl RunReport {
             linearizability: String::new(),
             histories: None,
             fault_log: Vec::new(),
+            strikes: Vec::new(),
+            calls: Vec::new(),
             roles: Vec::new(),
             ops: Vec::new(),
             master_after_script_ms: None,

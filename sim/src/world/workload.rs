@@ -490,3 +490,73 @@ pub(super) fn learn(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::collections::BTreeSet;
+
+    /// The default workload draws every kind, and range bounds below, on, between and above the
+    /// stored keys with both flags, an open low bound, and limits of all, 0 and more.
+    #[test]
+    fn the_default_workload_draws_every_kind_and_every_kind_of_bound() {
+        let cfg = SimConfig::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let seen = BTreeMap::new();
+        let (mut kinds, mut bounds, mut flags, mut maxes) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let mut members = BTreeSet::new();
+        for op in 0..20_000 {
+            let d = draw(&mut rng, &cfg, 0, op, &seen);
+            kinds.insert(d.call.f.clone());
+            if let OpKind::Multi { request, .. } = &d.kind {
+                match request {
+                    Request::Range { range, .. }
+                    | Request::RangeEntries { range, .. }
+                    | Request::RevRangeEntries { range, .. } => {
+                        for b in [&range.first, &range.last] {
+                            bounds.insert(match b.as_deref() {
+                                None => "open",
+                                Some(b"a") => "below",
+                                Some(b"az") => "above",
+                                Some(b) if b.len() == 2 => "on",
+                                Some(_) => "between",
+                            });
+                        }
+                        flags.insert((range.first_inclusive, range.last_inclusive));
+                        maxes.insert(range.max.map_or(-1, |m| m as i64));
+                    }
+                    Request::Sequence { updates, .. } => {
+                        members.extend(updates.iter().map(|u| u.name().to_string()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let want = [
+            "get",
+            "set",
+            "delete",
+            "test_and_set",
+            "sequence",
+            "delete_prefix",
+            "replace",
+            "append",
+            "range",
+            "range_entries",
+            "rev_range_entries",
+            "prefix_keys",
+            "exists",
+            "multi_get",
+            "multi_get_option",
+            "assert",
+            "assert_exists",
+        ];
+        assert_eq!(kinds, want.iter().map(|s| s.to_string()).collect(), "kinds drawn");
+        assert_eq!(bounds, ["above", "below", "between", "on", "open"].into());
+        assert_eq!(flags.len(), 4, "every pair of inclusive flags");
+        assert_eq!(maxes, [-1, 0, 1, 2, 3].into());
+        assert_eq!(members.len(), 5, "sequence members drawn: {members:?}");
+    }
+}

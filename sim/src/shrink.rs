@@ -1,0 +1,383 @@
+//! Shrinking a failing seed: the same seed run again with less in it (a shorter run, fewer
+//! clients, fewer operations per client, the nemesis' strikes left out by delta debugging)
+//! until the smallest run found that still breaks the same check. Every attempt is a whole
+//! deterministic run, so the result is the same on every machine; the number of attempts is
+//! bounded, and each run by its simulated duration.
+//!
+//! A shrunk run is written as a spec (`duration=4000;clients=2;ops=3;skip=0,2;no-liveness`) that
+//! `arakoon-admin sim --seed N --shrunk SPEC` replays, and its events (the strikes kept and the
+//! clients' calls) are listed in time order.
+
+use crate::world::{run_seed, Outcome, Reduction, RunReport, SimConfig};
+
+/// The attempts one shrink may spend (each a whole run).
+pub const ATTEMPTS_MAX: u32 = 1_000;
+
+/// A shrunk failing run.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    pub seed: u64,
+    /// The configuration the shrunk run ran with.
+    pub cfg: SimConfig,
+    /// The check the original run broke, which the shrunk one breaks too.
+    pub check: &'static str,
+    pub detail: String,
+    /// The shrunk run's report (with its history).
+    pub report: RunReport,
+    /// Strikes kept and calls made, in time order.
+    pub events: Vec<String>,
+    /// Events of the original run.
+    pub events_before: usize,
+    pub attempts: u32,
+}
+
+impl Shrunk {
+    /// The spec `--shrunk` reads back.
+    pub fn spec(&self) -> String {
+        spec_of(&self.cfg)
+    }
+}
+
+/// The spec of `cfg`'s duration, clients and reduction.
+pub fn spec_of(cfg: &SimConfig) -> String {
+    let mut parts =
+        vec![format!("duration={}", cfg.duration_ms), format!("clients={}", cfg.clients)];
+    if let Some(m) = cfg.reduce.ops_max {
+        parts.push(format!("ops={m}"));
+    }
+    if !cfg.reduce.skip_faults.is_empty() {
+        let skip = runs(cfg.reduce.skip_faults.iter().map(|n| (0, u64::from(*n))), "");
+        parts.push(format!("skip={skip}"));
+    }
+    if !cfg.reduce.skip_calls.is_empty() {
+        parts.push(format!("skip-calls={}", runs(cfg.reduce.skip_calls.iter().copied(), ".")));
+    }
+    if cfg.reduce.no_liveness {
+        parts.push("no-liveness".into());
+    }
+    parts.join(";")
+}
+
+/// Numbers written as runs: `0-3,7` (with a client: `1.0-3,1.7`); `ordered` ascending.
+fn runs(ordered: impl Iterator<Item = (usize, u64)>, dot: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut open: Option<(usize, u64, u64)> = None;
+    let show = |(c, a, b): (usize, u64, u64)| {
+        let c = if dot.is_empty() { String::new() } else { format!("{c}{dot}") };
+        if a == b {
+            format!("{c}{a}")
+        } else {
+            format!("{c}{a}-{b}")
+        }
+    };
+    for (c, n) in ordered {
+        open = match open {
+            Some((oc, a, b)) if oc == c && b + 1 == n => Some((oc, a, n)),
+            Some(run) => {
+                out.push(show(run));
+                Some((c, n, n))
+            }
+            None => Some((c, n, n)),
+        };
+    }
+    out.extend(open.map(show));
+    out.join(",")
+}
+
+/// `A` or `A-B` (both included), as numbers.
+fn span(text: &str) -> Option<(u64, u64)> {
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let (a, b) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b && b - a < 1_000_000).then_some((a, b))
+}
+
+/// `cfg` with a spec applied; an error says which part is wrong.
+pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, String> {
+    let mut out = SimConfig { reduce: Reduction::default(), ..cfg.clone() };
+    for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        let number = |v: &str| {
+            v.parse::<u64>().map_err(|_| format!("--shrunk {spec:?}: {name}={v:?} is not a number"))
+        };
+        match name {
+            "duration" => out.duration_ms = number(value)?,
+            "clients" => out.clients = number(value)? as usize,
+            "ops" => out.reduce.ops_max = Some(number(value)?),
+            "skip" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    let bad = || format!("--shrunk {spec:?}: strikes {v:?} are not N or A-B");
+                    let (a, b) = span(v).ok_or_else(bad)?;
+                    for n in a..=b {
+                        out.reduce.skip_faults.insert(u32::try_from(n).map_err(|_| bad())?);
+                    }
+                }
+            }
+            "skip-calls" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    let bad = || format!("--shrunk {spec:?}: calls {v:?} are not CLIENT.OP or CLIENT.A-B");
+                    let (c, ops) = v.split_once('.').ok_or_else(bad)?;
+                    let c = number(c)? as usize;
+                    let (a, b) = span(ops).ok_or_else(bad)?;
+                    out.reduce.skip_calls.extend((a..=b).map(|op| (c, op)));
+                }
+            }
+            "no-liveness" => out.reduce.no_liveness = true,
+            _ => {
+                return Err(format!(
+                    "--shrunk {spec:?}: unknown part {part:?} (write duration=MS;clients=N;ops=N;skip=A,B;skip-calls=C.OP,C.OP;no-liveness)"
+                ))
+            }
+        }
+    }
+    if out.clients == 0 || out.duration_ms == 0 {
+        return Err(format!("--shrunk {spec:?}: a run needs a client and a duration"));
+    }
+    Ok(out)
+}
+
+/// The strikes kept and the calls made by a run (with its history kept), in time order.
+pub fn events(report: &RunReport) -> Vec<String> {
+    let mut all: Vec<(u64, String)> = report
+        .strikes
+        .iter()
+        .map(|(ms, n, what)| (ms * 1000, format!("{ms:>6}ms strike #{n}: {what}")))
+        .collect();
+    all.extend(report.ops.iter().map(|o| {
+        let ret = o.ret_us.map_or("…".into(), |r| format!("{}ms", r / 1000));
+        (
+            o.call_us,
+            format!(
+                "{:>6}ms p{} {} [{}, until {ret}]",
+                o.call_us / 1000,
+                o.process,
+                o.label,
+                o.outcome
+            ),
+        )
+    }));
+    all.sort_by_key(|(at, _)| *at);
+    all.into_iter().map(|(_, line)| line).collect()
+}
+
+/// The number of events of a run: strikes applied and calls made.
+fn size(report: &RunReport) -> usize {
+    report.strikes.len() + report.history_ops
+}
+
+struct Search {
+    seed: u64,
+    check: &'static str,
+    attempts: u32,
+    best: SimConfig,
+    best_report: RunReport,
+}
+
+impl Search {
+    /// Runs `cfg`; keeps it when it breaks the same check with no more events.
+    fn try_cfg(&mut self, cfg: SimConfig) -> bool {
+        if self.attempts >= ATTEMPTS_MAX {
+            return false;
+        }
+        self.attempts += 1;
+        let report = run_seed(self.seed, &cfg);
+        let same = matches!(&report.outcome, Outcome::Violation(v) if v.check == self.check);
+        if same && size(&report) <= size(&self.best_report) {
+            self.best = cfg;
+            self.best_report = report;
+            return true;
+        }
+        false
+    }
+
+    /// The smallest value in `lo..=hi` for which `with` fails, assuming more fails more.
+    fn bisect(&mut self, lo: u64, hi: u64, with: impl Fn(&SimConfig, u64) -> SimConfig) {
+        let (mut lo, mut hi) = (lo, hi);
+        while lo < hi && self.attempts < ATTEMPTS_MAX {
+            let mid = lo + (hi - lo) / 2;
+            if self.try_cfg(with(&self.best, mid)) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+    }
+
+    /// Delta debugging over what the best run still holds (`items` lists it): leaves out
+    /// chunks of it (`without` leaves a chunk out of a configuration) while the run still
+    /// fails; the chunks halve when none can go.
+    fn ddmin<T: Clone>(
+        &mut self,
+        items: impl Fn(&RunReport) -> Vec<T>,
+        without: impl Fn(&mut SimConfig, &[T]),
+    ) {
+        let mut kept = items(&self.best_report);
+        let mut chunks = 2usize;
+        while !kept.is_empty() && self.attempts < ATTEMPTS_MAX {
+            let size = kept.len().div_ceil(chunks);
+            let mut removed = false;
+            for part in kept.chunks(size).map(<[T]>::to_vec).collect::<Vec<_>>() {
+                let mut cfg = self.best.clone();
+                without(&mut cfg, &part);
+                if self.try_cfg(cfg) {
+                    kept = items(&self.best_report);
+                    chunks = (chunks - 1).max(2);
+                    removed = true;
+                    break;
+                }
+            }
+            if !removed {
+                if chunks >= kept.len() {
+                    break;
+                }
+                chunks = (chunks * 2).min(kept.len());
+            }
+        }
+    }
+}
+
+/// Shrinks `seed` run with `cfg`; `None` when it does not fail.
+pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
+    let base = SimConfig { keep_trace: false, keep_history: false, ..cfg.clone() };
+    let first = run_seed(seed, &base);
+    let Outcome::Violation(v) = &first.outcome else { return None };
+    let check = v.check;
+    let events_before = size(&first);
+    let mut s = Search { seed, check, attempts: 1, best: base, best_report: first };
+    if check != "liveness" {
+        let mut cfg = s.best.clone();
+        cfg.reduce.no_liveness = true;
+        s.try_cfg(cfg);
+    }
+    // Shorter first: it drops the later strikes and calls at once.
+    let seconds = s.best.duration_ms.div_ceil(1000);
+    s.bisect(1, seconds, |c, n| SimConfig {
+        duration_ms: (n * 1000).min(c.duration_ms),
+        ..c.clone()
+    });
+    for clients in 1..s.best.clients {
+        if s.try_cfg(SimConfig { clients, ..s.best.clone() }) {
+            break;
+        }
+    }
+    let ops = |s: &mut Search| {
+        let most = s.best_report.history_ops as u64;
+        s.bisect(0, most, |c, n| {
+            let reduce = Reduction { ops_max: Some(n), ..c.reduce.clone() };
+            SimConfig { reduce, ..c.clone() }
+        });
+    };
+    ops(&mut s);
+    // Strikes, then calls, again while either shrinks: leaving out calls may free strikes.
+    let strikes = |r: &RunReport| r.strikes.iter().map(|(_, n, _)| *n).collect::<Vec<_>>();
+    loop {
+        let before = size(&s.best_report);
+        s.ddmin(strikes, |c, part| c.reduce.skip_faults.extend(part.iter().copied()));
+        s.ddmin(|r| r.calls.clone(), |c, part| c.reduce.skip_calls.extend(part.iter().copied()));
+        if size(&s.best_report) >= before || s.attempts >= ATTEMPTS_MAX {
+            break;
+        }
+    }
+    // The shrunk run once more, with its history for the event list.
+    let cfg = SimConfig { keep_history: true, ..s.best.clone() };
+    let report = run_seed(seed, &cfg);
+    let detail = match (&report.outcome, &s.best_report.outcome) {
+        (Outcome::Violation(v), _) | (Outcome::Pass, Outcome::Violation(v)) => v.detail.clone(),
+        (Outcome::Pass, Outcome::Pass) => String::new(),
+    };
+    Some(Shrunk {
+        seed,
+        cfg: SimConfig { keep_history: false, ..cfg },
+        check,
+        detail,
+        events: events(&report),
+        report,
+        events_before,
+        attempts: s.attempts + 1,
+    })
+}
+
+/// The shrunk run as one self-contained HTML page: a lane per client process (each call a bar
+/// from call to return, coloured by outcome, its label in the tooltip), the nemesis' strikes as
+/// red lines across the lanes, then the event list and the broken rule.
+pub fn html_timeline(s: &Shrunk) -> String {
+    use arakoon_checker::explain::html::esc;
+    use std::fmt::Write as _;
+    let r = &s.report;
+    let end_ms = r.simulated_ms.max(1) as f64;
+    let (left, width, lane) = (80.0, 1200.0, 18.0);
+    let x = |us: u64| left + (us as f64 / 1000.0) / end_ms * (width - left - 10.0);
+    let mut processes: Vec<u64> = r.ops.iter().map(|o| o.process).collect();
+    processes.sort_unstable();
+    processes.dedup();
+    let height = 30.0 + processes.len().max(1) as f64 * lane + 20.0;
+    let mut svg = String::new();
+    let _ = write!(svg, "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='monospace' font-size='11'>");
+    for (k, p) in processes.iter().enumerate() {
+        let y = 30.0 + k as f64 * lane;
+        let _ = write!(svg, "<text x='4' y='{}'>p{p}</text>", y + 12.0);
+        for o in r.ops.iter().filter(|o| o.process == *p) {
+            let (x0, x1) = (x(o.call_us), x(o.ret_us.unwrap_or(r.simulated_ms * 1000)));
+            let color = match o.outcome {
+                "ok" => "#6b6",
+                "fail" => "#c66",
+                _ => "#fc6",
+            };
+            let _ = write!(
+                svg,
+                "<rect x='{x0:.1}' y='{y}' width='{:.1}' height='{}' fill='{color}'><title>{}</title></rect>",
+                (x1 - x0).max(2.0),
+                lane - 4.0,
+                esc(&o.label)
+            );
+        }
+    }
+    for (ms, n, what) in &r.strikes {
+        let xs = x(ms * 1000);
+        let _ = write!(
+            svg,
+            "<line x1='{xs:.1}' y1='20' x2='{xs:.1}' y2='{height}' stroke='red'><title>strike #{n}: {}</title></line>",
+            esc(what)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x='{left}' y='14'>0 ms</text><text x='{}' y='14'>{end_ms} ms</text></svg>",
+        width - 90.0
+    );
+    format!(
+        "<!doctype html><html><head><meta charset='utf-8'><title>seed {} shrunk</title></head><body>\
+         <h1>seed {}: {} broken, {} events</h1><p>replay: <code>arakoon-admin sim --seed {} --shrunk '{}'</code></p>{svg}\
+         <h2>events</h2><pre>{}</pre><h2>rule broken</h2><pre>{}: {}</pre></body></html>",
+        s.seed,
+        s.seed,
+        esc(s.check),
+        s.events.len(),
+        s.seed,
+        esc(&s.spec()),
+        esc(&s.events.join("\n")),
+        esc(s.check),
+        esc(&s.detail)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_reads_back_what_it_wrote() {
+        let mut cfg = SimConfig { duration_ms: 4_000, clients: 2, ..SimConfig::default() };
+        cfg.reduce.ops_max = Some(7);
+        cfg.reduce.no_liveness = true;
+        cfg.reduce.skip_faults.extend([0, 1, 2, 5]);
+        cfg.reduce.skip_calls.extend([(0, 1), (0, 2), (0, 3), (1, 0), (1, 4)]);
+        let spec = spec_of(&cfg);
+        assert_eq!(
+            spec,
+            "duration=4000;clients=2;ops=7;skip=0-2,5;skip-calls=0.1-3,1.0,1.4;no-liveness"
+        );
+        assert_eq!(apply_spec(&SimConfig::default(), &spec), Ok(cfg));
+        assert!(apply_spec(&SimConfig::default(), "skip=3-1").is_err());
+        assert!(apply_spec(&SimConfig::default(), "calls=1").is_err());
+    }
+}
