@@ -425,11 +425,13 @@ impl World {
         self.start_node(k);
     }
 
-    /// A voter, now or once restarted: neither a lost disk nor a learner rebuilt after one.
+    /// A voter, now or once restarted: neither a lost disk, nor a stopped node whose log was
+    /// damaged at rest (its start may refuse the log and rebuild it as a learner), nor a
+    /// learner rebuilt after one.
     fn voter(&self, k: NodeIdx) -> bool {
         let node = &self.nodes[k];
         match &node.state {
-            _ if node.wiped => false,
+            _ if node.wiped || node.damaged => false,
             Some(s) => !s.machine.is_learner(),
             None => arakoon_node::tlog::BallotRecord::load(&node.disk).map_or(true, |b| !b.learner),
         }
