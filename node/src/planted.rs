@@ -40,10 +40,13 @@ pub enum Bug {
     /// A candidate waits for one promise more than its quorum: safe, but a cluster missing a
     /// minority never elects a master again.
     PromiseBeyondQuorum,
+    /// An acceptor sends its Promise as soon as it decides to promise, before the ballot
+    /// record that holds the promise is durable.
+    PromiseBeforeDurable,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -55,6 +58,7 @@ impl Bug {
         Bug::RangeReadWithoutLease,
         Bug::EvenQuorumRoundedDown,
         Bug::PromiseBeyondQuorum,
+        Bug::PromiseBeforeDurable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Bug {
             Bug::RangeReadWithoutLease => "range-read-without-lease",
             Bug::EvenQuorumRoundedDown => "even-quorum-rounded-down",
             Bug::PromiseBeyondQuorum => "promise-beyond-quorum",
+            Bug::PromiseBeforeDurable => "promise-before-durable",
         }
     }
 

@@ -166,6 +166,17 @@ pub struct CampaignReport {
     pub per_shape: BTreeMap<String, u64>,
     /// Broken checks, by name.
     pub per_check: BTreeMap<String, u64>,
+    /// Seeds whose clock faults went beyond the bound the configuration promises (labelled
+    /// share of swarm seeds).
+    #[serde(default)]
+    pub beyond_bound: u64,
+    /// How often each named rule check and crash point was exercised, over every seed.
+    #[serde(default)]
+    pub exercised: BTreeMap<String, u64>,
+    /// Of those, the ones where a clock-dependent check broke: expected beyond the bound, so
+    /// not failures (`check` and `detail` say what broke).
+    #[serde(default)]
+    pub broke_beyond_bound: Vec<FailedSeed>,
     pub ops_ok: u64,
     pub committed_slots: u64,
     pub simulated_ms: u64,
@@ -228,6 +239,21 @@ impl CampaignReport {
                 format!("the runs diverge at event {}: {:?} vs {:?}", d.event, d.first, d.second),
             );
         }
+        if r.beyond_bound.is_some() {
+            self.beyond_bound += 1;
+        }
+        for (check, n) in &r.exercised {
+            *self.exercised.entry(check.clone()).or_default() += n;
+        }
+        if let Some(v) = &r.broke_beyond_bound {
+            self.broke_beyond_bound.push(FailedSeed {
+                seed: result.seed,
+                check: v.check.to_string(),
+                detail: v.detail.clone(),
+                faults: r.faults.clone(),
+                replay: replay.clone(),
+            });
+        }
         if r.linearizability.starts_with("unknown") {
             self.unchecked.push(result.seed);
         }
@@ -278,6 +304,12 @@ impl CampaignReport {
         for (k, v) in other.per_check {
             *self.per_check.entry(k).or_default() += v;
         }
+        self.beyond_bound += other.beyond_bound;
+        for (k, v) in other.exercised {
+            *self.exercised.entry(k).or_default() += v;
+        }
+        self.broke_beyond_bound.extend(other.broke_beyond_bound);
+        self.broke_beyond_bound.sort_by_key(|f| f.seed);
         self.ops_ok += other.ops_ok;
         self.committed_slots += other.committed_slots;
         self.simulated_ms += other.simulated_ms;
@@ -382,6 +414,8 @@ mod tests {
         merged.seeds.sort_unstable();
         assert_eq!(merged.seeds, whole.seeds);
         assert_eq!(merged.per_fault, whole.per_fault);
+        assert_eq!(merged.exercised, whole.exercised);
+        assert!(whole.exercised.get("persist-before-accepted").is_some_and(|n| *n > 0));
         assert_eq!(merged.ops_ok, whole.ops_ok);
         assert_eq!(merged.per_nodes.get(&3), Some(&4));
         assert_eq!(merged.per_shape.get("3 nodes"), Some(&4));

@@ -14,8 +14,9 @@ pub mod liveness;
 pub mod net;
 pub mod node;
 pub mod queue;
+pub mod rules;
 mod run;
 pub mod script;
 
 pub use faults::FaultMix;
-pub use run::{run_seed, Outcome, RunReport, Shape, SimConfig};
+pub use run::{run_seed, Outcome, RunReport, Shape, SimConfig, VOTE_GUARD_DAMAGED};
