@@ -81,3 +81,35 @@ fn two_damaged_disks_never_take_the_quorum_s_votes() {
         assert!(spared > 0, "seed {seed} no longer spares a second damaged disk: pick another");
     }
 }
+
+/// Clocks beyond the bound the configuration promises (here a rate error of up to 60%, far past
+/// the 27,027 ppm a 1 s lease covers) break the lease: a labelled run reports it as expected
+/// and passes. (The drill clock-drift-beyond-bound shows that an unlabelled run fails.)
+#[test]
+fn a_lease_broken_beyond_the_clock_bound_is_reported_not_failed() {
+    let mix = FaultMix {
+        partitions: true,
+        pauses: true,
+        clock_drift_ppm: 600_000,
+        clock_offset_ms: 1_500,
+        beyond_bound: true,
+        fault_interval_ms: 400,
+        ..FaultMix::none()
+    };
+    let labelled = short(Some(mix.clone()));
+    let (seed, r) = (0..30)
+        .map(|seed| (seed, run_seed(seed, &labelled)))
+        .find(|(_, r)| r.broke_beyond_bound.is_some())
+        .expect("60% clock drift never broke the lease in 30 seeds");
+    assert!(r.passed(), "seed {seed}: a labelled run does not fail: {:?}", r.outcome);
+    assert!(r.beyond_bound.is_some(), "seed {seed}: the run says it was beyond the bound");
+    let broke = r.broke_beyond_bound.expect("found above");
+    assert!(
+        ["at most one valid lease", "linearizable"].contains(&broke.check),
+        "seed {seed}: only clock-dependent checks are excused: {broke:?}"
+    );
+    // Unlabelled, the world draws the same mix's clock faults within the bound: they hold.
+    let within = run_seed(seed, &short(Some(FaultMix { beyond_bound: false, ..mix })));
+    assert!(within.passed(), "seed {seed} within the bound: {:?}", within.outcome);
+    assert!(within.broke_beyond_bound.is_none() && within.beyond_bound.is_none());
+}
