@@ -446,6 +446,39 @@ mod tests {
         assert!(report.per_nodes.keys().all(|n| (1..=5).contains(n)), "{:?}", report.per_nodes);
     }
 
+    /// Seeds beyond the clock bound, what they broke, and the exercised checks add up on merge
+    /// and read back from an older report without them.
+    #[test]
+    fn beyond_bound_seeds_and_exercised_checks_merge() {
+        let broke = |seed| FailedSeed {
+            seed,
+            check: "at most one valid lease".into(),
+            detail: "d".into(),
+            faults: "beyond the clock bound".into(),
+            replay: String::new(),
+        };
+        let mut a = CampaignReport::new("f".into());
+        a.seeds = vec![1];
+        a.beyond_bound = 1;
+        a.broke_beyond_bound.push(broke(1));
+        a.exercised.insert("persist-before-promise".into(), 3);
+        let mut b = CampaignReport::new("f".into());
+        b.seeds = vec![0];
+        b.beyond_bound = 2;
+        b.broke_beyond_bound.push(broke(0));
+        b.exercised.insert("persist-before-promise".into(), 4);
+        a.merge(b).unwrap();
+        assert_eq!(a.beyond_bound, 3);
+        assert_eq!(a.broke_beyond_bound.iter().map(|f| f.seed).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(a.exercised.get("persist-before-promise"), Some(&7));
+        assert_eq!(a.failed_seeds(), 0, "expected beyond the bound: not failures");
+        let old: CampaignReport = serde_json::from_str(
+            r#"{"flags":"f","seeds":[],"failed":[],"unchecked":[],"per_fault":{},"per_nodes":{},"per_check":{},"ops_ok":0,"committed_slots":0,"simulated_ms":0,"wall_s":0.0,"jobs":1}"#,
+        )
+        .unwrap();
+        assert_eq!((old.beyond_bound, old.exercised.len()), (0, 0));
+    }
+
     #[test]
     fn a_report_reads_back_what_was_written() {
         let mut r = CampaignReport::new("--nodes 3".into());
