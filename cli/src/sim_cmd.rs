@@ -259,6 +259,15 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
                 ),
             );
         }
+        if let (Some(what), Some(v)) = (&r.beyond_bound, &r.broke_beyond_bound) {
+            say(
+                &bar,
+                format!(
+                    "seed {seed}: expected beyond the bound ({what}): {} broke: {}",
+                    v.check, v.detail
+                ),
+            );
+        }
         if r.linearizability.starts_with("unknown") {
             say(&bar, format!("seed {seed}: linearizability {}", r.linearizability));
         }
@@ -362,6 +371,22 @@ fn summarize(report: &CampaignReport) -> i32 {
     }
     if !report.per_check.is_empty() {
         println!("broken checks: {}", count(&report.per_check));
+    }
+    if !report.exercised.is_empty() {
+        println!("checks and crash points exercised: {}", count(&report.exercised));
+    }
+    if report.beyond_bound > 0 {
+        let mut broke: std::collections::BTreeMap<&str, u64> = Default::default();
+        for f in &report.broke_beyond_bound {
+            *broke.entry(f.check.as_str()).or_default() += 1;
+        }
+        let broke: Vec<String> = broke.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "{} seed(s) drew clock faults beyond the bound (not failures); expected beyond the bound, {} broke: {}",
+            report.beyond_bound,
+            report.broke_beyond_bound.len(),
+            if broke.is_empty() { "nothing".to_string() } else { broke.join(", ") }
+        );
     }
     if !report.unchecked.is_empty() {
         println!(

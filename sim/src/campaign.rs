@@ -166,6 +166,17 @@ pub struct CampaignReport {
     pub per_shape: BTreeMap<String, u64>,
     /// Broken checks, by name.
     pub per_check: BTreeMap<String, u64>,
+    /// Seeds whose clock faults went beyond the bound the configuration promises (labelled
+    /// share of swarm seeds).
+    #[serde(default)]
+    pub beyond_bound: u64,
+    /// How often each named rule check and crash point was exercised, over every seed.
+    #[serde(default)]
+    pub exercised: BTreeMap<String, u64>,
+    /// Of those, the ones where a clock-dependent check broke: expected beyond the bound, so
+    /// not failures (`check` and `detail` say what broke).
+    #[serde(default)]
+    pub broke_beyond_bound: Vec<FailedSeed>,
     pub ops_ok: u64,
     pub committed_slots: u64,
     pub simulated_ms: u64,
@@ -228,6 +239,21 @@ impl CampaignReport {
                 format!("the runs diverge at event {}: {:?} vs {:?}", d.event, d.first, d.second),
             );
         }
+        if r.beyond_bound.is_some() {
+            self.beyond_bound += 1;
+        }
+        for (check, n) in &r.exercised {
+            *self.exercised.entry(check.clone()).or_default() += n;
+        }
+        if let Some(v) = &r.broke_beyond_bound {
+            self.broke_beyond_bound.push(FailedSeed {
+                seed: result.seed,
+                check: v.check.to_string(),
+                detail: v.detail.clone(),
+                faults: r.faults.clone(),
+                replay: replay.clone(),
+            });
+        }
         if r.linearizability.starts_with("unknown") {
             self.unchecked.push(result.seed);
         }
@@ -278,6 +304,12 @@ impl CampaignReport {
         for (k, v) in other.per_check {
             *self.per_check.entry(k).or_default() += v;
         }
+        self.beyond_bound += other.beyond_bound;
+        for (k, v) in other.exercised {
+            *self.exercised.entry(k).or_default() += v;
+        }
+        self.broke_beyond_bound.extend(other.broke_beyond_bound);
+        self.broke_beyond_bound.sort_by_key(|f| f.seed);
         self.ops_ok += other.ops_ok;
         self.committed_slots += other.committed_slots;
         self.simulated_ms += other.simulated_ms;
@@ -382,6 +414,8 @@ mod tests {
         merged.seeds.sort_unstable();
         assert_eq!(merged.seeds, whole.seeds);
         assert_eq!(merged.per_fault, whole.per_fault);
+        assert_eq!(merged.exercised, whole.exercised);
+        assert!(whole.exercised.get("persist-before-accepted").is_some_and(|n| *n > 0));
         assert_eq!(merged.ops_ok, whole.ops_ok);
         assert_eq!(merged.per_nodes.get(&3), Some(&4));
         assert_eq!(merged.per_shape.get("3 nodes"), Some(&4));
@@ -410,6 +444,39 @@ mod tests {
         assert_eq!(report.per_nodes.values().sum::<u64>(), 16);
         assert_eq!(report.per_shape.values().sum::<u64>(), 16);
         assert!(report.per_nodes.keys().all(|n| (1..=5).contains(n)), "{:?}", report.per_nodes);
+    }
+
+    /// Seeds beyond the clock bound, what they broke, and the exercised checks add up on merge
+    /// and read back from an older report without them.
+    #[test]
+    fn beyond_bound_seeds_and_exercised_checks_merge() {
+        let broke = |seed| FailedSeed {
+            seed,
+            check: "at most one valid lease".into(),
+            detail: "d".into(),
+            faults: "beyond the clock bound".into(),
+            replay: String::new(),
+        };
+        let mut a = CampaignReport::new("f".into());
+        a.seeds = vec![1];
+        a.beyond_bound = 1;
+        a.broke_beyond_bound.push(broke(1));
+        a.exercised.insert("persist-before-promise".into(), 3);
+        let mut b = CampaignReport::new("f".into());
+        b.seeds = vec![0];
+        b.beyond_bound = 2;
+        b.broke_beyond_bound.push(broke(0));
+        b.exercised.insert("persist-before-promise".into(), 4);
+        a.merge(b).unwrap();
+        assert_eq!(a.beyond_bound, 3);
+        assert_eq!(a.broke_beyond_bound.iter().map(|f| f.seed).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(a.exercised.get("persist-before-promise"), Some(&7));
+        assert_eq!(a.failed_seeds(), 0, "expected beyond the bound: not failures");
+        let old: CampaignReport = serde_json::from_str(
+            r#"{"flags":"f","seeds":[],"failed":[],"unchecked":[],"per_fault":{},"per_nodes":{},"per_check":{},"ops_ok":0,"committed_slots":0,"simulated_ms":0,"wall_s":0.0,"jobs":1}"#,
+        )
+        .unwrap();
+        assert_eq!((old.beyond_bound, old.exercised.len()), (0, 0));
     }
 
     #[test]

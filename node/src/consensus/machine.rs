@@ -77,6 +77,38 @@ impl Config {
     fn nodes(&self) -> usize {
         self.names.len()
     }
+
+    /// The clock error this configuration's lease margin covers (the lease rule in
+    /// docs/CONSENSUS.md): beyond it, two nodes may both believe they hold a valid lease.
+    ///
+    /// Why this bound: the master's lease ends when its clock has counted `L - M` (lease minus
+    /// margin) from `t0`, when it sent the MasterSet; a slave that accepted it after `t0` promises
+    /// to no other candidate (and starts no election) before its own clock counted `L`, and every
+    /// later master's lease starts after a promise from one such slave (quorums intersect). A
+    /// clock that runs slow by at most `ρ` makes the master's `L - M` last at most
+    /// `(L - M) / (1 - ρ)` of true time; a slave's clock that runs fast by at most `ρ` and steps
+    /// forward by at most `S` (in total) during one lease counts `L` in at least
+    /// `(L - S) / (1 + ρ)`. No overlap needs `(L - M)(1 + ρ) <= (L - S)(1 - ρ)`. Half the margin
+    /// goes to steps (`S = M / 2`), the rest to rates: `ρ <= (M / 2) / (2L - 3M / 2)`. A step
+    /// backwards is never allowed: a master whose clock steps back keeps its lease too long (the
+    /// server reads a monotonic clock, which does not step back).
+    pub fn clock_bound(&self) -> ClockBound {
+        let (l, m) = (self.lease_ms as u128, self.lease_margin_ms.min(self.lease_ms) as u128);
+        let step = m / 2;
+        // 2L - 3M/2, in half-milliseconds to stay in integers: 4L - 3M over 2.
+        let denominator = (4 * l).saturating_sub(3 * m).max(1);
+        let drift_ppm = (1_000_000 * m / denominator) as u64;
+        ClockBound { drift_ppm, step_ms: step as u64 }
+    }
+}
+
+/// How wrong each node's clock may be for the lease to stay safe: its rate within
+/// `±drift_ppm` of true time, and its forward steps within any one lease period adding up to
+/// at most `step_ms`; never a step backwards. See [`Config::clock_bound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockBound {
+    pub drift_ppm: u64,
+    pub step_ms: u64,
 }
 
 /// What a node found on its disk at start.
@@ -417,7 +449,11 @@ impl Machine {
         let Some(after) = self.after.remove(&token) else { return };
         match after {
             After::Promise { to, n } => {
-                if self.promised == n {
+                // An Accept under n arrived meanwhile: n's candidate has won and reads no more
+                // promises, and this one would name that Accept's slot before it is durable
+                // (the simulator's check persist-before-promise caught it).
+                let superseded = self.last.as_ref().is_some_and(|s| s.n == Some(n));
+                if self.promised == n && !superseded {
                     out.push(Action::Send { to, msg: self.promise_msg(n) });
                 }
             }

@@ -122,6 +122,27 @@ impl MemDir {
         disk.synced_names.insert(name.to_string(), id);
     }
 
+    /// Whether a crash now would lose nothing: every byte and every name is synced.
+    pub fn all_synced(&self) -> bool {
+        let disk = self.disk();
+        disk.unsynced_names.is_empty() && disk.inodes.values().all(|i| i.data.len() == i.synced_len)
+    }
+
+    /// A separate disk holding what a crash now would leave (no torn bytes): what is durable.
+    /// The simulator checks against it that a node names only durable state to its peers.
+    pub fn durable_copy(&self) -> MemDir {
+        let disk = self.disk();
+        let mut copy = Disk { next_inode: disk.next_inode, ..Disk::default() };
+        for (name, id) in &disk.synced_names {
+            let Some(inode) = disk.inodes.get(id) else { continue };
+            let data = inode.data[..inode.synced_len.min(inode.data.len())].to_vec();
+            copy.inodes.insert(*id, Inode { synced_len: data.len(), data });
+            copy.names.insert(name.clone(), *id);
+            copy.synced_names.insert(name.clone(), *id);
+        }
+        MemDir { disk: Arc::new(Mutex::new(copy)), label: format!("{} (durable)", self.label) }
+    }
+
     /// The total number of bytes that a crash now would lose.
     pub fn unsynced_bytes(&self) -> usize {
         let disk = self.disk();
@@ -291,6 +312,27 @@ mod tests {
         dir.crash(|_| 0);
         assert_eq!(dir.contents("000.tlog").unwrap(), b"abc");
         assert!(dir.contents("001.tlog").is_none());
+    }
+
+    #[test]
+    fn the_durable_copy_is_what_a_crash_would_leave_and_the_disk_is_untouched() {
+        let dir = MemDir::new("t");
+        let mut f = dir.create("000.tlog").unwrap();
+        f.append(b"abc").unwrap();
+        f.sync_data().unwrap();
+        dir.sync_dir().unwrap();
+        assert!(dir.all_synced());
+        f.append(b"def").unwrap();
+        let mut g = dir.create("001.tlog").unwrap();
+        g.append(b"x").unwrap();
+        g.sync_data().unwrap();
+        assert!(!dir.all_synced());
+        let durable = dir.durable_copy();
+        assert_eq!(durable.contents("000.tlog").unwrap(), b"abc");
+        assert!(durable.contents("001.tlog").is_none(), "its name was never synced");
+        assert!(durable.all_synced());
+        assert_eq!(dir.contents("000.tlog").unwrap(), b"abcdef", "the disk keeps its tail");
+        assert_eq!(dir.contents("001.tlog").unwrap(), b"x");
     }
 
     #[test]

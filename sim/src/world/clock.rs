@@ -16,6 +16,9 @@ pub struct SimClock {
     pub drift_since_us: u64,
     /// What the drift had accumulated before `drift_since_us`.
     pub drift_carried_us: i64,
+    /// When the clock last stepped forward (true µs): within the clock bound, steps are at
+    /// least a lease apart.
+    pub last_step_us: Option<u64>,
 }
 
 impl SimClock {
@@ -38,6 +41,35 @@ impl SimClock {
         self.drift_ppm = drift_ppm;
     }
 
+    /// The first true time, from `now_us` on, at which this clock reads `local_ms` or more, if
+    /// its offset and rate stay as they are: how the world places a node's deadline (a lease's
+    /// end) in its own time.
+    pub fn true_us_when(&self, now_us: u64, local_ms: u64) -> u64 {
+        if self.now_ms(now_us) >= local_ms {
+            return now_us;
+        }
+        // local(t) = t + offset + carried + (t - since) * ppm / 1e6, solved for local = target.
+        let target = local_ms as i128 * 1000;
+        let ppm = self.drift_ppm.max(-999_999) as i128;
+        let since = self.drift_since_us as i128;
+        let numerator = (target - self.offset_us as i128 - self.drift_carried_us as i128)
+            * 1_000_000
+            + since * ppm;
+        let estimate = (numerator / (1_000_000 + ppm)).max(now_us as i128);
+        let mut t = u64::try_from(estimate).unwrap_or(u64::MAX);
+        // The division rounds: settle on the exact first microsecond (a few steps at most).
+        for _ in 0..8 {
+            if t > now_us && self.now_ms(t - 1) >= local_ms {
+                t -= 1;
+            } else if self.now_ms(t) < local_ms {
+                t = t.saturating_add(1);
+            } else {
+                break;
+            }
+        }
+        t
+    }
+
     /// How far this clock's reading may be from true time at `now_us`, in µs.
     pub fn error_us(&self, now_us: u64) -> i64 {
         self.offset_us + self.drift_carried_us + self.drift_of(now_us)
@@ -58,6 +90,21 @@ mod tests {
         c.set_drift(3_000_000, 0);
         assert_eq!(c.now_ms(10_000_000), 10_007);
         assert_eq!(c.error_us(10_000_000), 7_000);
+    }
+
+    #[test]
+    fn the_true_time_of_a_reading_is_found_whatever_the_offset_and_drift() {
+        for (offset_us, ppm) in [(0, 0), (5_000, 0), (-7_300, 27_000), (1_000, -27_000)] {
+            let mut c = SimClock { offset_us, ..SimClock::default() };
+            c.set_drift(2_000_000, ppm);
+            for local_ms in [2_500u64, 3_001, 10_000] {
+                let t = c.true_us_when(2_000_000, local_ms);
+                assert!(c.now_ms(t) >= local_ms, "{offset_us} {ppm}: {t}");
+                assert!(c.now_ms(t - 1) < local_ms, "{offset_us} {ppm}: {t} is not the first");
+            }
+        }
+        let c = SimClock::default();
+        assert_eq!(c.true_us_when(9_000_000, 4_000), 9_000_000, "read already");
     }
 
     #[test]

@@ -14,10 +14,11 @@ pub mod liveness;
 pub mod net;
 pub mod node;
 pub mod queue;
+pub mod rules;
 mod run;
 pub mod script;
 pub mod workload;
 
 pub use faults::FaultMix;
-pub use run::{run_seed, Outcome, Reduction, RunReport, Shape, SimConfig};
+pub use run::{run_seed, Outcome, Reduction, RunReport, Shape, SimConfig, VOTE_GUARD_DAMAGED};
 pub use workload::MultiWeights;

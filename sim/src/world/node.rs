@@ -30,6 +30,10 @@ pub struct SimNode {
     pub wiped: bool,
     /// Its disk is full: every write fails until space is freed; it is not started meanwhile.
     pub disk_full: bool,
+    /// Its TLog was damaged at rest (a bit flip, a cut, a deleted file) since it last started:
+    /// its next start may refuse the log, and the operator then rebuilds it as a learner. Until
+    /// that start, the world counts it as a node that lost its vote.
+    pub damaged: bool,
 }
 
 /// A waiting client, to the world: the client and its operation.
@@ -106,6 +110,7 @@ impl SimNode {
             paused: false,
             wiped: false,
             disk_full: false,
+            damaged: false,
         }
     }
 
@@ -144,6 +149,7 @@ impl SimNode {
         let shell = Shell::new(machine, store, shell, dir, now_ms);
         self.state = Some(Running { shell, writer });
         self.paused = false;
+        self.damaged = false;
         Ok(repair)
     }
 

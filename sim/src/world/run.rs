@@ -7,11 +7,12 @@ use super::history::{Linearizability, Recorder};
 use super::net::{NetFaults, SimNet};
 use super::node::{Effect, Effects, SimNode};
 use super::queue::Agenda;
+use super::rules::CrashPoint;
 use super::script::ScriptState;
 use super::workload::{self, MultiWeights, OpKind};
 use arakoon_chaos::drill::KeyDistribution;
 use arakoon_node::config::{ClusterConfig, ConfigError};
-use arakoon_node::consensus::{Config, Input, Msg, NodeIdx};
+use arakoon_node::consensus::{ClockBound, Config, Input, Msg, NodeIdx};
 use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
 use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
@@ -186,6 +187,15 @@ pub struct RunReport {
     /// Without a drill: how long after the last fault healed the first write was acknowledged
     /// (ms); `None` if none was within the liveness bound.
     pub write_after_heal_ms: Option<u64>,
+    /// The seed drew clock faults beyond the bound the configuration promises: what they were
+    /// and the bound (see [`FaultMix::beyond_bound`]).
+    pub beyond_bound: Option<String>,
+    /// How often each named check kept where its rule is kept (`super::rules`), and each crash
+    /// point, was exercised.
+    pub exercised: BTreeMap<String, u64>,
+    /// In such a seed, the clock-dependent check that broke (the lease, linearizability): what
+    /// the clocks broke, expected beyond the bound, so not a failure of the run.
+    pub broke_beyond_bound: Option<Violation>,
 }
 
 #[derive(Debug)]
@@ -294,7 +304,31 @@ pub(super) struct World {
     pub(super) liveness: super::liveness::Liveness,
     /// How many strikes the nemesis drew so far.
     strikes_drawn: u32,
+    /// The clock error the nodes' configuration promises to survive (the lease margin).
+    pub(super) clock_bound: ClockBound,
+    /// Per node, the last lease it held as master, in true time (see [`LeaseSpan`]).
+    lease_spans: Vec<Option<LeaseSpan>>,
+    /// Per node, the crash point the nemesis armed on it, if any (`super::rules`).
+    pub(super) armed: Vec<Option<CrashPoint>>,
 }
+
+/// A master's lease in the world's true time: from the first instant it was valid to the
+/// instant its clock reaches the lease's end (or it stopped being master, or crashed).
+#[derive(Debug, Clone, Copy)]
+struct LeaseSpan {
+    from_us: u64,
+    until_us: u64,
+    /// Still valid at the last check: `until_us` is where its clock will end it.
+    ongoing: bool,
+}
+
+/// The name under which the report counts a disk damage the world spared because another
+/// stopped node's damaged log may cost its vote already.
+pub const VOTE_GUARD_DAMAGED: &str = "vote guard: a damaged log costs its vote";
+
+/// Checks whose verdict depends on the clocks keeping their bound: beyond it, they may break
+/// without a bug in the node.
+const CLOCK_CHECKS: [&str; 2] = ["at most one valid lease", "linearizable"];
 
 const TICK_MS: u64 = 10;
 
@@ -432,11 +466,13 @@ impl World {
         self.start_node(k);
     }
 
-    /// A voter, now or once restarted: neither a lost disk nor a learner rebuilt after one.
+    /// A voter, now or once restarted: neither a lost disk, nor a stopped node whose log was
+    /// damaged at rest (its start may refuse the log and rebuild it as a learner), nor a
+    /// learner rebuilt after one.
     fn voter(&self, k: NodeIdx) -> bool {
         let node = &self.nodes[k];
         match &node.state {
-            _ if node.wiped => false,
+            _ if node.wiped || node.damaged => false,
             Some(s) => !s.machine.is_learner(),
             None => arakoon_node::tlog::BallotRecord::load(&node.disk).map_or(true, |b| !b.learner),
         }
@@ -457,6 +493,15 @@ impl World {
     }
 
     pub(super) fn fail(&mut self, check: &'static str, detail: String) {
+        if self.mix.beyond_bound && CLOCK_CHECKS.contains(&check) {
+            // Expected with clocks beyond the bound: reported, and the run goes on to see
+            // what else breaks (a check that does not depend on clocks still fails it).
+            if self.report.broke_beyond_bound.is_none() {
+                self.trace(|| format!("expected beyond the clock bound: {check}"), 62);
+                self.report.broke_beyond_bound = Some(Violation { check, detail });
+            }
+            return;
+        }
         if self.violation.is_none() {
             self.violation = Some(Violation { check, detail });
         }
@@ -475,9 +520,16 @@ impl World {
     /// order the shell produced them; a shell that stopped is a violation.
     fn carry_out(&mut self, k: NodeIdx, fx: Effects, result: Result<(), ShellError>) {
         let epoch = self.nodes[k].epoch;
+        // The last slot applied in this batch: what a write's acknowledgement stands for.
+        let mut applied_max = None;
         for effect in fx.0 {
+            if self.nodes[k].epoch != epoch {
+                // Crashed at an armed crash point: the rest of the batch is lost with it.
+                return;
+            }
             match effect {
                 Effect::Send { to, msg } => {
+                    self.check_send(k, to, &msg);
                     let faults = self.net_faults();
                     for delay in self.net.deliveries(k, to, &faults, &mut self.rng) {
                         let epoch = self.nodes[to].epoch;
@@ -500,8 +552,21 @@ impl World {
                     let token = job.token;
                     self.agenda.push(at, Event::PersistDone { node: k, epoch, token });
                 }
-                Effect::Applied { i, value } => self.applied(k, i, value),
+                Effect::Applied { i, value } => {
+                    self.applied(k, i, value);
+                    applied_max = applied_max.max(Some(i));
+                    if self.crash_point(k, CrashPoint::AfterApplyBeforeReply) {
+                        self.crash_at_point(k, false);
+                    }
+                }
                 Effect::Reply { waiter: (client, op), reply } => {
+                    let write = self.clients[client]
+                        .pending
+                        .as_ref()
+                        .is_some_and(|p| p.op == op && !p.kind.is_read());
+                    if let (true, Reply::Ok(_), Some(i)) = (write, &reply, applied_max) {
+                        self.check_ack(k, client, i);
+                    }
                     let result = self.op_result(reply);
                     self.reply(client, op, result);
                 }
@@ -554,8 +619,23 @@ impl World {
 
     fn persist_done(&mut self, k: NodeIdx, token: u64) {
         if self.persist_write(k, token) {
+            if self.crash_point(k, CrashPoint::AfterPersistBeforeSend) {
+                self.crash_at_point(k, false);
+                return;
+            }
             self.feed(k, Input::Persisted { token });
         }
+    }
+
+    /// Node `k` crashes at an armed crash point (`torn`: part of what it did not sync
+    /// survives) and comes back later, as after a kill.
+    pub(super) fn crash_at_point(&mut self, k: NodeIdx, torn: bool) {
+        let keep: u64 = self.rng.gen();
+        self.nodes[k]
+            .crash(|unsynced| if torn && unsynced > 0 { keep as usize % unsynced } else { 0 });
+        self.persists[k].clear();
+        let back = self.rng.gen_range(200..3_000);
+        self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
     }
 
     /// Writes a persist job's entry and ballot record; false if there was nothing to write or
@@ -564,8 +644,16 @@ impl World {
         let Some((ballot, entry)) = self.persists[k].remove(&token) else { return false };
         let Some(state) = self.nodes[k].state.as_mut() else { return false };
         if let Some((i, v)) = &entry {
+            let file = state.writer.current_file().clone();
             if let Err(e) = state.writer.append(&[(*i, v)]) {
                 self.write_failed(k, e.to_string());
+                return false;
+            }
+            let rolled =
+                self.nodes[k].state.as_ref().is_some_and(|s| *s.writer.current_file() != file);
+            // Between the TLog write that rolled over to a new file and the ballot record.
+            if rolled && self.crash_point(k, CrashPoint::AtRollover) {
+                self.crash_at_point(k, true);
                 return false;
             }
         }
@@ -844,6 +932,12 @@ impl World {
             Fault::Wipe(_)
                 if !self.may_lose_vote(victim)
                     || !(0..n).all(|k| k == victim || self.healthy(k)) => {}
+            // One kill in three waits for a point where a crash matters (`super::rules`).
+            Fault::Kill(_) if self.nodes[victim].is_up() && self.rng.gen_bool(1.0 / 3.0) => {
+                let point = CrashPoint::ALL[self.rng.gen_range(0..CrashPoint::ALL.len())];
+                self.armed[victim] = Some(point);
+                self.trace(|| format!("arm n{victim}: crash at {}", point.name()), 18);
+            }
             Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
                 let torn = self.mix.torn_writes && self.rng.gen_bool(0.5);
                 let keep: u64 = self.rng.gen();
@@ -902,11 +996,16 @@ impl World {
                     self.trace(|| format!("bitflip {note}"), 14);
                 }
             }
+            // Spared because another stopped node's log is damaged already: counted, as the
+            // guard that keeps a quorum of voters (the liveness finding of seed 45).
+            Fault::Bitflip { .. }
+                if !self.nodes[victim].is_up()
+                    && (0..n).any(|j| j != victim && self.nodes[j].damaged) =>
+            {
+                self.exercised(VOTE_GUARD_DAMAGED);
+            }
             Fault::ClockOffset { .. } => {
-                let off = self.mix.clock_offset_ms;
-                let drift = self.mix.clock_drift_ppm;
-                let offset_us = if off > 0 { self.rng.gen_range(-off..=off) * 1000 } else { 0 };
-                let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
+                let (offset_us, ppm) = self.draw_clock(victim);
                 // An offset is applied to a node whose clock is read only for durations: the
                 // step itself is what a bad NTP correction does. The backend never steps a
                 // clock backwards.
@@ -917,6 +1016,34 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// A clock fault for node `k`: its new offset (µs, whole ms) and rate (ppm). Within the
+    /// clock bound the offset moves forward by at most the bound's step, at most once a lease,
+    /// and the rate stays within the bound's; beyond it, both are drawn from the mix's ranges.
+    fn draw_clock(&mut self, k: NodeIdx) -> (i64, i64) {
+        let off = self.mix.clock_offset_ms;
+        let drift = self.mix.clock_drift_ppm;
+        let clock = self.nodes[k].clock;
+        if self.mix.beyond_bound {
+            let offset_us = if off > 0 { self.rng.gen_range(-off..=off) * 1000 } else { 0 };
+            let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
+            return (offset_us, ppm);
+        }
+        // Nodes read whole milliseconds, and an offset is set in whole milliseconds: 2 ms of
+        // the step and 2 ms a second (2,000 ppm) of the rate are kept for that rounding.
+        let max_step = off.min(self.clock_bound.step_ms as i64 - 2);
+        let lease_us = self.cfg.lease_ms * 1000;
+        let may_step = clock.last_step_us.is_none_or(|t| self.now_us >= t + lease_us);
+        let step_ms = if max_step > 0 && may_step { self.rng.gen_range(0..=max_step) } else { 0 };
+        let drift = drift.min(self.clock_bound.drift_ppm as i64 - 2_000);
+        let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
+        // The offset in whole ms, as the fault carries it.
+        let offset_ms = clock.offset_us.div_euclid(1000) + step_ms;
+        if step_ms > 0 {
+            self.nodes[k].clock.last_step_us = Some(self.now_us);
+        }
+        (offset_ms * 1000, ppm)
     }
 
     /// Node `k`'s role as reports name it.
@@ -945,25 +1072,66 @@ impl World {
         }
     }
 
+    /// At most one valid lease, in the world's true time: each master's lease is placed on the
+    /// world's time line from the first instant it is valid to the instant its own clock ends
+    /// it (or it stops being master); two leases that overlap there break the check, even if
+    /// no event fell inside the overlap.
     fn check_leases(&mut self) {
-        let holders: Vec<usize> = (0..self.cfg.nodes)
-            .filter(|k| {
-                let now = self.node_now_ms(*k);
-                self.nodes[*k].state.as_ref().is_some_and(|s| s.machine.lease_valid(now))
-            })
-            .collect();
+        let now = self.now_us;
+        let mut holders = Vec::new();
+        for k in 0..self.cfg.nodes {
+            let local = self.node_now_ms(k);
+            let until_ms = self.nodes[k]
+                .state
+                .as_ref()
+                .filter(|s| s.machine.lease_valid(local))
+                .and_then(|s| s.machine.lease_until_ms());
+            let span = &mut self.lease_spans[k];
+            match (until_ms, span.as_mut()) {
+                (Some(until), Some(sp)) if sp.ongoing => {
+                    sp.until_us = self.nodes[k].clock.true_us_when(now, until);
+                    holders.push(k);
+                }
+                (Some(until), _) => {
+                    let until_us = self.nodes[k].clock.true_us_when(now, until);
+                    *span = Some(LeaseSpan { from_us: now, until_us, ongoing: true });
+                    holders.push(k);
+                }
+                (None, Some(sp)) if sp.ongoing => {
+                    sp.until_us = sp.until_us.min(now);
+                    sp.ongoing = false;
+                }
+                (None, _) => {}
+            }
+        }
+        if !holders.is_empty() {
+            self.exercised("at most one valid lease");
+        }
         if let (Some(done), None, false) =
             (self.script.finished_us, self.script.master_after_finish_us, holders.is_empty())
         {
             self.script.master_after_finish_us = Some(self.now_us);
             self.report.master_after_script_ms = Some((self.now_us - done) / 1000);
         }
-        if holders.len() > 1 {
-            let t = self.now_us;
-            self.fail(
-                "at most one valid lease",
-                format!("at {t}µs nodes {holders:?} all hold a valid lease"),
-            );
+        for &k in &holders {
+            let Some(mine) = self.lease_spans[k] else { continue };
+            let overlap = (0..self.cfg.nodes).filter(|j| *j != k).find_map(|j| {
+                let other = self.lease_spans[j]?;
+                (other.from_us < mine.until_us && mine.from_us < other.until_us)
+                    .then_some((j, other))
+            });
+            if let Some((j, other)) = overlap {
+                self.fail(
+                    "at most one valid lease",
+                    format!(
+                        "in true time, n{k}'s lease [{}µs, {}µs) overlaps n{j}'s [{}µs, {}µs) (clock bound: drift ±{}ppm, steps up to {} ms a lease)",
+                        mine.from_us, mine.until_us, other.from_us, other.until_us,
+                        self.clock_bound.drift_ppm, self.clock_bound.step_ms
+                    ),
+                );
+                // Reported once per pair of leases: a run beyond the bound goes on.
+                self.lease_spans[j] = None;
+            }
         }
     }
 
@@ -1080,11 +1248,16 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
 
 fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // The lease and its margin do not depend on the shape drawn below.
+    let bound = cluster_config(cfg).map_or_else(
+        |_| Config::new(names(1), 0, cfg.lease_ms).clock_bound(),
+        |c| c.consensus(0).clock_bound(),
+    );
     let mix = match (&cfg.faults, cfg.script.is_empty()) {
         (Some(m), _) => m.clone(),
         // A drill says which faults strike; the rest of the world is quiet.
         (None, false) => FaultMix::none(),
-        (None, true) => FaultMix::swarm(&mut rng),
+        (None, true) => FaultMix::swarm(&mut rng, bound),
     };
     // The shape is drawn after the mix, so that a seed's mix is the same with and without it.
     let drawn = (cfg.draw_shape && cfg.faults.is_none() && cfg.script.is_empty())
@@ -1146,8 +1319,17 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         violation: None,
         liveness: Default::default(),
         strikes_drawn: 0,
+        clock_bound: bound,
+        lease_spans: vec![None; cfg.nodes],
+        armed: vec![None; cfg.nodes],
         mix,
     };
+    if w.mix.beyond_bound {
+        w.report.beyond_bound = Some(format!(
+            "clock offsets up to ±{} ms, drift up to ±{} ppm; the bound: forward steps up to {} ms a lease, drift ±{} ppm",
+            w.mix.clock_offset_ms, w.mix.clock_drift_ppm, bound.step_ms, bound.drift_ppm
+        ));
+    }
     for k in 0..cfg.nodes {
         w.start_node(k);
     }
@@ -1179,6 +1361,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         if !healed && at >= end_us {
             healed = true;
             w.net.heal();
+            w.armed = vec![None; cfg.nodes];
             w.mix.loss = 0.0;
             w.mix.duplicate = 0.0;
             for k in 0..cfg.nodes {
@@ -1241,6 +1424,10 @@ fn final_checks(w: &mut World) -> Result<u64, Violation> {
     match std::mem::take(&mut w.history).check(limit) {
         Linearizability::Linearizable => w.report.linearizability = "linearizable".into(),
         Linearizability::Unknown(why) => w.report.linearizability = format!("unknown: {why}"),
+        Linearizability::Violated(detail) if w.mix.beyond_bound => {
+            w.fail("linearizable", detail);
+            w.report.linearizability = "violated, as clocks beyond the bound allow".into();
+        }
         Linearizability::Violated(detail) => {
             return Err(Violation { check: "linearizable", detail });
         }
@@ -1273,6 +1460,9 @@ impl RunReport {
             master_after_script_ms: None,
             shape: String::new(),
             write_after_heal_ms: None,
+            beyond_bound: None,
+            exercised: BTreeMap::new(),
+            broke_beyond_bound: None,
         }
     }
 

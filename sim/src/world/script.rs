@@ -265,6 +265,7 @@ impl Backend for World {
                         return None;
                     }
                     let at = w.rng.gen_range(0..len);
+                    w.nodes[k].damaged = true;
                     if flip {
                         let bit = w.rng.gen_range(0..8);
                         w.nodes[k].disk.flip_bit(&f, at, bit);
@@ -287,6 +288,7 @@ impl Backend for World {
                     return None;
                 }
                 let f = sealed[w.rng.gen_range(0..sealed.len() - 1)].clone();
+                w.nodes[k].damaged = true;
                 let disk = &w.nodes[k].disk;
                 let _ = disk.remove(&f);
                 let _ = disk.sync_dir();

@@ -54,6 +54,11 @@ impl Machine {
         self.promised_others = n;
         let record = BallotRecord { promised: n, ..self.record };
         self.persist(Some(record), None, After::Promise { to: from, n }, out);
+        // Planted bug PromiseBeforeDurable, past the end of the rule: the Promise leaves before
+        // the ballot record that holds it is durable.
+        if crate::planted!(PromiseBeforeDurable) {
+            out.push(Action::Send { to: from, msg: self.promise_msg(n) });
+        }
     }
 
     pub(super) fn promise_msg(&self, n: u64) -> Msg {
@@ -395,5 +400,22 @@ mod tests {
         assert_eq!(masters.len(), 1);
         assert_ne!(masters[0], lagging, "the lagging node became master");
         c.assert_applied_prefixes_agree();
+    }
+
+    /// A Promise whose persist job completes after an Accept of the same ballot arrived is not
+    /// sent: that ballot's candidate has won, and the Promise would name the Accept's slot
+    /// before it is durable (found by the simulator's check persist-before-promise, seed 2 of
+    /// sim/tests/rule_checks.rs).
+    #[test]
+    fn promise_rule_a_promise_overtaken_by_its_ballot_s_accept_is_not_sent() {
+        let mut m = machine(3, 1, Durable::default());
+        let prepare = Msg::Prepare { n: 3, last_i: None };
+        let promise_job = tokens(&run(&mut m, 5000, Input::Message { from: 0, msg: prepare }));
+        let accept = Msg::Accept { n: 3, i: 0, value: master_set("n0"), prev_hash: None };
+        let entry_job = tokens(&run(&mut m, 5001, Input::Message { from: 0, msg: accept }));
+        let out = run(&mut m, 5002, Input::Persisted { token: promise_job[0] });
+        assert!(sends(&out).is_empty(), "a promise naming a slot not yet durable: {out:?}");
+        let out = run(&mut m, 5003, Input::Persisted { token: entry_job[0] });
+        assert!(matches!(&sends(&out)[..], [(0, Msg::Accepted { n: 3, i: 0 })]), "{out:?}");
     }
 }

@@ -40,6 +40,15 @@ impl Machine {
         }
     }
 
+    /// When, on this node's clock, the lease it holds as master ends: `None` unless it is a
+    /// master whose MasterSet is committed. (What the simulator compares in true time.)
+    pub fn lease_until_ms(&self) -> Option<u64> {
+        match &self.role {
+            Role::Master(m) => m.lease_t0.map(|t0| self.lease_until(t0)),
+            _ => None,
+        }
+    }
+
     /// The moment the master's own view of its lease ends.
     pub(super) fn lease_until(&self, t0: u64) -> u64 {
         let until = t0 + self.cfg.lease_ms.saturating_sub(self.cfg.lease_margin_ms);
@@ -105,6 +114,36 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+
+    /// The clock bound keeps the master's lease inside every slave's, in true time: the master
+    /// counts `L - M` on a clock slow by the bound, a slave counts `L` on a clock fast by the
+    /// bound that also steps forward by the step bound; one ppm more and they overlap.
+    #[test]
+    fn lease_rule_the_clock_bound_keeps_leases_apart_in_true_time() {
+        for (lease_ms, margin) in [(1_000u64, None), (2_000, None), (3_000, Some(600u64))] {
+            let mut cfg = Config::new(names(3), 0, lease_ms);
+            if let Some(m) = margin {
+                cfg.lease_margin_ms = m;
+            }
+            let b = cfg.clock_bound();
+            let (l, m) = (lease_ms as f64, cfg.lease_margin_ms as f64);
+            assert!(b.drift_ppm > 0 && b.step_ms > 0, "{b:?}");
+            let ends = |ppm: u64| {
+                let rho = ppm as f64 / 1e6;
+                let master_end = (l - m) / (1.0 - rho);
+                let slave_end = (l - b.step_ms as f64) / (1.0 + rho);
+                (master_end, slave_end)
+            };
+            let (master, slave) = ends(b.drift_ppm);
+            assert!(master <= slave + 1e-9, "{lease_ms} ms: {master} after {slave}");
+            let (master, slave) = ends(b.drift_ppm + 2);
+            assert!(master > slave, "{lease_ms} ms: the bound is not tight ({b:?})");
+        }
+        assert_eq!(
+            Config::new(names(3), 0, 1_000).clock_bound(),
+            ClockBound { drift_ppm: 27_027, step_ms: 50 }
+        );
+    }
 
     #[test]
     fn lease_rule_the_master_steps_down_when_its_renewal_is_not_committed() {

@@ -1,0 +1,141 @@
+//! Rule checks where the rule is kept, not only at the end of a run.
+//!
+//! The world knows what each node's simulated disk holds durably (what a power loss now would
+//! leave). At every send of a Promise or an Accepted, and at every client acknowledgement of a
+//! write, it asserts that the node names only durable state: "persist before promise/accept"
+//! (docs/CONSENSUS.md) checked where it is kept, so that a node that answers before its fsync
+//! fails at once, with the message that broke it, instead of waiting for an unlucky crash to
+//! turn it into lost agreement. Each check has a name; the run counts how often each one was
+//! exercised (`RunReport::exercised`), and so does the campaign report.
+//!
+//! Crash points go with them: the nemesis arms a crash at a point where a crash matters (see
+//! [`CrashPoint`]) instead of only at a random instant, and the node crashes when it gets there.
+
+use super::run::World;
+use arakoon_node::consensus::{Msg, NodeIdx};
+use arakoon_node::tlog::{self, BallotRecord};
+
+/// A Promise names a ballot (and a last slot) that is durable on the node's disk.
+pub const PERSIST_BEFORE_PROMISE: &str = "persist-before-promise";
+/// An Accepted names a ballot and a slot that are durable on the node's disk.
+pub const PERSIST_BEFORE_ACCEPTED: &str = "persist-before-accepted";
+/// A write acknowledged to a client is in the durable log of the node that acknowledged it.
+pub const PERSIST_BEFORE_ACK: &str = "persist-before-ack";
+
+/// Where an armed crash strikes: the points between two steps that a crash must not break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// A persist job is durable, and the Promise or Accepted it allows is not sent yet.
+    AfterPersistBeforeSend,
+    /// A chosen slot is in the TLog and the node applied it, before it answered the clients
+    /// or told the slaves (the store is rebuilt from the TLog at restart).
+    AfterApplyBeforeReply,
+    /// The write that rolled the TLog over to a new file, torn: part of what was not synced
+    /// survives.
+    AtRollover,
+}
+
+impl CrashPoint {
+    pub const ALL: [CrashPoint; 3] = [
+        CrashPoint::AfterPersistBeforeSend,
+        CrashPoint::AfterApplyBeforeReply,
+        CrashPoint::AtRollover,
+    ];
+
+    /// The name the report counts it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AfterPersistBeforeSend => "crash-after-persist-before-send",
+            CrashPoint::AfterApplyBeforeReply => "crash-after-apply-before-reply",
+            CrashPoint::AtRollover => "crash-at-rollover",
+        }
+    }
+}
+
+/// What node `k` holds durably: its ballot record and its log's last slot.
+struct DurableView {
+    record: Result<BallotRecord, String>,
+    last_i: Result<Option<u64>, String>,
+}
+
+impl World {
+    /// Counts one exercise of the named check.
+    pub(super) fn exercised(&mut self, check: &'static str) {
+        *self.report.exercised.entry(check.to_string()).or_default() += 1;
+    }
+
+    fn durable_view(&self, k: NodeIdx) -> DurableView {
+        let disk = &self.nodes[k].disk;
+        let writer_last = self.nodes[k].state.as_ref().map(|s| s.writer.last_i());
+        match writer_last {
+            // Nothing unsynced: the disk is what survives, and the writer wrote all of it.
+            Some(last) if disk.all_synced() => DurableView {
+                record: BallotRecord::load(disk).map_err(|e| e.to_string()),
+                last_i: Ok(last),
+            },
+            _ => {
+                let durable = disk.durable_copy();
+                DurableView {
+                    record: BallotRecord::load(&durable).map_err(|e| e.to_string()),
+                    last_i: tlog::last_i(&durable).map_err(|e| e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Node `k` is about to send `msg`: a Promise or an Accepted names only durable state.
+    pub(super) fn check_send(&mut self, k: NodeIdx, to: NodeIdx, msg: &Msg) {
+        let (check, n, slot) = match msg {
+            Msg::Promise { n, last, .. } => {
+                (PERSIST_BEFORE_PROMISE, *n, last.as_ref().map(|l| l.0))
+            }
+            Msg::Accepted { n, i } => (PERSIST_BEFORE_ACCEPTED, *n, Some(*i)),
+            _ => return,
+        };
+        self.exercised(check);
+        let view = self.durable_view(k);
+        let problem = match (&view.record, &view.last_i) {
+            (Err(e), _) | (_, Err(e)) => Some(format!("its durable state does not read: {e}")),
+            (Ok(r), _) if r.promised < n => {
+                Some(format!("its durable ballot record promised only {}", r.promised))
+            }
+            (Ok(r), _) if check == PERSIST_BEFORE_ACCEPTED && r.accepted_n < n => {
+                Some(format!("its durable ballot record accepted only under {}", r.accepted_n))
+            }
+            (_, Ok(last)) if slot.is_some() && *last < slot => {
+                Some(format!("its durable log ends at {last:?}"))
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            self.fail(check, format!("n{k} sent n{to} {msg:.80?}, but {problem}"));
+        }
+    }
+
+    /// Node `k` is about to acknowledge a client's write chosen in slot `i`.
+    pub(super) fn check_ack(&mut self, k: NodeIdx, client: usize, i: u64) {
+        self.exercised(PERSIST_BEFORE_ACK);
+        let view = self.durable_view(k);
+        let problem = match view.last_i {
+            Err(e) => Some(format!("its durable log does not read: {e}")),
+            Ok(last) if last < Some(i) => Some(format!("its durable log ends at {last:?}")),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            let detail =
+                format!("n{k} acknowledged client {client}'s write of slot {i}, but {problem}");
+            self.fail(PERSIST_BEFORE_ACK, detail);
+        }
+    }
+
+    /// Whether node `k` crashes at `point` now: once, if the nemesis armed that point on it.
+    pub(super) fn crash_point(&mut self, k: NodeIdx, point: CrashPoint) -> bool {
+        if self.armed[k] != Some(point) || !self.nodes[k].is_up() {
+            return false;
+        }
+        self.armed[k] = None;
+        self.exercised(point.name());
+        self.trace(|| format!("crash n{k} at {}", point.name()), 17);
+        true
+    }
+}
