@@ -814,7 +814,7 @@ async fn collapse_once(
                     .collect()
             };
             let before = list();
-            let result = arakoon_node::server::collapse::request_collapse(
+            let result = arakoon_node::client::head::request_collapse(
                 &arakoon_node::server::env::TokioNet,
                 addr,
                 &cfg.cluster_id,

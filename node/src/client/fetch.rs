@@ -191,15 +191,7 @@ pub async fn fetch_entries<N: Network, F: AsyncChunk>(
         ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
     if let Err((rc, message)) = reply {
         let message = format!("{addr} refused catchup_entries {from_i}..={to_i}: {rc}: {message}");
-        let first_i = (rc == Rc::OutsideInterval)
-            .then(|| message.split("starts at slot ").nth(1))
-            .flatten()
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok());
-        return Err(match first_i {
-            Some(first_i) => FetchError::Collapsed { first_i, message },
-            None => FetchError::Other(message),
-        });
+        return Err(FetchError::Other(message));
     }
     receive_entries(&mut stream, (from_i, to_i), chunk, progress).await
 }
@@ -237,6 +229,20 @@ async fn receive_entries<S: Stream, F: AsyncChunk>(
                     pending_bytes = 0;
                     progress(&state);
                 }
+            }
+            (EntryFrame::Collapsed { first_i }, _) if last.is_none() => {
+                let message = format!(
+                    "{addr} collapsed slot {from_i} away: its TLog starts at slot {first_i}; fetch \
+                     its head (fetch_head), then the entries from there"
+                );
+                return Err(FetchError::Collapsed { first_i, message });
+            }
+            (EntryFrame::Collapsed { first_i }, _) => {
+                return Err(format!(
+                    "{addr} said its TLog starts at slot {first_i} after it sent slots up to {}",
+                    last.unwrap_or(from_i)
+                )
+                .into());
             }
             (EntryFrame::End, _) => {
                 if !pending.is_empty() {

@@ -118,8 +118,8 @@ pub async fn serve<N: Network, C: Clock>(
         max_buffer_size: config.max_buffer_size,
         max_value_size: config.max_value_size,
         request_stall_ms: config.client_stall_ms,
-        head: super::collapse::HeadShared::new(&node.tlog_dir),
-        inline: options.storage.inline(),
+        head: super::shared::HeadShared::new(&node.tlog_dir),
+        reads: options.storage.blocking_reads(),
     });
 
     // Peers.

@@ -1,9 +1,12 @@
 //! What the event loop shares with the connection tasks: the channel into the loop and the
 //! node's settings and files that connections read beside it.
 
+use super::blocking::BlockingReads;
+use crate::head::{head_path, Pins};
 use crate::protocol::client::Request;
 use crate::shell::Reply;
 use crate::tlog::LogDir;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -29,9 +32,26 @@ pub struct Shared {
     /// Arakoon's value-size limit, checked before the core (server/limits.rs).
     pub max_value_size: u32,
     pub request_stall_ms: u64,
-    /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
-    pub head: super::collapse::HeadShared,
-    /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of
-    /// tokio's blocking pool: set for a node in memory, where a thread would race the simulation.
-    pub inline: bool,
+    /// The head, collapse and the catch-up readers' pins.
+    pub head: HeadShared,
+    /// Where blocking reads (the TLog for a catch-up) run, chosen at start-up with the storage.
+    pub reads: Arc<dyn BlockingReads>,
+}
+
+/// What the connection tasks share about the head.
+pub struct HeadShared {
+    pub path: PathBuf,
+    pub pins: Arc<Pins>,
+    /// Held by a collapse and by `get_db`.
+    pub lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HeadShared {
+    pub fn new(tlog_dir: &Path) -> HeadShared {
+        HeadShared {
+            path: head_path(tlog_dir),
+            pins: Arc::new(Pins::default()),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
 }
