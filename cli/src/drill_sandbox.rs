@@ -822,7 +822,8 @@ async fn collapse_once(
                 false,
                 &mut |_, _| {},
             )
-            .await;
+            .await
+            .map_err(|e| e.to_string());
             let after = list();
             let steps = before.difference(&after).map(|f| format!("removed {f}")).collect();
             Collapsed::Answered(steps, result)

@@ -3,10 +3,10 @@
 //! a new store. The serving side is server/collapse.rs; `arakoon-admin`, the drills and the
 //! running node's catch-up (server/catchup.rs) call these.
 
-use super::fetch::{self as catchup, OnProgress, Phase, ReplyStream};
+use super::fetch::{self as catchup, FetchError, OnProgress, Phase, ReplyStream};
 use crate::protocol::client::{DbFrame, Payload, Request, StepFrame};
 use crate::server::env::{Network, Stream};
-use crate::store::{SledStore, StoreError};
+use crate::store::SledStore;
 use std::net::SocketAddr;
 use std::path::Path;
 use tokio::sync::mpsc;
@@ -29,24 +29,29 @@ pub async fn request_collapse<N: Network>(
     keep: i32,
     copy_db: bool,
     on_step: &mut dyn FnMut(usize, i64),
-) -> Result<usize, String> {
+) -> Result<usize, FetchError> {
     let request =
         if copy_db { Request::CopyDbToHead { keep } } else { Request::CollapseTlogs { keep } };
     let (mut stream, reply) =
         ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
+    let command = request.name();
     let total = match reply {
         Ok(Payload::Unit) if copy_db => return Ok(0),
-        Ok(Payload::Int32(n)) if !copy_db => {
-            usize::try_from(n).map_err(|_| format!("{addr}: {n} steps"))?
+        Ok(Payload::Int32(n)) if !copy_db => usize::try_from(n)
+            .map_err(|_| FetchError::Unexpected { addr, command, answer: format!("{n} steps") })?,
+        Ok(other) => {
+            return Err(FetchError::Unexpected { addr, command, answer: format!("{other:?}") })
         }
-        Ok(other) => return Err(format!("{addr}: unexpected {other:?}")),
-        Err((rc, message)) => return Err(format!("{addr}: {rc}: {message}")),
+        Err((rc, message)) => {
+            return Err(FetchError::Refused { addr, command: command.into(), rc, message })
+        }
     };
     for done in 1..=total {
         match stream.next("step", StepFrame::decode).await?.0 {
             StepFrame::Done { elapsed_ms } => on_step(done, elapsed_ms),
             StepFrame::Failed { rc, message } => {
-                return Err(format!("{addr}: step {done} of {total}: {rc}: {message}"));
+                let command = format!("{command} (step {done} of {total})");
+                return Err(FetchError::Refused { addr, command, rc, message });
             }
         }
     }
@@ -61,11 +66,11 @@ pub async fn fetch_db<N: Network>(
     cluster_id: &str,
     dest: &Path,
     progress: OnProgress<'_>,
-) -> Result<SledStore, String> {
+) -> Result<SledStore, FetchError> {
     let (mut stream, reply) =
         ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
     if let Err((rc, message)) = reply {
-        return Err(format!("{addr} refused fetch_head: {rc}: {message}"));
+        return Err(FetchError::Refused { addr, command: "fetch_head".into(), rc, message });
     }
     let (tx, mut rx) = mpsc::channel::<PairItem>(PAIRS_QUEUED);
     let (dest_owned, id) = (dest.to_path_buf(), cluster_id.to_string());
@@ -74,21 +79,20 @@ pub async fn fetch_db<N: Network>(
     });
     let received = receive_db(&mut stream, cluster_id, &tx, progress).await;
     if let Err(e) = &received {
-        let _ = tx.send(Err(e.clone())).await;
+        // The importer stops at this and leaves nothing behind.
+        let _ = tx.send(Err(e.to_string())).await;
     }
     drop(tx);
-    let imported = importer.await.map_err(|e| format!("the import thread failed: {e}"))?;
-    match (received, imported) {
-        (Ok(()), Ok(store)) => Ok(store),
-        (Err(e), _) | (Ok(()), Err(StoreError::Corrupt { reason: e, .. })) => {
-            let _ = std::fs::remove_dir_all(dest);
-            Err(e)
-        }
-        (Ok(()), Err(e)) => {
-            let _ = std::fs::remove_dir_all(dest);
-            Err(e.to_string())
-        }
-    }
+    let imported = importer.await;
+    let dest_owned = dest.to_path_buf();
+    let result = match (received, imported) {
+        (Ok(()), Ok(Ok(store))) => return Ok(store),
+        (Err(e), _) => e,
+        (Ok(()), Ok(Err(source))) => FetchError::Import { dest: dest_owned, source },
+        (Ok(()), Err(e)) => FetchError::Other(format!("the import thread failed: {e}")),
+    };
+    let _ = std::fs::remove_dir_all(dest);
+    Err(result)
 }
 
 async fn receive_db<S: Stream>(
@@ -96,7 +100,7 @@ async fn receive_db<S: Stream>(
     cluster_id: &str,
     tx: &mpsc::Sender<PairItem>,
     progress: OnProgress<'_>,
-) -> Result<(), String> {
+) -> Result<(), FetchError> {
     let addr = stream.addr;
     let mut state = catchup::Progress { phase: Phase::Head, done: 0, total: None, bytes: 0 };
     let mut header = true;
@@ -106,20 +110,24 @@ async fn receive_db<S: Stream>(
         match frame {
             DbFrame::Header { cluster_id: theirs, .. } => {
                 if theirs != cluster_id {
-                    return Err(format!("{addr} sent the head of cluster {theirs:?}"));
+                    let why = format!("{addr} sent the head of cluster {theirs:?}");
+                    return Err(FetchError::Other(why));
                 }
                 header = false;
             }
             DbFrame::Pairs(pairs) => {
                 state.done += pairs.len() as u64;
                 for pair in pairs {
-                    tx.send(Ok(pair)).await.map_err(|_| "the import stopped".to_string())?;
+                    if tx.send(Ok(pair)).await.is_err() {
+                        return Err(FetchError::Other("the import stopped".into()));
+                    }
                 }
                 progress(&state);
             }
             DbFrame::End { pairs } => {
                 if pairs != state.done {
-                    return Err(format!("{addr} announced {pairs} pairs but sent {}", state.done));
+                    let why = format!("{addr} announced {pairs} pairs but sent {}", state.done);
+                    return Err(FetchError::Other(why));
                 }
                 progress(&state);
                 return Ok(());
