@@ -11,17 +11,18 @@
 use crate::connect::parse_duration_ms;
 use crate::exit::Exit;
 use crate::output::{spinner, Failure};
-use arakoon_chaos::process::{self, Process};
+use arakoon_chaos::process;
 use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
 use arakoon_chaos::sandbox_lifecycle;
-use arakoon_node::client::{Client, ClientConfig};
+use arakoon_chaos::sandbox_up::{self, UpError, UpPlan};
+use arakoon_node::client::Client;
 use arakoon_node::config::ClusterConfig;
 use arakoon_node::protocol::node_state::{role_name, NodeState};
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example session:\n  \
@@ -266,7 +267,6 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         return Err(Failure::new(Exit::Usage, "--lease-ms 0: the lease must be at least 1 ms"));
     }
     let timeout = Duration::from_millis(parse_duration_ms("--timeout", &args.timeout)?);
-    let dir = prepare_dir(dir)?;
     let arakoon = match args.arakoon {
         Some(p) if p.is_file() => p,
         Some(p) => {
@@ -278,135 +278,35 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         None => process::locate_binary("arakoon")
             .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
     };
-    let (mut state, config) = sandbox::plan_with(&dir, args.nodes, args.lease_ms, &args.settings)
-        .map_err(|e| {
-        Failure::new(Exit::BadInput, format!("cannot plan the sandbox in {}: {e}", dir.display()))
-    })?;
-    state.arakoon_bin = Some(arakoon);
-    state.owner_pid = args.exit_with_pid;
-    state
-        .save(&dir)
-        .map_err(|e| Failure::new(Exit::BadInput, format!("{}: {e}", dir.display())))?;
-
     let exe = std::env::current_exe().map_err(|e| {
         Failure::new(Exit::BadInput, format!("cannot find arakoon-admin itself: {e}"))
     })?;
-    let sup_args: Vec<String> =
+    // The supervisor is this same binary, as `sandbox supervise` (hidden).
+    let supervise =
         vec!["sandbox".into(), "supervise".into(), "--dir".into(), dir.display().to_string()];
-    let log = dir.join("supervisor.log");
-    // Tied to this process (SIGTERM when it dies) until Detach; in a session of its own so
-    // the terminal's Ctrl-C reaches only us, and we decide.
-    let supervisor = Process::spawn_with("supervisor", &exe, &sup_args, &log, libc::SIGTERM, true)
-        .map_err(|e| Failure::new(Exit::BadInput, format!("cannot start the supervisor: {e}")))?;
-    let mut starting = Starting { supervisor: Some(supervisor) };
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(Exit::BadInput, format!("cannot start the runtime: {e}")))?;
-    let client = client_config(&config);
+    let plan = UpPlan {
+        dir: dir.to_path_buf(),
+        nodes: args.nodes,
+        lease_ms: args.lease_ms,
+        settings: args.settings,
+        arakoon,
+        owner_pid: args.exit_with_pid,
+        supervisor: (exe, supervise),
+        timeout,
+    };
     let bar = spinner();
     bar.set_message(format!("waiting for a master among {} nodes", args.nodes));
     bar.enable_steady_tick(Duration::from_millis(100));
-    let waited = runtime.block_on(wait_for_master(&dir, client, &mut starting, timeout));
+    let result = sandbox_up::up(&plan);
     bar.finish_and_clear();
-    let (master, took) = waited?;
-
-    let answer = sandbox_control::send(&dir, &Request::Detach)
-        .map_err(|e| Failure::new(Exit::BadInput, format!("cannot detach the supervisor: {e}")))?;
-    if !answer.ok {
-        return Err(Failure::new(answer.code, answer.message));
-    }
-    let supervisor_pid = starting.release();
-    print_up(&dir, &master, took, supervisor_pid, args.lease_ms)?;
+    let up = result.map_err(|e| {
+        if !matches!(e, UpError::Dir(_)) {
+            eprintln!("arakoon-admin: stopped the sandbox's supervisor and nodes");
+        }
+        Failure::new(e.exit_code(), e.to_string())
+    })?;
+    print_up(&up.dir, &up.master, up.took, up.supervisor_pid, args.lease_ms)?;
     Ok(0)
-}
-
-/// Creates (or checks) the sandbox directory: new or empty, never someone's files.
-fn prepare_dir(dir: &Path) -> Result<PathBuf, Failure> {
-    sandbox_lifecycle::prepare_dir(dir).map_err(|e| Failure::new(e.exit_code(), e.to_string()))
-}
-
-/// The supervisor while `up` waits: stopped (and with it every node) unless released.
-struct Starting {
-    supervisor: Option<Process>,
-}
-
-impl Starting {
-    fn release(&mut self) -> u32 {
-        self.supervisor.take().map_or(0, Process::release)
-    }
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        if let Some(mut p) = self.supervisor.take() {
-            eprintln!("arakoon-admin: stopping the sandbox's supervisor and nodes");
-            // SIGTERM: the supervisor stops its nodes cleanly; if it hangs, kill -9, and the
-            // kernel kills the nodes (PDEATHSIG).
-            let _ = p.terminate(Duration::from_secs(30));
-        }
-    }
-}
-
-fn client_config(config: &ClusterConfig) -> ClientConfig {
-    let mut c = ClientConfig::from_cluster(config);
-    c.connect_timeout = Duration::from_secs(1);
-    c.request_timeout = Duration::from_secs(2);
-    c.attempts = 1;
-    c
-}
-
-async fn wait_for_master(
-    dir: &Path,
-    config: ClientConfig,
-    starting: &mut Starting,
-    timeout: Duration,
-) -> Result<(String, Duration), Failure> {
-    let started = Instant::now();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    loop {
-        if let Some(status) = starting.supervisor.as_mut().and_then(Process::exit_status) {
-            return Err(Failure::new(
-                Exit::BadInput,
-                format!(
-                    "the sandbox supervisor exited ({status}) before a master was elected\n{}",
-                    logs(dir)
-                ),
-            ));
-        }
-        if started.elapsed() >= timeout {
-            return Err(Failure::new(
-                Exit::Unreachable,
-                format!("no master within {:?}\n{}", timeout, logs(dir)),
-            ));
-        }
-        let mut client = Client::new(config.clone());
-        tokio::select! {
-            found = client.find_master() => {
-                if let Ok(k) = found {
-                    return Ok((config.nodes[k].0.clone(), started.elapsed()));
-                }
-            }
-            _ = &mut interrupted => return Err(Failure::new(Exit::Interrupted, "interrupted")),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = &mut interrupted => return Err(Failure::new(Exit::Interrupted, "interrupted")),
-        }
-    }
-}
-
-/// The tails of the supervisor's and the nodes' logs, for a failed `up`.
-fn logs(dir: &Path) -> String {
-    let mut parts = vec![sandbox::log_tail(&dir.join("supervisor.log"), 10)];
-    if let Ok(state) = SandboxState::load(dir) {
-        for n in &state.nodes {
-            parts.push(sandbox::log_tail(&sandbox::node_log(dir, &n.name), 5));
-        }
-    }
-    parts.join("\n")
 }
 
 fn print_up(
@@ -486,7 +386,7 @@ fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Exit::BadInput, format!("cannot start the runtime: {e}")))?;
-    let client = Client::new(client_config(&config));
+    let client = Client::new(sandbox_up::poll_config(&config));
     let mut rows = Vec::new();
     for (k, n) in state.nodes.iter().enumerate() {
         let alive = n.pid.filter(|&p| process::pid_alive(p));
