@@ -15,3 +15,4 @@ pub mod sandbox_corrupt;
 pub mod sandbox_lifecycle;
 pub mod sandbox_supervisor;
 pub mod sandbox_up;
+pub mod sandbox_view;

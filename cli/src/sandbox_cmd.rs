@@ -16,9 +16,9 @@ use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
 use arakoon_chaos::sandbox_lifecycle;
 use arakoon_chaos::sandbox_up::{self, UpError, UpPlan};
+use arakoon_chaos::sandbox_view::{ask_state, NodeView};
 use arakoon_node::client::Client;
 use arakoon_node::config::ClusterConfig;
-use arakoon_node::protocol::node_state::{role_name, NodeState};
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -346,35 +346,6 @@ fn print_up(
 
 // ---- status --------------------------------------------------------------------------------
 
-/// What one node says of itself (its typed `node_state`); the drill runner polls it too.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct NodeView {
-    pub(crate) role: Option<String>,
-    pub(crate) master: Option<String>,
-    pub(crate) lease_valid: Option<bool>,
-    pub(crate) applied: Option<u64>,
-    pub(crate) committed: Option<u64>,
-    pub(crate) learner: Option<bool>,
-}
-
-impl From<NodeState> for NodeView {
-    fn from(s: NodeState) -> NodeView {
-        NodeView {
-            role: Some(role_name(s.role).to_string()),
-            master: s.master,
-            lease_valid: Some(s.lease_valid),
-            applied: s.applied,
-            committed: s.committed,
-            learner: Some(s.learner),
-        }
-    }
-}
-
-/// Node `k`'s typed `node_state` (0x102), as the status table shows it.
-pub(crate) async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
-    client.node_state_of(k).await.map(NodeView::from)
-}
-
 fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
     let state = load(dir)?;
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -586,41 +557,5 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("{text:?}: write KEY=VALUE, e.g. tlog_max_entries=100")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use arakoon_node::consensus::RoleName;
-
-    #[test]
-    fn a_node_view_carries_the_typed_state() {
-        let state = NodeState {
-            name: "n0".into(),
-            role: RoleName::Master,
-            master: Some("n0".into()),
-            lease_valid: true,
-            promised: 3,
-            last: Some(5),
-            committed: Some(4),
-            applied: Some(4),
-            learner: false,
-        };
-        let v = NodeView::from(state.clone());
-        assert_eq!(v.role.as_deref(), Some("master"));
-        assert_eq!(v.master.as_deref(), Some("n0"));
-        assert_eq!(
-            (v.lease_valid, v.applied, v.committed, v.learner),
-            (Some(true), Some(4), Some(4), Some(false))
-        );
-        let v = NodeView::from(NodeState {
-            role: RoleName::CatchingUp,
-            master: None,
-            applied: None,
-            ..state
-        });
-        assert_eq!(v.role.as_deref(), Some("catching_up"));
-        assert_eq!((v.master, v.applied), (None, None));
     }
 }
