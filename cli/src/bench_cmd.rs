@@ -8,6 +8,7 @@
 //! p50, p99 and max.
 
 use crate::connect::{learn_names, parse_duration_ms, ConnectArgs};
+use crate::exit::Exit;
 use crate::output::Failure;
 use arakoon_bench::{CompareOptions, Op, StepResult, System};
 use arakoon_node::client::{Client, ClientConfig};
@@ -136,27 +137,36 @@ pub fn run(mut args: BenchArgs) -> Result<i32, Failure> {
         args.clients = if args.compare.is_some() { vec![1, 16, 64, 256] } else { vec![1, 16, 64] };
     }
     if args.clients.iter().any(|&n| n == 0 || n > CLIENTS_MAX) {
-        return Err(Failure::new(2, format!("--clients: give counts from 1 to {CLIENTS_MAX}")));
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("--clients: give counts from 1 to {CLIENTS_MAX}"),
+        ));
     }
     if args.compare.is_some() {
         return compare(&args, duration);
     }
     let config = args.connect.client_config()?;
     if args.clients.iter().any(|&n| n == 0 || n > CLIENTS_MAX) {
-        return Err(Failure::new(2, format!("--clients: give counts from 1 to {CLIENTS_MAX}")));
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("--clients: give counts from 1 to {CLIENTS_MAX}"),
+        ));
     }
     if args.keys == 0 {
-        return Err(Failure::new(2, "--keys: at least 1"));
+        return Err(Failure::new(Exit::Usage, "--keys: at least 1"));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Failure::new(Exit::Declined, format!("cannot start the runtime: {e}")))?;
     let results = runtime.block_on(async {
         let config = learn_names(config).await;
         let mut check = Client::new(config.clone());
         check.who_master().await.map_err(|e| {
-            Failure::new(5, format!("the cluster is not reachable: {e}; is it running?"))
+            Failure::new(
+                Exit::Unreachable,
+                format!("the cluster is not reachable: {e}; is it running?"),
+            )
         })?;
         if args.mix != Mix::Set {
             preload(&mut check, args.keys, args.value_size).await?;
@@ -216,7 +226,7 @@ pub fn run(mut args: BenchArgs) -> Result<i32, Failure> {
 /// `--compare etcd`: both clusters on this machine, the same steps on each.
 fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
     if args.value_sizes.is_empty() || args.value_sizes.iter().any(|&v| v == 0 || v > 8 << 20) {
-        return Err(Failure::new(2, "--value-sizes: give sizes from 1 byte to 8 MiB"));
+        return Err(Failure::new(Exit::Usage, "--value-sizes: give sizes from 1 byte to 8 MiB"));
     }
     let opts = CompareOptions {
         ops: args
@@ -237,7 +247,7 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Failure::new(Exit::Declined, format!("cannot start the runtime: {e}")))?;
     if !args.json {
         println!(
             "{:<4} {:>8} {:>7} {:<8} {:>9} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9}",
@@ -272,7 +282,7 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
         },
     ));
     if let Err(e) = done {
-        return Err(Failure::new(5, e.to_string()));
+        return Err(Failure::new(Exit::Unreachable, e.to_string()));
     }
     if args.json {
         println!("{}", json!({ "compare": "etcd", "steps": results }));
@@ -338,10 +348,9 @@ async fn preload(client: &mut Client, keys: u64, value_size: usize) -> Result<()
     while k < keys {
         let end = (k + PRELOAD_BATCH_KEYS).min(keys);
         let updates = (k..end).map(|k| Update::Set { key: key(k), value: value.clone() }).collect();
-        client
-            .sequence(updates, false)
-            .await
-            .map_err(|e| Failure::new(5, format!("writing the keys to read: {e}")))?;
+        client.sequence(updates, false).await.map_err(|e| {
+            Failure::new(Exit::Unreachable, format!("writing the keys to read: {e}"))
+        })?;
         k = end;
     }
     Ok(())

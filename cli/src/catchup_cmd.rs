@@ -9,6 +9,7 @@
 //!
 //! The node must be stopped: its store is opened first, which fails while a node holds it.
 
+use crate::exit::Exit;
 use crate::node_files::{load_config, node_index};
 use crate::output::{progress_bar, say, Failure};
 use arakoon_node::server::catchup::{Phase, Progress};
@@ -49,7 +50,7 @@ pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
     let mut me = node_index(&config, &args.config, &args.node)?;
     if config.nodes.len() == 1 {
         return Err(Failure::new(
-            3,
+            Exit::BadInput,
             format!(
                 "{} is a 1-node cluster: there is no peer to catch up from",
                 args.config.display()
@@ -60,7 +61,7 @@ pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
         let peer = node_index(&config, &args.config, from)?;
         if peer == me {
             return Err(Failure::new(
-                3,
+                Exit::BadInput,
                 format!("--from {from}: a node cannot catch up from itself"),
             ));
         }
@@ -75,7 +76,7 @@ pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Failure::new(Exit::Declined, format!("cannot start the runtime: {e}")))?;
     let mut shown = Shown::new(args.json);
     let mut on_progress = |p: &Progress| shown.update(p);
     let result =
@@ -116,7 +117,7 @@ fn refuse_if_running(store: &Path, cluster_id: &str, name: &str) -> Result<(), F
     match SledStore::open(store, cluster_id) {
         Ok(_) | Err(StoreError::WrongCluster { .. }) | Err(StoreError::Corrupt { .. }) => Ok(()),
         Err(e) => Err(Failure::new(
-            45,
+            Exit::Store,
             format!("{e}; is {name} running? stop it first: catch-up works on a stopped node"),
         )),
     }

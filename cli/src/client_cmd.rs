@@ -8,6 +8,7 @@
 //! node reachable, 6 outcome unknown.
 
 use crate::connect::{client_failure, learn_names, ConnectArgs};
+use crate::exit::Exit;
 use crate::output::{confirm, escape, Failure};
 use arakoon_node::client::{Client, ClientConfig, ClientError};
 use arakoon_node::llio::Reader;
@@ -209,7 +210,7 @@ pub fn run(args: ClientArgs) -> Result<i32, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Failure::new(Exit::Declined, format!("cannot start the runtime: {e}")))?;
     let (human, json) = runtime.block_on(execute(config, args.command))?;
     if args.json {
         println!("{json}");
@@ -229,7 +230,7 @@ fn consistency(read: &ReadArgs) -> Result<Consistency, Failure> {
             .map(Consistency::AtLeast)
             .ok_or_else(|| {
                 Failure::new(
-                    2,
+                    Exit::Usage,
                     format!(
                         "--consistency {other:?}: say consistent, dirty or at-least:I (I a slot)"
                     ),
@@ -317,7 +318,7 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
         }
         C::DeletePrefix { prefix, yes } => {
             if !yes && !confirm(&format!("delete every key that starts with {prefix:?}?"))? {
-                return Err(Failure::new(1, "nothing deleted"));
+                return Err(Failure::new(Exit::Declined, "nothing deleted"));
             }
             let n = c
                 .delete_prefix(prefix.as_bytes())
@@ -379,7 +380,7 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
         }
         C::DropMaster { yes } => {
             if !yes && !confirm("ask the master to drop its lease (a new election follows)?")? {
-                return Err(Failure::new(1, "nothing changed"));
+                return Err(Failure::new(Exit::Declined, "nothing changed"));
             }
             let before = c.who_master().await.map_err(|e| f("who_master", e))?;
             c.drop_master().await.map_err(|e| f("drop_master", e))?;
@@ -395,12 +396,26 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
         C::NodeState { node } => {
             let k = node_of(c.config(), &node)?;
             let state = match ask(c, k, &node, &Request::NodeState).await? {
-                Payload::String(s) => String::from_utf8_lossy(&s).into_owned(),
+                Payload::NodeState(s) => *s,
                 other => {
-                    return Err(Failure::new(4, format!("{node}: unexpected reply {other:?}")))
+                    return Err(Failure::new(
+                        Exit::Refused,
+                        format!("{node}: unexpected reply {other:?}"),
+                    ))
                 }
             };
-            (state.clone(), json!({"node": node, "state": state}))
+            let fields = json!({
+                "name": state.name,
+                "role": arakoon_node::protocol::node_state::role_name(state.role),
+                "master": state.master,
+                "lease_valid": state.lease_valid,
+                "promised": state.promised,
+                "last": state.last,
+                "committed": state.committed,
+                "applied": state.applied,
+                "learner": state.learner,
+            });
+            (state.to_string(), json!({"node": node, "state": state.to_string(), "fields": fields}))
         }
         C::CollapseTlogs { node, keep } => collapse(c, &node, keep, false).await?,
         C::CopyDbToHead { node, keep } => collapse(c, &node, keep, true).await?,
@@ -413,7 +428,10 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
                     (text, json)
                 }
                 other => {
-                    return Err(Failure::new(4, format!("{node}: unexpected reply {other:?}")))
+                    return Err(Failure::new(
+                        Exit::Refused,
+                        format!("{node}: unexpected reply {other:?}"),
+                    ))
                 }
             }
         }
@@ -425,7 +443,7 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
 }
 
 fn unexpected(req: &Request, payload: Payload) -> Failure {
-    Failure::new(4, format!("{}: unexpected reply {payload:?}", req.name()))
+    Failure::new(Exit::Refused, format!("{}: unexpected reply {payload:?}", req.name()))
 }
 
 /// A read: a consistent one goes to the master (found and confirmed by the client); a dirty or
@@ -456,7 +474,7 @@ async fn read_request(client: &mut Client, req: &Request, what: &str) -> Result<
             Err(e) => notes.push(format!("{name}: {e}")),
         }
     }
-    Err(Failure::new(5, format!("{what}: no node answered: {}", notes.join("; "))))
+    Err(Failure::new(Exit::Unreachable, format!("{what}: no node answered: {}", notes.join("; "))))
 }
 
 fn version_out(major: i32, minor: i32, patch: i32, info: &str) -> (String, Json) {
@@ -478,7 +496,7 @@ async fn collapse(
     let k = node_of(c.config(), node)?;
     let (cluster_id, addr) = (c.config().cluster_id.clone(), c.config().nodes[k].1);
     let mut steps = Vec::new();
-    let result = arakoon_node::server::collapse::request_collapse(
+    let result = arakoon_node::client::head::request_collapse(
         &arakoon_node::server::env::TokioNet,
         addr,
         &cluster_id,
@@ -490,7 +508,8 @@ async fn collapse(
         },
     )
     .await;
-    let total = result.map_err(|e| Failure::new(5, format!("{node}: collapse: {e}")))?;
+    let total =
+        result.map_err(|e| Failure::new(Exit::Unreachable, format!("{node}: collapse: {e}")))?;
     // Arakoon announces the files folded and removed plus 2.
     let files = total.saturating_sub(2);
     let text = if copy_db {
@@ -514,7 +533,7 @@ fn node_of(config: &ClientConfig, node: &str) -> Result<usize, Failure> {
         .position(|(name, addr)| name == node || addr.to_string() == node)
         .ok_or_else(|| {
             let known: Vec<&str> = config.nodes.iter().map(|(n, _)| n.as_str()).collect();
-            Failure::new(3, format!("no node {node:?} (known: {})", known.join(", ")))
+            Failure::new(Exit::BadInput, format!("no node {node:?} (known: {})", known.join(", ")))
         })
 }
 
@@ -526,7 +545,9 @@ async fn ask(client: &Client, k: usize, node: &str, request: &Request) -> Result
             &format!("{node}: {}", request.name()),
             ClientError::Failed { rc, message },
         )),
-        Err(e) => Err(Failure::new(5, format!("{node}: {e}; is the node running?"))),
+        Err(e) => {
+            Err(Failure::new(Exit::Unreachable, format!("{node}: {e}; is the node running?")))
+        }
     }
 }
 
@@ -538,16 +559,17 @@ fn read_sequence(file: &PathBuf) -> Result<Vec<Update>, Failure> {
     } else {
         std::fs::read_to_string(file)
     }
-    .map_err(|e| Failure::new(3, format!("{name}: cannot read: {e}")))?;
+    .map_err(|e| Failure::new(Exit::BadInput, format!("{name}: cannot read: {e}")))?;
     let json: Json = serde_json::from_str(&text)
-        .map_err(|e| Failure::new(3, format!("{name}: not JSON: {e}")))?;
-    let list = json
-        .as_array()
-        .ok_or_else(|| Failure::new(3, format!("{name}: expected an array of updates")))?;
+        .map_err(|e| Failure::new(Exit::BadInput, format!("{name}: not JSON: {e}")))?;
+    let list = json.as_array().ok_or_else(|| {
+        Failure::new(Exit::BadInput, format!("{name}: expected an array of updates"))
+    })?;
     list.iter()
         .enumerate()
         .map(|(n, u)| {
-            parse_update(u).map_err(|why| Failure::new(3, format!("{name}: update {n}: {why}")))
+            parse_update(u)
+                .map_err(|why| Failure::new(Exit::BadInput, format!("{name}: update {n}: {why}")))
         })
         .collect()
 }

@@ -7,6 +7,7 @@
 //! first. Nothing is lost that the durable head does not hold, so no `--yes` is asked; the files
 //! removed are printed.
 
+use crate::exit::Exit;
 use crate::node_files::{load_config, node_index};
 use crate::output::{progress_bar, say, Failure};
 use arakoon_node::head::{self, Step};
@@ -55,7 +56,7 @@ pub fn run(args: CollapseArgs) -> Result<i32, Failure> {
             Ok(_) | Err(StoreError::WrongCluster { .. }) | Err(StoreError::Corrupt { .. }) => {}
             Err(e) => {
                 return Err(Failure::new(
-                    45,
+                    Exit::Store,
                     format!(
                         "{e}; is {} running? stop it first, or collapse it online with \
                          `arakoon-admin client collapse-tlogs --keep {}`",
@@ -67,7 +68,7 @@ pub fn run(args: CollapseArgs) -> Result<i32, Failure> {
     }
     let dir = FsDir::open(&node.tlog_dir).map_err(|e| {
         Failure::new(
-            43,
+            Exit::TlogDir,
             format!("{}: cannot open the TLog directory: {e}", node.tlog_dir.display()),
         )
     })?;

@@ -2,10 +2,10 @@
 //! `-config` as for arakoon), or the cluster id and the nodes' client addresses spelled out
 //! (`--cluster ID --node HOST:PORT ...`), for a machine that has no copy of the configuration.
 
+use crate::exit::Exit;
 use crate::node_files::load_config;
 use crate::output::Failure;
 use arakoon_node::client::{Client, ClientConfig, ClientError};
-use arakoon_node::protocol::client::{Payload, Reply, Request};
 use clap::Args;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ impl ConnectArgs {
         } else {
             let (Some(cluster), false) = (&self.cluster, self.nodes.is_empty()) else {
                 return Err(Failure::new(
-                    2,
+                    Exit::Usage,
                     "say which cluster: --config FILE (or -c FILE, -config FILE), or \
                      --cluster ID --node HOST:PORT [--node HOST:PORT ...]",
                 ));
@@ -50,7 +50,10 @@ impl ConnectArgs {
             for text in &self.nodes {
                 let addr =
                     text.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
-                        Failure::new(2, format!("--node {text:?}: not a HOST:PORT address"))
+                        Failure::new(
+                            Exit::Usage,
+                            format!("--node {text:?}: not a HOST:PORT address"),
+                        )
                     })?;
                 nodes.push((text.clone(), addr));
             }
@@ -65,8 +68,8 @@ impl ConnectArgs {
     }
 }
 
-/// Names the nodes given by bare address, by asking each its `current_state` (which starts
-/// with the node's name): master discovery matches the name `who_master` answers with. A node
+/// Names the nodes given by bare address, by asking each its `node_state` (which carries the
+/// node's name): master discovery matches the name `who_master` answers with. A node
 /// that does not answer keeps its address as its name.
 pub async fn learn_names(mut config: ClientConfig) -> ClientConfig {
     let client = Client::new(config.clone());
@@ -74,10 +77,8 @@ pub async fn learn_names(mut config: ClientConfig) -> ClientConfig {
         if *name != addr.to_string() && name.to_socket_addrs().is_err() {
             continue;
         }
-        if let Ok(Reply::Ok(Payload::String(state))) = client.ask(k, &Request::NodeState).await {
-            if let Some(first) = String::from_utf8_lossy(&state).split_whitespace().next() {
-                *name = first.to_string();
-            }
+        if let Ok(state) = client.node_state_of(k).await {
+            *name = state.name;
         }
     }
     config
@@ -85,7 +86,8 @@ pub async fn learn_names(mut config: ClientConfig) -> ClientConfig {
 
 /// `60s`, `1500ms`, `2m`.
 pub fn parse_duration_ms(option: &str, text: &str) -> Result<u64, Failure> {
-    let bad = || Failure::new(2, format!("{option} {text:?}: write it as 20s, 1500ms or 2m"));
+    let bad =
+        || Failure::new(Exit::Usage, format!("{option} {text:?}: write it as 20s, 1500ms or 2m"));
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, "s"),
@@ -104,13 +106,13 @@ pub fn parse_duration_ms(option: &str, text: &str) -> Result<u64, Failure> {
 /// (4 the cluster refused, 5 no master or nobody reachable, 6 outcome unknown).
 pub fn client_failure(what: &str, e: ClientError) -> Failure {
     match e {
-        ClientError::Failed { .. } => Failure::new(4, format!("{what}: {e}")),
+        ClientError::Failed { .. } => Failure::new(Exit::Refused, format!("{what}: {e}")),
         ClientError::NoMaster(_) => Failure::new(
-            5,
+            Exit::Unreachable,
             format!("{what}: {e}; is the cluster running, and are --config or --node right?"),
         ),
         ClientError::Unknown(_) => Failure::new(
-            6,
+            Exit::Unknown,
             format!("{what}: {e}; read the key back to learn whether the update took effect"),
         ),
     }

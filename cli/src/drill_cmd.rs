@@ -10,6 +10,7 @@
 use crate::drill_live::{Live, Status};
 use crate::drill_report::{last_master, Report};
 use crate::drill_sandbox::SandboxRun;
+use crate::exit::Exit;
 use crate::output::Failure;
 use arakoon_chaos::drill::{self, Drill};
 use arakoon_chaos::faults::Tier;
@@ -131,7 +132,8 @@ fn meant_for_others(d: &Drill, tier: Tier) -> Option<String> {
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, Failure> {
-    let bad = || Failure::new(2, format!("--seeds {text:?}: write A..B, for example 0..8"));
+    let bad =
+        || Failure::new(Exit::Usage, format!("--seeds {text:?}: write A..B, for example 0..8"));
     let (a, b) = text.split_once("..").ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
     if a >= b {
@@ -145,7 +147,7 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
     let mut drills: Vec<(String, Drill)> = Vec::new();
     if args.files.is_empty() {
         let d = drill::parse(DEFAULT_DRILL, "(built-in) master-killed-under-load.yaml", Some(tier))
-            .map_err(|e| Failure::new(3, e.to_string()))?;
+            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
         drills.push(("(built-in)".into(), d));
     }
     for f in &args.files {
@@ -161,12 +163,13 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
                 continue;
             }
         }
-        let d = drill::load(f, Some(tier)).map_err(|e| Failure::new(3, e.to_string()))?;
+        let d =
+            drill::load(f, Some(tier)).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
         drills.push((f.display().to_string(), d));
     }
     if drills.is_empty() {
         return Err(Failure::new(
-            3,
+            Exit::BadInput,
             format!("none of the {} drills is for the {} tier", args.files.len(), tier.name()),
         ));
     }
@@ -233,7 +236,7 @@ fn run_seed(
             d.duration.0 / 1000
         ));
         let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), live, keep_files)
-            .map_err(|e| Failure::new(3, format!("{}: seed {seed}: {e}", d.name)))?;
+            .map_err(|e| Failure::new(Exit::BadInput, format!("{}: seed {seed}: {e}", d.name)))?;
         return Ok(sandbox_report(d, seed, run, replay));
     }
     if tier == Tier::Turmoil {

@@ -15,6 +15,7 @@
 //!                      /logs/<node>.log           the nodes' logs (sandbox tier only)
 //! ```
 
+use crate::exit::Exit;
 use crate::output::Failure;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ pub use arakoon_sim::drill::{last_master, DrillOutcome as Report};
 pub fn write(report: &Report, dir: &Path) -> Result<PathBuf, Failure> {
     let folder = report.folder(dir);
     let io = |e: std::io::Error| {
-        Failure::new(3, format!("{}: cannot write the report: {e}", folder.display()))
+        Failure::new(Exit::BadInput, format!("{}: cannot write the report: {e}", folder.display()))
     };
     std::fs::create_dir_all(&folder).map_err(io)?;
     if let Some((kv, seq)) = &report.histories {

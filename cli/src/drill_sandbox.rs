@@ -13,7 +13,7 @@
 //! tier; [`SandboxBackend`] applies them.
 //!
 //! While it runs, an observer polls the nodes (the supervisor's state for processes, each node's
-//! `current_state` for its role) to draw the node lanes of the report's timeline (roles, master
+//! typed `node_state` for its role) to draw the node lanes of the report's timeline (roles, master
 //! changes, restarts) and to keep the live display current.
 //!
 //! The seed draws the clients' operations and the random targets; the timing of real processes
@@ -379,7 +379,7 @@ async fn observe(
                 let role = match n.pid {
                     None => "down".to_string(),
                     Some(_) if n.paused => "paused".to_string(),
-                    Some(_) => match crate::sandbox_cmd::ask_state(&probe, k).await {
+                    Some(_) => match arakoon_chaos::sandbox_view::ask_state(&probe, k).await {
                         Ok(view) => {
                             if view.role.as_deref() == Some("master")
                                 && view.lease_valid == Some(true)
@@ -814,7 +814,7 @@ async fn collapse_once(
                     .collect()
             };
             let before = list();
-            let result = arakoon_node::server::collapse::request_collapse(
+            let result = arakoon_node::client::head::request_collapse(
                 &arakoon_node::server::env::TokioNet,
                 addr,
                 &cfg.cluster_id,
@@ -822,7 +822,8 @@ async fn collapse_once(
                 false,
                 &mut |_, _| {},
             )
-            .await;
+            .await
+            .map_err(|e| e.to_string());
             let after = list();
             let steps = before.difference(&after).map(|f| format!("removed {f}")).collect();
             Collapsed::Answered(steps, result)

@@ -1,7 +1,7 @@
 //! `arakoon-admin`: the operator's toolkit for arakoon-rs.
 //!
 //! One module per command family; each returns the process exit code, or a [`Failure`] whose
-//! message is printed on stderr. Exit codes are documented in the README.
+//! message is printed on stderr. Exit codes are named in exit.rs and listed in the README.
 
 mod bench_cmd;
 mod catchup_cmd;
@@ -16,6 +16,7 @@ mod drill_report;
 mod drill_sandbox;
 mod drill_timeline;
 mod drill_turmoil;
+mod exit;
 mod node_files;
 mod output;
 mod rebuild_cmd;

@@ -6,6 +6,7 @@
 //! operators type it from habit; clap would read that as `-c onfig`, so [`normalize_args`]
 //! rewrites the one-dash long options we know before clap sees them.
 
+use crate::exit::Exit;
 use crate::output::Failure;
 use arakoon_node::config::ClusterConfig;
 use arakoon_node::server::startup::store_path;
@@ -35,12 +36,14 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 
 /// A cluster configuration, with errors that say which file and what to fix.
 pub fn load_config(path: &Path) -> Result<ClusterConfig, Failure> {
-    ClusterConfig::load(path).map_err(|e| Failure::new(3, e.to_string()))
+    ClusterConfig::load(path).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))
 }
 
 /// The node's index in the configuration, or an error listing the known nodes.
 pub fn node_index(config: &ClusterConfig, path: &Path, name: &str) -> Result<usize, Failure> {
-    config.index_of(name, &path.display().to_string()).map_err(|e| Failure::new(3, e.to_string()))
+    config
+        .index_of(name, &path.display().to_string())
+        .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))
 }
 
 #[derive(Debug, Args)]
@@ -91,7 +94,7 @@ impl NodeFilesArgs {
         }
         let missing = || {
             Failure::new(
-                2,
+                Exit::Usage,
                 format!(
                     "name the node's files: --node NAME --config FILE, or --store DIR \
                      --cluster-id ID{}",
@@ -149,7 +152,7 @@ pub fn store_exists(path: &Path) -> bool {
 pub fn open_store(path: &Path, cluster_id: &str) -> Result<Result<SledStore, String>, Failure> {
     if !store_exists(path) {
         return Err(Failure::new(
-            45,
+            Exit::Store,
             format!(
                 "{}: no store here (a node creates its store when it first starts; \
                  `arakoon-admin rebuild` builds one from the TLog)",
@@ -161,10 +164,10 @@ pub fn open_store(path: &Path, cluster_id: &str) -> Result<Result<SledStore, Str
         Ok(store) => Ok(Ok(store)),
         Err(StoreError::WrongCluster { found, .. }) => Ok(Err(found)),
         Err(e @ StoreError::Backend { .. }) => Err(Failure::new(
-            45,
+            Exit::Store,
             format!("{e}; if its node is running, stop it first: only one process opens a store"),
         )),
-        Err(e) => Err(Failure::new(45, e.to_string())),
+        Err(e) => Err(Failure::new(Exit::Store, e.to_string())),
     }
 }
 
@@ -172,7 +175,7 @@ pub fn open_store(path: &Path, cluster_id: &str) -> Result<Result<SledStore, Str
 pub fn open_own_store(path: &Path, cluster_id: &str) -> Result<SledStore, Failure> {
     open_store(path, cluster_id)?.map_err(|found| {
         Failure::new(
-            45,
+            Exit::Store,
             format!(
                 "store at {}: belongs to cluster {found:?}, not {cluster_id:?}; point at the \
                  node's own store, or give --cluster-id {found} to read it anyway",

@@ -1,6 +1,7 @@
 //! What every command shares: failures with an exit code, byte escaping, confirmation prompts,
 //! progress bars that only draw on a terminal.
 
+use crate::exit::Exit;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -12,8 +13,10 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+    /// `code` is an [`crate::exit::Exit`], or a code a library's error chose (a TLog problem's
+    /// Arakoon code, a sandbox supervisor's answer).
+    pub fn new(code: impl Into<i32>, message: impl Into<String>) -> Failure {
+        Failure { code: code.into(), message: message.into() }
     }
 }
 
@@ -40,14 +43,17 @@ pub fn escape(bytes: &[u8]) -> String {
 pub fn confirm(question: &str) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::new(
-            1,
+            Exit::Declined,
             "refusing to change anything without confirmation: stdin is not a terminal; add --yes",
         ));
     }
     print!("{question} [y/N] ");
     std::io::stdout().flush().ok();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::new(1, e.to_string()))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::new(Exit::Declined, e.to_string()))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 

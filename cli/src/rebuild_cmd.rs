@@ -6,6 +6,7 @@
 //! `renameat2(RENAME_EXCHANGE)` only once it is complete and flushed: a crash or a failure
 //! midway leaves the old store exactly as it was, plus a `*.rebuild-PID` directory to delete.
 
+use crate::exit::Exit;
 use crate::node_files::{open_store, store_exists, NodeFilesArgs};
 use crate::output::{confirm, progress_bar, Failure};
 use arakoon_node::replay::{self, ReplayError};
@@ -38,7 +39,7 @@ pub fn run(args: RebuildArgs) -> Result<i32, Failure> {
     let files = args.files.resolve(true)?;
     let dir = FsDir::open(files.tlog_dir()).map_err(|e| {
         Failure::new(
-            43,
+            Exit::TlogDir,
             format!("{}: cannot open the TLog directory: {e}", files.tlog_dir().display()),
         )
     })?;
@@ -68,7 +69,7 @@ pub fn run(args: RebuildArgs) -> Result<i32, Failure> {
         }
         if !args.yes && !confirm("replace the store?")? {
             println!("nothing changed");
-            return Ok(1);
+            return Ok(Exit::Declined.code());
         }
     }
     let fresh = sibling(&files.store, &format!("rebuild-{}", std::process::id()))?;
@@ -113,7 +114,10 @@ pub fn run(args: RebuildArgs) -> Result<i32, Failure> {
 /// `store` with `.suffix` appended to its last component (a directory beside it).
 fn sibling(store: &Path, suffix: &str) -> Result<PathBuf, Failure> {
     let name = store.file_name().ok_or_else(|| {
-        Failure::new(2, format!("{}: the store must be a directory name", store.display()))
+        Failure::new(
+            Exit::Usage,
+            format!("{}: the store must be a directory name", store.display()),
+        )
     })?;
     let mut name = name.to_os_string();
     name.push(format!(".{suffix}"));
@@ -121,7 +125,7 @@ fn sibling(store: &Path, suffix: &str) -> Result<PathBuf, Failure> {
 }
 
 fn io_failure(path: &Path, what: &str, e: std::io::Error) -> Failure {
-    Failure::new(45, format!("{}: cannot {what}: {e}", path.display()))
+    Failure::new(Exit::Store, format!("{}: cannot {what}: {e}", path.display()))
 }
 
 /// Replays the whole TLog into a new store at `path`; returns the final progress and key count.
@@ -135,12 +139,12 @@ fn build(
     let head_path = arakoon_node::head::head_path(dir.root());
     let mut store = if head_path.is_dir() {
         let head = SledStore::open(&head_path, cluster_id)
-            .map_err(|e| Failure::new(47, format!("head: {e}")))?;
+            .map_err(|e| Failure::new(Exit::Head, format!("head: {e}")))?;
         SledStore::import(path, cluster_id, head.export())
     } else {
         SledStore::open(path, cluster_id)
     }
-    .map_err(|e| Failure::new(45, e.to_string()))?;
+    .map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
     let bar = progress_bar(0, "replaying slots");
     let result = replay::replay(dir, &mut store, last_is_committed, &mut |p| {
         if let Some(target) = p.target_i {
@@ -153,8 +157,8 @@ fn build(
         ReplayError::Tlog(e) => crate::output::tlog_failure(e),
         other => Failure::new(other.exit_code(), other.to_string()),
     })?;
-    store.flush().map_err(|e| Failure::new(45, e.to_string()))?;
-    let keys = store.key_count().map_err(|e| Failure::new(45, e.to_string()))?;
+    store.flush().map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
+    let keys = store.key_count().map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
     Ok((progress, keys))
 }
 

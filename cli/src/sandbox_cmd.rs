@@ -9,18 +9,20 @@
 //! `D/control.sock` (why, and how lifetimes work: `arakoon_chaos::sandbox_supervisor`).
 
 use crate::connect::parse_duration_ms;
+use crate::exit::Exit;
 use crate::output::{spinner, Failure};
-use arakoon_chaos::process::{self, Process};
+use arakoon_chaos::process;
 use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
 use arakoon_chaos::sandbox_lifecycle;
-use arakoon_node::client::{Client, ClientConfig};
+use arakoon_chaos::sandbox_up::{self, UpError, UpPlan};
+use arakoon_chaos::sandbox_view::{ask_state, NodeView};
+use arakoon_node::client::Client;
 use arakoon_node::config::ClusterConfig;
-use arakoon_node::protocol::client::{Payload, Reply, Request as ClientRequest};
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example session:\n  \
@@ -177,9 +179,14 @@ pub fn run(args: SandboxArgs) -> Result<i32, Failure> {
     let dir = args.dir;
     match args.command {
         SandboxCommand::Up(up_args) => up(&dir, up_args),
-        SandboxCommand::Supervise => arakoon_chaos::sandbox_supervisor::run(&dir)
-            .map(|()| 0)
-            .map_err(|e| Failure::new(3, format!("sandbox supervisor for {}: {e}", dir.display()))),
+        SandboxCommand::Supervise => {
+            arakoon_chaos::sandbox_supervisor::run(&dir).map(|()| 0).map_err(|e| {
+                Failure::new(
+                    Exit::BadInput,
+                    format!("sandbox supervisor for {}: {e}", dir.display()),
+                )
+            })
+        }
         SandboxCommand::Status { json } => status(&dir, json),
         SandboxCommand::Kill(a) => {
             node_command(&dir, &a.node, Request::Kill { node: a.node.clone() })
@@ -213,7 +220,7 @@ pub fn run(args: SandboxArgs) -> Result<i32, Failure> {
 
 /// The sandbox in `dir`, or a failure that says there is none.
 fn load(dir: &Path) -> Result<SandboxState, Failure> {
-    SandboxState::load(dir).map_err(|e| Failure::new(3, e.to_string()))
+    SandboxState::load(dir).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))
 }
 
 /// Sends `request` to the running supervisor; a refusal becomes a failure with its code.
@@ -224,7 +231,7 @@ fn send(
 ) -> Result<sandbox_control::Answer, Failure> {
     if state.running_supervisor().is_none() {
         return Err(Failure::new(
-            5,
+            Exit::Unreachable,
             format!(
                 "the sandbox in {dir} is not running (it is down, or its supervisor died: see \
                  {dir}/supervisor.log); start a new one with `arakoon-admin sandbox down --dir \
@@ -233,8 +240,8 @@ fn send(
             ),
         ));
     }
-    let answer =
-        sandbox_control::send(dir, &request).map_err(|e| Failure::new(5, e.to_string()))?;
+    let answer = sandbox_control::send(dir, &request)
+        .map_err(|e| Failure::new(Exit::Unreachable, e.to_string()))?;
     if answer.ok {
         Ok(answer)
     } else {
@@ -244,7 +251,7 @@ fn send(
 
 fn node_command(dir: &Path, node: &str, request: Request) -> Result<i32, Failure> {
     let state = load(dir)?;
-    state.node(node).map_err(|e| Failure::new(3, e.to_string()))?;
+    state.node(node).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     let answer = send(dir, &state, request)?;
     println!("{}", answer.message);
     Ok(0)
@@ -254,141 +261,52 @@ fn node_command(dir: &Path, node: &str, request: Request) -> Result<i32, Failure
 
 fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
     if !(1..=NODES_MAX).contains(&args.nodes) {
-        return Err(Failure::new(2, format!("--nodes {}: 1 to {NODES_MAX}", args.nodes)));
+        return Err(Failure::new(Exit::Usage, format!("--nodes {}: 1 to {NODES_MAX}", args.nodes)));
     }
     if args.lease_ms == 0 {
-        return Err(Failure::new(2, "--lease-ms 0: the lease must be at least 1 ms"));
+        return Err(Failure::new(Exit::Usage, "--lease-ms 0: the lease must be at least 1 ms"));
     }
     let timeout = Duration::from_millis(parse_duration_ms("--timeout", &args.timeout)?);
-    let dir = prepare_dir(dir)?;
     let arakoon = match args.arakoon {
         Some(p) if p.is_file() => p,
-        Some(p) => return Err(Failure::new(3, format!("--arakoon {}: no such file", p.display()))),
-        None => process::locate_binary("arakoon").map_err(|e| Failure::new(3, e.to_string()))?,
+        Some(p) => {
+            return Err(Failure::new(
+                Exit::BadInput,
+                format!("--arakoon {}: no such file", p.display()),
+            ))
+        }
+        None => process::locate_binary("arakoon")
+            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
     };
-    let (mut state, config) = sandbox::plan_with(&dir, args.nodes, args.lease_ms, &args.settings)
-        .map_err(|e| {
-        Failure::new(3, format!("cannot plan the sandbox in {}: {e}", dir.display()))
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::new(Exit::BadInput, format!("cannot find arakoon-admin itself: {e}"))
     })?;
-    state.arakoon_bin = Some(arakoon);
-    state.owner_pid = args.exit_with_pid;
-    state.save(&dir).map_err(|e| Failure::new(3, format!("{}: {e}", dir.display())))?;
-
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::new(3, format!("cannot find arakoon-admin itself: {e}")))?;
-    let sup_args: Vec<String> =
+    // The supervisor is this same binary, as `sandbox supervise` (hidden).
+    let supervise =
         vec!["sandbox".into(), "supervise".into(), "--dir".into(), dir.display().to_string()];
-    let log = dir.join("supervisor.log");
-    // Tied to this process (SIGTERM when it dies) until Detach; in a session of its own so
-    // the terminal's Ctrl-C reaches only us, and we decide.
-    let supervisor = Process::spawn_with("supervisor", &exe, &sup_args, &log, libc::SIGTERM, true)
-        .map_err(|e| Failure::new(3, format!("cannot start the supervisor: {e}")))?;
-    let mut starting = Starting { supervisor: Some(supervisor) };
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(3, format!("cannot start the runtime: {e}")))?;
-    let client = client_config(&config);
+    let plan = UpPlan {
+        dir: dir.to_path_buf(),
+        nodes: args.nodes,
+        lease_ms: args.lease_ms,
+        settings: args.settings,
+        arakoon,
+        owner_pid: args.exit_with_pid,
+        supervisor: (exe, supervise),
+        timeout,
+    };
     let bar = spinner();
     bar.set_message(format!("waiting for a master among {} nodes", args.nodes));
     bar.enable_steady_tick(Duration::from_millis(100));
-    let waited = runtime.block_on(wait_for_master(&dir, client, &mut starting, timeout));
+    let result = sandbox_up::up(&plan);
     bar.finish_and_clear();
-    let (master, took) = waited?;
-
-    let answer = sandbox_control::send(&dir, &Request::Detach)
-        .map_err(|e| Failure::new(3, format!("cannot detach the supervisor: {e}")))?;
-    if !answer.ok {
-        return Err(Failure::new(answer.code, answer.message));
-    }
-    let supervisor_pid = starting.release();
-    print_up(&dir, &master, took, supervisor_pid, args.lease_ms)?;
+    let up = result.map_err(|e| {
+        if !matches!(e, UpError::Dir(_)) {
+            eprintln!("arakoon-admin: stopped the sandbox's supervisor and nodes");
+        }
+        Failure::new(e.exit_code(), e.to_string())
+    })?;
+    print_up(&up.dir, &up.master, up.took, up.supervisor_pid, args.lease_ms)?;
     Ok(0)
-}
-
-/// Creates (or checks) the sandbox directory: new or empty, never someone's files.
-fn prepare_dir(dir: &Path) -> Result<PathBuf, Failure> {
-    sandbox_lifecycle::prepare_dir(dir).map_err(|e| Failure::new(e.exit_code(), e.to_string()))
-}
-
-/// The supervisor while `up` waits: stopped (and with it every node) unless released.
-struct Starting {
-    supervisor: Option<Process>,
-}
-
-impl Starting {
-    fn release(&mut self) -> u32 {
-        self.supervisor.take().map_or(0, Process::release)
-    }
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        if let Some(mut p) = self.supervisor.take() {
-            eprintln!("arakoon-admin: stopping the sandbox's supervisor and nodes");
-            // SIGTERM: the supervisor stops its nodes cleanly; if it hangs, kill -9, and the
-            // kernel kills the nodes (PDEATHSIG).
-            let _ = p.terminate(Duration::from_secs(30));
-        }
-    }
-}
-
-fn client_config(config: &ClusterConfig) -> ClientConfig {
-    let mut c = ClientConfig::from_cluster(config);
-    c.connect_timeout = Duration::from_secs(1);
-    c.request_timeout = Duration::from_secs(2);
-    c.attempts = 1;
-    c
-}
-
-async fn wait_for_master(
-    dir: &Path,
-    config: ClientConfig,
-    starting: &mut Starting,
-    timeout: Duration,
-) -> Result<(String, Duration), Failure> {
-    let started = Instant::now();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    loop {
-        if let Some(status) = starting.supervisor.as_mut().and_then(Process::exit_status) {
-            return Err(Failure::new(
-                3,
-                format!(
-                    "the sandbox supervisor exited ({status}) before a master was elected\n{}",
-                    logs(dir)
-                ),
-            ));
-        }
-        if started.elapsed() >= timeout {
-            return Err(Failure::new(5, format!("no master within {:?}\n{}", timeout, logs(dir))));
-        }
-        let mut client = Client::new(config.clone());
-        tokio::select! {
-            found = client.find_master() => {
-                if let Ok(k) = found {
-                    return Ok((config.nodes[k].0.clone(), started.elapsed()));
-                }
-            }
-            _ = &mut interrupted => return Err(Failure::new(130, "interrupted")),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = &mut interrupted => return Err(Failure::new(130, "interrupted")),
-        }
-    }
-}
-
-/// The tails of the supervisor's and the nodes' logs, for a failed `up`.
-fn logs(dir: &Path) -> String {
-    let mut parts = vec![sandbox::log_tail(&dir.join("supervisor.log"), 10)];
-    if let Ok(state) = SandboxState::load(dir) {
-        for n in &state.nodes {
-            parts.push(sandbox::log_tail(&sandbox::node_log(dir, &n.name), 5));
-        }
-    }
-    parts.join("\n")
 }
 
 fn print_up(
@@ -428,55 +346,18 @@ fn print_up(
 
 // ---- status --------------------------------------------------------------------------------
 
-/// What one node says of itself (`current_state`); the drill runner polls it too.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct NodeView {
-    pub(crate) role: Option<String>,
-    pub(crate) master: Option<String>,
-    pub(crate) lease_valid: Option<bool>,
-    pub(crate) applied: Option<u64>,
-    pub(crate) committed: Option<u64>,
-    pub(crate) learner: Option<bool>,
-}
-
-/// Parses `n0 master: master=n0 lease_valid=true promised=3 ... applied=4 learner=false`.
-fn parse_current_state(text: &str) -> NodeView {
-    let mut view = NodeView::default();
-    let (head, rest) = text.split_once(": ").unwrap_or((text, ""));
-    view.role = head.split_whitespace().nth(1).map(str::to_string);
-    for pair in rest.split_whitespace() {
-        let Some((key, value)) = pair.split_once('=') else { continue };
-        match key {
-            "master" if value != "None" => view.master = Some(value.to_string()),
-            "lease_valid" => view.lease_valid = value.parse().ok(),
-            "applied" => view.applied = value.parse().ok(),
-            "committed" => view.committed = value.parse().ok(),
-            "learner" => view.learner = value.parse().ok(),
-            _ => {}
-        }
-    }
-    view
-}
-
-pub(crate) async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
-    match client.ask(k, &ClientRequest::NodeState).await? {
-        Reply::Ok(Payload::String(s)) => Ok(parse_current_state(&String::from_utf8_lossy(&s))),
-        other => Err(format!("unexpected answer {other:?}")),
-    }
-}
-
 fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
     let state = load(dir)?;
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let config = ClusterConfig::load(&dir.join("cluster.ini"))
-        .map_err(|e| Failure::new(3, e.to_string()))?;
+        .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     let supervisor = state.running_supervisor();
     let net = sandbox::load_net(&dir);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(3, format!("cannot start the runtime: {e}")))?;
-    let client = Client::new(client_config(&config));
+        .map_err(|e| Failure::new(Exit::BadInput, format!("cannot start the runtime: {e}")))?;
+    let client = Client::new(sandbox_up::poll_config(&config));
     let mut rows = Vec::new();
     for (k, n) in state.nodes.iter().enumerate() {
         let alive = n.pid.filter(|&p| process::pid_alive(p));
@@ -603,10 +484,10 @@ fn partition(dir: &Path, args: PartitionArgs) -> Result<i32, Failure> {
         .iter()
         .map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .collect();
-    let bad = |e: std::io::Error| Failure::new(3, e.to_string());
+    let bad = |e: std::io::Error| Failure::new(Exit::BadInput, e.to_string());
     let (links, said) = if args.one_way {
         let [from, to] = groups.as_slice() else {
-            return Err(Failure::new(2, "--one-way takes exactly two groups: FROM TO"));
+            return Err(Failure::new(Exit::Usage, "--one-way takes exactly two groups: FROM TO"));
         };
         let links = sandbox::one_way(&state, from, to).map_err(bad)?;
         (links, format!("{{{}}} -> {{{}}} cut one way", from.join(","), to.join(",")))
@@ -618,7 +499,7 @@ fn partition(dir: &Path, args: PartitionArgs) -> Result<i32, Failure> {
         }
         if groups.len() < 2 {
             return Err(Failure::new(
-                2,
+                Exit::Usage,
                 "every node is in one group: nothing to cut; name at least two groups, e.g. \
                  `partition n0 n1,n2`",
             ));
@@ -635,7 +516,7 @@ fn partition(dir: &Path, args: PartitionArgs) -> Result<i32, Failure> {
 
 fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
     let state = load(dir)?;
-    let node = state.node(&args.node).map_err(|e| Failure::new(3, e.to_string()))?;
+    let node = state.node(&args.node).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     let target = if args.tlog { CorruptTarget::Tlog } else { CorruptTarget::Store };
     let how = if args.bitflip { CorruptHow::Bitflip } else { CorruptHow::Truncate };
     if state.running_supervisor().is_some() {
@@ -647,7 +528,7 @@ fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
     // The sandbox is down: no node runs (they die with the supervisor); damage the files here.
     if let Some(pid) = node.pid.filter(|&p| process::pid_alive(p)) {
         return Err(Failure::new(
-            3,
+            Exit::BadInput,
             format!(
                 "{} still runs as pid {pid}; `sandbox down --dir {}` first",
                 node.name,
@@ -658,7 +539,7 @@ fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
     let home = sandbox::node_home(dir, &node.name);
     let tlogs = sandbox::node_tlog_dir(dir, &node.name);
     let done = arakoon_chaos::sandbox_corrupt::corrupt(&home, &tlogs, target, how)
-        .map_err(|e| Failure::new(3, format!("{}: {e}", node.name)))?;
+        .map_err(|e| Failure::new(Exit::BadInput, format!("{}: {e}", node.name)))?;
     println!("{}: {done}", node.name);
     Ok(0)
 }
@@ -676,28 +557,5 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("{text:?}: write KEY=VALUE, e.g. tlog_max_entries=100")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn current_state_is_read_field_by_field() {
-        let v = parse_current_state(
-            "n0 master: master=n0 lease_valid=true promised=3 last=5 committed=4 applied=4 \
-             learner=false",
-        );
-        assert_eq!(v.role.as_deref(), Some("master"));
-        assert_eq!(v.master.as_deref(), Some("n0"));
-        assert_eq!(v.lease_valid, Some(true));
-        assert_eq!(v.applied, Some(4));
-        assert_eq!(v.learner, Some(false));
-        let v = parse_current_state("n2 candidate: master=None lease_valid=false applied=none");
-        assert_eq!(v.role.as_deref(), Some("candidate"));
-        assert_eq!(v.master, None);
-        assert_eq!(v.applied, None);
-        assert_eq!(parse_current_state("garbage"), NodeView::default());
     }
 }

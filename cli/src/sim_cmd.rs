@@ -1,5 +1,6 @@
 //! `arakoon-admin sim`: run the deterministic simulator over one seed or a range of seeds.
 
+use crate::exit::Exit;
 use crate::output::{progress_bar, say, Failure};
 use arakoon_sim::campaign::{self, CampaignReport, Shard};
 use arakoon_sim::{FaultMix, Outcome, SimConfig};
@@ -144,7 +145,9 @@ fn parse_nodes(text: &str) -> Result<Nodes, String> {
 }
 
 fn parse_duration_ms(text: &str) -> Result<u64, Failure> {
-    let bad = || Failure::new(3, format!("--duration {text:?}: write it as 60s, 1500ms or 2m"));
+    let bad = || {
+        Failure::new(Exit::BadInput, format!("--duration {text:?}: write it as 60s, 1500ms or 2m"))
+    };
     let (num, unit) =
         text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = num.parse().map_err(|_| bad())?;
@@ -157,8 +160,12 @@ fn parse_duration_ms(text: &str) -> Result<u64, Failure> {
 }
 
 fn parse_pause_us(text: &str) -> Result<(u64, u64), Failure> {
-    let bad =
-        || Failure::new(3, format!("--pause {text:?}: write it as MIN..MAX, e.g. 10ms..100ms"));
+    let bad = || {
+        Failure::new(
+            Exit::BadInput,
+            format!("--pause {text:?}: write it as MIN..MAX, e.g. 10ms..100ms"),
+        )
+    };
     let (a, b) = text.split_once("..").ok_or_else(bad)?;
     let (a, b) =
         (parse_duration_ms(a).map_err(|_| bad())?, parse_duration_ms(b).map_err(|_| bad())?);
@@ -169,7 +176,12 @@ fn parse_pause_us(text: &str) -> Result<(u64, u64), Failure> {
 }
 
 fn parse_range(text: &str) -> Result<std::ops::Range<u64>, Failure> {
-    let bad = || Failure::new(3, format!("--seeds {text:?}: write a range as A..B, e.g. 0..100"));
+    let bad = || {
+        Failure::new(
+            Exit::BadInput,
+            format!("--seeds {text:?}: write a range as A..B, e.g. 0..100"),
+        )
+    };
     let (a, b) = text.split_once("..").ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
     if a >= b {
@@ -187,7 +199,9 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         None => parse_range(&args.seeds)?,
     };
     let shard = match &args.shard {
-        Some(text) => text.parse::<Shard>().map_err(|e| Failure::new(3, format!("--{e}")))?,
+        Some(text) => {
+            text.parse::<Shard>().map_err(|e| Failure::new(Exit::BadInput, format!("--{e}")))?
+        }
         None => Shard::ALL,
     };
     let seeds: Vec<u64> = shard.seeds(range.clone()).collect();
@@ -233,7 +247,10 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     );
     if let Some(dir) = &args.history {
         std::fs::create_dir_all(dir).map_err(|e| {
-            Failure::new(3, format!("{}: cannot create the history directory: {e}", dir.display()))
+            Failure::new(
+                Exit::BadInput,
+                format!("{}: cannot create the history directory: {e}", dir.display()),
+            )
         })?;
     }
     let bar = progress_bar(seeds.len() as u64, "seeds");
@@ -283,7 +300,7 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     report.wall_s = started.elapsed().as_secs_f64();
     report.jobs = jobs as u64;
     if let Some(path) = &args.report {
-        report.write(path).map_err(|e| Failure::new(3, e.to_string()))?;
+        report.write(path).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
         println!(
             "campaign report written to {} (join shards with `arakoon-admin sim merge`)",
             path.display()
@@ -335,13 +352,16 @@ fn write_outputs(
         for (name, text) in [("kv", kv), ("sequences", seq)] {
             let path = dir.join(format!("seed{seed}-{name}.jsonl"));
             std::fs::write(&path, text).map_err(|e| {
-                Failure::new(3, format!("{}: cannot write the history: {e}", path.display()))
+                Failure::new(
+                    Exit::BadInput,
+                    format!("{}: cannot write the history: {e}", path.display()),
+                )
             })?;
         }
     }
     if let Some(path) = &args.trace {
         std::fs::write(path, r.trace.join("\n") + "\n").map_err(|e| {
-            Failure::new(3, format!("{}: cannot write the trace: {e}", path.display()))
+            Failure::new(Exit::BadInput, format!("{}: cannot write the trace: {e}", path.display()))
         })?;
         say(bar, format!("trace of seed {seed} written to {}", path.display()));
     }
@@ -409,12 +429,13 @@ fn summarize(report: &CampaignReport) -> i32 {
 fn merge(args: MergeArgs) -> Result<i32, Failure> {
     let mut total = CampaignReport::default();
     for path in &args.reports {
-        let one = CampaignReport::read(path).map_err(|e| Failure::new(3, e.to_string()))?;
-        total.merge(one).map_err(|e| Failure::new(3, e.to_string()))?;
+        let one =
+            CampaignReport::read(path).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+        total.merge(one).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     }
     println!("{} report(s) of: {}", args.reports.len(), total.flags);
     if let Some(path) = &args.output {
-        total.write(path).map_err(|e| Failure::new(3, e.to_string()))?;
+        total.write(path).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
         println!("merged report written to {}", path.display());
     }
     Ok(summarize(&total))

@@ -5,6 +5,7 @@
 //! is harmless (the node replays on start) but says the node did not stop cleanly or is a
 //! copy; one ahead of its log, or of another cluster, must be rebuilt.
 
+use crate::exit::Exit;
 use crate::node_files::{open_own_store, open_store, NodeFiles, NodeFilesArgs};
 use crate::output::{escape, tlog_failure, Failure};
 use arakoon_node::store::{Range, SledStore, Store};
@@ -113,18 +114,21 @@ fn restore(args: &RestoreArgs) -> Result<i32, Failure> {
             SledStore::open(&store, &config.cluster_id)
         {
             let msg = format!("{e}; is {} running? stop it first", node.name);
-            return Err(Failure::new(45, msg));
+            return Err(Failure::new(Exit::Store, msg));
         }
     }
     let dir = FsDir::create_all(&node.tlog_dir).map_err(|e| {
         Failure::new(
-            7,
+            Exit::CatchUpWrite,
             format!("{}: cannot create the TLog directory: {e}", node.tlog_dir.display()),
         )
     })?;
     if let Some(parent) = store.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
-            Failure::new(7, format!("{}: cannot create the node's home: {e}", parent.display()))
+            Failure::new(
+                Exit::CatchUpWrite,
+                format!("{}: cannot create the node's home: {e}", parent.display()),
+            )
         })?;
     }
     let done = arakoon_node::head::restore_from_db_file(
@@ -172,7 +176,8 @@ pub fn for_each_entry(
     let mut range = Range { first_inclusive: true, max: Some(PAGE_KEYS_MAX), ..Range::default() };
     let mut count = 0u64;
     loop {
-        let page = store.range_entries(&range).map_err(|e| Failure::new(45, e.to_string()))?;
+        let page =
+            store.range_entries(&range).map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
         for (k, v) in &page {
             visit(k, v);
         }
@@ -192,7 +197,7 @@ fn summary_json(store: &SledStore, files: &NodeFiles) -> Result<serde_json::Valu
         "store": files.store.display().to_string(),
         "cluster_id": store.cluster_id(),
         "applied": store.applied(),
-        "key_count": store.key_count().map_err(|e| Failure::new(45, e.to_string()))?,
+        "key_count": store.key_count().map_err(|e| Failure::new(Exit::Store, e.to_string()))?,
         "master": store.master().map(|m| m.master),
     }))
 }
@@ -241,7 +246,7 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
     let mut problems = Vec::new();
     let dir = FsDir::open(files.tlog_dir()).map_err(|e| {
         Failure::new(
-            43,
+            Exit::TlogDir,
             format!("{}: cannot open the TLog directory: {e}", files.tlog_dir().display()),
         )
     })?;
@@ -323,7 +328,7 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
         }
         _ => {}
     }
-    let key_count = store.key_count().map_err(|e| Failure::new(45, e.to_string()))?;
+    let key_count = store.key_count().map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
     let counted = for_each_entry(&store, &mut |_, _| {})?;
     if key_count != counted {
         problems.push(Problem {

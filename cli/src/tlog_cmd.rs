@@ -4,6 +4,7 @@
 //! original Arakoon used for the first problem it finds (48 torn tail, 49 checksum or sequence,
 //! 50 missing file), so that operators who know those numbers can act on them.
 
+use crate::exit::Exit;
 use crate::output::{confirm, escape, progress_bar, say, Failure};
 use arakoon_node::tlog::{
     self, archive, validate_with, Entry, FileKind, FsDir, LogDir, TlogError, TlogFile,
@@ -97,7 +98,10 @@ pub fn run(cmd: TlogCommand) -> Result<i32, Failure> {
 
 fn open_dir(dir: &Path) -> Result<FsDir, Failure> {
     FsDir::open(dir).map_err(|e| {
-        Failure::new(43, format!("{}: cannot open the TLog directory: {e}", dir.display()))
+        Failure::new(
+            Exit::TlogDir,
+            format!("{}: cannot open the TLog directory: {e}", dir.display()),
+        )
     })
 }
 
@@ -109,7 +113,7 @@ fn dir_and_file(path: &Path) -> Result<(FsDir, Option<TlogFile>), Failure> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let file = TlogFile::parse(name).ok_or_else(|| {
         Failure::new(
-            3,
+            Exit::BadInput,
             format!(
                 "{}: not a TLog file name (NNN.tlog, NNN.tlx or NNN.tlf) nor a directory",
                 path.display()
@@ -117,7 +121,7 @@ fn dir_and_file(path: &Path) -> Result<(FsDir, Option<TlogFile>), Failure> {
         )
     })?;
     if !path.exists() {
-        return Err(Failure::new(43, format!("{}: no such file", path.display())));
+        return Err(Failure::new(Exit::TlogDir, format!("{}: no such file", path.display())));
     }
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     Ok((open_dir(parent)?, Some(file)))
@@ -236,7 +240,7 @@ fn truncate(file: &Path, yes: bool) -> Result<i32, Failure> {
     let (d, named) = dir_and_file(file)?;
     let Some(named) = named else {
         return Err(Failure::new(
-            3,
+            Exit::BadInput,
             format!("{}: name the torn file, not a directory", file.display()),
         ));
     };
@@ -259,7 +263,7 @@ fn truncate(file: &Path, yes: bool) -> Result<i32, Failure> {
     };
     if !torn.path().ends_with(&named.name()) {
         return Err(Failure::new(
-            3,
+            Exit::BadInput,
             format!("the torn tail is in {}, not in {}", torn.path(), file.display()),
         ));
     }
@@ -272,7 +276,7 @@ fn truncate(file: &Path, yes: bool) -> Result<i32, Failure> {
     );
     if !yes && !confirm("cut the torn tail?")? {
         println!("nothing changed");
-        return Ok(1);
+        return Ok(Exit::Declined.code());
     }
     match tlog::truncate_torn_tail(&d).map_err(tlog_failure)? {
         Some((path, at, cut)) => println!("{path}: cut {cut} bytes at offset {at}"),
@@ -286,7 +290,7 @@ fn compress(path: &Path) -> Result<i32, Failure> {
     let files = tlog::list_files(&d).map_err(tlog_failure)?;
     let targets: Vec<TlogFile> = match named {
         Some(f) if f.kind == FileKind::Tlog => vec![f],
-        Some(f) => return Err(Failure::new(3, format!("{f} is already an archive"))),
+        Some(f) => return Err(Failure::new(Exit::BadInput, format!("{f} is already an archive"))),
         None => {
             let sealed = files.len().saturating_sub(1);
             files[..sealed].iter().filter(|f| f.kind == FileKind::Tlog).cloned().collect()
@@ -310,7 +314,7 @@ fn uncompress(path: &Path) -> Result<i32, Failure> {
     let (d, named) = dir_and_file(path)?;
     let targets: Vec<TlogFile> = match named {
         Some(f) if f.kind.is_archive() => vec![f],
-        Some(f) => return Err(Failure::new(3, format!("{f} is not an archive"))),
+        Some(f) => return Err(Failure::new(Exit::BadInput, format!("{f} is not an archive"))),
         None => tlog::list_files(&d)
             .map_err(tlog_failure)?
             .into_iter()

@@ -5,7 +5,7 @@
 use arakoon_node::protocol::client::{decode_reply, DbFrame, EntryFrame, ReplyKind, StepFrame};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [ReplyKind; 15] = [
+const KINDS: [ReplyKind; 16] = [
     ReplyKind::Unit,
     ReplyKind::Bool,
     ReplyKind::String,
@@ -21,6 +21,7 @@ const KINDS: [ReplyKind; 15] = [
     ReplyKind::EntryStream,
     ReplyKind::StepStream,
     ReplyKind::DbStream,
+    ReplyKind::NodeState,
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -5,8 +5,8 @@
 
 mod harness;
 
+use arakoon_node::client::head::request_collapse;
 use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
-use arakoon_node::server::collapse::request_collapse;
 use arakoon_node::server::env::TokioNet;
 use arakoon_node::store::{Range, SledStore, Store};
 use arakoon_node::tlog::FsDir;

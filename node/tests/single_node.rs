@@ -119,7 +119,12 @@ async fn every_command_answers_as_the_protocol_table_says() {
     // the local commands
     assert!(c.expect_progress_possible().await.unwrap() || cluster.size() == 1);
     assert_eq!(c.current_state().await.unwrap(), "Stable_master");
-    assert!(c.node_state().await.unwrap().contains("master"));
+    // node_state is typed: the master says so, with its lease, its name and what it applied.
+    let state = c.node_state().await.unwrap();
+    assert_eq!(state.role, arakoon_node::consensus::RoleName::Master, "{state}");
+    assert!(state.lease_valid, "{state}");
+    assert_eq!(state.master.as_deref(), Some(state.name.as_str()), "{state}");
+    assert!(state.applied.is_some() && state.committed >= state.applied, "{state}");
     assert!(!c.statistics().await.unwrap().is_empty());
     let Consistency::AtLeast(txid) = c.get_txid().await.unwrap() else { panic!("no txid") };
     assert_eq!(c.get_with(Consistency::AtLeast(txid), b"s1").await.unwrap(), b"1");

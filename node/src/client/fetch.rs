@@ -3,7 +3,7 @@
 //! the reply stream that `get_db` and the collapse commands read too. The running node's catch-up
 //! (server/catchup.rs), `arakoon --catchup-only` and `arakoon-admin catchup` use it.
 
-use crate::llio::VALUE_BYTES_MAX;
+use crate::llio::{DecodeError, VALUE_BYTES_MAX};
 use crate::protocol::client::{decode_reply, encode_prologue, EntryFrame, Payload, Reply, Request};
 use crate::rc::Rc;
 use crate::server::env::{Network, Stream};
@@ -42,21 +42,21 @@ impl<S: Stream> ReplyStream<S> {
         cluster_id: &str,
         request: &Request,
         timeout_ms: u64,
-    ) -> Result<(ReplyStream<S>, Result<Payload, (Rc, String)>), String> {
+    ) -> Result<(ReplyStream<S>, Result<Payload, (Rc, String)>), FetchError> {
         let timeout = Duration::from_millis(timeout_ms);
         let mut stream = tokio::time::timeout(timeout, net.connect(addr))
             .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            .map_err(|_| FetchError::ConnectTimeout { addr, ms: timeout_ms })?
+            .map_err(|source| FetchError::Connect { addr, source })?;
         let mut out = Vec::new();
         encode_prologue(cluster_id, &mut out);
         request.encode(&mut out);
-        stream.write_all(&out).await.map_err(|e| format!("{addr}: {e}"))?;
+        stream.write_all(&out).await.map_err(|source| FetchError::Io { addr, source })?;
         let mut me =
             ReplyStream { stream, buf: Vec::with_capacity(64 * 1024), at: 0, addr, timeout };
         loop {
             match decode_reply(request.reply_kind(), &me.buf, VALUE_BYTES_MAX)
-                .map_err(|e| format!("{addr}: bad reply: {e}"))?
+                .map_err(|error| FetchError::BadFrame { addr, what: "reply", error })?
             {
                 Some((Reply::Ok(payload), used)) => {
                     me.at = used;
@@ -72,15 +72,17 @@ impl<S: Stream> ReplyStream<S> {
 
     /// The next frame, as `decode` reads it from the bytes not yet taken; reads more as needed.
     /// Returns the frame and its size in bytes.
-    pub(crate) async fn next<T, E: std::fmt::Display>(
+    pub(crate) async fn next<T>(
         &mut self,
-        what: &str,
-        decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
-    ) -> Result<(T, usize), String> {
+        what: &'static str,
+        decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, DecodeError>,
+    ) -> Result<(T, usize), FetchError> {
         loop {
-            match decode(&self.buf[self.at..])
-                .map_err(|e| format!("{}: bad {what}: {e}", self.addr))?
-            {
+            match decode(&self.buf[self.at..]).map_err(|error| FetchError::BadFrame {
+                addr: self.addr,
+                what,
+                error,
+            })? {
                 Some((frame, used)) => {
                     self.at += used;
                     return Ok((frame, used));
@@ -90,26 +92,51 @@ impl<S: Stream> ReplyStream<S> {
         }
     }
 
-    async fn read_more(&mut self) -> Result<(), String> {
+    async fn read_more(&mut self) -> Result<(), FetchError> {
         self.buf.drain(..self.at);
         self.at = 0;
         self.buf.reserve(64 * 1024);
+        let addr = self.addr;
         match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
             Ok(Ok(n)) if n > 0 => Ok(()),
-            Ok(Ok(_)) => Err(format!("{} closed the connection early", self.addr)),
-            Ok(Err(e)) => Err(format!("{}: {e}", self.addr)),
-            Err(_) => Err(format!("{} went silent for {} ms", self.addr, self.timeout.as_millis())),
+            Ok(Ok(_)) => Err(FetchError::ClosedEarly { addr }),
+            Ok(Err(source)) => Err(FetchError::Io { addr, source }),
+            Err(_) => Err(FetchError::Silent { addr, ms: self.timeout.as_millis() as u64 }),
         }
     }
 }
 
-/// Why a fetch failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a fetch from a peer failed.
+#[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The peer collapsed `from_i` away: its log starts at `first_i`; the slots before are in
-    /// its head (fetch it with `get_db`).
+    /// its head (fetch it with `fetch_head`).
     #[error("{message}")]
     Collapsed { first_i: u64, message: String },
+    #[error("connecting to {addr} timed out after {ms} ms: is the node running?")]
+    ConnectTimeout { addr: SocketAddr, ms: u64 },
+    #[error("connecting to {addr}: {source}: is the node running?")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("{addr}: {source}")]
+    Io { addr: SocketAddr, source: std::io::Error },
+    #[error("{addr} closed the connection early")]
+    ClosedEarly { addr: SocketAddr },
+    #[error("{addr} went silent for {ms} ms")]
+    Silent { addr: SocketAddr, ms: u64 },
+    /// The peer sent bytes that do not decode: a peer of another version, or damage.
+    #[error("{addr}: bad {what}: {error}")]
+    BadFrame { addr: SocketAddr, what: &'static str, error: DecodeError },
+    /// The peer answered the request with a failure.
+    #[error("{addr} refused {command}: {rc}: {message}")]
+    Refused { addr: SocketAddr, command: String, rc: Rc, message: String },
+    /// The peer answered with a reply of another kind than the request's.
+    #[error("{addr}: unexpected answer to {command}: {answer}")]
+    Unexpected { addr: SocketAddr, command: &'static str, answer: String },
+    /// The fetched head could not be kept in a new store at `dest` (removed again).
+    #[error("keeping the fetched head in {}: {source}", dest.display())]
+    Import { dest: std::path::PathBuf, source: crate::store::StoreError },
+    /// The peer's stream broke a rule of its protocol (a slot out of order, a count that does
+    /// not match), or the fetched data could not be kept.
     #[error("{0}")]
     Other(String),
 }
@@ -190,16 +217,8 @@ pub async fn fetch_entries<N: Network, F: AsyncChunk>(
     let (mut stream, reply) =
         ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
     if let Err((rc, message)) = reply {
-        let message = format!("{addr} refused catchup_entries {from_i}..={to_i}: {rc}: {message}");
-        let first_i = (rc == Rc::OutsideInterval)
-            .then(|| message.split("starts at slot ").nth(1))
-            .flatten()
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok());
-        return Err(match first_i {
-            Some(first_i) => FetchError::Collapsed { first_i, message },
-            None => FetchError::Other(message),
-        });
+        let command = format!("catchup_entries {from_i}..={to_i}");
+        return Err(FetchError::Refused { addr, command, rc, message });
     }
     receive_entries(&mut stream, (from_i, to_i), chunk, progress).await
 }
@@ -238,6 +257,20 @@ async fn receive_entries<S: Stream, F: AsyncChunk>(
                     progress(&state);
                 }
             }
+            (EntryFrame::Collapsed { first_i }, _) if last.is_none() => {
+                let message = format!(
+                    "{addr} collapsed slot {from_i} away: its TLog starts at slot {first_i}; fetch \
+                     its head (fetch_head), then the entries from there"
+                );
+                return Err(FetchError::Collapsed { first_i, message });
+            }
+            (EntryFrame::Collapsed { first_i }, _) => {
+                return Err(format!(
+                    "{addr} said its TLog starts at slot {first_i} after it sent slots up to {}",
+                    last.unwrap_or(from_i)
+                )
+                .into());
+            }
             (EntryFrame::End, _) => {
                 if !pending.is_empty() {
                     state.done += pending.len() as u64;
@@ -257,4 +290,68 @@ pub trait AsyncChunk {
         &mut self,
         entries: Vec<(u64, Value)>,
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::env::TokioNet;
+
+    async fn fetch(addr: SocketAddr) -> FetchError {
+        let chunk = Sink;
+        fetch_entries(&TokioNet, addr, "c", (0, 10), chunk, &mut |_| {}).await.unwrap_err()
+    }
+
+    struct Sink;
+    impl AsyncChunk for Sink {
+        async fn take(&mut self, _: Vec<(u64, Value)>) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// Each way a peer can fail is its own variant, with the address in its text.
+    #[tokio::test]
+    async fn a_failed_fetch_says_which_way_it_failed() {
+        // Nothing listens: a bound port, closed again.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let e = fetch(addr).await;
+        assert!(matches!(e, FetchError::Connect { .. }), "{e:?}");
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+
+        // A peer that hangs up without a word.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // Read the request first: closing with unread bytes would be a reset, not an end.
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).await;
+            let _ = s.shutdown().await;
+        });
+        let e = fetch(addr).await;
+        assert!(matches!(e, FetchError::ClosedEarly { addr: a } if a == addr), "{e:?}");
+        server.await.unwrap();
+
+        // A peer that refuses: rc not_found and its message.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut out = Vec::new();
+            crate::protocol::client::encode_error(Rc::NotFound, b"not committed yet", &mut out);
+            s.write_all(&out).await.unwrap();
+            // Hold the connection until the client has read the answer.
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest).await;
+        });
+        let e = fetch(addr).await;
+        match &e {
+            FetchError::Refused { rc, message, .. } => {
+                assert_eq!((*rc, message.as_str()), (Rc::NotFound, "not committed yet"));
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(e);
+        server.await.unwrap();
+    }
 }

@@ -9,10 +9,12 @@
 //! Reads are always safe to retry.
 
 pub mod fetch;
+pub mod head;
 
 use crate::protocol::client::{
     decode_reply, encode_prologue, Consistency, Payload, Reply, Request,
 };
+pub use crate::protocol::node_state::NodeState;
 use crate::rc::Rc;
 use crate::server::env::{Network, TokioNet};
 use crate::store::Range;
@@ -512,11 +514,25 @@ impl<N: Network> Client<N> {
         }
     }
 
-    /// Our detailed state of the node answering (role, master, lease, ballots, slots).
-    pub async fn node_state(&mut self) -> Result<String, ClientError> {
+    /// Our detailed state of the node answering (role, master, lease, ballot, slots).
+    pub async fn node_state(&mut self) -> Result<NodeState, ClientError> {
         match self.request(&Request::NodeState).await? {
-            Payload::String(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
+            Payload::NodeState(state) => Ok(*state),
             other => Err(unexpected(&Request::NodeState, other)),
+        }
+    }
+
+    /// Node `k`'s own detailed state (whatever its role), typed: tools read a node's role and
+    /// lease from this, never from text.
+    pub async fn node_state_of(&self, k: usize) -> Result<NodeState, String> {
+        let name = self.config.nodes.get(k).map_or("?", |(n, _)| n.as_str()).to_string();
+        match self.ask(k, &Request::NodeState).await? {
+            Reply::Ok(Payload::NodeState(state)) => Ok(*state),
+            Reply::Ok(other) => Err(format!("{name}: node_state answered {other:?}")),
+            Reply::Failed { rc, message } => Err(format!(
+                "{name}: node_state refused: {rc}: {}",
+                String::from_utf8_lossy(&message)
+            )),
         }
     }
 

@@ -16,6 +16,7 @@
 //! [`EntryFrame`]) and `fetch_head` (0x101) streams a collapsed node's head (see [`DbFrame`]).
 //! Arakoon's own `last_entries` codes (0x0e, 0x40, 0x46) keep their public meaning.
 
+use super::node_state::NodeState;
 use crate::llio::{DecodeError, Put, Reader, VALUE_BYTES_MAX};
 use crate::rc::Rc;
 use crate::store::Range;
@@ -184,7 +185,8 @@ pub enum Request {
         keys: Vec<Key>,
     },
     CurrentState,
-    /// Ours (0x102): the node's detailed state (role, master, lease, ballots, slots) as text.
+    /// Ours (0x102): the node's detailed state (role, master, lease, ballot, slots), typed
+    /// ([`super::node_state::NodeState`]).
     NodeState,
     Replace {
         key: Key,
@@ -240,6 +242,8 @@ pub enum ReplyKind {
     ArakoonEntries,
     /// `user_hook`: the hook's own bytes follow.
     Hook,
+    /// `node_state` (ours): a [`NodeState`].
+    NodeState,
 }
 
 /// A successful reply's payload.
@@ -255,8 +259,15 @@ pub enum Payload {
     OptionValues(Vec<Option<Bytes>>),
     Int32(i32),
     Int64(i64),
-    Version { major: i32, minor: i32, patch: i32, info: String },
+    Version {
+        major: i32,
+        minor: i32,
+        patch: i32,
+        info: String,
+    },
     Consistency(Consistency),
+    /// Boxed: it is the largest payload and rare.
+    NodeState(Box<NodeState>),
 }
 
 /// How far decoding a request got.
@@ -514,7 +525,8 @@ impl Request {
     pub fn reply_kind(&self) -> ReplyKind {
         use Request::*;
         match self {
-            Ping { .. } | Statistics | CurrentState | NodeState => ReplyKind::String,
+            Ping { .. } | Statistics | CurrentState => ReplyKind::String,
+            NodeState => ReplyKind::NodeState,
             WhoMaster => ReplyKind::OptionString,
             Exists { .. } | ExpectProgressPossible => ReplyKind::Bool,
             Get { .. } => ReplyKind::String,
@@ -809,6 +821,7 @@ pub fn encode_ok(payload: &Payload, buf: &mut Vec<u8>) {
             buf.put_bytes(info.as_bytes());
         }
         Payload::Consistency(c) => c.encode(buf),
+        Payload::NodeState(state) => state.encode(buf),
     }
 }
 
@@ -879,17 +892,22 @@ fn decode_reply_from(kind: ReplyKind, r: &mut Reader<'_>) -> Result<Reply, Decod
             info: r.string("version info")?,
         },
         ReplyKind::Consistency => Payload::Consistency(Consistency::decode(r)?),
+        ReplyKind::NodeState => Payload::NodeState(Box::new(NodeState::decode(r)?)),
     };
     Ok(Reply::Ok(payload))
 }
 
 // ---- catch-up stream -----------------------------------------------------------------------
 
-/// One frame of a `last_entries` stream: an entry, or the end (`i = -1`).
+/// One frame of our `catchup_entries` stream (after rc 0): an entry (int64 i, then the entry as
+/// a string), the end (int64 -1), or, as the only frame, word that the slots asked for were
+/// collapsed away (int64 -2, then int64 the first slot this node's TLog still holds: the slots
+/// before it are in its head, fetched with `fetch_head`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum EntryFrame {
     Entry(u64, Value),
     End,
+    Collapsed { first_i: u64 },
 }
 
 impl EntryFrame {
@@ -900,6 +918,10 @@ impl EntryFrame {
                 buf.put_bytes(&value.to_bytes());
             }
             EntryFrame::End => buf.put_i64(-1),
+            EntryFrame::Collapsed { first_i } => {
+                buf.put_i64(-2);
+                buf.put_i64(i64::try_from(*first_i).unwrap_or(i64::MAX));
+            }
         }
     }
 
@@ -918,6 +940,16 @@ fn decode_entry_frame(r: &mut Reader<'_>) -> Result<EntryFrame, DecodeError> {
     let i = r.i64()?;
     if i == -1 {
         return Ok(EntryFrame::End);
+    }
+    if i == -2 {
+        let at = r.position();
+        let first_i = r.i64()?;
+        let first_i = u64::try_from(first_i).map_err(|_| DecodeError::Invalid {
+            at,
+            what: "collapsed frame",
+            reason: format!("first slot {first_i}"),
+        })?;
+        return Ok(EntryFrame::Collapsed { first_i });
     }
     let at = r.position();
     let bytes = r.bytes_ref()?;
@@ -1248,5 +1280,18 @@ mod tests {
         assert_eq!(first, EntryFrame::Entry(5, v));
         assert_eq!(EntryFrame::decode(&buf[n..]).unwrap(), Some((EntryFrame::End, 8)));
         assert_eq!(EntryFrame::decode(&buf[..n - 1]).unwrap(), None);
+        // The collapsed frame: -2 and the first slot held, typed.
+        let mut buf = Vec::new();
+        EntryFrame::Collapsed { first_i: 4096 }.encode(&mut buf);
+        let mut want = (-2i64).to_le_bytes().to_vec();
+        want.extend_from_slice(&4096i64.to_le_bytes());
+        assert_eq!(buf, want);
+        assert_eq!(
+            EntryFrame::decode(&buf).unwrap(),
+            Some((EntryFrame::Collapsed { first_i: 4096 }, 16))
+        );
+        assert_eq!(EntryFrame::decode(&buf[..15]).unwrap(), None);
+        buf[8..].copy_from_slice(&(-7i64).to_le_bytes());
+        assert!(EntryFrame::decode(&buf).is_err());
     }
 }

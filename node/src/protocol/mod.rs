@@ -2,4 +2,5 @@
 //! Codecs only: no I/O.
 
 pub mod client;
+pub mod node_state;
 pub mod peer;

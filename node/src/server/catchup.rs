@@ -67,7 +67,9 @@ pub async fn fetch_head<N: Network>(
                 .map_err(|e| format!("removing {}: {e}", leftover.display()))?;
         }
     }
-    let fetched = super::collapse::fetch_db(net, addr, cluster_id, &incoming, progress).await?;
+    let fetched = crate::client::head::fetch_db(net, addr, cluster_id, &incoming, progress)
+        .await
+        .map_err(|e| e.to_string())?;
     let Some(head_i) = fetched.applied() else {
         drop(fetched);
         let _ = std::fs::remove_dir_all(&incoming);

@@ -1,10 +1,11 @@
 //! Collapse on a running node (`collapse_tlogs` 0x14, `copy_db_to_head` 0x44) and the head's
-//! transfer to a catching node (`get_db` 0x1b), both sides.
+//! transfer to a catching node (`get_db` 0x1b, our `fetch_head` 0x101), the serving side (the
+//! asking side is client/head.rs).
 //!
 //! These are answered by the connection task, never by the core loop: folding and streaming run
 //! on blocking threads, so the master keeps serving while they run. Three rules keep them from
 //! racing each other or a catch-up:
-//! - one collapse at a time: a second one fails at once ([`HeadShared::lock`], `try_lock`);
+//! - one collapse at a time: a second one fails at once ([`super::shared::HeadShared::lock`], `try_lock`);
 //! - `get_db` waits for a running collapse (same lock) and reads a head no one writes;
 //! - `last_entries` readers pin the files they read ([`crate::head::Pins`]); collapse keeps a
 //!   pinned file (and every one after it) and says so in its step.
@@ -13,55 +14,22 @@
 //! the copy would mix two moments): it brings the head up to the committed slot before the log's
 //! last one by replaying the log, which yields the same state, then collapses.
 
-use super::env::{Network, Stream};
+use super::env::Stream;
 use super::shared::{CoreMsg, Shared};
-use crate::client::fetch::{self as catchup, OnProgress, Phase, ReplyStream};
-use crate::head::{self, CollapseError, Pins, Step};
-use crate::protocol::client::{encode_error, DbFrame, Request, StepFrame};
+use crate::head::{self, CollapseError, Step};
+use crate::protocol::client::{encode_error, DbFrame, StepFrame};
 use crate::rc::Rc;
 use crate::store::{SledStore, Store, StoreError};
 use crate::tlog;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-/// One pair of a `get_db` stream on its way to the importer, or why the stream failed.
-type PairItem = Result<(Vec<u8>, Vec<u8>), String>;
-
-/// Pairs per `get_db` chunk.
+/// Pairs per head chunk (`fetch_head`, `get_db`).
 const DB_CHUNK_PAIRS: usize = 1024;
 /// A frame also ends once its pairs hold this many bytes: 1024 large values in one frame would
 /// be gigabytes in memory at once.
 const DB_CHUNK_BYTES: usize = 2 << 20;
-/// A peer that sends nothing for this long is given up on.
-const SILENCE_TIMEOUT_MS: u64 = 30_000;
-
-/// What the connection tasks share about the head.
-pub struct HeadShared {
-    pub path: PathBuf,
-    pub pins: Arc<Pins>,
-    /// Held while the head is written or read whole: by a collapse, `copy_db_to_head`, `get_db`
-    /// and a catch-up adopting a peer's head. The others wait for it.
-    pub lock: Arc<tokio::sync::Mutex<()>>,
-    /// Held by a `collapse_tlogs` from its start to its end: a second one at once is refused
-    /// ("Collapsing already in progress"), as Arakoon's `collapsing_lock` refuses it. Only a
-    /// collapse takes it, so a `get_db` or a catch-up that has just finished with the head never
-    /// makes a collapse fail (Arakoon's `get_db` does not take it either).
-    pub collapsing: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl HeadShared {
-    pub fn new(tlog_dir: &Path) -> HeadShared {
-        HeadShared {
-            path: head::head_path(tlog_dir),
-            pins: Arc::new(Pins::default()),
-            lock: Arc::new(tokio::sync::Mutex::new(())),
-            collapsing: Arc::new(tokio::sync::Mutex::new(())),
-        }
-    }
-}
 
 enum Progress {
     Total(usize),
@@ -278,7 +246,7 @@ impl PutLe for Vec<u8> {
 }
 
 /// Writes the head's [`DbFrame`]s (header, chunks of pairs, end) to `emit` until it returns
-/// false. The head is not written meanwhile (the caller holds [`HeadShared::lock`]), so two
+/// false. The head is not written meanwhile (the caller holds [`super::shared::HeadShared::lock`]), so two
 /// passes see the same frames: `get_db` measures them first, then sends them.
 fn head_frames(
     head: &SledStore,
@@ -435,113 +403,4 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
         }
     });
     forward(stream, rx, "get_db").await
-}
-
-/// Asks the node at `addr` to collapse (`copy_db`: copy_db_to_head), calling `on_step` with the
-/// step number and its int64 (milliseconds since the start) as each arrives. Returns the number
-/// of steps announced (0 for copy_db_to_head, which answers the bare rc); a failure is an error.
-pub async fn request_collapse<N: Network>(
-    net: &N,
-    addr: SocketAddr,
-    cluster_id: &str,
-    keep: i32,
-    copy_db: bool,
-    on_step: &mut dyn FnMut(usize, i64),
-) -> Result<usize, String> {
-    let request =
-        if copy_db { Request::CopyDbToHead { keep } } else { Request::CollapseTlogs { keep } };
-    let (mut stream, reply) =
-        ReplyStream::open(net, addr, cluster_id, &request, SILENCE_TIMEOUT_MS).await?;
-    let total = match reply {
-        Ok(crate::protocol::client::Payload::Unit) if copy_db => return Ok(0),
-        Ok(crate::protocol::client::Payload::Int32(n)) if !copy_db => {
-            usize::try_from(n).map_err(|_| format!("{addr}: {n} steps"))?
-        }
-        Ok(other) => return Err(format!("{addr}: unexpected {other:?}")),
-        Err((rc, message)) => return Err(format!("{addr}: {rc}: {message}")),
-    };
-    for done in 1..=total {
-        match stream.next("step", StepFrame::decode).await?.0 {
-            StepFrame::Done { elapsed_ms } => on_step(done, elapsed_ms),
-            StepFrame::Failed { rc, message } => {
-                return Err(format!("{addr}: step {done} of {total}: {rc}: {message}"));
-            }
-        }
-    }
-    Ok(total)
-}
-
-/// Fetches the head of the node at `addr` into a new store at `dest` (which must not exist);
-/// returns it opened. A cut stream or a pair count that does not match leaves no store behind.
-pub async fn fetch_db<N: Network>(
-    net: &N,
-    addr: SocketAddr,
-    cluster_id: &str,
-    dest: &Path,
-    progress: OnProgress<'_>,
-) -> Result<SledStore, String> {
-    let (mut stream, reply) =
-        ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
-    if let Err((rc, message)) = reply {
-        return Err(format!("{addr} refused fetch_head: {rc}: {message}"));
-    }
-    let (tx, mut rx) = mpsc::channel::<PairItem>(4 * DB_CHUNK_PAIRS);
-    let (dest_owned, id) = (dest.to_path_buf(), cluster_id.to_string());
-    let importer = tokio::task::spawn_blocking(move || {
-        SledStore::import(&dest_owned, &id, std::iter::from_fn(|| rx.blocking_recv()))
-    });
-    let received = receive_db(&mut stream, cluster_id, &tx, progress).await;
-    if let Err(e) = &received {
-        let _ = tx.send(Err(e.clone())).await;
-    }
-    drop(tx);
-    let imported = importer.await.map_err(|e| format!("the import thread failed: {e}"))?;
-    match (received, imported) {
-        (Ok(()), Ok(store)) => Ok(store),
-        (Err(e), _) | (Ok(()), Err(StoreError::Corrupt { reason: e, .. })) => {
-            let _ = std::fs::remove_dir_all(dest);
-            Err(e)
-        }
-        (Ok(()), Err(e)) => {
-            let _ = std::fs::remove_dir_all(dest);
-            Err(e.to_string())
-        }
-    }
-}
-
-async fn receive_db<S: Stream>(
-    stream: &mut ReplyStream<S>,
-    cluster_id: &str,
-    tx: &mpsc::Sender<PairItem>,
-    progress: OnProgress<'_>,
-) -> Result<(), String> {
-    let addr = stream.addr;
-    let mut state = catchup::Progress { phase: Phase::Head, done: 0, total: None, bytes: 0 };
-    let mut header = true;
-    loop {
-        let (frame, used) = stream.next("get_db frame", |b| DbFrame::decode(b, header)).await?;
-        state.bytes += used as u64;
-        match frame {
-            DbFrame::Header { cluster_id: theirs, .. } => {
-                if theirs != cluster_id {
-                    return Err(format!("{addr} sent the head of cluster {theirs:?}"));
-                }
-                header = false;
-            }
-            DbFrame::Pairs(pairs) => {
-                state.done += pairs.len() as u64;
-                for pair in pairs {
-                    tx.send(Ok(pair)).await.map_err(|_| "the import stopped".to_string())?;
-                }
-                progress(&state);
-            }
-            DbFrame::End { pairs } => {
-                if pairs != state.done {
-                    return Err(format!("{addr} announced {pairs} pairs but sent {}", state.done));
-                }
-                progress(&state);
-                return Ok(());
-            }
-        }
-    }
 }

@@ -13,6 +13,7 @@
 //! from the TLog files, so that a long catch-up never holds the core. Arakoon 1.9's own
 //! `last_entries` (0x0e) answers rc 0 and closes, as 1.9 does (it no longer supports it).
 
+use super::blocking::{self, EntryItem};
 use super::env::Stream;
 use super::shared::{CoreMsg, Shared};
 use crate::llio::Put;
@@ -26,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// How long a client may take to send its prologue.
 const PROLOGUE_TIMEOUT_MS: u64 = 10_000;
@@ -437,12 +438,6 @@ async fn going_down<S: Stream>(stream: &mut S, out: &mut Vec<u8>) {
     let _ = stream.write_all(out).await;
 }
 
-/// The most a node in memory reads for one `last_entries` before it answers.
-const INLINE_READ_BYTES_MAX: usize = 64 << 20;
-
-/// One entry of a `last_entries` stream, encoded, or why reading stopped.
-type EntryItem = Result<(u64, Vec<u8>), String>;
-
 /// How an entry stream is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavour {
@@ -527,62 +522,34 @@ async fn stream_entries<S: Stream>(
     // Pin the files to read, so that no collapse removes them meanwhile; a slot that a collapse
     // already folded into the head is answered with where the log starts now.
     let (dir, pins) = (shared.dir.clone(), shared.head.pins.clone());
-    let pinned = if shared.inline {
-        Ok(pins.pin(dir.as_ref(), from_i))
-    } else {
-        tokio::task::spawn_blocking(move || pins.pin(dir.as_ref(), from_i)).await
-    };
-    let guard = match pinned {
-        Ok(Ok(crate::head::Pinned::Reading(guard))) => guard,
-        Ok(Ok(crate::head::Pinned::Collapsed { .. })) if flavour != Flavour::Ours => {
+    let pinned = blocking::call(shared.reads.as_ref(), move || pins.pin(dir.as_ref(), from_i));
+    let guard = match pinned.await {
+        Some(Ok(crate::head::Pinned::Reading(guard))) => guard,
+        Some(Ok(crate::head::Pinned::Collapsed { .. })) if flavour != Flavour::Ours => {
             // Arakoon would send its head's database file here (int32 2); ours is a different
             // file, so the stream ends after rc 0 and the connection closes (README).
             let _ = stream.write_all(&out).await;
             return false;
         }
-        Ok(Ok(crate::head::Pinned::Collapsed { first_i })) => {
-            let msg = format!(
-                "collapsed: this node's TLog starts at slot {first_i}; slot {from_i} and the ones \
-                 before it are folded into its head: fetch the head with get_db, then the \
-                 entries from its slot on"
-            );
-            encode_error(Rc::OutsideInterval, msg.as_bytes(), &mut out);
+        Some(Ok(crate::head::Pinned::Collapsed { first_i })) => {
+            // A typed answer: the catcher reads where the log starts from the frame, not a text.
+            out.put_i32(Rc::Ok.code() as i32);
+            EntryFrame::Collapsed { first_i }.encode(&mut out);
             return stream.write_all(&out).await.is_ok();
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             encode_error(Rc::UnknownFailure, e.to_string().as_bytes(), &mut out);
             return stream.write_all(&out).await.is_ok();
         }
-        Err(_) => return false,
+        None => return false,
     };
-    // Read the files on a blocking thread; a bounded channel paces it to the socket. A node in
-    // memory reads them here at once (they are in memory; no thread may race the simulation).
+    // Read the files where start-up said blocking reads run (server/blocking.rs); the pin is
+    // held until the reading ends.
     let dir = shared.dir.clone();
-    let mut rx = if shared.inline {
-        let (mut items, mut bytes) = (Vec::new(), 0usize);
-        read_entries(dir.as_ref(), from_i, to_i, flavour, &mut |item| {
-            bytes += item.as_ref().map_or(0, |(_, b)| b.len());
-            items.push(item);
-            // A short stream is fine: the catcher asks again from where it got.
-            bytes < INLINE_READ_BYTES_MAX
-        });
-        drop(guard);
-        let (tx, rx) = mpsc::channel(items.len().max(1));
-        for item in items {
-            tx.try_send(item).expect("the channel holds every item");
-        }
-        rx
-    } else {
-        // One entry waits at most: an entry may be as large as the largest update.
-        let (tx, rx) = mpsc::channel::<EntryItem>(1);
-        tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            read_entries(dir.as_ref(), from_i, to_i, flavour, &mut |item| {
-                tx.blocking_send(item).is_ok()
-            });
-        });
-        rx
-    };
+    let mut rx = shared.reads.stream(Box::new(move |send: &mut dyn FnMut(EntryItem) -> bool| {
+        let _guard = guard;
+        read_entries(dir.as_ref(), from_i, to_i, flavour, send);
+    }));
     if flavour == Flavour::Ours {
         out.put_i32(Rc::Ok.code() as i32);
     } else {

@@ -150,8 +150,8 @@ pub async fn serve<N: Network, C: Clock>(
         request_memory: Arc::new(tokio::sync::Semaphore::new(
             conn::request_memory_bytes(config.max_buffer_size) / 1024,
         )),
-        head: super::collapse::HeadShared::new(&node.tlog_dir),
-        inline: options.storage.inline(),
+        head: super::shared::HeadShared::new(&node.tlog_dir),
+        reads: options.storage.blocking_reads(),
     });
 
     // Peers.

@@ -6,6 +6,7 @@
 //! messages.
 
 pub mod auth;
+pub mod blocking;
 pub mod catchup;
 pub mod collapse;
 pub mod conn;

@@ -1,11 +1,14 @@
 //! What the event loop shares with the connection tasks: the channel into the loop and the
 //! node's settings and files that connections read beside it.
 
+use super::blocking::BlockingReads;
+use crate::head::{head_path, Pins};
 use crate::protocol::client::Request;
 use crate::shell::Reply;
 use crate::tlog::LogDir;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -47,9 +50,33 @@ pub struct Shared {
     pub listing: Arc<tokio::sync::Semaphore>,
     /// One `catchup_entries` / `last_entries` stream at a time.
     pub entry_streams: Arc<tokio::sync::Semaphore>,
-    /// The head, collapse and the catch-up readers' pins (server/collapse.rs).
-    pub head: super::collapse::HeadShared,
-    /// Blocking work (reading the TLog for a catch-up) runs on the calling task instead of
-    /// tokio's blocking pool: set for a node in memory, where a thread would race the simulation.
-    pub inline: bool,
+    /// The head, collapse and the catch-up readers' pins.
+    pub head: HeadShared,
+    /// Where blocking reads (the TLog for a catch-up) run, chosen at start-up with the storage.
+    pub reads: Arc<dyn BlockingReads>,
+}
+
+/// What the connection tasks share about the head.
+pub struct HeadShared {
+    pub path: PathBuf,
+    pub pins: Arc<Pins>,
+    /// Held while the head is written or read whole: by a collapse, `copy_db_to_head`, `get_db`
+    /// and a catch-up adopting a peer's head. The others wait for it.
+    pub lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held by a `collapse_tlogs` from its start to its end: a second one at once is refused
+    /// ("Collapsing already in progress"), as Arakoon's `collapsing_lock` refuses it. Only a
+    /// collapse takes it, so a `get_db` or a catch-up that has just finished with the head never
+    /// makes a collapse fail (Arakoon's `get_db` does not take it either).
+    pub collapsing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HeadShared {
+    pub fn new(tlog_dir: &Path) -> HeadShared {
+        HeadShared {
+            path: head_path(tlog_dir),
+            pins: Arc::new(Pins::default()),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+            collapsing: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! What memory storage does not do: collapse (there is no head), rebuild, and adopting a peer's
 //! head during catch-up. A node in memory refuses them with an error that says so.
 
+use super::blocking::{BlockingReads, OnTask, ThreadPool};
 use super::persist::{Persisted, Persister};
 use super::startup::{Prepared, StartError};
 use crate::config::{ClusterConfig, NodeConfig};
@@ -35,9 +36,13 @@ pub enum Storage {
 }
 
 impl Storage {
-    /// Whether everything runs on the node's task (no blocking thread).
-    pub fn inline(&self) -> bool {
-        matches!(self, Storage::Memory(_))
+    /// Where blocking reads run: tokio's blocking pool on disk, the node's task in memory (no
+    /// thread may race the simulation).
+    pub fn blocking_reads(&self) -> Arc<dyn BlockingReads> {
+        match self {
+            Storage::Disk => Arc::new(ThreadPool),
+            Storage::Memory(_) => Arc::new(OnTask),
+        }
     }
 
     /// The persister of this storage: a thread that groups and fsyncs on disk, inline on the

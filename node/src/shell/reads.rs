@@ -204,9 +204,7 @@ impl<S: Store, W> Shell<S, W> {
                 );
                 Reply::Ok(Payload::String(name.as_bytes().to_vec()))
             }
-            Request::NodeState => {
-                Reply::Ok(Payload::String(self.current_state(now_ms).into_bytes()))
-            }
+            Request::NodeState => Reply::Ok(Payload::NodeState(Box::new(self.node_state(now_ms)))),
             // Arakoon answers At_least 0 when nothing is applied.
             Request::GetTxid => {
                 Reply::Ok(Payload::Consistency(Consistency::AtLeast(s.applied().unwrap_or(0))))

@@ -25,6 +25,7 @@
 //! connection does, so one-way cuts and random loss are not faults of this tier.
 
 use super::net::TurmoilNet;
+use super::TierBError;
 use arakoon_node::config::ClusterConfig;
 use arakoon_node::server::core::{serve, ServerOptions};
 use arakoon_node::server::env::TokioClock;
@@ -81,7 +82,7 @@ pub fn builder(seed: u64, latency_max_ms: u64, duration_ms: u64) -> turmoil::Bui
 
 /// The cluster configuration, with the addresses turmoil gave the hosts. The homes are never
 /// touched: the nodes keep their files in memory.
-fn cluster_config(spec: &ClusterSpec, ips: &[IpAddr]) -> Result<ClusterConfig, String> {
+fn cluster_config(spec: &ClusterSpec, ips: &[IpAddr]) -> Result<ClusterConfig, TierBError> {
     let names: Vec<String> = (0..spec.nodes).map(|k| format!("n{k}")).collect();
     let mut ini = format!(
         "[global]\ncluster = {}\ncluster_id = tierb\nlease_period_ms = {}\n",
@@ -94,16 +95,16 @@ fn cluster_config(spec: &ClusterSpec, ips: &[IpAddr]) -> Result<ClusterConfig, S
              home = /arakoon-tier-b-in-memory/{name}\n"
         );
     }
-    let config = ClusterConfig::parse(&ini, "tier-b.ini").map_err(|e| e.to_string())?;
+    let config = ClusterConfig::parse(&ini, "tier-b.ini").map_err(TierBError::Config)?;
     if spec.overrides.is_empty() {
         return Ok(config);
     }
-    config.with_overrides(&spec.overrides, "tier-b.ini").map_err(|e| e.to_string())
+    config.with_overrides(&spec.overrides, "tier-b.ini").map_err(TierBError::Config)
 }
 
 impl Cluster {
     /// Adds the nodes to `sim` as hosts n0, n1, ...
-    pub fn start(sim: &mut turmoil::Sim<'_>, spec: &ClusterSpec) -> Result<Cluster, String> {
+    pub fn start(sim: &mut turmoil::Sim<'_>, spec: &ClusterSpec) -> Result<Cluster, TierBError> {
         let names: Vec<String> = (0..spec.nodes).map(|k| format!("n{k}")).collect();
         let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
         let config = cluster_config(spec, &ips)?;

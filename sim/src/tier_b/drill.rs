@@ -24,6 +24,7 @@
 use super::cluster::{builder, Cluster, ClusterSpec};
 use super::net::TurmoilNet;
 use super::workload::now_us;
+use super::TierBError;
 use crate::real_client::{self, Journal};
 use crate::world::history::{Linearizability, OpSummary, Recorder, Space};
 use arakoon_chaos::director::{
@@ -176,18 +177,11 @@ pub fn run_drill(drill: &Drill, seed: u64) -> TurmoilDrillRun {
     }));
     let outcome =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| simulate(drill, seed, &board)))
-            .unwrap_or_else(|panic| {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "a panic".to_string());
-                Err(format!("the simulation panicked: {msg}"))
-            });
+            .unwrap_or_else(|panic| Err(TierBError::from_panic(panic.as_ref())));
     let mut b = board.borrow_mut();
     let virtual_ms = *outcome.as_ref().unwrap_or(&0);
     let mut broke = match outcome {
-        Err(e) => Some(e),
+        Err(e) => Some(e.to_string()),
         Ok(_) => b.broke.take(),
     };
     let recorder = std::mem::take(&mut b.recorder);
@@ -226,7 +220,7 @@ pub fn run_drill(drill: &Drill, seed: u64) -> TurmoilDrillRun {
 }
 
 /// Builds and runs the simulation; returns the virtual ms it took.
-fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, String> {
+fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, TierBError> {
     let duration_ms = drill.duration.0;
     // Room for the steps, the settling and the final reads; a run that needs more is stuck.
     let limit_ms = duration_ms + SETTLE_MS + MASTER_WAIT_MS + 60_000;
@@ -278,7 +272,7 @@ fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, String> {
         }
         b.up = up;
         drop(b);
-        let finished = sim.step().map_err(|e| format!("the simulation stopped: {e}"))?;
+        let finished = sim.step().map_err(|e| TierBError::Stopped(e.to_string()))?;
         if finished {
             return Ok(sim.elapsed().as_millis() as u64);
         }

@@ -38,10 +38,12 @@
 
 pub mod cluster;
 pub mod drill;
+pub mod error;
 pub mod nemesis;
 pub mod net;
 mod run;
 pub mod workload;
 
+pub use error::TierBError;
 pub use nemesis::{Fault, FaultKind, FaultSet};
 pub use run::{run_tier_b, TierBConfig, TierBReport, Verdict};

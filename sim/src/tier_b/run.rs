@@ -4,6 +4,7 @@
 use super::cluster::{builder, Cluster, ClusterSpec};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::workload::{run_client, ClientTally, Workload};
+use super::TierBError;
 use crate::world::history::{str_value, Linearizability, Recorder, Space};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
@@ -158,14 +159,7 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         simulate(seed, cfg, &history, &tally, &mut report)
     }));
-    let outcome = outcome.unwrap_or_else(|panic| {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".to_string());
-        Err(format!("panicked: {msg}"))
-    });
+    let outcome = outcome.unwrap_or_else(|panic| Err(TierBError::from_panic(panic.as_ref())));
     report.tally = tally.borrow().clone();
     let mut history = std::mem::take(&mut *history.borrow_mut());
     report.ops = history.len();
@@ -175,7 +169,7 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         report.planted = plant_stale_read(&mut history, &report.tally, report.virtual_ms);
     }
     report.verdict = match outcome {
-        Err(e) => Verdict::Error(e),
+        Err(e) => Verdict::Error(e.to_string()),
         Ok(()) if !report.tally.unread.is_empty() => Verdict::Violation(format!(
             "the healed cluster answered no read of {} within {} ms",
             report.tally.unread.join(", "),
@@ -229,7 +223,7 @@ fn simulate(
     history: &Rc<RefCell<Recorder>>,
     tally: &Rc<RefCell<ClientTally>>,
     report: &mut TierBReport,
-) -> Result<(), String> {
+) -> Result<(), TierBError> {
     let heal_ms = cfg.workload_ms;
     let final_reads_ms = heal_ms + cfg.settle_ms;
     let final_reads_end_ms = final_reads_ms + cfg.final_reads_ms;
@@ -269,7 +263,7 @@ fn simulate(
     loop {
         let elapsed_ms = sim.elapsed().as_millis() as u64;
         nemesis.act(&mut sim, elapsed_ms);
-        let finished = sim.step().map_err(|e| e.to_string());
+        let finished = sim.step().map_err(|e| TierBError::Stopped(e.to_string()));
         report.virtual_ms = sim.elapsed().as_millis() as u64;
         if finished? {
             break;

@@ -691,8 +691,8 @@ impl World {
 
     /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
     /// `to_i`, into `k`'s log and store (what the server's catch-up does over the network).
-    fn copy_committed(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) -> Result<usize, String> {
-        let state = self.nodes[k].state.as_ref().ok_or("down")?;
+    fn copy_committed(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) -> Result<usize, CopyError> {
+        let state = self.nodes[k].state.as_ref().ok_or(CopyError::Down)?;
         let start = state.store.next_i();
         if to_i < start {
             return Ok(0);
@@ -708,17 +708,17 @@ impl World {
         if entries.last().map(|(i, _)| *i) != Some(to_i)
             || entries.first().map(|(i, _)| *i) != Some(start)
         {
-            return Err(format!("n{from} does not hold slots {start}..={to_i} committed"));
+            return Err(CopyError::NotHeld { from, start, to_i });
         }
         let state = self.nodes[k].state.as_mut().expect("checked above");
         let entries = state.shell.importable(entries);
         let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
-        state.writer.append(&refs).map_err(|e| e.to_string())?;
-        state.shell.import(&entries).map_err(|e| e.to_string())?;
+        state.writer.append(&refs).map_err(|e| CopyError::Write(e.to_string()))?;
+        state.shell.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
                 if old != v {
-                    return Err(format!("AGREEMENT: n{k} re-applied slot {i} with another value"));
+                    return Err(CopyError::Agreement { k, i: *i });
                 }
             }
             self.nodes[k].applied.insert(*i, v.clone());
@@ -731,13 +731,16 @@ impl World {
     fn catch_up(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64, job: u64) {
         let reachable =
             self.nodes[from].is_up() && self.net.connected(from, k) && self.net.connected(k, from);
-        let result =
-            if reachable { self.copy_committed(k, from, to_i) } else { Err("unreachable".into()) };
+        let result = if reachable {
+            self.copy_committed(k, from, to_i)
+        } else {
+            Err(CopyError::Unreachable)
+        };
         let (fetched, n) = match result {
-            Err(e) if e.starts_with("AGREEMENT") => return self.fail("agreement", e),
-            Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e),
+            Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
+            Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e.to_string()),
             Ok(n) => (Ok((n > 0).then_some(to_i)), n),
-            Err(e) => (Err(e), 0),
+            Err(e) => (Err(e.to_string()), 0),
         };
         let why = fetched.as_ref().err().cloned().unwrap_or_default();
         let now = self.node_now_ms(k);
@@ -1469,4 +1472,22 @@ impl RunReport {
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
     }
+}
+
+/// Why a simulated catch-up's copy failed. The texts are the trace's: they stay as they are, so
+/// that a seed's trace stays byte-identical.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CopyError {
+    #[error("down")]
+    Down,
+    #[error("unreachable")]
+    Unreachable,
+    #[error("n{from} does not hold slots {start}..={to_i} committed")]
+    NotHeld { from: NodeIdx, start: u64, to_i: u64 },
+    /// The catcher's TLog or store refused the entries (a full disk, say).
+    #[error("{0}")]
+    Write(String),
+    /// A slot came back with another value than the node applied before: the agreement check.
+    #[error("AGREEMENT: n{k} re-applied slot {i} with another value")]
+    Agreement { k: NodeIdx, i: u64 },
 }

@@ -1,0 +1,140 @@
+//! Where the server's blocking reads run: the TLog files that a catch-up streams and the pins
+//! that keep them from a collapse. On disk they run on tokio's blocking pool ([`ThreadPool`]), so
+//! a long read never holds a connection's task; in memory (tier B of the simulator) they run at
+//! once on the calling task ([`OnTask`]), because a thread would race the simulated time and the
+//! files are in memory anyway. Start-up picks one with the storage (server/storage.rs); the
+//! connection code calls it without knowing which, so the server has no simulated code path.
+
+use tokio::sync::{mpsc, oneshot};
+
+/// One encoded entry of a catch-up stream and its slot, or why reading stopped.
+pub type EntryItem = Result<(u64, Vec<u8>), String>;
+
+/// Work that may block on file I/O.
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Reads entries into its sink until the sink returns false or the entries end.
+pub type Producer = Box<dyn FnOnce(&mut dyn FnMut(EntryItem) -> bool) + Send + 'static>;
+
+/// Entries queued between a reading thread and the socket: the bound that paces the reader.
+/// One: an entry may be as large as the largest update, and the node's memory bound counts one
+/// per stream (README, "Limits").
+const QUEUED_ENTRIES: usize = 1;
+
+/// The most a node in memory reads for one stream before it answers: it reads all at once, so
+/// this bounds its memory; a short stream is fine (the catcher asks again from where it got).
+pub const ON_TASK_READ_BYTES_MAX: usize = 64 << 20;
+
+/// A way to run blocking reads, chosen at start-up.
+pub trait BlockingReads: Send + Sync {
+    /// Runs `job`, now or on a thread.
+    fn run(&self, job: Job);
+
+    /// Runs `produce`, handing its items to the returned receiver in order.
+    fn stream(&self, produce: Producer) -> mpsc::Receiver<EntryItem>;
+}
+
+/// Runs `f` as a blocking read and returns its result; `None` if it panicked.
+pub async fn call<T: Send + 'static>(
+    reads: &dyn BlockingReads,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    reads.run(Box::new(move || {
+        let _ = tx.send(f());
+    }));
+    rx.await.ok()
+}
+
+/// Tokio's blocking pool: production.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadPool;
+
+impl BlockingReads for ThreadPool {
+    fn run(&self, job: Job) {
+        // Detached: `call` hears the result (or the job's end) through its channel.
+        drop(tokio::task::spawn_blocking(job));
+    }
+
+    fn stream(&self, produce: Producer) -> mpsc::Receiver<EntryItem> {
+        let (tx, rx) = mpsc::channel(QUEUED_ENTRIES);
+        drop(tokio::task::spawn_blocking(move || {
+            produce(&mut |item| tx.blocking_send(item).is_ok());
+        }));
+        rx
+    }
+}
+
+/// At once on the calling task: a node in memory under simulation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OnTask;
+
+impl BlockingReads for OnTask {
+    fn run(&self, job: Job) {
+        job();
+    }
+
+    fn stream(&self, produce: Producer) -> mpsc::Receiver<EntryItem> {
+        let (mut items, mut bytes) = (Vec::new(), 0usize);
+        produce(&mut |item| {
+            bytes += item.as_ref().map_or(0, |(_, b)| b.len());
+            items.push(item);
+            bytes < ON_TASK_READ_BYTES_MAX
+        });
+        let (tx, rx) = mpsc::channel(items.len().max(1));
+        for item in items {
+            // The channel holds every item: it was made as large as the list.
+            let _ = tx.try_send(item);
+        }
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(n: u64, size: usize) -> Producer {
+        Box::new(move |sink: &mut dyn FnMut(EntryItem) -> bool| {
+            for i in 0..n {
+                if !sink(Ok((i, vec![0; size]))) {
+                    return;
+                }
+            }
+        })
+    }
+
+    async fn drain(mut rx: mpsc::Receiver<EntryItem>) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Some(item) = rx.recv().await {
+            got.push(item.unwrap().0);
+        }
+        got
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn both_ways_deliver_every_entry_in_order() {
+        let want: Vec<u64> = (0..500).collect();
+        assert_eq!(drain(ThreadPool.stream(entries(500, 10))).await, want);
+        assert_eq!(drain(OnTask.stream(entries(500, 10))).await, want);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn on_task_stops_at_its_byte_bound_and_runs_at_once() {
+        let size = ON_TASK_READ_BYTES_MAX / 4;
+        // The fourth entry reaches the bound: the sink says stop, the rest is never read.
+        assert_eq!(drain(OnTask.stream(entries(100, size))).await, vec![0, 1, 2, 3]);
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        OnTask.run(Box::new(move || r.store(true, std::sync::atomic::Ordering::SeqCst)));
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(call(&OnTask, || 7).await, Some(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_panicking_job_is_none_not_a_hang() {
+        assert_eq!(call(&ThreadPool, || 7).await, Some(7));
+        let r: Option<u8> = call(&ThreadPool, || panic!("job fails")).await;
+        assert_eq!(r, None);
+    }
+}
