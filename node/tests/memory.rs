@@ -5,13 +5,16 @@
 //! 862 MB after a minute), while 100 connections each start a 30 MiB request and trickle it (a byte now and then
 //! once kept each alive), and a range_entries over the whole store is asked for
 //! (it once built a reply of the store's size; now it is refused with bad_input). Resident
-//! memory is read from /proc/PID/statm every 50 ms; the figures are printed.
+//! memory is read from /proc/PID/statm every 50 ms; the figures are printed. Thawed, the slave
+//! catches up what its queue dropped.
 
 mod harness;
 
 use arakoon_node::config::ClusterConfig;
 use arakoon_node::llio::Put;
-use arakoon_node::protocol::client::{encode_prologue, Consistency, MAGIC};
+use arakoon_node::protocol::client::{
+    encode_prologue, Consistency, Payload, Reply, Request, MAGIC,
+};
 use arakoon_node::rc::Rc;
 use arakoon_node::store::Range;
 use std::io::Write;
@@ -127,5 +130,21 @@ async fn the_master_stays_under_the_memory_bound_of_its_limits() {
     );
     assert!(written >= 20, "the load ran: {written} writes");
     assert!(peak <= bound, "peak RSS {} MiB above the bound {} MiB", peak >> 20, bound >> 20);
+
+    // The frozen slave missed what its bounded queue dropped; thawed, it catches up from a TLog.
+    let mut last = cluster.client();
+    last.set(b"last", b"v").await.unwrap();
     cluster.resume(frozen);
+    let asker = cluster.client();
+    let get = |key: &[u8]| Request::Get { c: Consistency::NoGuarantees, key: key.to_vec() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Reply::Ok(_)) = asker.ask(frozen, &get(b"last")).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n{frozen} did not catch up\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = asker.ask(frozen, &get(b"w0/000000")).await.unwrap();
+    assert_eq!(first, Reply::Ok(Payload::String(vec![0; 1 << 20])), "a value written while frozen");
 }
