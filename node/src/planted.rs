@@ -55,10 +55,13 @@ pub enum Bug {
     /// At a TLog rollover the old file's last entries are written but not fsynced: a crash
     /// later loses them while the newer file's entries survive.
     RolloverSkipsFsync,
+    /// Every node draws its ballots from the same sequence (the node's index left out of the
+    /// next ballot, rule 6): two candidates can win the same ballot.
+    BallotsNotUnique,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -75,6 +78,7 @@ impl Bug {
         Bug::GroupCommitRepliesShifted,
         Bug::LeaseWithoutMargin,
         Bug::RolloverSkipsFsync,
+        Bug::BallotsNotUnique,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +99,7 @@ impl Bug {
             Bug::GroupCommitRepliesShifted => "group-commit-replies-shifted",
             Bug::LeaseWithoutMargin => "lease-without-margin",
             Bug::RolloverSkipsFsync => "rollover-skips-fsync",
+            Bug::BallotsNotUnique => "ballots-not-unique",
         }
     }
 
