@@ -58,10 +58,13 @@ pub enum Bug {
     /// An acceptor sends its Promise as soon as it decides to promise, before the ballot
     /// record that holds the promise is durable.
     PromiseBeforeDurable,
+    /// Every node draws its ballots from the same sequence (the node's index left out of the
+    /// next ballot, rule 6): two candidates can win the same ballot.
+    BallotsNotUnique,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -79,6 +82,7 @@ impl Bug {
         Bug::LeaseWithoutMargin,
         Bug::RolloverSkipsFsync,
         Bug::PromiseBeforeDurable,
+        Bug::BallotsNotUnique,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +104,7 @@ impl Bug {
             Bug::LeaseWithoutMargin => "lease-without-margin",
             Bug::RolloverSkipsFsync => "rollover-skips-fsync",
             Bug::PromiseBeforeDurable => "promise-before-durable",
+            Bug::BallotsNotUnique => "ballots-not-unique",
         }
     }
 

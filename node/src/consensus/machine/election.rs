@@ -10,7 +10,10 @@ impl Machine {
     pub(super) fn next_ballot(&self) -> Option<u64> {
         let nodes = self.cfg.nodes() as u64;
         let round = self.seen_ballot.max(self.promised) / nodes;
-        let n = round.checked_add(1)?.checked_mul(nodes)?.checked_add(self.cfg.me as u64)?;
+        let me = self.cfg.me as u64;
+        // Planted bug BallotsNotUnique, at the edge of the ballots' uniqueness.
+        let me = if crate::planted!(BallotsNotUnique) { 0 } else { me };
+        let n = round.checked_add(1)?.checked_mul(nodes)?.checked_add(me)?;
         (n <= MAX_BALLOT).then_some(n)
     }
 
