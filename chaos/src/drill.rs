@@ -36,23 +36,41 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Millis(pub u64);
 
+/// Why a duration or a rate in a drill does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{text:?} is not a duration (write 500ms, 2s or 1m)")]
+    NotADuration { text: String },
+    #[error("{text:?}: unknown unit {unit:?} (ms, s, m)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("{text:?} is longer than any drill can run; write a shorter duration")]
+    TooLong { text: String },
+    #[error("{text:?} is not a rate (write 20/s or 300/m, more than 0)")]
+    NotARate { text: String },
+}
+
 impl Millis {
-    pub fn parse(text: &str) -> Result<Millis, String> {
+    pub fn parse(text: &str) -> Result<Millis, ValueError> {
         let t = text.trim();
         let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
             Some(k) => (&t[..k], t[k..].trim()),
             None => (t, "ms"),
         };
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration (write 500ms, 2s or 1m)"))?;
+        let n: u64 =
+            num.parse().map_err(|_| ValueError::NotADuration { text: text.to_string() })?;
         let factor = match unit {
             "ms" => 1,
             "s" => 1_000,
             "m" | "min" => 60_000,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m)")),
+            _ => {
+                let (text, unit) = (text.to_string(), unit.to_string());
+                return Err(ValueError::UnknownUnit { text, unit });
+            }
         };
-        Ok(Millis(n * factor))
+        // A bad number must not overflow into a panic.
+        n.checked_mul(factor)
+            .map(Millis)
+            .ok_or_else(|| ValueError::TooLong { text: text.to_string() })
     }
 }
 
@@ -251,8 +269,8 @@ impl WorkloadSpec {
 pub struct Rate(pub f64);
 
 impl Rate {
-    pub fn parse(text: &str) -> Result<Rate, String> {
-        let bad = || format!("{text:?} is not a rate (write 20/s or 300/m, more than 0)");
+    pub fn parse(text: &str) -> Result<Rate, ValueError> {
+        let bad = || ValueError::NotARate { text: text.to_string() };
         let (num, per) = text.trim().split_once('/').unwrap_or((text.trim(), "s"));
         let n: f64 = num.trim().parse().map_err(|_| bad())?;
         let per_second = match per.trim() {
@@ -917,6 +935,28 @@ pub fn load(path: &Path, tier: Option<Tier>) -> Result<Drill, DrillError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each way a duration or a rate can be wrong is its own error; a number too large for its
+    /// unit is an error, not an overflow (it panicked before).
+    #[test]
+    fn durations_and_rates_refuse_bad_text_with_typed_errors() {
+        assert_eq!(Millis::parse("2s"), Ok(Millis(2000)));
+        assert_eq!(Millis::parse("1500"), Ok(Millis(1500)));
+        assert!(matches!(Millis::parse("soon"), Err(ValueError::NotADuration { .. })));
+        assert!(
+            matches!(Millis::parse("3h"), Err(ValueError::UnknownUnit { unit, .. }) if unit == "h")
+        );
+        let huge = format!("{}m", u64::MAX / 2);
+        let e = Millis::parse(&huge).unwrap_err();
+        assert_eq!(e, ValueError::TooLong { text: huge.clone() });
+        assert!(e.to_string().contains("shorter"), "{e}");
+        assert_eq!(Rate::parse("300/m"), Ok(Rate(5.0)));
+        assert!(matches!(Rate::parse("0/s"), Err(ValueError::NotARate { .. })));
+        // In a drill file, the error still says where.
+        let yaml = GOOD.replace("duration: 20s", &format!("duration: {huge}"));
+        let e = parse(&yaml, "d.yaml", Some(Tier::Sim)).unwrap_err().to_string();
+        assert!(e.contains("d.yaml") && e.contains("shorter"), "{e}");
+    }
 
     const GOOD: &str = "\
 name: master-killed

@@ -1,7 +1,7 @@
 //! What a sandbox's node says of itself, as `sandbox status` shows it and the sandbox drill's
 //! observer draws it: read from the node's typed `node_state` (0x102), never parsed from text.
 
-use arakoon_node::client::Client;
+use arakoon_node::client::{AskError, Client};
 use arakoon_node::protocol::node_state::{role_name, NodeState};
 
 /// What one node says of itself (its typed `node_state`); the drill runner polls it too.
@@ -29,7 +29,7 @@ impl From<NodeState> for NodeView {
 }
 
 /// Node `k`'s typed `node_state` (0x102), as the status table shows it.
-pub async fn ask_state(client: &Client, k: usize) -> Result<NodeView, String> {
+pub async fn ask_state(client: &Client, k: usize) -> Result<NodeView, AskError> {
     client.node_state_of(k).await.map(NodeView::from)
 }
 

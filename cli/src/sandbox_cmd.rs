@@ -402,7 +402,7 @@ fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
                     "committed": v.committed,
                     "learner": v.learner,
                     "last_exit": n.last_exit,
-                    "error": view.as_ref().err(),
+                    "error": view.as_ref().err().map(ToString::to_string),
                 })
             })
             .collect();

@@ -97,12 +97,41 @@ pub struct Connection<S> {
 }
 
 /// Why one exchange on a connection failed.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ExchangeError {
     /// Nothing was sent: safe to retry anywhere.
+    #[error("{0}")]
     NotSent(String),
     /// Sent, but no (whole) answer came.
+    #[error("{0}")]
     NoAnswer(String),
+}
+
+/// Why one node could not be asked a question.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AskError {
+    #[error("connecting to {addr} timed out")]
+    ConnectTimeout { addr: SocketAddr },
+    #[error("connecting to {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    /// The connection broke while the prologue was sent.
+    #[error("{addr}: {reason}")]
+    Prologue { addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// The node answered with a failure where a typed answer was due.
+    #[error("{node}: {command} refused: {rc}: {message}")]
+    Refused { node: String, command: &'static str, rc: Rc, message: String },
+    /// The node answered with another kind of reply than the request's.
+    #[error("{node}: {command} answered {answer}")]
+    Unexpected { node: String, command: &'static str, answer: String },
+}
+
+/// Why no master was found: what each node said, in node order.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}", notes.join("; "))]
+pub struct NoMasterFound {
+    pub notes: Vec<String>,
 }
 
 impl<S: crate::server::env::Stream> Connection<S> {
@@ -113,14 +142,17 @@ impl<S: crate::server::env::Stream> Connection<S> {
         cluster_id: &str,
         timeout: Duration,
         reply_bytes_max: u32,
-    ) -> Result<Connection<S>, String> {
+    ) -> Result<Connection<S>, AskError> {
         let mut stream = tokio::time::timeout(timeout, net.connect(addr))
             .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            .map_err(|_| AskError::ConnectTimeout { addr })?
+            .map_err(|e| AskError::Connect { addr, reason: e.to_string() })?;
         let mut hello = Vec::new();
         encode_prologue(cluster_id, &mut hello);
-        stream.write_all(&hello).await.map_err(|e| format!("{addr}: {e}"))?;
+        stream
+            .write_all(&hello)
+            .await
+            .map_err(|e| AskError::Prologue { addr, reason: e.to_string() })?;
         Ok(Connection { stream, buf: Vec::with_capacity(4096), reply_bytes_max })
     }
 
@@ -187,7 +219,7 @@ impl<N: Network> Client<N> {
         &self.config
     }
 
-    async fn connect(&self, k: usize) -> Result<Connection<N::Stream>, String> {
+    async fn connect(&self, k: usize) -> Result<Connection<N::Stream>, AskError> {
         let (_, addr) = &self.config.nodes[k];
         Connection::open(
             &self.net,
@@ -200,15 +232,13 @@ impl<N: Network> Client<N> {
     }
 
     /// Asks node `k` a local question on a fresh connection.
-    pub async fn ask(&self, k: usize, request: &Request) -> Result<Reply, String> {
+    pub async fn ask(&self, k: usize, request: &Request) -> Result<Reply, AskError> {
         let mut conn = self.connect(k).await?;
-        conn.exchange(request, self.config.request_timeout).await.map_err(|e| match e {
-            ExchangeError::NotSent(e) | ExchangeError::NoAnswer(e) => e,
-        })
+        Ok(conn.exchange(request, self.config.request_timeout).await?)
     }
 
     /// Finds the master: a node names it, and it confirms.
-    pub async fn find_master(&mut self) -> Result<usize, String> {
+    pub async fn find_master(&mut self) -> Result<usize, NoMasterFound> {
         let mut notes = Vec::new();
         for k in 0..self.config.nodes.len() {
             let name = &self.config.nodes[k].0;
@@ -247,7 +277,7 @@ impl<N: Network> Client<N> {
             }
         }
         self.master = None;
-        Err(notes.join("; "))
+        Err(NoMasterFound { notes })
     }
 
     /// The index of the master this client currently talks to.
@@ -268,7 +298,7 @@ impl<N: Network> Client<N> {
             }
             if self.master.is_none() {
                 if let Err(e) = self.find_master().await {
-                    last_problem = e;
+                    last_problem = e.to_string();
                     continue;
                 }
             }
@@ -524,15 +554,18 @@ impl<N: Network> Client<N> {
 
     /// Node `k`'s own detailed state (whatever its role), typed: tools read a node's role and
     /// lease from this, never from text.
-    pub async fn node_state_of(&self, k: usize) -> Result<NodeState, String> {
-        let name = self.config.nodes.get(k).map_or("?", |(n, _)| n.as_str()).to_string();
+    pub async fn node_state_of(&self, k: usize) -> Result<NodeState, AskError> {
+        let node = self.config.nodes.get(k).map_or("?", |(n, _)| n.as_str()).to_string();
+        let command = "node_state";
         match self.ask(k, &Request::NodeState).await? {
             Reply::Ok(Payload::NodeState(state)) => Ok(*state),
-            Reply::Ok(other) => Err(format!("{name}: node_state answered {other:?}")),
-            Reply::Failed { rc, message } => Err(format!(
-                "{name}: node_state refused: {rc}: {}",
-                String::from_utf8_lossy(&message)
-            )),
+            Reply::Ok(other) => {
+                Err(AskError::Unexpected { node, command, answer: format!("{other:?}") })
+            }
+            Reply::Failed { rc, message } => {
+                let message = String::from_utf8_lossy(&message).into_owned();
+                Err(AskError::Refused { node, command, rc, message })
+            }
         }
     }
 
@@ -594,5 +627,34 @@ fn unexpected(req: &Request, payload: Payload) -> ClientError {
     ClientError::Failed {
         rc: Rc::UnknownFailure,
         message: format!("{}: unexpected reply {payload:?}", req.name()).into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback address where nothing listens (bound, then closed again).
+    fn closed_addr() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn asking_a_node_that_is_down_is_a_typed_connect_error() {
+        let (a, b) = (closed_addr(), closed_addr());
+        let mut config = ClientConfig::new("c", vec![("n0".into(), a), ("n1".into(), b)]);
+        config.connect_timeout = Duration::from_secs(2);
+        let mut client = Client::new(config);
+        let e = client.ask(0, &Request::WhoMaster).await.unwrap_err();
+        assert!(matches!(e, AskError::Connect { addr, .. } if addr == a), "{e:?}");
+        let e = client.node_state_of(1).await.unwrap_err();
+        assert!(matches!(e, AskError::Connect { addr, .. } if addr == b), "{e:?}");
+        // No master: one note per node, in node order, each naming the node.
+        let e = client.find_master().await.unwrap_err();
+        assert_eq!(e.notes.len(), 2, "{e}");
+        assert!(
+            e.notes[0].starts_with("n0: connecting to") && e.notes[1].starts_with("n1:"),
+            "{e}"
+        );
     }
 }

@@ -18,7 +18,8 @@
 //!   of a node may run on another thread, because a thread races the simulated clock: a node
 //!   runs with [`arakoon_node::server::storage::Storage::Memory`], so start-up, every TLog write
 //!   (the persister runs inline instead of on its thread), and the TLog reads that serve a
-//!   catch-up all run on the node's task, and the store is a memory store (sled has threads of
+//!   catch-up (the storage picks `server::blocking::OnTask` for them) all run on the node's
+//!   task, and the store is a memory store (sled has threads of
 //!   its own). The server's other uses of `spawn_blocking` (collapse, `get_db`, adopting a
 //!   peer's head) are not reached here: a node in memory neither collapses nor keeps a head.
 //! - **Seeded randomness.** Turmoil's RNG (`Builder::rng_seed`) draws the network delays and the
