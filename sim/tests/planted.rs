@@ -40,11 +40,6 @@ fn rule_group(bug: Bug) -> &'static str {
     }
 }
 
-/// Seeds of the planted test's configuration that fail with every bug off: the liveness
-/// finding the `testbed2` branch works on (after a heal the three nodes refuse each other's
-/// Prepare as `Restarting` for longer than 5 leases). Remove once it is fixed.
-const BASELINE_FAILURES: [u64; 1] = [60];
-
 /// Bugs the tier-A world cannot reach as it stands (docs/CONSENSUS.md, "Planted bugs by rule
 /// group", says why and what it would need): hunted and reported like the others, but their
 /// escape does not fail the test.
@@ -97,7 +92,7 @@ fn the_simulator_finds_every_planted_bug() {
 #[test]
 fn with_every_bug_off_the_seeds_that_catch_them_pass() {
     planted::clear();
-    for seed in (0..300).filter(|s| !BASELINE_FAILURES.contains(s)) {
+    for seed in 0..300 {
         let r = run_seed(seed, &config(seed));
         assert!(r.passed(), "seed {seed}: {:?}", r.outcome);
     }
