@@ -7,8 +7,10 @@
 pub mod director;
 pub mod drill;
 pub mod faults;
+pub mod history;
 pub mod process;
 pub mod proxy;
+pub mod real_client;
 pub mod sandbox;
 pub mod sandbox_control;
 pub mod sandbox_corrupt;

@@ -26,14 +26,14 @@ use arakoon_chaos::director::{
 };
 use arakoon_chaos::drill::{Condition, Drill};
 use arakoon_chaos::faults::Fault;
+use arakoon_chaos::history::{Linearizability, OpSummary, Recorder, Space};
 use arakoon_chaos::proxy::{LinkMode, LinkState};
+use arakoon_chaos::real_client::{self, Journal};
 use arakoon_chaos::sandbox::{self, NetState, SandboxState};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request as Control};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value as HValue};
 use arakoon_node::client::{Client, ClientConfig};
-use arakoon_sim::real_client::{self, Journal};
-use arakoon_sim::world::history::{Linearizability, OpSummary, Recorder, Space};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};

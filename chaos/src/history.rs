@@ -3,7 +3,7 @@
 //! Two histories are kept apart so that each is checked with the model that fits it: single-key
 //! operations (get, set, delete, test_and_set) on the `k*` keys, checked per key; the operations
 //! that span keys or read their order on the `a*` keys of the tier-A world (`s*` for the real
-//! client), checked as one map with the multi-key model (see [`super::workload`]). Keeping the
+//! client), checked as one map with the multi-key model (see `arakoon_sim::world::workload`). Keeping the
 //! key spaces apart is what makes the two checks independent: no operation touches both.
 //!
 //! Outcomes follow the client protocol: an answer is `ok`; a refusal that guarantees nothing
