@@ -40,6 +40,11 @@ pub struct UpPlan {
     pub supervisor: (PathBuf, Vec<String>),
     /// How long to wait for a master.
     pub timeout: Duration,
+    /// Whether Ctrl-C stops the wait ([`UpError::Interrupted`]). Watching for it replaces the
+    /// process's default SIGINT action for good, so a caller that goes on afterwards (a drill
+    /// bringing up one sandbox per seed) says no, and Ctrl-C ends it as before; its supervisor
+    /// follows (PDEATHSIG, then `owner_pid`).
+    pub interruptible: bool,
 }
 
 /// A sandbox that is up: its master and the supervisor, detached.
@@ -144,8 +149,13 @@ pub fn up(plan: &UpPlan) -> Result<Up, UpError> {
         .build()
         .map_err(UpError::Runtime)?;
     let client = poll_config(&config);
-    let (master, took) =
-        runtime.block_on(wait_for_master(&dir, client, &mut starting, plan.timeout))?;
+    let (master, took) = runtime.block_on(wait_for_master(
+        &dir,
+        client,
+        &mut starting,
+        plan.timeout,
+        plan.interruptible,
+    ))?;
     let answer = sandbox_control::send(&dir, &Request::Detach)?;
     if !answer.ok {
         return Err(UpError::DetachRefused { code: answer.code, message: answer.message });
@@ -159,9 +169,16 @@ async fn wait_for_master(
     config: ClientConfig,
     starting: &mut Starting,
     timeout: Duration,
+    interruptible: bool,
 ) -> Result<(String, Duration), UpError> {
     let started = Instant::now();
-    let interrupted = tokio::signal::ctrl_c();
+    let interrupted = async move {
+        if interruptible {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(interrupted);
     loop {
         if let Some(status) = starting.supervisor.as_mut().and_then(Process::exit_status) {
@@ -211,6 +228,7 @@ mod tests {
             owner_pid: None,
             supervisor: (PathBuf::from(supervisor), Vec::new()),
             timeout: Duration::from_secs(5),
+            interruptible: true,
         }
     }
 

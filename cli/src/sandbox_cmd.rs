@@ -293,6 +293,7 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         owner_pid: args.exit_with_pid,
         supervisor: (exe, supervise),
         timeout,
+        interruptible: true,
     };
     let bar = spinner();
     bar.set_message(format!("waiting for a master among {} nodes", args.nodes));
