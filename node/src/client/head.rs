@@ -89,7 +89,7 @@ pub async fn fetch_db<N: Network>(
         (Ok(()), Ok(Ok(store))) => return Ok(store),
         (Err(e), _) => e,
         (Ok(()), Ok(Err(source))) => FetchError::Import { dest: dest_owned, source },
-        (Ok(()), Err(e)) => FetchError::Other(format!("the import thread failed: {e}")),
+        (Ok(()), Err(e)) => FetchError::ImportThread(e),
     };
     let _ = std::fs::remove_dir_all(dest);
     Err(result)
@@ -110,8 +110,7 @@ async fn receive_db<S: Stream>(
         match frame {
             DbFrame::Header { cluster_id: theirs, .. } => {
                 if theirs != cluster_id {
-                    let why = format!("{addr} sent the head of cluster {theirs:?}");
-                    return Err(FetchError::Other(why));
+                    return Err(FetchError::OtherCluster { addr, theirs });
                 }
                 header = false;
             }
@@ -119,15 +118,15 @@ async fn receive_db<S: Stream>(
                 state.done += pairs.len() as u64;
                 for pair in pairs {
                     if tx.send(Ok(pair)).await.is_err() {
-                        return Err(FetchError::Other("the import stopped".into()));
+                        return Err(FetchError::ImportStopped);
                     }
                 }
                 progress(&state);
             }
             DbFrame::End { pairs } => {
                 if pairs != state.done {
-                    let why = format!("{addr} announced {pairs} pairs but sent {}", state.done);
-                    return Err(FetchError::Other(why));
+                    let (announced, sent) = (pairs, state.done);
+                    return Err(FetchError::PairCount { addr, announced, sent });
                 }
                 progress(&state);
                 return Ok(());

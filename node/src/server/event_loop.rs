@@ -68,7 +68,7 @@ impl Outbox<Waiter> for ServerIo {
 struct Fetch {
     epoch: u64,
     chunks: mpsc::Receiver<catchup::Fetched>,
-    done: oneshot::Receiver<Result<Option<u64>, String>>,
+    done: oneshot::Receiver<Result<Option<u64>, catchup::CatchUpError>>,
 }
 
 pub(super) struct EventLoop<N: Network, C: Clock> {
@@ -91,7 +91,7 @@ enum Event {
     Peer(Incoming),
     Persisted(Persisted),
     Chunk(catchup::Fetched),
-    CatchUpDone(Result<Option<u64>, String>),
+    CatchUpDone(Result<Option<u64>, catchup::CatchUpError>),
     Tick,
     Shutdown,
 }
@@ -279,8 +279,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
     /// to persist. A failure stops the node rather than go on in a state it does not understand.
     async fn adopt_head(&mut self, head: catchup::FetchedHead) -> Result<(), ServeError> {
         if self.shell.store.sled_mut().is_none() {
-            let why = "a node in memory (simulation) keeps no head and cannot adopt one";
-            return Err(ServeError::AdoptHead(why.into()));
+            return Err(ServeError::AdoptHead(catchup::CatchUpError::InMemory));
         }
         if let Some(p) = self.io.persister.take() {
             p.close().await.map_err(ServeError::Tlog)?;
@@ -295,7 +294,10 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         Ok(())
     }
 
-    fn caught_up(&mut self, result: Result<Option<u64>, String>) -> Result<(), ServeError> {
+    fn caught_up(
+        &mut self,
+        result: Result<Option<u64>, catchup::CatchUpError>,
+    ) -> Result<(), ServeError> {
         let Some(fetch) = self.fetch.take() else { return Ok(()) };
         let now = self.now();
         self.shell.catch_up_done(now, fetch.epoch, result, &mut self.io).map_err(stopped)?;

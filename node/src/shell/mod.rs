@@ -351,7 +351,7 @@ impl<S: Store, W> Shell<S, W> {
         &mut self,
         now_ms: u64,
         epoch: u64,
-        fetched: Result<Option<u64>, String>,
+        fetched: Result<Option<u64>, impl std::fmt::Display>,
         out: &mut impl Outbox<W>,
     ) -> Result<CatchUpVerdict, ShellError> {
         let Some(job) = self.catching_up.filter(|j| j.epoch == epoch) else {

@@ -740,9 +740,9 @@ impl World {
             Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
             Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e.to_string()),
             Ok(n) => (Ok((n > 0).then_some(to_i)), n),
-            Err(e) => (Err(e.to_string()), 0),
+            Err(e) => (Err(e), 0),
         };
-        let why = fetched.as_ref().err().cloned().unwrap_or_default();
+        let why = fetched.as_ref().err().map(ToString::to_string).unwrap_or_default();
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
         let mut fx = Effects::default();
