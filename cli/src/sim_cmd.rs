@@ -227,9 +227,8 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         ..SimConfig::default()
     };
     let cfg = match &args.shrunk {
-        Some(spec) => {
-            arakoon_sim::shrink::apply_spec(&cfg, spec).map_err(|e| Failure::new(3, e))?
-        }
+        Some(spec) => arakoon_sim::shrink::apply_spec(&cfg, spec)
+            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
         None => cfg,
     };
     if args.shrink {
