@@ -10,7 +10,7 @@
 
 use crate::process::Process;
 use crate::sandbox::{self, SandboxState};
-use crate::sandbox_control::{self, ControlError, Request};
+use crate::sandbox_control::{self, ControlError, Refusal, Request};
 use crate::sandbox_lifecycle::{self, LifecycleError};
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::config::ClusterConfig;
@@ -77,23 +77,9 @@ pub enum UpError {
     Interrupted,
     #[error("cannot detach the supervisor: {0}")]
     Detach(#[from] ControlError),
-    /// The supervisor answered the detach with a refusal (its code is the CLI's exit code).
+    /// The supervisor answered the detach with a refusal.
     #[error("{message}")]
-    DetachRefused { code: i32, message: String },
-}
-
-impl UpError {
-    /// The CLI's exit code (the README's table): 2 a bad argument, 3 bad input or a failure to
-    /// start, 5 no master, 130 interrupted.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            UpError::Dir(e) => e.exit_code(),
-            UpError::NoMaster { .. } => 5,
-            UpError::Interrupted => 130,
-            UpError::DetachRefused { code, .. } => *code,
-            _ => 3,
-        }
-    }
+    DetachRefused { refusal: Option<Refusal>, message: String },
 }
 
 /// The supervisor while `up` waits: stopped (and with it every node) unless released.
@@ -158,7 +144,7 @@ pub fn up(plan: &UpPlan) -> Result<Up, UpError> {
     ))?;
     let answer = sandbox_control::send(&dir, &Request::Detach)?;
     if !answer.ok {
-        return Err(UpError::DetachRefused { code: answer.code, message: answer.message });
+        return Err(UpError::DetachRefused { refusal: answer.refusal, message: answer.message });
     }
     let supervisor_pid = starting.release();
     Ok(Up { dir, master, took, supervisor_pid })
@@ -241,7 +227,6 @@ mod tests {
         let started = Instant::now();
         let e = up(&plan(&dir, "/bin/false")).unwrap_err();
         assert!(matches!(e, UpError::SupervisorExited { .. }), "{e:?}");
-        assert_eq!(e.exit_code(), 3);
         assert!(started.elapsed() < Duration::from_secs(5), "it waited {:?}", started.elapsed());
         // The plan was written: `sandbox status` and `down` find the sandbox.
         assert!(SandboxState::load(&dir).is_ok());

@@ -219,7 +219,7 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
     }
     live.finish();
     println!("{total} seed(s), {failed} failed, in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed == 0 { Exit::Ok.code() } else { Exit::Declined.code() })
 }
 
 /// Runs `seed` of `d` on `tier`; `keep_files` keeps what only a report needs (the simulator's

@@ -245,7 +245,7 @@ fn send(
     if answer.ok {
         Ok(answer)
     } else {
-        Err(Failure::new(answer.code, answer.message))
+        Err(Failure::new(answer.refusal.map_or(Exit::BadInput, Exit::from), answer.message))
     }
 }
 
@@ -304,7 +304,7 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         if !matches!(e, UpError::Dir(_)) {
             eprintln!("arakoon-admin: stopped the sandbox's supervisor and nodes");
         }
-        Failure::new(e.exit_code(), e.to_string())
+        Failure::new(Exit::from(&e), e.to_string())
     })?;
     print_up(&up.dir, &up.master, up.took, up.supervisor_pid, args.lease_ms)?;
     Ok(0)
@@ -547,7 +547,7 @@ fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
 
 fn down(dir: &Path, clean: bool) -> Result<i32, Failure> {
     let said = sandbox_lifecycle::down(dir, clean)
-        .map_err(|e| Failure::new(e.exit_code(), e.to_string()))?;
+        .map_err(|e| Failure::new(Exit::from(&e), e.to_string()))?;
     for line in said {
         println!("{line}");
     }

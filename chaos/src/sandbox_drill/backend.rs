@@ -13,7 +13,9 @@ use crate::faults::Fault;
 use crate::proxy::{LinkMode, LinkState};
 use crate::real_client;
 use crate::sandbox::{self, NetState, SandboxState};
-use crate::sandbox_control::{self, ControlError, CorruptHow, CorruptTarget, Request as Control};
+use crate::sandbox_control::{
+    self, ControlError, CorruptHow, CorruptTarget, Refusal, Request as Control,
+};
 use arakoon_node::client::{Client, ClientConfig};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -34,7 +36,7 @@ pub enum StepError {
     Control(#[from] ControlError),
     /// The supervisor refused the request; its message names the node and why.
     #[error("{message}")]
-    Refused { code: i32, message: String },
+    Refused { refusal: Option<Refusal>, message: String },
     #[error("{}: cannot read the sandbox's state: {source}", dir.display())]
     State { dir: PathBuf, source: io::Error },
     /// A target the director resolved is not a node of this sandbox.
@@ -68,7 +70,7 @@ fn send(dir: &Path, request: Control) -> Result<String, StepError> {
     if answer.ok {
         Ok(answer.message)
     } else {
-        Err(StepError::Refused { code: answer.code, message: answer.message })
+        Err(StepError::Refused { refusal: answer.refusal, message: answer.message })
     }
 }
 
