@@ -17,6 +17,9 @@
 //!   SIGTERM): Ctrl-C on `up`, or `up` crashing, ends the sandbox it was starting. Once `up` has
 //!   seen a master, it sends `Detach` and waits for the answer before it returns; from then on
 //!   only `down`, a SIGTERM/SIGINT, or the end of `--exit-with-pid`'s process stop it.
+//! - A drill ([`crate::sandbox_drill`]) brings its sandbox up in its own process through
+//!   [`crate::sandbox_up::up`], with `owner_pid` set to itself, and after each seed shuts the
+//!   supervisor down, kills what is left by PID and reaps it (the supervisor is its child).
 //! - It also stops when its control socket disappears (the directory was deleted): nobody could
 //!   reach it any more.
 //! - It restarts nothing on its own. A node that exits is reaped and recorded in `sandbox.json`
