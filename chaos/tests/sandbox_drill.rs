@@ -1,7 +1,8 @@
-//! `arakoon_chaos::sandbox_drill` on real processes: a 3-node sandbox of `arakoon` on loopback
-//! (free ports, real sled and fsync) for each test, a short drill played on it by the one drill
-//! engine, and afterwards no process of it left (every one stopped by PID, the supervisor
-//! reaped) and no directory.
+//! `arakoon_chaos::sandbox_drill`, and the `sandbox_up`, `sandbox_view` and `sandbox_lifecycle`
+//! under it, on real processes: a 3-node sandbox of `arakoon` on loopback (free ports, real sled
+//! and fsync) for each test, a short drill played on it by the one drill engine (or the sandbox
+//! brought up, looked at and taken down directly), and afterwards no process of it left (every
+//! one stopped by PID, the supervisor reaped) and no directory.
 //!
 //! The supervisor of a sandbox runs as a process of its own; here it is this test binary,
 //! started again as `<test> supervise --dir D` (hence `harness = false` and a `main` of its
@@ -14,7 +15,10 @@ use arakoon_chaos::drill::{self, Drill};
 use arakoon_chaos::process::locate_binary;
 use arakoon_chaos::sandbox;
 use arakoon_chaos::sandbox_drill::{self, RunPlan, SandboxDrillError, SandboxRun};
+use arakoon_chaos::sandbox_up::{self, UpPlan};
+use arakoon_chaos::sandbox_view::{self, Process, StatusError};
 use arakoon_chaos::watch::{Status, Watch};
+use arakoon_chaos::{sandbox_control, sandbox_lifecycle};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,9 +163,61 @@ fn a_sandbox_that_cannot_come_up_says_where_and_leaves_nothing(base: &Path, _: P
     nothing_left(&dir);
 }
 
+/// The library without the drill: a sandbox comes up with a master, its status shows every
+/// node running and one master, a node killed through the supervisor shows as stopped, and
+/// `down` stops every process and removes the directory.
+fn a_sandbox_comes_up_shows_its_status_and_goes_down(base: &Path, arakoon: PathBuf) {
+    let dir = base.join("sb");
+    let plan = UpPlan {
+        dir: dir.clone(),
+        nodes: 3,
+        lease_ms: 1000,
+        settings: Vec::new(),
+        arakoon,
+        owner_pid: Some(std::process::id()),
+        supervisor: (
+            std::env::current_exe().unwrap(),
+            vec!["supervise".into(), "--dir".into(), dir.display().to_string()],
+        ),
+        timeout: Duration::from_secs(30),
+        interruptible: false,
+    };
+    let up = sandbox_up::up(&plan).unwrap();
+    let status = sandbox_view::status(&dir).unwrap();
+    assert_eq!(status.supervisor, Some(up.supervisor_pid));
+    let running: Vec<&str> = status.nodes.iter().map(|n| n.process.name()).collect();
+    assert_eq!(running, ["running"; 3]);
+    // The master `up` saw may have lost its lease since; some node holds one within a while.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut masters = status.masters;
+    while masters.len() != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        masters = sandbox_view::status(&dir).unwrap().masters;
+    }
+    assert_eq!(masters.len(), 1, "{masters:?}");
+    let answer =
+        sandbox_control::send(&dir, &sandbox_control::Request::Kill { node: "n1".into() }).unwrap();
+    assert!(answer.ok, "{answer:?}");
+    let status = sandbox_view::status(&dir).unwrap();
+    assert_eq!(status.nodes[1].process, Process::Stopped);
+    let said = sandbox_lifecycle::down(&dir, true).unwrap();
+    assert!(!said.is_empty());
+    // The supervisor is this process's child: reap it (down saw it gone).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut status = 0;
+    // SAFETY: waitpid(2) on our own child, with a valid pointer to a local int.
+    while unsafe { libc::waitpid(up.supervisor_pid as i32, &mut status, libc::WNOHANG) } == 0 {
+        assert!(Instant::now() < deadline, "the supervisor did not exit after down");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nothing_left(&dir);
+    let gone = sandbox_view::status(&dir).unwrap_err();
+    assert!(matches!(gone, StatusError::State { .. }), "{gone:?}");
+}
+
 type Test = fn(&Path, PathBuf);
 
-const TESTS: [(&str, Test); 3] = [
+const TESTS: [(&str, Test); 4] = [
     (
         "a_master_killed_and_restarted_passes_and_leaves_nothing",
         a_master_killed_and_restarted_passes_and_leaves_nothing,
@@ -173,6 +229,10 @@ const TESTS: [(&str, Test); 3] = [
     (
         "a_sandbox_that_cannot_come_up_says_where_and_leaves_nothing",
         a_sandbox_that_cannot_come_up_says_where_and_leaves_nothing,
+    ),
+    (
+        "a_sandbox_comes_up_shows_its_status_and_goes_down",
+        a_sandbox_comes_up_shows_its_status_and_goes_down,
     ),
 ];
 

@@ -51,9 +51,7 @@ pub(super) async fn observe(
                     Some(_) if n.paused => "paused".to_string(),
                     Some(_) => match crate::sandbox_view::ask_state(&probe, k).await {
                         Ok(view) => {
-                            if view.role.as_deref() == Some("master")
-                                && view.lease_valid == Some(true)
-                            {
+                            if view.holds_the_lease() {
                                 masters.push(n.name.clone());
                             }
                             view.role.unwrap_or_else(|| "starting".into())
