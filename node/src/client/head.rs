@@ -12,7 +12,15 @@ use std::path::Path;
 use tokio::sync::mpsc;
 
 /// One pair of a head's stream on its way to the importer, or why the stream failed.
-type PairItem = Result<(Vec<u8>, Vec<u8>), String>;
+type PairItem = Result<(Vec<u8>, Vec<u8>), StreamBroke>;
+
+/// What the importer of a fetched head hears when the stream from the peer broke: it stops and
+/// leaves no store behind; the fetch's own error says how the stream broke.
+#[derive(Debug, thiserror::Error)]
+#[error("the head's stream from {addr} broke")]
+struct StreamBroke {
+    addr: SocketAddr,
+}
 
 /// Pairs that wait for the importer at most (four of the server's chunks).
 const PAIRS_QUEUED: usize = 4 * 1024;
@@ -78,9 +86,9 @@ pub async fn fetch_db<N: Network>(
         SledStore::import(&dest_owned, &id, std::iter::from_fn(|| rx.blocking_recv()))
     });
     let received = receive_db(&mut stream, cluster_id, &tx, progress).await;
-    if let Err(e) = &received {
+    if received.is_err() {
         // The importer stops at this and leaves nothing behind.
-        let _ = tx.send(Err(e.to_string())).await;
+        let _ = tx.send(Err(StreamBroke { addr })).await;
     }
     drop(tx);
     let imported = importer.await;
