@@ -212,7 +212,8 @@ async fn wire_order_keep_open_rules_and_bad_input() {
     // not_found keeps the connection open ...
     s.write_all(&Request::Get { c: C, key: b"zz".to_vec() }.to_bytes()).unwrap();
     assert_eq!(read_rc(&mut s), Rc::NotFound.code());
-    assert_eq!(read_string(&mut s), b"zz");
+    // Arakoon's store raises Not_found and its handler answers that name, not the key.
+    assert_eq!(read_string(&mut s), b"Not_found");
     s.write_all(&Request::Get { c: C, key: b"a".to_vec() }.to_bytes()).unwrap();
     assert_eq!(read_rc(&mut s), 0);
     assert_eq!(read_string(&mut s), b"v");

@@ -67,8 +67,10 @@ fn two_damaged_disks_never_take_the_quorum_s_votes() {
     // logs at restart and were rebuilt as learners, leaving n1 the only voter of a quorum of
     // 2: no master could ever be elected again, and the run failed "liveness". The world now
     // counts a stopped node with a damaged log as one that lost its vote, so the second bit
-    // flip is spared. Seeds 22, 97 and 296 failed "liveness" so with the old guard.
-    for seed in [22, 97, 296] {
+    // flip is spared. Seeds 22, 97 and 296 failed "liveness" so with the old guard; since the
+    // wider workload changed the draws, 140 (which failed "liveness" on the workload branch
+    // before the fix), 285 and 296 are the seeds below 300 where the guard acts.
+    for seed in [140, 285, 296] {
         let r = run_seed(seed, &SimConfig::default());
         assert!(
             r.passed(),
