@@ -8,6 +8,7 @@
 //! waiting connection tasks. What is asynchronous stays here: the select loop, the catch-up
 //! fetch task, importing fetched entries and adopting a peer's head.
 
+use super::blocking::BlockingReads;
 use super::catchup;
 use super::env::{Clock, Network};
 use super::peers::{Incoming, PeerLink};
@@ -18,7 +19,7 @@ use super::ServeError;
 use crate::config::ClusterConfig;
 use crate::consensus::{Input, Msg, NodeIdx};
 use crate::protocol::peer;
-use crate::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellError};
+use crate::shell::{CatchUpJob, Outbox, PersistJob, ReadJob, Reply, Shell, ShellError};
 use crate::tlog::LogDir;
 use crate::value::Value;
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ pub type Waiter = oneshot::Sender<Reply>;
 /// for is kept for the loop to start.
 pub struct ServerIo {
     pub links: Vec<Option<PeerLink>>,
+    /// Where reads of the store run: the blocking pool on disk, beside the core (at once in
+    /// memory, for the simulator).
+    pub reads: Arc<dyn BlockingReads>,
     pub persister: Option<Persister>,
     pub catch_up: Option<CatchUpJob>,
 }
@@ -61,6 +65,13 @@ impl Outbox<Waiter> for ServerIo {
 
     fn catch_up(&mut self, job: CatchUpJob) {
         self.catch_up = Some(job);
+    }
+
+    fn read(&mut self, waiter: Waiter, job: ReadJob) {
+        // A job that panics drops the waiter: its connection answers going_down.
+        self.reads.run(Box::new(move || {
+            let _ = waiter.send(job.run());
+        }));
     }
 }
 
