@@ -27,6 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+/// How long adopting a peer's head waits for the reads of the old store to end.
+const ADOPT_READS_WAIT_MS: u64 = 5_000;
+
 /// A waiting client: where its reply goes.
 pub type Waiter = oneshot::Sender<Reply>;
 
@@ -295,6 +298,22 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         }
         if let Some(p) = self.io.persister.take() {
             p.close().await.map_err(ServeError::Tlog)?;
+        }
+        // Reads beside the core hold the old store's handle: let them finish before its files
+        // are replaced (no new one starts, the loop is here). They are bounded by
+        // reply_bytes_max, so this is short; a read still open after the wait gets an error.
+        let store = self.shell.store.sled_mut().expect("checked above");
+        for _ in 0..ADOPT_READS_WAIT_MS / 10 {
+            if store.open_snapshots() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if store.open_snapshots() > 0 {
+            tracing::warn!(
+                reads = store.open_snapshots(),
+                "adopting a head while reads of the old store still run; they will fail"
+            );
         }
         let node = &self.config.nodes[self.me];
         let store = self.shell.store.sled_mut().expect("checked above");

@@ -226,6 +226,11 @@ impl Journal {
             .map(|(_, b)| b.clone()))
     }
 
+    /// The snapshots open now.
+    pub fn open_snapshots(&self) -> usize {
+        self.lock().open.len()
+    }
+
     /// The bytes the journal holds now (for tests and the bound).
     pub fn bytes(&self) -> usize {
         self.lock().bytes

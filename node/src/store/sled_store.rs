@@ -172,6 +172,11 @@ impl SledStore {
         self.journal_bytes_max = bytes_max;
     }
 
+    /// The snapshots of this store that reads still hold.
+    pub fn open_snapshots(&self) -> usize {
+        self.journal.open_snapshots()
+    }
+
     /// The bytes the snapshot journal holds now.
     pub fn snapshot_journal_bytes(&self) -> usize {
         self.journal.bytes()
