@@ -73,7 +73,7 @@ impl Outbox<Waiter> for ServerIo {
     fn read(&mut self, waiter: Waiter, job: ReadJob) {
         // A job that panics drops the waiter: its connection answers going_down.
         self.reads.run(Box::new(move || {
-            let _ = waiter.send(job.run());
+            let _ = waiter.send(job.run_encoded());
         }));
     }
 }

@@ -93,6 +93,25 @@ impl ReadJob {
         }
     }
 
+    /// Reads and answers, with a listing's payload already in its wire form
+    /// ([`Payload::Encoded`]): the server runs this beside its core, so that the core's thread
+    /// never walks a large answer to encode it (nor to free it).
+    pub fn run_encoded(self) -> Reply {
+        match self.run() {
+            Reply::Ok(
+                payload @ (Payload::Keys(_)
+                | Payload::Entries(_)
+                | Payload::Values(_)
+                | Payload::OptionValues(_)),
+            ) => {
+                let mut bytes = Vec::new();
+                crate::protocol::client::encode_payload(&payload, &mut bytes);
+                Reply::Ok(Payload::Encoded(bytes))
+            }
+            other => other,
+        }
+    }
+
     /// The reply and, for a timed read, its kind and size for the counters.
     fn answer(&mut self, request: Request) -> Result<(Reply, Option<(Op, usize)>), SnapshotError> {
         let s = &mut self.snapshot;
