@@ -95,7 +95,7 @@ async fn range_loop_keeps_the_lease(sequences: usize, load_s: u64) {
     }
     let m = cluster.wait_for_master(Duration::from_secs(30)).await;
     let keys = sequences * PER_SEQUENCE;
-    let fill_mb = keys * (VALUE_BYTES + 15) >> 20;
+    let fill_mb = (keys * (VALUE_BYTES + 15)) >> 20;
     eprintln!("filled {keys} keys ({fill_mb} MB) in {:.1} s", started.elapsed().as_secs_f64());
     let lost_before = leases_lost(&cluster, m);
 
