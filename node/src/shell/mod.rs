@@ -7,7 +7,8 @@
 //! order and their clients answered with typed [`Reply`]s; a catch-up is handed to the outbox to
 //! fetch, and its end is judged here. Client requests enter here too: updates are admitted
 //! (size limits) and proposed, reads pass the one read gate ([`Shell::read_gate`]) and are
-//! answered from the store.
+//! answered from a snapshot of the store taken in the same turn, by a [`ReadJob`] that the
+//! outbox runs beside the core ([`Outbox::read`]).
 //!
 //! The shell is synchronous and reads no clock (it is handed `now_ms`), so the server's event
 //! loop and the tier-A simulator drive the very same code; what differs is the store type and the
