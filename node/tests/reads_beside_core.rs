@@ -43,7 +43,7 @@ fn noise(seed: u64) -> Vec<u8> {
 
 async fn connect(cluster: &harness::Cluster, k: usize) -> Connection<tokio::net::TcpStream> {
     let addr = cluster.client_addr(k);
-    Connection::open(&TokioNet, addr, "itest", Duration::from_secs(5), 64 << 20).await.unwrap()
+    Connection::open(&TokioNet, addr, "itest", Duration::from_secs(5), 256 << 20).await.unwrap()
 }
 
 fn sets_seen(reply: &Reply) -> Result<(), String> {
