@@ -8,6 +8,7 @@
 //! waiting connection tasks. What is asynchronous stays here: the select loop, the catch-up
 //! fetch task, importing fetched entries and adopting a peer's head.
 
+use super::blocking::BlockingReads;
 use super::catchup;
 use super::env::{Clock, Network};
 use super::peers::{Incoming, PeerLink};
@@ -18,13 +19,16 @@ use super::ServeError;
 use crate::config::ClusterConfig;
 use crate::consensus::{Input, Msg, NodeIdx};
 use crate::protocol::peer;
-use crate::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellError};
+use crate::shell::{CatchUpJob, Outbox, PersistJob, ReadJob, Reply, Shell, ShellError};
 use crate::tlog::LogDir;
 use crate::value::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// How long adopting a peer's head waits for the reads of the old store to end.
+const ADOPT_READS_WAIT_MS: u64 = 5_000;
 
 /// A waiting client: where its reply goes.
 pub type Waiter = oneshot::Sender<Reply>;
@@ -33,6 +37,9 @@ pub type Waiter = oneshot::Sender<Reply>;
 /// for is kept for the loop to start.
 pub struct ServerIo {
     pub links: Vec<Option<PeerLink>>,
+    /// Where reads of the store run: the blocking pool on disk, beside the core (at once in
+    /// memory, for the simulator).
+    pub reads: Arc<dyn BlockingReads>,
     pub persister: Option<Persister>,
     pub catch_up: Option<CatchUpJob>,
 }
@@ -61,6 +68,13 @@ impl Outbox<Waiter> for ServerIo {
 
     fn catch_up(&mut self, job: CatchUpJob) {
         self.catch_up = Some(job);
+    }
+
+    fn read(&mut self, waiter: Waiter, job: ReadJob) {
+        // A job that panics drops the waiter: its connection answers going_down.
+        self.reads.run(Box::new(move || {
+            let _ = waiter.send(job.run_encoded());
+        }));
     }
 }
 
@@ -283,6 +297,22 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         }
         if let Some(p) = self.io.persister.take() {
             p.close().await.map_err(ServeError::Tlog)?;
+        }
+        // Reads beside the core hold the old store's handle: let them finish before its files
+        // are replaced (no new one starts, the loop is here). They are bounded by
+        // reply_bytes_max, so this is short; a read still open after the wait gets an error.
+        let store = self.shell.store.sled_mut().expect("checked above");
+        for _ in 0..ADOPT_READS_WAIT_MS / 10 {
+            if store.open_snapshots() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if store.open_snapshots() > 0 {
+            tracing::warn!(
+                reads = store.open_snapshots(),
+                "adopting a head while reads of the old store still run; they will fail"
+            );
         }
         let node = &self.config.nodes[self.me];
         let store = self.shell.store.sled_mut().expect("checked above");
