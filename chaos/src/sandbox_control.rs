@@ -72,25 +72,36 @@ impl Request {
     }
 }
 
-/// The supervisor's answer: `code` is the exit code `arakoon-admin` returns (0 when `ok`).
+/// The supervisor's answer: done, or refused and why (`refusal`; the CLI turns it into its
+/// exit code, `cli/src/exit.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
     pub ok: bool,
-    pub code: i32,
+    /// Set exactly when `ok` is not.
+    pub refusal: Option<Refusal>,
     pub message: String,
 }
 
-/// Exit codes of answers, as in the README's table.
-pub const CODE_BAD_INPUT: i32 = 3;
-pub const CODE_UNREACHABLE: i32 = 5;
+/// Why the supervisor refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The request does not read (another version of `arakoon-admin` sent it).
+    BadRequest,
+    /// The request cannot be done as asked: an unknown node, a node not running (or running
+    /// where it must be stopped), a binary that does not start.
+    BadInput,
+    /// What the request needs is not reachable: a wipe with no peer to catch up from.
+    Unreachable,
+}
 
 impl Answer {
     pub fn ok(message: impl Into<String>) -> Answer {
-        Answer { ok: true, code: 0, message: message.into() }
+        Answer { ok: true, refusal: None, message: message.into() }
     }
 
-    pub fn refused(code: i32, message: impl Into<String>) -> Answer {
-        Answer { ok: false, code, message: message.into() }
+    pub fn refused(refusal: Refusal, message: impl Into<String>) -> Answer {
+        Answer { ok: false, refusal: Some(refusal), message: message.into() }
     }
 }
 

@@ -17,6 +17,9 @@
 //!   SIGTERM): Ctrl-C on `up`, or `up` crashing, ends the sandbox it was starting. Once `up` has
 //!   seen a master, it sends `Detach` and waits for the answer before it returns; from then on
 //!   only `down`, a SIGTERM/SIGINT, or the end of `--exit-with-pid`'s process stop it.
+//! - A drill ([`crate::sandbox_drill`]) brings its sandbox up in its own process through
+//!   [`crate::sandbox_up::up`], with `owner_pid` set to itself, and after each seed shuts the
+//!   supervisor down, kills what is left by PID and reaps it (the supervisor is its child).
 //! - It also stops when its control socket disappears (the directory was deleted): nobody could
 //!   reach it any more.
 //! - It restarts nothing on its own. A node that exits is reaped and recorded in `sandbox.json`
@@ -30,9 +33,7 @@
 use crate::process::{self, Process};
 use crate::proxy::{self, LinkState, ProxyHandle};
 use crate::sandbox::{self, link_name, NetState, SandboxState, LOCALHOST};
-use crate::sandbox_control::{
-    Answer, Request, TakeLine, CODE_BAD_INPUT, CODE_UNREACHABLE, REQUEST_BYTES_MAX,
-};
+use crate::sandbox_control::{Answer, Refusal, Request, TakeLine, REQUEST_BYTES_MAX};
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Write};
 use std::net::SocketAddr;
@@ -191,11 +192,12 @@ impl Supervisor {
 
     /// Starts node `name` (not yet running); the caller checks it stayed up.
     fn spawn_node(&mut self, name: &str) -> Result<u32, Answer> {
-        let bin = self.arakoon_bin().map_err(|e| Answer::refused(CODE_BAD_INPUT, e.to_string()))?;
+        let bin =
+            self.arakoon_bin().map_err(|e| Answer::refused(Refusal::BadInput, e.to_string()))?;
         let log = sandbox::node_log(&self.dir, name);
         append_line(&log, &format!("--- sandbox: starting {name} ---"));
         let p = Process::spawn(name, &bin, &self.node_args(name), &log).map_err(|e| {
-            Answer::refused(CODE_BAD_INPUT, format!("cannot start {}: {e}", bin.display()))
+            Answer::refused(Refusal::BadInput, format!("cannot start {}: {e}", bin.display()))
         })?;
         let pid = p.pid();
         self.procs.insert(name.to_string(), p);
@@ -224,7 +226,7 @@ impl Supervisor {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Answer::refused(CODE_BAD_INPUT, problems.join("\n")))
+            Err(Answer::refused(Refusal::BadInput, problems.join("\n")))
         }
     }
 
@@ -308,11 +310,15 @@ impl Supervisor {
         let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
         let mut line = String::new();
         let (answer, flow) = match BufReader::new(&stream).take_line(&mut line, REQUEST_BYTES_MAX) {
-            Err(e) => (Answer::refused(2, format!("cannot read the request: {e}")), Flow::Continue),
+            Err(e) => (
+                Answer::refused(Refusal::BadRequest, format!("cannot read the request: {e}")),
+                Flow::Continue,
+            ),
             Ok(()) => match serde_json::from_str::<Request>(&line) {
-                Err(e) => {
-                    (Answer::refused(2, format!("a bad request {line:?}: {e}")), Flow::Continue)
-                }
+                Err(e) => (
+                    Answer::refused(Refusal::BadRequest, format!("a bad request {line:?}: {e}")),
+                    Flow::Continue,
+                ),
                 Ok(request) => {
                     say(&format!("request: {}", line.trim_end()));
                     self.handle(request)
@@ -348,7 +354,7 @@ impl Supervisor {
                         "{name}: {done}\n`arakoon-admin sandbox restart {name}` shows what the \
                          node makes of it; `sandbox wipe {name}` repairs it from a peer"
                     )),
-                    Err(e) => Answer::refused(CODE_BAD_INPUT, format!("{name}: {e}")),
+                    Err(e) => Answer::refused(Refusal::BadInput, format!("{name}: {e}")),
                 }
             }),
             Request::Net { links } => self.net(links),
@@ -359,7 +365,7 @@ impl Supervisor {
                     Answer::ok("detached: the sandbox runs until `arakoon-admin sandbox down`")
                 } else {
                     let e = io::Error::last_os_error();
-                    Answer::refused(CODE_BAD_INPUT, format!("cannot detach: {e}"))
+                    Answer::refused(Refusal::BadInput, format!("cannot detach: {e}"))
                 }
             }
             Request::Shutdown => return (Answer::ok(self.shutdown()), Flow::Exit),
@@ -371,14 +377,14 @@ impl Supervisor {
     fn with_node(&mut self, name: &str, f: impl FnOnce(&mut Self, &str) -> Answer) -> Answer {
         match self.state.node(name) {
             Ok(_) => f(self, name),
-            Err(e) => Answer::refused(CODE_BAD_INPUT, e.to_string()),
+            Err(e) => Answer::refused(Refusal::BadInput, e.to_string()),
         }
     }
 
     fn not_running(&self, name: &str, what: &str) -> Answer {
         let why = self.last_exit(name).map(|how| format!(" (it {how})")).unwrap_or_default();
         Answer::refused(
-            CODE_BAD_INPUT,
+            Refusal::BadInput,
             format!(
                 "cannot {what} {name}: it is not running{why}; `arakoon-admin sandbox restart \
                  {name} --dir {}` starts it",
@@ -391,7 +397,7 @@ impl Supervisor {
         let p = self.procs.get(name)?;
         let paused = self.state.node(name).is_ok_and(|n| n.paused);
         Some(Answer::refused(
-            CODE_BAD_INPUT,
+            Refusal::BadInput,
             format!(
                 "cannot {what} {name}: it is running (pid {}{}); damaging the files under a \
                  running node tests only its page cache, and it may overwrite the damage; \
@@ -439,10 +445,10 @@ impl Supervisor {
         let paused = self.state.node(name).is_ok_and(|n| n.paused);
         let Some(p) = self.procs.get_mut(name) else { return self.not_running(name, "pause") };
         if paused {
-            return Answer::refused(CODE_BAD_INPUT, format!("{name} is already paused"));
+            return Answer::refused(Refusal::BadInput, format!("{name} is already paused"));
         }
         if let Err(e) = p.pause() {
-            return Answer::refused(CODE_BAD_INPUT, format!("cannot pause {name}: {e}"));
+            return Answer::refused(Refusal::BadInput, format!("cannot pause {name}: {e}"));
         }
         let pid = p.pid();
         if let Ok(node) = self.state.node_mut(name) {
@@ -459,10 +465,10 @@ impl Supervisor {
         let paused = self.state.node(name).is_ok_and(|n| n.paused);
         let Some(p) = self.procs.get_mut(name) else { return self.not_running(name, "resume") };
         if !paused {
-            return Answer::refused(CODE_BAD_INPUT, format!("{name} is not paused"));
+            return Answer::refused(Refusal::BadInput, format!("{name} is not paused"));
         }
         if let Err(e) = p.resume() {
-            return Answer::refused(CODE_BAD_INPUT, format!("cannot resume {name}: {e}"));
+            return Answer::refused(Refusal::BadInput, format!("cannot resume {name}: {e}"));
         }
         let pid = p.pid();
         if let Ok(node) = self.state.node_mut(name) {
@@ -481,7 +487,10 @@ impl Supervisor {
         match self.start_checked(name) {
             Ok(started) => lines.push(started),
             Err(a) => {
-                return Answer::refused(a.code, format!("{}\n{}", lines.join("\n"), a.message))
+                return Answer::refused(
+                    a.refusal.unwrap_or(Refusal::BadInput),
+                    format!("{}\n{}", lines.join("\n"), a.message),
+                )
             }
         }
         Answer::ok(lines.join("\n"))
@@ -507,13 +516,13 @@ impl Supervisor {
             _ => Err(e),
         }) {
             return Answer::refused(
-                CODE_BAD_INPUT,
+                Refusal::BadInput,
                 format!("cannot delete {}: {e}", home.display()),
             );
         }
         if let Err(e) = std::fs::create_dir_all(&home) {
             return Answer::refused(
-                CODE_BAD_INPUT,
+                Refusal::BadInput,
                 format!("cannot create {}: {e}", home.display()),
             );
         }
@@ -521,7 +530,10 @@ impl Supervisor {
         match self.catch_up(name) {
             Ok(report) => lines.push(report),
             Err(a) => {
-                return Answer::refused(a.code, format!("{}\n{}", lines.join("\n"), a.message))
+                return Answer::refused(
+                    a.refusal.unwrap_or(Refusal::BadInput),
+                    format!("{}\n{}", lines.join("\n"), a.message),
+                )
             }
         }
         match self.start_checked(name) {
@@ -530,7 +542,10 @@ impl Supervisor {
                  up to date"
             )),
             Err(a) => {
-                return Answer::refused(a.code, format!("{}\n{}", lines.join("\n"), a.message))
+                return Answer::refused(
+                    a.refusal.unwrap_or(Refusal::BadInput),
+                    format!("{}\n{}", lines.join("\n"), a.message),
+                )
             }
         }
         Answer::ok(lines.join("\n"))
@@ -538,7 +553,8 @@ impl Supervisor {
 
     /// Runs `arakoon --node NAME -config ... -catchup-only` to completion (bounded).
     fn catch_up(&mut self, name: &str) -> Result<String, Answer> {
-        let bin = self.arakoon_bin().map_err(|e| Answer::refused(CODE_BAD_INPUT, e.to_string()))?;
+        let bin =
+            self.arakoon_bin().map_err(|e| Answer::refused(Refusal::BadInput, e.to_string()))?;
         let log = sandbox::node_log(&self.dir, name);
         append_line(&log, &format!("--- sandbox: wipe: catch-up of {name} ---"));
         let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
@@ -546,7 +562,7 @@ impl Supervisor {
         args.push("-catchup-only".into());
         let shown = format!("`{} {}`", bin.display(), args.join(" "));
         let mut p = Process::spawn(&format!("{name} catch-up"), &bin, &args, &log)
-            .map_err(|e| Answer::refused(CODE_BAD_INPUT, format!("cannot run {shown}: {e}")))?;
+            .map_err(|e| Answer::refused(Refusal::BadInput, format!("cannot run {shown}: {e}")))?;
         let deadline = Instant::now() + CATCHUP_MAX;
         let status = loop {
             if let Some(status) = p.exit_status() {
@@ -555,7 +571,7 @@ impl Supervisor {
             if Instant::now() >= deadline {
                 let _ = p.kill();
                 return Err(Answer::refused(
-                    CODE_UNREACHABLE,
+                    Refusal::Unreachable,
                     format!(
                         "{shown} did not finish within {} s and was killed; {name} stays \
                          stopped with an empty home",
@@ -573,7 +589,7 @@ impl Supervisor {
         let tail: Vec<&str> = said.lines().rev().take(6).collect();
         let tail: Vec<String> = tail.iter().rev().map(|l| format!("  | {l}")).collect();
         Err(Answer::refused(
-            CODE_UNREACHABLE,
+            Refusal::Unreachable,
             format!(
                 "{shown} failed ({status}); {name} stays stopped with an empty home. A running \
                  peer must be reachable: heal any partition, restart a peer, then `sandbox wipe \
@@ -587,7 +603,7 @@ impl Supervisor {
         if let Some(unknown) = links.keys().find(|l| !self.proxies.contains_key(*l)) {
             let known: Vec<&String> = self.proxies.keys().collect();
             return Answer::refused(
-                CODE_BAD_INPUT,
+                Refusal::BadInput,
                 format!("no link {unknown:?} in this sandbox (links: {known:?})"),
             );
         }

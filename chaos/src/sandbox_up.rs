@@ -10,7 +10,7 @@
 
 use crate::process::Process;
 use crate::sandbox::{self, SandboxState};
-use crate::sandbox_control::{self, ControlError, Request};
+use crate::sandbox_control::{self, ControlError, Refusal, Request};
 use crate::sandbox_lifecycle::{self, LifecycleError};
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::config::ClusterConfig;
@@ -40,6 +40,11 @@ pub struct UpPlan {
     pub supervisor: (PathBuf, Vec<String>),
     /// How long to wait for a master.
     pub timeout: Duration,
+    /// Whether Ctrl-C stops the wait ([`UpError::Interrupted`]). Watching for it replaces the
+    /// process's default SIGINT action for good, so a caller that goes on afterwards (a drill
+    /// bringing up one sandbox per seed) says no, and Ctrl-C ends it as before; its supervisor
+    /// follows (PDEATHSIG, then `owner_pid`).
+    pub interruptible: bool,
 }
 
 /// A sandbox that is up: its master and the supervisor, detached.
@@ -72,23 +77,9 @@ pub enum UpError {
     Interrupted,
     #[error("cannot detach the supervisor: {0}")]
     Detach(#[from] ControlError),
-    /// The supervisor answered the detach with a refusal (its code is the CLI's exit code).
+    /// The supervisor answered the detach with a refusal.
     #[error("{message}")]
-    DetachRefused { code: i32, message: String },
-}
-
-impl UpError {
-    /// The CLI's exit code (the README's table): 2 a bad argument, 3 bad input or a failure to
-    /// start, 5 no master, 130 interrupted.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            UpError::Dir(e) => e.exit_code(),
-            UpError::NoMaster { .. } => 5,
-            UpError::Interrupted => 130,
-            UpError::DetachRefused { code, .. } => *code,
-            _ => 3,
-        }
-    }
+    DetachRefused { refusal: Option<Refusal>, message: String },
 }
 
 /// The supervisor while `up` waits: stopped (and with it every node) unless released.
@@ -144,11 +135,16 @@ pub fn up(plan: &UpPlan) -> Result<Up, UpError> {
         .build()
         .map_err(UpError::Runtime)?;
     let client = poll_config(&config);
-    let (master, took) =
-        runtime.block_on(wait_for_master(&dir, client, &mut starting, plan.timeout))?;
+    let (master, took) = runtime.block_on(wait_for_master(
+        &dir,
+        client,
+        &mut starting,
+        plan.timeout,
+        plan.interruptible,
+    ))?;
     let answer = sandbox_control::send(&dir, &Request::Detach)?;
     if !answer.ok {
-        return Err(UpError::DetachRefused { code: answer.code, message: answer.message });
+        return Err(UpError::DetachRefused { refusal: answer.refusal, message: answer.message });
     }
     let supervisor_pid = starting.release();
     Ok(Up { dir, master, took, supervisor_pid })
@@ -159,9 +155,16 @@ async fn wait_for_master(
     config: ClientConfig,
     starting: &mut Starting,
     timeout: Duration,
+    interruptible: bool,
 ) -> Result<(String, Duration), UpError> {
     let started = Instant::now();
-    let interrupted = tokio::signal::ctrl_c();
+    let interrupted = async move {
+        if interruptible {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(interrupted);
     loop {
         if let Some(status) = starting.supervisor.as_mut().and_then(Process::exit_status) {
@@ -211,6 +214,7 @@ mod tests {
             owner_pid: None,
             supervisor: (PathBuf::from(supervisor), Vec::new()),
             timeout: Duration::from_secs(5),
+            interruptible: true,
         }
     }
 
@@ -223,7 +227,6 @@ mod tests {
         let started = Instant::now();
         let e = up(&plan(&dir, "/bin/false")).unwrap_err();
         assert!(matches!(e, UpError::SupervisorExited { .. }), "{e:?}");
-        assert_eq!(e.exit_code(), 3);
         assert!(started.elapsed() < Duration::from_secs(5), "it waited {:?}", started.elapsed());
         // The plan was written: `sandbox status` and `down` find the sandbox.
         assert!(SandboxState::load(&dir).is_ok());

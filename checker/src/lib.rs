@@ -27,6 +27,6 @@ pub use check::{
 };
 pub use explain::{html::render_html, text::render_text};
 pub use history::{History, HistoryError, Operation, Outcome};
-pub use model::{FromRaw, Model, Partition};
+pub use model::{FromRaw, Model, Partition, RawError};
 pub use run::{check_raw, Checked, ModelKind};
 pub use value::Value;

@@ -12,7 +12,7 @@ use crate::model::multi_key::MultiKey;
 use crate::model::mutex::Mutex;
 use crate::model::register::Register;
 use crate::model::set::Set;
-use crate::model::{bytes_of, convert, FromRaw};
+use crate::model::{bytes_of, convert, FromRaw, RawError};
 use crate::value::Value;
 
 /// The models, by the names the command line uses; `arakoon-admin check --model` lists them
@@ -119,16 +119,16 @@ impl Checked {
 }
 
 /// An integer initial value, or nil.
-fn int_or_nil(value: &Value) -> Result<Option<i64>, String> {
+fn int_or_nil(value: &Value) -> Result<Option<i64>, RawError> {
     match value {
         Value::Nil => Ok(None),
         Value::Int(i) => Ok(Some(*i)),
-        other => Err(format!("{other} is neither an integer nor nil")),
+        other => Err(RawError::expected("an integer or nil", other)),
     }
 }
 
 /// A byte-string initial value, or nil for absent.
-fn bytes_or_nil(value: &Value) -> Result<Option<Vec<u8>>, String> {
+fn bytes_or_nil(value: &Value) -> Result<Option<Vec<u8>>, RawError> {
     match value {
         Value::Nil => Ok(None),
         other => bytes_of(other).map(Some),
@@ -151,7 +151,7 @@ pub fn check_raw(
     budget: &Budget,
 ) -> Result<Checked, HistoryError> {
     let bad_initial =
-        |e: String| HistoryError::Whole(format!("initial value for {}: {e}", kind.name()));
+        |e: RawError| HistoryError::Whole(format!("initial value for {}: {e}", kind.name()));
     match kind {
         ModelKind::Register | ModelKind::CasRegister | ModelKind::EtcdRegister => {
             let default = if kind == ModelKind::CasRegister { Some(0) } else { None };
@@ -174,7 +174,10 @@ pub fn check_raw(
         }
         ModelKind::Mutex | ModelKind::Set => {
             if initial.is_some() {
-                return Err(bad_initial("this model has no initial value to set".into()));
+                return Err(HistoryError::Whole(format!(
+                    "initial value for {}: this model has no initial value to set",
+                    kind.name()
+                )));
             }
             if kind == ModelKind::Mutex {
                 run(&Mutex, raw, budget)

@@ -85,8 +85,11 @@ pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
     let report = result.map_err(|e| {
         let code = match &e {
             RebuildError::Start(s) => s.exit_code(),
-            RebuildError::NoPeer(_) | RebuildError::Fetch { .. } => 5,
-            RebuildError::Write(_) => 7,
+            RebuildError::NoPeer { .. }
+            | RebuildError::Fetch { .. }
+            | RebuildError::Head { .. }
+            | RebuildError::Short { .. } => Exit::Unreachable.code(),
+            RebuildError::Write(_) => Exit::CatchUpWrite.code(),
         };
         Failure::new(code, format!("catch-up of {} failed: {e}", node.name))
     })?;

@@ -9,15 +9,19 @@
 
 use crate::drill_live::{Live, Status};
 use crate::drill_report::{last_master, Report};
-use crate::drill_sandbox::SandboxRun;
 use crate::exit::Exit;
 use crate::output::Failure;
 use arakoon_chaos::drill::{self, Drill};
 use arakoon_chaos::faults::Tier;
+use arakoon_chaos::sandbox_drill::{self, RunPlan, SandboxRun};
 use arakoon_sim::drill::run_drill;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a sandbox seed's cluster may take to elect its first master (as `sandbox up`).
+const SANDBOX_UP_WITHIN: Duration = Duration::from_secs(60);
 
 /// The drill that runs when no file is named.
 const DEFAULT_DRILL: &str = include_str!("../../scenarios/master-killed-under-load.yaml");
@@ -215,7 +219,7 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
     }
     live.finish();
     println!("{total} seed(s), {failed} failed, in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed == 0 { Exit::Ok.code() } else { Exit::Declined.code() })
 }
 
 /// Runs `seed` of `d` on `tier`; `keep_files` keeps what only a report needs (the simulator's
@@ -235,7 +239,8 @@ fn run_seed(
             d.cluster.nodes,
             d.duration.0 / 1000
         ));
-        let run = crate::drill_sandbox::run(d, seed, &std::env::temp_dir(), live, keep_files)
+        let plan = sandbox_plan(keep_files)?;
+        let run = sandbox_drill::run(d, seed, &plan, Arc::new(live.clone()))
             .map_err(|e| Failure::new(Exit::BadInput, format!("{}: seed {seed}: {e}", d.name)))?;
         return Ok(sandbox_report(d, seed, run, replay));
     }
@@ -243,6 +248,24 @@ fn run_seed(
         return Ok(crate::drill_turmoil::run(d, seed, replay));
     }
     Ok(run_drill(d, seed, keep_files).outcome(d, replay))
+}
+
+/// Where a sandbox seed runs: in the temporary directory, the nodes running the `arakoon`
+/// beside this binary (or `$ARAKOON_BIN`), the supervisor this same binary as `sandbox
+/// supervise`.
+fn sandbox_plan(keep_logs: bool) -> Result<RunPlan, Failure> {
+    let arakoon = arakoon_chaos::process::locate_binary("arakoon")
+        .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::new(Exit::BadInput, format!("cannot find arakoon-admin itself: {e}"))
+    })?;
+    Ok(RunPlan {
+        base: std::env::temp_dir(),
+        arakoon,
+        supervisor: (exe, vec!["sandbox".into(), "supervise".into()]),
+        keep_logs,
+        up_within: SANDBOX_UP_WITHIN,
+    })
 }
 
 /// Shows a finished seed: its status, its verdict line, and for a failed one why and how to

@@ -139,7 +139,7 @@ pub fn html_page(r: &Report) -> String {
 mod tests {
     use crate::drill_report::Report;
     use arakoon_chaos::faults::Tier;
-    use arakoon_sim::world::history::OpSummary;
+    use arakoon_chaos::history::OpSummary;
 
     fn report() -> Report {
         let drill = arakoon_chaos::drill::parse(

@@ -2,6 +2,10 @@
 //! README's table lists the same codes (a test below keeps the two in step). Codes 40 to 50 are
 //! the original Arakoon's for the same problems; 42 is ours.
 
+use arakoon_chaos::sandbox_control::Refusal;
+use arakoon_chaos::sandbox_lifecycle::LifecycleError;
+use arakoon_chaos::sandbox_up::UpError;
+
 /// Why `arakoon-admin` stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
@@ -9,7 +13,7 @@ pub enum Exit {
     /// Success; for `verify`, a clean log.
     Ok = 0,
     /// The operator declined, or a confirmation was needed (`--yes`); also a check that found
-    /// a problem (`tlog verify`, `rebuild --check`).
+    /// a problem (`tlog verify`, `rebuild --check`, a drill or simulated seed that failed).
     Declined = 1,
     /// A bad command line.
     Usage = 2,
@@ -49,9 +53,62 @@ impl From<Exit> for i32 {
     }
 }
 
+// The sandbox library's errors and refusals say what happened; which code that is, is said here.
+
+impl From<Refusal> for Exit {
+    fn from(r: Refusal) -> Exit {
+        match r {
+            Refusal::BadRequest => Exit::Usage,
+            Refusal::BadInput => Exit::BadInput,
+            Refusal::Unreachable => Exit::Unreachable,
+        }
+    }
+}
+
+impl From<&LifecycleError> for Exit {
+    fn from(e: &LifecycleError) -> Exit {
+        match e {
+            LifecycleError::PathTooLong { .. } => Exit::Usage,
+            _ => Exit::BadInput,
+        }
+    }
+}
+
+impl From<&UpError> for Exit {
+    fn from(e: &UpError) -> Exit {
+        match e {
+            UpError::Dir(e) => e.into(),
+            UpError::NoMaster { .. } => Exit::Unreachable,
+            UpError::Interrupted => Exit::Interrupted,
+            UpError::DetachRefused { refusal, .. } => refusal.map_or(Exit::BadInput, Exit::from),
+            _ => Exit::BadInput,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sandbox's errors exit as the README's table says: a bad --dir is a bad argument (2),
+    /// a directory of someone's files bad input (3), no master or no peer unreachable (5).
+    #[test]
+    fn the_sandboxs_errors_exit_with_the_codes_of_the_table() {
+        let dir = std::path::PathBuf::from("/x");
+        let too_long = LifecycleError::PathTooLong { dir: dir.clone(), socket: dir.clone() };
+        assert_eq!(Exit::from(&too_long), Exit::Usage);
+        assert_eq!(Exit::from(&LifecycleError::NotEmpty { dir: dir.clone() }), Exit::BadInput);
+        let no_master =
+            UpError::NoMaster { timeout: std::time::Duration::ZERO, logs: String::new() };
+        assert_eq!(Exit::from(&no_master), Exit::Unreachable);
+        assert_eq!(Exit::from(&UpError::Interrupted), Exit::Interrupted);
+        assert_eq!(Exit::from(&UpError::Dir(too_long)), Exit::Usage);
+        let refused =
+            UpError::DetachRefused { refusal: Some(Refusal::BadRequest), message: "".into() };
+        assert_eq!(Exit::from(&refused), Exit::Usage);
+        assert_eq!(Exit::from(Refusal::Unreachable).code(), 5);
+        assert_eq!(Exit::from(Refusal::BadInput).code(), 3);
+    }
 
     /// Every code is in the README's table, and the table has no code that is not here.
     #[test]

@@ -13,7 +13,6 @@ mod connect;
 mod drill_cmd;
 mod drill_live;
 mod drill_report;
-mod drill_sandbox;
 mod drill_timeline;
 mod drill_turmoil;
 mod exit;

@@ -12,13 +12,12 @@ use crate::connect::parse_duration_ms;
 use crate::exit::Exit;
 use crate::output::{spinner, Failure};
 use arakoon_chaos::process;
-use arakoon_chaos::sandbox::{self, SandboxState, NODES_MAX};
+use arakoon_chaos::sandbox::{self, SandboxNode, SandboxState, NODES_MAX};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
 use arakoon_chaos::sandbox_lifecycle;
 use arakoon_chaos::sandbox_up::{self, UpError, UpPlan};
-use arakoon_chaos::sandbox_view::{ask_state, NodeView};
-use arakoon_node::client::Client;
-use arakoon_node::config::ClusterConfig;
+use arakoon_chaos::sandbox_view::{self, NodeView, SandboxStatus};
+use arakoon_node::client::AskError;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -245,7 +244,7 @@ fn send(
     if answer.ok {
         Ok(answer)
     } else {
-        Err(Failure::new(answer.code, answer.message))
+        Err(Failure::new(answer.refusal.map_or(Exit::BadInput, Exit::from), answer.message))
     }
 }
 
@@ -293,6 +292,7 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         owner_pid: args.exit_with_pid,
         supervisor: (exe, supervise),
         timeout,
+        interruptible: true,
     };
     let bar = spinner();
     bar.set_message(format!("waiting for a master among {} nodes", args.nodes));
@@ -303,7 +303,7 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         if !matches!(e, UpError::Dir(_)) {
             eprintln!("arakoon-admin: stopped the sandbox's supervisor and nodes");
         }
-        Failure::new(e.exit_code(), e.to_string())
+        Failure::new(Exit::from(&e), e.to_string())
     })?;
     print_up(&up.dir, &up.master, up.took, up.supervisor_pid, args.lease_ms)?;
     Ok(0)
@@ -346,49 +346,22 @@ fn print_up(
 
 // ---- status --------------------------------------------------------------------------------
 
+/// A node's line of the status: what the supervisor recorded, its process, its pid, its answer.
+type Row<'a> = (&'a SandboxNode, &'a str, Option<u32>, &'a Result<NodeView, AskError>);
+
 fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
-    let state = load(dir)?;
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let config = ClusterConfig::load(&dir.join("cluster.ini"))
-        .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
-    let supervisor = state.running_supervisor();
-    let net = sandbox::load_net(&dir);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(Exit::BadInput, format!("cannot start the runtime: {e}")))?;
-    let client = Client::new(sandbox_up::poll_config(&config));
-    let mut rows = Vec::new();
-    for (k, n) in state.nodes.iter().enumerate() {
-        let alive = n.pid.filter(|&p| process::pid_alive(p));
-        let process_state = match alive {
-            None => "stopped",
-            Some(p) if n.paused || process::pid_state(p) == Some('T') => "paused",
-            Some(_) => "running",
-        };
-        // A paused node would only time out; a stopped one has nothing to say.
-        let view = if process_state == "running" {
-            runtime.block_on(ask_state(&client, k))
-        } else {
-            Ok(NodeView::default())
-        };
-        rows.push((n, process_state, alive, view));
-    }
-    let masters: Vec<&str> = rows
-        .iter()
-        .filter_map(|(n, _, _, v)| match v {
-            Ok(v) if v.role.as_deref() == Some("master") && v.lease_valid == Some(true) => {
-                Some(n.name.as_str())
-            }
-            _ => None,
-        })
-        .collect();
+    let status =
+        sandbox_view::status(dir).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+    let SandboxStatus { dir, state, supervisor, nodes, masters, net } = status;
+    let rows: Vec<Row> =
+        nodes.iter().map(|s| (&s.node, s.process.name(), s.process.pid(), &s.view)).collect();
+    let masters: Vec<&str> = masters.iter().map(String::as_str).collect();
     let cut: Vec<&String> = net.keys().collect();
     if as_json {
         let nodes: Vec<serde_json::Value> = rows
             .iter()
             .map(|(n, process_state, pid, view)| {
-                let v = view.clone().unwrap_or_default();
+                let v = view.as_ref().cloned().unwrap_or_default();
                 json!({
                     "name": n.name,
                     "process": process_state,
@@ -546,7 +519,7 @@ fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
 
 fn down(dir: &Path, clean: bool) -> Result<i32, Failure> {
     let said = sandbox_lifecycle::down(dir, clean)
-        .map_err(|e| Failure::new(e.exit_code(), e.to_string()))?;
+        .map_err(|e| Failure::new(Exit::from(&e), e.to_string()))?;
     for line in said {
         println!("{line}");
     }

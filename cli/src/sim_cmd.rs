@@ -227,9 +227,8 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
         ..SimConfig::default()
     };
     let cfg = match &args.shrunk {
-        Some(spec) => {
-            arakoon_sim::shrink::apply_spec(&cfg, spec).map_err(|e| Failure::new(3, e))?
-        }
+        Some(spec) => arakoon_sim::shrink::apply_spec(&cfg, spec)
+            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
         None => cfg,
     };
     if args.shrink {
@@ -322,7 +321,7 @@ fn shrink(args: &SimArgs, cfg: &SimConfig) -> Result<i32, Failure> {
     let replay = format!("arakoon-admin sim --seed {seed} {flags} --shrunk '{}'", s.spec());
     let html = PathBuf::from(format!("seed{seed}-shrunk.html"));
     std::fs::write(&html, arakoon_sim::shrink::html_timeline(&s)).map_err(|e| {
-        Failure::new(3, format!("{}: cannot write the timeline: {e}", html.display()))
+        Failure::new(Exit::BadInput, format!("{}: cannot write the timeline: {e}", html.display()))
     })?;
     println!(
         "seed {seed} breaks {}; shrunk from {} to {} events in {} runs ({:.1?}):",
@@ -338,7 +337,7 @@ fn shrink(args: &SimArgs, cfg: &SimConfig) -> Result<i32, Failure> {
     println!("rule broken: {}: {}", s.check, s.detail);
     println!("replay: {replay}");
     println!("timeline: {}", html.display());
-    Ok(1)
+    Ok(Exit::Declined.code())
 }
 
 /// The trace and histories a seed was asked to leave.

@@ -8,6 +8,7 @@
 use crate::exit::Exit;
 use crate::node_files::{open_own_store, open_store, NodeFiles, NodeFilesArgs};
 use crate::output::{escape, tlog_failure, Failure};
+use arakoon_node::head::RestoreError;
 use arakoon_node::store::{Range, SledStore, Store};
 use arakoon_node::tlog::{self, FsDir};
 use clap::{Args, Subcommand};
@@ -139,7 +140,7 @@ fn restore(args: &RestoreArgs) -> Result<i32, Failure> {
         &store,
         args.yes,
     )
-    .map_err(|e| Failure::new(e.exit_code(), e.to_string()))?;
+    .map_err(|e| Failure::new(restore_exit(&e), e.to_string()))?;
     let applied = done.applied.map_or("-".to_string(), |i| i.to_string());
     if args.json {
         println!(
@@ -390,4 +391,17 @@ fn first_i(dir: &FsDir) -> Result<Option<u64>, Failure> {
     })
     .map_err(tlog_failure)?;
     Ok(first)
+}
+
+/// A failed restore's exit code: the adoption's and the TLog's own (40 to 50), 7 when the file
+/// could not be read, 3 when it would replace a node's state without --yes, 45 for a file or
+/// store that is not usable.
+fn restore_exit(e: &RestoreError) -> i32 {
+    match e {
+        RestoreError::Collapse(e) => e.exit_code(),
+        RestoreError::Tlog(e) => e.exit_code(),
+        RestoreError::Read { .. } => Exit::CatchUpWrite.code(),
+        RestoreError::WouldReplace(_) => Exit::BadInput.code(),
+        _ => Exit::Store.code(),
+    }
 }

@@ -2,11 +2,11 @@
 //! random nemesis, and its expectations judged on the run's report. And the one outcome type of
 //! a drill's seed on any tier ([`DrillOutcome`]), which the reports and timelines render.
 
-use crate::world::history::OpSummary;
 use crate::world::{run_seed, Outcome, RunReport, SimConfig};
 use arakoon_chaos::director::{judge, Verdict};
 use arakoon_chaos::drill::{Drill, Expectation};
 use arakoon_chaos::faults::Tier;
+use arakoon_chaos::history::OpSummary;
 use std::path::{Path, PathBuf};
 
 /// One seed of a drill, judged.

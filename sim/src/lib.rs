@@ -6,7 +6,6 @@
 
 pub mod campaign;
 pub mod drill;
-pub mod real_client;
 pub mod shrink;
 pub mod tier_b;
 pub mod world;

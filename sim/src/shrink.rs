@@ -91,13 +91,35 @@ fn span(text: &str) -> Option<(u64, u64)> {
     (a <= b && b - a < 1_000_000).then_some((a, b))
 }
 
+/// Why a `--shrunk` spec does not read: which part is wrong, and what it should look like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("--shrunk {spec:?}: {name}={value:?} is not a number")]
+    NotANumber { spec: String, name: String, value: String },
+    #[error("--shrunk {spec:?}: strikes {value:?} are not N or A-B")]
+    NotStrikes { spec: String, value: String },
+    #[error("--shrunk {spec:?}: calls {value:?} are not CLIENT.OP or CLIENT.A-B")]
+    NotCalls { spec: String, value: String },
+    #[error(
+        "--shrunk {spec:?}: unknown part {part:?} (write \
+         duration=MS;clients=N;ops=N;skip=A,B;skip-calls=C.OP,C.OP;no-liveness)"
+    )]
+    UnknownPart { spec: String, part: String },
+    #[error("--shrunk {spec:?}: a run needs a client and a duration")]
+    Empty { spec: String },
+}
+
 /// `cfg` with a spec applied; an error says which part is wrong.
-pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, String> {
+pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, SpecError> {
     let mut out = SimConfig { reduce: Reduction::default(), ..cfg.clone() };
     for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
         let number = |v: &str| {
-            v.parse::<u64>().map_err(|_| format!("--shrunk {spec:?}: {name}={v:?} is not a number"))
+            v.parse::<u64>().map_err(|_| SpecError::NotANumber {
+                spec: spec.to_string(),
+                name: name.to_string(),
+                value: v.to_string(),
+            })
         };
         match name {
             "duration" => out.duration_ms = number(value)?,
@@ -105,7 +127,8 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, String> {
             "ops" => out.reduce.ops_max = Some(number(value)?),
             "skip" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
-                    let bad = || format!("--shrunk {spec:?}: strikes {v:?} are not N or A-B");
+                    let bad =
+                        || SpecError::NotStrikes { spec: spec.to_string(), value: v.to_string() };
                     let (a, b) = span(v).ok_or_else(bad)?;
                     for n in a..=b {
                         out.reduce.skip_faults.insert(u32::try_from(n).map_err(|_| bad())?);
@@ -114,7 +137,8 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, String> {
             }
             "skip-calls" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
-                    let bad = || format!("--shrunk {spec:?}: calls {v:?} are not CLIENT.OP or CLIENT.A-B");
+                    let bad =
+                        || SpecError::NotCalls { spec: spec.to_string(), value: v.to_string() };
                     let (c, ops) = v.split_once('.').ok_or_else(bad)?;
                     let c = number(c)? as usize;
                     let (a, b) = span(ops).ok_or_else(bad)?;
@@ -123,14 +147,15 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, String> {
             }
             "no-liveness" => out.reduce.no_liveness = true,
             _ => {
-                return Err(format!(
-                    "--shrunk {spec:?}: unknown part {part:?} (write duration=MS;clients=N;ops=N;skip=A,B;skip-calls=C.OP,C.OP;no-liveness)"
-                ))
+                return Err(SpecError::UnknownPart {
+                    spec: spec.to_string(),
+                    part: part.to_string(),
+                })
             }
         }
     }
     if out.clients == 0 || out.duration_ms == 0 {
-        return Err(format!("--shrunk {spec:?}: a run needs a client and a duration"));
+        return Err(SpecError::Empty { spec: spec.to_string() });
     }
     Ok(out)
 }
@@ -377,7 +402,11 @@ mod tests {
             "duration=4000;clients=2;ops=7;skip=0-2,5;skip-calls=0.1-3,1.0,1.4;no-liveness"
         );
         assert_eq!(apply_spec(&SimConfig::default(), &spec), Ok(cfg));
-        assert!(apply_spec(&SimConfig::default(), "skip=3-1").is_err());
-        assert!(apply_spec(&SimConfig::default(), "calls=1").is_err());
+        let bad = |spec: &str| apply_spec(&SimConfig::default(), spec).unwrap_err();
+        assert!(matches!(bad("skip=3-1"), SpecError::NotStrikes { value, .. } if value == "3-1"));
+        assert!(matches!(bad("calls=1"), SpecError::UnknownPart { part, .. } if part == "calls=1"));
+        assert!(
+            matches!(bad("clients=x"), SpecError::NotANumber { name, .. } if name == "clients")
+        );
     }
 }

@@ -12,7 +12,9 @@
 //! 2. its targets here, in [`resolve::Resolver::resolve`] (nothing to do for a fault whose
 //!    targets are plain [`crate::faults::Target`]s);
 //! 3. one primitive per backend that can apply it: the simulator's (`sim/src/world/script.rs`),
-//!    turmoil's (`sim/src/tier_b/drill.rs`), the sandbox's (`cli/src/drill_sandbox.rs`).
+//!    turmoil's (`sim/src/tier_b/drill.rs`), the sandbox's (`apply` in
+//!    `chaos/src/sandbox_drill/backend.rs`, with a [`crate::sandbox_drill::StepError`] variant
+//!    for each new way it can fail).
 //!
 //! Edge cases are decided here once, for every tier: `drop_master` while no node holds the
 //! lease is a note in the log ("no master"), not a failure; the targets of one fault never name

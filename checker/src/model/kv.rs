@@ -5,7 +5,9 @@
 //! (a delete fails when the key is absent). `test_and_set` and `replace` answer the value before
 //! them. The same operations, plus multi-key ones, make up [`super::multi_key::MultiKey`].
 
-use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, FromRaw, Model, Partition};
+use super::{
+    bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, FromRaw, Model, Partition, RawError,
+};
 use crate::history::History;
 use crate::import::RawCall;
 use crate::value::Value;
@@ -112,8 +114,8 @@ impl KvOp {
 
     /// Reads a single-key operation: `f` with `key` and `value` as our format and Jepsen's
     /// key-value histories write them (`put` is `set`; `cas` is `test_and_set`).
-    pub fn from_raw(call: &RawCall) -> Result<KvOp, String> {
-        let key = bytes_of(call.key.as_ref().ok_or("no key")?)?;
+    pub fn from_raw(call: &RawCall) -> Result<KvOp, RawError> {
+        let key = bytes_of(call.key.as_ref().ok_or(RawError::Missing("key"))?)?;
         let value = &call.value;
         Ok(match call.f.as_str() {
             "get" | "read" => KvOp::Get { key },
@@ -125,20 +127,22 @@ impl KvOp {
                     expected: opt_bytes_of(expected)?,
                     wanted: opt_bytes_of(wanted)?,
                 },
-                _ => return Err(format!("expected [expected wanted], found {value}")),
+                _ => return Err(RawError::expected("[expected wanted]", value)),
             },
             "replace" => KvOp::Replace { key, wanted: opt_bytes_of(value)? },
             "append" => KvOp::Append { key, suffix: bytes_of(value)? },
             other => {
-                return Err(format!(
-                    "unknown key-value function {other:?} (get, set, delete, test_and_set, replace, append)"
-                ))
+                return Err(RawError::UnknownFunction {
+                    model: "key-value",
+                    f: other.to_string(),
+                    known: "get, set, delete, test_and_set, replace, append",
+                })
             }
         })
     }
 
     /// What a successful operation answered: the value for get, test_and_set and replace.
-    pub fn output_from_raw(&self, value: &Value) -> Result<Option<Option<Bytes>>, String> {
+    pub fn output_from_raw(&self, value: &Value) -> Result<Option<Option<Bytes>>, RawError> {
         match self {
             KvOp::Get { .. } | KvOp::TestAndSet { .. } | KvOp::Replace { .. } => {
                 opt_bytes_of(value).map(Some)
@@ -201,11 +205,11 @@ impl Model for Kv {
 }
 
 impl FromRaw for Kv {
-    fn input(&self, call: &RawCall) -> Result<KvOp, String> {
+    fn input(&self, call: &RawCall) -> Result<KvOp, RawError> {
         KvOp::from_raw(call)
     }
 
-    fn output(&self, input: &KvOp, value: &Value) -> Result<Option<Option<Bytes>>, String> {
+    fn output(&self, input: &KvOp, value: &Value) -> Result<Option<Option<Bytes>>, RawError> {
         input.output_from_raw(value)
     }
 }

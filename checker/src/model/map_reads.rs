@@ -10,7 +10,7 @@
 //! nothing; `max` keeps the first `max` keys in the read's direction.
 
 use super::kv::Bytes;
-use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes};
+use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, RawError};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
@@ -151,12 +151,12 @@ impl MapRead {
     }
 
     /// The read in the history's raw form: `f`, key and value; `None` when `f` is not a read.
-    pub fn from_raw(f: &str, key: Option<&Value>, value: &Value) -> Option<Result<Self, String>> {
-        let key = || bytes_of(key.ok_or("no key")?);
-        let keys = || -> Result<Vec<Bytes>, String> {
+    pub fn from_raw(f: &str, key: Option<&Value>, value: &Value) -> Option<Result<Self, RawError>> {
+        let key = || bytes_of(key.ok_or(RawError::Missing("key"))?);
+        let keys = || -> Result<Vec<Bytes>, RawError> {
             value
                 .as_list()
-                .ok_or(format!("expected a list of keys, found {value}"))?
+                .ok_or_else(|| RawError::expected("a list of keys", value))?
                 .iter()
                 .map(bytes_of)
                 .collect()
@@ -178,13 +178,13 @@ impl MapRead {
     }
 
     /// What a successful read answered, from the completion's value.
-    pub fn output_from_raw(&self, value: &Value) -> Result<ReadOut, String> {
-        let list = || value.as_list().ok_or_else(|| format!("expected a list, found {value}"));
+    pub fn output_from_raw(&self, value: &Value) -> Result<ReadOut, RawError> {
+        let list = || value.as_list().ok_or_else(|| RawError::expected("a list", value));
         match self {
             MapRead::Exists { .. } | MapRead::Assert { .. } | MapRead::AssertExists { .. } => {
                 match value {
                     Value::Bool(b) => Ok(ReadOut::Bool(*b)),
-                    other => Err(format!("expected true or false, found {other}")),
+                    other => Err(RawError::expected("true or false", other)),
                 }
             }
             MapRead::MultiGet { .. } if value.get("missing").is_some() => {
@@ -198,9 +198,9 @@ impl MapRead {
                     .iter()
                     .map(|e| match e.as_list() {
                         Some([k, v]) => Ok((bytes_of(k)?, bytes_of(v)?)),
-                        _ => Err(format!("entry {e}: expected [key value]")),
+                        _ => Err(RawError::element("entry", e, "[key value]")),
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, RawError>>()?,
             )),
             MapRead::Scan(_) | MapRead::PrefixKeys { .. } => {
                 Ok(ReadOut::Keys(list()?.iter().map(bytes_of).collect::<Result<_, _>>()?))
@@ -260,19 +260,26 @@ impl MapRead {
 }
 
 /// A limit: a non-negative integer, or -1 (or nil) for all.
-fn max_of(value: &Value) -> Result<Option<usize>, String> {
+fn max_of(value: &Value) -> Result<Option<usize>, RawError> {
+    const LIMIT: &str = "a limit (an integer, -1 for all)";
     match value {
         Value::Nil | Value::Int(-1) => Ok(None),
-        Value::Int(n) => usize::try_from(*n).map(Some).map_err(|_| format!("max {n} below -1")),
-        other => Err(format!("expected a limit (an integer, -1 for all), found {other}")),
+        Value::Int(n) => {
+            usize::try_from(*n).map(Some).map_err(|_| RawError::expected(LIMIT, value))
+        }
+        other => Err(RawError::expected(LIMIT, other)),
     }
 }
 
 /// A range read's bounds: `{first, first_inclusive, last, last_inclusive, max}`.
-fn scan_of(f: &str, value: &Value) -> Result<Scan, String> {
+fn scan_of(f: &str, value: &Value) -> Result<Scan, RawError> {
     let flag = |name: &str| match value.get(name) {
         Some(Value::Bool(b)) => Ok(*b),
-        other => Err(format!("{name}: expected true or false, found {other:?}")),
+        other => Err(RawError::Field {
+            field: name.to_string(),
+            expected: "true or false",
+            found: other.map_or_else(|| "nothing".to_string(), Value::to_string),
+        }),
     };
     Ok(Scan {
         first: opt_bytes_of(value.get("first").unwrap_or(&Value::Nil))?,

@@ -84,13 +84,59 @@ pub struct Partition {
     pub ops: Vec<usize>,
 }
 
+/// Why an operation of a history file makes no sense to a model: what was found, and what was
+/// expected instead. [`convert`] adds where (the line, or the operation's index) and the call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RawError {
+    /// `f` is not one of the model's functions; `known` lists them.
+    #[error("unknown {model} function {f:?} ({known})")]
+    UnknownFunction { model: &'static str, f: String, known: &'static str },
+    /// The call names no key (`what`: "key", "prefix (the key)").
+    #[error("no {0}")]
+    Missing(&'static str),
+    /// A value of the wrong shape.
+    #[error("expected {expected}, found {found}")]
+    Expected { expected: &'static str, found: String },
+    /// A field of a map value (a range's `first_inclusive`) of the wrong shape or missing.
+    #[error("{field}: expected {expected}, found {found}")]
+    Field { field: String, expected: &'static str, found: String },
+    /// An element of a list value (a transaction's step, a sequence's update, a range's entry)
+    /// of the wrong shape.
+    #[error("{what} {found}: expected {expected}")]
+    Element { what: &'static str, found: String, expected: &'static str },
+    /// A transaction answered with another number of steps than it was called with.
+    #[error("{returned} steps returned for {called} called")]
+    StepCount { returned: usize, called: usize },
+    /// A `cas` given to the plain register model.
+    #[error("cas on a plain register: use the cas-register model")]
+    CasOnPlainRegister,
+    /// A read of the key order given to a multi-key model that starts with every key present.
+    #[error(
+        "a range, prefix_keys or delete_prefix needs every key absent at first (run the check \
+         with initial nil)"
+    )]
+    NeedsAbsentKeys,
+}
+
+impl RawError {
+    /// `found` was not the `expected` value.
+    pub fn expected(expected: &'static str, found: &Value) -> RawError {
+        RawError::Expected { expected, found: found.to_string() }
+    }
+
+    /// The element `found` of a list was not the `expected` shape.
+    pub fn element(what: &'static str, found: &Value, expected: &'static str) -> RawError {
+        RawError::Element { what, found: found.to_string(), expected }
+    }
+}
+
 /// A model that can read the operations of a history file.
 pub trait FromRaw: Model {
     /// The operation asked for, or why it makes no sense to this model.
-    fn input(&self, call: &RawCall) -> Result<Self::Input, String>;
+    fn input(&self, call: &RawCall) -> Result<Self::Input, RawError>;
 
     /// What a successful `input` answered, from the completion's value.
-    fn output(&self, input: &Self::Input, value: &Value) -> Result<Option<Self::Output>, String>;
+    fn output(&self, input: &Self::Input, value: &Value) -> Result<Option<Self::Output>, RawError>;
 }
 
 /// The raw history read from a file, as the operations of `model`.
@@ -127,16 +173,16 @@ pub fn convert<M: FromRaw>(
 
 /// A value that a model stores as bytes: strings as their UTF-8, keywords as their name,
 /// integers as their decimal text (so the EDN `0` and the JSON `"0"` are the same value).
-pub fn bytes_of(value: &Value) -> Result<Vec<u8>, String> {
+pub fn bytes_of(value: &Value) -> Result<Vec<u8>, RawError> {
     match value {
         Value::Str(s) | Value::Keyword(s) => Ok(s.as_bytes().to_vec()),
         Value::Int(i) => Ok(i.to_string().into_bytes()),
-        other => Err(format!("{other} is not a string or an integer")),
+        other => Err(RawError::expected("a string or an integer", other)),
     }
 }
 
 /// Like [`bytes_of`], with nil for "absent".
-pub fn opt_bytes_of(value: &Value) -> Result<Option<Vec<u8>>, String> {
+pub fn opt_bytes_of(value: &Value) -> Result<Option<Vec<u8>>, RawError> {
     match value {
         Value::Nil => Ok(None),
         v => bytes_of(v).map(Some),
@@ -151,4 +197,34 @@ pub fn show_bytes(bytes: &[u8]) -> String {
 /// An optional value as text: `nil` for absent.
 pub fn show_opt_bytes(bytes: Option<&[u8]>) -> String {
     bytes.map_or_else(|| "nil".to_string(), show_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kv::KvOp;
+    use crate::model::register::Register;
+    use crate::model::set::Set;
+
+    fn call(f: &str, key: Option<&str>, value: Value) -> RawCall {
+        RawCall { f: f.into(), key: key.map(|k| Value::Str(k.into())), value }
+    }
+
+    /// An operation a model cannot read is refused with what was found and what was expected,
+    /// so that the person with the history file knows which field to fix.
+    #[test]
+    fn an_operation_a_model_cannot_read_says_what_was_expected_and_what_was_found() {
+        let cas = KvOp::from_raw(&call("cas", Some("k"), Value::Int(3))).unwrap_err();
+        assert_eq!(cas, RawError::Expected { expected: "[expected wanted]", found: "3".into() });
+        assert_eq!(cas.to_string(), "expected [expected wanted], found 3");
+        let keyless = KvOp::from_raw(&call("get", None, Value::Nil)).unwrap_err();
+        assert_eq!(keyless.to_string(), "no key");
+        let pop = Set.input(&call("pop", None, Value::Nil)).unwrap_err();
+        assert_eq!(pop.to_string(), "unknown set function \"pop\" (add, read)");
+        let plain = Register::plain(None);
+        let cas = plain.input(&call("cas", None, Value::List(vec![Value::Int(0), Value::Int(1)])));
+        assert_eq!(cas.unwrap_err(), RawError::CasOnPlainRegister);
+        let write = plain.input(&call("write", None, Value::Str("x".into()))).unwrap_err();
+        assert_eq!(write.to_string(), "expected an integer, found \"x\"");
+    }
 }

@@ -7,7 +7,7 @@
 
 use super::kv::{Bytes, KvOp};
 use super::map_reads::{self, MapRead, ReadOut};
-use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, FromRaw, Model};
+use super::{bytes_of, opt_bytes_of, show_bytes, show_opt_bytes, FromRaw, Model, RawError};
 use crate::import::RawCall;
 use crate::value::Value;
 use std::collections::BTreeMap;
@@ -340,8 +340,10 @@ impl Model for MultiKey {
 }
 
 /// The steps of a transaction: `[[:read :x nil] [:write :y 2]]`.
-fn txn_steps(value: &Value) -> Result<Vec<TxnStep>, String> {
-    let steps = value.as_list().ok_or_else(|| format!("a transaction is a list, not {value}"))?;
+fn txn_steps(value: &Value) -> Result<Vec<TxnStep>, RawError> {
+    let steps = value
+        .as_list()
+        .ok_or_else(|| RawError::expected("a transaction (a list of steps)", value))?;
     steps
         .iter()
         .map(|step| match step.as_list() {
@@ -350,29 +352,37 @@ fn txn_steps(value: &Value) -> Result<Vec<TxnStep>, String> {
                 Some("write" | "w") => {
                     Ok(TxnStep::Write { key: bytes_of(key)?, value: bytes_of(v)? })
                 }
-                _ => Err(format!("transaction step {step}: expected read or write")),
+                _ => Err(RawError::element("transaction step", step, "read or write")),
             },
-            _ => Err(format!("transaction step {step}: expected [f key value]")),
+            _ => Err(RawError::element("transaction step", step, "[f key value]")),
         })
         .collect()
 }
 
-fn seq_updates(value: &Value) -> Result<Vec<SeqUpdate>, String> {
-    let updates = value.as_list().ok_or_else(|| format!("a sequence is a list, not {value}"))?;
+fn seq_updates(value: &Value) -> Result<Vec<SeqUpdate>, RawError> {
+    let updates = value
+        .as_list()
+        .ok_or_else(|| RawError::expected("a sequence (a list of updates)", value))?;
     updates
         .iter()
         .map(|u| {
-            let parts = u.as_list().ok_or_else(|| format!("update {u} is not a list"))?;
+            let parts = u.as_list().ok_or_else(|| RawError::element("update", u, "a list"))?;
             let name = parts.first().and_then(Value::as_name).unwrap_or("");
             Ok(match (name, &parts[1.min(parts.len())..]) {
                 ("set", [k, v]) => SeqUpdate::Set { key: bytes_of(k)?, value: bytes_of(v)? },
                 ("delete", [k]) => SeqUpdate::Delete { key: bytes_of(k)? },
-                ("assert", [k, v]) => SeqUpdate::Assert { key: bytes_of(k)?, value: opt_bytes_of(v)? },
+                ("assert", [k, v]) => {
+                    SeqUpdate::Assert { key: bytes_of(k)?, value: opt_bytes_of(v)? }
+                }
                 ("assert_exists", [k]) => SeqUpdate::AssertExists { key: bytes_of(k)? },
-                ("replace", [k, v]) => SeqUpdate::Replace { key: bytes_of(k)?, wanted: opt_bytes_of(v)? },
+                ("replace", [k, v]) => {
+                    SeqUpdate::Replace { key: bytes_of(k)?, wanted: opt_bytes_of(v)? }
+                }
                 _ => {
-                    return Err(format!(
-                        "update {u}: expected [set k v], [delete k], [assert k v], [assert_exists k] or [replace k v]"
+                    return Err(RawError::element(
+                        "update",
+                        u,
+                        "[set k v], [delete k], [assert k v], [assert_exists k] or [replace k v]",
                     ))
                 }
             })
@@ -381,12 +391,12 @@ fn seq_updates(value: &Value) -> Result<Vec<SeqUpdate>, String> {
 }
 
 impl FromRaw for MultiKey {
-    fn input(&self, call: &RawCall) -> Result<MultiOp, String> {
+    fn input(&self, call: &RawCall) -> Result<MultiOp, RawError> {
         match call.f.as_str() {
             "txn" => Ok(MultiOp::Txn(txn_steps(&call.value)?)),
             "sequence" => Ok(MultiOp::Sequence(seq_updates(&call.value)?)),
             "delete_prefix" => self.ordered(MultiOp::DeletePrefix {
-                prefix: bytes_of(call.key.as_ref().ok_or("no prefix (the key)")?)?,
+                prefix: bytes_of(call.key.as_ref().ok_or(RawError::Missing("prefix (the key)"))?)?,
             }),
             f => match MapRead::from_raw(f, call.key.as_ref(), &call.value) {
                 Some(read) => self.ordered(MultiOp::Read(read?)),
@@ -395,25 +405,20 @@ impl FromRaw for MultiKey {
         }
     }
 
-    fn output(&self, input: &MultiOp, value: &Value) -> Result<Option<MultiOut>, String> {
+    fn output(&self, input: &MultiOp, value: &Value) -> Result<Option<MultiOut>, RawError> {
         match input {
             MultiOp::Kv(op) => Ok(op.output_from_raw(value)?.map(MultiOut::Value)),
             MultiOp::Txn(steps) => {
-                let done =
-                    value.as_list().ok_or_else(|| format!("expected the steps, found {value}"))?;
+                let done = value.as_list().ok_or_else(|| RawError::expected("the steps", value))?;
                 if done.len() != steps.len() {
-                    return Err(format!(
-                        "{} steps returned for {} called",
-                        done.len(),
-                        steps.len()
-                    ));
+                    return Err(RawError::StepCount { returned: done.len(), called: steps.len() });
                 }
                 let mut reads = Vec::new();
                 for (step, d) in steps.iter().zip(done) {
                     if let TxnStep::Read { .. } = step {
                         match d.as_list() {
                             Some([_, _, v]) => reads.push(opt_bytes_of(v)?),
-                            _ => return Err(format!("step {d}: expected [read key value]")),
+                            _ => return Err(RawError::element("step", d, "[read key value]")),
                         }
                     }
                 }
@@ -423,7 +428,7 @@ impl FromRaw for MultiKey {
             MultiOp::Read(read) => Ok(Some(MultiOut::Read(read.output_from_raw(value)?))),
             MultiOp::DeletePrefix { .. } => match value {
                 Value::Int(n) => Ok(Some(MultiOut::Count(*n))),
-                other => Err(format!("expected the number of keys deleted, found {other}")),
+                other => Err(RawError::expected("the number of keys deleted", other)),
             },
         }
     }
@@ -431,16 +436,14 @@ impl FromRaw for MultiKey {
 
 impl MultiKey {
     /// `op`, unless it needs the key order and the model starts with every key present.
-    fn ordered(&self, op: MultiOp) -> Result<MultiOp, String> {
+    fn ordered(&self, op: MultiOp) -> Result<MultiOp, RawError> {
         let needs_order = match &op {
             MultiOp::Read(read) => read.orders_keys(),
             MultiOp::DeletePrefix { .. } => true,
             _ => false,
         };
         if needs_order && self.initial.is_some() {
-            return Err("a range, prefix_keys or delete_prefix needs every key absent at first \
-                 (run the check with initial nil)"
-                .into());
+            return Err(RawError::NeedsAbsentKeys);
         }
         Ok(op)
     }

@@ -2,7 +2,7 @@
 //! recorded (a release by another process than the holder is allowed). A failed acquire or
 //! release did not happen.
 
-use super::{FromRaw, Model};
+use super::{FromRaw, Model, RawError};
 use crate::import::RawCall;
 use crate::value::Value;
 
@@ -45,15 +45,19 @@ impl Model for Mutex {
 }
 
 impl FromRaw for Mutex {
-    fn input(&self, call: &RawCall) -> Result<MutexOp, String> {
+    fn input(&self, call: &RawCall) -> Result<MutexOp, RawError> {
         match call.f.as_str() {
             "acquire" | "lock" => Ok(MutexOp::Acquire),
             "release" | "unlock" => Ok(MutexOp::Release),
-            other => Err(format!("unknown mutex function {other:?} (acquire, release)")),
+            other => Err(RawError::UnknownFunction {
+                model: "mutex",
+                f: other.to_string(),
+                known: "acquire, release",
+            }),
         }
     }
 
-    fn output(&self, _input: &MutexOp, _value: &Value) -> Result<Option<()>, String> {
+    fn output(&self, _input: &MutexOp, _value: &Value) -> Result<Option<()>, RawError> {
         Ok(None)
     }
 }

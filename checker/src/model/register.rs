@@ -9,7 +9,7 @@
 //!   and a compare-and-set reported as failed is an observation that the value was not the
 //!   expected one at some point between call and return.
 
-use super::{FromRaw, Model};
+use super::{FromRaw, Model, RawError};
 use crate::import::RawCall;
 use crate::value::Value;
 
@@ -117,28 +117,32 @@ impl Model for Register {
     }
 }
 
-fn int_of(value: &Value) -> Result<i64, String> {
+fn int_of(value: &Value) -> Result<i64, RawError> {
     match value {
         Value::Int(i) => Ok(*i),
-        other => Err(format!("{other} is not an integer")),
+        other => Err(RawError::expected("an integer", other)),
     }
 }
 
 impl FromRaw for Register {
-    fn input(&self, call: &RawCall) -> Result<RegisterOp, String> {
+    fn input(&self, call: &RawCall) -> Result<RegisterOp, RawError> {
         match call.f.as_str() {
             "read" => Ok(RegisterOp::Read),
             "write" => Ok(RegisterOp::Write(int_of(&call.value)?)),
-            "cas" if !self.cas => Err("cas on a plain register: use the cas-register model".into()),
+            "cas" if !self.cas => Err(RawError::CasOnPlainRegister),
             "cas" => match call.value.as_list() {
                 Some([old, new]) => Ok(RegisterOp::Cas(int_of(old)?, int_of(new)?)),
-                _ => Err(format!("expected [old new], found {}", call.value)),
+                _ => Err(RawError::expected("[old new]", &call.value)),
             },
-            other => Err(format!("unknown register function {other:?} (read, write, cas)")),
+            other => Err(RawError::UnknownFunction {
+                model: "register",
+                f: other.to_string(),
+                known: "read, write, cas",
+            }),
         }
     }
 
-    fn output(&self, input: &RegisterOp, value: &Value) -> Result<Option<RegisterOut>, String> {
+    fn output(&self, input: &RegisterOp, value: &Value) -> Result<Option<RegisterOut>, RawError> {
         match input {
             RegisterOp::Read => match value {
                 Value::Nil if self.nil_read_unknown => Ok(None),

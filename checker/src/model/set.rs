@@ -2,7 +2,7 @@
 //! linearizability, not only for lost elements).
 
 use super::kv::Bytes;
-use super::{bytes_of, show_bytes, FromRaw, Model};
+use super::{bytes_of, show_bytes, FromRaw, Model, RawError};
 use crate::import::RawCall;
 use crate::value::Value;
 use std::collections::BTreeSet;
@@ -63,19 +63,24 @@ impl Model for Set {
 }
 
 impl FromRaw for Set {
-    fn input(&self, call: &RawCall) -> Result<SetOp, String> {
+    fn input(&self, call: &RawCall) -> Result<SetOp, RawError> {
         match call.f.as_str() {
             "add" => Ok(SetOp::Add(bytes_of(&call.value)?)),
             "read" => Ok(SetOp::Read),
-            other => Err(format!("unknown set function {other:?} (add, read)")),
+            other => Err(RawError::UnknownFunction {
+                model: "set",
+                f: other.to_string(),
+                known: "add, read",
+            }),
         }
     }
 
-    fn output(&self, input: &SetOp, value: &Value) -> Result<Option<BTreeSet<Bytes>>, String> {
+    fn output(&self, input: &SetOp, value: &Value) -> Result<Option<BTreeSet<Bytes>>, RawError> {
         match input {
             SetOp::Read => {
-                let items =
-                    value.as_list().ok_or_else(|| format!("a read answers a list, not {value}"))?;
+                let items = value
+                    .as_list()
+                    .ok_or_else(|| RawError::expected("a list (a read answers one)", value))?;
                 Ok(Some(items.iter().map(bytes_of).collect::<Result<_, _>>()?))
             }
             SetOp::Add(_) => Ok(None),

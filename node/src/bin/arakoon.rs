@@ -142,7 +142,11 @@ fn main() -> ExitCode {
         eprintln!("arakoon: cannot set up SIGTERM and SIGINT handling");
         return ExitCode::from(NodeExit::Usage as u8);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(arakoon_node::server::blocking::BLOCKING_THREADS_MAX)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("arakoon: cannot start the runtime: {e}");

@@ -135,16 +135,43 @@ pub enum FetchError {
     /// The fetched head could not be kept in a new store at `dest` (removed again).
     #[error("keeping the fetched head in {}: {source}", dest.display())]
     Import { dest: std::path::PathBuf, source: crate::store::StoreError },
-    /// The peer's stream broke a rule of its protocol (a slot out of order, a count that does
-    /// not match), or the fetched data could not be kept.
-    #[error("{0}")]
-    Other(String),
+    /// The peer's stream skipped or repeated a slot.
+    #[error("{addr} sent slot {i} where {expected} was due")]
+    OutOfOrder { addr: SocketAddr, i: u64, expected: u64 },
+    #[error("{addr} sent slot {i}, beyond the {to_i} asked for")]
+    BeyondRange { addr: SocketAddr, i: u64, to_i: u64 },
+    /// The peer said its log was collapsed after it had sent slots: a peer that collapsed
+    /// under the fetch; fetching again starts with its head.
+    #[error("{addr} said its TLog starts at slot {first_i} after it sent slots up to {last}")]
+    CollapsedMidStream { addr: SocketAddr, first_i: u64, last: u64 },
+    /// A head of another cluster: the node's configuration names a peer of another cluster.
+    #[error(
+        "{addr} sent the head of cluster {theirs:?}; check the node addresses in the configuration"
+    )]
+    OtherCluster { addr: SocketAddr, theirs: String },
+    #[error("{addr} announced {announced} pairs but sent {sent}")]
+    PairCount { addr: SocketAddr, announced: u64, sent: u64 },
+    /// The thread that imports a fetched head into a new store stopped taking pairs.
+    #[error("the import of the fetched head stopped early")]
+    ImportStopped,
+    /// The thread that imports a fetched head into a new store failed (panicked).
+    #[error("the thread importing the fetched head failed: {0}")]
+    ImportThread(tokio::task::JoinError),
+    /// The taker of the fetched chunks could not keep one.
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
 }
 
-impl From<String> for FetchError {
-    fn from(s: String) -> Self {
-        FetchError::Other(s)
-    }
+/// Why the taker of fetched chunks ([`AsyncChunk`]) could not keep one.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    /// The running node's core is gone (it is stopping).
+    #[error("the node stopped")]
+    NodeStopped,
+    #[error("appending the fetched entries to the TLog: {0}")]
+    Tlog(#[source] crate::tlog::TlogError),
+    #[error("applying the fetched entries to the store: {0}")]
+    Store(#[source] crate::store::StoreError),
 }
 
 /// What a catch-up is fetching.
@@ -241,10 +268,10 @@ async fn receive_entries<S: Stream, F: AsyncChunk>(
             (EntryFrame::Entry(i, value), n) => {
                 let expected = last.map_or(from_i, |l| l + 1);
                 if i != expected {
-                    return Err(format!("{addr} sent slot {i} where {expected} was due").into());
+                    return Err(FetchError::OutOfOrder { addr, i, expected });
                 }
                 if i > to_i {
-                    return Err(format!("{addr} sent slot {i}, beyond the {to_i} asked for").into());
+                    return Err(FetchError::BeyondRange { addr, i, to_i });
                 }
                 last = Some(i);
                 pending_bytes += n;
@@ -265,11 +292,8 @@ async fn receive_entries<S: Stream, F: AsyncChunk>(
                 return Err(FetchError::Collapsed { first_i, message });
             }
             (EntryFrame::Collapsed { first_i }, _) => {
-                return Err(format!(
-                    "{addr} said its TLog starts at slot {first_i} after it sent slots up to {}",
-                    last.unwrap_or(from_i)
-                )
-                .into());
+                let last = last.unwrap_or(from_i);
+                return Err(FetchError::CollapsedMidStream { addr, first_i, last });
             }
             (EntryFrame::End, _) => {
                 if !pending.is_empty() {
@@ -289,7 +313,7 @@ pub trait AsyncChunk {
     fn take(
         &mut self,
         entries: Vec<(u64, Value)>,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    ) -> impl std::future::Future<Output = Result<(), ChunkError>> + Send;
 }
 
 #[cfg(test)]
@@ -304,7 +328,7 @@ mod tests {
 
     struct Sink;
     impl AsyncChunk for Sink {
-        async fn take(&mut self, _: Vec<(u64, Value)>) -> Result<(), String> {
+        async fn take(&mut self, _: Vec<(u64, Value)>) -> Result<(), ChunkError> {
             Ok(())
         }
     }
@@ -352,6 +376,49 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(e);
+        server.await.unwrap();
+    }
+
+    /// A peer whose stream breaks the protocol's order is named with the slot it sent and the
+    /// one that was due, and a taker that cannot keep a chunk says why, as typed errors.
+    #[tokio::test]
+    async fn a_stream_out_of_order_and_a_chunk_not_kept_are_typed() {
+        use crate::llio::Put;
+        // rc 0, then slot 1 where slot 0 was due.
+        let serve = |frames: Vec<EntryFrame>| async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut out = Vec::new();
+                out.put_i32(Rc::Ok.code() as i32);
+                for f in frames {
+                    f.encode(&mut out);
+                }
+                s.write_all(&out).await.unwrap();
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest).await;
+            });
+            (addr, server)
+        };
+        let (addr, server) = serve(vec![EntryFrame::Entry(1, Value::client(Vec::new()))]).await;
+        let e = fetch(addr).await;
+        assert!(matches!(e, FetchError::OutOfOrder { i: 1, expected: 0, .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("{addr} sent slot 1 where 0 was due"));
+        server.await.unwrap();
+
+        struct Stopped;
+        impl AsyncChunk for Stopped {
+            async fn take(&mut self, _: Vec<(u64, Value)>) -> Result<(), ChunkError> {
+                Err(ChunkError::NodeStopped)
+            }
+        }
+        let entry = EntryFrame::Entry(0, Value::client(Vec::new()));
+        let (addr, server) = serve(vec![entry, EntryFrame::End]).await;
+        let e = fetch_entries(&TokioNet, addr, "c", (0, 10), Stopped, &mut |_| {}).await;
+        let e = e.unwrap_err();
+        assert!(matches!(e, FetchError::Chunk(ChunkError::NodeStopped)), "{e:?}");
+        assert_eq!(e.to_string(), "the node stopped");
         server.await.unwrap();
     }
 }

@@ -12,7 +12,15 @@ use std::path::Path;
 use tokio::sync::mpsc;
 
 /// One pair of a head's stream on its way to the importer, or why the stream failed.
-type PairItem = Result<(Vec<u8>, Vec<u8>), String>;
+type PairItem = Result<(Vec<u8>, Vec<u8>), StreamBroke>;
+
+/// What the importer of a fetched head hears when the stream from the peer broke: it stops and
+/// leaves no store behind; the fetch's own error says how the stream broke.
+#[derive(Debug, thiserror::Error)]
+#[error("the head's stream from {addr} broke")]
+struct StreamBroke {
+    addr: SocketAddr,
+}
 
 /// Pairs that wait for the importer at most (four of the server's chunks).
 const PAIRS_QUEUED: usize = 4 * 1024;
@@ -78,9 +86,9 @@ pub async fn fetch_db<N: Network>(
         SledStore::import(&dest_owned, &id, std::iter::from_fn(|| rx.blocking_recv()))
     });
     let received = receive_db(&mut stream, cluster_id, &tx, progress).await;
-    if let Err(e) = &received {
+    if received.is_err() {
         // The importer stops at this and leaves nothing behind.
-        let _ = tx.send(Err(e.to_string())).await;
+        let _ = tx.send(Err(StreamBroke { addr })).await;
     }
     drop(tx);
     let imported = importer.await;
@@ -89,7 +97,7 @@ pub async fn fetch_db<N: Network>(
         (Ok(()), Ok(Ok(store))) => return Ok(store),
         (Err(e), _) => e,
         (Ok(()), Ok(Err(source))) => FetchError::Import { dest: dest_owned, source },
-        (Ok(()), Err(e)) => FetchError::Other(format!("the import thread failed: {e}")),
+        (Ok(()), Err(e)) => FetchError::ImportThread(e),
     };
     let _ = std::fs::remove_dir_all(dest);
     Err(result)
@@ -110,8 +118,7 @@ async fn receive_db<S: Stream>(
         match frame {
             DbFrame::Header { cluster_id: theirs, .. } => {
                 if theirs != cluster_id {
-                    let why = format!("{addr} sent the head of cluster {theirs:?}");
-                    return Err(FetchError::Other(why));
+                    return Err(FetchError::OtherCluster { addr, theirs });
                 }
                 header = false;
             }
@@ -119,15 +126,15 @@ async fn receive_db<S: Stream>(
                 state.done += pairs.len() as u64;
                 for pair in pairs {
                     if tx.send(Ok(pair)).await.is_err() {
-                        return Err(FetchError::Other("the import stopped".into()));
+                        return Err(FetchError::ImportStopped);
                     }
                 }
                 progress(&state);
             }
             DbFrame::End { pairs } => {
                 if pairs != state.done {
-                    let why = format!("{addr} announced {pairs} pairs but sent {}", state.done);
-                    return Err(FetchError::Other(why));
+                    let (announced, sent) = (pairs, state.done);
+                    return Err(FetchError::PairCount { addr, announced, sent });
                 }
                 progress(&state);
                 return Ok(());

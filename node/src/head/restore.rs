@@ -56,19 +56,6 @@ pub enum RestoreError {
     Tlog(#[from] TlogError),
 }
 
-impl RestoreError {
-    /// The exit code: 45 for a file or store that is not usable, the adoption's own otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RestoreError::Collapse(e) => e.exit_code(),
-            RestoreError::Tlog(e) => e.exit_code(),
-            RestoreError::Read { .. } => 7,
-            RestoreError::WouldReplace(_) => 3,
-            _ => 45,
-        }
-    }
-}
-
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {

@@ -268,6 +268,10 @@ pub enum Payload {
     Consistency(Consistency),
     /// Boxed: it is the largest payload and rare.
     NodeState(Box<NodeState>),
+    /// A payload already in its wire form (what follows rc 0): a node encodes a large read's
+    /// answer where the read ran, beside its consensus core (shell/read_job.rs), so that the
+    /// core's thread never walks it. Never decoded: a client sees the payload's own kind.
+    Encoded(Bytes),
 }
 
 /// How far decoding a request got.
@@ -798,6 +802,11 @@ pub fn command_name(code: u32) -> &'static str {
 /// Encodes a successful reply: rc 0, then the payload.
 pub fn encode_ok(payload: &Payload, buf: &mut Vec<u8>) {
     buf.put_i32(Rc::Ok.code() as i32);
+    encode_payload(payload, buf);
+}
+
+/// Encodes a payload as it follows rc 0 on the wire.
+pub fn encode_payload(payload: &Payload, buf: &mut Vec<u8>) {
     match payload {
         Payload::Unit => {}
         Payload::Bool(b) => buf.put_bool(*b),
@@ -822,6 +831,7 @@ pub fn encode_ok(payload: &Payload, buf: &mut Vec<u8>) {
         }
         Payload::Consistency(c) => c.encode(buf),
         Payload::NodeState(state) => state.encode(buf),
+        Payload::Encoded(bytes) => buf.extend_from_slice(bytes),
     }
 }
 

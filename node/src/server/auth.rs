@@ -154,7 +154,7 @@ pub enum AuthError {
     #[error("the peer closed the connection during the handshake (does it use the same cluster secret?)")]
     Closed,
     #[error("not a peer hello: {0}")]
-    BadHello(String),
+    BadHello(#[source] super::frame::HelloError),
     #[error("a node of cluster {cluster:?} (this is {ours:?})")]
     OtherCluster { cluster: String, ours: String },
     #[error("{node:?} is not a member of this cluster")]

@@ -11,9 +11,9 @@
 
 use super::env::Network;
 use crate::config::{ClusterConfig, NodeConfig};
-use crate::head;
-use crate::store::{SledStore, Store};
-use crate::tlog::{LogDir, TlogWriter};
+use crate::head::{self, CollapseError};
+use crate::store::{SledStore, Store, StoreError};
+use crate::tlog::{LogDir, TlogError, TlogWriter};
 use crate::value::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,9 +21,44 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::client::fetch::{
-    fetch_entries, AsyncChunk, FetchError, OnProgress, Phase, Progress, ProgressLog, CHUNK_BYTES,
-    CHUNK_ENTRIES,
+    fetch_entries, AsyncChunk, ChunkError, FetchError, OnProgress, Phase, Progress, ProgressLog,
+    CHUNK_BYTES, CHUNK_ENTRIES,
 };
+
+/// Why a catch-up ended without reaching its slot: the fetch failed, or a collapsed peer's head
+/// could not be fetched or adopted. Every step of an adoption leaves files that start-up accepts,
+/// so the cure is the same for each: run the catch-up again (the running node does by itself).
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A directory an earlier, interrupted try left could not be removed.
+    #[error("removing {} (left by an earlier try): {source}", path.display())]
+    Leftover { path: PathBuf, source: std::io::Error },
+    #[error("{addr} sent a head that holds no slot")]
+    EmptyHead { addr: SocketAddr },
+    #[error("copying the fetched head for the store into {}: {source}", path.display())]
+    CopyHead { path: PathBuf, source: StoreError },
+    /// A blocking task of the catch-up (copying or installing the head) panicked.
+    #[error("{what} failed: {source}")]
+    Task { what: &'static str, source: tokio::task::JoinError },
+    #[error("adopting the fetched head: {0}")]
+    Adopt(#[source] CollapseError),
+    #[error("replacing the store with the fetched head's copy: {0}")]
+    ReplaceStore(#[source] CollapseError),
+    #[error("opening the store {} after adopting the head: {source}", path.display())]
+    OpenStore { path: PathBuf, source: StoreError },
+    #[error("opening the TLog after adopting the head: {0}")]
+    OpenTlog(#[source] TlogError),
+    /// The running node's core is gone (it is stopping).
+    #[error("the node stopped")]
+    NodeStopped,
+    #[error("the node stopped while adopting the head")]
+    StoppedWhileAdopting,
+    /// A node whose store is in memory (the simulator's) keeps no head.
+    #[error("a node in memory (simulation) keeps no head and cannot adopt one")]
+    InMemory,
+}
 
 /// What the catch-up task hands the running node's core.
 pub enum Fetched {
@@ -35,8 +70,8 @@ pub enum Fetched {
 
 /// Chunks into a channel (the running node's core takes them).
 impl AsyncChunk for mpsc::Sender<Fetched> {
-    async fn take(&mut self, entries: Vec<(u64, Value)>) -> Result<(), String> {
-        self.send(Fetched::Entries(entries)).await.map_err(|_| "the node stopped".to_string())
+    async fn take(&mut self, entries: Vec<(u64, Value)>) -> Result<(), ChunkError> {
+        self.send(Fetched::Entries(entries)).await.map_err(|_| ChunkError::NodeStopped)
     }
 }
 
@@ -58,30 +93,28 @@ pub async fn fetch_head<N: Network>(
     cluster_id: &str,
     (tlog_dir, store): (&Path, &Path),
     progress: OnProgress<'_>,
-) -> Result<FetchedHead, String> {
+) -> Result<FetchedHead, CatchUpError> {
     let incoming = head::incoming_head_path(tlog_dir);
     let store_copy = head::store_copy_path(store);
     for leftover in [&incoming, &store_copy] {
         if leftover.exists() {
             std::fs::remove_dir_all(leftover)
-                .map_err(|e| format!("removing {}: {e}", leftover.display()))?;
+                .map_err(|source| CatchUpError::Leftover { path: leftover.clone(), source })?;
         }
     }
-    let fetched = crate::client::head::fetch_db(net, addr, cluster_id, &incoming, progress)
-        .await
-        .map_err(|e| e.to_string())?;
+    let fetched = crate::client::head::fetch_db(net, addr, cluster_id, &incoming, progress).await?;
     let Some(head_i) = fetched.applied() else {
         drop(fetched);
         let _ = std::fs::remove_dir_all(&incoming);
-        return Err(format!("{addr} sent a head that holds no slot"));
+        return Err(CatchUpError::EmptyHead { addr });
     };
     let (copy, id) = (store_copy.clone(), cluster_id.to_string());
     tokio::task::spawn_blocking(move || {
         let copied = SledStore::import(&copy, &id, fetched.export());
-        copied.map(drop).map_err(|e| format!("copying the fetched head for the store: {e}"))
+        copied.map(drop).map_err(|source| CatchUpError::CopyHead { path: copy, source })
     })
     .await
-    .map_err(|e| format!("copying the fetched head: {e}"))??;
+    .map_err(|source| CatchUpError::Task { what: "copying the fetched head", source })??;
     Ok(FetchedHead { head_i, incoming, store_copy })
 }
 
@@ -93,18 +126,19 @@ pub fn adopt_closed(
     dir: Arc<dyn LogDir>,
     config: &ClusterConfig,
     node: &NodeConfig,
-) -> Result<(TlogWriter, SledStore), String> {
+) -> Result<(TlogWriter, SledStore), CatchUpError> {
     head::adopt_head(dir.as_ref(), &node.tlog_dir, &fetched.incoming, &mut |step| {
         tracing::info!(node = %node.name, ?step, "adopting a peer's head");
         true
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(CatchUpError::Adopt)?;
     let store_path = super::startup::store_path(node);
-    head::replace_store(&fetched.store_copy, &store_path).map_err(|e| e.to_string())?;
-    let store = SledStore::open(&store_path, &config.cluster_id).map_err(|e| e.to_string())?;
+    head::replace_store(&fetched.store_copy, &store_path).map_err(CatchUpError::ReplaceStore)?;
+    let store = SledStore::open(&store_path, &config.cluster_id)
+        .map_err(|source| CatchUpError::OpenStore { path: store_path.clone(), source })?;
     assert_eq!(store.applied(), Some(fetched.head_i), "the adopted store is the head's copy");
     let (writer, _) =
-        TlogWriter::open(dir, config.tlog(), &node.name).map_err(|e| e.to_string())?;
+        TlogWriter::open(dir, config.tlog(), &node.name).map_err(CatchUpError::OpenTlog)?;
     assert_eq!(writer.last_i(), None, "the log restarts empty after an adopted head");
     Ok((writer, store))
 }
@@ -118,13 +152,14 @@ pub fn adopt_running(
     dir: Arc<dyn LogDir>,
     config: &ClusterConfig,
     node: &NodeConfig,
-) -> Result<TlogWriter, String> {
+) -> Result<TlogWriter, CatchUpError> {
     let stand_in = head::with_suffix(&super::startup::store_path(node), "stand-in");
     if stand_in.exists() {
         std::fs::remove_dir_all(&stand_in)
-            .map_err(|e| format!("removing {}: {e}", stand_in.display()))?;
+            .map_err(|source| CatchUpError::Leftover { path: stand_in.clone(), source })?;
     }
-    let empty = SledStore::open(&stand_in, &config.cluster_id).map_err(|e| e.to_string())?;
+    let empty = SledStore::open(&stand_in, &config.cluster_id)
+        .map_err(|source| CatchUpError::OpenStore { path: stand_in.clone(), source })?;
     drop(std::mem::replace(store, empty));
     let (writer, adopted) = adopt_closed(fetched, dir, config, node)?;
     drop(std::mem::replace(store, adopted));
@@ -151,13 +186,13 @@ pub async fn fetch_for_core<N: Network>(
     (from_i, to_i): (u64, u64),
     side: HeadSide,
     tx: mpsc::Sender<Fetched>,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, CatchUpError> {
     let mut log = ProgressLog::default();
     let mut report = |p: &Progress| log.report(p);
     let first = fetch_entries(net, addr, cluster_id, (from_i, to_i), tx.clone(), &mut report).await;
     let first_i = match first {
         Err(FetchError::Collapsed { first_i, .. }) => first_i,
-        other => return other.map_err(|e| e.to_string()),
+        other => return Ok(other?),
     };
     tracing::info!(%addr, from_i, first_i, "the peer collapsed the slots this node needs: fetching its head");
     let guard = side.lock.clone().lock_owned().await;
@@ -165,8 +200,8 @@ pub async fn fetch_for_core<N: Network>(
         fetch_head(net, addr, cluster_id, (&side.tlog_dir, &side.store), &mut report).await?;
     let head_i = fetched.head_i;
     let (reply, adopted) = oneshot::channel();
-    tx.send(Fetched::Head(fetched, reply)).await.map_err(|_| "the node stopped".to_string())?;
-    adopted.await.map_err(|_| "the node stopped while adopting the head".to_string())?;
+    tx.send(Fetched::Head(fetched, reply)).await.map_err(|_| CatchUpError::NodeStopped)?;
+    adopted.await.map_err(|_| CatchUpError::StoppedWhileAdopting)?;
     drop(guard);
     tracing::info!(%addr, head_i, "adopted the peer's head; fetching the entries after it");
     // At least one slot after the head, so that the log holds a last slot again; a peer that
@@ -179,6 +214,6 @@ pub async fn fetch_for_core<N: Network>(
             tracing::info!(%addr, "nothing after the head yet: {e}");
             Ok(Some(head_i))
         }
-        other => other.map_err(|e| e.to_string()),
+        other => Ok(other?),
     }
 }

@@ -23,6 +23,20 @@ use crate::store::{SledStore, Store, StoreError};
 use crate::tlog;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
+
+/// Why a head could not be streamed (`get_db`, `fetch_head`): the requester hears it as rc 0xff
+/// before any byte, or as a cut stream after; the node's log says which.
+#[derive(Debug, thiserror::Error)]
+enum HeadStreamError {
+    /// Reading the TLog's last slot before folding the committed slots into the head.
+    #[error("reading the TLog's last slot: {0}")]
+    Tlog(#[source] tlog::TlogError),
+    #[error("folding the committed slots into the head: {0}")]
+    Fold(#[source] CollapseError),
+    /// Opening or reading the head's store.
+    #[error("reading the head: {0}")]
+    Head(#[source] StoreError),
+}
 use tokio::sync::{mpsc, oneshot};
 
 /// Pairs per head chunk (`fetch_head`, `get_db`).
@@ -301,7 +315,7 @@ pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -
         encode_error(Rc::NotFound, msg.as_bytes(), &mut out);
         return stream.write_all(&out).await.is_ok();
     }
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
     let cluster_id = shared.cluster_id.clone();
     tokio::task::spawn_blocking(move || {
         let _guard = guard;
@@ -317,7 +331,7 @@ pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -
             })
         });
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e.to_string()));
+            let _ = tx.blocking_send(Err(HeadStreamError::Head(e)));
         }
     });
     forward(stream, rx, "fetch_head").await
@@ -327,7 +341,7 @@ pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -
 /// after cuts the stream (the reader sees no end). Returns whether the connection may go on.
 async fn forward<S: Stream>(
     stream: &mut S,
-    mut rx: mpsc::Receiver<Result<Vec<u8>, String>>,
+    mut rx: mpsc::Receiver<Result<Vec<u8>, HeadStreamError>>,
     what: &str,
 ) -> bool {
     let mut first = true;
@@ -342,7 +356,7 @@ async fn forward<S: Stream>(
                 tracing::warn!("{what}: {e}");
                 if first {
                     let mut out = Vec::new();
-                    encode_error(Rc::UnknownFailure, e.as_bytes(), &mut out);
+                    encode_error(Rc::UnknownFailure, e.to_string().as_bytes(), &mut out);
                     let _ = stream.write_all(&out).await;
                 }
                 return false;
@@ -368,27 +382,27 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
     let Ok(committed) = answer.await else { return false };
     let guard = shared.head.lock.clone().lock_owned().await;
     let (dir, path) = (shared.dir.clone(), shared.head.path.clone());
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
     let cluster_id = shared.cluster_id.clone();
     tokio::task::spawn_blocking(move || {
         let _guard = guard;
-        let result = (|| -> Result<(), String> {
+        let result = (|| -> Result<(), HeadStreamError> {
             if let Some(committed) = committed {
                 // The log's last slot is committed only once a later one exists.
-                let last = tlog::last_i(dir.as_ref()).map_err(|e| e.to_string())?.unwrap_or(0);
+                let last = tlog::last_i(dir.as_ref()).map_err(HeadStreamError::Tlog)?.unwrap_or(0);
                 let target = committed.min(last.saturating_sub(1));
                 head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
                     log_step(s);
                 })
-                .map_err(|e| e.to_string())?;
+                .map_err(HeadStreamError::Fold)?;
             }
-            let head = SledStore::open(&path, &cluster_id).map_err(|e| e.to_string())?;
+            let head = SledStore::open(&path, &cluster_id).map_err(HeadStreamError::Head)?;
             let mut size = 0u64;
             head_frames(&head, &cluster_id, &mut |b| {
                 size += b.len() as u64;
                 true
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(HeadStreamError::Head)?;
             let mut first = Vec::with_capacity(12);
             first.put_i32_le(Rc::Ok.code() as i32);
             first.extend_from_slice(&(size as i64).to_le_bytes());
@@ -396,7 +410,7 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
                 return Ok(());
             }
             head_frames(&head, &cluster_id, &mut |b| tx.blocking_send(Ok(b)).is_ok())
-                .map_err(|e| e.to_string())
+                .map_err(HeadStreamError::Head)
         })();
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(e));

@@ -34,6 +34,19 @@ const PROLOGUE_TIMEOUT_MS: u64 = 10_000;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Why a client connection gets no slot: one of the limits on connections (the client hears
+/// it as rc max_connections with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotRefused {
+    #[error(
+        "max_connections_per_address: {ip} holds {held} client connections, the most one \
+         address may hold (this node accepts at most {max} in all)"
+    )]
+    PerAddress { ip: IpAddr, held: usize, max: usize },
+    #[error("max_connections: this node accepts at most {max} client connections")]
+    Total { max: usize },
+}
+
 /// Counts a connection while it lives, in all and for its address.
 pub struct ConnectionSlot {
     shared: Arc<Shared>,
@@ -43,24 +56,19 @@ pub struct ConnectionSlot {
 impl ConnectionSlot {
     /// Takes a slot for a client at `ip`, or says why not: `max_connections` are open, or this
     /// address holds its share of them already (so that one host cannot take every slot).
-    pub fn take(shared: &Arc<Shared>, ip: IpAddr) -> Result<ConnectionSlot, String> {
+    pub fn take(shared: &Arc<Shared>, ip: IpAddr) -> Result<ConnectionSlot, SlotRefused> {
         let max = shared.max_connections;
         let mut per = shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
         let held = per.get(&ip).copied().unwrap_or(0);
         if held >= shared.per_address_max {
-            return Err(format!(
-                "max_connections_per_address: {ip} holds {held} client connections, the most one \
-                 address may hold (this node accepts at most {max} in all)"
-            ));
+            return Err(SlotRefused::PerAddress { ip, held, max });
         }
         let taken = shared
             .connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .is_ok();
         if !taken {
-            return Err(format!(
-                "max_connections: this node accepts at most {max} client connections"
-            ));
+            return Err(SlotRefused::Total { max });
         }
         *per.entry(ip).or_insert(0) += 1;
         Ok(ConnectionSlot { shared: shared.clone(), ip })
@@ -81,9 +89,9 @@ impl Drop for ConnectionSlot {
 }
 
 /// Refuses a connection with 0xfe and `why`, and closes it.
-pub async fn refuse<S: Stream>(mut stream: S, why: String) {
+pub async fn refuse<S: Stream>(mut stream: S, why: SlotRefused) {
     let mut out = Vec::new();
-    encode_error(Rc::MaxConnections, why.as_bytes(), &mut out);
+    encode_error(Rc::MaxConnections, why.to_string().as_bytes(), &mut out);
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
 }
 

@@ -1,6 +1,7 @@
 //! Why a running node stops other than by request, and the exit code it stops with.
 
 use super::startup::StartError;
+use crate::exit::NodeExit;
 use crate::store::StoreError;
 use crate::tlog;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ pub enum ServeError {
     #[error("the store failed: {0}; restart the node: replay rebuilds what the store lacks")]
     Store(StoreError),
     #[error("adopting a peer's head failed: {0}; restart the node: its files are valid after every step of the adoption, and catch-up fetches the head again")]
-    AdoptHead(String),
+    AdoptHead(#[source] super::catchup::CatchUpError),
 }
 
 impl ServeError {
@@ -26,10 +27,10 @@ impl ServeError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ServeError::Start(e) => e.exit_code(),
-            ServeError::Bind { .. } => 2,
+            ServeError::Bind { .. } => NodeExit::PortTaken.code(),
             ServeError::Tlog(e) => e.exit_code(),
-            ServeError::Store(_) => 45,
-            ServeError::AdoptHead(_) => 47,
+            ServeError::Store(_) => NodeExit::Store.code(),
+            ServeError::AdoptHead(_) => NodeExit::Head.code(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! waiting connection tasks. What is asynchronous stays here: the select loop, the catch-up
 //! fetch task, importing fetched entries and adopting a peer's head.
 
+use super::blocking::BlockingReads;
 use super::catchup;
 use super::env::{Clock, Network};
 use super::peers::{Incoming, PeerLink};
@@ -18,13 +19,16 @@ use super::ServeError;
 use crate::config::ClusterConfig;
 use crate::consensus::{Input, Msg, NodeIdx};
 use crate::protocol::peer;
-use crate::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellError};
+use crate::shell::{CatchUpJob, Outbox, PersistJob, ReadJob, Reply, Shell, ShellError};
 use crate::tlog::LogDir;
 use crate::value::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// How long adopting a peer's head waits for the reads of the old store to end.
+const ADOPT_READS_WAIT_MS: u64 = 5_000;
 
 /// A waiting client: where its reply goes.
 pub type Waiter = oneshot::Sender<Reply>;
@@ -33,6 +37,9 @@ pub type Waiter = oneshot::Sender<Reply>;
 /// for is kept for the loop to start.
 pub struct ServerIo {
     pub links: Vec<Option<PeerLink>>,
+    /// Where reads of the store run: the blocking pool on disk, beside the core (at once in
+    /// memory, for the simulator).
+    pub reads: Arc<dyn BlockingReads>,
     pub persister: Option<Persister>,
     pub catch_up: Option<CatchUpJob>,
 }
@@ -62,13 +69,20 @@ impl Outbox<Waiter> for ServerIo {
     fn catch_up(&mut self, job: CatchUpJob) {
         self.catch_up = Some(job);
     }
+
+    fn read(&mut self, waiter: Waiter, job: ReadJob) {
+        // A job that panics drops the waiter: its connection answers going_down.
+        self.reads.run(Box::new(move || {
+            let _ = waiter.send(job.run_encoded());
+        }));
+    }
 }
 
 /// A catch-up fetch in progress.
 struct Fetch {
     epoch: u64,
     chunks: mpsc::Receiver<catchup::Fetched>,
-    done: oneshot::Receiver<Result<Option<u64>, String>>,
+    done: oneshot::Receiver<Result<Option<u64>, catchup::CatchUpError>>,
 }
 
 pub(super) struct EventLoop<N: Network, C: Clock> {
@@ -91,7 +105,7 @@ enum Event {
     Peer(Incoming),
     Persisted(Persisted),
     Chunk(catchup::Fetched),
-    CatchUpDone(Result<Option<u64>, String>),
+    CatchUpDone(Result<Option<u64>, catchup::CatchUpError>),
     Tick,
     Shutdown,
 }
@@ -279,11 +293,26 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
     /// to persist. A failure stops the node rather than go on in a state it does not understand.
     async fn adopt_head(&mut self, head: catchup::FetchedHead) -> Result<(), ServeError> {
         if self.shell.store.sled_mut().is_none() {
-            let why = "a node in memory (simulation) keeps no head and cannot adopt one";
-            return Err(ServeError::AdoptHead(why.into()));
+            return Err(ServeError::AdoptHead(catchup::CatchUpError::InMemory));
         }
         if let Some(p) = self.io.persister.take() {
             p.close().await.map_err(ServeError::Tlog)?;
+        }
+        // Reads beside the core hold the old store's handle: let them finish before its files
+        // are replaced (no new one starts, the loop is here). They are bounded by
+        // reply_bytes_max, so this is short; a read still open after the wait gets an error.
+        let store = self.shell.store.sled_mut().expect("checked above");
+        for _ in 0..ADOPT_READS_WAIT_MS / 10 {
+            if store.open_snapshots() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if store.open_snapshots() > 0 {
+            tracing::warn!(
+                reads = store.open_snapshots(),
+                "adopting a head while reads of the old store still run; they will fail"
+            );
         }
         let node = &self.config.nodes[self.me];
         let store = self.shell.store.sled_mut().expect("checked above");
@@ -295,7 +324,10 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         Ok(())
     }
 
-    fn caught_up(&mut self, result: Result<Option<u64>, String>) -> Result<(), ServeError> {
+    fn caught_up(
+        &mut self,
+        result: Result<Option<u64>, catchup::CatchUpError>,
+    ) -> Result<(), ServeError> {
         let Some(fetch) = self.fetch.take() else { return Ok(()) };
         let now = self.now();
         self.shell.catch_up_done(now, fetch.epoch, result, &mut self.io).map_err(stopped)?;

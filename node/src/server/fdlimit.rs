@@ -25,18 +25,26 @@ pub struct FdPlan {
     pub warning: Option<String>,
 }
 
+/// Why the node cannot start under the process's open-files limit.
+#[derive(Debug, thiserror::Error)]
+pub enum FdLimitError {
+    #[error(
+        "the open-files limit is {limit}; this node needs {reserve} descriptors for its TLog, \
+         store and peers before any client: raise it (ulimit -n, LimitNOFILE=) to at least \
+         {at_least}"
+    )]
+    TooLow { limit: u64, reserve: u64, at_least: u64 },
+    #[error("getrlimit(RLIMIT_NOFILE): {0}")]
+    GetLimit(#[source] std::io::Error),
+}
+
 /// Fits `max_connections` into `limit` descriptors (after raising the soft limit); an error when
 /// not even the reserve fits.
-pub fn plan(config: &ClusterConfig, limit: u64) -> Result<FdPlan, String> {
+pub fn plan(config: &ClusterConfig, limit: u64) -> Result<FdPlan, FdLimitError> {
     let reserve = reserve(config);
     let wanted = config.max_connections as u64;
     if limit <= reserve {
-        return Err(format!(
-            "the open-files limit is {limit}; this node needs {reserve} descriptors for its TLog, \
-             store and peers before any client: raise it (ulimit -n, LimitNOFILE=) to at least \
-             {}",
-            reserve + wanted
-        ));
+        return Err(FdLimitError::TooLow { limit, reserve, at_least: reserve + wanted });
     }
     if limit >= reserve + wanted {
         return Ok(FdPlan { max_connections: config.max_connections, warning: None });
@@ -54,12 +62,12 @@ pub fn plan(config: &ClusterConfig, limit: u64) -> Result<FdPlan, String> {
 }
 
 /// Raises the soft open-files limit to the hard one; returns the soft limit now in force.
-pub fn raise_nofile_limit() -> Result<u64, String> {
+pub fn raise_nofile_limit() -> Result<u64, FdLimitError> {
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+            return Err(FdLimitError::GetLimit(std::io::Error::last_os_error()));
         }
         if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
@@ -90,6 +98,7 @@ mod tests {
         assert_eq!(some.max_connections, 1024 - r as usize);
         assert!(some.warning.unwrap().contains("serving at most 820 clients"));
         let e = plan(&config, r).unwrap_err();
-        assert!(e.contains("at least 1204"), "{e}");
+        assert!(matches!(e, FdLimitError::TooLow { at_least: 1204, .. }), "{e:?}");
+        assert!(e.to_string().contains("at least 1204"), "{e}");
     }
 }

@@ -5,7 +5,7 @@
 //! secret the handshake of server/auth.rs follows. Every frame is bounded: a length above the
 //! maximum closes the connection before anything is allocated.
 
-use crate::llio::{Put, Reader};
+use crate::llio::{DecodeError, Put, Reader};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -71,6 +71,16 @@ pub struct HelloFrame {
     pub nonce: Vec<u8>,
 }
 
+/// Why a peer's first frame is not a hello this node can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HelloError {
+    /// Another program, or a peer of another version of the peer protocol.
+    #[error("not a peer hello of this version (magic {magic:#x}, expected {PEER_MAGIC:#x})")]
+    Magic { magic: i32 },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
 impl HelloFrame {
     pub fn encode(&self) -> Vec<u8> {
         let mut buf = Vec::new();
@@ -82,19 +92,17 @@ impl HelloFrame {
         buf
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<HelloFrame, String> {
+    pub fn decode(bytes: &[u8]) -> Result<HelloFrame, HelloError> {
         let mut r = Reader::new(bytes);
-        let magic = r.i32().map_err(|e| e.to_string())?;
+        let magic = r.i32()?;
         if magic != PEER_MAGIC {
-            return Err(format!(
-                "not a peer hello of this version (magic {magic:#x}, expected {PEER_MAGIC:#x})"
-            ));
+            return Err(HelloError::Magic { magic });
         }
-        let cluster_id = r.string("cluster id").map_err(|e| e.to_string())?;
-        let node = r.string("node name").map_err(|e| e.to_string())?;
-        let scheme = r.i32().map_err(|e| e.to_string())?;
-        let nonce = r.bytes().map_err(|e| e.to_string())?;
-        r.finish("hello").map_err(|e| e.to_string())?;
+        let cluster_id = r.string("cluster id")?;
+        let node = r.string("node name")?;
+        let scheme = r.i32()?;
+        let nonce = r.bytes()?;
+        r.finish("hello")?;
         Ok(HelloFrame { hello: Hello { cluster_id, node }, scheme, nonce })
     }
 }
@@ -116,6 +124,9 @@ mod tests {
         let mut buf = Vec::new();
         assert!(read_frame(&mut b, &mut buf, 1024).await.unwrap());
         assert_eq!(HelloFrame::decode(&buf).unwrap(), hello);
+        // Another program's first bytes: named by its magic, not a decode error.
+        let other = HelloFrame::decode(&[0x47, 0x45, 0x54, 0x20]).unwrap_err();
+        assert_eq!(other, HelloError::Magic { magic: i32::from_le_bytes(*b"GET ") });
         for cut in 0..buf.len() {
             assert!(HelloFrame::decode(&buf[..cut]).is_err());
         }

@@ -7,7 +7,7 @@
 //! new node) is marked a learner: it forgot what it promised and accepted, so it must not vote
 //! until a master has committed a slot through it (docs/CONSENSUS.md, restart rule).
 
-use super::catchup::{self, AsyncChunk};
+use super::catchup::{self, AsyncChunk, CatchUpError, ChunkError, FetchError};
 use super::env::Network;
 use super::startup::{prepare, StartError};
 use crate::client::{ClientConfig, Connection};
@@ -24,12 +24,28 @@ use thiserror::Error;
 pub enum RebuildError {
     #[error("{0}")]
     Start(#[from] StartError),
-    #[error("no peer answered with its committed slot: {0}; start at least one peer")]
-    NoPeer(String),
-    #[error("fetching from {peer}: {reason}")]
-    Fetch { peer: String, reason: String },
+    /// `notes` say, peer by peer, what each answered instead.
+    #[error("no peer answered with its committed slot: {notes}; start at least one peer")]
+    NoPeer { notes: String },
+    #[error("fetching from {peer}: {source}")]
+    Fetch { peer: String, source: FetchError },
+    /// The peer collapsed the slots needed, and its head could not be installed.
+    #[error("installing the head of {peer}: {source}")]
+    Head { peer: String, source: CatchUpError },
+    /// The peer's stream ended before the slot it had committed.
+    #[error("fetching from {peer}: the stream ended at {got:?}, short of slot {to_i}; run the catch-up again")]
+    Short { peer: String, got: Option<u64>, to_i: u64 },
     #[error("writing the fetched entries: {0}")]
-    Write(String),
+    Write(#[source] WriteError),
+}
+
+/// What could not be written once the entries were fetched.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Tlog(#[from] crate::tlog::TlogError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl RebuildError {
@@ -37,7 +53,10 @@ impl RebuildError {
         use crate::exit::NodeExit as NE;
         match self {
             RebuildError::Start(e) => e.exit_code(),
-            RebuildError::NoPeer(_) | RebuildError::Fetch { .. } => NE::CatchUpPeer.code(),
+            RebuildError::NoPeer { .. }
+            | RebuildError::Fetch { .. }
+            | RebuildError::Head { .. }
+            | RebuildError::Short { .. } => NE::CatchUpPeer.code(),
             RebuildError::Write(_) => NE::CatchUpWrite.code(),
         }
     }
@@ -50,10 +69,10 @@ struct Sink<'a> {
 }
 
 impl AsyncChunk for &mut Sink<'_> {
-    async fn take(&mut self, entries: Vec<(u64, Value)>) -> Result<(), String> {
+    async fn take(&mut self, entries: Vec<(u64, Value)>) -> Result<(), ChunkError> {
         let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
-        self.writer.append(&refs).map_err(|e| e.to_string())?;
-        self.store.apply_many(&entries).map_err(|e| e.to_string())?;
+        self.writer.append(&refs).map_err(ChunkError::Tlog)?;
+        self.store.apply_many(&entries).map_err(ChunkError::Store)?;
         self.count += entries.len() as u64;
         Ok(())
     }
@@ -69,7 +88,7 @@ async fn install_peer_head<N: Network>(
     addr: std::net::SocketAddr,
     dir: Arc<dyn LogDir>,
     progress: catchup::OnProgress<'_>,
-) -> Result<(TlogWriter, SledStore, u64), String> {
+) -> Result<(TlogWriter, SledStore, u64), CatchUpError> {
     let node = config.nodes[me].clone();
     let paths = (node.tlog_dir.as_path(), super::startup::store_path(&node));
     let fetched =
@@ -80,7 +99,7 @@ async fn install_peer_head<N: Network>(
         Ok((writer, store, fetched.head_i))
     })
     .await
-    .map_err(|e| format!("installing the head: {e}"))?
+    .map_err(|source| CatchUpError::Task { what: "installing the head", source })?
 }
 
 /// Brings stopped node `me` up to the most advanced reachable peer, logging progress. Returns a
@@ -142,7 +161,7 @@ pub async fn catch_up_stopped_node_with<N: Network>(
     }
     let from_i = store.next_i();
     let Some((peer, to_i)) = best else {
-        return Err(RebuildError::NoPeer(notes.join("; ")));
+        return Err(RebuildError::NoPeer { notes: notes.join("; ") });
     };
     let peer_name = config.nodes[peer].name.clone();
     let mut count = 0;
@@ -168,10 +187,8 @@ pub async fn catch_up_stopped_node_with<N: Network>(
                     drop((writer, store));
                     let installed =
                         install_peer_head(config, me, net, addr, dir.clone(), progress).await;
-                    let (w, s, head_i) = installed.map_err(|reason| RebuildError::Fetch {
-                        peer: peer_name.clone(),
-                        reason,
-                    })?;
+                    let (w, s, head_i) = installed
+                        .map_err(|source| RebuildError::Head { peer: peer_name.clone(), source })?;
                     (writer, store) = (w, s);
                     from_head = Some(head_i);
                     from_i = store.next_i();
@@ -179,21 +196,18 @@ pub async fn catch_up_stopped_node_with<N: Network>(
                 other => break other,
             }
         };
-        let got = fetched
-            .map_err(|e| RebuildError::Fetch { peer: peer_name.clone(), reason: e.to_string() })?;
+        let got =
+            fetched.map_err(|source| RebuildError::Fetch { peer: peer_name.clone(), source })?;
         if got != Some(to_i) {
-            return Err(RebuildError::Fetch {
-                peer: peer_name,
-                reason: format!("the stream ended at {got:?}, short of slot {to_i}"),
-            });
+            return Err(RebuildError::Short { peer: peer_name, got, to_i });
         }
     }
     if (was_empty && count > 0) || from_head.is_some() {
         let record = BallotRecord { learner: true, ..prepared.ballot };
-        record.store(dir.as_ref()).map_err(|e| RebuildError::Write(e.to_string()))?;
+        record.store(dir.as_ref()).map_err(|e| RebuildError::Write(e.into()))?;
     }
-    writer.close().map_err(|e| RebuildError::Write(e.to_string()))?;
-    store.flush().map_err(|e| RebuildError::Write(e.to_string()))?;
+    writer.close().map_err(|e| RebuildError::Write(e.into()))?;
+    store.flush().map_err(|e| RebuildError::Write(e.into()))?;
     let learner = if (was_empty && count > 0) || from_head.is_some() {
         "; it starts as a learner and votes once a master has caught it up"
     } else {

@@ -18,9 +18,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error("home directory {path}: {reason}")]
-    BadHome { path: String, reason: String },
+    BadHome { path: String, reason: DirError },
     #[error("TLog directory {path}: {reason}")]
-    BadTlogDir { path: String, reason: String },
+    BadTlogDir { path: String, reason: DirError },
     #[error("{error}\n  repair: {}", error.repair())]
     Tlog { error: TlogError },
     #[error("{0}")]
@@ -83,11 +83,23 @@ pub struct Prepared<S = SledStore> {
     pub closed_cleanly: bool,
 }
 
-fn ensure_dir(path: &std::path::Path) -> Result<(), String> {
-    std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+/// Why a node's directory (its home, its TLog directory) is unusable.
+#[derive(Debug, Error)]
+pub enum DirError {
+    #[error("cannot create it: {0}; check the path and its parent's permissions")]
+    Create(#[source] std::io::Error),
+    #[error("not writable: {0}; check its owner and permissions")]
+    NotWritable(#[source] std::io::Error),
+    #[error("cannot open it: {0}")]
+    Open(#[source] std::io::Error),
+}
+
+/// The directory exists (created if not) and this process can write in it.
+fn ensure_dir(path: &std::path::Path) -> Result<(), DirError> {
+    std::fs::create_dir_all(path).map_err(DirError::Create)?;
     let probe = path.join(".arakoon-write-probe");
-    std::fs::write(&probe, b"").map_err(|e| format!("not writable: {e}"))?;
-    std::fs::remove_file(&probe).map_err(|e| e.to_string())
+    std::fs::write(&probe, b"").map_err(DirError::NotWritable)?;
+    std::fs::remove_file(&probe).map_err(DirError::NotWritable)
 }
 
 /// Validates and opens a node's TLog and store, and replays what the store lacks.
@@ -99,7 +111,8 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
         reason,
     })?;
     let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(&node.tlog_dir).map_err(|e| {
-        StartError::BadTlogDir { path: node.tlog_dir.display().to_string(), reason: e.to_string() }
+        let path = node.tlog_dir.display().to_string();
+        StartError::BadTlogDir { path, reason: DirError::Open(e) }
     })?);
     let tlog_config = config.tlog();
     // Validates the whole log first: any damage stops the start here.

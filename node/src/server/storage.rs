@@ -157,6 +157,9 @@ impl Store for NodeStore {
     fn key_count(&self) -> Result<u64, StoreError> {
         each!(self, s => s.key_count())
     }
+    fn snapshot(&self) -> Box<dyn crate::store::Snapshot> {
+        each!(self, s => s.snapshot())
+    }
     fn scan_within(
         &self,
         scan: &crate::store::Scan<'_>,

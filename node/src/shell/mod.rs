@@ -7,12 +7,14 @@
 //! order and their clients answered with typed [`Reply`]s; a catch-up is handed to the outbox to
 //! fetch, and its end is judged here. Client requests enter here too: updates are admitted
 //! (size limits) and proposed, reads pass the one read gate ([`Shell::read_gate`]) and are
-//! answered from the store.
+//! answered from a snapshot of the store taken in the same turn, by a [`ReadJob`] that the
+//! outbox runs beside the core ([`Outbox::read`]).
 //!
 //! The shell is synchronous and reads no clock (it is handed `now_ms`), so the server's event
 //! loop and the tier-A simulator drive the very same code; what differs is the store type and the
 //! outbox. See ARCHITECTURE.md, principle 4.
 
+mod read_job;
 mod reads;
 mod requests;
 pub mod state_name;
@@ -27,8 +29,10 @@ use crate::store::{Store, StoreError, UpdateOutput, UpdateResult};
 use crate::tlog::{self, BallotRecord, LogDir, TlogError};
 use crate::value::Value;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
+
+pub use read_job::ReadJob;
 
 /// One unit of durable work from the consensus core: the entry, then the ballot record.
 #[derive(Debug, Clone)]
@@ -102,6 +106,13 @@ pub trait Outbox<W> {
     /// Slot `i` was chosen and is being applied (before its clients are answered); for
     /// observers such as the simulator's checks.
     fn applied(&mut self, _i: u64, _value: &Value) {}
+    /// A read of the store, to run against its snapshot and answer (shell/read_job.rs). By
+    /// default it runs at once, here (the simulator: nothing may race its time); the server runs
+    /// it on its blocking pool, beside the core.
+    fn read(&mut self, waiter: W, job: ReadJob) {
+        let reply = job.run();
+        self.reply(waiter, reply);
+    }
 }
 
 /// What stops the shell: the node cannot go on and must restart.
@@ -163,8 +174,9 @@ pub struct Shell<S: Store, W> {
     catch_up_epoch: u64,
     /// The time of the input being handled (for the statistics' timings).
     now_ms: u64,
-    /// Arakoon's operation counters (shell/statistics.rs).
-    stats: statistics::Statistics,
+    /// Arakoon's operation counters (shell/statistics.rs), shared with the read jobs, which
+    /// record their own durations wherever they run.
+    stats: Arc<Mutex<statistics::Statistics>>,
     /// The clock that times reads and the memory figures (zero unless the server sets them).
     probes: statistics::HostProbes,
     /// The machine's actions, reused between inputs.
@@ -189,7 +201,7 @@ impl<S: Store, W> Shell<S, W> {
             catching_up: None,
             catch_up_epoch: 0,
             now_ms,
-            stats: statistics::Statistics::new(now_ms),
+            stats: Arc::new(Mutex::new(statistics::Statistics::new(now_ms))),
             probes: statistics::HostProbes::default(),
             actions: Vec::new(),
         }
@@ -203,6 +215,11 @@ impl<S: Store, W> Shell<S, W> {
 
     pub fn config(&self) -> &ShellConfig {
         &self.config
+    }
+
+    fn stats(&self) -> MutexGuard<'_, statistics::Statistics> {
+        // A read job that panicked while recording left at worst one sample half counted.
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Clients waiting for an answer.
@@ -219,10 +236,10 @@ impl<S: Store, W> Shell<S, W> {
     ) -> Result<(), ShellError> {
         self.now_ms = now_ms;
         match &input {
-            Input::Tick => self.stats.report_if_due(now_ms),
+            Input::Tick => self.stats().report_if_due(now_ms),
             Input::Message { from, msg } => {
                 if let Some(i) = statistics::slot_of(msg) {
-                    self.stats.witness(&self.config.names[*from], i);
+                    self.stats().witness(&self.config.names[*from], i);
                 }
             }
             _ => {}
@@ -251,7 +268,7 @@ impl<S: Store, W> Shell<S, W> {
             }
             Action::Apply { i, value, clients } => self.apply(i, &value, &clients, out)?,
             Action::Reply { id, result } => {
-                self.stats.forget(id.0);
+                self.stats().forget(id.0);
                 if let Some(waiter) = self.pending.remove(&id.0) {
                     let (rc, message) = crate::rc::reply_of(&result, &self.machine.config().names);
                     out.reply(waiter, consensus_reply(rc, message));
@@ -290,7 +307,7 @@ impl<S: Store, W> Shell<S, W> {
                 Ok(UpdateOutput::Count(n)) => Some(usize::try_from(*n).unwrap_or(0)),
                 _ => None,
             };
-            self.stats.end(id.0, self.now_ms, count);
+            self.stats().end(id.0, self.now_ms, count);
             if let Some(waiter) = self.pending.remove(&id.0) {
                 out.reply(waiter, update_reply(result));
             }
@@ -351,7 +368,7 @@ impl<S: Store, W> Shell<S, W> {
         &mut self,
         now_ms: u64,
         epoch: u64,
-        fetched: Result<Option<u64>, String>,
+        fetched: Result<Option<u64>, impl std::fmt::Display>,
         out: &mut impl Outbox<W>,
     ) -> Result<CatchUpVerdict, ShellError> {
         let Some(job) = self.catching_up.filter(|j| j.epoch == epoch) else {

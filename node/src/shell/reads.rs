@@ -1,16 +1,18 @@
-//! Reads, local and admin commands: the read gate, then the answer from the store.
+//! Reads, local and admin commands: the read gate, then the answer.
 //!
 //! Every read passes [`Shell::read_gate`], the one function that says whether this node may
-//! serve a read at the consistency asked for (the master lease for a consistent read). The
-//! answers are read in the shell's own turn, so a read never sees a slot that is committed but
-//! not applied.
+//! serve a read at the consistency asked for (the master lease for a consistent read). A read of
+//! the store takes the store's snapshot in the same turn (the read's linearization point: the
+//! lease held and every acknowledged write was applied) and is handed to the outbox as a
+//! [`ReadJob`] that runs beside the core (shell/read_job.rs); local and admin commands are
+//! answered here.
 
-use super::statistics::Op;
+use super::read_job::{reads_the_store, ReadJob};
 use super::{failed, Outbox, Reply, Shell, ShellError};
 use crate::consensus::{Input, RoleName};
 use crate::protocol::client::{Consistency, Payload, Request, SPOKEN_VERSION};
 use crate::rc::Rc;
-use crate::store::{Scan, Store};
+use crate::store::Store;
 
 impl<S: Store, W> Shell<S, W> {
     /// The name of the master this node knows of, if any.
@@ -66,6 +68,18 @@ impl<S: Store, W> Shell<S, W> {
             }
             return Ok(());
         }
+        if reads_the_store(&request) {
+            let job = ReadJob {
+                snapshot: self.store.snapshot(),
+                request,
+                reply_bytes_max: self.config.reply_bytes_max,
+                stats: self.stats.clone(),
+                now_ms,
+                probes: self.probes,
+            };
+            out.read(waiter, job);
+            return Ok(());
+        }
         let reply = self.read(now_ms, request)?;
         out.reply(waiter, reply);
         Ok(())
@@ -73,12 +87,6 @@ impl<S: Store, W> Shell<S, W> {
 
     fn read(&mut self, now_ms: u64, request: Request) -> Result<Reply, ShellError> {
         let fail = |rc: Rc, message: Vec<u8>| failed(rc, message);
-        // Reads are answered at once, so the core's millisecond clock would time them at 0 s;
-        // the host's clock (zero in the simulator) is read around the store call instead.
-        let now = now_ms;
-        let clock = self.probes.seconds;
-        let t0 = clock();
-        let took = || clock() - t0;
         if let Request::GetRouting | Request::GetNurseryCfg = request {
             // Arakoon reads the routing on the master only; a cluster without one has none.
             return Ok(match self.read_gate(now_ms, &request, Consistency::Consistent) {
@@ -86,16 +94,7 @@ impl<S: Store, W> Shell<S, W> {
                 Err(refusal) => refusal,
             });
         }
-        let (s, stats) = (&self.store, &mut self.stats);
-        // Listing reads are held to reply_bytes_max (ours; Arakoon builds a reply of any size).
-        let max = self.config.reply_bytes_max;
-        let too_large = |what: &str, max: usize| {
-            let msg = format!(
-                "{what}: the reply would pass reply_bytes_max ({max} bytes); ask for fewer with \
-                 max, or a narrower range, and go on from the last key"
-            );
-            failed(Rc::BadInput, msg.into_bytes())
-        };
+        let s = &self.store;
         Ok(match request {
             Request::Ping { cluster_id, .. } => {
                 if cluster_id != self.config.cluster_id {
@@ -109,75 +108,6 @@ impl<S: Store, W> Shell<S, W> {
             Request::WhoMaster => {
                 Reply::Ok(Payload::OptionString(self.master_name(now_ms).map(String::into_bytes)))
             }
-            Request::Exists { key, .. } => Reply::Ok(Payload::Bool(s.exists(&key)?)),
-            Request::Get { key, .. } => match s.get(&key)? {
-                Some(v) => {
-                    stats.record_secs(Op::Get, took(), now, v.len());
-                    Reply::Ok(Payload::String(v))
-                }
-                // Arakoon's store raises Not_found, which its handler answers by that name.
-                None => fail(Rc::NotFound, b"Not_found".to_vec()),
-            },
-            Request::Range { range, .. } => match s.scan_within(&Scan::Range(&range), max)? {
-                Some(found) => {
-                    stats.record_secs(Op::Range, took(), now, found.len());
-                    Reply::Ok(Payload::Keys(found.into_iter().map(|(k, _)| k).collect()))
-                }
-                None => too_large("range", max),
-            },
-            Request::PrefixKeys { prefix, max: count, .. } => {
-                match s.scan_within(&Scan::PrefixKeys(&prefix, count), max)? {
-                    Some(found) => {
-                        stats.record_secs(Op::PrefixKeys, took(), now, found.len());
-                        Reply::Ok(Payload::Keys(found.into_iter().map(|(k, _)| k).collect()))
-                    }
-                    None => too_large("prefix_keys", max),
-                }
-            }
-            Request::RangeEntries { range, .. } => {
-                match s.scan_within(&Scan::RangeEntries(&range), max)? {
-                    Some(entries) => {
-                        stats.record_secs(Op::RangeEntries, took(), now, entries.len());
-                        Reply::Ok(Payload::Entries(entries))
-                    }
-                    None => too_large("range_entries", max),
-                }
-            }
-            Request::RevRangeEntries { range, .. } => {
-                match s.scan_within(&Scan::RevRangeEntries(&range), max)? {
-                    Some(entries) => {
-                        stats.record_secs(Op::RevRangeEntries, took(), now, entries.len());
-                        Reply::Ok(Payload::Entries(entries))
-                    }
-                    None => too_large("rev_range_entries", max),
-                }
-            }
-            Request::MultiGet { keys, .. } => match s.multi_get(&keys)? {
-                Ok(values) => {
-                    stats.record_secs(Op::MultiGet, took(), now, 0);
-                    Reply::Ok(Payload::Values(values))
-                }
-                Err(missing) => fail(Rc::NotFound, missing),
-            },
-            Request::MultiGetOption { keys, .. } => {
-                let values = s.multi_get_option(&keys)?;
-                stats.record_secs(Op::MultiGetOption, took(), now, 0);
-                Reply::Ok(Payload::OptionValues(values))
-            }
-            Request::Assert { key, value, .. } => {
-                if s.get(&key)? == value {
-                    Reply::Ok(Payload::Unit)
-                } else {
-                    fail(Rc::AssertionFailed, key)
-                }
-            }
-            Request::AssertExists { key, .. } => {
-                if s.exists(&key)? {
-                    Reply::Ok(Payload::Unit)
-                } else {
-                    fail(Rc::AssertionFailed, key)
-                }
-            }
             // Arakoon checks the read's consistency first (the gate above), then looks the hook
             // up; no hooks are registered on this node.
             Request::UserHook { name, .. } => fail(Rc::UserHookNotFound, name.into_bytes()),
@@ -188,9 +118,10 @@ impl<S: Store, W> Shell<S, W> {
                 Reply::Ok(Payload::Bool(self.machine.expect_progress_possible(now_ms)))
             }
             Request::Statistics => {
-                let node_is = self.stats.node_is(&self.config.names[self.config.me], s.applied());
+                let stats = self.stats();
+                let node_is = stats.node_is(&self.config.names[self.config.me], s.applied());
                 let mem = (self.probes.memory)();
-                Reply::Ok(Payload::String(self.stats.encode(&node_is, &mem)))
+                Reply::Ok(Payload::String(stats.encode(&node_is, &mem)))
             }
             Request::Version => {
                 let (major, minor, patch) = SPOKEN_VERSION;

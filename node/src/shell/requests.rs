@@ -34,7 +34,7 @@ impl<S: Store, W> Shell<S, W> {
         };
         let (op, size) = super::statistics::op_of(&update);
         let Some(id) = self.wait(waiter, out) else { return Ok(()) };
-        self.stats.begin(id.0, op, now_ms, size);
+        self.stats().begin(id.0, op, now_ms, size);
         self.feed(now_ms, Input::ClientUpdate { id, update }, out)
     }
 

@@ -140,7 +140,7 @@ fn closing_answers_every_waiting_client_going_down() {
 #[test]
 fn a_catch_up_report_without_its_catch_up_is_ignored() {
     let (mut s, mut out) = (shell(3), Recorder::default());
-    let verdict = s.catch_up_done(5, 1, Ok(Some(10)), &mut out).unwrap();
+    let verdict = s.catch_up_done(5, 1, Ok::<_, String>(Some(10)), &mut out).unwrap();
     assert_eq!(verdict, CatchUpVerdict::Stale);
     assert!(out.replies.is_empty() && out.sends == 0);
 }

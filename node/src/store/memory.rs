@@ -3,14 +3,18 @@
 
 use super::apply::{apply_value, Overlay, View};
 use super::reads;
-use super::{MasterRecord, Range, Store, StoreError, UpdateResult, UserFunctionRegistry};
+use super::snapshot::{scan_map, MemorySnapshot};
+use super::{MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry};
 use crate::value::{Bytes, Key, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     cluster_id: String,
-    data: BTreeMap<Key, Bytes>,
+    /// Shared with the snapshots taken since the last write: a write copies it only while a
+    /// snapshot still holds it (copy-on-write), which a read run at once never does.
+    data: Arc<BTreeMap<Key, Bytes>>,
     admin: BTreeMap<Key, Bytes>,
     master: Option<MasterRecord>,
     applied: Option<u64>,
@@ -25,7 +29,7 @@ impl MemoryStore {
     pub fn with_registry(cluster_id: &str, registry: UserFunctionRegistry) -> MemoryStore {
         MemoryStore {
             cluster_id: cluster_id.to_string(),
-            data: BTreeMap::new(),
+            data: Arc::new(BTreeMap::new()),
             admin: BTreeMap::new(),
             master: None,
             applied: None,
@@ -43,11 +47,14 @@ impl MemoryStore {
         writes: BTreeMap<Key, Option<Bytes>>,
         admin: BTreeMap<Key, Option<Bytes>>,
     ) {
-        for (k, v) in writes {
-            match v {
-                Some(v) => self.data.insert(k, v),
-                None => self.data.remove(&k),
-            };
+        if !writes.is_empty() {
+            let data = Arc::make_mut(&mut self.data);
+            for (k, v) in writes {
+                match v {
+                    Some(v) => data.insert(k, v),
+                    None => data.remove(&k),
+                };
+            }
         }
         for (k, v) in admin {
             match v {
@@ -143,5 +150,17 @@ impl Store for MemoryStore {
 
     fn key_count(&self) -> Result<u64, StoreError> {
         Ok(self.data.len() as u64)
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        Box::new(MemorySnapshot { data: self.data.clone(), at: self.applied })
+    }
+
+    fn scan_within(
+        &self,
+        scan: &super::Scan<'_>,
+        bytes_max: usize,
+    ) -> Result<Option<super::Scanned>, StoreError> {
+        Ok(scan_map(&self.data, scan, bytes_max))
     }
 }

@@ -13,13 +13,19 @@ use crate::value::{Bytes, Key, Value};
 use thiserror::Error;
 
 mod apply;
+mod journal;
 mod memory;
 mod reads;
+mod sled_snapshot;
 mod sled_store;
+pub mod snapshot;
 pub mod user_function;
 
+pub use journal::JOURNAL_BYTES_MAX;
 pub use memory::MemoryStore;
+pub use sled_snapshot::SledSnapshot;
 pub use sled_store::SledStore;
+pub use snapshot::{MemorySnapshot, Snapshot, SnapshotError};
 pub use user_function::{UserContext, UserFunction, UserFunctionRegistry};
 
 /// What one update of an applied value returned.
@@ -167,6 +173,11 @@ pub trait Store: Send {
     fn prefix_keys(&self, prefix: &[u8], max: Option<usize>) -> Result<Vec<Key>, StoreError>;
     /// The number of user keys.
     fn key_count(&self) -> Result<u64, StoreError>;
+
+    /// A view of the store at its applied index now, for a read that runs elsewhere while this
+    /// store goes on applying (store/snapshot.rs). Dropping it lets the store forget what it kept
+    /// for it.
+    fn snapshot(&self) -> Box<dyn Snapshot>;
 
     /// `scan`'s answer, or `None` once its keys and values (keys only for `range` and
     /// `prefix_keys`) pass `bytes_max` bytes on the wire, so that one read cannot make the node

@@ -17,7 +17,7 @@ fn bound(key: &Option<Vec<u8>>, inclusive: bool) -> Bound<&[u8]> {
     }
 }
 
-fn non_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+pub(crate) fn non_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
     use Bound::*;
     match (lo, hi) {
         (Included(a), Included(b)) => a <= b,

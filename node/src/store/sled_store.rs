@@ -17,13 +17,16 @@
 //! crash lost. [`Store::flush`] makes it durable when a caller needs that (rebuild, shutdown).
 
 use super::apply::{apply_value, apply_value_owned, Overlay, View};
+use super::journal::{Journal, JOURNAL_BYTES_MAX};
 use super::reads;
-use super::{MasterRecord, Range, Store, StoreError, UpdateResult, UserFunctionRegistry};
+use super::sled_snapshot::SledSnapshot;
+use super::{MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry};
 use crate::llio::{Put, Reader};
 use crate::value::{Bytes, Key, Value};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const USER: u8 = b'@';
 /// The byte after `@`: the exclusive end of the user key space.
@@ -44,6 +47,9 @@ pub struct SledStore {
     master: Option<MasterRecord>,
     key_count: u64,
     registry: UserFunctionRegistry,
+    /// The pre-images open snapshots need (store/journal.rs).
+    journal: Arc<Journal>,
+    journal_bytes_max: usize,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -56,7 +62,7 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
-fn user_key(key: &[u8]) -> Vec<u8> {
+pub(super) fn user_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
     k.push(USER);
     k.extend_from_slice(key);
@@ -154,7 +160,26 @@ impl SledStore {
             master,
             key_count,
             registry,
+            journal: Arc::new(Journal::new(applied.map_or(0, |a| a + 1), JOURNAL_BYTES_MAX)),
+            journal_bytes_max: JOURNAL_BYTES_MAX,
         })
+    }
+
+    /// Sets the snapshot journal's bound (tests make it small to overtake reads); the
+    /// snapshots open until now keep the old journal, which records nothing more.
+    pub fn set_snapshot_journal_bytes_max(&mut self, bytes_max: usize) {
+        self.journal = Arc::new(Journal::new(self.next_i(), bytes_max));
+        self.journal_bytes_max = bytes_max;
+    }
+
+    /// The snapshots of this store that reads still hold.
+    pub fn open_snapshots(&self) -> usize {
+        self.journal.open_snapshots()
+    }
+
+    /// The bytes the snapshot journal holds now.
+    pub fn snapshot_journal_bytes(&self) -> usize {
+        self.journal.bytes()
     }
 
     pub fn path(&self) -> &Path {
@@ -236,14 +261,25 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut count = self.key_count as i64;
+        // Held until the batch is visible: open snapshots get every key's pre-image first.
+        let journal = self.journal.clone();
+        let mut journaled = journal.commit(applied);
         // One buffer for every `@`-prefixed key: the batch copies the key anyway.
         let mut key = Vec::with_capacity(64);
         for (k, v) in writes {
             key.clear();
             key.push(USER);
             key.extend_from_slice(&k);
-            // The one lookup per written key that keeps the count exact.
-            let existed = self.db.contains_key(&key).map_err(|e| self.backend(e))?;
+            // The one lookup per written key that keeps the count exact (and, while a snapshot
+            // is open, reads the value it replaces).
+            let existed = if journaled.recording {
+                let before = self.db.get(&key).map_err(|e| self.backend(e))?;
+                let existed = before.is_some();
+                journaled.record(&k, before.map(|b| b.to_vec()));
+                existed
+            } else {
+                self.db.contains_key(&key).map_err(|e| self.backend(e))?
+            };
             match v {
                 Some(v) => {
                     count += i64::from(!existed);
@@ -271,6 +307,7 @@ impl SledStore {
         batch.insert(KEY_COUNT, &(count as u64).to_le_bytes()[..]);
         batch.insert(APPLIED, &applied.to_le_bytes()[..]);
         self.db.apply_batch(batch).map_err(|e| self.backend(e))?;
+        journaled.done();
         self.key_count = count as u64;
         self.applied = Some(applied);
         if master.is_some() {
@@ -280,17 +317,7 @@ impl SledStore {
     }
 
     fn scan(&self, bounds: reads::Bounds<'_>) -> sled::Iter<1024> {
-        let lo = match bounds.0 {
-            Bound::Unbounded => Bound::Included(vec![USER]),
-            Bound::Included(k) => Bound::Included(user_key(k)),
-            Bound::Excluded(k) => Bound::Excluded(user_key(k)),
-        };
-        let hi = match bounds.1 {
-            Bound::Unbounded => Bound::Excluded(vec![USER_END]),
-            Bound::Included(k) => Bound::Included(user_key(k)),
-            Bound::Excluded(k) => Bound::Excluded(user_key(k)),
-        };
-        self.db.range((lo, hi))
+        scan_user(&self.db, bounds)
     }
 
     fn collect(
@@ -305,6 +332,21 @@ impl SledStore {
         }
         Ok(out)
     }
+}
+
+/// The user keys within `bounds` (user keys, without the `@`), as a sled iterator.
+pub(super) fn scan_user(db: &sled::Db, bounds: reads::Bounds<'_>) -> sled::Iter<1024> {
+    let lo = match bounds.0 {
+        Bound::Unbounded => Bound::Included(vec![USER]),
+        Bound::Included(k) => Bound::Included(user_key(k)),
+        Bound::Excluded(k) => Bound::Excluded(user_key(k)),
+    };
+    let hi = match bounds.1 {
+        Bound::Unbounded => Bound::Excluded(vec![USER_END]),
+        Bound::Included(k) => Bound::Included(user_key(k)),
+        Bound::Excluded(k) => Bound::Excluded(user_key(k)),
+    };
+    db.range((lo, hi))
 }
 
 fn read_u64(b: &[u8]) -> Option<u64> {
@@ -414,6 +456,12 @@ impl Store for SledStore {
 
     fn key_count(&self) -> Result<u64, StoreError> {
         Ok(self.key_count)
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        let path: Arc<str> = self.path.display().to_string().into();
+        let journal = self.journal.clone();
+        Box::new(SledSnapshot::open(self.db.clone(), journal, path, self.journal_bytes_max))
     }
 
     fn scan_within(

@@ -25,14 +25,14 @@ use super::cluster::{builder, Cluster, ClusterSpec};
 use super::net::TurmoilNet;
 use super::workload::now_us;
 use super::TierBError;
-use crate::real_client::{self, Journal};
-use crate::world::history::{Linearizability, OpSummary, Recorder, Space};
 use arakoon_chaos::director::{
     bridge_link, bridge_node, link_matrix, ring_link, Backend, BackendError, ClusterView,
     Command as DirectorCommand, Director, Input, Resolved, Strikes,
 };
 use arakoon_chaos::drill::{Condition, Drill, WorkloadSpec};
 use arakoon_chaos::faults::Fault;
+use arakoon_chaos::history::{Linearizability, OpSummary, Recorder, Space};
+use arakoon_chaos::real_client::{self, Journal};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientConfig};
@@ -356,7 +356,13 @@ async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> tu
     }
     // One process more than clients: the director reads every key once more.
     let client = Client::with_network(cfg.clone(), TurmoilNet);
-    real_client::final_reads(drill.workload.clients, drill.workload.keys, client, &*board).await;
+    real_client::final_reads(
+        drill.workload.clients,
+        drill.workload.keys,
+        client,
+        &Journaled(&board),
+    )
+    .await;
     Ok(())
 }
 
@@ -468,19 +474,24 @@ async fn client_loop(
     let client = Client::with_network(cfg, TurmoilNet);
     let (pause_min_us, pause_max_us) = workload.pause_us();
     let pause_us = (pause_min_us, pause_max_us.max(pause_min_us));
-    real_client::run_client(c, client, &workload, seed, pause_us, &*board, || now_ms() < end_ms)
-        .await;
+    real_client::run_client(c, client, &workload, seed, pause_us, &Journaled(&board), || {
+        now_ms() < end_ms
+    })
+    .await;
     Ok(())
 }
 
+/// The board as the run's journal (a type of this crate: the trait is chaos's).
+struct Journaled<'a>(&'a RefCell<Board>);
+
 /// The board keeps the history: each event stamped in virtual time, and counted.
-impl Journal for RefCell<Board> {
+impl Journal for Journaled<'_> {
     fn call(&self, c: usize, op: u64, space: Space, raw: RawCall) {
-        self.borrow_mut().recorder.call(c, op, now_us(), space, raw);
+        self.0.borrow_mut().recorder.call(c, op, now_us(), space, raw);
     }
 
     fn done(&self, c: usize, op: u64, outcome: Outcome, output: Option<Value>) {
-        let mut b = self.borrow_mut();
+        let mut b = self.0.borrow_mut();
         match outcome {
             Outcome::Ok => b.ok += 1,
             Outcome::Fail => b.failed += 1,

@@ -5,7 +5,7 @@ use super::cluster::{builder, Cluster, ClusterSpec};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::workload::{run_client, ClientTally, Workload};
 use super::TierBError;
-use crate::world::history::{str_value, Linearizability, Recorder, Space};
+use arakoon_chaos::history::{str_value, Linearizability, Recorder, Space};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::ClientConfig;

@@ -13,7 +13,7 @@
 //! history too, so a lost acknowledged write shows up as a stale final read.
 
 use super::net::TurmoilNet;
-use crate::world::history::{opt_value, str_value, Recorder, Space};
+use arakoon_chaos::history::{opt_value, str_value, Recorder, Space};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientConfig, ClientError};

@@ -9,7 +9,6 @@
 pub mod checks;
 pub mod clock;
 pub mod faults;
-pub mod history;
 pub mod liveness;
 pub mod net;
 pub mod node;

@@ -6,15 +6,25 @@
 
 use super::clock::SimClock;
 use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
-use arakoon_node::replay::replay;
+use arakoon_node::replay::{replay, ReplayError};
 use arakoon_node::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellConfig};
 use arakoon_node::store::{MemoryStore, Store};
 use arakoon_node::tlog::{
-    self, truncate_torn_tail, BallotRecord, LogDir, MemDir, TlogConfig, TlogWriter,
+    self, truncate_torn_tail, BallotRecord, LogDir, MemDir, TlogConfig, TlogError, TlogWriter,
 };
 use arakoon_node::value::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Why a simulated node refuses to start: its TLog or ballot record (as at the real node's
+/// start-up), or the replay of its log into the store. The text is the node crate's own.
+#[derive(Debug, thiserror::Error)]
+pub enum StartRefused {
+    #[error(transparent)]
+    Tlog(#[from] TlogError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+}
 
 pub struct SimNode {
     pub name: String,
@@ -118,7 +128,8 @@ impl SimNode {
         self.state.is_some()
     }
 
-    /// Starts (or restarts) from the disk. Returns a description of any repair done.
+    /// Starts (or restarts) from the disk. Returns a description of any repair done, or why
+    /// the node refuses to start (its files, as the real node's start-up would say).
     pub fn start(
         &mut self,
         cfg: Config,
@@ -127,21 +138,18 @@ impl SimNode {
         cluster_id: &str,
         now_ms: u64,
         seed: u64,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, StartRefused> {
         let dir: Arc<dyn LogDir> = Arc::new(self.disk.clone());
         let mut repair = None;
-        if let Some((file, at, cut)) =
-            truncate_torn_tail(dir.as_ref()).map_err(|e| e.to_string())?
-        {
+        if let Some((file, at, cut)) = truncate_torn_tail(dir.as_ref())? {
             repair = Some(format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         }
-        let (writer, _) =
-            TlogWriter::open(dir.clone(), tlog, &self.name).map_err(|e| e.to_string())?;
-        let ballot = BallotRecord::load(dir.as_ref()).map_err(|e| e.to_string())?;
+        let (writer, _) = TlogWriter::open(dir.clone(), tlog, &self.name)?;
+        let ballot = BallotRecord::load(dir.as_ref())?;
         let mut store = MemoryStore::new(cluster_id);
         let single = cfg.names.len() == 1;
-        replay(dir.as_ref(), &mut store, single, &mut |_| {}).map_err(|e| e.to_string())?;
-        let (last, prev) = tlog::last_two(dir.as_ref()).map_err(|e| e.to_string())?;
+        replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
+        let (last, prev) = tlog::last_two(dir.as_ref())?;
         // What the store applied is already in the node's applied history.
         let applied = store.applied();
         let durable = Durable { ballot, last, prev, applied };

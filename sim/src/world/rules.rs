@@ -13,7 +13,7 @@
 
 use super::run::World;
 use arakoon_node::consensus::{Msg, NodeIdx};
-use arakoon_node::tlog::{self, BallotRecord};
+use arakoon_node::tlog::{self, BallotRecord, TlogError};
 
 /// A Promise names a ballot (and a last slot) that is durable on the node's disk.
 pub const PERSIST_BEFORE_PROMISE: &str = "persist-before-promise";
@@ -54,8 +54,8 @@ impl CrashPoint {
 
 /// What node `k` holds durably: its ballot record and its log's last slot.
 struct DurableView {
-    record: Result<BallotRecord, String>,
-    last_i: Result<Option<u64>, String>,
+    record: Result<BallotRecord, TlogError>,
+    last_i: Result<Option<u64>, TlogError>,
 }
 
 impl World {
@@ -69,16 +69,12 @@ impl World {
         let writer_last = self.nodes[k].state.as_ref().map(|s| s.writer.last_i());
         match writer_last {
             // Nothing unsynced: the disk is what survives, and the writer wrote all of it.
-            Some(last) if disk.all_synced() => DurableView {
-                record: BallotRecord::load(disk).map_err(|e| e.to_string()),
-                last_i: Ok(last),
-            },
+            Some(last) if disk.all_synced() => {
+                DurableView { record: BallotRecord::load(disk), last_i: Ok(last) }
+            }
             _ => {
                 let durable = disk.durable_copy();
-                DurableView {
-                    record: BallotRecord::load(&durable).map_err(|e| e.to_string()),
-                    last_i: tlog::last_i(&durable).map_err(|e| e.to_string()),
-                }
+                DurableView { record: BallotRecord::load(&durable), last_i: tlog::last_i(&durable) }
             }
         }
     }

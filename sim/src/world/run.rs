@@ -3,7 +3,6 @@
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
-use super::history::{Linearizability, Recorder};
 use super::net::{NetFaults, SimNet};
 use super::node::{Effect, Effects, SimNode};
 use super::queue::Agenda;
@@ -11,6 +10,7 @@ use super::rules::CrashPoint;
 use super::script::ScriptState;
 use super::workload::{self, MultiWeights, OpKind};
 use arakoon_chaos::drill::KeyDistribution;
+use arakoon_chaos::history::{Linearizability, Recorder};
 use arakoon_node::config::{ClusterConfig, ConfigError};
 use arakoon_node::consensus::{ClockBound, Config, Input, Msg, NodeIdx};
 use arakoon_node::protocol::client::{Payload, Reply};
@@ -179,7 +179,7 @@ pub struct RunReport {
     /// "down", "paused").
     pub roles: Vec<(u64, usize, String)>,
     /// Every client operation: process, call and return (ms), label, outcome.
-    pub ops: Vec<super::history::OpSummary>,
+    pub ops: Vec<arakoon_chaos::history::OpSummary>,
     /// For a drill: how long after its last step a node held a valid lease (ms).
     pub master_after_script_ms: Option<u64>,
     /// The deployment's shape the run had ("4 nodes", "3 nodes, quorum 3"): drawn or fixed.
@@ -740,9 +740,9 @@ impl World {
             Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
             Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e.to_string()),
             Ok(n) => (Ok((n > 0).then_some(to_i)), n),
-            Err(e) => (Err(e.to_string()), 0),
+            Err(e) => (Err(e), 0),
         };
-        let why = fetched.as_ref().err().cloned().unwrap_or_default();
+        let why = fetched.as_ref().err().map(ToString::to_string).unwrap_or_default();
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
         let mut fx = Effects::default();

@@ -102,9 +102,9 @@ impl World {
 
     /// The `.tlog` files of stopped node `k`, in order; `Err` says why a disk fault at rest
     /// cannot strike it.
-    fn tlogs_at_rest(&self, k: NodeIdx) -> Result<Vec<String>, String> {
+    fn tlogs_at_rest(&self, k: NodeIdx) -> Result<Vec<String>, NotAtRest> {
         if self.nodes[k].is_up() {
-            return Err(format!("n{k} is running: a disk fault at rest needs it stopped"));
+            return Err(NotAtRest { k });
         }
         let mut files: Vec<String> = self.nodes[k]
             .disk
@@ -136,11 +136,18 @@ impl World {
         for &k in ks {
             match self.tlogs_at_rest(k) {
                 Ok(files) => notes.extend(strike(self, k, &files)),
-                Err(note) => notes.push(note),
+                Err(e) => notes.push(e.to_string()),
             }
         }
         notes.join("; ")
     }
+}
+
+/// A disk fault at rest aimed at a running node: the step's note says so, and nothing is struck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("n{k} is running: a disk fault at rest needs it stopped")]
+struct NotAtRest {
+    k: NodeIdx,
 }
 
 /// The value of a future that never waits (every future of the world's backend).

@@ -14,9 +14,9 @@
 //! A refusal that answers the question is an observation, not a failure: a get or a multi_get
 //! refused with not_found, an assert refused with assertion_failed.
 
-use super::history::{opt_value, outcome_of_refusal, str_value, Space};
 use super::run::{OpResult, SimConfig};
 use arakoon_chaos::drill::KeyDistribution;
+use arakoon_chaos::history::{opt_value, outcome_of_refusal, str_value, Space};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value as HValue};
 use arakoon_node::protocol::client::{Consistency, Payload, Request};

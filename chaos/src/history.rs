@@ -3,7 +3,7 @@
 //! Two histories are kept apart so that each is checked with the model that fits it: single-key
 //! operations (get, set, delete, test_and_set) on the `k*` keys, checked per key; the operations
 //! that span keys or read their order on the `a*` keys of the tier-A world (`s*` for the real
-//! client), checked as one map with the multi-key model (see [`super::workload`]). Keeping the
+//! client), checked as one map with the multi-key model (see `arakoon_sim::world::workload`). Keeping the
 //! key spaces apart is what makes the two checks independent: no operation touches both.
 //!
 //! Outcomes follow the client protocol: an answer is `ok`; a refusal that guarantees nothing
@@ -36,6 +36,16 @@ pub struct Recorder {
     /// The process id of each client: as in Jepsen, a client whose operation ended unknown goes
     /// on as a new process (its old one may still be acting), so no process has two open calls.
     process: Vec<u64>,
+}
+
+/// A recorded history the checker refuses (a call without its return, two open calls of one
+/// process): a bug of the recorder, named with the history it is in.
+#[derive(Debug, thiserror::Error)]
+#[error("{which} history: {source}")]
+pub struct RecordError {
+    /// "kv" or "sequence".
+    pub which: &'static str,
+    pub source: arakoon_checker::HistoryError,
 }
 
 /// The range read over the `s*` keys (the sequence history's keys).
@@ -187,14 +197,15 @@ impl Recorder {
         self.len() == 0
     }
 
-    fn histories(&self) -> Result<(RawHistory, RawHistory), String> {
+    fn histories(&self) -> Result<(RawHistory, RawHistory), RecordError> {
         Recorder { kv: self.kv.clone(), multi: self.multi.clone(), ..Recorder::default() }
             .into_histories()
     }
 
-    fn into_histories(self) -> Result<(RawHistory, RawHistory), String> {
-        let kv = History::new(self.kv).map_err(|e| format!("kv history: {e}"))?;
-        let multi = History::new(self.multi).map_err(|e| format!("sequence history: {e}"))?;
+    fn into_histories(self) -> Result<(RawHistory, RawHistory), RecordError> {
+        let kv = History::new(self.kv).map_err(|source| RecordError { which: "kv", source })?;
+        let multi =
+            History::new(self.multi).map_err(|source| RecordError { which: "sequence", source })?;
         Ok((kv, multi))
     }
 
@@ -207,7 +218,7 @@ impl Recorder {
         };
         match self.histories() {
             Ok((kv, multi)) => (write(&kv), write(&multi)),
-            Err(e) => (e.clone(), e),
+            Err(e) => (e.to_string(), e.to_string()),
         }
     }
 
@@ -215,7 +226,7 @@ impl Recorder {
     pub fn check(self, time_limit: Duration) -> Linearizability {
         let (kv, multi) = match self.into_histories() {
             Ok(h) => h,
-            Err(e) => return Linearizability::Violated(e),
+            Err(e) => return Linearizability::Violated(e.to_string()),
         };
         // One thread: the verdict and the reported violation are then the same on every run.
         let budget = Budget {

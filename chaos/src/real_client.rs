@@ -10,10 +10,10 @@
 //! order from the process's own RNG and nothing here reads a clock or iterates a hash map, so
 //! the turmoil tier stays deterministic.
 
-use crate::world::history::{
+use crate::drill::{Condition, Drill, WorkloadSpec};
+use crate::history::{
     multi_key_range, opt_value, outcome_of_refusal, range_as_reads, str_value, Space,
 };
-use arakoon_chaos::drill::{Condition, Drill, WorkloadSpec};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientError};
@@ -52,9 +52,9 @@ enum Op {
 const OPS: [Op; 6] = [Op::Get, Op::Set, Op::Delete, Op::TestAndSet, Op::Sequence, Op::Range];
 
 /// Whether a run met the drill's expectations, and the verdict line: the one judge of every
-/// tier ([`arakoon_chaos::director::judge`]).
+/// tier ([`crate::director::judge`]).
 pub fn judge(drill: &Drill, broke: Option<String>, master_after_ms: Option<u64>) -> (bool, String) {
-    let v = arakoon_chaos::director::judge(drill, broke, master_after_ms);
+    let v = crate::director::judge(drill, broke, master_after_ms);
     (v.passed, v.verdict)
 }
 
