@@ -171,6 +171,9 @@ fn a_read_overtaken_twice_is_refused_with_an_error_that_says_retry() {
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let halt = stop.clone();
+    // Batches applied so far: the reader starts once some have overtaken every snapshot.
+    let applied = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = applied.clone();
     let writer = std::thread::spawn(move || {
         for _ in 0..50 {
             tx.send(s.snapshot()).unwrap();
@@ -180,10 +183,14 @@ fn a_read_overtaken_twice_is_refused_with_an_error_that_says_retry() {
         while !halt.load(std::sync::atomic::Ordering::Acquire) {
             let v = Value::client(vec![Update::Set { key: key(i as u32 % 2000), value: vec![8] }]);
             s.apply(i, &v).unwrap();
+            count.store(i, std::sync::atomic::Ordering::Release);
             i += 1;
         }
     });
     let mut refused = 0;
+    while applied.load(std::sync::atomic::Ordering::Acquire) < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     for mut snap in rx.iter() {
         let all = Range { max: None, ..Range::default() };
         match snap.range_entries(&all) {

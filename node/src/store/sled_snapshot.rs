@@ -16,10 +16,15 @@ use super::snapshot::{Snapshot, SnapshotError, Walk};
 use super::{wire_bytes, Scan, Scanned, StoreError};
 use crate::value::{Bytes, Key};
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Handles kept for the next snapshots at most (one per reading thread is what is used).
+const HANDLES_KEPT_MAX: usize = 64;
 
 pub struct SledSnapshot {
-    db: sled::Db,
+    /// `Some` until dropped, when it goes back to `handles`.
+    db: Option<sled::Db>,
+    handles: Arc<Mutex<Vec<sled::Db>>>,
     journal: Arc<Journal>,
     ticket: Ticket,
     path: Arc<str>,
@@ -38,12 +43,17 @@ type Once<T> = Result<Result<T, Overtaken>, StoreError>;
 impl SledSnapshot {
     pub(crate) fn open(
         db: sled::Db,
+        handles: Arc<Mutex<Vec<sled::Db>>>,
         journal: Arc<Journal>,
         path: Arc<str>,
         bytes_max: usize,
     ) -> SledSnapshot {
         let ticket = journal.open();
-        SledSnapshot { db, journal, ticket, path, bytes_max, restarted: false }
+        SledSnapshot { db: Some(db), handles, journal, ticket, path, bytes_max, restarted: false }
+    }
+
+    fn db(&self) -> &sled::Db {
+        self.db.as_ref().expect("a snapshot has its handle until dropped")
     }
 
     fn backend(&self, source: std::io::Error) -> StoreError {
@@ -73,7 +83,7 @@ impl SledSnapshot {
     fn values_once(&self, keys: &[Key]) -> Once<Vec<Option<Bytes>>> {
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
-            let live = self.db.get(user_key(key)).map_err(|e| self.backend(e))?;
+            let live = self.db().get(user_key(key)).map_err(|e| self.backend(e))?;
             values.push(live.map(|v| v.to_vec()));
         }
         for (key, value) in keys.iter().zip(values.iter_mut()) {
@@ -92,7 +102,7 @@ impl SledSnapshot {
         while out.len() < walk.max && !walk.is_empty() {
             let need = walk.max - out.len();
             let (mut segment, mut segment_bytes, mut ended) = (Vec::new(), 0usize, true);
-            let live = scan_user(&self.db, walk.bounds());
+            let live = scan_user(self.db(), walk.bounds());
             let live: Box<dyn Iterator<Item = _>> =
                 if walk.reverse { Box::new(live.rev()) } else { Box::new(live) };
             for item in live {
@@ -208,5 +218,11 @@ impl Snapshot for SledSnapshot {
 impl Drop for SledSnapshot {
     fn drop(&mut self) {
         self.journal.close(self.ticket);
+        if let Some(db) = self.db.take() {
+            let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+            if handles.len() < HANDLES_KEPT_MAX {
+                handles.push(db);
+            }
+        }
     }
 }

@@ -49,6 +49,11 @@ pub struct SledStore {
     registry: UserFunctionRegistry,
     /// The pre-images open snapshots need (store/journal.rs).
     journal: Arc<Journal>,
+    /// Handles for snapshots, kept between reads: a `sled::Db` is not `Sync`, so each reading
+    /// thread needs its own, and cloning one copies its configuration and many counted
+    /// references, too much for every get.
+    handles: Arc<std::sync::Mutex<Vec<sled::Db>>>,
+    shown: Arc<str>,
     journal_bytes_max: usize,
 }
 
@@ -161,6 +166,8 @@ impl SledStore {
             key_count,
             registry,
             journal: Arc::new(Journal::new(applied.map_or(0, |a| a + 1), JOURNAL_BYTES_MAX)),
+            handles: Default::default(),
+            shown: shown.as_str().into(),
             journal_bytes_max: JOURNAL_BYTES_MAX,
         })
     }
@@ -459,9 +466,11 @@ impl Store for SledStore {
     }
 
     fn snapshot(&self) -> Box<dyn Snapshot> {
-        let path: Arc<str> = self.path.display().to_string().into();
-        let journal = self.journal.clone();
-        Box::new(SledSnapshot::open(self.db.clone(), journal, path, self.journal_bytes_max))
+        let handles = self.handles.clone();
+        let db = handles.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let db = db.unwrap_or_else(|| self.db.clone());
+        let (journal, path) = (self.journal.clone(), self.shown.clone());
+        Box::new(SledSnapshot::open(db, handles, journal, path, self.journal_bytes_max))
     }
 
     fn scan_within(
