@@ -150,15 +150,7 @@ pub trait Store: Send {
     /// last-first and stops at the first missing key it meets, so the last missing one in
     /// request (wire) order.
     fn multi_get(&self, keys: &[Key]) -> Result<Result<Vec<Bytes>, Key>, StoreError> {
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys.iter().rev() {
-            match self.get(key)? {
-                Some(v) => values.push(v),
-                None => return Ok(Err(key.clone())),
-            }
-        }
-        values.reverse();
-        Ok(Ok(values))
+        multi_get_with(keys, |k| self.get(k))
     }
     fn multi_get_option(&self, keys: &[Key]) -> Result<Vec<Option<Bytes>>, StoreError> {
         keys.iter().map(|k| self.get(k)).collect()
@@ -212,6 +204,24 @@ pub enum Scan<'a> {
 
 /// What a [`Scan`] found: keys with their values (empty for the key-only scans).
 pub type Scanned = Vec<(Key, Bytes)>;
+
+/// `multi_get` over any lookup: every value in request order, or the missing key Arakoon names
+/// (it decodes the list last-first and stops at the first missing key it meets: the last missing
+/// one in request order). One rule for the store and its snapshots.
+pub fn multi_get_with<E>(
+    keys: &[Key],
+    mut get: impl FnMut(&[u8]) -> Result<Option<Bytes>, E>,
+) -> Result<Result<Vec<Bytes>, Key>, E> {
+    let mut values = Vec::with_capacity(keys.len());
+    for key in keys.iter().rev() {
+        match get(key)? {
+            Some(v) => values.push(v),
+            None => return Ok(Err(key.clone())),
+        }
+    }
+    values.reverse();
+    Ok(Ok(values))
+}
 
 /// The bytes an entry takes in a reply (each string is an int32 length and its bytes).
 pub fn wire_bytes(key: &[u8], value: &[u8], keys_only: bool) -> usize {

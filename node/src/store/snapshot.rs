@@ -50,15 +50,7 @@ pub trait Snapshot: Send {
 
     /// As [`super::Store::multi_get`]: every value, or the last missing key in request order.
     fn multi_get(&mut self, keys: &[Key]) -> Result<Result<Vec<Bytes>, Key>, SnapshotError> {
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys.iter().rev() {
-            match self.get(key)? {
-                Some(v) => values.push(v),
-                None => return Ok(Err(key.clone())),
-            }
-        }
-        values.reverse();
-        Ok(Ok(values))
+        super::multi_get_with(keys, |k| self.get(k))
     }
 
     fn multi_get_option(&mut self, keys: &[Key]) -> Result<Vec<Option<Bytes>>, SnapshotError> {
