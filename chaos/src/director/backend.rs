@@ -1,7 +1,7 @@
 //! What a tier does for the director: show the cluster, apply a resolved fault with the tier's
 //! own primitives, say whether a condition holds.
 
-use super::{ClusterView, Resolved};
+use super::{ClusterView, Command, Director, Input, Resolved};
 use crate::drill::Condition;
 use std::future::Future;
 
@@ -37,5 +37,34 @@ pub fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
     match future.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(v) => Some(v),
         std::task::Poll::Pending => None,
+    }
+}
+
+/// Plays `director` to its end against `backend`: the one step loop of every tier that waits in
+/// real or simulated time (the sandbox, turmoil). `now_ms` reads the drill's clock, `sleep_until`
+/// waits until a drill time, and `log` takes the director's new log lines after each step.
+pub async fn drive<B: Backend, S: Future<Output = ()>>(
+    director: &mut Director,
+    backend: &mut B,
+    mut now_ms: impl FnMut() -> u64,
+    mut sleep_until: impl FnMut(u64) -> S,
+    mut log: impl FnMut(&[(u64, String)]),
+) {
+    let mut input = Input::Tick;
+    loop {
+        let command = director.handle(now_ms(), input);
+        log(director.new_lines());
+        input = match command {
+            Command::WaitUntil(ms) => {
+                sleep_until(ms).await;
+                Input::Tick
+            }
+            Command::Observe => Input::View(backend.view().await),
+            Command::Apply(fault) => Input::Applied(backend.apply(&fault).await),
+            Command::Check { condition, begin } => {
+                Input::Holds(backend.holds(condition, begin).await)
+            }
+            Command::Done => return,
+        };
     }
 }

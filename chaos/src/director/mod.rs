@@ -28,7 +28,7 @@ mod shapes;
 mod verdict;
 mod view;
 
-pub use backend::{now_or_never, Backend, BackendError};
+pub use backend::{drive, now_or_never, Backend, BackendError};
 pub use machine::{Broke, Command, Director, Input, POLL_MS};
 pub use resolve::{Resolved, Resolver, Strikes};
 pub use shapes::{bridge_link, bridge_node, link_matrix, ring_link};

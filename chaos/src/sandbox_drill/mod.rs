@@ -28,7 +28,7 @@ mod observe;
 
 pub use backend::StepError;
 
-use crate::director::{Backend, Command, Director, Input};
+use crate::director::Director;
 use crate::drill::{Drill, WorkloadSpec};
 use crate::history::{Linearizability, OpSummary, Recorder, Space};
 use crate::real_client::{self, Journal};
@@ -309,26 +309,21 @@ async fn run_inside(
     // The one drill engine decides what strikes whom and when; this tier applies it.
     let mut director = Director::new(drill.steps.clone(), drill.cluster.nodes, seed);
     let started = shared.started;
-    let mut input = Input::Tick;
-    loop {
-        let command = director.handle(started.elapsed().as_millis() as u64, input);
-        for (at, line) in director.new_lines().to_vec() {
-            shared.fault(at, line);
-        }
-        input = match command {
-            Command::WaitUntil(ms) => {
-                let due = started + Duration::from_millis(ms);
-                tokio::time::sleep_until(due.max(Instant::now()).into()).await;
-                Input::Tick
+    crate::director::drive(
+        &mut director,
+        &mut backend,
+        || started.elapsed().as_millis() as u64,
+        |ms| {
+            let due = started + Duration::from_millis(ms);
+            tokio::time::sleep_until(due.max(Instant::now()).into())
+        },
+        |lines| {
+            for (at, line) in lines {
+                shared.fault(*at, line.clone());
             }
-            Command::Observe => Input::View(backend.view().await),
-            Command::Apply(fault) => Input::Applied(backend.apply(&fault).await),
-            Command::Check { condition, begin } => {
-                Input::Holds(backend.holds(condition, begin).await)
-            }
-            Command::Done => break,
-        };
-    }
+        },
+    )
+    .await;
     let mut broke = director.broke().map(|b| b.to_string());
     let finished = director.finished_ms().map(|ms| started + Duration::from_millis(ms));
     let background = backend.background;

@@ -26,8 +26,8 @@ use super::net::TurmoilNet;
 use super::workload::now_us;
 use super::TierBError;
 use arakoon_chaos::director::{
-    bridge_link, bridge_node, link_matrix, ring_link, Backend, BackendError, ClusterView,
-    Command as DirectorCommand, Director, Input, Resolved, Strikes,
+    bridge_link, bridge_node, drive, link_matrix, ring_link, Backend, BackendError, ClusterView,
+    Director, Resolved, Strikes,
 };
 use arakoon_chaos::drill::{Condition, Drill, WorkloadSpec};
 use arakoon_chaos::faults::Fault;
@@ -302,23 +302,8 @@ fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command
 async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> turmoil::Result {
     let mut director = Director::new(drill.steps.clone(), drill.cluster.nodes, seed);
     let mut backend = TurmoilBackend { cfg: cfg.clone(), board: board.clone(), sync_target: None };
-    let mut input = Input::Tick;
-    loop {
-        let command = director.handle(now_ms(), input);
-        board.borrow_mut().log.extend_from_slice(director.new_lines());
-        input = match command {
-            DirectorCommand::WaitUntil(ms) => {
-                sleep_until_ms(ms).await;
-                Input::Tick
-            }
-            DirectorCommand::Observe => Input::View(backend.view().await),
-            DirectorCommand::Apply(fault) => Input::Applied(backend.apply(&fault).await),
-            DirectorCommand::Check { condition, begin } => {
-                Input::Holds(backend.holds(condition, begin).await)
-            }
-            DirectorCommand::Done => break,
-        };
-    }
+    let log = |lines: &[(u64, String)]| board.borrow_mut().log.extend_from_slice(lines);
+    drive(&mut director, &mut backend, now_ms, sleep_until_ms, log).await;
     if let Some(b) = director.broke() {
         board.borrow_mut().broke = Some(b.to_string());
     }
