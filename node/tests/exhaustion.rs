@@ -45,10 +45,17 @@ fn sigterm(child: &Child) {
 
 /// Starts node n0 of `cluster` under a shell that first sets the open-files limit to `nofile`.
 fn start_with_nofile(cluster: &harness::Cluster, nofile: u32) -> Node {
-    let log = std::fs::File::create(cluster.log_path(0)).unwrap();
     let script = format!("ulimit -n {nofile} && exec \"$0\" --node n0 -config \"$1\"");
-    Command::new("sh")
-        .args(["-c", &script])
+    let mut command = Command::new("sh");
+    command.args(["-c", &script]);
+    spawn_n0(cluster, command)
+}
+
+/// Spawns node n0 of `cluster` through `command` (a shell that prepares and then execs the
+/// binary, which it is handed last, before the configuration), its log in n0's log file.
+fn spawn_n0(cluster: &harness::Cluster, mut command: Command) -> Node {
+    let log = std::fs::File::create(cluster.log_path(0)).unwrap();
+    command
         .arg(BINARY)
         .arg(cluster.config_arg())
         .stdin(Stdio::null())
@@ -238,21 +245,12 @@ fn can_mount_tmpfs() -> bool {
 fn start_on_tmpfs(cluster: &harness::Cluster, mib: u32) -> Node {
     let home = &cluster.config.nodes[0].home;
     std::fs::create_dir_all(home).unwrap();
-    let log = std::fs::File::create(cluster.log_path(0)).unwrap();
     let script = format!(
         "mount -t tmpfs -o size={mib}m tmpfs \"$0\" && exec \"$1\" --node n0 -config \"$2\""
     );
-    Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
-        .arg(home)
-        .arg(BINARY)
-        .arg(cluster.config_arg())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map(Node)
-        .unwrap()
+    let mut command = Command::new("unshare");
+    command.args(["-rm", "sh", "-c", &script]).arg(home);
+    spawn_n0(cluster, command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
