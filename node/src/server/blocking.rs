@@ -4,7 +4,8 @@
 //! once on the calling task ([`OnTask`]), because a thread would race the simulated time and the
 //! files are in memory anyway. Start-up picks one with the storage (server/storage.rs); the
 //! connection code calls it without knowing which, so the server has no simulated code path.
-//! Reads of the store run here too, beside the consensus core (shell/read_job.rs).
+//! Listing and multi-key reads of the store run here too, beside the consensus core
+//! (shell/read_job.rs).
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,7 +24,8 @@ pub type Producer = Box<dyn FnOnce(&mut dyn FnMut(EntryItem) -> bool) + Send + '
 const QUEUED_ENTRIES: usize = 1;
 
 /// The threads of tokio's blocking pool at most (the runtime is built with it: bin/arakoon.rs).
-/// Every read of the store runs there now (issue 15 item 4), one job per waiting client: beyond
+/// Every listing or multi-key read of the store runs there (issue 15 item 4; reads of one key are
+/// answered on the core), one job per waiting client: beyond
 /// this many, jobs wait in the pool's queue (each client has one request in flight, so the queue
 /// is bounded by the connections) instead of each taking a thread and its stack. Listing reads
 /// run one at a time anyway; the rest are single-key reads of microseconds.

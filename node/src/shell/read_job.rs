@@ -7,13 +7,15 @@
 //! wherever the [`super::Outbox`] puts it (the server's blocking pool; at once in the
 //! simulator) and answers the state at the snapshot's index, whatever the core applies or
 //! whatever becomes of the lease meanwhile. A long range read no longer holds the core, so it
-//! cannot starve the lease timer.
+//! cannot starve the lease timer. A read of one key ([`point_read`]) is answered on the core from
+//! the store itself: it costs less than the hop to another thread and back.
 
 use super::statistics::{HostProbes, Op, Statistics};
 use super::{failed, Reply};
 use crate::protocol::client::{Payload, Request};
 use crate::rc::Rc;
-use crate::store::{Scan, Snapshot, SnapshotError};
+use crate::store::{Scan, Snapshot, SnapshotError, Store, StoreError};
+use crate::value::Bytes;
 use std::sync::{Arc, Mutex};
 
 /// A read to run against its snapshot.
@@ -36,6 +38,75 @@ impl std::fmt::Debug for ReadJob {
             .finish()
     }
 }
+
+/// What a read of one key reads from: a snapshot (a read job) or the store itself (the core).
+pub(super) trait KeyReads {
+    type Error;
+    fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, Self::Error>;
+    fn exists(&mut self, key: &[u8]) -> Result<bool, Self::Error>;
+}
+
+impl KeyReads for dyn Snapshot {
+    type Error = SnapshotError;
+    fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, SnapshotError> {
+        Snapshot::get(self, key)
+    }
+    fn exists(&mut self, key: &[u8]) -> Result<bool, SnapshotError> {
+        Snapshot::exists(self, key)
+    }
+}
+
+/// The store as it is now: what the core reads.
+pub(super) struct Live<'a, S>(pub &'a S);
+
+impl<S: Store> KeyReads for Live<'_, S> {
+    type Error = StoreError;
+    fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        self.0.get(key)
+    }
+    fn exists(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        self.0.exists(key)
+    }
+}
+
+/// The answer to a read of one key (get, exists, assert, assert_exists), with its kind and size
+/// for the counters when it is timed; any other request comes back as `Err`. A read job answers these
+/// from its snapshot; the core answers them from its store at once, since reading one key costs
+/// less than handing the read to another thread and back.
+pub(super) fn point_read<R: KeyReads + ?Sized>(
+    request: Request,
+    s: &mut R,
+) -> Result<Result<Answered, Request>, R::Error> {
+    Ok(Ok(match request {
+        Request::Exists { key, .. } => (Reply::Ok(Payload::Bool(s.exists(&key)?)), None),
+        Request::Get { key, .. } => match s.get(&key)? {
+            Some(v) => {
+                let size = v.len();
+                (Reply::Ok(Payload::String(v)), Some((Op::Get, size)))
+            }
+            // Arakoon's store raises Not_found, which its handler answers by that name.
+            None => (failed(Rc::NotFound, b"Not_found".to_vec()), None),
+        },
+        Request::Assert { key, value, .. } => {
+            if s.get(&key)? == value {
+                (Reply::Ok(Payload::Unit), None)
+            } else {
+                (failed(Rc::AssertionFailed, key), None)
+            }
+        }
+        Request::AssertExists { key, .. } => {
+            if s.exists(&key)? {
+                (Reply::Ok(Payload::Unit), None)
+            } else {
+                (failed(Rc::AssertionFailed, key), None)
+            }
+        }
+        other => return Ok(Err(other)),
+    }))
+}
+
+/// A reply and, for a timed read, its kind and size for the counters.
+pub(super) type Answered = (Reply, Option<(Op, usize)>);
 
 /// Whether `request` reads the store (and so runs as a [`ReadJob`]).
 pub(super) fn reads_the_store(request: &Request) -> bool {
@@ -113,21 +184,15 @@ impl ReadJob {
     }
 
     /// The reply and, for a timed read, its kind and size for the counters.
-    fn answer(&mut self, request: Request) -> Result<(Reply, Option<(Op, usize)>), SnapshotError> {
+    fn answer(&mut self, request: Request) -> Result<Answered, SnapshotError> {
         let s = &mut self.snapshot;
         let max = self.reply_bytes_max;
-        let not_found = || failed(Rc::NotFound, b"Not_found".to_vec());
         let keys = |found: crate::store::Scanned| found.into_iter().map(|(k, _)| k).collect();
+        let request = match point_read(request, &mut **s)? {
+            Ok(answered) => return Ok(answered),
+            Err(request) => request,
+        };
         Ok(match request {
-            Request::Exists { key, .. } => (Reply::Ok(Payload::Bool(s.exists(&key)?)), None),
-            Request::Get { key, .. } => match s.get(&key)? {
-                Some(v) => {
-                    let size = v.len();
-                    (Reply::Ok(Payload::String(v)), Some((Op::Get, size)))
-                }
-                // Arakoon's store raises Not_found, which its handler answers by that name.
-                None => (not_found(), None),
-            },
             Request::Range { range, .. } => match s.scan_within(&Scan::Range(&range), max)? {
                 Some(found) => {
                     let n = found.len();
@@ -169,20 +234,6 @@ impl ReadJob {
             Request::MultiGetOption { keys, .. } => {
                 let values = s.multi_get_option(&keys)?;
                 (Reply::Ok(Payload::OptionValues(values)), Some((Op::MultiGetOption, 0)))
-            }
-            Request::Assert { key, value, .. } => {
-                if s.get(&key)? == value {
-                    (Reply::Ok(Payload::Unit), None)
-                } else {
-                    (failed(Rc::AssertionFailed, key), None)
-                }
-            }
-            Request::AssertExists { key, .. } => {
-                if s.exists(&key)? {
-                    (Reply::Ok(Payload::Unit), None)
-                } else {
-                    (failed(Rc::AssertionFailed, key), None)
-                }
             }
             other => {
                 let msg = format!("{} does not read the store", other.name());

@@ -4,10 +4,10 @@
 //! serve a read at the consistency asked for (the master lease for a consistent read). A read of
 //! the store takes the store's snapshot in the same turn (the read's linearization point: the
 //! lease held and every acknowledged write was applied) and is handed to the outbox as a
-//! [`ReadJob`] that runs beside the core (shell/read_job.rs); local and admin commands are
-//! answered here.
+//! [`ReadJob`] that runs beside the core (shell/read_job.rs); a read of one key, local and admin
+//! commands are answered here.
 
-use super::read_job::{reads_the_store, ReadJob};
+use super::read_job::{point_read, reads_the_store, Live, ReadJob};
 use super::{failed, Outbox, Reply, Shell, ShellError};
 use crate::consensus::{Input, RoleName};
 use crate::protocol::client::{Consistency, Payload, Request, SPOKEN_VERSION};
@@ -68,6 +68,18 @@ impl<S: Store, W> Shell<S, W> {
             }
             return Ok(());
         }
+        let seconds = self.probes.seconds;
+        let t0 = seconds();
+        let request = match point_read(request, &mut Live(&self.store))? {
+            Ok((reply, timed)) => {
+                if let Some((op, size)) = timed {
+                    self.stats().record_secs(op, seconds() - t0, now_ms, size);
+                }
+                out.reply(waiter, reply);
+                return Ok(());
+            }
+            Err(request) => request,
+        };
         if reads_the_store(&request) {
             let job = ReadJob {
                 snapshot: self.store.snapshot(),

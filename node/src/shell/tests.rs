@@ -18,6 +18,8 @@ struct Recorder {
     replies: Vec<(u32, Reply)>,
     catch_ups: Vec<CatchUpJob>,
     applied: Vec<u64>,
+    /// Reads handed off the core as jobs (the recorder runs them at once, as the default does).
+    read_jobs: usize,
 }
 
 impl Outbox<u32> for Recorder {
@@ -35,6 +37,11 @@ impl Outbox<u32> for Recorder {
     }
     fn applied(&mut self, i: u64, _value: &Value) {
         self.applied.push(i);
+    }
+    fn read(&mut self, waiter: u32, job: ReadJob) {
+        self.read_jobs += 1;
+        let reply = job.run();
+        self.reply(waiter, reply);
     }
 }
 
@@ -92,6 +99,46 @@ fn an_update_is_answered_only_once_applied_then_read_back() {
     s.request(now, get("missing", Consistency::Consistent), 3, &mut out).unwrap();
     // Arakoon names no key: its store raises Not_found.
     assert_eq!(out.replies[2], (3, failed(Rc::NotFound, "Not_found")));
+}
+
+#[test]
+fn reads_of_one_key_are_answered_on_the_core_and_listings_beside_it() {
+    let (mut s, mut out) = (shell(1), Recorder::default());
+    let now = drive(&mut s, &mut out, 0, 3 * LEASE);
+    let set = Request::Set { key: b"k".to_vec(), value: b"v".to_vec() };
+    s.request(now, set, 1, &mut out).unwrap();
+    let now = drive(&mut s, &mut out, now, 50);
+    let c = Consistency::Consistent;
+    let key = b"k".to_vec();
+    let one_key = [
+        get("k", c),
+        Request::Exists { c, key: key.clone() },
+        Request::Assert { c, key: key.clone(), value: Some(b"v".to_vec()) },
+        Request::AssertExists { c, key: key.clone() },
+    ];
+    for (n, request) in (10..).zip(one_key) {
+        s.request(now, request, n, &mut out).unwrap();
+    }
+    // Each answered at once, on the core, without a job handed to another thread.
+    assert_eq!(out.read_jobs, 0);
+    let answers: Vec<_> = out.replies[1..].iter().cloned().collect();
+    let ok = |n, p| (n, Reply::Ok(p));
+    let want = vec![
+        ok(10, Payload::String(b"v".to_vec())),
+        ok(11, Payload::Bool(true)),
+        ok(12, Payload::Unit),
+        ok(13, Payload::Unit),
+    ];
+    assert_eq!(answers, want);
+    let listings = [
+        Request::RangeEntries { c, range: Default::default() },
+        Request::MultiGetOption { c, keys: vec![key.clone()] },
+    ];
+    for (n, request) in (20..).zip(listings) {
+        s.request(now, request, n, &mut out).unwrap();
+    }
+    assert_eq!(out.read_jobs, 2, "listings and multi-key reads run as jobs beside the core");
+    assert_eq!(out.replies.len(), 7);
 }
 
 #[test]
