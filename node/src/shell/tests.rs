@@ -121,7 +121,7 @@ fn reads_of_one_key_are_answered_on_the_core_and_listings_beside_it() {
     }
     // Each answered at once, on the core, without a job handed to another thread.
     assert_eq!(out.read_jobs, 0);
-    let answers: Vec<_> = out.replies[1..].iter().cloned().collect();
+    let answers = out.replies[1..].to_vec();
     let ok = |n, p| (n, Reply::Ok(p));
     let want = vec![
         ok(10, Payload::String(b"v".to_vec())),
