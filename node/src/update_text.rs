@@ -68,11 +68,12 @@ pub fn update_text(update: &Update) -> String {
         }
         Update::Sequence(updates) => sequence_text("Sequence", updates),
         Update::SyncedSequence(updates) => sequence_text("SyncedSequence", updates),
-        // The nursery's interval is not supported here; its bounds are named as they are.
+        // The nursery's interval (public begin and end, private begin and end) as Arakoon's
+        // `Interval.to_string` writes it: bounds unquoted, `_` for an open one.
         Update::SetInterval { bounds } => {
-            let b: Vec<String> =
-                bounds.iter().map(|b| b.as_deref().map_or("None".into(), q)).collect();
-            format!("SetInterval     ;({})", b.join(", "))
+            let [pu_b, pu_e, pr_b, pr_e] =
+                bounds.each_ref().map(|b| b.as_deref().map_or("_".into(), String::from_utf8_lossy));
+            format!("SetInterval     ;({pu_b},{pu_e}),({pr_b},{pr_e})")
         }
         Update::SetRoutingDelta { left, sep, right } => format!(
             "SetRoutingDelta {} < '{}' <= {}",
@@ -124,6 +125,24 @@ mod tests {
         assert_eq!(ocaml_quoted(b"a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(ocaml_quoted(b"\n\t\r\x08"), "\"\\n\\t\\r\\b\"");
         assert_eq!(ocaml_quoted(b"\x00\x7f\xff"), "\"\\000\\127\\255\"");
+    }
+
+    /// The nursery's updates as Arakoon's `update2s` writes them: an interval by
+    /// `Interval.to_string` (`(%s,%s),(%s,%s)`, `_` for an open bound), a routing delta as
+    /// `SetRoutingDelta %s < '%s' <= %s`.
+    #[test]
+    fn nursery_updates_read_as_arakoons() {
+        let b = |s: &str| Some(s.as_bytes().to_vec());
+        let interval = Update::SetInterval { bounds: [b("a"), None, None, b("z")] };
+        assert_eq!(update_text(&interval), "SetInterval     ;(a,_),(_,z)");
+        let open = Update::SetInterval { bounds: [None, None, None, None] };
+        assert_eq!(update_text(&open), "SetInterval     ;(_,_),(_,_)");
+        let delta = Update::SetRoutingDelta {
+            left: b"left".to_vec(),
+            sep: b"m".to_vec(),
+            right: b"right".to_vec(),
+        };
+        assert_eq!(update_text(&delta), "SetRoutingDelta left < 'm' <= right");
     }
 
     /// The 4 x 10 MB sequence Arakoon's Python client sends, as Arakoon 1.9 names it in its
