@@ -497,6 +497,33 @@ async fn a_slave_answers_the_admin_calls_as_arakoon_1_9() {
     }
     ping(&mut c);
 
+    // last_entries2 / last_entries3 from a slot the collapses folded into the head: rc 0, int32
+    // 2, an int64 size and the head's bytes (our file, as get_db's: it opens with the cluster
+    // id), then int32 1 and the entries after the head's slot, int64 -1, int64 -2
+    // (catchup.ml's maybe_dump_head); the connection stays.
+    for code in [0x40, 0x46] {
+        c.send(&cat(&[&cmd(code), &i64le(0)])).expect(&OK).expect(&i32le(2));
+        let size = c.i64();
+        assert!(size > 0, "{code:#x}: a head of {size} bytes");
+        let head = c.read(size as usize);
+        assert_eq!(&head[..9], &s(b"itest")[..], "{code:#x}: the head opens with the cluster id");
+        c.expect(&i32le(1));
+        let first = c.i64();
+        assert!(first > 100, "{code:#x}: entries after the head, from {first}");
+        let (mut i, mut next) = (first, first);
+        while i != -1 {
+            assert_eq!(i, next, "{code:#x}: entries in order after the head");
+            let crc = c.i32() as u32;
+            let cmd_bytes = c.string();
+            assert_eq!(crc32c::crc32c(&cmd_bytes), crc, "{code:#x}: slot {i}");
+            next += 1;
+            i = c.i64();
+        }
+        assert!(next > txid, "{code:#x}: entries up to {next}, the big sets went to {txid}");
+        c.expect(&i64le(-2));
+        ping(&mut c);
+    }
+
     // drop_master on the master: rc 0 once it stepped down and half a lease (500 ms) later, as
     // Arakoon's sync_backend.ml answers it; then another node becomes the master.
     let asked = std::time::Instant::now();

@@ -299,6 +299,57 @@ fn head_frames(
     Ok(())
 }
 
+/// Sends `prefix`, the int64 size of the head's [`DbFrame`]s, then the frames: how Arakoon frames
+/// a database file (`get_db`, the head of `last_entries2`).
+fn sized_head_frames(
+    head: &SledStore,
+    cluster_id: &str,
+    mut prefix: Vec<u8>,
+    tx: &mpsc::Sender<Result<Vec<u8>, HeadStreamError>>,
+) -> Result<(), StoreError> {
+    let mut size = 0u64;
+    head_frames(head, cluster_id, &mut |b| {
+        size += b.len() as u64;
+        true
+    })?;
+    prefix.extend_from_slice(&(size as i64).to_le_bytes());
+    if tx.blocking_send(Ok(prefix)).is_err() {
+        return Ok(());
+    }
+    head_frames(head, cluster_id, &mut |b| tx.blocking_send(Ok(b)).is_ok())
+}
+
+/// The head part of Arakoon's `last_entries2` / `last_entries3` when the slot asked for was
+/// already folded into the head: `prefix` (rc 0, already due), int32 2, an int64 size, then the
+/// head's bytes. As with `get_db`, the file is ours (its [`DbFrame`]s, README). Returns the slot
+/// the head holds, from which the entries go on, or `None` when the stream cannot go on (the
+/// connection then closes: the reader sees no end).
+pub async fn send_head_for_entries<S: Stream>(
+    stream: &mut S,
+    shared: &Arc<Shared>,
+    mut prefix: Vec<u8>,
+) -> Option<Option<u64>> {
+    let guard = shared.head.lock.clone().lock_owned().await;
+    let (path, cluster_id) = (shared.head.path.clone(), shared.cluster_id.clone());
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (applied_tx, applied_rx) = oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let result = SledStore::open(&path, &cluster_id).and_then(|head| {
+            let _ = applied_tx.send(head.applied());
+            prefix.put_i32_le(2);
+            sized_head_frames(&head, &cluster_id, prefix, &tx)
+        });
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(HeadStreamError::Head(e)));
+        }
+    });
+    if !forward(stream, rx, "last_entries (the head)").await {
+        return None;
+    }
+    applied_rx.await.ok()
+}
+
 /// Answers our `fetch_head` (the private catch-up command): the head's pairs as [`DbFrame`]s, or
 /// not_found when this node has no head. Waits for a running collapse. Returns whether the
 /// connection may go on.
@@ -397,20 +448,9 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
                 .map_err(HeadStreamError::Fold)?;
             }
             let head = SledStore::open(&path, &cluster_id).map_err(HeadStreamError::Head)?;
-            let mut size = 0u64;
-            head_frames(&head, &cluster_id, &mut |b| {
-                size += b.len() as u64;
-                true
-            })
-            .map_err(HeadStreamError::Head)?;
             let mut first = Vec::with_capacity(12);
             first.put_i32_le(Rc::Ok.code() as i32);
-            first.extend_from_slice(&(size as i64).to_le_bytes());
-            if tx.blocking_send(Ok(first)).is_err() {
-                return Ok(());
-            }
-            head_frames(&head, &cluster_id, &mut |b| tx.blocking_send(Ok(b)).is_ok())
-                .map_err(HeadStreamError::Head)
+            sized_head_frames(&head, &cluster_id, first, &tx).map_err(HeadStreamError::Head)
         })();
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(e));

@@ -528,28 +528,53 @@ async fn stream_entries<S: Stream>(
     // One entry stream at a time: each holds up to two of the largest entries.
     let Ok(_streaming) = shared.entry_streams.clone().acquire_owned().await else { return false };
     // Pin the files to read, so that no collapse removes them meanwhile; a slot that a collapse
-    // already folded into the head is answered with where the log starts now.
-    let (dir, pins) = (shared.dir.clone(), shared.head.pins.clone());
-    let pinned = blocking::call(shared.reads.as_ref(), move || pins.pin(dir.as_ref(), from_i));
-    let guard = match pinned.await {
-        Some(Ok(crate::head::Pinned::Reading(guard))) => guard,
-        Some(Ok(crate::head::Pinned::Collapsed { .. })) if flavour != Flavour::Ours => {
-            // Arakoon would send its head's database file here (int32 2); ours is a different
-            // file, so the stream ends after rc 0 and the connection closes (README).
-            let _ = stream.write_all(&out).await;
-            return false;
+    // already folded into the head is answered with where the log starts now (ours), or with
+    // the head itself and the entries after it (Arakoon's).
+    let mut from_i = from_i;
+    let mut head_sent = false;
+    let guard = loop {
+        let (dir, pins) = (shared.dir.clone(), shared.head.pins.clone());
+        let pinned = blocking::call(shared.reads.as_ref(), move || pins.pin(dir.as_ref(), from_i));
+        match pinned.await {
+            Some(Ok(crate::head::Pinned::Reading(guard))) => break guard,
+            Some(Ok(crate::head::Pinned::Collapsed { .. }))
+                if flavour != Flavour::Ours && !head_sent =>
+            {
+                // Arakoon sends its head's database file (int32 2, an int64 size, the bytes),
+                // then the entries after the head's slot.
+                let prefix = std::mem::take(&mut out);
+                let Some(head_i) =
+                    super::collapse::send_head_for_entries(stream, shared, prefix).await
+                else {
+                    return false;
+                };
+                head_sent = true;
+                from_i = head_i.map_or(0, |i| i + 1);
+                if from_i > to_i {
+                    out.put_i32(1);
+                    out.put_i64(-1);
+                    out.put_i64(-2);
+                    return stream.write_all(&out).await.is_ok();
+                }
+            }
+            // A collapse folded the slots after the head just sent: the stream ends without its
+            // end markers (the reader asks again).
+            Some(Ok(crate::head::Pinned::Collapsed { .. })) if flavour != Flavour::Ours => {
+                return false
+            }
+            Some(Ok(crate::head::Pinned::Collapsed { first_i })) => {
+                // A typed answer: the catcher reads where the log starts from the frame, not a
+                // text.
+                out.put_i32(Rc::Ok.code() as i32);
+                EntryFrame::Collapsed { first_i }.encode(&mut out);
+                return stream.write_all(&out).await.is_ok();
+            }
+            Some(Err(e)) => {
+                encode_error(Rc::UnknownFailure, e.to_string().as_bytes(), &mut out);
+                return stream.write_all(&out).await.is_ok();
+            }
+            None => return false,
         }
-        Some(Ok(crate::head::Pinned::Collapsed { first_i })) => {
-            // A typed answer: the catcher reads where the log starts from the frame, not a text.
-            out.put_i32(Rc::Ok.code() as i32);
-            EntryFrame::Collapsed { first_i }.encode(&mut out);
-            return stream.write_all(&out).await.is_ok();
-        }
-        Some(Err(e)) => {
-            encode_error(Rc::UnknownFailure, e.to_string().as_bytes(), &mut out);
-            return stream.write_all(&out).await.is_ok();
-        }
-        None => return false,
     };
     // Read the files where start-up said blocking reads run (server/blocking.rs); the pin is
     // held until the reading ends.
