@@ -16,6 +16,7 @@ mod apply;
 mod journal;
 mod memory;
 mod reads;
+mod sled_flusher;
 mod sled_snapshot;
 mod sled_store;
 pub mod snapshot;

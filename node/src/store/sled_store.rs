@@ -19,6 +19,7 @@
 use super::apply::{apply_value, apply_value_owned, Overlay, View};
 use super::journal::{Journal, JOURNAL_BYTES_MAX};
 use super::reads;
+use super::sled_flusher::{Flusher, FLUSH_BYTES, FLUSH_EVERY_MS};
 use super::sled_snapshot::SledSnapshot;
 use super::{MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry};
 use crate::llio::{Put, Reader};
@@ -55,6 +56,8 @@ pub struct SledStore {
     handles: Arc<std::sync::Mutex<Vec<sled::Db>>>,
     shown: Arc<str>,
     journal_bytes_max: usize,
+    /// Flushes the applied batches to disk, by time and by bytes.
+    flusher: Flusher,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -86,7 +89,11 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_waiting_for_the_lock(path: &Path) -> std::io::Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
-        match sled::Config::new().path(path).cache_capacity_bytes(64 * 1024 * 1024).open() {
+        // Flushed by sled every FLUSH_EVERY_MS, and by bytes (store/sled_flusher.rs); the
+        // cache and the unflushed writes together take 64 MiB of the node's memory bound.
+        let cache = (64 << 20) - FLUSH_BYTES as usize;
+        let config = sled::Config::new().path(path).cache_capacity_bytes(cache);
+        match config.flush_every_ms(Some(FLUSH_EVERY_MS as usize)).open() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if started.elapsed() >= LOCK_WAIT {
                     return Err(std::io::Error::new(
@@ -157,7 +164,11 @@ impl SledStore {
                 Some(MasterRecord { master, lease_start })
             }
         };
+        let shown: Arc<str> = shown.as_str().into();
+        let flusher = Flusher::start(db.clone(), shown.clone())
+            .map_err(|source| StoreError::Backend { path: shown.to_string(), source })?;
         Ok(SledStore {
+            flusher,
             path: path.to_path_buf(),
             db,
             cluster_id: cluster_id.to_string(),
@@ -167,7 +178,7 @@ impl SledStore {
             registry,
             journal: Arc::new(Journal::new(applied.map_or(0, |a| a + 1), JOURNAL_BYTES_MAX)),
             handles: Default::default(),
-            shown: shown.as_str().into(),
+            shown,
             journal_bytes_max: JOURNAL_BYTES_MAX,
         })
     }
@@ -273,7 +284,9 @@ impl SledStore {
         let mut journaled = journal.commit(applied);
         // One buffer for every `@`-prefixed key: the batch copies the key anyway.
         let mut key = Vec::with_capacity(64);
+        let mut bytes = 0u64;
         for (k, v) in writes {
+            bytes += (k.len() + v.as_ref().map_or(0, Vec::len)) as u64;
             key.clear();
             key.push(USER);
             key.extend_from_slice(&k);
@@ -315,6 +328,7 @@ impl SledStore {
         batch.insert(APPLIED, &applied.to_le_bytes()[..]);
         self.db.apply_batch(batch).map_err(|e| self.backend(e))?;
         journaled.done();
+        self.flusher.applied(bytes);
         self.key_count = count as u64;
         self.applied = Some(applied);
         if master.is_some() {
