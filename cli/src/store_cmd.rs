@@ -299,7 +299,7 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
         }),
         (a, _) if committed.is_some_and(|c| a.is_none_or(|a| a < c)) => {
             let need = a.map_or(0, |a| a + 1);
-            let first = first_i(&dir)?;
+            let first = tlog::log_first_i(&dir).map_err(tlog_failure)?;
             if first.is_some_and(|f| f > need) {
                 problems.push(Problem {
                     code: 41,
@@ -380,17 +380,6 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
         println!("{} problem(s) found; exit code {code}", problems.len());
     }
     Ok(code)
-}
-
-/// The first slot the TLog holds.
-fn first_i(dir: &FsDir) -> Result<Option<u64>, Failure> {
-    let mut first = None;
-    tlog::walk(dir, 0, &mut |e, _| {
-        first = Some(e.i);
-        false
-    })
-    .map_err(tlog_failure)?;
-    Ok(first)
 }
 
 /// A failed restore's exit code: the adoption's and the TLog's own (40 to 50), 7 when the file
