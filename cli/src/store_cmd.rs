@@ -9,7 +9,7 @@ use crate::exit::Exit;
 use crate::node_files::{open_own_store, open_store, NodeFiles, NodeFilesArgs};
 use crate::output::{escape, tlog_failure, Failure};
 use arakoon_node::head::RestoreError;
-use arakoon_node::store::{Range, SledStore, Store};
+use arakoon_node::store::{self, SledStore, Store};
 use arakoon_node::tlog::{self, FsDir};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -166,31 +166,9 @@ fn restore(args: &RestoreArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// Keys read from the store at a time, so that a large store is never all in memory.
-const PAGE_KEYS_MAX: usize = 10_000;
-
-/// Visits every user entry in key order, a page at a time.
-pub fn for_each_entry(
-    store: &SledStore,
-    visit: &mut dyn FnMut(&[u8], &[u8]),
-) -> Result<u64, Failure> {
-    let mut range = Range { first_inclusive: true, max: Some(PAGE_KEYS_MAX), ..Range::default() };
-    let mut count = 0u64;
-    loop {
-        let page =
-            store.range_entries(&range).map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
-        for (k, v) in &page {
-            visit(k, v);
-        }
-        count += page.len() as u64;
-        match page.last() {
-            Some((k, _)) if page.len() == PAGE_KEYS_MAX => {
-                range.first = Some(k.clone());
-                range.first_inclusive = false;
-            }
-            _ => return Ok(count),
-        }
-    }
+/// Every user entry in key order (the store reads them a page at a time).
+fn for_each_entry(store: &SledStore, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<u64, Failure> {
+    store::for_each_entry(store, visit).map_err(|e| Failure::new(Exit::Store, e.to_string()))
 }
 
 fn summary_json(store: &SledStore, files: &NodeFiles) -> Result<serde_json::Value, Failure> {

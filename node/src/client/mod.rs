@@ -11,6 +11,7 @@
 mod error;
 pub mod fetch;
 pub mod head;
+pub mod sequence_file;
 
 pub use error::{
     AskError, ClientError, ExchangeError, IoFailure, MasterNote, NoAnswer, NoMaster, NoMasterFound,

@@ -243,6 +243,34 @@ pub enum Scan<'a> {
 /// What a [`Scan`] found: keys with their values (empty for the key-only scans).
 pub type Scanned = Vec<(Key, Bytes)>;
 
+/// Entries read from a store at a time by [`for_each_entry`], so that a large store is never
+/// all in memory.
+pub const PAGE_KEYS_MAX: usize = 10_000;
+
+/// Visits every user entry of `store` in key order, a page of [`PAGE_KEYS_MAX`] at a time;
+/// returns how many there were.
+pub fn for_each_entry<S: Store + ?Sized>(
+    store: &S,
+    visit: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<u64, StoreError> {
+    let mut range = Range { first_inclusive: true, max: Some(PAGE_KEYS_MAX), ..Range::default() };
+    let mut count = 0u64;
+    loop {
+        let page = store.range_entries(&range)?;
+        for (k, v) in &page {
+            visit(k, v);
+        }
+        count += page.len() as u64;
+        match page.last() {
+            Some((k, _)) if page.len() == PAGE_KEYS_MAX => {
+                range.first = Some(k.clone());
+                range.first_inclusive = false;
+            }
+            _ => return Ok(count),
+        }
+    }
+}
+
 /// `multi_get` over any lookup: every value in request order, or the missing key Arakoon names
 /// (it decodes the list last-first and stops at the first missing key it meets: the last missing
 /// one in request order). One rule for the store and its snapshots.
@@ -264,4 +292,29 @@ pub fn multi_get_with<E>(
 /// The bytes an entry takes in a reply (each string is an int32 length and its bytes).
 pub fn wire_bytes(key: &[u8], value: &[u8], keys_only: bool) -> usize {
     4 + key.len() + if keys_only { 0 } else { 4 + value.len() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Update;
+
+    #[test]
+    fn every_entry_is_visited_in_key_order_across_pages() {
+        let mut store = MemoryStore::new("c");
+        let n = PAGE_KEYS_MAX + 3;
+        let updates = (0..n)
+            .map(|k| Update::Set { key: format!("k{k:06}").into_bytes(), value: vec![b'v'] })
+            .collect();
+        store.apply(0, &Value::client(updates)).unwrap();
+        let mut keys = Vec::new();
+        let count = for_each_entry(&store, &mut |k, v| {
+            assert_eq!(v, b"v");
+            keys.push(k.to_vec());
+        })
+        .unwrap();
+        assert_eq!(count, n as u64);
+        assert_eq!(keys.len(), n);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "in key order, each once");
+    }
 }
