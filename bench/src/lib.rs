@@ -1,5 +1,8 @@
 //! arakoon-bench: arakoon-rs and etcd side by side on one machine, under one load generator.
 //!
+//! [`load`] is the plain bench of one running arakoon cluster (`arakoon-admin bench`):
+//! closed-loop clients per client count, exact percentiles.
+//!
 //! A comparison ([`compare`]) starts a 3-node arakoon cluster and a 3-member etcd cluster
 //! ([`cluster`]) and runs the same steps against each, one after the other: for each operation
 //! (sets, or consistent gets), value size and client count, closed-loop clients, each with its
@@ -15,6 +18,7 @@
 
 pub mod cluster;
 pub mod etcd;
+pub mod load;
 
 use arakoon_node::client::{Client, ClientConfig};
 use std::net::SocketAddr;
@@ -228,10 +232,7 @@ async fn run_step(
     let seconds = started.elapsed().as_secs_f64();
     let cpu = servers.cpu().saturating_sub(cpu_before);
     latencies.sort_unstable();
-    let pct = |q: f64| match latencies.len() {
-        0 => 0,
-        n => latencies[((n as f64 * q) as usize).min(n - 1)],
-    };
+    let pct = |q: f64| load::percentile_us(&latencies, q);
     let ops = latencies.len() as u64;
     Ok(StepResult {
         system,

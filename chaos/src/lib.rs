@@ -6,7 +6,9 @@
 //! ([`proxy`]), brought up by [`sandbox_up`], supervised by [`sandbox_supervisor`] (steered with
 //! [`sandbox_control`], files damaged by [`sandbox_corrupt`]), seen through [`sandbox_view`] and
 //! taken down by [`sandbox_lifecycle`]. [`sandbox_drill`] runs a drill on such a sandbox, seed by
-//! seed, and reports its progress to a [`watch::Watch`].
+//! seed, and reports its progress to a [`watch::Watch`]. Every tier's runner turns a seed into
+//! the one outcome type ([`outcome::DrillOutcome`]), from which the report folder and its HTML
+//! timeline are written ([`outcome::folder`], [`outcome::timeline`]).
 //!
 //! Where things go:
 //! - a new fault: the catalogue ([`faults`], its YAML key in [`drill`]), its targets in
@@ -15,7 +17,9 @@
 //!   is in [`director`]);
 //! - a new sandbox operation: a [`sandbox_control::Request`] the supervisor carries out, then
 //!   the CLI's `sandbox` subcommand that sends it (`cli/src/sandbox_cmd.rs`: arguments, printing);
-//! - a new way to show a running drill: a [`watch::Watch`] (the CLI's live display is one).
+//! - a new way to show a running drill: a [`watch::Watch`] (the CLI's live display is one);
+//! - a new file in a drill's report, or a new mark on its timeline: [`outcome`] (filled by
+//!   every tier's runner, so the field goes into [`outcome::DrillOutcome`] first).
 //!
 //! The library returns typed errors (`thiserror`); the CLI turns them into messages and exit
 //! codes (`cli/src/exit.rs` names every code of `arakoon-admin`).
@@ -24,6 +28,7 @@ pub mod director;
 pub mod drill;
 pub mod faults;
 pub mod history;
+pub mod outcome;
 pub mod process;
 pub mod proxy;
 pub mod real_client;

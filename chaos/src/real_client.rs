@@ -248,9 +248,11 @@ impl<'j, N: Network, J: Journal> Process<'j, N, J> {
             Err(ClientError::Failed { rc, .. }) if outcome_of_refusal(rc) == Outcome::Unknown => {
                 (Outcome::Unknown, None)
             }
-            Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => {
-                (Outcome::Fail, None)
-            }
+            // An answer of the wrong kind counts as a refusal, as it did when it came as
+            // unknown_failure.
+            Err(ClientError::Failed { .. })
+            | Err(ClientError::NoMaster(_))
+            | Err(ClientError::Unexpected { .. }) => (Outcome::Fail, None),
             Err(ClientError::Unknown(_)) => (Outcome::Unknown, None),
         };
         journal.done(c, op, outcome, output);

@@ -344,6 +344,48 @@ pub fn one_way(state: &SandboxState, from: &[String], to: &[String]) -> io::Resu
     Ok(net)
 }
 
+/// Why the groups an operator named do not make a partition.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupsError {
+    #[error("--one-way takes exactly two groups: FROM TO")]
+    OneWayNotTwo,
+    #[error("every node is in one group: nothing to cut; name at least two groups, e.g. `partition n0 n1,n2`")]
+    OneGroup,
+    /// A name that is no node, a node in two groups, an empty group.
+    #[error("{0}")]
+    Names(io::Error),
+}
+
+/// The link states for groups as an operator writes them (each a comma-separated list of
+/// nodes), and how to say what was cut: both ways between the groups, the nodes named in no
+/// group forming one more; or, `one_way`, only from the first group to the second.
+pub fn partition_of_groups(
+    state: &SandboxState,
+    groups: &[String],
+    one_way: bool,
+) -> Result<(NetState, String), GroupsError> {
+    let mut groups: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .collect();
+    if one_way {
+        let [from, to] = groups.as_slice() else { return Err(GroupsError::OneWayNotTwo) };
+        let links = self::one_way(state, from, to).map_err(GroupsError::Names)?;
+        return Ok((links, format!("{{{}}} -> {{{}}} cut one way", from.join(","), to.join(","))));
+    }
+    let named: Vec<&String> = groups.iter().flatten().collect();
+    let rest: Vec<String> = state.names().into_iter().filter(|n| !named.contains(&n)).collect();
+    if !rest.is_empty() {
+        groups.push(rest);
+    }
+    if groups.len() < 2 {
+        return Err(GroupsError::OneGroup);
+    }
+    let links = partition(state, &groups).map_err(GroupsError::Names)?;
+    let sides: Vec<String> = groups.iter().map(|g| format!("{{{}}}", g.join(","))).collect();
+    Ok((links, sides.join(" | ")))
+}
+
 /// Every name is a node of the sandbox, and no node is in two groups.
 fn check_groups(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<()> {
     let mut seen: Vec<&String> = Vec::new();
@@ -405,6 +447,25 @@ mod tests {
         let net = one_way(&state, &["n0".into()], &["n1".into(), "n2".into()]).unwrap();
         let cut: Vec<&String> = net.keys().collect();
         assert_eq!(cut, ["n0->n1", "n0->n2"]);
+    }
+
+    #[test]
+    fn groups_as_an_operator_writes_them_leave_the_rest_as_one_more_side() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, _) = plan(tmp.path(), 3, 1000).unwrap();
+        let (net, said) = partition_of_groups(&state, &["n0".into()], false).unwrap();
+        assert_eq!(said, "{n0} | {n1,n2}");
+        assert_eq!(net.len(), 4);
+        let (net, said) =
+            partition_of_groups(&state, &["n0".into(), " n1 ,".into()], true).unwrap();
+        assert_eq!(said, "{n0} -> {n1} cut one way");
+        assert_eq!(net.keys().collect::<Vec<_>>(), ["n0->n1"]);
+        let all = ["n0,n1,n2".to_string()];
+        assert!(matches!(partition_of_groups(&state, &all, false), Err(GroupsError::OneGroup)));
+        let one = ["n0".to_string()];
+        assert!(matches!(partition_of_groups(&state, &one, true), Err(GroupsError::OneWayNotTwo)));
+        let bad = ["n9".to_string()];
+        assert!(matches!(partition_of_groups(&state, &bad, false), Err(GroupsError::Names(_))));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `arakoon-admin bench`: closed-loop load on a running cluster, reported per client count.
+//! `arakoon-admin bench`: closed-loop load on a running cluster, reported per client count
+//! (the load itself is `arakoon_bench::load`; this parses the arguments and prints).
 //!
 //! Each client is its own connection (with master discovery) that sends its next request as
 //! soon as the last one is answered, for the given duration; then the next client count runs.
@@ -10,9 +11,9 @@
 use crate::connect::{learn_names, parse_duration_ms, ConnectArgs};
 use crate::exit::Exit;
 use crate::output::Failure;
+use arakoon_bench::load::{self, LoadSpec, RunResult};
 use arakoon_bench::{CompareOptions, Op, StepResult, System};
 use arakoon_node::client::{Client, ClientConfig};
-use arakoon_node::value::Update;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -103,34 +104,6 @@ pub struct BenchArgs {
 
 /// Clients per run at most: each is a connection, and the server's default limit is 1024.
 const CLIENTS_MAX: usize = 1000;
-/// Keys written per sequence while preparing the gets.
-const PRELOAD_BATCH_KEYS: u64 = 100;
-
-/// The outcome of one run.
-struct RunResult {
-    clients: usize,
-    ops: u64,
-    errors: u64,
-    seconds: f64,
-    /// Every successful request's latency, sorted.
-    latencies_us: Vec<u64>,
-    first_error: Option<String>,
-}
-
-impl RunResult {
-    fn percentile_us(&self, q: f64) -> u64 {
-        let n = self.latencies_us.len();
-        if n == 0 {
-            return 0;
-        }
-        self.latencies_us[((n as f64 * q) as usize).min(n - 1)]
-    }
-
-    fn ops_per_second(&self) -> f64 {
-        self.ops as f64 / self.seconds.max(1e-9)
-    }
-}
-
 pub fn run(mut args: BenchArgs) -> Result<i32, Failure> {
     let duration = Duration::from_millis(parse_duration_ms("--duration", &args.duration)?);
     if args.clients.is_empty() {
@@ -337,23 +310,11 @@ fn compare_row(r: &StepResult, ours: Option<&StepResult>, etcd: &StepResult) -> 
     )
 }
 
-fn key(k: u64) -> Vec<u8> {
-    format!("bench/{k:08}").into_bytes()
-}
-
 /// Writes every key once, so that gets find them.
 async fn preload(client: &mut Client, keys: u64, value_size: usize) -> Result<(), Failure> {
-    let value = vec![b'v'; value_size];
-    let mut k = 0;
-    while k < keys {
-        let end = (k + PRELOAD_BATCH_KEYS).min(keys);
-        let updates = (k..end).map(|k| Update::Set { key: key(k), value: value.clone() }).collect();
-        client.sequence(updates, false).await.map_err(|e| {
-            Failure::new(Exit::Unreachable, format!("writing the keys to read: {e}"))
-        })?;
-        k = end;
-    }
-    Ok(())
+    load::preload(client, keys, value_size)
+        .await
+        .map_err(|e| Failure::new(Exit::Unreachable, format!("writing the keys to read: {e}")))
 }
 
 /// A live bar (on a terminal only): time elapsed, operations so far and their rate.
@@ -374,6 +335,7 @@ fn live_bar(clients: usize, duration: Duration) -> ProgressBar {
     bar
 }
 
+/// One run of `clients` clients, with a live bar of the operations so far.
 async fn run_clients(
     config: &ClientConfig,
     clients: usize,
@@ -382,44 +344,6 @@ async fn run_clients(
 ) -> RunResult {
     let ops = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::with_capacity(clients);
-    for c in 0..clients {
-        let mut client = Client::new(config.clone());
-        let ops = ops.clone();
-        let (mix, keys, value) = (args.mix, args.keys, vec![b'v'; args.value_size]);
-        tasks.push(tokio::spawn(async move {
-            // xorshift: a cheap, per-client key sequence.
-            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (c as u64 + 1);
-            let mut latencies = Vec::new();
-            let (mut errors, mut first_error) = (0u64, None);
-            while Instant::now() < deadline {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let k = key(x % keys);
-                let set = match mix {
-                    Mix::Set => true,
-                    Mix::Get => false,
-                    Mix::Mixed => x & (1 << 40) != 0,
-                };
-                let t = Instant::now();
-                let result =
-                    if set { client.set(&k, &value).await } else { client.get(&k).await.map(drop) };
-                match result {
-                    Ok(()) => {
-                        latencies.push(t.elapsed().as_micros() as u64);
-                        ops.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| e.to_string());
-                    }
-                }
-            }
-            (latencies, errors, first_error)
-        }));
-    }
     let bar = live_bar(clients, duration);
     let ticker = {
         let (bar, ops) = (bar.clone(), ops.clone());
@@ -436,33 +360,14 @@ async fn run_clients(
             }
         })
     };
-    let mut result = RunResult {
-        clients,
-        ops: 0,
-        errors: 0,
-        seconds: 0.0,
-        latencies_us: Vec::new(),
-        first_error: None,
+    let mix = match args.mix {
+        Mix::Set => load::Mix::Set,
+        Mix::Get => load::Mix::Get,
+        Mix::Mixed => load::Mix::Mixed,
     };
-    for task in tasks {
-        match task.await {
-            Ok((latencies, errors, first_error)) => {
-                result.latencies_us.extend(latencies);
-                result.errors += errors;
-                if result.first_error.is_none() {
-                    result.first_error = first_error;
-                }
-            }
-            Err(e) => {
-                result.errors += 1;
-                result.first_error.get_or_insert_with(|| format!("a client task failed: {e}"));
-            }
-        }
-    }
+    let spec = LoadSpec { mix, keys: args.keys, value_size: args.value_size };
+    let result = load::run_clients(config, clients, duration, spec, ops).await;
     ticker.abort();
     bar.finish_and_clear();
-    result.seconds = started.elapsed().as_secs_f64();
-    result.ops = result.latencies_us.len() as u64;
-    result.latencies_us.sort_unstable();
     result
 }

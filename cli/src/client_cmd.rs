@@ -10,9 +10,10 @@
 use crate::connect::{client_failure, learn_names, ConnectArgs};
 use crate::exit::Exit;
 use crate::output::{confirm, escape, Failure};
+use arakoon_node::client::sequence_file::parse_sequence;
 use arakoon_node::client::{Client, ClientConfig, ClientError};
-use arakoon_node::llio::Reader;
 use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
+use arakoon_node::shell::statistics::{self, StatValue};
 use arakoon_node::store::Range;
 use arakoon_node::value::Update;
 use clap::{Args, Subcommand};
@@ -356,8 +357,8 @@ async fn execute(config: ClientConfig, command: ClientCommand) -> Result<(String
         }
         C::Statistics => {
             let bytes = c.statistics().await.map_err(|e| f("statistics", e))?;
-            match decode_statistics(&bytes) {
-                Some((_, value)) => (statistics_text(&value, ""), value),
+            match statistics::decode(&bytes).map(|(_, v)| stat_json(&v)) {
+                Some(value) => (statistics_text(&value, ""), value),
                 None => (escape(&bytes), json!({"raw": escape(&bytes)})),
             }
         }
@@ -560,84 +561,20 @@ fn read_sequence(file: &PathBuf) -> Result<Vec<Update>, Failure> {
         std::fs::read_to_string(file)
     }
     .map_err(|e| Failure::new(Exit::BadInput, format!("{name}: cannot read: {e}")))?;
-    let json: Json = serde_json::from_str(&text)
-        .map_err(|e| Failure::new(Exit::BadInput, format!("{name}: not JSON: {e}")))?;
-    let list = json.as_array().ok_or_else(|| {
-        Failure::new(Exit::BadInput, format!("{name}: expected an array of updates"))
-    })?;
-    list.iter()
-        .enumerate()
-        .map(|(n, u)| {
-            parse_update(u)
-                .map_err(|why| Failure::new(Exit::BadInput, format!("{name}: update {n}: {why}")))
-        })
-        .collect()
+    parse_sequence(&text).map_err(|e| Failure::new(Exit::BadInput, format!("{name}: {e}")))
 }
 
-/// One update of a sequence file; the error says what is wrong with it.
-pub fn parse_update(u: &Json) -> Result<Update, String> {
-    let text = |field: &str| -> Result<Vec<u8>, String> {
-        u.get(field)
-            .and_then(Json::as_str)
-            .map(|s| s.as_bytes().to_vec())
-            .ok_or_else(|| format!("\"{field}\" must be a string"))
-    };
-    let option = |field: &str| -> Result<Option<Vec<u8>>, String> {
-        match u.get(field) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s.as_bytes().to_vec())),
-            Some(_) => Err(format!("\"{field}\" must be a string or null")),
+/// A statistics tree as JSON: a list is an object of its named values.
+fn stat_json(value: &StatValue) -> Json {
+    match value {
+        StatValue::Int32(n) => json!(n),
+        StatValue::Int64(n) => json!(n),
+        StatValue::Float(x) => json!(x),
+        StatValue::Text(t) => json!(t),
+        StatValue::List(items) => {
+            Json::Object(items.iter().map(|(k, v)| (k.clone(), stat_json(v))).collect())
         }
-    };
-    let op = u.get("op").and_then(Json::as_str).ok_or("\"op\" must be a string")?;
-    Ok(match op {
-        "set" => Update::Set { key: text("key")?, value: text("value")? },
-        "delete" => Update::Delete { key: text("key")? },
-        "assert" => Update::Assert { key: text("key")?, value: option("value")? },
-        "assert_exists" => Update::AssertExists { key: text("key")? },
-        "test_and_set" => Update::TestAndSet {
-            key: text("key")?,
-            expected: option("expected")?,
-            wanted: option("wanted")?,
-        },
-        "replace" => Update::Replace { key: text("key")?, value: option("value")? },
-        "delete_prefix" => Update::DeletePrefix { prefix: text("prefix")? },
-        other => {
-            return Err(format!(
-                "unknown op {other:?}: say set, delete, assert, assert_exists, test_and_set, \
-                 replace or delete_prefix"
-            ))
-        }
-    })
-}
-
-/// Arakoon's statistics format: a tagged tree of named values (1 int32, 2 int64, 3 float,
-/// 4 string, 5 list: a count, then the items in order). `None` when the bytes are not in that
-/// format.
-fn decode_statistics(bytes: &[u8]) -> Option<(String, Json)> {
-    fn item(r: &mut Reader<'_>) -> Option<(String, Json)> {
-        let tag = r.i32().ok()?;
-        let name = r.string("name").ok()?;
-        let value = match tag {
-            1 => json!(r.i32().ok()?),
-            2 => json!(r.i64().ok()?),
-            3 => json!(r.f64().ok()?),
-            4 => json!(r.string("value").ok()?),
-            5 => {
-                let n = r.count(8).ok()?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(item(r)?);
-                }
-                Json::Object(items.into_iter().collect())
-            }
-            _ => return None,
-        };
-        Some((name, value))
     }
-    let mut r = Reader::new(bytes);
-    let out = item(&mut r)?;
-    r.is_empty().then_some(out)
 }
 
 fn statistics_text(value: &Json, prefix: &str) -> String {
@@ -660,25 +597,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sequence_updates_parse_and_bad_ones_say_why() {
-        let u = parse_update(&json!({"op": "set", "key": "k", "value": "v"})).unwrap();
-        assert_eq!(u, Update::Set { key: b"k".to_vec(), value: b"v".to_vec() });
-        let u = parse_update(&json!({"op": "assert", "key": "k", "value": null})).unwrap();
-        assert_eq!(u, Update::Assert { key: b"k".to_vec(), value: None });
-        let e = parse_update(&json!({"op": "set", "key": "k"})).unwrap_err();
-        assert!(e.contains("\"value\""), "{e}");
-        let e = parse_update(&json!({"op": "frobnicate"})).unwrap_err();
-        assert!(e.contains("frobnicate"), "{e}");
-    }
-
-    #[test]
     fn the_node_s_statistics_decode() {
         let mut stats = arakoon_node::shell::statistics::Statistics::new(1000);
         stats.record(arakoon_node::shell::statistics::Op::Set, 1000, 1200, 3);
         let mem =
             arakoon_node::shell::statistics::MemFigures { maxrss_kib: 2048, ..Default::default() };
         let bytes = stats.encode(&[("n0".into(), 5)], &mem);
-        let (name, value) = decode_statistics(&bytes).expect("decodes");
+        let (name, value) = statistics::decode(&bytes).expect("decodes");
+        let value = stat_json(&value);
         assert_eq!(name, "arakoon_stats");
         assert_eq!(value["mem_maxrss"], 2048, "{value}");
         assert_eq!(value["set_info"]["n"], 1, "{value}");
@@ -702,8 +628,9 @@ mod tests {
         out.put_i32(1);
         out.put_bytes(b"mem_maxrss");
         out.put_i32(3);
-        let (name, value) = decode_statistics(&out).unwrap();
+        let (name, value) = statistics::decode(&out).unwrap();
         assert_eq!(name, "arakoon_stats");
+        let value = stat_json(&value);
         assert_eq!(value, json!({"applied": 7, "mem_maxrss": 3, "role": "master"}));
         assert_eq!(statistics_text(&value, ""), "applied: 7\nmem_maxrss: 3\nrole: master");
     }

@@ -106,7 +106,9 @@ pub fn parse_duration_ms(option: &str, text: &str) -> Result<u64, Failure> {
 /// (4 the cluster refused, 5 no master or nobody reachable, 6 outcome unknown).
 pub fn client_failure(what: &str, e: ClientError) -> Failure {
     match e {
-        ClientError::Failed { .. } => Failure::new(Exit::Refused, format!("{what}: {e}")),
+        ClientError::Failed { .. } | ClientError::Unexpected { .. } => {
+            Failure::new(Exit::Refused, format!("{what}: {e}"))
+        }
         ClientError::NoMaster(_) => Failure::new(
             Exit::Unreachable,
             format!("{what}: {e}; is the cluster running, and are --config or --node right?"),

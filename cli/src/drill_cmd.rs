@@ -4,16 +4,16 @@
 //! clients record their history; at the end every check runs (agreement, identical stores, no
 //! acknowledged write lost, one lease at a time, the history linearizable) plus the drill's own
 //! expectations. With `--report DIR` each seed leaves a folder, the same on every tier
-//! ([`crate::drill_report`]). While drills run, a live display shows their progress
+//! (`arakoon_chaos::outcome`: the one outcome type, its folder and its timeline). While drills run, a live display shows their progress
 //! ([`crate::drill_live`]).
 
 use crate::drill_live::{Live, Status};
-use crate::drill_report::{last_master, Report};
 use crate::exit::Exit;
 use crate::output::Failure;
 use arakoon_chaos::drill::{self, Drill};
 use arakoon_chaos::faults::Tier;
-use arakoon_chaos::sandbox_drill::{self, RunPlan, SandboxRun};
+use arakoon_chaos::outcome::{self, last_master, DrillOutcome as Report};
+use arakoon_chaos::sandbox_drill::{self, RunPlan};
 use arakoon_sim::drill::run_drill;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -210,8 +210,9 @@ fn run_drills(args: RunArgs) -> Result<i32, Failure> {
                 failed += 1;
             }
             if let Some(dir) = &args.report {
-                let folder =
-                    crate::drill_report::write(&report, dir).inspect_err(|_| live.finish())?;
+                let folder = outcome::write_folder(&report, dir)
+                    .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))
+                    .inspect_err(|_| live.finish())?;
                 live.say(format!("  report: {}", folder.join("timeline.html").display()));
             }
             live.seed_done();
@@ -242,10 +243,12 @@ fn run_seed(
         let plan = sandbox_plan(keep_files)?;
         let run = sandbox_drill::run(d, seed, &plan, Arc::new(live.clone()))
             .map_err(|e| Failure::new(Exit::BadInput, format!("{}: seed {seed}: {e}", d.name)))?;
-        return Ok(sandbox_report(d, seed, run, replay));
+        return Ok(run.outcome(d, seed, replay));
     }
     if tier == Tier::Turmoil {
-        return Ok(crate::drill_turmoil::run(d, seed, replay));
+        // The real server and client code over turmoil's simulated network: a seed replays a
+        // run exactly, as on the simulation tier; the timeline is in virtual ms.
+        return Ok(arakoon_sim::tier_b::drill::run_drill(d, seed).outcome(d, replay));
     }
     Ok(run_drill(d, seed, keep_files).outcome(d, replay))
 }
@@ -309,34 +312,5 @@ fn show(live: &Live, report: &Report) {
                 live.say(format!("    {at}ms {what}"));
             }
         }
-    }
-}
-
-/// The sandbox's run as a report.
-fn sandbox_report(d: &Drill, seed: u64, run: SandboxRun, replay: String) -> Report {
-    let mut extra = serde_json::Map::new();
-    extra.insert("wall_clock_ms".into(), run.end_ms.into());
-    Report {
-        drill: d.clone(),
-        tier: Tier::Sandbox,
-        seed,
-        passed: run.passed,
-        verdict: run.verdict,
-        replay,
-        ops_ok: run.ops_ok,
-        ops_failed: run.ops_failed,
-        ops_unknown: run.ops_unknown,
-        linearizability: run.linearizability,
-        master_after_last_step_ms: run.master_after_last_step_ms,
-        end_ms: run.end_ms,
-        histories: Some(run.histories),
-        fault_log: run.fault_log,
-        roles: run.roles,
-        restarts: run.restarts,
-        ops: run.ops,
-        client_lanes: run.client_lanes,
-        extra,
-        trace: Vec::new(),
-        logs: run.logs,
     }
 }

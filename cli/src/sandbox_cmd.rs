@@ -12,7 +12,7 @@ use crate::connect::parse_duration_ms;
 use crate::exit::Exit;
 use crate::output::{spinner, Failure};
 use arakoon_chaos::process;
-use arakoon_chaos::sandbox::{self, SandboxNode, SandboxState, NODES_MAX};
+use arakoon_chaos::sandbox::{self, GroupsError, SandboxNode, SandboxState, NODES_MAX};
 use arakoon_chaos::sandbox_control::{self, CorruptHow, CorruptTarget, Request};
 use arakoon_chaos::sandbox_lifecycle;
 use arakoon_chaos::sandbox_up::{self, UpError, UpPlan};
@@ -452,35 +452,14 @@ fn status(dir: &Path, as_json: bool) -> Result<i32, Failure> {
 
 fn partition(dir: &Path, args: PartitionArgs) -> Result<i32, Failure> {
     let state = load(dir)?;
-    let mut groups: Vec<Vec<String>> = args
-        .groups
-        .iter()
-        .map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-        .collect();
-    let bad = |e: std::io::Error| Failure::new(Exit::BadInput, e.to_string());
-    let (links, said) = if args.one_way {
-        let [from, to] = groups.as_slice() else {
-            return Err(Failure::new(Exit::Usage, "--one-way takes exactly two groups: FROM TO"));
-        };
-        let links = sandbox::one_way(&state, from, to).map_err(bad)?;
-        (links, format!("{{{}}} -> {{{}}} cut one way", from.join(","), to.join(",")))
-    } else {
-        let named: Vec<&String> = groups.iter().flatten().collect();
-        let rest: Vec<String> = state.names().into_iter().filter(|n| !named.contains(&n)).collect();
-        if !rest.is_empty() {
-            groups.push(rest);
-        }
-        if groups.len() < 2 {
-            return Err(Failure::new(
-                Exit::Usage,
-                "every node is in one group: nothing to cut; name at least two groups, e.g. \
-                 `partition n0 n1,n2`",
-            ));
-        }
-        let links = sandbox::partition(&state, &groups).map_err(bad)?;
-        let sides: Vec<String> = groups.iter().map(|g| format!("{{{}}}", g.join(","))).collect();
-        (links, sides.join(" | "))
-    };
+    let (links, said) =
+        sandbox::partition_of_groups(&state, &args.groups, args.one_way).map_err(|e| {
+            let code = match e {
+                GroupsError::Names(_) => Exit::BadInput,
+                GroupsError::OneWayNotTwo | GroupsError::OneGroup => Exit::Usage,
+            };
+            Failure::new(code, e.to_string())
+        })?;
     let answer = send(dir, &state, Request::Net { links })?;
     println!("partition {said}: {}", answer.message);
     println!("heal with: arakoon-admin sandbox heal --dir {}", dir.display());

@@ -9,7 +9,7 @@ use crate::exit::Exit;
 use crate::node_files::{open_own_store, open_store, NodeFiles, NodeFilesArgs};
 use crate::output::{escape, tlog_failure, Failure};
 use arakoon_node::head::RestoreError;
-use arakoon_node::store::{Range, SledStore, Store};
+use arakoon_node::store::{self, SledStore, Store};
 use arakoon_node::tlog::{self, FsDir};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -166,31 +166,9 @@ fn restore(args: &RestoreArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// Keys read from the store at a time, so that a large store is never all in memory.
-const PAGE_KEYS_MAX: usize = 10_000;
-
-/// Visits every user entry in key order, a page at a time.
-pub fn for_each_entry(
-    store: &SledStore,
-    visit: &mut dyn FnMut(&[u8], &[u8]),
-) -> Result<u64, Failure> {
-    let mut range = Range { first_inclusive: true, max: Some(PAGE_KEYS_MAX), ..Range::default() };
-    let mut count = 0u64;
-    loop {
-        let page =
-            store.range_entries(&range).map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
-        for (k, v) in &page {
-            visit(k, v);
-        }
-        count += page.len() as u64;
-        match page.last() {
-            Some((k, _)) if page.len() == PAGE_KEYS_MAX => {
-                range.first = Some(k.clone());
-                range.first_inclusive = false;
-            }
-            _ => return Ok(count),
-        }
-    }
+/// Every user entry in key order (the store reads them a page at a time).
+fn for_each_entry(store: &SledStore, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<u64, Failure> {
+    store::for_each_entry(store, visit).map_err(|e| Failure::new(Exit::Store, e.to_string()))
 }
 
 fn summary_json(store: &SledStore, files: &NodeFiles) -> Result<serde_json::Value, Failure> {
@@ -299,7 +277,7 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
         }),
         (a, _) if committed.is_some_and(|c| a.is_none_or(|a| a < c)) => {
             let need = a.map_or(0, |a| a + 1);
-            let first = first_i(&dir)?;
+            let first = tlog::log_first_i(&dir).map_err(tlog_failure)?;
             if first.is_some_and(|f| f > need) {
                 problems.push(Problem {
                     code: 41,
@@ -380,17 +358,6 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
         println!("{} problem(s) found; exit code {code}", problems.len());
     }
     Ok(code)
-}
-
-/// The first slot the TLog holds.
-fn first_i(dir: &FsDir) -> Result<Option<u64>, Failure> {
-    let mut first = None;
-    tlog::walk(dir, 0, &mut |e, _| {
-        first = Some(e.i);
-        false
-    })
-    .map_err(tlog_failure)?;
-    Ok(first)
 }
 
 /// A failed restore's exit code: the adoption's and the TLog's own (40 to 50), 7 when the file

@@ -7,7 +7,7 @@
 use crate::exit::Exit;
 use crate::output::{confirm, escape, progress_bar, say, Failure};
 use arakoon_node::tlog::{
-    self, archive, validate_with, Entry, FileKind, FsDir, LogDir, TlogError, TlogFile,
+    self, archive, validate_with, Entry, FileKind, FsDir, TlogError, TlogFile,
 };
 use arakoon_node::value::{Update, Value};
 use clap::{Args, Subcommand};
@@ -353,7 +353,7 @@ fn dump(args: &DumpArgs) -> Result<i32, Failure> {
     };
     let result = match named {
         // One file on its own: no cross-file rules.
-        Some(file) => dump_file(&d, &file, &mut visit),
+        Some(file) => tlog::walk_file(&d, &file, &mut |e, offset| visit(e, &file, offset)),
         None => tlog::walk(&d, from, &mut |e, pos| visit(e, pos.file, pos.offset)),
     };
     if let Err(e) = result {
@@ -361,31 +361,6 @@ fn dump(args: &DumpArgs) -> Result<i32, Failure> {
         return Ok(e.exit_code());
     }
     Ok(0)
-}
-
-fn dump_file(
-    d: &dyn LogDir,
-    file: &TlogFile,
-    visit: &mut dyn FnMut(&Entry, &TlogFile, u64) -> bool,
-) -> Result<(), TlogError> {
-    let mut stream = tlog::EntryStream::new(archive::open_entries(d, file)?);
-    let path = d.path_of(&file.name());
-    loop {
-        match stream.next_entry().map_err(|e| TlogError::Io { path: path.clone(), source: e })? {
-            tlog::Next::Entry { offset, entry, .. } => {
-                if !visit(&entry, file, offset) {
-                    return Ok(());
-                }
-            }
-            tlog::Next::End { .. } => return Ok(()),
-            other => {
-                return Err(TlogError::Refused {
-                    path,
-                    reason: format!("unreadable entry: {other:?}; run `arakoon-admin tlog verify`"),
-                })
-            }
-        }
-    }
 }
 
 fn update_text(u: &Update, values: bool) -> String {

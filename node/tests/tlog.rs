@@ -383,3 +383,29 @@ fn a_log_that_starts_after_slot_zero_does_not_call_its_first_file_000() {
     assert_eq!(v.files[0].file.number, 1);
     assert_eq!(committed(dir.as_ref(), 0, false), vec![(1000, value(1000))]);
 }
+
+#[test]
+fn one_file_walks_on_its_own_and_stops_at_a_damaged_entry_typed() {
+    let dir = Arc::new(MemDir::new("t"));
+    write_log(dir.clone(), small_config(4), 10);
+    assert_eq!(tlog::log_first_i(dir.as_ref()).unwrap(), Some(0));
+    let file = TlogFile::parse("001.tlog").unwrap();
+    let mut seen = Vec::new();
+    tlog::walk_file(dir.as_ref(), &file, &mut |e, offset| {
+        seen.push((e.i, offset));
+        true
+    })
+    .unwrap();
+    assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+    assert_eq!(seen[0].1, 0, "offsets are within the file");
+    assert!(dir.flip_bit("001.tlog", ENTRY_HEADER_BYTES + 3, 0));
+    let err = tlog::walk_file(dir.as_ref(), &file, &mut |_, _| true).unwrap_err();
+    match &err {
+        TlogError::DamagedFile { problem, .. } => {
+            assert_eq!(problem.kind(), "checksum", "{err}");
+            assert_eq!(problem.offset(), Some(0), "{err}");
+        }
+        other => panic!("expected a damaged file, got {other}"),
+    }
+    assert_eq!(err.kind(), "refused");
+}

@@ -12,7 +12,7 @@ use crate::{run_seed, Outcome, RunReport, SimConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -187,12 +187,15 @@ pub struct CampaignReport {
 
 #[derive(Debug, Error)]
 pub enum ReportError {
-    #[error("{path}: cannot read the campaign report: {why}")]
-    Read { path: String, why: String },
-    #[error("{path}: not a campaign report (written by `arakoon-admin sim --report`): {why}")]
-    Parse { path: String, why: String },
-    #[error("{path}: cannot write the campaign report: {why}")]
-    Write { path: String, why: String },
+    #[error("{}: cannot read the campaign report: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: not a campaign report (written by `arakoon-admin sim --report`): {source}", path.display())]
+    Parse { path: PathBuf, source: serde_json::Error },
+    /// The report could not be turned into JSON (a bug: every field is plain data).
+    #[error("{}: cannot encode the campaign report: {source}", path.display())]
+    Encode { path: PathBuf, source: serde_json::Error },
+    #[error("{}: cannot write the campaign report: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
     #[error("the reports ran different simulations and do not add up: {a:?} and {b:?} (run every shard with the same flags)")]
     Flags { a: String, b: String },
     #[error("seed {0} is in two of the reports: the shards overlap (give each job its own --shard K/N of one --seeds range)")]
@@ -319,16 +322,17 @@ impl CampaignReport {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), ReportError> {
-        let err = |why: String| ReportError::Write { path: path.display().to_string(), why };
-        let text = serde_json::to_string_pretty(self).map_err(|e| err(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| err(e.to_string()))
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|source| ReportError::Encode { path: path.to_path_buf(), source })?;
+        std::fs::write(path, text + "\n")
+            .map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
     }
 
     pub fn read(path: &Path) -> Result<CampaignReport, ReportError> {
-        let p = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ReportError::Read { path: p.clone(), why: e.to_string() })?;
-        serde_json::from_str(&text).map_err(|e| ReportError::Parse { path: p, why: e.to_string() })
+            .map_err(|source| ReportError::Read { path: path.to_path_buf(), source })?;
+        serde_json::from_str(&text)
+            .map_err(|source| ReportError::Parse { path: path.to_path_buf(), source })
     }
 }
 

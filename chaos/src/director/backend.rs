@@ -4,16 +4,19 @@
 use super::{ClusterView, Command, Director, Input, Resolved};
 use crate::drill::Condition;
 use std::future::Future;
+use std::sync::Arc;
 
 /// Why a tier could not apply a fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// The drill should have been refused when it was read for this tier.
     #[error("the {tier} tier cannot apply {fault} (the drill should have been refused when it was read for this tier)")]
     Unsupported { tier: &'static str, fault: &'static str },
-    /// The tier tried and failed (a node that would not start, a control request refused).
+    /// The tier tried and failed (a node that would not start, a control request refused): the
+    /// tier's own typed error (the sandbox's `StepError`), shared so that the director's input
+    /// stays cloneable.
     #[error("{0}")]
-    Failed(String),
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// One tier's primitives. The methods are `async` because two tiers ask the nodes over the

@@ -415,7 +415,12 @@ mod tests {
         assert_eq!(d.handle(0, Input::Tick), Command::Observe);
         assert!(matches!(d.handle(0, Input::View(ClusterView::all_up(3))), Command::Apply(_)));
         assert_eq!(
-            d.handle(0, Input::Applied(Err(BackendError::Failed("refused".into())))),
+            d.handle(
+                0,
+                Input::Applied(Err(BackendError::Failed(std::sync::Arc::new(
+                    std::io::Error::other("refused"),
+                ))))
+            ),
             Command::Done
         );
         assert_eq!(d.broke().expect("broke").to_string(), "step: step at line 7: kill n1: refused");

@@ -153,7 +153,7 @@ impl Backend for SandboxBackend {
             Err(Applied::Unsupported(fault)) => {
                 Err(BackendError::Unsupported { tier: "sandbox", fault })
             }
-            Err(Applied::Failed(e)) => Err(BackendError::Failed(e.to_string())),
+            Err(Applied::Failed(e)) => Err(BackendError::Failed(std::sync::Arc::new(e))),
         }
     }
 }

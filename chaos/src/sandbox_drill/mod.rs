@@ -76,6 +76,37 @@ pub struct SandboxRun {
     pub logs: Vec<(String, String)>,
 }
 
+impl SandboxRun {
+    /// The run as the one outcome type; `replay` is the command that runs it again.
+    pub fn outcome(self, d: &Drill, seed: u64, replay: String) -> crate::outcome::DrillOutcome {
+        let mut extra = serde_json::Map::new();
+        extra.insert("wall_clock_ms".into(), self.end_ms.into());
+        crate::outcome::DrillOutcome {
+            drill: d.clone(),
+            tier: crate::faults::Tier::Sandbox,
+            seed,
+            passed: self.passed,
+            verdict: self.verdict,
+            replay,
+            ops_ok: self.ops_ok,
+            ops_failed: self.ops_failed,
+            ops_unknown: self.ops_unknown,
+            linearizability: self.linearizability,
+            master_after_last_step_ms: self.master_after_last_step_ms,
+            end_ms: self.end_ms,
+            histories: Some(self.histories),
+            fault_log: self.fault_log,
+            roles: self.roles,
+            restarts: self.restarts,
+            ops: self.ops,
+            client_lanes: self.client_lanes,
+            extra,
+            trace: Vec::new(),
+            logs: self.logs,
+        }
+    }
+}
+
 /// Where and with what a seed runs.
 #[derive(Debug, Clone)]
 pub struct RunPlan {

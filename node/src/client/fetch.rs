@@ -111,8 +111,8 @@ impl<S: Stream> ReplyStream<S> {
 pub enum FetchError {
     /// The peer collapsed `from_i` away: its log starts at `first_i`; the slots before are in
     /// its head (fetch it with `fetch_head`).
-    #[error("{message}")]
-    Collapsed { first_i: u64, message: String },
+    #[error("{addr} collapsed slot {from_i} away: its TLog starts at slot {first_i}; fetch its head (fetch_head), then the entries from there")]
+    Collapsed { addr: SocketAddr, from_i: u64, first_i: u64 },
     #[error("connecting to {addr} timed out after {ms} ms: is the node running?")]
     ConnectTimeout { addr: SocketAddr, ms: u64 },
     #[error("connecting to {addr}: {source}: is the node running?")]
@@ -128,10 +128,18 @@ pub enum FetchError {
     BadFrame { addr: SocketAddr, what: &'static str, error: DecodeError },
     /// The peer answered the request with a failure.
     #[error("{addr} refused {command}: {rc}: {message}")]
-    Refused { addr: SocketAddr, command: String, rc: Rc, message: String },
-    /// The peer answered with a reply of another kind than the request's.
-    #[error("{addr}: unexpected answer to {command}: {answer}")]
-    Unexpected { addr: SocketAddr, command: &'static str, answer: String },
+    Refused {
+        addr: SocketAddr,
+        /// The request, with its arguments ("catchup_entries 5..=9").
+        command: String,
+        rc: Rc,
+        /// The peer's message, as it sent it.
+        message: String,
+    },
+    /// The peer answered with a reply of another kind than the request's (for a collapse, a
+    /// negative count of steps).
+    #[error("{addr}: unexpected answer to {command}: {answer:?}")]
+    Unexpected { addr: SocketAddr, command: &'static str, answer: Box<Payload> },
     /// The fetched head could not be kept in a new store at `dest` (removed again).
     #[error("keeping the fetched head in {}: {source}", dest.display())]
     Import { dest: std::path::PathBuf, source: crate::store::StoreError },
@@ -285,11 +293,7 @@ async fn receive_entries<S: Stream, F: AsyncChunk>(
                 }
             }
             (EntryFrame::Collapsed { first_i }, _) if last.is_none() => {
-                let message = format!(
-                    "{addr} collapsed slot {from_i} away: its TLog starts at slot {first_i}; fetch \
-                     its head (fetch_head), then the entries from there"
-                );
-                return Err(FetchError::Collapsed { first_i, message });
+                return Err(FetchError::Collapsed { addr, from_i, first_i });
             }
             (EntryFrame::Collapsed { first_i }, _) => {
                 let last = last.unwrap_or(from_i);

@@ -45,11 +45,10 @@ pub async fn request_collapse<N: Network>(
     let command = request.name();
     let total = match reply {
         Ok(Payload::Unit) if copy_db => return Ok(0),
-        Ok(Payload::Int32(n)) if !copy_db => usize::try_from(n)
-            .map_err(|_| FetchError::Unexpected { addr, command, answer: format!("{n} steps") })?,
-        Ok(other) => {
-            return Err(FetchError::Unexpected { addr, command, answer: format!("{other:?}") })
-        }
+        Ok(Payload::Int32(n)) if !copy_db => usize::try_from(n).map_err(|_| {
+            FetchError::Unexpected { addr, command, answer: Box::new(Payload::Int32(n)) }
+        })?,
+        Ok(other) => return Err(FetchError::Unexpected { addr, command, answer: Box::new(other) }),
         Err((rc, message)) => {
             return Err(FetchError::Refused { addr, command: command.into(), rc, message })
         }

@@ -8,8 +8,15 @@
 //! down) is reported as [`ClientError::Unknown`] and never retried: retrying could apply it twice.
 //! Reads are always safe to retry.
 
+mod error;
 pub mod fetch;
 pub mod head;
+pub mod sequence_file;
+
+pub use error::{
+    AskError, ClientError, ExchangeError, IoFailure, MasterNote, NoAnswer, NoMaster, NoMasterFound,
+    UnknownOutcome,
+};
 
 use crate::protocol::client::{
     decode_reply, encode_prologue, Consistency, Payload, Reply, Request,
@@ -21,7 +28,6 @@ use crate::store::Range;
 use crate::value::{Bytes, Key, Update};
 use std::net::SocketAddr;
 use std::time::Duration;
-use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How a client reaches a cluster.
@@ -65,73 +71,11 @@ impl ClientConfig {
     }
 }
 
-/// Why a request did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ClientError {
-    /// The node answered with an error: the request did not take effect (not_found,
-    /// assertion_failed, bad_input, ...).
-    #[error("{rc}: {}", String::from_utf8_lossy(message))]
-    Failed { rc: Rc, message: Bytes },
-    /// The update may or may not have taken effect.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
-    /// No master could be found or reached within the attempts.
-    #[error("no master: {0}")]
-    NoMaster(String),
-}
-
-impl ClientError {
-    pub fn rc(&self) -> Option<Rc> {
-        match self {
-            ClientError::Failed { rc, .. } => Some(*rc),
-            _ => None,
-        }
-    }
-}
-
 /// One open, greeted connection.
 pub struct Connection<S> {
     stream: S,
     buf: Vec<u8>,
     reply_bytes_max: u32,
-}
-
-/// Why one exchange on a connection failed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ExchangeError {
-    /// Nothing was sent: safe to retry anywhere.
-    #[error("{0}")]
-    NotSent(String),
-    /// Sent, but no (whole) answer came.
-    #[error("{0}")]
-    NoAnswer(String),
-}
-
-/// Why one node could not be asked a question.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum AskError {
-    #[error("connecting to {addr} timed out")]
-    ConnectTimeout { addr: SocketAddr },
-    #[error("connecting to {addr}: {reason}")]
-    Connect { addr: SocketAddr, reason: String },
-    /// The connection broke while the prologue was sent.
-    #[error("{addr}: {reason}")]
-    Prologue { addr: SocketAddr, reason: String },
-    #[error(transparent)]
-    Exchange(#[from] ExchangeError),
-    /// The node answered with a failure where a typed answer was due.
-    #[error("{node}: {command} refused: {rc}: {message}")]
-    Refused { node: String, command: &'static str, rc: Rc, message: String },
-    /// The node answered with another kind of reply than the request's.
-    #[error("{node}: {command} answered {answer}")]
-    Unexpected { node: String, command: &'static str, answer: String },
-}
-
-/// Why no master was found: what each node said, in node order.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{}", notes.join("; "))]
-pub struct NoMasterFound {
-    pub notes: Vec<String>,
 }
 
 impl<S: crate::server::env::Stream> Connection<S> {
@@ -146,13 +90,13 @@ impl<S: crate::server::env::Stream> Connection<S> {
         let mut stream = tokio::time::timeout(timeout, net.connect(addr))
             .await
             .map_err(|_| AskError::ConnectTimeout { addr })?
-            .map_err(|e| AskError::Connect { addr, reason: e.to_string() })?;
+            .map_err(|e| AskError::Connect { addr, source: e.into() })?;
         let mut hello = Vec::new();
         encode_prologue(cluster_id, &mut hello);
         stream
             .write_all(&hello)
             .await
-            .map_err(|e| AskError::Prologue { addr, reason: e.to_string() })?;
+            .map_err(|e| AskError::Prologue { addr, source: e.into() })?;
         Ok(Connection { stream, buf: Vec::with_capacity(4096), reply_bytes_max })
     }
 
@@ -166,7 +110,7 @@ impl<S: crate::server::env::Stream> Connection<S> {
         if let Err(e) = self.stream.write_all(&bytes).await {
             // A write that failed at once on a dead connection: the node got nothing it can act
             // on (a partial request is dropped by the server).
-            return Err(ExchangeError::NotSent(e.to_string()));
+            return Err(ExchangeError::NotSent(e.into()));
         }
         let kind = request.reply_kind();
         let read = async {
@@ -175,23 +119,23 @@ impl<S: crate::server::env::Stream> Connection<S> {
                 match decode_reply(kind, &self.buf, self.reply_bytes_max) {
                     Ok(Some((reply, _))) => return Ok(reply),
                     Ok(None) => {}
-                    Err(e) => return Err(format!("bad reply: {e}")),
+                    Err(e) => return Err(NoAnswer::BadReply(e)),
                 }
                 if self.buf.len() > self.reply_bytes_max as usize + 64 {
-                    return Err("reply too large".to_string());
+                    return Err(NoAnswer::TooLarge { bytes_max: self.reply_bytes_max });
                 }
                 self.buf.reserve(64 * 1024);
                 match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) => return Err("the node closed the connection".to_string()),
+                    Ok(0) => return Err(NoAnswer::Closed),
                     Ok(_) => {}
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(NoAnswer::Io(e.into())),
                 }
             }
         };
         match tokio::time::timeout(timeout, read).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => Err(ExchangeError::NoAnswer(e)),
-            Err(_) => Err(ExchangeError::NoAnswer(format!("no answer within {timeout:?}"))),
+            Err(_) => Err(ExchangeError::NoAnswer(NoAnswer::Timeout(timeout))),
         }
     }
 }
@@ -245,26 +189,26 @@ impl<N: Network> Client<N> {
             let answer = match self.ask(k, &Request::WhoMaster).await {
                 Ok(Reply::Ok(Payload::OptionString(Some(m)))) => m,
                 Ok(Reply::Ok(Payload::OptionString(None))) => {
-                    notes.push(format!("{name}: knows no master"));
+                    notes.push((name.clone(), MasterNote::KnowsNone));
                     continue;
                 }
                 Ok(other) => {
-                    notes.push(format!("{name}: {other:?}"));
+                    notes.push((name.clone(), MasterNote::OddAnswer(Box::new(other))));
                     continue;
                 }
                 Err(e) => {
-                    notes.push(format!("{name}: {e}"));
+                    notes.push((name.clone(), MasterNote::Unreachable(e)));
                     continue;
                 }
             };
             let Some(m) = self.config.nodes.iter().position(|(n, _)| n.as_bytes() == answer) else {
-                notes.push(format!("{name}: names an unknown master"));
+                notes.push((name.clone(), MasterNote::NamesUnknown { name: answer }));
                 continue;
             };
             let mut conn = match self.connect(m).await {
                 Ok(c) => c,
                 Err(e) => {
-                    notes.push(format!("{}: {e}", self.config.nodes[m].0));
+                    notes.push((self.config.nodes[m].0.clone(), MasterNote::Unreachable(e)));
                     continue;
                 }
             };
@@ -273,7 +217,7 @@ impl<N: Network> Client<N> {
                     self.master = Some((m, conn));
                     return Ok(m);
                 }
-                _ => notes.push(format!("{}: does not confirm", self.config.nodes[m].0)),
+                _ => notes.push((self.config.nodes[m].0.clone(), MasterNote::DoesNotConfirm)),
             }
         }
         self.master = None;
@@ -290,7 +234,7 @@ impl<N: Network> Client<N> {
     pub async fn request(&mut self, request: &Request) -> Result<Payload, ClientError> {
         let update = request.is_update();
         let mut backoff = self.config.backoff;
-        let mut last_problem = String::from("no attempt made");
+        let mut last_problem = NoMaster::NoAttempt;
         for attempt in 0..self.config.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(backoff).await;
@@ -298,7 +242,7 @@ impl<N: Network> Client<N> {
             }
             if self.master.is_none() {
                 if let Err(e) = self.find_master().await {
-                    last_problem = e.to_string();
+                    last_problem = NoMaster::NotFound(e);
                     continue;
                 }
             }
@@ -312,20 +256,17 @@ impl<N: Network> Client<N> {
                     }
                     match rc {
                         Rc::NotMaster => {
-                            last_problem = format!(
-                                "not_master (master: {})",
-                                String::from_utf8_lossy(&message)
-                            );
+                            last_problem = NoMaster::NotMaster { master: message };
                             continue;
                         }
                         Rc::NoLongerMaster | Rc::GoingDown if update => {
-                            return Err(ClientError::Unknown(format!(
-                                "{rc}: {}",
-                                String::from_utf8_lossy(&message)
-                            )));
+                            return Err(ClientError::Unknown(UnknownOutcome::MasterLeft {
+                                rc,
+                                message,
+                            }));
                         }
                         Rc::NoLongerMaster | Rc::GoingDown => {
-                            last_problem = rc.to_string();
+                            last_problem = NoMaster::MasterLeft(rc);
                             continue;
                         }
                         _ => return Err(ClientError::Failed { rc, message }),
@@ -333,14 +274,14 @@ impl<N: Network> Client<N> {
                 }
                 Err(ExchangeError::NotSent(e)) => {
                     self.master = None;
-                    last_problem = e;
+                    last_problem = NoMaster::NotSent(e);
                 }
                 Err(ExchangeError::NoAnswer(e)) => {
                     self.master = None;
                     if update {
-                        return Err(ClientError::Unknown(e));
+                        return Err(ClientError::Unknown(UnknownOutcome::NoAnswer(e)));
                     }
-                    last_problem = e;
+                    last_problem = NoMaster::NoAnswer(e);
                 }
             }
         }
@@ -560,7 +501,7 @@ impl<N: Network> Client<N> {
         match self.ask(k, &Request::NodeState).await? {
             Reply::Ok(Payload::NodeState(state)) => Ok(*state),
             Reply::Ok(other) => {
-                Err(AskError::Unexpected { node, command, answer: format!("{other:?}") })
+                Err(AskError::Unexpected { node, command, answer: Box::new(other) })
             }
             Reply::Failed { rc, message } => {
                 let message = String::from_utf8_lossy(&message).into_owned();
@@ -624,10 +565,7 @@ impl<N: Network> Client<N> {
 }
 
 fn unexpected(req: &Request, payload: Payload) -> ClientError {
-    ClientError::Failed {
-        rc: Rc::UnknownFailure,
-        message: format!("{}: unexpected reply {payload:?}", req.name()).into_bytes(),
-    }
+    ClientError::Unexpected { command: req.name(), answer: Box::new(payload) }
 }
 
 #[cfg(test)]
@@ -653,8 +591,10 @@ mod tests {
         let e = client.find_master().await.unwrap_err();
         assert_eq!(e.notes.len(), 2, "{e}");
         assert!(
-            e.notes[0].starts_with("n0: connecting to") && e.notes[1].starts_with("n1:"),
+            matches!(&e.notes[0], (n, MasterNote::Unreachable(AskError::Connect { .. })) if n == "n0"),
             "{e}"
         );
+        assert_eq!(e.notes[1].0, "n1", "{e}");
+        assert!(e.to_string().starts_with("n0: connecting to"), "{e}");
     }
 }

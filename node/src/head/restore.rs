@@ -32,20 +32,28 @@ const READ_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum RestoreError {
-    #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("{path} is not a get_db file: at byte {at}: {reason}; save it again with get_db from a slave")]
-    Framing { path: String, at: u64, reason: String },
-    #[error("{path} ends at byte {at} inside a frame (a cut download); save it again with get_db from a slave")]
-    Truncated { path: String, at: u64 },
-    #[error("{path} holds the store of cluster {found:?}, this node is in cluster {expected:?}; use a file saved from this cluster")]
-    WrongCluster { path: String, expected: String, found: String },
-    #[error("{path} announces {announced} pairs but holds {found} (a damaged file); save it again with get_db from a slave")]
-    Count { path: String, announced: u64, found: u64 },
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A frame's length is beyond any a get_db file holds: the length itself is damaged.
+    #[error("{} is not a get_db file: at byte {at}: a frame longer than {max_bytes} bytes; save it again with get_db from a slave", path.display())]
+    FrameTooLong { path: PathBuf, at: u64, max_bytes: usize },
+    /// Something follows the end frame.
+    #[error("{} is not a get_db file: at byte {at}: bytes after the end frame; save it again with get_db from a slave", path.display())]
+    BytesAfterEnd { path: PathBuf, at: u64 },
+    /// A frame does not decode.
+    #[error("{} is not a get_db file: at byte {at}: {source}; save it again with get_db from a slave", path.display())]
+    Undecodable { path: PathBuf, at: u64, source: DecodeError },
+    #[error("{} ends at byte {at} inside a frame (a cut download); save it again with get_db from a slave", path.display())]
+    Truncated { path: PathBuf, at: u64 },
+    #[error("{} holds the store of cluster {found:?}, this node is in cluster {expected:?}; use a file saved from this cluster", path.display())]
+    WrongCluster { path: PathBuf, expected: String, found: String },
+    #[error("{} announces {announced} pairs but holds {found} (a damaged file); save it again with get_db from a slave", path.display())]
+    Count { path: PathBuf, announced: u64, found: u64 },
     #[error(
-        "{path}'s header says slot {header} but its pairs are at slot {pairs} (a damaged file)"
+        "{}'s header says slot {} but its pairs are at slot {} (a damaged file)",
+        path.display(), slot_text(*header), slot_text(*pairs)
     )]
-    Slot { path: String, header: String, pairs: String },
+    Slot { path: PathBuf, header: Option<u64>, pairs: Option<u64> },
     #[error("the node already has {0}; pass --yes to replace them by the file's state (the node forgets its log: restore one node at a time)")]
     WouldReplace(String),
     #[error("building the head from the file: {0}")]
@@ -55,6 +63,16 @@ pub enum RestoreError {
     #[error(transparent)]
     Tlog(#[from] TlogError),
 }
+
+fn slot_text(i: Option<u64>) -> String {
+    i.map_or("none".to_string(), |i| i.to_string())
+}
+
+/// What the pair stream hands the import when the file breaks off; the restore reports the
+/// problem it kept (a [`RestoreError`] naming the byte), not this.
+#[derive(Debug, Error)]
+#[error("the get_db file is damaged or cut short")]
+struct FileBroken;
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +149,7 @@ fn import_file(
     cluster_id: &str,
     dest: &Path,
 ) -> Result<(SledStore, u64), RestoreError> {
-    let shown = file.display().to_string();
+    let shown = file.to_path_buf();
     let read_error = |source| RestoreError::Read { path: shown.clone(), source };
     let mut frames = Frames::new(std::fs::File::open(file).map_err(read_error)?, shown.clone());
     let header_applied = match frames.next()? {
@@ -177,18 +195,18 @@ fn import_file(
                     problem = Some(e);
                 }
                 if problem.is_some() {
-                    return Some(Err("the file is damaged"));
+                    return Some(Err(FileBroken));
                 }
             }
             // Only the first frame is decoded as a header.
             Ok(Some(DbFrame::Header { .. })) | Ok(None) => {
                 problem =
                     Some(RestoreError::Truncated { path: frames.path.clone(), at: frames.offset });
-                return Some(Err("the file is cut"));
+                return Some(Err(FileBroken));
             }
             Err(e) => {
                 problem = Some(e);
-                return Some(Err("the file is damaged"));
+                return Some(Err(FileBroken));
             }
         }
     });
@@ -198,11 +216,10 @@ fn import_file(
     }
     let mut head = imported?;
     if head.applied() != header_applied {
-        let show = |i: Option<u64>| i.map_or("none".to_string(), |i| i.to_string());
         return Err(RestoreError::Slot {
             path: shown,
-            header: show(header_applied),
-            pairs: show(head.applied()),
+            header: header_applied,
+            pairs: head.applied(),
         });
     }
     head.flush()?;
@@ -212,7 +229,7 @@ fn import_file(
 /// The file's frames, read a piece at a time.
 struct Frames {
     file: std::fs::File,
-    path: String,
+    path: PathBuf,
     buf: Vec<u8>,
     /// Where the next frame starts in `buf`, and in the file.
     start: usize,
@@ -222,7 +239,7 @@ struct Frames {
 }
 
 impl Frames {
-    fn new(file: std::fs::File, path: String) -> Frames {
+    fn new(file: std::fs::File, path: PathBuf) -> Frames {
         Frames { file, path, buf: Vec::new(), start: 0, offset: 0, header_due: true, eof: false }
     }
 
@@ -248,11 +265,10 @@ impl Frames {
                 return Err(RestoreError::Truncated { path: self.path.clone(), at: self.offset });
             }
             if self.buf.len() - self.start > FRAME_BYTES_MAX {
-                let reason = format!("a frame longer than {FRAME_BYTES_MAX} bytes");
-                return Err(RestoreError::Framing {
+                return Err(RestoreError::FrameTooLong {
                     path: self.path.clone(),
                     at: self.offset,
-                    reason,
+                    max_bytes: FRAME_BYTES_MAX,
                 });
             }
             self.fill()?;
@@ -267,8 +283,7 @@ impl Frames {
         if self.start == self.buf.len() {
             return Ok(());
         }
-        let reason = "bytes after the end frame".to_string();
-        Err(RestoreError::Framing { path: self.path.clone(), at: self.offset, reason })
+        Err(RestoreError::BytesAfterEnd { path: self.path.clone(), at: self.offset })
     }
 
     fn fill(&mut self) -> Result<(), RestoreError> {
@@ -286,6 +301,6 @@ impl Frames {
     }
 
     fn framing(&self, e: &DecodeError) -> RestoreError {
-        RestoreError::Framing { path: self.path.clone(), at: self.offset, reason: e.to_string() }
+        RestoreError::Undecodable { path: self.path.clone(), at: self.offset, source: e.clone() }
     }
 }

@@ -361,6 +361,45 @@ impl Statistics {
     }
 }
 
+/// One value of the named-value tree [`Statistics::encode`] writes (and Arakoon's nodes send).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatValue {
+    Int32(i32),
+    Int64(i64),
+    Float(f64),
+    Text(String),
+    /// Named values, in the order they were written.
+    List(Vec<(String, StatValue)>),
+}
+
+/// Decodes a `statistics` reply: the top item's name and value, or `None` when the bytes are
+/// not in the named-value format (or are followed by more).
+pub fn decode(bytes: &[u8]) -> Option<(String, StatValue)> {
+    fn item(r: &mut crate::llio::Reader<'_>) -> Option<(String, StatValue)> {
+        let tag = r.i32().ok()?;
+        let name = r.string("name").ok()?;
+        let value = match tag {
+            1 => StatValue::Int32(r.i32().ok()?),
+            2 => StatValue::Int64(r.i64().ok()?),
+            3 => StatValue::Float(r.f64().ok()?),
+            4 => StatValue::Text(r.string("value").ok()?),
+            5 => {
+                let n = r.count(8).ok()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(item(r)?);
+                }
+                StatValue::List(items)
+            }
+            _ => return None,
+        };
+        Some((name, value))
+    }
+    let mut r = crate::llio::Reader::new(bytes);
+    let out = item(&mut r)?;
+    r.is_empty().then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +455,27 @@ mod tests {
         assert_eq!(s.set.n, 1, "not yet due");
         s.report_if_due(1000 + REPORT_PERIOD_MS);
         assert_eq!((s.set.n, s.start), (0, (1000 + REPORT_PERIOD_MS) as f64 / 1000.0));
+    }
+
+    #[test]
+    fn what_encode_writes_decodes_as_named_values() {
+        let mut stats = Statistics::new(1000);
+        stats.record(Op::Set, 1000, 1200, 3);
+        let mem = MemFigures { maxrss_kib: 2048, ..Default::default() };
+        let bytes = stats.encode(&[("n0".into(), 5)], &mem);
+        let (name, value) = decode(&bytes).expect("decodes");
+        assert_eq!(name, "arakoon_stats");
+        let StatValue::List(items) = value else { panic!("a list") };
+        let get = |items: &[(String, StatValue)], k: &str| {
+            items.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        assert!(matches!(
+            get(&items, "mem_maxrss"),
+            Some(StatValue::Int32(2048) | StatValue::Int64(2048))
+        ));
+        let Some(StatValue::List(node_is)) = get(&items, "node_is") else { panic!("node_is") };
+        assert!(matches!(get(&node_is, "n0"), Some(StatValue::Int32(5) | StatValue::Int64(5))));
+        assert_eq!(decode(&[bytes.as_slice(), &[0]].concat()), None, "trailing bytes");
+        assert_eq!(decode(b"\x09\0\0\0"), None, "an unknown tag");
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::rc::Rc;
 use crate::value::{Bytes, Key, Value};
+use std::path::PathBuf;
 use thiserror::Error;
 
 mod apply;
@@ -62,14 +63,51 @@ pub type UpdateResult = Result<UpdateOutput, UpdateFailure>;
 /// A store-level failure: the store itself is unusable or was misused.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("store at {path}: belongs to cluster {found:?}, not {expected:?}; point the node at its own store or rebuild it with `arakoon-admin rebuild`")]
-    WrongCluster { path: String, expected: String, found: String },
+    #[error("store at {}: belongs to cluster {found:?}, not {expected:?}; point the node at its own store or rebuild it with `arakoon-admin rebuild`", path.display())]
+    WrongCluster { path: PathBuf, expected: String, found: String },
     #[error("store: refused to apply i={i}: the next slot to apply is {expected}")]
     OutOfOrder { i: u64, expected: u64 },
-    #[error("store at {path}: {reason}")]
-    Corrupt { path: String, reason: String },
-    #[error("store at {path}: {source}")]
-    Backend { path: String, source: std::io::Error },
+    /// The store's own bookkeeping is damaged: it cannot say what it holds.
+    #[error("store at {}: {damage}; the store is derived from the TLog: rebuild it with `arakoon-admin rebuild`", path.display())]
+    Corrupt { path: PathBuf, damage: Damage },
+    #[error("store at {}: {source}", path.display())]
+    Backend { path: PathBuf, source: std::io::Error },
+    /// [`SledStore::import`] builds a new store and never writes over one.
+    #[error("store at {}: refusing to import into an existing directory; move it aside or name a new one", path.display())]
+    ImportTargetExists { path: PathBuf },
+    /// The pairs handed to [`SledStore::import`] could not be read (a peer's stream broke, a
+    /// backup file is cut short).
+    #[error("store at {}: reading the backup: {source}", path.display())]
+    BackupUnreadable { path: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
+    /// The pairs handed to [`SledStore::import`] lack the cluster id or the applied index, so
+    /// they are not a whole store.
+    #[error("store at {}: the backup has no {}; it is not a whole store: take a new one (get_db) or catch the node up from a peer", path.display(), missing_fields(*.cluster_id_missing, *.applied_missing))]
+    BackupIncomplete { path: PathBuf, cluster_id_missing: bool, applied_missing: bool },
+}
+
+fn missing_fields(cluster_id_missing: bool, applied_missing: bool) -> &'static str {
+    match (cluster_id_missing, applied_missing) {
+        (true, true) => "cluster id and no applied index",
+        (true, false) => "cluster id",
+        _ => "applied index",
+    }
+}
+
+/// What is damaged in a store's bookkeeping (the keys that are not user data).
+#[derive(Debug, Error)]
+pub enum Damage {
+    /// Values were applied but the cluster id that every store is stamped with is gone.
+    #[error("it has applied values but no cluster id")]
+    NoClusterId,
+    /// The applied index is not an 8-byte number.
+    #[error("{key:?} holds {bytes} bytes, not 8")]
+    AppliedIndex { key: &'static str, bytes: usize },
+    /// The key count is not an 8-byte number.
+    #[error("{key} is damaged ({bytes} bytes, not 8)")]
+    KeyCount { key: &'static str, bytes: usize },
+    /// The master record (name, lease start) does not decode.
+    #[error("{key}: {source}")]
+    Master { key: &'static str, source: crate::llio::DecodeError },
 }
 
 /// The bounds of a range read (`range`, `range_entries`, `rev_range_entries`).
@@ -206,6 +244,34 @@ pub enum Scan<'a> {
 /// What a [`Scan`] found: keys with their values (empty for the key-only scans).
 pub type Scanned = Vec<(Key, Bytes)>;
 
+/// Entries read from a store at a time by [`for_each_entry`], so that a large store is never
+/// all in memory.
+pub const PAGE_KEYS_MAX: usize = 10_000;
+
+/// Visits every user entry of `store` in key order, a page of [`PAGE_KEYS_MAX`] at a time;
+/// returns how many there were.
+pub fn for_each_entry<S: Store + ?Sized>(
+    store: &S,
+    visit: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<u64, StoreError> {
+    let mut range = Range { first_inclusive: true, max: Some(PAGE_KEYS_MAX), ..Range::default() };
+    let mut count = 0u64;
+    loop {
+        let page = store.range_entries(&range)?;
+        for (k, v) in &page {
+            visit(k, v);
+        }
+        count += page.len() as u64;
+        match page.last() {
+            Some((k, _)) if page.len() == PAGE_KEYS_MAX => {
+                range.first = Some(k.clone());
+                range.first_inclusive = false;
+            }
+            _ => return Ok(count),
+        }
+    }
+}
+
 /// `multi_get` over any lookup: every value in request order, or the missing key Arakoon names
 /// (it decodes the list last-first and stops at the first missing key it meets: the last missing
 /// one in request order). One rule for the store and its snapshots.
@@ -227,4 +293,29 @@ pub fn multi_get_with<E>(
 /// The bytes an entry takes in a reply (each string is an int32 length and its bytes).
 pub fn wire_bytes(key: &[u8], value: &[u8], keys_only: bool) -> usize {
     4 + key.len() + if keys_only { 0 } else { 4 + value.len() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Update;
+
+    #[test]
+    fn every_entry_is_visited_in_key_order_across_pages() {
+        let mut store = MemoryStore::new("c");
+        let n = PAGE_KEYS_MAX + 3;
+        let updates = (0..n)
+            .map(|k| Update::Set { key: format!("k{k:06}").into_bytes(), value: vec![b'v'] })
+            .collect();
+        store.apply(0, &Value::client(updates)).unwrap();
+        let mut keys = Vec::new();
+        let count = for_each_entry(&store, &mut |k, v| {
+            assert_eq!(v, b"v");
+            keys.push(k.to_vec());
+        })
+        .unwrap();
+        assert_eq!(count, n as u64);
+        assert_eq!(keys.len(), n);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "in key order, each once");
+    }
 }

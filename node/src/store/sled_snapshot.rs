@@ -16,6 +16,7 @@ use super::snapshot::{Snapshot, SnapshotError, Walk};
 use super::{wire_bytes, Scan, Scanned, StoreError};
 use crate::value::{Bytes, Key};
 use std::cmp::Ordering;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Handles kept for the next snapshots at most (one per reading thread is what is used).
@@ -57,7 +58,7 @@ impl SledSnapshot {
     }
 
     fn backend(&self, source: std::io::Error) -> StoreError {
-        StoreError::Backend { path: self.path.to_string(), source }
+        StoreError::Backend { path: PathBuf::from(&*self.path), source }
     }
 
     /// Runs `read` once, and once more at the newest applied index if the snapshot was

@@ -21,7 +21,9 @@ use super::journal::{Journal, JOURNAL_BYTES_MAX};
 use super::reads;
 use super::sled_flusher::{Flusher, FLUSH_BYTES, FLUSH_EVERY_MS};
 use super::sled_snapshot::SledSnapshot;
-use super::{MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry};
+use super::{
+    Damage, MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry,
+};
 use crate::llio::{Put, Reader};
 use crate::value::{Bytes, Key, Value};
 use std::collections::BTreeMap;
@@ -122,15 +124,14 @@ impl SledStore {
         cluster_id: &str,
         registry: UserFunctionRegistry,
     ) -> Result<SledStore, StoreError> {
-        let shown = path.display().to_string();
-        let backend = |source| StoreError::Backend { path: shown.clone(), source };
+        let backend = |source| StoreError::Backend { path: path.to_path_buf(), source };
         let db: sled::Db = open_waiting_for_the_lock(path).map_err(backend)?;
-        let corrupt = |reason: String| StoreError::Corrupt { path: shown.clone(), reason };
+        let corrupt = |damage: Damage| StoreError::Corrupt { path: path.to_path_buf(), damage };
         let found = db.get(CLUSTER_ID).map_err(backend)?;
         match found {
             Some(id) if id.as_ref() != cluster_id.as_bytes() => {
                 return Err(StoreError::WrongCluster {
-                    path: shown,
+                    path: path.to_path_buf(),
                     expected: cluster_id.to_string(),
                     found: String::from_utf8_lossy(&id).into_owned(),
                 })
@@ -138,7 +139,7 @@ impl SledStore {
             Some(_) => {}
             None => {
                 if db.get(APPLIED).map_err(backend)?.is_some() {
-                    return Err(corrupt("it has applied values but no cluster id".into()));
+                    return Err(corrupt(Damage::NoClusterId));
                 }
                 db.insert(CLUSTER_ID, cluster_id.as_bytes()).map_err(backend)?;
                 db.flush().map_err(backend)?;
@@ -146,27 +147,27 @@ impl SledStore {
         }
         let applied = match db.get(APPLIED).map_err(backend)? {
             None => None,
-            Some(b) => Some(
-                read_u64(&b)
-                    .ok_or_else(|| corrupt(format!("{APPLIED:?} holds {} bytes", b.len())))?,
-            ),
+            Some(b) => Some(read_u64(&b).ok_or_else(|| {
+                corrupt(Damage::AppliedIndex { key: "*applied", bytes: b.len() })
+            })?),
         };
         let key_count = match db.get(KEY_COUNT).map_err(backend)? {
             None => 0,
-            Some(b) => read_u64(&b).ok_or_else(|| corrupt("*key_count is damaged".into()))?,
+            Some(b) => read_u64(&b)
+                .ok_or_else(|| corrupt(Damage::KeyCount { key: "*key_count", bytes: b.len() }))?,
         };
         let master = match db.get(MASTER).map_err(backend)? {
             None => None,
             Some(b) => {
                 let mut r = Reader::new(&b);
                 let m = r.string("master").and_then(|m| Ok((m, r.i64()?)));
-                let (master, lease_start) = m.map_err(|e| corrupt(format!("*master: {e}")))?;
+                let (master, lease_start) =
+                    m.map_err(|source| corrupt(Damage::Master { key: "*master", source }))?;
                 Some(MasterRecord { master, lease_start })
             }
         };
-        let shown: Arc<str> = shown.as_str().into();
-        let flusher = Flusher::start(db.clone(), shown.clone())
-            .map_err(|source| StoreError::Backend { path: shown.to_string(), source })?;
+        let shown: Arc<str> = path.display().to_string().into();
+        let flusher = Flusher::start(db.clone(), shown.clone()).map_err(backend)?;
         Ok(SledStore {
             flusher,
             path: path.to_path_buf(),
@@ -217,15 +218,13 @@ impl SledStore {
     /// [`SledStore::export`], flushes it and opens it. The pairs must carry cluster id
     /// `cluster_id`; anything else (a backup of another cluster, a pair list without an applied
     /// index) is refused.
-    pub fn import<E: std::fmt::Display>(
+    pub fn import<E: std::error::Error + Send + Sync + 'static>(
         path: &Path,
         cluster_id: &str,
         pairs: impl IntoIterator<Item = Result<(Bytes, Bytes), E>>,
     ) -> Result<SledStore, StoreError> {
-        let shown = path.display().to_string();
-        let corrupt = |reason: String| StoreError::Corrupt { path: shown.clone(), reason };
         if path.exists() {
-            return Err(corrupt("refusing to import into an existing directory".into()));
+            return Err(StoreError::ImportTargetExists { path: path.to_path_buf() });
         }
         {
             let mut store = SledStore::open(path, cluster_id)?;
@@ -233,11 +232,14 @@ impl SledStore {
             let mut in_batch = 0usize;
             let (mut saw_applied, mut saw_cluster) = (false, false);
             for pair in pairs {
-                let (k, v) = pair.map_err(|e| corrupt(format!("reading the backup: {e}")))?;
+                let (k, v) = pair.map_err(|e| StoreError::BackupUnreadable {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })?;
                 if k == CLUSTER_ID {
                     if v != cluster_id.as_bytes() {
                         return Err(StoreError::WrongCluster {
-                            path: shown,
+                            path: path.to_path_buf(),
                             expected: cluster_id.to_string(),
                             found: String::from_utf8_lossy(&v).into_owned(),
                         });
@@ -257,7 +259,11 @@ impl SledStore {
                 }
             }
             if !saw_cluster || !saw_applied {
-                return Err(corrupt("the backup has no cluster id or no applied index".into()));
+                return Err(StoreError::BackupIncomplete {
+                    path: path.to_path_buf(),
+                    cluster_id_missing: !saw_cluster,
+                    applied_missing: !saw_applied,
+                });
             }
             store.db.apply_batch(batch).map_err(|e| store.backend(e))?;
             store.flush()?;
@@ -266,7 +272,7 @@ impl SledStore {
     }
 
     fn backend(&self, source: std::io::Error) -> StoreError {
-        StoreError::Backend { path: self.path.display().to_string(), source }
+        StoreError::Backend { path: self.path.clone(), source }
     }
 
     /// Commits an overlay's writes and the new applied index in one atomic batch.
@@ -521,5 +527,54 @@ impl Store for SledStore {
             out.push((k[1..].to_vec(), value));
         }
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Damage;
+
+    #[test]
+    fn a_damaged_key_count_is_named_with_its_key_and_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        drop(SledStore::open(&path, "c").unwrap());
+        {
+            let db = sled::open(&path).unwrap();
+            db.insert(KEY_COUNT, &b"abc"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        match SledStore::open(&path, "c") {
+            Err(e @ StoreError::Corrupt { .. }) => {
+                let StoreError::Corrupt { path: p, damage } = &e else { unreachable!() };
+                assert_eq!(p, &path);
+                assert!(matches!(damage, Damage::KeyCount { bytes: 3, .. }), "{damage}");
+                assert!(e.to_string().contains("arakoon-admin rebuild"), "{e}");
+            }
+            other => panic!("expected a corrupt store, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn import_refuses_an_existing_directory_and_a_backup_without_an_applied_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e =
+            SledStore::import(tmp.path(), "c", Vec::<Result<_, StoreError>>::new()).err().unwrap();
+        assert!(matches!(&e, StoreError::ImportTargetExists { path } if path == tmp.path()), "{e}");
+        let pairs = vec![Ok::<_, StoreError>((CLUSTER_ID.to_vec(), b"c".to_vec()))];
+        let e = SledStore::import(&tmp.path().join("new"), "c", pairs).err().unwrap();
+        assert!(
+            matches!(
+                e,
+                StoreError::BackupIncomplete {
+                    cluster_id_missing: false,
+                    applied_missing: true,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("no applied index"), "{e}");
     }
 }

@@ -12,6 +12,7 @@ use super::dir::LogDir;
 use super::entry::{EntryStream, Next};
 use super::error::TlogError;
 use super::files::{FileKind, TlogFile};
+use super::reader::damaged_file;
 use crate::llio::{Put, Reader};
 use std::io::{self, Read};
 
@@ -117,15 +118,7 @@ pub fn open_entries(dir: &dyn LogDir, file: &TlogFile) -> Result<Box<dyn Read + 
         FileKind::Tlog => Box::new(raw),
         FileKind::Tlx => Box::new(TlxReader::new(raw)),
         FileKind::Tlf => Box::new(bzip2::read::BzDecoder::new(raw)),
-        FileKind::Tlc => {
-            return Err(TlogError::BadArchive {
-                path: dir.path_of(&name),
-                offset: 0,
-                reason: "the legacy .tlc format is not supported; uncompress it with the \
-                         original Arakoon tools first"
-                    .into(),
-            })
-        }
+        FileKind::Tlc => return Err(TlogError::LegacyTlc { path: dir.path_of(&name) }),
     })
 }
 
@@ -195,15 +188,7 @@ fn copy_entries(
                 count += 1;
             }
             Next::End { .. } => return Ok(count),
-            other => {
-                return Err(TlogError::Refused {
-                    path,
-                    reason: format!(
-                        "will not convert a damaged file ({other:?}); run `arakoon-admin tlog \
-                         verify` first"
-                    ),
-                })
-            }
+            other => return Err(damaged_file(path, other)),
         }
     }
 }

@@ -57,16 +57,8 @@ impl BallotRecord {
         dir.open_read(BALLOT_FILE)
             .and_then(|r| r.take(64).read_to_end(&mut bytes))
             .map_err(|e| TlogError::io(&path, e))?;
-        let bad = |reason: &str| TlogError::BadArchive {
-            path: path.clone(),
-            offset: 0,
-            reason: format!(
-                "ballot record {reason}; if the TLog is healthy, remove it and let \
-                             the node catch up before it votes again"
-            ),
-        };
         if bytes.len() != RECORD_BYTES {
-            return Err(bad(&format!("has {} bytes, not {RECORD_BYTES}", bytes.len())));
+            return Err(TlogError::BallotSize { path, bytes: bytes.len(), expected: RECORD_BYTES });
         }
         let mut r = Reader::new(&bytes);
         let fields = [r.i64().unwrap_or(-1), r.i64().unwrap_or(-1), r.i64().unwrap_or(-1)];
@@ -76,7 +68,7 @@ impl BallotRecord {
             || fields.iter().any(|f| *f < 0)
             || learner.is_err();
         if damaged {
-            return Err(bad("is damaged (checksum)"));
+            return Err(TlogError::BallotDamaged { path });
         }
         Ok(BallotRecord {
             promised: fields[0] as u64,

@@ -44,9 +44,44 @@ pub enum TlogError {
     #[error("{dir}: expected TLog file {missing} is missing (found {next} after {prev})")]
     MissingFile { dir: String, missing: String, prev: String, next: String },
 
-    #[error("{path}: bad archive at offset {offset}: {reason}")]
-    BadArchive { path: String, offset: u64, reason: String },
+    /// An archive's compressed stream does not decode (the offset is in the uncompressed
+    /// entry stream, where the damage was met).
+    #[error("{path}: bad archive at offset {offset}: {source}")]
+    BadArchive { path: String, offset: u64, source: io::Error },
 
+    /// Arakoon's legacy `.tlc` archives are not read.
+    #[error("{path}: the legacy .tlc format is not supported; uncompress it with the original Arakoon tools first")]
+    LegacyTlc { path: String },
+
+    /// The ballot record (what this node promised and accepted) has the wrong size.
+    #[error("{path}: the ballot record has {bytes} bytes, not {expected}; if the TLog is healthy, remove it and let the node catch up before it votes again")]
+    BallotSize { path: String, bytes: usize, expected: usize },
+
+    /// The ballot record fails its checksum or holds impossible values.
+    #[error("{path}: the ballot record is damaged (checksum); if the TLog is healthy, remove it and let the node catch up before it votes again")]
+    BallotDamaged { path: String },
+
+    /// A writer whose write or sync failed takes no more entries: what reached the disk is
+    /// unknown until the log is validated again.
+    #[error(
+        "{path}: an earlier write or sync failed; restart the node so that it validates its TLog"
+    )]
+    WriterFailed { path: String },
+
+    /// `truncate_torn_tail` cuts a torn tail and nothing else; the log has other problems.
+    #[error("{dir}: will not truncate: the log has {problems} problem(s) that are not a torn tail, first: {first}")]
+    NotOnlyTornTail { dir: String, problems: usize, first: Box<TlogError> },
+
+    /// A file read on its own (to convert it, or to show it) stopped at a damaged entry; the
+    /// problem found there is `problem`.
+    #[error(
+        "{path}: stopped at a damaged entry: {problem}; run `arakoon-admin tlog verify` first"
+    )]
+    DamagedFile { path: String, problem: Box<TlogError> },
+
+    /// A refusal said in words, where no typed case fits yet. Only the persister
+    /// (`server/persist.rs`) still builds it: a writer stopped by an earlier failure, and
+    /// catch-up entries that do not continue the log.
     #[error("{path}: {reason}")]
     Refused { path: String, reason: String },
 }
@@ -64,14 +99,21 @@ impl TlogError {
     pub fn exit_code(&self) -> i32 {
         use crate::exit::NodeExit as NE;
         match self {
-            TlogError::Io { .. } | TlogError::Refused { .. } => NE::TlogDir.code(),
+            TlogError::Io { .. }
+            | TlogError::Refused { .. }
+            | TlogError::WriterFailed { .. }
+            | TlogError::NotOnlyTornTail { .. }
+            | TlogError::DamagedFile { .. } => NE::TlogDir.code(),
             TlogError::TornTail { .. } | TlogError::TruncatedSealed { .. } => NE::TornTail.code(),
             TlogError::Checksum { .. }
             | TlogError::BadLength { .. }
             | TlogError::Undecodable { .. }
             | TlogError::Sequence { .. }
             | TlogError::BadStart { .. }
-            | TlogError::BadArchive { .. } => NE::CorruptTlog.code(),
+            | TlogError::BadArchive { .. }
+            | TlogError::LegacyTlc { .. }
+            | TlogError::BallotSize { .. }
+            | TlogError::BallotDamaged { .. } => NE::CorruptTlog.code(),
             TlogError::MissingFile { .. } | TlogError::FileStartsBelow { .. } => {
                 NE::MissingTlog.code()
             }
@@ -91,8 +133,12 @@ impl TlogError {
             TlogError::BadStart { .. } => "bad_start",
             TlogError::FileStartsBelow { .. } => "file_starts_below",
             TlogError::MissingFile { .. } => "missing_file",
-            TlogError::BadArchive { .. } => "bad_archive",
-            TlogError::Refused { .. } => "refused",
+            TlogError::BadArchive { .. } | TlogError::LegacyTlc { .. } => "bad_archive",
+            TlogError::BallotSize { .. } | TlogError::BallotDamaged { .. } => "bad_ballot",
+            TlogError::Refused { .. }
+            | TlogError::WriterFailed { .. }
+            | TlogError::NotOnlyTornTail { .. }
+            | TlogError::DamagedFile { .. } => "refused",
         }
     }
 
@@ -138,8 +184,13 @@ impl TlogError {
             | TlogError::BadStart { path, .. }
             | TlogError::FileStartsBelow { path, .. }
             | TlogError::BadArchive { path, .. }
+            | TlogError::LegacyTlc { path }
+            | TlogError::BallotSize { path, .. }
+            | TlogError::BallotDamaged { path }
+            | TlogError::WriterFailed { path }
+            | TlogError::DamagedFile { path, .. }
             | TlogError::Refused { path, .. } => path,
-            TlogError::MissingFile { dir, .. } => dir,
+            TlogError::MissingFile { dir, .. } | TlogError::NotOnlyTornTail { dir, .. } => dir,
         }
     }
 
@@ -153,9 +204,11 @@ impl TlogError {
                 "a write was cut short by a crash; cut the torn tail with \
                  `arakoon-admin tlog truncate {path}` (only un-acknowledged bytes are lost)"
             ),
-            TlogError::Io { .. } | TlogError::Refused { .. } => {
+            TlogError::Io { .. } | TlogError::Refused { .. } | TlogError::WriterFailed { .. } => {
                 "check that the directory exists and is readable and writable by the node".into()
             }
+            TlogError::NotOnlyTornTail { first, .. }
+            | TlogError::DamagedFile { problem: first, .. } => first.repair(),
             TlogError::MissingFile { .. } => format!(
                 "restore the missing file from a backup, or {}",
                 REBUILD.trim_start_matches("the damaged entries cannot be trusted: ")

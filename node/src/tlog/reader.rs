@@ -97,7 +97,7 @@ fn scan_file(
     };
     let mut stream = match open_entries(dir, file) {
         Ok(r) => EntryStream::new(r),
-        Err(e @ TlogError::BadArchive { .. }) => return Ok((summary, Some(e))),
+        Err(e @ TlogError::LegacyTlc { .. }) => return Ok((summary, Some(e))),
         Err(e) => return Err(e),
     };
     if let Some(p) = prev.as_mut() {
@@ -108,8 +108,7 @@ fn scan_file(
         let next = match stream.next_entry() {
             Ok(next) => next,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let problem =
-                    TlogError::BadArchive { path, offset: stream.offset(), reason: e.to_string() };
+                let problem = TlogError::BadArchive { path, offset: stream.offset(), source: e };
                 return Ok((summary, Some(problem)));
             }
             Err(e) => return Err(TlogError::io(path, e)),
@@ -164,23 +163,71 @@ fn scan_file(
                 }
                 continue;
             }
-            Next::Torn { offset, i, have, need } => {
-                if sealed {
-                    TlogError::TruncatedSealed { path, offset, i }
-                } else {
-                    TlogError::TornTail { path, offset, i, have, need }
-                }
-            }
-            Next::BadLength { offset, i, len } => TlogError::BadLength { path, offset, i, len },
-            Next::Checksum { offset, i, stored, computed } => {
-                TlogError::Checksum { path, offset, i, stored, computed }
-            }
-            Next::Undecodable { offset, i, error } => {
-                TlogError::Undecodable { path, offset, i, error }
-            }
+            // Entry and End are handled above: what is left is a damaged entry.
+            other => problem_at(path, other, sealed).expect("a damaged entry"),
         };
         return Ok((summary, Some(problem)));
     }
+}
+
+/// The problem a damaged entry is, in the file at `path`; `None` for an entry or the end.
+/// `sealed`: the file is not the one the writer appends to, so a cut entry was not a crash in
+/// the middle of a write.
+pub fn problem_at(path: String, next: Next, sealed: bool) -> Option<TlogError> {
+    Some(match next {
+        Next::Entry { .. } | Next::End { .. } => return None,
+        Next::Torn { offset, i, have, need } => {
+            if sealed {
+                TlogError::TruncatedSealed { path, offset, i }
+            } else {
+                TlogError::TornTail { path, offset, i, have, need }
+            }
+        }
+        Next::BadLength { offset, i, len } => TlogError::BadLength { path, offset, i, len },
+        Next::Checksum { offset, i, stored, computed } => {
+            TlogError::Checksum { path, offset, i, stored, computed }
+        }
+        Next::Undecodable { offset, i, error } => TlogError::Undecodable { path, offset, i, error },
+    })
+}
+
+/// A file read on its own stopped at `next`, a damaged entry.
+pub(crate) fn damaged_file(path: String, next: Next) -> TlogError {
+    let problem = problem_at(path.clone(), next, true).expect("a damaged entry");
+    TlogError::DamagedFile { path, problem: Box::new(problem) }
+}
+
+/// Visits the entries of one file on its own (no rules across files), with each one's offset,
+/// until `visit` says stop or the file ends. A damaged entry stops the walk with
+/// [`TlogError::DamagedFile`].
+pub fn walk_file(
+    dir: &dyn LogDir,
+    file: &TlogFile,
+    visit: &mut dyn FnMut(&Entry, u64) -> bool,
+) -> Result<(), TlogError> {
+    let mut stream = EntryStream::new(open_entries(dir, file)?);
+    let path = dir.path_of(&file.name());
+    loop {
+        match stream.next_entry().map_err(|e| TlogError::io(path.clone(), e))? {
+            Next::Entry { offset, entry, .. } => {
+                if !visit(&entry, offset) {
+                    return Ok(());
+                }
+            }
+            Next::End { .. } => return Ok(()),
+            other => return Err(damaged_file(path, other)),
+        }
+    }
+}
+
+/// The first slot the log holds (after a collapse, not 0), checking the log as [`walk`] does.
+pub fn log_first_i(dir: &dyn LogDir) -> Result<Option<u64>, TlogError> {
+    let mut first = None;
+    walk(dir, 0, &mut |e, _| {
+        first = Some(e.i);
+        false
+    })?;
+    Ok(first)
 }
 
 /// Everything [`validate`] found.

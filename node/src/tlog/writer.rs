@@ -154,12 +154,7 @@ impl TlogWriter {
 
     fn check_usable(&self) -> Result<(), TlogError> {
         if self.failed {
-            return Err(TlogError::Refused {
-                path: self.dir.path_of(&self.file.name()),
-                reason: "an earlier write or sync failed; restart the node so that it \
-                         validates its TLog"
-                    .into(),
-            });
+            return Err(TlogError::WriterFailed { path: self.dir.path_of(&self.file.name()) });
         }
         Ok(())
     }
@@ -260,13 +255,15 @@ pub fn truncate_torn_tail(dir: &dyn LogDir) -> Result<Option<(String, u64, u64)>
             dir.truncate(&file, *offset).map_err(|e| TlogError::io(dir.path_of(&file), e))?;
             Ok(Some((dir.path_of(&file), *offset, len - offset)))
         }
-        problems => Err(TlogError::Refused {
-            path: dir.location(),
-            reason: format!(
-                "will not truncate: the log has {} problem(s) that are not a torn tail, first: {}",
-                problems.len(),
-                problems.iter().find(|p| p.kind() != "torn_tail").unwrap_or(&problems[0])
-            ),
-        }),
+        problems => {
+            let first = problems.iter().position(|p| p.kind() != "torn_tail").unwrap_or(0);
+            let count = problems.len();
+            let first = validation.problems.into_iter().nth(first).expect("a problem");
+            Err(TlogError::NotOnlyTornTail {
+                dir: dir.location(),
+                problems: count,
+                first: Box::new(first),
+            })
+        }
     }
 }

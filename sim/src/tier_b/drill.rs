@@ -80,12 +80,12 @@ pub struct TurmoilDrillRun {
 
 impl TurmoilDrillRun {
     /// The run as the one outcome type; `replay` is the command that runs it again.
-    pub fn outcome(self, d: &Drill, replay: String) -> crate::drill::DrillOutcome {
+    pub fn outcome(self, d: &Drill, replay: String) -> arakoon_chaos::outcome::DrillOutcome {
         let mut extra = serde_json::Map::new();
         extra.insert("virtual_ms".into(), self.virtual_ms.into());
         extra.insert("wall_clock_ms".into(), (self.wall.as_millis() as u64).into());
         extra.insert("x_real_time".into(), (self.speed().round() as u64).into());
-        crate::drill::DrillOutcome {
+        arakoon_chaos::outcome::DrillOutcome {
             drill: d.clone(),
             tier: arakoon_chaos::faults::Tier::Turmoil,
             seed: self.seed,
@@ -99,7 +99,7 @@ impl TurmoilDrillRun {
             master_after_last_step_ms: self.master_after_ms,
             end_ms: self.virtual_ms,
             histories: Some(self.history),
-            restarts: crate::drill::restarts_from_roles(&self.roles),
+            restarts: arakoon_chaos::outcome::restarts_from_roles(&self.roles),
             roles: self.roles,
             fault_log: self.fault_log,
             ops: self.ops,

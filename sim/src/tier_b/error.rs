@@ -12,10 +12,11 @@ pub enum TierBError {
         "the tier-B cluster configuration is invalid: {0}; check the drill's `config:` overrides"
     )]
     Config(#[source] ConfigError),
-    /// Turmoil stopped the simulation (a host failed, or the run passed its time limit).
+    /// Turmoil stopped the simulation (a host failed, or the run passed its time limit). The
+    /// text is turmoil's own error's (a boxed error that is neither `Send` nor comparable).
     #[error("the simulation stopped: {0}")]
     Stopped(String),
-    /// Code under test panicked; the message is the panic's.
+    /// Code under test panicked; the message is the panic's, as the code that panicked wrote it.
     #[error("the simulation panicked: {0}")]
     Panicked(String),
 }

@@ -201,7 +201,9 @@ fn update_outcome<T>(result: &Result<T, ClientError>) -> Outcome {
     match result {
         Ok(_) => Outcome::Ok,
         Err(ClientError::Failed { rc: Rc::NoLongerMaster | Rc::GoingDown, .. }) => Outcome::Unknown,
-        Err(ClientError::Failed { .. }) | Err(ClientError::NoMaster(_)) => Outcome::Fail,
+        Err(ClientError::Failed { .. })
+        | Err(ClientError::NoMaster(_))
+        | Err(ClientError::Unexpected { .. }) => Outcome::Fail,
         Err(ClientError::Unknown(_)) => Outcome::Unknown,
     }
 }

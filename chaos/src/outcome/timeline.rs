@@ -2,8 +2,14 @@
 //! fetched) with a lane per client (each operation a bar from call to return, coloured by
 //! outcome), a lane per node (its role over time, a mark where it became master and where its
 //! process started again), and the drill's faults as shaded bands across all lanes.
+//!
+//! The checker draws its own timeline (`arakoon_checker::explain::html`) and this one shares
+//! its escaping; the two are kept apart because they draw different things on different axes:
+//! the checker's places one history's operations by rank (each distinct call or return time is
+//! a step) and marks the linearizable prefix, this one draws wall-clock (or simulated) ms, so
+//! that operations, role changes of nodes and fault bands line up in time.
 
-use crate::drill_report::Report;
+use super::DrillOutcome as Report;
 use arakoon_checker::explain::html::esc as html;
 use std::fmt::Write as _;
 
@@ -136,13 +142,14 @@ pub fn html_page(r: &Report) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::drill_report::Report;
-    use arakoon_chaos::faults::Tier;
-    use arakoon_chaos::history::OpSummary;
+pub(crate) mod tests {
+    use crate::faults::Tier;
+    use crate::history::OpSummary;
+    use crate::outcome::DrillOutcome as Report;
 
-    fn report() -> Report {
-        let drill = arakoon_chaos::drill::parse(
+    /// A small sandbox-tier outcome: two nodes, a kill, a master change, a restart.
+    pub(crate) fn report() -> Report {
+        let drill = crate::drill::parse(
             "name: t\ndescription: a <test>\ncluster: { nodes: 2 }\nworkload: { clients: 1 }\n\
              duration: 1s\nsteps:\n  - at: 100ms\n    kill: n0\n",
             "t.yaml",
