@@ -10,7 +10,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 /// One encoded entry of a catch-up stream and its slot, or why reading stopped.
-pub type EntryItem = Result<(u64, Vec<u8>), String>;
+pub type EntryItem = Result<(u64, Vec<u8>), crate::tlog::TlogError>;
 
 /// Work that may block on file I/O.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;

@@ -468,7 +468,7 @@ fn read_entries(
 ) {
     let result = tlog::for_each_committed(dir, from_i, true, &mut |e| {
         if e.i > to_i {
-            return Err(None);
+            return Err(());
         }
         let mut bytes = Vec::new();
         if flavour == Flavour::Ours {
@@ -476,14 +476,15 @@ fn read_entries(
         } else {
             tlog::encode_entry(&mut bytes, e.i, &e.value, None);
         }
+        // Past the last slot asked for, or the receiver gone: stop reading.
         if send(Ok((e.i, bytes))) {
             Ok(())
         } else {
-            Err(Some("receiver gone".to_string()))
+            Err(())
         }
     });
     if let Err(e) = result {
-        send(Err(e.to_string()));
+        send(Err(e));
     }
 }
 
