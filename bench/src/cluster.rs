@@ -200,7 +200,7 @@ pub async fn start_etcd(
         match etcd_leader(&members).await {
             Ok(Some(leader)) => return Ok(EtcdCluster { servers, members, leader }),
             Ok(None) => last = "no leader yet".into(),
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -209,11 +209,11 @@ pub async fn start_etcd(
 }
 
 /// The member that every member names as leader, once one is elected.
-async fn etcd_leader(members: &[SocketAddr]) -> Result<Option<SocketAddr>, String> {
+async fn etcd_leader(members: &[SocketAddr]) -> Result<Option<SocketAddr>, crate::etcd::EtcdError> {
     let mut statuses = Vec::new();
     for &addr in members {
-        let mut conn = crate::etcd::EtcdConn::connect(addr).await.map_err(|e| e.to_string())?;
-        statuses.push((addr, conn.status().await.map_err(|e| e.to_string())?));
+        let mut conn = crate::etcd::EtcdConn::connect(addr).await?;
+        statuses.push((addr, conn.status().await?));
     }
     let leader = statuses[0].1.leader;
     if leader == 0 || statuses.iter().any(|(_, s)| s.leader != leader) {

@@ -86,9 +86,33 @@ pub enum BenchError {
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
     #[error("{system}: {what}")]
-    Load { system: System, what: String },
+    Load { system: System, what: LoadError },
     #[error("cannot make the scratch directory: {0}")]
     Scratch(std::io::Error),
+}
+
+/// Why one request of the load failed.
+#[derive(Debug, Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Arakoon(#[from] arakoon_node::client::ClientError),
+    #[error(transparent)]
+    Etcd(#[from] etcd::EtcdError),
+    #[error("key {} not found", String::from_utf8_lossy(.0))]
+    EtcdKeyMissing(Vec<u8>),
+}
+
+/// Why a step's load could not run.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("connecting a client: {0}")]
+    Connect(CallError),
+    #[error("writing {key} for the gets: {source}")]
+    Preload { key: String, source: CallError },
+    #[error("no master within {seconds} s: {source}")]
+    NotReady { seconds: u64, source: CallError },
+    #[error("a client task failed: {0}")]
+    Client(#[from] tokio::task::JoinError),
 }
 
 /// A comparison to run.
@@ -117,32 +141,29 @@ enum Conn {
 }
 
 impl Conn {
-    async fn open(target: &Target) -> Result<Conn, String> {
+    async fn open(target: &Target) -> Result<Conn, CallError> {
         match target {
             Target::Arakoon(config) => {
                 let mut c = Client::new(config.clone());
-                c.who_master().await.map_err(|e| e.to_string())?;
+                c.who_master().await?;
                 Ok(Conn::Arakoon(Box::new(c)))
             }
-            Target::Etcd(addr) => {
-                let c = etcd::EtcdConn::connect(*addr).await.map_err(|e| e.to_string())?;
-                Ok(Conn::Etcd(c, *addr))
-            }
+            Target::Etcd(addr) => Ok(Conn::Etcd(etcd::EtcdConn::connect(*addr).await?, *addr)),
         }
     }
 
-    async fn call(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<(), String> {
+    async fn call(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<(), CallError> {
         let result = match self {
             Conn::Arakoon(c) => match op {
-                Op::Set => c.set(key, value).await.map_err(|e| e.to_string()),
-                Op::Get => c.get(key).await.map(drop).map_err(|e| e.to_string()),
+                Op::Set => c.set(key, value).await.map_err(CallError::from),
+                Op::Get => c.get(key).await.map(drop).map_err(CallError::from),
             },
             Conn::Etcd(c, _) => match op {
-                Op::Set => c.put(key, value).await.map_err(|e| e.to_string()),
+                Op::Set => c.put(key, value).await.map_err(CallError::from),
                 Op::Get => match c.get(key).await {
                     Ok(Some(_)) => Ok(()),
-                    Ok(None) => Err(format!("key {} not found", String::from_utf8_lossy(key))),
-                    Err(e) => Err(e.to_string()),
+                    Ok(None) => Err(CallError::EtcdKeyMissing(key.to_vec())),
+                    Err(e) => Err(e.into()),
                 },
             },
         };
@@ -165,14 +186,14 @@ enum Target {
 
 /// Writes the keys the gets of `value_size` read.
 async fn preload(target: &Target, system: System, value_size: usize) -> Result<(), BenchError> {
-    let load = |what: String| BenchError::Load { system, what };
-    let mut conn = Conn::open(target).await.map_err(load)?;
+    let load = |what: LoadError| BenchError::Load { system, what };
+    let mut conn = Conn::open(target).await.map_err(|e| load(LoadError::Connect(e)))?;
     let value = vec![b'g'; value_size];
     for i in 0..get_keys(value_size) {
         let key = format!("g{value_size}-{i:05}");
         conn.call(Op::Set, key.as_bytes(), &value)
             .await
-            .map_err(|e| load(format!("writing {key} for the gets: {e}")))?;
+            .map_err(|source| load(LoadError::Preload { key: key.clone(), source }))?;
     }
     Ok(())
 }
@@ -191,7 +212,8 @@ async fn run_step(
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
         let conn = Conn::open(target).await;
-        conns.push(conn.map_err(|what| BenchError::Load { system, what })?);
+        let what = |e| BenchError::Load { system, what: LoadError::Connect(e) };
+        conns.push(conn.map_err(what)?);
     }
     let cpu_before = servers.cpu();
     let started = Instant::now();
@@ -214,7 +236,7 @@ async fn run_step(
                     Ok(()) => latencies.push(t.elapsed().as_micros() as u64),
                     Err(e) => {
                         errors += 1;
-                        first_error.get_or_insert(e);
+                        first_error.get_or_insert_with(|| e.to_string());
                     }
                 }
                 n += 1;
@@ -224,7 +246,7 @@ async fn run_step(
     }
     let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0u64, None);
     for t in tasks {
-        let (l, e, f) = t.await.map_err(|e| BenchError::Load { system, what: e.to_string() })?;
+        let (l, e, f) = t.await.map_err(|e| BenchError::Load { system, what: e.into() })?;
         latencies.extend(l);
         errors += e;
         first_error = first_error.or(f);
@@ -309,8 +331,8 @@ async fn wait_ready(target: &Target, system: System, within: Duration) -> Result
     loop {
         match Conn::open(target).await {
             Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => {
-                let what = format!("no master within {} s: {e}", within.as_secs());
+            Err(source) if Instant::now() >= deadline => {
+                let what = LoadError::NotReady { seconds: within.as_secs(), source };
                 return Err(BenchError::Load { system, what });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
