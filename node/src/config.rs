@@ -4,7 +4,7 @@
 //! [global]
 //! cluster = n0, n1, n2          ; the nodes, in order
 //! cluster_id = demo
-//! lease_period = 2              ; seconds (Arakoon's unit); lease_period_ms overrides
+//! lease_period = 10             ; seconds (Arakoon's unit and default); lease_period_ms overrides
 //! quorum = 2                    ; optional, default nodes/2 + 1; below a majority only with
 //! allow_minority_quorum = true  ;   this override (two minorities may then both commit)
 //! master = n0                   ; optional: a forced master
@@ -131,7 +131,8 @@ impl ClusterConfig {
         }
         let lease_ms = match p.optional(g, "lease_period_ms") {
             Some(_) => p.number(g, "lease_period_ms", 1, 3_600_000, 0)?,
-            None => p.number(g, "lease_period", 1, 3600, 2)? * 1000,
+            // Arakoon 1.9's default_lease_period (node_cfg.ml) is 10 s.
+            None => p.number(g, "lease_period", 1, 3600, 10)? * 1000,
         };
         let quorum = match p.optional(g, "quorum") {
             None => None,

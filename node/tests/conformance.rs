@@ -573,3 +573,20 @@ fn the_limits_are_read_under_arakoon_s_names() {
     let c = arakoon_node::config::ClusterConfig::parse(text, "t.ini").unwrap();
     assert_eq!((c.max_value_size, c.max_buffer_size), (100, 5000));
 }
+
+#[test]
+fn a_file_without_the_limits_gets_arakoon_s_defaults() {
+    // Arakoon 1.9's node_cfg.ml: default_lease_period = 10 (seconds), __tainted_max_value_size
+    // 8 * 1024 * 1024, __tainted_max_buffer_size 32 * 1024 * 1024, tlog_max_entries 50_000,
+    // tlog_max_size 32 * 1024 * 1024. The lease matters beyond timing: a sequence just under the
+    // buffer limit must reach the slaves within the lease (README "Lease, buffer limit and link
+    // speed"); with a 2 s default a 28 MB sequence lapsed the lease over and over.
+    let text = "[global]\ncluster = n0, n1, n2\ncluster_id = x\n[n0]\nip = 127.0.0.1\n\
+                client_port = 4000\nmessaging_port = 4010\nhome = /tmp/n0\n[n1]\nip = 127.0.0.1\n\
+                client_port = 4001\nmessaging_port = 4011\nhome = /tmp/n1\n[n2]\nip = 127.0.0.1\n\
+                client_port = 4002\nmessaging_port = 4012\nhome = /tmp/n2\n";
+    let c = arakoon_node::config::ClusterConfig::parse(text, "t.ini").unwrap();
+    assert_eq!(c.lease_ms, 10_000);
+    assert_eq!((c.max_value_size, c.max_buffer_size), (8 << 20, 32 << 20));
+    assert_eq!((c.tlog_max_entries, c.tlog_max_size), (50_000, 32 << 20));
+}
