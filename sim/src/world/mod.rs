@@ -12,6 +12,7 @@ pub mod faults;
 pub mod liveness;
 pub mod net;
 pub mod node;
+pub mod persister;
 pub mod queue;
 pub mod rules;
 mod run;

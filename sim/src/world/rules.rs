@@ -66,7 +66,7 @@ impl World {
 
     fn durable_view(&self, k: NodeIdx) -> DurableView {
         let disk = &self.nodes[k].disk;
-        let writer_last = self.nodes[k].state.as_ref().map(|s| s.writer.last_i());
+        let writer_last = self.nodes[k].state.as_ref().map(|s| s.persister.last_i());
         match writer_last {
             // Nothing unsynced: the disk is what survives, and the writer wrote all of it.
             Some(last) if disk.all_synced() => {

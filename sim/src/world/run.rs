@@ -5,6 +5,7 @@ use super::clock::SimClock;
 use super::faults::FaultMix;
 use super::net::{NetFaults, SimNet};
 use super::node::{Effect, Effects, SimNode};
+use super::persister::PersistQueue;
 use super::queue::Agenda;
 use super::rules::CrashPoint;
 use super::script::ScriptState;
@@ -210,10 +211,15 @@ pub(super) enum Event {
         node: NodeIdx,
         epoch: u64,
     },
+    /// The node's persister wakes up and takes the jobs waiting as one group.
+    PersistStart {
+        node: NodeIdx,
+        epoch: u64,
+    },
+    /// The disk completes the group being written.
     PersistDone {
         node: NodeIdx,
         epoch: u64,
-        token: u64,
     },
     CatchUpDone {
         node: NodeIdx,
@@ -287,17 +293,15 @@ pub(super) struct World {
     pub(super) agenda: Agenda<Event>,
     pub(super) net: SimNet,
     pub(super) nodes: Vec<SimNode>,
-    /// Persist jobs waiting for their disk completion, per node, in order.
-    pub(super) persists: Vec<BTreeMap<u64, PersistJob>>,
-    /// When each node's disk finishes its last queued job.
-    pub(super) persist_free_at: Vec<u64>,
+    /// Each node's persister: the jobs waiting and the group being written.
+    pub(super) persists: Vec<PersistQueue>,
     pub(super) clients: Vec<Client>,
     pub(super) acknowledged: BTreeSet<Vec<u8>>,
     pub(super) history: Recorder,
     pub(super) report: RunReport,
     pub(super) script: ScriptState,
     /// Per node: persist jobs written while the process was paused, not yet reported to it.
-    unnotified: Vec<Vec<(u64, u64)>>,
+    pub(super) unnotified: Vec<Vec<(u64, u64)>>,
     /// Each node's role at its last change (for the drill report's node lanes).
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
@@ -338,10 +342,6 @@ thread_local! {
     static TRACE_SO_FAR: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A slot and its value.
-type Slot = (u64, Value);
-/// What a persist job writes: the ballot record and the entry.
-type PersistJob = (Option<arakoon_node::tlog::BallotRecord>, Option<Slot>);
 const CLUSTER_ID: &str = "sim";
 
 fn names(n: usize) -> Vec<String> {
@@ -539,19 +539,7 @@ impl World {
                         );
                     }
                 }
-                Effect::Persist(job) => {
-                    self.persists[k].insert(job.token, (job.ballot, job.entry));
-                    let latency = if self.mix.slow_disk && self.rng.gen_bool(0.1) {
-                        self.rng.gen_range(1_000..30_000)
-                    } else {
-                        self.rng.gen_range(50..400)
-                    };
-                    // Jobs complete in order: never before the previous one.
-                    let at = (self.now_us + latency).max(self.persist_free_at[k] + 1);
-                    self.persist_free_at[k] = at;
-                    let token = job.token;
-                    self.agenda.push(at, Event::PersistDone { node: k, epoch, token });
-                }
+                Effect::Persist(job) => self.persist_job(k, job),
                 Effect::Applied { i, value } => {
                     self.applied(k, i, value);
                     applied_max = applied_max.max(Some(i));
@@ -617,16 +605,6 @@ impl World {
         self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
     }
 
-    fn persist_done(&mut self, k: NodeIdx, token: u64) {
-        if self.persist_write(k, token) {
-            if self.crash_point(k, CrashPoint::AfterPersistBeforeSend) {
-                self.crash_at_point(k, false);
-                return;
-            }
-            self.feed(k, Input::Persisted { token });
-        }
-    }
-
     /// Node `k` crashes at an armed crash point (`torn`: part of what it did not sync
     /// survives) and comes back later, as after a kill.
     pub(super) fn crash_at_point(&mut self, k: NodeIdx, torn: bool) {
@@ -638,37 +616,9 @@ impl World {
         self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
     }
 
-    /// Writes a persist job's entry and ballot record; false if there was nothing to write or
-    /// the write failed.
-    fn persist_write(&mut self, k: NodeIdx, token: u64) -> bool {
-        let Some((ballot, entry)) = self.persists[k].remove(&token) else { return false };
-        let Some(state) = self.nodes[k].state.as_mut() else { return false };
-        if let Some((i, v)) = &entry {
-            let file = state.writer.current_file().clone();
-            if let Err(e) = state.writer.append(&[(*i, v)]) {
-                self.write_failed(k, e.to_string());
-                return false;
-            }
-            let rolled =
-                self.nodes[k].state.as_ref().is_some_and(|s| *s.writer.current_file() != file);
-            // Between the TLog write that rolled over to a new file and the ballot record.
-            if rolled && self.crash_point(k, CrashPoint::AtRollover) {
-                self.crash_at_point(k, true);
-                return false;
-            }
-        }
-        if let Some(b) = ballot {
-            if let Err(e) = b.store(&self.nodes[k].disk) {
-                self.write_failed(k, format!("ballot record: {e}"));
-                return false;
-            }
-        }
-        true
-    }
-
     /// A write to `k`'s disk failed. On a full disk the server stops, as it must (it cannot
     /// keep a promise it cannot write down); anything else is a fault of the simulator.
-    fn write_failed(&mut self, k: NodeIdx, error: String) {
+    pub(super) fn write_failed(&mut self, k: NodeIdx, error: String) {
         if self.nodes[k].disk_full {
             self.trace(|| format!("n{k} stopped: a write failed: {error}"), 6);
             self.nodes[k].crash(|_| 0);
@@ -683,10 +633,11 @@ impl World {
         self.nodes[k].paused = false;
         let epoch = self.nodes[k].epoch;
         for (e, token) in std::mem::take(&mut self.unnotified[k]) {
-            if e == epoch {
+            if e == epoch && self.nodes[k].epoch == epoch {
                 self.feed(k, Input::Persisted { token });
             }
         }
+        self.wake_persister(k);
     }
 
     /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
@@ -712,8 +663,7 @@ impl World {
         }
         let state = self.nodes[k].state.as_mut().expect("checked above");
         let entries = state.shell.importable(entries);
-        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
-        state.writer.append(&refs).map_err(|e| CopyError::Write(e.to_string()))?;
+        state.persister.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
         state.shell.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
@@ -1161,27 +1111,29 @@ impl World {
                 }
                 self.agenda.push(self.now_us + TICK_MS * 1000, Event::Tick { node, epoch });
             }
-            Event::PersistDone { node, epoch, token } => {
+            Event::PersistStart { node, epoch } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
-                    if self.nodes[node].paused {
-                        // The write was already handed to the disk, which completes it in
-                        // order; the stopped process learns of it when it resumes.
-                        if self.persist_write(node, token) {
-                            self.unnotified[node].push((epoch, token));
-                        }
-                        return;
-                    }
-                    self.persist_done(node, token);
+                    self.persist_start(node);
+                }
+            }
+            Event::PersistDone { node, epoch } => {
+                if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
+                    self.persist_done(node);
                 }
             }
             Event::CatchUpDone { node, epoch, from, to_i, job } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
-                    if self.persists[node].is_empty() {
+                    if self.persists[node].idle() {
                         self.catch_up(node, from, to_i, job);
                     } else {
-                        // The disk writes in order, as the server's persister does: fetched
-                        // entries go after the jobs already queued.
-                        let at = self.persist_free_at[node].max(self.now_us) + 1;
+                        // The persister writes in order: fetched entries go after the jobs
+                        // already handed over (a paused process's persister waits for it).
+                        let busy = self.persists[node].busy_until_us;
+                        let at = if self.nodes[node].paused {
+                            self.now_us + 1_000
+                        } else {
+                            busy.max(self.now_us) + 1
+                        };
                         self.agenda.push(at, Event::CatchUpDone { node, epoch, from, to_i, job });
                     }
                 }
@@ -1302,8 +1254,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         now_us: 0,
         agenda: Agenda::default(),
         net: SimNet::new(cfg.nodes),
-        persists: vec![BTreeMap::new(); cfg.nodes],
-        persist_free_at: vec![0; cfg.nodes],
+        persists: (0..cfg.nodes).map(|_| PersistQueue::default()).collect(),
         nodes,
         clients: (0..cfg.clients)
             .map(|c| Client {
