@@ -33,7 +33,13 @@ pub struct Group<'a> {
 pub fn merge(jobs: &[PersistJob]) -> Group<'_> {
     let entries = jobs.iter().filter_map(|j| j.entry.as_ref().map(|(i, v)| (*i, v))).collect();
     // The newest record: it supersedes every older one of the group.
-    let ballot = jobs.iter().rev().find_map(|j| j.ballot);
+    let newest = jobs.iter().rev().find_map(|j| j.ballot);
+    // Planted bug PersisterBatchOldestBallot, at the edge of the choice of the record.
+    let ballot = if crate::planted!(PersisterBatchOldestBallot) {
+        jobs.iter().find_map(|j| j.ballot)
+    } else {
+        newest
+    };
     Group { entries, ballot, tokens: jobs.iter().map(|j| j.token).collect() }
 }
 
