@@ -177,6 +177,15 @@ impl SimNode {
         self.epoch += 1;
     }
 
+    /// The process stops (it exits on an error, as the server does), without a power loss:
+    /// what it wrote and did not sync stays in the page cache; a one-shot disk fault still
+    /// armed goes with it.
+    pub fn stop(&mut self) {
+        self.state = None;
+        self.disk.arm(None);
+        self.epoch += 1;
+    }
+
     /// The disk is gone: the node comes back empty and must catch up.
     pub fn wipe(&mut self) {
         self.crash(|_| 0);

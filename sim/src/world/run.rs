@@ -18,7 +18,7 @@ use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
 use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
 use arakoon_node::store::Store;
-use arakoon_node::tlog::{for_each_committed, LogDir};
+use arakoon_node::tlog::{for_each_committed, LogDir, Trip};
 use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -326,6 +326,11 @@ struct LeaseSpan {
     ongoing: bool,
 }
 
+/// The name under which the report counts a node stopped by a failed fsync.
+pub const FSYNC_FAILED_NODE_STOPPED: &str = "fsync failed: node stopped";
+/// The name under which the report counts a failed fsync followed by a power loss.
+pub const FSYNC_FAILED_THEN_POWER_LOSS: &str = "fsync failed: then a power loss";
+
 /// The name under which the report counts a disk damage the world spared because another
 /// stopped node's damaged log may cost its vote already.
 pub const VOTE_GUARD_DAMAGED: &str = "vote guard: a damaged log costs its vote";
@@ -616,9 +621,52 @@ impl World {
         self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
     }
 
-    /// A write to `k`'s disk failed. On a full disk the server stops, as it must (it cannot
-    /// keep a promise it cannot write down); anything else is a fault of the simulator.
+    /// A write to `k`'s disk failed. On a full disk or a failed fsync the server stops, as it
+    /// must (it cannot keep a promise it cannot write down, and what a failed fsync covered is
+    /// not durable); a power cut armed at a crash point crashes the node; anything else is a
+    /// fault of the simulator.
     pub(super) fn write_failed(&mut self, k: NodeIdx, error: String) {
+        match self.nodes[k].disk.take_struck() {
+            Some(Trip::FailNextSync) => {
+                self.exercised(FSYNC_FAILED_NODE_STOPPED);
+                // Half the time the machine then loses power too: what the failed fsync left
+                // volatile is lost (torn, with torn writes on), not only the process.
+                let power_loss = self.rng.gen_bool(0.5);
+                let keep: u64 = self.rng.gen();
+                let torn = self.mix.torn_writes;
+                self.trace(
+                    || {
+                        let then = if power_loss { ", then a power loss" } else { "" };
+                        format!("n{k} stopped: an fsync failed: {error}{then}")
+                    },
+                    7,
+                );
+                if power_loss {
+                    self.exercised(FSYNC_FAILED_THEN_POWER_LOSS);
+                    self.nodes[k].crash(|unsynced| {
+                        if torn && unsynced > 0 {
+                            keep as usize % unsynced
+                        } else {
+                            0
+                        }
+                    });
+                } else {
+                    self.nodes[k].stop();
+                }
+                self.persists[k].clear();
+                let back = self.rng.gen_range(200..3_000);
+                self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
+                return;
+            }
+            Some(trip) => {
+                let point = CrashPoint::of_trip(trip).expect("every power cut is a crash point");
+                self.exercised(point.name());
+                self.trace(|| format!("crash n{k} at {}", point.name()), 17);
+                let torn = self.mix.torn_writes;
+                return self.crash_at_point(k, torn);
+            }
+            None => {}
+        }
         if self.nodes[k].disk_full {
             self.trace(|| format!("n{k} stopped: a write failed: {error}"), 6);
             self.nodes[k].crash(|_| 0);
@@ -688,7 +736,9 @@ impl World {
         };
         let (fetched, n) = match result {
             Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
-            Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e.to_string()),
+            Err(e) if self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some() => {
+                return self.write_failed(k, e.to_string())
+            }
             Ok(n) => (Ok((n > 0).then_some(to_i)), n),
             Err(e) => (Err(e), 0),
         };
@@ -831,6 +881,9 @@ impl World {
         if self.mix.disk_corruption {
             kinds.push(Fault::Bitflip { target: Target::Random, store: false });
         }
+        if self.mix.fsync_failures {
+            kinds.push(Fault::FsyncFail(Target::Random));
+        }
         if self.mix.clock_offset_ms > 0 || self.mix.clock_drift_ppm > 0 {
             kinds.push(Fault::ClockOffset { target: Target::Random, ms: 0 });
         }
@@ -888,7 +941,11 @@ impl World {
             // One kill in three waits for a point where a crash matters (`super::rules`).
             Fault::Kill(_) if self.nodes[victim].is_up() && self.rng.gen_bool(1.0 / 3.0) => {
                 let point = CrashPoint::ALL[self.rng.gen_range(0..CrashPoint::ALL.len())];
-                self.armed[victim] = Some(point);
+                match point.trip() {
+                    // Inside the node's own writes: armed on its disk.
+                    Some(trip) => self.nodes[victim].disk.arm(Some(trip)),
+                    None => self.armed[victim] = Some(point),
+                }
                 self.trace(|| format!("arm n{victim}: crash at {}", point.name()), 18);
             }
             Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
@@ -956,6 +1013,10 @@ impl World {
                     && (0..n).any(|j| j != victim && self.nodes[j].damaged) =>
             {
                 self.exercised(VOTE_GUARD_DAMAGED);
+            }
+            Fault::FsyncFail(_) if self.nodes[victim].is_up() => {
+                self.trace(|| format!("arm n{victim}: its next fsync fails"), 19);
+                apply(self, on_victim(Fault::FsyncFail(Target::Node(victim))));
             }
             Fault::ClockOffset { .. } => {
                 let (offset_us, ppm) = self.draw_clock(victim);
@@ -1316,6 +1377,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             healed = true;
             w.net.heal();
             w.armed = vec![None; cfg.nodes];
+            for node in &w.nodes {
+                node.disk.arm(None);
+            }
             w.mix.loss = 0.0;
             w.mix.duplicate = 0.0;
             for k in 0..cfg.nodes {

@@ -208,4 +208,28 @@ mod tests {
         assert!(w.write(&[job]).is_err(), "a stopped writer writes nothing more");
         assert!(w.close().is_err());
     }
+
+    /// A failed fsync is never reported durable, and the writer writes nothing after it: the
+    /// node must stop (the server does, on `Persisted::Failed`) and validate its log at restart.
+    #[test]
+    fn a_failed_fsync_reports_no_token_and_stops_the_writer() {
+        let mem = MemDir::new("g");
+        let dir: Arc<dyn LogDir> = Arc::new(mem.clone());
+        let (writer, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
+        let mut w = GroupWriter::new(writer, dir.clone());
+        let first = PersistJob { token: 1, ballot: None, entry: Some((0, v(0))) };
+        assert_eq!(w.write(&[first]).unwrap(), [1]);
+        mem.arm(Some(tlog::Trip::FailNextSync));
+        let jobs = [
+            PersistJob { token: 2, ballot: Some(record(2)), entry: Some((1, v(1))) },
+            PersistJob { token: 3, ballot: None, entry: Some((2, v(2))) },
+        ];
+        assert!(w.write(&jobs).is_err());
+        assert_eq!(mem.take_struck(), Some(tlog::Trip::FailNextSync));
+        let durable = mem.durable_copy();
+        assert_eq!(tlog::last_i(&durable).unwrap(), Some(0), "the failed group is not durable");
+        assert_eq!(BallotRecord::load(&durable).unwrap(), BallotRecord::default());
+        assert!(w.is_stopped());
+        assert!(w.write(&jobs).is_err(), "nor is it written again by a later sync");
+    }
 }
