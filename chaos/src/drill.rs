@@ -469,6 +469,7 @@ const FAULT_KEYS: &[&str] = &[
     "torn_tail",
     "delete_tlog",
     "disk_full",
+    "fsync_fail",
     "clock_offset",
     "clock_drift",
     "drop_master",
@@ -647,6 +648,7 @@ impl<'de> Visitor<'de> for StepVisitor {
                     "torn_tail" => Fault::TornTail(target(arg)),
                     "delete_tlog" => Fault::DeleteTlog(target(arg)),
                     "disk_full" => Fault::DiskFull { target: target(arg), duration },
+                    "fsync_fail" => Fault::FsyncFail(target(arg)),
                     "clock_offset" => Fault::ClockOffset {
                         target: target(arg),
                         ms: ms.ok_or_else(|| de::Error::custom("clock_offset needs ms: N"))?,

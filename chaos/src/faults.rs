@@ -11,6 +11,7 @@
 //! | whole cluster | power_loss | yes | no | no (it would need a real power cut) |
 //! | disk | bitflip, truncate, torn_tail, delete_tlog | TLog files | no | TLog and store files |
 //! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
+//! | disk | fsync_fail (the next fsync fails; the node stops) | yes | no | no (needs a failing device) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
 //! | operator | collapse (`keep: N`, `for: 3s` to repeat) | no (no head) | no (nodes in memory) | `collapse_tlogs` to the running node |
@@ -190,6 +191,10 @@ pub enum Fault {
         target: Target,
         duration: Option<crate::drill::Millis>,
     },
+    /// The target's next fsync fails (EIO) and what it should have made durable stays
+    /// volatile: the node stops at once, as Arakoon does, and is started again later; it never
+    /// acknowledges what that fsync covered.
+    FsyncFail(Target),
     ClockOffset {
         target: Target,
         ms: i64,
@@ -233,6 +238,7 @@ impl Fault {
             Fault::TornTail(_) => "torn_tail",
             Fault::DeleteTlog(_) => "delete_tlog",
             Fault::DiskFull { .. } => "disk_full",
+            Fault::FsyncFail(_) => "fsync_fail",
             Fault::ClockOffset { .. } => "clock_offset",
             Fault::ClockDrift { .. } => "clock_drift",
             Fault::DropMaster => "drop_master",
@@ -265,6 +271,8 @@ impl Fault {
             Fault::PowerLoss | Fault::ClockOffset { .. } | Fault::ClockDrift { .. } => &[Sim],
             // The sandbox and turmoil would need a small filesystem per node.
             Fault::DiskFull { .. } => &[Sim],
+            // A real device that fails one fsync on demand is beyond the sandbox.
+            Fault::FsyncFail(_) => &[Sim],
             // No head in the simulator, none to adopt in turmoil (see the module documentation).
             Fault::Collapse { .. } => &[Sandbox],
         }
@@ -281,7 +289,8 @@ impl fmt::Display for Fault {
             | Fault::Wipe(t)
             | Fault::Isolate(t)
             | Fault::TornTail(t)
-            | Fault::DeleteTlog(t) => {
+            | Fault::DeleteTlog(t)
+            | Fault::FsyncFail(t) => {
                 write!(f, "{} {t}", self.name())
             }
             Fault::Pause { target, duration } => match duration {

@@ -61,10 +61,14 @@ pub enum Bug {
     /// Every node draws its ballots from the same sequence (the node's index left out of the
     /// next ballot, rule 6): two candidates can win the same ballot.
     BallotsNotUnique,
+    /// The persister's group records the oldest ballot record of its jobs instead of the
+    /// newest (server/persist/group.rs): a Promise or Accepted sent once the group is durable
+    /// names a ballot the disk does not hold.
+    PersisterBatchOldestBallot,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -83,6 +87,7 @@ impl Bug {
         Bug::RolloverSkipsFsync,
         Bug::PromiseBeforeDurable,
         Bug::BallotsNotUnique,
+        Bug::PersisterBatchOldestBallot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -105,6 +110,7 @@ impl Bug {
             Bug::RolloverSkipsFsync => "rollover-skips-fsync",
             Bug::PromiseBeforeDurable => "promise-before-durable",
             Bug::BallotsNotUnique => "ballots-not-unique",
+            Bug::PersisterBatchOldestBallot => "persister-batch-oldest-ballot",
         }
     }
 

@@ -36,6 +36,7 @@ fn rule_group(bug: Bug) -> &'static str {
         "lease-without-margin" => "rule 5 lease: the bound (margin, drift)",
         "rollover-skips-fsync" => "tlog: rollover (persister)",
         "ballots-not-unique" => "rule 6 election: unique ballots",
+        "persister-batch-oldest-ballot" => "persister: group commit (ballot record)",
         _ => "unmapped",
     }
 }
@@ -150,11 +151,11 @@ fn swapped_range_bounds_are_caught_by_the_linearizability_check() {
 /// A failing seed shrinks to a smaller run that still breaks the same check, and its spec
 /// replays that failure; swapped range bounds (a store bug) shrink to at most 20 events
 /// (strikes kept and calls made). A consensus bug keeps more: the faults and the traffic that
-/// lead to it (ack-before-quorum's seed 2 is printed, its size not held to 20).
+/// lead to it (ack-before-quorum's seed 1 is printed, its size not held to 20).
 #[test]
 fn a_failing_seed_shrinks_to_at_most_20_events() {
     for (bug, seed, most) in
-        [(Bug::RangeBoundsSwapped, 2, 20), (Bug::AckBeforeQuorum, 2, usize::MAX)]
+        [(Bug::RangeBoundsSwapped, 0, 20), (Bug::AckBeforeQuorum, 1, usize::MAX)]
     {
         planted::clear();
         planted::set(bug, true);

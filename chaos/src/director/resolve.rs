@@ -107,6 +107,7 @@ impl Resolver {
             | Fault::Wipe(t)
             | Fault::TornTail(t)
             | Fault::DeleteTlog(t)
+            | Fault::FsyncFail(t)
             | Fault::Pause { target: t, .. }
             | Fault::Bitflip { target: t, .. }
             | Fault::Truncate { target: t, .. }

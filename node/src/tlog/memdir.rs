@@ -6,6 +6,12 @@
 //! [`MemDir::cut`] damage files at rest. Clones share the same disk, so a test or the simulator
 //! can keep a handle while the TLog writer owns another. Nothing here reads a clock or an RNG:
 //! the caller decides how much of a torn write survives.
+//!
+//! A [`Trip`] armed on the disk strikes once, at the operation it names: a sync that fails
+//! (EIO) and leaves what it should have made durable volatile, or a power cut at a point of a
+//! rollover or of the ballot record's replacement. After a power cut every operation fails
+//! until [`MemDir::crash`] (the world's power loss) runs; the writer in the middle of its work
+//! sees an error and never learns more. The simulator arms trips; the node's code is unaware.
 
 use super::dir::{LogDir, LogFile};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +39,62 @@ struct Disk {
     unsynced_names: BTreeSet<String>,
     /// When set, every operation fails with this kind (a full or dead disk).
     failing: Option<io::ErrorKind>,
+    /// The one-shot fault armed, if any.
+    armed: Option<Trip>,
+    /// The trip that struck since it was last taken ([`MemDir::take_struck`]).
+    struck: Option<Trip>,
+    /// The power is cut (a trip struck): every operation fails until the crash.
+    power_cut: bool,
+    /// The TLog files (inodes) created since the trip was armed and not synced since.
+    new_tlogs: BTreeSet<u64>,
+}
+
+/// A one-shot fault of the simulated disk, struck at the operation it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Trip {
+    /// The next data or directory sync fails with an I/O error, and what it should have made
+    /// durable stays volatile (a power loss later loses it).
+    FailNextSync,
+    /// The power is cut as the directory is about to be synced while a new TLog file's name is
+    /// not durable yet: a rollover created the next file, which a crash may lose.
+    CutBeforeNewTlogDirSync,
+    /// The power is cut as the first data sync of a TLog file created since the trip was armed
+    /// is about to run: a rollover's new file is named durably, its first entries are not.
+    CutBeforeNewTlogDataSync,
+    /// The power is cut as the ballot record's new copy is about to be renamed into place: it
+    /// is written and synced under `ballot.part`, the old record still in place.
+    CutBeforeBallotRename,
+}
+
+impl Trip {
+    pub const ALL: [Trip; 4] = [
+        Trip::FailNextSync,
+        Trip::CutBeforeNewTlogDirSync,
+        Trip::CutBeforeNewTlogDataSync,
+        Trip::CutBeforeBallotRename,
+    ];
+
+    /// The name reports count it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trip::FailNextSync => "fsync-fails",
+            Trip::CutBeforeNewTlogDirSync => "crash-at-rollover-before-dir-sync",
+            Trip::CutBeforeNewTlogDataSync => "crash-at-rollover-before-first-sync",
+            Trip::CutBeforeBallotRename => "crash-before-ballot-rename",
+        }
+    }
+}
+
+/// What an operation is, for the trips.
+#[derive(Debug, Clone, Copy)]
+enum Op<'a> {
+    SyncData { new_tlog: bool },
+    SyncDir,
+    Rename { from: &'a str },
+}
+
+fn is_tlog(name: &str) -> bool {
+    name.ends_with(".tlog")
 }
 
 /// A shared, simulated directory.
@@ -58,6 +120,8 @@ impl MemDir {
         let mut disk = self.disk();
         disk.names = disk.synced_names.clone();
         disk.unsynced_names.clear();
+        disk.armed = None;
+        disk.power_cut = false;
         let live: BTreeSet<u64> = disk.names.values().copied().collect();
         disk.inodes.retain(|id, _| live.contains(id));
         for inode in disk.inodes.values_mut() {
@@ -106,6 +170,35 @@ impl MemDir {
         self.disk().failing = kind;
     }
 
+    /// Arms a one-shot fault (replacing any armed before), or disarms with `None`.
+    pub fn arm(&self, trip: Option<Trip>) {
+        let mut disk = self.disk();
+        disk.armed = trip;
+        if trip.is_some() {
+            disk.new_tlogs.clear();
+        }
+    }
+
+    /// The trip armed and not struck yet.
+    pub fn armed(&self) -> Option<Trip> {
+        self.disk().armed
+    }
+
+    /// The trip that struck and was not taken yet.
+    pub fn struck(&self) -> Option<Trip> {
+        self.disk().struck
+    }
+
+    /// The trip that struck since the last call, if any.
+    pub fn take_struck(&self) -> Option<Trip> {
+        self.disk().struck.take()
+    }
+
+    /// Whether a trip cut the power (every operation fails until the crash).
+    pub fn power_cut(&self) -> bool {
+        self.disk().power_cut
+    }
+
     /// A copy of a file's current bytes.
     pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
         let disk = self.disk();
@@ -151,10 +244,40 @@ impl MemDir {
 }
 
 fn check(disk: &Disk) -> io::Result<()> {
+    if disk.power_cut {
+        return Err(io::Error::other("simulated power cut"));
+    }
     match disk.failing {
         Some(kind) => Err(io::Error::new(kind, "simulated disk failure")),
         None => Ok(()),
     }
+}
+
+/// Checks an operation against the disk's state and its armed trip: an error if the disk fails
+/// or the trip strikes now (then the operation does nothing).
+fn check_op(disk: &mut Disk, op: Op<'_>) -> io::Result<()> {
+    check(disk)?;
+    let strikes = match (disk.armed, op) {
+        (Some(Trip::FailNextSync), Op::SyncData { .. } | Op::SyncDir) => true,
+        (Some(Trip::CutBeforeNewTlogDirSync), Op::SyncDir) => {
+            disk.unsynced_names.iter().any(|n| is_tlog(n) && disk.names.contains_key(n))
+        }
+        (Some(Trip::CutBeforeNewTlogDataSync), Op::SyncData { new_tlog }) => new_tlog,
+        (Some(Trip::CutBeforeBallotRename), Op::Rename { from }) => {
+            from == format!("{}.part", super::ballot::BALLOT_FILE)
+        }
+        _ => false,
+    };
+    if !strikes {
+        return Ok(());
+    }
+    let trip = disk.armed.take().expect("a trip strikes only when armed");
+    disk.struck = Some(trip);
+    if trip == Trip::FailNextSync {
+        return Err(io::Error::other("simulated fsync failure (EIO)"));
+    }
+    disk.power_cut = true;
+    Err(io::Error::other("simulated power cut"))
 }
 
 fn not_found(name: &str) -> io::Error {
@@ -182,7 +305,9 @@ impl LogFile for MemFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut disk = self.dir.disk();
-        check(&disk)?;
+        let new_tlog = disk.new_tlogs.contains(&self.inode);
+        check_op(&mut disk, Op::SyncData { new_tlog })?;
+        disk.new_tlogs.remove(&self.inode);
         if let Some(inode) = disk.inodes.get_mut(&self.inode) {
             inode.synced_len = inode.data.len();
         }
@@ -221,6 +346,9 @@ impl LogDir for MemDir {
         let id = disk.next_inode;
         disk.next_inode += 1;
         disk.inodes.insert(id, Inode::default());
+        if is_tlog(name) && disk.armed.is_some() {
+            disk.new_tlogs.insert(id);
+        }
         disk.unsynced_names.insert(name.to_string());
         if let Some(old) = disk.names.insert(name.to_string(), id) {
             if !disk.synced_names.values().any(|v| *v == old) {
@@ -239,7 +367,7 @@ impl LogDir for MemDir {
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut disk = self.disk();
-        check(&disk)?;
+        check_op(&mut disk, Op::Rename { from })?;
         let id = disk.names.remove(from).ok_or_else(|| not_found(from))?;
         disk.names.insert(to.to_string(), id);
         disk.unsynced_names.insert(from.to_string());
@@ -267,7 +395,7 @@ impl LogDir for MemDir {
 
     fn sync_dir(&self) -> io::Result<()> {
         let mut disk = self.disk();
-        check(&disk)?;
+        check_op(&mut disk, Op::SyncDir)?;
         // Only the names touched since the last sync can differ between the two directories. An
         // inode is named at most once, so one that was named before under a touched name and is
         // not named now under a touched name is named nowhere: it can go.
@@ -353,6 +481,53 @@ mod tests {
         assert_eq!(f.append(b"x").unwrap_err().kind(), io::ErrorKind::StorageFull);
         dir.set_failing(None);
         f.append(b"x").unwrap();
+    }
+
+    #[test]
+    fn a_failed_sync_leaves_the_bytes_volatile_and_strikes_once() {
+        let dir = MemDir::new("t");
+        let mut f = dir.create("000.tlog").unwrap();
+        dir.sync_dir().unwrap();
+        f.append(b"abc").unwrap();
+        dir.arm(Some(Trip::FailNextSync));
+        assert!(f.sync_data().is_err());
+        assert_eq!(dir.take_struck(), Some(Trip::FailNextSync));
+        assert_eq!(dir.take_struck(), None);
+        assert!(!dir.power_cut(), "a failed sync is no power cut");
+        assert_eq!(dir.durable_copy().contents("000.tlog").unwrap(), b"");
+        dir.crash(|_| 0);
+        assert_eq!(dir.contents("000.tlog").unwrap(), b"", "the failed sync made nothing durable");
+    }
+
+    #[test]
+    fn a_cut_at_a_rollover_fails_every_later_operation_until_the_crash() {
+        let dir = MemDir::new("t");
+        let mut f = dir.create("000.tlog").unwrap();
+        f.append(b"abc").unwrap();
+        f.sync_data().unwrap();
+        dir.sync_dir().unwrap();
+        dir.arm(Some(Trip::CutBeforeNewTlogDirSync));
+        // A ballot record's directory sync does not strike: no new TLog file is unsynced.
+        dir.create("ballot.part").unwrap();
+        dir.sync_dir().unwrap();
+        assert_eq!(dir.armed(), Some(Trip::CutBeforeNewTlogDirSync));
+        let mut g = dir.create("001.tlog").unwrap();
+        assert!(dir.sync_dir().is_err());
+        assert!(dir.power_cut());
+        assert!(g.append(b"x").is_err());
+        dir.crash(|_| 0);
+        assert!(!dir.power_cut());
+        assert!(dir.contents("001.tlog").is_none());
+        assert_eq!(dir.contents("000.tlog").unwrap(), b"abc");
+
+        dir.arm(Some(Trip::CutBeforeNewTlogDataSync));
+        let mut h = dir.create("001.tlog").unwrap();
+        dir.sync_dir().unwrap();
+        h.append(b"y").unwrap();
+        assert!(h.sync_data().is_err());
+        assert_eq!(dir.take_struck(), Some(Trip::CutBeforeNewTlogDataSync));
+        dir.crash(|_| 0);
+        assert_eq!(dir.contents("001.tlog").unwrap(), b"");
     }
 
     /// The directory after a crash is the directory at the last sync, whatever was created,

@@ -25,7 +25,7 @@ pub use entry::{
 };
 pub use error::TlogError;
 pub use files::{FileKind, TlogFile};
-pub use memdir::MemDir;
+pub use memdir::{MemDir, Trip};
 pub use reader::{
     first_i, for_each_committed, last_i, last_two, list_files, log_first_i, problem_at,
     start_index, validate, validate_with, walk, walk_file, FileSummary, Position, SlotValue,

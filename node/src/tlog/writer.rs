@@ -82,6 +82,11 @@ impl TlogWriter {
         let (file, out, entries_in_file, bytes_in_file) = match validation.files.last() {
             Some(s) if s.file.kind == FileKind::Tlog => {
                 let out = dir.open_append(&s.file.name()).map_err(io)?;
+                // The file's name may not be durable: a node that stopped because the directory
+                // sync of a rollover failed finds the new file (the page cache still holds its
+                // name) and would build on a file a power loss removes, acknowledging what it
+                // then loses. The simulator's fsync_fail found it.
+                dir.sync_dir().map_err(io)?;
                 (s.file.clone(), out, s.entries, s.bytes)
             }
             other => {

@@ -28,6 +28,9 @@ pub struct FaultMix {
     pub disk_corruption: bool,
     /// Some fsyncs stall for milliseconds, as real disks' do.
     pub slow_disk: bool,
+    /// A node's next fsync fails (EIO), its data left volatile: the node must stop, never
+    /// acknowledge what that fsync covered.
+    pub fsync_failures: bool,
     /// Within the clock bound: forward clock steps of up to this many ms (at most one a lease,
     /// and never more than the bound's step). Beyond it: clock offsets up to this many ms
     /// either way (a step forward of up to twice that).
@@ -56,6 +59,7 @@ impl FaultMix {
             pauses: false,
             disk_corruption: false,
             slow_disk: false,
+            fsync_failures: false,
             clock_offset_ms: 0,
             clock_drift_ppm: 0,
             beyond_bound: false,
@@ -78,6 +82,7 @@ impl FaultMix {
             pauses: true,
             disk_corruption: true,
             slow_disk: true,
+            fsync_failures: true,
             clock_offset_ms: 50,
             clock_drift_ppm: 20_000,
             beyond_bound: false,
@@ -126,6 +131,8 @@ impl FaultMix {
                 m.clock_drift_ppm = if drifts { rng.gen_range(1..=drift) } else { 0 };
             }
         }
+        // Drawn last, so that the draws above stay those of a seed before it was added.
+        m.fsync_failures = rng.gen_bool(0.2);
         m
     }
 
@@ -147,6 +154,7 @@ impl FaultMix {
             (self.pauses, "pauses"),
             (self.disk_corruption, "disk corruption"),
             (self.slow_disk, "slow disk"),
+            (self.fsync_failures, "fsync failures"),
         ] {
             if flag {
                 on.push(name.to_string());

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod liveness;
 pub mod net;
 pub mod node;
+pub mod persister;
 pub mod queue;
 pub mod rules;
 mod run;
@@ -19,5 +20,8 @@ pub mod script;
 pub mod workload;
 
 pub use faults::FaultMix;
-pub use run::{run_seed, Outcome, Reduction, RunReport, Shape, SimConfig, VOTE_GUARD_DAMAGED};
+pub use run::{
+    run_seed, Outcome, Reduction, RunReport, Shape, SimConfig, FSYNC_FAILED_NODE_STOPPED,
+    FSYNC_FAILED_THEN_POWER_LOSS, VOTE_GUARD_DAMAGED,
+};
 pub use workload::MultiWeights;

@@ -7,6 +7,7 @@
 use super::clock::SimClock;
 use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
 use arakoon_node::replay::{replay, ReplayError};
+use arakoon_node::server::persist::GroupWriter;
 use arakoon_node::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellConfig};
 use arakoon_node::store::{MemoryStore, Store};
 use arakoon_node::tlog::{
@@ -50,10 +51,11 @@ pub struct SimNode {
 pub type Waiter = (usize, u64);
 
 /// What a running node holds in memory: the node shell (read its `machine` and `store` through
-/// it) and the TLog writer the world's disk jobs write with.
+/// it) and the server's persister work ([`GroupWriter`]: group commit over the TLog writer),
+/// which the world drives: it decides when a group is written, the node's code what.
 pub struct Running {
     pub shell: Shell<MemoryStore, Waiter>,
-    pub writer: TlogWriter,
+    pub persister: GroupWriter,
 }
 
 impl std::ops::Deref for Running {
@@ -154,8 +156,8 @@ impl SimNode {
         let applied = store.applied();
         let durable = Durable { ballot, last, prev, applied };
         let machine = Machine::new(cfg, durable, now_ms, seed);
-        let shell = Shell::new(machine, store, shell, dir, now_ms);
-        self.state = Some(Running { shell, writer });
+        let shell = Shell::new(machine, store, shell, dir.clone(), now_ms);
+        self.state = Some(Running { shell, persister: GroupWriter::new(writer, dir) });
         self.paused = false;
         self.damaged = false;
         Ok(repair)
@@ -172,6 +174,15 @@ impl SimNode {
     pub fn crash(&mut self, torn: impl FnMut(usize) -> usize) {
         self.state = None;
         self.disk.crash(torn);
+        self.epoch += 1;
+    }
+
+    /// The process stops (it exits on an error, as the server does), without a power loss:
+    /// what it wrote and did not sync stays in the page cache; a one-shot disk fault still
+    /// armed goes with it.
+    pub fn stop(&mut self) {
+        self.state = None;
+        self.disk.arm(None);
         self.epoch += 1;
     }
 

@@ -10,10 +10,13 @@
 //!
 //! Crash points go with them: the nemesis arms a crash at a point where a crash matters (see
 //! [`CrashPoint`]) instead of only at a random instant, and the node crashes when it gets there.
+//! Points inside the node's own writes (in the middle of a rollover, of the ballot record's
+//! replacement) are armed on the simulated disk ([`Trip`]): the power is cut at that operation,
+//! the writer sees an error, and the world crashes the node; the node's code has no hook.
 
 use super::run::World;
 use arakoon_node::consensus::{Msg, NodeIdx};
-use arakoon_node::tlog::{self, BallotRecord, TlogError};
+use arakoon_node::tlog::{self, BallotRecord, TlogError, Trip};
 
 /// A Promise names a ballot (and a last slot) that is durable on the node's disk.
 pub const PERSIST_BEFORE_PROMISE: &str = "persist-before-promise";
@@ -33,13 +36,24 @@ pub enum CrashPoint {
     /// The write that rolled the TLog over to a new file, torn: part of what was not synced
     /// survives.
     AtRollover,
+    /// In a rollover, the new file created and the directory not synced yet (a disk trip).
+    RolloverBeforeDirSync,
+    /// In a rollover, the new file named durably and its first entries not synced (a disk
+    /// trip).
+    RolloverBeforeFirstSync,
+    /// The ballot record's new copy written and synced, not yet renamed into place (a disk
+    /// trip).
+    BeforeBallotRename,
 }
 
 impl CrashPoint {
-    pub const ALL: [CrashPoint; 3] = [
+    pub const ALL: [CrashPoint; 6] = [
         CrashPoint::AfterPersistBeforeSend,
         CrashPoint::AfterApplyBeforeReply,
         CrashPoint::AtRollover,
+        CrashPoint::RolloverBeforeDirSync,
+        CrashPoint::RolloverBeforeFirstSync,
+        CrashPoint::BeforeBallotRename,
     ];
 
     /// The name the report counts it under.
@@ -48,7 +62,25 @@ impl CrashPoint {
             CrashPoint::AfterPersistBeforeSend => "crash-after-persist-before-send",
             CrashPoint::AfterApplyBeforeReply => "crash-after-apply-before-reply",
             CrashPoint::AtRollover => "crash-at-rollover",
+            CrashPoint::RolloverBeforeDirSync => "crash-at-rollover-before-dir-sync",
+            CrashPoint::RolloverBeforeFirstSync => "crash-at-rollover-before-first-sync",
+            CrashPoint::BeforeBallotRename => "crash-before-ballot-rename",
         }
+    }
+
+    /// The disk trip that strikes at this point, for the points inside the node's writes.
+    pub fn trip(self) -> Option<Trip> {
+        match self {
+            CrashPoint::RolloverBeforeDirSync => Some(Trip::CutBeforeNewTlogDirSync),
+            CrashPoint::RolloverBeforeFirstSync => Some(Trip::CutBeforeNewTlogDataSync),
+            CrashPoint::BeforeBallotRename => Some(Trip::CutBeforeBallotRename),
+            _ => None,
+        }
+    }
+
+    /// The point of a disk trip that cuts the power.
+    pub fn of_trip(trip: Trip) -> Option<CrashPoint> {
+        CrashPoint::ALL.into_iter().find(|p| p.trip() == Some(trip))
     }
 }
 
@@ -66,7 +98,7 @@ impl World {
 
     fn durable_view(&self, k: NodeIdx) -> DurableView {
         let disk = &self.nodes[k].disk;
-        let writer_last = self.nodes[k].state.as_ref().map(|s| s.writer.last_i());
+        let writer_last = self.nodes[k].state.as_ref().map(|s| s.persister.last_i());
         match writer_last {
             // Nothing unsynced: the disk is what survives, and the writer wrote all of it.
             Some(last) if disk.all_synced() => {

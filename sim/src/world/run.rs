@@ -5,6 +5,7 @@ use super::clock::SimClock;
 use super::faults::FaultMix;
 use super::net::{NetFaults, SimNet};
 use super::node::{Effect, Effects, SimNode};
+use super::persister::PersistQueue;
 use super::queue::Agenda;
 use super::rules::CrashPoint;
 use super::script::ScriptState;
@@ -17,7 +18,7 @@ use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
 use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
 use arakoon_node::store::Store;
-use arakoon_node::tlog::{for_each_committed, LogDir};
+use arakoon_node::tlog::{for_each_committed, LogDir, Trip};
 use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -210,10 +211,15 @@ pub(super) enum Event {
         node: NodeIdx,
         epoch: u64,
     },
+    /// The node's persister wakes up and takes the jobs waiting as one group.
+    PersistStart {
+        node: NodeIdx,
+        epoch: u64,
+    },
+    /// The disk completes the group being written.
     PersistDone {
         node: NodeIdx,
         epoch: u64,
-        token: u64,
     },
     CatchUpDone {
         node: NodeIdx,
@@ -287,17 +293,15 @@ pub(super) struct World {
     pub(super) agenda: Agenda<Event>,
     pub(super) net: SimNet,
     pub(super) nodes: Vec<SimNode>,
-    /// Persist jobs waiting for their disk completion, per node, in order.
-    pub(super) persists: Vec<BTreeMap<u64, PersistJob>>,
-    /// When each node's disk finishes its last queued job.
-    pub(super) persist_free_at: Vec<u64>,
+    /// Each node's persister: the jobs waiting and the group being written.
+    pub(super) persists: Vec<PersistQueue>,
     pub(super) clients: Vec<Client>,
     pub(super) acknowledged: BTreeSet<Vec<u8>>,
     pub(super) history: Recorder,
     pub(super) report: RunReport,
     pub(super) script: ScriptState,
     /// Per node: persist jobs written while the process was paused, not yet reported to it.
-    unnotified: Vec<Vec<(u64, u64)>>,
+    pub(super) unnotified: Vec<Vec<(u64, u64)>>,
     /// Each node's role at its last change (for the drill report's node lanes).
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
@@ -322,6 +326,11 @@ struct LeaseSpan {
     ongoing: bool,
 }
 
+/// The name under which the report counts a node stopped by a failed fsync.
+pub const FSYNC_FAILED_NODE_STOPPED: &str = "fsync failed: node stopped";
+/// The name under which the report counts a failed fsync followed by a power loss.
+pub const FSYNC_FAILED_THEN_POWER_LOSS: &str = "fsync failed: then a power loss";
+
 /// The name under which the report counts a disk damage the world spared because another
 /// stopped node's damaged log may cost its vote already.
 pub const VOTE_GUARD_DAMAGED: &str = "vote guard: a damaged log costs its vote";
@@ -338,10 +347,6 @@ thread_local! {
     static TRACE_SO_FAR: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A slot and its value.
-type Slot = (u64, Value);
-/// What a persist job writes: the ballot record and the entry.
-type PersistJob = (Option<arakoon_node::tlog::BallotRecord>, Option<Slot>);
 const CLUSTER_ID: &str = "sim";
 
 fn names(n: usize) -> Vec<String> {
@@ -539,19 +544,7 @@ impl World {
                         );
                     }
                 }
-                Effect::Persist(job) => {
-                    self.persists[k].insert(job.token, (job.ballot, job.entry));
-                    let latency = if self.mix.slow_disk && self.rng.gen_bool(0.1) {
-                        self.rng.gen_range(1_000..30_000)
-                    } else {
-                        self.rng.gen_range(50..400)
-                    };
-                    // Jobs complete in order: never before the previous one.
-                    let at = (self.now_us + latency).max(self.persist_free_at[k] + 1);
-                    self.persist_free_at[k] = at;
-                    let token = job.token;
-                    self.agenda.push(at, Event::PersistDone { node: k, epoch, token });
-                }
+                Effect::Persist(job) => self.persist_job(k, job),
                 Effect::Applied { i, value } => {
                     self.applied(k, i, value);
                     applied_max = applied_max.max(Some(i));
@@ -617,16 +610,6 @@ impl World {
         self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
     }
 
-    fn persist_done(&mut self, k: NodeIdx, token: u64) {
-        if self.persist_write(k, token) {
-            if self.crash_point(k, CrashPoint::AfterPersistBeforeSend) {
-                self.crash_at_point(k, false);
-                return;
-            }
-            self.feed(k, Input::Persisted { token });
-        }
-    }
-
     /// Node `k` crashes at an armed crash point (`torn`: part of what it did not sync
     /// survives) and comes back later, as after a kill.
     pub(super) fn crash_at_point(&mut self, k: NodeIdx, torn: bool) {
@@ -638,37 +621,52 @@ impl World {
         self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
     }
 
-    /// Writes a persist job's entry and ballot record; false if there was nothing to write or
-    /// the write failed.
-    fn persist_write(&mut self, k: NodeIdx, token: u64) -> bool {
-        let Some((ballot, entry)) = self.persists[k].remove(&token) else { return false };
-        let Some(state) = self.nodes[k].state.as_mut() else { return false };
-        if let Some((i, v)) = &entry {
-            let file = state.writer.current_file().clone();
-            if let Err(e) = state.writer.append(&[(*i, v)]) {
-                self.write_failed(k, e.to_string());
-                return false;
+    /// A write to `k`'s disk failed. On a full disk or a failed fsync the server stops, as it
+    /// must (it cannot keep a promise it cannot write down, and what a failed fsync covered is
+    /// not durable); a power cut armed at a crash point crashes the node; anything else is a
+    /// fault of the simulator.
+    pub(super) fn write_failed(&mut self, k: NodeIdx, error: String) {
+        match self.nodes[k].disk.take_struck() {
+            Some(Trip::FailNextSync) => {
+                self.exercised(FSYNC_FAILED_NODE_STOPPED);
+                // Half the time the machine then loses power too: what the failed fsync left
+                // volatile is lost (torn, with torn writes on), not only the process.
+                let power_loss = self.rng.gen_bool(0.5);
+                let keep: u64 = self.rng.gen();
+                let torn = self.mix.torn_writes;
+                self.trace(
+                    || {
+                        let then = if power_loss { ", then a power loss" } else { "" };
+                        format!("n{k} stopped: an fsync failed: {error}{then}")
+                    },
+                    7,
+                );
+                if power_loss {
+                    self.exercised(FSYNC_FAILED_THEN_POWER_LOSS);
+                    self.nodes[k].crash(|unsynced| {
+                        if torn && unsynced > 0 {
+                            keep as usize % unsynced
+                        } else {
+                            0
+                        }
+                    });
+                } else {
+                    self.nodes[k].stop();
+                }
+                self.persists[k].clear();
+                let back = self.rng.gen_range(200..3_000);
+                self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
+                return;
             }
-            let rolled =
-                self.nodes[k].state.as_ref().is_some_and(|s| *s.writer.current_file() != file);
-            // Between the TLog write that rolled over to a new file and the ballot record.
-            if rolled && self.crash_point(k, CrashPoint::AtRollover) {
-                self.crash_at_point(k, true);
-                return false;
+            Some(trip) => {
+                let point = CrashPoint::of_trip(trip).expect("every power cut is a crash point");
+                self.exercised(point.name());
+                self.trace(|| format!("crash n{k} at {}", point.name()), 17);
+                let torn = self.mix.torn_writes;
+                return self.crash_at_point(k, torn);
             }
+            None => {}
         }
-        if let Some(b) = ballot {
-            if let Err(e) = b.store(&self.nodes[k].disk) {
-                self.write_failed(k, format!("ballot record: {e}"));
-                return false;
-            }
-        }
-        true
-    }
-
-    /// A write to `k`'s disk failed. On a full disk the server stops, as it must (it cannot
-    /// keep a promise it cannot write down); anything else is a fault of the simulator.
-    fn write_failed(&mut self, k: NodeIdx, error: String) {
         if self.nodes[k].disk_full {
             self.trace(|| format!("n{k} stopped: a write failed: {error}"), 6);
             self.nodes[k].crash(|_| 0);
@@ -683,10 +681,11 @@ impl World {
         self.nodes[k].paused = false;
         let epoch = self.nodes[k].epoch;
         for (e, token) in std::mem::take(&mut self.unnotified[k]) {
-            if e == epoch {
+            if e == epoch && self.nodes[k].epoch == epoch {
                 self.feed(k, Input::Persisted { token });
             }
         }
+        self.wake_persister(k);
     }
 
     /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
@@ -712,8 +711,7 @@ impl World {
         }
         let state = self.nodes[k].state.as_mut().expect("checked above");
         let entries = state.shell.importable(entries);
-        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
-        state.writer.append(&refs).map_err(|e| CopyError::Write(e.to_string()))?;
+        state.persister.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
         state.shell.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
@@ -738,7 +736,9 @@ impl World {
         };
         let (fetched, n) = match result {
             Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
-            Err(e) if self.nodes[k].disk_full => return self.write_failed(k, e.to_string()),
+            Err(e) if self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some() => {
+                return self.write_failed(k, e.to_string())
+            }
             Ok(n) => (Ok((n > 0).then_some(to_i)), n),
             Err(e) => (Err(e), 0),
         };
@@ -881,6 +881,9 @@ impl World {
         if self.mix.disk_corruption {
             kinds.push(Fault::Bitflip { target: Target::Random, store: false });
         }
+        if self.mix.fsync_failures {
+            kinds.push(Fault::FsyncFail(Target::Random));
+        }
         if self.mix.clock_offset_ms > 0 || self.mix.clock_drift_ppm > 0 {
             kinds.push(Fault::ClockOffset { target: Target::Random, ms: 0 });
         }
@@ -938,7 +941,11 @@ impl World {
             // One kill in three waits for a point where a crash matters (`super::rules`).
             Fault::Kill(_) if self.nodes[victim].is_up() && self.rng.gen_bool(1.0 / 3.0) => {
                 let point = CrashPoint::ALL[self.rng.gen_range(0..CrashPoint::ALL.len())];
-                self.armed[victim] = Some(point);
+                match point.trip() {
+                    // Inside the node's own writes: armed on its disk.
+                    Some(trip) => self.nodes[victim].disk.arm(Some(trip)),
+                    None => self.armed[victim] = Some(point),
+                }
                 self.trace(|| format!("arm n{victim}: crash at {}", point.name()), 18);
             }
             Fault::Kill(_) | Fault::Wipe(_) if self.nodes[victim].is_up() => {
@@ -1006,6 +1013,10 @@ impl World {
                     && (0..n).any(|j| j != victim && self.nodes[j].damaged) =>
             {
                 self.exercised(VOTE_GUARD_DAMAGED);
+            }
+            Fault::FsyncFail(_) if self.nodes[victim].is_up() => {
+                self.trace(|| format!("arm n{victim}: its next fsync fails"), 19);
+                apply(self, on_victim(Fault::FsyncFail(Target::Node(victim))));
             }
             Fault::ClockOffset { .. } => {
                 let (offset_us, ppm) = self.draw_clock(victim);
@@ -1161,27 +1172,29 @@ impl World {
                 }
                 self.agenda.push(self.now_us + TICK_MS * 1000, Event::Tick { node, epoch });
             }
-            Event::PersistDone { node, epoch, token } => {
+            Event::PersistStart { node, epoch } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
-                    if self.nodes[node].paused {
-                        // The write was already handed to the disk, which completes it in
-                        // order; the stopped process learns of it when it resumes.
-                        if self.persist_write(node, token) {
-                            self.unnotified[node].push((epoch, token));
-                        }
-                        return;
-                    }
-                    self.persist_done(node, token);
+                    self.persist_start(node);
+                }
+            }
+            Event::PersistDone { node, epoch } => {
+                if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
+                    self.persist_done(node);
                 }
             }
             Event::CatchUpDone { node, epoch, from, to_i, job } => {
                 if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
-                    if self.persists[node].is_empty() {
+                    if self.persists[node].idle() {
                         self.catch_up(node, from, to_i, job);
                     } else {
-                        // The disk writes in order, as the server's persister does: fetched
-                        // entries go after the jobs already queued.
-                        let at = self.persist_free_at[node].max(self.now_us) + 1;
+                        // The persister writes in order: fetched entries go after the jobs
+                        // already handed over (a paused process's persister waits for it).
+                        let busy = self.persists[node].busy_until_us;
+                        let at = if self.nodes[node].paused {
+                            self.now_us + 1_000
+                        } else {
+                            busy.max(self.now_us) + 1
+                        };
                         self.agenda.push(at, Event::CatchUpDone { node, epoch, from, to_i, job });
                     }
                 }
@@ -1302,8 +1315,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         now_us: 0,
         agenda: Agenda::default(),
         net: SimNet::new(cfg.nodes),
-        persists: vec![BTreeMap::new(); cfg.nodes],
-        persist_free_at: vec![0; cfg.nodes],
+        persists: (0..cfg.nodes).map(|_| PersistQueue::default()).collect(),
         nodes,
         clients: (0..cfg.clients)
             .map(|c| Client {
@@ -1365,6 +1377,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             healed = true;
             w.net.heal();
             w.armed = vec![None; cfg.nodes];
+            for node in &w.nodes {
+                node.disk.arm(None);
+            }
             w.mix.loss = 0.0;
             w.mix.duplicate = 0.0;
             for k in 0..cfg.nodes {

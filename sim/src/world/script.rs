@@ -12,7 +12,7 @@ use arakoon_chaos::drill::{Condition, Step};
 use arakoon_chaos::faults::Fault;
 use arakoon_node::consensus::{ClientReqId, Input as CoreInput, NodeIdx};
 use arakoon_node::store::Store;
-use arakoon_node::tlog::LogDir;
+use arakoon_node::tlog::{LogDir, Trip};
 use rand::Rng;
 
 pub use arakoon_chaos::director::{bridge_link, bridge_node, link_matrix, ring_link};
@@ -325,6 +325,15 @@ impl Backend for World {
             Fault::DropMaster => {
                 if let Strikes::Master(m) = r.strikes {
                     self.feed(m, CoreInput::DropMaster { id: ClientReqId(u64::MAX) });
+                }
+                String::new()
+            }
+            Fault::FsyncFail(_) => {
+                // Armed on a running node's disk: it strikes at the node's next sync.
+                for &k in &ks {
+                    if self.nodes[k].is_up() {
+                        self.nodes[k].disk.arm(Some(Trip::FailNextSync));
+                    }
                 }
                 String::new()
             }
