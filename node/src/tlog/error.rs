@@ -79,11 +79,14 @@ pub enum TlogError {
     )]
     DamagedFile { path: String, problem: Box<TlogError> },
 
-    /// A refusal said in words, where no typed case fits yet. Only the persister
-    /// (`server/persist.rs`) still builds it: a writer stopped by an earlier failure, and
-    /// catch-up entries that do not continue the log.
-    #[error("{path}: {reason}")]
-    Refused { path: String, reason: String },
+    /// The persister's writer stopped after an earlier failure: nothing more is written.
+    #[error("{path}: the TLog writer stopped after an earlier failure; restart the node")]
+    WriterStopped { path: String },
+
+    /// Catch-up entries that do not continue the log (neither its last slot, rewritten, nor
+    /// the one after it).
+    #[error("{path}: catch-up entry {i} does not continue the log at {last}")]
+    ImportGap { path: String, i: u64, last: u64 },
 }
 
 fn fmt_i(i: Option<u64>) -> String {
@@ -100,7 +103,8 @@ impl TlogError {
         use crate::exit::NodeExit as NE;
         match self {
             TlogError::Io { .. }
-            | TlogError::Refused { .. }
+            | TlogError::WriterStopped { .. }
+            | TlogError::ImportGap { .. }
             | TlogError::WriterFailed { .. }
             | TlogError::NotOnlyTornTail { .. }
             | TlogError::DamagedFile { .. } => NE::TlogDir.code(),
@@ -135,7 +139,8 @@ impl TlogError {
             TlogError::MissingFile { .. } => "missing_file",
             TlogError::BadArchive { .. } | TlogError::LegacyTlc { .. } => "bad_archive",
             TlogError::BallotSize { .. } | TlogError::BallotDamaged { .. } => "bad_ballot",
-            TlogError::Refused { .. }
+            TlogError::WriterStopped { .. }
+            | TlogError::ImportGap { .. }
             | TlogError::WriterFailed { .. }
             | TlogError::NotOnlyTornTail { .. }
             | TlogError::DamagedFile { .. } => "refused",
@@ -189,7 +194,8 @@ impl TlogError {
             | TlogError::BallotDamaged { path }
             | TlogError::WriterFailed { path }
             | TlogError::DamagedFile { path, .. }
-            | TlogError::Refused { path, .. } => path,
+            | TlogError::WriterStopped { path }
+            | TlogError::ImportGap { path, .. } => path,
             TlogError::MissingFile { dir, .. } | TlogError::NotOnlyTornTail { dir, .. } => dir,
         }
     }
@@ -204,7 +210,10 @@ impl TlogError {
                 "a write was cut short by a crash; cut the torn tail with \
                  `arakoon-admin tlog truncate {path}` (only un-acknowledged bytes are lost)"
             ),
-            TlogError::Io { .. } | TlogError::Refused { .. } | TlogError::WriterFailed { .. } => {
+            TlogError::Io { .. }
+            | TlogError::WriterStopped { .. }
+            | TlogError::ImportGap { .. }
+            | TlogError::WriterFailed { .. } => {
                 "check that the directory exists and is readable and writable by the node".into()
             }
             TlogError::NotOnlyTornTail { first, .. }

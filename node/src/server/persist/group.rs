@@ -54,10 +54,7 @@ pub struct GroupWriter {
 
 /// The refusal of a stopped writer.
 pub fn stopped() -> TlogError {
-    TlogError::Refused {
-        path: "persister".into(),
-        reason: "the TLog writer stopped after an earlier failure; restart the node".into(),
-    }
+    TlogError::WriterStopped { path: "persister".into() }
 }
 
 impl GroupWriter {
@@ -141,10 +138,7 @@ fn check_import(writer: &TlogWriter, entries: &[(u64, Value)]) -> Result<(), Tlo
     for (i, _) in entries {
         if let Some(l) = last {
             if *i != l && *i != l + 1 {
-                return Err(TlogError::Refused {
-                    path: writer.dir().location(),
-                    reason: format!("catch-up entry {i} does not continue the log at {l}"),
-                });
+                return Err(TlogError::ImportGap { path: writer.dir().location(), i: *i, last: l });
             }
         }
         last = Some(*i);
