@@ -108,20 +108,17 @@ pub(super) fn point_read<R: KeyReads + ?Sized>(
 /// A reply and, for a timed read, its kind and size for the counters.
 pub(super) type Answered = (Reply, Option<(Op, usize)>);
 
-/// Whether `request` reads the store (and so runs as a [`ReadJob`]).
+/// Whether `request` is a listing or multi-key read of the store (and so runs as a
+/// [`ReadJob`]); reads of one key are answered on the core ([`point_read`]).
 pub(super) fn reads_the_store(request: &Request) -> bool {
     matches!(
         request,
-        Request::Exists { .. }
-            | Request::Get { .. }
-            | Request::Range { .. }
+        Request::Range { .. }
             | Request::PrefixKeys { .. }
             | Request::RangeEntries { .. }
             | Request::RevRangeEntries { .. }
             | Request::MultiGet { .. }
             | Request::MultiGetOption { .. }
-            | Request::Assert { .. }
-            | Request::AssertExists { .. }
     )
 }
 
