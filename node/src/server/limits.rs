@@ -113,7 +113,8 @@ pub fn request_bytes_max(max_buffer_size: u32) -> u32 {
 /// (README "Limits" derives it term by term; `node/tests/memory.rs` measures it):
 ///
 /// ```text
-///   96 MiB                                the program, its runtime, sled's 64 MiB cache
+///   32 MiB                                the program and its runtime
+/// + 32 MiB + ship_bytes_max               sled: its cache, unflushed writes (store::resident_bytes_max)
 /// + max_connections x 80 KiB              each connection's buffers (server/conn.rs)
 /// + request_bytes_max x 9/8               the request memory larger requests share
 /// + (nodes - 1) x (max_buffer_size + 1 MiB)   the queue to each peer
@@ -125,7 +126,8 @@ pub fn memory_bound_bytes(config: &crate::config::ClusterConfig) -> u64 {
     let ship = config.limits.ship_bytes_max(config.lease_ms, config.max_buffer_size) as u64;
     let per_connection = 80 * 1024;
     let peers = config.nodes.len().saturating_sub(1) as u64;
-    (96 << 20)
+    (32 << 20)
+        + crate::store::resident_bytes_max(ship)
         + config.max_connections as u64 * per_connection
         + request_bytes_max(config.max_buffer_size) as u64 / 8 * 9
         + peers * super::peers::link_queue_bytes_max(config.max_buffer_size) as u64
@@ -169,7 +171,7 @@ mod tests {
                     [c]\nip = 127.0.0.1\nclient_port = 5\nmessaging_port = 6\nhome = /h/c\n";
         let config = crate::config::ClusterConfig::parse(text, "t.ini").unwrap();
         let bound = memory_bound_bytes(&config);
-        // 96 + 80 + 73.1 + 2 x 33 + 5 x 32 + 2 x 16 + 4 = 511.1 MiB (README).
+        // 32 + (32 + 32) + 80 + 73.1 + 2 x 33 + 5 x 32 + 2 x 16 + 4 = 511.1 MiB (README).
         assert_eq!(bound >> 20, 511, "{bound}");
         assert!(bound <= 512 << 20);
     }

@@ -26,7 +26,7 @@ pub mod user_function;
 pub use journal::JOURNAL_BYTES_MAX;
 pub use memory::MemoryStore;
 pub use sled_snapshot::SledSnapshot;
-pub use sled_store::SledStore;
+pub use sled_store::{resident_bytes_max, SledStore};
 pub use snapshot::{MemorySnapshot, Snapshot, SnapshotError};
 pub use user_function::{UserContext, UserFunction, UserFunctionRegistry};
 

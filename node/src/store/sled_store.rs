@@ -83,6 +83,20 @@ fn admin_key(key: &[u8]) -> Vec<u8> {
     [ADMIN, key].concat()
 }
 
+/// sled's cache of leaves. With the patched sled (vendor/sled/PATCHED.md) the cache holds at
+/// most this many bytes of clean leaves: leaves are paged out once flushed, a leaf splits past
+/// 1 MiB unless it holds one entry, and a leaf above 4 MiB (one large value) is paged out after
+/// each use.
+pub const CACHE_BYTES: usize = 24 << 20;
+
+/// The most memory the store's sled holds: its cache, the writes applied and not yet flushed
+/// (a flush starts once `FLUSH_BYTES` were applied, and the update that passes that mark may be
+/// as large as `largest_update`; its leaves stay resident until the flush is done).
+/// `node/tests/memory.rs` measures the whole node against the bound this is a term of.
+pub fn resident_bytes_max(largest_update: u64) -> u64 {
+    CACHE_BYTES as u64 + FLUSH_BYTES + largest_update
+}
+
 /// How long an open waits for the store's lock. A handle that was just dropped lets go of it
 /// only when sled's background flusher notices, which takes a moment on a loaded machine; a
 /// store that another process holds stays locked, and is reported so.
@@ -91,10 +105,9 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_waiting_for_the_lock(path: &Path) -> std::io::Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
-        // Flushed by sled every FLUSH_EVERY_MS, and by bytes (store/sled_flusher.rs); the
-        // cache and the unflushed writes together take 64 MiB of the node's memory bound.
-        let cache = (64 << 20) - FLUSH_BYTES as usize;
-        let config = sled::Config::new().path(path).cache_capacity_bytes(cache);
+        // Flushed by sled every FLUSH_EVERY_MS, and by bytes (store/sled_flusher.rs); what
+        // sled holds in memory is bounded as `resident_bytes_max` says.
+        let config = sled::Config::new().path(path).cache_capacity_bytes(CACHE_BYTES);
         match config.flush_every_ms(Some(FLUSH_EVERY_MS as usize)).open() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if started.elapsed() >= LOCK_WAIT {

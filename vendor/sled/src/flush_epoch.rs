@@ -60,6 +60,11 @@ impl FlushInvariants {
         assert_eq!(last + 1, epoch.get());
     }
 
+    /// arakoon-rs patch: the newest epoch whose flush has completed.
+    pub(crate) fn max_flushed_epoch(&self) -> u64 {
+        self.max_flushed_epoch.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn mark_flushing_epoch(&self, epoch: FlushEpoch) {
         let last = self.max_flushing_epoch.swap(epoch.get(), Ordering::SeqCst);
 

@@ -206,8 +206,13 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
         let pc = ObjectCache {
             config: config.clone(),
             object_id_index,
+            // arakoon-rs patch: the advisor splits its capacity into 256
+            // shards by the id's low byte and keeps at least one entry per
+            // shard, so with leaves larger than a 256th of the cache up to
+            // 256 leaves stayed resident beyond the capacity. All ids go to
+            // one shard (see `advisor_id`), which gets the whole capacity.
             cache_advisor: RefCell::new(CacheAdvisor::new(
-                config.cache_capacity_bytes.max(256),
+                config.cache_capacity_bytes.max(256).saturating_mul(256),
                 config.entry_cache_percent.min(80),
             )),
             global_error: heap.get_global_error_arc(),
@@ -400,8 +405,16 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
         #[allow(unused)] flush_epoch: FlushEpoch,
     ) -> io::Result<()> {
         let mut ca = self.cache_advisor.borrow_mut();
-        let to_evict = ca.accessed_reuse_buffer(*object_id, size);
-        for (node_to_evict, _rough_size) in to_evict {
+        let to_evict = ca.accessed_reuse_buffer(advisor_id(object_id), size);
+        let max_flushed_epoch = self.invariants.max_flushed_epoch();
+        // arakoon-rs patch: the advisor keeps the last leaf of a segment even
+        // when that leaf alone is larger than the segment; a leaf larger than
+        // LARGE_LEAF_BYTES (one large value) is paged out after each use
+        // instead, so the cache never holds more than its capacity.
+        let this_one = (size > LARGE_LEAF_BYTES).then_some(advisor_id(object_id));
+        let to_evict = to_evict.iter().map(|(id, _)| *id).chain(this_one);
+        for node_to_evict in to_evict {
+            let node_to_evict = &(node_to_evict >> 8);
             let object_id =
                 if let Some(object_id) = ObjectId::new(*node_to_evict) {
                     object_id
@@ -432,10 +445,17 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                 // flushed, because its changes are not yet durable.
                 leaf.page_out_on_flush =
                     leaf.page_out_on_flush.max(Some(dirty_epoch));
-            } else if let Some(max_unflushed_epoch) = leaf.max_unflushed_epoch {
+            } else if let Some(max_unflushed_epoch) = leaf
+                .max_unflushed_epoch
+                // arakoon-rs patch: an epoch already flushed leaves nothing
+                // unflushed (max_unflushed_epoch is never cleared otherwise,
+                // so a leaf once written was never paged out).
+                .filter(|e| e.get() > max_flushed_epoch)
+            {
                 leaf.page_out_on_flush =
                     leaf.page_out_on_flush.max(Some(max_unflushed_epoch));
             } else {
+                leaf.max_unflushed_epoch = None;
                 #[cfg(feature = "for-internal-testing-only")]
                 {
                     self.event_verifier.mark(
@@ -818,13 +838,18 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
             // node in evict_after_flush, it's possible that it may have
             // been written to afterwards.
             let mut lock = node_to_evict.inner.write();
-            let leaf = lock.leaf.as_mut().unwrap();
+            let Some(leaf) = lock.leaf.as_mut() else {
+                continue;
+            };
 
-            if let Some(dirty_epoch) = leaf.dirty_flush_epoch {
-                if dirty_epoch != flush_through_epoch {
-                    continue;
-                }
-            } else {
+            // arakoon-rs patch: this flush serialized the leaf and took its
+            // dirty_flush_epoch, so the old test (dirty at exactly this
+            // epoch) never held and nothing was paged out after a flush. The
+            // leaf may go if it was not written since (no dirty epoch) and
+            // holds nothing of a later epoch not yet flushed.
+            if leaf.dirty_flush_epoch.is_some()
+                || leaf.max_unflushed_epoch > Some(flush_through_epoch)
+            {
                 continue;
             }
 
@@ -957,4 +982,16 @@ fn initialize<const LEAF_FANOUT: usize>(
     }
 
     (object_id_index, trees)
+}
+
+/// arakoon-rs patch: leaves above this size are paged out after each use
+/// (see `mark_access_and_evict`); it is below the advisor's entry segment
+/// (a fifth of the cache) for caches of 20 MiB and more.
+const LARGE_LEAF_BYTES: usize = 4 * 1024 * 1024;
+
+/// arakoon-rs patch: the id the cache advisor is told for an object: its low
+/// byte (the advisor's shard) is 0, so every object is in one shard; the
+/// advisor gives back this id, and `>> 8` recovers the object's.
+fn advisor_id(object_id: ObjectId) -> u64 {
+    *object_id << 8
 }

@@ -20,6 +20,10 @@ use parking_lot::{
 
 use crate::*;
 
+/// arakoon-rs patch: the keys and values a leaf holds before it splits (see
+/// `split_if_full`); smaller leaves are cheaper to evict and to serialize.
+const LEAF_BYTES_MAX: usize = 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Tree<const LEAF_FANOUT: usize = 1024> {
     collection_id: CollectionId,
@@ -2235,7 +2239,14 @@ impl<const LEAF_FANOUT: usize> Leaf<LEAF_FANOUT> {
         allocator: &ObjectCache<LEAF_FANOUT>,
         collection_id: CollectionId,
     ) -> Option<(InlineArray, Object<LEAF_FANOUT>)> {
-        if self.data.is_full() {
+        // arakoon-rs patch: a leaf also splits when its keys and values pass
+        // LEAF_BYTES_MAX (and it holds at least 2 entries), not only when its
+        // entry count is full: leaves are the unit the cache evicts and the
+        // flusher serializes, and 1,024 large values made one leaf of a GiB.
+        // A leaf above LEAF_BYTES_MAX thus splits at its next insert unless
+        // it holds a single entry.
+        let too_big = self.in_memory_size > LEAF_BYTES_MAX && self.data.len() >= 2;
+        if self.data.is_full() || too_big {
             // split
             let split_offset = if self.lo.is_empty() {
                 // split left-most shard almost at the beginning for
@@ -2248,6 +2259,8 @@ impl<const LEAF_FANOUT: usize> Leaf<LEAF_FANOUT> {
             } else {
                 self.data.len() / 2
             };
+            // arakoon-rs patch: both halves keep at least one entry.
+            let split_offset = split_offset.clamp(1, self.data.len() - 1);
 
             let data = self.data.split_off(split_offset);
 
