@@ -281,7 +281,7 @@ fn large_values_read_back_through_evictions_splits_and_a_reopen() {
                 x ^= x << 17;
                 let k = format!("key/{:03}", (n * 37 + round * 11) % 97).into_bytes();
                 let size = [64 << 10, 300 << 10, 1 << 20, 2_621_440, 5 << 20][(x % 5) as usize];
-                let updates = if x % 7 == 0 {
+                let updates = if x.is_multiple_of(7) {
                     model.remove(&k);
                     vec![Update::Delete { key: k }]
                 } else {
