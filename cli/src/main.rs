@@ -18,6 +18,7 @@ mod output;
 mod rebuild_cmd;
 mod sandbox_cmd;
 mod sim_cmd;
+mod soak_cmd;
 mod store_cmd;
 mod tlog_cmd;
 
@@ -58,6 +59,9 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     /// A local cluster of real arakoon processes on loopback: kill, pause, partition, wipe.
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// A sandbox under long load and seeded faults: each node's memory and descriptors against
+    /// its bounds, every acknowledged write read back.
+    Soak(soak_cmd::SoakArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: arakoon-admin completions bash > /etc/bash_completion.d/arakoon-admin
@@ -82,6 +86,7 @@ fn main() {
         Command::Client(args) => client_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Sandbox(args) => sandbox_cmd::run(args),
+        Command::Soak(args) => soak_cmd::run(args),
         Command::Completions { shell } => Ok(completions_cmd::run(shell, &mut Cli::command())),
     };
     match result {
