@@ -24,8 +24,10 @@ fn admin_path() -> &'static Path {
 /// come up, 30 s to settle, the read-back.
 const SOAK_WITHIN: Duration = Duration::from_secs(180);
 
-/// The schedule of this seed strikes at least two faults within 16 s (see the assertion).
-const SEED: &str = "3";
+/// This seed's schedule for 16 s with a fault every 4 s: kill the master and restart it,
+/// isolate the master and heal, kill a random node and restart it (pinned by a unit test of
+/// `arakoon_chaos::soak::schedule`).
+const SEED: &str = "2";
 
 #[test]
 fn a_short_soak_samples_every_node_within_its_bounds_and_loses_nothing() {
@@ -102,8 +104,11 @@ fn a_short_soak_samples_every_node_within_its_bounds_and_loses_nothing() {
         assert!(u("descriptors_max") <= u("descriptors_bound"), "{n}");
         assert!(u("descriptors_start") > 0 && u("descriptors_end") > 0, "{n}");
     }
-    let faults = report["faults"].as_array().unwrap();
-    assert!(faults.len() >= 2, "the seed's schedule struck too little: {report:#}");
+    let faults: Vec<&str> =
+        report["faults"].as_array().unwrap().iter().filter_map(|f| f[1].as_str()).collect();
+    for what in ["kill master (n", "restart down (n", "isolate master (n", "heal"] {
+        assert!(faults.iter().any(|f| f.starts_with(what)), "no {what:?} in {faults:?}");
+    }
     let ops = report["ops"].as_array().unwrap();
     let ok = |kind: &str| {
         ops.iter().find(|o| o["kind"] == kind).and_then(|o| o["ok"].as_u64()).unwrap_or(0)

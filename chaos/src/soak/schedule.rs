@@ -168,4 +168,22 @@ mod tests {
         let lines = describe(&schedule(3, 60_000, 10_000));
         assert!(lines.iter().all(|l| l.contains('s')), "{lines:?}");
     }
+
+    /// `cli/tests/soak_cli.rs` runs seed 2 for 16 s with a fault every 4 s: kill and restart,
+    /// isolate and heal.
+    #[test]
+    fn the_cli_tests_seed_kills_and_isolates() {
+        let lines = describe(&schedule(2, 16_000, 4_000));
+        assert_eq!(
+            lines,
+            [
+                "3.9s kill master",
+                "+1.7s restart down",
+                "7.9s isolate master",
+                "+1.2s heal",
+                "11.6s kill random",
+                "+1.8s restart down"
+            ]
+        );
+    }
 }
