@@ -15,23 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run a sandbox for long under load and faults; report each node's memory and descriptors.
-///
-/// Brings up a sandbox of real `arakoon` processes on loopback (as `sandbox up`), drives a
-/// mixed load (sets of fresh keys with values of mixed sizes, consistent gets, deletes, range
-/// and range_entries with a bounded max, sequences; one connection per client) and strikes it
-/// on a schedule drawn from the seed: kill -9 and restart, SIGSTOP and SIGCONT, a node cut
-/// off by the peer-link proxies and healed, on the master or a random node. Every --sample it
-/// reads each node's resident memory (/proc/PID/statm) and open descriptors (/proc/PID/fd).
-/// At the end it heals and restarts everything, waits until every node caught up, reads every
-/// key the clients wrote back, and prints per node: RSS min / median / max, the node's memory
-/// bound (memory_bound_bytes of the configuration), the most descriptors, their count before
-/// and after the load, and the operations per kind. The sandbox is taken down afterwards.
-///
-/// It fails when a node's RSS passed its bound; when its descriptors passed max_connections
-/// plus the node's reserve, or were not back within 16 + 4 per node of their count before the
-/// load once the load stopped and the cluster settled (a leak); or when an acknowledged write
-/// was lost (a consistent get or delete that did not find it, or the read-back).
+/// `arakoon-admin soak`'s arguments (its help is in main.rs, where clap takes it from).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     arakoon-admin soak --duration 3m\n  \
@@ -288,10 +272,16 @@ fn print_report(r: &SoakReport) {
     }
 }
 
-/// The display while a soak runs: a bar of the time on a terminal, lines for faults and phases.
+/// How often the progress is printed as a line when no bar is drawn (not a terminal).
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(30);
+
+/// The display while a soak runs: a bar of the time on a terminal, lines for faults and phases
+/// (and, off a terminal, for the progress every [`PROGRESS_LINE_EVERY`]).
 struct Live {
     bar: ProgressBar,
     json: bool,
+    /// When the progress was last printed as a line.
+    last_line: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Live {
@@ -304,11 +294,11 @@ impl Live {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(
-            ProgressStyle::with_template("soak [{bar:30}] {elapsed}/{duration} {msg}")
+            ProgressStyle::with_template("soak [{bar:30}] {elapsed} {msg}")
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
-        Live { bar, json }
+        Live { bar, json, last_line: std::sync::Mutex::new(std::time::Instant::now()) }
     }
 
     /// A line above the bar; with --json on stderr, so that stdout holds the report only.
@@ -323,8 +313,7 @@ impl Live {
 
 impl SoakWatch for Live {
     fn progress(&self, p: &Progress) {
-        self.bar.set_position(p.elapsed_ms.min(p.duration_ms));
-        self.bar.set_message(format!(
+        let text = format!(
             "ops {} ok, {} failed, {} unknown | faults {} | max RSS {} MiB, fds {}",
             p.ops_ok,
             p.ops_failed,
@@ -332,7 +321,18 @@ impl SoakWatch for Live {
             p.faults,
             mib(p.rss_now_bytes),
             p.descriptors_now
-        ));
+        );
+        if self.bar.is_hidden() {
+            let mut last = self.last_line.lock().expect("last line");
+            if last.elapsed() >= PROGRESS_LINE_EVERY {
+                *last = std::time::Instant::now();
+                drop(last);
+                self.line(format!("{:>9.1}s {text}", p.elapsed_ms as f64 / 1000.0));
+            }
+            return;
+        }
+        self.bar.set_position(p.elapsed_ms.min(p.duration_ms));
+        self.bar.set_message(text);
     }
 
     fn fault(&self, at_ms: u64, what: &str) {
