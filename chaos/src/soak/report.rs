@@ -3,7 +3,8 @@
 //!
 //! How the bounds are judged:
 //! - memory: a node's largest resident size must stay under `memory_bound_bytes` of the
-//!   cluster's configuration (`node/src/server/limits.rs`, README "Memory");
+//!   cluster's configuration (`node/src/server/limits.rs`, README "Memory"); it is sampled, so
+//!   a peak shorter than the interval can pass unseen (`node/tests/memory.rs` samples faster);
 //! - descriptors: never more than `max_connections` plus the descriptors the node keeps for
 //!   itself (`node/src/server/fdlimit.rs` `reserve`), and after the load stops and the cluster
 //!   has settled, back to at most the count before the load plus [`descriptors_slack`]: a node
