@@ -6,7 +6,8 @@
 //! ([`proxy`]), brought up by [`sandbox_up`], supervised by [`sandbox_supervisor`] (steered with
 //! [`sandbox_control`], files damaged by [`sandbox_corrupt`]), seen through [`sandbox_view`] and
 //! taken down by [`sandbox_lifecycle`]. [`sandbox_drill`] runs a drill on such a sandbox, seed by
-//! seed, and reports its progress to a [`watch::Watch`]. Every tier's runner turns a seed into
+//! seed, and reports its progress to a [`watch::Watch`]. [`soak`] runs a sandbox for long under
+//! a mixed load and seeded faults, sampling each node's memory and descriptors. Every tier's runner turns a seed into
 //! the one outcome type ([`outcome::DrillOutcome`]), from which the report folder and its HTML
 //! timeline are written ([`outcome::folder`], [`outcome::timeline`]).
 //!
@@ -40,4 +41,5 @@ pub mod sandbox_lifecycle;
 pub mod sandbox_supervisor;
 pub mod sandbox_up;
 pub mod sandbox_view;
+pub mod soak;
 pub mod watch;

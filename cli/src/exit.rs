@@ -27,6 +27,11 @@ pub enum Exit {
     Unknown = 6,
     /// Catch-up could not write the node's TLog or store.
     CatchUpWrite = 7,
+    /// `soak`: a node's resident memory passed its bound, or its descriptors passed theirs or
+    /// did not come back after the load.
+    OverBound = 8,
+    /// `soak`: an acknowledged write was lost (or a deleted key came back).
+    LostWrite = 9,
     StoreAhead = 40,
     Gap = 41,
     StoreBehind = 42,
@@ -122,6 +127,8 @@ mod tests {
             Exit::Unreachable,
             Exit::Unknown,
             Exit::CatchUpWrite,
+            Exit::OverBound,
+            Exit::LostWrite,
             Exit::StoreAhead,
             Exit::Gap,
             Exit::StoreBehind,

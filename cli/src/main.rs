@@ -18,6 +18,7 @@ mod output;
 mod rebuild_cmd;
 mod sandbox_cmd;
 mod sim_cmd;
+mod soak_cmd;
 mod store_cmd;
 mod tlog_cmd;
 
@@ -58,6 +59,27 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     /// A local cluster of real arakoon processes on loopback: kill, pause, partition, wipe.
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// A sandbox under long load and seeded faults: each node's memory and descriptors against
+    /// its bounds, every acknowledged write read back.
+    ///
+    /// Brings up a sandbox of real `arakoon` processes on loopback (as `sandbox up`), drives a
+    /// mixed load (sets of fresh keys with values of mixed sizes, consistent gets, deletes,
+    /// range and range_entries with a bounded max, sequences; one connection per client) and
+    /// strikes it on a schedule drawn from the seed: kill -9 and restart, SIGSTOP and SIGCONT,
+    /// a node cut off by the peer-link proxies and healed, on the master or a random node.
+    /// Every --sample it reads each node's resident memory (/proc/PID/statm) and open
+    /// descriptors (/proc/PID/fd). At the end it heals and restarts everything, waits until
+    /// every node caught up, reads back every key the clients wrote, and prints per node: RSS
+    /// min / median / max, the node's memory bound (memory_bound_bytes of the configuration),
+    /// the most descriptors, their count before and after the load; and the operations per
+    /// kind. The sandbox is taken down afterwards (--keep keeps its files).
+    ///
+    /// It fails when a node's RSS passed its bound; when its descriptors passed
+    /// max_connections plus the node's reserve, or were not back within 16 + 4 per node of
+    /// their count before the load once the load stopped and the cluster settled (a leak); or
+    /// when an acknowledged write was lost (a consistent get or a delete that did not find it,
+    /// or the read-back).
+    Soak(soak_cmd::SoakArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: arakoon-admin completions bash > /etc/bash_completion.d/arakoon-admin
@@ -82,6 +104,7 @@ fn main() {
         Command::Client(args) => client_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Sandbox(args) => sandbox_cmd::run(args),
+        Command::Soak(args) => soak_cmd::run(args),
         Command::Completions { shell } => Ok(completions_cmd::run(shell, &mut Cli::command())),
     };
     match result {

@@ -505,7 +505,7 @@ fn down(dir: &Path, clean: bool) -> Result<i32, Failure> {
     Ok(0)
 }
 
-fn parse_setting(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("{text:?}: write KEY=VALUE, e.g. tlog_max_entries=100")),

@@ -4,7 +4,6 @@
 //! the cluster after a run and waits until every node has caught up.
 
 use super::collapse::{collapse_once, collapse_series, CollapseTally, COLLAPSE_EVERY_MS};
-use super::Shared;
 use crate::director::{
     bridge_link, bridge_node, ring_link, Backend, BackendError, ClusterView, Resolved, Strikes,
 };
@@ -105,24 +104,32 @@ fn links(dir: &Path, up: impl Fn(usize, usize) -> bool) -> Result<NetState, Step
     Ok(net)
 }
 
+/// Where a fault that goes on in the background (a collapse with `for:`) says what it did when
+/// it ends: the drill's shared state, or the soak's.
+pub(crate) trait FaultLog: Send + Sync {
+    /// Ms since the run began.
+    fn now_ms(&self) -> u64;
+    fn fault(&self, at_ms: u64, what: String);
+}
+
 /// Faults that go on while the next steps run (a collapse with `for:`): each logs what it did
 /// when it ends; the run waits for them before it settles.
-pub(super) struct Background {
-    pub(super) shared: Arc<Shared>,
-    pub(super) tasks: Vec<tokio::task::JoinHandle<()>>,
+pub(crate) struct Background {
+    pub(crate) log: Arc<dyn FaultLog>,
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The sandbox's primitives for the director: the view comes from the supervisor's state and
 /// the nodes' answers; a fault is applied with the supervisor's control requests, the proxies'
 /// link states, files changed on disk and `collapse_tlogs` requests.
-pub(super) struct SandboxBackend {
-    pub(super) dir: PathBuf,
-    pub(super) cfg: ClientConfig,
+pub(crate) struct SandboxBackend {
+    pub(crate) dir: PathBuf,
+    pub(crate) cfg: ClientConfig,
     /// Draws which file a disk fault strikes.
-    pub(super) rng: ChaCha8Rng,
-    pub(super) background: Background,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) background: Background,
     /// What was committed anywhere when the current `all_in_sync` wait began.
-    pub(super) sync_target: Option<u64>,
+    pub(crate) sync_target: Option<u64>,
 }
 
 impl Backend for SandboxBackend {
@@ -327,7 +334,7 @@ async fn apply(b: &mut SandboxBackend, r: &Resolved) -> Result<String, Applied> 
         (Fault::Collapse { keep, duration: Some(d), .. }, _) => {
             let series = collapse_series(dir.to_path_buf(), b.cfg.clone(), ns.clone(), *keep, d.0);
             let bg = &mut b.background;
-            let (shared, what, keep) = (bg.shared.clone(), r.fault.to_string(), *keep);
+            let (log, what, keep) = (bg.log.clone(), r.fault.to_string(), *keep);
             let struck = ns.clone();
             bg.tasks.push(tokio::spawn(async move {
                 while !series.is_finished() {
@@ -345,7 +352,7 @@ async fn apply(b: &mut SandboxBackend, r: &Resolved) -> Result<String, Applied> 
                     Ok(Err(e)) => format!("stopped: {e}"),
                     Err(_) => "the collapse thread panicked".to_string(),
                 };
-                shared.fault(shared.now_us() / 1000, format!("{what}, ended ({note})"));
+                log.fault(log.now_ms(), format!("{what}, ended ({note})"));
             }));
             "in the background".to_string()
         }
@@ -354,11 +361,11 @@ async fn apply(b: &mut SandboxBackend, r: &Resolved) -> Result<String, Applied> 
 }
 
 /// The highest slot any node has applied.
-pub(super) async fn committed_anywhere(cfg: &ClientConfig) -> Option<u64> {
+pub(crate) async fn committed_anywhere(cfg: &ClientConfig) -> Option<u64> {
     real_client::committed_anywhere(&Client::new(cfg.clone())).await
 }
 
-pub(super) async fn holds(
+pub(crate) async fn holds(
     dir: &Path,
     cfg: &ClientConfig,
     condition: Condition,
@@ -377,7 +384,7 @@ pub(super) async fn holds(
 }
 
 /// After the run: heal, resume and restart every node, and wait until all caught up.
-pub(super) async fn settle(dir: &Path, cfg: &ClientConfig) -> Result<(), StepError> {
+pub(crate) async fn settle(dir: &Path, cfg: &ClientConfig) -> Result<(), StepError> {
     send(dir, Control::Net { links: NetState::new() })?;
     for n in state(dir)?.nodes {
         if n.paused {

@@ -22,7 +22,7 @@
 //! Where things go: a new fault is a match arm of [`backend`]'s `apply` (the catalogue, the
 //! resolution and the judge are the director's); a new way to report is a [`Watch`].
 
-mod backend;
+pub(crate) mod backend;
 mod collapse;
 mod observe;
 
@@ -39,7 +39,7 @@ use crate::watch::Watch;
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value as HValue};
 use arakoon_node::client::{Client, ClientConfig};
-use backend::{Background, SandboxBackend};
+use backend::{Background, FaultLog, SandboxBackend};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io;
@@ -151,10 +151,11 @@ const REAP_WITHIN: Duration = Duration::from_secs(5);
 
 /// Stops the sandbox when dropped, whatever happened: the supervisor is told to shut down,
 /// every process of the sandbox is killed by PID, the supervisor (our child) is reaped and the
-/// directory removed.
-struct Guard {
-    dir: PathBuf,
-    supervisor_pid: Option<u32>,
+/// directory removed (unless `keep_dir`: a soak's `--keep`).
+pub(crate) struct Guard {
+    pub(crate) dir: PathBuf,
+    pub(crate) supervisor_pid: Option<u32>,
+    pub(crate) keep_dir: bool,
 }
 
 impl Drop for Guard {
@@ -169,7 +170,9 @@ impl Drop for Guard {
         if let Some(pid) = self.supervisor_pid {
             reap(pid, REAP_WITHIN);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -239,7 +242,7 @@ pub fn run(
         // Ctrl-C keeps ending the drill (the supervisor follows); see `UpPlan::interruptible`.
         interruptible: false,
     };
-    let mut guard = Guard { dir: dir.clone(), supervisor_pid: None };
+    let mut guard = Guard { dir: dir.clone(), supervisor_pid: None, keep_dir: false };
     let up = sandbox_up::up(&up_plan)
         .map_err(|source| SandboxDrillError::Up { dir: dir.clone(), source })?;
     guard.supervisor_pid = Some(up.supervisor_pid);
@@ -329,7 +332,7 @@ async fn run_inside(
             client_loop(c, cfg, workload, client_seed, shared).await;
         }));
     }
-    let background = Background { shared: shared.clone(), tasks: Vec::new() };
+    let background = Background { log: shared.clone(), tasks: Vec::new() };
     let mut backend = SandboxBackend {
         dir: dir.to_path_buf(),
         cfg: cfg.clone(),
@@ -447,6 +450,16 @@ async fn client_loop(
     };
     let go_on = || !shared.stop.load(SeqCst);
     real_client::run_client(c, Client::new(cfg), &workload, seed, pause_us, &*shared, go_on).await;
+}
+
+impl FaultLog for Shared {
+    fn now_ms(&self) -> u64 {
+        self.now_us() / 1000
+    }
+
+    fn fault(&self, at_ms: u64, what: String) {
+        Shared::fault(self, at_ms, what);
+    }
 }
 
 /// The run's history: each event stamped in µs since the start, and counted.
