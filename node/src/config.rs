@@ -83,15 +83,12 @@ pub struct ClusterConfig {
     pub limits: crate::limits_config::Limits,
 }
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// The file could not be read; the text is the operating system's.
-    #[error("{file}: cannot read: {source}")]
-    Unreadable {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read; `reason` is the operating system's text (kept as text so
+    /// that the error compares equal, as the simulator's errors that carry it need).
+    #[error("{file}: cannot read: {reason}")]
+    Unreadable { file: String, reason: String },
     /// Not INI; `msg` is the INI parser's text, at `line`:`col`.
     #[error("{file}: cannot read: {line}:{col} {msg}")]
     NotIni { file: String, line: usize, col: usize, msg: String },
@@ -159,7 +156,7 @@ impl ClusterConfig {
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Unreadable { file: file.clone(), source })?;
+            .map_err(|e| ConfigError::Unreadable { file: file.clone(), reason: e.to_string() })?;
         ClusterConfig::parse(&text, &file)
     }
 
