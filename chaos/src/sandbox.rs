@@ -122,43 +122,59 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Why a sandbox's state could not be read or planned, or a node or group named in it is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "{}: {source}; is there a sandbox here? start one with `arakoon-admin sandbox up`",
+        path.display()
+    )]
+    NoState { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", path.display())]
+    BadState { path: PathBuf, source: serde_json::Error },
+    #[error("no node {name:?} in this sandbox (nodes: {known})")]
+    UnknownNode { name: String, known: String },
+    #[error("a sandbox has 1 to {NODES_MAX} nodes, not {nodes}")]
+    NodeCount { nodes: usize },
+    #[error("the lease must be at least 1 ms")]
+    ZeroLease,
+    /// A `[global]` setting (`--set`, a drill's `config:`) the node would refuse.
+    #[error(transparent)]
+    Setting(Box<arakoon_node::config::ConfigError>),
+    #[error("a group names no node")]
+    EmptyGroup,
+    #[error("node {node} is named in two groups; each node belongs to one side")]
+    TwoGroups { node: String },
+    /// Creating the sandbox's directory, choosing its ports: the operating system's error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 impl SandboxState {
-    pub fn load(dir: &Path) -> io::Result<SandboxState> {
+    pub fn load(dir: &Path) -> Result<SandboxState, SandboxError> {
         let path = dir.join("sandbox.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "{}: {e}; is there a sandbox here? start one with `arakoon-admin sandbox up`",
-                    path.display()
-                ),
-            )
-        })?;
-        serde_json::from_str(&text).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-        })
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(SandboxError::NoState { path, source }),
+        };
+        serde_json::from_str(&text).map_err(|source| SandboxError::BadState { path, source })
     }
 
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         write_atomically(&dir.join("sandbox.json"), &serde_json::to_vec_pretty(self)?)
     }
 
-    pub fn node(&self, name: &str) -> io::Result<&SandboxNode> {
+    pub fn node(&self, name: &str) -> Result<&SandboxNode, SandboxError> {
         self.nodes.iter().find(|n| n.name == name).ok_or_else(|| self.unknown(name))
     }
 
-    pub fn node_mut(&mut self, name: &str) -> io::Result<&mut SandboxNode> {
-        let known = self.names().join(", ");
-        self.nodes.iter_mut().find(|n| n.name == name).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no node {name:?} (nodes: {known})"))
-        })
+    pub fn node_mut(&mut self, name: &str) -> Result<&mut SandboxNode, SandboxError> {
+        let unknown = self.unknown(name);
+        self.nodes.iter_mut().find(|n| n.name == name).ok_or(unknown)
     }
 
-    fn unknown(&self, name: &str) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no node {name:?} in this sandbox (nodes: {})", self.names().join(", ")),
-        )
+    fn unknown(&self, name: &str) -> SandboxError {
+        SandboxError::UnknownNode { name: name.to_string(), known: self.names().join(", ") }
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -208,7 +224,11 @@ pub fn save_net(dir: &Path, net: &NetState) -> io::Result<()> {
 
 /// Plans a sandbox of `nodes` nodes in `dir`: picks free ports, writes the configurations, and
 /// returns the state (no process started yet).
-pub fn plan(dir: &Path, nodes: usize, lease_ms: u64) -> io::Result<(SandboxState, ClusterConfig)> {
+pub fn plan(
+    dir: &Path,
+    nodes: usize,
+    lease_ms: u64,
+) -> Result<(SandboxState, ClusterConfig), SandboxError> {
     plan_with(dir, nodes, lease_ms, &[])
 }
 
@@ -219,15 +239,12 @@ pub fn plan_with(
     nodes: usize,
     lease_ms: u64,
     overrides: &[(String, String)],
-) -> io::Result<(SandboxState, ClusterConfig)> {
+) -> Result<(SandboxState, ClusterConfig), SandboxError> {
     if !(1..=NODES_MAX).contains(&nodes) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("a sandbox has 1 to {NODES_MAX} nodes, not {nodes}"),
-        ));
+        return Err(SandboxError::NodeCount { nodes });
     }
     if lease_ms == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the lease must be at least 1 ms"));
+        return Err(SandboxError::ZeroLease);
     }
     std::fs::create_dir_all(dir)?;
     let links = nodes * (nodes - 1);
@@ -265,7 +282,7 @@ pub fn plan_with(
         limits: Default::default(),
     }
     .with_overrides(overrides, "--set")
-    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    .map_err(|e| SandboxError::Setting(Box::new(e)))?;
     let mut link_list = Vec::with_capacity(links);
     let mut next = 2 * nodes;
     for a in &names {
@@ -319,7 +336,7 @@ pub fn plan_with(
 }
 
 /// The link states that cut the cluster into `groups` (nodes in no group are isolated).
-pub fn partition(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<NetState> {
+pub fn partition(state: &SandboxState, groups: &[Vec<String>]) -> Result<NetState, SandboxError> {
     check_groups(state, groups)?;
     let mut net = NetState::new();
     for l in &state.links {
@@ -333,7 +350,11 @@ pub fn partition(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<Net
 
 /// The link states that cut every link from a node of `from` to a node of `to`, and only those:
 /// `to` still reaches `from`.
-pub fn one_way(state: &SandboxState, from: &[String], to: &[String]) -> io::Result<NetState> {
+pub fn one_way(
+    state: &SandboxState,
+    from: &[String],
+    to: &[String],
+) -> Result<NetState, SandboxError> {
     check_groups(state, &[from.to_vec(), to.to_vec()])?;
     let mut net = NetState::new();
     for l in &state.links {
@@ -352,8 +373,8 @@ pub enum GroupsError {
     #[error("every node is in one group: nothing to cut; name at least two groups, e.g. `partition n0 n1,n2`")]
     OneGroup,
     /// A name that is no node, a node in two groups, an empty group.
-    #[error("{0}")]
-    Names(io::Error),
+    #[error(transparent)]
+    Names(SandboxError),
 }
 
 /// The link states for groups as an operator writes them (each a comma-separated list of
@@ -387,19 +408,16 @@ pub fn partition_of_groups(
 }
 
 /// Every name is a node of the sandbox, and no node is in two groups.
-fn check_groups(state: &SandboxState, groups: &[Vec<String>]) -> io::Result<()> {
+fn check_groups(state: &SandboxState, groups: &[Vec<String>]) -> Result<(), SandboxError> {
     let mut seen: Vec<&String> = Vec::new();
     for g in groups {
         if g.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a group names no node"));
+            return Err(SandboxError::EmptyGroup);
         }
         for n in g {
             state.node(n)?;
             if seen.contains(&n) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("node {n} is named in two groups; each node belongs to one side"),
-                ));
+                return Err(SandboxError::TwoGroups { node: n.clone() });
             }
             seen.push(n);
         }

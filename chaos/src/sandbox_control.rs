@@ -108,39 +108,67 @@ impl Answer {
 /// Why a command could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
+    /// Nothing listens on the control socket (the operating system's error says why).
     #[error(
-        "the sandbox in {dir} is not running: no supervisor answers on {socket} ({reason}); \
+        "the sandbox in {dir} is not running: no supervisor answers on {socket} ({source}); \
          start one with `arakoon-admin sandbox up --dir {dir}`"
     )]
-    NotRunning { dir: String, socket: String, reason: String },
-    #[error("the sandbox supervisor ({socket}) did not answer: {reason}; its log: {log}")]
-    NoAnswer { socket: String, reason: String, log: String },
+    NotRunning { dir: String, socket: String, source: io::Error },
+    #[error("the sandbox supervisor ({socket}) did not answer: {why}; its log: {log}")]
+    /// `why` is boxed to keep the errors that carry a `ControlError` small.
+    NoAnswer { socket: String, why: Box<Silence>, log: String },
+}
+
+/// Why a supervisor that was reached gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Silence {
+    /// Sending the request, or setting the socket's timeouts.
+    #[error("{0}")]
+    Send(io::Error),
+    #[error("{source} (waited {waited:?})")]
+    Read { source: LineError, waited: Duration },
+    #[error("a bad answer {answer:?}: {source}")]
+    BadAnswer { answer: String, source: serde_json::Error },
+}
+
+/// Why one line of the control protocol could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("the connection closed")]
+    Closed,
+    #[error("a line too long or cut off")]
+    TooLong,
 }
 
 /// Sends one request to the supervisor of the sandbox in `dir` and returns its answer.
 pub fn send(dir: &Path, request: &Request) -> Result<Answer, ControlError> {
     let socket = crate::sandbox::socket_path(dir);
-    let not_running = |reason: String| ControlError::NotRunning {
+    let not_running = |source| ControlError::NotRunning {
         dir: dir.display().to_string(),
         socket: socket.display().to_string(),
-        reason,
+        source,
     };
-    let no_answer = |reason: String| ControlError::NoAnswer {
+    let no_answer = |why| ControlError::NoAnswer {
         socket: socket.display().to_string(),
-        reason,
+        why: Box::new(why),
         log: dir.join("supervisor.log").display().to_string(),
     };
-    let stream = UnixStream::connect(&socket).map_err(|e| not_running(e.to_string()))?;
-    stream.set_read_timeout(Some(request.answer_within())).map_err(|e| no_answer(e.to_string()))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(|e| no_answer(e.to_string()))?;
-    let mut line = serde_json::to_vec(request).map_err(|e| no_answer(e.to_string()))?;
+    let stream = UnixStream::connect(&socket).map_err(not_running)?;
+    let send = |e| no_answer(Silence::Send(e));
+    stream.set_read_timeout(Some(request.answer_within())).map_err(send)?;
+    stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(send)?;
+    let mut line =
+        serde_json::to_vec(request).map_err(|e| no_answer(Silence::Send(io::Error::from(e))))?;
     line.push(b'\n');
-    (&stream).write_all(&line).map_err(|e| no_answer(e.to_string()))?;
+    (&stream).write_all(&line).map_err(send)?;
     let mut reply = String::new();
     BufReader::new(&stream)
         .take_line(&mut reply, ANSWER_BYTES_MAX)
-        .map_err(|e| no_answer(format!("{e} (waited {:?})", request.answer_within())))?;
-    serde_json::from_str(&reply).map_err(|e| no_answer(format!("a bad answer {reply:?}: {e}")))
+        .map_err(|source| no_answer(Silence::Read { source, waited: request.answer_within() }))?;
+    serde_json::from_str(&reply)
+        .map_err(|source| no_answer(Silence::BadAnswer { answer: reply.clone(), source }))
 }
 
 /// The longest request or answer line read.
@@ -149,17 +177,17 @@ pub const REQUEST_BYTES_MAX: u64 = 1 << 20;
 
 /// Reads one line of at most `max` bytes.
 pub trait TakeLine {
-    fn take_line(self, line: &mut String, max: u64) -> io::Result<()>;
+    fn take_line(self, line: &mut String, max: u64) -> Result<(), LineError>;
 }
 
 impl<R: BufRead> TakeLine for R {
-    fn take_line(self, line: &mut String, max: u64) -> io::Result<()> {
+    fn take_line(self, line: &mut String, max: u64) -> Result<(), LineError> {
         let n = self.take(max).read_line(line)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed"));
+            return Err(LineError::Closed);
         }
         if !line.ends_with('\n') {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "a line too long or cut off"));
+            return Err(LineError::TooLong);
         }
         Ok(())
     }

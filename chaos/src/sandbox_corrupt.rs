@@ -6,11 +6,61 @@
 //! changes the bytes and says exactly which ones, so the operator can watch the node's start-up
 //! validation find them (or not).
 
+use crate::sandbox::{self, SandboxState};
 use crate::sandbox_control::{CorruptHow, CorruptTarget};
-use arakoon_node::tlog::{self, FileKind, FsDir, LogDir, ENTRY_HEADER_BYTES};
+use arakoon_node::tlog::{self, FileKind, FsDir, LogDir, TlogError, ENTRY_HEADER_BYTES};
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// Why a node's files were not damaged.
+#[derive(Debug, thiserror::Error)]
+pub enum CorruptError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Tlog(Box<TlogError>),
+    #[error("{} holds no TLog file yet; start the node first", dir.display())]
+    NoTlog { dir: PathBuf },
+    #[error("the newest TLog file {name} is an archive; only a plain .tlog is damaged here")]
+    Archive { name: String },
+    #[error("{} holds no whole entry to damage; write something first", path.display())]
+    NoEntry { path: PathBuf },
+    #[error("{} holds no file to damage; start the node first", store.display())]
+    NoStoreFile { store: PathBuf },
+    /// `node` is named by the caller's prefix (`n1: still runs ...`).
+    #[error("still runs as pid {pid}; `sandbox down --dir {}` first", dir.display())]
+    StillRuns { node: String, pid: u32, dir: PathBuf },
+    /// The node is not one of the sandbox's.
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+}
+
+fn at(path: &Path) -> impl Fn(io::Error) -> CorruptError + '_ {
+    move |source| CorruptError::Io { path: path.to_path_buf(), source }
+}
+
+/// Damages the files of node `name` of the sandbox in `dir` while the sandbox is down (no
+/// supervisor to ask): refused if the node's process still runs. Returns what was done.
+pub fn corrupt_down(
+    dir: &Path,
+    state: &SandboxState,
+    name: &str,
+    target: CorruptTarget,
+    how: CorruptHow,
+) -> Result<String, CorruptError> {
+    let node = state.node(name)?;
+    if let Some(pid) = node.pid.filter(|&p| crate::process::pid_alive(p)) {
+        return Err(CorruptError::StillRuns {
+            node: name.to_string(),
+            pid,
+            dir: dir.to_path_buf(),
+        });
+    }
+    let home = sandbox::node_home(dir, name);
+    let tlogs = sandbox::node_tlog_dir(dir, name);
+    corrupt(&home, &tlogs, target, how)
+}
 
 /// Damages the files of the node whose home is `home` and TLog directory `tlog_dir`; returns
 /// what was done, for the operator.
@@ -19,7 +69,7 @@ pub fn corrupt(
     tlog_dir: &Path,
     target: CorruptTarget,
     how: CorruptHow,
-) -> io::Result<String> {
+) -> Result<String, CorruptError> {
     match target {
         CorruptTarget::Tlog => corrupt_tlog(tlog_dir, how),
         CorruptTarget::Store => corrupt_store(&home.join("store"), how),
@@ -33,33 +83,20 @@ struct EntrySpan {
     bytes: u64,
 }
 
-fn corrupt_tlog(tlog_dir: &Path, how: CorruptHow) -> io::Result<String> {
-    let dir = FsDir::open(tlog_dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tlog_dir.display())))?;
-    let files = tlog::list_files(&dir).map_err(|e| io::Error::other(e.to_string()))?;
+fn corrupt_tlog(tlog_dir: &Path, how: CorruptHow) -> Result<String, CorruptError> {
+    let dir = FsDir::open(tlog_dir).map_err(at(tlog_dir))?;
+    let files = tlog::list_files(&dir).map_err(|e| CorruptError::Tlog(Box::new(e)))?;
     let Some(newest) = files.last().cloned() else {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} holds no TLog file yet; start the node first", tlog_dir.display()),
-        ));
+        return Err(CorruptError::NoTlog { dir: tlog_dir.to_path_buf() });
     };
     if newest.kind != FileKind::Tlog {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "the newest TLog file {} is an archive; only a plain .tlog is damaged here",
-                newest.name()
-            ),
-        ));
+        return Err(CorruptError::Archive { name: newest.name() });
     }
     let path = tlog_dir.join(newest.name());
-    let size = std::fs::metadata(&path)?.len();
-    let spans = entry_spans(&dir, &newest, size)?;
+    let size = std::fs::metadata(&path).map_err(at(&path))?.len();
+    let spans = entry_spans(&dir, &newest, size);
     if spans.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} holds no whole entry to damage; write something first", path.display()),
-        ));
+        return Err(CorruptError::NoEntry { path });
     }
     match how {
         CorruptHow::Bitflip => {
@@ -72,7 +109,7 @@ fn corrupt_tlog(tlog_dir: &Path, how: CorruptHow) -> io::Result<String> {
             } else {
                 e.offset
             };
-            flip_bit(&path, at, 4)?;
+            flip_bit(&path, at, 4).map_err(self::at(&path))?;
             Ok(format!(
                 "flipped bit 4 of byte {at} of {} (inside the entry for i={} at offset {}); \
                  `arakoon-admin tlog verify {}` shows it, and the node's start-up validation \
@@ -86,7 +123,7 @@ fn corrupt_tlog(tlog_dir: &Path, how: CorruptHow) -> io::Result<String> {
         CorruptHow::Truncate => {
             let e = spans.last().expect("not empty");
             let cut = e.offset + (e.bytes / 2).max(1);
-            OpenOptions::new().write(true).open(&path)?.set_len(cut)?;
+            cut_to(&path, cut)?;
             Ok(format!(
                 "cut {} from {size} to {cut} bytes, in the middle of its last entry (i={} at \
                  offset {}): a torn tail, as a crash in the middle of a write leaves it",
@@ -99,7 +136,7 @@ fn corrupt_tlog(tlog_dir: &Path, how: CorruptHow) -> io::Result<String> {
 }
 
 /// The entries of `file` (the directory's last file) in order, as far as they read cleanly.
-fn entry_spans(dir: &FsDir, file: &tlog::TlogFile, size: u64) -> io::Result<Vec<EntrySpan>> {
+fn entry_spans(dir: &FsDir, file: &tlog::TlogFile, size: u64) -> Vec<EntrySpan> {
     let mut spans: Vec<EntrySpan> = Vec::new();
     let mut visit = |e: &tlog::Entry, p: tlog::Position<'_>| {
         if p.file == file {
@@ -113,20 +150,17 @@ fn entry_spans(dir: &FsDir, file: &tlog::TlogFile, size: u64) -> io::Result<Vec<
         let end = spans.get(k + 1).map_or(size, |next| next.offset);
         spans[k].bytes = end.saturating_sub(spans[k].offset);
     }
-    Ok(spans)
+    spans
 }
 
-fn corrupt_store(store: &Path, how: CorruptHow) -> io::Result<String> {
+fn corrupt_store(store: &Path, how: CorruptHow) -> Result<String, CorruptError> {
     let Some((path, size)) = largest_file(store)? else {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} holds no file to damage; start the node first", store.display()),
-        ));
+        return Err(CorruptError::NoStoreFile { store: store.to_path_buf() });
     };
     match how {
         CorruptHow::Bitflip => {
             let at = size / 2;
-            flip_bit(&path, at, 4)?;
+            flip_bit(&path, at, 4).map_err(self::at(&path))?;
             Ok(format!(
                 "flipped bit 4 of byte {at} of {} (the store's largest file, {size} bytes)",
                 path.display()
@@ -134,7 +168,7 @@ fn corrupt_store(store: &Path, how: CorruptHow) -> io::Result<String> {
         }
         CorruptHow::Truncate => {
             let cut = size / 2;
-            OpenOptions::new().write(true).open(&path)?.set_len(cut)?;
+            cut_to(&path, cut)?;
             Ok(format!(
                 "cut {} (the store's largest file) from {size} to {cut} bytes",
                 path.display()
@@ -144,15 +178,14 @@ fn corrupt_store(store: &Path, how: CorruptHow) -> io::Result<String> {
 }
 
 /// The largest regular file under `root`, with its size.
-fn largest_file(root: &Path) -> io::Result<Option<(PathBuf, u64)>> {
+fn largest_file(root: &Path) -> Result<Option<(PathBuf, u64)>, CorruptError> {
     let mut best: Option<(PathBuf, u64)> = None;
     let mut todo = vec![root.to_path_buf()];
     while let Some(d) = todo.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", d.display())))?;
+        let entries = std::fs::read_dir(&d).map_err(at(&d))?;
         for entry in entries {
-            let entry = entry?;
-            let meta = entry.metadata()?;
+            let entry = entry.map_err(at(&d))?;
+            let meta = entry.metadata().map_err(at(&entry.path()))?;
             if meta.is_dir() {
                 todo.push(entry.path());
             } else if meta.is_file() && best.as_ref().is_none_or(|(_, size)| meta.len() > *size) {
@@ -161,6 +194,11 @@ fn largest_file(root: &Path) -> io::Result<Option<(PathBuf, u64)>> {
         }
     }
     Ok(best.filter(|(_, size)| *size > 0))
+}
+
+/// Cuts the file at `path` to `len` bytes.
+fn cut_to(path: &Path, len: u64) -> Result<(), CorruptError> {
+    OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(len)).map_err(at(path))
 }
 
 fn flip_bit(path: &Path, at: u64, bit: u8) -> io::Result<()> {
@@ -193,6 +231,25 @@ mod tests {
             w.append(&[(i, &v)]).unwrap();
         }
         w.close().unwrap();
+    }
+
+    /// With the sandbox down, a node whose process still runs is not touched, and a name that
+    /// is no node is refused with the known ones.
+    #[test]
+    fn corrupting_a_stopped_sandbox_refuses_a_running_node_and_an_unknown_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut state, _) = sandbox::plan_with(tmp.path(), 3, 1000, &[]).unwrap();
+        state.nodes[1].pid = Some(std::process::id());
+        let e = corrupt_down(tmp.path(), &state, "n1", CorruptTarget::Tlog, CorruptHow::Bitflip)
+            .unwrap_err();
+        assert!(matches!(&e, CorruptError::StillRuns { node, .. } if node == "n1"), "{e}");
+        assert!(e.to_string().contains("sandbox down --dir"), "{e}");
+        let e = corrupt_down(tmp.path(), &state, "n7", CorruptTarget::Tlog, CorruptHow::Bitflip)
+            .unwrap_err();
+        assert!(e.to_string().contains("n0, n1, n2"), "{e}");
+        let e = corrupt_down(tmp.path(), &state, "n0", CorruptTarget::Store, CorruptHow::Bitflip)
+            .unwrap_err();
+        assert!(matches!(e, CorruptError::Io { .. } | CorruptError::NoStoreFile { .. }), "{e}");
     }
 
     #[test]

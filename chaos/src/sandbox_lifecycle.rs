@@ -23,6 +23,9 @@ pub enum LifecycleError {
     Create { dir: PathBuf, source: io::Error },
     #[error("{}: {source}", dir.display())]
     Read { dir: PathBuf, source: io::Error },
+    /// The sandbox's state file (the error names it).
+    #[error(transparent)]
+    State(#[from] crate::sandbox::SandboxError),
     #[error("a sandbox already runs in {dir} (supervisor pid {pid}); `arakoon-admin sandbox status --dir {dir}` shows it, `sandbox down --dir {dir}` stops it", dir = dir.display())]
     AlreadyRunning { dir: PathBuf, pid: u32 },
     #[error("{dir} holds a sandbox that is down (its data kept for inspection); `arakoon-admin sandbox down --dir {dir} --clean` deletes it, or choose another --dir", dir = dir.display())]
@@ -44,8 +47,7 @@ pub fn prepare_dir(dir: &Path) -> Result<PathBuf, LifecycleError> {
         .canonicalize()
         .map_err(|source| LifecycleError::Read { dir: dir.to_path_buf(), source })?;
     if dir.join("sandbox.json").exists() {
-        let state = SandboxState::load(&dir)
-            .map_err(|source| LifecycleError::Read { dir: dir.clone(), source })?;
+        let state = SandboxState::load(&dir)?;
         return Err(match state.running_supervisor() {
             Some(pid) => LifecycleError::AlreadyRunning { dir, pid },
             None => LifecycleError::DownButKept { dir },
@@ -67,7 +69,7 @@ pub fn prepare_dir(dir: &Path) -> Result<PathBuf, LifecycleError> {
 /// Returns what was done, a line each, for the caller to show.
 pub fn down(dir: &Path, clean: bool) -> Result<Vec<String>, LifecycleError> {
     let read = |source| LifecycleError::Read { dir: dir.to_path_buf(), source };
-    let state = SandboxState::load(dir).map_err(read)?;
+    let state = SandboxState::load(dir)?;
     let dir = dir.canonicalize().map_err(read)?;
     let shown = dir.display();
     let mut said = Vec::new();

@@ -59,8 +59,31 @@ const POLL: Duration = Duration::from_millis(50);
 /// How often the owner process and the control socket are checked.
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 
+/// Why the supervisor could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{}: {source}", path.display())]
+    Path { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    State(#[from] crate::sandbox::SandboxError),
+    #[error("{}: another supervisor already runs this sandbox", socket.display())]
+    AlreadySupervised { socket: PathBuf },
+    #[error(
+        "the proxy for {link} cannot listen on {listen}: {source}; another program took the \
+         port since `up` picked it: `sandbox down --clean` and `up` again"
+    )]
+    Proxy { link: String, listen: SocketAddr, source: io::Error },
+    /// A node that would not start; the message is the refusal the supervisor would answer
+    /// with (it names the node, its exit and its log).
+    #[error("{0}")]
+    NodeStart(String),
+    /// The control socket, the runtime: the operating system's error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// Runs the supervisor of the (planned) sandbox in `dir` until it is told to stop.
-pub fn run(dir: &Path) -> io::Result<()> {
+pub fn run(dir: &Path) -> Result<(), SupervisorError> {
     let dir = dir.canonicalize().map_err(|e| with_path(e, dir))?;
     let state = SandboxState::load(&dir)?;
     // The nodes inherit it: their logs are files, not terminals (tracing colours otherwise).
@@ -88,8 +111,8 @@ pub fn run(dir: &Path) -> io::Result<()> {
     result
 }
 
-fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+fn with_path(source: io::Error, path: &Path) -> SupervisorError {
+    SupervisorError::Path { path: path.to_path_buf(), source }
 }
 
 /// A line in the supervisor's log (its stdout), with the time.
@@ -111,14 +134,11 @@ fn install_signal_handlers() {
 }
 
 /// Binds the control socket; a stale one (no one listening) is replaced, a live one refused.
-fn bind(dir: &Path) -> io::Result<UnixListener> {
+fn bind(dir: &Path) -> Result<UnixListener, SupervisorError> {
     let path = sandbox::socket_path(dir);
     if path.exists() {
         if UnixStream::connect(&path).is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{}: another supervisor already runs this sandbox", path.display()),
-            ));
+            return Err(SupervisorError::AlreadySupervised { socket: path });
         }
         std::fs::remove_file(&path).map_err(|e| with_path(e, &path))?;
     }
@@ -127,20 +147,15 @@ fn bind(dir: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn start_proxies(state: &SandboxState) -> io::Result<BTreeMap<String, ProxyHandle>> {
+async fn start_proxies(
+    state: &SandboxState,
+) -> Result<BTreeMap<String, ProxyHandle>, SupervisorError> {
     let mut proxies = BTreeMap::new();
     for l in &state.links {
         let upstream = SocketAddr::new(LOCALHOST, state.node(&l.to)?.messaging_port);
         let listen = SocketAddr::new(LOCALHOST, l.proxy_port);
-        let handle = proxy::start(listen, upstream).await.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "the proxy for {} cannot listen on {listen}: {e}; another program took the \
-                     port since `up` picked it: `sandbox down --clean` and `up` again",
-                    link_name(&l.from, &l.to)
-                ),
-            )
+        let handle = proxy::start(listen, upstream).await.map_err(|source| {
+            SupervisorError::Proxy { link: link_name(&l.from, &l.to), listen, source }
         })?;
         proxies.insert(link_name(&l.from, &l.to), handle);
     }
@@ -181,13 +196,13 @@ impl Supervisor {
         vec!["--node".into(), name.into(), "-config".into(), ini.display().to_string()]
     }
 
-    fn start_all(&mut self) -> io::Result<()> {
+    fn start_all(&mut self) -> Result<(), SupervisorError> {
         let names = self.state.names();
         for name in &names {
-            self.spawn_node(name).map_err(|a| io::Error::other(a.message))?;
+            self.spawn_node(name).map_err(|a| SupervisorError::NodeStart(a.message))?;
         }
         self.save();
-        self.check_started(&names).map_err(|a| io::Error::other(a.message))
+        self.check_started(&names).map_err(|a| SupervisorError::NodeStart(a.message))
     }
 
     /// Starts node `name` (not yet running); the caller checks it stayed up.
@@ -257,7 +272,7 @@ impl Supervisor {
         self.save();
     }
 
-    fn serve(&mut self, listener: &UnixListener) -> io::Result<()> {
+    fn serve(&mut self, listener: &UnixListener) -> Result<(), SupervisorError> {
         let mut checked = Instant::now();
         loop {
             if STOP_REQUESTED.load(Ordering::SeqCst) {

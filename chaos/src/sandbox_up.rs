@@ -64,7 +64,7 @@ pub enum UpError {
     #[error(transparent)]
     Dir(#[from] LifecycleError),
     #[error("cannot plan the sandbox in {}: {source}", dir.display())]
-    Plan { dir: PathBuf, source: io::Error },
+    Plan { dir: PathBuf, source: crate::sandbox::SandboxError },
     #[error("cannot start the sandbox's supervisor {}: {source}", program.display())]
     Supervisor { program: PathBuf, source: io::Error },
     #[error("cannot start the runtime: {0}")]
@@ -121,7 +121,7 @@ pub fn up(plan: &UpPlan) -> Result<Up, UpError> {
         sandbox::plan_with(&dir, plan.nodes, plan.lease_ms, &plan.settings).map_err(plan_error)?;
     state.arakoon_bin = Some(plan.arakoon.clone());
     state.owner_pid = plan.owner_pid;
-    state.save(&dir).map_err(plan_error)?;
+    state.save(&dir).map_err(|e| plan_error(e.into()))?;
 
     let (program, args) = &plan.supervisor;
     let log = dir.join("supervisor.log");

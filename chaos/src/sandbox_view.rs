@@ -67,7 +67,7 @@ pub struct SandboxStatus {
 pub enum StatusError {
     /// No sandbox in `dir`, or its state unreadable (the error names the file and what to do).
     #[error("{source}")]
-    State { dir: PathBuf, source: io::Error },
+    State { dir: PathBuf, source: crate::sandbox::SandboxError },
     #[error(transparent)]
     Config(#[from] arakoon_node::config::ConfigError),
     #[error("cannot start the runtime: {0}")]

@@ -9,6 +9,8 @@
 //! called, so equal times count as concurrent and a coarse clock never makes a correct history
 //! look wrong.
 
+use crate::model::RawError;
+use crate::value::Value;
 use serde::Serialize;
 
 /// What the caller learnt about an operation.
@@ -51,20 +53,82 @@ pub struct History<I, O> {
 /// Why a history cannot be checked, with the line (or operation index) at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryError {
-    #[error("line {line}: {reason}")]
-    AtLine { line: usize, reason: String },
-    #[error("operation {index}: {reason}")]
-    AtOperation { index: usize, reason: String },
-    #[error("{0}")]
-    Whole(String),
+    #[error("line {line}: {why}")]
+    AtLine { line: usize, why: Malformed },
+    #[error("operation {index}: {why}")]
+    AtOperation { index: usize, why: Malformed },
+    #[error("{ops} operations; at most {HISTORY_OPS_MAX} are checked")]
+    TooLong { ops: usize },
+    #[error("one line number per operation is needed")]
+    LinesMismatch,
+    #[error("initial value for {model}: {why}")]
+    BadInitial { model: &'static str, why: RawError },
+    #[error("initial value for {model}: this model has no initial value to set")]
+    NoInitial { model: &'static str },
+}
+
+/// What is wrong with one line (or operation) of a history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// The JSON parser's text.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// The EDN reader's text (of the file, or of `value` when `value` is `Some`).
+    #[error("{}{message}", value.as_ref().map(|v| format!("value {v:?}: ")).unwrap_or_default())]
+    NotEdn { value: Option<String>, message: String },
+    #[error("not a JSON object")]
+    NotJsonObject,
+    #[error("number {0} is not a 64-bit integer")]
+    NotAnI64(String),
+    #[error("expected an operation map, found {0}")]
+    NotAMap(Value),
+    #[error("not a Jepsen operation line (no `jepsen.util -`)")]
+    NotJepsenLine,
+    #[error("expected `-` after jepsen.util")]
+    NoDashAfterUtil,
+    /// A field is absent; `field` is spelled as the format spells it (`"process"`, `:process`).
+    #[error("no {field}")]
+    Missing { field: &'static str },
+    /// A field is absent or none of the values it may take (`among`).
+    #[error("no {field} among {among}")]
+    NoneAmong { field: &'static str, among: &'static str },
+    #[error("{field} is not {expected}")]
+    NotA { field: &'static str, expected: &'static str },
+    /// A field that holds what it may not: `{field} {found} is {wrong}` (`wrong`: "not a
+    /// number", "none of :invoke, ...").
+    #[error("{field} {found} is {wrong}")]
+    Found { field: &'static str, found: String, wrong: &'static str },
+    #[error("process {0} is neither a non-negative integer nor the nemesis")]
+    BadProcess(Value),
+    #[error("\"time\" must be on every line or on none")]
+    TimeOnSomeLines,
+    #[error("process {process} calls again while its call on line {open_line} is still open")]
+    CallsAgain { process: u64, open_line: usize },
+    #[error("a call without a function name")]
+    CallWithoutFunction,
+    #[error("a return for process {process} without a call")]
+    ReturnWithoutCall { process: u64 },
+    #[error("returns {f} for process {process} whose call on line {call_line} was {call_f}")]
+    ReturnOfAnotherFunction { f: String, process: u64, call_line: usize, call_f: String },
+    #[error("returns at time {ret}, before its call at {call}")]
+    ReturnsBeforeCall { ret: u64, call: u64 },
+    #[error("an ok or failed operation needs a return time")]
+    NoReturnTime,
+    /// The model cannot read the call of `f` (boxed, as is [`Malformed::BadReturn`]'s, to keep
+    /// every `Result` of the importers small).
+    #[error("{f}: {why}")]
+    BadCall { f: String, why: Box<RawError> },
+    /// The model cannot read what `f` returned.
+    #[error("{f} returned {value}: {why}")]
+    BadReturn { f: String, value: Box<Value>, why: Box<RawError> },
 }
 
 impl HistoryError {
     /// The error for operation `index` of a history whose call lines are `lines`.
-    pub(crate) fn at(lines: &[usize], index: usize, reason: impl Into<String>) -> HistoryError {
+    pub(crate) fn at(lines: &[usize], index: usize, why: Malformed) -> HistoryError {
         match lines.get(index) {
-            Some(&line) => HistoryError::AtLine { line, reason: reason.into() },
-            None => HistoryError::AtOperation { index, reason: reason.into() },
+            Some(&line) => HistoryError::AtLine { line, why },
+            None => HistoryError::AtOperation { index, why },
         }
     }
 }
@@ -81,29 +145,19 @@ impl<I, O> History<I, O> {
         lines: Vec<usize>,
     ) -> Result<History<I, O>, HistoryError> {
         if ops.len() > HISTORY_OPS_MAX {
-            return Err(HistoryError::Whole(format!(
-                "{} operations; at most {HISTORY_OPS_MAX} are checked",
-                ops.len()
-            )));
+            return Err(HistoryError::TooLong { ops: ops.len() });
         }
         if !lines.is_empty() && lines.len() != ops.len() {
-            return Err(HistoryError::Whole("one line number per operation is needed".into()));
+            return Err(HistoryError::LinesMismatch);
         }
         for (index, op) in ops.iter().enumerate() {
             match (op.outcome, op.ret) {
                 (Outcome::Ok | Outcome::Fail, None) => {
-                    return Err(HistoryError::at(
-                        &lines,
-                        index,
-                        "an ok or failed operation needs a return time",
-                    ));
+                    return Err(HistoryError::at(&lines, index, Malformed::NoReturnTime));
                 }
                 (_, Some(ret)) if ret < op.call => {
-                    return Err(HistoryError::at(
-                        &lines,
-                        index,
-                        format!("returns at {ret}, before its call at {}", op.call),
-                    ));
+                    let why = Malformed::ReturnsBeforeCall { ret, call: op.call };
+                    return Err(HistoryError::at(&lines, index, why));
                 }
                 _ => {}
             }

@@ -26,7 +26,7 @@ pub use check::{
     Verdict, Violation,
 };
 pub use explain::{html::render_html, text::render_text};
-pub use history::{History, HistoryError, Operation, Outcome};
+pub use history::{History, HistoryError, Malformed, Operation, Outcome};
 pub use model::{FromRaw, Model, Partition, RawError};
 pub use run::{check_raw, Checked, ModelKind};
 pub use value::Value;

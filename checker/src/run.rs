@@ -150,8 +150,7 @@ pub fn check_raw(
     raw: &RawHistory,
     budget: &Budget,
 ) -> Result<Checked, HistoryError> {
-    let bad_initial =
-        |e: RawError| HistoryError::Whole(format!("initial value for {}: {e}", kind.name()));
+    let bad_initial = |why: RawError| HistoryError::BadInitial { model: kind.name(), why };
     match kind {
         ModelKind::Register | ModelKind::CasRegister | ModelKind::EtcdRegister => {
             let default = if kind == ModelKind::CasRegister { Some(0) } else { None };
@@ -174,10 +173,7 @@ pub fn check_raw(
         }
         ModelKind::Mutex | ModelKind::Set => {
             if initial.is_some() {
-                return Err(HistoryError::Whole(format!(
-                    "initial value for {}: this model has no initial value to set",
-                    kind.name()
-                )));
+                return Err(HistoryError::NoInitial { model: kind.name() });
             }
             if kind == ModelKind::Mutex {
                 run(&Mutex, raw, budget)

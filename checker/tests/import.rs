@@ -12,7 +12,7 @@ fn read_ok(text: &str, format: Format) -> RawHistory {
 fn read_err(text: &str, format: Format) -> (usize, String) {
     match read(text, format) {
         Ok(h) => panic!("accepted a bad history ({} ops):\n{text}", h.len()),
-        Err(HistoryError::AtLine { line, reason }) => (line, reason),
+        Err(HistoryError::AtLine { line, why }) => (line, why.to_string()),
         Err(other) => panic!("an error without a line: {other}"),
     }
 }

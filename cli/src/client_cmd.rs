@@ -11,7 +11,7 @@ use crate::connect::{client_failure, learn_names, ConnectArgs};
 use crate::exit::Exit;
 use crate::output::{confirm, escape, Failure};
 use arakoon_node::client::sequence_file::parse_sequence;
-use arakoon_node::client::{Client, ClientConfig, ClientError};
+use arakoon_node::client::{Client, ClientConfig, ClientError, ReadError};
 use arakoon_node::protocol::client::{Consistency, Payload, Reply, Request};
 use arakoon_node::shell::statistics::{self, StatValue};
 use arakoon_node::store::Range;
@@ -451,31 +451,15 @@ fn unexpected(req: &Request, payload: Payload) -> Failure {
 /// at-least one is served by the first node, in the order given, that answers, so that naming
 /// one node reads from that node.
 async fn read_request(client: &mut Client, req: &Request, what: &str) -> Result<Payload, Failure> {
-    let consistent = match req {
-        Request::Get { c, .. }
-        | Request::Range { c, .. }
-        | Request::RangeEntries { c, .. }
-        | Request::PrefixKeys { c, .. } => *c == Consistency::Consistent,
-        _ => true,
-    };
-    if consistent {
-        return client.request(req).await.map_err(|e| client_failure(what, e));
-    }
-    let mut notes = Vec::new();
-    for k in 0..client.config().nodes.len() {
-        let name = client.config().nodes[k].0.clone();
-        match client.ask(k, req).await {
-            Ok(Reply::Ok(payload)) => return Ok(payload),
-            Ok(Reply::Failed { rc, message }) => {
-                return Err(client_failure(
-                    &format!("{what} on {name}"),
-                    ClientError::Failed { rc, message },
-                ))
-            }
-            Err(e) => notes.push(format!("{name}: {e}")),
+    client.read(req).await.map_err(|e| match e {
+        ReadError::Master(e) => client_failure(what, e),
+        ReadError::Refused { node, rc, message } => {
+            client_failure(&format!("{what} on {node}"), ClientError::Failed { rc, message })
         }
-    }
-    Err(Failure::new(Exit::Unreachable, format!("{what}: no node answered: {}", notes.join("; "))))
+        e @ ReadError::NoNodeAnswered { .. } => {
+            Failure::new(Exit::Unreachable, format!("{what}: {e}"))
+        }
+    })
 }
 
 fn version_out(major: i32, minor: i32, patch: i32, info: &str) -> (String, Json) {
@@ -528,14 +512,7 @@ async fn collapse(
 }
 
 fn node_of(config: &ClientConfig, node: &str) -> Result<usize, Failure> {
-    config
-        .nodes
-        .iter()
-        .position(|(name, addr)| name == node || addr.to_string() == node)
-        .ok_or_else(|| {
-            let known: Vec<&str> = config.nodes.iter().map(|(n, _)| n.as_str()).collect();
-            Failure::new(Exit::BadInput, format!("no node {node:?} (known: {})", known.join(", ")))
-        })
+    config.node_index(node).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))
 }
 
 /// Asks node `k` directly, without master discovery.

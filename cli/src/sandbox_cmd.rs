@@ -478,19 +478,7 @@ fn corrupt(dir: &Path, args: CorruptArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
     // The sandbox is down: no node runs (they die with the supervisor); damage the files here.
-    if let Some(pid) = node.pid.filter(|&p| process::pid_alive(p)) {
-        return Err(Failure::new(
-            Exit::BadInput,
-            format!(
-                "{} still runs as pid {pid}; `sandbox down --dir {}` first",
-                node.name,
-                dir.display()
-            ),
-        ));
-    }
-    let home = sandbox::node_home(dir, &node.name);
-    let tlogs = sandbox::node_tlog_dir(dir, &node.name);
-    let done = arakoon_chaos::sandbox_corrupt::corrupt(&home, &tlogs, target, how)
+    let done = arakoon_chaos::sandbox_corrupt::corrupt_down(dir, &state, &node.name, target, how)
         .map_err(|e| Failure::new(Exit::BadInput, format!("{}: {e}", node.name)))?;
     println!("{}: {done}", node.name);
     Ok(0)

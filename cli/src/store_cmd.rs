@@ -9,6 +9,7 @@ use crate::exit::Exit;
 use crate::node_files::{open_own_store, open_store, NodeFiles, NodeFilesArgs};
 use crate::output::{escape, tlog_failure, Failure};
 use arakoon_node::head::RestoreError;
+use arakoon_node::store::verify::{self, Standing};
 use arakoon_node::store::{self, SledStore, Store};
 use arakoon_node::tlog::{self, FsDir};
 use clap::{Args, Subcommand};
@@ -230,11 +231,7 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
         )
     })?;
     let log_last = tlog::last_i(&dir).map_err(tlog_failure)?;
-    let committed = match (log_last, files.last_is_committed) {
-        (Some(i), true) => Some(i),
-        (Some(i), false) => i.checked_sub(1),
-        (None, _) => None,
-    };
+    let committed = verify::committed(log_last, files.last_is_committed);
     let store = match open_store(&files.store, &files.cluster_id)? {
         Ok(store) => store,
         Err(found) => {
@@ -254,8 +251,9 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
     };
     let applied = store.applied();
     let show = |i: Option<u64>| i.map_or("-".to_string(), |i| i.to_string());
-    match (applied, log_last) {
-        (Some(a), Some(last)) if a > last => problems.push(Problem {
+    let first = || tlog::log_first_i(&dir).map_err(tlog_failure);
+    match verify::standing(applied, log_last, committed, first)? {
+        Standing::AheadOfTlog { applied: a, last } => problems.push(Problem {
             code: 40,
             kind: "store_ahead",
             message: format!(
@@ -264,7 +262,7 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
             ),
             repair: format!("the store belongs to another history; rebuild it: {rebuild}"),
         }),
-        (Some(a), None) => problems.push(Problem {
+        Standing::AheadOfEmptyTlog { applied: a } => problems.push(Problem {
             code: 40,
             kind: "store_ahead",
             message: format!(
@@ -275,37 +273,30 @@ fn verify(args: &VerifyArgs) -> Result<i32, Failure> {
                      arakoon-admin catchup --node NAME -config FILE"
                 .to_string(),
         }),
-        (a, _) if committed.is_some_and(|c| a.is_none_or(|a| a < c)) => {
-            let need = a.map_or(0, |a| a + 1);
-            let first = tlog::log_first_i(&dir).map_err(tlog_failure)?;
-            if first.is_some_and(|f| f > need) {
-                problems.push(Problem {
-                    code: 41,
-                    kind: "gap",
-                    message: format!(
-                        "the store needs i={need} next but the TLog resumes at i={}",
-                        show(first)
-                    ),
-                    repair: "catch the node up from a peer: arakoon-admin catchup --node NAME \
-                             -config FILE (after moving the store aside)"
-                        .to_string(),
-                });
-            } else {
-                problems.push(Problem {
-                    code: 42,
-                    kind: "store_behind",
-                    message: format!(
-                        "the store has applied i={} but the TLog has committed up to i={}",
-                        show(a),
-                        show(committed)
-                    ),
-                    repair: format!(
-                        "harmless: the node replays the rest when it starts; or now: {rebuild}"
-                    ),
-                });
-            }
-        }
-        _ => {}
+        Standing::Gap { need, first } => problems.push(Problem {
+            code: 41,
+            kind: "gap",
+            message: format!(
+                "the store needs i={need} next but the TLog resumes at i={}",
+                show(first)
+            ),
+            repair: "catch the node up from a peer: arakoon-admin catchup --node NAME \
+                     -config FILE (after moving the store aside)"
+                .to_string(),
+        }),
+        Standing::Behind { applied: a, committed } => problems.push(Problem {
+            code: 42,
+            kind: "store_behind",
+            message: format!(
+                "the store has applied i={} but the TLog has committed up to i={}",
+                show(a),
+                show(committed)
+            ),
+            repair: format!(
+                "harmless: the node replays the rest when it starts; or now: {rebuild}"
+            ),
+        }),
+        Standing::Agrees => {}
     }
     let key_count = store.key_count().map_err(|e| Failure::new(Exit::Store, e.to_string()))?;
     let counted = for_each_entry(&store, &mut |_, _| {})?;

@@ -85,14 +85,71 @@ pub struct ClusterConfig {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// The file could not be read; `reason` is the operating system's text (kept as text so
+    /// that the error compares equal, as the simulator's errors that carry it need).
     #[error("{file}: cannot read: {reason}")]
     Unreadable { file: String, reason: String },
-    #[error("{file}: [{section}] {key}: {reason}")]
-    Bad { file: String, section: String, key: String, reason: String },
-    #[error("{file}: [{section}]: {reason}")]
-    BadSection { file: String, section: String, reason: String },
+    /// Not INI; `msg` is the INI parser's text, at `line`:`col`.
+    #[error("{file}: cannot read: {line}:{col} {msg}")]
+    NotIni { file: String, line: usize, col: usize, msg: String },
+    #[error("{file}: [{section}] {key}: {why}")]
+    /// `why` is boxed to keep every `Result` of the parser small.
+    Bad { file: String, section: String, key: String, why: Box<BadKey> },
+    /// A section given twice: which one would count is a guess, and Arakoon 1.9 counted a
+    /// repeated node section as a second node.
+    #[error("{file}: [{section}]: the section appears twice; merge the two into one")]
+    SectionTwice { file: String, section: String },
     #[error("{file}: node {node:?} is not in the cluster (known: {known})")]
     UnknownNode { file: String, node: String, known: String },
+}
+
+/// What is wrong with one key of a section (the why of [`ConfigError::Bad`]).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BadKey {
+    #[error("the section is missing")]
+    SectionMissing,
+    #[error("is required")]
+    Missing,
+    #[error("is empty; name a file")]
+    EmptyPath,
+    #[error("is given twice in this section; keep one")]
+    GivenTwice,
+    #[error("{text:?} is not a whole number ({min} to {max})")]
+    NotANumber { text: String, min: u64, max: u64 },
+    #[error("{value} is outside {min} to {max}")]
+    OutOfRange { value: u64, min: u64, max: u64 },
+    #[error("{text:?} is not true or false")]
+    NotABoolean { text: String },
+    #[error("{text:?} is not an IP address")]
+    NotAnIp { text: String },
+    #[error("{level:?} is not one of {levels:?}")]
+    UnknownLogLevel { level: String, levels: &'static [&'static str] },
+    #[error("lists no node")]
+    NoNode,
+    #[error("node {node:?} is listed twice")]
+    NodeTwice { node: String },
+    #[error("{node:?} is not one of {nodes:?}")]
+    NotANode { node: String, nodes: Vec<String> },
+    #[error(
+        "{quorum} is below a majority of {nodes} nodes ({majority}): two disjoint groups could \
+         both commit (split brain); set quorum = {majority} or more, or add \
+         allow_minority_quorum = true if that is meant"
+    )]
+    QuorumBelowMajority { quorum: usize, nodes: usize, majority: usize },
+    #[error("is {len} bytes long; at most {CLUSTER_ID_BYTES_MAX} are accepted")]
+    ClusterIdTooLong { len: usize },
+    #[error(
+        "{value_max} is above max_buffer_size ({buffer_max}): a request carrying such a value \
+         would be refused whole; lower max_value_size or raise max_buffer_size"
+    )]
+    ValueAboveBuffer { value_max: u32, buffer_max: u32 },
+    #[error(
+        "{ip}:{port} is already [{other}] {other_key} ({other_ip}:{port}); give each node its \
+         own ports"
+    )]
+    SocketShared { ip: IpAddr, port: u16, other: String, other_key: &'static str, other_ip: IpAddr },
+    #[error("cannot be set here (these can: {})", ClusterConfig::OVERRIDABLE.join(", "))]
+    NotOverridable,
 }
 
 impl ClusterConfig {
@@ -109,8 +166,11 @@ impl ClusterConfig {
         // escapes on, `a\\b` read back as `a\b` and a rendered file no longer said what was read
         // (found by the config_ini fuzz target).
         let options = ini::ParseOption { enabled_escape: false, ..Default::default() };
-        let ini = ini::Ini::load_from_str_opt(text, options).map_err(|e| {
-            ConfigError::Unreadable { file: file.to_string(), reason: e.to_string() }
+        let ini = ini::Ini::load_from_str_opt(text, options).map_err(|e| ConfigError::NotIni {
+            file: file.to_string(),
+            line: e.line,
+            col: e.col,
+            msg: e.msg.into_owned(),
         })?;
         let p = Parser { ini: &ini, file };
         p.no_duplicates()?;
@@ -122,11 +182,11 @@ impl ClusterConfig {
             .filter(|s| !s.is_empty())
             .collect();
         if names.is_empty() {
-            return Err(p.bad(g, "cluster", "lists no node"));
+            return Err(p.bad(g, "cluster", BadKey::NoNode));
         }
         for (k, n) in names.iter().enumerate() {
             if names[..k].contains(n) {
-                return Err(p.bad(g, "cluster", &format!("node {n:?} is listed twice")));
+                return Err(p.bad(g, "cluster", BadKey::NodeTwice { node: n.clone() }));
             }
         }
         let lease_ms = match p.optional(g, "lease_period_ms") {
@@ -142,22 +202,18 @@ impl ClusterConfig {
         let minority_allowed = p.boolean(g, "allow_minority_quorum", false)?;
         if let Some(q) = quorum.filter(|q| *q < majority) {
             if !minority_allowed {
-                return Err(p.bad(
-                    g,
-                    "quorum",
-                    &format!(
-                        "{q} is below a majority of {} nodes ({majority}): two disjoint groups \
-                         could both commit (split brain); set quorum = {majority} or more, or add \
-                         allow_minority_quorum = true if that is meant",
-                        names.len()
-                    ),
-                ));
+                let why = BadKey::QuorumBelowMajority { quorum: q, nodes: names.len(), majority };
+                return Err(p.bad(g, "quorum", why));
             }
         }
         let forced_master = p.optional(g, "master").map(str::to_string);
         if let Some(m) = &forced_master {
             if !names.contains(m) {
-                return Err(p.bad(g, "master", &format!("{m:?} is not one of {names:?}")));
+                return Err(p.bad(
+                    g,
+                    "master",
+                    BadKey::NotANode { node: m.clone(), nodes: names.clone() },
+                ));
             }
         }
         let mut nodes = Vec::with_capacity(names.len());
@@ -167,14 +223,7 @@ impl ClusterConfig {
         p.distinct_sockets(&nodes)?;
         let cluster_id = p.required(g, "cluster_id")?.to_string();
         if cluster_id.len() > CLUSTER_ID_BYTES_MAX {
-            return Err(p.bad(
-                g,
-                "cluster_id",
-                &format!(
-                    "is {} bytes long; at most {CLUSTER_ID_BYTES_MAX} are accepted",
-                    cluster_id.len()
-                ),
-            ));
+            return Err(p.bad(g, "cluster_id", BadKey::ClusterIdTooLong { len: cluster_id.len() }));
         }
         // Arakoon's names (`__tainted_*`) win; ours remain as aliases.
         let max_value_size = p.number(
@@ -192,19 +241,13 @@ impl ClusterConfig {
             p.number(g, "max_buffer_size", 1024, 1 << 30, 32 * 1024 * 1024)?,
         )? as u32;
         if max_value_size > max_buffer_size {
-            return Err(p.bad(
-                g,
-                "max_value_size",
-                &format!(
-                    "{max_value_size} is above max_buffer_size ({max_buffer_size}): a request \
-                     carrying such a value would be refused whole; lower max_value_size or raise \
-                     max_buffer_size"
-                ),
-            ));
+            let why =
+                BadKey::ValueAboveBuffer { value_max: max_value_size, buffer_max: max_buffer_size };
+            return Err(p.bad(g, "max_value_size", why));
         }
         let cluster_secret_file = match p.optional(g, "cluster_secret_file") {
             None => None,
-            Some("") => return Err(p.bad(g, "cluster_secret_file", "is empty; name a file")),
+            Some("") => return Err(p.bad(g, "cluster_secret_file", BadKey::EmptyPath)),
             Some(path) => Some(PathBuf::from(path)),
         };
         Ok(ClusterConfig {
@@ -312,10 +355,7 @@ impl ClusterConfig {
                     file: file.to_string(),
                     section: "global".into(),
                     key: key.clone(),
-                    reason: format!(
-                        "cannot be set here (these can: {})",
-                        Self::OVERRIDABLE.join(", ")
-                    ),
+                    why: Box::new(BadKey::NotOverridable),
                 });
             }
             ini.with_section(Some("global")).set(key.as_str(), value.as_str());
@@ -423,12 +463,12 @@ impl Parser<'_> {
         })
     }
 
-    fn bad(&self, section: &str, key: &str, reason: &str) -> ConfigError {
+    fn bad(&self, section: &str, key: &str, why: BadKey) -> ConfigError {
         ConfigError::Bad {
             file: self.file.to_string(),
             section: section.to_string(),
             key: key.to_string(),
-            reason: reason.to_string(),
+            why: Box::new(why),
         }
     }
 
@@ -438,11 +478,11 @@ impl Parser<'_> {
 
     fn required(&self, section: &str, key: &str) -> Result<&str, ConfigError> {
         if self.ini.section(Some(section)).is_none() {
-            return Err(self.bad(section, key, "the section is missing"));
+            return Err(self.bad(section, key, BadKey::SectionMissing));
         }
         match self.optional(section, key) {
             Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(self.bad(section, key, "is required")),
+            _ => Err(self.bad(section, key, BadKey::Missing)),
         }
     }
 
@@ -456,10 +496,10 @@ impl Parser<'_> {
     ) -> Result<u64, ConfigError> {
         let Some(text) = self.optional(section, key) else { return Ok(default) };
         let v: u64 = text.parse().map_err(|_| {
-            self.bad(section, key, &format!("{text:?} is not a whole number ({min} to {max})"))
+            self.bad(section, key, BadKey::NotANumber { text: text.to_string(), min, max })
         })?;
         if v < min || v > max {
-            return Err(self.bad(section, key, &format!("{v} is outside {min} to {max}")));
+            return Err(self.bad(section, key, BadKey::OutOfRange { value: v, min, max }));
         }
         Ok(v)
     }
@@ -470,7 +510,9 @@ impl Parser<'_> {
             None => Ok(default),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
-            Some(other) => Err(self.bad(section, key, &format!("{other:?} is not true or false"))),
+            Some(other) => {
+                Err(self.bad(section, key, BadKey::NotABoolean { text: other.to_string() }))
+            }
         }
     }
 
@@ -481,17 +523,16 @@ impl Parser<'_> {
         for (name, props) in self.ini.iter() {
             let Some(name) = name else { continue };
             if sections.contains(&name) {
-                return Err(ConfigError::BadSection {
+                return Err(ConfigError::SectionTwice {
                     file: self.file.to_string(),
                     section: name.to_string(),
-                    reason: "the section appears twice; merge the two into one".into(),
                 });
             }
             sections.push(name);
             let mut keys: Vec<&str> = Vec::new();
             for (key, _) in props.iter() {
                 if keys.contains(&key) {
-                    return Err(self.bad(name, key, "is given twice in this section; keep one"));
+                    return Err(self.bad(name, key, BadKey::GivenTwice));
                 }
                 keys.push(key);
             }
@@ -503,7 +544,7 @@ impl Parser<'_> {
     /// on another host's address, would be dialed in place of the first). An unspecified
     /// address (0.0.0.0, ::) clashes with every address on its port.
     fn distinct_sockets(&self, nodes: &[NodeConfig]) -> Result<(), ConfigError> {
-        let mut seen: Vec<(IpAddr, u16, &str, &str)> = Vec::new();
+        let mut seen: Vec<(IpAddr, u16, &str, &'static str)> = Vec::new();
         for n in nodes {
             for (key, port) in
                 [("client_port", n.client_port), ("messaging_port", n.messaging_port)]
@@ -511,16 +552,15 @@ impl Parser<'_> {
                 let clash = seen.iter().find(|(ip, p, _, _)| {
                     *p == port && (*ip == n.ip || ip.is_unspecified() || n.ip.is_unspecified())
                 });
-                if let Some((ip, _, other, other_key)) = clash {
-                    return Err(self.bad(
-                        &n.name,
-                        key,
-                        &format!(
-                            "{}:{port} is already [{other}] {other_key} ({ip}:{port}); give each \
-                             node its own ports",
-                            n.ip
-                        ),
-                    ));
+                if let Some((other_ip, _, other, other_key)) = clash {
+                    let why = BadKey::SocketShared {
+                        ip: n.ip,
+                        port,
+                        other: other.to_string(),
+                        other_key,
+                        other_ip: *other_ip,
+                    };
+                    return Err(self.bad(&n.name, key, why));
                 }
                 seen.push((n.ip, port, &n.name, key));
             }
@@ -540,17 +580,14 @@ impl Parser<'_> {
         let first = ip_text.split(',').next().unwrap_or("").trim();
         let ip: IpAddr = first
             .parse()
-            .map_err(|_| self.bad(name, "ip", &format!("{first:?} is not an IP address")))?;
+            .map_err(|_| self.bad(name, "ip", BadKey::NotAnIp { text: first.to_string() }))?;
         let home = PathBuf::from(self.required(name, "home")?);
         let tlog_dir = self.optional(name, "tlog_dir").map_or_else(|| home.clone(), PathBuf::from);
         let log_level = self.optional(name, "log_level").unwrap_or("info").to_string();
-        const LEVELS: [&str; 6] = ["trace", "debug", "info", "notice", "warning", "error"];
+        const LEVELS: &[&str] = &["trace", "debug", "info", "notice", "warning", "error"];
         if !LEVELS.contains(&log_level.as_str()) && log_level != "fatal" {
-            return Err(self.bad(
-                name,
-                "log_level",
-                &format!("{log_level:?} is not one of {LEVELS:?}"),
-            ));
+            let why = BadKey::UnknownLogLevel { level: log_level, levels: LEVELS };
+            return Err(self.bad(name, "log_level", why));
         }
         Ok(NodeConfig {
             name: name.to_string(),

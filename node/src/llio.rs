@@ -35,8 +35,26 @@ pub enum DecodeError {
     BadUtf8 { at: usize, what: &'static str },
     #[error("{count} trailing bytes after the {what} at offset {at}")]
     Trailing { at: usize, what: &'static str, count: usize },
-    #[error("{what} at offset {at}: {reason}")]
-    Invalid { at: usize, what: &'static str, reason: String },
+    /// A slot, a ballot or a count that cannot be negative.
+    #[error("{what} at offset {at} is negative: {value}")]
+    Negative { at: usize, what: &'static str, value: i64 },
+    /// A slot field that is neither a slot nor -1 (none).
+    #[error("{what} at offset {at}: {value} is neither a slot nor -1 (none)")]
+    NotASlot { at: usize, what: &'static str, value: i64 },
+    #[error("{what} at offset {at}: slots {from}..={to} are not a range")]
+    NotARange { at: usize, what: &'static str, from: i64, to: i64 },
+    #[error("{what} at offset {at}: nested deeper than {max} levels")]
+    TooDeep { at: usize, what: &'static str, max: usize },
+    /// Arakoon knows it, we do not (the nursery's updates); `name` says which, with its tag.
+    #[error("{what} at offset {at}: {name} is not supported by arakoon-rs")]
+    Unsupported { at: usize, what: &'static str, name: &'static str },
+    #[error("{what} at offset {at}: a client may not send a {update} update; only nodes write it")]
+    NodeOnly { at: usize, what: &'static str, update: &'static str },
+    #[error("{what} at offset {at}: the payload is a {update} update, not a sequence")]
+    NotASequence { at: usize, what: &'static str, update: &'static str },
+    /// A whole value inside a frame did not decode; `inner` says why, at its own offset.
+    #[error("{what} at offset {at}: {inner}")]
+    Inside { at: usize, what: &'static str, inner: Box<DecodeError> },
 }
 
 impl DecodeError {
@@ -50,7 +68,14 @@ impl DecodeError {
             | DecodeError::BadTag { at, .. }
             | DecodeError::BadUtf8 { at, .. }
             | DecodeError::Trailing { at, .. }
-            | DecodeError::Invalid { at, .. } => at,
+            | DecodeError::Negative { at, .. }
+            | DecodeError::NotASlot { at, .. }
+            | DecodeError::NotARange { at, .. }
+            | DecodeError::TooDeep { at, .. }
+            | DecodeError::Unsupported { at, .. }
+            | DecodeError::NodeOnly { at, .. }
+            | DecodeError::NotASequence { at, .. }
+            | DecodeError::Inside { at, .. } => at,
         }
     }
 }

@@ -222,11 +222,8 @@ impl Update {
             4 => Update::MasterSet { master: r.string("master name")?, lease_start: r.i64()? },
             5 | 13 => {
                 if depth >= NESTING_MAX {
-                    return Err(DecodeError::Invalid {
-                        at,
-                        what: "sequence",
-                        reason: format!("nested deeper than {NESTING_MAX} levels"),
-                    });
+                    let max = NESTING_MAX as usize;
+                    return Err(DecodeError::TooDeep { at, what: "sequence", max });
                 }
                 let us =
                     r.list_in_order(UPDATE_BYTES_MIN, |r| Self::decode_nested(r, depth + 1))?;
@@ -261,10 +258,10 @@ impl Update {
                 Update::AssertRange { prefix, keys: r.list_reversed(4, Reader::bytes)? }
             }
             11 => {
-                return Err(DecodeError::Invalid {
+                return Err(DecodeError::Unsupported {
                     at,
                     what: "update",
-                    reason: "nursery SetRouting (tag 11) is not supported by arakoon-rs".into(),
+                    name: "nursery SetRouting (tag 11)",
                 })
             }
             other => return Err(DecodeError::BadTag { at, what: "update", tag: i64::from(other) }),
@@ -471,7 +468,7 @@ mod tests {
         }
         assert!(matches!(
             Update::from_bytes(&deep.to_bytes()),
-            Err(DecodeError::Invalid { what: "sequence", .. })
+            Err(DecodeError::TooDeep { what: "sequence", .. })
         ));
     }
 }

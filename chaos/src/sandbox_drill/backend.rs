@@ -37,7 +37,7 @@ pub enum StepError {
     #[error("{message}")]
     Refused { refusal: Option<Refusal>, message: String },
     #[error("{}: cannot read the sandbox's state: {source}", dir.display())]
-    State { dir: PathBuf, source: io::Error },
+    State { dir: PathBuf, source: crate::sandbox::SandboxError },
     /// A target the director resolved is not a node of this sandbox.
     #[error("no node n{0} in the sandbox")]
     NoNode(usize),
@@ -51,8 +51,8 @@ pub enum StepError {
     #[error("{}: {source}", path.display())]
     File { path: PathBuf, source: io::Error },
     /// The groups of a partition do not fit the sandbox's nodes.
-    #[error("{0}")]
-    Groups(io::Error),
+    #[error(transparent)]
+    Groups(crate::sandbox::SandboxError),
     #[error("cannot start the collapse's runtime: {0}")]
     Runtime(io::Error),
     #[error("the nodes did not all catch up within {within_s} s of the heal")]

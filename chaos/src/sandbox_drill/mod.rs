@@ -136,7 +136,7 @@ pub enum SandboxDrillError {
         "{}: cannot read the sandbox's state: {source} (the supervisor's log, supervisor.log \
          there, says why)", dir.display()
     )]
-    State { dir: PathBuf, source: io::Error },
+    State { dir: PathBuf, source: crate::sandbox::SandboxError },
     #[error("the observer of the nodes failed: {0}")]
     Observer(tokio::task::JoinError),
 }

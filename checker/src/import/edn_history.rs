@@ -5,27 +5,34 @@
 
 use super::{process_of, Event, EventKind};
 use crate::edn::read_entries;
-use crate::history::HistoryError;
+use crate::history::{HistoryError, Malformed};
 use crate::value::Value;
 
 pub(crate) fn events(text: &str) -> Result<Vec<Event>, HistoryError> {
-    let entries =
-        read_entries(text).map_err(|e| HistoryError::AtLine { line: e.line, reason: e.message })?;
+    let entries = read_entries(text).map_err(|e| HistoryError::AtLine {
+        line: e.line,
+        why: Malformed::NotEdn { value: None, message: e.message },
+    })?;
     let mut events = Vec::with_capacity(entries.len());
     for (line, entry) in entries {
-        let at = |reason: String| HistoryError::AtLine { line, reason };
+        let at = |why: Malformed| HistoryError::AtLine { line, why };
         if !matches!(entry, Value::Map(_)) {
-            return Err(at(format!("expected an operation map, found {entry}")));
+            return Err(at(Malformed::NotAMap(entry)));
         }
-        let process = entry.get("process").ok_or_else(|| at("no :process".into()))?;
+        let process =
+            entry.get("process").ok_or_else(|| at(Malformed::Missing { field: ":process" }))?;
         let Some(process) = process_of(process, line)? else { continue };
-        let kind = entry
-            .get("type")
-            .and_then(Value::as_name)
-            .and_then(EventKind::parse)
-            .ok_or_else(|| at("no :type among :invoke, :ok, :fail, :info".into()))?;
+        let kind =
+            entry.get("type").and_then(Value::as_name).and_then(EventKind::parse).ok_or_else(
+                || at(Malformed::NoneAmong { field: ":type", among: ":invoke, :ok, :fail, :info" }),
+            )?;
         let f = match entry.get("f") {
-            Some(f) => f.as_name().ok_or_else(|| at(format!(":f {f} is not a name")))?.to_string(),
+            Some(f) => f
+                .as_name()
+                .ok_or_else(|| {
+                    at(Malformed::Found { field: ":f", found: f.to_string(), wrong: "not a name" })
+                })?
+                .to_string(),
             None => String::new(),
         };
         events.push(Event {

@@ -5,7 +5,7 @@
 
 use super::{process_of, Event, EventKind};
 use crate::edn::read_one;
-use crate::history::HistoryError;
+use crate::history::{HistoryError, Malformed};
 use crate::value::Value;
 
 pub(crate) fn events(text: &str) -> Result<Vec<Event>, HistoryError> {
@@ -33,34 +33,37 @@ fn field(text: &str) -> Option<(&str, &str)> {
 }
 
 fn parse_line(raw: &str, line: usize) -> Result<Option<Event>, HistoryError> {
-    let at = |reason: String| HistoryError::AtLine { line, reason };
+    let at = |why: Malformed| HistoryError::AtLine { line, why };
+    let found = |field, found: &str, wrong| {
+        at(Malformed::Found { field, found: format!("{found:?}"), wrong })
+    };
     let after = raw
         .find("jepsen.util")
         .map(|i| &raw[i + "jepsen.util".len()..])
-        .ok_or_else(|| at("not a Jepsen operation line (no `jepsen.util -`)".into()))?;
-    let rest = after
-        .trim_start()
-        .strip_prefix('-')
-        .ok_or_else(|| at("expected `-` after jepsen.util".into()))?;
-    let (process, rest) = field(rest).ok_or_else(|| at("no process".into()))?;
-    let (kind, rest) = field(rest).ok_or_else(|| at("no type".into()))?;
-    let (f, rest) = field(rest).ok_or_else(|| at("no function".into()))?;
+        .ok_or_else(|| at(Malformed::NotJepsenLine))?;
+    let rest =
+        after.trim_start().strip_prefix('-').ok_or_else(|| at(Malformed::NoDashAfterUtil))?;
+    let (process, rest) = field(rest).ok_or_else(|| at(Malformed::Missing { field: "process" }))?;
+    let (kind, rest) = field(rest).ok_or_else(|| at(Malformed::Missing { field: "type" }))?;
+    let (f, rest) = field(rest).ok_or_else(|| at(Malformed::Missing { field: "function" }))?;
     let process = if process == ":nemesis" {
         Value::Keyword("nemesis".into())
     } else {
-        Value::Int(process.parse().map_err(|_| at(format!("process {process:?} is not a number")))?)
+        Value::Int(process.parse().map_err(|_| found("process", process, "not a number"))?)
     };
     let Some(process) = process_of(&process, line)? else { return Ok(None) };
     let kind = kind
         .strip_prefix(':')
         .and_then(EventKind::parse)
-        .ok_or_else(|| at(format!("type {kind:?} is none of :invoke, :ok, :fail, :info")))?;
-    let f = f.strip_prefix(':').ok_or_else(|| at(format!("function {f:?} is not a keyword")))?;
+        .ok_or_else(|| found("type", kind, "none of :invoke, :ok, :fail, :info"))?;
+    let f = f.strip_prefix(':').ok_or_else(|| found("function", f, "not a keyword"))?;
     let rest = rest.trim();
     let value = if rest.is_empty() {
         Value::Nil
     } else {
-        read_one(rest).map_err(|e| at(format!("value {rest:?}: {}", e.message)))?
+        read_one(rest).map_err(|e| {
+            at(Malformed::NotEdn { value: Some(rest.to_string()), message: e.message })
+        })?
     };
     Ok(Some(Event { line, process, kind, f: f.to_string(), key: None, value, time: None }))
 }

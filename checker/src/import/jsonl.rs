@@ -3,7 +3,7 @@
 //! The format is described in the crate README.
 
 use super::{process_of, to_json, Clock, Event, EventKind, RawHistory};
-use crate::history::{HistoryError, Outcome};
+use crate::history::{HistoryError, Malformed, Outcome};
 use crate::value::Value;
 use std::io::Write;
 
@@ -15,27 +15,30 @@ pub(crate) fn events(text: &str) -> Result<(Vec<Event>, Clock), HistoryError> {
         if raw.trim().is_empty() {
             continue;
         }
-        let at = |reason: String| HistoryError::AtLine { line, reason };
+        let at = |why: Malformed| HistoryError::AtLine { line, why };
         let json: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| at(format!("not JSON: {e}")))?;
-        let object = json.as_object().ok_or_else(|| at("not a JSON object".into()))?;
+            serde_json::from_str(raw).map_err(|e| at(Malformed::NotJson(e.to_string())))?;
+        let object = json.as_object().ok_or_else(|| at(Malformed::NotJsonObject))?;
         let field = |name: &str| object.get(name).map(|v| from_json(v, line)).transpose();
-        let process = field("process")?.ok_or_else(|| at("no \"process\"".into()))?;
+        let process =
+            field("process")?.ok_or_else(|| at(Malformed::Missing { field: "\"process\"" }))?;
         let Some(process) = process_of(&process, line)? else { continue };
-        let kind = object
-            .get("type")
-            .and_then(|t| t.as_str())
-            .and_then(EventKind::parse)
-            .ok_or_else(|| at("no \"type\" among call, ok, fail, unknown".into()))?;
+        let kind =
+            object.get("type").and_then(|t| t.as_str()).and_then(EventKind::parse).ok_or_else(
+                || at(Malformed::NoneAmong { field: "\"type\"", among: "call, ok, fail, unknown" }),
+            )?;
         let f = match object.get("f") {
             None => String::new(),
-            Some(f) => f.as_str().ok_or_else(|| at("\"f\" is not a string".into()))?.to_string(),
+            Some(f) => f
+                .as_str()
+                .ok_or_else(|| at(Malformed::NotA { field: "\"f\"", expected: "a string" }))?
+                .to_string(),
         };
         let time = match object.get("time") {
             None => None,
-            Some(t) => Some(
-                t.as_u64().ok_or_else(|| at("\"time\" is not a non-negative integer".into()))?,
-            ),
+            Some(t) => Some(t.as_u64().ok_or_else(|| {
+                at(Malformed::NotA { field: "\"time\"", expected: "a non-negative integer" })
+            })?),
         };
         if time.is_some() {
             timed += 1;
@@ -43,7 +46,7 @@ pub(crate) fn events(text: &str) -> Result<(Vec<Event>, Clock), HistoryError> {
             untimed += 1;
         }
         if timed > 0 && untimed > 0 {
-            return Err(at("\"time\" must be on every line or on none".into()));
+            return Err(at(Malformed::TimeOnSomeLines));
         }
         let key = field("key")?;
         let value = field("value")?.unwrap_or(Value::Nil);
@@ -60,7 +63,7 @@ fn from_json(json: &serde_json::Value, line: usize) -> Result<Value, HistoryErro
         J::Bool(b) => Value::Bool(*b),
         J::Number(n) => Value::Int(n.as_i64().ok_or_else(|| HistoryError::AtLine {
             line,
-            reason: format!("number {n} is not a 64-bit integer"),
+            why: Malformed::NotAnI64(n.to_string()),
         })?),
         J::String(s) => Value::Str(s.clone()),
         J::Array(items) => {

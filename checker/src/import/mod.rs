@@ -11,7 +11,7 @@ mod edn_history;
 mod jepsen_log;
 mod jsonl;
 
-use crate::history::{History, HistoryError, Operation, Outcome};
+use crate::history::{History, HistoryError, Malformed, Operation, Outcome};
 use crate::value::Value;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -124,10 +124,7 @@ pub(crate) fn process_of(value: &Value, line: usize) -> Result<Option<u64>, Hist
     match value {
         Value::Int(p) if *p >= 0 => Ok(Some(*p as u64)),
         v if v.as_name() == Some("nemesis") => Ok(None),
-        v => Err(HistoryError::AtLine {
-            line,
-            reason: format!("process {v} is neither a non-negative integer nor the nemesis"),
-        }),
+        v => Err(HistoryError::AtLine { line, why: Malformed::BadProcess(v.clone()) }),
     }
 }
 
@@ -137,20 +134,18 @@ pub(crate) fn pair(events: Vec<Event>, clock: Clock) -> Result<RawHistory, Histo
     let mut lines = Vec::new();
     let mut open: HashMap<u64, usize> = HashMap::new();
     for (index, event) in events.into_iter().enumerate() {
-        let at = |reason: String| HistoryError::AtLine { line: event.line, reason };
+        let at = |why: Malformed| HistoryError::AtLine { line: event.line, why };
         let time = match clock {
             Clock::Order => index as u64,
-            Clock::Field => event.time.ok_or_else(|| at("no time".into()))?,
+            Clock::Field => event.time.ok_or_else(|| at(Malformed::Missing { field: "time" }))?,
         };
         if event.kind == EventKind::Call {
             if let Some(&other) = open.get(&event.process) {
-                return Err(at(format!(
-                    "process {} calls again while its call on line {} is still open",
-                    event.process, lines[other]
-                )));
+                let why = Malformed::CallsAgain { process: event.process, open_line: lines[other] };
+                return Err(at(why));
             }
             if event.f.is_empty() {
-                return Err(at("a call without a function name".into()));
+                return Err(at(Malformed::CallWithoutFunction));
             }
             open.insert(event.process, ops.len());
             lines.push(event.line);
@@ -166,17 +161,19 @@ pub(crate) fn pair(events: Vec<Event>, clock: Clock) -> Result<RawHistory, Histo
             continue;
         }
         let Some(i) = open.remove(&event.process) else {
-            return Err(at(format!("a return for process {} without a call", event.process)));
+            return Err(at(Malformed::ReturnWithoutCall { process: event.process }));
         };
         let op = &mut ops[i];
         if !event.f.is_empty() && event.f != op.input.f {
-            return Err(at(format!(
-                "returns {} for process {} whose call on line {} was {}",
-                event.f, event.process, lines[i], op.input.f
-            )));
+            return Err(at(Malformed::ReturnOfAnotherFunction {
+                f: event.f,
+                process: event.process,
+                call_line: lines[i],
+                call_f: op.input.f.clone(),
+            }));
         }
         if time < op.call {
-            return Err(at(format!("returns at time {time}, before its call at {}", op.call)));
+            return Err(at(Malformed::ReturnsBeforeCall { ret: time, call: op.call }));
         }
         op.ret = Some(time);
         op.output = Some(event.value);

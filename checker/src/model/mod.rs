@@ -12,7 +12,7 @@ pub mod mutex;
 pub mod register;
 pub mod set;
 
-use crate::history::{History, HistoryError, Operation, Outcome};
+use crate::history::{History, HistoryError, Malformed, Operation, Outcome};
 use crate::import::{RawCall, RawHistory};
 use crate::value::Value;
 use std::fmt::Debug;
@@ -147,15 +147,19 @@ pub fn convert<M: FromRaw>(
     let mut ops = Vec::with_capacity(raw.len());
     let mut lines = Vec::with_capacity(raw.len());
     for (i, op) in raw.ops().iter().enumerate() {
-        let at = |reason: String| match raw.line(i) {
-            Some(line) => HistoryError::AtLine { line, reason },
-            None => HistoryError::AtOperation { index: i, reason },
+        let at = |why: Malformed| match raw.line(i) {
+            Some(line) => HistoryError::AtLine { line, why },
+            None => HistoryError::AtOperation { index: i, why },
         };
-        let input = model.input(&op.input).map_err(|e| at(format!("{}: {e}", op.input.f)))?;
+        let f = || op.input.f.clone();
+        let input = model
+            .input(&op.input)
+            .map_err(|why| at(Malformed::BadCall { f: f(), why: Box::new(why) }))?;
         let output = match (&op.output, op.outcome) {
-            (Some(value), Outcome::Ok) => model
-                .output(&input, value)
-                .map_err(|e| at(format!("{} returned {value}: {e}", op.input.f)))?,
+            (Some(value), Outcome::Ok) => model.output(&input, value).map_err(|why| {
+                let (value, why) = (Box::new(value.clone()), Box::new(why));
+                at(Malformed::BadReturn { f: f(), value, why })
+            })?,
             _ => None,
         };
         ops.push(Operation {

@@ -10,6 +10,33 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use thiserror::Error;
 
+/// Why a read ([`super::Client::read`]) has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReadError {
+    /// A consistent read, sent to the master.
+    #[error(transparent)]
+    Master(#[from] ClientError),
+    /// A dirty or at-least read refused by the first node that answered.
+    #[error("{node}: {rc}: {}", String::from_utf8_lossy(message))]
+    Refused {
+        node: String,
+        rc: Rc,
+        /// The node's message, as it sent it.
+        message: Bytes,
+    },
+    /// No node answered a dirty or at-least read: one note per node, in node order.
+    #[error("no node answered: {}", notes.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; "))]
+    NoNodeAnswered { notes: Vec<(String, AskError)> },
+}
+
+/// A node named (by name or by client address) that is not one of the cluster's.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("no node {node:?} (known: {})", known.join(", "))]
+pub struct UnknownNode {
+    pub node: String,
+    pub known: Vec<String>,
+}
+
 /// An I/O failure on a connection, kept comparable and cloneable (an `io::Error` is neither).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{text}")]

@@ -15,7 +15,7 @@ pub mod sequence_file;
 
 pub use error::{
     AskError, ClientError, ExchangeError, IoFailure, MasterNote, NoAnswer, NoMaster, NoMasterFound,
-    UnknownOutcome,
+    ReadError, UnknownNode, UnknownOutcome,
 };
 
 use crate::protocol::client::{
@@ -68,6 +68,17 @@ impl ClientConfig {
             .map(|n| (n.name.clone(), SocketAddr::new(n.ip, n.client_port)))
             .collect();
         ClientConfig::new(&config.cluster_id, nodes)
+    }
+
+    /// The index of the node named `node`, by its name or its client address (`ip:port`).
+    pub fn node_index(&self, node: &str) -> Result<usize, UnknownNode> {
+        self.nodes
+            .iter()
+            .position(|(name, addr)| name == node || addr.to_string() == node)
+            .ok_or_else(|| UnknownNode {
+                node: node.to_string(),
+                known: self.nodes.iter().map(|(n, _)| n.clone()).collect(),
+            })
     }
 }
 
@@ -179,6 +190,34 @@ impl<N: Network> Client<N> {
     pub async fn ask(&self, k: usize, request: &Request) -> Result<Reply, AskError> {
         let mut conn = self.connect(k).await?;
         Ok(conn.exchange(request, self.config.request_timeout).await?)
+    }
+
+    /// A read: a consistent one goes to the master (found and confirmed, as [`Client::request`]
+    /// does); a dirty or at-least one is served by the first node, in the configured order,
+    /// that answers, so that a configuration naming one node reads from that node.
+    pub async fn read(&mut self, request: &Request) -> Result<Payload, ReadError> {
+        let consistent = match request {
+            Request::Get { c, .. }
+            | Request::Range { c, .. }
+            | Request::RangeEntries { c, .. }
+            | Request::PrefixKeys { c, .. } => *c == Consistency::Consistent,
+            _ => true,
+        };
+        if consistent {
+            return Ok(self.request(request).await?);
+        }
+        let mut notes = Vec::new();
+        for k in 0..self.config.nodes.len() {
+            let node = self.config.nodes[k].0.clone();
+            match self.ask(k, request).await {
+                Ok(Reply::Ok(payload)) => return Ok(payload),
+                Ok(Reply::Failed { rc, message }) => {
+                    return Err(ReadError::Refused { node, rc, message })
+                }
+                Err(e) => notes.push((node, e)),
+            }
+        }
+        Err(ReadError::NoNodeAnswered { notes })
     }
 
     /// Finds the master: a node names it, and it confirms.
@@ -572,6 +611,16 @@ fn unexpected(req: &Request, payload: Payload) -> ClientError {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_node_is_found_by_name_or_address_and_an_unknown_one_lists_the_known() {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let c = ClientConfig::new("c", vec![("n0".into(), a(4000)), ("n1".into(), a(4001))]);
+        assert_eq!(c.node_index("n1"), Ok(1));
+        assert_eq!(c.node_index("127.0.0.1:4000"), Ok(0));
+        let e = c.node_index("n7").unwrap_err();
+        assert_eq!(e.to_string(), "no node \"n7\" (known: n0, n1)");
+    }
+
     /// A loopback address where nothing listens (bound, then closed again).
     fn closed_addr() -> SocketAddr {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
@@ -596,5 +645,19 @@ mod tests {
         );
         assert_eq!(e.notes[1].0, "n1", "{e}");
         assert!(e.to_string().starts_with("n0: connecting to"), "{e}");
+    }
+
+    /// A dirty read asks each node in order; none answering, each is noted, in node order.
+    #[tokio::test]
+    async fn a_dirty_read_that_no_node_answers_notes_every_node() {
+        let (a, b) = (closed_addr(), closed_addr());
+        let mut client =
+            Client::new(ClientConfig::new("c", vec![("n0".into(), a), ("n1".into(), b)]));
+        let get = Request::Get { c: Consistency::NoGuarantees, key: b"k".to_vec() };
+        let e = client.read(&get).await.unwrap_err();
+        let ReadError::NoNodeAnswered { notes } = &e else { panic!("{e:?}") };
+        let names: Vec<&str> = notes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["n0", "n1"]);
+        assert!(e.to_string().starts_with("no node answered: n0: connecting to"), "{e}");
     }
 }

@@ -62,10 +62,10 @@ impl Consistency {
             1 => Ok(Consistency::NoGuarantees),
             2 => {
                 let i = r.i64()?;
-                u64::try_from(i).map(Consistency::AtLeast).map_err(|_| DecodeError::Invalid {
+                u64::try_from(i).map(Consistency::AtLeast).map_err(|_| DecodeError::Negative {
                     at,
-                    what: "consistency",
-                    reason: format!("at_least of a negative slot {i}"),
+                    what: "consistency at_least slot",
+                    value: i,
                 })
             }
             tag => Err(DecodeError::BadTag { at, what: "consistency", tag: i64::from(tag) }),
@@ -404,30 +404,19 @@ fn encode_keys(keys: &[Key], buf: &mut Vec<u8>) {
 fn decode_sequence_payload(r: &mut Reader<'_>) -> Result<Vec<Update>, DecodeError> {
     let at = r.position();
     let bytes = r.bytes_ref()?;
-    let update = Update::from_bytes(bytes).map_err(|e| DecodeError::Invalid {
+    let update = Update::from_bytes(bytes).map_err(|e| DecodeError::Inside {
         at,
         what: "sequence",
-        reason: e.to_string(),
+        inner: Box::new(e),
     })?;
     match update {
         Update::Sequence(updates) | Update::SyncedSequence(updates) => {
             match updates.iter().find_map(Update::node_only_part) {
-                Some(u) => Err(DecodeError::Invalid {
-                    at,
-                    what: "sequence",
-                    reason: format!(
-                        "a client may not send a {} update; only nodes write it",
-                        u.name()
-                    ),
-                }),
+                Some(u) => Err(DecodeError::NodeOnly { at, what: "sequence", update: u.name() }),
                 None => Ok(updates),
             }
         }
-        other => Err(DecodeError::Invalid {
-            at,
-            what: "sequence",
-            reason: format!("the payload is a {} update, not a sequence", other.name()),
-        }),
+        other => Err(DecodeError::NotASequence { at, what: "sequence", update: other.name() }),
     }
 }
 
@@ -697,11 +686,7 @@ fn decode_args(code: u32, r: &mut Reader<'_>) -> Result<Option<Request>, DecodeE
             let at = r.position();
             let (from, to) = (r.i64()?, r.i64()?);
             if from < 0 || to < from {
-                return Err(DecodeError::Invalid {
-                    at,
-                    what: "catchup_entries",
-                    reason: format!("slots {from}..={to} are not a range"),
-                });
+                return Err(DecodeError::NotARange { at, what: "catchup_entries", from, to });
             }
             CatchupEntries { from_i: from as u64, to_i: to as u64 }
         }
@@ -954,25 +939,25 @@ fn decode_entry_frame(r: &mut Reader<'_>) -> Result<EntryFrame, DecodeError> {
     if i == -2 {
         let at = r.position();
         let first_i = r.i64()?;
-        let first_i = u64::try_from(first_i).map_err(|_| DecodeError::Invalid {
+        let first_i = u64::try_from(first_i).map_err(|_| DecodeError::Negative {
             at,
-            what: "collapsed frame",
-            reason: format!("first slot {first_i}"),
+            what: "collapsed frame's first slot",
+            value: first_i,
         })?;
         return Ok(EntryFrame::Collapsed { first_i });
     }
     let at = r.position();
     let bytes = r.bytes_ref()?;
-    let i = u64::try_from(i).map_err(|_| DecodeError::Invalid {
+    let i = u64::try_from(i).map_err(|_| DecodeError::Negative {
         at,
-        what: "entry",
-        reason: format!("slot {i}"),
+        what: "entry's slot",
+        value: i,
     })?;
     // The value is whole here: any problem inside it, truncation included, is corruption.
-    let value = Value::decode(&mut Reader::new(bytes)).map_err(|e| DecodeError::Invalid {
+    let value = Value::decode(&mut Reader::new(bytes)).map_err(|e| DecodeError::Inside {
         at,
         what: "entry",
-        reason: e.to_string(),
+        inner: Box::new(e),
     })?;
     Ok(EntryFrame::Entry(i, value))
 }
@@ -1067,10 +1052,10 @@ impl DbFrame {
             if n == 0 {
                 return Ok(DbFrame::End { pairs: r.i64()?.max(0) as u64 });
             }
-            let n = usize::try_from(n).map_err(|_| DecodeError::Invalid {
+            let n = usize::try_from(n).map_err(|_| DecodeError::Negative {
                 at,
-                what: "get_db chunk",
-                reason: format!("{n} pairs"),
+                what: "get_db chunk's pair count",
+                value: i64::from(n),
             })?;
             let mut pairs = Vec::with_capacity(n.min(4096));
             for _ in 0..n {

@@ -56,11 +56,7 @@ fn slot(r: &mut Reader<'_>, what: &'static str) -> Result<Option<u64>, DecodeErr
     let at = r.position();
     match r.i64()? {
         -1 => Ok(None),
-        i => u64::try_from(i).map(Some).map_err(|_| DecodeError::Invalid {
-            at,
-            what,
-            reason: format!("{i} is neither a slot nor -1 (none)"),
-        }),
+        i => u64::try_from(i).map(Some).map_err(|_| DecodeError::NotASlot { at, what, value: i }),
     }
 }
 
@@ -90,10 +86,11 @@ impl NodeState {
         let master = r.option_string("master name")?;
         let lease_valid = r.bool()?;
         let at = r.position();
-        let promised = u64::try_from(r.i64()?).map_err(|_| DecodeError::Invalid {
+        let promised = r.i64()?;
+        let promised = u64::try_from(promised).map_err(|_| DecodeError::Negative {
             at,
             what: "promised ballot",
-            reason: "negative".into(),
+            value: promised,
         })?;
         Ok(NodeState {
             name,

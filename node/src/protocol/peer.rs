@@ -30,11 +30,7 @@ fn put_opt_u64(buf: &mut Vec<u8>, v: Option<u64>) {
 fn get_u64(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
     let at = r.position();
     let v = r.i64()?;
-    u64::try_from(v).map_err(|_| DecodeError::Invalid {
-        at,
-        what,
-        reason: format!("negative: {v}"),
-    })
+    u64::try_from(v).map_err(|_| DecodeError::Negative { at, what, value: v })
 }
 
 fn get_opt_u64(r: &mut Reader<'_>, what: &'static str) -> Result<Option<u64>, DecodeError> {

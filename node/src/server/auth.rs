@@ -60,13 +60,19 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum SecretError {
+    /// The file cannot be opened or read (the operating system's error); a file that reads but
+    /// holds a secret of the wrong size is [`SecretError::Length`].
     #[error(
-        "{path}: cannot read the cluster secret ([global] cluster_secret_file): {reason}; \
+        "{path}: cannot read the cluster secret ([global] cluster_secret_file): {source}; \
          create it (e.g. `head -c 32 /dev/urandom | base64 > FILE`, mode 0600) or fix the path"
     )]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(
         "{path}: the cluster secret ([global] cluster_secret_file) is {len} bytes (without the \
          trailing newline); it must be {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes, the same \
@@ -80,10 +86,7 @@ impl Secret {
     /// and editors make the same secret).
     pub fn load(path: &Path) -> Result<Secret, SecretError> {
         use std::io::Read;
-        let unreadable = |e: io::Error| SecretError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
+        let unreadable = |source| SecretError::Unreadable { path: path.to_path_buf(), source };
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut bytes = Vec::new();
         // The maximum, a line break of two bytes, and one more byte to tell an overlong file

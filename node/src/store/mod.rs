@@ -22,6 +22,7 @@ mod sled_snapshot;
 mod sled_store;
 pub mod snapshot;
 pub mod user_function;
+pub mod verify;
 
 pub use journal::JOURNAL_BYTES_MAX;
 pub use memory::MemoryStore;

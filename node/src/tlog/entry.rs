@@ -167,7 +167,7 @@ impl<R: Read> EntryStream<R> {
             }
         }
         if i_raw < 0 {
-            let error = DecodeError::Invalid { at: 0, what: "i", reason: "negative".into() };
+            let error = DecodeError::Negative { at: 0, what: "i", value: i_raw };
             return Ok(Next::Undecodable { offset, i: i_raw, error });
         }
         match decode_cmd(&self.cmd) {
