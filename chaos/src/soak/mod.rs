@@ -140,8 +140,8 @@ pub enum SoakError {
     Dir { dir: PathBuf, source: io::Error },
     #[error("cannot start the soak's runtime: {0}")]
     Runtime(io::Error),
-    #[error("{}: cannot read the sandbox's state: {source}", dir.display())]
-    State { dir: PathBuf, source: io::Error },
+    #[error("cannot read the sandbox's state: {0}")]
+    State(crate::sandbox::SandboxError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("a soak client stopped: {0}")]
@@ -274,7 +274,7 @@ fn reader_config(config: &ClusterConfig) -> ClientConfig {
 }
 
 fn load_state(dir: &Path) -> Result<SandboxState, SoakError> {
-    SandboxState::load(dir).map_err(|source| SoakError::State { dir: dir.to_path_buf(), source })
+    SandboxState::load(dir).map_err(SoakError::State)
 }
 
 /// One sample of every node now: per node, its process's, or none (no process).
