@@ -326,6 +326,12 @@ impl LogDir for MemDir {
         Ok(disk.names.keys().cloned().collect())
     }
 
+    fn exists(&self, name: &str) -> io::Result<bool> {
+        let disk = self.disk();
+        check(&disk)?;
+        Ok(disk.names.contains_key(name))
+    }
+
     fn file_len(&self, name: &str) -> io::Result<u64> {
         let disk = self.disk();
         check(&disk)?;

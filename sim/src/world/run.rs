@@ -324,6 +324,11 @@ struct LeaseSpan {
     until_us: u64,
     /// Still valid at the last check: `until_us` is where its clock will end it.
     ongoing: bool,
+    /// The lease's end on the node's clock, and that clock, when `until_us` was placed: while
+    /// neither changes and `until_us` is still ahead, placing it again gives the same instant
+    /// (the first instant from an earlier time on that reads the end, and no instant between
+    /// then and now read it), so the check runs at every event without solving for it again.
+    placed: (u64, SimClock),
 }
 
 /// The name under which the report counts a node stopped by a failed fsync.
@@ -1100,15 +1105,20 @@ impl World {
                 .as_ref()
                 .filter(|s| s.machine.lease_valid(local))
                 .and_then(|s| s.machine.lease_until_ms());
+            let clock = self.nodes[k].clock;
             let span = &mut self.lease_spans[k];
             match (until_ms, span.as_mut()) {
                 (Some(until), Some(sp)) if sp.ongoing => {
-                    sp.until_us = self.nodes[k].clock.true_us_when(now, until);
+                    if sp.placed != (until, clock) || sp.until_us <= now {
+                        sp.until_us = clock.true_us_when(now, until);
+                        sp.placed = (until, clock);
+                    }
                     holders.push(k);
                 }
                 (Some(until), _) => {
-                    let until_us = self.nodes[k].clock.true_us_when(now, until);
-                    *span = Some(LeaseSpan { from_us: now, until_us, ongoing: true });
+                    let until_us = clock.true_us_when(now, until);
+                    let placed = (until, clock);
+                    *span = Some(LeaseSpan { from_us: now, until_us, ongoing: true, placed });
                     holders.push(k);
                 }
                 (None, Some(sp)) if sp.ongoing => {
