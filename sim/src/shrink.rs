@@ -1,12 +1,20 @@
 //! Shrinking a failing seed: the same seed run again with less in it (a shorter run, fewer
-//! clients, fewer operations per client, the nemesis' strikes left out by delta debugging)
-//! until the smallest run found that still breaks the same check. Every attempt is a whole
+//! clients, clients that pause longer between calls or start calling later, fewer operations
+//! per client, the nemesis' strikes and the clients' calls left out by delta debugging) until
+//! the smallest run found that still breaks the same check. Every attempt is a whole
 //! deterministic run, so the result is the same on every machine; the number of attempts is
 //! bounded, and each run by its simulated duration.
 //!
-//! A shrunk run is written as a spec (`duration=4000;clients=2;ops=3;skip=0,2;no-liveness`) that
-//! `arakoon-admin sim --seed N --shrunk SPEC` replays, and its events (the strikes kept and the
-//! clients' calls) are listed in time order.
+//! The world draws everything from one generator, so leaving anything out changes what comes
+//! after it: a run with a call less is another run, not the same run minus a call. The search
+//! therefore assumes nothing about which reductions compose; it keeps any run that breaks the
+//! same check with no more events, and repeats its passes while they shrink the run: the coarse
+//! ones (each takes out many calls at once) before delta debugging, which then works on a few
+//! dozen events rather than hundreds.
+//!
+//! A shrunk run is written as a spec (`duration=4000;clients=2;pause-us=40000-400000;from=9000;
+//! ops=3;skip=0,2;no-liveness`) that `arakoon-admin sim --seed N --shrunk SPEC` replays, and its
+//! events (the strikes kept and the clients' calls) are listed in time order.
 
 use crate::world::{run_seed, Outcome, Reduction, RunReport, SimConfig};
 
@@ -42,6 +50,12 @@ impl Shrunk {
 pub fn spec_of(cfg: &SimConfig) -> String {
     let mut parts =
         vec![format!("duration={}", cfg.duration_ms), format!("clients={}", cfg.clients)];
+    if cfg.think_us != SimConfig::default().think_us {
+        parts.push(format!("pause-us={}-{}", cfg.think_us.0, cfg.think_us.1));
+    }
+    if let Some(ms) = cfg.reduce.calls_from_ms {
+        parts.push(format!("from={ms}"));
+    }
     if let Some(m) = cfg.reduce.ops_max {
         parts.push(format!("ops={m}"));
     }
@@ -100,9 +114,11 @@ pub enum SpecError {
     NotStrikes { spec: String, value: String },
     #[error("--shrunk {spec:?}: calls {value:?} are not CLIENT.OP or CLIENT.A-B")]
     NotCalls { spec: String, value: String },
+    #[error("--shrunk {spec:?}: pause-us {value:?} is not MIN-MAX (µs)")]
+    NotPause { spec: String, value: String },
     #[error(
-        "--shrunk {spec:?}: unknown part {part:?} (write \
-         duration=MS;clients=N;ops=N;skip=A,B;skip-calls=C.OP,C.OP;no-liveness)"
+        "--shrunk {spec:?}: unknown part {part:?} (write duration=MS;clients=N;\
+         pause-us=MIN-MAX;from=MS;ops=N;skip=A,B;skip-calls=C.OP,C.OP;no-liveness)"
     )]
     UnknownPart { spec: String, part: String },
     #[error("--shrunk {spec:?}: a run needs a client and a duration")]
@@ -125,6 +141,16 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, SpecError> {
             "duration" => out.duration_ms = number(value)?,
             "clients" => out.clients = number(value)? as usize,
             "ops" => out.reduce.ops_max = Some(number(value)?),
+            "from" => out.reduce.calls_from_ms = Some(number(value)?),
+            "pause-us" => {
+                let bad = || SpecError::NotPause { spec: spec.to_string(), value: value.into() };
+                let (a, b) = value.split_once('-').ok_or_else(bad)?;
+                let (a, b) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.think_us = (a, b);
+            }
             "skip" => {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
                     let bad =
@@ -260,6 +286,53 @@ impl Search {
     }
 }
 
+impl Search {
+    /// The passes that take out many events at once, each keeping the smallest failing run it
+    /// finds: a shorter run, fewer clients, longer pauses between calls, a later first call,
+    /// fewer calls per client.
+    fn coarse(&mut self) {
+        let seconds = self.best.duration_ms.div_ceil(1000);
+        self.bisect(1, seconds, |c, n| SimConfig {
+            duration_ms: (n * 1000).min(c.duration_ms),
+            ..c.clone()
+        });
+        for clients in 1..self.best.clients {
+            if self.try_cfg(SimConfig { clients, ..self.best.clone() }) {
+                break;
+            }
+        }
+        // Slower clients make fewer calls in the same time; the slowest that still fails.
+        let (lo, hi) = self.best.think_us;
+        for factor in [64, 16, 4, 2] {
+            let think_us = (lo * factor, (hi * factor).min(PAUSE_MAX_US).max(lo * factor));
+            if think_us != self.best.think_us
+                && self.try_cfg(SimConfig { think_us, ..self.best.clone() })
+            {
+                break;
+            }
+        }
+        // The latest first call that still fails: `n` seconds of calls before the run's end.
+        let from_s = self.best.reduce.calls_from_ms.unwrap_or(FIRST_CALL_MS) / 1000;
+        let span = (self.best.duration_ms / 1000).saturating_sub(from_s);
+        self.bisect(0, span, |c, n| {
+            let from = c.duration_ms.saturating_sub(n * 1000).max(FIRST_CALL_MS);
+            let reduce = Reduction { calls_from_ms: Some(from), ..c.reduce.clone() };
+            SimConfig { reduce, ..c.clone() }
+        });
+        let most = self.best_report.history_ops as u64;
+        self.bisect(0, most, |c, n| {
+            let reduce = Reduction { ops_max: Some(n), ..c.reduce.clone() };
+            SimConfig { reduce, ..c.clone() }
+        });
+    }
+}
+
+/// When clients make their first call unless told later (the world's default).
+const FIRST_CALL_MS: u64 = 2_000;
+
+/// The longest pause between a client's calls the shrinking tries (µs).
+const PAUSE_MAX_US: u64 = 5_000_000;
+
 /// Shrinks `seed` run with `cfg`; `None` when it does not fail.
 pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
     let base = SimConfig { keep_trace: false, keep_history: false, ..cfg.clone() };
@@ -273,29 +346,12 @@ pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
         cfg.reduce.no_liveness = true;
         s.try_cfg(cfg);
     }
-    // Shorter first: it drops the later strikes and calls at once.
-    let seconds = s.best.duration_ms.div_ceil(1000);
-    s.bisect(1, seconds, |c, n| SimConfig {
-        duration_ms: (n * 1000).min(c.duration_ms),
-        ..c.clone()
-    });
-    for clients in 1..s.best.clients {
-        if s.try_cfg(SimConfig { clients, ..s.best.clone() }) {
-            break;
-        }
-    }
-    let ops = |s: &mut Search| {
-        let most = s.best_report.history_ops as u64;
-        s.bisect(0, most, |c, n| {
-            let reduce = Reduction { ops_max: Some(n), ..c.reduce.clone() };
-            SimConfig { reduce, ..c.clone() }
-        });
-    };
-    ops(&mut s);
-    // Strikes, then calls, again while either shrinks: leaving out calls may free strikes.
+    // Coarse passes, then strikes, then calls, again while any shrinks: every pass changes the
+    // run the others see.
     let strikes = |r: &RunReport| r.strikes.iter().map(|(_, n, _)| *n).collect::<Vec<_>>();
     loop {
         let before = size(&s.best_report);
+        s.coarse();
         s.ddmin(strikes, |c, part| c.reduce.skip_faults.extend(part.iter().copied()));
         s.ddmin(|r| r.calls.clone(), |c, part| c.reduce.skip_calls.extend(part.iter().copied()));
         if size(&s.best_report) >= before || s.attempts >= ATTEMPTS_MAX {
@@ -394,12 +450,15 @@ mod tests {
         let mut cfg = SimConfig { duration_ms: 4_000, clients: 2, ..SimConfig::default() };
         cfg.reduce.ops_max = Some(7);
         cfg.reduce.no_liveness = true;
+        cfg.reduce.calls_from_ms = Some(9_000);
+        cfg.think_us = (40_000, 400_000);
         cfg.reduce.skip_faults.extend([0, 1, 2, 5]);
         cfg.reduce.skip_calls.extend([(0, 1), (0, 2), (0, 3), (1, 0), (1, 4)]);
         let spec = spec_of(&cfg);
         assert_eq!(
             spec,
-            "duration=4000;clients=2;ops=7;skip=0-2,5;skip-calls=0.1-3,1.0,1.4;no-liveness"
+            "duration=4000;clients=2;pause-us=40000-400000;from=9000;ops=7;skip=0-2,5;\
+             skip-calls=0.1-3,1.0,1.4;no-liveness"
         );
         assert_eq!(apply_spec(&SimConfig::default(), &spec), Ok(cfg));
         let bad = |spec: &str| apply_spec(&SimConfig::default(), spec).unwrap_err();
@@ -408,5 +467,6 @@ mod tests {
         assert!(
             matches!(bad("clients=x"), SpecError::NotANumber { name, .. } if name == "clients")
         );
+        assert!(matches!(bad("pause-us=9-1"), SpecError::NotPause { value, .. } if value == "9-1"));
     }
 }

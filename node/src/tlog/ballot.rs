@@ -48,16 +48,18 @@ impl BallotRecord {
 
     /// Reads the record; a directory without one holds the zero record.
     pub fn load(dir: &dyn LogDir) -> Result<BallotRecord, TlogError> {
-        let path = dir.path_of(BALLOT_FILE);
-        let names = dir.list().map_err(|e| TlogError::io(dir.location(), e))?;
-        if !names.iter().any(|n| n == BALLOT_FILE) {
+        // Read at every Promise and Accepted the simulator checks: the path is made only for
+        // an error.
+        let exists = dir.exists(BALLOT_FILE).map_err(|e| TlogError::io(dir.location(), e))?;
+        if !exists {
             return Ok(BallotRecord::default());
         }
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(RECORD_BYTES);
         dir.open_read(BALLOT_FILE)
             .and_then(|r| r.take(64).read_to_end(&mut bytes))
-            .map_err(|e| TlogError::io(&path, e))?;
+            .map_err(|e| TlogError::io(dir.path_of(BALLOT_FILE), e))?;
         if bytes.len() != RECORD_BYTES {
+            let path = dir.path_of(BALLOT_FILE);
             return Err(TlogError::BallotSize { path, bytes: bytes.len(), expected: RECORD_BYTES });
         }
         let mut r = Reader::new(&bytes);
@@ -68,7 +70,7 @@ impl BallotRecord {
             || fields.iter().any(|f| *f < 0)
             || learner.is_err();
         if damaged {
-            return Err(TlogError::BallotDamaged { path });
+            return Err(TlogError::BallotDamaged { path: dir.path_of(BALLOT_FILE) });
         }
         Ok(BallotRecord {
             promised: fields[0] as u64,

@@ -22,6 +22,11 @@ pub trait LogDir: Send + Sync {
     fn location(&self) -> String;
     /// The names of the regular files in the directory, in no particular order.
     fn list(&self) -> io::Result<Vec<String>>;
+    /// Whether `name` is one of [`LogDir::list`]'s names (a simulated disk answers without
+    /// listing the whole directory).
+    fn exists(&self, name: &str) -> io::Result<bool> {
+        Ok(self.list()?.iter().any(|n| n == name))
+    }
     /// The current length of a file.
     fn file_len(&self, name: &str) -> io::Result<u64>;
     /// Opens a file for reading from the start.

@@ -20,9 +20,33 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Clone, Default)]
 struct Inode {
-    data: Vec<u8>,
+    /// Shared with the readers open on it and with durable copies, copied on write if any is
+    /// still open: reading a file, as a restart's replay does for every file, copies nothing.
+    data: Arc<Vec<u8>>,
     /// `data[..synced_len]` survives a crash.
     synced_len: usize,
+}
+
+impl Inode {
+    fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        Arc::make_mut(&mut self.data)
+    }
+
+    /// Cuts the file to `len` bytes (nothing to do, and no copy, when it is not longer).
+    fn truncate(&mut self, len: usize) {
+        if self.data.len() > len {
+            self.bytes_mut().truncate(len);
+        }
+    }
+}
+
+/// A file's bytes as a reader holds them.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -127,7 +151,7 @@ impl MemDir {
         for inode in disk.inodes.values_mut() {
             let unsynced = inode.data.len() - inode.synced_len;
             let kept = torn_bytes_kept(unsynced).min(unsynced);
-            inode.data.truncate(inode.synced_len + kept);
+            inode.truncate(inode.synced_len + kept);
             inode.synced_len = inode.data.len();
         }
     }
@@ -137,7 +161,7 @@ impl MemDir {
         let mut disk = self.disk();
         let Some(&id) = disk.names.get(name) else { return false };
         let inode = disk.inodes.get_mut(&id).expect("a named inode exists");
-        match inode.data.get_mut(offset) {
+        match inode.bytes_mut().get_mut(offset) {
             Some(byte) => {
                 *byte ^= 1 << (bit % 8);
                 true
@@ -151,7 +175,7 @@ impl MemDir {
         let mut disk = self.disk();
         let Some(&id) = disk.names.get(name) else { return false };
         let inode = disk.inodes.get_mut(&id).expect("a named inode exists");
-        inode.data.truncate(len);
+        inode.truncate(len);
         inode.synced_len = inode.synced_len.min(len);
         true
     }
@@ -202,7 +226,7 @@ impl MemDir {
     /// A copy of a file's current bytes.
     pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
         let disk = self.disk();
-        disk.names.get(name).map(|id| disk.inodes[id].data.clone())
+        disk.names.get(name).map(|id| disk.inodes[id].data.to_vec())
     }
 
     /// Replaces a file's contents durably (for building test fixtures).
@@ -210,7 +234,7 @@ impl MemDir {
         let mut disk = self.disk();
         let id = disk.next_inode;
         disk.next_inode += 1;
-        disk.inodes.insert(id, Inode { data: bytes.to_vec(), synced_len: bytes.len() });
+        disk.inodes.insert(id, Inode { data: Arc::new(bytes.to_vec()), synced_len: bytes.len() });
         disk.names.insert(name.to_string(), id);
         disk.synced_names.insert(name.to_string(), id);
     }
@@ -228,7 +252,13 @@ impl MemDir {
         let mut copy = Disk { next_inode: disk.next_inode, ..Disk::default() };
         for (name, id) in &disk.synced_names {
             let Some(inode) = disk.inodes.get(id) else { continue };
-            let data = inode.data[..inode.synced_len.min(inode.data.len())].to_vec();
+            let synced = inode.synced_len.min(inode.data.len());
+            let data = if synced == inode.data.len() {
+                // All of it is durable: shared, not copied.
+                inode.data.clone()
+            } else {
+                Arc::new(inode.data[..synced].to_vec())
+            };
             copy.inodes.insert(*id, Inode { synced_len: data.len(), data });
             copy.names.insert(name.clone(), *id);
             copy.synced_names.insert(name.clone(), *id);
@@ -295,7 +325,7 @@ impl LogFile for MemFile {
         check(&disk)?;
         match disk.inodes.get_mut(&self.inode) {
             Some(inode) => {
-                inode.data.extend_from_slice(bytes);
+                inode.bytes_mut().extend_from_slice(bytes);
                 Ok(())
             }
             // The file was removed (or lost in a crash) under an open handle.
@@ -326,6 +356,12 @@ impl LogDir for MemDir {
         Ok(disk.names.keys().cloned().collect())
     }
 
+    fn exists(&self, name: &str) -> io::Result<bool> {
+        let disk = self.disk();
+        check(&disk)?;
+        Ok(disk.names.contains_key(name))
+    }
+
     fn file_len(&self, name: &str) -> io::Result<u64> {
         let disk = self.disk();
         check(&disk)?;
@@ -337,7 +373,7 @@ impl LogDir for MemDir {
         let disk = self.disk();
         check(&disk)?;
         let id = disk.names.get(name).ok_or_else(|| not_found(name))?;
-        Ok(Box::new(Cursor::new(disk.inodes[id].data.clone())))
+        Ok(Box::new(Cursor::new(SharedBytes(disk.inodes[id].data.clone()))))
     }
 
     fn create(&self, name: &str) -> io::Result<Box<dyn LogFile>> {
@@ -388,7 +424,7 @@ impl LogDir for MemDir {
         check(&disk)?;
         let id = *disk.names.get(name).ok_or_else(|| not_found(name))?;
         let inode = disk.inodes.get_mut(&id).expect("a named inode exists");
-        inode.data.truncate(len as usize);
+        inode.truncate(len as usize);
         inode.synced_len = inode.data.len();
         Ok(())
     }

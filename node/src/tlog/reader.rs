@@ -265,6 +265,15 @@ pub fn validate_with(
     dir: &dyn LogDir,
     visit: &mut dyn FnMut(&Entry, Position<'_>) -> bool,
 ) -> Result<Validation, TlogError> {
+    validate_owned(dir, &mut |e, p| visit(&e, p))
+}
+
+/// [`validate_with`], handing `visit` each good entry to keep (the writer keeps the last one
+/// without copying every entry on the way).
+pub(crate) fn validate_owned(
+    dir: &dyn LogDir,
+    visit: &mut dyn FnMut(Entry, Position<'_>) -> bool,
+) -> Result<Validation, TlogError> {
     let files = list_files(dir)?;
     let mut out = Validation::default();
     if let Err(gap) = check_numbers(dir, &files) {
@@ -272,8 +281,7 @@ pub fn validate_with(
     }
     let mut prev = None;
     for (k, file) in files.iter().enumerate() {
-        let (summary, problem) =
-            scan_file(dir, file, k + 1 == files.len(), &mut prev, &mut |e, p| visit(&e, p))?;
+        let (summary, problem) = scan_file(dir, file, k + 1 == files.len(), &mut prev, visit)?;
         out.files.push(summary);
         if let Some(problem) = problem {
             out.problems.push(problem);

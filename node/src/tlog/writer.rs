@@ -14,7 +14,7 @@ use super::dir::{LogDir, LogFile};
 use super::entry::{closed_marker, encode_entry, opened_marker, Entry};
 use super::error::TlogError;
 use super::files::{FileKind, TlogFile};
-use super::reader::validate_with;
+use super::reader::{validate_owned, validate_with};
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -66,8 +66,8 @@ impl TlogWriter {
     ) -> Result<(TlogWriter, OpenReport), TlogError> {
         assert!(config.entries_per_file_max > 0 && config.file_bytes_max > 0);
         let mut last: Option<Entry> = None;
-        let validation = validate_with(dir.as_ref(), &mut |e, _| {
-            last = Some(e.clone());
+        let validation = validate_owned(dir.as_ref(), &mut |e, _| {
+            last = Some(e);
             true
         })?;
         if let Some(problem) = validation.problems.into_iter().next() {

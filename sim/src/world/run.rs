@@ -85,6 +85,9 @@ pub struct Reduction {
     pub skip_calls: BTreeSet<(usize, u64)>,
     /// No liveness check after the heal (clients stop at the run's end).
     pub no_liveness: bool,
+    /// Clients make their first call at this time (ms) instead of 2 s into the run: the
+    /// calls before it are not made at all.
+    pub calls_from_ms: Option<u64>,
 }
 
 /// A deployment's shape: its size and its quorum override, if any.
@@ -324,6 +327,11 @@ struct LeaseSpan {
     until_us: u64,
     /// Still valid at the last check: `until_us` is where its clock will end it.
     ongoing: bool,
+    /// The lease's end on the node's clock, and that clock, when `until_us` was placed: while
+    /// neither changes and `until_us` is still ahead, placing it again gives the same instant
+    /// (the first instant from an earlier time on that reads the end, and no instant between
+    /// then and now read it), so the check runs at every event without solving for it again.
+    placed: (u64, SimClock),
 }
 
 /// The name under which the report counts a node stopped by a failed fsync.
@@ -1100,15 +1108,20 @@ impl World {
                 .as_ref()
                 .filter(|s| s.machine.lease_valid(local))
                 .and_then(|s| s.machine.lease_until_ms());
+            let clock = self.nodes[k].clock;
             let span = &mut self.lease_spans[k];
             match (until_ms, span.as_mut()) {
                 (Some(until), Some(sp)) if sp.ongoing => {
-                    sp.until_us = self.nodes[k].clock.true_us_when(now, until);
+                    if sp.placed != (until, clock) || sp.until_us <= now {
+                        sp.until_us = clock.true_us_when(now, until);
+                        sp.placed = (until, clock);
+                    }
                     holders.push(k);
                 }
                 (Some(until), _) => {
-                    let until_us = self.nodes[k].clock.true_us_when(now, until);
-                    *span = Some(LeaseSpan { from_us: now, until_us, ongoing: true });
+                    let until_us = clock.true_us_when(now, until);
+                    let placed = (until, clock);
+                    *span = Some(LeaseSpan { from_us: now, until_us, ongoing: true, placed });
                     holders.push(k);
                 }
                 (None, Some(sp)) if sp.ongoing => {
@@ -1247,19 +1260,27 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> RunReport {
     TRACE_SO_FAR.with(|t| t.borrow_mut().clear());
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed_inner(seed, cfg)));
     let trace = TRACE_SO_FAR.with(|t| std::mem::take(&mut *t.borrow_mut()));
-    run.map(|report| RunReport { trace: trace.clone(), ..report }).unwrap_or_else(|panic| {
-        let detail = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic without a message".into());
+    match run {
+        Ok(report) => RunReport { trace, ..report },
         // The trace up to the assertion, so that `--trace` shows how it came to it.
-        RunReport {
-            outcome: Outcome::Violation(Violation { check: "assertion", detail }),
+        Err(panic) => RunReport {
+            outcome: Outcome::Violation(Violation {
+                check: "assertion",
+                detail: panic_text(&*panic),
+            }),
             trace,
             ..RunReport::new(seed, String::new())
-        }
-    })
+        },
+    }
+}
+
+/// What a panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
@@ -1348,8 +1369,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     for k in 0..cfg.nodes {
         w.start_node(k);
     }
+    let first_call_us = cfg.reduce.calls_from_ms.map_or(2_000_000, |ms| (ms * 1000).max(2_000_000));
     for c in 0..cfg.clients {
-        w.agenda.push(2_000_000 + c as u64 * 1_000, Event::ClientNext { client: c });
+        w.agenda.push(first_call_us + c as u64 * 1_000, Event::ClientNext { client: c });
     }
     if cfg.script.is_empty() {
         w.agenda.push(w.mix.fault_interval_ms * 1000, Event::Nemesis);
@@ -1367,38 +1389,13 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         0
     };
     let settle_us = end_us + check_us + 10 * cfg.lease_ms * 1000;
-    let mut healed = false;
-    while let Some((at, event)) = w.agenda.pop() {
-        if at > settle_us || w.violation.is_some() {
-            break;
-        }
-        w.now_us = at;
-        if !healed && at >= end_us {
-            healed = true;
-            w.net.heal();
-            w.armed = vec![None; cfg.nodes];
-            for node in &w.nodes {
-                node.disk.arm(None);
-            }
-            w.mix.loss = 0.0;
-            w.mix.duplicate = 0.0;
-            for k in 0..cfg.nodes {
-                w.resume(k);
-                w.nodes[k].fill_disk(false);
-            }
-            // Nodes with their disks first, so that lost disks have a peer to restore from.
-            let (lost, kept): (Vec<usize>, Vec<usize>) =
-                (0..cfg.nodes).partition(|k| w.nodes[*k].wiped);
-            for k in kept.into_iter().chain(lost) {
-                w.restart(k);
-            }
-            if cfg.script.is_empty() && !cfg.reduce.no_liveness {
-                let quorum = w.cluster.quorum();
-                w.start_liveness(quorum);
-            }
-        }
-        w.step(event);
-        w.check_liveness();
+    // An assertion in the node's code ends the run as a violation of it; the report keeps what
+    // the run did until then (its strikes and calls: what shrinking counts).
+    let events = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_events(&mut w, end_us, settle_us)
+    }));
+    if let Err(panic) = events {
+        w.violation = Some(Violation { check: "assertion", detail: panic_text(&*panic) });
     }
     w.report.simulated_ms = w.now_us / 1000;
     w.report.history_ops = w.history.len();
@@ -1419,6 +1416,46 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         w.report.outcome = Outcome::Violation(v);
     }
     w.report
+}
+
+/// The run's events, in order, until the end (or a violation): at the run's end the faults
+/// stop, everything heals and restarts, and the liveness check starts.
+fn run_events(w: &mut World, end_us: u64, settle_us: u64) {
+    let nodes = w.cfg.nodes;
+    let liveness = w.cfg.script.is_empty() && !w.cfg.reduce.no_liveness;
+    let mut healed = false;
+    while let Some((at, event)) = w.agenda.pop() {
+        if at > settle_us || w.violation.is_some() {
+            break;
+        }
+        w.now_us = at;
+        if !healed && at >= end_us {
+            healed = true;
+            w.net.heal();
+            w.armed = vec![None; nodes];
+            for node in &w.nodes {
+                node.disk.arm(None);
+            }
+            w.mix.loss = 0.0;
+            w.mix.duplicate = 0.0;
+            for k in 0..nodes {
+                w.resume(k);
+                w.nodes[k].fill_disk(false);
+            }
+            // Nodes with their disks first, so that lost disks have a peer to restore from.
+            let (lost, kept): (Vec<usize>, Vec<usize>) =
+                (0..nodes).partition(|k| w.nodes[*k].wiped);
+            for k in kept.into_iter().chain(lost) {
+                w.restart(k);
+            }
+            if liveness {
+                let quorum = w.cluster.quorum();
+                w.start_liveness(quorum);
+            }
+        }
+        w.step(event);
+        w.check_liveness();
+    }
 }
 
 /// The nodes' configuration: the defaults of a real node, except the lease and the small TLog
