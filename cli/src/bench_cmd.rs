@@ -15,9 +15,8 @@ use arakoon_bench::load::{self, LoadSpec, RunResult};
 use arakoon_bench::{CompareOptions, Op, StepResult, System};
 use arakoon_node::client::{Client, ClientConfig};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::json;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -319,18 +318,7 @@ async fn preload(client: &mut Client, keys: u64, value_size: usize) -> Result<()
 
 /// A live bar (on a terminal only): time elapsed, operations so far and their rate.
 fn live_bar(clients: usize, duration: Duration) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(duration.as_millis() as u64),
-        ProgressDrawTarget::stderr(),
-    );
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>4} clients [{bar:30}] {elapsed} {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    let bar = crate::output::timed_bar(duration, "{prefix:>4} clients [{bar:30}] {elapsed} {msg}");
     bar.set_prefix(clients.to_string());
     bar
 }

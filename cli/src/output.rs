@@ -70,16 +70,25 @@ pub fn say(bar: &ProgressBar, line: impl Into<String>) {
 }
 
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = bar_of(len, "{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})");
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// A bar over `duration` (counted in milliseconds) drawn with `template`, on stderr when it is
+/// a terminal, invisible otherwise.
+pub fn timed_bar(duration: std::time::Duration, template: &str) -> ProgressBar {
+    bar_of(duration.as_millis() as u64, template)
+}
+
+fn bar_of(len: u64, template: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "),
     );
-    bar.set_message(what.to_string());
     bar
 }
 

@@ -266,20 +266,7 @@ fn up(dir: &Path, args: UpArgs) -> Result<i32, Failure> {
         return Err(Failure::new(Exit::Usage, "--lease-ms 0: the lease must be at least 1 ms"));
     }
     let timeout = Duration::from_millis(parse_duration_ms("--timeout", &args.timeout)?);
-    let arakoon = match args.arakoon {
-        Some(p) if p.is_file() => p,
-        Some(p) => {
-            return Err(Failure::new(
-                Exit::BadInput,
-                format!("--arakoon {}: no such file", p.display()),
-            ))
-        }
-        None => process::locate_binary("arakoon")
-            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
-    };
-    let exe = std::env::current_exe().map_err(|e| {
-        Failure::new(Exit::BadInput, format!("cannot find arakoon-admin itself: {e}"))
-    })?;
+    let (arakoon, exe) = binaries(args.arakoon)?;
     // The supervisor is this same binary, as `sandbox supervise` (hidden).
     let supervise =
         vec!["sandbox".into(), "supervise".into(), "--dir".into(), dir.display().to_string()];
@@ -498,4 +485,26 @@ pub(crate) fn parse_setting(text: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("{text:?}: write KEY=VALUE, e.g. tlog_max_entries=100")),
     }
+}
+
+/// The `arakoon` binary a sandbox runs (`--arakoon`, or the one beside this program or on the
+/// PATH) and this program itself, which supervises the sandbox.
+pub(crate) fn binaries(
+    arakoon: Option<std::path::PathBuf>,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Failure> {
+    let arakoon = match arakoon {
+        Some(p) if p.is_file() => p,
+        Some(p) => {
+            return Err(Failure::new(
+                Exit::BadInput,
+                format!("--arakoon {}: no such file", p.display()),
+            ))
+        }
+        None => process::locate_binary("arakoon")
+            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
+    };
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::new(Exit::BadInput, format!("cannot find arakoon-admin itself: {e}"))
+    })?;
+    Ok((arakoon, exe))
 }

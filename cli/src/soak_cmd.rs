@@ -6,11 +6,10 @@
 use crate::connect::parse_duration_ms;
 use crate::exit::Exit;
 use crate::output::{say, Failure};
+use arakoon_chaos::sandbox::NODES_MAX;
 use arakoon_chaos::soak::{self, Finding, Progress, SoakError, SoakPlan, SoakReport, SoakWatch};
-use arakoon_chaos::{process, sandbox::NODES_MAX};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,20 +107,7 @@ fn plan(args: &SoakArgs) -> Result<SoakPlan, Failure> {
     let duration = Duration::from_millis(parse_duration_ms("--duration", &args.duration)?);
     let fault_every = Duration::from_millis(parse_duration_ms("--fault-every", &args.fault_every)?);
     let sample_every = Duration::from_millis(parse_duration_ms("--sample", &args.sample)?);
-    let arakoon = match &args.arakoon {
-        Some(p) if p.is_file() => p.clone(),
-        Some(p) => {
-            return Err(Failure::new(
-                Exit::BadInput,
-                format!("--arakoon {}: no such file", p.display()),
-            ))
-        }
-        None => process::locate_binary("arakoon")
-            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?,
-    };
-    let exe = std::env::current_exe().map_err(|e| {
-        Failure::new(Exit::BadInput, format!("cannot find arakoon-admin itself: {e}"))
-    })?;
+    let (arakoon, exe) = crate::sandbox_cmd::binaries(args.arakoon.clone())?;
     let seed = args.seed.unwrap_or_else(drawn_seed);
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("arakoon-soak-{seed}-{}", std::process::id()))
@@ -286,18 +272,7 @@ struct Live {
 
 impl Live {
     fn new(duration: Duration, json: bool) -> Live {
-        let bar = ProgressBar::with_draw_target(
-            Some(duration.as_millis() as u64),
-            ProgressDrawTarget::stderr(),
-        );
-        if !std::io::stderr().is_terminal() {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        bar.set_style(
-            ProgressStyle::with_template("soak [{bar:30}] {elapsed} {msg}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
+        let bar = crate::output::timed_bar(duration, "soak [{bar:30}] {elapsed} {msg}");
         Live { bar, json, last_line: std::sync::Mutex::new(std::time::Instant::now()) }
     }
 
