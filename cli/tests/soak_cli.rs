@@ -5,10 +5,12 @@
 //! acknowledged write read back; and afterwards no process of the sandbox left and no
 //! directory.
 //!
-//! The `arakoon` binary must be beside `arakoon-admin` (`cargo build -p arakoon-node --bin
-//! arakoon` with the same target directory). The soak ties its sandbox to itself (the
+//! The `arakoon` binary is the one beside `arakoon-admin`, built if it is missing
+//! (`common::arakoon_binary`). The soak ties its sandbox to itself (the
 //! supervisor exits when `arakoon-admin` does); the test waits for it at most 180 s and kills
 //! it by PID after that.
+
+mod common;
 
 use arakoon_chaos::sandbox;
 use serde_json::Value;
@@ -31,13 +33,8 @@ const SEED: &str = "2";
 
 #[test]
 fn a_short_soak_samples_every_node_within_its_bounds_and_loses_nothing() {
-    let binary = admin_path().with_file_name("arakoon");
-    assert!(
-        binary.is_file(),
-        "{} is missing: the soak runs real nodes; build them first with `cargo build -p \
-         arakoon-node --bin arakoon` (with the same CARGO_TARGET_DIR as this test)",
-        binary.display()
-    );
+    // The soak runs real nodes: the `arakoon` beside arakoon-admin, built if it is missing.
+    common::arakoon_binary();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("soak");
     let args = [
