@@ -10,11 +10,45 @@ use crate::value::Value;
 /// Deeper nesting than any history needs; the reader refuses it rather than recursing on.
 const DEPTH_MAX: usize = 64;
 
+/// Where the reader stopped (the line it was on) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("line {line}: {kind}")]
 pub struct EdnError {
     pub line: usize,
-    pub message: String,
+    pub kind: EdnErrorKind,
+}
+
+/// What the EDN reader could not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EdnErrorKind {
+    #[error("nested deeper than {DEPTH_MAX} levels")]
+    TooDeep,
+    #[error("unexpected end of input")]
+    UnexpectedEnd,
+    /// A closing bracket with nothing open, or a byte no form starts with.
+    #[error("unexpected '{0}'")]
+    Unexpected(char),
+    /// A `[`, `(`, `{` or `#{` (`open`) that the input ends inside of.
+    #[error("'{open}' opened on line {line} is never closed")]
+    NeverClosed { open: char, line: usize },
+    #[error("string opened on line {line} never ends")]
+    StringNeverEnds { line: usize },
+    #[error("a ':' without a keyword name")]
+    KeywordWithoutName,
+    #[error("a '#' without a tag")]
+    HashWithoutTag,
+    #[error("a map with an odd number of forms")]
+    OddMap,
+    /// An integer literal (`word`, as written) beyond `i64`.
+    #[error("integer {word} does not fit 64 bits")]
+    IntegerTooBig { word: String },
+    #[error("a bad \\u escape")]
+    BadUnicodeEscape,
+    #[error("a string that is not UTF-8")]
+    StringNotUtf8,
+    /// [`read_one`] found `found` forms where one was expected.
+    #[error("expected one value, found {found}")]
+    NotOneValue { found: usize },
 }
 
 /// Every top-level form of `text`, each with its 1-based starting line.
@@ -45,10 +79,9 @@ pub fn read_entries(text: &str) -> Result<Vec<(usize, Value)>, EdnError> {
         match (reader.peek(), outer) {
             (None, None) => return Ok(entries),
             (None, Some((close, line))) => {
-                return Err(reader.error(format!(
-                    "'{}' opened on line {line} is never closed",
-                    close_to_open(close)
-                )))
+                return Err(
+                    reader.error(EdnErrorKind::NeverClosed { open: close_to_open(close), line })
+                )
             }
             (Some(b @ (b'[' | b'(')), None) => {
                 outer = Some((if b == b'[' { b']' } else { b')' }, reader.line));
@@ -75,7 +108,7 @@ pub fn read_one(text: &str) -> Result<Value, EdnError> {
         Ok([(_, value)]) => Ok(value),
         Err(forms) => Err(EdnError {
             line: forms.get(1).map_or(1, |f| f.0),
-            message: format!("expected one value, found {}", forms.len()),
+            kind: EdnErrorKind::NotOneValue { found: forms.len() },
         }),
     }
 }
@@ -92,8 +125,8 @@ fn is_delimiter(b: u8) -> bool {
 }
 
 impl Reader<'_> {
-    fn error(&self, message: impl Into<String>) -> EdnError {
-        EdnError { line: self.line, message: message.into() }
+    fn error(&self, kind: EdnErrorKind) -> EdnError {
+        EdnError { line: self.line, kind }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -121,10 +154,10 @@ impl Reader<'_> {
     /// The next form; `None` for a `#_` discard that consumed one.
     fn form(&mut self, depth: usize) -> Result<Option<Value>, EdnError> {
         if depth > DEPTH_MAX {
-            return Err(self.error(format!("nested deeper than {DEPTH_MAX} levels")));
+            return Err(self.error(EdnErrorKind::TooDeep));
         }
         self.skip_blank();
-        let Some(b) = self.peek() else { return Err(self.error("unexpected end of input")) };
+        let Some(b) = self.peek() else { return Err(self.error(EdnErrorKind::UnexpectedEnd)) };
         let value = match b {
             b'[' | b'(' => {
                 self.pos += 1;
@@ -139,12 +172,12 @@ impl Reader<'_> {
                 self.pos += 1;
                 let word = self.word();
                 if word.is_empty() {
-                    return Err(self.error("a ':' without a keyword name"));
+                    return Err(self.error(EdnErrorKind::KeywordWithoutName));
                 }
                 Value::Keyword(word)
             }
             b'#' => return self.dispatch(depth),
-            b']' | b')' | b'}' => return Err(self.error(format!("unexpected '{}'", b as char))),
+            b']' | b')' | b'}' => return Err(self.error(EdnErrorKind::Unexpected(b as char))),
             _ => self.atom()?,
         };
         Ok(Some(value))
@@ -166,7 +199,7 @@ impl Reader<'_> {
                 // A tagged literal such as #inst "..." or #jepsen.history.Op{...}: keep the value.
                 let tag = self.word();
                 if tag.is_empty() {
-                    return Err(self.error("a '#' without a tag"));
+                    return Err(self.error(EdnErrorKind::HashWithoutTag));
                 }
                 self.form(depth + 1)
             }
@@ -180,10 +213,10 @@ impl Reader<'_> {
             self.skip_blank();
             match self.peek() {
                 None => {
-                    return Err(self.error(format!(
-                        "'{}' opened on line {start_line} is never closed",
-                        close_to_open(close)
-                    )))
+                    return Err(self.error(EdnErrorKind::NeverClosed {
+                        open: close_to_open(close),
+                        line: start_line,
+                    }))
                 }
                 Some(b) if b == close => {
                     self.pos += 1;
@@ -201,7 +234,7 @@ impl Reader<'_> {
     fn map(&mut self, depth: usize) -> Result<Value, EdnError> {
         let items = self.items(b'}', depth)?;
         if items.len() % 2 != 0 {
-            return Err(self.error("a map with an odd number of forms"));
+            return Err(self.error(EdnErrorKind::OddMap));
         }
         let mut entries = Vec::with_capacity(items.len() / 2);
         let mut it = items.into_iter();
@@ -222,7 +255,7 @@ impl Reader<'_> {
     fn atom(&mut self) -> Result<Value, EdnError> {
         let word = self.word();
         if word.is_empty() {
-            return Err(self.error(format!("unexpected '{}'", self.peek().unwrap_or(b'?') as char)));
+            return Err(self.error(EdnErrorKind::Unexpected(self.peek().unwrap_or(b'?') as char)));
         }
         Ok(match word.as_str() {
             "nil" => Value::Nil,
@@ -234,9 +267,9 @@ impl Reader<'_> {
                     || ((first == b'-' || first == b'+')
                         && word.as_bytes().get(1).is_some_and(u8::is_ascii_digit));
                 if numeric && word.bytes().skip(1).all(|b| b.is_ascii_digit()) {
-                    let n = word
-                        .parse::<i64>()
-                        .map_err(|_| self.error(format!("integer {word} does not fit 64 bits")))?;
+                    let n = word.parse::<i64>().map_err(|_| {
+                        self.error(EdnErrorKind::IntegerTooBig { word: word.clone() })
+                    })?;
                     Value::Int(n)
                 } else {
                     Value::Other(word)
@@ -251,7 +284,7 @@ impl Reader<'_> {
         let mut out = Vec::new();
         loop {
             let Some(b) = self.peek() else {
-                return Err(self.error(format!("string opened on line {start_line} never ends")));
+                return Err(self.error(EdnErrorKind::StringNeverEnds { line: start_line }));
             };
             self.pos += 1;
             match b {
@@ -273,7 +306,7 @@ impl Reader<'_> {
                                 .ok()
                                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                                 .and_then(char::from_u32)
-                                .ok_or_else(|| self.error("a bad \\u escape"))?;
+                                .ok_or_else(|| self.error(EdnErrorKind::BadUnicodeEscape))?;
                             self.pos += 4;
                             let mut buf = [0; 4];
                             out.extend_from_slice(code.encode_utf8(&mut buf).as_bytes());
@@ -284,7 +317,7 @@ impl Reader<'_> {
                 _ => out.push(b),
             }
         }
-        String::from_utf8(out).map_err(|_| self.error("a string that is not UTF-8"))
+        String::from_utf8(out).map_err(|_| self.error(EdnErrorKind::StringNotUtf8))
     }
 }
 
@@ -337,13 +370,21 @@ mod tests {
     fn errors_name_the_line() {
         assert_eq!(read_all("[{:a 1}\n{:b }").unwrap_err().line, 2);
         assert_eq!(read_all("{:a 1}\n\n]").unwrap_err().line, 3);
-        assert!(read_all("\"open").unwrap_err().message.contains("never ends"));
-        assert!(read_all("99999999999999999999").unwrap_err().message.contains("64 bits"));
+        assert_eq!(read_all("\"open").unwrap_err().kind, EdnErrorKind::StringNeverEnds { line: 1 });
+        assert_eq!(
+            read_all("99999999999999999999").unwrap_err().to_string(),
+            "line 1: integer 99999999999999999999 does not fit 64 bits"
+        );
+        assert_eq!(
+            read_entries("[{:a 1}\n").unwrap_err().kind,
+            EdnErrorKind::NeverClosed { open: '[', line: 1 }
+        );
+        assert_eq!(read_all(r#""\u00zz""#).unwrap_err().to_string(), "line 1: a bad \\u escape");
     }
 
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
         let text = "[".repeat(100_000);
-        assert!(read_all(&text).unwrap_err().message.contains("nested deeper"));
+        assert_eq!(read_all(&text).unwrap_err().kind, EdnErrorKind::TooDeep);
     }
 }

@@ -73,9 +73,9 @@ pub enum Malformed {
     /// The JSON parser's text.
     #[error("not JSON: {0}")]
     NotJson(String),
-    /// The EDN reader's text (of the file, or of `value` when `value` is `Some`).
-    #[error("{}{message}", value.as_ref().map(|v| format!("value {v:?}: ")).unwrap_or_default())]
-    NotEdn { value: Option<String>, message: String },
+    /// What the EDN reader could not read (in the file, or in `value` when `value` is `Some`).
+    #[error("{}{why}", value.as_ref().map(|v| format!("value {v:?}: ")).unwrap_or_default())]
+    NotEdn { value: Option<String>, why: crate::edn::EdnErrorKind },
     #[error("not a JSON object")]
     NotJsonObject,
     #[error("number {0} is not a 64-bit integer")]

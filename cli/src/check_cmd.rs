@@ -124,7 +124,7 @@ pub fn run(args: CheckArgs) -> Result<i32, Failure> {
     })?;
     let initial = match &args.initial {
         Some(i) => Some(read_one(i).map_err(|e| {
-            bad(format!("--initial {i:?}: {}; write an EDN value: nil, 0, \"x\"", e.message))
+            bad(format!("--initial {i:?}: {}; write an EDN value: nil, 0, \"x\"", e.kind))
         })?),
         None => None,
     };

@@ -11,7 +11,7 @@ use crate::value::Value;
 pub(crate) fn events(text: &str) -> Result<Vec<Event>, HistoryError> {
     let entries = read_entries(text).map_err(|e| HistoryError::AtLine {
         line: e.line,
-        why: Malformed::NotEdn { value: None, message: e.message },
+        why: Malformed::NotEdn { value: None, why: e.kind },
     })?;
     let mut events = Vec::with_capacity(entries.len());
     for (line, entry) in entries {

@@ -61,9 +61,8 @@ fn parse_line(raw: &str, line: usize) -> Result<Option<Event>, HistoryError> {
     let value = if rest.is_empty() {
         Value::Nil
     } else {
-        read_one(rest).map_err(|e| {
-            at(Malformed::NotEdn { value: Some(rest.to_string()), message: e.message })
-        })?
+        read_one(rest)
+            .map_err(|e| at(Malformed::NotEdn { value: Some(rest.to_string()), why: e.kind }))?
     };
     Ok(Some(Event { line, process, kind, f: f.to_string(), key: None, value, time: None }))
 }
