@@ -83,7 +83,7 @@ pub struct ClusterConfig {
     pub limits: crate::limits_config::Limits,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// The file could not be read; `reason` is the operating system's text (kept as text so
     /// that the error compares equal, as the simulator's errors that carry it need).
@@ -111,7 +111,7 @@ pub enum ConfigError {
 }
 
 /// What is wrong with one key of a section (the why of [`ConfigError::Bad`]).
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum BadKey {
     #[error("the section is missing")]
     SectionMissing,

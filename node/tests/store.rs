@@ -522,3 +522,31 @@ fn sled_open_waits_for_a_released_lock_and_names_one_that_stays_held() {
     releaser.join().unwrap();
     assert!(second.is_ok(), "{:?}", second.err().map(|e| e.to_string()));
 }
+
+/// A user function's refusal fails its update with user_function_failure and the refusal's text,
+/// and leaves nothing it wrote behind; an embedder's function refuses in its own words.
+#[test]
+fn a_refused_user_function_fails_with_its_text_and_writes_nothing() {
+    use arakoon_node::store::{UserContext, UserFunctionError, UserFunctionRegistry};
+    fn half(
+        ctx: &mut dyn UserContext,
+        _: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, UserFunctionError> {
+        ctx.set(b"half", b"written");
+        Err(UserFunctionError::Refused("half-done: refused".into()))
+    }
+    let mut registry = UserFunctionRegistry::default();
+    registry.register("test.half", half);
+    let mut mem = MemoryStore::with_registry("c", registry);
+    let r = apply(
+        &mut mem,
+        vec![
+            set("c", "x"),
+            Update::UserFunction { name: "arakoon.incr".into(), arg: Some(b("c")) },
+            Update::UserFunction { name: "test.half".into(), arg: None },
+        ],
+    );
+    assert_eq!(r[1], failure(Rc::UserFunctionFailure, "the value at c is not a decimal counter"));
+    assert_eq!(r[2], failure(Rc::UserFunctionFailure, "half-done: refused"));
+    assert_eq!(mem.get(b"half").unwrap(), None, "a refused function's writes are dropped");
+}

@@ -168,7 +168,10 @@ pub enum AuthError {
     )]
     SchemeMismatch { theirs: &'static str, ours: &'static str },
     #[error("malformed handshake frame: {0}")]
-    BadHandshake(String),
+    BadHandshake(#[source] crate::llio::DecodeError),
+    /// A handshake field (`"MAC"`, `"nonce"`) of another length than the scheme's.
+    #[error("malformed handshake frame: a {field} of {bytes} bytes")]
+    HandshakeFieldLength { field: &'static str, bytes: usize },
     #[error(
         "the peer's proof does not verify: it does not know this cluster's secret (compare \
          [global] cluster_secret_file on both nodes)"
@@ -213,9 +216,9 @@ async fn read_handshake<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>,
 }
 
 fn tag_field(r: &mut Reader<'_>) -> Result<Vec<u8>, AuthError> {
-    let tag = r.bytes().map_err(|e| AuthError::BadHandshake(e.to_string()))?;
+    let tag = r.bytes().map_err(AuthError::BadHandshake)?;
     if tag.len() != TAG_BYTES {
-        return Err(AuthError::BadHandshake(format!("a MAC of {} bytes", tag.len())));
+        return Err(AuthError::HandshakeFieldLength { field: "MAC", bytes: tag.len() });
     }
     Ok(tag)
 }
@@ -244,11 +247,11 @@ impl PeerAuth {
         let PeerAuth::Secret(secret) = self else { return Ok(FrameGuard::Open) };
         let challenge = read_handshake(stream).await?;
         let mut r = Reader::new(&challenge);
-        let nonce_l = r.bytes().map_err(|e| AuthError::BadHandshake(e.to_string()))?;
+        let nonce_l = r.bytes().map_err(AuthError::BadHandshake)?;
         let their_tag = tag_field(&mut r)?;
-        r.finish("challenge").map_err(|e| AuthError::BadHandshake(e.to_string()))?;
+        r.finish("challenge").map_err(AuthError::BadHandshake)?;
         if nonce_l.len() != NONCE_BYTES {
-            return Err(AuthError::BadHandshake(format!("a nonce of {} bytes", nonce_l.len())));
+            return Err(AuthError::HandshakeFieldLength { field: "nonce", bytes: nonce_l.len() });
         }
         let nonce_d = &frame.nonce;
         verify(secret.transcript(b"listener", hello, nonce_d, &nonce_l), &their_tag)?;
@@ -288,7 +291,7 @@ impl PeerAuth {
         }
         let PeerAuth::Secret(secret) = self else { return Ok((hello.node, FrameGuard::Open)) };
         if nonce_d.len() != NONCE_BYTES {
-            return Err(AuthError::BadHandshake(format!("a nonce of {} bytes", nonce_d.len())));
+            return Err(AuthError::HandshakeFieldLength { field: "nonce", bytes: nonce_d.len() });
         }
         let nonce_l = fresh_nonce();
         let mut buf = Vec::new();
@@ -298,7 +301,7 @@ impl PeerAuth {
         let answer = read_handshake(stream).await?;
         let mut r = Reader::new(&answer);
         let their_tag = tag_field(&mut r)?;
-        r.finish("proof").map_err(|e| AuthError::BadHandshake(e.to_string()))?;
+        r.finish("proof").map_err(AuthError::BadHandshake)?;
         verify(secret.transcript(b"dialer", &hello, &nonce_d, &nonce_l), &their_tag)?;
         let session = tag(secret.transcript(b"session", &hello, &nonce_d, &nonce_l));
         Ok((hello.node, FrameGuard::session(session)))

@@ -50,7 +50,7 @@ enum Progress {
     /// A step done (what it did is logged here, not sent: Arakoon's steps carry an int64 only).
     Step,
     /// A failure before anything was announced, or after (then it ends the step stream).
-    Fail(String),
+    Fail(CollapseError),
     /// The collapse finished.
     Done,
 }
@@ -201,7 +201,7 @@ pub async fn serve_collapse<S: Stream>(
             Ok(()) => send(Progress::Done),
             Err(e) => {
                 tracing::warn!("collapse failed: {e}");
-                send(Progress::Fail(e.to_string()));
+                send(Progress::Fail(e));
             }
         }
     });
@@ -236,8 +236,8 @@ pub async fn serve_collapse<S: Stream>(
                     }
                 }
             }
-            Progress::Fail(message) => {
-                encode_error(Rc::UnknownFailure, message.as_bytes(), &mut out);
+            Progress::Fail(e) => {
+                encode_error(Rc::UnknownFailure, e.to_string().as_bytes(), &mut out);
                 let _ = stream.write_all(&out).await;
                 return false;
             }

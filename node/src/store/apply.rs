@@ -238,7 +238,7 @@ fn apply_update(
                     o.absorb(pending);
                     Ok(UpdateOutput::Returned(out))
                 }
-                Err(message) => fail(Rc::UserFunctionFailure, message),
+                Err(refused) => fail(Rc::UserFunctionFailure, refused.to_string()),
             }
         }
         Update::Assert { key, value } => {

@@ -29,7 +29,7 @@ pub use memory::MemoryStore;
 pub use sled_snapshot::SledSnapshot;
 pub use sled_store::{resident_bytes_max, SledStore};
 pub use snapshot::{MemorySnapshot, Snapshot, SnapshotError};
-pub use user_function::{UserContext, UserFunction, UserFunctionRegistry};
+pub use user_function::{UserContext, UserFunction, UserFunctionError, UserFunctionRegistry};
 
 /// What one update of an applied value returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
