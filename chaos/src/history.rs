@@ -40,7 +40,7 @@ pub struct Recorder {
 
 /// A recorded history the checker refuses (a call without its return, two open calls of one
 /// process): a bug of the recorder, named with the history it is in.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{which} history: {source}")]
 pub struct RecordError {
     /// "kv" or "sequence".
@@ -103,8 +103,21 @@ pub enum Linearizability {
     Linearizable,
     /// The budget ran out: no verdict.
     Unknown(String),
-    /// The explanation of the checker.
-    Violated(String),
+    Violated(Violated),
+}
+
+/// Why a check did not find the histories linearizable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violated {
+    /// The recorder's histories are not well formed (a bug of the recorder).
+    #[error("{0}")]
+    Unrecorded(RecordError),
+    /// The checker refused `history` ("single-key", "sequence") before searching it.
+    #[error("{history} history: {source}")]
+    Unchecked { history: &'static str, source: arakoon_checker::HistoryError },
+    /// No linearization of `history` exists: the checker's explanation.
+    #[error("{history} history:\n{explanation}")]
+    NotLinearizable { history: &'static str, explanation: String },
 }
 
 pub fn str_value(bytes: &[u8]) -> Value {
@@ -226,7 +239,7 @@ impl Recorder {
     pub fn check(self, time_limit: Duration) -> Linearizability {
         let (kv, multi) = match self.into_histories() {
             Ok(h) => h,
-            Err(e) => return Linearizability::Violated(e.to_string()),
+            Err(e) => return Linearizability::Violated(Violated::Unrecorded(e)),
         };
         // One thread: the verdict and the reported violation are then the same on every run.
         let budget = Budget {
@@ -244,14 +257,16 @@ impl Recorder {
                 continue;
             }
             match check_raw(kind, Some(&Value::Nil), raw, &budget) {
-                Err(e) => return Linearizability::Violated(format!("{name} history: {e}")),
+                Err(source) => {
+                    return Linearizability::Violated(Violated::Unchecked { history: name, source })
+                }
                 Ok(checked) => match checked.report.verdict {
                     arakoon_checker::Verdict::Linearizable => {}
                     arakoon_checker::Verdict::NotLinearizable => {
-                        return Linearizability::Violated(format!(
-                            "{name} history:\n{}",
-                            checked.text()
-                        ));
+                        return Linearizability::Violated(Violated::NotLinearizable {
+                            history: name,
+                            explanation: checked.text(),
+                        });
                     }
                     arakoon_checker::Verdict::Unknown => {
                         unknown.push(format!("{name}: {}", checked.text()));

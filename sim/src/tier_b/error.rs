@@ -4,7 +4,7 @@
 use arakoon_node::config::ConfigError;
 
 /// Why a tier-B simulation did not run to its end.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TierBError {
     /// The cluster configuration built for turmoil's hosts did not parse or validate: a drill's
     /// `config:` overrides are the usual cause.

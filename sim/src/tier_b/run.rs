@@ -5,7 +5,7 @@ use super::cluster::{builder, Cluster, ClusterSpec};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::workload::{run_client, ClientTally, Workload};
 use super::TierBError;
-use arakoon_chaos::history::{str_value, Linearizability, Recorder, Space};
+use arakoon_chaos::history::{str_value, Linearizability, Recorder, Space, Violated};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::ClientConfig;
@@ -64,13 +64,32 @@ impl TierBConfig {
 pub enum Verdict {
     /// Linearizable, and every key was read at the end.
     Pass,
-    /// The checker found no linearization, or an acknowledged write was not readable.
-    Violation(String),
-    /// The checker ran out of budget.
+    /// The checker found no linearization (or refused the recorded history).
+    Violation(Violated),
+    /// Acknowledged writes were not readable: the healed cluster answered no read of `keys`
+    /// within `within_ms`.
+    Unread { keys: Vec<String>, within_ms: u64 },
+    /// The checker ran out of budget: what it says of each history.
     Unknown(String),
     /// The run itself failed: a node stopped with an error, the simulation broke, a home could
     /// not be made.
-    Error(String),
+    Error(TierBError),
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Pass => write!(f, "pass"),
+            Verdict::Violation(v) => write!(f, "VIOLATION: {v}"),
+            Verdict::Unread { keys, within_ms } => write!(
+                f,
+                "VIOLATION: the healed cluster answered no read of {} within {within_ms} ms",
+                keys.join(", ")
+            ),
+            Verdict::Unknown(u) => write!(f, "unknown: {u}"),
+            Verdict::Error(e) => write!(f, "ERROR: {e}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,12 +132,7 @@ impl TierBReport {
     }
 
     pub fn summary(&self) -> String {
-        let verdict = match &self.verdict {
-            Verdict::Pass => "pass".to_string(),
-            Verdict::Violation(v) => format!("VIOLATION: {v}"),
-            Verdict::Unknown(u) => format!("unknown: {u}"),
-            Verdict::Error(e) => format!("ERROR: {e}"),
-        };
+        let verdict = &self.verdict;
         format!(
             "tier B seed {} ({} nodes): {verdict}; {} ops ({} ok, {} fail, {} unknown), {} faults, \
              {} final reads; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
@@ -169,12 +183,10 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         report.planted = plant_stale_read(&mut history, &report.tally, report.virtual_ms);
     }
     report.verdict = match outcome {
-        Err(e) => Verdict::Error(e.to_string()),
-        Ok(()) if !report.tally.unread.is_empty() => Verdict::Violation(format!(
-            "the healed cluster answered no read of {} within {} ms",
-            report.tally.unread.join(", "),
-            cfg.final_reads_ms
-        )),
+        Err(e) => Verdict::Error(e),
+        Ok(()) if !report.tally.unread.is_empty() => {
+            Verdict::Unread { keys: report.tally.unread.clone(), within_ms: cfg.final_reads_ms }
+        }
         Ok(()) => match history.check(cfg.check_time_limit) {
             Linearizability::Linearizable => Verdict::Pass,
             Linearizability::Violated(v) => Verdict::Violation(v),

@@ -104,7 +104,7 @@ impl World {
         let file = state.persister.current_file().clone();
         let tokens = match state.persister.write(&jobs) {
             Ok(tokens) => tokens,
-            Err(e) => return self.write_failed(k, e.to_string()),
+            Err(e) => return self.write_failed(k, &e),
         };
         let epoch = self.nodes[k].epoch;
         if self.nodes[k].paused {

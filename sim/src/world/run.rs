@@ -633,7 +633,7 @@ impl World {
     /// must (it cannot keep a promise it cannot write down, and what a failed fsync covered is
     /// not durable); a power cut armed at a crash point crashes the node; anything else is a
     /// fault of the simulator.
-    pub(super) fn write_failed(&mut self, k: NodeIdx, error: String) {
+    pub(super) fn write_failed(&mut self, k: NodeIdx, error: &dyn std::fmt::Display) {
         match self.nodes[k].disk.take_struck() {
             Some(Trip::FailNextSync) => {
                 self.exercised(FSYNC_FAILED_NODE_STOPPED);
@@ -719,8 +719,8 @@ impl World {
         }
         let state = self.nodes[k].state.as_mut().expect("checked above");
         let entries = state.shell.importable(entries);
-        state.persister.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
-        state.shell.import(&entries).map_err(|e| CopyError::Write(e.to_string()))?;
+        state.persister.import(&entries).map_err(CopyError::Tlog)?;
+        state.shell.import(&entries).map_err(CopyError::Shell)?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
                 if old != v {
@@ -745,7 +745,7 @@ impl World {
         let (fetched, n) = match result {
             Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
             Err(e) if self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some() => {
-                return self.write_failed(k, e.to_string())
+                return self.write_failed(k, &e)
             }
             Ok(n) => (Ok((n > 0).then_some(to_i)), n),
             Err(e) => (Err(e), 0),
@@ -1480,11 +1480,11 @@ fn final_checks(w: &mut World) -> Result<u64, Violation> {
         Linearizability::Linearizable => w.report.linearizability = "linearizable".into(),
         Linearizability::Unknown(why) => w.report.linearizability = format!("unknown: {why}"),
         Linearizability::Violated(detail) if w.mix.beyond_bound => {
-            w.fail("linearizable", detail);
+            w.fail("linearizable", detail.to_string());
             w.report.linearizability = "violated, as clocks beyond the bound allow".into();
         }
         Linearizability::Violated(detail) => {
-            return Err(Violation { check: "linearizable", detail });
+            return Err(Violation { check: "linearizable", detail: detail.to_string() });
         }
     }
     Ok(chosen.len() as u64)
@@ -1536,9 +1536,12 @@ pub(super) enum CopyError {
     Unreachable,
     #[error("n{from} does not hold slots {start}..={to_i} committed")]
     NotHeld { from: NodeIdx, start: u64, to_i: u64 },
-    /// The catcher's TLog or store refused the entries (a full disk, say).
+    /// The catcher's TLog refused the entries (a full disk, say).
     #[error("{0}")]
-    Write(String),
+    Tlog(#[source] arakoon_node::tlog::TlogError),
+    /// The catcher's shell (its store) refused the entries.
+    #[error("{0}")]
+    Shell(#[source] ShellError),
     /// A slot came back with another value than the node applied before: the agreement check.
     #[error("AGREEMENT: n{k} re-applied slot {i} with another value")]
     Agreement { k: NodeIdx, i: u64 },
