@@ -29,6 +29,7 @@ pub mod replay;
 pub mod server;
 pub mod shell;
 pub mod store;
+pub mod store_rebuild;
 pub mod tlog;
 pub mod update_text;
 pub mod value;
