@@ -17,6 +17,7 @@ use arakoon_node::server::env::TokioNet;
 use arakoon_node::server::rebuild::{catch_up_stopped_node_with, RebuildError};
 use arakoon_node::server::startup::store_path;
 use arakoon_node::store::{SledStore, StoreError};
+use arakoon_node::tlog::{self, FsDir};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -126,19 +127,10 @@ fn refuse_if_running(store: &Path, cluster_id: &str, name: &str) -> Result<(), F
     }
 }
 
-/// The bytes of the TLog files in `dir` (what catch-up writes, for the report and the spinner).
+/// The bytes of the TLog files in `dir` (what catch-up writes, for the report); 0 if the
+/// directory cannot be opened.
 fn tlog_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.ends_with(".tlog") || name.ends_with(".tlx") || name.ends_with(".tlf")
-        })
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
+    FsDir::open(dir).map_or(0, |d| tlog::files_bytes(&d))
 }
 
 /// Catch-up progress as the operator sees it: an indicatif bar on a terminal (slots fetched of

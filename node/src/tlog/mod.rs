@@ -27,8 +27,8 @@ pub use error::TlogError;
 pub use files::{FileKind, TlogFile};
 pub use memdir::{MemDir, Trip};
 pub use reader::{
-    first_i, for_each_committed, last_i, last_two, list_files, log_first_i, problem_at,
-    start_index, validate, validate_with, walk, walk_file, FileSummary, Position, SlotValue,
-    Validation,
+    files_bytes, first_i, for_each_committed, last_i, last_two, list_files, log_first_i,
+    problem_at, start_index, validate, validate_with, walk, walk_file, FileSummary, Position,
+    SlotValue, Validation,
 };
 pub use writer::{truncate_torn_tail, OpenReport, TlogConfig, TlogWriter};

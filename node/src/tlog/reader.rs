@@ -49,6 +49,13 @@ pub fn list_files(dir: &dyn LogDir) -> Result<Vec<TlogFile>, TlogError> {
     Ok(files)
 }
 
+/// The bytes of every TLog file in `dir`, in whatever form (what a catch-up writes, for its
+/// report); files that are not part of the log, and files that cannot be read, count nothing.
+pub fn files_bytes(dir: &dyn LogDir) -> u64 {
+    let Ok(names) = dir.list() else { return 0 };
+    names.iter().filter(|n| TlogFile::parse(n).is_some()).filter_map(|n| dir.file_len(n).ok()).sum()
+}
+
 /// The first file number gap, as an error.
 fn check_numbers(dir: &dyn LogDir, files: &[TlogFile]) -> Result<(), TlogError> {
     for pair in files.windows(2) {
@@ -430,4 +437,22 @@ pub fn last_i(dir: &dyn LogDir) -> Result<Option<u64>, TlogError> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlog::MemDir;
+
+    #[test]
+    fn files_bytes_counts_the_log_in_every_form_and_nothing_else() {
+        let dir = MemDir::new("t");
+        dir.put("000.tlf", &[0; 100]);
+        dir.put("001.tlx", &[0; 20]);
+        dir.put("002.tlog", &[0; 3]);
+        dir.put("003.tlx.part", &[0; 1000]);
+        dir.put("ballot", &[0; 500]);
+        assert_eq!(files_bytes(&dir), 123);
+        assert_eq!(files_bytes(&MemDir::new("empty")), 0);
+    }
 }
