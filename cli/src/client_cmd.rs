@@ -495,8 +495,7 @@ async fn collapse(
     .await;
     let total =
         result.map_err(|e| Failure::new(Exit::Unreachable, format!("{node}: collapse: {e}")))?;
-    // Arakoon announces the files folded and removed plus 2.
-    let files = total.saturating_sub(2);
+    let files = arakoon_node::protocol::client::collapsed_files(total);
     let text = if copy_db {
         format!(
             "{node}: the head is at the committed slot; TLog files beyond the last {keep} removed"

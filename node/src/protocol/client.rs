@@ -964,6 +964,15 @@ fn decode_entry_frame(r: &mut Reader<'_>) -> Result<EntryFrame, DecodeError> {
 
 // ---- collapse and get_db streams -----------------------------------------------------------
 
+/// The steps a `collapse_tlogs` announces beyond the TLog files it folds and removes: Arakoon
+/// announces the files plus 2 (or 0 when there is nothing to collapse).
+pub const COLLAPSE_STEPS_BEYOND_FILES: usize = 2;
+
+/// The TLog files a `collapse_tlogs` that announced `steps` steps folds and removes.
+pub fn collapsed_files(steps: usize) -> usize {
+    steps.saturating_sub(COLLAPSE_STEPS_BEYOND_FILES)
+}
+
 /// One step of a `collapse_tlogs` reply, as Arakoon 1.9 writes it: rc 0 and an int64 (Arakoon
 /// sends a time since the collapse began; we send the milliseconds since it began). A failure is
 /// what Arakoon's exception handler writes: the rc and a message string, then the connection
@@ -1237,6 +1246,12 @@ mod tests {
             None,
             "a partial reply asks for more"
         );
+    }
+
+    #[test]
+    fn a_collapse_of_n_files_announces_n_plus_2_steps_and_the_client_counts_n_back() {
+        assert_eq!(collapsed_files(3 + COLLAPSE_STEPS_BEYOND_FILES), 3);
+        assert_eq!(collapsed_files(0), 0, "nothing to collapse announces 0 steps");
     }
 
     #[test]

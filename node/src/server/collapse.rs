@@ -17,7 +17,7 @@
 use super::env::Stream;
 use super::shared::{CoreMsg, Shared};
 use crate::head::{self, CollapseError, Step};
-use crate::protocol::client::{encode_error, DbFrame, StepFrame};
+use crate::protocol::client::{encode_error, DbFrame, StepFrame, COLLAPSE_STEPS_BEYOND_FILES};
 use crate::rc::Rc;
 use crate::store::{SledStore, Store, StoreError};
 use crate::tlog;
@@ -171,7 +171,11 @@ pub async fn serve_collapse<S: Stream>(
             let plan = head::plan(dir.as_ref(), u64::from(keep))?;
             let fold_first = copy_db.then_some(committed).flatten();
             // Arakoon announces the files to collapse plus 2, or 0.
-            let announced = if plan.first_kept.is_none() { 0 } else { plan.remove.len() + 2 };
+            let announced = if plan.first_kept.is_none() {
+                0
+            } else {
+                plan.remove.len() + COLLAPSE_STEPS_BEYOND_FILES
+            };
             send(Progress::Total(announced));
             let mut on_step = |s: &Step| {
                 if log_step(s) {
