@@ -285,10 +285,12 @@ impl TlogWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let path = self.dir.path_of(&self.file.name());
-        self.out.append(&self.buf).map_err(|e| TlogError::io(&path, e))?;
+        // The file's path is made only for an error: this runs at every append.
+        let (dir, file) = (&self.dir, &self.file);
+        let io = |e| TlogError::io(dir.path_of(&file.name()), e);
+        self.out.append(&self.buf).map_err(io)?;
         if sync {
-            self.out.sync_data().map_err(|e| TlogError::io(&path, e))?;
+            self.out.sync_data().map_err(io)?;
         }
         self.buf.clear();
         Ok(())
