@@ -69,10 +69,9 @@ pub fn replay(
     let Some(mut run) = Run::start(dir, store, log_last, last_is_committed)? else {
         return Ok(Progress::nothing(store, log_last, last_is_committed, progress));
     };
-    let outcome =
-        tlog::for_each_committed(dir, run.expected, last_is_committed, &mut |entry| {
-            run.push(entry.i, entry.value, progress)
-        })?;
+    let outcome = tlog::for_each_committed(dir, run.expected, last_is_committed, &mut |entry| {
+        run.push(entry.i, entry.value, progress)
+    })?;
     outcome?;
     run.finish(progress)
 }

@@ -197,10 +197,13 @@ pub fn prepare_in_memory(
     // One pass over the log: the validation hands over the committed slots the new store is
     // built from.
     let mut committed = Vec::new();
-    let (writer, report) =
-        TlogWriter::open_with(dir.clone(), tlog_config, &node.name, TornTail::Refuse, &mut |i, v| {
-            committed.push((i, v))
-        })?;
+    let (writer, report) = TlogWriter::open_with(
+        dir.clone(),
+        tlog_config,
+        &node.name,
+        TornTail::Refuse,
+        &mut |i, v| committed.push((i, v)),
+    )?;
     let ballot = BallotRecord::load(dir.as_ref())?;
     // No head in memory: a log that does not start at its first file cannot be served.
     let start = head::log_start(dir.as_ref())?;

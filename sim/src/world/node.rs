@@ -150,8 +150,9 @@ impl SimNode {
             TlogWriter::open_with(dir.clone(), tlog, &self.name, TornTail::Cut, &mut |i, v| {
                 committed.push((i, v))
             })?;
-        let repair =
-            report.cut.map(|(file, at, cut)| format!("cut a torn tail of {cut} bytes at {file}:{at}"));
+        let repair = report
+            .cut
+            .map(|(file, at, cut)| format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         let ballot = BallotRecord::load(dir.as_ref())?;
         let mut store = MemoryStore::new(cluster_id);
         let single = cfg.names.len() == 1;
