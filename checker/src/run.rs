@@ -5,15 +5,16 @@
 
 use crate::check::{check, views, Budget, OpView, Report};
 use crate::explain::{html::render_html, text::render_text};
-use crate::history::HistoryError;
+use crate::history::{History, HistoryError};
 use crate::import::RawHistory;
 use crate::model::kv::Kv;
 use crate::model::multi_key::MultiKey;
 use crate::model::mutex::Mutex;
 use crate::model::register::Register;
 use crate::model::set::Set;
-use crate::model::{bytes_of, convert, FromRaw, RawError};
+use crate::model::{bytes_of, convert, FromRaw, Model, RawError};
 use crate::value::Value;
+use std::sync::Arc;
 
 /// The models, by the names the command line uses; `arakoon-admin check --model` lists them
 /// with [`ModelKind::about`] as their help, so this is the one table of models.
@@ -95,11 +96,42 @@ impl ModelKind {
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub report: Report,
-    /// Every operation of the history, by call time, as the model describes it.
-    pub ops: Vec<OpView>,
+    /// Every operation of the history, by call time, as the model describes it: described the
+    /// first time [`Checked::ops`] is asked, since a check whose operations no page shows (the
+    /// simulator's, run after every seed) need not write a text for each.
+    ops: std::sync::OnceLock<Vec<OpView>>,
+    history: Arc<dyn Described>,
+}
+
+/// A model with its history, to describe the operations when a report needs them.
+trait Described: Send + Sync {
+    fn views(&self) -> Vec<OpView>;
+}
+
+struct ModelHistory<M: Model> {
+    model: M,
+    history: History<M::Input, M::Output>,
+}
+
+impl<M: Model + Send> Described for ModelHistory<M> {
+    fn views(&self) -> Vec<OpView> {
+        let all: Vec<usize> = (0..self.history.len()).collect();
+        views(&self.model, &self.history, &all)
+    }
+}
+
+impl std::fmt::Debug for dyn Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a model and its history")
+    }
 }
 
 impl Checked {
+    /// Every operation of the history, by call time, as the model describes it.
+    pub fn ops(&self) -> &[OpView] {
+        self.ops.get_or_init(|| self.history.views())
+    }
+
     /// The report as text for a terminal.
     pub fn text(&self) -> String {
         render_text(&self.report)
@@ -114,7 +146,7 @@ impl Checked {
 
     /// The report as one self-contained HTML page.
     pub fn html(&self, title: &str) -> String {
-        render_html(&self.report, title, &self.ops, &self.text())
+        render_html(&self.report, title, self.ops(), &self.text())
     }
 }
 
@@ -135,11 +167,14 @@ fn bytes_or_nil(value: &Value) -> Result<Option<Vec<u8>>, RawError> {
     }
 }
 
-fn run<M: FromRaw>(model: &M, raw: &RawHistory, budget: &Budget) -> Result<Checked, HistoryError> {
+fn run<M>(model: &M, raw: &RawHistory, budget: &Budget) -> Result<Checked, HistoryError>
+where
+    M: FromRaw + Clone + Send + 'static,
+{
     let history = convert(model, raw)?;
     let report = check(model, &history, budget);
-    let all: Vec<usize> = (0..history.len()).collect();
-    Ok(Checked { report, ops: views(model, &history, &all) })
+    let history = Arc::new(ModelHistory { model: model.clone(), history });
+    Ok(Checked { report, ops: std::sync::OnceLock::new(), history })
 }
 
 /// Checks `raw` against the model `kind`, starting from `initial` (`None`: the model's

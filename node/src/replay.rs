@@ -66,43 +66,131 @@ pub fn replay(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Progress, ReplayError> {
     let log_last = tlog::last_i(dir)?;
-    let target_i = match (log_last, last_is_committed) {
+    let Some(mut run) = Run::start(dir, store, log_last, last_is_committed)? else {
+        return Ok(Progress::nothing(store, log_last, last_is_committed, progress));
+    };
+    let outcome = tlog::for_each_committed(dir, run.expected, last_is_committed, &mut |entry| {
+        run.push(entry.i, entry.value, progress)
+    })?;
+    outcome?;
+    run.finish(progress)
+}
+
+/// [`replay`] from slots read already: the log in `dir` ends at `log_last`, and `committed` is
+/// every committed slot it holds, in order, with its final value (as
+/// [`crate::tlog::TlogWriter::open_with`] hands them over, with the last slot added when
+/// `last_is_committed`). The same checks, batches and progress as [`replay`], without reading
+/// the log again: a store rebuilt from nothing at start-up thus costs one pass over the log.
+pub fn replay_read(
+    dir: &dyn LogDir,
+    store: &mut dyn Store,
+    log_last: Option<u64>,
+    committed: impl IntoIterator<Item = (u64, Value)>,
+    last_is_committed: bool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Progress, ReplayError> {
+    let Some(mut run) = Run::start(dir, store, log_last, last_is_committed)? else {
+        return Ok(Progress::nothing(store, log_last, last_is_committed, progress));
+    };
+    // As `for_each_committed` from the store's next slot: the slots below it are skipped.
+    let from = run.expected;
+    for (i, value) in committed.into_iter().filter(|(i, _)| *i >= from) {
+        run.push(i, value, progress)?;
+    }
+    run.finish(progress)
+}
+
+/// The last slot a replay of a log ending at `log_last` applies.
+fn target(log_last: Option<u64>, last_is_committed: bool) -> Option<u64> {
+    match (log_last, last_is_committed) {
         (Some(last), true) => Some(last),
         (Some(0), false) | (None, _) => None,
         (Some(last), false) => Some(last - 1),
-    };
-    if let (Some(store_i), Some(log_last_i)) = (store.applied(), log_last) {
-        if store_i > log_last_i {
-            return Err(ReplayError::StoreAhead { dir: dir.location(), store_i, log_last_i });
-        }
     }
-    let mut state = Progress { applied_i: store.applied(), target_i, values: 0, updates: 0 };
-    let from = store.next_i();
-    if target_i.is_none_or(|t| t < from) {
+}
+
+impl Progress {
+    /// A replay with nothing to apply: the store holds every committed slot already.
+    fn nothing(
+        store: &dyn Store,
+        log_last: Option<u64>,
+        last_is_committed: bool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Progress {
+        let target_i = target(log_last, last_is_committed);
+        let state = Progress { applied_i: store.applied(), target_i, values: 0, updates: 0 };
         progress(&state);
-        return Ok(state);
+        state
     }
-    let mut batch: Vec<(u64, Value)> = Vec::with_capacity(BATCH_VALUES_MAX);
-    let mut batch_updates = 0usize;
-    let mut expected = from;
-    let outcome = tlog::for_each_committed(dir, from, last_is_committed, &mut |entry| {
-        if entry.i != expected {
-            return Err(ReplayError::Gap { dir: dir.location(), need: expected, found: entry.i });
+}
+
+/// A replay under way: the batch being gathered and the slot it needs next.
+struct Run<'a> {
+    dir: &'a dyn LogDir,
+    store: &'a mut dyn Store,
+    state: Progress,
+    batch: Vec<(u64, Value)>,
+    batch_updates: usize,
+    expected: u64,
+}
+
+impl<'a> Run<'a> {
+    /// Checks the store against the log; `None` when the store holds every committed slot.
+    fn start(
+        dir: &'a dyn LogDir,
+        store: &'a mut dyn Store,
+        log_last: Option<u64>,
+        last_is_committed: bool,
+    ) -> Result<Option<Run<'a>>, ReplayError> {
+        if let (Some(store_i), Some(log_last_i)) = (store.applied(), log_last) {
+            if store_i > log_last_i {
+                return Err(ReplayError::StoreAhead { dir: dir.location(), store_i, log_last_i });
+            }
         }
-        expected += 1;
-        batch_updates += entry.value.update_count();
-        batch.push((entry.i, entry.value));
-        if batch.len() >= BATCH_VALUES_MAX || batch_updates >= BATCH_UPDATES_MAX {
-            apply_batch(store, &mut batch, &mut batch_updates, &mut state)?;
-            progress(&state);
+        let target_i = target(log_last, last_is_committed);
+        let from = store.next_i();
+        if target_i.is_none_or(|t| t < from) {
+            return Ok(None);
+        }
+        let state = Progress { applied_i: store.applied(), target_i, values: 0, updates: 0 };
+        Ok(Some(Run {
+            dir,
+            store,
+            state,
+            batch: Vec::with_capacity(BATCH_VALUES_MAX),
+            batch_updates: 0,
+            expected: from,
+        }))
+    }
+
+    /// The next committed slot: it must be the one the store needs next.
+    fn push(
+        &mut self,
+        i: u64,
+        value: Value,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), ReplayError> {
+        if i != self.expected {
+            let dir = self.dir.location();
+            return Err(ReplayError::Gap { dir, need: self.expected, found: i });
+        }
+        self.expected += 1;
+        self.batch_updates += value.update_count();
+        self.batch.push((i, value));
+        if self.batch.len() >= BATCH_VALUES_MAX || self.batch_updates >= BATCH_UPDATES_MAX {
+            apply_batch(self.store, &mut self.batch, &mut self.batch_updates, &mut self.state)?;
+            progress(&self.state);
         }
         Ok(())
-    })?;
-    outcome?;
-    apply_batch(store, &mut batch, &mut batch_updates, &mut state)?;
-    store.flush()?;
-    progress(&state);
-    Ok(state)
+    }
+
+    /// Applies the last batch and makes the store durable.
+    fn finish(mut self, progress: &mut dyn FnMut(&Progress)) -> Result<Progress, ReplayError> {
+        apply_batch(self.store, &mut self.batch, &mut self.batch_updates, &mut self.state)?;
+        self.store.flush()?;
+        progress(&self.state);
+        Ok(self.state)
+    }
 }
 
 fn apply_batch(

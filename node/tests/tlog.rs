@@ -146,6 +146,63 @@ fn a_torn_tail_is_found_and_only_it_is_cut() {
 }
 
 #[test]
+fn opening_with_a_cut_reads_the_log_once_as_truncate_then_open_would() {
+    // Two logs alike, one torn: the cut one opens as truncate_torn_tail then open would, and
+    // hands over every committed slot; the last two are in the report.
+    let (cut, reference) = (Arc::new(MemDir::new("t")), Arc::new(MemDir::new("t")));
+    for dir in [&cut, &reference] {
+        write_log(dir.clone(), small_config(3), 7);
+        let mut torn = dir.contents("002.tlog").unwrap();
+        torn.extend_from_slice(&Entry::new(7, value(7)).to_bytes()[..20]);
+        dir.put("002.tlog", &torn);
+    }
+    let mut slots = Vec::new();
+    let (mut w, report) = TlogWriter::open_with(
+        cut.clone(),
+        small_config(3),
+        "n0",
+        tlog::TornTail::Cut,
+        &mut |i, v| slots.push((i, v)),
+    )
+    .unwrap();
+    let expected_cut = truncate_torn_tail(reference.as_ref()).unwrap();
+    let (mut w2, report2) = TlogWriter::open(reference.clone(), small_config(3), "n0").unwrap();
+    assert_eq!(report.cut, expected_cut);
+    assert_eq!((report.last_i, report.files), (report2.last_i, report2.files));
+    assert_eq!(slots, committed(reference.as_ref(), 0, false));
+    let last_two = tlog::last_two(reference.as_ref()).unwrap();
+    assert_eq!((report.last, report.prev), last_two);
+    assert_eq!(last_two, (Some((6, value(6))), Some((5, value(5)))));
+    // Both writers go on alike: the same bytes in every file.
+    w.append(&[(7, &value(7))]).unwrap();
+    w2.append(&[(7, &value(7))]).unwrap();
+    for name in ["000.tlog", "001.tlog", "002.tlog", "003.tlog"] {
+        assert_eq!(cut.contents(name), reference.contents(name), "{name}");
+    }
+    // Refusing a torn tail, the default, hands the error over.
+    let dir = Arc::new(MemDir::new("c"));
+    write_log(dir.clone(), small_config(3), 2);
+    let mut torn = dir.contents("000.tlog").unwrap();
+    torn.extend_from_slice(&Entry::new(2, value(2)).to_bytes()[..20]);
+    dir.put("000.tlog", &torn);
+    let err = TlogWriter::open(dir, small_config(3), "n0").err().expect("refused");
+    assert_eq!(err.kind(), "torn_tail");
+}
+
+#[test]
+fn the_last_two_slots_are_read_whether_or_not_the_last_file_holds_both() {
+    for slots in [1, 2, 3, 4, 5, 7] {
+        let dir = Arc::new(MemDir::new("t"));
+        write_log(dir.clone(), small_config(3), slots);
+        let prev = (slots >= 2).then(|| (slots - 2, value(slots - 2)));
+        let expected = (Some((slots - 1, value(slots - 1))), prev);
+        assert_eq!(tlog::last_two(dir.as_ref()).unwrap(), expected, "{slots} slots");
+    }
+    let empty = MemDir::new("empty");
+    assert_eq!(tlog::last_two(&empty).unwrap(), (None, None));
+}
+
+#[test]
 fn truncate_refuses_anything_but_a_torn_tail() {
     let dir = Arc::new(MemDir::new("t"));
     write_log(dir.clone(), small_config(100), 3);

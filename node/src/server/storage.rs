@@ -20,7 +20,7 @@ use crate::config::{ClusterConfig, NodeConfig};
 use crate::head;
 use crate::replay;
 use crate::store::{MasterRecord, MemoryStore, Range, SledStore, Store, StoreError, UpdateResult};
-use crate::tlog::{self, BallotRecord, LogDir, MemDir, TlogWriter};
+use crate::tlog::{BallotRecord, LogDir, MemDir, TlogWriter, TornTail};
 use crate::value::{Bytes, Key, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -194,7 +194,16 @@ pub fn prepare_in_memory(
 ) -> Result<Prepared<MemoryStore>, StartError> {
     let dir: Arc<dyn LogDir> = Arc::new(disk.clone());
     let tlog_config = config.tlog();
-    let (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
+    // One pass over the log: the validation hands over the committed slots the new store is
+    // built from.
+    let mut committed = Vec::new();
+    let (writer, report) = TlogWriter::open_with(
+        dir.clone(),
+        tlog_config,
+        &node.name,
+        TornTail::Refuse,
+        &mut |i, v| committed.push((i, v)),
+    )?;
     let ballot = BallotRecord::load(dir.as_ref())?;
     // No head in memory: a log that does not start at its first file cannot be served.
     let start = head::log_start(dir.as_ref())?;
@@ -203,9 +212,11 @@ pub fn prepare_in_memory(
         .map_err(StartError::Collapsed)?;
     let mut store = MemoryStore::new(&config.cluster_id);
     let single = config.nodes.len() == 1;
-    replay::replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
-    let (last, prev) = tlog::last_two(dir.as_ref())?;
-    assert_eq!(last.as_ref().map(|(i, _)| *i), report.last_i, "the log's last slot is its last");
+    if single {
+        committed.extend(report.last.clone());
+    }
+    replay::replay_read(dir.as_ref(), &mut store, report.last_i, committed, single, &mut |_| {})?;
+    let (last, prev) = (report.last, report.prev);
     Ok(Prepared { dir, writer, store, ballot, last, prev, closed_cleanly: report.closed_cleanly })
 }
 

@@ -1,7 +1,7 @@
 //! The memory store: B-trees in memory, deterministic and cheap to clone. The simulator gives
 //! one to every node; it passes the same conformance tests as the sled store.
 
-use super::apply::{apply_value, Overlay, View};
+use super::apply::{apply_value, apply_value_owned, Overlay, View};
 use super::reads;
 use super::snapshot::{scan_map, MemorySnapshot};
 use super::{MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry};
@@ -40,6 +40,21 @@ impl MemoryStore {
     /// Every user key and value, in order (for comparisons in tests and the simulator).
     pub fn entries(&self) -> &BTreeMap<Key, Bytes> {
         &self.data
+    }
+
+    /// Commits a batch of values ending at slot `last`.
+    fn commit_batch(
+        &mut self,
+        writes: BTreeMap<Key, Option<Bytes>>,
+        admin: BTreeMap<Key, Option<Bytes>>,
+        master: Option<MasterRecord>,
+        last: u64,
+    ) {
+        self.commit(writes, admin);
+        if master.is_some() {
+            self.master = master;
+        }
+        self.applied = Some(last);
     }
 
     fn commit(
@@ -103,6 +118,41 @@ impl Store for MemoryStore {
         }
         self.applied = Some(i);
         Ok(results)
+    }
+
+    /// One overlay for the whole batch and one commit, as the sled store does: a key written by
+    /// many values of the batch is put into the map once.
+    fn apply_many(
+        &mut self,
+        values: &[(u64, Value)],
+    ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+        let Some(&(last, _)) = values.last() else { return Ok(Vec::new()) };
+        let mut top = Overlay::new(&*self);
+        let mut all = Vec::with_capacity(values.len());
+        for (expected, (i, value)) in (self.next_i()..).zip(values) {
+            if *i != expected {
+                return Err(StoreError::OutOfOrder { i: *i, expected });
+            }
+            all.push(apply_value(&mut top, value, &self.registry)?);
+        }
+        self.commit_batch(top.writes, top.admin, top.master, last);
+        Ok(all)
+    }
+
+    /// [`MemoryStore::apply_many`] with the values moved into place.
+    fn apply_replayed(&mut self, values: &mut Vec<(u64, Value)>) -> Result<(), StoreError> {
+        let Some(&(last, _)) = values.last() else { return Ok(()) };
+        for (expected, (i, _)) in (self.next_i()..).zip(values.iter()) {
+            if *i != expected {
+                return Err(StoreError::OutOfOrder { i: *i, expected });
+            }
+        }
+        let mut top = Overlay::new(&*self);
+        for (_, value) in values.drain(..) {
+            apply_value_owned(&mut top, value, &self.registry)?;
+        }
+        self.commit_batch(top.writes, top.admin, top.master, last);
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {

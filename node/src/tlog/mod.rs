@@ -31,4 +31,4 @@ pub use reader::{
     problem_at, start_index, validate, validate_with, walk, walk_file, FileSummary, Position,
     SlotValue, Validation,
 };
-pub use writer::{truncate_torn_tail, OpenReport, TlogConfig, TlogWriter};
+pub use writer::{truncate_torn_tail, OpenReport, TlogConfig, TlogWriter, TornTail};

@@ -404,8 +404,46 @@ pub fn for_each_committed<E>(
 pub type SlotValue = (u64, crate::value::Value);
 
 /// The log's last slot and the one before it (if the log holds it), with their final values.
+///
+/// Reads the last non-empty file once, as [`last_i`] does; only when that file starts at the
+/// last slot (the slot before is in an earlier file) does it walk again from the slot before.
 pub fn last_two(dir: &dyn LogDir) -> Result<(Option<SlotValue>, Option<SlotValue>), TlogError> {
-    let Some(last_i) = last_i(dir)? else { return Ok((None, None)) };
+    let files = list_files(dir)?;
+    for (k, file) in files.iter().enumerate().rev() {
+        let mut prev = None;
+        // The last entry read, and the slot before it with its final value.
+        let (mut last, mut before): (Option<Entry>, Option<SlotValue>) = (None, None);
+        let (_, problem) = scan_file(dir, file, k + 1 == files.len(), &mut prev, &mut |e, _| {
+            match last.take() {
+                Some(l) if l.i != e.i => before = Some((l.i, l.value)),
+                other => drop(other),
+            }
+            last = Some(e);
+            true
+        })?;
+        if let Some(problem) = problem {
+            return Err(problem);
+        }
+        let Some(last) = last else { continue };
+        return match before {
+            // The walk from the slot before would read this file only (the later ones are
+            // empty): what it checks besides is that no file number is missing.
+            Some(before) => {
+                check_numbers(dir, &files)?;
+                debug_assert_eq!(before.0 + 1, last.i, "consecutive slots in one file");
+                Ok((Some((last.i, last.value)), Some(before)))
+            }
+            None => last_two_from(dir, last.i),
+        };
+    }
+    Ok((None, None))
+}
+
+/// [`last_two`] of a log whose last slot is `last_i`, walking from the slot before it.
+fn last_two_from(
+    dir: &dyn LogDir,
+    last_i: u64,
+) -> Result<(Option<SlotValue>, Option<SlotValue>), TlogError> {
     let (mut last, mut prev) = (None, None);
     walk(dir, last_i.saturating_sub(1), &mut |e, _| {
         if e.i == last_i {

@@ -14,7 +14,7 @@ use super::dir::{LogDir, LogFile};
 use super::entry::{closed_marker, encode_entry, opened_marker, Entry};
 use super::error::TlogError;
 use super::files::{FileKind, TlogFile};
-use super::reader::{validate_owned, validate_with};
+use super::reader::{validate_owned, validate_with, SlotValue, Validation};
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -54,6 +54,25 @@ pub struct OpenReport {
     /// and replay makes an unclean stop safe).
     pub closed_cleanly: bool,
     pub files: usize,
+    /// The log's last slot with its final value (what [`super::last_two`] reads).
+    pub last: Option<SlotValue>,
+    /// The slot before it, if the log holds it.
+    pub prev: Option<SlotValue>,
+    /// With [`TornTail::Cut`], the torn tail cut off: the file, the offset cut at and the
+    /// number of bytes removed.
+    pub cut: Option<(String, u64, u64)>,
+}
+
+/// What opening does with a torn tail: the last file ending inside an entry, as a crash in the
+/// middle of a write leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TornTail {
+    /// Refuse to open, as the server does: the operator decides (`arakoon-admin tlog
+    /// truncate`).
+    Refuse,
+    /// Cut it off first, as [`truncate_torn_tail`] does (the operator's repair, which the
+    /// simulator makes before a restart); any other problem still refuses.
+    Cut,
 }
 
 impl TlogWriter {
@@ -64,19 +83,59 @@ impl TlogWriter {
         config: TlogConfig,
         node: &str,
     ) -> Result<(TlogWriter, OpenReport), TlogError> {
+        TlogWriter::open_with(dir, config, node, TornTail::Refuse, &mut |_, _| {})
+    }
+
+    /// [`TlogWriter::open`], in the one pass over the log that validates it: `torn` says what
+    /// to do with a torn tail, and `committed` is handed every slot the log holds committed
+    /// (every slot but the last: an entry of the next slot follows it), in order, with its final
+    /// value, so that a store rebuilt from nothing needs no second read of the log. The slots
+    /// are handed over as validation reads them: a caller keeps them until this returns `Ok`,
+    /// and drops them on an error (the log was refused). The report's `last` and `prev` are
+    /// the log's last two slots, read in the same pass.
+    pub fn open_with(
+        dir: Arc<dyn LogDir>,
+        config: TlogConfig,
+        node: &str,
+        torn: TornTail,
+        committed: &mut dyn FnMut(u64, Value),
+    ) -> Result<(TlogWriter, OpenReport), TlogError> {
         assert!(config.entries_per_file_max > 0 && config.file_bytes_max > 0);
+        // The last entry read, and the slot before it with its final value: a slot is handed
+        // over once a second later slot shows up, so that the slot before the last is still
+        // here, for the report, when the log ends.
         let mut last: Option<Entry> = None;
-        let validation = validate_owned(dir.as_ref(), &mut |e, _| {
+        let mut before: Option<SlotValue> = None;
+        let mut validation = validate_owned(dir.as_ref(), &mut |e, _| {
+            match last.take() {
+                Some(l) if l.i != e.i => {
+                    if let Some((i, value)) = before.replace((l.i, l.value)) {
+                        committed(i, value);
+                    }
+                }
+                // The same slot again (proposed again, or a marker): the last one wins.
+                _ => {}
+            }
             last = Some(e);
             true
         })?;
+        let cut = match torn {
+            TornTail::Refuse => None,
+            TornTail::Cut => cut_torn_tail(dir.as_ref(), &mut validation)?,
+        };
         if let Some(problem) = validation.problems.into_iter().next() {
             return Err(problem);
+        }
+        if let Some((i, value)) = &before {
+            committed(*i, value.clone());
         }
         let report = OpenReport {
             last_i: last.as_ref().map(|e| e.i),
             closed_cleanly: last.as_ref().is_some_and(Entry::is_closed_marker),
             files: validation.files.len(),
+            last: last.as_ref().map(|e| (e.i, e.value.clone())),
+            prev: before,
+            cut,
         };
         let io = |e| TlogError::io(dir.location(), e);
         let (file, out, entries_in_file, bytes_in_file) = match validation.files.last() {
@@ -226,10 +285,12 @@ impl TlogWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let path = self.dir.path_of(&self.file.name());
-        self.out.append(&self.buf).map_err(|e| TlogError::io(&path, e))?;
+        // The file's path is made only for an error: this runs at every append.
+        let (dir, file) = (&self.dir, &self.file);
+        let io = |e| TlogError::io(dir.path_of(&file.name()), e);
+        self.out.append(&self.buf).map_err(io)?;
         if sync {
-            self.out.sync_data().map_err(|e| TlogError::io(&path, e))?;
+            self.out.sync_data().map_err(io)?;
         }
         self.buf.clear();
         Ok(())
@@ -251,19 +312,35 @@ impl TlogWriter {
 /// problem in the whole log is a torn tail. Returns the file, the offset cut at and the number
 /// of bytes removed, or `None` when there was nothing to cut.
 pub fn truncate_torn_tail(dir: &dyn LogDir) -> Result<Option<(String, u64, u64)>, TlogError> {
-    let validation = validate_with(dir, &mut |_, _| true)?;
+    let mut validation = validate_with(dir, &mut |_, _| true)?;
+    cut_torn_tail(dir, &mut validation)
+}
+
+/// Cuts the torn tail `validation` (of `dir`, just made) found, if that is its only problem,
+/// and leaves `validation` as a validation of the cut log would be: no problem, the last file as
+/// long as the cut left it. Refuses, as [`truncate_torn_tail`] does, when there is any other
+/// problem.
+fn cut_torn_tail(
+    dir: &dyn LogDir,
+    validation: &mut Validation,
+) -> Result<Option<(String, u64, u64)>, TlogError> {
     match validation.problems.as_slice() {
         [] => Ok(None),
         [TlogError::TornTail { offset, .. }] => {
-            let file = validation.files.last().expect("a torn tail is in a file").file.name();
+            let offset = *offset;
+            let last = validation.files.last_mut().expect("a torn tail is in a file");
+            let file = last.file.name();
             let len = dir.file_len(&file).map_err(|e| TlogError::io(dir.path_of(&file), e))?;
-            dir.truncate(&file, *offset).map_err(|e| TlogError::io(dir.path_of(&file), e))?;
-            Ok(Some((dir.path_of(&file), *offset, len - offset)))
+            dir.truncate(&file, offset).map_err(|e| TlogError::io(dir.path_of(&file), e))?;
+            last.bytes = offset;
+            validation.problems.clear();
+            Ok(Some((dir.path_of(&file), offset, len - offset)))
         }
         problems => {
             let first = problems.iter().position(|p| p.kind() != "torn_tail").unwrap_or(0);
             let count = problems.len();
-            let first = validation.problems.into_iter().nth(first).expect("a problem");
+            let problems = std::mem::take(&mut validation.problems);
+            let first = problems.into_iter().nth(first).expect("a problem");
             Err(TlogError::NotOnlyTornTail {
                 dir: dir.location(),
                 problems: count,

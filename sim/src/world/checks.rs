@@ -10,6 +10,8 @@ use super::node::SimNode;
 use arakoon_node::store::Store;
 use arakoon_node::tlog::for_each_committed;
 use arakoon_node::value::{Update, Value};
+use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The first violated check, said for a person.
@@ -19,29 +21,17 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// Every committed slot of every node's log, checked for agreement; returns the union.
-pub fn agreement(nodes: &[SimNode]) -> Result<BTreeMap<u64, Value>, Violation> {
-    let mut chosen: BTreeMap<u64, (String, Value)> = BTreeMap::new();
-    let mut see = |node: &str, i: u64, v: &Value| -> Result<(), Violation> {
-        match chosen.get(&i) {
-            Some((other, w)) if w != v => Err(Violation {
-                check: "agreement",
-                detail: format!("slot {i}: {node} holds {v:?} but {other} holds {w:?}"),
-            }),
-            Some(_) => Ok(()),
-            None => {
-                chosen.insert(i, (node.to_string(), v.clone()));
-                Ok(())
-            }
-        }
-    };
+/// Every committed slot of every node's log, checked for agreement; returns the union (a value
+/// a node applied is borrowed from its history, one read from a log only is kept as read).
+pub fn agreement(nodes: &[SimNode]) -> Result<BTreeMap<u64, Cow<'_, Value>>, Violation> {
+    let mut chosen: BTreeMap<u64, (&str, Cow<'_, Value>)> = BTreeMap::new();
     for n in nodes {
         for (i, v) in &n.applied {
-            see(&n.name, *i, v)?;
+            see(&mut chosen, &n.name, *i, Cow::Borrowed(v))?;
         }
         let mut failure = None;
         let walked = for_each_committed::<()>(&n.disk, 0, false, &mut |e| {
-            if let Err(v) = see(&n.name, e.i, &e.value) {
+            if let Err(v) = see(&mut chosen, &n.name, e.i, Cow::Owned(e.value)) {
                 failure = Some(v);
                 return Err(());
             }
@@ -55,6 +45,32 @@ pub fn agreement(nodes: &[SimNode]) -> Result<BTreeMap<u64, Value>, Violation> {
         }
     }
     Ok(chosen.into_iter().map(|(i, (_, v))| (i, v)).collect())
+}
+
+/// Node `node` holds `v` at slot `i`: the first value seen there is the slot's, and any other
+/// breaks agreement.
+fn see<'a>(
+    chosen: &mut BTreeMap<u64, (&'a str, Cow<'a, Value>)>,
+    node: &'a str,
+    i: u64,
+    v: Cow<'a, Value>,
+) -> Result<(), Violation> {
+    match chosen.entry(i) {
+        Entry::Occupied(seen) => {
+            let (other, w) = seen.get();
+            if **w != *v {
+                return Err(Violation {
+                    check: "agreement",
+                    detail: format!("slot {i}: {node} holds {v:?} but {other} holds {w:?}"),
+                });
+            }
+            Ok(())
+        }
+        Entry::Vacant(slot) => {
+            slot.insert((node, v));
+            Ok(())
+        }
+    }
 }
 
 /// Nodes at the same applied slot hold identical stores.
@@ -87,14 +103,14 @@ pub fn applied_prefixes(nodes: &[SimNode]) -> Result<(), Violation> {
 
 /// Every value written by an acknowledged set is in the committed log.
 pub fn no_acknowledged_write_lost(
-    chosen: &BTreeMap<u64, Value>,
+    chosen: &BTreeMap<u64, Cow<'_, Value>>,
     acknowledged: &BTreeSet<Vec<u8>>,
 ) -> Result<(), Violation> {
     let mut written = BTreeSet::new();
-    fn collect(u: &Update, out: &mut BTreeSet<Vec<u8>>) {
+    fn collect<'a>(u: &'a Update, out: &mut BTreeSet<&'a [u8]>) {
         match u {
             Update::Set { value, .. } => {
-                out.insert(value.clone());
+                out.insert(value.as_slice());
             }
             Update::Sequence(us) | Update::SyncedSequence(us) => {
                 for u in us {
@@ -105,14 +121,14 @@ pub fn no_acknowledged_write_lost(
         }
     }
     for v in chosen.values() {
-        if let Value::Client { updates, .. } = v {
+        if let Value::Client { updates, .. } = &**v {
             for u in updates {
                 collect(u, &mut written);
             }
         }
     }
     for value in acknowledged {
-        if !written.contains(value) {
+        if !written.contains(value.as_slice()) {
             return Err(Violation {
                 check: "no acknowledged write lost",
                 detail: format!(

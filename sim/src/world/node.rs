@@ -2,16 +2,17 @@
 //! table) with a real TLog writer over a simulated disk, and its own clock. Crashing drops everything volatile (machine, store, writer
 //! and the un-synced bytes on disk); restarting rebuilds it all from the disk exactly as the
 //! server does: validate the TLog (cutting a torn tail, as an operator would), load the ballot
-//! record, replay the store.
+//! record, replay the store. The log is read once: the validation hands over the committed
+//! slots the store is rebuilt from.
 
 use super::clock::SimClock;
 use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
-use arakoon_node::replay::{replay, ReplayError};
+use arakoon_node::replay::{replay_read, ReplayError};
 use arakoon_node::server::persist::GroupWriter;
 use arakoon_node::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellConfig};
 use arakoon_node::store::{MemoryStore, Store};
 use arakoon_node::tlog::{
-    self, truncate_torn_tail, BallotRecord, LogDir, MemDir, TlogConfig, TlogError, TlogWriter,
+    BallotRecord, LogDir, MemDir, TlogConfig, TlogError, TlogWriter, TornTail,
 };
 use arakoon_node::value::Value;
 use std::collections::BTreeMap;
@@ -142,16 +143,24 @@ impl SimNode {
         seed: u64,
     ) -> Result<Option<String>, StartRefused> {
         let dir: Arc<dyn LogDir> = Arc::new(self.disk.clone());
-        let mut repair = None;
-        if let Some((file, at, cut)) = truncate_torn_tail(dir.as_ref())? {
-            repair = Some(format!("cut a torn tail of {cut} bytes at {file}:{at}"));
-        }
-        let (writer, _) = TlogWriter::open(dir.clone(), tlog, &self.name)?;
+        // One pass over the log: it is validated (a torn tail cut, as an operator would), and
+        // the committed slots it holds are kept for the store, rebuilt from nothing.
+        let mut committed = Vec::new();
+        let (writer, report) =
+            TlogWriter::open_with(dir.clone(), tlog, &self.name, TornTail::Cut, &mut |i, v| {
+                committed.push((i, v))
+            })?;
+        let repair = report
+            .cut
+            .map(|(file, at, cut)| format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         let ballot = BallotRecord::load(dir.as_ref())?;
         let mut store = MemoryStore::new(cluster_id);
         let single = cfg.names.len() == 1;
-        replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
-        let (last, prev) = tlog::last_two(dir.as_ref())?;
+        if single {
+            committed.extend(report.last.clone());
+        }
+        replay_read(dir.as_ref(), &mut store, report.last_i, committed, single, &mut |_| {})?;
+        let (last, prev) = (report.last, report.prev);
         // What the store applied is already in the node's applied history.
         let applied = store.applied();
         let durable = Durable { ballot, last, prev, applied };

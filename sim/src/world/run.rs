@@ -315,6 +315,8 @@ pub(super) struct World {
     pub(super) clock_bound: ClockBound,
     /// Per node, the last lease it held as master, in true time (see [`LeaseSpan`]).
     lease_spans: Vec<Option<LeaseSpan>>,
+    /// The nodes holding a valid lease at the last check (a buffer kept between checks).
+    lease_holders: Vec<NodeIdx>,
     /// Per node, the crash point the nemesis armed on it, if any (`super::rules`).
     pub(super) armed: Vec<Option<CrashPoint>>,
 }
@@ -1100,7 +1102,9 @@ impl World {
     /// no event fell inside the overlap.
     fn check_leases(&mut self) {
         let now = self.now_us;
-        let mut holders = Vec::new();
+        // The buffer of the last check, reused: this runs after every event.
+        let mut holders = std::mem::take(&mut self.lease_holders);
+        holders.clear();
         for k in 0..self.cfg.nodes {
             let local = self.node_now_ms(k);
             let until_ms = self.nodes[k]
@@ -1160,6 +1164,7 @@ impl World {
                 self.lease_spans[j] = None;
             }
         }
+        self.lease_holders = holders;
     }
 
     fn step(&mut self, event: Event) {
@@ -1357,6 +1362,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         strikes_drawn: 0,
         clock_bound: bound,
         lease_spans: vec![None; cfg.nodes],
+        lease_holders: Vec::with_capacity(cfg.nodes),
         armed: vec![None; cfg.nodes],
         mix,
     };
@@ -1475,6 +1481,8 @@ fn final_checks(w: &mut World) -> Result<u64, Violation> {
     let chosen = checks::agreement(&w.nodes)?;
     checks::applied_prefixes(&w.nodes)?;
     checks::no_acknowledged_write_lost(&chosen, &w.acknowledged)?;
+    let slots = chosen.len() as u64;
+    drop(chosen);
     let limit = std::time::Duration::from_millis(w.cfg.check_time_limit_ms);
     match std::mem::take(&mut w.history).check(limit) {
         Linearizability::Linearizable => w.report.linearizability = "linearizable".into(),
@@ -1487,7 +1495,7 @@ fn final_checks(w: &mut World) -> Result<u64, Violation> {
             return Err(Violation { check: "linearizable", detail: detail.to_string() });
         }
     }
-    Ok(chosen.len() as u64)
+    Ok(slots)
 }
 
 impl RunReport {
