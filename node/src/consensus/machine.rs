@@ -43,7 +43,7 @@ pub const BALLOT_REACH: u64 = 1 << 48;
 /// many times slower than configured still carries it within the lease it keeps; a slot still
 /// not chosen after that is stuck, and the master lets its lease lapse so that another node
 /// can try.
-pub const HOLD_SHIP_FACTOR: u64 = 8;
+pub const HOLD_SHIP_FACTOR: u64 = 16;
 
 /// The default of [`Config::link_bytes_per_s`]: 64 MiB/s (node/src/limits_config.rs has the
 /// configuration key).

@@ -455,9 +455,11 @@ mod tests {
         }
         assert!(link.send_accept(1, 0, || vec![7u8; 192 << 20]));
         assert!(link.send(b"hold".to_vec()));
-        let first = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
+        let first =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
         assert_eq!(first.payload, b"hold", "the small message came second");
-        let second = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
+        let second =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
         assert_eq!(second.payload.len(), 192 << 20);
     }
 

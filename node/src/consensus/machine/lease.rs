@@ -90,9 +90,12 @@ impl Machine {
             return;
         }
         self.hold_if_due(now_ms, out);
-        let retransmit = self.cfg.retransmit_ms;
         let Role::Master(m) = &mut self.role else { return };
         if let Some(f) = &mut m.in_flight {
+            // A large value is not sent again while its copy may still be on its way: half of
+            // what it may take at the configured link speed (a link eight times slower than
+            // configured still gets one copy before the next).
+            let retransmit = self.cfg.retransmit_ms.max(self.cfg.ship_allowance_ms(f.bytes) / 2);
             if now_ms >= f.last_sent_ms + retransmit {
                 f.last_sent_ms = now_ms;
                 let msg = Msg::Accept {
@@ -289,7 +292,7 @@ mod tests {
         let out = run(&mut m, t0 + 10, Input::ClientUpdate { id: ClientReqId(1), update: big });
         let first_sent = t0 + 10;
         let until = m.cfg.hold_until_ms(first_sent, (1 << 20) + 40);
-        assert!(until >= first_sent + 8_000, "a 1 MiB slot at 1 MiB/s holds about 8 s");
+        assert!(until >= first_sent + 8_000, "a 1 MiB slot at 1 MiB/s holds 16 s");
         run(&mut m, t0 + 10, Input::Persisted { token: tokens(&out)[0] });
         let mut now = t0 + 10;
         let mut last_hold = None;
@@ -301,11 +304,19 @@ mod tests {
                 last_hold = Some(t);
                 if to == 1 {
                     // Only node 1 answers: with the master, a quorum of 3.
-                    assert!(run(&mut m, now + 1, Input::Message { from: 1, msg: Msg::Held { n, t } })
-                        .is_empty());
+                    assert!(run(
+                        &mut m,
+                        now + 1,
+                        Input::Message { from: 1, msg: Msg::Held { n, t } }
+                    )
+                    .is_empty());
                 }
             }
-            assert!(m.lease_valid(now), "the lease holds at {} ms after the slot left", now - first_sent);
+            assert!(
+                m.lease_valid(now),
+                "the lease holds at {} ms after the slot left",
+                now - first_sent
+            );
         }
         assert!(last_hold.is_some_and(|t| t > t0 + 6_000), "Holds went on: {last_hold:?}");
         // Past the hold limit, no Hold: the lease lapses and the client hears no_longer_master.
@@ -314,9 +325,10 @@ mod tests {
             now += 10;
             let out = run(&mut m, now, Input::Tick);
             assert!(holds(&out).iter().all(|(_, t)| *t < until), "a Hold past the limit");
-            if out.iter().any(|a| {
-                matches!(a, Action::Reply { result: Err(Refusal::NoLongerMaster), .. })
-            }) {
+            if out
+                .iter()
+                .any(|a| matches!(a, Action::Reply { result: Err(Refusal::NoLongerMaster), .. }))
+            {
                 stepped_down = Some(now);
                 break;
             }
@@ -339,7 +351,8 @@ mod tests {
         assert!(!m.lease_valid(t0 + LEASE - LEASE / 10), "no answer, no renewal");
 
         let (mut m, t0) = elected_master();
-        let out = run(&mut m, t0 + 10, Input::ClientUpdate { id: ClientReqId(1), update: set("k") });
+        let out =
+            run(&mut m, t0 + 10, Input::ClientUpdate { id: ClientReqId(1), update: set("k") });
         run(&mut m, t0 + 10, Input::Persisted { token: tokens(&out)[0] });
         for now in (t0 + 20..t0 + LEASE).step_by(10) {
             assert!(holds(&run(&mut m, now, Input::Tick)).is_empty(), "a Hold for a small slot");
@@ -356,8 +369,11 @@ mod tests {
         let out = run(&mut m, 5800, Input::Message { from: 0, msg: Msg::Hold { n: 3, t: 77 } });
         assert_eq!(sends(&out), vec![(0, Msg::Held { n: 3, t: 77 })]);
         // The lease now runs to 6800: another candidate is refused at 6500.
-        let out =
-            run(&mut m, 6500, Input::Message { from: 2, msg: Msg::Prepare { n: 5, last_i: Some(0) } });
+        let out = run(
+            &mut m,
+            6500,
+            Input::Message { from: 2, msg: Msg::Prepare { n: 5, last_i: Some(0) } },
+        );
         assert!(
             matches!(sends(&out)[..], [(2, Msg::Nak { reason: NakReason::LeaseHeld, .. })]),
             "{out:?}"
