@@ -92,6 +92,8 @@ fn main() {
         },
         Msg::Accepted { n: 7, i: 5 },
         Msg::Commit { n: 7, i: 5, hash: 12345 },
+        Msg::Hold { n: 7, t: 1_234_567 },
+        Msg::Held { n: 7, t: 1_234_567 },
     ];
     for (k, m) in msgs.iter().enumerate() {
         write("peer_message", &format!("msg-{k}"), &peer::encode(m));

@@ -322,6 +322,7 @@ impl ClusterConfig {
             self.forced_master.as_ref().and_then(|m| names.iter().position(|n| n == m));
         c.batch_updates_max = self.batch_max_updates;
         c.batch_bytes_max = self.batch_max_bytes;
+        c.link_bytes_per_s = self.limits.link_bytes_per_s;
         c
     }
 

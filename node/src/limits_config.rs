@@ -6,7 +6,7 @@
 //! configuration by hand (the sandbox) takes their defaults in one line.
 
 /// The defaults, in one place (README quotes them).
-pub const LINK_BYTES_PER_S_DEFAULT: u64 = 64 * 1024 * 1024;
+pub const LINK_BYTES_PER_S_DEFAULT: u64 = crate::consensus::LINK_BYTES_PER_S_DEFAULT;
 pub const CLIENT_IDLE_MS_DEFAULT: u64 = 600_000;
 pub const CLIENT_MIN_BYTES_PER_S_DEFAULT: u64 = 64 * 1024;
 pub const REPLY_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;

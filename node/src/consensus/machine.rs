@@ -38,6 +38,17 @@ pub const MAX_BALLOT: u64 = i64::MAX as u64;
 /// win a promise (and, with peer authentication, the cluster's secret).
 pub const BALLOT_REACH: u64 = 1 << 48;
 
+/// How long a master keeps its lease by Hold while one slot is on its way (lease rule 5), in
+/// multiples of the time the slot's value takes at [`Config::link_bytes_per_s`]: a link this
+/// many times slower than configured still carries it within the lease it keeps; a slot still
+/// not chosen after that is stuck, and the master lets its lease lapse so that another node
+/// can try.
+pub const HOLD_SHIP_FACTOR: u64 = 16;
+
+/// The default of [`Config::link_bytes_per_s`]: 64 MiB/s (node/src/limits_config.rs has the
+/// configuration key).
+pub const LINK_BYTES_PER_S_DEFAULT: u64 = 64 << 20;
+
 /// The cluster as the core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -54,6 +65,9 @@ pub struct Config {
     pub queue_max: usize,
     /// Accept is sent again to silent slaves after this long.
     pub retransmit_ms: u64,
+    /// What the slowest path from the master to a slave's TLog carries, network and disk
+    /// together: how long the master may keep its lease by Hold while a large slot is shipped.
+    pub link_bytes_per_s: u64,
 }
 
 impl Config {
@@ -71,7 +85,24 @@ impl Config {
             batch_bytes_max: 4 * 1024 * 1024,
             queue_max: 64 * 1024,
             retransmit_ms: (lease_ms / 8).max(1),
+            link_bytes_per_s: LINK_BYTES_PER_S_DEFAULT,
         }
+    }
+
+    /// Until when (on the master's clock) a slot of `bytes` first sent at `first_sent_ms` may
+    /// keep the master's lease by Hold: [`HOLD_SHIP_FACTOR`] times its shipping time at
+    /// `link_bytes_per_s`. A small slot gets no Hold at all: it is chosen in a round trip.
+    pub fn hold_until_ms(&self, first_sent_ms: u64, bytes: usize) -> u64 {
+        first_sent_ms.saturating_add(self.ship_allowance_ms(bytes))
+    }
+
+    /// [`HOLD_SHIP_FACTOR`] times the time `bytes` take at `link_bytes_per_s`, ms: how long a
+    /// value may be on its way before the node gives up on it.
+    pub fn ship_allowance_ms(&self, bytes: usize) -> u64 {
+        let rate = u128::from(self.link_bytes_per_s.max(1));
+        let ship_ms = (bytes as u128 * 1000).div_ceil(rate);
+        let allowance = ship_ms.saturating_mul(u128::from(HOLD_SHIP_FACTOR));
+        u64::try_from(allowance).unwrap_or(u64::MAX)
     }
 
     fn nodes(&self) -> usize {
@@ -158,15 +189,42 @@ struct InFlight {
     self_durable: bool,
     first_sent_ms: u64,
     last_sent_ms: u64,
+    /// The size of the value, which bounds how long it may keep the lease by Hold.
+    bytes: usize,
+}
+
+/// A round of Hold: sent at `t`, answered by `acks`.
+#[derive(Debug)]
+struct HoldRound {
+    t: u64,
+    acks: BTreeSet<NodeIdx>,
 }
 
 #[derive(Debug)]
 struct MasterState {
     n: u64,
-    /// When the committed MasterSet behind the current lease was first sent.
+    /// When the committed MasterSet or the quorum's Held behind the current lease was sent.
     lease_t0: Option<u64>,
     in_flight: Option<InFlight>,
     queue: VecDeque<(ClientReqId, Update)>,
+    /// The round of Hold waiting for a quorum.
+    hold: Option<HoldRound>,
+    /// Before the first lease (recovering a slot): when the last Hold a quorum answered was
+    /// sent. The slaves hold off elections meanwhile; the master serves no read.
+    held_t: Option<u64>,
+}
+
+impl MasterState {
+    fn new(n: u64) -> MasterState {
+        MasterState {
+            n,
+            lease_t0: None,
+            in_flight: None,
+            queue: VecDeque::new(),
+            hold: None,
+            held_t: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -442,6 +500,8 @@ impl Machine {
             }
             Msg::Accepted { n, i } => self.on_accepted(now_ms, from, n, i, out),
             Msg::Commit { n, i, hash } => self.on_commit(n, i, hash, out),
+            Msg::Hold { n, t } => self.on_hold(now_ms, from, n, t, out),
+            Msg::Held { n, t } => self.on_held(from, n, t),
         }
     }
 

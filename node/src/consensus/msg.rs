@@ -40,6 +40,12 @@ pub enum Msg {
     Accepted { n: u64, i: u64 },
     /// Slot `i` is chosen, with the value whose hash is `hash`.
     Commit { n: u64, i: u64, hash: u64 },
+    /// The master of `n` keeps its lease while a slot is still on its way (lease rule 5): a
+    /// slave that promised `n` holds the lease for the sender as from now and answers Held
+    /// with the same `t` (the master's clock when it sent this).
+    Hold { n: u64, t: u64 },
+    /// The answer to Hold: the sender holds the lease for the master of `n` as from Hold `t`.
+    Held { n: u64, t: u64 },
 }
 
 impl Msg {
@@ -50,7 +56,9 @@ impl Msg {
             | Msg::Nak { n, .. }
             | Msg::Accept { n, .. }
             | Msg::Accepted { n, .. }
-            | Msg::Commit { n, .. } => *n,
+            | Msg::Commit { n, .. }
+            | Msg::Hold { n, .. }
+            | Msg::Held { n, .. } => *n,
         }
     }
 
@@ -62,6 +70,8 @@ impl Msg {
             Msg::Accept { .. } => "accept",
             Msg::Accepted { .. } => "accepted",
             Msg::Commit { .. } => "commit",
+            Msg::Hold { .. } => "hold",
+            Msg::Held { .. } => "held",
         }
     }
 }
@@ -222,6 +232,8 @@ mod tests {
             }
             Msg::Accepted { n: _, i: _ } => "Accepted { n, i }",
             Msg::Commit { n: _, i: _, hash: _ } => "Commit { n, i, hash }",
+            Msg::Hold { n: _, t: _ } => "Hold { n, t }",
+            Msg::Held { n: _, t: _ } => "Held { n, t }",
         }
     }
 
@@ -238,6 +250,8 @@ mod tests {
             },
             Msg::Accepted { n: 1, i: 0 },
             Msg::Commit { n: 1, i: 0, hash: 0 },
+            Msg::Hold { n: 1, t: 0 },
+            Msg::Held { n: 1, t: 0 },
         ]
     }
 

@@ -15,6 +15,8 @@ const NAK: i32 = 3;
 const ACCEPT: i32 = 4;
 const ACCEPTED: i32 = 5;
 const COMMIT: i32 = 6;
+const HOLD: i32 = 7;
+const HELD: i32 = 8;
 
 fn put_u64(buf: &mut Vec<u8>, v: u64) {
     buf.put_i64(v as i64);
@@ -108,6 +110,16 @@ pub fn encode(msg: &Msg) -> Vec<u8> {
             put_u64(&mut buf, *i);
             put_u64(&mut buf, *hash);
         }
+        Msg::Hold { n, t } => {
+            buf.put_i32(HOLD);
+            put_u64(&mut buf, *n);
+            put_u64(&mut buf, *t);
+        }
+        Msg::Held { n, t } => {
+            buf.put_i32(HELD);
+            put_u64(&mut buf, *n);
+            put_u64(&mut buf, *t);
+        }
     }
     buf
 }
@@ -166,6 +178,8 @@ pub fn decode(frame: &[u8]) -> Result<Msg, DecodeError> {
             i: get_u64(&mut r, "i")?,
             hash: get_hash(&mut r)?,
         },
+        HOLD => Msg::Hold { n: get_u64(&mut r, "n")?, t: get_u64(&mut r, "t")? },
+        HELD => Msg::Held { n: get_u64(&mut r, "n")?, t: get_u64(&mut r, "t")? },
         other => {
             return Err(DecodeError::BadTag { at, what: "peer message", tag: i64::from(other) })
         }
@@ -200,6 +214,8 @@ mod tests {
             },
             Msg::Accepted { n: 7, i: 5 },
             Msg::Commit { n: 7, i: 5, hash: 12345 },
+            Msg::Hold { n: 7, t: 1_234_567 },
+            Msg::Held { n: 7, t: 1_234_567 },
         ]
     }
 

@@ -1,9 +1,16 @@
 //! Peer links: one outgoing connection per peer for this node's messages, and a listener for
 //! the peers' connections to us.
 //!
-//! Each direction has its own TCP connection (a node sends on the link it opened and receives on
-//! the links its peers opened), so that a one-way partition is exactly one cut connection, and a
-//! fault proxy can sit on each direction. Messages are bytes here; the core encodes them.
+//! Each direction has its own TCP connections (a node sends on the links it opened and receives
+//! on the links its peers opened), so that a one-way partition is exactly one cut direction, and
+//! a fault proxy can sit on each direction. Messages are bytes here; the core encodes them.
+//!
+//! A link to a peer is two connections, two lanes: large messages (an accept or a promise that
+//! carries a large value, from [`BULK_BYTES_MIN`] up) go on the bulk lane, the rest on the
+//! control lane, so that the small messages that keep the master's lease (Hold and Held, the
+//! lease rule in docs/CONSENSUS.md) never wait behind a value being shipped. The core does not
+//! rely on the order between lanes: it takes messages in any order, as the simulator delivers
+//! them.
 //!
 //! Paxos tolerates lost messages, so a link never blocks the core: its queue is bounded, and
 //! when it is full or the peer is down, messages are dropped (the core retransmits what
@@ -25,18 +32,40 @@ use tokio::sync::mpsc;
 
 /// Messages queued for one peer at most; beyond, new ones are dropped.
 pub const LINK_QUEUE_MAX: usize = 1024;
-/// Incoming peer connections open at once at most (a cluster has a few peers, each with one
-/// link, plus the ones a reconnect replaces); beyond, new ones are closed unread.
+/// Incoming peer connections open at once at most (a cluster has a few peers, each with two
+/// lanes, plus the ones a reconnect replaces); beyond, new ones are closed unread.
 pub const PEER_CONNECTIONS_MAX: usize = 64;
 const BACKOFF_MIN_MS: u64 = 20;
 const BACKOFF_MAX_MS: u64 = 1000;
 const CONNECT_TIMEOUT_MS: u64 = 1000;
 /// A resend of one accept waits at most this many retransmission intervals after the previous.
 const RESEND_BACKOFF_MAX: u32 = 4;
+/// Messages of this many bytes or more go on the bulk lane.
+pub const BULK_BYTES_MIN: usize = 64 << 10;
+/// The bytes the control lane queues at most (its messages are all below [`BULK_BYTES_MIN`]).
+pub const CONTROL_QUEUE_BYTES_MAX: usize = 1 << 20;
+
+/// The two lanes of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Control = 0,
+    Bulk = 1,
+}
+
+impl Lane {
+    fn of(len: usize) -> Lane {
+        if len >= BULK_BYTES_MIN {
+            Lane::Bulk
+        } else {
+            Lane::Control
+        }
+    }
+}
 
 /// The bytes queued to one peer at most, for a node whose updates are at most
-/// `max_buffer_size`: one of the largest values and room for the small messages around it (an
-/// accept is never queued twice, see [`PeerLink::send_accept`]). Beyond, messages are dropped;
+/// `max_buffer_size`: one of the largest values on the bulk lane and room for the small
+/// messages of the control lane ([`CONTROL_QUEUE_BYTES_MAX`]; an accept is never queued twice,
+/// see [`PeerLink::send_accept`]). Beyond, messages are dropped;
 /// a slave that misses accepts this way sees the gap at the next one and catches up from a
 /// peer's TLog.
 pub fn link_queue_bytes_max(max_buffer_size: u32) -> usize {
@@ -47,6 +76,12 @@ pub fn link_queue_bytes_max(max_buffer_size: u32) -> usize {
 struct Frame {
     payload: Vec<u8>,
     accept: Option<(u64, u64)>,
+}
+
+impl Frame {
+    fn lane(&self) -> Lane {
+        Lane::of(self.payload.len())
+    }
 }
 
 /// The resends of the latest accept to one peer.
@@ -83,18 +118,19 @@ impl AcceptTrack {
     }
 }
 
-/// What the core and the sender task share about one link.
+/// What the core and the sender tasks share about one link.
 #[derive(Debug)]
 struct LinkState {
-    queued_bytes: AtomicUsize,
-    queued_bytes_max: usize,
+    /// Bytes queued per lane, and the most each may hold.
+    queued_bytes: [AtomicUsize; 2],
+    queued_bytes_max: [usize; 2],
     accept: Mutex<AcceptTrack>,
 }
 
 impl LinkState {
-    /// A frame left the queue (written, or dropped as stale).
-    fn done(&self, len: usize, accept: Option<(u64, u64)>) {
-        self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+    /// A frame left its lane's queue (written, or dropped as stale).
+    fn done(&self, lane: Lane, len: usize, accept: Option<(u64, u64)>) {
+        self.queued_bytes[lane as usize].fetch_sub(len, Ordering::AcqRel);
         if accept.is_some() {
             let mut t = self.accept.lock().unwrap_or_else(|e| e.into_inner());
             if t.slot == accept {
@@ -107,7 +143,8 @@ impl LinkState {
 /// The sending side of one peer link.
 #[derive(Debug, Clone)]
 pub struct PeerLink {
-    tx: mpsc::Sender<Frame>,
+    /// The queue of each lane's sender task.
+    tx: [mpsc::Sender<Frame>; 2],
     state: Arc<LinkState>,
 }
 
@@ -141,11 +178,10 @@ impl PeerLink {
 
     fn enqueue(&self, frame: Frame) -> bool {
         let len = frame.payload.len();
-        let max = self.state.queued_bytes_max;
+        let lane = frame.lane() as usize;
+        let max = self.state.queued_bytes_max[lane];
         // One message always fits an empty queue, whatever its size.
-        let reserved = self
-            .state
-            .queued_bytes
+        let reserved = self.state.queued_bytes[lane]
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
                 (q == 0 || q + len <= max).then_some(q + len)
             })
@@ -154,10 +190,10 @@ impl PeerLink {
             tracing::debug!("dropped a peer message of {len} bytes: the link's queue is full");
             return false;
         }
-        match self.tx.try_send(frame) {
+        match self.tx[lane].try_send(frame) {
             Ok(()) => true,
             Err(e) => {
-                self.state.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                self.state.queued_bytes[lane].fetch_sub(len, Ordering::AcqRel);
                 drop(e);
                 false
             }
@@ -166,12 +202,13 @@ impl PeerLink {
 
     /// The bytes queued now (for tests and statistics).
     pub fn queued_bytes(&self) -> usize {
-        self.state.queued_bytes.load(Ordering::Acquire)
+        self.state.queued_bytes.iter().map(|q| q.load(Ordering::Acquire)).sum()
     }
 }
 
-/// Starts the sender task for the link from `me` to the peer at `addr`; at most
-/// `queued_bytes_max` bytes wait in its queue.
+/// Starts the sender tasks (one per lane) for the link from `me` to the peer at `addr`; at
+/// most `queued_bytes_max` bytes wait in its queues, [`CONTROL_QUEUE_BYTES_MAX`] of them on
+/// the control lane.
 pub fn spawn_link<N: Network>(
     net: N,
     hello: Hello,
@@ -179,15 +216,31 @@ pub fn spawn_link<N: Network>(
     addr: SocketAddr,
     queued_bytes_max: usize,
 ) -> PeerLink {
-    let (tx, mut rx) = mpsc::channel::<Frame>(LINK_QUEUE_MAX);
+    let control_max = CONTROL_QUEUE_BYTES_MAX.min(queued_bytes_max);
     let state = Arc::new(LinkState {
-        queued_bytes: AtomicUsize::new(0),
-        queued_bytes_max,
+        queued_bytes: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        queued_bytes_max: [control_max, queued_bytes_max.saturating_sub(control_max).max(1)],
         accept: Mutex::new(AcceptTrack::default()),
     });
-    let task_state = state.clone();
+    let (control, control_rx) = mpsc::channel::<Frame>(LINK_QUEUE_MAX);
+    let (bulk, bulk_rx) = mpsc::channel::<Frame>(LINK_QUEUE_MAX);
+    for rx in [control_rx, bulk_rx] {
+        spawn_lane(net.clone(), hello.clone(), auth.clone(), addr, rx, state.clone());
+    }
+    PeerLink { tx: [control, bulk], state }
+}
+
+/// One lane's sender task: connects, proves membership, writes its queue's frames in order,
+/// and reconnects with backoff when the connection breaks.
+fn spawn_lane<N: Network>(
+    net: N,
+    hello: Hello,
+    auth: PeerAuth,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Frame>,
+    state: Arc<LinkState>,
+) {
     tokio::spawn(async move {
-        let state = task_state;
         let mut backoff_ms = BACKOFF_MIN_MS;
         // One address: one line a minute about it at most.
         let mut limiter = LogLimiter::per_minute();
@@ -204,12 +257,14 @@ pub fn spawn_link<N: Network>(
                     Ok(Ok(mut guard)) => {
                         backoff_ms = BACKOFF_MIN_MS;
                         loop {
-                            let Some(Frame { payload, accept }) = rx.recv().await else {
+                            let Some(frame) = rx.recv().await else {
                                 return; // the core dropped the link: shutting down
                             };
+                            let lane = frame.lane();
+                            let Frame { payload, accept } = frame;
                             let len = payload.len();
                             let written = write_frame(&mut stream, &guard.seal(payload)).await;
-                            state.done(len, accept);
+                            state.done(lane, len, accept);
                             if written.is_err() {
                                 break;
                             }
@@ -229,7 +284,7 @@ pub fn spawn_link<N: Network>(
             }
             // Whatever was queued meanwhile is stale: drop it rather than replay it.
             while let Ok(frame) = rx.try_recv() {
-                state.done(frame.payload.len(), frame.accept);
+                state.done(frame.lane(), frame.payload.len(), frame.accept);
             }
             if rx.is_closed() {
                 return;
@@ -238,7 +293,6 @@ pub fn spawn_link<N: Network>(
             backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
         }
     });
-    PeerLink { tx, state }
 }
 
 /// A message received from a named peer.
@@ -378,6 +432,35 @@ mod tests {
         assert_eq!(encoded, 0, "a resend of a queued accept is not even encoded");
         assert!(!link.send(vec![0; 8 << 20]), "20 MiB queued at most");
         assert!(link.send(vec![0; 1 << 20]), "small messages still fit");
+    }
+
+    /// A small message sent after a large one arrives first: it goes on the control lane and
+    /// does not wait behind the value being written on the bulk lane (the Hold that keeps the
+    /// master's lease while a large slot is shipped). On one connection it came after it.
+    #[tokio::test]
+    async fn a_small_message_does_not_wait_behind_a_large_one() {
+        let net = TokioNet;
+        let listener = net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let peers = vec!["n0".into()];
+        let auth = PeerAuth::Secret(Secret::from_bytes(&[5; 32]).unwrap());
+        spawn_listener::<TokioNet>(listener, "c".into(), peers, auth.clone(), 256 << 20, tx);
+        let n0 = Hello { cluster_id: "c".into(), node: "n0".into() };
+        let link = spawn_link(net, n0, auth, addr, 260 << 20);
+        // Both lanes connected before the race.
+        assert!(link.send(b"warm".to_vec()) && link.send(vec![1; BULK_BYTES_MIN]));
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        }
+        assert!(link.send_accept(1, 0, || vec![7u8; 192 << 20]));
+        assert!(link.send(b"hold".to_vec()));
+        let first =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(first.payload, b"hold", "the small message came second");
+        let second =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(second.payload.len(), 192 << 20);
     }
 
     #[tokio::test]

@@ -191,6 +191,7 @@ pub fn slot_of(msg: &crate::consensus::Msg) -> Option<u64> {
         Msg::Accept { i, .. } | Msg::Accepted { i, .. } | Msg::Commit { i, .. } => Some(*i),
         Msg::Prepare { last_i, .. } | Msg::Nak { last_i, .. } => *last_i,
         Msg::Promise { last, .. } => last.as_ref().map(|(i, _, _)| *i),
+        Msg::Hold { .. } | Msg::Held { .. } => None,
     }
 }
 

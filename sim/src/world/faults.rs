@@ -42,6 +42,41 @@ pub struct FaultMix {
     pub beyond_bound: bool,
     /// Mean time between faults, ms.
     pub fault_interval_ms: u64,
+    /// Links slow for the values they carry: an Accept or a Promise takes its value's bytes at
+    /// this rate on top of the delay (the bulk path), while the small messages around it keep
+    /// the plain delay (the control path), as the server's two connections per peer do.
+    pub slow_link: Option<SlowLink>,
+}
+
+/// A slow link, and what the nodes' configuration says of it (`link_bytes_per_s`), which may
+/// be wrong by up to four times: a master keeps its lease by Hold up to
+/// [`arakoon_node::consensus::HOLD_SHIP_FACTOR`] times the configured shipping time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowLink {
+    pub bytes_per_s: u64,
+    pub configured_bytes_per_s: u64,
+}
+
+impl SlowLink {
+    /// One seed in four of swarm mode runs slow links: 200 to 2,000 bytes a second (the
+    /// world's values are tens to hundreds of bytes, so a slot takes up to a lease to ship),
+    /// configured right, twice or four times too fast. Drawn from a generator of its own so that
+    /// the rest of a seed's draws stay those of a seed before it was added.
+    pub fn draw(seed: u64) -> Option<SlowLink> {
+        use rand::SeedableRng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x51_0e11_4b5e_ed00);
+        if !rng.gen_bool(0.25) {
+            return None;
+        }
+        let bytes_per_s = rng.gen_range(200..=2_000);
+        let configured_bytes_per_s = bytes_per_s << rng.gen_range(0..=2);
+        Some(SlowLink { bytes_per_s, configured_bytes_per_s })
+    }
+
+    /// The time `bytes` take on the link, µs.
+    pub fn ship_us(&self, bytes: usize) -> u64 {
+        (bytes as u64).saturating_mul(1_000_000) / self.bytes_per_s.max(1)
+    }
 }
 
 impl FaultMix {
@@ -64,6 +99,7 @@ impl FaultMix {
             clock_drift_ppm: 0,
             beyond_bound: false,
             fault_interval_ms: 1000,
+            slow_link: None,
         }
     }
 
@@ -87,6 +123,7 @@ impl FaultMix {
             clock_drift_ppm: 20_000,
             beyond_bound: false,
             fault_interval_ms: 700,
+            slow_link: None,
         }
     }
 
@@ -168,6 +205,12 @@ impl FaultMix {
         }
         if self.beyond_bound {
             on.push("beyond the clock bound".to_string());
+        }
+        if let Some(l) = self.slow_link {
+            on.push(format!(
+                "slow link {} B/s (configured {} B/s)",
+                l.bytes_per_s, l.configured_bytes_per_s
+            ));
         }
         on.join(", ")
     }

@@ -546,7 +546,16 @@ impl World {
                 Effect::Send { to, msg } => {
                     self.check_send(k, to, &msg);
                     let faults = self.net_faults();
+                    // A slow link carries a value's bytes on the bulk path.
+                    let ship_us = match (&msg, self.mix.slow_link) {
+                        (Msg::Accept { value, .. }, Some(l)) => l.ship_us(value.encoded_len()),
+                        (Msg::Promise { last: Some((_, _, value)), .. }, Some(l)) => {
+                            l.ship_us(value.encoded_len())
+                        }
+                        _ => 0,
+                    };
                     for delay in self.net.deliveries(k, to, &faults, &mut self.rng) {
+                        let delay = delay + ship_us;
                         let epoch = self.nodes[to].epoch;
                         self.agenda.push(
                             self.now_us + delay,
@@ -1299,7 +1308,10 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         (Some(m), _) => m.clone(),
         // A drill says which faults strike; the rest of the world is quiet.
         (None, false) => FaultMix::none(),
-        (None, true) => FaultMix::swarm(&mut rng, bound),
+        (None, true) => FaultMix {
+            slow_link: super::faults::SlowLink::draw(seed),
+            ..FaultMix::swarm(&mut rng, bound)
+        },
     };
     // The shape is drawn after the mix, so that a seed's mix is the same with and without it.
     let drawn = (cfg.draw_shape && cfg.faults.is_none() && cfg.script.is_empty())
@@ -1326,7 +1338,12 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     let nodes: Vec<SimNode> =
         names(cfg.nodes).into_iter().map(|n| SimNode::new(n, SimClock::default())).collect();
     let cluster = match cluster_config(cfg) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            if let Some(l) = mix.slow_link {
+                c.limits.link_bytes_per_s = l.configured_bytes_per_s;
+            }
+            c
+        }
         Err(e) => {
             let mut report = RunReport { shape, ..RunReport::new(seed, mix.describe()) };
             let detail = format!("{e}");

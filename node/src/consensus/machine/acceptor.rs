@@ -52,6 +52,11 @@ impl Machine {
         }
         self.promised = n;
         self.promised_others = n;
+        // Give the candidate the time it waits for promises before running against it.
+        let wait = self.election_wait_ms() + self.jitter();
+        if let Role::Slave { election_at_ms } = &mut self.role {
+            *election_at_ms = (*election_at_ms).max(now_ms + wait);
+        }
         let record = BallotRecord { promised: n, ..self.record };
         self.persist(Some(record), None, After::Promise { to: from, n }, out);
         // Planted bug PromiseBeforeDurable, past the end of the rule: the Promise leaves before

@@ -62,11 +62,21 @@ impl Machine {
         }
     }
 
+    /// How long a candidate waits for promises: half a lease, plus what a promise that shows
+    /// a slot as large as this node's last one may take on the link
+    /// ([`Config::ship_allowance_ms`]): on a slow link, promises that carry a large value
+    /// arrive after a fixed half lease, every candidate would give up before its quorum, and no
+    /// election would ever end.
+    pub(super) fn election_wait_ms(&self) -> u64 {
+        let last_bytes = self.last.as_ref().map_or(0, |s| s.value.encoded_len());
+        (self.cfg.lease_ms / 2).max(1).saturating_add(self.cfg.ship_allowance_ms(last_bytes))
+    }
+
     pub(super) fn start_election(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         let Some(n) = self.next_ballot() else { return };
         self.promised = n;
         self.seen_ballot = n;
-        let deadline_ms = now_ms + (self.cfg.lease_ms / 2).max(1);
+        let deadline_ms = now_ms + self.election_wait_ms();
         self.role =
             Role::Candidate { n, deadline_ms, promises: BTreeMap::new(), self_promised: false };
         let record = BallotRecord { promised: n, ..self.record };

@@ -78,8 +78,10 @@ impl Machine {
         self.broadcast(Msg::Accept { n, i, value: value.clone(), prev_hash }, out);
         self.persist(record, Some((i, value.clone())), After::SelfAck { n, i }, out);
         let Role::Master(m) = &mut self.role else { unreachable!() };
+        let bytes = value.encoded_len();
         m.in_flight = Some(InFlight {
             i,
+            bytes,
             value,
             clients,
             acks: BTreeSet::new(),
@@ -135,12 +137,7 @@ impl Machine {
             promises.iter().map(|(k, p)| (*k, p.last.as_ref().map(|l| l.0), p.prev_hash)).collect();
         let Some((s, _, value, _, holder)) = best else {
             // Nobody holds anything: start the log with this node's MasterSet.
-            self.role = Role::Master(MasterState {
-                n,
-                lease_t0: None,
-                in_flight: None,
-                queue: VecDeque::new(),
-            });
+            self.role = Role::Master(MasterState::new(n));
             self.propose_next(now_ms, out);
             return;
         };
@@ -169,12 +166,7 @@ impl Machine {
             out.push(Action::CatchUp { from: source, to_i: s - 1 });
             return;
         }
-        self.role = Role::Master(MasterState {
-            n,
-            lease_t0: None,
-            in_flight: None,
-            queue: VecDeque::new(),
-        });
+        self.role = Role::Master(MasterState::new(n));
         if my_last == Some(s) {
             // Re-propose the highest-ballot value for s (it may be chosen already; Paxos makes
             // re-proposing it under n safe).
@@ -214,6 +206,7 @@ impl Machine {
                 let Role::Master(m) = &mut self.role else { unreachable!() };
                 m.in_flight = Some(InFlight {
                     i: s,
+                    bytes: value.encoded_len(),
                     value,
                     clients: Vec::new(),
                     acks: BTreeSet::new(),
