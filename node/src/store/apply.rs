@@ -110,6 +110,43 @@ pub(crate) fn apply_value(
     }
 }
 
+/// Applies a batch of values that must continue the store at slot `next_i` into one overlay
+/// (the stores' `apply_many`); one list of results per value.
+pub(crate) fn apply_batch(
+    top: &mut Overlay<'_>,
+    next_i: u64,
+    values: &[(u64, Value)],
+    registry: &UserFunctionRegistry,
+) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+    let mut all = Vec::with_capacity(values.len());
+    for (expected, (i, value)) in (next_i..).zip(values) {
+        if *i != expected {
+            return Err(StoreError::OutOfOrder { i: *i, expected });
+        }
+        all.push(apply_value(top, value, registry)?);
+    }
+    Ok(all)
+}
+
+/// [`apply_batch`] for replay: the order is checked first, then the values are moved into
+/// `top` ([`apply_value_owned`]) and `values` is left empty.
+pub(crate) fn apply_batch_replayed(
+    top: &mut Overlay<'_>,
+    next_i: u64,
+    values: &mut Vec<(u64, Value)>,
+    registry: &UserFunctionRegistry,
+) -> Result<(), StoreError> {
+    for (expected, (i, _)) in (next_i..).zip(values.iter()) {
+        if *i != expected {
+            return Err(StoreError::OutOfOrder { i: *i, expected });
+        }
+    }
+    for (_, value) in values.drain(..) {
+        apply_value_owned(top, value, registry)?;
+    }
+    Ok(())
+}
+
 /// Applies a value nobody waits on (replay): the same as [`apply_value`] with the results
 /// dropped, but a Set's key and value are moved into the overlay rather than copied.
 pub(crate) fn apply_value_owned(

@@ -1,7 +1,7 @@
 //! The memory store: B-trees in memory, deterministic and cheap to clone. The simulator gives
 //! one to every node; it passes the same conformance tests as the sled store.
 
-use super::apply::{apply_value, apply_value_owned, Overlay, View};
+use super::apply::{apply_batch, apply_batch_replayed, apply_value, Overlay, View};
 use super::reads;
 use super::snapshot::{scan_map, MemorySnapshot};
 use super::{MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry};
@@ -128,13 +128,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
         let Some(&(last, _)) = values.last() else { return Ok(Vec::new()) };
         let mut top = Overlay::new(&*self);
-        let mut all = Vec::with_capacity(values.len());
-        for (expected, (i, value)) in (self.next_i()..).zip(values) {
-            if *i != expected {
-                return Err(StoreError::OutOfOrder { i: *i, expected });
-            }
-            all.push(apply_value(&mut top, value, &self.registry)?);
-        }
+        let all = apply_batch(&mut top, self.next_i(), values, &self.registry)?;
         self.commit_batch(top.writes, top.admin, top.master, last);
         Ok(all)
     }
@@ -142,15 +136,8 @@ impl Store for MemoryStore {
     /// [`MemoryStore::apply_many`] with the values moved into place.
     fn apply_replayed(&mut self, values: &mut Vec<(u64, Value)>) -> Result<(), StoreError> {
         let Some(&(last, _)) = values.last() else { return Ok(()) };
-        for (expected, (i, _)) in (self.next_i()..).zip(values.iter()) {
-            if *i != expected {
-                return Err(StoreError::OutOfOrder { i: *i, expected });
-            }
-        }
         let mut top = Overlay::new(&*self);
-        for (_, value) in values.drain(..) {
-            apply_value_owned(&mut top, value, &self.registry)?;
-        }
+        apply_batch_replayed(&mut top, self.next_i(), values, &self.registry)?;
         self.commit_batch(top.writes, top.admin, top.master, last);
         Ok(())
     }

@@ -16,7 +16,7 @@
 //! The store is not fsynced per value: the TLog is the truth, and replay restores whatever a
 //! crash lost. [`Store::flush`] makes it durable when a caller needs that (rebuild, shutdown).
 
-use super::apply::{apply_value, apply_value_owned, Overlay, View};
+use super::apply::{apply_batch, apply_batch_replayed, apply_value, Overlay, View};
 use super::journal::{Journal, JOURNAL_BYTES_MAX};
 use super::reads;
 use super::sled_flusher::{Flusher, FLUSH_BYTES, FLUSH_EVERY_MS};
@@ -435,13 +435,7 @@ impl Store for SledStore {
     ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
         let Some(&(last, _)) = values.last() else { return Ok(Vec::new()) };
         let mut top = Overlay::new(&*self);
-        let mut all = Vec::with_capacity(values.len());
-        for (expected, (i, value)) in (self.next_i()..).zip(values) {
-            if *i != expected {
-                return Err(StoreError::OutOfOrder { i: *i, expected });
-            }
-            all.push(apply_value(&mut top, value, &self.registry)?);
-        }
+        let all = apply_batch(&mut top, self.next_i(), values, &self.registry)?;
         let (writes, admin, master) = (top.writes, top.admin, top.master);
         self.commit(writes, admin, master, last)?;
         Ok(all)
@@ -449,15 +443,8 @@ impl Store for SledStore {
 
     fn apply_replayed(&mut self, values: &mut Vec<(u64, Value)>) -> Result<(), StoreError> {
         let Some(&(last, _)) = values.last() else { return Ok(()) };
-        for (expected, (i, _)) in (self.next_i()..).zip(values.iter()) {
-            if *i != expected {
-                return Err(StoreError::OutOfOrder { i: *i, expected });
-            }
-        }
         let mut top = Overlay::new(&*self);
-        for (_, value) in values.drain(..) {
-            apply_value_owned(&mut top, value, &self.registry)?;
-        }
+        apply_batch_replayed(&mut top, self.next_i(), values, &self.registry)?;
         let (writes, admin, master) = (top.writes, top.admin, top.master);
         self.commit(writes, admin, master, last)
     }
