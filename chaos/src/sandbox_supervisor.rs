@@ -73,13 +73,47 @@ pub enum SupervisorError {
          port since `up` picked it: `sandbox down --clean` and `up` again"
     )]
     Proxy { link: String, listen: SocketAddr, source: io::Error },
-    /// A node that would not start; the message is the refusal the supervisor would answer
-    /// with (it names the node, its exit and its log).
-    #[error("{0}")]
-    NodeStart(String),
+    /// A node that would not start.
+    #[error(transparent)]
+    NodeStart(#[from] NodeStartError),
     /// The control socket, the runtime: the operating system's error.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// Why a node of the sandbox would not start (the refusal names the node, its exit and its log).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeStartError {
+    /// Where the `arakoon` binary should be, it is not.
+    #[error("{0}")]
+    NoBinary(#[source] io::Error),
+    #[error("cannot start {}: {source}", bin.display())]
+    Spawn { bin: PathBuf, source: io::Error },
+    /// Nodes that exited at once: how, and the end of each one's log.
+    #[error("{}", did_not_stay_up(.0))]
+    DidNotStayUp(Vec<NodeDown>),
+}
+
+/// "n1 did not stay up: exit 49" and the end of its log, for each node.
+fn did_not_stay_up(down: &[NodeDown]) -> String {
+    let each =
+        down.iter().map(|d| format!("{} did not stay up: {}\n{}", d.name, d.how, d.log_tail));
+    each.collect::<Vec<_>>().join("\n")
+}
+
+/// A node that exited right after it was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDown {
+    pub name: String,
+    /// Its exit, as the supervisor recorded it ("ended" when unknown).
+    pub how: String,
+    pub log_tail: String,
+}
+
+impl From<NodeStartError> for Answer {
+    fn from(e: NodeStartError) -> Answer {
+        Answer::refused(Refusal::BadInput, e.to_string())
+    }
 }
 
 /// Runs the supervisor of the (planned) sandbox in `dir` until it is told to stop.
@@ -199,21 +233,19 @@ impl Supervisor {
     fn start_all(&mut self) -> Result<(), SupervisorError> {
         let names = self.state.names();
         for name in &names {
-            self.spawn_node(name).map_err(|a| SupervisorError::NodeStart(a.message))?;
+            self.spawn_node(name)?;
         }
         self.save();
-        self.check_started(&names).map_err(|a| SupervisorError::NodeStart(a.message))
+        Ok(self.check_started(&names)?)
     }
 
     /// Starts node `name` (not yet running); the caller checks it stayed up.
-    fn spawn_node(&mut self, name: &str) -> Result<u32, Answer> {
-        let bin =
-            self.arakoon_bin().map_err(|e| Answer::refused(Refusal::BadInput, e.to_string()))?;
+    fn spawn_node(&mut self, name: &str) -> Result<u32, NodeStartError> {
+        let bin = self.arakoon_bin().map_err(NodeStartError::NoBinary)?;
         let log = sandbox::node_log(&self.dir, name);
         append_line(&log, &format!("--- sandbox: starting {name} ---"));
-        let p = Process::spawn(name, &bin, &self.node_args(name), &log).map_err(|e| {
-            Answer::refused(Refusal::BadInput, format!("cannot start {}: {e}", bin.display()))
-        })?;
+        let p = Process::spawn(name, &bin, &self.node_args(name), &log)
+            .map_err(|source| NodeStartError::Spawn { bin: bin.clone(), source })?;
         let pid = p.pid();
         self.procs.insert(name.to_string(), p);
         if let Ok(node) = self.state.node_mut(name) {
@@ -227,21 +259,21 @@ impl Supervisor {
 
     /// Waits a moment and fails for any of `names` that exited at once (a node that refuses to
     /// start does so quickly: a damaged TLog, a taken port).
-    fn check_started(&mut self, names: &[String]) -> Result<(), Answer> {
+    fn check_started(&mut self, names: &[String]) -> Result<(), NodeStartError> {
         std::thread::sleep(START_CHECK);
         self.reap();
-        let mut problems = Vec::new();
+        let mut down = Vec::new();
         for name in names {
             if !self.procs.contains_key(name) {
                 let how = self.last_exit(name).unwrap_or_else(|| "ended".into());
-                let tail = sandbox::log_tail(&sandbox::node_log(&self.dir, name), 8);
-                problems.push(format!("{name} did not stay up: {how}\n{tail}"));
+                let log_tail = sandbox::log_tail(&sandbox::node_log(&self.dir, name), 8);
+                down.push(NodeDown { name: name.clone(), how, log_tail });
             }
         }
-        if problems.is_empty() {
+        if down.is_empty() {
             Ok(())
         } else {
-            Err(Answer::refused(Refusal::BadInput, problems.join("\n")))
+            Err(NodeStartError::DidNotStayUp(down))
         }
     }
 
@@ -688,4 +720,33 @@ fn read_from(path: &Path, from: u64) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     let from = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
     String::from_utf8_lossy(&bytes[from..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The refusal names each node that did not stay up, its exit and its log's end, as the
+    /// supervisor's answer always did; the kind of failure is typed.
+    #[test]
+    fn a_node_that_did_not_start_is_named_with_its_exit_and_log() {
+        let down = |name: &str, how: &str| NodeDown {
+            name: name.into(),
+            how: how.into(),
+            log_tail: format!("{name}: last line"),
+        };
+        let e = NodeStartError::DidNotStayUp(vec![down("n1", "exit 49"), down("n2", "ended")]);
+        assert_eq!(
+            e.to_string(),
+            "n1 did not stay up: exit 49\nn1: last line\nn2 did not stay up: ended\nn2: last line"
+        );
+        let answer = Answer::from(e);
+        assert_eq!(answer.refusal, Some(Refusal::BadInput));
+        let spawn = NodeStartError::Spawn {
+            bin: "/x/arakoon".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert!(spawn.to_string().starts_with("cannot start /x/arakoon: "), "{spawn}");
+        assert!(matches!(SupervisorError::from(spawn), SupervisorError::NodeStart(_)));
+    }
 }
