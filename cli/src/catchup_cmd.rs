@@ -14,9 +14,8 @@ use crate::node_files::{load_config, node_index};
 use crate::output::{progress_bar, say, Failure};
 use arakoon_node::server::catchup::{Phase, Progress};
 use arakoon_node::server::env::TokioNet;
-use arakoon_node::server::rebuild::{catch_up_stopped_node_with, RebuildError};
+use arakoon_node::server::rebuild::{catch_up_stopped_node_with, store_free, RebuildError};
 use arakoon_node::server::startup::store_path;
-use arakoon_node::store::{SledStore, StoreError};
 use arakoon_node::tlog::{self, FsDir};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -115,16 +114,12 @@ pub fn run(args: CatchupArgs) -> Result<i32, Failure> {
 
 /// A running node holds its store's lock; catching up under it would corrupt its files.
 fn refuse_if_running(store: &Path, cluster_id: &str, name: &str) -> Result<(), Failure> {
-    if !store.exists() {
-        return Ok(());
-    }
-    match SledStore::open(store, cluster_id) {
-        Ok(_) | Err(StoreError::WrongCluster { .. }) | Err(StoreError::Corrupt { .. }) => Ok(()),
-        Err(e) => Err(Failure::new(
+    store_free(store, cluster_id).map_err(|e| {
+        Failure::new(
             Exit::Store,
             format!("{e}; is {name} running? stop it first: catch-up works on a stopped node"),
-        )),
-    }
+        )
+    })
 }
 
 /// The bytes of the TLog files in `dir` (what catch-up writes, for the report); 0 if the

@@ -224,26 +224,39 @@ pub fn spawn_link<N: Network>(
     });
     let (control, control_rx) = mpsc::channel::<Frame>(LINK_QUEUE_MAX);
     let (bulk, bulk_rx) = mpsc::channel::<Frame>(LINK_QUEUE_MAX);
+    // One address: one line a minute about it at most, whichever lane fails.
+    let limiter = Arc::new(Mutex::new(LogLimiter::per_minute()));
     for rx in [control_rx, bulk_rx] {
-        spawn_lane(net.clone(), hello.clone(), auth.clone(), addr, rx, state.clone());
+        let to = Dial { net: net.clone(), hello: hello.clone(), auth: auth.clone(), addr };
+        spawn_lane(to, rx, state.clone(), limiter.clone());
     }
     PeerLink { tx: [control, bulk], state }
+}
+
+/// Where and how a lane connects.
+struct Dial<N> {
+    net: N,
+    hello: Hello,
+    auth: PeerAuth,
+    addr: SocketAddr,
 }
 
 /// One lane's sender task: connects, proves membership, writes its queue's frames in order,
 /// and reconnects with backoff when the connection breaks.
 fn spawn_lane<N: Network>(
-    net: N,
-    hello: Hello,
-    auth: PeerAuth,
-    addr: SocketAddr,
+    to: Dial<N>,
     mut rx: mpsc::Receiver<Frame>,
     state: Arc<LinkState>,
+    limiter: Arc<Mutex<LogLimiter>>,
 ) {
+    let Dial { net, hello, auth, addr } = to;
+    let say = move |what: &dyn std::fmt::Display| {
+        if limiter.lock().unwrap_or_else(|e| e.into_inner()).allow(addr.ip()) {
+            tracing::warn!(peer = %addr, "{what} (said once a minute)");
+        }
+    };
     tokio::spawn(async move {
         let mut backoff_ms = BACKOFF_MIN_MS;
-        // One address: one line a minute about it at most.
-        let mut limiter = LogLimiter::per_minute();
         loop {
             let connect =
                 tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), net.connect(addr));
@@ -270,16 +283,10 @@ fn spawn_lane<N: Network>(
                             }
                         }
                     }
-                    Ok(Err(e)) => {
-                        if limiter.allow(addr.ip()) {
-                            tracing::warn!(peer = %addr, "cannot talk to a peer: {e} (said once a minute)");
-                        }
-                    }
-                    Err(_) => {
-                        if limiter.allow(addr.ip()) {
-                            tracing::warn!(peer = %addr, "a peer did not finish the handshake within {CONNECT_TIMEOUT_MS} ms (said once a minute)");
-                        }
-                    }
+                    Ok(Err(e)) => say(&format_args!("cannot talk to a peer: {e}")),
+                    Err(_) => say(&format_args!(
+                        "a peer did not finish the handshake within {CONNECT_TIMEOUT_MS} ms"
+                    )),
                 }
             }
             // Whatever was queued meanwhile is stale: drop it rather than replay it.

@@ -14,9 +14,10 @@ use crate::client::{ClientConfig, Connection};
 use crate::config::ClusterConfig;
 use crate::consensus::NodeIdx;
 use crate::protocol::client::{Consistency, Payload, Reply, Request};
-use crate::store::{SledStore, Store};
+use crate::store::{SledStore, Store, StoreError};
 use crate::tlog::{BallotRecord, LogDir, TlogWriter};
 use crate::value::Value;
+use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -223,4 +224,36 @@ pub async fn catch_up_stopped_node_with<N: Network>(
             node.name
         )
     })
+}
+/// Whether the store at `store` is free for a catch-up of a stopped node: `Err` when it exists
+/// and will not open for a reason a catch-up cannot mend, which is what a running node holding
+/// its lock looks like. A store of another cluster or a damaged one is free: the catch-up
+/// replaces it.
+pub fn store_free(store: &Path, cluster_id: &str) -> Result<(), StoreError> {
+    if !store.exists() {
+        return Ok(());
+    }
+    match SledStore::open(store, cluster_id) {
+        Ok(_) | Err(StoreError::WrongCluster { .. }) | Err(StoreError::Corrupt { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store held open (as a running node holds it) is not free; once let go, or absent, or of
+    /// another cluster (the catch-up replaces it), it is.
+    #[test]
+    fn a_store_held_open_is_not_free_for_a_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        assert!(store_free(&path, "c").is_ok(), "absent");
+        let held = SledStore::open(&path, "c").unwrap();
+        assert!(store_free(&path, "c").is_err(), "held by another opener");
+        drop(held);
+        assert!(store_free(&path, "c").is_ok(), "let go");
+        assert!(store_free(&path, "other").is_ok(), "another cluster's store is replaced");
+    }
 }
