@@ -65,10 +65,13 @@ pub enum Bug {
     /// newest (server/persist/group.rs): a Promise or Accepted sent once the group is durable
     /// names a ballot the disk does not hold.
     PersisterBatchOldestBallot,
+    /// A slave answers Held without holding the lease for the master (lease rule 5, Hold): the
+    /// master renews a lease that its slaves do not keep, and another node may be elected.
+    HeldWithoutLease,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -88,6 +91,7 @@ impl Bug {
         Bug::PromiseBeforeDurable,
         Bug::BallotsNotUnique,
         Bug::PersisterBatchOldestBallot,
+        Bug::HeldWithoutLease,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +115,7 @@ impl Bug {
             Bug::PromiseBeforeDurable => "promise-before-durable",
             Bug::BallotsNotUnique => "ballots-not-unique",
             Bug::PersisterBatchOldestBallot => "persister-batch-oldest-ballot",
+            Bug::HeldWithoutLease => "held-without-lease",
         }
     }
 

@@ -37,6 +37,7 @@ fn rule_group(bug: Bug) -> &'static str {
         "rollover-skips-fsync" => "tlog: rollover (persister)",
         "ballots-not-unique" => "rule 6 election: unique ballots",
         "persister-batch-oldest-ballot" => "persister: group commit (ballot record)",
+        "held-without-lease" => "rule 5 lease: Hold",
         _ => "unmapped",
     }
 }

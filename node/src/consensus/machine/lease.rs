@@ -165,6 +165,12 @@ impl Machine {
         if let Role::Slave { election_at_ms } = &mut self.role {
             *election_at_ms = (*election_at_ms).max(now_ms + self.cfg.lease_ms + jitter);
         }
+        // Planted bug HeldWithoutLease, at the edge of the rule: the lease just granted is
+        // forgotten again, and the answer still goes.
+        if crate::planted!(HeldWithoutLease) {
+            self.lease = None;
+            self.role = Role::Slave { election_at_ms: now_ms };
+        }
         out.push(Action::Send { to: from, msg: Msg::Held { n, t } });
     }
 
