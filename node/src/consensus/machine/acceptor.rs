@@ -52,8 +52,11 @@ impl Machine {
         }
         self.promised = n;
         self.promised_others = n;
-        // Give the candidate the time it waits for promises before running against it.
-        let wait = self.election_wait_ms() + self.jitter();
+        // Give the candidate the time the promises' values take on the link before running
+        // against it (nothing on a fast link: a slave that promised a candidate that cannot win
+        // must still run itself, learn it is behind, and catch up).
+        let last_bytes = self.last.as_ref().map_or(0, |s| s.value.encoded_len());
+        let wait = self.cfg.ship_allowance_ms(last_bytes) + self.jitter();
         if let Role::Slave { election_at_ms } = &mut self.role {
             *election_at_ms = (*election_at_ms).max(now_ms + wait);
         }
