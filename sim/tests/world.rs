@@ -73,8 +73,9 @@ fn two_damaged_disks_never_take_the_quorum_s_votes() {
     // wider workload changed the draws, 140 (which failed "liveness" on the workload branch
     // before the fix), 285 and 296 were the seeds below 300 where the guard acted; since the
     // world runs the server's group commit (its persister draws when groups form) and draws
-    // fsync failures, 22, 118 and 423 are the first seeds where it acts.
-    for seed in [22, 118, 423] {
+    // fsync failures, 22, 118 and 423 were the first seeds where it acts; since one seed in four
+    // runs slow links (which changes the draws of those seeds), 22, 118 and 248.
+    for seed in [22, 118, 248] {
         let r = run_seed(seed, &SimConfig::default());
         assert!(
             r.passed(),
