@@ -55,8 +55,7 @@ impl Machine {
         // Give the candidate the time the promises' values take on the link before running
         // against it (nothing on a fast link: a slave that promised a candidate that cannot win
         // must still run itself, learn it is behind, and catch up).
-        let last_bytes = self.last.as_ref().map_or(0, |s| s.value.encoded_len());
-        let wait = self.cfg.ship_allowance_ms(last_bytes) + self.jitter();
+        let wait = self.last_ship_allowance_ms() + self.jitter();
         if let Role::Slave { election_at_ms } = &mut self.role {
             *election_at_ms = (*election_at_ms).max(now_ms + wait);
         }

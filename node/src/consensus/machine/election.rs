@@ -68,8 +68,14 @@ impl Machine {
     /// arrive after a fixed half lease, every candidate would give up before its quorum, and no
     /// election would ever end.
     pub(super) fn election_wait_ms(&self) -> u64 {
+        (self.cfg.lease_ms / 2).max(1).saturating_add(self.last_ship_allowance_ms())
+    }
+
+    /// What a promise showing this node's last slot may take on the link
+    /// ([`Config::ship_allowance_ms`]).
+    pub(super) fn last_ship_allowance_ms(&self) -> u64 {
         let last_bytes = self.last.as_ref().map_or(0, |s| s.value.encoded_len());
-        (self.cfg.lease_ms / 2).max(1).saturating_add(self.cfg.ship_allowance_ms(last_bytes))
+        self.cfg.ship_allowance_ms(last_bytes)
     }
 
     pub(super) fn start_election(&mut self, now_ms: u64, out: &mut Vec<Action>) {
