@@ -147,6 +147,33 @@ mod tests {
     }
 
     #[test]
+    fn election_rule_a_failed_candidate_never_returns_below_a_ballot_it_led() {
+        // Found by the simulator (an aimed-fault seed): a master stepped down, ran again, failed,
+        // went back to the last ballot it had promised another node, below the one it had led
+        // and accepted under, and then accepted under a lower ballot ("accepted ballots only
+        // grow" fired).
+        let (mut m, mut now) = elected_master();
+        let led = m.promised();
+        let mut ran = false;
+        loop {
+            now += 10;
+            run(&mut m, now, Input::Tick);
+            match m.role() {
+                RoleName::Candidate => ran = true,
+                RoleName::Slave if ran => break,
+                _ => {}
+            }
+        }
+        assert!(m.promised() >= led, "{} < {led}", m.promised());
+        let low = Msg::Prepare { n: led - 2, last_i: Some(0) };
+        let out = run(&mut m, now + 1, Input::Message { from: 1, msg: low });
+        assert!(
+            matches!(&sends(&out)[..], [(1, Msg::Nak { reason: NakReason::LowBallot, .. })]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
     fn drop_master_is_not_supported_on_one_node() {
         let mut m = machine(1, 0, Durable::default());
         let out = run(&mut m, 0, Input::DropMaster { id: ClientReqId(1) });

@@ -137,7 +137,7 @@ impl Machine {
             promises.iter().map(|(k, p)| (*k, p.last.as_ref().map(|l| l.0), p.prev_hash)).collect();
         let Some((s, _, value, _, holder)) = best else {
             // Nobody holds anything: start the log with this node's MasterSet.
-            self.role = Role::Master(MasterState::new(n));
+            self.become_master(n);
             self.propose_next(now_ms, out);
             return;
         };
@@ -166,7 +166,7 @@ impl Machine {
             out.push(Action::CatchUp { from: source, to_i: s - 1 });
             return;
         }
-        self.role = Role::Master(MasterState::new(n));
+        self.become_master(n);
         if my_last == Some(s) {
             // Re-propose the highest-ballot value for s (it may be chosen already; Paxos makes
             // re-proposing it under n safe).
@@ -179,6 +179,14 @@ impl Machine {
         } else {
             self.repropose(now_ms, s, value, out);
         }
+    }
+
+    fn become_master(&mut self, n: u64) {
+        self.role = Role::Master(MasterState::new(n));
+        // Its promise to itself binds it from now on, as it accepts under n: a later candidacy
+        // that fails must not return below n (election rule 6), or it would promise a lower
+        // ballot than one it accepted under.
+        self.promised_others = self.promised_others.max(n);
     }
 
     /// Re-proposes slot `s` (the same slot as this node's last, or the one after it).
