@@ -42,11 +42,11 @@ fn rule_group(bug: Bug) -> &'static str {
     }
 }
 
-/// Bugs the tier-A world cannot reach as it stands (docs/CONSENSUS.md, "Planted bugs by rule
-/// group", says why and what it would need): hunted and reported like the others, but their
-/// escape does not fail the test.
-const BEYOND_THE_WORLD: [&str; 3] =
-    ["no-lease-wait-after-restart", "lease-without-margin", "ballots-not-unique"];
+/// Bugs the tier-A world cannot reach (docs/CONSENSUS.md, "Planted bugs by rule group", says
+/// why): hunted and reported like the others, but their escape does not fail the test.
+/// (no-lease-wait-after-restart and lease-without-margin left this list once the aimed faults
+/// "forgotten lease" and "slow master" were drawn in swarm seeds.)
+const BEYOND_THE_WORLD: [&str; 1] = ["ballots-not-unique"];
 
 /// The first seed (and the check) that catches `bug`, if any within the budget: it fails with
 /// the bug on and passes with it off, so a seed that fails anyway never counts as a find.

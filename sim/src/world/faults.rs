@@ -7,6 +7,7 @@
 //! seeds, the lease may break, and the run reports what broke without counting it as a failure
 //! of the node: it shows what an operator risks with clocks worse than promised.
 
+use super::aimed::Aimed;
 use arakoon_node::consensus::ClockBound;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -46,6 +47,8 @@ pub struct FaultMix {
     /// this rate on top of the delay (the bulk path), while the small messages around it keep
     /// the plain delay (the control path), as the server's two connections per peer do.
     pub slow_link: Option<SlowLink>,
+    /// Strikes timed on what the cluster does ([`super::aimed`]): drawn per seed in swarm mode.
+    pub aimed: Aimed,
 }
 
 /// A slow link, and what the nodes' configuration says of it (`link_bytes_per_s`), which may
@@ -100,6 +103,7 @@ impl FaultMix {
             beyond_bound: false,
             fault_interval_ms: 1000,
             slow_link: None,
+            aimed: Aimed::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl FaultMix {
             beyond_bound: false,
             fault_interval_ms: 700,
             slow_link: None,
+            aimed: Aimed::default(),
         }
     }
 
@@ -211,6 +216,9 @@ impl FaultMix {
                 "slow link {} B/s (configured {} B/s)",
                 l.bytes_per_s, l.configured_bytes_per_s
             ));
+        }
+        for family in self.aimed.families() {
+            on.push(family.name().to_string());
         }
         on.join(", ")
     }

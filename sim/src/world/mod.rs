@@ -6,6 +6,7 @@
 //! events at the same time are ordered by when they were scheduled, so a seed replays a run
 //! exactly, down to the trace.
 
+pub mod aimed;
 pub mod checks;
 pub mod clock;
 pub mod faults;
@@ -19,6 +20,7 @@ mod run;
 pub mod script;
 pub mod workload;
 
+pub use aimed::Aimed;
 pub use faults::FaultMix;
 pub use run::{
     run_seed, Outcome, Reduction, RunReport, Shape, SimConfig, FSYNC_FAILED_NODE_STOPPED,

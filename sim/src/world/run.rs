@@ -1,5 +1,6 @@
 //! One run: a seed, a cluster, clients, faults, and the checks at the end.
 
+use super::aimed::{Aimed, AimedState};
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
@@ -262,6 +263,8 @@ pub(super) enum Event {
     },
     /// The next step of a drill's script.
     Script,
+    /// The next aimed strike (`super::aimed`).
+    Aimed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -319,6 +322,8 @@ pub(super) struct World {
     lease_holders: Vec<NodeIdx>,
     /// Per node, the crash point the nemesis armed on it, if any (`super::rules`).
     pub(super) armed: Vec<Option<CrashPoint>>,
+    /// The aimed faults' generator and the strike under way.
+    pub(super) aimed: AimedState,
 }
 
 /// A master's lease in the world's true time: from the first instant it was valid to the
@@ -545,6 +550,7 @@ impl World {
             match effect {
                 Effect::Send { to, msg } => {
                     self.check_send(k, to, &msg);
+                    let msg = self.aimed_on_send(k, to, &msg).unwrap_or(msg);
                     let faults = self.net_faults();
                     // A slow link carries a value's bytes on the bulk path.
                     let ship_us = match (&msg, self.mix.slow_link) {
@@ -562,10 +568,12 @@ impl World {
                             Event::Deliver { to, epoch, from: k, msg: msg.clone() },
                         );
                     }
+                    self.aimed_after_send(k, &msg);
                 }
                 Effect::Persist(job) => self.persist_job(k, job),
                 Effect::Applied { i, value } => {
                     self.applied(k, i, value);
+                    self.aimed_on_applied(k, i);
                     applied_max = applied_max.max(Some(i));
                     if self.crash_point(k, CrashPoint::AfterApplyBeforeReply) {
                         self.crash_at_point(k, false);
@@ -920,8 +928,7 @@ impl World {
         }
         let victim = self.rng.gen_range(0..n);
         // Shrinking leaves strikes out after their draws, so the ones kept draw the same.
-        let strike = self.strikes_drawn;
-        self.strikes_drawn += 1;
+        let strike = self.next_strike();
         if self.cfg.reduce.skip_faults.contains(&strike) {
             return;
         }
@@ -1049,6 +1056,12 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// The number of the next strike drawn (the nemesis' and the aimed ones').
+    pub(super) fn next_strike(&mut self) -> u32 {
+        self.strikes_drawn += 1;
+        self.strikes_drawn - 1
     }
 
     /// A clock fault for node `k`: its new offset (µs, whole ms) and rate (ppm). Within the
@@ -1260,6 +1273,11 @@ impl World {
                 self.trace(|| format!("resume n{node}"), 31);
             }
             Event::Script => self.run_step(),
+            Event::Aimed => {
+                if self.now_us < self.cfg.duration_ms * 1000 {
+                    self.aimed_strike();
+                }
+            }
         }
         self.check_leases();
         if !self.script.steps.is_empty() {
@@ -1310,6 +1328,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         (None, false) => FaultMix::none(),
         (None, true) => FaultMix {
             slow_link: super::faults::SlowLink::draw(seed),
+            aimed: Aimed::draw(seed),
             ..FaultMix::swarm(&mut rng, bound)
         },
     };
@@ -1381,6 +1400,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         lease_spans: vec![None; cfg.nodes],
         lease_holders: Vec::with_capacity(cfg.nodes),
         armed: vec![None; cfg.nodes],
+        aimed: AimedState::new(seed),
         mix,
     };
     if w.mix.beyond_bound {
@@ -1398,6 +1418,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     if cfg.script.is_empty() {
         w.agenda.push(w.mix.fault_interval_ms * 1000, Event::Nemesis);
+        w.aimed_start();
     } else {
         w.schedule_next_step();
     }
@@ -1454,6 +1475,7 @@ fn run_events(w: &mut World, end_us: u64, settle_us: u64) {
         w.now_us = at;
         if !healed && at >= end_us {
             healed = true;
+            w.aimed_heal();
             w.net.heal();
             w.armed = vec![None; nodes];
             for node in &w.nodes {
