@@ -68,10 +68,18 @@ pub enum Bug {
     /// A slave answers Held without holding the lease for the master (lease rule 5, Hold): the
     /// master renews a lease that its slaves do not keep, and another node may be elected.
     HeldWithoutLease,
+    /// A node heeds a message whatever its ballot (the ballot reach check of rule 10 off): one
+    /// forged ballot of 2^63 - 1 leaves it, and every node that hears of it, no higher ballot
+    /// to pick, and the node refuses every master's Accept from then on.
+    BallotReachUnchecked,
+    /// A catch-up writes only the fetched slots past the log's last one
+    /// (server/persist/group.rs): an uncommitted last slot that held a value never chosen stays
+    /// in the TLog, marked committed, while the store applies the chosen one.
+    CatchUpKeepsStaleSlot,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 22] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -92,6 +100,8 @@ impl Bug {
         Bug::BallotsNotUnique,
         Bug::PersisterBatchOldestBallot,
         Bug::HeldWithoutLease,
+        Bug::BallotReachUnchecked,
+        Bug::CatchUpKeepsStaleSlot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +126,8 @@ impl Bug {
             Bug::BallotsNotUnique => "ballots-not-unique",
             Bug::PersisterBatchOldestBallot => "persister-batch-oldest-ballot",
             Bug::HeldWithoutLease => "held-without-lease",
+            Bug::BallotReachUnchecked => "ballot-reach-unchecked",
+            Bug::CatchUpKeepsStaleSlot => "catch-up-keeps-stale-slot",
         }
     }
 

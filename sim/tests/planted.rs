@@ -38,6 +38,8 @@ fn rule_group(bug: Bug) -> &'static str {
         "ballots-not-unique" => "rule 6 election: unique ballots",
         "persister-batch-oldest-ballot" => "persister: group commit (ballot record)",
         "held-without-lease" => "rule 5 lease: Hold",
+        "ballot-reach-unchecked" => "rule 10 bounded ballots",
+        "catch-up-keeps-stale-slot" => "catch-up (persister import)",
         _ => "unmapped",
     }
 }

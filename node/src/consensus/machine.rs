@@ -383,7 +383,10 @@ impl Machine {
             Input::Tick => self.on_tick(now_ms, out),
             Input::Message { from, msg } => {
                 assert!(from < self.cfg.nodes() && from != self.cfg.me, "message from {from}");
-                if msg.ballot() > self.ballot_horizon() {
+                let beyond = msg.ballot() > self.ballot_horizon();
+                // Planted bug BallotReachUnchecked, at the edge of rule 10: any ballot is heard.
+                let beyond = beyond && !crate::planted!(BallotReachUnchecked);
+                if beyond {
                     // Bounded ballots: a ballot no honest node can have reached is forged or
                     // corrupt. Heeding it would raise every later ballot past what the wire and
                     // the ballot record hold and stop the cluster for good; dropped unseen.

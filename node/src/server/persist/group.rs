@@ -96,7 +96,13 @@ impl GroupWriter {
             return Err(stopped());
         }
         check_import(&self.writer, entries)?;
-        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
+        let mut refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
+        // Planted bug CatchUpKeepsStaleSlot, past the end of the continuity check: the fetched
+        // entry for the log's last slot is taken to be the one the log holds, and not written.
+        if crate::planted!(CatchUpKeepsStaleSlot) {
+            let last = self.writer.last_i();
+            refs.retain(|(i, _)| Some(*i) != last);
+        }
         self.writer.append(&refs)
     }
 
