@@ -1,9 +1,10 @@
 //! Rule checks where the rule is kept (sim/src/world/rules.rs): every send of a Promise or an
 //! Accepted and every acknowledged write is checked against what the node's disk holds
-//! durably, crashes strike at the points armed for them, and the report counts each.
+//! durably, every Hold a slave owes its master an answer is answered, crashes strike at the
+//! points armed for them, and the report counts each.
 
 use arakoon_sim::world::rules::{
-    CrashPoint, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, PERSIST_BEFORE_PROMISE,
+    CrashPoint, HOLD_ANSWERED, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, PERSIST_BEFORE_PROMISE,
 };
 use arakoon_sim::{run_seed, FaultMix, SimConfig};
 use std::collections::BTreeMap;
@@ -22,9 +23,10 @@ fn every_rule_check_and_crash_point_is_exercised_and_holds() {
             *exercised.entry(check).or_default() += n;
         }
     }
-    let names = [PERSIST_BEFORE_PROMISE, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK]
-        .into_iter()
-        .chain(CrashPoint::ALL.map(CrashPoint::name));
+    let names =
+        [PERSIST_BEFORE_PROMISE, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, HOLD_ANSWERED]
+            .into_iter()
+            .chain(CrashPoint::ALL.map(CrashPoint::name));
     for name in names {
         assert!(
             exercised.get(name).is_some_and(|n| *n > 0),

@@ -5,8 +5,11 @@
 //! write, it asserts that the node names only durable state: "persist before promise/accept"
 //! (docs/CONSENSUS.md) checked where it is kept, so that a node that answers before its fsync
 //! fails at once, with the message that broke it, instead of waiting for an unlucky crash to
-//! turn it into lost agreement. Each check has a name; the run counts how often each one was
-//! exercised (`RunReport::exercised`), and so does the campaign report.
+//! turn it into lost agreement. In the same way, at every Hold that reaches a slave which
+//! promised or accepted its ballot for the Hold's sender, it asserts that the slave answers
+//! with Held (lease rule 5): the sender is the master of that ballot as the world saw it, not as
+//! the node infers it from the ballot. Each check has a name; the run counts how often each one
+//! was exercised (`RunReport::exercised`), and so does the campaign report.
 //!
 //! Crash points go with them: the nemesis arms a crash at a point where a crash matters (see
 //! [`CrashPoint`]) instead of only at a random instant, and the node crashes when it gets there.
@@ -24,6 +27,10 @@ pub const PERSIST_BEFORE_PROMISE: &str = "persist-before-promise";
 pub const PERSIST_BEFORE_ACCEPTED: &str = "persist-before-accepted";
 /// A write acknowledged to a client is in the durable log of the node that acknowledged it.
 pub const PERSIST_BEFORE_ACK: &str = "persist-before-ack";
+/// A slave that promised ballot `n` to the master of `n` answers that master's Hold(n, t) with
+/// Held(n, t) (lease rule 5): the master of `n` is the node the world saw it promise or accept
+/// `n` for, whatever the node infers from the ballot.
+pub const HOLD_ANSWERED: &str = "hold-answered";
 
 /// Where an armed crash strikes: the points between two steps that a crash must not break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +129,20 @@ impl World {
     pub(super) fn check_send(&mut self, k: NodeIdx, to: NodeIdx, msg: &Msg) {
         let (check, n, slot) = match msg {
             Msg::Promise { n, last, .. } => {
+                self.promised_to[k] = Some((*n, to));
                 (PERSIST_BEFORE_PROMISE, *n, last.as_ref().map(|l| l.0))
             }
-            Msg::Accepted { n, i } => (PERSIST_BEFORE_ACCEPTED, *n, Some(*i)),
-            Msg::Held { .. } => {
+            Msg::Accepted { n, i } => {
+                self.promised_to[k] = Some((*n, to));
+                (PERSIST_BEFORE_ACCEPTED, *n, Some(*i))
+            }
+            Msg::Held { n, t } => {
                 // Not a durability rule (a lease is volatile); counted to show the world
                 // exercises the lease kept by Hold, which its lease check then judges.
                 self.exercised("lease held by Hold");
+                if self.hold_due == Some((k, to, *n, *t)) {
+                    self.hold_due = None;
+                }
                 return;
             }
             _ => return,
@@ -150,6 +164,30 @@ impl World {
         };
         if let Some(problem) = problem {
             self.fail(check, format!("n{k} sent n{to} {msg:.80?}, but {problem}"));
+        }
+    }
+
+    /// Hold(n, t) from `from` reaches node `k`: whether `k` must answer it with Held (it is a
+    /// slave, its promise is `n`, and it promised or accepted `n` for `from`). Call before the
+    /// node handles it, then [`World::hold_answered`] after.
+    pub(super) fn expect_held(&mut self, k: NodeIdx, from: NodeIdx, msg: &Msg) {
+        let Msg::Hold { n, t } = msg else { return };
+        let Some(m) = self.nodes[k].state.as_ref().map(|s| &s.machine) else { return };
+        let slave = m.role() == arakoon_node::consensus::RoleName::Slave;
+        if slave && m.promised() == *n && self.promised_to[k] == Some((*n, from)) {
+            self.exercised(HOLD_ANSWERED);
+            self.hold_due = Some((k, from, *n, *t));
+        }
+    }
+
+    /// Node `k` handled a Hold: fails the check if it owed a Held and did not send it.
+    pub(super) fn hold_answered(&mut self, k: NodeIdx) {
+        let Some((slave, master, n, t)) = self.hold_due.take() else { return };
+        if slave == k && self.nodes[k].is_up() {
+            let detail = format!(
+                "n{k} promised {n} to n{master}, its master, and did not answer its Hold(n: {n}, t: {t}) with Held"
+            );
+            self.fail(HOLD_ANSWERED, detail);
         }
     }
 

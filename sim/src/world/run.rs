@@ -324,6 +324,11 @@ pub(super) struct World {
     pub(super) armed: Vec<Option<CrashPoint>>,
     /// The aimed faults' generator and the strike under way.
     pub(super) aimed: AimedState,
+    /// Per node, the last ballot it promised or accepted for another node, and that node, as
+    /// its Promise and Accepted messages say (the check [`super::rules::HOLD_ANSWERED`]).
+    pub(super) promised_to: Vec<Option<(u64, NodeIdx)>>,
+    /// A Held the node being fed owes: (slave, master, n, t).
+    pub(super) hold_due: Option<(NodeIdx, NodeIdx, u64, u64)>,
 }
 
 /// A master's lease in the world's true time: from the first instant it was valid to the
@@ -1201,7 +1206,9 @@ impl World {
                     return;
                 }
                 self.trace(|| format!("n{from}->n{to} {msg:.120?}"), 20 + msg.ballot());
+                self.expect_held(to, from, &msg);
                 self.feed(to, Input::Message { from, msg });
+                self.hold_answered(to);
             }
             Event::Tick { node, epoch } => {
                 if self.nodes[node].epoch != epoch || !self.nodes[node].is_up() {
@@ -1401,6 +1408,8 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         lease_holders: Vec::with_capacity(cfg.nodes),
         armed: vec![None; cfg.nodes],
         aimed: AimedState::new(seed),
+        promised_to: vec![None; cfg.nodes],
+        hold_due: None,
         mix,
     };
     if w.mix.beyond_bound {
