@@ -2,8 +2,9 @@
 //! moment the random nemesis almost never hits (docs/CONSENSUS.md, "Planted bugs by rule
 //! group"). Each is a fault family of [`super::FaultMix`], drawn per seed from a generator of
 //! its own, with its own schedule and its own draws, so that a seed without any runs exactly as
-//! before they were added. Every strike stays within what a deployment can see: a crash, a
-//! partition, clock rates within the clock bound, one corrupt message.
+//! before they were added (`FaultMix::all` has them all). Every strike stays within what a
+//! deployment can see: a crash, a partition, clocks within the clock bound, one corrupt
+//! message.
 //!
 //! - **forgotten lease** (restart rule 7): when a master renews its lease, it is cut away from
 //!   the nodes outside one quorum (they miss that renewal); at its next renewal, the quorum's
@@ -12,9 +13,9 @@
 //!   missed the renewal run for master while the master still holds its lease: only the
 //!   restarted nodes' lease wait stops them.
 //! - **slow master** (lease rule 5's bound): when a master renews its lease, its clock is set to
-//!   the slow end of the clock bound's rate and every other clock to the fast end, and the
-//!   master is isolated once the renewal is chosen: the slaves' timers run out first, by as
-//!   much as the lease margin covers.
+//!   the slow end of the clock bound's rate and every other clock to the fast end; once the
+//!   renewal is chosen the master is isolated and the other clocks step forward by the bound's
+//!   step: the slaves' timers run out first, by as much as the lease margin covers.
 //! - **forged ballot** (bounded ballots, rule 10): one Prepare reaches one peer with its ballot
 //!   corrupted to 2^63 - 1, the largest the peer protocol holds (what a peer's memory error or
 //!   a hostile peer sends): a node that heeded it could never pick a higher ballot.
@@ -122,7 +123,7 @@ impl AimedState {
 }
 
 /// How long after its start a strike ends (its links healed), and the next one is drawn.
-const STRIKE_LEASES: u64 = 4;
+const STRIKE_LEASES: u64 = 3;
 
 impl World {
     /// Schedules the first strike, if the run draws any aimed family.
@@ -211,7 +212,10 @@ impl World {
         let n = self.cfg.nodes;
         let quorum = self.cluster.quorum();
         let peers: Vec<NodeIdx> = (0..n).filter(|p| *p != m).collect();
-        // The other nodes must make a quorum without the master.
+        // The other nodes must make a quorum without the master. (Waiting for every node to be
+        // up and past its restart's lease wait as well found fewer bugs: 8 and 25 finds of
+        // lease-without-margin and no-lease-wait-after-restart in 1,000 seeds, against 11 and 47
+        // striking at the first renewal.)
         if peers.len() < quorum {
             return;
         }
@@ -262,6 +266,22 @@ impl World {
         self.agenda.push(self.now_us + back_us, Event::Restart { node: k });
     }
 
+    /// Steps the clocks of `ks` forward by the clock bound's step (less the 2 ms kept for
+    /// whole-millisecond rounding, as the nemesis draws it), each at most once a lease: their
+    /// lease timers, started by the renewal, run out that much sooner.
+    fn step_forward(&mut self, ks: &[NodeIdx]) {
+        let step_ms = (self.clock_bound.step_ms as i64 - 2).max(0);
+        let lease_us = self.cfg.lease_ms * 1000;
+        let now = self.now_us;
+        for &k in ks {
+            let clock = &mut self.nodes[k].clock;
+            if step_ms > 0 && clock.last_step_us.is_none_or(|t| now >= t + lease_us) {
+                clock.offset_us = (clock.offset_us.div_euclid(1000) + step_ms) * 1000;
+                clock.last_step_us = Some(now);
+            }
+        }
+    }
+
     /// Node `k` applied slot `i`: the master that chose the renewal is isolated.
     pub(super) fn aimed_on_applied(&mut self, k: NodeIdx, i: u64) {
         let Some(Phase::Renewal { family, master, i: renewal, .. }) = self.aimed.phase.clone()
@@ -273,6 +293,9 @@ impl World {
         }
         self.exercised(family.exercise());
         let others: Vec<NodeIdx> = (0..self.cfg.nodes).filter(|p| *p != master).collect();
+        if family == Family::SlowMaster {
+            self.step_forward(&others);
+        }
         self.trace(|| format!("aimed: isolate n{master}, its renewal {i} chosen"), 75);
         self.aimed_cut(master, &others);
         self.aimed.phase = None;
