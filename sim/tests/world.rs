@@ -1,7 +1,7 @@
 //! The tier-A world: runs pass their checks, and a seed replays a run exactly.
 
 use arakoon_sim::world::{
-    FSYNC_FAILED_NODE_STOPPED, FSYNC_FAILED_THEN_POWER_LOSS, VOTE_GUARD_DAMAGED,
+    Aimed, FSYNC_FAILED_NODE_STOPPED, FSYNC_FAILED_THEN_POWER_LOSS, VOTE_GUARD_DAMAGED,
 };
 use arakoon_sim::{run_seed, FaultMix, SimConfig};
 
@@ -32,6 +32,33 @@ fn every_fault_family_at_once_passes_the_checks() {
         }
     }
     assert!(idle.len() <= 4, "no operation succeeded on seeds {idle:?}");
+}
+
+/// The aimed faults (sim/src/world/aimed.rs) strike where they aim, alone in an otherwise
+/// quiet world of 3 and 5 nodes: each family bites (a renewal chosen, a Prepare forged), each
+/// strike is listed with the run's strikes, and every check holds.
+#[test]
+fn aimed_faults_strike_and_the_checks_hold() {
+    let mix = FaultMix { aimed: Aimed::all(), ..FaultMix::none() };
+    let mut bit: std::collections::BTreeMap<String, u64> = Default::default();
+    for nodes in [3, 5] {
+        for seed in 0..6 {
+            let r = run_seed(seed, &SimConfig { nodes, ..short(Some(mix.clone())) });
+            assert!(r.passed(), "{nodes} nodes, seed {seed}: {:?}", r.outcome);
+            assert!(
+                r.strikes.iter().any(|(_, _, what)| what.ends_with("(aimed)")),
+                "{nodes} nodes, seed {seed}: no aimed strike listed: {:?}",
+                r.strikes
+            );
+            for (check, n) in r.exercised.into_iter().filter(|(c, _)| c.starts_with("aimed: ")) {
+                *bit.entry(check).or_default() += n;
+            }
+        }
+    }
+    for family in ["aimed: forgotten lease", "aimed: slow master", "aimed: forged ballot"] {
+        assert!(bit.get(family).is_some_and(|n| *n > 0), "{family} never bit: {bit:?}");
+    }
+    println!("aimed strikes that bit over 12 runs: {bit:?}");
 }
 
 #[test]
