@@ -268,7 +268,8 @@ pub struct Machine {
     record: BallotRecord,
     /// The highest ballot seen anywhere, to pick the next one above it.
     seen_ballot: u64,
-    /// The highest ballot promised or accepted for another node.
+    /// The highest ballot promised or accepted for another node, or led as master: where a
+    /// failed candidacy goes back to (never below a ballot this node accepted under).
     promised_others: u64,
     last: Option<Slot>,
     prev: Option<Slot>,

@@ -266,16 +266,16 @@ impl World {
         self.agenda.push(self.now_us + back_us, Event::Restart { node: k });
     }
 
-    /// Steps the clocks of `ks` forward by the clock bound's step (less the 2 ms kept for
-    /// whole-millisecond rounding, as the nemesis draws it), each at most once a lease: their
-    /// lease timers, started by the renewal, run out that much sooner.
+    /// Steps the clocks of `ks` forward by the most the clock bound allows (as the nemesis
+    /// draws it), each at most once a lease: their lease timers, started by the renewal, run
+    /// out that much sooner.
     fn step_forward(&mut self, ks: &[NodeIdx]) {
-        let step_ms = (self.clock_bound.step_ms as i64 - 2).max(0);
+        let step_ms = self.step_room_ms().max(0);
         let lease_us = self.cfg.lease_ms * 1000;
         let now = self.now_us;
         for &k in ks {
             let clock = &mut self.nodes[k].clock;
-            if step_ms > 0 && clock.last_step_us.is_none_or(|t| now >= t + lease_us) {
+            if step_ms > 0 && clock.may_step(now, lease_us) {
                 clock.offset_us = (clock.offset_us.div_euclid(1000) + step_ms) * 1000;
                 clock.last_step_us = Some(now);
             }

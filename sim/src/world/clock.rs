@@ -22,6 +22,12 @@ pub struct SimClock {
 }
 
 impl SimClock {
+    /// Whether the clock may step forward at true time `now_us`: within the clock bound, steps
+    /// are at least a lease apart.
+    pub fn may_step(&self, now_us: u64, lease_us: u64) -> bool {
+        self.last_step_us.is_none_or(|t| now_us >= t + lease_us)
+    }
+
     /// The node's reading of true time `now_us`, in milliseconds, never below zero.
     pub fn now_ms(&self, now_us: u64) -> u64 {
         let drift = self.drift_carried_us + self.drift_of(now_us);

@@ -1069,6 +1069,13 @@ impl World {
         self.strikes_drawn - 1
     }
 
+    /// The largest step forward a clock may take within the clock bound: nodes read whole
+    /// milliseconds, and an offset is set in whole milliseconds, so 2 ms of the bound's step are
+    /// kept for that rounding.
+    pub(super) fn step_room_ms(&self) -> i64 {
+        self.clock_bound.step_ms as i64 - 2
+    }
+
     /// A clock fault for node `k`: its new offset (µs, whole ms) and rate (ppm). Within the
     /// clock bound the offset moves forward by at most the bound's step, at most once a lease,
     /// and the rate stays within the bound's; beyond it, both are drawn from the mix's ranges.
@@ -1081,11 +1088,10 @@ impl World {
             let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
             return (offset_us, ppm);
         }
-        // Nodes read whole milliseconds, and an offset is set in whole milliseconds: 2 ms of
-        // the step and 2 ms a second (2,000 ppm) of the rate are kept for that rounding.
-        let max_step = off.min(self.clock_bound.step_ms as i64 - 2);
-        let lease_us = self.cfg.lease_ms * 1000;
-        let may_step = clock.last_step_us.is_none_or(|t| self.now_us >= t + lease_us);
+        // 2 ms a second (2,000 ppm) of the rate are kept for whole-millisecond rounding, as
+        // 2 ms of the step are (`step_room_ms`).
+        let max_step = off.min(self.step_room_ms());
+        let may_step = clock.may_step(self.now_us, self.cfg.lease_ms * 1000);
         let step_ms = if max_step > 0 && may_step { self.rng.gen_range(0..=max_step) } else { 0 };
         let drift = drift.min(self.clock_bound.drift_ppm as i64 - 2_000);
         let ppm = if drift > 0 { self.rng.gen_range(-drift..=drift) } else { 0 };
