@@ -199,7 +199,9 @@ pub use crate::heap::{Heap, HeapRecovery};
 #[doc(hidden)]
 pub use crate::metadata_store::MetadataStore;
 #[doc(hidden)]
-pub use crate::object_cache::{CacheStats, Dirty, FlushStats, ObjectCache};
+pub use crate::object_cache::{
+    CacheStats, Dirty, FlushStats, LeafSnapshot, ObjectCache,
+};
 
 /// Opens a `Db` with a default configuration at the
 /// specified path. This will create a new storage

@@ -90,6 +90,32 @@ impl FlushStats {
     }
 }
 
+/// arakoon-rs patch 5: a leaf as it stood at the end of a flush epoch, kept by a writer that
+/// moved it into a later epoch before the flush serialized it. The copy shares its keys and
+/// values with the live leaf (`InlineArray` clones count references), so taking it costs a
+/// pass over the leaf's entries; the flush serializes and compresses it on its own thread,
+/// where the release did so on the writer's thread (for arakoon-rs, the thread that runs the
+/// consensus core: a stall of tens of milliseconds each time a flush began).
+#[derive(Clone, Debug)]
+pub struct LeafSnapshot<const LEAF_FANOUT: usize>(pub(crate) Box<Leaf<LEAF_FANOUT>>);
+
+impl<const LEAF_FANOUT: usize> PartialEq for LeafSnapshot<LEAF_FANOUT> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.lo == other.0.lo
+            && self.0.mutation_count == other.0.mutation_count
+            && self.0.data == other.0.data
+    }
+}
+
+impl<const LEAF_FANOUT: usize> LeafSnapshot<LEAF_FANOUT> {
+    pub(crate) fn into_serialized(
+        this: Arc<LeafSnapshot<LEAF_FANOUT>>,
+        zstd_compression_level: i32,
+    ) -> Vec<u8> {
+        this.0.serialize(zstd_compression_level)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Dirty<const LEAF_FANOUT: usize> {
     NotYetSerialized {
@@ -97,11 +123,14 @@ pub enum Dirty<const LEAF_FANOUT: usize> {
         node: Object<LEAF_FANOUT>,
         collection_id: CollectionId,
     },
+    // arakoon-rs patch 5: `data` is a copy of the leaf as the old epoch left it, serialized by
+    // the flush, not serialized bytes: a writer that moves a leaf past its flush epoch no longer
+    // compresses the whole leaf on its own thread (see LeafSnapshot).
     CooperativelySerialized {
         object_id: ObjectId,
         collection_id: CollectionId,
         low_key: InlineArray,
-        data: Arc<Vec<u8>>,
+        data: Arc<LeafSnapshot<LEAF_FANOUT>>,
         mutation_count: u64,
     },
     MergedAndDeleted {
@@ -572,10 +601,12 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                     collection_id,
                     low_key,
                     mutation_count: _,
-                    mut data,
+                    data,
                 } => {
-                    Arc::make_mut(&mut data);
-                    let data = Arc::into_inner(data).unwrap();
+                    let data = LeafSnapshot::into_serialized(
+                        data,
+                        self.config.zstd_compression_level,
+                    );
                     write_batch.push(Update::Store {
                         object_id: dirty_object_id,
                         collection_id,
@@ -655,7 +686,9 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                             );
                         }
 
-                        leaf_ref.serialize(self.config.zstd_compression_level)
+                        // arakoon-rs patch 5: a copy, serialized once the leaf's lock is
+                        // released below, so that a writer waits for the copy only.
+                        Arc::new(LeafSnapshot(Box::new(leaf_ref.clone())))
                     } else {
                         // Here we expect that there was a benign data race and that another thread
                         // mutated the leaf after encountering it being dirty for our epoch, after
@@ -666,7 +699,7 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                         if let Some(Dirty::CooperativelySerialized {
                             low_key: low_key_2,
                             mutation_count: _,
-                            mut data,
+                            data,
                             collection_id: ci2,
                             object_id: ni2,
                         }) = dirty_value_2_opt
@@ -676,8 +709,6 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                             assert_eq!(low_key, low_key_2);
                             assert_eq!(node.low_key, low_key);
                             assert_eq!(collection_id, ci2);
-                            Arc::make_mut(&mut data);
-
                             #[cfg(feature = "for-internal-testing-only")]
                             {
                                 self.event_verifier.mark(
@@ -693,7 +724,7 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                                 );
                             }
 
-                            Arc::into_inner(data).unwrap()
+                            data
                         } else {
                             log::error!(
                                 "violation of flush responsibility for second read \
@@ -712,6 +743,14 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                         }
                     };
 
+                    let page_out =
+                        leaf_ref.page_out_on_flush == Some(flush_through_epoch);
+                    drop(lock);
+                    let data = LeafSnapshot::into_serialized(
+                        data,
+                        self.config.zstd_compression_level,
+                    );
+
                     write_batch.push(Update::Store {
                         object_id: dirty_object_id,
                         collection_id: collection_id,
@@ -719,7 +758,7 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
                         data,
                     });
 
-                    if leaf_ref.page_out_on_flush == Some(flush_through_epoch) {
+                    if page_out {
                         // page_out_on_flush is set to false
                         // on page-in due to serde(skip)
                         evict_after_flush.push(node.clone());

@@ -623,8 +623,8 @@ impl<const LEAF_FANOUT: usize> Tree<LEAF_FANOUT> {
                 // be extra-explicit about serialized bytes
                 let leaf_ref: &Leaf<LEAF_FANOUT> = &*leaf;
 
-                let serialized = leaf_ref
-                    .serialize(self.cache.config.zstd_compression_level);
+                // arakoon-rs patch 5: a copy, serialized by the flush (LeafSnapshot).
+                let serialized = LeafSnapshot(Box::new(leaf_ref.clone()));
 
                 log::trace!(
                     "D adding node {} to dirty {:?}",
@@ -1362,8 +1362,8 @@ impl<const LEAF_FANOUT: usize> Tree<LEAF_FANOUT> {
                 // be extra-explicit about serialized bytes
                 let leaf_ref: &Leaf<LEAF_FANOUT> = &*leaf;
 
-                let serialized = leaf_ref
-                    .serialize(self.cache.config.zstd_compression_level);
+                // arakoon-rs patch 5: a copy, serialized by the flush (LeafSnapshot).
+                let serialized = LeafSnapshot(Box::new(leaf_ref.clone()));
 
                 log::trace!(
                     "C adding node {} to dirty epoch {:?}",
