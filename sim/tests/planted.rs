@@ -155,14 +155,17 @@ fn swapped_range_bounds_are_caught_by_the_linearizability_check() {
 /// A failing seed shrinks to a smaller run that still breaks the same check, and its spec
 /// replays that failure; swapped range bounds (a store bug) shrink to at most 20 events
 /// (strikes kept and calls made). A consensus bug keeps more: the faults and the traffic that
-/// lead to it (ack-before-quorum's seed 1 is printed, its size not held to 20).
+/// lead to it (ack-before-quorum's first failing seed is printed, its size not held to 20).
+/// Each bug's first failing seed is the one shrunk, so that a change to the world's runs does
+/// not leave the test without a failure to shrink.
 #[test]
 fn a_failing_seed_shrinks_to_at_most_20_events() {
-    for (bug, seed, most) in
-        [(Bug::RangeBoundsSwapped, 0, 20), (Bug::AckBeforeQuorum, 1, usize::MAX)]
-    {
+    for (bug, most) in [(Bug::RangeBoundsSwapped, 20), (Bug::AckBeforeQuorum, usize::MAX)] {
         planted::clear();
         planted::set(bug, true);
+        let seed = (0..200u64)
+            .find(|&seed| !run_seed(seed, &config(seed)).passed())
+            .unwrap_or_else(|| panic!("{}: no seed of 0..200 fails", bug.name()));
         let cfg = config(seed);
         let shrunk = arakoon_sim::shrink::shrink(seed, &cfg);
         let replayed = shrunk.as_ref().map(|s| {

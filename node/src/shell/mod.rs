@@ -2,7 +2,7 @@
 //!
 //! The machine ([`crate::consensus`]) decides; the shell acts: it owns the machine, the store and
 //! the table of clients waiting for an answer, feeds the machine its inputs and carries out every
-//! action it emits, in order. Sends and persist jobs go to an [`Outbox`] (the server's peer links
+//! action it emits: sends and persist jobs first, then the rest, each in order. Sends and persist jobs go to an [`Outbox`] (the server's peer links
 //! and persister, or the simulator's network and disk); chosen slots are applied to the store in
 //! order and their clients answered with typed [`Reply`]s; a catch-up is handed to the outbox to
 //! fetch, and its end is judged here. Client requests enter here too: updates are admitted
@@ -179,8 +179,10 @@ pub struct Shell<S: Store, W> {
     stats: Arc<Mutex<statistics::Statistics>>,
     /// The clock that times reads and the memory figures (zero unless the server sets them).
     probes: statistics::HostProbes,
-    /// The machine's actions, reused between inputs.
+    /// The machine's actions, reused between inputs, and those carried out after the sends
+    /// and persist jobs.
     actions: Vec<Action>,
+    later: Vec<Action>,
 }
 
 impl<S: Store, W> Shell<S, W> {
@@ -204,6 +206,7 @@ impl<S: Store, W> Shell<S, W> {
             stats: Arc::new(Mutex::new(statistics::Statistics::new(now_ms))),
             probes: statistics::HostProbes::default(),
             actions: Vec::new(),
+            later: Vec::new(),
         }
     }
 
@@ -250,13 +253,25 @@ impl<S: Store, W> Shell<S, W> {
         if was_master && self.machine.role() != RoleName::Master {
             tracing::warn!(now = ?self.machine.role(), "lost or gave up the master lease");
         }
+        // Sends and persist jobs first, in their order: they start work elsewhere (the peer
+        // links, the persister) that a quorum waits for, and none of them needs the store. The
+        // store's applies, the replies and a catch-up follow, in theirs. A slave's apply of the
+        // slot an accept committed no longer delays its accepted for the next (issue 17).
+        let mut later = std::mem::take(&mut self.later);
         let mut result = Ok(());
         for action in actions.drain(..) {
+            match action {
+                Action::Send { .. } | Action::Persist { .. } => result = self.execute(action, out),
+                other => later.push(other),
+            }
+        }
+        for action in later.drain(..) {
             if result.is_ok() {
                 result = self.execute(action, out);
             }
         }
         self.actions = actions;
+        self.later = later;
         result
     }
 

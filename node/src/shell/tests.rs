@@ -20,6 +20,8 @@ struct Recorder {
     applied: Vec<u64>,
     /// Reads handed off the core as jobs (the recorder runs them at once, as the default does).
     read_jobs: usize,
+    /// Persist jobs and applies, in the order the shell carried them out.
+    order: Vec<(&'static str, u64)>,
 }
 
 impl Outbox<u32> for Recorder {
@@ -27,6 +29,7 @@ impl Outbox<u32> for Recorder {
         self.sends += 1;
     }
     fn persist(&mut self, job: PersistJob) {
+        self.order.push(("persist", job.entry.as_ref().map_or(u64::MAX, |(i, _)| *i)));
         self.persists.push(job.token);
     }
     fn reply(&mut self, waiter: u32, reply: Reply) {
@@ -36,6 +39,7 @@ impl Outbox<u32> for Recorder {
         self.catch_ups.push(job);
     }
     fn applied(&mut self, i: u64, _value: &Value) {
+        self.order.push(("apply", i));
         self.applied.push(i);
     }
     fn read(&mut self, waiter: u32, job: ReadJob) {
@@ -46,12 +50,16 @@ impl Outbox<u32> for Recorder {
 }
 
 fn shell(nodes: usize) -> Shell<MemoryStore, u32> {
+    shell_of(nodes, 0)
+}
+
+fn shell_of(nodes: usize, me: NodeIdx) -> Shell<MemoryStore, u32> {
     let names: Vec<String> = (0..nodes).map(|k| format!("n{k}")).collect();
-    let machine = Machine::new(Config::new(names.clone(), 0, LEASE), Durable::default(), 0, 7);
+    let machine = Machine::new(Config::new(names.clone(), me, LEASE), Durable::default(), 0, 7);
     let config = ShellConfig {
         cluster_id: "c".into(),
         names,
-        me: 0,
+        me,
         max_value_size: 16,
         max_buffer_size: 1024,
         ship_bytes_max: 1024,
@@ -201,4 +209,25 @@ fn replies_encode_as_the_protocol_says() {
     assert_eq!(out, expected);
     assert_eq!(reply_rc(&consensus_reply(Rc::Ok, String::new())), Rc::Ok);
     assert_eq!(reply_rc(&consensus_reply(Rc::NoLongerMaster, "x".into())), Rc::NoLongerMaster);
+}
+
+#[test]
+fn a_slave_hands_over_the_next_slot_to_persist_before_it_applies_the_committed_one() {
+    // The accept for slot 1 commits slot 0: the machine asks to apply 0, then to persist 1. The
+    // persist job goes out first, so that a slow apply does not hold back this node's accepted
+    // and with it the master's quorum (issue 17).
+    let (mut s, mut out) = (shell_of(3, 1), Recorder::default());
+    let value = |k: &str| Value::client(vec![Update::Set { key: k.into(), value: b"v".to_vec() }]);
+    let (v0, v1) = (value("a"), value("b"));
+    let accept0 = Msg::Accept { n: 3, i: 0, value: v0.clone(), prev_hash: None };
+    s.feed(10, Input::Message { from: 0, msg: accept0 }, &mut out).unwrap();
+    for token in std::mem::take(&mut out.persists) {
+        s.feed(10, Input::Persisted { token }, &mut out).unwrap();
+    }
+    assert_eq!(out.order, vec![("persist", 0)]);
+    let prev_hash = Some(crate::consensus::value_hash(&v0));
+    let accept1 = Msg::Accept { n: 3, i: 1, value: v1, prev_hash };
+    s.feed(20, Input::Message { from: 0, msg: accept1 }, &mut out).unwrap();
+    assert_eq!(out.order, vec![("persist", 0), ("persist", 1), ("apply", 0)]);
+    assert_eq!(s.store.next_i(), 1, "slot 0 was applied all the same");
 }
