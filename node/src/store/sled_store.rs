@@ -288,7 +288,10 @@ impl SledStore {
         StoreError::Backend { path: self.path.clone(), source }
     }
 
-    /// Commits an overlay's writes and the new applied index in one atomic batch.
+    /// Commits an overlay's writes and the new applied index in one atomic batch, with the key
+    /// count kept exact: sled counts the keys the batch creates and removes as it writes them
+    /// (vendor/sled patch 6), except while a snapshot is open, when each written key's value is
+    /// read first anyway (the snapshot's pre-image) and counted here.
     fn commit(
         &mut self,
         writes: BTreeMap<Key, Option<Bytes>>,
@@ -297,10 +300,11 @@ impl SledStore {
         applied: u64,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        let mut count = self.key_count as i64;
         // Held until the batch is visible: open snapshots get every key's pre-image first.
         let journal = self.journal.clone();
         let mut journaled = journal.commit(applied);
+        // The change of the key count that the journal's reads found (None: sled counts).
+        let mut counted: Option<i64> = journaled.recording.then_some(0);
         // One buffer for every `@`-prefixed key: the batch copies the key anyway.
         let mut key = Vec::with_capacity(64);
         let mut bytes = 0u64;
@@ -309,25 +313,18 @@ impl SledStore {
             key.clear();
             key.push(USER);
             key.extend_from_slice(&k);
-            // The one lookup per written key that keeps the count exact (and, while a snapshot
-            // is open, reads the value it replaces).
-            let existed = if journaled.recording {
+            if let Some(delta) = &mut counted {
                 let before = self.db.get(&key).map_err(|e| self.backend(e))?;
                 let existed = before.is_some();
                 journaled.record(&k, before.map(|b| b.to_vec()));
-                existed
-            } else {
-                self.db.contains_key(&key).map_err(|e| self.backend(e))?
-            };
+                *delta += match &v {
+                    Some(_) => i64::from(!existed),
+                    None => -i64::from(existed),
+                };
+            }
             match v {
-                Some(v) => {
-                    count += i64::from(!existed);
-                    batch.insert(key.as_slice(), v.as_slice());
-                }
-                None => {
-                    count -= i64::from(existed);
-                    batch.remove(key.as_slice());
-                }
+                Some(v) => batch.insert(key.as_slice(), v.as_slice()),
+                None => batch.remove(key.as_slice()),
             }
         }
         for (k, v) in admin {
@@ -342,18 +339,34 @@ impl SledStore {
             b.put_i64(m.lease_start);
             batch.insert(MASTER, b.as_slice());
         }
-        assert!(count >= 0, "the key count of {} went negative", self.path.display());
-        batch.insert(KEY_COUNT, &(count as u64).to_le_bytes()[..]);
         batch.insert(APPLIED, &applied.to_le_bytes()[..]);
-        self.db.apply_batch(batch).map_err(|e| self.backend(e))?;
+        let delta = match counted {
+            Some(delta) => {
+                let count = self.count_after(delta);
+                batch.insert(KEY_COUNT, &count.to_le_bytes()[..]);
+                self.db.apply_batch(batch).map_err(|e| self.backend(e))?;
+                delta
+            }
+            None => self
+                .db
+                .apply_batch_counting(batch, &[USER], KEY_COUNT, self.key_count)
+                .map_err(|e| self.backend(e))?,
+        };
         journaled.done();
         self.flusher.applied(bytes);
-        self.key_count = count as u64;
+        self.key_count = self.count_after(delta);
         self.applied = Some(applied);
         if master.is_some() {
             self.master = master;
         }
         Ok(())
+    }
+
+    /// The key count after a change of `delta`; below zero, the store's count was wrong.
+    fn count_after(&self, delta: i64) -> u64 {
+        let count = self.key_count as i64 + delta;
+        assert!(count >= 0, "the key count of {} went negative", self.path.display());
+        count as u64
     }
 
     fn scan(&self, bounds: reads::Bounds<'_>) -> sled::Iter<1024> {
