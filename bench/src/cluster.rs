@@ -79,6 +79,8 @@ pub fn cpu_of(pid: u32) -> Duration {
 pub struct ArakoonCluster {
     pub servers: Servers,
     pub client: ClientConfig,
+    /// Where the nodes write their stage timings (`arakoon --spans`, node/src/spans.rs).
+    pub spans: PathBuf,
 }
 
 /// Starts three `arakoon` nodes (the binary beside this program, or `ARAKOON_BIN`) under `dir`.
@@ -98,9 +100,17 @@ pub fn start_arakoon(dir: &Path) -> Result<ArakoonCluster, ClusterError> {
     }
     let config = dir.join("cluster.ini");
     std::fs::write(&config, ini).map_err(io(config.display().to_string()))?;
+    let spans = dir.join("spans");
     let mut procs = Vec::new();
     for name in names {
-        let args = vec!["--node".into(), name.into(), "-config".into(), path_arg(&config)];
+        let args = vec![
+            "--node".into(),
+            name.into(),
+            "-config".into(),
+            path_arg(&config),
+            "--spans".into(),
+            path_arg(&spans),
+        ];
         let log = dir.join(format!("{name}.log"));
         procs.push(Process::spawn(name, &binary, &args, &log).map_err(io("starting arakoon"))?);
     }
@@ -109,7 +119,8 @@ pub fn start_arakoon(dir: &Path) -> Result<ArakoonCluster, ClusterError> {
         .enumerate()
         .map(|(k, n)| (n.to_string(), SocketAddr::from(([127, 0, 0, 1], ports[2 * k]))))
         .collect();
-    Ok(ArakoonCluster { servers: Servers { procs }, client: ClientConfig::new("bench", nodes) })
+    let client = ClientConfig::new("bench", nodes);
+    Ok(ArakoonCluster { servers: Servers { procs }, client, spans })
 }
 
 /// Three etcd members; `leader` is the client address of the member that leads.

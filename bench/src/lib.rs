@@ -21,6 +21,7 @@ pub mod etcd;
 pub mod load;
 
 use arakoon_node::client::{Client, ClientConfig};
+use arakoon_node::spans;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ impl std::fmt::Display for System {
     }
 }
 
+/// How long after a step the spans files are read: the nodes rewrite them every second.
+const SPANS_SETTLE: Duration = Duration::from_millis(1_100);
+
 /// One step's figures.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepResult {
@@ -79,6 +83,58 @@ pub struct StepResult {
     /// CPU time of the three servers per acknowledged operation.
     pub server_cpu_us_per_op: f64,
     pub first_error: Option<String>,
+    /// Where arakoon's time went in this step: each stage's durations over the three nodes
+    /// (node/src/spans.rs); empty for etcd.
+    pub stages: Vec<Stage>,
+}
+
+/// One stage of the nodes' work in a step: how often it ran and how long it took, as the tops
+/// of histogram buckets (about 19% wide).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stage {
+    pub name: String,
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// Every stage's counts so far, summed over the nodes' spans files in `dir`.
+fn read_spans(dir: &std::path::Path) -> Vec<(String, spans::Counts)> {
+    let mut sums: Vec<(String, spans::Counts)> = Vec::new();
+    let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for file in files.filter(|f| f.path().extension().is_some_and(|e| e == "spans")) {
+        for (name, counts) in spans::read(&file.path()).unwrap_or_default() {
+            match sums.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, sum)) => sum.add(&counts),
+                None => sums.push((name, counts)),
+            }
+        }
+    }
+    sums
+}
+
+/// The stages of a step: what the spans files gained between two readings.
+fn stages_between(
+    before: &[(String, spans::Counts)],
+    after: &[(String, spans::Counts)],
+) -> Vec<Stage> {
+    after
+        .iter()
+        .map(|(name, counts)| {
+            let empty = spans::Counts::default();
+            let old = before.iter().find(|(n, _)| n == name).map_or(&empty, |(_, c)| c);
+            let step = counts.since(old);
+            let top = step.0.iter().rposition(|c| *c > 0).map_or(0, spans::bucket_top);
+            Stage {
+                name: name.clone(),
+                count: step.total(),
+                p50_us: step.quantile(0.5).unwrap_or(0),
+                p99_us: step.quantile(0.99).unwrap_or(0),
+                max_us: top,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Error)]
@@ -199,10 +255,12 @@ async fn preload(target: &Target, system: System, value_size: usize) -> Result<(
 }
 
 /// One step: `clients` closed-loop clients for `duration`.
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     target: &Target,
     system: System,
     servers: &cluster::Servers,
+    spans_dir: Option<&std::path::Path>,
     op: Op,
     value_size: usize,
     clients: usize,
@@ -215,6 +273,15 @@ async fn run_step(
         let what = |e| BenchError::Load { system, what: LoadError::Connect(e) };
         conns.push(conn.map_err(what)?);
     }
+    // The nodes rewrite their spans files every second: a reading a second after the last
+    // request holds everything before it.
+    let spans_before = match spans_dir {
+        Some(dir) => {
+            tokio::time::sleep(SPANS_SETTLE).await;
+            read_spans(dir)
+        }
+        None => Vec::new(),
+    };
     let cpu_before = servers.cpu();
     let started = Instant::now();
     let deadline = started + duration;
@@ -253,6 +320,13 @@ async fn run_step(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = servers.cpu().saturating_sub(cpu_before);
+    let stages = match spans_dir {
+        Some(dir) => {
+            tokio::time::sleep(SPANS_SETTLE).await;
+            stages_between(&spans_before, &read_spans(dir))
+        }
+        None => Vec::new(),
+    };
     latencies.sort_unstable();
     let pct = |q: f64| load::percentile_us(&latencies, q);
     let ops = latencies.len() as u64;
@@ -270,6 +344,7 @@ async fn run_step(
         max_us: latencies.last().copied().unwrap_or(0),
         server_cpu_us_per_op: cpu.as_micros() as f64 / ops.max(1) as f64,
         first_error,
+        stages,
     })
 }
 
@@ -297,8 +372,13 @@ pub async fn compare(
     let arakoon = cluster::start_arakoon(&a_dir)?;
     let etcd = cluster::start_etcd(&etcd_bin, &e_dir, Duration::from_secs(30)).await?;
     let targets = [
-        (System::Arakoon, Target::Arakoon(arakoon.client.clone()), &arakoon.servers),
-        (System::Etcd, Target::Etcd(etcd.leader), &etcd.servers),
+        (
+            System::Arakoon,
+            Target::Arakoon(arakoon.client.clone()),
+            &arakoon.servers,
+            Some(arakoon.spans.as_path()),
+        ),
+        (System::Etcd, Target::Etcd(etcd.leader), &etcd.servers, None),
     ];
     // The arakoon cluster serves once a master is elected; the first open waits for it.
     wait_ready(&targets[0].1, System::Arakoon, Duration::from_secs(30)).await?;
@@ -307,17 +387,17 @@ pub async fn compare(
         for &size in &opts.value_sizes {
             if op == Op::Get {
                 note(&format!("writing {} keys of {size} B for the gets", get_keys(size)));
-                for (system, target, _) in &targets {
+                for (system, target, _, _) in &targets {
                     preload(target, *system, size).await?;
                 }
             }
             for &clients in &opts.clients {
-                for (system, target, servers) in &targets {
+                for (system, target, servers, spans) in &targets {
                     note(&format!("{system}: {op} {size} B, {clients} client(s)"));
                     step += 1;
+                    let (d, s) = (opts.duration, *spans);
                     let r =
-                        run_step(target, *system, servers, op, size, clients, opts.duration, step)
-                            .await?;
+                        run_step(target, *system, servers, s, op, size, clients, d, step).await?;
                     report(&r);
                 }
             }

@@ -273,8 +273,54 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
             "vs etcd: arakoon's ops/s over etcd's, and (p99) etcd's p99 over arakoon's: above 1x \
              arakoon is ahead. Both clusters run side by side; steps alternate between them."
         );
+        print_stages(&results);
     }
     Ok(0)
+}
+
+/// Where arakoon's time went in each step: every stage's count and durations over the three
+/// nodes, from the spans the nodes wrote (node/src/spans.rs).
+fn print_stages(results: &[StepResult]) {
+    let steps: Vec<&StepResult> = results.iter().filter(|r| !r.stages.is_empty()).collect();
+    if steps.is_empty() {
+        return;
+    }
+    println!();
+    println!("arakoon's stages per step (three nodes together; durations are bucket tops, ±19%):");
+    println!(
+        "{:<4} {:>8} {:>7} {:<14} {:>9} {:>9} {:>9} {:>9}",
+        "op", "value", "clients", "stage", "count", "p50 ms", "p99 ms", "max ms"
+    );
+    let ms = |us: u64| us as f64 / 1000.0;
+    for r in steps {
+        for s in &r.stages {
+            println!(
+                "{:<4} {:>8} {:>7} {:<14} {:>9} {:>9.3} {:>9.3} {:>9.3}",
+                r.op.to_string(),
+                size_label(r.value_size),
+                r.clients,
+                s.name,
+                s.count,
+                ms(s.p50_us),
+                ms(s.p99_us),
+                ms(s.max_us)
+            );
+        }
+    }
+    println!(
+        "core.event: the core busy with one event (applies included); store.apply: one slot into \
+         sled; persist.group: one TLog group, fsync included; store.flush: one sled flush; \
+         client.wait: a request's wait for the core's answer."
+    );
+}
+
+/// A value size as people write it: 100 B, 4 KiB, 1 MiB.
+fn size_label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
 }
 
 /// One line of the comparison table; `ours` is set on the arakoon line (with `etcd` its pair).
@@ -288,11 +334,7 @@ fn compare_row(r: &StepResult, ours: Option<&StepResult>, etcd: &StepResult) -> 
         ),
         None => String::new(),
     };
-    let size = match r.value_size {
-        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
-        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
-        s => format!("{s} B"),
-    };
+    let size = size_label(r.value_size);
     format!(
         "{:<4} {:>8} {:>7} {:<8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9.1} {:>9}",
         r.op.to_string(),

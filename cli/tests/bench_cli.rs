@@ -41,6 +41,22 @@ fn compare_with_etcd_prints_both_systems_side_by_side() {
         assert_eq!(s["errors"], 0, "{s}");
         assert!(s["p99_us"].as_u64().unwrap() >= s["p50_us"].as_u64().unwrap(), "{s}");
         assert!(s["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{s}");
+        // Arakoon's nodes say where the step's time went; every acknowledged request waited
+        // for the core once. etcd has no such spans.
+        let stages = s["stages"].as_array().unwrap();
+        if s["system"] == "etcd" {
+            assert!(stages.is_empty(), "{s}");
+            continue;
+        }
+        let names: Vec<&str> = stages.iter().map(|g| g["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["core.event", "store.apply", "persist.group", "store.flush", "client.wait"],
+            "{s}"
+        );
+        let wait = &stages[4];
+        assert!(wait["count"].as_u64().unwrap() >= s["ops"].as_u64().unwrap(), "{s}");
+        assert!(wait["p99_us"].as_u64().unwrap() >= wait["p50_us"].as_u64().unwrap(), "{s}");
     }
     let systems: Vec<&str> = steps.iter().map(|s| s["system"].as_str().unwrap()).collect();
     assert_eq!(systems.iter().filter(|s| **s == "etcd").count(), 4, "{systems:?}");

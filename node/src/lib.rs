@@ -28,6 +28,7 @@ pub mod rc;
 pub mod replay;
 pub mod server;
 pub mod shell;
+pub mod spans;
 pub mod store;
 pub mod store_rebuild;
 pub mod tlog;

@@ -32,6 +32,10 @@ OPTIONS:
     -catchup-only      rebuild this (stopped) node's TLog and store from a running peer, mark it a
                        learner (it may not vote until a master caught it up), and exit; for a node
                        whose disk was lost
+    --spans DIR        time the node's stages (event loop, store apply, TLog group write and
+                       fsync, store flush, client wait) and rewrite DIR/NAME.spans with their
+                       histograms every second; for benchmarks (arakoon-admin bench --compare
+                       prints them), off by default
     -h, --help         this text
     -V, --version      the version
 
@@ -50,12 +54,14 @@ struct Args {
     node: String,
     config: PathBuf,
     catchup_only: bool,
+    spans: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut node = None;
     let mut config = None;
     let mut catchup_only = false;
+    let mut spans = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -69,6 +75,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "node" => node = Some(value("--node")?),
             "config" => config = Some(PathBuf::from(value("-config")?)),
             "catchup-only" => catchup_only = true,
+            "spans" => spans = Some(PathBuf::from(value("--spans")?)),
             "h" | "help" => {
                 print!("{}", HELP.replace("{EXIT_CODES}\n", &NodeExit::table()));
                 return Ok(None);
@@ -82,7 +89,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     }
     let node = node.ok_or("--node NAME is required; see arakoon --help")?;
     let config = config.ok_or("-config FILE is required; see arakoon --help")?;
-    Ok(Some(Args { node, config, catchup_only }))
+    Ok(Some(Args { node, config, catchup_only, spans }))
 }
 
 fn main() -> ExitCode {
@@ -113,6 +120,17 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    // Stage timings for benchmarks (node/src/spans.rs), off unless asked for.
+    if let Some(dir) = &args.spans {
+        match arakoon_node::spans::enable(dir, &config.nodes[me].name) {
+            Ok(path) => tracing::info!("stage timings every second in {}", path.display()),
+            Err(e) => {
+                eprintln!("arakoon: --spans {}: cannot write stage timings: {e}", dir.display());
+                return ExitCode::from(NodeExit::Usage as u8);
+            }
+        }
+    }
 
     // Peers prove membership with the cluster secret; without one, say once that the peer port
     // trusts its network.

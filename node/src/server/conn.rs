@@ -387,6 +387,7 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
             false => None,
         };
         let (reply, answer) = oneshot::channel();
+        let started = crate::spans::start();
         if shared.core.send(CoreMsg::Client { request, reply }).await.is_err() {
             going_down(&mut stream, &mut out).await;
             return;
@@ -395,6 +396,7 @@ pub async fn serve<S: Stream>(mut stream: S, shared: Arc<Shared>, _slot: Connect
             going_down(&mut stream, &mut out).await;
             return;
         };
+        crate::spans::CLIENT_WAIT.since(started);
         if dropping && matches!(reply, crate::shell::Reply::Ok(_)) {
             tokio::time::sleep(std::time::Duration::from_millis(shared.lease_ms / 2)).await;
         }

@@ -161,6 +161,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
                     _ = ticker.tick() => Event::Tick,
                 }
             };
+            let started = crate::spans::start();
             match event {
                 Event::Shutdown => return Ok(()),
                 Event::Persisted(Persisted::Done(tokens)) => {
@@ -196,6 +197,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
                 }
                 Event::Tick => self.feed(Input::Tick)?,
             }
+            crate::spans::CORE_EVENT.since(started);
         }
     }
 

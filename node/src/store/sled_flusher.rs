@@ -1,6 +1,7 @@
-//! When the sled store writes its applied batches to disk: sled's own flusher every
-//! [`FLUSH_EVERY_MS`], and this thread sooner once [`FLUSH_BYTES`] were applied since it last
-//! flushed.
+//! When the sled store writes its applied batches to disk: this thread flushes every
+//! [`FLUSH_EVERY_MS`] when something was applied, and sooner once [`FLUSH_BYTES`] were applied
+//! since it last flushed. sled's own periodic flusher is off (sled_store.rs), so that every
+//! flush is this thread's and timed (the `store.flush` span, node/src/spans.rs).
 //!
 //! sled's own flusher runs on a fixed period (200 ms by default). Each flush opens a new epoch,
 //! and a later `apply_batch` that touches a leaf still dirty from the epoch before serializes and
@@ -53,10 +54,12 @@ impl Flusher {
         Ok(Flusher { shared, thread: Some(thread) })
     }
 
-    /// Counts `bytes` applied; wakes the thread once they pass [`FLUSH_BYTES`].
+    /// Counts `bytes` applied; wakes the thread once they pass [`FLUSH_BYTES`] (else it flushes
+    /// them when its period ends).
     pub fn applied(&self, bytes: u64) {
         let mut state = lock(&self.shared);
-        state.dirty += bytes;
+        // A batch without user bytes still changed the store (its applied index, the master).
+        state.dirty += bytes.max(1);
         if state.dirty >= FLUSH_BYTES {
             self.shared.1.notify_one();
         }
@@ -67,16 +70,23 @@ fn run(db: &sled::Db, shared: &Shared, shown: &str) {
     loop {
         {
             let state = lock(shared);
-            let mut state = shared
+            let period = std::time::Duration::from_millis(FLUSH_EVERY_MS);
+            let (mut state, _) = shared
                 .1
-                .wait_while(state, |s| !s.stop && s.dirty < FLUSH_BYTES)
+                .wait_timeout_while(state, period, |s| !s.stop && s.dirty < FLUSH_BYTES)
                 .unwrap_or_else(|e| e.into_inner());
             if state.stop {
                 return;
             }
+            if state.dirty == 0 {
+                continue;
+            }
             state.dirty = 0;
         }
-        if let Err(e) = db.flush() {
+        let started = crate::spans::start();
+        let flushed = db.flush();
+        crate::spans::STORE_FLUSH.since(started);
+        if let Err(e) = flushed {
             // The store goes on in memory; the TLog still holds every applied slot, and the next
             // flush (or start-up's replay) tries again.
             tracing::error!("store at {shown}: flushing to disk failed: {e}");
@@ -120,6 +130,12 @@ mod tests {
         // Below the bound the thread sleeps on.
         flusher.applied(10);
         assert_eq!(lock(&flusher.shared).dirty, 10);
+        // ... until its period is over: then it flushes what is there.
+        let started = std::time::Instant::now();
+        while lock(&flusher.shared).dirty != 0 {
+            assert!(started.elapsed().as_secs() < 30, "a period passed without a flush");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         // Dropped, the thread is told to stop and joined (a thread that missed it hangs here).
         drop(flusher);
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));

@@ -19,7 +19,7 @@
 use super::apply::{apply_batch, apply_batch_replayed, apply_value, Overlay, View};
 use super::journal::{Journal, JOURNAL_BYTES_MAX};
 use super::reads;
-use super::sled_flusher::{Flusher, FLUSH_BYTES, FLUSH_EVERY_MS};
+use super::sled_flusher::{Flusher, FLUSH_BYTES};
 use super::sled_snapshot::SledSnapshot;
 use super::{
     Damage, MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry,
@@ -98,17 +98,18 @@ pub fn resident_bytes_max(largest_update: u64) -> u64 {
 }
 
 /// How long an open waits for the store's lock. A handle that was just dropped lets go of it
-/// only when sled's background flusher notices, which takes a moment on a loaded machine; a
-/// store that another process holds stays locked, and is reported so.
+/// once its flusher thread has ended, which takes a moment on a loaded machine; a store that
+/// another process holds stays locked, and is reported so.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn open_waiting_for_the_lock(path: &Path) -> std::io::Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
-        // Flushed by sled every FLUSH_EVERY_MS, and by bytes (store/sled_flusher.rs); what
-        // sled holds in memory is bounded as `resident_bytes_max` says.
+        // Flushed by the store's own flusher thread, by time and by bytes
+        // (store/sled_flusher.rs), not by sled's; what sled holds in memory is bounded as
+        // `resident_bytes_max` says.
         let config = sled::Config::new().path(path).cache_capacity_bytes(CACHE_BYTES);
-        match config.flush_every_ms(Some(FLUSH_EVERY_MS as usize)).open() {
+        match config.flush_every_ms(None).open() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if started.elapsed() >= LOCK_WAIT {
                     return Err(std::io::Error::new(
@@ -299,6 +300,7 @@ impl SledStore {
         master: Option<MasterRecord>,
         applied: u64,
     ) -> Result<(), StoreError> {
+        let started = crate::spans::start();
         let mut batch = sled::Batch::default();
         // Held until the batch is visible: open snapshots get every key's pre-image first.
         let journal = self.journal.clone();
@@ -359,6 +361,7 @@ impl SledStore {
         if master.is_some() {
             self.master = master;
         }
+        crate::spans::STORE_APPLY.since(started);
         Ok(())
     }
 

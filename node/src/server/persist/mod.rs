@@ -223,7 +223,9 @@ fn run(
                 Err(_) => break,
             }
         }
+        let started = crate::spans::start();
         write_and_report(&mut writer, &jobs, &done);
+        crate::spans::PERSIST_GROUP.since(started);
     }
 }
 
