@@ -24,6 +24,7 @@ use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +298,9 @@ pub(super) struct World {
     pub(super) rng: ChaCha8Rng,
     pub(super) now_us: u64,
     pub(super) agenda: Agenda<Event>,
+    /// The first value any node applied at each slot, shared by the nodes' `applied` maps
+    /// wherever theirs is equal (the checks compare values, never pointers).
+    pub(super) slot_values: BTreeMap<u64, Arc<Value>>,
     pub(super) net: SimNet,
     pub(super) nodes: Vec<SimNode>,
     /// Each node's persister: the jobs waiting and the group being written.
@@ -536,18 +540,18 @@ impl World {
     pub(super) fn feed(&mut self, k: NodeIdx, input: Input) {
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(&self.slot_values);
         let result = state.shell.feed(now, input, &mut fx);
-        self.carry_out(k, fx, result);
+        self.carry_out(k, fx.fx, result);
     }
 
     /// Carries out a node shell's effects with the world's network, disk and clients, in the
     /// order the shell produced them; a shell that stopped is a violation.
-    fn carry_out(&mut self, k: NodeIdx, fx: Effects, result: Result<(), ShellError>) {
+    fn carry_out(&mut self, k: NodeIdx, fx: Vec<Effect>, result: Result<(), ShellError>) {
         let epoch = self.nodes[k].epoch;
         // The last slot applied in this batch: what a write's acknowledgement stands for.
         let mut applied_max = None;
-        for effect in fx.0 {
+        for effect in fx {
             if self.nodes[k].epoch != epoch {
                 // Crashed at an armed crash point: the rest of the batch is lost with it.
                 return;
@@ -611,16 +615,18 @@ impl World {
     }
 
     /// Node `k` applies slot `i`: across restarts it must always be the same value.
-    fn applied(&mut self, k: NodeIdx, i: u64, value: Value) {
+    fn applied(&mut self, k: NodeIdx, i: u64, value: Arc<Value>) {
         let node = &mut self.nodes[k];
         if let Some(old) = node.applied.get(&i) {
-            if *old != value {
+            if !Arc::ptr_eq(old, &value) && **old != *value {
                 let detail = format!("{} applied slot {i} twice with different values", node.name);
                 self.fail("agreement", detail);
                 return;
             }
         }
         let hash = arakoon_node::consensus::value_hash(&value);
+        self.slot_values.entry(i).or_insert_with(|| Arc::clone(&value));
+        let node = &mut self.nodes[k];
         node.applied.insert(i, value);
         self.trace(|| format!("n{k} apply {i} #{:x}", hash & 0xffff), 40);
     }
@@ -747,11 +753,15 @@ impl World {
         state.shell.import(&entries).map_err(CopyError::Shell)?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
-                if old != v {
+                if **old != *v {
                     return Err(CopyError::Agreement { k, i: *i });
                 }
             }
-            self.nodes[k].applied.insert(*i, v.clone());
+            let v = match self.slot_values.get(i) {
+                Some(first) if **first == *v => Arc::clone(first),
+                _ => Arc::clone(self.slot_values.entry(*i).or_insert_with(|| Arc::new(v.clone()))),
+            };
+            self.nodes[k].applied.insert(*i, v);
         }
         Ok(entries.len())
     }
@@ -777,8 +787,9 @@ impl World {
         let why = fetched.as_ref().err().map(ToString::to_string).unwrap_or_default();
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(&self.slot_values);
         let verdict = state.shell.catch_up_done(now, job, fetched, &mut fx);
+        let fx = fx.fx;
         match &verdict {
             Ok(CatchUpVerdict::CaughtUp) => {
                 self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4)
@@ -832,9 +843,9 @@ impl World {
         let now = self.node_now_ms(k);
         let request = p.kind.request(&p.key);
         let state = self.nodes[k].state.as_mut().expect("up");
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(&self.slot_values);
         let result = state.shell.request(now, request, (c, op), &mut fx);
-        self.carry_out(k, fx, result);
+        self.carry_out(k, fx.fx, result);
     }
 
     /// Records what the client learnt in its history; returns the outcome recorded.
@@ -1389,6 +1400,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         rng,
         now_us: 0,
         agenda: Agenda::default(),
+        slot_values: BTreeMap::new(),
         net: SimNet::new(cfg.nodes),
         persists: (0..cfg.nodes).map(|_| PersistQueue::default()).collect(),
         nodes,
