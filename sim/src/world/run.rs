@@ -301,6 +301,10 @@ pub(super) struct World {
     /// The first value any node applied at each slot, shared by the nodes' `applied` maps
     /// wherever theirs is equal (the checks compare values, never pointers).
     pub(super) slot_values: BTreeMap<u64, Arc<Value>>,
+    /// How often each rule check ran ([`World::exercised`]), by name, in the order first run:
+    /// counted here (a few names, scanned) and added into `report.exercised` at the run's end,
+    /// as some checks run at every event.
+    pub(super) exercised_counts: Vec<(&'static str, u64)>,
     pub(super) net: SimNet,
     pub(super) nodes: Vec<SimNode>,
     /// Each node's persister: the jobs waiting and the group being written.
@@ -624,11 +628,11 @@ impl World {
                 return;
             }
         }
-        let hash = arakoon_node::consensus::value_hash(&value);
         self.slot_values.entry(i).or_insert_with(|| Arc::clone(&value));
-        let node = &mut self.nodes[k];
-        node.applied.insert(i, value);
-        self.trace(|| format!("n{k} apply {i} #{:x}", hash & 0xffff), 40);
+        // The value's hash is worked out only for a trace that is kept.
+        let hash = || arakoon_node::consensus::value_hash(&value);
+        self.trace(|| format!("n{k} apply {i} #{:x}", hash() & 0xffff), 40);
+        self.nodes[k].applied.insert(i, value);
     }
 
     /// What client `c` learns from a node's reply: a `no_longer_master` leaves an update's
@@ -836,11 +840,14 @@ impl World {
     }
 
     fn client_request(&mut self, k: NodeIdx, c: usize, op: u64) {
-        let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
+        if !self.clients[c].pending.as_ref().is_some_and(|p| p.op == op) {
+            return;
+        }
         if !self.nodes[k].is_up() || self.nodes[k].paused {
             return; // the client times out
         }
         let now = self.node_now_ms(k);
+        let p = self.clients[c].pending.as_ref().expect("checked above");
         let request = p.kind.request(&p.key);
         let state = self.nodes[k].state.as_mut().expect("up");
         let mut fx = Effects::new(&self.slot_values);
@@ -857,8 +864,10 @@ impl World {
     }
 
     fn client_done(&mut self, c: usize, op: u64, result: OpResult) {
-        let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
-        self.clients[c].pending = None;
+        if !self.clients[c].pending.as_ref().is_some_and(|p| p.op == op) {
+            return;
+        }
+        let p = self.clients[c].pending.take().expect("checked above");
         let outcome = self.record(c, &p, &result);
         match &result {
             // An answer, or a refusal that answers the question (a get's not_found).
@@ -1401,6 +1410,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         now_us: 0,
         agenda: Agenda::default(),
         slot_values: BTreeMap::new(),
+        exercised_counts: Vec::new(),
         net: SimNet::new(cfg.nodes),
         persists: (0..cfg.nodes).map(|_| PersistQueue::default()).collect(),
         nodes,
@@ -1485,6 +1495,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     if let Err(v) = verdict {
         w.report.outcome = Outcome::Violation(v);
+    }
+    for (check, n) in std::mem::take(&mut w.exercised_counts) {
+        *w.report.exercised.entry(check.to_string()).or_default() += n;
     }
     w.report
 }
