@@ -840,7 +840,7 @@ impl World {
     }
 
     fn client_request(&mut self, k: NodeIdx, c: usize, op: u64) {
-        if !self.clients[c].pending.as_ref().is_some_and(|p| p.op == op) {
+        if self.clients[c].pending.as_ref().is_none_or(|p| p.op != op) {
             return;
         }
         if !self.nodes[k].is_up() || self.nodes[k].paused {
@@ -864,7 +864,7 @@ impl World {
     }
 
     fn client_done(&mut self, c: usize, op: u64, result: OpResult) {
-        if !self.clients[c].pending.as_ref().is_some_and(|p| p.op == op) {
+        if self.clients[c].pending.as_ref().is_none_or(|p| p.op != op) {
             return;
         }
         let p = self.clients[c].pending.take().expect("checked above");
