@@ -25,6 +25,11 @@ mod tlog_cmd;
 use clap::{CommandFactory, Parser, Subcommand};
 use output::Failure;
 
+/// mimalloc rather than glibc's malloc: a simulation campaign allocates and frees at every
+/// event, and spent about a tenth less CPU with it (README, the simulator's speed).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "arakoon-admin", version, about = "The operator's toolkit for arakoon-rs", long_about = None)]
 struct Cli {

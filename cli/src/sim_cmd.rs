@@ -255,6 +255,7 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     }
     let bar = progress_bar(seeds.len() as u64, "seeds");
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let mut report = CampaignReport::new(flags.clone());
     let mut written: Result<(), Failure> = Ok(());
     campaign::run(&seeds, &cfg, jobs, args.determinism, |result| {
@@ -299,6 +300,9 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
     written?;
     report.wall_s = started.elapsed().as_secs_f64();
     report.jobs = jobs as u64;
+    if let (Some(from), Some(to)) = (cpu_started, cpu_seconds()) {
+        report.set_cpu_s(to - from);
+    }
     if let Some(path) = &args.report {
         report.write(path).map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
         println!(
@@ -368,13 +372,30 @@ fn write_outputs(
     Ok(())
 }
 
+/// The CPU seconds (user and system, every thread) this process has spent so far, if the
+/// system says: what a campaign's seeds per CPU second are measured with.
+fn cpu_seconds() -> Option<f64> {
+    // SAFETY: getrusage writes the struct it is given and reads nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
+}
+
 /// Prints what a campaign (or several merged) ran and found; the exit code.
 fn summarize(report: &CampaignReport) -> i32 {
     let (seeds_per_s, speed) = report.speed();
     let runs = report.seeds.len();
     let failed = report.failed_seeds();
+    let per_core = if report.seeds_per_cpu_s > 0.0 {
+        format!(", {:.1} seeds per CPU second", report.seeds_per_cpu_s)
+    } else {
+        String::new()
+    };
     println!(
-        "{runs} seeds, {failed} failed; {} client operations succeeded in {} chosen slots; {speed:.0}x real time, {seeds_per_s:.1} seeds/s on {} worker(s)",
+        "{runs} seeds, {failed} failed; {} client operations succeeded in {} chosen slots; {speed:.0}x real time, {seeds_per_s:.1} seeds/s on {} worker(s){per_core}",
         report.ops_ok, report.committed_slots, report.jobs
     );
     let count = |m: &std::collections::BTreeMap<String, u64>| {

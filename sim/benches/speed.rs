@@ -15,6 +15,9 @@ use arakoon_sim::tier_b::{run_tier_b, TierBConfig};
 use arakoon_sim::{run_seed, SimConfig};
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let seeds: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(20);

@@ -183,6 +183,14 @@ pub struct CampaignReport {
     /// Wall-clock seconds spent, and the workers that spent them (per report; summed on merge).
     pub wall_s: f64,
     pub jobs: u64,
+    /// CPU seconds (user and system) the process spent on the campaign, summed on merge; 0 in
+    /// reports written before it was measured, or where it cannot be.
+    #[serde(default)]
+    pub cpu_s: f64,
+    /// Seeds per CPU second (`seeds / cpu_s`): the speed a core gives, whatever else the
+    /// machine runs; 0 when `cpu_s` is. Worked out again on merge.
+    #[serde(default)]
+    pub seeds_per_cpu_s: f64,
 }
 
 #[derive(Debug, Error)]
@@ -269,6 +277,12 @@ impl CampaignReport {
         seeds.len()
     }
 
+    /// Records the CPU seconds spent, and the seeds per CPU second that follow.
+    pub fn set_cpu_s(&mut self, cpu_s: f64) {
+        self.cpu_s = cpu_s;
+        self.seeds_per_cpu_s = if cpu_s > 0.0 { self.seeds.len() as f64 / cpu_s } else { 0.0 };
+    }
+
     /// Seeds per wall-clock second, and simulated time per wall-clock time.
     pub fn speed(&self) -> (f64, f64) {
         let wall = self.wall_s.max(1e-9);
@@ -318,6 +332,10 @@ impl CampaignReport {
         self.simulated_ms += other.simulated_ms;
         self.wall_s += other.wall_s;
         self.jobs += other.jobs;
+        // A shard that did not measure it leaves the sum unknown.
+        let cpu_s =
+            if self.cpu_s > 0.0 && other.cpu_s > 0.0 { self.cpu_s + other.cpu_s } else { 0.0 };
+        self.set_cpu_s(cpu_s);
         Ok(())
     }
 

@@ -71,6 +71,25 @@ struct Disk {
     power_cut: bool,
     /// The TLog files (inodes) created since the trip was armed and not synced since.
     new_tlogs: BTreeSet<u64>,
+    /// The inodes holding bytes a crash now would lose (`data.len() != synced_len`), so that
+    /// [`MemDir::all_synced`] need not visit every file (the simulator asks at every Promise
+    /// and Accepted a node sends, and a long run's TLog has hundreds of files).
+    unsynced_inodes: BTreeSet<u64>,
+}
+
+impl Disk {
+    /// Records whether inode `id` (if it still exists) holds un-synced bytes; call after any
+    /// change to its bytes or its synced length.
+    fn note(&mut self, id: u64) {
+        match self.inodes.get(&id) {
+            Some(inode) if inode.data.len() != inode.synced_len => {
+                self.unsynced_inodes.insert(id);
+            }
+            _ => {
+                self.unsynced_inodes.remove(&id);
+            }
+        }
+    }
 }
 
 /// A one-shot fault of the simulated disk, struck at the operation it names.
@@ -154,6 +173,7 @@ impl MemDir {
             inode.truncate(inode.synced_len + kept);
             inode.synced_len = inode.data.len();
         }
+        disk.unsynced_inodes.clear();
     }
 
     /// Flips one bit of a file at rest. Returns false if the file or offset does not exist.
@@ -177,6 +197,7 @@ impl MemDir {
         let inode = disk.inodes.get_mut(&id).expect("a named inode exists");
         inode.truncate(len);
         inode.synced_len = inode.synced_len.min(len);
+        disk.note(id);
         true
     }
 
@@ -187,6 +208,7 @@ impl MemDir {
         disk.names.clear();
         disk.synced_names.clear();
         disk.unsynced_names.clear();
+        disk.unsynced_inodes.clear();
     }
 
     /// Makes every operation fail with `kind` (e.g. a full disk), or heals it with `None`.
@@ -242,7 +264,11 @@ impl MemDir {
     /// Whether a crash now would lose nothing: every byte and every name is synced.
     pub fn all_synced(&self) -> bool {
         let disk = self.disk();
-        disk.unsynced_names.is_empty() && disk.inodes.values().all(|i| i.data.len() == i.synced_len)
+        debug_assert_eq!(
+            disk.unsynced_inodes.is_empty(),
+            disk.inodes.values().all(|i| i.data.len() == i.synced_len)
+        );
+        disk.unsynced_names.is_empty() && disk.unsynced_inodes.is_empty()
     }
 
     /// A separate disk holding what a crash now would leave (no torn bytes): what is durable.
@@ -326,6 +352,7 @@ impl LogFile for MemFile {
         match disk.inodes.get_mut(&self.inode) {
             Some(inode) => {
                 inode.bytes_mut().extend_from_slice(bytes);
+                disk.note(self.inode);
                 Ok(())
             }
             // The file was removed (or lost in a crash) under an open handle.
@@ -341,6 +368,7 @@ impl LogFile for MemFile {
         if let Some(inode) = disk.inodes.get_mut(&self.inode) {
             inode.synced_len = inode.data.len();
         }
+        disk.unsynced_inodes.remove(&self.inode);
         Ok(())
     }
 }
@@ -389,6 +417,7 @@ impl LogDir for MemDir {
         if let Some(old) = disk.names.insert(name.to_string(), id) {
             if !disk.synced_names.values().any(|v| *v == old) {
                 disk.inodes.remove(&old);
+                disk.unsynced_inodes.remove(&old);
             }
         }
         Ok(Box::new(MemFile { dir: self.clone(), inode: id }))
@@ -426,6 +455,7 @@ impl LogDir for MemDir {
         let inode = disk.inodes.get_mut(&id).expect("a named inode exists");
         inode.truncate(len as usize);
         inode.synced_len = inode.data.len();
+        disk.unsynced_inodes.remove(&id);
         Ok(())
     }
 
@@ -452,6 +482,7 @@ impl LogDir for MemDir {
         for id in named_before {
             if !named_now.contains(&id) {
                 disk.inodes.remove(&id);
+                disk.unsynced_inodes.remove(&id);
             }
         }
         Ok(())

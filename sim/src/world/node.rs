@@ -34,7 +34,9 @@ pub struct SimNode {
     pub clock: SimClock,
     pub state: Option<Running>,
     /// Every slot this node ever applied, with its value, across restarts (for the checks).
-    pub applied: BTreeMap<u64, Value>,
+    /// Values equal to the first one applied at their slot by any node share it
+    /// ([`World::slot_values`](super::run::World)): one copy a slot, not one a node.
+    pub applied: BTreeMap<u64, Arc<Value>>,
     /// Bumped on every crash: events scheduled for an older incarnation are ignored.
     pub epoch: u64,
     pub paused: bool,
@@ -80,28 +82,42 @@ pub enum Effect {
     Persist(PersistJob),
     Reply { waiter: Waiter, reply: Reply },
     CatchUp(CatchUpJob),
-    Applied { i: u64, value: Value },
+    Applied { i: u64, value: Arc<Value> },
 }
 
-/// The simulated node's outbox: a buffer of effects (stateright-style).
-#[derive(Debug, Default)]
-pub struct Effects(pub Vec<Effect>);
+/// The simulated node's outbox: a buffer of effects (stateright-style), and the first value
+/// applied at each slot by any node, which an equal applied value shares instead of a copy.
+#[derive(Debug)]
+pub struct Effects<'a> {
+    pub fx: Vec<Effect>,
+    slot_values: &'a BTreeMap<u64, Arc<Value>>,
+}
 
-impl Outbox<Waiter> for Effects {
+impl<'a> Effects<'a> {
+    pub fn new(slot_values: &'a BTreeMap<u64, Arc<Value>>) -> Effects<'a> {
+        Effects { fx: Vec::new(), slot_values }
+    }
+}
+
+impl Outbox<Waiter> for Effects<'_> {
     fn send(&mut self, to: NodeIdx, msg: Msg) {
-        self.0.push(Effect::Send { to, msg });
+        self.fx.push(Effect::Send { to, msg });
     }
     fn persist(&mut self, job: PersistJob) {
-        self.0.push(Effect::Persist(job));
+        self.fx.push(Effect::Persist(job));
     }
     fn reply(&mut self, waiter: Waiter, reply: Reply) {
-        self.0.push(Effect::Reply { waiter, reply });
+        self.fx.push(Effect::Reply { waiter, reply });
     }
     fn catch_up(&mut self, job: CatchUpJob) {
-        self.0.push(Effect::CatchUp(job));
+        self.fx.push(Effect::CatchUp(job));
     }
     fn applied(&mut self, i: u64, value: &Value) {
-        self.0.push(Effect::Applied { i, value: value.clone() });
+        let value = match self.slot_values.get(&i) {
+            Some(first) if **first == *value => Arc::clone(first),
+            _ => Arc::new(value.clone()),
+        };
+        self.fx.push(Effect::Applied { i, value });
     }
 }
 

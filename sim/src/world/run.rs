@@ -24,6 +24,7 @@ use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +298,13 @@ pub(super) struct World {
     pub(super) rng: ChaCha8Rng,
     pub(super) now_us: u64,
     pub(super) agenda: Agenda<Event>,
+    /// The first value any node applied at each slot, shared by the nodes' `applied` maps
+    /// wherever theirs is equal (the checks compare values, never pointers).
+    pub(super) slot_values: BTreeMap<u64, Arc<Value>>,
+    /// How often each rule check ran ([`World::exercised`]), by name, in the order first run:
+    /// counted here (a few names, scanned) and added into `report.exercised` at the run's end,
+    /// as some checks run at every event.
+    pub(super) exercised_counts: Vec<(&'static str, u64)>,
     pub(super) net: SimNet,
     pub(super) nodes: Vec<SimNode>,
     /// Each node's persister: the jobs waiting and the group being written.
@@ -536,18 +544,18 @@ impl World {
     pub(super) fn feed(&mut self, k: NodeIdx, input: Input) {
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(&self.slot_values);
         let result = state.shell.feed(now, input, &mut fx);
-        self.carry_out(k, fx, result);
+        self.carry_out(k, fx.fx, result);
     }
 
     /// Carries out a node shell's effects with the world's network, disk and clients, in the
     /// order the shell produced them; a shell that stopped is a violation.
-    fn carry_out(&mut self, k: NodeIdx, fx: Effects, result: Result<(), ShellError>) {
+    fn carry_out(&mut self, k: NodeIdx, fx: Vec<Effect>, result: Result<(), ShellError>) {
         let epoch = self.nodes[k].epoch;
         // The last slot applied in this batch: what a write's acknowledgement stands for.
         let mut applied_max = None;
-        for effect in fx.0 {
+        for effect in fx {
             if self.nodes[k].epoch != epoch {
                 // Crashed at an armed crash point: the rest of the batch is lost with it.
                 return;
@@ -611,18 +619,20 @@ impl World {
     }
 
     /// Node `k` applies slot `i`: across restarts it must always be the same value.
-    fn applied(&mut self, k: NodeIdx, i: u64, value: Value) {
+    fn applied(&mut self, k: NodeIdx, i: u64, value: Arc<Value>) {
         let node = &mut self.nodes[k];
         if let Some(old) = node.applied.get(&i) {
-            if *old != value {
+            if !Arc::ptr_eq(old, &value) && **old != *value {
                 let detail = format!("{} applied slot {i} twice with different values", node.name);
                 self.fail("agreement", detail);
                 return;
             }
         }
-        let hash = arakoon_node::consensus::value_hash(&value);
-        node.applied.insert(i, value);
-        self.trace(|| format!("n{k} apply {i} #{:x}", hash & 0xffff), 40);
+        self.slot_values.entry(i).or_insert_with(|| Arc::clone(&value));
+        // The value's hash is worked out only for a trace that is kept.
+        let hash = || arakoon_node::consensus::value_hash(&value);
+        self.trace(|| format!("n{k} apply {i} #{:x}", hash() & 0xffff), 40);
+        self.nodes[k].applied.insert(i, value);
     }
 
     /// What client `c` learns from a node's reply: a `no_longer_master` leaves an update's
@@ -747,11 +757,15 @@ impl World {
         state.shell.import(&entries).map_err(CopyError::Shell)?;
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
-                if old != v {
+                if **old != *v {
                     return Err(CopyError::Agreement { k, i: *i });
                 }
             }
-            self.nodes[k].applied.insert(*i, v.clone());
+            let v = match self.slot_values.get(i) {
+                Some(first) if **first == *v => Arc::clone(first),
+                _ => Arc::clone(self.slot_values.entry(*i).or_insert_with(|| Arc::new(v.clone()))),
+            };
+            self.nodes[k].applied.insert(*i, v);
         }
         Ok(entries.len())
     }
@@ -777,8 +791,9 @@ impl World {
         let why = fetched.as_ref().err().map(ToString::to_string).unwrap_or_default();
         let now = self.node_now_ms(k);
         let Some(state) = self.nodes[k].state.as_mut() else { return };
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(&self.slot_values);
         let verdict = state.shell.catch_up_done(now, job, fetched, &mut fx);
+        let fx = fx.fx;
         match &verdict {
             Ok(CatchUpVerdict::CaughtUp) => {
                 self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4)
@@ -825,16 +840,19 @@ impl World {
     }
 
     fn client_request(&mut self, k: NodeIdx, c: usize, op: u64) {
-        let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
+        if self.clients[c].pending.as_ref().is_none_or(|p| p.op != op) {
+            return;
+        }
         if !self.nodes[k].is_up() || self.nodes[k].paused {
             return; // the client times out
         }
         let now = self.node_now_ms(k);
+        let p = self.clients[c].pending.as_ref().expect("checked above");
         let request = p.kind.request(&p.key);
         let state = self.nodes[k].state.as_mut().expect("up");
-        let mut fx = Effects::default();
+        let mut fx = Effects::new(&self.slot_values);
         let result = state.shell.request(now, request, (c, op), &mut fx);
-        self.carry_out(k, fx, result);
+        self.carry_out(k, fx.fx, result);
     }
 
     /// Records what the client learnt in its history; returns the outcome recorded.
@@ -846,8 +864,10 @@ impl World {
     }
 
     fn client_done(&mut self, c: usize, op: u64, result: OpResult) {
-        let Some(p) = self.clients[c].pending.clone().filter(|p| p.op == op) else { return };
-        self.clients[c].pending = None;
+        if self.clients[c].pending.as_ref().is_none_or(|p| p.op != op) {
+            return;
+        }
+        let p = self.clients[c].pending.take().expect("checked above");
         let outcome = self.record(c, &p, &result);
         match &result {
             // An answer, or a refusal that answers the question (a get's not_found).
@@ -1389,6 +1409,8 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         rng,
         now_us: 0,
         agenda: Agenda::default(),
+        slot_values: BTreeMap::new(),
+        exercised_counts: Vec::new(),
         net: SimNet::new(cfg.nodes),
         persists: (0..cfg.nodes).map(|_| PersistQueue::default()).collect(),
         nodes,
@@ -1473,6 +1495,9 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     if let Err(v) = verdict {
         w.report.outcome = Outcome::Violation(v);
+    }
+    for (check, n) in std::mem::take(&mut w.exercised_counts) {
+        *w.report.exercised.entry(check.to_string()).or_default() += n;
     }
     w.report
 }
