@@ -96,14 +96,15 @@ fn two_damaged_disks_never_take_the_quorum_s_votes() {
     // logs at restart and were rebuilt as learners, leaving n1 the only voter of a quorum of
     // 2: no master could ever be elected again, and the run failed "liveness". The world now
     // counts a stopped node with a damaged log as one that lost its vote, so the second bit
-    // flip is spared. Seeds 22, 97 and 296 failed "liveness" so with the old guard; since the
-    // wider workload changed the draws, 140 (which failed "liveness" on the workload branch
-    // before the fix), 285 and 296 were the seeds below 300 where the guard acted; since the
-    // world runs the server's group commit (its persister draws when groups form) and draws
-    // fsync failures, 22, 118 and 423 were the first seeds where it acts; since one seed in four
-    // runs slow links (which changes the draws of those seeds), 22, 118 and 248.
-    for seed in [22, 118, 248] {
+    // flip is spared. Every change to the world's draws moved the seeds where the guard acts
+    // (22, 97, 296; then 140, 285, 296; 22, 118, 423; 22, 118, 248), so the test takes the first
+    // three seeds below 600 where it does, and each must pass and write after the heal.
+    let mut acted = Vec::new();
+    for seed in 0..600u64 {
         let r = run_seed(seed, &SimConfig::default());
+        if r.exercised.get(VOTE_GUARD_DAMAGED).copied().unwrap_or(0) == 0 {
+            continue;
+        }
         assert!(
             r.passed(),
             "seed {seed} ({}): {:?}\nreplay: cargo run -p arakoon-cli -- sim --seed {seed}",
@@ -111,9 +112,12 @@ fn two_damaged_disks_never_take_the_quorum_s_votes() {
             r.outcome
         );
         assert!(r.write_after_heal_ms.is_some(), "seed {seed}: a write after the heal");
-        let spared = r.exercised.get(VOTE_GUARD_DAMAGED).copied().unwrap_or(0);
-        assert!(spared > 0, "seed {seed} no longer spares a second damaged disk: pick another");
+        acted.push(seed);
+        if acted.len() == 3 {
+            return;
+        }
     }
+    panic!("the guard spared a second damaged disk in only {acted:?} of seeds 0..600");
 }
 
 /// Clocks beyond the bound the configuration promises (here a rate error of up to 60%, far past
