@@ -94,7 +94,17 @@ impl Machine {
         match &mut self.role {
             Role::Slave { election_at_ms } => {
                 let lease_known = self.lease.is_some_and(|(_, exp)| now_ms < exp);
-                if now_ms >= *election_at_ms && !lease_known && self.may_run_election() {
+                // The restart rule (7) holds for this node's own vote too: within a lease of
+                // starting it may have forgotten a lease it granted, so it does not promise
+                // itself either, whatever set its election time (a catch-up, a failed
+                // candidacy) since it started.
+                let restarting =
+                    self.cfg.nodes() > 1 && now_ms < self.started_ms + self.cfg.lease_ms;
+                if now_ms >= *election_at_ms
+                    && !lease_known
+                    && !restarting
+                    && self.may_run_election()
+                {
                     self.start_election(now_ms, out);
                 }
             }

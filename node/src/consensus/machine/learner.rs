@@ -60,6 +60,38 @@ mod tests {
         );
     }
 
+    /// The baseline campaign's seed 864 (`sim --seeds 0..10000 --nodes draw`): n1 accepted a
+    /// master's lease renewal, crashed, restarted having forgotten it, caught up from that
+    /// master at once, and ran for master half a lease later: its own vote and that of the
+    /// node that missed the renewal made a quorum while the old master's lease still ran. A
+    /// catch-up must not cut the restart wait short for the node's own candidacy.
+    #[test]
+    fn restart_rule_a_node_caught_up_after_a_restart_does_not_run_within_a_lease() {
+        let mut m = machine(3, 1, Durable::default());
+        let accept =
+            Msg::Accept { n: 3, i: 5, value: Value::client(vec![set("x")]), prev_hash: None };
+        let out = run(&mut m, 1, Input::Message { from: 0, msg: accept });
+        assert!(out.iter().any(|a| matches!(a, Action::CatchUp { .. })), "{out:?}");
+        let caught = Input::CaughtUp {
+            last: Some((4, Value::client(vec![set("y")]))),
+            prev: None,
+            applied: Some(4),
+        };
+        run(&mut m, 2, caught);
+        for t in (3..LEASE).step_by(10) {
+            let out = run(&mut m, t, Input::Tick);
+            let prepares =
+                sends(&out).into_iter().filter(|(_, m)| matches!(m, Msg::Prepare { .. }));
+            assert_eq!(prepares.count(), 0, "a Prepare {t} ms after the restart: {out:?}");
+        }
+        // Once the lease is over, with no master heard, it runs.
+        let ran = (LEASE..4 * LEASE).step_by(10).any(|t| {
+            let out = run(&mut m, t, Input::Tick);
+            sends(&out).iter().any(|(_, m)| matches!(m, Msg::Prepare { .. }))
+        });
+        assert!(ran, "no election after the restart wait");
+    }
+
     #[test]
     fn restart_rule_a_learner_neither_votes_nor_runs_until_a_master_caught_it_up() {
         let durable = Durable {
