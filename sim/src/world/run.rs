@@ -273,6 +273,9 @@ pub(super) enum OpResult {
     Ok(Payload),
     Fail(Rc, String),
     Unknown,
+    /// The node's process is not running: the connection is refused at once and the request
+    /// never reached a node (a client then tries the next node of its configuration).
+    Refused(NodeIdx),
 }
 
 #[derive(Debug, Clone)]
@@ -843,7 +846,13 @@ impl World {
         if self.clients[c].pending.as_ref().is_none_or(|p| p.op != op) {
             return;
         }
-        if !self.nodes[k].is_up() || self.nodes[k].paused {
+        if !self.nodes[k].is_up() {
+            // A stopped process's port refuses the connection: the client learns it at once
+            // (a paused one accepts and never answers: the client times out).
+            self.client_done(c, op, OpResult::Refused(k));
+            return;
+        }
+        if self.nodes[k].paused {
             return; // the client times out
         }
         let now = self.node_now_ms(k);
@@ -895,6 +904,12 @@ impl World {
                 self.report.ops_failed += 1;
                 let (rc, m) = (*rc, m.clone());
                 self.trace(|| format!("client {c} op {op} failed: {rc} {m}"), 50);
+            }
+            OpResult::Refused(k) => {
+                self.report.ops_failed += 1;
+                let k = *k;
+                self.trace(|| format!("client {c} op {op}: n{k} refused the connection"), 52);
+                self.clients[c].target = (k + 1) % self.cfg.nodes;
             }
             OpResult::Ok(_) | OpResult::Unknown => {
                 self.report.ops_unknown += 1;

@@ -398,6 +398,8 @@ pub(super) fn outcome(kind: &OpKind, result: &OpResult) -> (Outcome, Option<HVal
     let list = |items: Vec<HValue>| HValue::List(items);
     match (kind, result) {
         (_, OpResult::Unknown) => (Outcome::Unknown, None),
+        // Never sent: certainly not carried out.
+        (_, OpResult::Refused(_)) => (Outcome::Fail, None),
         // Refusals that answer the question.
         (OpKind::Get, OpResult::Fail(Rc::NotFound, _)) => ok(HValue::Nil),
         (OpKind::Multi { answer: Answer::Values, .. }, OpResult::Fail(Rc::NotFound, key)) => {
