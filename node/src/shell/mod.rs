@@ -2,8 +2,9 @@
 //!
 //! The machine ([`crate::consensus`]) decides; the shell acts: it owns the machine, the store and
 //! the table of clients waiting for an answer, feeds the machine its inputs and carries out every
-//! action it emits: sends and persist jobs first, then the rest, each in order. Sends and persist jobs go to an [`Outbox`] (the server's peer links
-//! and persister, or the simulator's network and disk); chosen slots are applied to the store in
+//! action it emits: sends and persist jobs first, then the rest, each in order. Sends and
+//! persist jobs go to an [`Outbox`] (the server's peer links and persister, or the simulator's
+//! network and disk); chosen slots are applied to the store in
 //! order and their clients answered with typed [`Reply`]s; a catch-up is handed to the outbox to
 //! fetch, and its end is judged here. Client requests enter here too: updates are admitted
 //! (size limits) and proposed, reads pass the one read gate ([`Shell::read_gate`]) and are
@@ -261,7 +262,10 @@ impl<S: Store, W> Shell<S, W> {
         let mut result = Ok(());
         for action in actions.drain(..) {
             match action {
-                Action::Send { .. } | Action::Persist { .. } => result = self.execute(action, out),
+                Action::Send { .. } | Action::Persist { .. } if result.is_ok() => {
+                    result = self.execute(action, out)
+                }
+                Action::Send { .. } | Action::Persist { .. } => {}
                 other => later.push(other),
             }
         }

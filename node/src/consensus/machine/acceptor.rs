@@ -22,7 +22,7 @@ impl Machine {
             out.push(nak(NakReason::LowBallot));
             return;
         }
-        let lease_wait = now_ms < self.started_ms + self.cfg.lease_ms;
+        let lease_wait = self.in_restart_wait(now_ms);
         // Planted bug NoLeaseWaitAfterRestart, at the edge of the restart rule (7).
         let lease_wait = lease_wait && !crate::planted!(NoLeaseWaitAfterRestart);
         let restarting = self.record.learner

@@ -51,6 +51,12 @@ impl Machine {
         self.role = Role::Slave { election_at_ms: at };
     }
 
+    /// Restart rule (7): within a lease of starting, this node may have forgotten a lease it
+    /// granted, so it promises nobody, itself included.
+    pub(super) fn in_restart_wait(&self, now_ms: u64) -> bool {
+        now_ms < self.started_ms + self.cfg.lease_ms
+    }
+
     pub(super) fn may_run_election(&self) -> bool {
         // A learner forgot what it accepted: it can neither vote nor count itself.
         if self.record.learner {
@@ -91,15 +97,13 @@ impl Machine {
     }
 
     pub(super) fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        // The restart rule (7) holds for this node's own vote too: it does not promise itself
+        // within the restart wait either, whatever set its election time since it started (a
+        // catch-up, a failed candidacy).
+        let restarting = !self.single() && self.in_restart_wait(now_ms);
         match &mut self.role {
             Role::Slave { election_at_ms } => {
                 let lease_known = self.lease.is_some_and(|(_, exp)| now_ms < exp);
-                // The restart rule (7) holds for this node's own vote too: within a lease of
-                // starting it may have forgotten a lease it granted, so it does not promise
-                // itself either, whatever set its election time (a catch-up, a failed
-                // candidacy) since it started.
-                let restarting =
-                    self.cfg.nodes() > 1 && now_ms < self.started_ms + self.cfg.lease_ms;
                 if now_ms >= *election_at_ms
                     && !lease_known
                     && !restarting
