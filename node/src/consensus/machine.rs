@@ -45,6 +45,15 @@ pub const BALLOT_REACH: u64 = 1 << 48;
 /// can try.
 pub const HOLD_SHIP_FACTOR: u64 = 16;
 
+/// [`HOLD_SHIP_FACTOR`] times the time `bytes` take at `link_bytes_per_s`, ms
+/// ([`Config::ship_allowance_ms`] of a configuration with that link speed).
+pub fn ship_allowance_ms(bytes: usize, link_bytes_per_s: u64) -> u64 {
+    let rate = u128::from(link_bytes_per_s.max(1));
+    let ship_ms = (bytes as u128 * 1000).div_ceil(rate);
+    let allowance = ship_ms.saturating_mul(u128::from(HOLD_SHIP_FACTOR));
+    u64::try_from(allowance).unwrap_or(u64::MAX)
+}
+
 /// The default of [`Config::link_bytes_per_s`]: 64 MiB/s (node/src/limits_config.rs has the
 /// configuration key).
 pub const LINK_BYTES_PER_S_DEFAULT: u64 = 64 << 20;
@@ -99,10 +108,7 @@ impl Config {
     /// [`HOLD_SHIP_FACTOR`] times the time `bytes` take at `link_bytes_per_s`, ms: how long a
     /// value may be on its way before the node gives up on it.
     pub fn ship_allowance_ms(&self, bytes: usize) -> u64 {
-        let rate = u128::from(self.link_bytes_per_s.max(1));
-        let ship_ms = (bytes as u128 * 1000).div_ceil(rate);
-        let allowance = ship_ms.saturating_mul(u128::from(HOLD_SHIP_FACTOR));
-        u64::try_from(allowance).unwrap_or(u64::MAX)
+        ship_allowance_ms(bytes, self.link_bytes_per_s)
     }
 
     fn nodes(&self) -> usize {

@@ -16,8 +16,8 @@ mod msg;
 mod rng;
 
 pub use machine::{
-    value_hash, ClockBound, Config, Durable, Machine, BALLOT_REACH, HOLD_SHIP_FACTOR,
-    LINK_BYTES_PER_S_DEFAULT, MAX_BALLOT,
+    ship_allowance_ms, value_hash, ClockBound, Config, Durable, Machine, BALLOT_REACH,
+    HOLD_SHIP_FACTOR, LINK_BYTES_PER_S_DEFAULT, MAX_BALLOT,
 };
 pub use msg::{
     Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,

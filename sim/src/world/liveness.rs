@@ -9,13 +9,52 @@
 //! its retries, one for catching up the voters that lag and committing; two more for a
 //! client's timeout (2 s) and its retry on another node. A cluster that needs longer than that
 //! after a clean heal is not available in any sense an operator would accept.
+//!
+//! The clients' longest pause between calls is added (100 ms by default): a client answered
+//! just before the heal calls again only after it. While the check waits, clients pause no
+//! longer than the default, so that a workload slowed down by shrinking (pauses of seconds)
+//! does not fail the cluster.
+//!
+//! Two things lengthen the bound, each by what the nodes themselves are configured to allow
+//! ([`World::liveness_bound_us`]):
+//!
+//! - **A slow link** (drawn per seed, [`super::faults::SlowLink`]; it stays slow after the
+//!   heal, as a WAN link does). Let `V` be the largest value a Promise or an Accept carried in
+//!   the run, `A` what the core allows such a value on the link (`Config::ship_allowance_ms`:
+//!   `HOLD_SHIP_FACTOR` times `V` at the *configured* speed) and `S` the time `V` takes at the
+//!   link's *true* speed. Four of the core's waits may each stretch by `A` on the way to the
+//!   first write: the old master keeps its lease by Hold while a slot ships (lease rule 5); a
+//!   slave that promised a candidate waits `A` before running against it; a candidate waits
+//!   `A` past its half lease for promises; and once more for one election that has to be
+//!   retried. Three messages on that way carry a value and take `S` each: a Promise, the new
+//!   master's Accept of the last slot, and the Accept of the client's write. The bound grows
+//!   by `4A + 3S`. A link slower than configured (up to four times in the world) is covered:
+//!   `S` counts at its true speed.
+//! - **Clocks that run slow.** Every wait above is counted on a node's clock; a clock that runs
+//!   slow by `ρ` (the run's largest drift, within the clock bound or beyond it) stretches a wait
+//!   by `1 / (1 - ρ)` in true time, so the bound is divided by `1 - ρ`. A clock that steps
+//!   *backwards* lengthens every wait of its node by the step, as often as it steps, and no
+//!   bound in true time holds: the world steps clocks backwards only beyond the clock bound,
+//!   and there a liveness failure is reported as expected (like the lease), not counted.
+//!
+//! On a fast link with clocks that keep time the bound is the five leases. Seeds 797 and 1162
+//! of the baseline campaign (`sim --seeds 0..10000 --nodes draw`: links of 208 and 272 B/s,
+//! slots of a few hundred bytes, so `A` of several seconds) came back within the longer bound
+//! and failed the five leases alone.
 
-use super::run::World;
-use arakoon_node::consensus::NodeIdx;
+use super::run::{World, DEFAULT_THINK_US};
+use arakoon_node::consensus::{ship_allowance_ms, NodeIdx};
 use rand::Rng;
 
 /// How long after the heal a write must be acknowledged, in leases (see the module doc).
 pub const LIVENESS_LEASES: u64 = 5;
+
+/// How many of the core's waits may stretch by a value's ship allowance on the way to the
+/// first write after the heal (see the module doc).
+pub const LIVENESS_SHIP_WAITS: u64 = 4;
+
+/// How many messages carrying a value lie on that way (see the module doc).
+pub const LIVENESS_SHIPS: u64 = 3;
 
 /// The liveness check's state during the run's settle period.
 #[derive(Debug, Default)]
@@ -27,6 +66,9 @@ pub(super) struct Liveness {
     pub(super) held_down: Vec<NodeIdx>,
     /// When the first write after the heal was acknowledged (µs).
     pub(super) write_at_us: Option<u64>,
+    /// The largest value a Promise or an Accept carried in the run, bytes (`V` of the module
+    /// doc).
+    pub(super) shipped_max_bytes: usize,
 }
 
 impl Liveness {
@@ -57,7 +99,13 @@ impl World {
         }
         let now = self.now_us;
         self.trace(|| format!("liveness: heal at {now}µs, held down {held:?}"), 60);
-        self.liveness = Liveness { healed_at_us: Some(now), held_down: held, write_at_us: None };
+        let shipped_max_bytes = self.liveness.shipped_max_bytes;
+        self.liveness = Liveness {
+            healed_at_us: Some(now),
+            held_down: held,
+            write_at_us: None,
+            shipped_max_bytes,
+        };
     }
 
     /// A client's write was acknowledged: the first after the heal passes the check and
@@ -72,18 +120,110 @@ impl World {
         self.release_held_down();
     }
 
+    /// A client's pause before its next call (µs): the run's pace, but no slower than the
+    /// world's default while the liveness check waits for its write, so that the check
+    /// measures the cluster and not a workload slowed down by shrinking (whose clients may
+    /// pause seconds). With the default pace the draw is the same either way.
+    pub(super) fn think_us(&mut self) -> u64 {
+        let (mut lo, mut hi) = self.cfg.think_us;
+        if self.liveness.healed_at_us.is_some() && self.liveness.write_at_us.is_none() {
+            let (default_lo, default_hi) = DEFAULT_THINK_US;
+            (lo, hi) = (lo.min(default_lo), hi.min(default_hi));
+        }
+        self.rng.gen_range(lo..=hi)
+    }
+
+    /// A Promise or an Accept carried a value of `bytes`.
+    pub(super) fn note_shipped(&mut self, bytes: usize) {
+        self.liveness.shipped_max_bytes = self.liveness.shipped_max_bytes.max(bytes);
+    }
+
+    /// How long after the heal a write must be acknowledged, µs: five leases, plus the slow
+    /// link's and the slow clocks' share (the module doc argues each term).
+    pub(super) fn liveness_bound_us(&self) -> u64 {
+        // A client answered just before the heal calls again only after its pause.
+        let mut bound_us = LIVENESS_LEASES * self.cfg.lease_ms * 1000 + self.cfg.think_us.1;
+        if let Some((allowance_us, ship_us)) = self.slow_link_terms_us() {
+            bound_us += LIVENESS_SHIP_WAITS * allowance_us + LIVENESS_SHIPS * ship_us;
+        }
+        let drift_ppm = self.drift_term_ppm();
+        if drift_ppm > 0 {
+            let stretched = u128::from(bound_us) * 1_000_000 / u128::from(1_000_000 - drift_ppm);
+            bound_us = u64::try_from(stretched).unwrap_or(u64::MAX);
+        }
+        bound_us
+    }
+
+    /// What [`Self::liveness_bound_us`] is made of, for the failure's text.
+    fn liveness_bound_terms(&self) -> String {
+        let mut terms = format!(
+            "{LIVENESS_LEASES} leases + a client's pause of {} ms",
+            self.cfg.think_us.1 / 1000
+        );
+        if let Some((allowance_us, ship_us)) = self.slow_link_terms_us() {
+            terms += &format!(
+                " + {LIVENESS_SHIP_WAITS} x {} ms allowed and {LIVENESS_SHIPS} x {} ms taken for a {}-byte value on the slow link",
+                allowance_us / 1000,
+                ship_us / 1000,
+                self.liveness.shipped_max_bytes
+            );
+        }
+        let drift_ppm = self.drift_term_ppm();
+        if drift_ppm > 0 {
+            terms += &format!(", over 1 - {drift_ppm} ppm of clock drift");
+        }
+        terms
+    }
+
+    /// `A` and `S` of the module doc, µs, on a slow link.
+    fn slow_link_terms_us(&self) -> Option<(u64, u64)> {
+        let link = self.mix.slow_link?;
+        let bytes = self.liveness.shipped_max_bytes;
+        let allowance_us =
+            ship_allowance_ms(bytes, link.configured_bytes_per_s).saturating_mul(1000);
+        Some((allowance_us, link.ship_us(bytes)))
+    }
+
+    /// The largest rate error of the run's clocks, ppm (capped well below a clock that stops).
+    fn drift_term_ppm(&self) -> u64 {
+        self.mix.clock_drift_ppm.clamp(0, 900_000) as u64
+    }
+
+    /// Whether the liveness check's verdict depends on clocks that broke their bound: beyond
+    /// the bound the world steps clocks backwards (see the module doc).
+    pub(super) fn liveness_beyond_bound(&self) -> bool {
+        self.mix.beyond_bound && self.mix.clock_offset_ms > 0
+    }
+
+    /// The first instant past which the run's quiet period may end: `quiet_us` after the
+    /// liveness check's bound, or after its first write when that came later than the five
+    /// leases (a slow link, slow clocks); `None` when the check does not run.
+    pub(super) fn liveness_settle_until_us(&self, quiet_us: u64) -> Option<u64> {
+        let healed = self.liveness.healed_at_us?;
+        let base = healed + LIVENESS_LEASES * self.cfg.lease_ms * 1000;
+        let until = match self.liveness.write_at_us {
+            Some(at) => base.max(at),
+            None => base.max(healed + self.liveness_bound_us()),
+        };
+        Some(until + quiet_us)
+    }
+
     /// Past the bound with no write acknowledged: fails the run with what the cluster looked
     /// like, then releases the nodes held down.
     pub(super) fn check_liveness(&mut self) {
         let Some(healed) = self.liveness.healed_at_us else { return };
-        let bound_us = LIVENESS_LEASES * self.cfg.lease_ms * 1000;
-        if self.liveness.write_at_us.is_some() || self.now_us < healed + bound_us {
+        if self.liveness.write_at_us.is_some() {
             return;
         }
+        let bound_us = self.liveness_bound_us();
+        if self.now_us < healed + bound_us {
+            return;
+        }
+        let terms = self.liveness_bound_terms();
         let roles: Vec<String> =
             (0..self.cfg.nodes).map(|k| format!("n{k} {}", self.role_name(k))).collect();
         let detail = format!(
-            "no write acknowledged within {} ms ({LIVENESS_LEASES} leases) after the last fault healed at {} ms; held down (a minority the quorum spares): {:?}; roles at the bound: {}",
+            "no write acknowledged within {} ms ({terms}) after the last fault healed at {} ms; held down (a minority the quorum spares): {:?}; roles at the bound: {}",
             bound_us / 1000,
             healed / 1000,
             self.liveness.held_down,

@@ -133,7 +133,7 @@ impl Default for SimConfig {
             multi_keys: 6,
             op_weights: [3, 4, 1, 2, 1, 1],
             multi_weights: MultiWeights::default(),
-            think_us: (10_000, 100_000),
+            think_us: DEFAULT_THINK_US,
             op_timeout_ms: 2_000,
             faults: None,
             keep_trace: false,
@@ -372,6 +372,9 @@ const CLOCK_CHECKS: [&str; 2] = ["at most one valid lease", "linearizable"];
 
 const TICK_MS: u64 = 10;
 
+/// A client's pause between calls unless told otherwise: 10 to 100 ms (µs).
+pub(super) const DEFAULT_THINK_US: (u64, u64) = (10_000, 100_000);
+
 thread_local! {
     /// The text trace of the run in progress (kept only with `keep_trace`): outside the world,
     /// so that a run ended by an assertion still leaves its trace.
@@ -529,7 +532,9 @@ impl World {
     }
 
     pub(super) fn fail(&mut self, check: &'static str, detail: String) {
-        if self.mix.beyond_bound && CLOCK_CHECKS.contains(&check) {
+        let clock_dependent =
+            CLOCK_CHECKS.contains(&check) || (check == "liveness" && self.liveness_beyond_bound());
+        if self.mix.beyond_bound && clock_dependent {
             // Expected with clocks beyond the bound: reported, and the run goes on to see
             // what else breaks (a check that does not depend on clocks still fails it).
             if self.report.broke_beyond_bound.is_none() {
@@ -569,10 +574,17 @@ impl World {
                     let msg = self.aimed_on_send(k, to, &msg).unwrap_or(msg);
                     let faults = self.net_faults();
                     // A slow link carries a value's bytes on the bulk path.
-                    let ship_us = match (&msg, self.mix.slow_link) {
-                        (Msg::Accept { value, .. }, Some(l)) => l.ship_us(value.encoded_len()),
-                        (Msg::Promise { last: Some((_, _, value)), .. }, Some(l)) => {
-                            l.ship_us(value.encoded_len())
+                    let value_bytes = match &msg {
+                        Msg::Accept { value, .. }
+                        | Msg::Promise { last: Some((_, _, value)), .. } => {
+                            Some(value.encoded_len())
+                        }
+                        _ => None,
+                    };
+                    let ship_us = match (value_bytes, self.mix.slow_link) {
+                        (Some(bytes), Some(l)) => {
+                            self.note_shipped(bytes);
+                            l.ship_us(bytes)
                         }
                         _ => 0,
                     };
@@ -826,7 +838,7 @@ impl World {
         let drawn = workload::draw(&mut self.rng, &self.cfg, c, op, &self.clients[c].seen);
         if in_run && self.cfg.reduce.skip_calls.contains(&(c, op)) {
             // Left out by shrinking: the client goes on as if it had been answered at once.
-            let think = self.rng.gen_range(self.cfg.think_us.0..=self.cfg.think_us.1);
+            let think = self.think_us();
             self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
             return;
         }
@@ -916,7 +928,7 @@ impl World {
                 self.clients[c].target = self.rng.gen_range(0..self.cfg.nodes);
             }
         }
-        let think = self.rng.gen_range(self.cfg.think_us.0..=self.cfg.think_us.1);
+        let think = self.think_us();
         self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
     }
 
@@ -1484,11 +1496,12 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     } else {
         0
     };
-    let settle_us = end_us + check_us + 10 * cfg.lease_ms * 1000;
+    let quiet_us = 10 * cfg.lease_ms * 1000;
+    let settle_us = end_us + check_us + quiet_us;
     // An assertion in the node's code ends the run as a violation of it; the report keeps what
     // the run did until then (its strikes and calls: what shrinking counts).
     let events = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_events(&mut w, end_us, settle_us)
+        run_events(&mut w, end_us, settle_us, quiet_us)
     }));
     if let Err(panic) = events {
         w.violation = Some(Violation { check: "assertion", detail: panic_text(&*panic) });
@@ -1519,11 +1532,14 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
 
 /// The run's events, in order, until the end (or a violation): at the run's end the faults
 /// stop, everything heals and restarts, and the liveness check starts.
-fn run_events(w: &mut World, end_us: u64, settle_us: u64) {
+fn run_events(w: &mut World, end_us: u64, settle_us: u64, quiet_us: u64) {
     let nodes = w.cfg.nodes;
     let liveness = w.cfg.script.is_empty() && !w.cfg.reduce.no_liveness;
     let mut healed = false;
     while let Some((at, event)) = w.agenda.pop() {
+        // A liveness bound longer than five leases (a slow link, slow clocks) keeps the run
+        // going until its verdict, and the quiet period after it.
+        let settle_us = settle_us.max(w.liveness_settle_until_us(quiet_us).unwrap_or(0));
         if at > settle_us || w.violation.is_some() {
             break;
         }
