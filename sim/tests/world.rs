@@ -251,3 +251,24 @@ fn on_a_slow_link_the_liveness_bound_adds_what_the_nodes_allow_a_value_on_it() {
         );
     }
 }
+
+/// Shrinking slows the clients down (pauses of up to 5 s between calls) to find the fewest
+/// calls that still fail; three shrunk runs of planted bugs then failed "liveness" with the bug
+/// turned off, since no client called within the bound after the heal whatever the nodes did.
+/// While the liveness check waits, clients pause no longer than the default, and the bound adds
+/// the longest pause: runs this slow pass the check.
+#[test]
+fn clients_slowed_by_shrinking_do_not_fail_the_liveness_check() {
+    let cfg = SimConfig { think_us: (640_000, 5_000_000), ..SimConfig::default() };
+    let mut waited = 0;
+    for seed in 0..12 {
+        let r = run_seed(seed, &cfg);
+        assert!(
+            r.passed(),
+            "seed {seed}: {:?}\nreplay: cargo run -p arakoon-cli -- sim --seed {seed} --pause 640ms..5s",
+            r.outcome
+        );
+        waited += u64::from(r.write_after_heal_ms.is_some_and(|ms| ms > 100));
+    }
+    assert!(waited > 0, "no seed waited for its write after the heal: the test tests nothing");
+}
