@@ -162,7 +162,11 @@ pub struct RunReport {
     pub outcome: Outcome,
     pub faults: String,
     pub simulated_ms: u64,
+    /// Lines of the trace (kept or not): what the run did that a trace shows.
     pub events: u64,
+    /// Events the world's agenda handled (deliveries, ticks, clients' steps, faults): the
+    /// simulator's own work.
+    pub agenda_events: u64,
     pub ops_ok: u64,
     pub ops_failed: u64,
     pub ops_unknown: u64,
@@ -247,9 +251,10 @@ pub(super) enum Event {
     ClientNext {
         client: usize,
     },
+    /// A client's armed timeout (one at most a client, [`Client::timeout_at_us`]): it ends
+    /// the pending call if that call's deadline is now, and is armed again for a later one.
     ClientTimeout {
         client: usize,
-        op: u64,
     },
     Nemesis,
     /// Space is freed on a full disk; the node is started again if it stopped.
@@ -283,11 +288,19 @@ struct PendingOp {
     op: u64,
     kind: OpKind,
     key: Vec<u8>,
+    /// When the client gives up on it (true µs).
+    deadline_us: u64,
 }
 
 pub(super) struct Client {
     target: NodeIdx,
     pending: Option<PendingOp>,
+    /// When its one armed timeout event fires, if any. A call does not push a timeout of its
+    /// own: most calls are answered long before, and thousands of stale timeouts in the agenda
+    /// (at a heavy load, a call a millisecond and a 2 s timeout) made every push and pop of
+    /// every event dearer. The one event fires at the earliest deadline armed, and re-arms for
+    /// the pending call's: each call still times out at its own deadline.
+    timeout_at_us: Option<u64>,
     next_op: u64,
     /// The value this client last saw for each key: what its test_and_set expects.
     seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -319,6 +332,11 @@ pub(super) struct World {
     pub(super) script: ScriptState,
     /// Per node: persist jobs written while the process was paused, not yet reported to it.
     pub(super) unnotified: Vec<Vec<(u64, u64)>>,
+    /// Per node: messages that reached it while its process was paused, in the order they
+    /// arrived (with the incarnation they were sent to), read when it resumes. They used to
+    /// wait in the agenda, each tried again every millisecond: a pause of two seconds under a
+    /// heavy load cost millions of events for nothing.
+    held: Vec<Vec<(u64, NodeIdx, Msg)>>,
     /// Each node's role at its last change (for the drill report's node lanes).
     last_role: Vec<&'static str>,
     pub(super) violation: Option<Violation>,
@@ -365,6 +383,10 @@ pub const FSYNC_FAILED_THEN_POWER_LOSS: &str = "fsync failed: then a power loss"
 /// The name under which the report counts a disk damage the world spared because another
 /// stopped node's damaged log may cost its vote already.
 pub const VOTE_GUARD_DAMAGED: &str = "vote guard: a damaged log costs its vote";
+
+/// The name under which the report counts a message that reached a paused process and waited
+/// for it to resume.
+pub const HELD_WHILE_PAUSED: &str = "paused: a message waits for the resume";
 
 /// Checks whose verdict depends on the clocks keeping their bound: beyond it, they may break
 /// without a bug in the node.
@@ -743,6 +765,10 @@ impl World {
             }
         }
         self.wake_persister(k);
+        // Then it reads its sockets: what reached it meanwhile, in the order it arrived.
+        for (epoch, from, msg) in std::mem::take(&mut self.held[k]) {
+            self.agenda.push(self.now_us, Event::Deliver { to: k, epoch, from, msg });
+        }
     }
 
     /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
@@ -844,14 +870,30 @@ impl World {
         }
         self.report.calls.push((c, op));
         self.history.call(c, op, self.now_us, drawn.space, drawn.call);
-        self.clients[c].pending = Some(PendingOp { op, kind: drawn.kind, key: drawn.key });
+        let deadline_us = self.now_us + self.cfg.op_timeout_ms * 1000;
+        self.clients[c].pending =
+            Some(PendingOp { op, kind: drawn.kind, key: drawn.key, deadline_us });
         let target = self.clients[c].target;
         let delay = self.rng.gen_range(100..1_000);
         self.agenda.push(self.now_us + delay, Event::ClientRequest { node: target, client: c, op });
-        self.agenda.push(
-            self.now_us + self.cfg.op_timeout_ms * 1000,
-            Event::ClientTimeout { client: c, op },
-        );
+        if self.clients[c].timeout_at_us.is_none() {
+            self.clients[c].timeout_at_us = Some(deadline_us);
+            self.agenda.push(deadline_us, Event::ClientTimeout { client: c });
+        }
+    }
+
+    /// Client `c`'s armed timeout fired: the pending call times out if its deadline is now;
+    /// a later deadline arms the timeout again.
+    fn client_timeout(&mut self, c: usize) {
+        self.clients[c].timeout_at_us = None;
+        let Some(p) = &self.clients[c].pending else { return };
+        let (op, deadline_us) = (p.op, p.deadline_us);
+        if deadline_us <= self.now_us {
+            self.client_done(c, op, OpResult::Unknown);
+        } else {
+            self.clients[c].timeout_at_us = Some(deadline_us);
+            self.agenda.push(deadline_us, Event::ClientTimeout { client: c });
+        }
     }
 
     fn client_request(&mut self, k: NodeIdx, c: usize, op: u64) {
@@ -1254,8 +1296,9 @@ impl World {
                     return;
                 }
                 if self.nodes[to].paused {
-                    // A paused process reads its socket later: the message waits.
-                    self.agenda.push(self.now_us + 1_000, Event::Deliver { to, epoch, from, msg });
+                    // A paused process reads its socket when it resumes: the message waits.
+                    self.held[to].push((epoch, from, msg));
+                    self.exercised(HELD_WHILE_PAUSED);
                     return;
                 }
                 self.trace(|| format!("n{from}->n{to} {msg:.120?}"), 20 + msg.ballot());
@@ -1309,7 +1352,7 @@ impl World {
                     self.client_next(client);
                 }
             }
-            Event::ClientTimeout { client, op } => self.client_done(client, op, OpResult::Unknown),
+            Event::ClientTimeout { client } => self.client_timeout(client),
             Event::Nemesis => {
                 if self.now_us < self.cfg.duration_ms * 1000 {
                     self.nemesis();
@@ -1445,6 +1488,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
             .map(|c| Client {
                 target: c % cfg.nodes,
                 pending: None,
+                timeout_at_us: None,
                 next_op: 0,
                 seen: BTreeMap::new(),
             })
@@ -1453,6 +1497,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         history: Recorder::new(cfg.clients),
         script: ScriptState::new(cfg.script.clone()),
         unnotified: vec![Vec::new(); cfg.nodes],
+        held: vec![Vec::new(); cfg.nodes],
         last_role: vec![""; cfg.nodes],
         report: RunReport { shape, ..RunReport::new(seed, mix.describe()) },
         violation: None,
@@ -1569,6 +1614,7 @@ fn run_events(w: &mut World, end_us: u64, settle_us: u64, quiet_us: u64) {
                 w.start_liveness(quorum);
             }
         }
+        w.report.agenda_events += 1;
         w.step(event);
         w.check_liveness();
     }
@@ -1615,6 +1661,7 @@ impl RunReport {
             outcome: Outcome::Pass,
             faults,
             simulated_ms: 0,
+            agenda_events: 0,
             events: 0,
             ops_ok: 0,
             ops_failed: 0,
