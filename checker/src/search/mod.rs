@@ -153,6 +153,14 @@ pub(crate) struct Stats {
 
 /// Most entries of the dense step table (16 MiB); states past it use the hashed memo.
 const DENSE_ENTRIES_MAX: usize = 1 << 22;
+/// The longest row of the dense step table: partitions with more operations use the hashed
+/// memo only. A row is filled whole when its state is interned, but a state is stepped only
+/// with the few operations the search may take next (about as many as the clients), so a long
+/// row costs more to fill than the lookups it saves: the simulator's heavy-load histories (6,000
+/// to 9,000 operations in one partition, 3,000 states, 7,000 steps) filled 16 MiB a search to
+/// save 7,000 hashed lookups, an eighth of the run's time. The recorded histories of the
+/// checker's bench have at most 405 operations a partition and keep their table.
+const DENSE_ROW_MAX: usize = 1024;
 /// A dense step-table entry not computed yet.
 const UNSET: u32 = u32::MAX - 1;
 
@@ -177,7 +185,8 @@ impl<'m, M: Model> States<'m, M> {
         let (id, new) = self.index.find_or_insert(hash_of(&state), |id| states[id] == state);
         if new {
             self.states.push(state);
-            if self.dense.len() + self.ops_len <= DENSE_ENTRIES_MAX {
+            if self.ops_len <= DENSE_ROW_MAX && self.dense.len() + self.ops_len <= DENSE_ENTRIES_MAX
+            {
                 self.dense.resize(self.dense.len() + self.ops_len, UNSET);
             }
         }
