@@ -21,6 +21,7 @@ fn every_rule_check_and_crash_point_is_exercised_and_holds() {
         [PERSIST_BEFORE_PROMISE, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, HOLD_ANSWERED]
             .into_iter()
             .chain(CrashPoint::ALL.map(CrashPoint::name))
+            .chain(CrashPoint::COLLAPSE.map(CrashPoint::name))
             .collect();
     let mut exercised: BTreeMap<String, u64> = BTreeMap::new();
     let all_seen =

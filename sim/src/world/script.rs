@@ -17,6 +17,9 @@ use rand::Rng;
 
 pub use arakoon_chaos::director::{bridge_link, bridge_node, link_matrix, ring_link};
 
+/// How often a collapse with `for:` collapses each target again (the sandbox's period).
+pub const COLLAPSE_EVERY_MS: u64 = 100;
+
 /// Where the script is.
 #[derive(Debug, Default)]
 pub struct ScriptState {
@@ -346,9 +349,19 @@ impl Backend for World {
                 }
                 String::new()
             }
-            // Refused when a drill is read for this tier: the simulated nodes keep no head.
-            Fault::Collapse { .. } => {
-                return Err(BackendError::Unsupported { tier: "sim", fault: r.fault.name() })
+            // Folded into each target's head on its simulated disk (super::collapse); with a
+            // duration, again every COLLAPSE_EVERY_MS while the next steps go on, as the
+            // sandbox asks its nodes.
+            Fault::Collapse { keep, duration, .. } => {
+                let keep = u64::from(*keep);
+                if let Some(d) = duration {
+                    let until_us = self.now_us + d.0 * 1000;
+                    let at = self.now_us + COLLAPSE_EVERY_MS * 1000;
+                    self.agenda.push(at, Event::Collapse { nodes: ks.clone(), keep, until_us });
+                }
+                let notes: Vec<String> =
+                    ks.iter().map(|&k| format!("n{k}: {}", self.collapse(k, keep, None))).collect();
+                notes.join("; ")
             }
         })
     }
