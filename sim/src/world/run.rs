@@ -436,6 +436,17 @@ impl World {
                 }
             }
             Err(e) => {
+                // Only damage at rest may make a node refuse its own files: what it wrote
+                // through crashes, torn writes, failed fsyncs and cut power (in a rollover, a
+                // ballot record's replacement, a collapse) must start again. A refusal of files
+                // nothing damaged is a durability bug (a collapse that removed files its head
+                // did not yet cover, say), whatever the restore below repairs.
+                if !self.nodes[k].damaged {
+                    self.fail(
+                        "restart",
+                        format!("n{k} refused its own files, which nothing damaged at rest: {e}"),
+                    );
+                }
                 // The node refuses to start, as it must: the operator wipes it and restores it
                 // from the most advanced peer before starting it again.
                 self.trace(|| format!("n{k} refused to start: {e}; wiped and restored"), 2);
