@@ -43,6 +43,8 @@ pub const COLLAPSED: &str = "collapse: files folded into the head and removed";
 pub const COLLAPSE_FSYNC_FAILED: &str = "collapse: an fsync failed, the node went on";
 /// A catch-up whose slots were collapsed away at its peer, ended by copying the peer's head.
 pub const HEAD_ADOPTED: &str = "catch-up: a collapsed peer's head adopted";
+/// A head damaged at rest (a flipped bit, a cut), refused at the node's start by its CRC.
+pub const DAMAGED_HEAD_REFUSED: &str = "start: a damaged head refused";
 /// A node restored from a peer that has a head (a lost disk, or a log refused at start).
 pub const RESTORED_WITH_HEAD: &str = "restore: from a collapsed peer, head and log";
 

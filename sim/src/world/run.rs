@@ -5,7 +5,7 @@ use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
 use super::net::{NetFaults, SimNet};
-use super::node::{Effect, Effects, SimNode};
+use super::node::{Effect, Effects, SimNode, StartRefused};
 use super::persister::PersistQueue;
 use super::queue::Agenda;
 use super::rules::CrashPoint;
@@ -17,6 +17,7 @@ use arakoon_node::config::{ClusterConfig, ConfigError};
 use arakoon_node::consensus::{ClockBound, Config, Input, Msg, NodeIdx};
 use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
+use arakoon_node::server::startup::StartError;
 use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
 use arakoon_node::store::Store;
 use arakoon_node::tlog::{for_each_committed, LogDir, Trip};
@@ -441,6 +442,9 @@ impl World {
                 // ballot record's replacement, a collapse) must start again. A refusal of files
                 // nothing damaged is a durability bug (a collapse that removed files its head
                 // did not yet cover, say), whatever the restore below repairs.
+                if matches!(e, StartRefused::Start(StartError::Head(_))) {
+                    self.exercised(super::collapse::DAMAGED_HEAD_REFUSED);
+                }
                 if !self.nodes[k].damaged {
                     self.fail(
                         "restart",

@@ -11,6 +11,7 @@ use arakoon_chaos::director::{
 use arakoon_chaos::drill::{Condition, Step};
 use arakoon_chaos::faults::Fault;
 use arakoon_node::consensus::{ClientReqId, Input as CoreInput, NodeIdx};
+use arakoon_node::head::HEAD_FILE;
 use arakoon_node::store::Store;
 use arakoon_node::tlog::{LogDir, Trip};
 use rand::Rng;
@@ -269,7 +270,13 @@ impl Backend for World {
                     if sealed.len() < 2 {
                         return Some(format!("n{k} has no sealed TLog file"));
                     }
-                    let f = sealed[w.rng.gen_range(0..sealed.len() - 1)].clone();
+                    // The sealed files, and the head when a collapse made one: damage to it
+                    // must be caught at the next start too (its CRC), never served.
+                    let mut files = sealed[..sealed.len() - 1].to_vec();
+                    if w.nodes[k].disk.exists(HEAD_FILE).unwrap_or(false) {
+                        files.push(HEAD_FILE.to_string());
+                    }
+                    let f = files[w.rng.gen_range(0..files.len())].clone();
                     let len = w.nodes[k].disk.contents(&f).map_or(0, |c| c.len());
                     if len == 0 {
                         return None;
