@@ -172,9 +172,19 @@ pub fn collapse_planned(
     let Some((_, first_kept_i)) = plan.first_kept.clone() else {
         return Ok(Report::default());
     };
-    let (head_i, folded) = fold(dir, head, cluster_id, first_kept_i - 1, step)?;
-    let mut report = Report { head_i: Some(head_i), folded, ..Report::default() };
+    let (mut store, slots) = fold_unflushed(dir, head, cluster_id, first_kept_i - 1, step)?;
+    // Durable before any file goes: this is what makes removing them safe.
+    let flushed = if crate::planted!(HeadFlushedAfterRemoval) {
+        None
+    } else {
+        Some(flush(head, store.as_mut(), slots, step)?)
+    };
     let (removed, kept) = remove_files(dir, &plan.remove, pins, step)?;
+    let (head_i, folded) = match flushed {
+        Some(done) => done,
+        None => flush(head, store.as_mut(), slots, step)?,
+    };
+    let mut report = Report { head_i: Some(head_i), folded, ..Report::default() };
     report.removed = removed;
     report.kept_pinned = kept;
     report.log_first_i =
@@ -195,6 +205,32 @@ pub fn fold(
     target_i: u64,
     step: &mut dyn FnMut(&Step),
 ) -> Result<(u64, u64), CollapseError> {
+    let (mut store, slots) = fold_unflushed(dir, head, cluster_id, target_i, step)?;
+    flush(head, store.as_mut(), slots, step)
+}
+
+/// Makes the head durable; reports it folded. Returns its applied index and `slots`.
+fn flush(
+    head: &dyn HeadSpace,
+    store: &mut dyn HeadStore,
+    slots: u64,
+    step: &mut dyn FnMut(&Step),
+) -> Result<(u64, u64), CollapseError> {
+    store.flush().map_err(head_error(head))?;
+    let head_i = store.applied().expect("the head holds at least slot target_i");
+    step(&Step::Folded { head_i, slots });
+    Ok((head_i, slots))
+}
+
+/// [`fold`] without the flush: the head open, its new slots applied and volatile. Returns it
+/// and the number of slots folded.
+fn fold_unflushed(
+    dir: &dyn LogDir,
+    head: &dyn HeadSpace,
+    cluster_id: &str,
+    target_i: u64,
+    step: &mut dyn FnMut(&Step),
+) -> Result<(Box<dyn HeadStore>, u64), CollapseError> {
     let mut store = head.open(cluster_id).map_err(head_error(head))?;
     let from = store.next_i();
     let mut slots = 0u64;
@@ -242,11 +278,7 @@ pub fn fold(
             });
         }
     }
-    // Durable before any file goes: this is what makes removing them safe.
-    store.flush().map_err(head_error(head))?;
-    let head_i = store.applied().expect("the head holds at least slot target_i");
-    step(&Step::Folded { head_i, slots });
-    Ok((head_i, slots))
+    Ok((store, slots))
 }
 
 /// Removes `files` (all covered by a durable head) lowest first, stopping at the first pinned
