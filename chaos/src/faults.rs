@@ -14,7 +14,7 @@
 //! | disk | fsync_fail (the next fsync fails; the node stops) | yes | no | no (needs a failing device) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
-//! | operator | collapse (`keep: N`, `for: 3s` to repeat) | no (no head) | no (nodes in memory) | `collapse_tlogs` to the running node |
+//! | operator | collapse (`keep: N`, `for: 3s` to repeat) | the node crate's collapse over the simulated disk | no (nodes in memory) | `collapse_tlogs` to the running node |
 //!
 //! The turmoil tier cuts a link by holding its TCP segments until the cut heals, as TCP's
 //! retransmission carries a connection through a partition. Turmoil cannot hold one direction
@@ -24,8 +24,9 @@
 //! with no operator's repair (wipe, disk faults).
 //!
 //! A collapse folds a running node's old TLog files into its head and removes them, as an
-//! operator does with `arakoon-admin client collapse-tlogs`. Only the sandbox can: the simulated
-//! nodes keep no head, and turmoil's nodes keep their files in memory where a catching node
+//! operator does with `arakoon-admin client collapse-tlogs`. The sandbox asks real processes; the
+//! simulator runs the node crate's collapse over a node's simulated disk, its head a file there
+//! (sim/src/world/collapse.rs); turmoil's nodes keep their files in memory where a catching node
 //! cannot adopt a peer's head.
 
 use serde::de::{self, Deserializer, Visitor};
@@ -273,8 +274,8 @@ impl Fault {
             Fault::DiskFull { .. } => &[Sim],
             // A real device that fails one fsync on demand is beyond the sandbox.
             Fault::FsyncFail(_) => &[Sim],
-            // No head in the simulator, none to adopt in turmoil (see the module documentation).
-            Fault::Collapse { .. } => &[Sandbox],
+            // No head to adopt in turmoil (see the module documentation).
+            Fault::Collapse { .. } => &[Sim, Sandbox],
         }
     }
 }

@@ -295,20 +295,22 @@ fn a_drill_for_other_tiers_is_skipped_among_several_and_refused_alone() {
         &collapse,
         "--seed",
         "0",
+        "--tier",
+        "turmoil",
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains(&format!(
-            "skipped {collapse}: the drill is for the sandbox tier (its `tiers:`), not sim"
+            "skipped {collapse}: the drill is for the sim, sandbox tier (its `tiers:`), not turmoil"
         )),
         "{t}"
     );
     assert!(t.contains("running 1 drill(s)") && t.contains("PASS"), "{t}");
-    let out = admin(&["drill", "run", &collapse, "--seed", "0"]);
+    let out = admin(&["drill", "run", &collapse, "--seed", "0", "--tier", "turmoil"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
     // The collapse step is read before `tiers:` is looked at: the fault names the tier it needs.
     assert!(t.contains("collapse-during-catch-up.yaml:17:5"), "{t}");
-    assert!(t.contains("the sim tier cannot apply collapse; it runs on: sandbox"), "{t}");
+    assert!(t.contains("the turmoil tier cannot apply collapse; it runs on: sim, sandbox"), "{t}");
 }

@@ -20,7 +20,7 @@
 //! collapse removes no pinned file and says so, so a collapse never races a catch-up reading the
 //! same files.
 
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{SledStore, StoreError};
 use crate::tlog::{self, LogDir, TlogError, TlogFile};
 use crate::value::Value;
 use std::collections::BTreeMap;
@@ -150,7 +150,7 @@ pub struct Report {
 /// in use; `step` hears each step.
 pub fn collapse(
     dir: &dyn LogDir,
-    head: &Path,
+    head: &dyn HeadSpace,
     cluster_id: &str,
     keep: u64,
     pins: Option<&Pins>,
@@ -163,7 +163,7 @@ pub fn collapse(
 /// [`collapse`] of a plan made before (an online collapse announces its steps first).
 pub fn collapse_planned(
     dir: &dyn LogDir,
-    head: &Path,
+    head: &dyn HeadSpace,
     cluster_id: &str,
     plan: &Plan,
     pins: Option<&Pins>,
@@ -172,9 +172,19 @@ pub fn collapse_planned(
     let Some((_, first_kept_i)) = plan.first_kept.clone() else {
         return Ok(Report::default());
     };
-    let (head_i, folded) = fold(dir, head, cluster_id, first_kept_i - 1, step)?;
-    let mut report = Report { head_i: Some(head_i), folded, ..Report::default() };
+    let (mut store, slots) = fold_unflushed(dir, head, cluster_id, first_kept_i - 1, step)?;
+    // Durable before any file goes: this is what makes removing them safe.
+    let flushed = if crate::planted!(HeadFlushedAfterRemoval) {
+        None
+    } else {
+        Some(flush(head, store.as_mut(), slots, step)?)
+    };
     let (removed, kept) = remove_files(dir, &plan.remove, pins, step)?;
+    let (head_i, folded) = match flushed {
+        Some(done) => done,
+        None => flush(head, store.as_mut(), slots, step)?,
+    };
+    let mut report = Report { head_i: Some(head_i), folded, ..Report::default() };
     report.removed = removed;
     report.kept_pinned = kept;
     report.log_first_i =
@@ -182,26 +192,52 @@ pub fn collapse_planned(
     Ok(report)
 }
 
-fn head_error(head: &Path) -> impl Fn(StoreError) -> CollapseError + '_ {
-    move |source| CollapseError::Head { path: head.display().to_string(), source }
+fn head_error(head: &dyn HeadSpace) -> impl Fn(StoreError) -> CollapseError + '_ {
+    move |source| CollapseError::Head { path: head.location(), source }
 }
 
 /// Advances the head at `head` to at least `target_i` from the committed entries of `dir`,
 /// flushed. Returns the head's applied index and the number of slots folded.
 pub fn fold(
     dir: &dyn LogDir,
-    head: &Path,
+    head: &dyn HeadSpace,
     cluster_id: &str,
     target_i: u64,
     step: &mut dyn FnMut(&Step),
 ) -> Result<(u64, u64), CollapseError> {
-    let mut store = SledStore::open(head, cluster_id).map_err(head_error(head))?;
+    let (mut store, slots) = fold_unflushed(dir, head, cluster_id, target_i, step)?;
+    flush(head, store.as_mut(), slots, step)
+}
+
+/// Makes the head durable; reports it folded. Returns its applied index and `slots`.
+fn flush(
+    head: &dyn HeadSpace,
+    store: &mut dyn HeadStore,
+    slots: u64,
+    step: &mut dyn FnMut(&Step),
+) -> Result<(u64, u64), CollapseError> {
+    store.flush().map_err(head_error(head))?;
+    let head_i = store.applied().expect("the head holds at least slot target_i");
+    step(&Step::Folded { head_i, slots });
+    Ok((head_i, slots))
+}
+
+/// [`fold`] without the flush: the head open, its new slots applied and volatile. Returns it
+/// and the number of slots folded.
+fn fold_unflushed(
+    dir: &dyn LogDir,
+    head: &dyn HeadSpace,
+    cluster_id: &str,
+    target_i: u64,
+    step: &mut dyn FnMut(&Step),
+) -> Result<(Box<dyn HeadStore>, u64), CollapseError> {
+    let mut store = head.open(cluster_id).map_err(head_error(head))?;
     let from = store.next_i();
     let mut slots = 0u64;
     if from <= target_i {
         let mut batch: Vec<(u64, Value)> = Vec::with_capacity(FOLD_BATCH_VALUES_MAX);
         let mut expected = from;
-        let apply = |store: &mut SledStore, batch: &mut Vec<(u64, Value)>| {
+        let apply = |store: &mut Box<dyn HeadStore>, batch: &mut Vec<(u64, Value)>| {
             store.apply_many(batch).map_err(head_error(head))?;
             batch.clear();
             Ok::<_, CollapseError>(())
@@ -212,7 +248,7 @@ pub fn fold(
             }
             if e.i != expected {
                 return Err(Some(CollapseError::Gap {
-                    head: head.display().to_string(),
+                    head: head.location(),
                     dir: dir.location(),
                     need: expected,
                     found: e.i,
@@ -235,18 +271,14 @@ pub fn fold(
         if expected <= target_i {
             // The log ended before the target: the plan saw entries that are gone now.
             return Err(CollapseError::Gap {
-                head: head.display().to_string(),
+                head: head.location(),
                 dir: dir.location(),
                 need: expected,
                 found: target_i + 1,
             });
         }
     }
-    // Durable before any file goes: this is what makes removing them safe.
-    store.flush().map_err(head_error(head))?;
-    let head_i = store.applied().expect("the head holds at least slot target_i");
-    step(&Step::Folded { head_i, slots });
-    Ok((head_i, slots))
+    Ok((store, slots))
 }
 
 /// Removes `files` (all covered by a durable head) lowest first, stopping at the first pinned
@@ -321,7 +353,7 @@ fn fmt_slot(i: Option<u64>) -> String {
 /// from: the store must have applied every slot before it, or be replaced by the head.
 pub fn check_log_start(
     dir: &str,
-    head: &Path,
+    head: &dyn HeadSpace,
     start: Option<LogStart>,
     head_next_i: Option<u64>,
 ) -> Result<u64, StartProblem> {
@@ -329,7 +361,7 @@ pub fn check_log_start(
     if start.first_file == 0 && head_next_i.is_none() {
         return Ok(0);
     }
-    let head_shown = head.display().to_string();
+    let head_shown = head.location();
     let Some(head_next) = head_next_i else {
         return Err(StartProblem::NoHead {
             dir: dir.into(),
@@ -362,7 +394,8 @@ pub fn copy_head_to_store(
     store_path: &Path,
     cluster_id: &str,
 ) -> Result<SledStore, CollapseError> {
-    let source = SledStore::open(head, cluster_id).map_err(head_error(head))?;
+    let source = SledStore::open(head, cluster_id)
+        .map_err(|source| CollapseError::Head { path: head.display().to_string(), source })?;
     let fresh = store_copy_path(store_path);
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(|source| CollapseError::Remove {
@@ -370,12 +403,13 @@ pub fn copy_head_to_store(
             source,
         })?;
     }
-    let copy =
-        SledStore::import(&fresh, cluster_id, source.export()).map_err(head_error(&fresh))?;
+    let copy = SledStore::import(&fresh, cluster_id, source.export())
+        .map_err(|source| CollapseError::Head { path: fresh.display().to_string(), source })?;
     drop(copy);
     drop(source);
     replace_store(&fresh, store_path)?;
-    SledStore::open(store_path, cluster_id).map_err(head_error(store_path))
+    SledStore::open(store_path, cluster_id)
+        .map_err(|source| CollapseError::Head { path: store_path.display().to_string(), source })
 }
 
 /// The TLog files a running node's catch-up readers are reading: each pin holds the lowest file
@@ -454,11 +488,13 @@ impl PinsView<'_> {
 
 mod adopt;
 mod restore;
+mod space;
 pub use adopt::{
     adopt_head, exchange, incoming_head_path, replace_store, store_copy_path, with_suffix,
     AdoptStep,
 };
 pub use restore::{restore_from_db_file, RestoreError, Restored};
+pub use space::{FileHead, HeadSpace, HeadStore, HEAD_FILE, HEAD_PART_FILE};
 
 #[cfg(test)]
 mod tests;

@@ -76,10 +76,14 @@ pub enum Bug {
     /// (server/persist/group.rs): an uncommitted last slot that held a value never chosen stays
     /// in the TLog, marked committed, while the store applies the chosen one.
     CatchUpKeepsStaleSlot,
+    /// A collapse removes the TLog files it folded before it flushes the head
+    /// (node/src/head.rs): a crash between leaves a log that starts past what the durable head
+    /// holds, and the node refuses its own files.
+    HeadFlushedAfterRemoval,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -102,6 +106,7 @@ impl Bug {
         Bug::HeldWithoutLease,
         Bug::BallotReachUnchecked,
         Bug::CatchUpKeepsStaleSlot,
+        Bug::HeadFlushedAfterRemoval,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +133,7 @@ impl Bug {
             Bug::HeldWithoutLease => "held-without-lease",
             Bug::BallotReachUnchecked => "ballot-reach-unchecked",
             Bug::CatchUpKeepsStaleSlot => "catch-up-keeps-stale-slot",
+            Bug::HeadFlushedAfterRemoval => "head-flushed-after-removal",
         }
     }
 

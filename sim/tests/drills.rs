@@ -87,3 +87,22 @@ fn a_full_disk_stops_the_node_until_space_is_freed() {
     let refused = load(&path, Some(Tier::Sandbox)).unwrap_err();
     assert!(refused.message.contains("cannot apply disk_full"), "{refused}");
 }
+
+/// collapse-during-catch-up on the simulation tier: a slave misses seconds of writes, every node
+/// collapses keeping one sealed file, so the slots it needs are folded into its peers' heads; it
+/// takes a peer's head (the world's stand-in for the server's adoption, sim/src/world/collapse.rs)
+/// and ends level with the others, nothing acknowledged lost.
+#[test]
+fn a_slave_behind_collapsed_peers_takes_a_head_and_ends_in_sync() {
+    use arakoon_sim::world::collapse::{COLLAPSED, HEAD_ADOPTED};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/collapse-during-catch-up.yaml");
+    let drill = load(&path, Some(Tier::Sim)).unwrap_or_else(|e| panic!("{e}"));
+    for seed in drill.seeds.clone().take(2) {
+        let run = run_drill(&drill, seed, false);
+        assert!(run.passed, "seed {seed}: {}", run.verdict);
+        let count = |name: &str| run.report.exercised.get(name).copied().unwrap_or(0);
+        assert!(count(COLLAPSED) > 0, "seed {seed}: {:?}", run.report.exercised);
+        assert!(count(HEAD_ADOPTED) > 0, "seed {seed}: {:?}", run.report.exercised);
+    }
+}

@@ -40,6 +40,7 @@ fn rule_group(bug: Bug) -> &'static str {
         "held-without-lease" => "rule 5 lease: Hold",
         "ballot-reach-unchecked" => "rule 10 bounded ballots",
         "catch-up-keeps-stale-slot" => "catch-up (persister import)",
+        "head-flushed-after-removal" => "collapse: head durable before removal",
         _ => "unmapped",
     }
 }

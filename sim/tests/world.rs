@@ -230,26 +230,33 @@ fn a_stopped_node_refuses_the_connection_and_the_client_moves_on() {
 }
 
 /// The baseline campaign's seeds 797 and 1162 (`sim --seeds 0..10000 --nodes draw`), the two
-/// that still failed "liveness": their links carry 208 and 272 bytes a second and stay slow
-/// after the heal, and the nodes wait, by design, what their configuration allows a value on
-/// such a link (several seconds for a slot of a few hundred bytes) before they run for master.
-/// The write after the heal came later than five leases, within the bound that adds the link's
-/// share (sim/src/world/liveness.rs argues it); the bound in leases alone failed them.
+/// that still failed "liveness", and 8477, which failed the same way once collapses were drawn:
+/// their links carry 208 to 272 bytes a second and stay slow after the heal, and the nodes
+/// wait, by design, what their configuration allows a value on such a link (several seconds for
+/// a slot of a few hundred bytes) before they run for master. The write after the heal came
+/// later than five leases, within the bound that adds the link's share (sim/src/world/
+/// liveness.rs argues it); the bound in leases alone failed them. Every new draw moves some of
+/// these seeds (797 draws collapses now and writes sooner): each must pass, and one at least
+/// must still write past five leases.
 #[test]
 fn on_a_slow_link_the_liveness_bound_adds_what_the_nodes_allow_a_value_on_it() {
     let cfg = SimConfig { draw_shape: true, ..SimConfig::default() };
-    for seed in [797, 1162] {
+    let mut late = Vec::new();
+    for seed in [797, 1162, 8477] {
         let r = run_seed(seed, &cfg);
         let replay = format!("replay: cargo run -p arakoon-cli -- sim --seed {seed} --nodes draw");
         assert!(r.passed(), "seed {seed}: {:?}\n{replay}", r.outcome);
         assert!(r.faults.contains("slow link"), "seed {seed} draws no slow link: {}", r.faults);
         let after_ms = r.write_after_heal_ms.expect("a write after the heal");
         println!("seed {seed}: first write {after_ms} ms after the heal");
-        assert!(
-            after_ms > 5 * cfg.lease_ms,
-            "seed {seed} came back within five leases ({after_ms} ms): it no longer tests the slow link's share\n{replay}"
-        );
+        if after_ms > 5 * cfg.lease_ms {
+            late.push(seed);
+        }
     }
+    assert!(
+        !late.is_empty(),
+        "every seed wrote within five leases: none tests the slow link's share"
+    );
 }
 
 /// Shrinking slows the clients down (pauses of up to 5 s between calls) to find the fewest
@@ -303,4 +310,45 @@ fn messages_to_a_paused_process_wait_for_the_resume_without_costing_events() {
         r.agenda_events,
         r.history_ops
     );
+}
+
+/// Collapses on running nodes, alone with crashes and lost disks: the TLog folded into each
+/// node's head on its simulated disk, crashes inside the collapse (before the head's sync,
+/// before the first removal, between removals), nodes restored from collapsed peers and lagging
+/// ones catching up from them. Every check holds, and each of those is exercised.
+#[test]
+fn collapses_with_crashes_inside_them_pass_the_checks() {
+    use arakoon_sim::world::collapse::{COLLAPSED, RESTORED_WITH_HEAD};
+    use arakoon_sim::world::rules::CrashPoint;
+    let mix = FaultMix {
+        collapses: true,
+        crashes: true,
+        torn_writes: true,
+        wipes: true,
+        fault_interval_ms: 300,
+        ..FaultMix::none()
+    };
+    let cfg = SimConfig {
+        duration_ms: 30_000,
+        faults: Some(mix),
+        think_us: (0, 5_000),
+        ..SimConfig::default()
+    };
+    let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
+    for seed in 0..10 {
+        let r = run_seed(seed, &cfg);
+        assert!(r.passed(), "seed {seed}: {:?}\nreplay: the test's mix", r.outcome);
+        for (check, n) in r.exercised {
+            *seen.entry(check).or_default() += n;
+        }
+    }
+    let names = CrashPoint::COLLAPSE.map(CrashPoint::name);
+    for name in names.iter().chain(&[COLLAPSED, RESTORED_WITH_HEAD]) {
+        assert!(seen.get(*name).is_some_and(|n| *n > 0), "{name} never exercised: {seen:?}");
+    }
+    // Collapse reads no clock and no map's order: a seed replays it to the byte.
+    let cfg = SimConfig { keep_trace: true, ..cfg };
+    let (a, b) = (run_seed(3, &cfg), run_seed(3, &cfg));
+    assert!(a.trace.iter().any(|l| l.contains("removed")), "seed 3 collapsed nothing");
+    assert_eq!(a.trace, b.trace);
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::replay::replay;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, Store};
 use crate::tlog::{FsDir, TlogConfig, TlogWriter};
 use crate::value::Update;
 
@@ -283,4 +283,143 @@ fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts
             assert!(!incoming_head_path(home.path()).exists());
         }
     }
+}
+
+/// A log of slots `0..slots`, 10 entries per file, on a simulated disk, every byte synced.
+fn mem_log(slots: u64) -> (crate::tlog::MemDir, Arc<dyn LogDir>) {
+    let disk = crate::tlog::MemDir::new("n0");
+    let dir: Arc<dyn LogDir> = Arc::new(disk.clone());
+    let config = TlogConfig { entries_per_file_max: 10, file_bytes_max: 1 << 20 };
+    let (mut w, _) = TlogWriter::open(dir.clone(), config, "n0").unwrap();
+    for i in 0..slots {
+        w.append(&[(i, &value(i))]).unwrap();
+    }
+    w.close().unwrap();
+    dir.sync_dir().unwrap();
+    (disk, dir)
+}
+
+fn file_head_data(dir: &Arc<dyn LogDir>) -> MemoryStore {
+    FileHead::new(dir.clone()).load("c").unwrap().expect("a head exists")
+}
+
+/// The one collapse, over both heads: the same files go, the heads hold the same slots.
+#[test]
+fn the_head_as_a_file_collapses_as_the_sled_head_does() {
+    let (tmp, sled_dir) = log(55);
+    let sled_head = head_path(tmp.path());
+    let by_sled = collapse(sled_dir.as_ref(), &sled_head, "c", 1, None, &mut |_| {}).unwrap();
+    for dir in [mem_log(55).1, {
+        let (tmp, dir) = log(55);
+        std::mem::forget(tmp);
+        dir
+    }] {
+        let head = FileHead::new(dir.clone());
+        assert!(!head.exists());
+        let mut steps = Vec::new();
+        let report =
+            collapse(dir.as_ref(), &head, "c", 1, None, &mut |s| steps.push(s.clone())).unwrap();
+        assert_eq!(report, by_sled, "{}", dir.location());
+        assert_eq!(names(dir.as_ref()), names(sled_dir.as_ref()));
+        let folded = steps.iter().position(|s| matches!(s, Step::Folded { .. })).unwrap();
+        let first_removal = steps.iter().position(|s| matches!(s, Step::Removed(_))).unwrap();
+        assert!(folded < first_removal, "the head is durable before a file goes: {steps:?}");
+        same_data(&file_head_data(&dir), &expected(39));
+        // Again, from where it was.
+        collapse(dir.as_ref(), &head, "c", 0, None, &mut |_| {}).unwrap();
+        same_data(&file_head_data(&dir), &expected(49));
+        assert!(!dir.exists(HEAD_PART_FILE).unwrap(), "the flush renamed its part file");
+    }
+    same_data(&SledStore::open(&sled_head, "c").unwrap(), &expected(39));
+}
+
+/// A head is durable only once flushed: a crash keeps the head of the last flush, whatever part
+/// of a later flush's file survives torn.
+#[test]
+fn a_file_head_keeps_only_what_a_flush_made_durable() {
+    let (disk, dir) = mem_log(55);
+    let head = FileHead::new(dir.clone());
+    fold(dir.as_ref(), &head, "c", 19, &mut |_| {}).unwrap();
+    // Applied, never flushed.
+    let mut open = head.open("c").unwrap();
+    open.apply_many(&(20..30).map(|i| (i, value(i))).collect::<Vec<_>>()).unwrap();
+    drop(open);
+    disk.crash(|_| 0);
+    same_data(&file_head_data(&dir), &expected(19));
+    // A flush cut by the power before its data sync: a torn part file, the old head in place.
+    for torn in [0usize, 1, 7, 1000] {
+        disk.arm(Some(crate::tlog::Trip::CutBeforeHeadSync));
+        let err = fold(dir.as_ref(), &head, "c", 39, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, CollapseError::Head { .. }), "{err}");
+        disk.crash(|unsynced| torn.min(unsynced));
+        same_data(&file_head_data(&dir), &expected(19));
+    }
+    // A failed fsync makes nothing durable and leaves the old head.
+    disk.arm(Some(crate::tlog::Trip::FailNextSync));
+    fold(dir.as_ref(), &head, "c", 39, &mut |_| {}).unwrap_err();
+    disk.crash(|_| 0);
+    same_data(&file_head_data(&dir), &expected(19));
+    fold(dir.as_ref(), &head, "c", 39, &mut |_| {}).unwrap();
+    disk.crash(|_| 0);
+    same_data(&file_head_data(&dir), &expected(39));
+}
+
+#[test]
+fn a_damaged_file_head_is_refused_never_read() {
+    let (disk, dir) = mem_log(25);
+    let head = FileHead::new(dir.clone());
+    fold(dir.as_ref(), &head, "c", 9, &mut |_| {}).unwrap();
+    let len = disk.contents(HEAD_FILE).unwrap().len();
+    for at in [0, len / 2, len - 1] {
+        assert!(disk.flip_bit(HEAD_FILE, at, 3));
+        let err = head.load("c").unwrap_err();
+        assert!(err.to_string().contains(HEAD_FILE), "{err}");
+        disk.flip_bit(HEAD_FILE, at, 3);
+    }
+    disk.cut(HEAD_FILE, len - 5);
+    assert!(head.load("c").is_err());
+    assert!(FileHead::new(dir).load("other").is_err(), "another cluster's head is refused");
+}
+
+/// Start-up of a node in memory from a collapsed log: the store is the head's copy, replay brings
+/// it to the log's end; a log the head does not reach is refused with the server's error.
+#[test]
+fn a_node_in_memory_starts_from_its_head_and_refuses_a_head_that_falls_short() {
+    let (disk, dir) = mem_log(55);
+    let head = FileHead::new(dir.clone());
+    collapse(dir.as_ref(), &head, "c", 1, None, &mut |_| {}).unwrap();
+    let mut store = crate::server::storage::memory_store_with_head("c", &dir).unwrap();
+    assert_eq!(store.applied(), Some(39));
+    replay(dir.as_ref(), &mut store, true, &mut |_| {}).unwrap();
+    same_data(&store, &expected(54));
+    // A head that stops short of the log's first slot (an older head put back).
+    let (_, short_dir) = mem_log(55);
+    let short = FileHead::new(short_dir.clone());
+    fold(short_dir.as_ref(), &short, "c", 29, &mut |_| {}).unwrap();
+    disk.put(
+        HEAD_FILE,
+        &short_dir
+            .open_read(HEAD_FILE)
+            .map(|mut r| {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut r, &mut b).unwrap();
+                b
+            })
+            .unwrap(),
+    );
+    let err = crate::server::storage::memory_store_with_head("c", &dir).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::server::startup::StartError::Collapsed(StartProblem::HeadShort {
+                first_i: 40,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    // No head at all.
+    dir.remove(HEAD_FILE).unwrap();
+    let err = crate::server::storage::memory_store_with_head("c", &dir).unwrap_err();
+    assert!(err.to_string().contains("arakoon-admin catchup"), "{err}");
 }

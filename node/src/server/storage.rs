@@ -10,14 +10,17 @@
 //! thing every time it is given the same inputs. The consensus core and the server code are the
 //! same in both; only where the bytes go differs.
 //!
-//! What memory storage does not do: collapse (there is no head), rebuild, and adopting a peer's
-//! head during catch-up. A node in memory refuses them with an error that says so.
+//! What memory storage does not do: collapse online (`collapse_tlogs` folds into a sled head),
+//! rebuild, and adopting a peer's head during catch-up. A node in memory refuses them with an
+//! error that says so. Its start-up honours a head kept as a file on its disk
+//! ([`memory_store_with_head`]): the tier-A world collapses a node's log into one
+//! (sim/src/world/collapse.rs), with the one `head::collapse_planned`.
 
 use super::blocking::{BlockingReads, OnTask, ThreadPool};
 use super::persist::{Persisted, Persister};
 use super::startup::{Prepared, StartError};
 use crate::config::{ClusterConfig, NodeConfig};
-use crate::head;
+use crate::head::{self, FileHead, HeadSpace};
 use crate::replay;
 use crate::store::{MasterRecord, MemoryStore, Range, SledStore, Store, StoreError, UpdateResult};
 use crate::tlog::{BallotRecord, LogDir, MemDir, TlogWriter, TornTail};
@@ -205,12 +208,7 @@ pub fn prepare_in_memory(
         &mut |i, v| committed.push((i, v)),
     )?;
     let ballot = BallotRecord::load(dir.as_ref())?;
-    // No head in memory: a log that does not start at its first file cannot be served.
-    let start = head::log_start(dir.as_ref())?;
-    let head_path = head::head_path(&node.tlog_dir);
-    head::check_log_start(&dir.location(), &head_path, start, None)
-        .map_err(StartError::Collapsed)?;
-    let mut store = MemoryStore::new(&config.cluster_id);
+    let mut store = memory_store_with_head(&config.cluster_id, &dir)?;
     let single = config.nodes.len() == 1;
     if single {
         committed.extend(report.last.clone());
@@ -218,6 +216,30 @@ pub fn prepare_in_memory(
     replay::replay_read(dir.as_ref(), &mut store, report.last_i, committed, single, &mut |_| {})?;
     let (last, prev) = (report.last, report.prev);
     Ok(Prepared { dir, writer, store, ballot, last, prev, closed_cleanly: report.closed_cleanly })
+}
+
+/// The store a node in memory starts from before its log is replayed, as start-up on disk
+/// opens it (`startup::open_store_with_head`): the log must start at slot 0 or at a slot its
+/// head (a [`FileHead`] on the same disk, which the simulator's collapse writes) reaches, or the
+/// node refuses to start with [`StartError::Collapsed`]; a collapsed log's store is a copy of
+/// the head, which replay then brings up to the log's end. The store in memory is always new
+/// (a crash loses all of it), so it is the head's copy whenever the log starts after slot 0.
+pub fn memory_store_with_head(
+    cluster_id: &str,
+    dir: &Arc<dyn LogDir>,
+) -> Result<MemoryStore, StartError> {
+    let head = FileHead::new(dir.clone());
+    let loaded = head.load(cluster_id).map_err(|source| {
+        StartError::Head(head::CollapseError::Head { path: head.location(), source })
+    })?;
+    let start = head::log_start(dir.as_ref())?;
+    let head_next_i = loaded.as_ref().map(Store::next_i);
+    let from = head::check_log_start(&dir.location(), &head, start, head_next_i)
+        .map_err(StartError::Collapsed)?;
+    Ok(match loaded {
+        Some(copy) if from > 0 => copy,
+        _ => MemoryStore::new(cluster_id),
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub mod user_function;
 pub mod verify;
 
 pub use journal::JOURNAL_BYTES_MAX;
-pub use memory::MemoryStore;
+pub use memory::{MemoryDecodeError, MemoryStore};
 pub use sled_snapshot::SledSnapshot;
 pub use sled_store::{resident_bytes_max, SledStore};
 pub use snapshot::{MemorySnapshot, Snapshot, SnapshotError};

@@ -71,6 +71,10 @@ struct Disk {
     power_cut: bool,
     /// The TLog files (inodes) created since the trip was armed and not synced since.
     new_tlogs: BTreeSet<u64>,
+    /// The head's part files (inodes): what a head's flush writes before its rename.
+    head_parts: BTreeSet<u64>,
+    /// TLog files removed since the trip was armed (for [`Trip::CutBeforeTlogRemoval`]).
+    tlog_removals: u8,
     /// The inodes holding bytes a crash now would lose (`data.len() != synced_len`), so that
     /// [`MemDir::all_synced`] need not visit every file (the simulator asks at every Promise
     /// and Accepted a node sends, and a long run's TLog has hundreds of files).
@@ -107,14 +111,24 @@ pub enum Trip {
     /// The power is cut as the ballot record's new copy is about to be renamed into place: it
     /// is written and synced under `ballot.part`, the old record still in place.
     CutBeforeBallotRename,
+    /// The power is cut as the data sync of a head's new copy (`head.db.part`) is about to run:
+    /// a collapse folded slots into its head and is flushing it; what it wrote is volatile.
+    CutBeforeHeadSync,
+    /// The power is cut as a collapse is about to remove a TLog file, after `after` removals
+    /// since the trip was armed: the head is durable, some files are gone (volatile until the
+    /// directory sync).
+    CutBeforeTlogRemoval { after: u8 },
 }
 
 impl Trip {
-    pub const ALL: [Trip; 4] = [
+    pub const ALL: [Trip; 7] = [
         Trip::FailNextSync,
         Trip::CutBeforeNewTlogDirSync,
         Trip::CutBeforeNewTlogDataSync,
         Trip::CutBeforeBallotRename,
+        Trip::CutBeforeHeadSync,
+        Trip::CutBeforeTlogRemoval { after: 0 },
+        Trip::CutBeforeTlogRemoval { after: 1 },
     ];
 
     /// The name reports count it under.
@@ -124,6 +138,9 @@ impl Trip {
             Trip::CutBeforeNewTlogDirSync => "crash-at-rollover-before-dir-sync",
             Trip::CutBeforeNewTlogDataSync => "crash-at-rollover-before-first-sync",
             Trip::CutBeforeBallotRename => "crash-before-ballot-rename",
+            Trip::CutBeforeHeadSync => "crash-in-collapse-before-head-sync",
+            Trip::CutBeforeTlogRemoval { after: 0 } => "crash-in-collapse-before-removal",
+            Trip::CutBeforeTlogRemoval { .. } => "crash-in-collapse-between-removals",
         }
     }
 }
@@ -131,9 +148,10 @@ impl Trip {
 /// What an operation is, for the trips.
 #[derive(Debug, Clone, Copy)]
 enum Op<'a> {
-    SyncData { new_tlog: bool },
+    SyncData { new_tlog: bool, head_part: bool },
     SyncDir,
     Rename { from: &'a str },
+    Remove { name: &'a str },
 }
 
 fn is_tlog(name: &str) -> bool {
@@ -167,6 +185,7 @@ impl MemDir {
         disk.power_cut = false;
         let live: BTreeSet<u64> = disk.names.values().copied().collect();
         disk.inodes.retain(|id, _| live.contains(id));
+        disk.head_parts.retain(|id| live.contains(id));
         for inode in disk.inodes.values_mut() {
             let unsynced = inode.data.len() - inode.synced_len;
             let kept = torn_bytes_kept(unsynced).min(unsynced);
@@ -209,6 +228,7 @@ impl MemDir {
         disk.synced_names.clear();
         disk.unsynced_names.clear();
         disk.unsynced_inodes.clear();
+        disk.head_parts.clear();
     }
 
     /// Makes every operation fail with `kind` (e.g. a full disk), or heals it with `None`.
@@ -222,6 +242,7 @@ impl MemDir {
         disk.armed = trip;
         if trip.is_some() {
             disk.new_tlogs.clear();
+            disk.tlog_removals = 0;
         }
     }
 
@@ -318,7 +339,13 @@ fn check_op(disk: &mut Disk, op: Op<'_>) -> io::Result<()> {
         (Some(Trip::CutBeforeNewTlogDirSync), Op::SyncDir) => {
             disk.unsynced_names.iter().any(|n| is_tlog(n) && disk.names.contains_key(n))
         }
-        (Some(Trip::CutBeforeNewTlogDataSync), Op::SyncData { new_tlog }) => new_tlog,
+        (Some(Trip::CutBeforeNewTlogDataSync), Op::SyncData { new_tlog, .. }) => new_tlog,
+        (Some(Trip::CutBeforeHeadSync), Op::SyncData { head_part, .. }) => head_part,
+        (Some(Trip::CutBeforeTlogRemoval { after }), Op::Remove { name }) if is_tlog(name) => {
+            let strikes = disk.tlog_removals >= after;
+            disk.tlog_removals = disk.tlog_removals.saturating_add(1);
+            strikes
+        }
         (Some(Trip::CutBeforeBallotRename), Op::Rename { from }) => {
             from == format!("{}.part", super::ballot::BALLOT_FILE)
         }
@@ -363,8 +390,10 @@ impl LogFile for MemFile {
     fn sync_data(&mut self) -> io::Result<()> {
         let mut disk = self.dir.disk();
         let new_tlog = disk.new_tlogs.contains(&self.inode);
-        check_op(&mut disk, Op::SyncData { new_tlog })?;
+        let head_part = disk.head_parts.contains(&self.inode);
+        check_op(&mut disk, Op::SyncData { new_tlog, head_part })?;
         disk.new_tlogs.remove(&self.inode);
+        disk.head_parts.remove(&self.inode);
         if let Some(inode) = disk.inodes.get_mut(&self.inode) {
             inode.synced_len = inode.data.len();
         }
@@ -413,6 +442,9 @@ impl LogDir for MemDir {
         if is_tlog(name) && disk.armed.is_some() {
             disk.new_tlogs.insert(id);
         }
+        if name == crate::head::HEAD_PART_FILE {
+            disk.head_parts.insert(id);
+        }
         disk.unsynced_names.insert(name.to_string());
         if let Some(old) = disk.names.insert(name.to_string(), id) {
             if !disk.synced_names.values().any(|v| *v == old) {
@@ -442,7 +474,7 @@ impl LogDir for MemDir {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut disk = self.disk();
-        check(&disk)?;
+        check_op(&mut disk, Op::Remove { name })?;
         disk.names.remove(name).ok_or_else(|| not_found(name))?;
         disk.unsynced_names.insert(name.to_string());
         Ok(())

@@ -49,6 +49,19 @@ pub struct FaultMix {
     pub slow_link: Option<SlowLink>,
     /// Strikes timed on what the cluster does ([`super::aimed`]): drawn per seed in swarm mode.
     pub aimed: Aimed,
+    /// A node's TLog is collapsed online into its head on its simulated disk, sometimes with a
+    /// crash inside the collapse ([`super::collapse`]).
+    pub collapses: bool,
+}
+
+/// Whether a swarm seed collapses TLogs: one seed in three. Drawn from a generator of its own,
+/// as [`SlowLink::draw`] is: a draw of the run's generator, even the last one of
+/// [`FaultMix::swarm`], would move the draws made after the mix (the cluster's shape, every
+/// event's), so every seed would change; this way a seed without collapses runs exactly as it
+/// did before collapses existed.
+pub fn draw_collapses(seed: u64) -> bool {
+    use rand::SeedableRng;
+    ChaCha8Rng::seed_from_u64(seed ^ 0xc0_11a9_5e5e_ed00).gen_bool(1.0 / 3.0)
 }
 
 /// A slow link, and what the nodes' configuration says of it (`link_bytes_per_s`), which may
@@ -104,6 +117,7 @@ impl FaultMix {
             fault_interval_ms: 1000,
             slow_link: None,
             aimed: Aimed::default(),
+            collapses: false,
         }
     }
 
@@ -129,6 +143,7 @@ impl FaultMix {
             fault_interval_ms: 700,
             slow_link: None,
             aimed: Aimed::all(),
+            collapses: true,
         }
     }
 
@@ -198,6 +213,7 @@ impl FaultMix {
             (self.disk_corruption, "disk corruption"),
             (self.slow_disk, "slow disk"),
             (self.fsync_failures, "fsync failures"),
+            (self.collapses, "collapses"),
         ] {
             if flag {
                 on.push(name.to_string());

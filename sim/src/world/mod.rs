@@ -9,6 +9,7 @@
 pub mod aimed;
 pub mod checks;
 pub mod clock;
+pub mod collapse;
 pub mod faults;
 pub mod liveness;
 pub mod net;

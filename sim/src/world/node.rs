@@ -2,13 +2,16 @@
 //! table) with a real TLog writer over a simulated disk, and its own clock. Crashing drops everything volatile (machine, store, writer
 //! and the un-synced bytes on disk); restarting rebuilds it all from the disk exactly as the
 //! server does: validate the TLog (cutting a torn tail, as an operator would), load the ballot
-//! record, replay the store. The log is read once: the validation hands over the committed
+//! record, check that a collapsed log's head covers its first slot and start the store from
+//! the head's copy (`memory_store_with_head`, the same check as the server's), replay the store. The log is read once: the validation hands over the committed
 //! slots the store is rebuilt from.
 
 use super::clock::SimClock;
 use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
 use arakoon_node::replay::{replay_read, ReplayError};
 use arakoon_node::server::persist::GroupWriter;
+use arakoon_node::server::startup::StartError;
+use arakoon_node::server::storage::memory_store_with_head;
 use arakoon_node::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellConfig};
 use arakoon_node::store::{MemoryStore, Store};
 use arakoon_node::tlog::{
@@ -26,6 +29,10 @@ pub enum StartRefused {
     Tlog(#[from] TlogError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// The log and its head do not fit together, or the head is unreadable (as the server's
+    /// start-up says it).
+    #[error(transparent)]
+    Start(#[from] StartError),
 }
 
 pub struct SimNode {
@@ -170,7 +177,8 @@ impl SimNode {
             .cut
             .map(|(file, at, cut)| format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         let ballot = BallotRecord::load(dir.as_ref())?;
-        let mut store = MemoryStore::new(cluster_id);
+        // A collapsed log starts from its head, as on the server (a new store otherwise).
+        let mut store = memory_store_with_head(cluster_id, &dir)?;
         let single = cfg.names.len() == 1;
         if single {
             committed.extend(report.last.clone());

@@ -51,6 +51,13 @@ pub enum CrashPoint {
     /// The ballot record's new copy written and synced, not yet renamed into place (a disk
     /// trip).
     BeforeBallotRename,
+    /// In a collapse, the head folded and its new copy written, not synced yet (a disk trip).
+    CollapseBeforeHeadSync,
+    /// In a collapse, the head durable, no TLog file removed yet (a disk trip).
+    CollapseBeforeRemoval,
+    /// In a collapse, a TLog file removed (durably only once the directory is synced, after
+    /// the last), the next one not yet (a disk trip).
+    CollapseBetweenRemovals,
 }
 
 impl CrashPoint {
@@ -63,6 +70,15 @@ impl CrashPoint {
         CrashPoint::BeforeBallotRename,
     ];
 
+    /// The points inside a collapse, armed by the collapse fault itself ([`super::collapse`]),
+    /// never drawn by a kill: a kill draws among [`CrashPoint::ALL`] as before they existed, so
+    /// that a seed without collapses draws what it drew then.
+    pub const COLLAPSE: [CrashPoint; 3] = [
+        CrashPoint::CollapseBeforeHeadSync,
+        CrashPoint::CollapseBeforeRemoval,
+        CrashPoint::CollapseBetweenRemovals,
+    ];
+
     /// The name the report counts it under.
     pub fn name(self) -> &'static str {
         match self {
@@ -72,6 +88,9 @@ impl CrashPoint {
             CrashPoint::RolloverBeforeDirSync => "crash-at-rollover-before-dir-sync",
             CrashPoint::RolloverBeforeFirstSync => "crash-at-rollover-before-first-sync",
             CrashPoint::BeforeBallotRename => "crash-before-ballot-rename",
+            CrashPoint::CollapseBeforeHeadSync => "crash-in-collapse-before-head-sync",
+            CrashPoint::CollapseBeforeRemoval => "crash-in-collapse-before-removal",
+            CrashPoint::CollapseBetweenRemovals => "crash-in-collapse-between-removals",
         }
     }
 
@@ -81,13 +100,16 @@ impl CrashPoint {
             CrashPoint::RolloverBeforeDirSync => Some(Trip::CutBeforeNewTlogDirSync),
             CrashPoint::RolloverBeforeFirstSync => Some(Trip::CutBeforeNewTlogDataSync),
             CrashPoint::BeforeBallotRename => Some(Trip::CutBeforeBallotRename),
+            CrashPoint::CollapseBeforeHeadSync => Some(Trip::CutBeforeHeadSync),
+            CrashPoint::CollapseBeforeRemoval => Some(Trip::CutBeforeTlogRemoval { after: 0 }),
+            CrashPoint::CollapseBetweenRemovals => Some(Trip::CutBeforeTlogRemoval { after: 1 }),
             _ => None,
         }
     }
 
     /// The point of a disk trip that cuts the power.
     pub fn of_trip(trip: Trip) -> Option<CrashPoint> {
-        CrashPoint::ALL.into_iter().find(|p| p.trip() == Some(trip))
+        CrashPoint::ALL.into_iter().chain(CrashPoint::COLLAPSE).find(|p| p.trip() == Some(trip))
     }
 }
 

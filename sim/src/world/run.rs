@@ -5,7 +5,7 @@ use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
 use super::net::{NetFaults, SimNet};
-use super::node::{Effect, Effects, SimNode};
+use super::node::{Effect, Effects, SimNode, StartRefused};
 use super::persister::PersistQueue;
 use super::queue::Agenda;
 use super::rules::CrashPoint;
@@ -17,6 +17,7 @@ use arakoon_node::config::{ClusterConfig, ConfigError};
 use arakoon_node::consensus::{ClockBound, Config, Input, Msg, NodeIdx};
 use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
+use arakoon_node::server::startup::StartError;
 use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
 use arakoon_node::store::Store;
 use arakoon_node::tlog::{for_each_committed, LogDir, Trip};
@@ -257,6 +258,12 @@ pub(super) enum Event {
         client: usize,
     },
     Nemesis,
+    /// A drill's collapse with a duration: each of `nodes` is collapsed again, until then.
+    Collapse {
+        nodes: Vec<NodeIdx>,
+        keep: u64,
+        until_us: u64,
+    },
     /// Space is freed on a full disk; the node is started again if it stopped.
     DiskFreed {
         node: NodeIdx,
@@ -403,7 +410,7 @@ thread_local! {
     static TRACE_SO_FAR: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-const CLUSTER_ID: &str = "sim";
+pub(super) const CLUSTER_ID: &str = "sim";
 
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|k| format!("n{k}")).collect()
@@ -442,7 +449,7 @@ impl World {
         }
     }
 
-    fn start_node(&mut self, k: NodeIdx) {
+    pub(super) fn start_node(&mut self, k: NodeIdx) {
         let now = self.node_now_ms(k);
         let seed = self.rng.gen();
         let cfg = self.consensus_config(k);
@@ -455,6 +462,20 @@ impl World {
                 }
             }
             Err(e) => {
+                // Only damage at rest may make a node refuse its own files: what it wrote
+                // through crashes, torn writes, failed fsyncs and cut power (in a rollover, a
+                // ballot record's replacement, a collapse) must start again. A refusal of files
+                // nothing damaged is a durability bug (a collapse that removed files its head
+                // did not yet cover, say), whatever the restore below repairs.
+                if matches!(e, StartRefused::Start(StartError::Head(_))) {
+                    self.exercised(super::collapse::DAMAGED_HEAD_REFUSED);
+                }
+                if !self.nodes[k].damaged {
+                    self.fail(
+                        "restart",
+                        format!("n{k} refused its own files, which nothing damaged at rest: {e}"),
+                    );
+                }
                 // The node refuses to start, as it must: the operator wipes it and restores it
                 // from the most advanced peer before starting it again.
                 self.trace(|| format!("n{k} refused to start: {e}; wiped and restored"), 2);
@@ -484,26 +505,9 @@ impl World {
             .filter(|p| *p != k && self.nodes[*p].is_up())
             .max_by_key(|p| arakoon_node::tlog::last_i(&self.nodes[*p].disk).ok().flatten());
         let Some(p) = best else { return false };
-        let mut entries = Vec::new();
-        let _ = for_each_committed::<()>(&self.nodes[p].disk, 0, false, &mut |e| {
-            entries.push((e.i, e.value));
-            Ok(())
-        });
-        let dir: std::sync::Arc<dyn LogDir> = std::sync::Arc::new(self.nodes[k].disk.clone());
-        let Ok((mut w, _)) =
-            arakoon_node::tlog::TlogWriter::open(dir, self.cluster.tlog(), "restore")
-        else {
-            return false;
-        };
-        let refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
         // It forgot what it promised and accepted: it may not vote until a master caught it up.
         let learner = arakoon_node::tlog::BallotRecord { learner: true, ..Default::default() };
-        if w.append(&refs).is_ok() && learner.store(&self.nodes[k].disk).is_ok() {
-            let n = entries.len();
-            self.trace(|| format!("n{k} restored {n} slots from n{p}"), 5);
-            return true;
-        }
-        false
+        self.restore_from(k, p, learner)
     }
 
     /// Starts a stopped node; a node whose disk was lost is first restored from a peer, or, with
@@ -787,6 +791,11 @@ impl World {
             }
             Ok(())
         });
+        if entries.first().map(|(i, _)| *i) != Some(start)
+            && super::collapse::collapsed_away(&self.nodes[from].disk, start)
+        {
+            return Err(CopyError::Collapsed { from, start });
+        }
         if entries.last().map(|(i, _)| *i) != Some(to_i)
             || entries.first().map(|(i, _)| *i) != Some(start)
         {
@@ -823,6 +832,9 @@ impl World {
         };
         let (fetched, n) = match result {
             Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
+            // The server fetches the peer's head and adopts it (super::collapse says how the
+            // world stands for that); if the head falls short, the catch-up fails as any other.
+            Err(CopyError::Collapsed { .. }) if self.adopt_head(k, from) => return,
             Err(e) if self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some() => {
                 return self.write_failed(k, &e)
             }
@@ -1008,6 +1020,9 @@ impl World {
         if self.mix.clock_offset_ms > 0 || self.mix.clock_drift_ppm > 0 {
             kinds.push(Fault::ClockOffset { target: Target::Random, ms: 0 });
         }
+        if self.mix.collapses {
+            kinds.push(Fault::Collapse { target: Target::Random, keep: 1, duration: None });
+        }
         let next =
             self.rng.gen_range(self.mix.fault_interval_ms / 2..=self.mix.fault_interval_ms * 3 / 2);
         self.agenda.push(self.now_us + next * 1000, Event::Nemesis);
@@ -1133,6 +1148,15 @@ impl World {
                     && (0..n).any(|j| j != victim && self.nodes[j].damaged) =>
             {
                 self.exercised(VOTE_GUARD_DAMAGED);
+            }
+            // Keeping one or two sealed files; one collapse in three with a crash inside it.
+            Fault::Collapse { .. } => {
+                let keep = self.rng.gen_range(1..=2);
+                let point = self.rng.gen_bool(1.0 / 3.0).then(|| {
+                    CrashPoint::COLLAPSE[self.rng.gen_range(0..CrashPoint::COLLAPSE.len())]
+                });
+                let note = self.collapse(victim, keep, point);
+                self.trace(|| format!("collapse n{victim} keep {keep}: {note}"), 63);
             }
             Fault::FsyncFail(_) if self.nodes[victim].is_up() => {
                 self.trace(|| format!("arm n{victim}: its next fsync fails"), 19);
@@ -1358,6 +1382,16 @@ impl World {
                     self.nemesis();
                 }
             }
+            Event::Collapse { nodes, keep, until_us } => {
+                for &k in &nodes {
+                    let note = self.collapse(k, keep, None);
+                    self.trace(|| format!("collapse n{k} keep {keep}: {note}"), 63);
+                }
+                let next = self.now_us + super::script::COLLAPSE_EVERY_MS * 1000;
+                if next <= until_us {
+                    self.agenda.push(next, Event::Collapse { nodes, keep, until_us });
+                }
+            }
             Event::Restart { node } => {
                 if !self.nodes[node].is_up() {
                     self.trace(|| format!("restart n{node}"), 30);
@@ -1432,6 +1466,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         (None, true) => FaultMix {
             slow_link: super::faults::SlowLink::draw(seed),
             aimed: Aimed::draw(seed),
+            collapses: super::faults::draw_collapses(seed),
             ..FaultMix::swarm(&mut rng, bound)
         },
     };
@@ -1701,6 +1736,9 @@ pub(super) enum CopyError {
     Unreachable,
     #[error("n{from} does not hold slots {start}..={to_i} committed")]
     NotHeld { from: NodeIdx, start: u64, to_i: u64 },
+    /// The peer folded slot `start` into its head and removed its files.
+    #[error("n{from} collapsed slot {start} into its head")]
+    Collapsed { from: NodeIdx, start: u64 },
     /// The catcher's TLog refused the entries (a full disk, say).
     #[error("{0}")]
     Tlog(#[source] arakoon_node::tlog::TlogError),

@@ -11,11 +11,15 @@ use arakoon_chaos::director::{
 use arakoon_chaos::drill::{Condition, Step};
 use arakoon_chaos::faults::Fault;
 use arakoon_node::consensus::{ClientReqId, Input as CoreInput, NodeIdx};
+use arakoon_node::head::HEAD_FILE;
 use arakoon_node::store::Store;
 use arakoon_node::tlog::{LogDir, Trip};
 use rand::Rng;
 
 pub use arakoon_chaos::director::{bridge_link, bridge_node, link_matrix, ring_link};
+
+/// How often a collapse with `for:` collapses each target again (the sandbox's period).
+pub const COLLAPSE_EVERY_MS: u64 = 100;
 
 /// Where the script is.
 #[derive(Debug, Default)]
@@ -266,7 +270,13 @@ impl Backend for World {
                     if sealed.len() < 2 {
                         return Some(format!("n{k} has no sealed TLog file"));
                     }
-                    let f = sealed[w.rng.gen_range(0..sealed.len() - 1)].clone();
+                    // The sealed files, and the head when a collapse made one: damage to it
+                    // must be caught at the next start too (its CRC), never served.
+                    let mut files = sealed[..sealed.len() - 1].to_vec();
+                    if w.nodes[k].disk.exists(HEAD_FILE).unwrap_or(false) {
+                        files.push(HEAD_FILE.to_string());
+                    }
+                    let f = files[w.rng.gen_range(0..files.len())].clone();
                     let len = w.nodes[k].disk.contents(&f).map_or(0, |c| c.len());
                     if len == 0 {
                         return None;
@@ -346,9 +356,19 @@ impl Backend for World {
                 }
                 String::new()
             }
-            // Refused when a drill is read for this tier: the simulated nodes keep no head.
-            Fault::Collapse { .. } => {
-                return Err(BackendError::Unsupported { tier: "sim", fault: r.fault.name() })
+            // Folded into each target's head on its simulated disk (super::collapse); with a
+            // duration, again every COLLAPSE_EVERY_MS while the next steps go on, as the
+            // sandbox asks its nodes.
+            Fault::Collapse { keep, duration, .. } => {
+                let keep = u64::from(*keep);
+                if let Some(d) = duration {
+                    let until_us = self.now_us + d.0 * 1000;
+                    let at = self.now_us + COLLAPSE_EVERY_MS * 1000;
+                    self.agenda.push(at, Event::Collapse { nodes: ks.clone(), keep, until_us });
+                }
+                let notes: Vec<String> =
+                    ks.iter().map(|&k| format!("n{k}: {}", self.collapse(k, keep, None))).collect();
+                notes.join("; ")
             }
         })
     }

@@ -1,0 +1,175 @@
+//! Where a head lives: the seam between collapse and the disk under the head.
+//!
+//! Collapse ([`super::collapse_planned`], [`super::fold`]) and start-up
+//! ([`super::check_log_start`]) see a head through [`HeadSpace`] (where it is, whether it
+//! exists, open it) and [`HeadStore`] (what it holds up to, apply, flush durably). Two spaces:
+//!
+//! - a [`PathBuf`]: a sled store at that path, the production head (`<tlog_dir>/head.db`); every
+//!   production caller passes its path as before, so nothing changes there;
+//! - a [`FileHead`]: the head as one file, [`HEAD_FILE`], on a [`LogDir`] beside the TLog files,
+//!   which the simulator's nodes keep on their simulated disk ([`crate::tlog::MemDir`]), so that
+//!   collapse runs over the disk that loses unsynced writes, tears them, flips bits and fails
+//!   fsyncs.
+//!
+//! The file head keeps the durability rule of the sled head: what it holds is durable only once
+//! flushed. A flush writes the whole head to `head.db.part`, syncs it, renames it over
+//! `head.db` and syncs the directory (the ballot record's way): a crash at any point leaves the
+//! old head or the new one, never a mix, and a leftover `.part` is never read. The file ends in
+//! a CRC-32C of its bytes, so a bit flipped at rest is found at the next open, which refuses it.
+
+use super::HEAD_DIR;
+use crate::store::{MemoryStore, SledStore, Store, StoreError};
+use crate::tlog::LogDir;
+use crate::value::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A head, open: folding applies committed values to it and flushes it.
+pub trait HeadStore {
+    /// The last slot the head holds, `None` for an empty head.
+    fn applied(&self) -> Option<u64>;
+    /// The next slot the head accepts.
+    fn next_i(&self) -> u64 {
+        self.applied().map_or(0, |i| i + 1)
+    }
+    /// Applies consecutive committed values (the first must be [`HeadStore::next_i`]).
+    fn apply_many(&mut self, values: &[(u64, Value)]) -> Result<(), StoreError>;
+    /// Makes everything applied durable. Until it returns, a crash may lose any of it.
+    fn flush(&mut self) -> Result<(), StoreError>;
+}
+
+/// Where a head lives.
+pub trait HeadSpace: Send + Sync {
+    /// Where, for messages.
+    fn location(&self) -> String;
+    /// Whether a head exists (a collapse or a catch-up from a head made one).
+    fn exists(&self) -> bool;
+    /// Opens the head, creating an empty one if there is none.
+    fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError>;
+}
+
+/// A sled head, open (a wrapper, so that `SledStore`'s own methods stay unambiguous).
+struct OpenSledHead(SledStore);
+
+impl HeadStore for OpenSledHead {
+    fn applied(&self) -> Option<u64> {
+        self.0.applied()
+    }
+    fn apply_many(&mut self, values: &[(u64, Value)]) -> Result<(), StoreError> {
+        self.0.apply_many(values).map(drop)
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.0.flush()
+    }
+}
+
+/// A path is where a sled head lives: production's head at `<tlog_dir>/head.db`.
+impl HeadSpace for PathBuf {
+    fn location(&self) -> String {
+        self.display().to_string()
+    }
+    fn exists(&self) -> bool {
+        self.is_dir()
+    }
+    fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError> {
+        Ok(Box::new(OpenSledHead(SledStore::open(self, cluster_id)?)))
+    }
+}
+
+/// The file name of a head kept as a file, beside the TLog files (not a TLog name, so TLog
+/// listings ignore it).
+pub const HEAD_FILE: &str = HEAD_DIR;
+/// Where a flush writes the new head before renaming it over [`HEAD_FILE`].
+pub const HEAD_PART_FILE: &str = "head.db.part";
+/// The first bytes of a head file.
+const MAGIC: &[u8; 8] = b"AKHEAD1\n";
+
+/// A head kept as one file on a log directory (the simulator's nodes keep theirs so).
+#[derive(Clone)]
+pub struct FileHead {
+    dir: Arc<dyn LogDir>,
+}
+
+impl FileHead {
+    pub fn new(dir: Arc<dyn LogDir>) -> FileHead {
+        FileHead { dir }
+    }
+
+    fn error(&self, name: &str, source: std::io::Error) -> StoreError {
+        StoreError::Backend { path: PathBuf::from(self.dir.path_of(name)), source }
+    }
+
+    fn damaged(&self, what: String) -> StoreError {
+        let source = std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+        self.error(HEAD_FILE, source)
+    }
+
+    /// What the head holds, as a memory store; `None` when there is no head. A damaged file
+    /// (a flipped bit, a cut) is an error, never a store.
+    pub fn load(&self, cluster_id: &str) -> Result<Option<MemoryStore>, StoreError> {
+        let exists = self.dir.exists(HEAD_FILE).map_err(|e| self.error(HEAD_FILE, e))?;
+        if !exists {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        self.dir
+            .open_read(HEAD_FILE)
+            .and_then(|mut r| r.read_to_end(&mut bytes))
+            .map_err(|e| self.error(HEAD_FILE, e))?;
+        let body_len = bytes.len().checked_sub(4).filter(|n| *n >= MAGIC.len());
+        let Some(body_len) = body_len.filter(|_| bytes.starts_with(MAGIC)) else {
+            return Err(self.damaged(format!("not a head file ({} bytes)", bytes.len())));
+        };
+        let (body, crc) = bytes.split_at(body_len);
+        let crc = u32::from_le_bytes(crc.try_into().expect("four bytes"));
+        if crc32c::crc32c(body) != crc {
+            return Err(self.damaged("checksum mismatch: the head is damaged".into()));
+        }
+        MemoryStore::decode(cluster_id, &body[MAGIC.len()..])
+            .map(Some)
+            .map_err(|e| self.damaged(e.to_string()))
+    }
+}
+
+impl HeadSpace for FileHead {
+    fn location(&self) -> String {
+        self.dir.path_of(HEAD_FILE)
+    }
+    fn exists(&self) -> bool {
+        self.dir.exists(HEAD_FILE).unwrap_or(false)
+    }
+    fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError> {
+        let store = self.load(cluster_id)?.unwrap_or_else(|| MemoryStore::new(cluster_id));
+        Ok(Box::new(OpenFileHead { space: self.clone(), store }))
+    }
+}
+
+/// A [`FileHead`] open: the head in memory, written out whole at each flush.
+struct OpenFileHead {
+    space: FileHead,
+    store: MemoryStore,
+}
+
+impl HeadStore for OpenFileHead {
+    fn applied(&self) -> Option<u64> {
+        self.store.applied()
+    }
+    fn apply_many(&mut self, values: &[(u64, Value)]) -> Result<(), StoreError> {
+        self.store.apply_many(values).map(drop)
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let mut bytes = MAGIC.to_vec();
+        self.store.encode(&mut bytes);
+        let crc = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let dir = &self.space.dir;
+        let part = |e| self.space.error(HEAD_PART_FILE, e);
+        let mut file = dir.create(HEAD_PART_FILE).map_err(part)?;
+        file.append(&bytes).map_err(part)?;
+        file.sync_data().map_err(part)?;
+        drop(file);
+        dir.rename(HEAD_PART_FILE, HEAD_FILE).map_err(|e| self.space.error(HEAD_FILE, e))?;
+        dir.sync_dir().map_err(|e| self.space.error(HEAD_FILE, e))
+    }
+}
