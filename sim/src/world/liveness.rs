@@ -124,13 +124,13 @@ impl World {
     /// world's default while the liveness check waits for its write, so that the check
     /// measures the cluster and not a workload slowed down by shrinking (whose clients may
     /// pause seconds). With the default pace the draw is the same either way.
-    pub(super) fn think_us(&mut self) -> u64 {
+    pub(super) fn think_us(&mut self, c: usize) -> u64 {
         let (mut lo, mut hi) = self.cfg.think_us;
         if self.liveness.healed_at_us.is_some() && self.liveness.write_at_us.is_none() {
             let (default_lo, default_hi) = DEFAULT_THINK_US;
             (lo, hi) = (lo.min(default_lo), hi.min(default_hi));
         }
-        self.rng.gen_range(lo..=hi)
+        self.clients[c].rng.gen_range(lo..=hi)
     }
 
     /// A Promise or an Accept carried a value of `bytes`.

@@ -302,6 +302,11 @@ struct PendingOp {
 pub(super) struct Client {
     target: NodeIdx,
     pending: Option<PendingOp>,
+    /// The client's own random stream: what it calls, on which key, how long it pauses, and
+    /// where it sends a request. Apart from the world's, so that a call left out by shrinking
+    /// does not redraw every other client's calls (nor this client's later ones): shrinking
+    /// by calls then converges instead of reshuffling the workload at each try.
+    pub(super) rng: ChaCha8Rng,
     /// When its one armed timeout event fires, if any. A call does not push a timeout of its
     /// own: most calls are answered long before, and thousands of stale timeouts in the agenda
     /// (at a heavy load, a call a millisecond and a 2 s timeout) made every push and pop of
@@ -400,6 +405,11 @@ pub const HELD_WHILE_PAUSED: &str = "paused: a message waits for the resume";
 const CLOCK_CHECKS: [&str; 2] = ["at most one valid lease", "linearizable"];
 
 const TICK_MS: u64 = 10;
+
+/// The seed of client `c`'s own stream in run `seed`.
+fn client_seed(seed: u64, c: usize) -> u64 {
+    (seed ^ 0xc11e_4757_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (c as u64 + 1)
+}
 
 /// A client's pause between calls unless told otherwise: 10 to 100 ms (µs).
 pub(super) const DEFAULT_THINK_US: (u64, u64) = (10_000, 100_000);
@@ -873,10 +883,11 @@ impl World {
             return;
         }
         self.clients[c].next_op += 1;
-        let drawn = workload::draw(&mut self.rng, &self.cfg, c, op, &self.clients[c].seen);
+        let client = &mut self.clients[c];
+        let drawn = workload::draw(&mut client.rng, &self.cfg, c, op, &client.seen);
         if in_run && self.cfg.reduce.skip_calls.contains(&(c, op)) {
             // Left out by shrinking: the client goes on as if it had been answered at once.
-            let think = self.think_us();
+            let think = self.think_us(c);
             self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
             return;
         }
@@ -886,7 +897,7 @@ impl World {
         self.clients[c].pending =
             Some(PendingOp { op, kind: drawn.kind, key: drawn.key, deadline_us });
         let target = self.clients[c].target;
-        let delay = self.rng.gen_range(100..1_000);
+        let delay = self.clients[c].rng.gen_range(100..1_000);
         self.agenda.push(self.now_us + delay, Event::ClientRequest { node: target, client: c, op });
         if self.clients[c].timeout_at_us.is_none() {
             self.clients[c].timeout_at_us = Some(deadline_us);
@@ -964,7 +975,7 @@ impl World {
                     .strip_prefix('n')
                     .and_then(|x| x.parse::<usize>().ok())
                     .filter(|x| *x < n)
-                    .unwrap_or_else(|| self.rng.gen_range(0..n));
+                    .unwrap_or_else(|| self.clients[c].rng.gen_range(0..n));
             }
             OpResult::Fail(rc, m) => {
                 self.report.ops_failed += 1;
@@ -979,10 +990,10 @@ impl World {
             }
             OpResult::Ok(_) | OpResult::Unknown => {
                 self.report.ops_unknown += 1;
-                self.clients[c].target = self.rng.gen_range(0..self.cfg.nodes);
+                self.clients[c].target = self.clients[c].rng.gen_range(0..self.cfg.nodes);
             }
         }
-        let think = self.think_us();
+        let think = self.think_us(c);
         self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
     }
 
@@ -1522,6 +1533,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         clients: (0..cfg.clients)
             .map(|c| Client {
                 target: c % cfg.nodes,
+                rng: ChaCha8Rng::seed_from_u64(client_seed(seed, c)),
                 pending: None,
                 timeout_at_us: None,
                 next_op: 0,
