@@ -18,7 +18,9 @@
 //!   step: the slaves' timers run out first, by as much as the lease margin covers.
 //! - **forged ballot** (bounded ballots, rule 10): one Prepare reaches one peer with its ballot
 //!   corrupted to 2^63 - 1, the largest the peer protocol holds (what a peer's memory error or
-//!   a hostile peer sends): a node that heeded it could never pick a higher ballot.
+//!   a hostile peer sends): a node that heeded it could never pick a higher ballot. The master,
+//!   if any, is cut from the others while the strike lasts, so that an election (and its
+//!   Prepares) follows.
 //!
 //! Each strike counts as a strike of the nemesis (numbered with them, left out by shrinking
 //! as they are) and, once it bit, as an exercise named `aimed: <family>`.
@@ -151,6 +153,17 @@ impl World {
         self.report.strikes.push((self.now_us / 1000, strike, label));
         self.trace(|| format!("aimed: watch for {}", family.name()), 70);
         self.aimed.phase = Some(Phase::Watch(family));
+        if family == Family::ForgedBallot {
+            // A Prepare comes when an election does: the master, if any, is cut from the
+            // others until the strike ends, so that one follows within a lease (without this,
+            // a quiet world's forged ballot bit in 2 runs of 120).
+            let n = self.cfg.nodes;
+            if let Some(m) = (0..n).find(|k| self.renewing(*k)) {
+                let others: Vec<NodeIdx> = (0..n).filter(|p| *p != m).collect();
+                self.trace(|| format!("aimed: n{m} cut off for an election"), 74);
+                self.aimed_cut(m, &others);
+            }
+        }
     }
 
     /// Heals the links the strike cut and forgets it.
