@@ -5,8 +5,13 @@
 //! deterministic run, so the result is the same on every machine; the number of attempts is
 //! bounded, and each run by its simulated duration.
 //!
-//! The world draws everything from one generator, so leaving anything out changes what comes
-//! after it: a run with a call less is another run, not the same run minus a call. The search
+//! Each client draws its calls, pauses and request delays from a stream of its own, apart from
+//! the world's (nemesis, network, disks): leaving a call out does not redraw the other clients'
+//! calls nor this client's later ones, so delta debugging over calls converges (range-bounds-
+//! swapped's first five failing seeds shrank to 30, 22, 8, 13 and 20 events with one stream for
+//! everything, to 9, 6, 3, 7 and 8 with a stream a client). What the left-out call would have
+//! set off in the cluster still changes, so a run with a call less is another run, not quite
+//! the same run minus a call. The search
 //! therefore assumes nothing about which reductions compose; it keeps any run that breaks the
 //! same check with no more events, and repeats its passes while they shrink the run: the coarse
 //! ones (each takes out many calls at once) before delta debugging, which then works on a few
