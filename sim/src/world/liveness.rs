@@ -31,7 +31,8 @@
 //!   by `4A + 3S`. A link slower than configured (up to four times in the world) is covered:
 //!   `S` counts at its true speed.
 //! - **Clocks that run slow.** Every wait above is counted on a node's clock; a clock that runs
-//!   slow by `ρ` (the run's largest drift, within the clock bound or beyond it) stretches a wait
+//!   slow by `ρ` (the run's largest drift, within the clock bound or beyond it, and the bound's
+//!   rate where the aimed slow master sets it) stretches a wait
 //!   by `1 / (1 - ρ)` in true time, so the bound is divided by `1 - ρ`. A clock that steps
 //!   *backwards* lengthens every wait of its node by the step, as often as it steps, and no
 //!   bound in true time holds: the world steps clocks backwards only beyond the clock bound,
@@ -142,52 +143,27 @@ impl World {
     /// How long after the heal a write must be acknowledged, µs: five leases, plus the slow
     /// link's and the slow clocks' share (the module doc argues each term).
     pub(super) fn liveness_bound_us(&self) -> u64 {
-        // A client answered just before the heal calls again only after its pause.
-        let mut bound_us = LIVENESS_LEASES * self.cfg.lease_ms * 1000 + self.cfg.think_us.1;
-        if let Some((allowance_us, ship_us)) = self.slow_link_terms_us() {
-            bound_us += LIVENESS_SHIP_WAITS * allowance_us + LIVENESS_SHIPS * ship_us;
-        }
-        let drift_ppm = self.drift_term_ppm();
-        if drift_ppm > 0 {
-            let stretched = u128::from(bound_us) * 1_000_000 / u128::from(1_000_000 - drift_ppm);
-            bound_us = u64::try_from(stretched).unwrap_or(u64::MAX);
-        }
-        bound_us
+        self.liveness_bound().total_us()
     }
 
-    /// What [`Self::liveness_bound_us`] is made of, for the failure's text.
-    fn liveness_bound_terms(&self) -> String {
-        let mut terms = format!(
-            "{LIVENESS_LEASES} leases + a client's pause of {} ms",
-            self.cfg.think_us.1 / 1000
-        );
-        if let Some((allowance_us, ship_us)) = self.slow_link_terms_us() {
-            terms += &format!(
-                " + {LIVENESS_SHIP_WAITS} x {} ms allowed and {LIVENESS_SHIPS} x {} ms taken for a {}-byte value on the slow link",
-                allowance_us / 1000,
-                ship_us / 1000,
-                self.liveness.shipped_max_bytes
-            );
+    /// The terms of the liveness bound, as the run drew them.
+    fn liveness_bound(&self) -> Bound {
+        let slow_link = self.mix.slow_link.map(|link| {
+            let bytes = self.liveness.shipped_max_bytes;
+            let allowance_us =
+                ship_allowance_ms(bytes, link.configured_bytes_per_s).saturating_mul(1000);
+            (allowance_us, link.ship_us(bytes), bytes)
+        });
+        // The aimed slow master sets clocks to the ends of the bound's rate, whatever the mix's
+        // drift; they keep that rate through the heal.
+        let aimed_ppm = if self.mix.aimed.slow_master { self.clock_bound.drift_ppm } else { 0 };
+        let drift_ppm = (self.mix.clock_drift_ppm.max(0) as u64).max(aimed_ppm).min(900_000);
+        Bound {
+            leases_us: LIVENESS_LEASES * self.cfg.lease_ms * 1000,
+            pause_us: self.cfg.think_us.1,
+            slow_link,
+            drift_ppm,
         }
-        let drift_ppm = self.drift_term_ppm();
-        if drift_ppm > 0 {
-            terms += &format!(", over 1 - {drift_ppm} ppm of clock drift");
-        }
-        terms
-    }
-
-    /// `A` and `S` of the module doc, µs, on a slow link.
-    fn slow_link_terms_us(&self) -> Option<(u64, u64)> {
-        let link = self.mix.slow_link?;
-        let bytes = self.liveness.shipped_max_bytes;
-        let allowance_us =
-            ship_allowance_ms(bytes, link.configured_bytes_per_s).saturating_mul(1000);
-        Some((allowance_us, link.ship_us(bytes)))
-    }
-
-    /// The largest rate error of the run's clocks, ppm (capped well below a clock that stops).
-    fn drift_term_ppm(&self) -> u64 {
-        self.mix.clock_drift_ppm.clamp(0, 900_000) as u64
     }
 
     /// Whether the liveness check's verdict depends on clocks that broke their bound: beyond
@@ -216,11 +192,12 @@ impl World {
         if self.liveness.write_at_us.is_some() {
             return;
         }
-        let bound_us = self.liveness_bound_us();
+        let bound = self.liveness_bound();
+        let bound_us = bound.total_us();
         if self.now_us < healed + bound_us {
             return;
         }
-        let terms = self.liveness_bound_terms();
+        let terms = bound.describe();
         let roles: Vec<String> =
             (0..self.cfg.nodes).map(|k| format!("n{k} {}", self.role_name(k))).collect();
         let detail = format!(
@@ -240,5 +217,43 @@ impl World {
             self.trace(|| format!("liveness: release n{k}"), 61);
             self.restart(k);
         }
+    }
+}
+
+/// The liveness bound's terms (the module doc argues each one).
+struct Bound {
+    leases_us: u64,
+    /// The clients' longest pause between calls.
+    pause_us: u64,
+    /// On a slow link: `A` and `S` of the module doc (µs) and the value's bytes.
+    slow_link: Option<(u64, u64, usize)>,
+    /// The largest rate error of the run's clocks (capped well below a clock that stops).
+    drift_ppm: u64,
+}
+
+impl Bound {
+    fn total_us(&self) -> u64 {
+        let mut us = self.leases_us + self.pause_us;
+        if let Some((allowance_us, ship_us, _)) = self.slow_link {
+            us += LIVENESS_SHIP_WAITS * allowance_us + LIVENESS_SHIPS * ship_us;
+        }
+        let stretched = u128::from(us) * 1_000_000 / u128::from(1_000_000 - self.drift_ppm);
+        u64::try_from(stretched).unwrap_or(u64::MAX)
+    }
+
+    fn describe(&self) -> String {
+        let mut terms =
+            format!("{LIVENESS_LEASES} leases + a client's pause of {} ms", self.pause_us / 1000);
+        if let Some((allowance_us, ship_us, bytes)) = self.slow_link {
+            terms += &format!(
+                " + {LIVENESS_SHIP_WAITS} x {} ms allowed and {LIVENESS_SHIPS} x {} ms taken for a {bytes}-byte value on the slow link",
+                allowance_us / 1000,
+                ship_us / 1000
+            );
+        }
+        if self.drift_ppm > 0 {
+            terms += &format!(", over 1 - {} ppm of clock drift", self.drift_ppm);
+        }
+        terms
     }
 }
