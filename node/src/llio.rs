@@ -80,15 +80,40 @@ impl DecodeError {
     }
 }
 
-/// Writing primitives onto a growable buffer.
+/// Writing primitives onto a sink of bytes: a buffer, or a hash that reads the encoding as it
+/// is written (`consensus::value_hash`), so both see the same bytes from one definition.
 pub trait Put {
-    fn put_u8(&mut self, v: u8);
-    fn put_i32(&mut self, v: i32);
-    fn put_i64(&mut self, v: i64);
-    fn put_bool(&mut self, v: bool);
-    fn put_bytes(&mut self, v: &[u8]);
-    fn put_option(&mut self, v: Option<&[u8]>);
-    fn put_f64(&mut self, v: f64);
+    /// Appends raw bytes; every primitive below is written through it.
+    fn put_raw(&mut self, v: &[u8]);
+
+    fn put_u8(&mut self, v: u8) {
+        self.put_raw(&[v]);
+    }
+    fn put_i32(&mut self, v: i32) {
+        self.put_raw(&v.to_le_bytes());
+    }
+    fn put_i64(&mut self, v: i64) {
+        self.put_raw(&v.to_le_bytes());
+    }
+    fn put_bool(&mut self, v: bool) {
+        self.put_u8(u8::from(v));
+    }
+    fn put_bytes(&mut self, v: &[u8]) {
+        self.put_i32(i32::try_from(v.len()).expect("a string longer than i32::MAX"));
+        self.put_raw(v);
+    }
+    fn put_option(&mut self, v: Option<&[u8]>) {
+        match v {
+            None => self.put_bool(false),
+            Some(bytes) => {
+                self.put_bool(true);
+                self.put_bytes(bytes);
+            }
+        }
+    }
+    fn put_f64(&mut self, v: f64) {
+        self.put_i64(v.to_bits() as i64);
+    }
 
     /// A list in Arakoon's wire order: count, then the elements last-first.
     fn put_list_reversed<T>(&mut self, items: &[T], mut put: impl FnMut(&mut Self, &T)) {
@@ -112,33 +137,8 @@ fn count_i32(len: usize) -> i32 {
 }
 
 impl Put for Vec<u8> {
-    fn put_u8(&mut self, v: u8) {
-        self.push(v);
-    }
-    fn put_i32(&mut self, v: i32) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_i64(&mut self, v: i64) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_bool(&mut self, v: bool) {
-        self.push(u8::from(v));
-    }
-    fn put_bytes(&mut self, v: &[u8]) {
-        self.put_i32(i32::try_from(v.len()).expect("a string longer than i32::MAX"));
+    fn put_raw(&mut self, v: &[u8]) {
         self.extend_from_slice(v);
-    }
-    fn put_option(&mut self, v: Option<&[u8]>) {
-        match v {
-            None => self.put_bool(false),
-            Some(bytes) => {
-                self.put_bool(true);
-                self.put_bytes(bytes);
-            }
-        }
-    }
-    fn put_f64(&mut self, v: f64) {
-        self.put_i64(v.to_bits() as i64);
     }
 }
 

@@ -5,6 +5,8 @@
 //! (group commit puts many clients' updates into one value) or a MasterSet, which is how
 //! mastership itself is decided.
 
+use std::sync::Arc;
+
 use crate::llio::{DecodeError, Put, Reader};
 
 pub type Key = Vec<u8>;
@@ -150,7 +152,7 @@ impl Update {
         }
     }
 
-    pub fn encode(&self, buf: &mut Vec<u8>) {
+    pub fn encode<P: Put>(&self, buf: &mut P) {
         buf.put_i32(self.tag());
         match self {
             Update::Set { key, value } => {
@@ -282,14 +284,17 @@ impl Update {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     /// A batch of client updates; `synced` asks every node to fsync it (synced_sequence).
-    Client { synced: bool, updates: Vec<Update> },
+    /// Shared, not copied, by the clones a slot's value goes through on its way (the slot kept
+    /// in memory, an Accept to each peer, the TLog job, the apply): with values of a MiB each
+    /// copy cost as much as the rest of the slot's handling.
+    Client { synced: bool, updates: Arc<[Update]> },
     /// Mastership: `master` holds the lease from `lease_start` (0 on the wire).
     MasterSet { master: String, lease_start: i64 },
 }
 
 impl Value {
     pub fn client(updates: Vec<Update>) -> Value {
-        Value::Client { synced: false, updates }
+        Value::Client { synced: false, updates: updates.into() }
     }
 
     pub fn is_master_set(&self) -> bool {
@@ -314,7 +319,7 @@ impl Value {
             }
     }
 
-    pub fn encode(&self, buf: &mut Vec<u8>) {
+    pub fn encode<P: Put>(&self, buf: &mut P) {
         buf.put_i32(VALUE_MAGIC);
         match self {
             Value::Client { synced, updates } => {
@@ -345,7 +350,7 @@ impl Value {
                 Update::MasterSet { master, lease_start } => {
                     Value::MasterSet { master, lease_start }
                 }
-                update => Value::Client { synced: false, updates: vec![update] },
+                update => Value::Client { synced: false, updates: Arc::new([update]) },
             });
         }
         *r = peek;
@@ -354,7 +359,7 @@ impl Value {
             b'c' => {
                 let synced = r.bool()?;
                 let updates = r.list_reversed(UPDATE_BYTES_MIN, Update::decode)?;
-                Ok(Value::Client { synced, updates })
+                Ok(Value::Client { synced, updates: updates.into() })
             }
             b'm' => {
                 Ok(Value::MasterSet { master: r.string("master name")?, lease_start: r.i64()? })
@@ -415,7 +420,7 @@ mod tests {
     fn every_value_form_round_trips() {
         let values = vec![
             Value::client(every_update()),
-            Value::Client { synced: true, updates: vec![] },
+            Value::Client { synced: true, updates: Arc::new([]) },
             Value::MasterSet { master: "n1".into(), lease_start: 0 },
         ];
         for v in values {

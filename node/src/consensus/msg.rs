@@ -242,12 +242,7 @@ mod tests {
             Msg::Prepare { n: 1, last_i: None },
             Msg::Promise { n: 1, last: None, prev_hash: None },
             Msg::Nak { n: 1, reason: NakReason::LowBallot, promised: 2, last_i: None },
-            Msg::Accept {
-                n: 1,
-                i: 0,
-                value: Value::Client { synced: false, updates: vec![] },
-                prev_hash: None,
-            },
+            Msg::Accept { n: 1, i: 0, value: Value::client(vec![]), prev_hash: None },
             Msg::Accepted { n: 1, i: 0 },
             Msg::Commit { n: 1, i: 0, hash: 0 },
             Msg::Hold { n: 1, t: 0 },
@@ -272,11 +267,7 @@ mod tests {
         vec![
             Action::Send { to: 0, msg: Msg::Accepted { n: 1, i: 0 } },
             Action::Persist { token: 1, ballot: None, entry: None },
-            Action::Apply {
-                i: 0,
-                value: Value::Client { synced: false, updates: vec![] },
-                clients: vec![],
-            },
+            Action::Apply { i: 0, value: Value::client(vec![]), clients: vec![] },
             Action::Reply { id: ClientReqId(1), result: Err(Refusal::NoLongerMaster) },
             Action::CatchUp { from: 0, to_i: 0 },
         ]

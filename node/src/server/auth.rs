@@ -339,14 +339,21 @@ impl FrameGuard {
         }
     }
 
+    /// The MAC that follows `payload` on the wire (none without a secret); the next frame's
+    /// sequence number is counted.
+    pub fn tag(&mut self, payload: &[u8]) -> Option<[u8; TAG_BYTES]> {
+        let FrameGuard::Mac { key, seq } = self else { return None };
+        let mut mac = key.clone();
+        mac.update(&seq.to_le_bytes());
+        mac.update(payload);
+        *seq += 1;
+        Some(mac.finalize().into_bytes().into())
+    }
+
     /// Appends the frame's MAC to `payload`.
     pub fn seal(&mut self, mut payload: Vec<u8>) -> Vec<u8> {
-        if let FrameGuard::Mac { key, seq } = self {
-            let mut mac = key.clone();
-            mac.update(&seq.to_le_bytes());
-            mac.update(&payload);
-            payload.extend_from_slice(&mac.finalize().into_bytes());
-            *seq += 1;
+        if let Some(tag) = self.tag(&payload) {
+            payload.extend_from_slice(&tag);
         }
         payload
     }

@@ -205,8 +205,13 @@ pub async fn serve<N: Network, C: Clock>(
         }
     });
 
-    let io =
-        ServerIo { links, reads: shared.reads.clone(), persister: Some(persister), catch_up: None };
+    let io = ServerIo {
+        links,
+        reads: shared.reads.clone(),
+        persister: Some(persister),
+        catch_up: None,
+        accept_encoded: None,
+    };
     let dir = prepared.dir.clone();
     let head_lock = shared.head.lock.clone();
     let mut core = EventLoop::new(config, me, net, clock, shell, io, dir, persisted_tx, head_lock);

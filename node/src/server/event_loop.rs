@@ -21,7 +21,7 @@ use crate::consensus::{Input, Msg, NodeIdx};
 use crate::protocol::peer;
 use crate::shell::{CatchUpJob, Outbox, PersistJob, ReadJob, Reply, Shell, ShellError};
 use crate::tlog::LogDir;
-use crate::value::Value;
+use crate::value::{Update, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,14 +42,45 @@ pub struct ServerIo {
     pub reads: Arc<dyn BlockingReads>,
     pub persister: Option<Persister>,
     pub catch_up: Option<CatchUpJob>,
+    /// The latest Accept of a client batch as encoded, shared by the peers it goes to.
+    pub accept_encoded: Option<EncodedAccept>,
+}
+
+/// An Accept's frame payload, kept for the next peer the same Accept goes to (a broadcast, or a
+/// resend): the ballot, the slot and the very batch (the same shared updates) it was made from.
+pub struct EncodedAccept {
+    n: u64,
+    i: u64,
+    updates: Arc<[Update]>,
+    payload: Arc<Vec<u8>>,
+}
+
+impl EncodedAccept {
+    /// The payload of `msg` (an Accept under `n` for slot `i`), encoded only if `kept` is not it.
+    fn of(kept: &mut Option<EncodedAccept>, n: u64, i: u64, msg: &Msg) -> Arc<Vec<u8>> {
+        let Msg::Accept { value: Value::Client { updates, .. }, .. } = msg else {
+            return Arc::new(peer::encode(msg));
+        };
+        if let Some(k) =
+            kept.as_ref().filter(|k| (k.n, k.i) == (n, i) && Arc::ptr_eq(&k.updates, updates))
+        {
+            return k.payload.clone();
+        }
+        let payload = Arc::new(peer::encode(msg));
+        *kept = Some(EncodedAccept { n, i, updates: updates.clone(), payload: payload.clone() });
+        payload
+    }
 }
 
 impl Outbox<Waiter> for ServerIo {
     fn send(&mut self, to: NodeIdx, msg: Msg) {
-        if let Some(Some(link)) = self.links.get(to) {
+        let ServerIo { links, accept_encoded, .. } = self;
+        if let Some(Some(link)) = links.get(to) {
             match &msg {
                 // Resends of an accept are paced per peer (server/peers.rs).
-                Msg::Accept { n, i, .. } => link.send_accept(*n, *i, || peer::encode(&msg)),
+                Msg::Accept { n, i, .. } => {
+                    link.send_accept(*n, *i, || EncodedAccept::of(accept_encoded, *n, *i, &msg))
+                }
                 _ => link.send(peer::encode(&msg)),
             };
         }
@@ -355,5 +386,34 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         }
         tracing::info!(node = %self.config.nodes[self.me].name, "stopped");
         result
+    }
+}
+
+#[cfg(test)]
+mod encoded_accept_tests {
+    use super::*;
+
+    /// One encoding serves every peer an Accept goes to, and only that Accept: another slot,
+    /// another ballot or another batch under the same numbers is encoded afresh.
+    #[test]
+    fn an_accept_is_encoded_once_for_all_its_peers() {
+        let batch =
+            |k: &[u8]| Value::client(vec![Update::Set { key: k.to_vec(), value: vec![1; 9] }]);
+        let accept = |n, i, value| Msg::Accept { n, i, value, prev_hash: Some(5) };
+        let mut kept = None;
+        let v = batch(b"a");
+        let first = EncodedAccept::of(&mut kept, 3, 7, &accept(3, 7, v.clone()));
+        assert_eq!(*first, peer::encode(&accept(3, 7, v.clone())));
+        let again = EncodedAccept::of(&mut kept, 3, 7, &accept(3, 7, v.clone()));
+        assert!(Arc::ptr_eq(&first, &again), "the second peer shares the first one's bytes");
+        for (n, i, value) in [(3, 8, v.clone()), (4, 7, v.clone()), (3, 7, batch(b"a"))] {
+            let msg = accept(n, i, value);
+            let other = EncodedAccept::of(&mut kept, n, i, &msg);
+            assert!(!Arc::ptr_eq(&first, &other));
+            assert_eq!(*other, peer::encode(&msg));
+        }
+        // A MasterSet is small and not kept.
+        let ms = accept(3, 9, Value::MasterSet { master: "n0".into(), lease_start: 0 });
+        assert_eq!(*EncodedAccept::of(&mut kept, 3, 9, &ms), peer::encode(&ms));
     }
 }

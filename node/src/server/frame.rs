@@ -9,19 +9,50 @@ use crate::llio::{DecodeError, Put, Reader};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The magic of a peer hello ("arakoon-rs peer v2": v1 had no proof of membership).
-pub const PEER_MAGIC: i32 = 0x0a7a_0002;
+/// The magic of a peer hello ("arakoon-rs peer v3": v1 had no proof of membership, v2 hashed
+/// values with FNV-1a where v3 uses XXH3-64, so their Commits and prev_hashes do not compare).
+pub const PEER_MAGIC: i32 = 0x0a7a_0003;
 
 /// The most bytes a hello or handshake frame may have.
 pub const HANDSHAKE_FRAME_BYTES_MAX: u32 = 4096;
 
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len())
+    write_frame_parts(w, &[payload]).await
+}
+
+/// Frames up to this size are copied into one buffer and written with one call; larger ones are
+/// written from where they lie (a value of a MiB is not copied once more for its length prefix).
+const FRAME_COPY_BYTES_MAX: usize = 64 << 10;
+
+/// Writes one frame whose payload is `parts` one after the other (a message and its MAC).
+pub async fn write_frame_parts<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(total)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    let mut buf = Vec::with_capacity(4 + payload.len());
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(payload);
-    w.write_all(&buf).await
+    let header = len.to_le_bytes();
+    if total <= FRAME_COPY_BYTES_MAX {
+        let mut buf = Vec::with_capacity(4 + total);
+        buf.extend_from_slice(&header);
+        for part in parts {
+            buf.extend_from_slice(part);
+        }
+        return w.write_all(&buf).await;
+    }
+    let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(parts.len() + 1);
+    slices.push(io::IoSlice::new(&header));
+    slices.extend(parts.iter().filter(|p| !p.is_empty()).map(|p| io::IoSlice::new(p)));
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 /// Reads one frame into `buf`; `Ok(false)` on a clean end of stream before a frame starts.
@@ -136,5 +167,29 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(64);
         drop(a.shutdown().await);
         assert!(!read_frame(&mut b, &mut buf, 50).await.unwrap());
+    }
+
+    /// A frame past the copy threshold is written from its parts with vectored writes that the
+    /// reader's small window cuts short again and again; it reads back as one payload.
+    #[tokio::test]
+    async fn a_large_frame_written_in_parts_reads_back_whole() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let body: Vec<u8> = (0..(1u32 << 20) + 7).map(|x| (x % 251) as u8).collect();
+        let tag = [0xabu8; 32];
+        let writer = {
+            let body = body.clone();
+            tokio::spawn(async move {
+                write_frame_parts(&mut a, &[&body, &[], &tag]).await.unwrap();
+                write_frame_parts(&mut a, &[b"small", &tag]).await.unwrap();
+            })
+        };
+        let mut buf = Vec::new();
+        assert!(read_frame(&mut b, &mut buf, 2 << 20).await.unwrap());
+        assert_eq!(buf.len(), body.len() + tag.len());
+        assert!(buf[..body.len()] == body[..] && buf[body.len()..] == tag);
+        assert!(read_frame(&mut b, &mut buf, 2 << 20).await.unwrap());
+        assert_eq!(&buf[..5], b"small");
+        assert_eq!(buf[5..], tag);
+        writer.await.unwrap();
     }
 }

@@ -22,7 +22,7 @@
 
 use super::auth::PeerAuth;
 use super::env::{Listener, Network};
-use super::frame::{read_frame, write_frame, Hello};
+use super::frame::{read_frame, write_frame_parts, Hello};
 use super::loglimit::LogLimiter;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,7 +74,8 @@ pub fn link_queue_bytes_max(max_buffer_size: u32) -> usize {
 
 /// One queued message: its bytes, and the accept (ballot, slot) it carries, if it is one.
 struct Frame {
-    payload: Vec<u8>,
+    /// Shared by the links an Accept goes to: encoded once, not once a peer.
+    payload: Arc<Vec<u8>>,
     accept: Option<(u64, u64)>,
 }
 
@@ -151,7 +152,7 @@ pub struct PeerLink {
 impl PeerLink {
     /// Queues a message; false if it was dropped (queue full, in messages or in bytes).
     pub fn send(&self, payload: Vec<u8>) -> bool {
-        self.enqueue(Frame { payload, accept: None })
+        self.enqueue(Frame { payload: Arc::new(payload), accept: None })
     }
 
     /// Queues the accept of `slot` under ballot `n`, encoded by `encode` only if it goes out.
@@ -160,7 +161,7 @@ impl PeerLink {
     /// filled the link with copies, and the lease renewal behind them never arrived), and
     /// resends back off: each waits twice as many intervals as the one before, up to
     /// [`RESEND_BACKOFF_MAX`]. False if nothing was queued.
-    pub fn send_accept(&self, n: u64, slot: u64, encode: impl FnOnce() -> Vec<u8>) -> bool {
+    pub fn send_accept(&self, n: u64, slot: u64, encode: impl FnOnce() -> Arc<Vec<u8>>) -> bool {
         let key = Some((n, slot));
         let go = self.state.accept.lock().unwrap_or_else(|e| e.into_inner()).admit(key);
         if !go {
@@ -276,7 +277,9 @@ fn spawn_lane<N: Network>(
                             let lane = frame.lane();
                             let Frame { payload, accept } = frame;
                             let len = payload.len();
-                            let written = write_frame(&mut stream, &guard.seal(payload)).await;
+                            let tag = guard.tag(&payload);
+                            let parts = [&payload[..], tag.as_ref().map_or(&[][..], |t| &t[..])];
+                            let written = write_frame_parts(&mut stream, &parts).await;
                             state.done(lane, len, accept);
                             if written.is_err() {
                                 break;
@@ -417,7 +420,7 @@ mod tests {
         spawn_listener::<TokioNet>(listener, "c".into(), peers, PeerAuth::Open, 64 << 20, tx);
         let n0 = Hello { cluster_id: "c".into(), node: "n0".into() };
         let link = spawn_link(net, n0, PeerAuth::Open, addr, 20 << 20);
-        let big = || vec![7u8; 16 << 20];
+        let big = || Arc::new(vec![7u8; 16 << 20]);
         // Frames go out until the peer's one-message channel, its reader and the sockets'
         // buffers (autotuned: tens of MiB) are full; then one stays in the link.
         let mut stuck = None;
@@ -460,7 +463,7 @@ mod tests {
         for _ in 0..2 {
             tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
         }
-        assert!(link.send_accept(1, 0, || vec![7u8; 192 << 20]));
+        assert!(link.send_accept(1, 0, || Arc::new(vec![7u8; 192 << 20])));
         assert!(link.send(b"hold".to_vec()));
         let first =
             tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();

@@ -11,6 +11,7 @@ use super::{MasterRecord, StoreError, UpdateFailure, UpdateOutput, UpdateResult}
 use crate::rc::Rc;
 use crate::value::{Bytes, Key, Update, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Read access to user keys and internal ("admin") keys.
 pub(crate) trait View {
@@ -102,7 +103,7 @@ pub(crate) fn apply_value(
         }
         Value::Client { updates, .. } => {
             let mut results = Vec::with_capacity(updates.len());
-            for update in updates {
+            for update in updates.iter() {
                 results.push(apply_isolated(top, update, registry)?);
             }
             Ok(results)
@@ -154,10 +155,14 @@ pub(crate) fn apply_value_owned(
     value: Value,
     registry: &UserFunctionRegistry,
 ) -> Result<(), StoreError> {
-    let Value::Client { updates, .. } = value else {
+    let Value::Client { mut updates, .. } = value else {
         return apply_value(top, &value, registry).map(drop);
     };
-    for update in updates {
+    // A value decoded for the replay is held only here; a shared one is applied by reference.
+    let Some(updates) = Arc::get_mut(&mut updates) else {
+        return apply_value(top, &Value::Client { synced: false, updates }, registry).map(drop);
+    };
+    for update in updates.iter_mut().map(|u| std::mem::replace(u, Update::Nop)) {
         match update {
             // A Set cannot fail: what apply_isolated would do, without the copy.
             Update::Set { key, value } => {

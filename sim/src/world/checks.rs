@@ -123,7 +123,7 @@ pub fn no_acknowledged_write_lost(
     }
     for v in chosen.values() {
         if let Value::Client { updates, .. } = &**v {
-            for u in updates {
+            for u in updates.iter() {
                 collect(u, &mut written);
             }
         }

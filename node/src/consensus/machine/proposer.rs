@@ -42,7 +42,7 @@ impl Machine {
             if crate::planted!(GroupCommitRepliesShifted) {
                 clients.rotate_left(1);
             }
-            (Value::Client { synced, updates }, clients)
+            (Value::Client { synced, updates: updates.into() }, clients)
         } else {
             return;
         };
@@ -310,7 +310,9 @@ impl Machine {
         {
             m.lease_t0 = Some(f.first_sent_ms);
         }
-        let hash = value_hash(&f.value);
+        // The slot in flight is the last one kept, whose hash was taken when it was proposed.
+        let kept = self.last.as_ref().filter(|l| l.i == f.i).map(|l| l.hash);
+        let hash = kept.unwrap_or_else(|| value_hash(&f.value));
         self.commit_through(f.i, f.clients, out);
         self.broadcast(Msg::Commit { n, i: f.i, hash }, out);
         self.propose_next(now_ms, out);
