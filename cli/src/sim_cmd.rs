@@ -82,14 +82,14 @@ pub struct SimArgs {
     /// fault family and cluster size, broken checks, speed) to this JSON file.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// With --seed, if it fails: shrink it (a shorter run, fewer and slower clients that start
-    /// later, fewer calls, strikes and calls left out) to the smallest run found that breaks
+    /// With --seed, if it fails: shrink it (a shorter run, smaller TLog files, fewer and slower
+    /// clients that start later, fewer calls, strikes and calls left out) to the smallest run found that breaks
     /// the same check, print its events, the command that replays it and write its HTML
     /// timeline (seedN-shrunk.html).
     #[arg(long, requires = "seed")]
     shrink: bool,
     /// Replay a shrunk run: the spec `--shrink` printed (duration=MS;clients=N;
-    /// pause-us=MIN-MAX;from=MS;ops=N;skip=A,B;skip-calls=C.OP;no-liveness).
+    /// pause-us=MIN-MAX;from=MS;ops=N;tlog-entries=N;skip=A,B;skip-calls=C.OP;no-liveness).
     #[arg(long, value_name = "SPEC", requires = "seed")]
     shrunk: Option<String>,
     #[command(subcommand)]

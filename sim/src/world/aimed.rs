@@ -25,7 +25,7 @@
 //! Each strike counts as a strike of the nemesis (numbered with them, left out by shrinking
 //! as they are) and, once it bit, as an exercise named `aimed: <family>`.
 
-use super::run::{Event, World};
+use super::run::{stream_seed, Event, World};
 use arakoon_node::consensus::{Msg, NodeIdx, MAX_BALLOT};
 use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
@@ -108,7 +108,11 @@ enum Phase {
 
 /// The aimed faults' state during a run.
 pub(super) struct AimedState {
+    /// The schedule's stream: when the next strike comes, and which family.
     rng: ChaCha8Rng,
+    /// What the strike under way draws (the nodes it crashes, when a step comes back): a
+    /// stream of the strike's own, so that a run with fewer calls keeps the schedule.
+    strike_rng: ChaCha8Rng,
     phase: Option<Phase>,
     /// Links cut by the strike under way, healed by its end.
     cut: Vec<(NodeIdx, NodeIdx)>,
@@ -118,6 +122,7 @@ impl AimedState {
     pub(super) fn new(seed: u64) -> AimedState {
         AimedState {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x7a1e_d5ee_d0f0_0d11),
+            strike_rng: ChaCha8Rng::seed_from_u64(seed),
             phase: None,
             cut: Vec::new(),
         }
@@ -146,6 +151,8 @@ impl World {
         let next = STRIKE_LEASES * self.cfg.lease_ms + self.aimed.rng.gen_range(0..2_000);
         self.agenda.push(self.now_us + next * 1000, Event::Aimed);
         let strike = self.next_strike();
+        let stream = stream_seed(self.report.seed, 1 + u64::from(strike));
+        self.aimed.strike_rng = ChaCha8Rng::seed_from_u64(stream);
         if self.cfg.reduce.skip_faults.contains(&strike) {
             return;
         }
@@ -237,7 +244,7 @@ impl World {
                 let mut pool = peers;
                 let mut chosen = vec![m];
                 for _ in 1..quorum {
-                    chosen.push(pool.remove(self.aimed.rng.gen_range(0..pool.len())));
+                    chosen.push(pool.remove(self.aimed.strike_rng.gen_range(0..pool.len())));
                 }
                 chosen.sort_unstable();
                 let missed = pool;
@@ -275,7 +282,7 @@ impl World {
         self.aimed.phase = Some(Phase::Renewal { family, master, i, crash });
         self.trace(|| format!("aimed: crash n{k} after its Accepted of {i}"), 74);
         self.crash_node(k);
-        let back_us = self.aimed.rng.gen_range(1_000..50_000);
+        let back_us = self.aimed.strike_rng.gen_range(1_000..50_000);
         self.agenda.push(self.now_us + back_us, Event::Restart { node: k });
     }
 

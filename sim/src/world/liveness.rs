@@ -44,9 +44,11 @@
 //! and failed the five leases alone (their draws have moved since; tests/world.rs keeps a few
 //! slow-link seeds of which one at least writes past five leases).
 
-use super::run::{World, DEFAULT_THINK_US};
+use super::run::{stream_seed, World, DEFAULT_THINK_US, LIVENESS_STREAM};
 use arakoon_node::consensus::{ship_allowance_ms, NodeIdx};
 use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// How long after the heal a write must be acknowledged, in leases (see the module doc).
 pub const LIVENESS_LEASES: u64 = 5;
@@ -89,11 +91,13 @@ impl World {
         let spare = n.saturating_sub(quorum);
         let can_vote: Vec<NodeIdx> = (0..n).filter(|k| self.healthy(*k)).collect();
         let non_voters = n - can_vote.len();
-        let down = self.rng.gen_range(0..=spare).saturating_sub(non_voters);
+        // From a stream of its own, so that a run with fewer calls (shrinking) holds the same.
+        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(self.report.seed, LIVENESS_STREAM));
+        let down = rng.gen_range(0..=spare).saturating_sub(non_voters);
         let mut pool = can_vote;
         let mut held = Vec::new();
         for _ in 0..down.min(pool.len()) {
-            held.push(pool.remove(self.rng.gen_range(0..pool.len())));
+            held.push(pool.remove(rng.gen_range(0..pool.len())));
         }
         held.sort_unstable();
         for &k in &held {

@@ -91,6 +91,10 @@ pub struct Reduction {
     /// Clients make their first call at this time (ms) instead of 2 s into the run: the
     /// calls before it are not made at all.
     pub calls_from_ms: Option<u64>,
+    /// The nodes' TLog files hold at most this many entries instead of the world's 64
+    /// (`tlog_max_entries`): a bug that needs a rollover, a sealed file or a collapse then
+    /// needs fewer writes before it.
+    pub tlog_entries: Option<u64>,
 }
 
 /// A deployment's shape: its size and its quorum override, if any.
@@ -184,7 +188,8 @@ pub struct RunReport {
     pub fault_log: Vec<(u64, String)>,
     /// The random nemesis' strikes: time (ms), number, what and where (skipped ones left out).
     pub strikes: Vec<(u64, u32, String)>,
-    /// The calls made: (client, operation number).
+    /// The calls made during the run, those a reduction may leave out: (client, operation
+    /// number). The calls after it, while the liveness check waits for a write, are not listed.
     pub calls: Vec<(usize, u64)>,
     /// Role changes: time (ms), node, role ("master", "slave", "candidate", "catching_up",
     /// "down", "paused").
@@ -355,6 +360,9 @@ pub(super) struct World {
     pub(super) liveness: super::liveness::Liveness,
     /// How many strikes the nemesis drew so far.
     strikes_drawn: u32,
+    /// The nemesis' own stream: when it strikes next, which fault, on which node. Apart from
+    /// the world's, so that a run with fewer calls (shrinking) has the same strikes.
+    nemesis_rng: ChaCha8Rng,
     /// The clock error the nodes' configuration promises to survive (the lease margin).
     pub(super) clock_bound: ClockBound,
     /// Per node, the last lease it held as master, in true time (see [`LeaseSpan`]).
@@ -409,6 +417,17 @@ const TICK_MS: u64 = 10;
 /// The seed of client `c`'s own stream in run `seed`.
 fn client_seed(seed: u64, c: usize) -> u64 {
     (seed ^ 0xc11e_4757_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (c as u64 + 1)
+}
+
+/// The stream of run `seed` from which the liveness check draws the nodes it holds down.
+pub(super) const LIVENESS_STREAM: u64 = u64::MAX;
+
+/// The seed of one of run `seed`'s streams apart from the world's and the clients': 0 the
+/// nemesis' schedule (when it strikes, which fault, on which node), `1 + n` what strike `n`
+/// draws (the nemesis' or an aimed one), [`LIVENESS_STREAM`] the nodes the liveness check
+/// holds down.
+pub(super) fn stream_seed(seed: u64, stream: u64) -> u64 {
+    (seed ^ 0x4e3e_5150_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ stream
 }
 
 /// A client's pause between calls unless told otherwise: 10 to 100 ms (µs).
@@ -891,7 +910,9 @@ impl World {
             self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
             return;
         }
-        self.report.calls.push((c, op));
+        if in_run {
+            self.report.calls.push((c, op));
+        }
         self.history.call(c, op, self.now_us, drawn.space, drawn.call);
         let deadline_us = self.now_us + self.cfg.op_timeout_ms * 1000;
         self.clients[c].pending =
@@ -1002,8 +1023,6 @@ impl World {
     /// catalogue does not say (torn writes on a crash, when a crashed node comes back) is drawn
     /// here. The draws are made in a fixed order from the world's RNG.
     fn nemesis(&mut self) {
-        use arakoon_chaos::director::{now_or_never, Backend, Resolved, Strikes};
-        use arakoon_chaos::drill::Millis;
         use arakoon_chaos::faults::{Fault, Target};
         let mut kinds: Vec<Fault> = Vec::new();
         if self.mix.partitions {
@@ -1034,24 +1053,41 @@ impl World {
         if self.mix.collapses {
             kinds.push(Fault::Collapse { target: Target::Random, keep: 1, duration: None });
         }
-        let next =
-            self.rng.gen_range(self.mix.fault_interval_ms / 2..=self.mix.fault_interval_ms * 3 / 2);
+        let interval = self.mix.fault_interval_ms / 2..=self.mix.fault_interval_ms * 3 / 2;
+        let next = self.nemesis_rng.gen_range(interval);
         self.agenda.push(self.now_us + next * 1000, Event::Nemesis);
         if kinds.is_empty() {
             return;
         }
         let n = self.cfg.nodes;
-        let mut kind = kinds[self.rng.gen_range(0..kinds.len())].clone();
+        let mut kind = kinds[self.nemesis_rng.gen_range(0..kinds.len())].clone();
         // Power loss is the rarest: a cluster that loses power every few seconds is never up.
-        if kind == Fault::PowerLoss && !self.rng.gen_bool(0.3) {
+        if kind == Fault::PowerLoss && !self.nemesis_rng.gen_bool(0.3) {
             kind = Fault::Kill(Target::Random);
         }
-        let victim = self.rng.gen_range(0..n);
+        let victim = self.nemesis_rng.gen_range(0..n);
         // Shrinking leaves strikes out after their draws, so the ones kept draw the same.
         let strike = self.next_strike();
         if self.cfg.reduce.skip_faults.contains(&strike) {
             return;
         }
+        // What the strike draws (a partition's sides, a crash's point, when the node comes
+        // back, a clock's step), and whatever the world draws while it strikes, comes from a
+        // stream of the strike's own: a call or a strike left out by shrinking changes neither
+        // when the strikes come, nor what they are, nor how they fall.
+        let strike_rng =
+            ChaCha8Rng::seed_from_u64(stream_seed(self.report.seed, 1 + strike as u64));
+        let world_rng = std::mem::replace(&mut self.rng, strike_rng);
+        self.strike(kind, victim, strike);
+        self.rng = world_rng;
+    }
+
+    /// Applies the nemesis' strike number `strike`: `kind` on `victim` (drawn by the nemesis).
+    fn strike(&mut self, kind: arakoon_chaos::faults::Fault, victim: NodeIdx, strike: u32) {
+        use arakoon_chaos::director::{now_or_never, Backend, Resolved, Strikes};
+        use arakoon_chaos::drill::Millis;
+        use arakoon_chaos::faults::{Fault, Target};
+        let n = self.cfg.nodes;
         let label = format!("{} n{victim}", kind.name());
         self.report.strikes.push((self.now_us / 1000, strike, label));
         let on_victim = |fault: Fault| Resolved { fault, strikes: Strikes::Nodes(vec![victim]) };
@@ -1550,6 +1586,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         violation: None,
         liveness: Default::default(),
         strikes_drawn: 0,
+        nemesis_rng: ChaCha8Rng::seed_from_u64(stream_seed(seed, 0)),
         clock_bound: bound,
         lease_spans: vec![None; cfg.nodes],
         lease_holders: Vec::with_capacity(cfg.nodes),
@@ -1676,7 +1713,11 @@ fn cluster_config(cfg: &SimConfig) -> Result<ClusterConfig, ConfigError> {
     let small = super::node::tlog_config();
     c.tlog_max_entries = small.entries_per_file_max;
     c.tlog_max_size = small.file_bytes_max;
-    c.with_overrides(&cfg.overrides, "the simulator's configuration")
+    let mut c = c.with_overrides(&cfg.overrides, "the simulator's configuration")?;
+    if let Some(n) = cfg.reduce.tlog_entries {
+        c.tlog_max_entries = n.max(1);
+    }
+    Ok(c)
 }
 
 /// The checks at the end of a run; returns how many slots were chosen.
