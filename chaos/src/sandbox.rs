@@ -275,7 +275,7 @@ pub fn plan_with(
         max_value_size: 8 * 1024 * 1024,
         max_buffer_size: 32 * 1024 * 1024,
         batch_max_updates: 1024,
-        batch_max_bytes: 4 * 1024 * 1024,
+        batch_max_bytes: arakoon_node::consensus::BATCH_BYTES_MAX_DEFAULT,
         max_connections: 1024,
         client_stall_ms: 10_000,
         cluster_secret_file: None,

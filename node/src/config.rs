@@ -13,7 +13,7 @@
 //! __tainted_max_value_size = 8388608   ; bytes of one value (Arakoon's name; alias max_value_size)
 //! __tainted_max_buffer_size = 33554432 ; bytes of one update (Arakoon's name; alias max_buffer_size)
 //! batch_max_updates = 1024      ; group commit: updates in one Paxos value at most
-//! batch_max_bytes = 4194304     ; and bytes
+//! batch_max_bytes = 1048576     ; and bytes
 //! max_connections = 1024        ; client connections; more are refused with 0xfe
 //! client_stall_ms = 10000       ; a client silent in the middle of a request is dropped
 //! cluster_secret_file = /etc/arakoon/secret  ; ours: peers prove membership with it
@@ -277,8 +277,13 @@ impl ClusterConfig {
             max_value_size,
             max_buffer_size,
             batch_max_updates: p.number(g, "batch_max_updates", 1, 1 << 20, 1024)? as usize,
-            batch_max_bytes: p.number(g, "batch_max_bytes", 1024, 1 << 30, 4 * 1024 * 1024)?
-                as usize,
+            batch_max_bytes: p.number(
+                g,
+                "batch_max_bytes",
+                1024,
+                1 << 30,
+                crate::consensus::BATCH_BYTES_MAX_DEFAULT as u64,
+            )? as usize,
             max_connections: p.number(g, "max_connections", 1, 1 << 16, 1024)? as usize,
             client_stall_ms: p.number(g, "client_stall_ms", 1, 3_600_000, 10_000)?,
             cluster_secret_file,

@@ -17,7 +17,7 @@ mod rng;
 
 pub use machine::{
     ship_allowance_ms, value_hash, ClockBound, Config, Durable, Machine, BALLOT_REACH,
-    HOLD_SHIP_FACTOR, LINK_BYTES_PER_S_DEFAULT, MAX_BALLOT,
+    BATCH_BYTES_MAX_DEFAULT, HOLD_SHIP_FACTOR, LINK_BYTES_PER_S_DEFAULT, MAX_BALLOT,
 };
 pub use msg::{
     Action, ClientReqId, Input, Msg, NakReason, NodeIdx, ReadRefusal, ReadWant, Refusal, RoleName,

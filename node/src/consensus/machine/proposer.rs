@@ -390,10 +390,9 @@ mod tests {
         assert_eq!(next, Some(1024), "one value holds the batch, at most batch_updates_max");
     }
 
-    #[test]
-    fn group_commit_harvests_the_queue_bounded_by_bytes() {
-        let mut cfg = Config::new(names(1), 0, LEASE);
-        cfg.batch_bytes_max = 1000;
+    /// The sizes of the batches a 1-node master applies when `count` updates of `value_len`
+    /// bytes queue while its first slot is in flight.
+    fn batches(cfg: Config, value_len: usize, count: u64) -> Vec<usize> {
         let mut m = Machine::new(cfg, Durable::default(), 0, 1);
         let mut now = 0;
         let mut persists = VecDeque::new();
@@ -409,10 +408,11 @@ mod tests {
             }
         }
         assert_eq!(m.role(), RoleName::Master);
-        let big = |k: u64| Update::Set { key: format!("k{k}").into_bytes(), value: vec![0; 300] };
+        let big =
+            |k: u64| Update::Set { key: format!("k{k}").into_bytes(), value: vec![0; value_len] };
         let out = run(&mut m, now, Input::ClientUpdate { id: ClientReqId(0), update: big(0) });
         persists.extend(tokens(&out));
-        for k in 1..10 {
+        for k in 1..count {
             run(&mut m, now, Input::ClientUpdate { id: ClientReqId(k), update: big(k) });
         }
         while let Some(t) = persists.pop_front() {
@@ -424,7 +424,25 @@ mod tests {
                 }
             }
         }
-        assert_eq!(applied, vec![1, 3, 3, 3], "300-byte updates, 1000 bytes a batch");
+        applied
+    }
+
+    #[test]
+    fn group_commit_harvests_the_queue_bounded_by_bytes() {
+        let mut cfg = Config::new(names(1), 0, LEASE);
+        cfg.batch_bytes_max = 1000;
+        assert_eq!(batches(cfg, 300, 10), vec![1, 3, 3, 3], "300-byte updates, 1000 bytes a batch");
+    }
+
+    /// By default a slot holds at most a MiB: values of 600 KiB go one a slot (with the 4 MiB of
+    /// before, six shared a slot, whose round took longer than six rounds of one).
+    #[test]
+    fn large_values_go_one_a_slot_by_default() {
+        let cfg = Config::new(names(1), 0, LEASE);
+        assert_eq!(batches(cfg, 600 << 10, 8), vec![1; 8]);
+        // Small values still share a slot, up to the count bound.
+        let cfg = Config::new(names(1), 0, LEASE);
+        assert_eq!(batches(cfg, 100, 2000), vec![1, 1024, 975]);
     }
 
     #[test]
