@@ -48,6 +48,7 @@ pub struct ServerIo {
 
 /// An Accept's frame payload, kept for the next peer the same Accept goes to (a broadcast, or a
 /// resend): the ballot, the slot and the very batch (the same shared updates) it was made from.
+/// One is kept, replaced by the next Accept: the memory bound's "Accept's encoding" (README).
 pub struct EncodedAccept {
     n: u64,
     i: u64,
