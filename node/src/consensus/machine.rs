@@ -205,6 +205,8 @@ impl Slot {
 #[derive(Debug)]
 struct InFlight {
     i: u64,
+    /// The value's hash, taken once when its slot was kept (the Commit names it).
+    hash: u64,
     value: Value,
     clients: Vec<ClientReqId>,
     acks: BTreeSet<NodeIdx>,

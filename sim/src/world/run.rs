@@ -414,9 +414,15 @@ const CLOCK_CHECKS: [&str; 2] = ["at most one valid lease", "linearizable"];
 
 const TICK_MS: u64 = 10;
 
+/// The seed of stream `stream` of the family `salt` names in run `seed`: streams apart from the
+/// world's, so that what one draws does not move another's draws.
+fn derived_seed(seed: u64, salt: u64, stream: u64) -> u64 {
+    (seed ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ stream
+}
+
 /// The seed of client `c`'s own stream in run `seed`.
 fn client_seed(seed: u64, c: usize) -> u64 {
-    (seed ^ 0xc11e_4757_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (c as u64 + 1)
+    derived_seed(seed, 0xc11e_4757_0000_0000, c as u64 + 1)
 }
 
 /// The stream of run `seed` from which the liveness check draws the nodes it holds down.
@@ -427,7 +433,7 @@ pub(super) const LIVENESS_STREAM: u64 = u64::MAX;
 /// draws (the nemesis' or an aimed one), [`LIVENESS_STREAM`] the nodes the liveness check
 /// holds down.
 pub(super) fn stream_seed(seed: u64, stream: u64) -> u64 {
-    (seed ^ 0x4e3e_5150_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ stream
+    derived_seed(seed, 0x4e3e_5150_0000_0000, stream)
 }
 
 /// A client's pause between calls unless told otherwise: 10 to 100 ms (µs).

@@ -77,10 +77,12 @@ impl Machine {
         let prev_hash = self.prev.as_ref().filter(|p| p.i + 1 == i).map(|p| p.hash);
         self.broadcast(Msg::Accept { n, i, value: value.clone(), prev_hash }, out);
         self.persist(record, Some((i, value.clone())), After::SelfAck { n, i }, out);
+        let hash = self.last.as_ref().expect("the slot just kept").hash;
         let Role::Master(m) = &mut self.role else { unreachable!() };
         let bytes = value.encoded_len();
         m.in_flight = Some(InFlight {
             i,
+            hash,
             bytes,
             value,
             clients,
@@ -211,9 +213,11 @@ impl Machine {
                     After::SelfAck { n, i: s },
                     out,
                 );
+                let hash = self.last.as_ref().expect("the slot just kept").hash;
                 let Role::Master(m) = &mut self.role else { unreachable!() };
                 m.in_flight = Some(InFlight {
                     i: s,
+                    hash,
                     bytes: value.encoded_len(),
                     value,
                     clients: Vec::new(),
@@ -310,9 +314,7 @@ impl Machine {
         {
             m.lease_t0 = Some(f.first_sent_ms);
         }
-        // The slot in flight is the last one kept, whose hash was taken when it was proposed.
-        let kept = self.last.as_ref().filter(|l| l.i == f.i).map(|l| l.hash);
-        let hash = kept.unwrap_or_else(|| value_hash(&f.value));
+        let hash = f.hash;
         self.commit_through(f.i, f.clients, out);
         self.broadcast(Msg::Commit { n, i: f.i, hash }, out);
         self.propose_next(now_ms, out);
