@@ -5,8 +5,9 @@
 //! off (it should: the failure is the bug's, not one the shrinking made). Issue 14 asks for at
 //! most 20 events.
 //!
-//! `cargo bench -p arakoon-sim --features planted-bugs --bench shrink [-- SEEDS] [BUG ...]`
-//! (default: 3 seeds per bug, every bug).
+//! `cargo bench -p arakoon-sim --features planted-bugs --bench shrink [-- SEEDS] [BUG ...]
+//! [show]` (default: 3 seeds per bug, every bug; `show` prints each shrunk run's spec and events
+//! when it keeps more than 20 or fails with the bug off).
 
 use arakoon_node::planted::{self, Bug};
 use arakoon_sim::{run_seed, FaultMix, Outcome, SimConfig};
@@ -36,7 +37,9 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let per_bug: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(3);
-    let only: Vec<&String> = args.iter().filter(|a| a.parse::<usize>().is_err()).collect();
+    let show = args.iter().any(|a| a == "show");
+    let only: Vec<&String> =
+        args.iter().filter(|a| a.parse::<usize>().is_err() && *a != "show").collect();
     println!(
         "{:<30} {:>5} {:<24} {:>7} {:>6} {:>5} {:>7} {:>9}",
         "bug", "seed", "check", "before", "after", "runs", "secs", "bug off"
@@ -62,6 +65,7 @@ fn main() {
                 .expect("the seed fails");
             let secs = t.elapsed().as_secs_f64();
             let off = with_bug(None, || run_seed(seed, &s.cfg));
+            let off_passes = off.passed();
             let off = match off.outcome {
                 Outcome::Pass => "passes".to_string(),
                 Outcome::Violation(v) => format!("FAILS {}", v.check),
@@ -76,6 +80,9 @@ fn main() {
                 s.events.len(),
                 s.attempts
             );
+            if show && (s.events.len() > 20 || !off_passes) {
+                println!("    spec: {}\n    {}", s.spec(), s.events.join("\n    "));
+            }
         }
         if found == 0 {
             println!("{:<30} no failing seed in 0..{SEEDS_MAX}", bug.name());

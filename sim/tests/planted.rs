@@ -171,6 +171,10 @@ fn a_failing_seed_shrinks_to_at_most_20_events() {
         (Bug::SkipCrcCheck, 20),
         (Bug::RolloverSkipsFsync, 20),
         (Bug::HeadFlushedAfterRemoval, 20),
+        // Liveness failures: the liveness check's probe stands in for the calls clients made
+        // while the cluster stayed unavailable (122 and 129 events before).
+        (Bug::PromiseBeyondQuorum, 20),
+        (Bug::BallotReachUnchecked, 20),
     ] {
         let fails = |seed: u64| {
             planted::clear();

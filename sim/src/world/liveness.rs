@@ -105,6 +105,11 @@ impl World {
         }
         let now = self.now_us;
         self.trace(|| format!("liveness: heal at {now}µs, held down {held:?}"), 60);
+        // The probe starts at the heal, whatever pause client 0 drew during the run (a shrunk
+        // run's clients may pause minutes).
+        if self.cfg.reduce.probe && !self.clients.is_empty() && self.client_idle(0) {
+            self.schedule_call(0, now);
+        }
         let shipped_max_bytes = self.liveness.shipped_max_bytes;
         self.liveness = Liveness {
             healed_at_us: Some(now),
@@ -131,12 +136,22 @@ impl World {
     /// measures the cluster and not a workload slowed down by shrinking (whose clients may
     /// pause seconds). With the default pace the draw is the same either way.
     pub(super) fn think_us(&mut self, c: usize) -> u64 {
+        if let Some(pause_us) = self.probe_pause_us() {
+            return pause_us;
+        }
         let (mut lo, mut hi) = self.cfg.think_us;
         if self.liveness.healed_at_us.is_some() && self.liveness.write_at_us.is_none() {
             let (default_lo, default_hi) = DEFAULT_THINK_US;
             (lo, hi) = (lo.min(default_lo), hi.min(default_hi));
         }
         self.clients[c].rng.gen_range(lo..=hi)
+    }
+
+    /// The probe's pause between its calls (µs) once the run has ended, if the run probes
+    /// (`Reduction::probe`): one lease.
+    fn probe_pause_us(&self) -> Option<u64> {
+        let ended = self.now_us >= self.cfg.duration_ms * 1000;
+        (self.cfg.reduce.probe && ended).then_some(self.cfg.lease_ms * 1000)
     }
 
     /// A Promise or an Accept carried a value of `bytes`.
@@ -164,7 +179,12 @@ impl World {
         let drift_ppm = (self.mix.clock_drift_ppm.max(0) as u64).max(aimed_ppm).min(900_000);
         Bound {
             leases_us: LIVENESS_LEASES * self.cfg.lease_ms * 1000,
-            pause_us: self.cfg.think_us.1,
+            // The probe calls a lease apart: its pause replaces the clients'.
+            pause_us: if self.cfg.reduce.probe {
+                self.cfg.lease_ms * 1000
+            } else {
+                self.cfg.think_us.1
+            },
             slow_link,
             drift_ppm,
         }

@@ -88,6 +88,11 @@ pub struct Reduction {
     pub skip_calls: BTreeSet<(usize, u64)>,
     /// No liveness check after the heal (clients stop at the run's end).
     pub no_liveness: bool,
+    /// After the run's end only client 0 calls, and each of its calls is a write (a `set` of
+    /// `k0`), one a lease apart: the liveness check's probe, instead of every client's
+    /// workload at the default pace. A shrunk liveness failure then lists a handful of probes
+    /// rather than a hundred calls made while the cluster stayed unavailable.
+    pub probe: bool,
     /// Clients make their first call at this time (ms) instead of 2 s into the run: the
     /// calls before it are not made at all.
     pub calls_from_ms: Option<u64>,
@@ -318,6 +323,9 @@ pub(super) struct Client {
     /// every event dearer. The one event fires at the earliest deadline armed, and re-arms for
     /// the pending call's: each call still times out at its own deadline.
     timeout_at_us: Option<u64>,
+    /// When its next call is due (the one `ClientNext` event that counts): an event for
+    /// another instant is stale, left by a call brought forward (the liveness probe's).
+    next_at_us: Option<u64>,
     next_op: u64,
     /// The value this client last saw for each key: what its test_and_set expects.
     seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -904,16 +912,24 @@ impl World {
         if in_run && self.cfg.reduce.ops_max.is_some_and(|m| op >= m) {
             // Back at the run's end, in case the liveness check then wants a write.
             let end = self.cfg.duration_ms * 1000;
-            self.agenda.push(end, Event::ClientNext { client: c });
+            self.schedule_call(c, end);
             return;
+        }
+        let probing = !in_run && self.cfg.reduce.probe;
+        if probing && c != 0 {
+            return; // only client 0 probes
         }
         self.clients[c].next_op += 1;
         let client = &mut self.clients[c];
-        let drawn = workload::draw(&mut client.rng, &self.cfg, c, op, &client.seen);
+        let drawn = if probing {
+            workload::probe(c, op)
+        } else {
+            workload::draw(&mut client.rng, &self.cfg, c, op, &client.seen)
+        };
         if in_run && self.cfg.reduce.skip_calls.contains(&(c, op)) {
             // Left out by shrinking: the client goes on as if it had been answered at once.
             let think = self.think_us(c);
-            self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
+            self.schedule_call(c, self.now_us + think);
             return;
         }
         if in_run {
@@ -1021,7 +1037,18 @@ impl World {
             }
         }
         let think = self.think_us(c);
-        self.agenda.push(self.now_us + think, Event::ClientNext { client: c });
+        self.schedule_call(c, self.now_us + think);
+    }
+
+    /// Client `c` makes its next call at `at_us` (any call scheduled before is dropped).
+    pub(super) fn schedule_call(&mut self, c: usize, at_us: u64) {
+        self.clients[c].next_at_us = Some(at_us);
+        self.agenda.push(at_us, Event::ClientNext { client: c });
+    }
+
+    /// Whether client `c` waits between calls (no call pending).
+    pub(super) fn client_idle(&self, c: usize) -> bool {
+        self.clients[c].pending.is_none()
     }
 
     /// The random nemesis: draws a fault of the catalogue (`arakoon_chaos::faults::Fault`) among
@@ -1421,6 +1448,11 @@ impl World {
             }
             Event::ClientRequest { node, client, op } => self.client_request(node, client, op),
             Event::ClientReply { client, op, result } => self.client_done(client, op, result),
+            Event::ClientNext { client }
+                if self.clients[client].next_at_us != Some(self.now_us) =>
+            {
+                // Stale: the call was scheduled again (brought forward).
+            }
             Event::ClientNext { client } => {
                 // Clients stop at the run's end, or once the liveness check saw its write.
                 let checking =
@@ -1578,6 +1610,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
                 rng: ChaCha8Rng::seed_from_u64(client_seed(seed, c)),
                 pending: None,
                 timeout_at_us: None,
+                next_at_us: None,
                 next_op: 0,
                 seen: BTreeMap::new(),
             })
@@ -1613,7 +1646,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     let first_call_us = cfg.reduce.calls_from_ms.map_or(2_000_000, |ms| (ms * 1000).max(2_000_000));
     for c in 0..cfg.clients {
-        w.agenda.push(first_call_us + c as u64 * 1_000, Event::ClientNext { client: c });
+        w.schedule_call(c, first_call_us + c as u64 * 1_000);
     }
     if cfg.script.is_empty() {
         w.agenda.push(w.mix.fault_interval_ms * 1000, Event::Nemesis);

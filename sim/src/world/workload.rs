@@ -121,6 +121,15 @@ pub(super) struct Drawn {
     pub call: RawCall,
 }
 
+/// The liveness probe's call (a shrunk run's `probe`): client `c` sets key `k0` to a value of its
+/// own, the write the check waits for.
+pub(super) fn probe(c: usize, op: u64) -> Drawn {
+    let key = b"k0".to_vec();
+    let v = format!("c{c}-{op}p").into_bytes();
+    let call = RawCall { f: "set".into(), key: Some(str_value(&key)), value: str_value(&v) };
+    Drawn { kind: OpKind::Set(v), key, space: Space::Kv, call }
+}
+
 /// Draws an index by weight (the first when every weight is zero).
 fn pick(rng: &mut ChaCha8Rng, weights: &[u32]) -> usize {
     let total: u32 = weights.iter().sum::<u32>().max(1);
