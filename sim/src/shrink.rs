@@ -28,7 +28,8 @@
 //! A configuration tried once is not run again (the run is deterministic). The passes end
 //! where none shrinks the run, which need not be the smallest run; with attempts left and more
 //! than [`GOAL_EVENTS`] events, a second search from the start leaves the number of clients to
-//! delta debugging, and the smaller result is kept.
+//! delta debugging, and the smaller result is kept; a third, from that result, delta-debugs the
+//! calls in the order they were made, latest first.
 //!
 //! The calls made after the run's end are the liveness check's: they wait for a write while
 //! the cluster comes back, and no reduction leaves them out. A run that broke liveness is first
@@ -460,6 +461,16 @@ pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
         if size(&first_report) < size(&s.best_report) {
             (s.best, s.best_report) = (first, first_report);
         }
+    }
+    // Still above the goal with runs left: from the best run found, calls in the order they
+    // were made, latest first, so that the calls after whatever broke go first and a chunk
+    // is a stretch of time rather than one client's calls.
+    if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
+        s.ddmin(
+            |r| r.calls.iter().rev().copied().collect(),
+            |c, part| c.reduce.skip_calls.extend(part.iter().copied()),
+        );
+        s.passes(false);
     }
     // The shrunk run once more, with its history for the event list.
     let cfg = SimConfig { keep_history: true, ..s.best.clone() };
