@@ -309,7 +309,8 @@ fn print_stages(results: &[StepResult]) {
     }
     println!(
         "core.event: the core busy with one event (applies included); store.apply: one slot into \
-         sled; persist.group: one TLog group, fsync included; store.flush: one sled flush; \
+         sled; persist.wait: a TLog group's first job, from hand-over to the persister thread \
+         taking it; persist.group: one TLog group, fsync included; store.flush: one sled flush; \
          client.wait: a request's wait for the core's answer."
     );
 }

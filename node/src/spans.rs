@@ -11,6 +11,8 @@
 //! - `core.event`: the event loop's handling of one event (a batch of peer messages or client
 //!   requests, a persist report, a tick), store applies included: time the core is busy.
 //! - `store.apply`: the sled store's commit of one applied slot (store/sled_store.rs).
+//! - `persist.wait`: a group's first job, from the core handing it over to the persister thread
+//!   taking it (the thread's wake-up, or the group before it).
 //! - `persist.group`: the persister writing one group of jobs, fsync included.
 //! - `store.flush`: one flush of the sled store to disk (its own thread).
 //! - `client.wait`: a connection's wait for the core's answer to one request.
@@ -31,13 +33,14 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 
 pub static CORE_EVENT: Span = Span::new("core.event");
 pub static STORE_APPLY: Span = Span::new("store.apply");
+pub static PERSIST_WAIT: Span = Span::new("persist.wait");
 pub static PERSIST_GROUP: Span = Span::new("persist.group");
 pub static STORE_FLUSH: Span = Span::new("store.flush");
 pub static CLIENT_WAIT: Span = Span::new("client.wait");
 
 /// Every stage, in the order they are written and printed.
-pub static ALL: [&Span; 5] =
-    [&CORE_EVENT, &STORE_APPLY, &PERSIST_GROUP, &STORE_FLUSH, &CLIENT_WAIT];
+pub static ALL: [&Span; 6] =
+    [&CORE_EVENT, &STORE_APPLY, &PERSIST_WAIT, &PERSIST_GROUP, &STORE_FLUSH, &CLIENT_WAIT];
 
 /// The start of a timed stage: `None` while spans are off (no clock is read then).
 pub fn start() -> Option<Instant> {

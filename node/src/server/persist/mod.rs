@@ -157,9 +157,12 @@ fn write_and_report(
     }
 }
 
+/// A request and when it was handed over (with spans on: the `persist.wait` stage).
+type Handed = (Request, Option<std::time::Instant>);
+
 /// Production: a thread of its own takes the requests from a channel.
 pub struct Threaded {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Handed>,
     thread: JoinHandle<()>,
 }
 
@@ -177,7 +180,7 @@ impl Threaded {
 impl Driver for Threaded {
     fn hand(&self, request: Request) {
         // A send fails only once the thread stopped after a failure it already reported.
-        let _ = self.tx.send(request);
+        let _ = self.tx.send((request, crate::spans::start()));
     }
 
     fn finish(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -191,20 +194,24 @@ impl Driver for Threaded {
 
 fn run(
     mut writer: Option<GroupWriter>,
-    rx: mpsc::Receiver<Request>,
+    rx: mpsc::Receiver<Handed>,
     done: UnboundedSender<Persisted>,
 ) {
     let mut pending: Option<Request> = None;
     while writer.is_some() {
-        let first = match pending.take() {
-            Some(r) => r,
+        let (first, handed) = match pending.take() {
+            Some(r) => (r, None),
             None => match rx.recv() {
                 Ok(r) => r,
                 Err(_) => return,
             },
         };
         let mut jobs = match first {
-            Request::Job(job) => vec![job],
+            Request::Job(job) => {
+                // The group's first job waited longest: from its hand-over to here.
+                crate::spans::PERSIST_WAIT.since(handed);
+                vec![job]
+            }
             other => {
                 if !answer(&mut writer, other) {
                     return;
@@ -215,8 +222,8 @@ fn run(
         // Group every job already waiting; anything else waits for the next turn.
         while jobs.len() < GROUP_JOBS_MAX {
             match rx.try_recv() {
-                Ok(Request::Job(job)) => jobs.push(job),
-                Ok(other) => {
+                Ok((Request::Job(job), _)) => jobs.push(job),
+                Ok((other, _)) => {
                     pending = Some(other);
                     break;
                 }
