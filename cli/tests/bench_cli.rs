@@ -51,12 +51,25 @@ fn compare_with_etcd_prints_both_systems_side_by_side() {
         let names: Vec<&str> = stages.iter().map(|g| g["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
-            ["core.event", "store.apply", "persist.group", "store.flush", "client.wait"],
+            [
+                "core.event",
+                "store.apply",
+                "persist.wait",
+                "persist.group",
+                "store.flush",
+                "client.wait"
+            ],
             "{s}"
         );
-        let wait = &stages[4];
+        let wait = &stages[5];
         assert!(wait["count"].as_u64().unwrap() >= s["ops"].as_u64().unwrap(), "{s}");
         assert!(wait["p99_us"].as_u64().unwrap() >= wait["p50_us"].as_u64().unwrap(), "{s}");
+        // Every TLog group's first job waited for the persister once (a set makes groups).
+        let (handed, groups) = (&stages[2], &stages[3]);
+        if s["op"] == "set" {
+            assert!(handed["count"].as_u64().unwrap() > 0, "{s}");
+        }
+        assert!(handed["count"].as_u64().unwrap() <= groups["count"].as_u64().unwrap(), "{s}");
     }
     let systems: Vec<&str> = steps.iter().map(|s| s["system"].as_str().unwrap()).collect();
     assert_eq!(systems.iter().filter(|s| **s == "etcd").count(), 4, "{systems:?}");
