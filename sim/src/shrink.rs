@@ -394,11 +394,13 @@ impl Search {
                 break;
             }
         }
-        // The latest first call that still fails: `n` seconds of calls before the run's end.
-        let from_s = self.best.reduce.calls_from_ms.unwrap_or(FIRST_CALL_MS) / 1000;
-        let span = (self.best.duration_ms / 1000).saturating_sub(from_s);
+        // The latest first call that still fails: `n` tenths of a second of calls before the
+        // run's end (whole seconds left five clients' calls of up to a second in runs whose
+        // failure came within a second of the first call).
+        let from = self.best.reduce.calls_from_ms.unwrap_or(FIRST_CALL_MS);
+        let span = self.best.duration_ms.saturating_sub(from) / 100;
         self.bisect(0, span, |c, n| {
-            let from = c.duration_ms.saturating_sub(n * 1000).max(FIRST_CALL_MS);
+            let from = c.duration_ms.saturating_sub(n * 100).max(FIRST_CALL_MS);
             let reduce = Reduction { calls_from_ms: Some(from), ..c.reduce.clone() };
             SimConfig { reduce, ..c.clone() }
         });
