@@ -21,7 +21,7 @@
 //! A leftover `head.db.incoming` or `<store>.from-head` (a crash before step 1, or the old head
 //! after it) is never read: the next adoption removes it first.
 
-use super::{head_path, CollapseError};
+use super::{head_path, CollapseError, HeadSpace};
 use crate::tlog::{self, FileKind, LogDir, TlogError, TlogFile};
 use std::path::{Path, PathBuf};
 
@@ -54,41 +54,52 @@ pub enum AdoptStep {
     Removed(String),
 }
 
-/// Steps 1 to 3: makes the flushed head at `incoming` this node's head and restarts the TLog in
-/// `dir` (at `tlog_dir`) with an empty file after it. `step` hears each step; returning `false`
-/// stops there, as a crash would (for the tests). The TLog writer must be closed.
+/// Steps 1 to 3: makes the flushed head waiting at `head`'s incoming place this node's head and
+/// restarts the TLog in `dir` with an empty file after it. `step` hears each step; returning
+/// `false` stops there, as a crash would (for the tests). The TLog writer must be closed.
+///
+/// Every file operation goes through `dir` and `head`: production passes the real directory and
+/// the head's path (`<tlog_dir>/head.db`, a sled directory), the simulator its simulated disk
+/// and the head kept as a file on it ([`super::FileHead`]), so both run these steps.
 pub fn adopt_head(
     dir: &dyn LogDir,
-    tlog_dir: &Path,
-    incoming: &Path,
+    head: &dyn HeadSpace,
     step: &mut dyn FnMut(&AdoptStep) -> bool,
 ) -> Result<(), CollapseError> {
-    let head = head_path(tlog_dir);
-    let failed = |what: &str, path: &Path, e: std::io::Error| CollapseError::Remove {
-        path: format!("{} ({what})", path.display()),
+    let failed = |what: &str, path: String, e: std::io::Error| CollapseError::Remove {
+        path: format!("{path} ({what})"),
         source: e,
     };
     let io = |e: std::io::Error| TlogError::io(dir.location(), e);
-    if head.exists() {
-        exchange(incoming, &head).map_err(|e| failed("exchanging the heads", &head, e))?;
-    } else {
-        std::fs::rename(incoming, &head).map_err(|e| failed("moving the head in", &head, e))?;
-    }
+    let what = if head.exists() { "exchanging the heads" } else { "moving the head in" };
+    head.take_incoming().map_err(|e| failed(what, head.location(), e))?;
     dir.sync_dir().map_err(io)?;
     if !step(&AdoptStep::HeadSwapped) {
         return Ok(());
     }
-    if incoming.exists() {
+    if head.incoming_exists() {
         // The old head: covered by the new one.
-        std::fs::remove_dir_all(incoming)
-            .map_err(|e| failed("removing the old head", incoming, e))?;
+        head.remove_incoming()
+            .map_err(|e| failed("removing the old head", head.incoming_location(), e))?;
     }
+    restart_log(dir, step).map(drop)
+}
+
+/// Steps 2 and 3: restarts the log in `dir` after a head that covers every slot it holds: an
+/// empty TLog file numbered after the last, the directory synced, then the older files removed
+/// lowest first, the directory synced after each. `step` hears each step; returning `false`
+/// stops there (for the tests). True when every step ran.
+pub fn restart_log(
+    dir: &dyn LogDir,
+    step: &mut dyn FnMut(&AdoptStep) -> bool,
+) -> Result<bool, CollapseError> {
+    let io = |e: std::io::Error| TlogError::io(dir.location(), e);
     let old = tlog::list_files(dir)?;
     let fresh = TlogFile::new(old.last().map_or(1, |f| f.number + 1), FileKind::Tlog).name();
     drop(dir.create(&fresh).map_err(io)?);
     dir.sync_dir().map_err(io)?;
     if !step(&AdoptStep::Restarted(fresh)) {
-        return Ok(());
+        return Ok(false);
     }
     let names = dir.list().map_err(io)?;
     for file in &old {
@@ -101,10 +112,35 @@ pub fn adopt_head(
         }
         dir.sync_dir().map_err(io)?;
         if !step(&AdoptStep::Removed(file.name())) {
-            return Ok(());
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Start-up's end of an adoption that a crash interrupted after step 1, for a store just
+/// rebuilt from the head (the store in memory always is; a store on disk when it was behind
+/// the log's first slot, as sled may be after a power loss): when that store (`store_i`) is
+/// past the last slot the log holds (`log_last`), the head covers the whole log, no replay can
+/// bring the store back to it, and the log holds nothing the head lacks (every slot up to the
+/// head's is committed, and the head holds its chosen value). Start-up then finishes steps 2
+/// and 3 ([`restart_log`]) and returns true: the caller opens its TLog writer again. Only an
+/// adoption leaves a head past its log: a collapse folds committed slots the log holds.
+pub fn finish_interrupted_adoption(
+    dir: &dyn LogDir,
+    store_i: Option<u64>,
+    log_last: Option<u64>,
+) -> Result<bool, CollapseError> {
+    let past = matches!((store_i, log_last), (Some(s), Some(l)) if s > l);
+    if !past {
+        return Ok(false);
+    }
+    tracing::info!(
+        store_i,
+        log_last,
+        "the head covers the whole log: an interrupted adoption; restarting the log after it"
+    );
+    restart_log(dir, &mut |_| true)
 }
 
 /// Step 4: puts the complete store at `copy` in place of the one at `store` (which must be
