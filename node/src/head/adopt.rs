@@ -11,15 +11,26 @@
 //!    asked for its next slot `from_i`, which the peer had folded, so the head reaches `from_i`,
 //!    and a node's log ends at most one slot past its store (at `from_i`). A log beside a head
 //!    that is ahead of it is a state start-up accepts ([`super::check_log_start`]).
-//! 2. an empty TLog file numbered after the node's last one is created, the directory synced;
+//! 2. an empty TLog file numbered after the node's last one is created, the directory synced (a
+//!    last file that holds no entry is that file already: [`restart_log`] says why);
 //! 3. the node's older files are removed lowest first, the directory synced: at every moment the
 //!    log is a contiguous run of files (the head covering what is gone) ending in the empty one;
 //! 4. the store is replaced by the copy ([`replace_store`]): the old store removed, the copy
 //!    renamed in, the parent synced. A crash between leaves no store; start-up then finds a log
 //!    that starts after the head and copies the head into a new store.
 //!
+//! Start-up relies on the node's own store between steps 1 and 4: it replays the old log. When
+//! that store is gone or behind the log's first slot (a power loss may leave sled's behind; the
+//! simulator's stores in memory are always gone), start-up copies the head into a new store, which
+//! is then past the whole log: it finishes steps 2 and 3 itself ([`finish_interrupted_adoption`]).
+//!
 //! A leftover `head.db.incoming` or `<store>.from-head` (a crash before step 1, or the old head
 //! after it) is never read: the next adoption removes it first.
+//!
+//! Every file operation of steps 1 to 3 goes through the node's disk seam ([`LogDir`]) and its
+//! head's ([`HeadSpace`]): production's directory and sled head, or the simulator's disk with the
+//! head a file on it, so that the world runs these very steps with its crash points and faults
+//! (`server::catchup::adopt_fetched` is the sequence both run; sim/src/world/catchup.rs).
 
 use super::{head_path, CollapseError, HeadSpace};
 use crate::tlog::{self, FileKind, LogDir, TlogError, TlogFile};
@@ -89,14 +100,36 @@ pub fn adopt_head(
 /// empty TLog file numbered after the last, the directory synced, then the older files removed
 /// lowest first, the directory synced after each. `step` hears each step; returning `false`
 /// stops there (for the tests). True when every step ran.
+///
+/// A last file that holds no entry (a rollover's new file, or the only file of a log that
+/// never held a slot) is the empty file the log restarts with: validation takes an empty file
+/// followed by another for a cut one, so none is created after it. An empty `000` is renamed
+/// to `001` instead (in one atomic step): a log that starts at `000` is one that starts at
+/// slot 0, and the next slot is the head's next.
 pub fn restart_log(
     dir: &dyn LogDir,
     step: &mut dyn FnMut(&AdoptStep) -> bool,
 ) -> Result<bool, CollapseError> {
     let io = |e: std::io::Error| TlogError::io(dir.location(), e);
-    let old = tlog::list_files(dir)?;
-    let fresh = TlogFile::new(old.last().map_or(1, |f| f.number + 1), FileKind::Tlog).name();
-    drop(dir.create(&fresh).map_err(io)?);
+    let mut old = tlog::list_files(dir)?;
+    let empty_last = match old.last() {
+        Some(f) if f.kind == FileKind::Tlog && tlog::first_i(dir, f)?.is_none() => old.pop(),
+        _ => None,
+    };
+    let fresh = match empty_last {
+        Some(last) if last.number > 0 => last.name(),
+        Some(last) => {
+            let fresh = TlogFile::new(1, FileKind::Tlog).name();
+            dir.rename(&last.name(), &fresh).map_err(io)?;
+            fresh
+        }
+        None => {
+            let fresh =
+                TlogFile::new(old.last().map_or(1, |f| f.number + 1), FileKind::Tlog).name();
+            drop(dir.create(&fresh).map_err(io)?);
+            fresh
+        }
+    };
     dir.sync_dir().map_err(io)?;
     if !step(&AdoptStep::Restarted(fresh)) {
         return Ok(false);

@@ -11,6 +11,11 @@
 //!   collapse runs over the disk that loses unsynced writes, tears them, flips bits and fails
 //!   fsyncs.
 //!
+//! Adoption ([`super::adopt_head`]) sees the head through the same seam: a fetched head waits
+//! beside it ("incoming": `head.db.incoming`, a sled directory or a file) and is put in place in
+//! one atomic step ([`HeadSpace::take_incoming`]: `renameat2` exchange on disk,
+//! [`crate::tlog::LogDir::exchange`] on the simulated disk).
+//!
 //! The file head keeps the durability rule of the sled head: what it holds is durable only once
 //! flushed. A flush writes the whole head to `head.db.part`, syncs it, renames it over
 //! `head.db` and syncs the directory (the ballot record's way): a crash at any point leaves the

@@ -339,6 +339,44 @@ fn a_store_lost_in_an_interrupted_adoption_is_rebuilt_from_the_head() {
     }
 }
 
+/// A node whose log holds no slot (new, or wiped) adopts a collapsed peer's head, and crashes
+/// after each step: its empty 000 becomes the restarted log's file (renamed 001), never an empty
+/// file followed by another, which start-up refuses as a cut file. Found by the simulator's
+/// world (sim/src/world/catchup.rs).
+#[test]
+fn a_node_with_an_empty_log_that_crashes_adopting_starts_again() {
+    let peer_tmp = tempfile::tempdir().unwrap();
+    let (peer_log, peer_dir) = log(55);
+    let peer_head = head_path(peer_tmp.path());
+    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
+    drop(peer_log);
+    for crash in 1..=3 {
+        let home = tempfile::tempdir().unwrap();
+        let cfg = node_config(home.path());
+        drop(crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap());
+        let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
+        assert_eq!(names(dir.as_ref()), vec!["000.tlog".to_string()]);
+        drop(fetched_head(home.path(), &peer_head));
+        let mut steps = 0usize;
+        adopt_head(dir.as_ref(), &head_path(home.path()), &mut |_| {
+            steps += 1;
+            steps < crash
+        })
+        .unwrap();
+        let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0])
+            .unwrap_or_else(|e| panic!("crash after step {crash}: start-up refused: {e}"));
+        assert_eq!(p.store.applied(), Some(39), "crash after step {crash}");
+        assert_eq!(p.last, None);
+        // Before the log restarted, its empty 000 stays; the first slot after the head then
+        // moves the log to 001.
+        let first = if crash == 1 { "000.tlog" } else { "001.tlog" };
+        assert_eq!(names(dir.as_ref()), vec![first.to_string()], "crash after step {crash}");
+        let mut w = p.writer;
+        w.append(&[(40, &value(40))]).unwrap();
+        assert_eq!(names(dir.as_ref()), vec!["001.tlog".to_string()], "crash after step {crash}");
+    }
+}
+
 /// A log of slots `0..slots`, 10 entries per file, on a simulated disk, every byte synced.
 fn mem_log(slots: u64) -> (crate::tlog::MemDir, Arc<dyn LogDir>) {
     let disk = crate::tlog::MemDir::new("n0");

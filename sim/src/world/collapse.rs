@@ -3,27 +3,20 @@
 //! server runs for `collapse_tlogs`), with the head kept as a file on the same disk
 //! ([`FileHead`]): it loses what was not synced, tears it, and its fsync may fail, like the TLog.
 //!
-//! The collapse runs within one event of a running node (the server runs it on a thread beside
-//! the core; the world's catch-ups copy within one event too, so no reader needs a pin). Crashes
-//! strike inside it through disk trips armed for it ([`CrashPoint::COLLAPSE`]): before the head's
-//! sync (the fold is lost, the old head stays), after the head is durable and before the first
-//! removal, and between two removals. A failed fsync fails the collapse and nothing more, as on
-//! the server (the connection hears the error; the core goes on: the TLog is untouched).
+//! The collapse runs within one event of a running node, as the server's runs on a thread beside
+//! the core, and with the node's catch-up readers' pins (`World::pins`): the world's catch-ups
+//! stream in steps across events (super::catchup), so a collapse may fall between two reads of
+//! a stream from this node, and keeps the files the stream pinned ([`COLLAPSE_KEPT_PINNED`]), as
+//! the server's does. Crashes strike inside it through disk trips armed for it
+//! ([`CrashPoint::COLLAPSE`]): before the head's sync (the fold is lost, the old head stays),
+//! after the head is durable and before the first removal, and between two removals. A failed
+//! fsync fails the collapse and nothing more, as on the server (the connection hears the error;
+//! the core goes on: the TLog is untouched).
 //!
-//! A lagging node whose next slots every peer it asks has collapsed away cannot copy entries.
-//! The server then fetches the peer's head and adopts it (server/catchup.rs,
-//! `head::adopt_head`): its head becomes the peer's, its log restarts after it, its store
-//! becomes the head's copy, and its ballot record stays (the head reaches every slot its log
-//! held, so no promise and no acceptance is forgotten that matters: every slot the log loses is
-//! committed, and the head holds its chosen value). That code is written for sled and the real
-//! file system; the world does not copy it. It models the outcome with the operator's restore
-//! it already has for a lost disk ([`World::restore_from`]): the node stops, its disk is
-//! replaced by a copy of the peer's head and of the committed log after it, keeping the node's
-//! own ballot record, and it starts again at once, through the node's start-up from head and
-//! log. The copy must reach every slot the node's log held, as adoption's does, or the catch-up
-//! fails and is tried again (the server's adoption has the same condition: the head reaches the
-//! slot asked for). What the model does not exercise: the adoption's own crash points (its
-//! crash tests are node/src/head/tests.rs) and a node serving while it adopts.
+//! A lagging node whose next slots its peer has collapsed away adopts the peer's head with the
+//! server's own adoption (super::catchup). What is left here of restoring from a peer is the
+//! operator's restore of a lost disk ([`World::restore_from`]): the node's disk replaced by a
+//! copy of the peer's head and of the committed log after it, before the node starts.
 
 use super::catchup::COLLAPSE_KEPT_PINNED;
 use super::rules::CrashPoint;
@@ -42,7 +35,8 @@ use std::sync::Arc;
 pub const COLLAPSED: &str = "collapse: files folded into the head and removed";
 /// A collapse whose fsync failed: it removed nothing durably and the node went on.
 pub const COLLAPSE_FSYNC_FAILED: &str = "collapse: an fsync failed, the node went on";
-/// A catch-up whose slots were collapsed away at its peer, ended by copying the peer's head.
+/// A catch-up whose slots were collapsed away at its peer adopted the peer's head (the server's
+/// adoption, run by super::catchup).
 pub const HEAD_ADOPTED: &str = "catch-up: a collapsed peer's head adopted";
 /// A head damaged at rest (a flipped bit, a cut), refused at the node's start by its CRC.
 pub const DAMAGED_HEAD_REFUSED: &str = "start: a damaged head refused";
