@@ -80,10 +80,13 @@ pub enum Bug {
     /// (node/src/head.rs): a crash between leaves a log that starts past what the durable head
     /// holds, and the node refuses its own files.
     HeadFlushedAfterRemoval,
+    /// A collapse removes the files it folded whatever the catch-up readers pinned
+    /// (node/src/head.rs): a catch-up streaming from those files finds them gone mid-stream.
+    CollapseIgnoresPins,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -107,6 +110,7 @@ impl Bug {
         Bug::BallotReachUnchecked,
         Bug::CatchUpKeepsStaleSlot,
         Bug::HeadFlushedAfterRemoval,
+        Bug::CollapseIgnoresPins,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +138,7 @@ impl Bug {
             Bug::BallotReachUnchecked => "ballot-reach-unchecked",
             Bug::CatchUpKeepsStaleSlot => "catch-up-keeps-stale-slot",
             Bug::HeadFlushedAfterRemoval => "head-flushed-after-removal",
+            Bug::CollapseIgnoresPins => "collapse-ignores-pins",
         }
     }
 

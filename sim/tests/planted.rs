@@ -41,6 +41,7 @@ fn rule_group(bug: Bug) -> &'static str {
         "ballot-reach-unchecked" => "rule 10 bounded ballots",
         "catch-up-keeps-stale-slot" => "catch-up (persister import)",
         "head-flushed-after-removal" => "collapse: head durable before removal",
+        "collapse-ignores-pins" => "collapse: a catch-up's pinned files stay",
         _ => "unmapped",
     }
 }
@@ -224,4 +225,38 @@ fn a_failing_seed_shrinks_to_at_most_20_events() {
             other => panic!("{}: the shrunk run replayed as {other:?}", bug.name()),
         }
     }
+}
+
+/// A collapse that ignores the catch-up readers' pins removes files a stream is reading: the
+/// world's catch-ups stream in steps, the peer collapsing between two of them, and the stream
+/// that finds its next slot gone fails the "catch-up pin" check; with the pins heeded the same
+/// seed passes.
+#[test]
+fn a_collapse_that_ignores_pins_is_caught_by_the_catch_up_pin_check() {
+    let mix = FaultMix {
+        collapses: true,
+        crashes: true,
+        torn_writes: true,
+        wipes: true,
+        partitions: true,
+        fsync_failures: true,
+        fault_interval_ms: 300,
+        ..FaultMix::none()
+    };
+    let cfg = SimConfig {
+        duration_ms: 30_000,
+        faults: Some(mix),
+        think_us: (0, 5_000),
+        ..SimConfig::default()
+    };
+    planted::clear();
+    planted::set(Bug::CollapseIgnoresPins, true);
+    let found = (0..50).find_map(|seed| match run_seed(seed, &cfg).outcome {
+        Outcome::Violation(v) => Some((seed, v)),
+        Outcome::Pass => None,
+    });
+    planted::clear();
+    let (seed, v) = found.expect("collapse-ignores-pins slips through 50 seeds");
+    assert_eq!(v.check, "catch-up pin", "seed {seed}: {}", v.detail);
+    assert!(run_seed(seed, &cfg).passed(), "seed {seed} passes with the bug off");
 }

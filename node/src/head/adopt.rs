@@ -11,17 +11,28 @@
 //!    asked for its next slot `from_i`, which the peer had folded, so the head reaches `from_i`,
 //!    and a node's log ends at most one slot past its store (at `from_i`). A log beside a head
 //!    that is ahead of it is a state start-up accepts ([`super::check_log_start`]).
-//! 2. an empty TLog file numbered after the node's last one is created, the directory synced;
+//! 2. an empty TLog file numbered after the node's last one is created, the directory synced (a
+//!    last file that holds no entry is that file already: [`restart_log`] says why);
 //! 3. the node's older files are removed lowest first, the directory synced: at every moment the
 //!    log is a contiguous run of files (the head covering what is gone) ending in the empty one;
 //! 4. the store is replaced by the copy ([`replace_store`]): the old store removed, the copy
 //!    renamed in, the parent synced. A crash between leaves no store; start-up then finds a log
 //!    that starts after the head and copies the head into a new store.
 //!
+//! Start-up relies on the node's own store between steps 1 and 4: it replays the old log. When
+//! that store is gone or behind the log's first slot (a power loss may leave sled's behind; the
+//! simulator's stores in memory are always gone), start-up copies the head into a new store, which
+//! is then past the whole log: it finishes steps 2 and 3 itself ([`finish_interrupted_adoption`]).
+//!
 //! A leftover `head.db.incoming` or `<store>.from-head` (a crash before step 1, or the old head
 //! after it) is never read: the next adoption removes it first.
+//!
+//! Every file operation of steps 1 to 3 goes through the node's disk seam ([`LogDir`]) and its
+//! head's ([`HeadSpace`]): production's directory and sled head, or the simulator's disk with the
+//! head a file on it, so that the world runs these very steps with its crash points and faults
+//! (`server::catchup::adopt_fetched` is the sequence both run; sim/src/world/catchup.rs).
 
-use super::{head_path, CollapseError};
+use super::{head_path, CollapseError, HeadSpace};
 use crate::tlog::{self, FileKind, LogDir, TlogError, TlogFile};
 use std::path::{Path, PathBuf};
 
@@ -54,41 +65,74 @@ pub enum AdoptStep {
     Removed(String),
 }
 
-/// Steps 1 to 3: makes the flushed head at `incoming` this node's head and restarts the TLog in
-/// `dir` (at `tlog_dir`) with an empty file after it. `step` hears each step; returning `false`
-/// stops there, as a crash would (for the tests). The TLog writer must be closed.
+/// Steps 1 to 3: makes the flushed head waiting at `head`'s incoming place this node's head and
+/// restarts the TLog in `dir` with an empty file after it. `step` hears each step; returning
+/// `false` stops there, as a crash would (for the tests). The TLog writer must be closed.
+///
+/// Every file operation goes through `dir` and `head`: production passes the real directory and
+/// the head's path (`<tlog_dir>/head.db`, a sled directory), the simulator its simulated disk
+/// and the head kept as a file on it ([`super::FileHead`]), so both run these steps.
 pub fn adopt_head(
     dir: &dyn LogDir,
-    tlog_dir: &Path,
-    incoming: &Path,
+    head: &dyn HeadSpace,
     step: &mut dyn FnMut(&AdoptStep) -> bool,
 ) -> Result<(), CollapseError> {
-    let head = head_path(tlog_dir);
-    let failed = |what: &str, path: &Path, e: std::io::Error| CollapseError::Remove {
-        path: format!("{} ({what})", path.display()),
+    let failed = |what: &str, path: String, e: std::io::Error| CollapseError::Remove {
+        path: format!("{path} ({what})"),
         source: e,
     };
     let io = |e: std::io::Error| TlogError::io(dir.location(), e);
-    if head.exists() {
-        exchange(incoming, &head).map_err(|e| failed("exchanging the heads", &head, e))?;
-    } else {
-        std::fs::rename(incoming, &head).map_err(|e| failed("moving the head in", &head, e))?;
-    }
+    let what = if head.exists() { "exchanging the heads" } else { "moving the head in" };
+    head.take_incoming().map_err(|e| failed(what, head.location(), e))?;
     dir.sync_dir().map_err(io)?;
     if !step(&AdoptStep::HeadSwapped) {
         return Ok(());
     }
-    if incoming.exists() {
+    if head.incoming_exists() {
         // The old head: covered by the new one.
-        std::fs::remove_dir_all(incoming)
-            .map_err(|e| failed("removing the old head", incoming, e))?;
+        head.remove_incoming()
+            .map_err(|e| failed("removing the old head", head.incoming_location(), e))?;
     }
-    let old = tlog::list_files(dir)?;
-    let fresh = TlogFile::new(old.last().map_or(1, |f| f.number + 1), FileKind::Tlog).name();
-    drop(dir.create(&fresh).map_err(io)?);
+    restart_log(dir, step).map(drop)
+}
+
+/// Steps 2 and 3: restarts the log in `dir` after a head that covers every slot it holds: an
+/// empty TLog file numbered after the last, the directory synced, then the older files removed
+/// lowest first, the directory synced after each. `step` hears each step; returning `false`
+/// stops there (for the tests). True when every step ran.
+///
+/// A last file that holds no entry (a rollover's new file, or the only file of a log that
+/// never held a slot) is the empty file the log restarts with: validation takes an empty file
+/// followed by another for a cut one, so none is created after it. An empty `000` is renamed
+/// to `001` instead (in one atomic step): a log that starts at `000` is one that starts at
+/// slot 0, and the next slot is the head's next.
+pub fn restart_log(
+    dir: &dyn LogDir,
+    step: &mut dyn FnMut(&AdoptStep) -> bool,
+) -> Result<bool, CollapseError> {
+    let io = |e: std::io::Error| TlogError::io(dir.location(), e);
+    let mut old = tlog::list_files(dir)?;
+    let empty_last = match old.last() {
+        Some(f) if f.kind == FileKind::Tlog && tlog::first_i(dir, f)?.is_none() => old.pop(),
+        _ => None,
+    };
+    let fresh = match empty_last {
+        Some(last) if last.number > 0 => last.name(),
+        Some(last) => {
+            let fresh = TlogFile::new(1, FileKind::Tlog).name();
+            dir.rename(&last.name(), &fresh).map_err(io)?;
+            fresh
+        }
+        None => {
+            let fresh =
+                TlogFile::new(old.last().map_or(1, |f| f.number + 1), FileKind::Tlog).name();
+            drop(dir.create(&fresh).map_err(io)?);
+            fresh
+        }
+    };
     dir.sync_dir().map_err(io)?;
     if !step(&AdoptStep::Restarted(fresh)) {
-        return Ok(());
+        return Ok(false);
     }
     let names = dir.list().map_err(io)?;
     for file in &old {
@@ -101,10 +145,35 @@ pub fn adopt_head(
         }
         dir.sync_dir().map_err(io)?;
         if !step(&AdoptStep::Removed(file.name())) {
-            return Ok(());
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Start-up's end of an adoption that a crash interrupted after step 1, for a store just
+/// rebuilt from the head (the store in memory always is; a store on disk when it was behind
+/// the log's first slot, as sled may be after a power loss): when that store (`store_i`) is
+/// past the last slot the log holds (`log_last`), the head covers the whole log, no replay can
+/// bring the store back to it, and the log holds nothing the head lacks (every slot up to the
+/// head's is committed, and the head holds its chosen value). Start-up then finishes steps 2
+/// and 3 ([`restart_log`]) and returns true: the caller opens its TLog writer again. Only an
+/// adoption leaves a head past its log: a collapse folds committed slots the log holds.
+pub fn finish_interrupted_adoption(
+    dir: &dyn LogDir,
+    store_i: Option<u64>,
+    log_last: Option<u64>,
+) -> Result<bool, CollapseError> {
+    let past = matches!((store_i, log_last), (Some(s), Some(l)) if s > l);
+    if !past {
+        return Ok(false);
+    }
+    tracing::info!(
+        store_i,
+        log_last,
+        "the head covers the whole log: an interrupted adoption; restarting the log after it"
+    );
+    restart_log(dir, &mut |_| true)
 }
 
 /// Step 4: puts the complete store at `copy` in place of the one at `store` (which must be

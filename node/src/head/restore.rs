@@ -127,7 +127,7 @@ pub fn restore_from_db_file(
     drop(built.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&copy);
     })?);
-    adopt_head(dir, tlog_dir, &incoming, &mut |step| {
+    adopt_head(dir, &head_path(tlog_dir), &mut |step| {
         tracing::info!(?step, "restore");
         true
     })?;

@@ -11,13 +11,18 @@
 //!   collapse runs over the disk that loses unsynced writes, tears them, flips bits and fails
 //!   fsyncs.
 //!
+//! Adoption ([`super::adopt_head`]) sees the head through the same seam: a fetched head waits
+//! beside it ("incoming": `head.db.incoming`, a sled directory or a file) and is put in place in
+//! one atomic step ([`HeadSpace::take_incoming`]: `renameat2` exchange on disk,
+//! [`crate::tlog::LogDir::exchange`] on the simulated disk).
+//!
 //! The file head keeps the durability rule of the sled head: what it holds is durable only once
 //! flushed. A flush writes the whole head to `head.db.part`, syncs it, renames it over
 //! `head.db` and syncs the directory (the ballot record's way): a crash at any point leaves the
 //! old head or the new one, never a mix, and a leftover `.part` is never read. The file ends in
 //! a CRC-32C of its bytes, so a bit flipped at rest is found at the next open, which refuses it.
 
-use super::HEAD_DIR;
+use super::{with_suffix, HEAD_DIR};
 use crate::store::{MemoryStore, SledStore, Store, StoreError};
 use crate::tlog::LogDir;
 use crate::value::Value;
@@ -47,6 +52,20 @@ pub trait HeadSpace: Send + Sync {
     fn exists(&self) -> bool;
     /// Opens the head, creating an empty one if there is none.
     fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError>;
+
+    // ---- adoption (super::adopt): a fetched head waits beside the head ("incoming") --------
+
+    /// Where a fetched head waits to be adopted, for messages.
+    fn incoming_location(&self) -> String;
+    /// Whether something waits there: a fetched head, or the old head after
+    /// [`HeadSpace::take_incoming`].
+    fn incoming_exists(&self) -> bool;
+    /// Puts the fetched head in place in one atomic step: exchanged with the head there is
+    /// (which then waits where the fetched one was), or moved in when there is none. Durable once
+    /// the directory is synced.
+    fn take_incoming(&self) -> std::io::Result<()>;
+    /// Removes what waits at the incoming place.
+    fn remove_incoming(&self) -> std::io::Result<()>;
 }
 
 /// A sled head, open (a wrapper, so that `SledStore`'s own methods stay unambiguous).
@@ -75,6 +94,23 @@ impl HeadSpace for PathBuf {
     fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError> {
         Ok(Box::new(OpenSledHead(SledStore::open(self, cluster_id)?)))
     }
+    fn incoming_location(&self) -> String {
+        with_suffix(self, "incoming").display().to_string()
+    }
+    fn incoming_exists(&self) -> bool {
+        with_suffix(self, "incoming").exists()
+    }
+    fn take_incoming(&self) -> std::io::Result<()> {
+        let incoming = with_suffix(self, "incoming");
+        if std::path::Path::exists(self) {
+            super::exchange(&incoming, self)
+        } else {
+            std::fs::rename(&incoming, self)
+        }
+    }
+    fn remove_incoming(&self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(with_suffix(self, "incoming"))
+    }
 }
 
 /// The file name of a head kept as a file, beside the TLog files (not a TLog name, so TLog
@@ -82,6 +118,9 @@ impl HeadSpace for PathBuf {
 pub const HEAD_FILE: &str = HEAD_DIR;
 /// Where a flush writes the new head before renaming it over [`HEAD_FILE`].
 pub const HEAD_PART_FILE: &str = "head.db.part";
+/// Where a fetched head waits to be adopted ([`super::adopt_head`]), as production's
+/// `head.db.incoming` directory does.
+pub const HEAD_INCOMING_FILE: &str = "head.db.incoming";
 /// The first bytes of a head file.
 const MAGIC: &[u8; 8] = b"AKHEAD1\n";
 
@@ -103,6 +142,16 @@ impl FileHead {
     fn damaged(&self, what: String) -> StoreError {
         let source = std::io::Error::new(std::io::ErrorKind::InvalidData, what);
         self.error(HEAD_FILE, source)
+    }
+
+    /// Writes a fetched head, `store`, where it waits to be adopted ([`HEAD_INCOMING_FILE`]),
+    /// its bytes synced: what `get_db` and the fetch's flush leave on a node's disk (the
+    /// simulator's fetch). The incoming name becomes durable with the adoption's directory
+    /// sync, as production's does.
+    pub fn write_incoming(&self, store: &MemoryStore) -> std::io::Result<()> {
+        let mut file = self.dir.create(HEAD_INCOMING_FILE)?;
+        file.append(&encode(store))?;
+        file.sync_data()
     }
 
     /// What the head holds, as a memory store; `None` when there is no head. A damaged file
@@ -143,6 +192,31 @@ impl HeadSpace for FileHead {
         let store = self.load(cluster_id)?.unwrap_or_else(|| MemoryStore::new(cluster_id));
         Ok(Box::new(OpenFileHead { space: self.clone(), store }))
     }
+    fn incoming_location(&self) -> String {
+        self.dir.path_of(HEAD_INCOMING_FILE)
+    }
+    fn incoming_exists(&self) -> bool {
+        self.dir.exists(HEAD_INCOMING_FILE).unwrap_or(false)
+    }
+    fn take_incoming(&self) -> std::io::Result<()> {
+        if self.dir.exists(HEAD_FILE)? {
+            self.dir.exchange(HEAD_INCOMING_FILE, HEAD_FILE)
+        } else {
+            self.dir.rename(HEAD_INCOMING_FILE, HEAD_FILE)
+        }
+    }
+    fn remove_incoming(&self) -> std::io::Result<()> {
+        self.dir.remove(HEAD_INCOMING_FILE)
+    }
+}
+
+/// A head file's bytes: the magic, the store, a CRC-32C of both.
+fn encode(store: &MemoryStore) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    store.encode(&mut bytes);
+    let crc = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
 }
 
 /// A [`FileHead`] open: the head in memory, written out whole at each flush.
@@ -159,10 +233,7 @@ impl HeadStore for OpenFileHead {
         self.store.apply_many(values).map(drop)
     }
     fn flush(&mut self) -> Result<(), StoreError> {
-        let mut bytes = MAGIC.to_vec();
-        self.store.encode(&mut bytes);
-        let crc = crc32c::crc32c(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        let bytes = encode(&self.store);
         let dir = &self.space.dir;
         let part = |e| self.space.error(HEAD_PART_FILE, e);
         let mut file = dir.create(HEAD_PART_FILE).map_err(part)?;

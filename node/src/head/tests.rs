@@ -256,7 +256,8 @@ fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts
             let fetched = fetched_head(home.path(), &peer_head);
             if crash > 0 {
                 let mut steps = 0usize;
-                adopt_head(dir.as_ref(), home.path(), &fetched.incoming, &mut |_| {
+                assert_eq!(fetched.incoming, incoming_head_path(home.path()));
+                adopt_head(dir.as_ref(), &head_path(home.path()), &mut |_| {
                     steps += 1;
                     steps < crash
                 })
@@ -282,6 +283,97 @@ fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts
             assert_eq!(names(dir.as_ref()).len(), 1, "one empty file after the head");
             assert!(!incoming_head_path(home.path()).exists());
         }
+    }
+}
+
+/// A crash inside an adoption after its head is durable, with the store lost too (or behind
+/// the log's first slot, as sled may be after a power loss): start-up copies the head into a
+/// new store, finds it past the whole log, and finishes the adoption (the log restarted after
+/// the head) instead of refusing a store ahead of its log. Found by the simulator's world,
+/// whose stores are in memory (sim/src/world/catchup.rs).
+#[test]
+fn a_store_lost_in_an_interrupted_adoption_is_rebuilt_from_the_head() {
+    let peer_tmp = tempfile::tempdir().unwrap();
+    let (peer_log, peer_dir) = log(55);
+    let peer_head = head_path(peer_tmp.path());
+    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
+    drop(peer_log);
+    for own_head in [false, true] {
+        let last_step = if own_head { 4 } else { 5 };
+        for crash in 1..=last_step {
+            let home = tempfile::tempdir().unwrap();
+            let cfg = node_config(home.path());
+            {
+                let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap();
+                let mut w = p.writer;
+                for i in 0..25 {
+                    w.append(&[(i, &value(i))]).unwrap();
+                }
+                w.close().unwrap();
+            }
+            let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
+            if own_head {
+                collapse(dir.as_ref(), &head_path(home.path()), "c", 1, None, &mut |_| {}).unwrap();
+            }
+            drop(start_up(&cfg));
+            drop(fetched_head(home.path(), &peer_head));
+            let mut steps = 0usize;
+            adopt_head(dir.as_ref(), &head_path(home.path()), &mut |_| {
+                steps += 1;
+                steps < crash
+            })
+            .unwrap();
+            std::fs::remove_dir_all(home.path().join("store")).unwrap();
+            let p = start_up(&cfg);
+            let case = format!("crash after step {crash}, own head {own_head}");
+            let applied = p.store.applied();
+            if applied == Some(39) {
+                assert_eq!(p.last, None, "{case}: the log restarted after the head");
+                assert_eq!(names(dir.as_ref()).len(), 1, "{case}: one empty file");
+            } else {
+                // The log still starts at 000: it replays alone.
+                assert!(!own_head && crash <= 2, "{case}: {applied:?}");
+                assert_eq!(applied, Some(23), "{case}");
+            }
+        }
+    }
+}
+
+/// A node whose log holds no slot (new, or wiped) adopts a collapsed peer's head, and crashes
+/// after each step: its empty 000 becomes the restarted log's file (renamed 001), never an empty
+/// file followed by another, which start-up refuses as a cut file. Found by the simulator's
+/// world (sim/src/world/catchup.rs).
+#[test]
+fn a_node_with_an_empty_log_that_crashes_adopting_starts_again() {
+    let peer_tmp = tempfile::tempdir().unwrap();
+    let (peer_log, peer_dir) = log(55);
+    let peer_head = head_path(peer_tmp.path());
+    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
+    drop(peer_log);
+    for crash in 1..=3 {
+        let home = tempfile::tempdir().unwrap();
+        let cfg = node_config(home.path());
+        drop(crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap());
+        let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
+        assert_eq!(names(dir.as_ref()), vec!["000.tlog".to_string()]);
+        drop(fetched_head(home.path(), &peer_head));
+        let mut steps = 0usize;
+        adopt_head(dir.as_ref(), &head_path(home.path()), &mut |_| {
+            steps += 1;
+            steps < crash
+        })
+        .unwrap();
+        let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0])
+            .unwrap_or_else(|e| panic!("crash after step {crash}: start-up refused: {e}"));
+        assert_eq!(p.store.applied(), Some(39), "crash after step {crash}");
+        assert_eq!(p.last, None);
+        // Before the log restarted, its empty 000 stays; the first slot after the head then
+        // moves the log to 001.
+        let first = if crash == 1 { "000.tlog" } else { "001.tlog" };
+        assert_eq!(names(dir.as_ref()), vec![first.to_string()], "crash after step {crash}");
+        let mut w = p.writer;
+        w.append(&[(40, &value(40))]).unwrap();
+        assert_eq!(names(dir.as_ref()), vec!["001.tlog".to_string()], "crash after step {crash}");
     }
 }
 

@@ -11,9 +11,9 @@
 
 use super::env::Network;
 use crate::config::{ClusterConfig, NodeConfig};
-use crate::head::{self, CollapseError};
+use crate::head::{self, CollapseError, HeadSpace};
 use crate::store::{SledStore, Store, StoreError};
-use crate::tlog::{LogDir, TlogError, TlogWriter};
+use crate::tlog::{LogDir, TlogConfig, TlogError, TlogWriter};
 use crate::value::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -127,18 +127,39 @@ pub fn adopt_closed(
     config: &ClusterConfig,
     node: &NodeConfig,
 ) -> Result<(TlogWriter, SledStore), CatchUpError> {
-    head::adopt_head(dir.as_ref(), &node.tlog_dir, &fetched.incoming, &mut |step| {
-        tracing::info!(node = %node.name, ?step, "adopting a peer's head");
+    let head = head::head_path(&node.tlog_dir);
+    let store_path = super::startup::store_path(node);
+    let replace = || {
+        head::replace_store(&fetched.store_copy, &store_path)
+            .map_err(CatchUpError::ReplaceStore)?;
+        SledStore::open(&store_path, &config.cluster_id)
+            .map_err(|source| CatchUpError::OpenStore { path: store_path.clone(), source })
+    };
+    adopt_fetched(dir, &head, fetched.head_i, (config.tlog(), &node.name), replace)
+}
+
+/// The adoption's steps once a head is fetched, on a node whose TLog writer and store are
+/// closed, whatever its disk: steps 1 to 3 ([`head::adopt_head`]) over `dir` and `head`, step 4
+/// (`replace_store`: the head's copy put in place of the store, and opened), then the TLog
+/// writer opened again, empty. The server runs it over its files ([`adopt_closed`]); the
+/// simulator's world over a node's simulated disk, its head a file on it and its store in
+/// memory (sim/src/world/adopt.rs), so that the world's crash points and disk faults strike
+/// inside these very steps.
+pub fn adopt_fetched<S: Store>(
+    dir: Arc<dyn LogDir>,
+    head: &dyn HeadSpace,
+    head_i: u64,
+    (tlog, name): (TlogConfig, &str),
+    replace_store: impl FnOnce() -> Result<S, CatchUpError>,
+) -> Result<(TlogWriter, S), CatchUpError> {
+    head::adopt_head(dir.as_ref(), head, &mut |step| {
+        tracing::info!(node = %name, ?step, "adopting a peer's head");
         true
     })
     .map_err(CatchUpError::Adopt)?;
-    let store_path = super::startup::store_path(node);
-    head::replace_store(&fetched.store_copy, &store_path).map_err(CatchUpError::ReplaceStore)?;
-    let store = SledStore::open(&store_path, &config.cluster_id)
-        .map_err(|source| CatchUpError::OpenStore { path: store_path.clone(), source })?;
-    assert_eq!(store.applied(), Some(fetched.head_i), "the adopted store is the head's copy");
-    let (writer, _) =
-        TlogWriter::open(dir, config.tlog(), &node.name).map_err(CatchUpError::OpenTlog)?;
+    let store = replace_store()?;
+    assert_eq!(store.applied(), Some(head_i), "the adopted store is the head's copy");
+    let (writer, _) = TlogWriter::open(dir, tlog, name).map_err(CatchUpError::OpenTlog)?;
     assert_eq!(writer.last_i(), None, "the log restarts empty after an adopted head");
     Ok((writer, store))
 }

@@ -116,9 +116,17 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
     })?);
     let tlog_config = config.tlog();
     // Validates the whole log first: any damage stops the start here.
-    let (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
+    let (mut writer, mut report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
     let ballot = BallotRecord::load(dir.as_ref())?;
-    let mut store = open_store_with_head(config, node, dir.as_ref())?;
+    let (mut store, from_head) = open_store_with_head(config, node, dir.as_ref())?;
+    // A store copied from a head that is past the whole log: an adoption a crash interrupted.
+    if from_head
+        && head::finish_interrupted_adoption(dir.as_ref(), store.applied(), report.last_i)
+            .map_err(StartError::Head)?
+    {
+        drop(writer);
+        (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
+    }
     let single = config.nodes.len() == 1;
     replay::replay(dir.as_ref(), &mut store, single, &mut |_| {})?;
     // The log's last two slots, as the validation read them.
@@ -128,12 +136,12 @@ pub fn prepare(config: &ClusterConfig, node: &NodeConfig) -> Result<Prepared, St
 
 /// Opens the store, checking that a collapsed log has a head reaching its first slot; a store
 /// behind the log's first slot (wiped, or older than the last collapse) is replaced by a copy of
-/// the head, after which replay brings it up to date from the log.
+/// the head, after which replay brings it up to date from the log. True with a copy.
 fn open_store_with_head(
     config: &ClusterConfig,
     node: &NodeConfig,
     dir: &dyn LogDir,
-) -> Result<SledStore, StartError> {
+) -> Result<(SledStore, bool), StartError> {
     let head_path = head::head_path(&node.tlog_dir);
     let head_next_i = if head_path.is_dir() {
         let head = SledStore::open(&head_path, &config.cluster_id).map_err(|source| {
@@ -149,7 +157,7 @@ fn open_store_with_head(
     let path = store_path(node);
     let store = SledStore::open(&path, &config.cluster_id)?;
     if store.next_i() >= from {
-        return Ok(store);
+        return Ok((store, false));
     }
     tracing::info!(
         store = %path.display(),
@@ -158,7 +166,8 @@ fn open_store_with_head(
         "the store is behind the collapsed log: copying the head into it"
     );
     drop(store);
-    head::copy_head_to_store(&head_path, &path, &config.cluster_id).map_err(StartError::Head)
+    let copy = head::copy_head_to_store(&head_path, &path, &config.cluster_id);
+    Ok((copy.map_err(StartError::Head)?, true))
 }
 
 #[cfg(test)]

@@ -200,7 +200,7 @@ pub fn prepare_in_memory(
     // One pass over the log: the validation hands over the committed slots the new store is
     // built from.
     let mut committed = Vec::new();
-    let (writer, report) = TlogWriter::open_with(
+    let (mut writer, mut report) = TlogWriter::open_with(
         dir.clone(),
         tlog_config,
         &node.name,
@@ -209,6 +209,14 @@ pub fn prepare_in_memory(
     )?;
     let ballot = BallotRecord::load(dir.as_ref())?;
     let mut store = memory_store_with_head(&config.cluster_id, &dir)?;
+    // A store from a head past the whole log: an adoption a crash interrupted.
+    if head::finish_interrupted_adoption(dir.as_ref(), store.applied(), report.last_i)
+        .map_err(StartError::Head)?
+    {
+        drop(writer);
+        committed.clear();
+        (writer, report) = TlogWriter::open(dir.clone(), tlog_config, &node.name)?;
+    }
     let single = config.nodes.len() == 1;
     if single {
         committed.extend(report.last.clone());

@@ -37,6 +37,13 @@ pub trait LogDir: Send + Sync {
     fn open_append(&self, name: &str) -> io::Result<Box<dyn LogFile>>;
     /// Renames atomically (replacing `to` if it exists).
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Swaps the names `a` and `b` (both must exist) in one atomic step, durable once the
+    /// directory is synced: adopting a fetched head puts it in place of the node's own
+    /// (`crate::head::adopt_head`). A directory that cannot do it says so (`Unsupported`).
+    fn exchange(&self, a: &str, b: &str) -> io::Result<()> {
+        let _ = (a, b);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this directory cannot swap two names"))
+    }
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Cuts a file to `len` bytes and makes that durable.
     fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
@@ -130,6 +137,10 @@ impl LogDir for FsDir {
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         fs::rename(self.path(from), self.path(to))
+    }
+
+    fn exchange(&self, a: &str, b: &str) -> io::Result<()> {
+        crate::head::exchange(&self.path(a), &self.path(b))
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {

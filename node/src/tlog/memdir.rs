@@ -118,10 +118,14 @@ pub enum Trip {
     /// since the trip was armed: the head is durable, some files are gone (volatile until the
     /// directory sync).
     CutBeforeTlogRemoval { after: u8 },
+    /// The power is cut as the directory is about to be synced while the head's name is not
+    /// durable: an adoption exchanged (or moved) a fetched head into place
+    /// (`crate::head::adopt_head`); a crash now finds the node's old head.
+    CutBeforeHeadDirSync,
 }
 
 impl Trip {
-    pub const ALL: [Trip; 7] = [
+    pub const ALL: [Trip; 8] = [
         Trip::FailNextSync,
         Trip::CutBeforeNewTlogDirSync,
         Trip::CutBeforeNewTlogDataSync,
@@ -129,6 +133,7 @@ impl Trip {
         Trip::CutBeforeHeadSync,
         Trip::CutBeforeTlogRemoval { after: 0 },
         Trip::CutBeforeTlogRemoval { after: 1 },
+        Trip::CutBeforeHeadDirSync,
     ];
 
     /// The name reports count it under.
@@ -141,6 +146,7 @@ impl Trip {
             Trip::CutBeforeHeadSync => "crash-in-collapse-before-head-sync",
             Trip::CutBeforeTlogRemoval { after: 0 } => "crash-in-collapse-before-removal",
             Trip::CutBeforeTlogRemoval { .. } => "crash-in-collapse-between-removals",
+            Trip::CutBeforeHeadDirSync => "crash-in-adoption-before-head-sync",
         }
     }
 }
@@ -340,6 +346,9 @@ fn check_op(disk: &mut Disk, op: Op<'_>) -> io::Result<()> {
             disk.unsynced_names.iter().any(|n| is_tlog(n) && disk.names.contains_key(n))
         }
         (Some(Trip::CutBeforeNewTlogDataSync), Op::SyncData { new_tlog, .. }) => new_tlog,
+        (Some(Trip::CutBeforeHeadDirSync), Op::SyncDir) => {
+            disk.unsynced_names.contains(crate::head::HEAD_FILE)
+        }
         (Some(Trip::CutBeforeHeadSync), Op::SyncData { head_part, .. }) => head_part,
         (Some(Trip::CutBeforeTlogRemoval { after }), Op::Remove { name }) if is_tlog(name) => {
             let strikes = disk.tlog_removals >= after;
@@ -469,6 +478,18 @@ impl LogDir for MemDir {
         disk.names.insert(to.to_string(), id);
         disk.unsynced_names.insert(from.to_string());
         disk.unsynced_names.insert(to.to_string());
+        Ok(())
+    }
+
+    fn exchange(&self, a: &str, b: &str) -> io::Result<()> {
+        let mut disk = self.disk();
+        check_op(&mut disk, Op::Rename { from: a })?;
+        let ia = *disk.names.get(a).ok_or_else(|| not_found(a))?;
+        let ib = *disk.names.get(b).ok_or_else(|| not_found(b))?;
+        disk.names.insert(a.to_string(), ib);
+        disk.names.insert(b.to_string(), ia);
+        disk.unsynced_names.insert(a.to_string());
+        disk.unsynced_names.insert(b.to_string());
         Ok(())
     }
 

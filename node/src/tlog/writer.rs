@@ -238,11 +238,14 @@ impl TlogWriter {
         if let (None, Some(&(first, _, _))) = (last_i, entries.first()) {
             if first != 0 && self.file.number == 0 {
                 // A log that starts after slot 0 (a node rebuilt from a snapshot) must not call
-                // its first file 000: validation holds 000.tlog to start at slot 0.
-                self.start_next_file()?;
+                // its first file 000: validation holds 000.tlog to start at slot 0. The empty
+                // 000 goes first: a crash between leaves no file (the log starts again after
+                // the head), never an empty 000 before 001, which validation takes for a cut
+                // file.
                 let empty = TlogFile::new(0, FileKind::Tlog).name();
                 self.dir.remove(&empty).map_err(|e| TlogError::io(self.dir.path_of(&empty), e))?;
                 self.dir.sync_dir().map_err(|e| TlogError::io(self.dir.location(), e))?;
+                self.start_next_file()?;
             }
         }
         for &(i, value, marker) in entries {

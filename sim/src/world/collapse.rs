@@ -3,32 +3,26 @@
 //! server runs for `collapse_tlogs`), with the head kept as a file on the same disk
 //! ([`FileHead`]): it loses what was not synced, tears it, and its fsync may fail, like the TLog.
 //!
-//! The collapse runs within one event of a running node (the server runs it on a thread beside
-//! the core; the world's catch-ups copy within one event too, so no reader needs a pin). Crashes
-//! strike inside it through disk trips armed for it ([`CrashPoint::COLLAPSE`]): before the head's
-//! sync (the fold is lost, the old head stays), after the head is durable and before the first
-//! removal, and between two removals. A failed fsync fails the collapse and nothing more, as on
-//! the server (the connection hears the error; the core goes on: the TLog is untouched).
+//! The collapse runs within one event of a running node, as the server's runs on a thread beside
+//! the core, and with the node's catch-up readers' pins (`World::pins`): the world's catch-ups
+//! stream in steps across events (super::catchup), so a collapse may fall between two reads of
+//! a stream from this node, and keeps the files the stream pinned ([`COLLAPSE_KEPT_PINNED`]), as
+//! the server's does. Crashes strike inside it through disk trips armed for it
+//! ([`CrashPoint::COLLAPSE`]): before the head's sync (the fold is lost, the old head stays),
+//! after the head is durable and before the first removal, and between two removals. A failed
+//! fsync fails the collapse and nothing more, as on the server (the connection hears the error;
+//! the core goes on: the TLog is untouched).
 //!
-//! A lagging node whose next slots every peer it asks has collapsed away cannot copy entries.
-//! The server then fetches the peer's head and adopts it (server/catchup.rs,
-//! `head::adopt_head`): its head becomes the peer's, its log restarts after it, its store
-//! becomes the head's copy, and its ballot record stays (the head reaches every slot its log
-//! held, so no promise and no acceptance is forgotten that matters: every slot the log loses is
-//! committed, and the head holds its chosen value). That code is written for sled and the real
-//! file system; the world does not copy it. It models the outcome with the operator's restore
-//! it already has for a lost disk ([`World::restore_from`]): the node stops, its disk is
-//! replaced by a copy of the peer's head and of the committed log after it, keeping the node's
-//! own ballot record, and it starts again at once, through the node's start-up from head and
-//! log. The copy must reach every slot the node's log held, as adoption's does, or the catch-up
-//! fails and is tried again (the server's adoption has the same condition: the head reaches the
-//! slot asked for). What the model does not exercise: the adoption's own crash points (its
-//! crash tests are node/src/head/tests.rs) and a node serving while it adopts.
+//! A lagging node whose next slots its peer has collapsed away adopts the peer's head with the
+//! server's own adoption (super::catchup). What is left here of restoring from a peer is the
+//! operator's restore of a lost disk ([`World::restore_from`]): the node's disk replaced by a
+//! copy of the peer's head and of the committed log after it, before the node starts.
 
+use super::catchup::COLLAPSE_KEPT_PINNED;
 use super::rules::CrashPoint;
 use super::run::{World, CLUSTER_ID};
 use arakoon_node::consensus::NodeIdx;
-use arakoon_node::head::{self, CollapseError, FileHead, HEAD_FILE};
+use arakoon_node::head::{self, CollapseError, FileHead, Pins, HEAD_FILE};
 use arakoon_node::store::Store;
 use arakoon_node::tlog::{
     self, for_each_committed, BallotRecord, FileKind, LogDir, MemDir, TlogConfig, TlogFile,
@@ -41,7 +35,8 @@ use std::sync::Arc;
 pub const COLLAPSED: &str = "collapse: files folded into the head and removed";
 /// A collapse whose fsync failed: it removed nothing durably and the node went on.
 pub const COLLAPSE_FSYNC_FAILED: &str = "collapse: an fsync failed, the node went on";
-/// A catch-up whose slots were collapsed away at its peer, ended by copying the peer's head.
+/// A catch-up whose slots were collapsed away at its peer adopted the peer's head (the server's
+/// adoption, run by super::catchup).
 pub const HEAD_ADOPTED: &str = "catch-up: a collapsed peer's head adopted";
 /// A head damaged at rest (a flipped bit, a cut), refused at the node's start by its CRC.
 pub const DAMAGED_HEAD_REFUSED: &str = "start: a damaged head refused";
@@ -52,8 +47,6 @@ pub const RESTORED_WITH_HEAD: &str = "restore: from a collapsed peer, head and l
 /// committed entries after it.
 pub(super) struct PeerCopy {
     head: Option<Vec<u8>>,
-    /// The last slot the head holds.
-    head_last: Option<u64>,
     /// The number of the copy's first TLog file: the peer's first, and never 0 with a head (a
     /// log starting at file 0 is a log that was never collapsed).
     first_file: u64,
@@ -81,13 +74,7 @@ impl PeerCopy {
         }
         let first = tlog::list_files(disk).ok()?.first().map_or(0, |f| f.number);
         let first_file = if head.is_some() { first.max(1) } else { 0 };
-        let head_last = head.as_ref().and_then(|_| head_next.checked_sub(1));
-        Some(PeerCopy { head, head_last, first_file, entries })
-    }
-
-    /// The last slot the copy holds: its log's last committed one, or its head's.
-    pub(super) fn last_i(&self) -> Option<u64> {
-        self.entries.last().map(|(i, _)| *i).or(self.head_last)
+        Some(PeerCopy { head, first_file, entries })
     }
 
     pub(super) fn has_head(&self) -> bool {
@@ -125,7 +112,11 @@ impl World {
             return format!("n{k} is not running");
         }
         let disk = self.nodes[k].disk.clone();
-        let result = collapse_disk(&disk, keep, point);
+        let pins = self.pins[k].clone();
+        let result = collapse_disk(&disk, keep, point, Some(&pins));
+        if result.as_ref().is_ok_and(|r| !r.kept_pinned.is_empty()) {
+            self.exercised(COLLAPSE_KEPT_PINNED);
+        }
         match result {
             Ok(report) if report.removed.is_empty() => "nothing to collapse".into(),
             Ok(report) => {
@@ -183,31 +174,6 @@ impl World {
         self.trace(|| format!("n{k} restored {n} slots{head} from n{p}"), 5);
         true
     }
-
-    /// Node `k` asked `p` for slots from `start`, which `p` has collapsed into its head: `k` takes
-    /// `p`'s head and log in place of its own, keeping its ballot record, and starts again
-    /// (the module documentation says why this stands for the server's adoption). False, and
-    /// nothing changed, when `p`'s copy does not reach every slot `k`'s log holds.
-    pub(super) fn adopt_head(&mut self, k: NodeIdx, p: NodeIdx) -> bool {
-        let disk = &self.nodes[k].disk;
-        let (Ok(ballot), Ok(last)) = (BallotRecord::load(disk), tlog::last_i(disk)) else {
-            return false;
-        };
-        let Some(copy) = PeerCopy::read(&self.nodes[p].disk) else { return false };
-        if !copy.has_head() || copy.last_i() < last {
-            return false;
-        }
-        self.nodes[k].stop();
-        self.persists[k].clear();
-        self.unnotified[k].clear();
-        if !self.write_copy(k, p, &copy, ballot) {
-            self.fail("restore", format!("n{k}: writing n{p}'s head and log failed"));
-            return false;
-        }
-        self.exercised(HEAD_ADOPTED);
-        self.start_node(k);
-        true
-    }
 }
 
 /// The node crate's collapse of the TLog on `disk` (a running node's), keeping the open file and
@@ -218,6 +184,7 @@ pub fn collapse_disk(
     disk: &MemDir,
     keep: u64,
     point: Option<CrashPoint>,
+    pins: Option<&Pins>,
 ) -> Result<head::Report, CollapseError> {
     let trip = point.and_then(CrashPoint::trip).filter(|_| disk.armed().is_none());
     if trip.is_some() {
@@ -226,7 +193,7 @@ pub fn collapse_disk(
     let dir: Arc<dyn LogDir> = Arc::new(disk.clone());
     let head = FileHead::new(dir.clone());
     let result = head::plan(dir.as_ref(), keep).map_err(CollapseError::from).and_then(|plan| {
-        head::collapse_planned(dir.as_ref(), &head, CLUSTER_ID, &plan, None, &mut |_| {})
+        head::collapse_planned(dir.as_ref(), &head, CLUSTER_ID, &plan, pins, &mut |_| {})
     });
     if trip.is_some() && disk.armed() == trip {
         // The collapse ended before the point (fewer files to remove): nothing struck.
@@ -235,17 +202,8 @@ pub fn collapse_disk(
     result
 }
 
-/// Whether `source` has collapsed slot `start` away: its log starts after it and its head holds
-/// it.
-pub(super) fn collapsed_away(source: &MemDir, start: u64) -> bool {
-    let Ok(Some(log)) = head::log_start(source) else { return false };
-    let head_next =
-        FileHead::new(Arc::new(source.clone())).load(CLUSTER_ID).ok().flatten().map(|h| h.next_i());
-    log.first_file > 0 && log.first_i.is_some_and(|f| f > start) && head_next > Some(start)
-}
-
 #[cfg(test)]
-mod tests {
+pub(in crate::world) mod tests {
     use super::*;
     use crate::world::clock::SimClock;
     use crate::world::node::{tlog_config, SimNode, StartRefused};
@@ -255,7 +213,7 @@ mod tests {
     use arakoon_node::value::Update;
 
     /// A one-node cluster (its last slot is committed too), with the world's small TLog files.
-    fn cluster() -> ClusterConfig {
+    pub(in crate::world) fn cluster() -> ClusterConfig {
         let mut c = arakoon_chaos::drill::sample_config(1);
         c.cluster_id = CLUSTER_ID.into();
         c.tlog_max_entries = tlog_config().entries_per_file_max;
@@ -263,13 +221,13 @@ mod tests {
         c
     }
 
-    fn start(node: &mut SimNode) -> Result<Option<String>, StartRefused> {
+    pub(in crate::world) fn start(node: &mut SimNode) -> Result<Option<String>, StartRefused> {
         let c = cluster();
         node.start(c.consensus(0), ShellConfig::new(&c, 0), c.tlog(), CLUSTER_ID, 0, 7)
     }
 
     /// A node whose log holds slots `0..slots` (about five sealed files and an open one), synced.
-    fn node_with_log(slots: u64) -> SimNode {
+    pub(in crate::world) fn node_with_log(slots: u64) -> SimNode {
         let node = SimNode::new("n0".into(), SimClock::default());
         let dir: Arc<dyn LogDir> = Arc::new(node.disk.clone());
         let (mut w, _) = TlogWriter::open(dir, tlog_config(), "n0").unwrap();
@@ -286,9 +244,9 @@ mod tests {
     }
 
     /// A store's applied slot and its user pairs.
-    type Held = (Option<u64>, Vec<(Vec<u8>, Vec<u8>)>);
+    pub(in crate::world) type Held = (Option<u64>, Vec<(Vec<u8>, Vec<u8>)>);
 
-    fn store_of(node: &SimNode) -> Held {
+    pub(in crate::world) fn store_of(node: &SimNode) -> Held {
         let s = &node.state.as_ref().expect("running").store;
         (s.applied(), s.entries().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
@@ -308,7 +266,7 @@ mod tests {
             let mut node = node_with_log(SLOTS);
             start(&mut node).unwrap();
             let before = tlog::list_files(&node.disk).unwrap().len();
-            let result = collapse_disk(&node.disk, 1, point);
+            let result = collapse_disk(&node.disk, 1, point, None);
             match point {
                 None => {
                     let report = result.unwrap();
@@ -334,7 +292,7 @@ mod tests {
     fn a_head_that_does_not_cover_the_log_is_refused_at_start() {
         let mut node = node_with_log(400);
         start(&mut node).unwrap();
-        collapse_disk(&node.disk, 1, None).unwrap();
+        collapse_disk(&node.disk, 1, None, None).unwrap();
         // Another node's head, folded to an earlier slot than this log's first.
         let other = node_with_log(400);
         let dir: Arc<dyn LogDir> = Arc::new(other.disk.clone());
@@ -353,7 +311,7 @@ mod tests {
         // A bit flipped in the head: refused too, never read.
         let mut node = node_with_log(400);
         start(&mut node).unwrap();
-        collapse_disk(&node.disk, 1, None).unwrap();
+        collapse_disk(&node.disk, 1, None, None).unwrap();
         node.crash(|_| 0);
         assert!(node.disk.flip_bit(HEAD_FILE, 20, 1));
         let err = start(&mut node).unwrap_err();

@@ -7,6 +7,7 @@
 //! exactly, down to the trace.
 
 pub mod aimed;
+pub mod catchup;
 pub mod checks;
 pub mod clock;
 pub mod collapse;

@@ -8,6 +8,7 @@
 
 use super::clock::SimClock;
 use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
+use arakoon_node::head;
 use arakoon_node::replay::{replay_read, ReplayError};
 use arakoon_node::server::persist::GroupWriter;
 use arakoon_node::server::startup::StartError;
@@ -169,7 +170,7 @@ impl SimNode {
         // One pass over the log: it is validated (a torn tail cut, as an operator would), and
         // the committed slots it holds are kept for the store, rebuilt from nothing.
         let mut committed = Vec::new();
-        let (writer, report) =
+        let (mut writer, mut report) =
             TlogWriter::open_with(dir.clone(), tlog, &self.name, TornTail::Cut, &mut |i, v| {
                 committed.push((i, v))
             })?;
@@ -179,6 +180,15 @@ impl SimNode {
         let ballot = BallotRecord::load(dir.as_ref())?;
         // A collapsed log starts from its head, as on the server (a new store otherwise).
         let mut store = memory_store_with_head(cluster_id, &dir)?;
+        // A store from a head past the whole log: an adoption a crash interrupted, finished as
+        // the server's start-up finishes it.
+        if head::finish_interrupted_adoption(dir.as_ref(), store.applied(), report.last_i)
+            .map_err(StartError::Head)?
+        {
+            drop(writer);
+            committed.clear();
+            (writer, report) = TlogWriter::open(dir.clone(), tlog, &self.name)?;
+        }
         let single = cfg.names.len() == 1;
         if single {
             committed.extend(report.last.clone());

@@ -58,6 +58,17 @@ pub enum CrashPoint {
     /// In a collapse, a TLog file removed (durably only once the directory is synced, after
     /// the last), the next one not yet (a disk trip).
     CollapseBetweenRemovals,
+    /// In an adoption of a peer's head, the fetched head exchanged with the node's own, the
+    /// directory not synced yet (a disk trip).
+    AdoptBeforeHeadSync,
+    /// In an adoption, the new head durable, the empty TLog file the log restarts with created
+    /// and its name not synced yet (a disk trip).
+    AdoptBeforeRestartSync,
+    /// In an adoption, the log restarted, none of the node's old TLog files removed yet (a disk
+    /// trip).
+    AdoptBeforeRemoval,
+    /// In an adoption, an old TLog file removed, the next one not yet (a disk trip).
+    AdoptBetweenRemovals,
 }
 
 impl CrashPoint {
@@ -79,6 +90,15 @@ impl CrashPoint {
         CrashPoint::CollapseBetweenRemovals,
     ];
 
+    /// The points inside an adoption of a peer's head (`arakoon_node::head::adopt_head`), armed
+    /// by the catch-up that adopts ([`super::catchup`]), never drawn by a kill.
+    pub const ADOPT: [CrashPoint; 4] = [
+        CrashPoint::AdoptBeforeHeadSync,
+        CrashPoint::AdoptBeforeRestartSync,
+        CrashPoint::AdoptBeforeRemoval,
+        CrashPoint::AdoptBetweenRemovals,
+    ];
+
     /// The name the report counts it under.
     pub fn name(self) -> &'static str {
         match self {
@@ -91,6 +111,10 @@ impl CrashPoint {
             CrashPoint::CollapseBeforeHeadSync => "crash-in-collapse-before-head-sync",
             CrashPoint::CollapseBeforeRemoval => "crash-in-collapse-before-removal",
             CrashPoint::CollapseBetweenRemovals => "crash-in-collapse-between-removals",
+            CrashPoint::AdoptBeforeHeadSync => "crash-in-adoption-before-head-sync",
+            CrashPoint::AdoptBeforeRestartSync => "crash-in-adoption-before-restart-sync",
+            CrashPoint::AdoptBeforeRemoval => "crash-in-adoption-before-removal",
+            CrashPoint::AdoptBetweenRemovals => "crash-in-adoption-between-removals",
         }
     }
 
@@ -103,13 +127,20 @@ impl CrashPoint {
             CrashPoint::CollapseBeforeHeadSync => Some(Trip::CutBeforeHeadSync),
             CrashPoint::CollapseBeforeRemoval => Some(Trip::CutBeforeTlogRemoval { after: 0 }),
             CrashPoint::CollapseBetweenRemovals => Some(Trip::CutBeforeTlogRemoval { after: 1 }),
+            CrashPoint::AdoptBeforeHeadSync => Some(Trip::CutBeforeHeadDirSync),
+            CrashPoint::AdoptBeforeRestartSync => Some(Trip::CutBeforeNewTlogDirSync),
+            CrashPoint::AdoptBeforeRemoval => Some(Trip::CutBeforeTlogRemoval { after: 0 }),
+            CrashPoint::AdoptBetweenRemovals => Some(Trip::CutBeforeTlogRemoval { after: 1 }),
             _ => None,
         }
     }
 
-    /// The point of a disk trip that cuts the power.
+    /// The point of a disk trip that cuts the power (the first that names it: an adoption's
+    /// points share their trips with the rollover's and the collapse's, and the adoption names
+    /// the one it armed itself).
     pub fn of_trip(trip: Trip) -> Option<CrashPoint> {
-        CrashPoint::ALL.into_iter().chain(CrashPoint::COLLAPSE).find(|p| p.trip() == Some(trip))
+        let points = CrashPoint::ALL.into_iter().chain(CrashPoint::COLLAPSE);
+        points.chain(CrashPoint::ADOPT).find(|p| p.trip() == Some(trip))
     }
 }
 

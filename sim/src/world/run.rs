@@ -1,6 +1,7 @@
 //! One run: a seed, a cluster, clients, faults, and the checks at the end.
 
 use super::aimed::{Aimed, AimedState};
+use super::catchup::Fetch;
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
@@ -15,12 +16,12 @@ use arakoon_chaos::drill::KeyDistribution;
 use arakoon_chaos::history::{Linearizability, Recorder};
 use arakoon_node::config::{ClusterConfig, ConfigError};
 use arakoon_node::consensus::{ClockBound, Config, Input, Msg, NodeIdx};
+use arakoon_node::head::Pins;
 use arakoon_node::protocol::client::{Payload, Reply};
 use arakoon_node::rc::Rc;
 use arakoon_node::server::startup::StartError;
-use arakoon_node::shell::{CatchUpVerdict, ShellConfig, ShellError};
-use arakoon_node::store::Store;
-use arakoon_node::tlog::{for_each_committed, LogDir, Trip};
+use arakoon_node::shell::{ShellConfig, ShellError};
+use arakoon_node::tlog::Trip;
 use arakoon_node::value::Value;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -241,11 +242,10 @@ pub(super) enum Event {
         node: NodeIdx,
         epoch: u64,
     },
-    CatchUpDone {
+    /// The next step of a node's catch-up stream ([`super::catchup`]).
+    CatchUpStep {
         node: NodeIdx,
         epoch: u64,
-        from: NodeIdx,
-        to_i: u64,
         /// The shell's number for this catch-up.
         job: u64,
     },
@@ -379,6 +379,11 @@ pub(super) struct World {
     lease_holders: Vec<NodeIdx>,
     /// Per node, the crash point the nemesis armed on it, if any (`super::rules`).
     pub(super) armed: Vec<Option<CrashPoint>>,
+    /// Per node, the catch-up readers' pins on its TLog files, as its process holds them (a
+    /// new set at each start): its collapse keeps what they pin ([`super::catchup`]).
+    pub(super) pins: Vec<Arc<Pins>>,
+    /// Per node, its catch-up stream in progress ([`super::catchup`]).
+    pub(super) fetches: Vec<Option<Fetch>>,
     /// The aimed faults' generator and the strike under way.
     pub(super) aimed: AimedState,
     /// Per node, the last ballot it promised or accepted for another node, and that node, as
@@ -536,6 +541,8 @@ impl World {
             }
         }
         self.persists[k].clear();
+        // A new process: no stream reads its files yet.
+        self.pins[k] = Arc::default();
         let epoch = self.nodes[k].epoch;
         self.agenda.push(self.now_us + 1_000, Event::Tick { node: k, epoch });
     }
@@ -628,7 +635,12 @@ impl World {
 
     /// Carries out a node shell's effects with the world's network, disk and clients, in the
     /// order the shell produced them; a shell that stopped is a violation.
-    fn carry_out(&mut self, k: NodeIdx, fx: Vec<Effect>, result: Result<(), ShellError>) {
+    pub(super) fn carry_out(
+        &mut self,
+        k: NodeIdx,
+        fx: Vec<Effect>,
+        result: Result<(), ShellError>,
+    ) {
         let epoch = self.nodes[k].epoch;
         // The last slot applied in this batch: what a write's acknowledgement stands for.
         let mut applied_max = None;
@@ -688,12 +700,7 @@ impl World {
                     self.reply(client, op, result);
                 }
                 Effect::CatchUp(job) => {
-                    let delay = self.rng.gen_range(1_000..5_000);
-                    let (from, to_i, job) = (job.from, job.to_i, job.epoch);
-                    self.agenda.push(
-                        self.now_us + delay,
-                        Event::CatchUpDone { node: k, epoch, from, to_i, job },
-                    );
+                    self.start_catch_up(k, job.from, job.from_i, job.to_i, job.epoch);
                 }
             }
         }
@@ -816,90 +823,6 @@ impl World {
         for (epoch, from, msg) in std::mem::take(&mut self.held[k]) {
             self.agenda.push(self.now_us, Event::Deliver { to: k, epoch, from, msg });
         }
-    }
-
-    /// Copies the committed entries `from` holds, from this node's next unapplied slot up to
-    /// `to_i`, into `k`'s log and store (what the server's catch-up does over the network).
-    fn copy_committed(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64) -> Result<usize, CopyError> {
-        let state = self.nodes[k].state.as_ref().ok_or(CopyError::Down)?;
-        let start = state.store.next_i();
-        if to_i < start {
-            return Ok(0);
-        }
-        let mut entries = Vec::new();
-        let source: &dyn LogDir = &self.nodes[from].disk;
-        let _ = for_each_committed::<()>(source, start, false, &mut |e| {
-            if e.i <= to_i {
-                entries.push((e.i, e.value));
-            }
-            Ok(())
-        });
-        if entries.first().map(|(i, _)| *i) != Some(start)
-            && super::collapse::collapsed_away(&self.nodes[from].disk, start)
-        {
-            return Err(CopyError::Collapsed { from, start });
-        }
-        if entries.last().map(|(i, _)| *i) != Some(to_i)
-            || entries.first().map(|(i, _)| *i) != Some(start)
-        {
-            return Err(CopyError::NotHeld { from, start, to_i });
-        }
-        let state = self.nodes[k].state.as_mut().expect("checked above");
-        let entries = state.shell.importable(entries);
-        state.persister.import(&entries).map_err(CopyError::Tlog)?;
-        state.shell.import(&entries).map_err(CopyError::Shell)?;
-        for (i, v) in &entries {
-            if let Some(old) = self.nodes[k].applied.get(i) {
-                if **old != *v {
-                    return Err(CopyError::Agreement { k, i: *i });
-                }
-            }
-            let v = match self.slot_values.get(i) {
-                Some(first) if **first == *v => Arc::clone(first),
-                _ => Arc::clone(self.slot_values.entry(*i).or_insert_with(|| Arc::new(v.clone()))),
-            };
-            self.nodes[k].applied.insert(*i, v);
-        }
-        Ok(entries.len())
-    }
-
-    /// Carries out catch-up `job` of node `k` from `from` up to `to_i` (what the server's fetch
-    /// task does over the network), then lets the node's shell judge how it ended.
-    fn catch_up(&mut self, k: NodeIdx, from: NodeIdx, to_i: u64, job: u64) {
-        let reachable =
-            self.nodes[from].is_up() && self.net.connected(from, k) && self.net.connected(k, from);
-        let result = if reachable {
-            self.copy_committed(k, from, to_i)
-        } else {
-            Err(CopyError::Unreachable)
-        };
-        let (fetched, n) = match result {
-            Err(e @ CopyError::Agreement { .. }) => return self.fail("agreement", e.to_string()),
-            // The server fetches the peer's head and adopts it (super::collapse says how the
-            // world stands for that); if the head falls short, the catch-up fails as any other.
-            Err(CopyError::Collapsed { .. }) if self.adopt_head(k, from) => return,
-            Err(e) if self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some() => {
-                return self.write_failed(k, &e)
-            }
-            Ok(n) => (Ok((n > 0).then_some(to_i)), n),
-            Err(e) => (Err(e), 0),
-        };
-        let why = fetched.as_ref().err().map(ToString::to_string).unwrap_or_default();
-        let now = self.node_now_ms(k);
-        let Some(state) = self.nodes[k].state.as_mut() else { return };
-        let mut fx = Effects::new(&self.slot_values);
-        let verdict = state.shell.catch_up_done(now, job, fetched, &mut fx);
-        let fx = fx.fx;
-        match &verdict {
-            Ok(CatchUpVerdict::CaughtUp) => {
-                self.trace(|| format!("n{k} caught up from n{from} to {to_i} ({n} slots)"), 4)
-            }
-            Ok(CatchUpVerdict::Short | CatchUpVerdict::Failed) => {
-                self.trace(|| format!("n{k} catch-up from n{from} to {to_i} failed: {why}"), 3)
-            }
-            Ok(CatchUpVerdict::Stale) | Err(_) => {}
-        }
-        self.carry_out(k, fx, verdict.map(|_| ()));
     }
 
     fn client_next(&mut self, c: usize) {
@@ -1429,23 +1352,7 @@ impl World {
                     self.persist_done(node);
                 }
             }
-            Event::CatchUpDone { node, epoch, from, to_i, job } => {
-                if self.nodes[node].epoch == epoch && self.nodes[node].is_up() {
-                    if self.persists[node].idle() {
-                        self.catch_up(node, from, to_i, job);
-                    } else {
-                        // The persister writes in order: fetched entries go after the jobs
-                        // already handed over (a paused process's persister waits for it).
-                        let busy = self.persists[node].busy_until_us;
-                        let at = if self.nodes[node].paused {
-                            self.now_us + 1_000
-                        } else {
-                            busy.max(self.now_us) + 1
-                        };
-                        self.agenda.push(at, Event::CatchUpDone { node, epoch, from, to_i, job });
-                    }
-                }
-            }
+            Event::CatchUpStep { node, epoch, job } => self.catch_up_step(node, epoch, job),
             Event::ClientRequest { node, client, op } => self.client_request(node, client, op),
             Event::ClientReply { client, op, result } => self.client_done(client, op, result),
             Event::ClientNext { client }
@@ -1630,6 +1537,8 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         lease_spans: vec![None; cfg.nodes],
         lease_holders: Vec::with_capacity(cfg.nodes),
         armed: vec![None; cfg.nodes],
+        pins: (0..cfg.nodes).map(|_| Arc::default()).collect(),
+        fetches: (0..cfg.nodes).map(|_| None).collect(),
         aimed: AimedState::new(seed),
         promised_to: vec![None; cfg.nodes],
         hold_due: None,
@@ -1816,28 +1725,4 @@ impl RunReport {
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
     }
-}
-
-/// Why a simulated catch-up's copy failed. The texts are the trace's: they stay as they are, so
-/// that a seed's trace stays byte-identical.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum CopyError {
-    #[error("down")]
-    Down,
-    #[error("unreachable")]
-    Unreachable,
-    #[error("n{from} does not hold slots {start}..={to_i} committed")]
-    NotHeld { from: NodeIdx, start: u64, to_i: u64 },
-    /// The peer folded slot `start` into its head and removed its files.
-    #[error("n{from} collapsed slot {start} into its head")]
-    Collapsed { from: NodeIdx, start: u64 },
-    /// The catcher's TLog refused the entries (a full disk, say).
-    #[error("{0}")]
-    Tlog(#[source] arakoon_node::tlog::TlogError),
-    /// The catcher's shell (its store) refused the entries.
-    #[error("{0}")]
-    Shell(#[source] ShellError),
-    /// A slot came back with another value than the node applied before: the agreement check.
-    #[error("AGREEMENT: n{k} re-applied slot {i} with another value")]
-    Agreement { k: NodeIdx, i: u64 },
 }
