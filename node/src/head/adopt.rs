@@ -21,8 +21,9 @@
 //!
 //! Start-up relies on the node's own store between steps 1 and 4: it replays the old log. When
 //! that store is gone or behind the log's first slot (a power loss may leave sled's behind; the
-//! simulator's stores in memory are always gone), start-up copies the head into a new store, which
-//! is then past the whole log: it finishes steps 2 and 3 itself ([`finish_interrupted_adoption`]).
+//! simulator's stores in memory are always gone), start-up copies the head into a new store,
+//! which then reaches the whole log: it finishes steps 2 and 3 itself
+//! ([`finish_interrupted_adoption`]).
 //!
 //! A leftover `head.db.incoming` or `<store>.from-head` (a crash before step 1, or the old head
 //! after it) is never read: the next adoption removes it first.
@@ -153,19 +154,23 @@ pub fn restart_log(
 
 /// Start-up's end of an adoption that a crash interrupted after step 1, for a store just
 /// rebuilt from the head (the store in memory always is; a store on disk when it was behind
-/// the log's first slot, as sled may be after a power loss): when that store (`store_i`) is
-/// past the last slot the log holds (`log_last`), the head covers the whole log, no replay can
-/// bring the store back to it, and the log holds nothing the head lacks (every slot up to the
-/// head's is committed, and the head holds its chosen value). Start-up then finishes steps 2
-/// and 3 ([`restart_log`]) and returns true: the caller opens its TLog writer again. Only an
-/// adoption leaves a head past its log: a collapse folds committed slots the log holds.
+/// the log's first slot, as sled may be after a power loss): when that store (`store_i`) reaches
+/// the last slot the log holds (`log_last`), the head covers the whole log and the log holds
+/// nothing the head lacks (every slot up to the head's is committed, and the head holds its
+/// chosen value). Replay cannot bring the store back to a log that ends before it; and a log
+/// that ends at the head's slot may hold there a value accepted and never chosen, which the
+/// next slot appended after it would mark committed (the simulator found that one: its seed
+/// 722). Start-up then finishes steps 2 and 3 ([`restart_log`]) and returns true: the caller
+/// opens its TLog writer again. Only an adoption leaves a head that reaches its log's last
+/// slot: a collapse folds committed slots before the files it keeps, `copy_db_to_head` those
+/// before the log's last.
 pub fn finish_interrupted_adoption(
     dir: &dyn LogDir,
     store_i: Option<u64>,
     log_last: Option<u64>,
 ) -> Result<bool, CollapseError> {
-    let past = matches!((store_i, log_last), (Some(s), Some(l)) if s > l);
-    if !past {
+    let covered = matches!((store_i, log_last), (Some(s), Some(l)) if s >= l);
+    if !covered {
         return Ok(false);
     }
     tracing::info!(

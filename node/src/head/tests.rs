@@ -339,6 +339,49 @@ fn a_store_lost_in_an_interrupted_adoption_is_rebuilt_from_the_head() {
     }
 }
 
+/// A node's log ends with a value it accepted at the head's slot and that was never chosen (the
+/// peer's head holds the chosen one); an adoption crashes after removing the node's first file
+/// and its store is lost. Start-up copies the head into a new store, which reaches the log's
+/// last slot: it restarts the log after the head, or the next slot appended would mark the
+/// stale value committed. Found by the simulator's campaign (seed 722 of `sim --seeds 0..2000
+/// --nodes draw`, an agreement violation).
+#[test]
+fn a_stale_last_slot_does_not_survive_an_interrupted_adoption() {
+    let peer_tmp = tempfile::tempdir().unwrap();
+    let (peer_log, peer_dir) = log(55);
+    let peer_head = head_path(peer_tmp.path());
+    fold(peer_dir.as_ref(), &peer_head, "c", 24, &mut |_| {}).unwrap();
+    drop(peer_log);
+    let home = tempfile::tempdir().unwrap();
+    let cfg = node_config(home.path());
+    let stale =
+        Value::client(vec![crate::value::Update::Set { key: b"stale".to_vec(), value: vec![7] }]);
+    {
+        let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap();
+        let mut w = p.writer;
+        for i in 0..24 {
+            w.append(&[(i, &value(i))]).unwrap();
+        }
+        w.append(&[(24, &stale)]).unwrap();
+        w.close().unwrap();
+    }
+    let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
+    drop(start_up(&cfg));
+    drop(fetched_head(home.path(), &peer_head));
+    // The head swapped, the log restarted, 000 removed: the crash comes before 001 goes.
+    let mut steps = 0usize;
+    adopt_head(dir.as_ref(), &head_path(home.path()), &mut |_| {
+        steps += 1;
+        steps < 3
+    })
+    .unwrap();
+    std::fs::remove_dir_all(home.path().join("store")).unwrap();
+    let p = start_up(&cfg);
+    assert_eq!(p.store.applied(), Some(24));
+    assert_eq!(p.last, None, "the log restarted after the head: no stale slot 24");
+    assert_eq!(names(dir.as_ref()).len(), 1);
+}
+
 /// A node whose log holds no slot (new, or wiped) adopts a collapsed peer's head, and crashes
 /// after each step: its empty 000 becomes the restarted log's file (renamed 001), never an empty
 /// file followed by another, which start-up refuses as a cut file. Found by the simulator's

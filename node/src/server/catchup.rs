@@ -55,7 +55,7 @@ pub enum CatchUpError {
     NodeStopped,
     #[error("the node stopped while adopting the head")]
     StoppedWhileAdopting,
-    /// A node whose store is in memory (the simulator's) keeps no head.
+    /// A node whose store is in memory (tier B of the simulator) keeps no head.
     #[error("a node in memory (simulation) keeps no head and cannot adopt one")]
     InMemory,
 }

@@ -31,6 +31,14 @@
 //! after any failed write. The node's start-up must accept what any of those leaves. The
 //! fetch and the adoption run within one event: on the server, the catcher's head lock keeps
 //! its own collapse out meanwhile, and the peer's `get_db` waits for its running collapse.
+//!
+//! What the world does not exercise of this: the store's step on disk (`replace_store`'s
+//! `remove_dir_all` and rename of sled directories, and sled's own behaviour in a crash: the
+//! world's store is in memory and its step 4 swaps it, its start-up rebuilding the store from
+//! head and log as if the store were lost; node/src/head/tests.rs crashes production's steps on
+//! the real file system), `get_db` streaming the peer's head while the peer collapses and the
+//! catcher's head lock (both within the one event here), the reads of the old store that the
+//! server's core waits for before it replaces the store, and tier B (its nodes keep no head).
 
 use super::collapse::HEAD_ADOPTED;
 use super::node::{Effects, SimNode};
