@@ -91,7 +91,7 @@ fn a_full_disk_stops_the_node_until_space_is_freed() {
 /// collapse-during-catch-up on the simulation tier: a slave misses seconds of writes, every node
 /// collapses keeping one sealed file, so the slots it needs are folded into its peers' heads; it
 /// adopts a peer's head (the server's own adoption over its simulated disk,
-/// sim/src/world/catchup.rs) and ends level with the others, nothing acknowledged lost.
+/// sim/src/world/adopt.rs) and ends level with the others, nothing acknowledged lost.
 #[test]
 fn a_slave_behind_collapsed_peers_takes_a_head_and_ends_in_sync() {
     use arakoon_sim::world::collapse::{COLLAPSED, HEAD_ADOPTED};

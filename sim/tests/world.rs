@@ -363,9 +363,8 @@ fn collapses_with_crashes_inside_them_pass_the_checks() {
 /// each of its points or failing its fsync. Every check holds, and each of those is exercised.
 #[test]
 fn catch_ups_beside_collapses_and_adoptions_with_crashes_inside_pass_the_checks() {
-    use arakoon_sim::world::catchup::{
-        ADOPT_FSYNC_FAILED, CAUGHT_UP_ACROSS_COLLAPSE, COLLAPSE_KEPT_PINNED,
-    };
+    use arakoon_sim::world::adopt::ADOPT_FSYNC_FAILED;
+    use arakoon_sim::world::catchup::{CAUGHT_UP_ACROSS_COLLAPSE, COLLAPSE_KEPT_PINNED};
     use arakoon_sim::world::collapse::HEAD_ADOPTED;
     use arakoon_sim::world::rules::CrashPoint;
     let mix = FaultMix {

@@ -31,7 +31,7 @@
 //! Every file operation of steps 1 to 3 goes through the node's disk seam ([`LogDir`]) and its
 //! head's ([`HeadSpace`]): production's directory and sled head, or the simulator's disk with the
 //! head a file on it, so that the world runs these very steps with its crash points and faults
-//! (`server::catchup::adopt_fetched` is the sequence both run; sim/src/world/catchup.rs).
+//! (`server::catchup::adopt_fetched` is the sequence both run; sim/src/world/adopt.rs).
 
 use super::{head_path, CollapseError, HeadSpace};
 use crate::tlog::{self, FileKind, LogDir, TlogError, TlogFile};

@@ -290,7 +290,7 @@ fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts
 /// the log's first slot, as sled may be after a power loss): start-up copies the head into a
 /// new store, finds it past the whole log, and finishes the adoption (the log restarted after
 /// the head) instead of refusing a store ahead of its log. Found by the simulator's world,
-/// whose stores are in memory (sim/src/world/catchup.rs).
+/// whose stores are in memory (sim/src/world/adopt.rs).
 #[test]
 fn a_store_lost_in_an_interrupted_adoption_is_rebuilt_from_the_head() {
     let peer_tmp = tempfile::tempdir().unwrap();
@@ -385,7 +385,7 @@ fn a_stale_last_slot_does_not_survive_an_interrupted_adoption() {
 /// A node whose log holds no slot (new, or wiped) adopts a collapsed peer's head, and crashes
 /// after each step: its empty 000 becomes the restarted log's file (renamed 001), never an empty
 /// file followed by another, which start-up refuses as a cut file. Found by the simulator's
-/// world (sim/src/world/catchup.rs).
+/// world (sim/src/world/adopt.rs).
 #[test]
 fn a_node_with_an_empty_log_that_crashes_adopting_starts_again() {
     let peer_tmp = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@
 //! the core goes on: the TLog is untouched).
 //!
 //! A lagging node whose next slots its peer has collapsed away adopts the peer's head with the
-//! server's own adoption (super::catchup). What is left here of restoring from a peer is the
+//! server's own adoption (super::adopt). What is left here of restoring from a peer is the
 //! operator's restore of a lost disk ([`World::restore_from`]): the node's disk replaced by a
 //! copy of the peer's head and of the committed log after it, before the node starts.
 
@@ -36,7 +36,7 @@ pub const COLLAPSED: &str = "collapse: files folded into the head and removed";
 /// A collapse whose fsync failed: it removed nothing durably and the node went on.
 pub const COLLAPSE_FSYNC_FAILED: &str = "collapse: an fsync failed, the node went on";
 /// A catch-up whose slots were collapsed away at its peer adopted the peer's head (the server's
-/// adoption, run by super::catchup).
+/// adoption, run by super::adopt).
 pub const HEAD_ADOPTED: &str = "catch-up: a collapsed peer's head adopted";
 /// A head damaged at rest (a flipped bit, a cut), refused at the node's start by its CRC.
 pub const DAMAGED_HEAD_REFUSED: &str = "start: a damaged head refused";

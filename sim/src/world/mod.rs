@@ -6,6 +6,7 @@
 //! events at the same time are ordered by when they were scheduled, so a seed replays a run
 //! exactly, down to the trace.
 
+pub mod adopt;
 pub mod aimed;
 pub mod catchup;
 pub mod checks;

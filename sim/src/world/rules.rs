@@ -91,7 +91,7 @@ impl CrashPoint {
     ];
 
     /// The points inside an adoption of a peer's head (`arakoon_node::head::adopt_head`), armed
-    /// by the catch-up that adopts ([`super::catchup`]), never drawn by a kill.
+    /// by the catch-up that adopts ([`super::adopt`]), never drawn by a kill.
     pub const ADOPT: [CrashPoint; 4] = [
         CrashPoint::AdoptBeforeHeadSync,
         CrashPoint::AdoptBeforeRestartSync,
