@@ -349,10 +349,7 @@ impl Search {
             self.ddmin(strikes, |c, part| c.reduce.skip_faults.extend(part.iter().copied()));
             // By client, so that a chunk is a range of one client's calls (whole clients first).
             let calls = |r: &RunReport| BTreeSet::from_iter(r.calls.iter().copied());
-            self.ddmin(
-                |r| calls(r).into_iter().collect(),
-                |c, part| c.reduce.skip_calls.extend(part.iter().copied()),
-            );
+            self.ddmin(|r| calls(r).into_iter().collect(), skip_calls);
             if size(&self.best_report) >= before || self.attempts >= ATTEMPTS_MAX {
                 break;
             }
@@ -413,6 +410,11 @@ impl Search {
     }
 }
 
+/// `cfg` leaves out the calls `part` names (a delta-debugging step over calls).
+fn skip_calls(cfg: &mut SimConfig, part: &[(usize, u64)]) {
+    cfg.reduce.skip_calls.extend(part.iter().copied());
+}
+
 /// At most this many events is what issue 14 asks of a shrunk run: short of it, the shrinking
 /// spends attempts left on a second search.
 pub const GOAL_EVENTS: usize = 20;
@@ -468,10 +470,7 @@ pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
     // were made, latest first, so that the calls after whatever broke go first and a chunk
     // is a stretch of time rather than one client's calls.
     if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
-        s.ddmin(
-            |r| r.calls.iter().rev().copied().collect(),
-            |c, part| c.reduce.skip_calls.extend(part.iter().copied()),
-        );
+        s.ddmin(|r| r.calls.iter().rev().copied().collect(), skip_calls);
         s.passes(false);
     }
     // The shrunk run once more, with its history for the event list.

@@ -4,6 +4,8 @@
 //! the shell's and the store's concerns), the first seed that finds it and the check.
 #![cfg(feature = "planted-bugs")]
 
+mod common;
+
 use arakoon_node::planted::{self, Bug};
 use arakoon_sim::{run_seed, FaultMix, Outcome, SimConfig};
 
@@ -166,21 +168,21 @@ fn swapped_range_bounds_are_caught_by_the_linearizability_check() {
 /// ack-before-quorum's first (a later first call, in tenths of a second).
 #[test]
 fn a_failing_seed_shrinks_to_at_most_20_events() {
-    for (bug, nth, most) in [
-        (Bug::RangeBoundsSwapped, 0, 20),
+    for (bug, nth) in [
+        (Bug::RangeBoundsSwapped, 0),
         // 33 events until the first call's time was bisected in tenths of a second.
-        (Bug::AckBeforeQuorum, 0, 20),
-        (Bug::CommitUnverifiedSlot, 0, 20),
-        (Bug::SkipCrcCheck, 0, 20),
-        (Bug::RolloverSkipsFsync, 0, 20),
-        (Bug::HeadFlushedAfterRemoval, 0, 20),
+        (Bug::AckBeforeQuorum, 0),
+        (Bug::CommitUnverifiedSlot, 0),
+        (Bug::SkipCrcCheck, 0),
+        (Bug::RolloverSkipsFsync, 0),
+        (Bug::HeadFlushedAfterRemoval, 0),
         // Liveness failures: the liveness check's probe stands in for the calls clients made
         // while the cluster stayed unavailable (122 and 129 events before).
-        (Bug::PromiseBeyondQuorum, 0, 20),
-        (Bug::BallotReachUnchecked, 0, 20),
+        (Bug::PromiseBeyondQuorum, 0),
+        (Bug::BallotReachUnchecked, 0),
         // The third failing seed of lagging-master kept 33 events until a third search
         // delta-debugged its calls latest first.
-        (Bug::LaggingMaster, 2, 20),
+        (Bug::LaggingMaster, 2),
     ] {
         let fails = |seed: u64| {
             planted::clear();
@@ -218,7 +220,7 @@ fn a_failing_seed_shrinks_to_at_most_20_events() {
             s.spec(),
             s.events.join("\n  ")
         );
-        assert!(s.events.len() <= most, "{}: {} events left", bug.name(), s.events.len());
+        assert!(s.events.len() <= 20, "{}: {} events left", bug.name(), s.events.len());
         assert!(s.events.len() < s.events_before);
         match replayed.map(|r| r.outcome) {
             Some(Outcome::Violation(v)) => assert_eq!(v.check, s.check),
@@ -233,22 +235,7 @@ fn a_failing_seed_shrinks_to_at_most_20_events() {
 /// seed passes.
 #[test]
 fn a_collapse_that_ignores_pins_is_caught_by_the_catch_up_pin_check() {
-    let mix = FaultMix {
-        collapses: true,
-        crashes: true,
-        torn_writes: true,
-        wipes: true,
-        partitions: true,
-        fsync_failures: true,
-        fault_interval_ms: 300,
-        ..FaultMix::none()
-    };
-    let cfg = SimConfig {
-        duration_ms: 30_000,
-        faults: Some(mix),
-        think_us: (0, 5_000),
-        ..SimConfig::default()
-    };
+    let cfg = common::collapse_runs(true);
     planted::clear();
     planted::set(Bug::CollapseIgnoresPins, true);
     let found = (0..50).find_map(|seed| match run_seed(seed, &cfg).outcome {

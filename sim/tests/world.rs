@@ -1,5 +1,7 @@
 //! The tier-A world: runs pass their checks, and a seed replays a run exactly.
 
+mod common;
+
 use arakoon_sim::world::{
     Aimed, FSYNC_FAILED_NODE_STOPPED, FSYNC_FAILED_THEN_POWER_LOSS, VOTE_GUARD_DAMAGED,
 };
@@ -321,20 +323,7 @@ fn messages_to_a_paused_process_wait_for_the_resume_without_costing_events() {
 fn collapses_with_crashes_inside_them_pass_the_checks() {
     use arakoon_sim::world::collapse::{COLLAPSED, RESTORED_WITH_HEAD};
     use arakoon_sim::world::rules::CrashPoint;
-    let mix = FaultMix {
-        collapses: true,
-        crashes: true,
-        torn_writes: true,
-        wipes: true,
-        fault_interval_ms: 300,
-        ..FaultMix::none()
-    };
-    let cfg = SimConfig {
-        duration_ms: 30_000,
-        faults: Some(mix),
-        think_us: (0, 5_000),
-        ..SimConfig::default()
-    };
+    let cfg = common::collapse_runs(false);
     let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
     // Since the nemesis draws from streams of its own, seeds 0..20 crash between removals in
     // none; seeds 15..25 exercise every point.
@@ -367,22 +356,7 @@ fn catch_ups_beside_collapses_and_adoptions_with_crashes_inside_pass_the_checks(
     use arakoon_sim::world::catchup::{CAUGHT_UP_ACROSS_COLLAPSE, COLLAPSE_KEPT_PINNED};
     use arakoon_sim::world::collapse::HEAD_ADOPTED;
     use arakoon_sim::world::rules::CrashPoint;
-    let mix = FaultMix {
-        collapses: true,
-        crashes: true,
-        torn_writes: true,
-        wipes: true,
-        partitions: true,
-        fsync_failures: true,
-        fault_interval_ms: 300,
-        ..FaultMix::none()
-    };
-    let cfg = SimConfig {
-        duration_ms: 30_000,
-        faults: Some(mix),
-        think_us: (0, 5_000),
-        ..SimConfig::default()
-    };
+    let cfg = common::collapse_runs(true);
     let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
     // Seeds 0..80 reach every point inside an adoption (79 the last: before the head's sync).
     for seed in 0..80 {

@@ -213,6 +213,35 @@ fn fetched_head(home: &Path, peer_head: &Path) -> crate::server::catchup::Fetche
     crate::server::catchup::FetchedHead { head_i: 39, incoming, store_copy }
 }
 
+/// A peer's head (in `tmp`) folded from a log of 55 slots up to slot `last`.
+fn peer_head(tmp: &Path, last: u64) -> PathBuf {
+    let (peer_log, peer_dir) = log(55);
+    let head = head_path(tmp);
+    fold(peer_dir.as_ref(), &head, "c", last, &mut |_| {}).unwrap();
+    drop(peer_log);
+    head
+}
+
+/// A node at `home` whose log holds `values` from slot 0, through the node's own start-up and
+/// writer; `own_head`: its first file then collapsed into a head of its own.
+fn node_with_log(
+    home: &Path,
+    values: &[Value],
+    own_head: bool,
+) -> (crate::config::ClusterConfig, Arc<dyn LogDir>) {
+    let cfg = node_config(home);
+    let mut w = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap().writer;
+    for (i, v) in (0u64..).zip(values) {
+        w.append(&[(i, v)]).unwrap();
+    }
+    w.close().unwrap();
+    let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home).unwrap());
+    if own_head {
+        collapse(dir.as_ref(), &head_path(home), "c", 1, None, &mut |_| {}).unwrap();
+    }
+    (cfg, dir)
+}
+
 /// Start-up as the node runs it; the store must equal a replay of the history up to its slot.
 fn start_up(cfg: &crate::config::ClusterConfig) -> crate::server::startup::Prepared {
     let prepared = crate::server::startup::prepare(cfg, &cfg.nodes[0])
@@ -226,10 +255,7 @@ fn start_up(cfg: &crate::config::ClusterConfig) -> crate::server::startup::Prepa
 fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts() {
     // The peer collapsed a log of 55 slots into a head at 39.
     let peer_tmp = tempfile::tempdir().unwrap();
-    let (peer_log, peer_dir) = log(55);
-    let peer_head = head_path(peer_tmp.path());
-    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
-    drop(peer_log);
+    let peer_head = peer_head(peer_tmp.path(), 39);
     // The node holds slots 0..25 (files 000-002), with and without a head of its own.
     for own_head in [false, true] {
         // adopt_head's steps: the head swapped, the log restarted, each old file removed (000-002,
@@ -239,19 +265,8 @@ fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts
         // is replaced, then with the old store removed but the copy not yet renamed in.
         for crash in 0..=last_step + 2 {
             let home = tempfile::tempdir().unwrap();
-            let cfg = node_config(home.path());
-            {
-                let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap();
-                let mut w = p.writer;
-                for i in 0..25 {
-                    w.append(&[(i, &value(i))]).unwrap();
-                }
-                w.close().unwrap();
-            }
-            let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
-            if own_head {
-                collapse(dir.as_ref(), &head_path(home.path()), "c", 1, None, &mut |_| {}).unwrap();
-            }
+            let values: Vec<Value> = (0..25).map(value).collect();
+            let (cfg, dir) = node_with_log(home.path(), &values, own_head);
             drop(start_up(&cfg));
             let fetched = fetched_head(home.path(), &peer_head);
             if crash > 0 {
@@ -294,27 +309,13 @@ fn every_crash_point_of_adopting_a_peers_head_leaves_files_that_start_up_accepts
 #[test]
 fn a_store_lost_in_an_interrupted_adoption_is_rebuilt_from_the_head() {
     let peer_tmp = tempfile::tempdir().unwrap();
-    let (peer_log, peer_dir) = log(55);
-    let peer_head = head_path(peer_tmp.path());
-    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
-    drop(peer_log);
+    let peer_head = peer_head(peer_tmp.path(), 39);
     for own_head in [false, true] {
         let last_step = if own_head { 4 } else { 5 };
         for crash in 1..=last_step {
             let home = tempfile::tempdir().unwrap();
-            let cfg = node_config(home.path());
-            {
-                let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap();
-                let mut w = p.writer;
-                for i in 0..25 {
-                    w.append(&[(i, &value(i))]).unwrap();
-                }
-                w.close().unwrap();
-            }
-            let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
-            if own_head {
-                collapse(dir.as_ref(), &head_path(home.path()), "c", 1, None, &mut |_| {}).unwrap();
-            }
+            let values: Vec<Value> = (0..25).map(value).collect();
+            let (cfg, dir) = node_with_log(home.path(), &values, own_head);
             drop(start_up(&cfg));
             drop(fetched_head(home.path(), &peer_head));
             let mut steps = 0usize;
@@ -348,24 +349,12 @@ fn a_store_lost_in_an_interrupted_adoption_is_rebuilt_from_the_head() {
 #[test]
 fn a_stale_last_slot_does_not_survive_an_interrupted_adoption() {
     let peer_tmp = tempfile::tempdir().unwrap();
-    let (peer_log, peer_dir) = log(55);
-    let peer_head = head_path(peer_tmp.path());
-    fold(peer_dir.as_ref(), &peer_head, "c", 24, &mut |_| {}).unwrap();
-    drop(peer_log);
+    let peer_head = peer_head(peer_tmp.path(), 24);
     let home = tempfile::tempdir().unwrap();
-    let cfg = node_config(home.path());
     let stale =
         Value::client(vec![crate::value::Update::Set { key: b"stale".to_vec(), value: vec![7] }]);
-    {
-        let p = crate::server::startup::prepare(&cfg, &cfg.nodes[0]).unwrap();
-        let mut w = p.writer;
-        for i in 0..24 {
-            w.append(&[(i, &value(i))]).unwrap();
-        }
-        w.append(&[(24, &stale)]).unwrap();
-        w.close().unwrap();
-    }
-    let dir: Arc<dyn LogDir> = Arc::new(FsDir::open(home.path()).unwrap());
+    let values: Vec<Value> = (0..24).map(value).chain([stale]).collect();
+    let (cfg, dir) = node_with_log(home.path(), &values, false);
     drop(start_up(&cfg));
     drop(fetched_head(home.path(), &peer_head));
     // The head swapped, the log restarted, 000 removed: the crash comes before 001 goes.
@@ -389,10 +378,7 @@ fn a_stale_last_slot_does_not_survive_an_interrupted_adoption() {
 #[test]
 fn a_node_with_an_empty_log_that_crashes_adopting_starts_again() {
     let peer_tmp = tempfile::tempdir().unwrap();
-    let (peer_log, peer_dir) = log(55);
-    let peer_head = head_path(peer_tmp.path());
-    fold(peer_dir.as_ref(), &peer_head, "c", 39, &mut |_| {}).unwrap();
-    drop(peer_log);
+    let peer_head = peer_head(peer_tmp.path(), 39);
     for crash in 1..=3 {
         let home = tempfile::tempdir().unwrap();
         let cfg = node_config(home.path());

@@ -147,11 +147,16 @@ impl World {
         self.clients[c].rng.gen_range(lo..=hi)
     }
 
-    /// The probe's pause between its calls (µs) once the run has ended, if the run probes
-    /// (`Reduction::probe`): one lease.
+    /// The probe's pause between its calls (µs), if the run probes (`Reduction::probe`): one
+    /// lease.
+    fn probe_period_us(&self) -> Option<u64> {
+        self.cfg.reduce.probe.then_some(self.cfg.lease_ms * 1000)
+    }
+
+    /// The probe's pause once the run has ended (before it, clients pause as the run says).
     fn probe_pause_us(&self) -> Option<u64> {
         let ended = self.now_us >= self.cfg.duration_ms * 1000;
-        (self.cfg.reduce.probe && ended).then_some(self.cfg.lease_ms * 1000)
+        self.probe_period_us().filter(|_| ended)
     }
 
     /// A Promise or an Accept carried a value of `bytes`.
@@ -180,11 +185,7 @@ impl World {
         Bound {
             leases_us: LIVENESS_LEASES * self.cfg.lease_ms * 1000,
             // The probe calls a lease apart: its pause replaces the clients'.
-            pause_us: if self.cfg.reduce.probe {
-                self.cfg.lease_ms * 1000
-            } else {
-                self.cfg.think_us.1
-            },
+            pause_us: self.probe_period_us().unwrap_or(self.cfg.think_us.1),
             slow_link,
             drift_ppm,
         }
