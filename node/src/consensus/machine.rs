@@ -312,6 +312,13 @@ pub struct Machine {
     held_accept: Option<(NodeIdx, Msg)>,
     /// Messages dropped because their ballot was beyond [`Machine::ballot_horizon`].
     refused_ballots: u64,
+    /// The entries handed to the persister and not yet durable: token and slot.
+    entries_in_flight: BTreeMap<u64, u64>,
+    /// Chosen slots waiting for this node's own entry of them to be durable before they are
+    /// applied, in order, with the clients to answer (the apply rule: the store never holds
+    /// a slot its own log could lose, or a crash leaves a store ahead of its log, which
+    /// start-up refuses). At most the slots in flight to the persister.
+    to_apply: std::collections::VecDeque<(u64, Value, Vec<ClientReqId>)>,
 }
 
 fn opt_lt(a: Option<u64>, b: Option<u64>) -> bool {
@@ -360,6 +367,8 @@ impl Machine {
             heard_ms: vec![None; nodes],
             held_accept: None,
             refused_ballots: 0,
+            entries_in_flight: BTreeMap::new(),
+            to_apply: std::collections::VecDeque::new(),
             cfg,
         };
         let wait = if m.single() { 0 } else { m.cfg.lease_ms };
@@ -482,6 +491,9 @@ impl Machine {
             self.record = b;
         }
         self.after.insert(token, after);
+        if let Some((i, _)) = &entry {
+            self.entries_in_flight.insert(token, *i);
+        }
         out.push(Action::Persist { token, ballot, entry });
     }
 
@@ -498,18 +510,35 @@ impl Machine {
         self.last = Some(Slot::new(i, n, value));
     }
 
-    /// Marks slot `i` chosen and applies every chosen slot not yet applied, in order.
+    /// Marks slot `i` chosen and applies every chosen slot not yet applied, in order, as far
+    /// as this node's own entries of them are durable; the rest wait for their persist.
     fn commit_through(&mut self, i: u64, clients: Vec<ClientReqId>, out: &mut Vec<Action>) {
         self.committed = self.committed.max(Some(i));
-        while opt_lt(self.applied, self.committed) {
-            let next = self.applied.map_or(0, |a| a + 1);
+        let mut queued = self.to_apply.back().map(|(j, _, _)| *j).or(self.applied);
+        while opt_lt(queued, self.committed) {
+            let next = queued.map_or(0, |a| a + 1);
             let slot = [&self.prev, &self.last]
                 .into_iter()
                 .flatten()
                 .find(|s| s.i == next)
                 .unwrap_or_else(|| panic!("slot {next} to apply is not in memory"));
             let clients = if next == i { clients.clone() } else { Vec::new() };
-            out.push(Action::Apply { i: next, value: slot.value.clone(), clients });
+            self.to_apply.push_back((next, slot.value.clone(), clients));
+            queued = Some(next);
+        }
+        self.apply_durable(out);
+    }
+
+    /// Applies the chosen slots whose entries on this node are durable: every slot below the
+    /// lowest one still in flight to the persister (the persister keeps the order of its jobs).
+    fn apply_durable(&mut self, out: &mut Vec<Action>) {
+        let in_flight = self.entries_in_flight.values().min().copied();
+        while let Some((next, _, _)) = self.to_apply.front() {
+            if in_flight.is_some_and(|f| f <= *next) {
+                break;
+            }
+            let (next, value, clients) = self.to_apply.pop_front().expect("a slot to apply");
+            out.push(Action::Apply { i: next, value, clients });
             self.applied = Some(next);
         }
     }
@@ -534,6 +563,9 @@ impl Machine {
     }
 
     fn on_persisted(&mut self, now_ms: u64, token: u64, out: &mut Vec<Action>) {
+        if self.entries_in_flight.remove(&token).is_some() {
+            self.apply_durable(out);
+        }
         let Some(after) = self.after.remove(&token) else { return };
         match after {
             After::Promise { to, n } => {

@@ -236,6 +236,20 @@ pub fn memory_store_with_head(
     cluster_id: &str,
     dir: &Arc<dyn LogDir>,
 ) -> Result<MemoryStore, StartError> {
+    Ok(memory_store_kept(cluster_id, dir, None)?.0)
+}
+
+/// [`memory_store_with_head`] for a node whose store survived its stop as far as it was last
+/// flushed (`kept`; the simulator keeps it, as sled keeps what it flushed), opened as start-up
+/// on disk opens a store that exists (`startup::open_store_with_head`): it is used when it
+/// reaches the log's first slot, and replay brings it up to the log's end; behind that slot it
+/// is replaced by a copy of the head. True when the store is the head's copy (or a new one):
+/// not the kept store.
+pub fn memory_store_kept(
+    cluster_id: &str,
+    dir: &Arc<dyn LogDir>,
+    kept: Option<MemoryStore>,
+) -> Result<(MemoryStore, bool), StartError> {
     let head = FileHead::new(dir.clone());
     let loaded = head.load(cluster_id).map_err(|source| {
         StartError::Head(head::CollapseError::Head { path: head.location(), source })
@@ -244,9 +258,10 @@ pub fn memory_store_with_head(
     let head_next_i = loaded.as_ref().map(Store::next_i);
     let from = head::check_log_start(&dir.location(), &head, start, head_next_i)
         .map_err(StartError::Collapsed)?;
-    Ok(match loaded {
-        Some(copy) if from > 0 => copy,
-        _ => MemoryStore::new(cluster_id),
+    Ok(match (kept, loaded) {
+        (Some(store), _) if store.next_i() >= from => (store, false),
+        (_, Some(copy)) if from > 0 => (copy, true),
+        _ => (MemoryStore::new(cluster_id), true),
     })
 }
 

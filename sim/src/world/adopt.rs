@@ -177,6 +177,9 @@ pub fn adopt_on_node(
     disarm(&disk);
     let (writer, store) = adopted.map_err(AdoptFailed::Adopt)?;
     shell.store = store;
+    // The store step on disk is left out: the node's store, if it crashes before its next
+    // flush, is the head's copy again at its start.
+    node.flushed = None;
     node.state = Some(super::node::Running { shell, persister: GroupWriter::new(writer, dir) });
     Ok(head_i)
 }

@@ -162,7 +162,7 @@ impl World {
         copy: &PeerCopy,
         ballot: BallotRecord,
     ) -> bool {
-        self.nodes[k].disk.wipe();
+        self.nodes[k].wipe_disk();
         if !copy.write(&self.nodes[k].disk, self.cluster.tlog(), ballot) {
             return false;
         }

@@ -12,7 +12,7 @@ use arakoon_node::head;
 use arakoon_node::replay::{replay_read, ReplayError};
 use arakoon_node::server::persist::GroupWriter;
 use arakoon_node::server::startup::StartError;
-use arakoon_node::server::storage::memory_store_with_head;
+use arakoon_node::server::storage::memory_store_kept;
 use arakoon_node::shell::{CatchUpJob, Outbox, PersistJob, Reply, Shell, ShellConfig};
 use arakoon_node::store::{MemoryStore, Store};
 use arakoon_node::tlog::{
@@ -52,6 +52,15 @@ pub struct SimNode {
     pub wiped: bool,
     /// Its disk is full: every write fails until space is freed; it is not started meanwhile.
     pub disk_full: bool,
+    /// Its store as last flushed, which outlives a crash as sled's flushed state does: the
+    /// store is copied here a second after the copy before, at an apply ([`SimNode::flush`];
+    /// the server's store is flushed every second, `store/sled_flusher.rs`), and a start
+    /// opens it as the server's start-up opens its store. Gone with the disk, and after an
+    /// adoption (the world leaves the adoption's store step on disk out: the node then starts
+    /// from the head, as a node whose store was lost does).
+    pub flushed: Option<MemoryStore>,
+    /// When [`SimNode::flushed`] was taken (true µs).
+    pub flushed_at_us: u64,
     /// Its TLog was damaged at rest (a bit flip, a cut, a deleted file) since it last started:
     /// its next start may refuse the log, and the operator then rebuilds it as a learner. Until
     /// that start, the world counts it as a node that lost its vote.
@@ -129,6 +138,9 @@ impl Outbox<Waiter> for Effects<'_> {
     }
 }
 
+/// How often a node's store is flushed (µs): the server's period (`store/sled_flusher.rs`).
+const STORE_FLUSH_US: u64 = 1_000_000;
+
 /// The TLog configuration of simulated nodes: small files, so rollover happens often.
 pub fn tlog_config() -> TlogConfig {
     TlogConfig { entries_per_file_max: 64, file_bytes_max: 256 * 1024 }
@@ -146,6 +158,8 @@ impl SimNode {
             epoch: 0,
             paused: false,
             wiped: false,
+            flushed: None,
+            flushed_at_us: 0,
             disk_full: false,
             damaged: false,
         }
@@ -178,12 +192,14 @@ impl SimNode {
             .cut
             .map(|(file, at, cut)| format!("cut a torn tail of {cut} bytes at {file}:{at}"));
         let ballot = BallotRecord::load(dir.as_ref())?;
-        // A collapsed log starts from its head, as on the server (a new store otherwise).
-        let mut store = memory_store_with_head(cluster_id, &dir)?;
+        // The store as last flushed, if it reaches the log's first slot; a collapsed log's
+        // head otherwise, as on the server (a new store with neither).
+        let (mut store, from_head) = memory_store_kept(cluster_id, &dir, self.flushed.take())?;
         // A store from a head past the whole log: an adoption a crash interrupted, finished as
         // the server's start-up finishes it.
-        if head::finish_interrupted_adoption(dir.as_ref(), store.applied(), report.last_i)
-            .map_err(StartError::Head)?
+        if from_head
+            && head::finish_interrupted_adoption(dir.as_ref(), store.applied(), report.last_i)
+                .map_err(StartError::Head)?
         {
             drop(writer);
             committed.clear();
@@ -199,11 +215,24 @@ impl SimNode {
         let applied = store.applied();
         let durable = Durable { ballot, last, prev, applied };
         let machine = Machine::new(cfg, durable, now_ms, seed);
+        // Replay ends with a flush, as on the server (the world says when: `flushed_at_us`).
+        self.flushed = Some(store.clone());
         let shell = Shell::new(machine, store, shell, dir.clone(), now_ms);
         self.state = Some(Running { shell, persister: GroupWriter::new(writer, dir) });
         self.paused = false;
         self.damaged = false;
         Ok(repair)
+    }
+
+    /// The store's flush a second after the last one (true µs `now_us`), at an apply.
+    pub fn flush(&mut self, now_us: u64) {
+        if now_us < self.flushed_at_us + STORE_FLUSH_US {
+            return;
+        }
+        if let Some(state) = &self.state {
+            self.flushed = Some(state.shell.store.clone());
+            self.flushed_at_us = now_us;
+        }
     }
 
     /// The disk fills up (`true`: every operation on it fails as a full disk does) or space is
@@ -232,6 +261,12 @@ impl SimNode {
     /// The disk is gone: the node comes back empty and must catch up.
     pub fn wipe(&mut self) {
         self.crash(|_| 0);
+        self.wipe_disk();
+    }
+
+    /// The files are gone (the store's with the TLog's).
+    pub fn wipe_disk(&mut self) {
         self.disk.wipe();
+        self.flushed = None;
     }
 }

@@ -27,6 +27,9 @@ pub const PERSIST_BEFORE_PROMISE: &str = "persist-before-promise";
 pub const PERSIST_BEFORE_ACCEPTED: &str = "persist-before-accepted";
 /// A write acknowledged to a client is in the durable log of the node that acknowledged it.
 pub const PERSIST_BEFORE_ACK: &str = "persist-before-ack";
+/// A slot a node applies to its store is in its own durable log: the store, which outlives a
+/// crash as far as it was flushed, is never ahead of the log that start-up replays it from.
+pub const PERSIST_BEFORE_APPLY: &str = "persist-before-apply";
 /// A slave that promised ballot `n` to the master of `n` answers that master's Hold(n, t) with
 /// Held(n, t) (lease rule 5): the master of `n` is the node the world saw it promise or accept
 /// `n` for, whatever the node infers from the ballot.
@@ -243,6 +246,22 @@ impl World {
     }
 
     /// Node `k` is about to acknowledge a client's write chosen in slot `i`.
+    /// Node `k` applies slot `i` to its store: its durable log holds `i`.
+    pub(super) fn check_apply(&mut self, k: NodeIdx, i: u64) {
+        self.exercised(PERSIST_BEFORE_APPLY);
+        let broken = match self.durable_view(k).last_i {
+            Err(e) => Some(format!("its durable log does not read: {e}")),
+            Ok(last) if last < Some(i) => Some(format!("its durable log ends at {last:?}")),
+            Ok(_) => None,
+        };
+        if let Some(why) = broken {
+            self.fail(
+                PERSIST_BEFORE_APPLY,
+                format!("n{k} applied slot {i} to its store, but {why}"),
+            );
+        }
+    }
+
     pub(super) fn check_ack(&mut self, k: NodeIdx, client: usize, i: u64) {
         self.exercised(PERSIST_BEFORE_ACK);
         let view = self.durable_view(k);

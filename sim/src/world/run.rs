@@ -540,6 +540,7 @@ impl World {
                 }
             }
         }
+        self.nodes[k].flushed_at_us = self.now_us;
         self.persists[k].clear();
         // A new process: no stream reads its files yet.
         self.pins[k] = Arc::default();
@@ -681,6 +682,7 @@ impl World {
                 }
                 Effect::Persist(job) => self.persist_job(k, job),
                 Effect::Applied { i, value } => {
+                    self.check_apply(k, i);
                     self.applied(k, i, value);
                     self.aimed_on_applied(k, i);
                     applied_max = applied_max.max(Some(i));
@@ -724,6 +726,7 @@ impl World {
         let hash = || arakoon_node::consensus::value_hash(&value);
         self.trace(|| format!("n{k} apply {i} #{:x}", hash() & 0xffff), 40);
         self.nodes[k].applied.insert(i, value);
+        self.nodes[k].flush(self.now_us);
     }
 
     /// What client `c` learns from a node's reply: a `no_longer_master` leaves an update's

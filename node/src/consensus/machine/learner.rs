@@ -35,6 +35,10 @@ impl Machine {
             self.committed = self.committed.max(Some(i));
         }
         self.applied = self.applied.max(applied);
+        // Slots the catch-up applied need not wait for this node's entries of them.
+        while self.to_apply.front().is_some_and(|(i, _, _)| Some(*i) <= self.applied) {
+            self.to_apply.pop_front();
+        }
         if matches!(self.role, Role::CatchingUp { .. }) {
             let at = now_ms + self.jitter();
             self.role = Role::Slave { election_at_ms: at };
