@@ -83,10 +83,14 @@ pub enum Bug {
     /// A collapse removes the files it folded whatever the catch-up readers pinned
     /// (node/src/head.rs): a catch-up streaming from those files finds them gone mid-stream.
     CollapseIgnoresPins,
+    /// A node applies a chosen slot as soon as it learns it is chosen, before its own entry of
+    /// it is durable (the apply rule, rule 4): its store, flushed meanwhile, is ahead of the log
+    /// a crash leaves, and start-up refuses it.
+    ApplyBeforeDurable,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -111,6 +115,7 @@ impl Bug {
         Bug::CatchUpKeepsStaleSlot,
         Bug::HeadFlushedAfterRemoval,
         Bug::CollapseIgnoresPins,
+        Bug::ApplyBeforeDurable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -139,6 +144,7 @@ impl Bug {
             Bug::CatchUpKeepsStaleSlot => "catch-up-keeps-stale-slot",
             Bug::HeadFlushedAfterRemoval => "head-flushed-after-removal",
             Bug::CollapseIgnoresPins => "collapse-ignores-pins",
+            Bug::ApplyBeforeDurable => "apply-before-durable",
         }
     }
 

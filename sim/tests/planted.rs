@@ -44,6 +44,7 @@ fn rule_group(bug: Bug) -> &'static str {
         "catch-up-keeps-stale-slot" => "catch-up (persister import)",
         "head-flushed-after-removal" => "collapse: head durable before removal",
         "collapse-ignores-pins" => "collapse: a catch-up's pinned files stay",
+        "apply-before-durable" => "rule 4 commit: apply after persist",
         _ => "unmapped",
     }
 }

@@ -4,7 +4,8 @@
 //! points armed for them, and the report counts each.
 
 use arakoon_sim::world::rules::{
-    CrashPoint, HOLD_ANSWERED, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, PERSIST_BEFORE_PROMISE,
+    CrashPoint, HOLD_ANSWERED, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, PERSIST_BEFORE_APPLY,
+    PERSIST_BEFORE_PROMISE, START_FROM_FLUSHED,
 };
 use arakoon_sim::{run_seed, FaultMix, SimConfig};
 use std::collections::BTreeMap;
@@ -19,11 +20,17 @@ fn short(faults: Option<FaultMix>) -> SimConfig {
 /// collapse several files to remove: in these 20 s runs a collapse seldom removes two.
 #[test]
 fn every_rule_check_and_crash_point_is_exercised_and_holds() {
-    let names: Vec<&str> =
-        [PERSIST_BEFORE_PROMISE, PERSIST_BEFORE_ACCEPTED, PERSIST_BEFORE_ACK, HOLD_ANSWERED]
-            .into_iter()
-            .chain(CrashPoint::ALL.map(CrashPoint::name))
-            .collect();
+    let names: Vec<&str> = [
+        PERSIST_BEFORE_PROMISE,
+        PERSIST_BEFORE_ACCEPTED,
+        PERSIST_BEFORE_ACK,
+        PERSIST_BEFORE_APPLY,
+        HOLD_ANSWERED,
+        START_FROM_FLUSHED,
+    ]
+    .into_iter()
+    .chain(CrashPoint::ALL.map(CrashPoint::name))
+    .collect();
     let mut exercised: BTreeMap<String, u64> = BTreeMap::new();
     let all_seen =
         |e: &BTreeMap<String, u64>| names.iter().all(|n| e.get(*n).is_some_and(|n| *n > 0));
@@ -55,6 +62,7 @@ fn answering_before_the_fsync_is_caught_where_the_rule_is_kept() {
     for (bug, check) in [
         (Bug::PromiseBeforeDurable, PERSIST_BEFORE_PROMISE),
         (Bug::SkipFsyncBeforeAccepted, PERSIST_BEFORE_ACCEPTED),
+        (Bug::ApplyBeforeDurable, PERSIST_BEFORE_APPLY),
     ] {
         planted::clear();
         planted::set(bug, true);

@@ -1,10 +1,13 @@
 //! One simulated node: the real node shell (the consensus machine, a memory store, the clients'
-//! table) with a real TLog writer over a simulated disk, and its own clock. Crashing drops everything volatile (machine, store, writer
-//! and the un-synced bytes on disk); restarting rebuilds it all from the disk exactly as the
-//! server does: validate the TLog (cutting a torn tail, as an operator would), load the ballot
-//! record, check that a collapsed log's head covers its first slot and start the store from
-//! the head's copy (`memory_store_with_head`, the same check as the server's), replay the store. The log is read once: the validation hands over the committed
-//! slots the store is rebuilt from.
+//! table) with a real TLog writer over a simulated disk, and its own clock. Crashing drops
+//! everything volatile (machine, writer and the un-synced bytes on disk) and keeps the store as
+//! it was last flushed, as sled keeps what it flushed ([`SimNode::flushed`]); restarting
+//! rebuilds the rest from the disk exactly as the server does: validate the TLog (cutting a
+//! torn tail, as an operator would), load the ballot record, check that a collapsed log's head
+//! covers its first slot, open the flushed store if it reaches the log's first slot or start
+//! from the head's copy (`memory_store_kept`, the same checks as the server's), and replay
+//! what the store lacks; a store ahead of its log is refused, as the server refuses it. The
+//! log is read once: the validation hands over the committed slots replay applies.
 
 use super::clock::SimClock;
 use arakoon_node::consensus::{Config, Durable, Machine, Msg, NodeIdx};
@@ -61,6 +64,8 @@ pub struct SimNode {
     pub flushed: Option<MemoryStore>,
     /// When [`SimNode::flushed`] was taken (true µs).
     pub flushed_at_us: u64,
+    /// The last start opened the flushed store (not a head's copy nor a new store).
+    pub started_from_flushed: bool,
     /// Its TLog was damaged at rest (a bit flip, a cut, a deleted file) since it last started:
     /// its next start may refuse the log, and the operator then rebuilds it as a learner. Until
     /// that start, the world counts it as a node that lost its vote.
@@ -160,6 +165,7 @@ impl SimNode {
             wiped: false,
             flushed: None,
             flushed_at_us: 0,
+            started_from_flushed: false,
             disk_full: false,
             damaged: false,
         }
@@ -195,6 +201,7 @@ impl SimNode {
         // The store as last flushed, if it reaches the log's first slot; a collapsed log's
         // head otherwise, as on the server (a new store with neither).
         let (mut store, from_head) = memory_store_kept(cluster_id, &dir, self.flushed.take())?;
+        self.started_from_flushed = !from_head;
         // A store from a head past the whole log: an adoption a crash interrupted, finished as
         // the server's start-up finishes it.
         if from_head

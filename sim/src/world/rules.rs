@@ -30,6 +30,9 @@ pub const PERSIST_BEFORE_ACK: &str = "persist-before-ack";
 /// A slot a node applies to its store is in its own durable log: the store, which outlives a
 /// crash as far as it was flushed, is never ahead of the log that start-up replays it from.
 pub const PERSIST_BEFORE_APPLY: &str = "persist-before-apply";
+/// A node started from its store as last flushed, the log replayed after it (not a check: a
+/// path the world counts, as it counts crash points).
+pub const START_FROM_FLUSHED: &str = "start: from the store as last flushed";
 /// A slave that promised ballot `n` to the master of `n` answers that master's Hold(n, t) with
 /// Held(n, t) (lease rule 5): the master of `n` is the node the world saw it promise or accept
 /// `n` for, whatever the node infers from the ballot.
@@ -41,7 +44,7 @@ pub enum CrashPoint {
     /// A persist job is durable, and the Promise or Accepted it allows is not sent yet.
     AfterPersistBeforeSend,
     /// A chosen slot is in the TLog and the node applied it, before it answered the clients
-    /// or told the slaves (the store is rebuilt from the TLog at restart).
+    /// or told the slaves (the store, as last flushed, is brought up to the TLog at restart).
     AfterApplyBeforeReply,
     /// The write that rolled the TLog over to a new file, torn: part of what was not synced
     /// survives.

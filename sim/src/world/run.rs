@@ -541,6 +541,9 @@ impl World {
             }
         }
         self.nodes[k].flushed_at_us = self.now_us;
+        if self.nodes[k].started_from_flushed {
+            self.exercised(super::rules::START_FROM_FLUSHED);
+        }
         self.persists[k].clear();
         // A new process: no stream reads its files yet.
         self.pins[k] = Arc::default();

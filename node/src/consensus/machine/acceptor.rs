@@ -388,6 +388,43 @@ mod tests {
         assert!(matches!(out[1], Action::Persist { entry: Some((5, _)), .. }));
     }
 
+    /// The apply rule: a slave told slot `i` is chosen before its own entry of `i` is durable
+    /// applies it only once it is (its store, flushed meanwhile, would otherwise be ahead of
+    /// the log a crash leaves, and start-up refuses such a store). The simulator's flushed
+    /// store found it (`persist-before-apply`).
+    #[test]
+    fn apply_rule_a_committed_slot_waits_for_its_own_entry_to_be_durable() {
+        let mine = Value::client(vec![set("x")]);
+        let durable =
+            Durable { last: Some((4, mine.clone())), applied: Some(3), ..Default::default() };
+        let mut m = machine(3, 1, durable);
+        let five = Value::client(vec![set("y")]);
+        let accept =
+            Msg::Accept { n: 3, i: 5, value: five.clone(), prev_hash: Some(value_hash(&mine)) };
+        let out = run(&mut m, 100, Input::Message { from: 0, msg: accept });
+        // Slot 4 is durable here already: applied at once; slot 5 goes to the persister.
+        assert_eq!(out[0], Action::Apply { i: 4, value: mine, clients: vec![] });
+        let token = out
+            .iter()
+            .find_map(|a| match a {
+                Action::Persist { token, entry: Some((5, _)), .. } => Some(*token),
+                _ => None,
+            })
+            .expect("slot 5 persisted");
+        let commit = Msg::Commit { n: 3, i: 5, hash: value_hash(&five) };
+        let out = run(&mut m, 101, Input::Message { from: 0, msg: commit });
+        assert!(
+            out.iter().all(|a| !matches!(a, Action::Apply { .. })),
+            "slot 5 applied before its entry is durable: {out:?}"
+        );
+        let out = run(&mut m, 102, Input::Persisted { token });
+        assert_eq!(out[0], Action::Apply { i: 5, value: five, clients: vec![] });
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Send { msg: Msg::Accepted { i: 5, .. }, .. })));
+        assert_eq!(m.applied_i(), Some(5));
+    }
+
     #[test]
     fn a_node_that_is_behind_never_becomes_master() {
         let mut c = Cluster::new(3, None);
