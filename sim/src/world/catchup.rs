@@ -277,6 +277,12 @@ impl World {
             };
             self.nodes[k].applied.insert(*i, v);
         }
+        // The store holds the chunk now: the log must hold it durably (persist-before-apply),
+        // and the store's flush may catch it.
+        if let Some((last, _)) = entries.last() {
+            self.check_apply(k, *last);
+        }
+        self.nodes[k].flush(self.now_us);
         Ok(())
     }
 
