@@ -230,8 +230,8 @@ pub fn prepare_in_memory(
 /// opens it (`startup::open_store_with_head`): the log must start at slot 0 or at a slot its
 /// head (a [`FileHead`] on the same disk, which the simulator's collapse writes) reaches, or the
 /// node refuses to start with [`StartError::Collapsed`]; a collapsed log's store is a copy of
-/// the head, which replay then brings up to the log's end. The store in memory is always new
-/// (a crash loses all of it), so it is the head's copy whenever the log starts after slot 0.
+/// the head, which replay then brings up to the log's end. Without a store kept from before
+/// the stop ([`memory_store_kept`]), it is the head's copy whenever the log starts after slot 0.
 pub fn memory_store_with_head(
     cluster_id: &str,
     dir: &Arc<dyn LogDir>,
