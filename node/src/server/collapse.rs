@@ -3,7 +3,10 @@
 //! asking side is client/head.rs).
 //!
 //! These are answered by the connection task, never by the core loop: folding and streaming run
-//! on blocking threads, so the master keeps serving while they run. Three rules keep them from
+//! where the storage runs blocking reads ([`super::blocking::BlockingReads`]: blocking threads
+//! on disk, so the master keeps serving while they run; the node's task in memory, under
+//! simulation), and the head is the storage's ([`crate::head::HeadSpace`]: a sled directory on
+//! disk, a file on the simulated disk in memory), so one code path serves both. Three rules keep them from
 //! racing each other or a catch-up:
 //! - one collapse at a time: a second one fails at once ([`super::shared::HeadShared::lock`], `try_lock`);
 //! - `get_db` waits for a running collapse (same lock) and reads a head no one writes;
@@ -14,12 +17,13 @@
 //! the copy would mix two moments): it brings the head up to the committed slot before the log's
 //! last one by replaying the log, which yields the same state, then collapses.
 
+use super::blocking::{self, Sink, Source};
 use super::env::Stream;
 use super::shared::{CoreMsg, Shared};
-use crate::head::{self, CollapseError, Step};
+use crate::head::{self, CollapseError, HeadRead, Step};
 use crate::protocol::client::{encode_error, DbFrame, StepFrame, COLLAPSE_STEPS_BEYOND_FILES};
 use crate::rc::Rc;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::StoreError;
 use crate::tlog;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -37,7 +41,7 @@ enum HeadStreamError {
     #[error("reading the head: {0}")]
     Head(#[source] StoreError),
 }
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Pairs per head chunk (`fetch_head`, `get_db`).
 const DB_CHUNK_PAIRS: usize = 1024;
@@ -158,14 +162,15 @@ pub async fn serve_collapse<S: Stream>(
     } else {
         None
     };
-    let (tx, mut rx) = mpsc::channel::<Progress>(16);
-    let (dir, path, pins) =
-        (shared.dir.clone(), shared.head.path.clone(), shared.head.pins.clone());
+    // On a blocking thread on disk, on this task in memory (server/blocking.rs).
+    let (tx, mut rx) = blocking::channel::<Progress>(shared.reads.as_ref(), 16);
+    let (dir, space, pins) =
+        (shared.dir.clone(), shared.head.space.clone(), shared.head.pins.clone());
     let cluster_id = shared.cluster_id.clone();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = (guard, collapsing);
         let send = |p: Progress| {
-            let _ = tx.blocking_send(p);
+            tx.send(p);
         };
         let result = (|| -> Result<(), CollapseError> {
             let plan = head::plan(dir.as_ref(), u64::from(keep))?;
@@ -186,13 +191,13 @@ pub async fn serve_collapse<S: Stream>(
                 // The log's last slot is committed only once a later one exists.
                 let last = tlog::last_i(dir.as_ref())?.unwrap_or(0);
                 let target = committed.min(last.saturating_sub(1));
-                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
+                head::fold(dir.as_ref(), space.as_ref(), &cluster_id, target, &mut |s| {
                     log_step(s);
                 })?;
             }
             let report = head::collapse_planned(
                 dir.as_ref(),
-                &path,
+                space.as_ref(),
                 &cluster_id,
                 &plan,
                 Some(&pins),
@@ -208,8 +213,9 @@ pub async fn serve_collapse<S: Stream>(
                 send(Progress::Fail(e));
             }
         }
-    });
-    let started = std::time::Instant::now();
+    }));
+    // The runtime's clock: the simulated one under simulation.
+    let started = tokio::time::Instant::now();
     let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (mut announced, mut sent) = (None::<usize>, 0usize);
     while let Some(p) = rx.recv().await {
@@ -267,7 +273,7 @@ impl PutLe for Vec<u8> {
 /// false. The head is not written meanwhile (the caller holds [`super::shared::HeadShared::lock`]), so two
 /// passes see the same frames: `get_db` measures them first, then sends them.
 fn head_frames(
-    head: &SledStore,
+    head: &dyn HeadRead,
     cluster_id: &str,
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
@@ -279,7 +285,7 @@ fn head_frames(
     }
     let mut chunk = Vec::with_capacity(DB_CHUNK_PAIRS);
     let (mut sent, mut chunk_bytes) = (0u64, 0usize);
-    for pair in head.export() {
+    for pair in head.pairs() {
         let pair = pair?;
         chunk_bytes += pair.0.len() + pair.1.len();
         chunk.push(pair);
@@ -306,10 +312,10 @@ fn head_frames(
 /// Sends `prefix`, the int64 size of the head's [`DbFrame`]s, then the frames: how Arakoon frames
 /// a database file (`get_db`, the head of `last_entries2`).
 fn sized_head_frames(
-    head: &SledStore,
+    head: &dyn HeadRead,
     cluster_id: &str,
     mut prefix: Vec<u8>,
-    tx: &mpsc::Sender<Result<Vec<u8>, HeadStreamError>>,
+    tx: &Sink<Result<Vec<u8>, HeadStreamError>>,
 ) -> Result<(), StoreError> {
     let mut size = 0u64;
     head_frames(head, cluster_id, &mut |b| {
@@ -317,10 +323,10 @@ fn sized_head_frames(
         true
     })?;
     prefix.extend_from_slice(&(size as i64).to_le_bytes());
-    if tx.blocking_send(Ok(prefix)).is_err() {
+    if !tx.send(Ok(prefix)) {
         return Ok(());
     }
-    head_frames(head, cluster_id, &mut |b| tx.blocking_send(Ok(b)).is_ok())
+    head_frames(head, cluster_id, &mut |b| tx.send(Ok(b)))
 }
 
 /// The head part of Arakoon's `last_entries2` / `last_entries3` when the slot asked for was
@@ -334,20 +340,20 @@ pub async fn send_head_for_entries<S: Stream>(
     mut prefix: Vec<u8>,
 ) -> Option<Option<u64>> {
     let guard = shared.head.lock.clone().lock_owned().await;
-    let (path, cluster_id) = (shared.head.path.clone(), shared.cluster_id.clone());
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (space, cluster_id) = (shared.head.space.clone(), shared.cluster_id.clone());
+    let (tx, rx) = blocking::channel::<Result<Vec<u8>, HeadStreamError>>(shared.reads.as_ref(), 8);
     let (applied_tx, applied_rx) = oneshot::channel();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = guard;
-        let result = SledStore::open(&path, &cluster_id).and_then(|head| {
+        let result = space.read(&cluster_id).and_then(|head| {
             let _ = applied_tx.send(head.applied());
             prefix.put_i32_le(2);
-            sized_head_frames(&head, &cluster_id, prefix, &tx)
+            sized_head_frames(head.as_ref(), &cluster_id, prefix, &tx)
         });
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(HeadStreamError::Head(e)));
+            tx.send(Err(HeadStreamError::Head(e)));
         }
-    });
+    }));
     if !forward(stream, rx, "last_entries (the head)").await {
         return None;
     }
@@ -359,36 +365,36 @@ pub async fn send_head_for_entries<S: Stream>(
 /// connection may go on.
 pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
     let guard = shared.head.lock.clone().lock_owned().await;
-    let path = shared.head.path.clone();
+    let space = shared.head.space.clone();
     let mut out = Vec::new();
-    if !path.is_dir() {
+    if !space.exists() {
         let msg = format!(
             "this node has no head at {} (its TLog was never collapsed): fetch its entries with \
              catchup_entries",
-            path.display()
+            space.location()
         );
         encode_error(Rc::NotFound, msg.as_bytes(), &mut out);
         return stream.write_all(&out).await.is_ok();
     }
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (tx, rx) = blocking::channel::<Result<Vec<u8>, HeadStreamError>>(shared.reads.as_ref(), 8);
     let cluster_id = shared.cluster_id.clone();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = guard;
-        let result = SledStore::open(&path, &cluster_id).and_then(|head| {
+        let result = space.read(&cluster_id).and_then(|head| {
             let mut first = true;
-            head_frames(&head, &cluster_id, &mut |mut bytes| {
+            head_frames(head.as_ref(), &cluster_id, &mut |mut bytes| {
                 if std::mem::take(&mut first) {
                     let mut with_rc = (Rc::Ok.code() as i32).to_le_bytes().to_vec();
                     with_rc.append(&mut bytes);
                     bytes = with_rc;
                 }
-                tx.blocking_send(Ok(bytes)).is_ok()
+                tx.send(Ok(bytes))
             })
         });
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(HeadStreamError::Head(e)));
+            tx.send(Err(HeadStreamError::Head(e)));
         }
-    });
+    }));
     forward(stream, rx, "fetch_head").await
 }
 
@@ -396,7 +402,7 @@ pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -
 /// after cuts the stream (the reader sees no end). Returns whether the connection may go on.
 async fn forward<S: Stream>(
     stream: &mut S,
-    mut rx: mpsc::Receiver<Result<Vec<u8>, HeadStreamError>>,
+    mut rx: Source<Result<Vec<u8>, HeadStreamError>>,
     what: &str,
 ) -> bool {
     let mut first = true;
@@ -436,29 +442,29 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
     }
     let Ok(committed) = answer.await else { return false };
     let guard = shared.head.lock.clone().lock_owned().await;
-    let (dir, path) = (shared.dir.clone(), shared.head.path.clone());
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (dir, space) = (shared.dir.clone(), shared.head.space.clone());
+    let (tx, rx) = blocking::channel::<Result<Vec<u8>, HeadStreamError>>(shared.reads.as_ref(), 8);
     let cluster_id = shared.cluster_id.clone();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = guard;
         let result = (|| -> Result<(), HeadStreamError> {
             if let Some(committed) = committed {
                 // The log's last slot is committed only once a later one exists.
                 let last = tlog::last_i(dir.as_ref()).map_err(HeadStreamError::Tlog)?.unwrap_or(0);
                 let target = committed.min(last.saturating_sub(1));
-                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
+                head::fold(dir.as_ref(), space.as_ref(), &cluster_id, target, &mut |s| {
                     log_step(s);
                 })
                 .map_err(HeadStreamError::Fold)?;
             }
-            let head = SledStore::open(&path, &cluster_id).map_err(HeadStreamError::Head)?;
+            let head = space.read(&cluster_id).map_err(HeadStreamError::Head)?;
             let mut first = Vec::with_capacity(12);
             first.put_i32_le(Rc::Ok.code() as i32);
-            sized_head_frames(&head, &cluster_id, first, &tx).map_err(HeadStreamError::Head)
+            sized_head_frames(head.as_ref(), &cluster_id, first, &tx).map_err(HeadStreamError::Head)
         })();
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
+            tx.send(Err(e));
         }
-    });
+    }));
     forward(stream, rx, "get_db").await
 }

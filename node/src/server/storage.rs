@@ -48,6 +48,20 @@ impl Storage {
         }
     }
 
+    /// Where the node's head lives: the sled directory `<tlog_dir>/head.db` on disk, a file on
+    /// the simulated disk in memory ([`FileHead`], as the tier-A world keeps it), so that the
+    /// server's collapse and head streams run over either (server/collapse.rs).
+    pub fn head_space(
+        &self,
+        tlog_dir: &std::path::Path,
+        dir: Arc<dyn LogDir>,
+    ) -> Arc<dyn HeadSpace> {
+        match self {
+            Storage::Disk => Arc::new(head::head_path(tlog_dir)),
+            Storage::Memory(_) => Arc::new(FileHead::new(dir)),
+        }
+    }
+
     /// The persister of this storage: a thread that groups and fsyncs on disk, inline on the
     /// node's task in memory (server/persist.rs).
     pub fn persister(
