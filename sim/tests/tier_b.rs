@@ -6,7 +6,9 @@ use arakoon_chaos::drill;
 use arakoon_chaos::faults::Tier;
 use arakoon_sim::tier_b::drill::{run_drill, TurmoilDrillRun};
 use arakoon_sim::tier_b::nemesis::schedule;
-use arakoon_sim::tier_b::{run_tier_b, FaultKind, FaultSet, TierBConfig, TierBReport, Verdict};
+use arakoon_sim::tier_b::{
+    run_tier_b, Fault, FaultKind, FaultSet, TierBConfig, TierBReport, Verdict,
+};
 
 fn run(seed: u64, cfg: &TierBConfig) -> TierBReport {
     println!("tier B seed {seed}, {} nodes", cfg.nodes);
@@ -267,5 +269,37 @@ fn a_drill_with_a_fault_turmoil_cannot_apply_is_refused_before_it_starts() {
         assert!(e.message.contains("sim"), "names the tiers that can: {e}");
         // The same drill is fine on the simulation tier.
         assert!(drill::load(&path, Some(Tier::Sim)).is_ok());
+    }
+}
+
+// ---- collapse and adoption on tier B -------------------------------------------------------
+
+fn collapse(at_ms: u64, node: usize, keep: u32) -> Fault {
+    Fault { start_ms: at_ms, end_ms: at_ms, kind: FaultKind::Collapse { node, keep } }
+}
+
+/// n2 is down while both other nodes collapse their TLogs (the real server's `collapse_tlogs`,
+/// asked by the operator host as `arakoon-admin collapse` asks it): when n2 comes back, the
+/// slots after its log are collapsed away at whichever peer it catches up from, so it fetches
+/// that peer's head and adopts it (the server's `adopt_fetched`, over its disk in memory), then
+/// the entries after it. The history is linearizable, every key is read after the heal, and
+/// the collapses and the adoption happened (counted: the collapses by the operator, the
+/// adoption on n2's disk).
+#[test]
+fn a_node_behind_collapsed_peers_adopts_a_head_and_catches_up() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.workload_ms = 16_000;
+    cfg.schedule = Some(vec![
+        Fault { start_ms: 3_000, end_ms: 11_000, kind: FaultKind::Crash { node: 2 } },
+        collapse(9_000, 0, 1),
+        collapse(9_500, 1, 1),
+    ]);
+    for seed in [1, 2] {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 300, "{}", r.summary());
+        assert_eq!(r.collapses.requested, 2, "{:?}", r.collapses);
+        assert_eq!(r.collapses.collapsed, 2, "both peers folded files: {:?}", r.collapses);
+        assert!(r.adoptions >= 1, "n2 adopted a peer's head: {}", r.summary());
     }
 }

@@ -258,6 +258,12 @@ impl Cluster {
         self.set_latency_max(sim, self.latency_max_ms);
     }
 
+    /// How many times the nodes put a peer's fetched head in place of their own (the first
+    /// step of an adoption), all nodes together, counted on their disks.
+    pub fn heads_taken(&self) -> u64 {
+        self.disks.iter().map(MemDir::heads_taken).sum()
+    }
+
     /// The node pairs cut now.
     pub fn cut_pairs(&self) -> Vec<(usize, usize)> {
         self.held.iter().copied().collect()

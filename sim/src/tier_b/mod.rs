@@ -37,6 +37,7 @@
 //! The tokio configuration is turmoil's own: current-thread runtimes, time paused and enabled,
 //! no I/O driver (turmoil's network is in memory).
 
+pub mod admin;
 pub mod cluster;
 pub mod drill;
 pub mod error;
