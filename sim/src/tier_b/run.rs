@@ -80,6 +80,8 @@ pub enum Verdict {
     /// Acknowledged writes were not readable: the healed cluster answered no read of `keys`
     /// within `within_ms`.
     Unread { keys: Vec<String>, within_ms: u64 },
+    /// Two nodes' TLogs hold different values for a slot both hold as committed.
+    LogsDisagree(String),
     /// The checker ran out of budget: what it says of each history.
     Unknown(String),
     /// The run itself failed: a node stopped with an error, the simulation broke, a home could
@@ -97,6 +99,7 @@ impl std::fmt::Display for Verdict {
                 "VIOLATION: the healed cluster answered no read of {} within {within_ms} ms",
                 keys.join(", ")
             ),
+            Verdict::LogsDisagree(d) => write!(f, "VIOLATION: the nodes' TLogs disagree: {d}"),
             Verdict::Unknown(u) => write!(f, "unknown: {u}"),
             Verdict::Error(e) => write!(f, "ERROR: {e}"),
         }
@@ -127,6 +130,9 @@ pub struct TierBReport {
     /// How many times a node put a peer's fetched head in place of its own (the first step of
     /// an adoption, counted on the nodes' disks).
     pub adoptions: u64,
+    /// The slots that two nodes' TLogs or more hold as committed at the end (all agree), or
+    /// where two disagree.
+    pub logs_agree: Result<u64, String>,
 }
 
 impl TierBReport {
@@ -152,7 +158,7 @@ impl TierBReport {
         format!(
             "tier B seed {} ({} nodes): {verdict}; {} ops ({} ok, {} fail, {} unknown), {} faults, \
              {} final reads; {} collapses asked ({} done, {} with nothing to do), {} heads \
-             adopted; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
+             adopted; logs agree: {}; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
             self.seed,
             self.nodes,
             self.ops,
@@ -165,6 +171,10 @@ impl TierBReport {
             self.collapses.collapsed,
             self.collapses.nothing,
             self.adoptions,
+            match &self.logs_agree {
+                Ok(n) => format!("{n} shared slots"),
+                Err(e) => e.clone(),
+            },
             self.virtual_ms as f64 / 1000.0,
             self.wall.as_secs_f64(),
             self.speed(),
@@ -190,6 +200,7 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         planted: None,
         collapses: CollapseTally::default(),
         adoptions: 0,
+        logs_agree: Ok(0),
     };
     let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
     let tally = Rc::new(RefCell::new(ClientTally::default()));
@@ -207,6 +218,9 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
     }
     report.verdict = match outcome {
         Err(e) => Verdict::Error(e),
+        Ok(()) if report.logs_agree.is_err() => {
+            Verdict::LogsDisagree(report.logs_agree.clone().err().unwrap_or_default())
+        }
         Ok(()) if !report.tally.unread.is_empty() => {
             Verdict::Unread { keys: report.tally.unread.clone(), within_ms: cfg.final_reads_ms }
         }
@@ -337,6 +351,7 @@ fn simulate(
     };
     report.collapses = collapse_tally.borrow().clone();
     report.adoptions = nemesis.cluster.heads_taken();
+    report.logs_agree = nemesis.cluster.logs_agree();
     result
 }
 
