@@ -305,6 +305,10 @@ fn a_node_behind_collapsed_peers_adopts_a_head_and_catches_up() {
         assert_eq!(r.collapses.collapsed, 2, "both peers folded files: {:?}", r.collapses);
         assert!(r.adoptions >= 1, "n2 adopted a peer's head: {}", r.summary());
         assert!(matches!(r.logs_agree, Ok(n) if n > 100), "{:?}", r.logs_agree);
+        // n2 caught up: its log ends with the others' (a slot apart at most, in flight).
+        let ends: Vec<u64> = r.committed_ends.iter().map(|e| e.unwrap_or(0)).collect();
+        let top = ends.iter().copied().max().unwrap_or(0);
+        assert!(ends.iter().all(|e| e + 1 >= top) && top > 100, "logs end at {ends:?}");
     }
 }
 

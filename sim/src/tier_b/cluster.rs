@@ -271,11 +271,24 @@ impl Cluster {
     /// (a collapse removed files, an adoption restarted a log) and end at different ones.
     /// Returns the number of slots held by two nodes or more, or the first disagreement.
     pub fn logs_agree(&self) -> Result<u64, String> {
+        self.walk_logs().map(|(shared, _)| shared)
+    }
+
+    /// The last committed slot of each node's TLog (a later slot follows it), `None` for a log
+    /// that holds none: how far each node got. Unreadable logs are `None` too.
+    pub fn committed_ends(&self) -> Vec<Option<u64>> {
+        self.walk_logs().map(|(_, ends)| ends).unwrap_or_else(|_| vec![None; self.disks.len()])
+    }
+
+    fn walk_logs(&self) -> Result<(u64, Vec<Option<u64>>), String> {
+        let mut ends = vec![None; self.disks.len()];
         let mut seen: BTreeMap<u64, (usize, Value)> = BTreeMap::new();
         let mut shared = 0u64;
         for (k, disk) in self.disks.iter().enumerate() {
             let mut disagree = None;
+            let end = &mut ends[k];
             let walked = tlog::for_each_committed(disk, 0, false, &mut |e| {
+                *end = Some(e.i);
                 match seen.get(&e.i) {
                     Some((_, v)) if *v == e.value => shared += 1,
                     Some((j, v)) => {
@@ -297,7 +310,7 @@ impl Cluster {
                 Ok(Ok(())) => {}
             }
         }
-        Ok(shared)
+        Ok((shared, ends))
     }
 
     /// The node pairs cut now.

@@ -133,6 +133,8 @@ pub struct TierBReport {
     /// The slots that two nodes' TLogs or more hold as committed at the end (all agree), or
     /// where two disagree.
     pub logs_agree: Result<u64, String>,
+    /// Each node's last committed slot in its TLog at the end.
+    pub committed_ends: Vec<Option<u64>>,
 }
 
 impl TierBReport {
@@ -201,6 +203,7 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         collapses: CollapseTally::default(),
         adoptions: 0,
         logs_agree: Ok(0),
+        committed_ends: Vec::new(),
     };
     let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
     let tally = Rc::new(RefCell::new(ClientTally::default()));
@@ -352,6 +355,7 @@ fn simulate(
     report.collapses = collapse_tally.borrow().clone();
     report.adoptions = nemesis.cluster.heads_taken();
     report.logs_agree = nemesis.cluster.logs_agree();
+    report.committed_ends = nemesis.cluster.committed_ends();
     result
 }
 
