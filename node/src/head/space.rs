@@ -47,14 +47,14 @@ pub trait HeadStore {
 /// A head read whole: what `fetch_head` and `get_db` stream (server/collapse.rs).
 pub trait HeadRead {
     /// The last slot the head holds, `None` for an empty head.
-    fn applied(&self) -> Option<u64>;
+    fn head_i(&self) -> Option<u64>;
     /// Every pair of the head in the sled store's layout, in key order
     /// ([`SledStore::export`]; a memory head gives the same pairs: [`MemoryStore::export`]).
     fn pairs(&self) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_>;
 }
 
 impl HeadRead for SledStore {
-    fn applied(&self) -> Option<u64> {
+    fn head_i(&self) -> Option<u64> {
         Store::applied(self)
     }
     fn pairs(&self) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
@@ -63,7 +63,7 @@ impl HeadRead for SledStore {
 }
 
 impl HeadRead for MemoryStore {
-    fn applied(&self) -> Option<u64> {
+    fn head_i(&self) -> Option<u64> {
         Store::applied(self)
     }
     fn pairs(&self) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {

@@ -278,7 +278,7 @@ fn head_frames(
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
     let mut bytes = Vec::new();
-    DbFrame::Header { cluster_id: cluster_id.to_string(), applied: head.applied() }
+    DbFrame::Header { cluster_id: cluster_id.to_string(), applied: head.head_i() }
         .encode(&mut bytes);
     if !emit(bytes) {
         return Ok(());
@@ -346,7 +346,7 @@ pub async fn send_head_for_entries<S: Stream>(
     shared.reads.run(Box::new(move || {
         let _guard = guard;
         let result = space.read(&cluster_id).and_then(|head| {
-            let _ = applied_tx.send(head.applied());
+            let _ = applied_tx.send(head.head_i());
             prefix.put_i32_le(2);
             sized_head_frames(head.as_ref(), &cluster_id, prefix, &tx)
         });
@@ -467,4 +467,123 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
         }
     }));
     forward(stream, rx, "get_db").await
+}
+
+#[cfg(test)]
+mod memory_head_tests {
+    //! The head of a node in memory, under the server's own code: written by a collapse into a
+    //! [`FileHead`] on the node's simulated disk, streamed as `fetch_head` streams it
+    //! ([`head_frames`]) and built into a store as the catcher builds it
+    //! (`MemoryStore::import`), then adopted by a node whose log is behind
+    //! ([`super::super::catchup::adopt_in_memory`]), which then starts from it.
+
+    use super::*;
+    use crate::config::ClusterConfig;
+    use crate::head::{FileHead, HeadSpace, HEAD_INCOMING_FILE};
+    use crate::server::catchup::{adopt_in_memory, FetchedMemoryHead};
+    use crate::server::storage::prepare_in_memory;
+    use crate::store::{MemoryStore, Store};
+    use crate::tlog::{self, LogDir, MemDir};
+    use crate::value::{Update, Value};
+
+    fn config() -> ClusterConfig {
+        let text = "[global]\ncluster = n0, n1\ncluster_id = c\ntlog_max_entries = 5\n\
+                    [n0]\nip = 127.0.0.1\nclient_port = 1\nmessaging_port = 2\n\
+                    home = /nonexistent/n0\n[n1]\nip = 127.0.0.1\nclient_port = 3\n\
+                    messaging_port = 4\nhome = /nonexistent/n1\n";
+        ClusterConfig::parse(text, "t.ini").unwrap()
+    }
+
+    fn value(i: u64) -> Value {
+        let key = format!("k{}", i % 7).into_bytes();
+        Value::client(vec![Update::Set { key, value: i.to_le_bytes().to_vec() }])
+    }
+
+    /// A node's log of slots `0..n` on a new disk, written by the server's start-up and writer.
+    fn node_with_log(cfg: &ClusterConfig, k: usize, n: u64) -> MemDir {
+        let disk = MemDir::new(format!("n{k}"));
+        let mut w = prepare_in_memory(cfg, &cfg.nodes[k], &disk).unwrap().writer;
+        for i in 0..n {
+            w.append(&[(i, &value(i))]).unwrap();
+        }
+        disk
+    }
+
+    /// The frames `fetch_head` sends for `space`, decoded as the catcher decodes them.
+    fn streamed(space: &FileHead) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let head = space.read("c").unwrap();
+        let mut bytes = Vec::new();
+        head_frames(head.as_ref(), "c", &mut |b| {
+            bytes.extend_from_slice(&b);
+            true
+        })
+        .unwrap();
+        let (mut at, mut header, mut pairs) = (0, true, Vec::new());
+        loop {
+            let (frame, used) = DbFrame::decode(&bytes[at..], header).unwrap().expect("whole");
+            at += used;
+            match frame {
+                DbFrame::Header { cluster_id, applied } => {
+                    assert_eq!((cluster_id.as_str(), applied), ("c", head.head_i()));
+                    header = false;
+                }
+                DbFrame::Pairs(p) => pairs.extend(p),
+                DbFrame::End { pairs: n } => {
+                    assert_eq!(n, pairs.len() as u64);
+                    assert_eq!(at, bytes.len(), "nothing after the end");
+                    return pairs;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_memory_head_is_written_by_collapse_streamed_and_adopted() {
+        let cfg = config();
+        // The peer: 60 slots in 12 files, collapsed keeping one sealed file.
+        let peer = node_with_log(&cfg, 0, 60);
+        let peer_dir: Arc<dyn LogDir> = Arc::new(peer.clone());
+        let peer_head = FileHead::new(peer_dir.clone());
+        assert!(!peer_head.exists());
+        let plan = head::plan(peer_dir.as_ref(), 1).unwrap();
+        let report =
+            head::collapse_planned(peer_dir.as_ref(), &peer_head, "c", &plan, None, &mut |_| {})
+                .unwrap();
+        let head_i = report.head_i.expect("folded");
+        assert!(head_i >= 40 && report.removed.len() >= 8, "{report:?}");
+        assert!(peer_head.exists());
+
+        // Streamed and built into a store: the peer's state at head_i, exactly.
+        let pairs = streamed(&peer_head);
+        let fetched =
+            MemoryStore::import("fetched", "c", pairs.into_iter().map(Ok::<_, StoreError>))
+                .unwrap();
+        let mut want = MemoryStore::new("c");
+        for i in 0..=head_i {
+            want.apply(i, &value(i)).unwrap();
+        }
+        assert_eq!(fetched.applied(), Some(head_i));
+        assert_eq!(fetched.entries(), want.entries());
+
+        // The catcher: 8 slots, all before the peer's log. It writes the fetched head where a
+        // fetched head waits and adopts it.
+        let catcher = node_with_log(&cfg, 1, 8);
+        let dir: Arc<dyn LogDir> = Arc::new(catcher.clone());
+        FileHead::new(dir.clone()).write_incoming(&fetched).unwrap();
+        let got = FetchedMemoryHead { head_i, store: fetched };
+        let (writer, store) = adopt_in_memory(got, dir.clone(), &cfg, &cfg.nodes[1]).unwrap();
+        assert_eq!(writer.last_i(), None, "the log restarts after the head");
+        assert_eq!(store.entries(), want.entries());
+        assert!(!catcher.exists(HEAD_INCOMING_FILE).unwrap());
+        let files = tlog::list_files(dir.as_ref()).unwrap();
+        assert_eq!(files.len(), 1, "the old files are gone: {files:?}");
+        drop(writer);
+
+        // A crash now loses nothing the adoption did: start-up takes the head as the store.
+        catcher.crash(|_| 0);
+        let restarted = prepare_in_memory(&cfg, &cfg.nodes[1], &catcher).unwrap();
+        assert_eq!(restarted.store.applied(), Some(head_i));
+        assert_eq!(restarted.store.entries(), want.entries());
+        assert_eq!(restarted.last, None);
+    }
 }
