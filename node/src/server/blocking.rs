@@ -5,7 +5,8 @@
 //! files are in memory anyway. Start-up picks one with the storage (server/storage.rs); the
 //! connection code calls it without knowing which, so the server has no simulated code path.
 //! Listing and multi-key reads of the store run here too, beside the consensus core
-//! (shell/read_job.rs).
+//! (shell/read_job.rs), and so do a collapse and the streaming of a head (server/collapse.rs),
+//! whose results come back through [`channel`]: bounded on a thread, queued on the task.
 
 use tokio::sync::{mpsc, oneshot};
 
