@@ -44,20 +44,23 @@ pub trait HeadStore {
     fn flush(&mut self) -> Result<(), StoreError>;
 }
 
+/// A head's pairs, in key order (see [`HeadRead::pairs`]).
+pub type HeadPairs<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
+
 /// A head read whole: what `fetch_head` and `get_db` stream (server/collapse.rs).
 pub trait HeadRead {
     /// The last slot the head holds, `None` for an empty head.
     fn head_i(&self) -> Option<u64>;
     /// Every pair of the head in the sled store's layout, in key order
     /// ([`SledStore::export`]; a memory head gives the same pairs: [`MemoryStore::export`]).
-    fn pairs(&self) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_>;
+    fn pairs(&self) -> HeadPairs<'_>;
 }
 
 impl HeadRead for SledStore {
     fn head_i(&self) -> Option<u64> {
         Store::applied(self)
     }
-    fn pairs(&self) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
+    fn pairs(&self) -> HeadPairs<'_> {
         Box::new(self.export())
     }
 }
@@ -66,7 +69,7 @@ impl HeadRead for MemoryStore {
     fn head_i(&self) -> Option<u64> {
         Store::applied(self)
     }
-    fn pairs(&self) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
+    fn pairs(&self) -> HeadPairs<'_> {
         Box::new(self.export())
     }
 }
