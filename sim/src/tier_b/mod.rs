@@ -21,7 +21,8 @@
 //! needs collapsed away at its peer fetches the peer's head (`fetch_head`, streamed by the
 //! server's code from the peer's file head) into memory and adopts it through the server's
 //! `catchup::adopt_fetched`, over its disk; then it fetches the entries after it. The report
-//! counts the collapses (by their answers) and the adoptions (on the nodes' disks).
+//! counts the collapses (by their answers) and the adoptions (on the nodes' disks). The drills
+//! on this tier ([`drill`]) do not apply the catalogue's `collapse` step yet.
 //!
 //! # Determinism
 //!
@@ -38,7 +39,8 @@
 //!   `get_db` and `fetch_head` run where the storage runs blocking reads too (on the task here,
 //!   their results queued in a channel that never blocks: `server::blocking::channel`), and a
 //!   node in memory fetches and adopts a peer's head on its tasks. What still uses
-//!   `spawn_blocking` is on disk only: start-up, sled, and fetching a head to disk.
+//!   `spawn_blocking` or a thread is on disk only: start-up, the persister, sled, and fetching
+//!   a head to disk.
 //! - **Seeded randomness.** Turmoil's RNG (`Builder::rng_seed`) draws the network delays and the
 //!   order in which hosts are stepped (`enable_random_order`); the clients' choices and the
 //!   schedule come from ChaCha RNGs seeded from the seed; each node's election jitter from
@@ -49,7 +51,8 @@
 //!   is deterministic; a new unbiased `select!` on these paths would break it (the determinism
 //!   test would say so).
 //! - **Virtual time only.** The server reads time through `TokioClock` (the runtime's paused
-//!   clock); the clients record `turmoil::sim_elapsed`; the epoch is fixed.
+//!   clock), and a collapse times its steps with `tokio::time::Instant` (the same clock); the
+//!   clients record `turmoil::sim_elapsed`; the epoch is fixed.
 //!
 //! The tokio configuration is turmoil's own: current-thread runtimes, time paused and enabled,
 //! no I/O driver (turmoil's network is in memory).
