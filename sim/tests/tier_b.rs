@@ -361,3 +361,18 @@ fn a_seed_with_collapses_and_adoptions_replays_byte_for_byte() {
     }
     assert!(adopted >= 2, "{adopted} heads adopted in two seeds");
 }
+
+/// collapse-during-catch-up on the turmoil tier: a slave misses seconds of writes, every node
+/// is asked to collapse (the real server's `collapse_tlogs`) every 100 ms for 3 s while the
+/// slave restarts; it adopts a peer's head and ends level, nothing acknowledged lost.
+#[test]
+fn collapse_during_catch_up_runs_on_the_turmoil_tier() {
+    for seed in 0..2 {
+        let r = run_turmoil_drill("collapse-during-catch-up.yaml", seed);
+        println!("  collapses {:?}, {} heads adopted", r.collapses, r.adoptions);
+        assert!(r.passed, "seed {seed}: {}", r.verdict);
+        assert!(r.collapses.collapsed >= 3, "{:?}", r.collapses);
+        assert!(r.fault_log.iter().any(|(_, w)| w.starts_with("collapse")), "{:?}", r.fault_log);
+        assert!(r.adoptions >= 1, "seed {seed}: the restarted slave adopted no head");
+    }
+}

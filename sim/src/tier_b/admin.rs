@@ -42,27 +42,60 @@ pub async fn operator(
     tally: Rc<RefCell<CollapseTally>>,
 ) -> turmoil::Result {
     while let Some((node, keep)) = requests.recv().await {
-        tally.borrow_mut().requested += 1;
         let n = &config.nodes[node];
         let addr = SocketAddr::new(n.ip, n.client_port);
-        let keep = i32::try_from(keep).unwrap_or(i32::MAX);
-        let mut on_step = |_: usize, _: i64| {};
-        let asked =
-            request_collapse(&TurmoilNet, addr, &config.cluster_id, keep, false, &mut on_step);
-        let answer = tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), asked).await;
-        let mut t = tally.borrow_mut();
+        let answer = ask_collapse(&config.cluster_id, addr, keep).await;
+        tally.borrow_mut().add(node, answer);
+    }
+    Ok(())
+}
+
+/// Asks the node at `addr` to collapse keeping `keep` sealed files, as `arakoon-admin collapse`
+/// does: the steps it announced (0: nothing to collapse), or why it failed.
+pub async fn ask_collapse(cluster_id: &str, addr: SocketAddr, keep: u32) -> Result<usize, String> {
+    let keep = i32::try_from(keep).unwrap_or(i32::MAX);
+    let mut on_step = |_: usize, _: i64| {};
+    let asked = request_collapse(&TurmoilNet, addr, cluster_id, keep, false, &mut on_step);
+    match tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), asked).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer in {REQUEST_TIMEOUT_MS} ms")),
+    }
+}
+
+impl CollapseTally {
+    /// Counts the answer of a collapse of node `node`.
+    pub fn add(&mut self, node: usize, answer: Result<usize, String>) {
+        self.requested += 1;
         match answer {
-            Ok(Ok(0)) => t.nothing += 1,
-            Ok(Ok(_)) => t.collapsed += 1,
-            Ok(Err(e)) => {
-                t.failed += 1;
-                t.last_failure = Some(format!("n{node}: {e}"));
-            }
-            Err(_) => {
-                t.failed += 1;
-                t.last_failure = Some(format!("n{node}: no answer in {REQUEST_TIMEOUT_MS} ms"));
+            Ok(0) => self.nothing += 1,
+            Ok(_) => self.collapsed += 1,
+            Err(e) => {
+                self.failed += 1;
+                self.last_failure = Some(format!("n{node}: {e}"));
             }
         }
     }
-    Ok(())
+
+    /// Adds another tally's counts.
+    pub fn merge(&mut self, other: &CollapseTally) {
+        self.requested += other.requested;
+        self.collapsed += other.collapsed;
+        self.nothing += other.nothing;
+        self.failed += other.failed;
+        if other.last_failure.is_some() {
+            self.last_failure.clone_from(&other.last_failure);
+        }
+    }
+
+    /// The tally in a few words, for a fault log.
+    pub fn note(&self) -> String {
+        let mut note = format!(
+            "{} asked, {} collapsed, {} with nothing to do, {} failed",
+            self.requested, self.collapsed, self.nothing, self.failed
+        );
+        if let Some(why) = &self.last_failure {
+            note += &format!(" (last: {why})");
+        }
+        note
+    }
 }
