@@ -311,6 +311,6 @@ fn a_drill_for_other_tiers_is_skipped_among_several_and_refused_alone() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
     // The clock step is read before `tiers:` is looked at: the fault names the tier it needs.
-    assert!(t.contains("clock-drift-within-bound.yaml:11:5"), "{t}");
+    assert!(t.contains("clock-drift-within-bound.yaml:10:5"), "{t}");
     assert!(t.contains("the turmoil tier cannot apply clock_drift; it runs on: sim"), "{t}");
 }

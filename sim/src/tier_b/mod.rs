@@ -22,7 +22,8 @@
 //! server's code from the peer's file head) into memory and adopts it through the server's
 //! `catchup::adopt_fetched`, over its disk; then it fetches the entries after it. The report
 //! counts the collapses (by their answers) and the adoptions (on the nodes' disks). The drills
-//! on this tier ([`drill`]) do not apply the catalogue's `collapse` step yet.
+//! on this tier ([`drill`]) apply the catalogue's `collapse` step the same way (the director
+//! host asks, once or again and again for the step's duration).
 //!
 //! # Determinism
 //!
