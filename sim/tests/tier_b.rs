@@ -364,7 +364,8 @@ fn a_seed_with_collapses_and_adoptions_replays_byte_for_byte() {
 
 /// collapse-during-catch-up on the turmoil tier: a slave misses seconds of writes, every node
 /// is asked to collapse (the real server's `collapse_tlogs`) every 100 ms for 3 s while the
-/// slave restarts; it adopts a peer's head and ends level, nothing acknowledged lost.
+/// slave restarts; it adopts a peer's head and ends level, nothing acknowledged lost; a seed
+/// replays exactly.
 #[test]
 fn collapse_during_catch_up_runs_on_the_turmoil_tier() {
     for seed in 0..2 {
@@ -375,4 +376,12 @@ fn collapse_during_catch_up_runs_on_the_turmoil_tier() {
         assert!(r.fault_log.iter().any(|(_, w)| w.starts_with("collapse")), "{:?}", r.fault_log);
         assert!(r.adoptions >= 1, "seed {seed}: the restarted slave adopted no head");
     }
+    // It replays exactly too: the background collapses run in the director's host.
+    let (a, b) = (
+        run_turmoil_drill("collapse-during-catch-up.yaml", 0),
+        run_turmoil_drill("collapse-during-catch-up.yaml", 0),
+    );
+    assert!(a.history == b.history, "the histories of two runs of seed 0 differ");
+    assert_eq!(a.fault_log, b.fault_log);
+    assert_eq!((a.collapses, a.adoptions), (b.collapses, b.adoptions));
 }
