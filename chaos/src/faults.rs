@@ -14,7 +14,7 @@
 //! | disk | fsync_fail (the next fsync fails; the node stops) | yes | no | no (needs a failing device) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
-//! | operator | collapse (`keep: N`, `for: 3s` to repeat) | the node crate's collapse over the simulated disk | no (nodes in memory) | `collapse_tlogs` to the running node |
+//! | operator | collapse (`keep: N`, `for: 3s` to repeat) | the node crate's collapse over the simulated disk | `collapse_tlogs` to the running node (its head a file in memory) | `collapse_tlogs` to the running node |
 //!
 //! The turmoil tier cuts a link by holding its TCP segments until the cut heals, as TCP's
 //! retransmission carries a connection through a partition. Turmoil cannot hold one direction
@@ -26,8 +26,8 @@
 //! A collapse folds a running node's old TLog files into its head and removes them, as an
 //! operator does with `arakoon-admin client collapse-tlogs`. The sandbox asks real processes; the
 //! simulator runs the node crate's collapse over a node's simulated disk, its head a file there
-//! (sim/src/world/collapse.rs); turmoil's nodes keep their files in memory where a catching node
-//! cannot adopt a peer's head.
+//! (sim/src/world/collapse.rs); turmoil asks the real server, whose nodes keep their head as a
+//! file on their disk in memory and adopt a peer's head there (sim/src/tier_b/mod.rs).
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -274,8 +274,7 @@ impl Fault {
             Fault::DiskFull { .. } => &[Sim],
             // A real device that fails one fsync on demand is beyond the sandbox.
             Fault::FsyncFail(_) => &[Sim],
-            // No head to adopt in turmoil (see the module documentation).
-            Fault::Collapse { .. } => &[Sim, Sandbox],
+            Fault::Collapse { .. } => &[Sim, Turmoil, Sandbox],
         }
     }
 }

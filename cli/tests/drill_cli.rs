@@ -287,12 +287,12 @@ fn a_collapse_during_a_catch_up_runs_on_real_processes_and_leaves_no_process() {
 /// said so; named alone, it is refused with its file, line and column.
 #[test]
 fn a_drill_for_other_tiers_is_skipped_among_several_and_refused_alone() {
-    let collapse = scenario("collapse-during-catch-up.yaml");
+    let drift = scenario("clock-drift-within-bound.yaml");
     let out = admin(&[
         "drill",
         "run",
         &scenario("master-killed-under-load.yaml"),
-        &collapse,
+        &drift,
         "--seed",
         "0",
         "--tier",
@@ -302,15 +302,15 @@ fn a_drill_for_other_tiers_is_skipped_among_several_and_refused_alone() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains(&format!(
-            "skipped {collapse}: the drill is for the sim, sandbox tier (its `tiers:`), not turmoil"
+            "skipped {drift}: the drill is for the sim tier (its `tiers:`), not turmoil"
         )),
         "{t}"
     );
     assert!(t.contains("running 1 drill(s)") && t.contains("PASS"), "{t}");
-    let out = admin(&["drill", "run", &collapse, "--seed", "0", "--tier", "turmoil"]);
+    let out = admin(&["drill", "run", &drift, "--seed", "0", "--tier", "turmoil"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let t = text(&out);
-    // The collapse step is read before `tiers:` is looked at: the fault names the tier it needs.
-    assert!(t.contains("collapse-during-catch-up.yaml:17:5"), "{t}");
-    assert!(t.contains("the turmoil tier cannot apply collapse; it runs on: sim, sandbox"), "{t}");
+    // The clock step is read before `tiers:` is looked at: the fault names the tier it needs.
+    assert!(t.contains("clock-drift-within-bound.yaml:10:5"), "{t}");
+    assert!(t.contains("the turmoil tier cannot apply clock_drift; it runs on: sim"), "{t}");
 }

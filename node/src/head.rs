@@ -495,7 +495,9 @@ pub use adopt::{
     restart_log, store_copy_path, with_suffix, AdoptStep,
 };
 pub use restore::{restore_from_db_file, RestoreError, Restored};
-pub use space::{FileHead, HeadSpace, HeadStore, HEAD_FILE, HEAD_INCOMING_FILE, HEAD_PART_FILE};
+pub use space::{
+    FileHead, HeadRead, HeadSpace, HeadStore, HEAD_FILE, HEAD_INCOMING_FILE, HEAD_PART_FILE,
+};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,9 @@ use arakoon_chaos::drill;
 use arakoon_chaos::faults::Tier;
 use arakoon_sim::tier_b::drill::{run_drill, TurmoilDrillRun};
 use arakoon_sim::tier_b::nemesis::schedule;
-use arakoon_sim::tier_b::{run_tier_b, FaultKind, FaultSet, TierBConfig, TierBReport, Verdict};
+use arakoon_sim::tier_b::{
+    run_tier_b, Fault, FaultKind, FaultSet, TierBConfig, TierBReport, Verdict,
+};
 
 fn run(seed: u64, cfg: &TierBConfig) -> TierBReport {
     println!("tier B seed {seed}, {} nodes", cfg.nodes);
@@ -147,7 +149,7 @@ fn first_difference(a: &TierBReport, b: &TierBReport) -> String {
 }
 
 /// Runs the seed in TIER_B_SEED (TIER_B_NODES nodes, 3 by default; TIER_B_LOSS=1 adds message
-/// loss; TIER_B_RUNS runs that many seeds from it; TIER_B_TWICE=1 runs each twice and says
+/// loss; TIER_B_COLLAPSE=1 adds collapses; TIER_B_RUNS runs that many seeds from it; TIER_B_TWICE=1 runs each twice and says
 /// whether the histories are the same).
 #[test]
 #[ignore]
@@ -156,6 +158,9 @@ fn replay() {
     let mut cfg = TierBConfig::new(env_u64("TIER_B_NODES").unwrap_or(3) as usize);
     if env_u64("TIER_B_LOSS") == Some(1) {
         cfg.faults.loss = true;
+    }
+    if env_u64("TIER_B_COLLAPSE") == Some(1) {
+        cfg.faults.collapses = true;
     }
     let runs = env_u64("TIER_B_RUNS").unwrap_or(1);
     let mut failed = Vec::new();
@@ -268,4 +273,115 @@ fn a_drill_with_a_fault_turmoil_cannot_apply_is_refused_before_it_starts() {
         // The same drill is fine on the simulation tier.
         assert!(drill::load(&path, Some(Tier::Sim)).is_ok());
     }
+}
+
+// ---- collapse and adoption on tier B -------------------------------------------------------
+
+fn collapse(at_ms: u64, node: usize, keep: u32) -> Fault {
+    Fault { start_ms: at_ms, end_ms: at_ms, kind: FaultKind::Collapse { node, keep } }
+}
+
+/// n2 is down while both other nodes collapse their TLogs (the real server's `collapse_tlogs`,
+/// asked by the operator host as `arakoon-admin collapse` asks it): when n2 comes back, the
+/// slots after its log are collapsed away at whichever peer it catches up from, so it fetches
+/// that peer's head and adopts it (the server's `adopt_fetched`, over its disk in memory), then
+/// the entries after it. The history is linearizable, every key is read after the heal, and
+/// the collapses and the adoption happened (counted: the collapses by the operator, the
+/// adoption on n2's disk).
+#[test]
+fn a_node_behind_collapsed_peers_adopts_a_head_and_catches_up() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.workload_ms = 16_000;
+    cfg.schedule = Some(vec![
+        Fault { start_ms: 3_000, end_ms: 11_000, kind: FaultKind::Crash { node: 2 } },
+        collapse(9_000, 0, 1),
+        collapse(9_500, 1, 1),
+    ]);
+    for seed in [1, 2] {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 300, "{}", r.summary());
+        assert_eq!(r.collapses.requested, 2, "{:?}", r.collapses);
+        assert_eq!(r.collapses.collapsed, 2, "both peers folded files: {:?}", r.collapses);
+        assert!(r.adoptions >= 1, "n2 adopted a peer's head: {}", r.summary());
+        assert!(matches!(r.logs_agree, Ok(n) if n > 100), "{:?}", r.logs_agree);
+        // n2 caught up: its log ends with the others' (a slot apart at most, in flight).
+        let ends: Vec<u64> = r.committed_ends.iter().map(|e| e.unwrap_or(0)).collect();
+        let top = ends.iter().copied().max().unwrap_or(0);
+        assert!(ends.iter().all(|e| e + 1 >= top) && top > 100, "logs end at {ends:?}");
+    }
+}
+
+/// Collapses drawn from the seed among the other faults (their own stream): the cluster rides
+/// them out, the history is linearizable and the logs agree; the collapses struck (files were
+/// folded and removed) on every seed.
+#[test]
+fn three_nodes_ride_out_collapses_among_the_other_faults() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.faults.collapses = true;
+    let (mut collapsed, mut adopted) = (0, 0);
+    for seed in 1..=6 {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 500, "{}", r.summary());
+        assert!(r.collapses.collapsed >= 2, "{}: {:?}", r.summary(), r.collapses);
+        assert!(matches!(r.logs_agree, Ok(n) if n > 100), "{:?}", r.logs_agree);
+        collapsed += r.collapses.collapsed;
+        adopted += r.adoptions;
+    }
+    println!("{collapsed} collapses, {adopted} heads adopted");
+}
+
+/// A seed with collapses replays exactly: the same faults, the same history byte for byte, the
+/// same collapses and adoptions. Seeds 7 and 10 are ones where a node adopts a head.
+#[test]
+fn a_seed_with_collapses_and_adoptions_replays_byte_for_byte() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.faults.collapses = true;
+    let mut adopted = 0;
+    for seed in [7, 10] {
+        let a = run(seed, &cfg);
+        let b = run(seed, &cfg);
+        assert!(a.passed() && b.passed(), "{}\n{}", a.summary(), b.summary());
+        assert!(a.faults.iter().any(|f| matches!(f.kind, FaultKind::Collapse { .. })));
+        assert_eq!(a.faults, b.faults);
+        assert!(
+            a.history == b.history,
+            "seed {seed}: the histories differ:\n{}",
+            first_difference(&a, &b)
+        );
+        assert_eq!(a.history_digest, b.history_digest);
+        assert_eq!(a.tally, b.tally);
+        assert_eq!(a.collapses, b.collapses);
+        assert_eq!(a.adoptions, b.adoptions);
+        assert_eq!(a.logs_agree, b.logs_agree);
+        assert_eq!(a.virtual_ms, b.virtual_ms);
+        assert!(a.collapses.collapsed >= 2, "{:?}", a.collapses);
+        adopted += a.adoptions;
+    }
+    assert!(adopted >= 2, "{adopted} heads adopted in two seeds");
+}
+
+/// collapse-during-catch-up on the turmoil tier: a slave misses seconds of writes, every node
+/// is asked to collapse (the real server's `collapse_tlogs`) every 100 ms for 3 s while the
+/// slave restarts; it adopts a peer's head and ends level, nothing acknowledged lost; a seed
+/// replays exactly.
+#[test]
+fn collapse_during_catch_up_runs_on_the_turmoil_tier() {
+    for seed in 0..2 {
+        let r = run_turmoil_drill("collapse-during-catch-up.yaml", seed);
+        println!("  collapses {:?}, {} heads adopted", r.collapses, r.adoptions);
+        assert!(r.passed, "seed {seed}: {}", r.verdict);
+        assert!(r.collapses.collapsed >= 3, "{:?}", r.collapses);
+        assert!(r.fault_log.iter().any(|(_, w)| w.starts_with("collapse")), "{:?}", r.fault_log);
+        assert!(r.adoptions >= 1, "seed {seed}: the restarted slave adopted no head");
+    }
+    // It replays exactly too: the background collapses run in the director's host.
+    let (a, b) = (
+        run_turmoil_drill("collapse-during-catch-up.yaml", 0),
+        run_turmoil_drill("collapse-during-catch-up.yaml", 0),
+    );
+    assert!(a.history == b.history, "the histories of two runs of seed 0 differ");
+    assert_eq!(a.fault_log, b.fault_log);
+    assert_eq!((a.collapses, a.adoptions), (b.collapses, b.adoptions));
 }

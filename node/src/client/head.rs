@@ -6,9 +6,9 @@
 use super::fetch::{self as catchup, FetchError, OnProgress, Phase, ReplyStream};
 use crate::protocol::client::{DbFrame, Payload, Request, StepFrame};
 use crate::server::env::{Network, Stream};
-use crate::store::SledStore;
+use crate::store::{MemoryStore, SledStore};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 /// One pair of a head's stream on its way to the importer, or why the stream failed.
@@ -100,6 +100,42 @@ pub async fn fetch_db<N: Network>(
     };
     let _ = std::fs::remove_dir_all(dest);
     Err(result)
+}
+
+/// Fetches the head of the node at `addr` into memory, for a node in memory (tier B of the
+/// simulator): the stream of [`fetch_db`], its pairs gathered on the calling task (no thread
+/// may race the simulation) and built into a [`MemoryStore`] ([`MemoryStore::import`], which
+/// refuses what [`SledStore::import`] refuses). `shown` names it in messages. The pairs are the
+/// head's, which the node keeps in memory anyway.
+pub async fn fetch_db_in_memory<N: Network>(
+    net: &N,
+    addr: SocketAddr,
+    cluster_id: &str,
+    shown: &str,
+    progress: OnProgress<'_>,
+) -> Result<MemoryStore, FetchError> {
+    let (mut stream, reply) =
+        ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
+    if let Err((rc, message)) = reply {
+        return Err(FetchError::Refused { addr, command: "fetch_head".into(), rc, message });
+    }
+    let (tx, mut rx) = mpsc::channel::<PairItem>(PAIRS_QUEUED);
+    let mut pairs = Vec::new();
+    let receive = async move {
+        let received = receive_db(&mut stream, cluster_id, &tx, progress).await;
+        drop(tx);
+        received
+    };
+    let gather = async {
+        while let Some(pair) = rx.recv().await {
+            pairs.push(pair);
+        }
+    };
+    // `join!` polls the two in a fixed order: nothing here is left to chance.
+    let (received, ()) = tokio::join!(receive, gather);
+    received?;
+    MemoryStore::import(shown, cluster_id, pairs)
+        .map_err(|source| FetchError::Import { dest: PathBuf::from(shown), source })
 }
 
 async fn receive_db<S: Stream>(

@@ -44,6 +44,36 @@ pub trait HeadStore {
     fn flush(&mut self) -> Result<(), StoreError>;
 }
 
+/// A head's pairs, in key order (see [`HeadRead::pairs`]).
+pub type HeadPairs<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
+
+/// A head read whole: what `fetch_head` and `get_db` stream (server/collapse.rs).
+pub trait HeadRead {
+    /// The last slot the head holds, `None` for an empty head.
+    fn head_i(&self) -> Option<u64>;
+    /// Every pair of the head in the sled store's layout, in key order
+    /// ([`SledStore::export`]; a memory head gives the same pairs: [`MemoryStore::export`]).
+    fn pairs(&self) -> HeadPairs<'_>;
+}
+
+impl HeadRead for SledStore {
+    fn head_i(&self) -> Option<u64> {
+        Store::applied(self)
+    }
+    fn pairs(&self) -> HeadPairs<'_> {
+        Box::new(self.export())
+    }
+}
+
+impl HeadRead for MemoryStore {
+    fn head_i(&self) -> Option<u64> {
+        Store::applied(self)
+    }
+    fn pairs(&self) -> HeadPairs<'_> {
+        Box::new(self.export())
+    }
+}
+
 /// Where a head lives.
 pub trait HeadSpace: Send + Sync {
     /// Where, for messages.
@@ -52,6 +82,8 @@ pub trait HeadSpace: Send + Sync {
     fn exists(&self) -> bool;
     /// Opens the head, creating an empty one if there is none.
     fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError>;
+    /// Opens the head to read it whole (an empty one if there is none).
+    fn read(&self, cluster_id: &str) -> Result<Box<dyn HeadRead>, StoreError>;
 
     // ---- adoption (super::adopt): a fetched head waits beside the head ("incoming") --------
 
@@ -73,7 +105,7 @@ struct OpenSledHead(SledStore);
 
 impl HeadStore for OpenSledHead {
     fn applied(&self) -> Option<u64> {
-        self.0.applied()
+        Store::applied(&self.0)
     }
     fn apply_many(&mut self, values: &[(u64, Value)]) -> Result<(), StoreError> {
         self.0.apply_many(values).map(drop)
@@ -93,6 +125,9 @@ impl HeadSpace for PathBuf {
     }
     fn open(&self, cluster_id: &str) -> Result<Box<dyn HeadStore>, StoreError> {
         Ok(Box::new(OpenSledHead(SledStore::open(self, cluster_id)?)))
+    }
+    fn read(&self, cluster_id: &str) -> Result<Box<dyn HeadRead>, StoreError> {
+        Ok(Box::new(SledStore::open(self, cluster_id)?))
     }
     fn incoming_location(&self) -> String {
         with_suffix(self, "incoming").display().to_string()
@@ -192,6 +227,9 @@ impl HeadSpace for FileHead {
         let store = self.load(cluster_id)?.unwrap_or_else(|| MemoryStore::new(cluster_id));
         Ok(Box::new(OpenFileHead { space: self.clone(), store }))
     }
+    fn read(&self, cluster_id: &str) -> Result<Box<dyn HeadRead>, StoreError> {
+        Ok(Box::new(self.load(cluster_id)?.unwrap_or_else(|| MemoryStore::new(cluster_id))))
+    }
     fn incoming_location(&self) -> String {
         self.dir.path_of(HEAD_INCOMING_FILE)
     }
@@ -227,7 +265,7 @@ struct OpenFileHead {
 
 impl HeadStore for OpenFileHead {
     fn applied(&self) -> Option<u64> {
-        self.store.applied()
+        Store::applied(&self.store)
     }
     fn apply_many(&mut self, values: &[(u64, Value)]) -> Result<(), StoreError> {
         self.store.apply_many(values).map(drop)

@@ -5,7 +5,8 @@
 //! files are in memory anyway. Start-up picks one with the storage (server/storage.rs); the
 //! connection code calls it without knowing which, so the server has no simulated code path.
 //! Listing and multi-key reads of the store run here too, beside the consensus core
-//! (shell/read_job.rs).
+//! (shell/read_job.rs), and so do a collapse and the streaming of a head (server/collapse.rs),
+//! whose results come back through [`channel`]: bounded on a thread, queued on the task.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,6 +43,63 @@ pub trait BlockingReads: Send + Sync {
 
     /// Runs `produce`, handing its items to the returned receiver in order.
     fn stream(&self, produce: Producer) -> mpsc::Receiver<EntryItem>;
+
+    /// Whether [`BlockingReads::run`] runs its job at once on the calling task (then a job must
+    /// never wait for the task: see [`channel`]).
+    fn on_task(&self) -> bool;
+}
+
+/// The sending end of a [`channel`]: what a job that [`BlockingReads::run`] runs hands back
+/// to the task waiting for it (a collapse's steps, a head's frames).
+pub struct Sink<T>(SinkInner<T>);
+
+enum SinkInner<T> {
+    Thread(mpsc::Sender<T>),
+    Task(mpsc::UnboundedSender<T>),
+}
+
+impl<T> Sink<T> {
+    /// Hands `item` on; false once the receiver is gone. On a thread it waits for room (the
+    /// bound paces the job); on the task it queues the item, since the job runs to its end
+    /// before the task reads anything.
+    pub fn send(&self, item: T) -> bool {
+        match &self.0 {
+            SinkInner::Thread(tx) => tx.blocking_send(item).is_ok(),
+            SinkInner::Task(tx) => tx.send(item).is_ok(),
+        }
+    }
+}
+
+/// The receiving end of a [`channel`].
+pub struct Source<T>(SourceInner<T>);
+
+enum SourceInner<T> {
+    Thread(mpsc::Receiver<T>),
+    Task(mpsc::UnboundedReceiver<T>),
+}
+
+impl<T> Source<T> {
+    pub async fn recv(&mut self) -> Option<T> {
+        match &mut self.0 {
+            SourceInner::Thread(rx) => rx.recv().await,
+            SourceInner::Task(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// A channel from a job of `reads` to the task: bounded by `queued` when the job runs on a
+/// thread (`blocking_send` waits for room, as production always did); on the task (tier B of
+/// the simulator) it cannot wait, since nothing reads until the job has ended, so it queues
+/// everything the job sends: the job's own output bounds it (a collapse's steps, one per file;
+/// a head kept in memory, already whole in memory, as frames).
+pub fn channel<T>(reads: &dyn BlockingReads, queued: usize) -> (Sink<T>, Source<T>) {
+    if reads.on_task() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Sink(SinkInner::Task(tx)), Source(SourceInner::Task(rx)))
+    } else {
+        let (tx, rx) = mpsc::channel(queued);
+        (Sink(SinkInner::Thread(tx)), Source(SourceInner::Thread(rx)))
+    }
 }
 
 /// Runs `f` as a blocking read and returns its result; `None` if it panicked.
@@ -73,6 +131,10 @@ impl BlockingReads for ThreadPool {
         }));
         rx
     }
+
+    fn on_task(&self) -> bool {
+        false
+    }
 }
 
 /// At once on the calling task: a node in memory under simulation.
@@ -97,6 +159,10 @@ impl BlockingReads for OnTask {
             let _ = tx.try_send(item);
         }
         rx
+    }
+
+    fn on_task(&self) -> bool {
+        true
     }
 }
 
@@ -139,6 +205,38 @@ mod tests {
         OnTask.run(Box::new(move || r.store(true, std::sync::atomic::Ordering::SeqCst)));
         assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
         assert_eq!(call(&OnTask, || 7).await, Some(7));
+    }
+
+    /// A job that sends more than the channel's bound: on a thread it waits for the reader; on
+    /// the task (where `blocking_send` would panic) everything is queued before the read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_channel_delivers_a_jobs_items_both_ways() {
+        async fn sent(reads: &dyn BlockingReads) -> Vec<u32> {
+            let (tx, mut rx) = channel::<u32>(reads, 2);
+            reads.run(Box::new(move || {
+                for k in 0..50 {
+                    assert!(tx.send(k));
+                }
+            }));
+            let mut got = Vec::new();
+            while let Some(k) = rx.recv().await {
+                got.push(k);
+            }
+            got
+        }
+        let want: Vec<u32> = (0..50).collect();
+        assert_eq!(sent(&ThreadPool).await, want);
+        assert_eq!(sent(&OnTask).await, want);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn on_task_a_channel_never_blocks_the_task() {
+        let (tx, mut rx) = channel::<u32>(&OnTask, 1);
+        OnTask.run(Box::new(move || {
+            assert!(tx.send(1) && tx.send(2) && tx.send(3));
+        }));
+        assert_eq!((rx.recv().await, rx.recv().await), (Some(1), Some(2)));
+        assert_eq!((rx.recv().await, rx.recv().await), (Some(3), None));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

@@ -11,8 +11,8 @@
 
 use super::env::Network;
 use crate::config::{ClusterConfig, NodeConfig};
-use crate::head::{self, CollapseError, HeadSpace};
-use crate::store::{SledStore, Store, StoreError};
+use crate::head::{self, CollapseError, FileHead, HeadSpace};
+use crate::store::{MemoryStore, SledStore, Store, StoreError};
 use crate::tlog::{LogDir, TlogConfig, TlogError, TlogWriter};
 use crate::value::Value;
 use std::net::SocketAddr;
@@ -55,9 +55,11 @@ pub enum CatchUpError {
     NodeStopped,
     #[error("the node stopped while adopting the head")]
     StoppedWhileAdopting,
-    /// A node whose store is in memory (tier B of the simulator) keeps no head.
-    #[error("a node in memory (simulation) keeps no head and cannot adopt one")]
-    InMemory,
+    /// A head fetched to disk handed to a node whose store is in memory (tier B of the
+    /// simulator), or the other way round: the node's storage decides how it fetches
+    /// ([`HeadInto`]), so this is a bug.
+    #[error("a head fetched for one storage (disk or memory) was handed to a node of the other")]
+    OtherStorage,
 }
 
 /// What the catch-up task hands the running node's core.
@@ -66,6 +68,8 @@ pub enum Fetched {
     /// A collapsed peer's head, fetched and ready: the core adopts it ([`adopt_running`]) and
     /// answers once done; the entries after it follow.
     Head(FetchedHead, oneshot::Sender<()>),
+    /// The same for a node in memory: the core adopts it ([`adopt_in_memory`]).
+    HeadInMemory(FetchedMemoryHead, oneshot::Sender<()>),
 }
 
 /// Chunks into a channel (the running node's core takes them).
@@ -116,6 +120,59 @@ pub async fn fetch_head<N: Network>(
     .await
     .map_err(|source| CatchUpError::Task { what: "copying the fetched head", source })??;
     Ok(FetchedHead { head_i, incoming, store_copy })
+}
+
+/// A peer's head fetched for a node in memory (tier B of the simulator): written where a
+/// fetched head waits on the node's disk ([`crate::head::HEAD_INCOMING_FILE`], synced), as
+/// [`fetch_head`] leaves `head.db.incoming`, and kept as the store's copy.
+#[derive(Debug)]
+pub struct FetchedMemoryHead {
+    /// The last slot the head holds.
+    pub head_i: u64,
+    pub store: MemoryStore,
+}
+
+/// [`fetch_head`] for a node in memory whose head is `space` (a file on its disk): the peer's
+/// head is fetched on the calling task into memory and written, synced, where a fetched head
+/// waits; a leftover of an earlier try is removed first. Nothing of the node changes.
+pub async fn fetch_head_in_memory<N: Network>(
+    net: &N,
+    addr: SocketAddr,
+    cluster_id: &str,
+    space: &FileHead,
+    progress: OnProgress<'_>,
+) -> Result<FetchedMemoryHead, CatchUpError> {
+    let incoming = PathBuf::from(space.incoming_location());
+    if space.incoming_exists() {
+        space
+            .remove_incoming()
+            .map_err(|source| CatchUpError::Leftover { path: incoming.clone(), source })?;
+    }
+    let shown = space.incoming_location();
+    let store =
+        crate::client::head::fetch_db_in_memory(net, addr, cluster_id, &shown, progress).await?;
+    let Some(head_i) = store.applied() else {
+        return Err(CatchUpError::EmptyHead { addr });
+    };
+    space.write_incoming(&store).map_err(|source| CatchUpError::CopyHead {
+        path: incoming.clone(),
+        source: StoreError::Backend { path: incoming, source },
+    })?;
+    Ok(FetchedMemoryHead { head_i, store })
+}
+
+/// [`adopt_fetched`] on a running node in memory whose TLog writer is closed: its head a file
+/// on its disk ([`FileHead`]), its new store the fetched head's copy. Returns the TLog writer,
+/// opened again after the head, and the store.
+pub fn adopt_in_memory(
+    fetched: FetchedMemoryHead,
+    dir: Arc<dyn LogDir>,
+    config: &ClusterConfig,
+    node: &NodeConfig,
+) -> Result<(TlogWriter, MemoryStore), CatchUpError> {
+    let space = FileHead::new(dir.clone());
+    let FetchedMemoryHead { head_i, store } = fetched;
+    adopt_fetched(dir, &space, head_i, (config.tlog(), &node.name), || Ok(store))
 }
 
 /// Adopts a fetched head on a node whose TLog writer and store are closed (steps 1 to 4 of
@@ -188,10 +245,18 @@ pub fn adopt_running(
     Ok(writer)
 }
 
+/// Where a running node fetches a collapsed peer's head to.
+pub enum HeadInto {
+    /// Beside its files: `<tlog_dir>/head.db.incoming` and `<store>.from-head` ([`fetch_head`]).
+    Disk { tlog_dir: PathBuf, store: PathBuf },
+    /// Into memory, written where a fetched head waits on its simulated disk
+    /// ([`fetch_head_in_memory`]).
+    Memory(FileHead),
+}
+
 /// What the running node's catch-up task needs to fetch a collapsed peer's head.
 pub struct HeadSide {
-    pub tlog_dir: PathBuf,
-    pub store: PathBuf,
+    pub into: HeadInto,
     /// The node's head lock (server/collapse.rs): no collapse or `get_db` of this node runs while
     /// its head is replaced.
     pub lock: Arc<tokio::sync::Mutex<()>>,
@@ -217,11 +282,18 @@ pub async fn fetch_for_core<N: Network>(
     };
     tracing::info!(%addr, from_i, first_i, "the peer collapsed the slots this node needs: fetching its head");
     let guard = side.lock.clone().lock_owned().await;
-    let fetched =
-        fetch_head(net, addr, cluster_id, (&side.tlog_dir, &side.store), &mut report).await?;
-    let head_i = fetched.head_i;
     let (reply, adopted) = oneshot::channel();
-    tx.send(Fetched::Head(fetched, reply)).await.map_err(|_| CatchUpError::NodeStopped)?;
+    let (head_i, fetched) = match &side.into {
+        HeadInto::Disk { tlog_dir, store } => {
+            let fetched = fetch_head(net, addr, cluster_id, (tlog_dir, store), &mut report).await?;
+            (fetched.head_i, Fetched::Head(fetched, reply))
+        }
+        HeadInto::Memory(space) => {
+            let fetched = fetch_head_in_memory(net, addr, cluster_id, space, &mut report).await?;
+            (fetched.head_i, Fetched::HeadInMemory(fetched, reply))
+        }
+    };
+    tx.send(fetched).await.map_err(|_| CatchUpError::NodeStopped)?;
     adopted.await.map_err(|_| CatchUpError::StoppedWhileAdopting)?;
     drop(guard);
     tracing::info!(%addr, head_i, "adopted the peer's head; fetching the entries after it");

@@ -3,7 +3,10 @@
 //! asking side is client/head.rs).
 //!
 //! These are answered by the connection task, never by the core loop: folding and streaming run
-//! on blocking threads, so the master keeps serving while they run. Three rules keep them from
+//! where the storage runs blocking reads ([`super::blocking::BlockingReads`]: blocking threads
+//! on disk, so the master keeps serving while they run; the node's task in memory, under
+//! simulation), and the head is the storage's ([`crate::head::HeadSpace`]: a sled directory on
+//! disk, a file on the simulated disk in memory), so one code path serves both. Three rules keep them from
 //! racing each other or a catch-up:
 //! - one collapse at a time: a second one fails at once ([`super::shared::HeadShared::lock`], `try_lock`);
 //! - `get_db` waits for a running collapse (same lock) and reads a head no one writes;
@@ -14,12 +17,13 @@
 //! the copy would mix two moments): it brings the head up to the committed slot before the log's
 //! last one by replaying the log, which yields the same state, then collapses.
 
+use super::blocking::{self, Sink, Source};
 use super::env::Stream;
 use super::shared::{CoreMsg, Shared};
-use crate::head::{self, CollapseError, Step};
+use crate::head::{self, CollapseError, HeadRead, Step};
 use crate::protocol::client::{encode_error, DbFrame, StepFrame, COLLAPSE_STEPS_BEYOND_FILES};
 use crate::rc::Rc;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::StoreError;
 use crate::tlog;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -37,7 +41,7 @@ enum HeadStreamError {
     #[error("reading the head: {0}")]
     Head(#[source] StoreError),
 }
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Pairs per head chunk (`fetch_head`, `get_db`).
 const DB_CHUNK_PAIRS: usize = 1024;
@@ -158,14 +162,15 @@ pub async fn serve_collapse<S: Stream>(
     } else {
         None
     };
-    let (tx, mut rx) = mpsc::channel::<Progress>(16);
-    let (dir, path, pins) =
-        (shared.dir.clone(), shared.head.path.clone(), shared.head.pins.clone());
+    // On a blocking thread on disk, on this task in memory (server/blocking.rs).
+    let (tx, mut rx) = blocking::channel::<Progress>(shared.reads.as_ref(), 16);
+    let (dir, space, pins) =
+        (shared.dir.clone(), shared.head.space.clone(), shared.head.pins.clone());
     let cluster_id = shared.cluster_id.clone();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = (guard, collapsing);
         let send = |p: Progress| {
-            let _ = tx.blocking_send(p);
+            tx.send(p);
         };
         let result = (|| -> Result<(), CollapseError> {
             let plan = head::plan(dir.as_ref(), u64::from(keep))?;
@@ -186,13 +191,13 @@ pub async fn serve_collapse<S: Stream>(
                 // The log's last slot is committed only once a later one exists.
                 let last = tlog::last_i(dir.as_ref())?.unwrap_or(0);
                 let target = committed.min(last.saturating_sub(1));
-                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
+                head::fold(dir.as_ref(), space.as_ref(), &cluster_id, target, &mut |s| {
                     log_step(s);
                 })?;
             }
             let report = head::collapse_planned(
                 dir.as_ref(),
-                &path,
+                space.as_ref(),
                 &cluster_id,
                 &plan,
                 Some(&pins),
@@ -208,8 +213,9 @@ pub async fn serve_collapse<S: Stream>(
                 send(Progress::Fail(e));
             }
         }
-    });
-    let started = std::time::Instant::now();
+    }));
+    // The runtime's clock: the simulated one under simulation.
+    let started = tokio::time::Instant::now();
     let elapsed = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (mut announced, mut sent) = (None::<usize>, 0usize);
     while let Some(p) = rx.recv().await {
@@ -267,19 +273,19 @@ impl PutLe for Vec<u8> {
 /// false. The head is not written meanwhile (the caller holds [`super::shared::HeadShared::lock`]), so two
 /// passes see the same frames: `get_db` measures them first, then sends them.
 fn head_frames(
-    head: &SledStore,
+    head: &dyn HeadRead,
     cluster_id: &str,
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), StoreError> {
     let mut bytes = Vec::new();
-    DbFrame::Header { cluster_id: cluster_id.to_string(), applied: head.applied() }
+    DbFrame::Header { cluster_id: cluster_id.to_string(), applied: head.head_i() }
         .encode(&mut bytes);
     if !emit(bytes) {
         return Ok(());
     }
     let mut chunk = Vec::with_capacity(DB_CHUNK_PAIRS);
     let (mut sent, mut chunk_bytes) = (0u64, 0usize);
-    for pair in head.export() {
+    for pair in head.pairs() {
         let pair = pair?;
         chunk_bytes += pair.0.len() + pair.1.len();
         chunk.push(pair);
@@ -306,10 +312,10 @@ fn head_frames(
 /// Sends `prefix`, the int64 size of the head's [`DbFrame`]s, then the frames: how Arakoon frames
 /// a database file (`get_db`, the head of `last_entries2`).
 fn sized_head_frames(
-    head: &SledStore,
+    head: &dyn HeadRead,
     cluster_id: &str,
     mut prefix: Vec<u8>,
-    tx: &mpsc::Sender<Result<Vec<u8>, HeadStreamError>>,
+    tx: &Sink<Result<Vec<u8>, HeadStreamError>>,
 ) -> Result<(), StoreError> {
     let mut size = 0u64;
     head_frames(head, cluster_id, &mut |b| {
@@ -317,10 +323,10 @@ fn sized_head_frames(
         true
     })?;
     prefix.extend_from_slice(&(size as i64).to_le_bytes());
-    if tx.blocking_send(Ok(prefix)).is_err() {
+    if !tx.send(Ok(prefix)) {
         return Ok(());
     }
-    head_frames(head, cluster_id, &mut |b| tx.blocking_send(Ok(b)).is_ok())
+    head_frames(head, cluster_id, &mut |b| tx.send(Ok(b)))
 }
 
 /// The head part of Arakoon's `last_entries2` / `last_entries3` when the slot asked for was
@@ -334,20 +340,20 @@ pub async fn send_head_for_entries<S: Stream>(
     mut prefix: Vec<u8>,
 ) -> Option<Option<u64>> {
     let guard = shared.head.lock.clone().lock_owned().await;
-    let (path, cluster_id) = (shared.head.path.clone(), shared.cluster_id.clone());
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (space, cluster_id) = (shared.head.space.clone(), shared.cluster_id.clone());
+    let (tx, rx) = blocking::channel::<Result<Vec<u8>, HeadStreamError>>(shared.reads.as_ref(), 8);
     let (applied_tx, applied_rx) = oneshot::channel();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = guard;
-        let result = SledStore::open(&path, &cluster_id).and_then(|head| {
-            let _ = applied_tx.send(head.applied());
+        let result = space.read(&cluster_id).and_then(|head| {
+            let _ = applied_tx.send(head.head_i());
             prefix.put_i32_le(2);
-            sized_head_frames(&head, &cluster_id, prefix, &tx)
+            sized_head_frames(head.as_ref(), &cluster_id, prefix, &tx)
         });
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(HeadStreamError::Head(e)));
+            tx.send(Err(HeadStreamError::Head(e)));
         }
-    });
+    }));
     if !forward(stream, rx, "last_entries (the head)").await {
         return None;
     }
@@ -359,36 +365,36 @@ pub async fn send_head_for_entries<S: Stream>(
 /// connection may go on.
 pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bool {
     let guard = shared.head.lock.clone().lock_owned().await;
-    let path = shared.head.path.clone();
+    let space = shared.head.space.clone();
     let mut out = Vec::new();
-    if !path.is_dir() {
+    if !space.exists() {
         let msg = format!(
             "this node has no head at {} (its TLog was never collapsed): fetch its entries with \
              catchup_entries",
-            path.display()
+            space.location()
         );
         encode_error(Rc::NotFound, msg.as_bytes(), &mut out);
         return stream.write_all(&out).await.is_ok();
     }
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (tx, rx) = blocking::channel::<Result<Vec<u8>, HeadStreamError>>(shared.reads.as_ref(), 8);
     let cluster_id = shared.cluster_id.clone();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = guard;
-        let result = SledStore::open(&path, &cluster_id).and_then(|head| {
+        let result = space.read(&cluster_id).and_then(|head| {
             let mut first = true;
-            head_frames(&head, &cluster_id, &mut |mut bytes| {
+            head_frames(head.as_ref(), &cluster_id, &mut |mut bytes| {
                 if std::mem::take(&mut first) {
                     let mut with_rc = (Rc::Ok.code() as i32).to_le_bytes().to_vec();
                     with_rc.append(&mut bytes);
                     bytes = with_rc;
                 }
-                tx.blocking_send(Ok(bytes)).is_ok()
+                tx.send(Ok(bytes))
             })
         });
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(HeadStreamError::Head(e)));
+            tx.send(Err(HeadStreamError::Head(e)));
         }
-    });
+    }));
     forward(stream, rx, "fetch_head").await
 }
 
@@ -396,7 +402,7 @@ pub async fn serve_fetch_head<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -
 /// after cuts the stream (the reader sees no end). Returns whether the connection may go on.
 async fn forward<S: Stream>(
     stream: &mut S,
-    mut rx: mpsc::Receiver<Result<Vec<u8>, HeadStreamError>>,
+    mut rx: Source<Result<Vec<u8>, HeadStreamError>>,
     what: &str,
 ) -> bool {
     let mut first = true;
@@ -436,29 +442,148 @@ pub async fn serve_get_db<S: Stream>(stream: &mut S, shared: &Arc<Shared>) -> bo
     }
     let Ok(committed) = answer.await else { return false };
     let guard = shared.head.lock.clone().lock_owned().await;
-    let (dir, path) = (shared.dir.clone(), shared.head.path.clone());
-    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, HeadStreamError>>(8);
+    let (dir, space) = (shared.dir.clone(), shared.head.space.clone());
+    let (tx, rx) = blocking::channel::<Result<Vec<u8>, HeadStreamError>>(shared.reads.as_ref(), 8);
     let cluster_id = shared.cluster_id.clone();
-    tokio::task::spawn_blocking(move || {
+    shared.reads.run(Box::new(move || {
         let _guard = guard;
         let result = (|| -> Result<(), HeadStreamError> {
             if let Some(committed) = committed {
                 // The log's last slot is committed only once a later one exists.
                 let last = tlog::last_i(dir.as_ref()).map_err(HeadStreamError::Tlog)?.unwrap_or(0);
                 let target = committed.min(last.saturating_sub(1));
-                head::fold(dir.as_ref(), &path, &cluster_id, target, &mut |s| {
+                head::fold(dir.as_ref(), space.as_ref(), &cluster_id, target, &mut |s| {
                     log_step(s);
                 })
                 .map_err(HeadStreamError::Fold)?;
             }
-            let head = SledStore::open(&path, &cluster_id).map_err(HeadStreamError::Head)?;
+            let head = space.read(&cluster_id).map_err(HeadStreamError::Head)?;
             let mut first = Vec::with_capacity(12);
             first.put_i32_le(Rc::Ok.code() as i32);
-            sized_head_frames(&head, &cluster_id, first, &tx).map_err(HeadStreamError::Head)
+            sized_head_frames(head.as_ref(), &cluster_id, first, &tx).map_err(HeadStreamError::Head)
         })();
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
+            tx.send(Err(e));
         }
-    });
+    }));
     forward(stream, rx, "get_db").await
+}
+
+#[cfg(test)]
+mod memory_head_tests {
+    //! The head of a node in memory, under the server's own code: written by a collapse into a
+    //! [`FileHead`] on the node's simulated disk, streamed as `fetch_head` streams it
+    //! ([`head_frames`]) and built into a store as the catcher builds it
+    //! (`MemoryStore::import`), then adopted by a node whose log is behind
+    //! ([`super::super::catchup::adopt_in_memory`]), which then starts from it.
+
+    use super::*;
+    use crate::config::ClusterConfig;
+    use crate::head::{FileHead, HeadSpace, HEAD_INCOMING_FILE};
+    use crate::server::catchup::{adopt_in_memory, FetchedMemoryHead};
+    use crate::server::storage::prepare_in_memory;
+    use crate::store::{MemoryStore, Store};
+    use crate::tlog::{self, LogDir, MemDir};
+    use crate::value::{Update, Value};
+
+    fn config() -> ClusterConfig {
+        let text = "[global]\ncluster = n0, n1\ncluster_id = c\ntlog_max_entries = 5\n\
+                    [n0]\nip = 127.0.0.1\nclient_port = 1\nmessaging_port = 2\n\
+                    home = /nonexistent/n0\n[n1]\nip = 127.0.0.1\nclient_port = 3\n\
+                    messaging_port = 4\nhome = /nonexistent/n1\n";
+        ClusterConfig::parse(text, "t.ini").unwrap()
+    }
+
+    fn value(i: u64) -> Value {
+        let key = format!("k{}", i % 7).into_bytes();
+        Value::client(vec![Update::Set { key, value: i.to_le_bytes().to_vec() }])
+    }
+
+    /// A node's log of slots `0..n` on a new disk, written by the server's start-up and writer.
+    fn node_with_log(cfg: &ClusterConfig, k: usize, n: u64) -> MemDir {
+        let disk = MemDir::new(format!("n{k}"));
+        let mut w = prepare_in_memory(cfg, &cfg.nodes[k], &disk).unwrap().writer;
+        for i in 0..n {
+            w.append(&[(i, &value(i))]).unwrap();
+        }
+        disk
+    }
+
+    /// The frames `fetch_head` sends for `space`, decoded as the catcher decodes them.
+    fn streamed(space: &FileHead) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let head = space.read("c").unwrap();
+        let mut bytes = Vec::new();
+        head_frames(head.as_ref(), "c", &mut |b| {
+            bytes.extend_from_slice(&b);
+            true
+        })
+        .unwrap();
+        let (mut at, mut header, mut pairs) = (0, true, Vec::new());
+        loop {
+            let (frame, used) = DbFrame::decode(&bytes[at..], header).unwrap().expect("whole");
+            at += used;
+            match frame {
+                DbFrame::Header { cluster_id, applied } => {
+                    assert_eq!((cluster_id.as_str(), applied), ("c", head.head_i()));
+                    header = false;
+                }
+                DbFrame::Pairs(p) => pairs.extend(p),
+                DbFrame::End { pairs: n } => {
+                    assert_eq!(n, pairs.len() as u64);
+                    assert_eq!(at, bytes.len(), "nothing after the end");
+                    return pairs;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_memory_head_is_written_by_collapse_streamed_and_adopted() {
+        let cfg = config();
+        // The peer: 60 slots in 12 files, collapsed keeping one sealed file.
+        let peer = node_with_log(&cfg, 0, 60);
+        let peer_dir: Arc<dyn LogDir> = Arc::new(peer.clone());
+        let peer_head = FileHead::new(peer_dir.clone());
+        assert!(!peer_head.exists());
+        let plan = head::plan(peer_dir.as_ref(), 1).unwrap();
+        let report =
+            head::collapse_planned(peer_dir.as_ref(), &peer_head, "c", &plan, None, &mut |_| {})
+                .unwrap();
+        let head_i = report.head_i.expect("folded");
+        assert!(head_i >= 40 && report.removed.len() >= 8, "{report:?}");
+        assert!(peer_head.exists());
+
+        // Streamed and built into a store: the peer's state at head_i, exactly.
+        let pairs = streamed(&peer_head);
+        let fetched =
+            MemoryStore::import("fetched", "c", pairs.into_iter().map(Ok::<_, StoreError>))
+                .unwrap();
+        let mut want = MemoryStore::new("c");
+        for i in 0..=head_i {
+            want.apply(i, &value(i)).unwrap();
+        }
+        assert_eq!(fetched.applied(), Some(head_i));
+        assert_eq!(fetched.entries(), want.entries());
+
+        // The catcher: 8 slots, all before the peer's log. It writes the fetched head where a
+        // fetched head waits and adopts it.
+        let catcher = node_with_log(&cfg, 1, 8);
+        let dir: Arc<dyn LogDir> = Arc::new(catcher.clone());
+        FileHead::new(dir.clone()).write_incoming(&fetched).unwrap();
+        let got = FetchedMemoryHead { head_i, store: fetched };
+        let (writer, store) = adopt_in_memory(got, dir.clone(), &cfg, &cfg.nodes[1]).unwrap();
+        assert_eq!(writer.last_i(), None, "the log restarts after the head");
+        assert_eq!(store.entries(), want.entries());
+        assert!(!catcher.exists(HEAD_INCOMING_FILE).unwrap());
+        let files = tlog::list_files(dir.as_ref()).unwrap();
+        assert_eq!(files.len(), 1, "the old files are gone: {files:?}");
+        drop(writer);
+
+        // A crash now loses nothing the adoption did: start-up takes the head as the store.
+        catcher.crash(|_| 0);
+        let restarted = prepare_in_memory(&cfg, &cfg.nodes[1], &catcher).unwrap();
+        assert_eq!(restarted.store.applied(), Some(head_i));
+        assert_eq!(restarted.store.entries(), want.entries());
+        assert_eq!(restarted.last, None);
+    }
 }

@@ -150,7 +150,9 @@ pub async fn serve<N: Network, C: Clock>(
         request_memory: Arc::new(tokio::sync::Semaphore::new(
             conn::request_memory_bytes(config.max_buffer_size) / 1024,
         )),
-        head: super::shared::HeadShared::new(&node.tlog_dir),
+        head: super::shared::HeadShared::new(
+            options.storage.head_space(&node.tlog_dir, prepared.dir.clone()),
+        ),
         reads: options.storage.blocking_reads(),
     });
 

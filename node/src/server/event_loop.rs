@@ -207,6 +207,10 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
                     self.adopt_head(head).await?;
                     let _ = adopted.send(());
                 }
+                Event::Chunk(catchup::Fetched::HeadInMemory(head, adopted)) => {
+                    self.adopt_head_in_memory(head).await?;
+                    let _ = adopted.send(());
+                }
                 Event::CatchUpDone(result) => self.caught_up(result)?,
                 Event::Peer(m) => {
                     self.on_peer(m)?;
@@ -291,11 +295,16 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         let addr = SocketAddr::new(peer.ip, peer.client_port);
         let (net, cluster_id) = (self.net.clone(), self.config.cluster_id.clone());
         let node = &self.config.nodes[self.me];
-        let side = catchup::HeadSide {
-            tlog_dir: node.tlog_dir.clone(),
-            store: super::startup::store_path(node),
-            lock: self.head_lock.clone(),
+        let into = match &self.shell.store {
+            NodeStore::Sled(_) => catchup::HeadInto::Disk {
+                tlog_dir: node.tlog_dir.clone(),
+                store: super::startup::store_path(node),
+            },
+            NodeStore::Memory(_) => {
+                catchup::HeadInto::Memory(crate::head::FileHead::new(self.dir.clone()))
+            }
         };
+        let side = catchup::HeadSide { into, lock: self.head_lock.clone() };
         let CatchUpJob { from_i, to_i, .. } = job;
         tracing::info!(from = %peer.name, from_i, to_i, "catching up");
         tokio::spawn(async move {
@@ -327,7 +336,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
     /// to persist. A failure stops the node rather than go on in a state it does not understand.
     async fn adopt_head(&mut self, head: catchup::FetchedHead) -> Result<(), ServeError> {
         if self.shell.store.sled_mut().is_none() {
-            return Err(ServeError::AdoptHead(catchup::CatchUpError::InMemory));
+            return Err(ServeError::AdoptHead(catchup::CatchUpError::OtherStorage));
         }
         if let Some(p) = self.io.persister.take() {
             p.close().await.map_err(ServeError::Tlog)?;
@@ -355,6 +364,30 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         tracing::info!(head_i = head.head_i, "adopted a peer's head; the TLog restarts after it");
         let persisted = self.persisted_tx.clone();
         self.io.persister = Some(Persister::spawn(writer, self.dir.clone(), persisted));
+        Ok(())
+    }
+
+    /// [`EventLoop::adopt_head`] for a node in memory (tier B of the simulator): the same
+    /// adoption (`catchup::adopt_fetched`) over its simulated disk, its head a file there, its
+    /// store replaced by the fetched head's copy, a new inline persister after it. Reads of the
+    /// store run at once on this task, so none is open meanwhile.
+    async fn adopt_head_in_memory(
+        &mut self,
+        head: catchup::FetchedMemoryHead,
+    ) -> Result<(), ServeError> {
+        if !matches!(self.shell.store, NodeStore::Memory(_)) {
+            return Err(ServeError::AdoptHead(catchup::CatchUpError::OtherStorage));
+        }
+        if let Some(p) = self.io.persister.take() {
+            p.close().await.map_err(ServeError::Tlog)?;
+        }
+        let (head_i, node) = (head.head_i, &self.config.nodes[self.me]);
+        let (writer, store) = catchup::adopt_in_memory(head, self.dir.clone(), &self.config, node)
+            .map_err(ServeError::AdoptHead)?;
+        self.shell.store = NodeStore::Memory(store);
+        tracing::info!(head_i, "adopted a peer's head; the TLog restarts after it");
+        let persisted = self.persisted_tx.clone();
+        self.io.persister = Some(Persister::inline(writer, self.dir.clone(), persisted));
         Ok(())
     }
 

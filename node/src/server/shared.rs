@@ -2,13 +2,12 @@
 //! node's settings and files that connections read beside it.
 
 use super::blocking::BlockingReads;
-use crate::head::{head_path, Pins};
+use crate::head::{HeadSpace, Pins};
 use crate::protocol::client::Request;
 use crate::shell::Reply;
 use crate::tlog::LogDir;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -58,7 +57,9 @@ pub struct Shared {
 
 /// What the connection tasks share about the head.
 pub struct HeadShared {
-    pub path: PathBuf,
+    /// Where the head lives: `<tlog_dir>/head.db` on disk, a file on the simulated disk for a
+    /// node in memory (server/storage.rs `Storage::head_space`).
+    pub space: Arc<dyn HeadSpace>,
     pub pins: Arc<Pins>,
     /// Held while the head is written or read whole: by a collapse, `copy_db_to_head`, `get_db`
     /// and a catch-up adopting a peer's head. The others wait for it.
@@ -71,9 +72,9 @@ pub struct HeadShared {
 }
 
 impl HeadShared {
-    pub fn new(tlog_dir: &Path) -> HeadShared {
+    pub fn new(space: Arc<dyn HeadSpace>) -> HeadShared {
         HeadShared {
-            path: head_path(tlog_dir),
+            space,
             pins: Arc::new(Pins::default()),
             lock: Arc::new(tokio::sync::Mutex::new(())),
             collapsing: Arc::new(tokio::sync::Mutex::new(())),

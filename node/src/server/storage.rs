@@ -10,11 +10,14 @@
 //! thing every time it is given the same inputs. The consensus core and the server code are the
 //! same in both; only where the bytes go differs.
 //!
-//! What memory storage does not do: collapse online (`collapse_tlogs` folds into a sled head),
-//! rebuild, and adopting a peer's head during catch-up. A node in memory refuses them with an
-//! error that says so. Its start-up honours a head kept as a file on its disk
-//! ([`memory_store_with_head`]): the tier-A world collapses a node's log into one
-//! (sim/src/world/collapse.rs), with the one `head::collapse_planned`.
+//! A node in memory keeps its head as a file on its disk ([`FileHead`], [`Storage::head_space`]):
+//! the server's online collapse folds into it (server/collapse.rs, through the `HeadSpace`
+//! seam), `fetch_head` and `get_db` stream it, and a catch-up from a collapsed peer fetches the
+//! peer's head into memory and adopts it with the same `catchup::adopt_fetched` as on disk
+//! (server/catchup.rs `fetch_head_in_memory`, `adopt_in_memory`). Its start-up honours that head
+//! ([`memory_store_with_head`]); the tier-A world collapses a node's log into one too
+//! (sim/src/world/collapse.rs), with the one `head::collapse_planned`. What memory storage does
+//! not do: rebuild (`--catchup-only`, which works on a stopped node's files).
 
 use super::blocking::{BlockingReads, OnTask, ThreadPool};
 use super::persist::{Persisted, Persister};
@@ -45,6 +48,20 @@ impl Storage {
         match self {
             Storage::Disk => Arc::new(ThreadPool),
             Storage::Memory(_) => Arc::new(OnTask),
+        }
+    }
+
+    /// Where the node's head lives: the sled directory `<tlog_dir>/head.db` on disk, a file on
+    /// the simulated disk in memory ([`FileHead`], as the tier-A world keeps it), so that the
+    /// server's collapse and head streams run over either (server/collapse.rs).
+    pub fn head_space(
+        &self,
+        tlog_dir: &std::path::Path,
+        dir: Arc<dyn LogDir>,
+    ) -> Arc<dyn HeadSpace> {
+        match self {
+            Storage::Disk => Arc::new(head::head_path(tlog_dir)),
+            Storage::Memory(_) => Arc::new(FileHead::new(dir)),
         }
     }
 

@@ -9,6 +9,8 @@ use crate::value::{Bytes, Key, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod export;
+
 /// Why bytes are not a [`MemoryStore::encode`]d store.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryDecodeError {

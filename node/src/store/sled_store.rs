@@ -31,14 +31,14 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const USER: u8 = b'@';
+pub(super) const USER: u8 = b'@';
 /// The byte after `@`: the exclusive end of the user key space.
-const USER_END: u8 = b'A';
-const APPLIED: &[u8] = b"*applied";
-const CLUSTER_ID: &[u8] = b"*cluster_id";
-const MASTER: &[u8] = b"*master";
-const KEY_COUNT: &[u8] = b"*key_count";
-const ADMIN: &[u8] = b"*admin/";
+pub(super) const USER_END: u8 = b'A';
+pub(super) const APPLIED: &[u8] = b"*applied";
+pub(super) const CLUSTER_ID: &[u8] = b"*cluster_id";
+pub(super) const MASTER: &[u8] = b"*master";
+pub(super) const KEY_COUNT: &[u8] = b"*key_count";
+pub(super) const ADMIN: &[u8] = b"*admin/";
 /// Pairs written per batch by [`SledStore::import`].
 const IMPORT_BATCH_PAIRS: usize = 4096;
 
@@ -405,7 +405,7 @@ pub(super) fn scan_user(db: &sled::Db, bounds: reads::Bounds<'_>) -> sled::Iter<
     db.range((lo, hi))
 }
 
-fn read_u64(b: &[u8]) -> Option<u64> {
+pub(super) fn read_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b.try_into().ok()?))
 }
 

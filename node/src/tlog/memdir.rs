@@ -79,6 +79,10 @@ struct Disk {
     /// [`MemDir::all_synced`] need not visit every file (the simulator asks at every Promise
     /// and Accepted a node sends, and a long run's TLog has hundreds of files).
     unsynced_inodes: BTreeSet<u64>,
+    /// How many times a fetched head was put in place of the head
+    /// ([`crate::head::HEAD_INCOMING_FILE`] renamed or exchanged onto
+    /// [`crate::head::HEAD_FILE`]): the adoptions this disk saw, for the simulator's reports.
+    heads_taken: u64,
 }
 
 impl Disk {
@@ -179,6 +183,12 @@ impl MemDir {
     fn disk(&self) -> MutexGuard<'_, Disk> {
         // A poisoned lock means a test thread panicked mid-operation; the data is still usable.
         self.disk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many fetched heads were put in place on this disk (step 1 of an adoption,
+    /// `crate::head::adopt_head`), crashes or not: a count of operations, not of what survived.
+    pub fn heads_taken(&self) -> u64 {
+        self.disk().heads_taken
     }
 
     /// A power loss: un-synced names and bytes are lost. `torn_bytes_kept(unsynced_len)` says how
@@ -476,6 +486,9 @@ impl LogDir for MemDir {
         check_op(&mut disk, Op::Rename { from })?;
         let id = disk.names.remove(from).ok_or_else(|| not_found(from))?;
         disk.names.insert(to.to_string(), id);
+        if (from, to) == (crate::head::HEAD_INCOMING_FILE, crate::head::HEAD_FILE) {
+            disk.heads_taken += 1;
+        }
         disk.unsynced_names.insert(from.to_string());
         disk.unsynced_names.insert(to.to_string());
         Ok(())
@@ -488,6 +501,9 @@ impl LogDir for MemDir {
         let ib = *disk.names.get(b).ok_or_else(|| not_found(b))?;
         disk.names.insert(a.to_string(), ib);
         disk.names.insert(b.to_string(), ia);
+        if (a, b) == (crate::head::HEAD_INCOMING_FILE, crate::head::HEAD_FILE) {
+            disk.heads_taken += 1;
+        }
         disk.unsynced_names.insert(a.to_string());
         disk.unsynced_names.insert(b.to_string());
         Ok(())

@@ -30,8 +30,10 @@ use arakoon_node::config::ClusterConfig;
 use arakoon_node::server::core::{serve, ServerOptions};
 use arakoon_node::server::env::TokioClock;
 use arakoon_node::server::storage::Storage;
+use arakoon_node::tlog;
 use arakoon_node::tlog::MemDir;
-use std::collections::BTreeSet;
+use arakoon_node::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -256,6 +258,59 @@ impl Cluster {
     pub fn heal(&mut self, sim: &turmoil::Sim<'_>) {
         self.set_links(sim, |_, _| true);
         self.set_latency_max(sim, self.latency_max_ms);
+    }
+
+    /// How many times the nodes put a peer's fetched head in place of their own (the first
+    /// step of an adoption), all nodes together, counted on their disks.
+    pub fn heads_taken(&self) -> u64 {
+        self.disks.iter().map(MemDir::heads_taken).sum()
+    }
+
+    /// Whether the nodes' TLogs agree: every slot that two nodes' logs hold as committed (a
+    /// later slot follows it) holds the same value in both. Logs may start at different slots
+    /// (a collapse removed files, an adoption restarted a log) and end at different ones.
+    /// Returns the number of slots held by two nodes or more, or the first disagreement.
+    pub fn logs_agree(&self) -> Result<u64, String> {
+        self.walk_logs().map(|(shared, _)| shared)
+    }
+
+    /// The last committed slot of each node's TLog (a later slot follows it), `None` for a log
+    /// that holds none: how far each node got. Unreadable logs are `None` too.
+    pub fn committed_ends(&self) -> Vec<Option<u64>> {
+        self.walk_logs().map(|(_, ends)| ends).unwrap_or_else(|_| vec![None; self.disks.len()])
+    }
+
+    fn walk_logs(&self) -> Result<(u64, Vec<Option<u64>>), String> {
+        let mut ends = vec![None; self.disks.len()];
+        let mut seen: BTreeMap<u64, (usize, Value)> = BTreeMap::new();
+        let mut shared = 0u64;
+        for (k, disk) in self.disks.iter().enumerate() {
+            let mut disagree = None;
+            let end = &mut ends[k];
+            let walked = tlog::for_each_committed(disk, 0, false, &mut |e| {
+                *end = Some(e.i);
+                match seen.get(&e.i) {
+                    Some((_, v)) if *v == e.value => shared += 1,
+                    Some((j, v)) => {
+                        disagree = Some(format!(
+                            "slot {}: n{j} holds {v:?}, n{k} holds {:?}",
+                            e.i, e.value
+                        ));
+                        return Err(());
+                    }
+                    None => {
+                        seen.insert(e.i, (k, e.value));
+                    }
+                }
+                Ok(())
+            });
+            match walked {
+                Err(e) => return Err(format!("reading n{k}'s TLog: {e}")),
+                Ok(Err(())) => return Err(disagree.unwrap_or_default()),
+                Ok(Ok(())) => {}
+            }
+        }
+        Ok((shared, ends))
     }
 
     /// The node pairs cut now.

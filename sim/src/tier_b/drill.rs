@@ -21,6 +21,7 @@
 //! exactly. The faults this tier applies are declared in `arakoon_chaos::faults`; a drill that
 //! asks for others is refused when it is read.
 
+use super::admin::{ask_collapse, CollapseTally};
 use super::cluster::{builder, Cluster, ClusterSpec};
 use super::net::TurmoilNet;
 use super::workload::now_us;
@@ -37,6 +38,7 @@ use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientConfig};
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -74,6 +76,10 @@ pub struct TurmoilDrillRun {
     pub roles: Vec<(u64, usize, String)>,
     /// The first master after the last step, ms after it.
     pub master_after_ms: Option<u64>,
+    /// What the drill's collapse steps did.
+    pub collapses: CollapseTally,
+    /// How many times a node put a peer's fetched head in place of its own.
+    pub adoptions: u64,
     pub virtual_ms: u64,
     pub wall: Duration,
 }
@@ -116,6 +122,10 @@ impl TurmoilDrillRun {
     }
 }
 
+/// How often a collapse step with a duration (`for: 3s`) asks again, virtual ms (the sandbox's
+/// pace).
+const COLLAPSE_EVERY_MS: u64 = 100;
+
 /// What the director asks the harness to do between two steps.
 #[derive(Debug, Clone)]
 enum Command {
@@ -146,6 +156,10 @@ struct Board {
     ok: u64,
     failed: u64,
     unknown: u64,
+    /// What the drill's collapse steps did.
+    collapses: CollapseTally,
+    /// Heads the nodes adopted, counted on their disks at the end.
+    adoptions: u64,
 }
 
 type Shared = Rc<RefCell<Board>>;
@@ -214,6 +228,8 @@ pub fn run_drill(drill: &Drill, seed: u64) -> TurmoilDrillRun {
         linearizability,
         roles: std::mem::take(&mut b.roles),
         master_after_ms: b.master_after_ms,
+        collapses: std::mem::take(&mut b.collapses),
+        adoptions: b.adoptions,
         virtual_ms,
         wall: started.elapsed(),
     }
@@ -274,6 +290,7 @@ fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, TierBError>
         drop(b);
         let finished = sim.step().map_err(|e| TierBError::Stopped(e.to_string()))?;
         if finished {
+            board.borrow_mut().adoptions = cluster.heads_taken();
             return Ok(sim.elapsed().as_millis() as u64);
         }
     }
@@ -430,6 +447,35 @@ impl Backend for TurmoilBackend {
                     Ok(()) => String::new(),
                     Err(e) => format!("n{m} did not step down: {e}"),
                 });
+            }
+            (Fault::Collapse { keep, duration, .. }, _) => {
+                let targets: Vec<(usize, SocketAddr)> =
+                    ks.iter().map(|&k| (k, self.cfg.nodes[k].1)).collect();
+                let (id, keep) = (self.cfg.cluster_id.clone(), *keep);
+                let Some(d) = duration else {
+                    let mut tally = CollapseTally::default();
+                    for &(k, addr) in &targets {
+                        tally.add(k, ask_collapse(&id, addr, keep).await);
+                    }
+                    self.board.borrow_mut().collapses.merge(&tally);
+                    return Ok(tally.note());
+                };
+                // Again and again until the duration is over, while the next steps go on.
+                let (until_ms, board, what) =
+                    (now_ms() + d.0, self.board.clone(), r.fault.to_string());
+                tokio::task::spawn_local(async move {
+                    let mut tally = CollapseTally::default();
+                    while now_ms() < until_ms {
+                        for &(k, addr) in &targets {
+                            tally.add(k, ask_collapse(&id, addr, keep).await);
+                        }
+                        tokio::time::sleep(Duration::from_millis(COLLAPSE_EVERY_MS)).await;
+                    }
+                    let mut b = board.borrow_mut();
+                    b.collapses.merge(&tally);
+                    b.log.push((now_ms(), format!("{what}, ended ({})", tally.note())));
+                });
+                return Ok("in the background".to_string());
             }
             (other, _) => {
                 return Err(BackendError::Unsupported { tier: "turmoil", fault: other.name() })

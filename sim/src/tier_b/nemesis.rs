@@ -16,6 +16,12 @@
 //! - loss (opt-in): one node pair's link fails at random. Turmoil drops TCP segments for good
 //!   (it does not retransmit), so a connection that lost one stalls for ever without an error:
 //!   this models a half-open connection that only a timeout can detect.
+//! - collapse (opt-in): a node is asked, as `arakoon-admin collapse` asks it, to collapse its
+//!   TLog keeping a number of sealed files (`collapse_tlogs`); the real server folds the older
+//!   files into its head and removes them. Not a window but an instant: collapses are drawn from
+//!   their own stream of the seed (so turning them on moves none of the other faults' draws)
+//!   and may come during another fault. A node that lags behind then finds the slots it needs
+//!   collapsed away at its peer, and catches up by fetching and adopting the peer's head.
 
 use arakoon_chaos::drill::Millis;
 use arakoon_chaos::faults::{Fault as CatalogueFault, Target};
@@ -29,14 +35,20 @@ pub struct FaultSet {
     pub crashes: bool,
     pub latency: bool,
     pub loss: bool,
+    pub collapses: bool,
 }
 
 impl FaultSet {
-    pub const NONE: FaultSet =
-        FaultSet { partitions: false, crashes: false, latency: false, loss: false };
+    pub const NONE: FaultSet = FaultSet {
+        partitions: false,
+        crashes: false,
+        latency: false,
+        loss: false,
+        collapses: false,
+    };
     /// Everything that a healthy cluster must ride out.
     pub const DEFAULT: FaultSet =
-        FaultSet { partitions: true, crashes: true, latency: true, loss: false };
+        FaultSet { partitions: true, crashes: true, latency: true, loss: false, collapses: false };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +70,19 @@ pub enum FaultKind {
         b: usize,
         percent: u32,
     },
+    /// The node is asked to collapse its TLog keeping this many sealed files (the admin
+    /// `collapse` call, `collapse_tlogs`); an instant, `start_ms == end_ms`.
+    Collapse {
+        node: usize,
+        keep: u32,
+    },
+}
+
+impl FaultKind {
+    /// Whether this fault is an instant (a request made once) rather than a window.
+    pub fn is_instant(&self) -> bool {
+        matches!(self, FaultKind::Collapse { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +103,42 @@ impl std::fmt::Display for Fault {
             FaultKind::Crash { node } => write!(f, "crash n{node}, restart at the end"),
             FaultKind::Latency { max_ms } => write!(f, "latency up to {max_ms} ms"),
             FaultKind::Loss { a, b, percent } => write!(f, "loss {percent}% on n{a}-n{b}"),
+            FaultKind::Collapse { node, keep } => {
+                write!(f, "collapse n{node}'s TLog, keeping {keep} sealed file(s)")
+            }
         }
     }
 }
 
-/// Draws the schedule: faults between `from_ms` and `until_ms`, one at a time.
+/// Draws the schedule: faults between `from_ms` and `until_ms`, one window at a time, and the
+/// collapses (instants, from their own stream) among them; ordered by start.
 pub fn schedule(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) -> Vec<Fault> {
+    let mut faults = windows(seed, nodes, set, from_ms, until_ms);
+    if set.collapses {
+        faults.extend(collapses(seed, nodes, from_ms, until_ms));
+        // Stable: a window and a collapse at the same ms keep this order.
+        faults.sort_by_key(|f| f.start_ms);
+    }
+    faults
+}
+
+/// The collapses of a schedule: each names a node and the sealed files to keep (1 or 2, as an
+/// operator would), a few seconds apart. Their own RNG stream: the windows' draws do not move.
+fn collapses(seed: u64, nodes: usize, from_ms: u64, until_ms: u64) -> Vec<Fault> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636F_6C6C_6170_7365);
+    let mut out = Vec::new();
+    let mut t = from_ms + rng.gen_range(1_000..4_000);
+    while t < until_ms {
+        let kind =
+            FaultKind::Collapse { node: rng.gen_range(0..nodes), keep: rng.gen_range(1..=2) };
+        out.push(Fault { start_ms: t, end_ms: t, kind });
+        t += rng.gen_range(2_000..5_000);
+    }
+    out
+}
+
+/// The windows of a schedule (every family but collapse), one at a time.
+fn windows(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) -> Vec<Fault> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7321);
     // The families are faults of the catalogue; what a window adds (its nodes, its length) is
     // drawn below.
@@ -153,5 +208,26 @@ mod tests {
             }
         }
         assert!(schedule(7, 3, FaultSet::NONE, 0, 60_000).is_empty());
+    }
+
+    /// Collapses are drawn from their own stream: turning them on adds instants and moves none
+    /// of the windows a seed draws; they name a node and keep at least one sealed file.
+    #[test]
+    fn collapses_leave_the_windows_of_a_seed_where_they_were() {
+        for seed in 0..20 {
+            let plain = schedule(seed, 3, FaultSet::DEFAULT, 3_000, 60_000);
+            let set = FaultSet { collapses: true, ..FaultSet::DEFAULT };
+            let with = schedule(seed, 3, set, 3_000, 60_000);
+            let windows: Vec<Fault> =
+                with.iter().filter(|f| !f.kind.is_instant()).cloned().collect();
+            assert_eq!(windows, plain, "seed {seed}");
+            let instants: Vec<&Fault> = with.iter().filter(|f| f.kind.is_instant()).collect();
+            assert!(instants.len() >= 5, "seed {seed}: {} collapses", instants.len());
+            for f in instants {
+                let FaultKind::Collapse { node, keep } = f.kind else { unreachable!() };
+                assert!(node < 3 && (1..=2).contains(&keep) && f.start_ms == f.end_ms, "{f}");
+            }
+            assert!(with.windows(2).all(|w| w[0].start_ms <= w[1].start_ms));
+        }
     }
 }

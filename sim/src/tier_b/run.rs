@@ -1,6 +1,7 @@
 //! One tier-B run: build the turmoil simulation, run the cluster, the clients and the fault
 //! schedule, heal, settle, and check what the clients saw.
 
+use super::admin::{operator, CollapseRequest, CollapseTally};
 use super::cluster::{builder, Cluster, ClusterSpec};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::workload::{run_client, ClientTally, Workload};
@@ -12,6 +13,12 @@ use arakoon_node::client::ClientConfig;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The entries of a TLog file when collapses are among the faults (Arakoon's default is
+/// 50,000, more than a run writes): small enough that a run seals many files, so that a
+/// collapse finds some to fold and a node that lags behind finds its slots collapsed away.
+const COLLAPSE_TLOG_ENTRIES: &str = "20";
 
 /// The shape of a run; everything random in it comes from the seed.
 #[derive(Debug, Clone)]
@@ -37,6 +44,9 @@ pub struct TierBConfig {
     /// Plants a stale read in the history before the check, to show that the check is not
     /// vacuous: the run must then be reported as a violation.
     pub plant_stale_read: bool,
+    /// The faults to apply instead of those drawn from the seed (a scripted run); the
+    /// workload and the network still come from the seed.
+    pub schedule: Option<Vec<Fault>>,
 }
 
 impl TierBConfig {
@@ -55,6 +65,7 @@ impl TierBConfig {
             think_max_ms: 20,
             check_time_limit: Duration::from_secs(20),
             plant_stale_read: false,
+            schedule: None,
         }
     }
 }
@@ -69,6 +80,8 @@ pub enum Verdict {
     /// Acknowledged writes were not readable: the healed cluster answered no read of `keys`
     /// within `within_ms`.
     Unread { keys: Vec<String>, within_ms: u64 },
+    /// Two nodes' TLogs hold different values for a slot both hold as committed.
+    LogsDisagree(String),
     /// The checker ran out of budget: what it says of each history.
     Unknown(String),
     /// The run itself failed: a node stopped with an error, the simulation broke, a home could
@@ -86,6 +99,7 @@ impl std::fmt::Display for Verdict {
                 "VIOLATION: the healed cluster answered no read of {} within {within_ms} ms",
                 keys.join(", ")
             ),
+            Verdict::LogsDisagree(d) => write!(f, "VIOLATION: the nodes' TLogs disagree: {d}"),
             Verdict::Unknown(u) => write!(f, "unknown: {u}"),
             Verdict::Error(e) => write!(f, "ERROR: {e}"),
         }
@@ -111,6 +125,16 @@ pub struct TierBReport {
     pub wall: Duration,
     /// The stale read planted, if asked for and possible.
     pub planted: Option<String>,
+    /// What the schedule's collapses did.
+    pub collapses: CollapseTally,
+    /// How many times a node put a peer's fetched head in place of its own (the first step of
+    /// an adoption, counted on the nodes' disks).
+    pub adoptions: u64,
+    /// The slots that two nodes' TLogs or more hold as committed at the end (all agree), or
+    /// where two disagree.
+    pub logs_agree: Result<u64, String>,
+    /// Each node's last committed slot in its TLog at the end.
+    pub committed_ends: Vec<Option<u64>>,
 }
 
 impl TierBReport {
@@ -135,7 +159,8 @@ impl TierBReport {
         let verdict = &self.verdict;
         format!(
             "tier B seed {} ({} nodes): {verdict}; {} ops ({} ok, {} fail, {} unknown), {} faults, \
-             {} final reads; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
+             {} final reads; {} collapses asked ({} done, {} with nothing to do), {} heads \
+             adopted; logs agree: {}; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
             self.seed,
             self.nodes,
             self.ops,
@@ -144,6 +169,14 @@ impl TierBReport {
             self.tally.unknown,
             self.faults.len(),
             self.tally.final_reads.len(),
+            self.collapses.requested,
+            self.collapses.collapsed,
+            self.collapses.nothing,
+            self.adoptions,
+            match &self.logs_agree {
+                Ok(n) => format!("{n} shared slots"),
+                Err(e) => e.clone(),
+            },
             self.virtual_ms as f64 / 1000.0,
             self.wall.as_secs_f64(),
             self.speed(),
@@ -167,6 +200,10 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         virtual_ms: 0,
         wall: Duration::ZERO,
         planted: None,
+        collapses: CollapseTally::default(),
+        adoptions: 0,
+        logs_agree: Ok(0),
+        committed_ends: Vec::new(),
     };
     let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
     let tally = Rc::new(RefCell::new(ClientTally::default()));
@@ -184,6 +221,9 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
     }
     report.verdict = match outcome {
         Err(e) => Verdict::Error(e),
+        Ok(()) if report.logs_agree.is_err() => {
+            Verdict::LogsDisagree(report.logs_agree.clone().err().unwrap_or_default())
+        }
         Ok(()) if !report.tally.unread.is_empty() => {
             Verdict::Unread { keys: report.tally.unread.clone(), within_ms: cfg.final_reads_ms }
         }
@@ -240,12 +280,26 @@ fn simulate(
     let final_reads_ms = heal_ms + cfg.settle_ms;
     let final_reads_end_ms = final_reads_ms + cfg.final_reads_ms;
     let mut sim = builder(seed, cfg.latency_max_ms, final_reads_end_ms + 60_000).build();
+    let faults = match &cfg.schedule {
+        Some(faults) => faults.clone(),
+        None => schedule(seed, cfg.nodes, cfg.faults, cfg.quiet_start_ms, heal_ms),
+    };
+    report.faults = faults.clone();
+    let (instants, windows): (Vec<Fault>, Vec<Fault>) =
+        faults.into_iter().partition(|f| f.kind.is_instant());
+    // Only a run with collapses has the operator host and short TLog files: the others' hosts,
+    // and so their seeds' runs, stay as they were.
+    let overrides = if instants.is_empty() {
+        Vec::new()
+    } else {
+        vec![("tlog_max_entries".to_string(), COLLAPSE_TLOG_ENTRIES.to_string())]
+    };
     let spec = ClusterSpec {
         nodes: cfg.nodes,
         lease_ms: cfg.lease_ms,
         seed,
         latency_max_ms: cfg.latency_max_ms,
-        overrides: Vec::new(),
+        overrides,
     };
     let cluster = Cluster::start(&mut sim, &spec)?;
     let mut client_config = ClientConfig::from_cluster(&cluster.config);
@@ -267,33 +321,77 @@ fn simulate(
         sim.client(format!("client{c}"), fut);
     }
 
+    let mut others: Vec<_> = (0..cfg.clients).map(|c| sim.lookup(format!("client{c}"))).collect();
+    let collapse_tally = Rc::new(RefCell::new(CollapseTally::default()));
+    let admin = (!instants.is_empty()).then(|| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (config, tally) = (cluster.config.clone(), collapse_tally.clone());
+        sim.client("operator", operator(config, rx, tally));
+        others.push(sim.lookup("operator"));
+        tx
+    });
     let mut cluster = cluster;
-    cluster.set_other_hosts((0..cfg.clients).map(|c| sim.lookup(format!("client{c}"))).collect());
-    let faults = schedule(seed, cfg.nodes, cfg.faults, cfg.quiet_start_ms, heal_ms);
-    report.faults = faults.clone();
-    let mut nemesis = Nemesis { faults, next: 0, active: None, cluster };
-    loop {
+    cluster.set_other_hosts(others);
+    let mut nemesis = Nemesis {
+        faults: windows,
+        next: 0,
+        active: None,
+        instants,
+        next_instant: 0,
+        admin,
+        cluster,
+    };
+    let result = loop {
         let elapsed_ms = sim.elapsed().as_millis() as u64;
         nemesis.act(&mut sim, elapsed_ms);
         let finished = sim.step().map_err(|e| TierBError::Stopped(e.to_string()));
         report.virtual_ms = sim.elapsed().as_millis() as u64;
-        if finished? {
-            break;
+        match finished {
+            Ok(false) => {}
+            Ok(true) => break Ok(()),
+            Err(e) => break Err(e),
         }
-    }
-    Ok(())
+    };
+    report.collapses = collapse_tally.borrow().clone();
+    report.adoptions = nemesis.cluster.heads_taken();
+    report.logs_agree = nemesis.cluster.logs_agree();
+    report.committed_ends = nemesis.cluster.committed_ends();
+    result
 }
 
 /// Carries out the schedule between steps of the simulation.
 struct Nemesis {
+    /// The windows, one at a time.
     faults: Vec<Fault>,
     next: usize,
     active: Option<Fault>,
+    /// The collapses, handed to the operator host as they fall due, windows or not.
+    instants: Vec<Fault>,
+    next_instant: usize,
+    /// The operator's requests; dropped once every collapse was handed over, so that it ends.
+    admin: Option<mpsc::UnboundedSender<CollapseRequest>>,
     cluster: Cluster,
 }
 
 impl Nemesis {
     fn act(&mut self, sim: &mut turmoil::Sim<'_>, now_ms: u64) {
+        while let Some(f) = self.instants.get(self.next_instant) {
+            if now_ms < f.start_ms {
+                break;
+            }
+            if let (FaultKind::Collapse { node, keep }, Some(admin)) = (&f.kind, &self.admin) {
+                // The operator runs until this sender goes: it is there to hear.
+                let _ = admin.send((*node, *keep));
+            }
+            self.next_instant += 1;
+        }
+        if self.next_instant == self.instants.len() {
+            self.admin = None;
+        }
+        self.windows(sim, now_ms);
+    }
+
+    fn windows(&mut self, sim: &mut turmoil::Sim<'_>, now_ms: u64) {
         if let Some(f) = self.active.take() {
             if now_ms < f.end_ms {
                 self.active = Some(f);
@@ -322,6 +420,8 @@ impl Nemesis {
                 let (a, b) = (c.ips[*a], c.ips[*b]);
                 sim.set_link_fail_rate(a, b, f64::from(*percent) / 100.0);
             }
+            // Instants are not windows: `act` hands them to the operator.
+            FaultKind::Collapse { .. } => {}
         }
     }
 
@@ -335,6 +435,7 @@ impl Nemesis {
                 sim.set_link_fail_rate(a, b, 0.0);
                 sim.repair(a, b);
             }
+            FaultKind::Collapse { .. } => {}
         }
     }
 }

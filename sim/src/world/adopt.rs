@@ -22,7 +22,9 @@
 //! head and log as if the store were lost; node/src/head/tests.rs crashes production's steps on
 //! the real file system), `get_db` streaming the peer's head while the peer collapses and the
 //! catcher's head lock (both within the one event here), the reads of the old store that the
-//! server's core waits for before it replaces the store, and tier B (its nodes keep no head).
+//! server's core waits for before it replaces the store. Tier B runs the running server's
+//! side of it (`get_db`/`fetch_head` streaming a head while collapses run, the head lock, the
+//! core's adoption) with nodes in memory (sim/src/tier_b/mod.rs).
 
 use super::catchup::CopyError;
 use super::collapse::HEAD_ADOPTED;
