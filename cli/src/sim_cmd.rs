@@ -317,7 +317,13 @@ pub fn run(args: SimArgs) -> Result<i32, Failure> {
 fn shrink(args: &SimArgs, cfg: &SimConfig) -> Result<i32, Failure> {
     let seed = args.seed.unwrap_or_default();
     let started = Instant::now();
-    let Some(s) = arakoon_sim::shrink::shrink(seed, cfg) else {
+    let bar = progress_bar(u64::from(arakoon_sim::shrink::ATTEMPTS_MAX), "shrinking: runs");
+    let shrunk = arakoon_sim::shrink::shrink_with(seed, cfg, &mut |runs, events| {
+        bar.set_position(u64::from(runs));
+        bar.set_message(format!("shrinking ({events} events): runs"));
+    });
+    bar.finish_and_clear();
+    let Some(s) = shrunk else {
         println!("seed {seed} passes: nothing to shrink");
         return Ok(0);
     };

@@ -48,8 +48,10 @@ use crate::world::{run_seed, Outcome, Reduction, RunReport, SimConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The attempts one shrink may spend (each a whole run): 1,000 left 3 of the bench's 68 runs
-/// above 20 events that 4,000 bring within (docs/CONSENSUS.md, "Shrinking their seeds").
-pub const ATTEMPTS_MAX: u32 = 4_000;
+/// above 20 events that 4,000 bring within, and 12,000 three more of 75 that 4,000 left
+/// there (docs/CONSENSUS.md, "Shrinking their seeds"). The slowest shrink of the bench then
+/// takes about 80 s; the command shows its progress.
+pub const ATTEMPTS_MAX: u32 = 12_000;
 
 /// A shrunk failing run.
 #[derive(Debug, Clone)]
@@ -254,8 +256,10 @@ fn size(report: &RunReport) -> usize {
     report.strikes.len() + report.history_ops
 }
 
-struct Search {
+struct Search<'p> {
     seed: u64,
+    /// Told the runs spent and the best run's events after each run.
+    progress: &'p mut dyn FnMut(u32, usize),
     /// The specs of the configurations run so far, with the report of those that broke the
     /// same check: a run is deterministic, so one tried before is not run again.
     tried: BTreeMap<String, Option<RunReport>>,
@@ -265,7 +269,7 @@ struct Search {
     best_report: RunReport,
 }
 
-impl Search {
+impl Search<'_> {
     /// Runs `cfg`; keeps it when it breaks the same check with no more events.
     fn try_cfg(&mut self, cfg: SimConfig) -> bool {
         let spec = spec_of(&cfg);
@@ -282,14 +286,16 @@ impl Search {
                 known
             }
         };
-        match report {
+        let kept = match report {
             Some(report) if size(&report) <= size(&self.best_report) => {
                 self.best = cfg;
                 self.best_report = report;
                 true
             }
             _ => false,
-        }
+        };
+        (self.progress)(self.attempts, size(&self.best_report));
+        kept
     }
 
     /// The smallest value in `lo..=hi` for which `with` fails, assuming more fails more.
@@ -338,7 +344,7 @@ impl Search {
     }
 }
 
-impl Search {
+impl Search<'_> {
     /// Coarse passes, then strikes, then calls, again while any shrinks: every pass changes
     /// the run the others see. `fewer_clients`: the coarse passes may run fewer clients.
     fn passes(&mut self, fewer_clients: bool) {
@@ -430,6 +436,16 @@ const PAUSE_MAX_US: u64 = 5_000_000;
 
 /// Shrinks `seed` run with `cfg`; `None` when it does not fail.
 pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
+    shrink_with(seed, cfg, &mut |_, _| {})
+}
+
+/// [`shrink`], telling `progress` the runs spent (at most [`ATTEMPTS_MAX`]) and the best
+/// run's events after each run.
+pub fn shrink_with(
+    seed: u64,
+    cfg: &SimConfig,
+    progress: &mut dyn FnMut(u32, usize),
+) -> Option<Shrunk> {
     let base = SimConfig { keep_trace: false, keep_history: false, ..cfg.clone() };
     let first = run_seed(seed, &base);
     let Outcome::Violation(v) = &first.outcome else { return None };
@@ -437,6 +453,7 @@ pub fn shrink(seed: u64, cfg: &SimConfig) -> Option<Shrunk> {
     let events_before = size(&first);
     let mut s = Search {
         seed,
+        progress,
         tried: BTreeMap::from([(spec_of(&base), Some(first.clone()))]),
         check,
         attempts: 1,
