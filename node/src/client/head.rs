@@ -65,6 +65,23 @@ pub async fn request_collapse<N: Network>(
     Ok(total)
 }
 
+/// Asks the node at `addr` for its head (`fetch_head`): the stream its pairs come on, or the
+/// node's refusal.
+async fn open_head<N: Network>(
+    net: &N,
+    addr: SocketAddr,
+    cluster_id: &str,
+) -> Result<ReplyStream<N::Stream>, FetchError> {
+    let (stream, reply) =
+        ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
+    match reply {
+        Ok(_) => Ok(stream),
+        Err((rc, message)) => {
+            Err(FetchError::Refused { addr, command: "fetch_head".into(), rc, message })
+        }
+    }
+}
+
 /// Fetches the head of the node at `addr` into a new store at `dest` (which must not exist);
 /// returns it opened. A cut stream or a pair count that does not match leaves no store behind.
 pub async fn fetch_db<N: Network>(
@@ -74,11 +91,7 @@ pub async fn fetch_db<N: Network>(
     dest: &Path,
     progress: OnProgress<'_>,
 ) -> Result<SledStore, FetchError> {
-    let (mut stream, reply) =
-        ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
-    if let Err((rc, message)) = reply {
-        return Err(FetchError::Refused { addr, command: "fetch_head".into(), rc, message });
-    }
+    let mut stream = open_head(net, addr, cluster_id).await?;
     let (tx, mut rx) = mpsc::channel::<PairItem>(PAIRS_QUEUED);
     let (dest_owned, id) = (dest.to_path_buf(), cluster_id.to_string());
     let importer = tokio::task::spawn_blocking(move || {
@@ -114,11 +127,7 @@ pub async fn fetch_db_in_memory<N: Network>(
     shown: &str,
     progress: OnProgress<'_>,
 ) -> Result<MemoryStore, FetchError> {
-    let (mut stream, reply) =
-        ReplyStream::open(net, addr, cluster_id, &Request::FetchHead, SILENCE_TIMEOUT_MS).await?;
-    if let Err((rc, message)) = reply {
-        return Err(FetchError::Refused { addr, command: "fetch_head".into(), rc, message });
-    }
+    let mut stream = open_head(net, addr, cluster_id).await?;
     let (tx, mut rx) = mpsc::channel::<PairItem>(PAIRS_QUEUED);
     let mut pairs = Vec::new();
     let receive = async move {
