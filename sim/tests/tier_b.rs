@@ -115,16 +115,8 @@ fn a_seed_replays_the_same_history_byte_for_byte() {
         let b = run(seed, &cfg);
         assert!(a.passed() && b.passed(), "{}\n{}", a.summary(), b.summary());
         assert!(!a.faults.is_empty());
-        assert_eq!(a.faults, b.faults);
         assert_eq!(a.ops, b.ops, "seed {seed}: the same number of operations");
-        assert!(
-            a.history == b.history,
-            "seed {seed}: the histories differ:\n{}",
-            first_difference(&a, &b)
-        );
-        assert_eq!(a.history_digest, b.history_digest);
-        assert_eq!(a.tally, b.tally);
-        assert_eq!(a.virtual_ms, b.virtual_ms);
+        assert_replays(seed, &a, &b);
         digests.push(a.history_digest);
         crashes += a.faults.iter().filter(|f| matches!(f.kind, FaultKind::Crash { .. })).count();
     }
@@ -135,6 +127,23 @@ fn a_seed_replays_the_same_history_byte_for_byte() {
 }
 
 /// The first line where two runs' histories part.
+/// Two runs of `seed` are the same run: faults, history (byte for byte), tally, the
+/// collapses and adoptions, the logs' agreement and the virtual time.
+fn assert_replays(seed: u64, a: &TierBReport, b: &TierBReport) {
+    assert_eq!(a.faults, b.faults);
+    assert!(
+        a.history == b.history,
+        "seed {seed}: the histories differ:\n{}",
+        first_difference(a, b)
+    );
+    assert_eq!(a.history_digest, b.history_digest);
+    assert_eq!(a.tally, b.tally);
+    assert_eq!(a.collapses, b.collapses);
+    assert_eq!(a.adoptions, b.adoptions);
+    assert_eq!(a.logs_agree, b.logs_agree);
+    assert_eq!(a.virtual_ms, b.virtual_ms);
+}
+
 fn first_difference(a: &TierBReport, b: &TierBReport) -> String {
     let lines = |r: &TierBReport| -> Vec<String> {
         r.history.0.lines().chain(r.history.1.lines()).map(str::to_string).collect()
@@ -344,18 +353,7 @@ fn a_seed_with_collapses_and_adoptions_replays_byte_for_byte() {
         let b = run(seed, &cfg);
         assert!(a.passed() && b.passed(), "{}\n{}", a.summary(), b.summary());
         assert!(a.faults.iter().any(|f| matches!(f.kind, FaultKind::Collapse { .. })));
-        assert_eq!(a.faults, b.faults);
-        assert!(
-            a.history == b.history,
-            "seed {seed}: the histories differ:\n{}",
-            first_difference(&a, &b)
-        );
-        assert_eq!(a.history_digest, b.history_digest);
-        assert_eq!(a.tally, b.tally);
-        assert_eq!(a.collapses, b.collapses);
-        assert_eq!(a.adoptions, b.adoptions);
-        assert_eq!(a.logs_agree, b.logs_agree);
-        assert_eq!(a.virtual_ms, b.virtual_ms);
+        assert_replays(seed, &a, &b);
         assert!(a.collapses.collapsed >= 2, "{:?}", a.collapses);
         adopted += a.adoptions;
     }
