@@ -557,7 +557,9 @@ mod tests {
         let path = tmp.path().join("s");
         drop(SledStore::open(&path, "c").unwrap());
         {
-            let db = sled::open(&path).unwrap();
+            // The store just dropped lets go of its lock once its threads end: wait for it, as
+            // every open of the node does (a bare `sled::open` failed here now and then in CI).
+            let db = open_waiting_for_the_lock(&path).unwrap();
             db.insert(KEY_COUNT, &b"abc"[..]).unwrap();
             db.flush().unwrap();
         }
