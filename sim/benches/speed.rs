@@ -8,6 +8,9 @@
 //! faults (partitions, crashes, latency), 35 virtual seconds a seed; it prints the median, the
 //! slowest and the fastest seed's virtual time per wall-clock time (issue 4 asks for 50x).
 //!
+//! Tier A also prints the agenda's events a seed and the wall-clock nanoseconds each costs on
+//! average (everything the run does, the end checks included, divided by its events).
+//!
 //! `cargo bench -p arakoon-sim --bench speed [-- SEEDS] [a|b]` (default 20 seeds per case; `a`
 //! or `b` runs one tier only).
 
@@ -57,8 +60,8 @@ fn tier_b(seeds: u64) {
 
 fn tier_a(seeds: u64) {
     println!(
-        "{:<34} {:>8} {:>12} {:>10} {:>12}",
-        "case", "seeds", "x real time", "seeds/s", "ops/seed"
+        "{:<34} {:>8} {:>12} {:>10} {:>12} {:>12} {:>10}",
+        "case", "seeds", "x real time", "seeds/s", "ops/seed", "events/seed", "ns/event"
     );
     for (name, think_us) in [
         ("default clients (10-100 ms pause)", (10_000, 100_000)),
@@ -66,19 +69,22 @@ fn tier_a(seeds: u64) {
     ] {
         let cfg = SimConfig { think_us, ..SimConfig::default() };
         let started = Instant::now();
-        let (mut simulated_ms, mut ops, mut failed) = (0u64, 0u64, 0u64);
+        let (mut simulated_ms, mut ops, mut failed, mut events) = (0u64, 0u64, 0u64, 0u64);
         for seed in 0..seeds {
             let r = run_seed(seed, &cfg);
             simulated_ms += r.simulated_ms;
             ops += r.ops_ok;
+            events += r.agenda_events;
             failed += u64::from(!r.passed());
         }
         let wall = started.elapsed().as_secs_f64();
         println!(
-            "{name:<34} {seeds:>8} {:>12.0} {:>10.1} {:>12}{}",
+            "{name:<34} {seeds:>8} {:>12.0} {:>10.1} {:>12} {:>12} {:>10.0}{}",
             simulated_ms as f64 / 1000.0 / wall,
             seeds as f64 / wall,
             ops / seeds.max(1),
+            events / seeds.max(1),
+            wall * 1e9 / events.max(1) as f64,
             if failed > 0 { format!("  ({failed} seeds FAILED a check)") } else { String::new() }
         );
     }
