@@ -44,7 +44,7 @@
 //! they did), and its events (the strikes kept and the clients' calls) are listed in time
 //! order.
 
-use crate::world::{run_seed, Outcome, Reduction, RunReport, SimConfig};
+use crate::world::{run_seed, Held, Outcome, Redirect, Reduction, RunReport, SimConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The attempts one shrink may spend (each a whole run): 1,000 left 3 of the bench's 68 runs
@@ -101,6 +101,17 @@ pub fn spec_of(cfg: &SimConfig) -> String {
     if !cfg.reduce.skip_calls.is_empty() {
         parts.push(format!("skip-calls={}", runs(cfg.reduce.skip_calls.iter().copied(), ".")));
     }
+    if !cfg.reduce.hold_calls.is_empty() {
+        let held = cfg.reduce.hold_calls.iter().map(|((c, op), held)| {
+            let to = match held.redirect {
+                Redirect::Stay => String::new(),
+                Redirect::To(k) => format!(">{k}"),
+                Redirect::Drawn => ">?".into(),
+            };
+            format!("{c}.{op}@{}{to}", held.until_us)
+        });
+        parts.push(format!("hold-calls={}", held.collect::<Vec<_>>().join(",")));
+    }
     if cfg.reduce.no_liveness {
         parts.push("no-liveness".into());
     }
@@ -152,12 +163,14 @@ pub enum SpecError {
     NotStrikes { spec: String, value: String },
     #[error("--shrunk {spec:?}: calls {value:?} are not CLIENT.OP or CLIENT.A-B")]
     NotCalls { spec: String, value: String },
+    #[error("--shrunk {spec:?}: held call {value:?} is not CLIENT.OP@US, CLIENT.OP@US>NODE or CLIENT.OP@US>?")]
+    NotHeld { spec: String, value: String },
     #[error("--shrunk {spec:?}: pause-us {value:?} is not MIN-MAX (µs)")]
     NotPause { spec: String, value: String },
     #[error(
         "--shrunk {spec:?}: unknown part {part:?} (write duration=MS;clients=N;\
          pause-us=MIN-MAX;from=MS;ops=N;tlog-entries=N;skip=A,B;skip-calls=C.OP,C.OP;\
-         no-liveness;probe)"
+         hold-calls=C.OP@US>N,C.OP@US;no-liveness;probe)"
     )]
     UnknownPart { spec: String, part: String },
     #[error("--shrunk {spec:?}: a run needs a client and a duration")]
@@ -209,6 +222,23 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, SpecError> {
                     let c = number(c)? as usize;
                     let (a, b) = span(ops).ok_or_else(bad)?;
                     out.reduce.skip_calls.extend((a..=b).map(|op| (c, op)));
+                }
+            }
+            "hold-calls" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    let bad =
+                        || SpecError::NotHeld { spec: spec.to_string(), value: v.to_string() };
+                    let (call, end) = v.split_once('@').ok_or_else(bad)?;
+                    let (c, op) = call.split_once('.').ok_or_else(bad)?;
+                    let (us, to) = end.split_once('>').map_or((end, None), |(u, t)| (u, Some(t)));
+                    let redirect = match to {
+                        None => Redirect::Stay,
+                        Some("?") => Redirect::Drawn,
+                        Some(k) => Redirect::To(k.parse().map_err(|_| bad())?),
+                    };
+                    let (c, op, us) = (c.parse(), op.parse(), us.parse());
+                    let (Ok(c), Ok(op), Ok(until_us)) = (c, op, us) else { return Err(bad()) };
+                    out.reduce.hold_calls.insert((c, op), Held { until_us, redirect });
                 }
             }
             "no-liveness" => out.reduce.no_liveness = true,
@@ -416,9 +446,73 @@ impl Search<'_> {
     }
 }
 
+impl Search<'_> {
+    /// Past every search, while above the goal: what the searches cannot leave out one at a
+    /// time, left out together (TLog files smaller than the searches try, so that a rollover
+    /// needs fewer writes; a few consecutive calls at once, so that the writes between two
+    /// rollovers or collapses stay as many modulo the file's size), then the passes again.
+    fn polish(&mut self) {
+        while self.attempts < ATTEMPTS_MAX && size(&self.best_report) > GOAL_EVENTS {
+            let before = size(&self.best_report);
+            let entries = self.best.reduce.tlog_entries.unwrap_or(TLOG_ENTRIES_WORLD);
+            for n in 1..entries.min(TLOG_ENTRIES_TRIED[0]) {
+                let reduce = Reduction { tlog_entries: Some(n), ..self.best.reduce.clone() };
+                if self.try_cfg(SimConfig { reduce, ..self.best.clone() }) {
+                    break;
+                }
+            }
+            self.windows();
+            self.ddmin(|r| held(r).into_iter().rev().collect(), hold_calls);
+            self.passes(false);
+            if size(&self.best_report) >= before {
+                break;
+            }
+        }
+    }
+
+    /// Leaves out `k` consecutive calls (in the order made) at once, for `k` from 2 to
+    /// [`WINDOW_MAX`], each holding its client; starts again after each window left out.
+    fn windows(&mut self) {
+        'again: while self.attempts < ATTEMPTS_MAX {
+            let calls = held(&self.best_report);
+            for k in 2..=WINDOW_MAX.min(calls.len()) {
+                for window in calls.windows(k).rev() {
+                    let mut cfg = self.best.clone();
+                    hold_calls(&mut cfg, window);
+                    if self.try_cfg(cfg) {
+                        continue 'again;
+                    }
+                    if self.attempts >= ATTEMPTS_MAX {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// The most consecutive calls [`Search::windows`] leaves out at once.
+const WINDOW_MAX: usize = 6;
+
+/// The TLog file's size (entries) when a run does not reduce it.
+const TLOG_ENTRIES_WORLD: u64 = 64;
+
 /// `cfg` leaves out the calls `part` names (a delta-debugging step over calls).
 fn skip_calls(cfg: &mut SimConfig, part: &[(usize, u64)]) {
     cfg.reduce.skip_calls.extend(part.iter().copied());
+}
+
+/// The calls `report` made in the order made, each with how it ended.
+fn held(report: &RunReport) -> Vec<((usize, u64), Held)> {
+    let never = Held { until_us: u64::MAX, redirect: Redirect::Stay };
+    let held = |call| report.returns.get(call).copied().unwrap_or(never);
+    report.calls.iter().map(|call| (*call, held(call))).collect()
+}
+
+/// `cfg` leaves out the calls `part` names, each client going on as the call's answer made it.
+fn hold_calls(cfg: &mut SimConfig, part: &[((usize, u64), Held)]) {
+    cfg.reduce.hold_calls.extend(part.iter().copied());
 }
 
 /// At most this many events is what issue 14 asks of a shrunk run: short of it, the shrinking
@@ -490,6 +584,15 @@ pub fn shrink_with(
         s.ddmin(|r| r.calls.iter().rev().copied().collect(), skip_calls);
         s.passes(false);
     }
+    // Still above the goal: calls left out once more, latest first, but each holding its
+    // client as long as it took in the best run, so that the client's later calls keep their
+    // times and what they drew (`hold-calls`): a call left out then changes what the cluster
+    // saw of it, not when everything after it happens.
+    if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
+        s.ddmin(|r| held(r).into_iter().rev().collect(), hold_calls);
+        s.passes(false);
+    }
+    s.polish();
     // The shrunk run once more, with its history for the event list.
     let cfg = SimConfig { keep_history: true, ..s.best.clone() };
     let report = run_seed(seed, &cfg);
