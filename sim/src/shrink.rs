@@ -468,6 +468,7 @@ impl Search<'_> {
                 }
             }
             self.windows();
+            self.pairs();
             self.ddmin(|r| held(r).into_iter().rev().collect(), hold_calls);
             self.passes(false);
             if size(&self.best_report) >= before {
@@ -497,6 +498,52 @@ impl Search<'_> {
         }
     }
 }
+
+impl Search<'_> {
+    /// Leaves out any two of the strikes and calls (each call holding its client) at once,
+    /// when the run has at most [`PAIRS_MAX`] events; starts again after each pair left out.
+    fn pairs(&mut self) {
+        'again: while self.attempts < ATTEMPTS_MAX && size(&self.best_report) > GOAL_EVENTS {
+            let mut events: Vec<Event> =
+                self.best_report.strikes.iter().map(|(_, n, _)| Event::Strike(*n)).collect();
+            events.extend(held(&self.best_report).into_iter().map(|(call, h)| Event::Call(call, h)));
+            if events.len() > PAIRS_MAX {
+                return;
+            }
+            for (i, a) in events.iter().enumerate() {
+                for b in &events[i + 1..] {
+                    let mut cfg = self.best.clone();
+                    for e in [a, b] {
+                        match e {
+                            Event::Strike(n) => {
+                                cfg.reduce.skip_faults.insert(*n);
+                            }
+                            Event::Call(call, h) => {
+                                cfg.reduce.hold_calls.insert(*call, *h);
+                            }
+                        }
+                    }
+                    if self.try_cfg(cfg) {
+                        continue 'again;
+                    }
+                    if self.attempts >= ATTEMPTS_MAX {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// A strike or a call of a run, as [`Search::pairs`] leaves it out.
+enum Event {
+    Strike(u32),
+    Call((usize, u64), Held),
+}
+
+/// The most events a run may have for [`Search::pairs`] to try each pair (about 800 runs).
+const PAIRS_MAX: usize = 40;
 
 /// The most consecutive calls [`Search::windows`] leaves out at once.
 const WINDOW_MAX: usize = 6;
