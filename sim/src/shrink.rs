@@ -108,7 +108,8 @@ pub fn spec_of(cfg: &SimConfig) -> String {
                 Redirect::To(k) => format!(">{k}"),
                 Redirect::Drawn => ">?".into(),
             };
-            format!("{c}.{op}@{}{to}", held.until_us)
+            let answered = held.answered_us.map_or(String::new(), |us| format!("~{us}"));
+            format!("{c}.{op}@{}{to}{answered}", held.until_us)
         });
         parts.push(format!("hold-calls={}", held.collect::<Vec<_>>().join(",")));
     }
@@ -163,7 +164,7 @@ pub enum SpecError {
     NotStrikes { spec: String, value: String },
     #[error("--shrunk {spec:?}: calls {value:?} are not CLIENT.OP or CLIENT.A-B")]
     NotCalls { spec: String, value: String },
-    #[error("--shrunk {spec:?}: held call {value:?} is not CLIENT.OP@US, CLIENT.OP@US>NODE or CLIENT.OP@US>?")]
+    #[error("--shrunk {spec:?}: held call {value:?} is not CLIENT.OP@US[>NODE|>?][~US]")]
     NotHeld { spec: String, value: String },
     #[error("--shrunk {spec:?}: pause-us {value:?} is not MIN-MAX (µs)")]
     NotPause { spec: String, value: String },
@@ -228,6 +229,10 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, SpecError> {
                 for v in value.split(',').filter(|v| !v.is_empty()) {
                     let bad =
                         || SpecError::NotHeld { spec: spec.to_string(), value: v.to_string() };
+                    let (v, answered_us) = match v.split_once('~') {
+                        Some((v, us)) => (v, Some(us.parse().map_err(|_| bad())?)),
+                        None => (v, None),
+                    };
                     let (call, end) = v.split_once('@').ok_or_else(bad)?;
                     let (c, op) = call.split_once('.').ok_or_else(bad)?;
                     let (us, to) = end.split_once('>').map_or((end, None), |(u, t)| (u, Some(t)));
@@ -238,7 +243,8 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, SpecError> {
                     };
                     let (c, op, us) = (c.parse(), op.parse(), us.parse());
                     let (Ok(c), Ok(op), Ok(until_us)) = (c, op, us) else { return Err(bad()) };
-                    out.reduce.hold_calls.insert((c, op), Held { until_us, redirect });
+                    let held = Held { until_us, redirect, answered_us };
+                    out.reduce.hold_calls.insert((c, op), held);
                 }
             }
             "no-liveness" => out.reduce.no_liveness = true,
@@ -558,7 +564,7 @@ fn skip_calls(cfg: &mut SimConfig, part: &[(usize, u64)]) {
 
 /// The calls `report` made in the order made, each with how it ended.
 fn held(report: &RunReport) -> Vec<((usize, u64), Held)> {
-    let never = Held { until_us: u64::MAX, redirect: Redirect::Stay };
+    let never = Held { until_us: u64::MAX, redirect: Redirect::Stay, answered_us: None };
     let held = |call| report.returns.get(call).copied().unwrap_or(never);
     report.calls.iter().map(|call| (*call, held(call))).collect()
 }

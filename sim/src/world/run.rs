@@ -117,6 +117,9 @@ pub struct Held {
     pub until_us: u64,
     /// Which node the client asks next.
     pub redirect: Redirect,
+    /// When a node answered it (µs), if one did: the world drew the answer's delay then, and
+    /// draws as much for a held call, so that its later draws stay what they were.
+    pub answered_us: Option<u64>,
 }
 
 /// Which node a client asks after a call.
@@ -294,6 +297,9 @@ pub(super) enum Event {
     ClientNext {
         client: usize,
     },
+    /// A held call's answer ([`Reduction::hold_calls`]): the world draws its delay, and
+    /// nothing else happens.
+    HeldAnswer,
     /// A client's armed timeout (one at most a client, [`Client::timeout_at_us`]): it ends
     /// the pending call if that call's deadline is now, and is armed again for a later one.
     ClientTimeout {
@@ -777,6 +783,9 @@ impl World {
     }
 
     fn reply(&mut self, client: usize, op: u64, result: OpResult) {
+        if let Some(held) = self.report.returns.get_mut(&(client, op)) {
+            held.answered_us = held.answered_us.or(Some(self.now_us));
+        }
         let delay = self.rng.gen_range(100..1_000);
         self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
     }
@@ -897,6 +906,9 @@ impl World {
             // Left out by shrinking: the client goes on as the call's answer made it go on.
             let held = *held;
             let _delay: u64 = self.clients[c].rng.gen_range(100..1_000);
+            if let Some(at_us) = held.answered_us {
+                self.agenda.push(at_us.max(self.now_us), Event::HeldAnswer);
+            }
             match held.redirect {
                 Redirect::Stay => {}
                 Redirect::To(k) => self.clients[c].target = k.min(self.cfg.nodes - 1),
@@ -914,7 +926,7 @@ impl World {
         self.history.call(c, op, self.now_us, drawn.space, drawn.call);
         let deadline_us = self.now_us + self.cfg.op_timeout_ms * 1000;
         if in_run {
-            let held = Held { until_us: deadline_us, redirect: Redirect::Drawn };
+            let held = Held { until_us: deadline_us, redirect: Redirect::Drawn, answered_us: None };
             self.report.returns.insert((c, op), held);
         }
         self.clients[c].pending =
@@ -1437,6 +1449,9 @@ impl World {
                 }
             }
             Event::ClientTimeout { client } => self.client_timeout(client),
+            Event::HeldAnswer => {
+                let _delay: u64 = self.rng.gen_range(100..1_000);
+            }
             Event::Nemesis => {
                 if self.now_us < self.cfg.duration_ms * 1000 {
                     self.nemesis();
