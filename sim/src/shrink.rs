@@ -467,7 +467,7 @@ impl Search<'_> {
         while self.attempts < ATTEMPTS_MAX && size(&self.best_report) > GOAL_EVENTS {
             let before = size(&self.best_report);
             let entries = self.best.reduce.tlog_entries.unwrap_or(TLOG_ENTRIES_WORLD);
-            for n in 1..entries.min(TLOG_ENTRIES_TRIED[0]) {
+            for n in 1..entries {
                 let reduce = Reduction { tlog_entries: Some(n), ..self.best.reduce.clone() };
                 if self.try_cfg(SimConfig { reduce, ..self.best.clone() }) {
                     break;
