@@ -393,10 +393,11 @@ impl Search<'_> {
             self.ddmin(strikes, |c, part| c.reduce.skip_faults.extend(part.iter().copied()));
             // By client, so that a chunk is a range of one client's calls (whole clients first).
             let calls = |r: &RunReport| BTreeSet::from_iter(r.calls.iter().copied());
-            self.ddmin(|r| calls(r).into_iter().collect(), skip_calls);
             if self.hold {
-                // The same, each call left out holding its client.
+                // Each call left out holding its client.
                 self.ddmin(|r| BTreeMap::from_iter(held(r)).into_iter().collect(), hold_calls);
+            } else {
+                self.ddmin(|r| calls(r).into_iter().collect(), skip_calls);
             }
             if size(&self.best_report) >= before || self.attempts >= ATTEMPTS_MAX {
                 break;
