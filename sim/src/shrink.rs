@@ -513,7 +513,8 @@ impl Search<'_> {
         'again: while self.attempts < ATTEMPTS_MAX && size(&self.best_report) > GOAL_EVENTS {
             let mut events: Vec<Event> =
                 self.best_report.strikes.iter().map(|(_, n, _)| Event::Strike(*n)).collect();
-            events.extend(held(&self.best_report).into_iter().map(|(call, h)| Event::Call(call, h)));
+            events
+                .extend(held(&self.best_report).into_iter().map(|(call, h)| Event::Call(call, h)));
             if events.len() > PAIRS_MAX {
                 return;
             }
@@ -763,11 +764,18 @@ mod tests {
         cfg.think_us = (40_000, 400_000);
         cfg.reduce.skip_faults.extend([0, 1, 2, 5]);
         cfg.reduce.skip_calls.extend([(0, 1), (0, 2), (0, 3), (1, 0), (1, 4)]);
+        let held = |until_us, redirect, answered_us| Held { until_us, redirect, answered_us };
+        cfg.reduce.hold_calls.extend([
+            ((0, 5), held(2_500_000, Redirect::Stay, Some(2_499_000))),
+            ((1, 6), held(2_600_000, Redirect::To(2), None)),
+            ((1, 7), held(4_600_000, Redirect::Drawn, Some(2_700_000))),
+        ]);
         let spec = spec_of(&cfg);
         assert_eq!(
             spec,
             "duration=4000;clients=2;pause-us=40000-400000;from=9000;ops=7;tlog-entries=8;\
-             skip=0-2,5;skip-calls=0.1-3,1.0,1.4;no-liveness;probe"
+             skip=0-2,5;skip-calls=0.1-3,1.0,1.4;hold-calls=0.5@2500000~2499000,\
+             1.6@2600000>2,1.7@4600000>?~2700000;no-liveness;probe"
         );
         assert_eq!(apply_spec(&SimConfig::default(), &spec), Ok(cfg.clone()));
         // A spec written before the TLog's size was a reduction reads as it did.
@@ -776,6 +784,7 @@ mod tests {
         let mut without = cfg;
         without.reduce.tlog_entries = None;
         without.reduce.probe = false;
+        without.reduce.hold_calls.clear();
         assert_eq!(apply_spec(&SimConfig::default(), old), Ok(without));
         let bad = |spec: &str| apply_spec(&SimConfig::default(), spec).unwrap_err();
         assert!(matches!(bad("skip=3-1"), SpecError::NotStrikes { value, .. } if value == "3-1"));
@@ -784,5 +793,8 @@ mod tests {
             matches!(bad("clients=x"), SpecError::NotANumber { name, .. } if name == "clients")
         );
         assert!(matches!(bad("pause-us=9-1"), SpecError::NotPause { value, .. } if value == "9-1"));
+        assert!(
+            matches!(bad("hold-calls=1.2@3>x"), SpecError::NotHeld { value, .. } if value == "1.2@3>x")
+        );
     }
 }
