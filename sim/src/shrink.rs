@@ -31,6 +31,23 @@
 //! delta debugging, and the smaller result is kept; a third, from that result, delta-debugs the
 //! calls in the order they were made, latest first.
 //!
+//! A call left out that way (`skip-calls`) is not made, and its client calls its next one after
+//! a pause: its later calls come sooner and draw other things (the left-out call drew no request
+//! delay), and the world draws no reply delay for it, so every later message's delay moves. A
+//! call can also be held (`hold-calls`, [`Reduction::hold_calls`]): not made either, but its
+//! client draws what it drew for it, goes on to the node the answer sent it to and calls again
+//! when it would have, and the world draws the answer's delay when the node answered. A read so
+//! held leaves the rest of the run as it was (`tests/world.rs` checks it); a write still moves
+//! the world's later draws (its messages' delays). With attempts left and more than
+//! [`GOAL_EVENTS`] events, a fourth step delta-debugs the calls held, latest first, then the
+//! passes run again; then a polish leaves out together what cannot go one at a time: TLog files
+//! of every size below the run's, 2 to 6 consecutive calls held at once, and any two events
+//! (strikes or calls held) when the run has at most 40; the passes again after each. A last
+//! search, still above the goal, starts from the start again with passes that hold calls
+//! instead of skipping them, and the smaller run is kept. The 75 runs of `benches/shrink.rs`:
+//! 65 within 20 events before holding and polishing, 74 after (docs/CONSENSUS.md, "Shrinking
+//! their seeds").
+//!
 //! The calls made after the run's end are the liveness check's: they wait for a write while
 //! the cluster comes back, and no reduction leaves them out. A run that broke liveness is first
 //! tried with a probe in their place (`probe`: client 0 alone writes, a lease apart, and the
@@ -39,10 +56,12 @@
 //! events before); any other broken check is first tried without the liveness check.
 //!
 //! A shrunk run is written as a spec (`duration=4000;clients=2;pause-us=40000-400000;from=9000;
-//! ops=3;tlog-entries=8;skip=0,2;no-liveness`) that `arakoon-admin sim --seed N --shrunk SPEC`
-//! replays (a spec without a part leaves that part as the run had it, so older specs read as
-//! they did), and its events (the strikes kept and the clients' calls) are listed in time
-//! order.
+//! ops=3;tlog-entries=8;skip=0,2;hold-calls=1.4@2310042>0~2309880;no-liveness`) that
+//! `arakoon-admin sim --seed N --shrunk SPEC` replays (a spec without a part leaves that part
+//! as the run had it, so older specs read as they did; a held call is `CLIENT.OP@US`, the
+//! answer's time, then `>NODE` or `>?` when the client then asked another node, a given one or
+//! one drawn, and `~US` when a node answered it), and its events (the strikes kept and the
+//! clients' calls) are listed in time order.
 
 use crate::world::{run_seed, Held, Outcome, Redirect, Reduction, RunReport, SimConfig};
 use std::collections::{BTreeMap, BTreeSet};
