@@ -674,7 +674,8 @@ pub fn shrink_with(
         s.passes(false);
     }
     s.polish();
-    // Still above the goal: a last search from the start, whose passes hold calls too.
+    // Still above the goal: a last search from the start, whose passes hold calls instead of
+    // skipping them.
     if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
         let first = std::mem::replace(&mut s.best, start.0);
         let first_report = std::mem::replace(&mut s.best_report, start.1);
