@@ -89,7 +89,8 @@ pub struct SimArgs {
     #[arg(long, requires = "seed")]
     shrink: bool,
     /// Replay a shrunk run: the spec `--shrink` printed (duration=MS;clients=N;
-    /// pause-us=MIN-MAX;from=MS;ops=N;tlog-entries=N;skip=A,B;skip-calls=C.OP;no-liveness;probe).
+    /// pause-us=MIN-MAX;from=MS;ops=N;tlog-entries=N;skip=A,B;skip-calls=C.OP;
+    /// hold-calls=C.OP@US>NODE~US;no-liveness;probe).
     #[arg(long, value_name = "SPEC", requires = "seed")]
     shrunk: Option<String>,
     #[command(subcommand)]

@@ -6,8 +6,9 @@
 //! most 20 events.
 //!
 //! `cargo bench -p arakoon-sim --features planted-bugs --bench shrink [-- SEEDS] [BUG ...]
-//! [show]` (default: 3 seeds per bug, every bug; `show` prints each shrunk run's spec and events
-//! when it keeps more than 20 or fails with the bug off).
+//! [seed=N ...] [show]` (default: 3 seeds per bug, every bug; `seed=N` shrinks only those of
+//! the failing seeds found; `show` prints each shrunk run's spec and events when it keeps more
+//! than 20 or fails with the bug off).
 
 use arakoon_node::planted::{self, Bug};
 use arakoon_sim::{run_seed, FaultMix, Outcome, SimConfig};
@@ -38,8 +39,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let per_bug: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(3);
     let show = args.iter().any(|a| a == "show");
-    let only: Vec<&String> =
-        args.iter().filter(|a| a.parse::<usize>().is_err() && *a != "show").collect();
+    let seeds: Vec<u64> =
+        args.iter().filter_map(|a| a.strip_prefix("seed=")?.parse().ok()).collect();
+    let only: Vec<&String> = args
+        .iter()
+        .filter(|a| a.parse::<usize>().is_err() && *a != "show" && !a.starts_with("seed="))
+        .collect();
     println!(
         "{:<30} {:>5} {:<24} {:>7} {:>6} {:>5} {:>7} {:>9}",
         "bug", "seed", "check", "before", "after", "runs", "secs", "bug off"
@@ -60,6 +65,9 @@ fn main() {
                 continue;
             }
             found += 1;
+            if !seeds.is_empty() && !seeds.contains(&seed) {
+                continue;
+            }
             let t = Instant::now();
             let s = with_bug(Some(bug), || arakoon_sim::shrink::shrink(seed, &config(seed)))
                 .expect("the seed fails");

@@ -31,6 +31,23 @@
 //! delta debugging, and the smaller result is kept; a third, from that result, delta-debugs the
 //! calls in the order they were made, latest first.
 //!
+//! A call left out that way (`skip-calls`) is not made, and its client calls its next one after
+//! a pause: its later calls come sooner and draw other things (the left-out call drew no request
+//! delay), and the world draws no reply delay for it, so every later message's delay moves. A
+//! call can also be held (`hold-calls`, [`Reduction::hold_calls`]): not made either, but its
+//! client draws what it drew for it, goes on to the node the answer sent it to and calls again
+//! when it would have, and the world draws the answer's delay when the node answered. A read so
+//! held leaves the rest of the run as it was (`tests/world.rs` checks it); a write still moves
+//! the world's later draws (its messages' delays). With attempts left and more than
+//! [`GOAL_EVENTS`] events, a fourth step delta-debugs the calls held, latest first, then the
+//! passes run again; then a polish leaves out together what cannot go one at a time: TLog files
+//! of every size below the run's, 2 to 6 consecutive calls held at once, and any two events
+//! (strikes or calls held) when the run has at most 40; the passes again after each. A last
+//! search, still above the goal, starts from the start again with passes that hold calls
+//! instead of skipping them, and the smaller run is kept. The 75 runs of `benches/shrink.rs`:
+//! 65 within 20 events before holding and polishing, 74 after (docs/CONSENSUS.md, "Shrinking
+//! their seeds").
+//!
 //! The calls made after the run's end are the liveness check's: they wait for a write while
 //! the cluster comes back, and no reduction leaves them out. A run that broke liveness is first
 //! tried with a probe in their place (`probe`: client 0 alone writes, a lease apart, and the
@@ -39,12 +56,14 @@
 //! events before); any other broken check is first tried without the liveness check.
 //!
 //! A shrunk run is written as a spec (`duration=4000;clients=2;pause-us=40000-400000;from=9000;
-//! ops=3;tlog-entries=8;skip=0,2;no-liveness`) that `arakoon-admin sim --seed N --shrunk SPEC`
-//! replays (a spec without a part leaves that part as the run had it, so older specs read as
-//! they did), and its events (the strikes kept and the clients' calls) are listed in time
-//! order.
+//! ops=3;tlog-entries=8;skip=0,2;hold-calls=1.4@2310042>0~2309880;no-liveness`) that
+//! `arakoon-admin sim --seed N --shrunk SPEC` replays (a spec without a part leaves that part
+//! as the run had it, so older specs read as they did; a held call is `CLIENT.OP@US`, the
+//! answer's time, then `>NODE` or `>?` when the client then asked another node, a given one or
+//! one drawn, and `~US` when a node answered it), and its events (the strikes kept and the
+//! clients' calls) are listed in time order.
 
-use crate::world::{run_seed, Outcome, Reduction, RunReport, SimConfig};
+use crate::world::{run_seed, Held, Outcome, Redirect, Reduction, RunReport, SimConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The attempts one shrink may spend (each a whole run): 1,000 left 3 of the bench's 68 runs
@@ -101,6 +120,18 @@ pub fn spec_of(cfg: &SimConfig) -> String {
     if !cfg.reduce.skip_calls.is_empty() {
         parts.push(format!("skip-calls={}", runs(cfg.reduce.skip_calls.iter().copied(), ".")));
     }
+    if !cfg.reduce.hold_calls.is_empty() {
+        let held = cfg.reduce.hold_calls.iter().map(|((c, op), held)| {
+            let to = match held.redirect {
+                Redirect::Stay => String::new(),
+                Redirect::To(k) => format!(">{k}"),
+                Redirect::Drawn => ">?".into(),
+            };
+            let answered = held.answered_us.map_or(String::new(), |us| format!("~{us}"));
+            format!("{c}.{op}@{}{to}{answered}", held.until_us)
+        });
+        parts.push(format!("hold-calls={}", held.collect::<Vec<_>>().join(",")));
+    }
     if cfg.reduce.no_liveness {
         parts.push("no-liveness".into());
     }
@@ -152,12 +183,14 @@ pub enum SpecError {
     NotStrikes { spec: String, value: String },
     #[error("--shrunk {spec:?}: calls {value:?} are not CLIENT.OP or CLIENT.A-B")]
     NotCalls { spec: String, value: String },
+    #[error("--shrunk {spec:?}: held call {value:?} is not CLIENT.OP@US[>NODE|>?][~US]")]
+    NotHeld { spec: String, value: String },
     #[error("--shrunk {spec:?}: pause-us {value:?} is not MIN-MAX (µs)")]
     NotPause { spec: String, value: String },
     #[error(
         "--shrunk {spec:?}: unknown part {part:?} (write duration=MS;clients=N;\
          pause-us=MIN-MAX;from=MS;ops=N;tlog-entries=N;skip=A,B;skip-calls=C.OP,C.OP;\
-         no-liveness;probe)"
+         hold-calls=C.OP@US>N,C.OP@US;no-liveness;probe)"
     )]
     UnknownPart { spec: String, part: String },
     #[error("--shrunk {spec:?}: a run needs a client and a duration")]
@@ -209,6 +242,28 @@ pub fn apply_spec(cfg: &SimConfig, spec: &str) -> Result<SimConfig, SpecError> {
                     let c = number(c)? as usize;
                     let (a, b) = span(ops).ok_or_else(bad)?;
                     out.reduce.skip_calls.extend((a..=b).map(|op| (c, op)));
+                }
+            }
+            "hold-calls" => {
+                for v in value.split(',').filter(|v| !v.is_empty()) {
+                    let bad =
+                        || SpecError::NotHeld { spec: spec.to_string(), value: v.to_string() };
+                    let (v, answered_us) = match v.split_once('~') {
+                        Some((v, us)) => (v, Some(us.parse().map_err(|_| bad())?)),
+                        None => (v, None),
+                    };
+                    let (call, end) = v.split_once('@').ok_or_else(bad)?;
+                    let (c, op) = call.split_once('.').ok_or_else(bad)?;
+                    let (us, to) = end.split_once('>').map_or((end, None), |(u, t)| (u, Some(t)));
+                    let redirect = match to {
+                        None => Redirect::Stay,
+                        Some("?") => Redirect::Drawn,
+                        Some(k) => Redirect::To(k.parse().map_err(|_| bad())?),
+                    };
+                    let (c, op, us) = (c.parse(), op.parse(), us.parse());
+                    let (Ok(c), Ok(op), Ok(until_us)) = (c, op, us) else { return Err(bad()) };
+                    let held = Held { until_us, redirect, answered_us };
+                    out.reduce.hold_calls.insert((c, op), held);
                 }
             }
             "no-liveness" => out.reduce.no_liveness = true,
@@ -267,6 +322,8 @@ struct Search<'p> {
     attempts: u32,
     best: SimConfig,
     best_report: RunReport,
+    /// The passes delta-debug the calls held as well as skipped (the last search's).
+    hold: bool,
 }
 
 impl Search<'_> {
@@ -355,7 +412,12 @@ impl Search<'_> {
             self.ddmin(strikes, |c, part| c.reduce.skip_faults.extend(part.iter().copied()));
             // By client, so that a chunk is a range of one client's calls (whole clients first).
             let calls = |r: &RunReport| BTreeSet::from_iter(r.calls.iter().copied());
-            self.ddmin(|r| calls(r).into_iter().collect(), skip_calls);
+            if self.hold {
+                // Each call left out holding its client.
+                self.ddmin(|r| BTreeMap::from_iter(held(r)).into_iter().collect(), hold_calls);
+            } else {
+                self.ddmin(|r| calls(r).into_iter().collect(), skip_calls);
+            }
             if size(&self.best_report) >= before || self.attempts >= ATTEMPTS_MAX {
                 break;
             }
@@ -416,9 +478,121 @@ impl Search<'_> {
     }
 }
 
+impl Search<'_> {
+    /// Past every search, while above the goal: what the searches cannot leave out one at a
+    /// time, left out together (TLog files smaller than the searches try, so that a rollover
+    /// needs fewer writes; a few consecutive calls at once, so that the writes between two
+    /// rollovers or collapses stay as many modulo the file's size), then the passes again.
+    fn polish(&mut self) {
+        while self.attempts < ATTEMPTS_MAX && size(&self.best_report) > GOAL_EVENTS {
+            let before = size(&self.best_report);
+            let entries = self.best.reduce.tlog_entries.unwrap_or(TLOG_ENTRIES_WORLD);
+            for n in 1..entries {
+                let reduce = Reduction { tlog_entries: Some(n), ..self.best.reduce.clone() };
+                if self.try_cfg(SimConfig { reduce, ..self.best.clone() }) {
+                    break;
+                }
+            }
+            self.windows();
+            self.pairs();
+            self.ddmin(|r| held(r).into_iter().rev().collect(), hold_calls);
+            self.passes(false);
+            if size(&self.best_report) >= before {
+                break;
+            }
+        }
+    }
+
+    /// Leaves out `k` consecutive calls (in the order made) at once, for `k` from 2 to
+    /// [`WINDOW_MAX`], each holding its client; starts again after each window left out.
+    fn windows(&mut self) {
+        'again: while self.attempts < ATTEMPTS_MAX {
+            let calls = held(&self.best_report);
+            for k in 2..=WINDOW_MAX.min(calls.len()) {
+                for window in calls.windows(k).rev() {
+                    let mut cfg = self.best.clone();
+                    hold_calls(&mut cfg, window);
+                    if self.try_cfg(cfg) {
+                        continue 'again;
+                    }
+                    if self.attempts >= ATTEMPTS_MAX {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+    }
+}
+
+impl Search<'_> {
+    /// Leaves out any two of the strikes and calls (each call holding its client) at once,
+    /// when the run has at most [`PAIRS_MAX`] events; starts again after each pair left out.
+    fn pairs(&mut self) {
+        'again: while self.attempts < ATTEMPTS_MAX && size(&self.best_report) > GOAL_EVENTS {
+            let mut events: Vec<Event> =
+                self.best_report.strikes.iter().map(|(_, n, _)| Event::Strike(*n)).collect();
+            events
+                .extend(held(&self.best_report).into_iter().map(|(call, h)| Event::Call(call, h)));
+            if events.len() > PAIRS_MAX {
+                return;
+            }
+            for (i, a) in events.iter().enumerate() {
+                for b in &events[i + 1..] {
+                    let mut cfg = self.best.clone();
+                    for e in [a, b] {
+                        match e {
+                            Event::Strike(n) => {
+                                cfg.reduce.skip_faults.insert(*n);
+                            }
+                            Event::Call(call, h) => {
+                                cfg.reduce.hold_calls.insert(*call, *h);
+                            }
+                        }
+                    }
+                    if self.try_cfg(cfg) {
+                        continue 'again;
+                    }
+                    if self.attempts >= ATTEMPTS_MAX {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// A strike or a call of a run, as [`Search::pairs`] leaves it out.
+enum Event {
+    Strike(u32),
+    Call((usize, u64), Held),
+}
+
+/// The most events a run may have for [`Search::pairs`] to try each pair (about 800 runs).
+const PAIRS_MAX: usize = 40;
+
+/// The most consecutive calls [`Search::windows`] leaves out at once.
+const WINDOW_MAX: usize = 6;
+
+/// The TLog file's size (entries) when a run does not reduce it.
+const TLOG_ENTRIES_WORLD: u64 = 64;
+
 /// `cfg` leaves out the calls `part` names (a delta-debugging step over calls).
 fn skip_calls(cfg: &mut SimConfig, part: &[(usize, u64)]) {
     cfg.reduce.skip_calls.extend(part.iter().copied());
+}
+
+/// The calls `report` made in the order made, each with how it ended.
+fn held(report: &RunReport) -> Vec<((usize, u64), Held)> {
+    let never = Held { until_us: u64::MAX, redirect: Redirect::Stay, answered_us: None };
+    let held = |call| report.returns.get(call).copied().unwrap_or(never);
+    report.calls.iter().map(|call| (*call, held(call))).collect()
+}
+
+/// `cfg` leaves out the calls `part` names, each client going on as the call's answer made it.
+fn hold_calls(cfg: &mut SimConfig, part: &[((usize, u64), Held)]) {
+    cfg.reduce.hold_calls.extend(part.iter().copied());
 }
 
 /// At most this many events is what issue 14 asks of a shrunk run: short of it, the shrinking
@@ -459,6 +633,7 @@ pub fn shrink_with(
         attempts: 1,
         best: base,
         best_report: first,
+        hold: false,
     };
     // The liveness check is not what broke: no check, so no calls after the run. It is: one
     // probe instead of every client's calls while the check waits.
@@ -476,8 +651,8 @@ pub fn shrink_with(
     // leaves the number of clients to delta debugging (which keeps any of them, not the
     // first ones); the smaller run of the two is kept.
     if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
-        let first = std::mem::replace(&mut s.best, start.0);
-        let first_report = std::mem::replace(&mut s.best_report, start.1);
+        let first = std::mem::replace(&mut s.best, start.0.clone());
+        let first_report = std::mem::replace(&mut s.best_report, start.1.clone());
         s.passes(false);
         if size(&first_report) < size(&s.best_report) {
             (s.best, s.best_report) = (first, first_report);
@@ -489,6 +664,27 @@ pub fn shrink_with(
     if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
         s.ddmin(|r| r.calls.iter().rev().copied().collect(), skip_calls);
         s.passes(false);
+    }
+    // Still above the goal: calls left out once more, latest first, but each holding its
+    // client as long as it took in the best run, so that the client's later calls keep their
+    // times and what they drew (`hold-calls`): a call left out then changes what the cluster
+    // saw of it, not when everything after it happens.
+    if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
+        s.ddmin(|r| held(r).into_iter().rev().collect(), hold_calls);
+        s.passes(false);
+    }
+    s.polish();
+    // Still above the goal: a last search from the start, whose passes hold calls instead of
+    // skipping them.
+    if s.attempts < ATTEMPTS_MAX && size(&s.best_report) > GOAL_EVENTS {
+        let first = std::mem::replace(&mut s.best, start.0);
+        let first_report = std::mem::replace(&mut s.best_report, start.1);
+        s.hold = true;
+        s.passes(true);
+        s.polish();
+        if size(&first_report) < size(&s.best_report) {
+            (s.best, s.best_report) = (first, first_report);
+        }
     }
     // The shrunk run once more, with its history for the event list.
     let cfg = SimConfig { keep_history: true, ..s.best.clone() };
@@ -588,11 +784,18 @@ mod tests {
         cfg.think_us = (40_000, 400_000);
         cfg.reduce.skip_faults.extend([0, 1, 2, 5]);
         cfg.reduce.skip_calls.extend([(0, 1), (0, 2), (0, 3), (1, 0), (1, 4)]);
+        let held = |until_us, redirect, answered_us| Held { until_us, redirect, answered_us };
+        cfg.reduce.hold_calls.extend([
+            ((0, 5), held(2_500_000, Redirect::Stay, Some(2_499_000))),
+            ((1, 6), held(2_600_000, Redirect::To(2), None)),
+            ((1, 7), held(4_600_000, Redirect::Drawn, Some(2_700_000))),
+        ]);
         let spec = spec_of(&cfg);
         assert_eq!(
             spec,
             "duration=4000;clients=2;pause-us=40000-400000;from=9000;ops=7;tlog-entries=8;\
-             skip=0-2,5;skip-calls=0.1-3,1.0,1.4;no-liveness;probe"
+             skip=0-2,5;skip-calls=0.1-3,1.0,1.4;hold-calls=0.5@2500000~2499000,\
+             1.6@2600000>2,1.7@4600000>?~2700000;no-liveness;probe"
         );
         assert_eq!(apply_spec(&SimConfig::default(), &spec), Ok(cfg.clone()));
         // A spec written before the TLog's size was a reduction reads as it did.
@@ -601,6 +804,7 @@ mod tests {
         let mut without = cfg;
         without.reduce.tlog_entries = None;
         without.reduce.probe = false;
+        without.reduce.hold_calls.clear();
         assert_eq!(apply_spec(&SimConfig::default(), old), Ok(without));
         let bad = |spec: &str| apply_spec(&SimConfig::default(), spec).unwrap_err();
         assert!(matches!(bad("skip=3-1"), SpecError::NotStrikes { value, .. } if value == "3-1"));
@@ -609,5 +813,8 @@ mod tests {
             matches!(bad("clients=x"), SpecError::NotANumber { name, .. } if name == "clients")
         );
         assert!(matches!(bad("pause-us=9-1"), SpecError::NotPause { value, .. } if value == "9-1"));
+        assert!(
+            matches!(bad("hold-calls=1.2@3>x"), SpecError::NotHeld { value, .. } if value == "1.2@3>x")
+        );
     }
 }

@@ -401,3 +401,35 @@ fn the_strikes_stay_where_they_were_when_shrinking_leaves_calls_or_strikes_out()
         assert_eq!(r.strikes, kept, "seed {seed}: strike {left_out} left out");
     }
 }
+
+#[test]
+fn a_held_read_leaves_the_rest_of_the_run_as_it_was() {
+    // A call shrinking holds (`Reduction::hold_calls`) is left out with its client going on when
+    // and as the answer made it go on, and the world drawing the answer's delay when the node
+    // answered: a read left out so changes nothing else of the run.
+    for seed in 0..3 {
+        let cfg = SimConfig { keep_history: true, ..short(Some(FaultMix::none())) };
+        let full = run_seed(seed, &cfg);
+        assert!(full.passed(), "seed {seed}: {:?}", full.outcome);
+        let summary = |o: &arakoon_chaos::history::OpSummary| {
+            (o.process, o.call_us, o.ret_us, o.label.clone(), o.outcome)
+        };
+        let first: Vec<_> = full.ops.iter().filter(|o| o.process == 0).collect();
+        // Then the calls after the run, while the liveness check waits for a write.
+        let made = full.calls.iter().filter(|(c, _)| *c == 0).count();
+        assert!(first.len() >= made, "seed {seed}: client 0 kept its process");
+        let (n, read) = first
+            .iter()
+            .take(made)
+            .enumerate()
+            .find(|(_, o)| o.label.starts_with("get ") && o.outcome == "ok")
+            .expect("client 0 reads");
+        let mut held = cfg.clone();
+        held.reduce.hold_calls.insert((0, n as u64), full.returns[&(0, n as u64)]);
+        let r = run_seed(seed, &held);
+        assert!(r.passed(), "seed {seed}: {:?}", r.outcome);
+        let expected: Vec<_> =
+            full.ops.iter().map(summary).filter(|o| *o != summary(read)).collect();
+        assert_eq!(r.ops.iter().map(summary).collect::<Vec<_>>(), expected, "seed {seed}");
+    }
+}

@@ -26,7 +26,7 @@ pub mod workload;
 pub use aimed::Aimed;
 pub use faults::FaultMix;
 pub use run::{
-    run_seed, Outcome, Reduction, RunReport, Shape, SimConfig, FSYNC_FAILED_NODE_STOPPED,
-    FSYNC_FAILED_THEN_POWER_LOSS, HELD_WHILE_PAUSED, VOTE_GUARD_DAMAGED,
+    run_seed, Held, Outcome, Redirect, Reduction, RunReport, Shape, SimConfig,
+    FSYNC_FAILED_NODE_STOPPED, FSYNC_FAILED_THEN_POWER_LOSS, HELD_WHILE_PAUSED, VOTE_GUARD_DAMAGED,
 };
 pub use workload::MultiWeights;

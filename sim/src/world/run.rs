@@ -101,6 +101,37 @@ pub struct Reduction {
     /// (`tlog_max_entries`): a bug that needs a rollover, a sealed file or a collapse then
     /// needs fewer writes before it.
     pub tlog_entries: Option<u64>,
+    /// Calls (client, operation number) that are drawn but not made, the client waiting until
+    /// the given time (µs) as if answered then: when the call returned in the run it was taken
+    /// from. Unlike [`Reduction::skip_calls`], the client's later calls keep their times, and
+    /// it draws what the call would have (its request's delay), so that they keep what they
+    /// drew too (unless the answer made it draw another node to ask).
+    pub hold_calls: BTreeMap<(usize, u64), Held>,
+}
+
+/// How a call ended, as far as its client goes on from it: a call a reduction holds
+/// (`Reduction::hold_calls`) ends the same way without being made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Held {
+    /// When it returned (µs), or when it would have timed out if it had not by the end.
+    pub until_us: u64,
+    /// Which node the client asks next.
+    pub redirect: Redirect,
+    /// When a node answered it (µs), if one did: the world drew the answer's delay then, and
+    /// draws as much for a held call, so that its later draws stay what they were.
+    pub answered_us: Option<u64>,
+}
+
+/// Which node a client asks after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Redirect {
+    /// The same one.
+    Stay,
+    /// This one (the answer named the master, or the node refused and the client tries the
+    /// next).
+    To(usize),
+    /// One drawn from the client's stream (the call timed out, or the answer named no node).
+    Drawn,
 }
 
 /// A deployment's shape: its size and its quorum override, if any.
@@ -197,6 +228,10 @@ pub struct RunReport {
     /// The calls made during the run, those a reduction may leave out: (client, operation
     /// number). The calls after it, while the liveness check waits for a write, are not listed.
     pub calls: Vec<(usize, u64)>,
+    /// How each of those calls ended (when, and which node the client asked next): what a
+    /// reduction holding it (`Reduction::hold_calls`) does instead. A call not answered by the
+    /// end would time out.
+    pub returns: BTreeMap<(usize, u64), Held>,
     /// Role changes: time (ms), node, role ("master", "slave", "candidate", "catching_up",
     /// "down", "paused").
     pub roles: Vec<(u64, usize, String)>,
@@ -262,6 +297,9 @@ pub(super) enum Event {
     ClientNext {
         client: usize,
     },
+    /// A held call's answer ([`Reduction::hold_calls`]): the world draws its delay, and
+    /// nothing else happens.
+    HeldAnswer,
     /// A client's armed timeout (one at most a client, [`Client::timeout_at_us`]): it ends
     /// the pending call if that call's deadline is now, and is armed again for a later one.
     ClientTimeout {
@@ -745,6 +783,9 @@ impl World {
     }
 
     fn reply(&mut self, client: usize, op: u64, result: OpResult) {
+        if let Some(held) = self.report.returns.get_mut(&(client, op)) {
+            held.answered_us = held.answered_us.or(Some(self.now_us));
+        }
         let delay = self.rng.gen_range(100..1_000);
         self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
     }
@@ -861,11 +902,33 @@ impl World {
             self.schedule_call(c, self.now_us + think);
             return;
         }
+        if let Some(held) = self.cfg.reduce.hold_calls.get(&(c, op)).filter(|_| in_run) {
+            // Left out by shrinking: the client goes on as the call's answer made it go on.
+            let held = *held;
+            let _delay: u64 = self.clients[c].rng.gen_range(100..1_000);
+            if let Some(at_us) = held.answered_us {
+                self.agenda.push(at_us.max(self.now_us), Event::HeldAnswer);
+            }
+            match held.redirect {
+                Redirect::Stay => {}
+                Redirect::To(k) => self.clients[c].target = k.min(self.cfg.nodes - 1),
+                Redirect::Drawn => {
+                    self.clients[c].target = self.clients[c].rng.gen_range(0..self.cfg.nodes)
+                }
+            }
+            let think = self.think_us(c);
+            self.schedule_call(c, held.until_us.max(self.now_us) + think);
+            return;
+        }
         if in_run {
             self.report.calls.push((c, op));
         }
         self.history.call(c, op, self.now_us, drawn.space, drawn.call);
         let deadline_us = self.now_us + self.cfg.op_timeout_ms * 1000;
+        if in_run {
+            let held = Held { until_us: deadline_us, redirect: Redirect::Drawn, answered_us: None };
+            self.report.returns.insert((c, op), held);
+        }
         self.clients[c].pending =
             Some(PendingOp { op, kind: drawn.kind, key: drawn.key, deadline_us });
         let target = self.clients[c].target;
@@ -926,6 +989,7 @@ impl World {
             return;
         }
         let p = self.clients[c].pending.take().expect("checked above");
+        let (target, word) = (self.clients[c].target, self.clients[c].rng.get_word_pos());
         let outcome = self.record(c, &p, &result);
         match &result {
             // An answer, or a refusal that answers the question (a get's not_found).
@@ -964,6 +1028,16 @@ impl World {
                 self.report.ops_unknown += 1;
                 self.clients[c].target = self.clients[c].rng.gen_range(0..self.cfg.nodes);
             }
+        }
+        if let Some(held) = self.report.returns.get_mut(&(c, op)) {
+            held.until_us = self.now_us;
+            held.redirect = if self.clients[c].rng.get_word_pos() != word {
+                Redirect::Drawn
+            } else if self.clients[c].target != target {
+                Redirect::To(self.clients[c].target)
+            } else {
+                Redirect::Stay
+            };
         }
         let think = self.think_us(c);
         self.schedule_call(c, self.now_us + think);
@@ -1375,6 +1449,9 @@ impl World {
                 }
             }
             Event::ClientTimeout { client } => self.client_timeout(client),
+            Event::HeldAnswer => {
+                let _delay: u64 = self.rng.gen_range(100..1_000);
+            }
             Event::Nemesis => {
                 if self.now_us < self.cfg.duration_ms * 1000 {
                     self.nemesis();
@@ -1717,6 +1794,7 @@ impl RunReport {
             fault_log: Vec::new(),
             strikes: Vec::new(),
             calls: Vec::new(),
+            returns: BTreeMap::new(),
             roles: Vec::new(),
             ops: Vec::new(),
             master_after_script_ms: None,
