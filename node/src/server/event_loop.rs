@@ -198,7 +198,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
                 Event::Shutdown => return Ok(()),
                 Event::Persisted(Persisted::Done(tokens)) => {
                     for token in tokens {
-                        self.feed(Input::Persisted { token })?;
+                        self.feed_sends_first(Input::Persisted { token }).await?;
                     }
                 }
                 Event::Persisted(Persisted::Failed(e)) => return Err(ServeError::Tlog(e)),
@@ -213,11 +213,11 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
                 }
                 Event::CatchUpDone(result) => self.caught_up(result)?,
                 Event::Peer(m) => {
-                    self.on_peer(m)?;
+                    self.on_peer(m).await?;
                     // Take whatever else arrived meanwhile before looking elsewhere.
                     for _ in 0..64 {
                         match peers.try_recv() {
-                            Ok(m) => self.on_peer(m)?,
+                            Ok(m) => self.on_peer(m).await?,
                             Err(_) => break,
                         }
                     }
@@ -249,6 +249,20 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         Ok(())
     }
 
+    /// [`EventLoop::feed`] for an input that may choose a slot (a persist done, a peer's
+    /// message): when the core sent messages (the Commit, the next slot's Accepts) and also has
+    /// a slot to apply, the peer links write them before the apply and the replies take this
+    /// thread, so that the slaves' fsyncs of the next slot overlap the master's apply.
+    async fn feed_sends_first(&mut self, input: Input) -> Result<(), ServeError> {
+        let now = self.now();
+        if self.shell.feed_sends_first(now, input, &mut self.io).map_err(stopped)? {
+            tokio::task::yield_now().await;
+        }
+        self.shell.finish(&mut self.io).map_err(stopped)?;
+        self.start_requested_catch_up();
+        Ok(())
+    }
+
     fn on_client(&mut self, m: CoreMsg) -> Result<(), ServeError> {
         match m {
             CoreMsg::Committed { reply } => {
@@ -267,7 +281,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
         Ok(())
     }
 
-    fn on_peer(&mut self, m: Incoming) -> Result<(), ServeError> {
+    async fn on_peer(&mut self, m: Incoming) -> Result<(), ServeError> {
         let Some(from) = self.config.nodes.iter().position(|n| n.name == m.from) else {
             return Ok(());
         };
@@ -275,7 +289,7 @@ impl<N: Network, C: Clock> EventLoop<N, C> {
             return Ok(());
         }
         match peer::decode(&m.payload) {
-            Ok(msg) => self.feed(Input::Message { from, msg }),
+            Ok(msg) => self.feed_sends_first(Input::Message { from, msg }).await,
             Err(e) => {
                 tracing::warn!(peer = %m.from, "dropped an undecodable peer message: {e}");
                 Ok(())

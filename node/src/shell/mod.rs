@@ -238,6 +238,23 @@ impl<S: Store, W> Shell<S, W> {
         input: Input,
         out: &mut impl Outbox<W>,
     ) -> Result<(), ShellError> {
+        self.feed_sends_first(now_ms, input, out)?;
+        self.finish(out)
+    }
+
+    /// The first half of [`Shell::feed`]: hands the machine `input` and carries out its sends
+    /// and persist jobs, keeping the store's applies, the replies and a catch-up for
+    /// [`Shell::finish`], which must follow before the next input. True when both halves have
+    /// work: the server then lets its peer links write the sends (an Accept for the next slot)
+    /// before the store's apply of the slot just chosen holds its thread (issue 17).
+    pub fn feed_sends_first(
+        &mut self,
+        now_ms: u64,
+        input: Input,
+        out: &mut impl Outbox<W>,
+    ) -> Result<bool, ShellError> {
+        // An unfinished input's actions go first, in their order.
+        self.finish(out)?;
         self.now_ms = now_ms;
         match &input {
             Input::Tick => self.stats().report_if_due(now_ms),
@@ -258,23 +275,36 @@ impl<S: Store, W> Shell<S, W> {
         // links, the persister) that a quorum waits for, and none of them needs the store. The
         // store's applies, the replies and a catch-up follow, in theirs. A slave's apply of the
         // slot an accept committed no longer delays its accepted for the next (issue 17).
-        let mut later = std::mem::take(&mut self.later);
         let mut result = Ok(());
+        let mut sent = false;
         for action in actions.drain(..) {
             match action {
                 Action::Send { .. } | Action::Persist { .. } if result.is_ok() => {
+                    sent |= matches!(action, Action::Send { .. });
                     result = self.execute(action, out)
                 }
                 Action::Send { .. } | Action::Persist { .. } => {}
-                other => later.push(other),
+                other => self.later.push(other),
             }
         }
+        self.actions = actions;
+        if let Err(e) = result {
+            self.later.clear();
+            return Err(e);
+        }
+        Ok(sent && !self.later.is_empty())
+    }
+
+    /// The second half of [`Shell::feed`]: the applies, replies and catch-up that
+    /// [`Shell::feed_sends_first`] kept, in their order.
+    pub fn finish(&mut self, out: &mut impl Outbox<W>) -> Result<(), ShellError> {
+        let mut later = std::mem::take(&mut self.later);
+        let mut result = Ok(());
         for action in later.drain(..) {
             if result.is_ok() {
                 result = self.execute(action, out);
             }
         }
-        self.actions = actions;
         self.later = later;
         result
     }

@@ -14,6 +14,8 @@ const LEASE: u64 = 1000;
 #[derive(Default)]
 struct Recorder {
     sends: usize,
+    /// The messages sent, with their destination.
+    sent: Vec<(NodeIdx, Msg)>,
     persists: Vec<u64>,
     replies: Vec<(u32, Reply)>,
     catch_ups: Vec<CatchUpJob>,
@@ -25,8 +27,9 @@ struct Recorder {
 }
 
 impl Outbox<u32> for Recorder {
-    fn send(&mut self, _to: NodeIdx, _msg: Msg) {
+    fn send(&mut self, to: NodeIdx, msg: Msg) {
         self.sends += 1;
+        self.sent.push((to, msg));
     }
     fn persist(&mut self, job: PersistJob) {
         self.order.push(("persist", job.entry.as_ref().map_or(u64::MAX, |(i, _)| *i)));
@@ -230,4 +233,70 @@ fn a_slave_hands_over_the_next_slot_to_persist_before_it_applies_the_committed_o
     s.feed(20, Input::Message { from: 0, msg: accept1 }, &mut out).unwrap();
     assert_eq!(out.order, vec![("persist", 0), ("persist", 1), ("apply", 0)]);
     assert_eq!(s.store.next_i(), 1, "slot 0 was applied all the same");
+}
+
+/// Node 0 of three, elected: it promised `n`, slot 0 (its MasterSet) is chosen and applied.
+fn elected_master_of_three(out: &mut Recorder) -> (Shell<MemoryStore, u32>, u64, u64) {
+    let mut s = shell_of(3, 0);
+    let mut now = 0;
+    let n = loop {
+        now += 10;
+        assert!(now < 10 * LEASE, "no prepare within ten leases");
+        s.feed(now, Input::Tick, out).unwrap();
+        if let Some(n) = out.sent.iter().find_map(|(_, m)| match m {
+            Msg::Prepare { n, .. } => Some(*n),
+            _ => None,
+        }) {
+            break n;
+        }
+    };
+    for token in std::mem::take(&mut out.persists) {
+        s.feed(now, Input::Persisted { token }, out).unwrap();
+    }
+    for from in [1, 2] {
+        let promise = Msg::Promise { n, last: None, prev_hash: None };
+        s.feed(now, Input::Message { from, msg: promise }, out).unwrap();
+    }
+    for token in std::mem::take(&mut out.persists) {
+        s.feed(now, Input::Persisted { token }, out).unwrap();
+    }
+    s.feed(now, Input::Message { from: 1, msg: Msg::Accepted { n, i: 0 } }, out).unwrap();
+    assert!(s.machine.lease_valid(now), "elected: {:?}", s.machine.role());
+    assert_eq!(out.applied, vec![0]);
+    (s, n, now)
+}
+
+#[test]
+fn a_master_sends_the_next_accept_before_it_applies_the_slot_just_chosen() {
+    let mut out = Recorder::default();
+    let (mut s, n, now) = elected_master_of_three(&mut out);
+    let set = |k: &str| Request::Set { key: k.as_bytes().to_vec(), value: b"v".to_vec() };
+    // Slot 1 carries the first set; the second waits in the queue for slot 2.
+    s.request(now, set("a"), 1, &mut out).unwrap();
+    s.request(now, set("b"), 2, &mut out).unwrap();
+    for token in std::mem::take(&mut out.persists) {
+        s.feed(now, Input::Persisted { token }, &mut out).unwrap();
+    }
+    out.sent.clear();
+    let accepted = Input::Message { from: 1, msg: Msg::Accepted { n, i: 1 } };
+    let waits = s.feed_sends_first(now, accepted, &mut out).unwrap();
+    assert!(waits, "sends went out and an apply waits");
+    let names: Vec<(&str, u64)> = out
+        .sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Msg::Commit { i, .. } | Msg::Accept { i, .. } => Some((m.name(), *i)),
+            _ => None,
+        })
+        .collect();
+    assert!(names.contains(&("commit", 1)) && names.contains(&("accept", 2)), "{names:?}");
+    assert_eq!(out.applied, vec![0], "slot 1 is not applied before finish");
+    assert!(out.replies.is_empty());
+    s.finish(&mut out).unwrap();
+    assert_eq!(out.applied, vec![0, 1]);
+    assert_eq!(out.replies, vec![(1, Reply::Ok(Payload::Unit))]);
+    // An input with nothing kept for later says so: no reason to let the links go first.
+    let tick = s.feed_sends_first(now + 1, Input::Tick, &mut out).unwrap();
+    assert!(!tick);
+    s.finish(&mut out).unwrap();
 }
