@@ -833,6 +833,22 @@ impl LossyFs {
         self.state().power_cut(rng);
     }
 
+    /// Makes everything durable, as sync(2) does on a disk that honours it: every file's
+    /// writes and every directory's entries.
+    pub fn sync_everything(&self) {
+        let mut st = self.state();
+        for node in st.nodes.values_mut() {
+            match &mut node.kind {
+                Kind::File(f) => {
+                    for op in std::mem::take(&mut f.pending) {
+                        apply(&mut f.durable, &op);
+                    }
+                }
+                Kind::Dir(d) => d.durable = d.entries.clone(),
+            }
+        }
+    }
+
     /// Brings the power back: the file system serves what the cut left; handles opened before
     /// the cut stay dead.
     pub fn power_on(&self) {
