@@ -881,21 +881,39 @@ impl LossyFs {
         let Some(session) = self.session.take() else { return Ok(()) };
         // The power comes back so that the kernel's last requests are answered.
         self.state().dead = false;
+        let c = std::ffi::CString::new(self.mountpoint.as_os_str().as_encoded_bytes())
+            .map_err(io::Error::other)?;
+        // Files still open (a dropped store's threads closing theirs) make it busy for a moment:
+        // retry for up to 10 s before the forced path below.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut unmounted = false;
+        loop {
+            // SAFETY: a valid C string; the result is checked.
+            if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+                unmounted = true;
+                break;
+            }
+            let busy = io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
+            if !busy || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = done_tx.send(session.umount_and_join());
+            // Unmounted: the session thread ends as the kernel closes the connection.
+            let _ =
+                done_tx.send(if unmounted { session.join() } else { session.umount_and_join() });
         });
         match done_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => Ok(()),
             other => {
                 // Busy or stuck: detach the mount and abort the connection so that the session
                 // thread ends.
-                let c = std::ffi::CString::new(self.mountpoint.as_os_str().as_encoded_bytes())
-                    .map_err(io::Error::other)?;
                 // SAFETY: a valid C string; a failure is reported by the return value only.
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
                 if let Some(n) = self.connection {
-                    let _ = std::fs::write(format!("/sys/fs/fuse/connections/{n}/abort"), "1");
+                    abort_connection(n);
                 }
                 let _ = done_rx.recv_timeout(Duration::from_secs(10));
                 Err(match other {
@@ -905,6 +923,19 @@ impl LossyFs {
             }
         }
     }
+}
+
+/// Aborts a FUSE connection through fusectl (mounted first if it is not), so that every request
+/// waiting on it fails and the session thread ends.
+fn abort_connection(n: u32) {
+    let dir = "/sys/fs/fuse/connections";
+    if !Path::new(&format!("{dir}/{n}")).exists() {
+        let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+        let (src, target, kind) = (c("fusectl"), c(dir), c("fusectl"));
+        // SAFETY: valid C strings; a failure only leaves the connection as it was.
+        unsafe { libc::mount(src.as_ptr(), target.as_ptr(), kind.as_ptr(), 0, std::ptr::null()) };
+    }
+    let _ = std::fs::write(format!("{dir}/{n}/abort"), "1");
 }
 
 impl Drop for LossyFs {
