@@ -1,0 +1,326 @@
+//! The node's real persistence path on a file system that loses what was not fsynced: a child
+//! process (this test binary) starts as the server does (`startup::prepare`), then appends slots
+//! to the real TLog writer and applies them to the real sled store (with sled's threads and the
+//! node's flusher) on a lossyfs mount, by the node's rule: a slot is fsynced in the TLog before
+//! the store applies it, and the child reports each slot whose append returned. The parent cuts
+//! the power at a seeded random moment and kills the child (what a power loss does to the
+//! process), then starts again through the same start-up and checks:
+//!
+//! - start-up succeeds (after the operator's repair of a torn TLog tail, which the server
+//!   refuses to start with, exit 48, by design);
+//! - the store is never ahead of the log;
+//! - every slot whose TLog append returned is still in the log;
+//! - the store after start-up equals a fresh replay of the log into an empty store.
+//!
+//! Seeds: `LOSSYFS_SEEDS=a..b` (default 0..4); each failing message names its seed. The seed
+//! fixes the slots, the moments and the tears, but not the interleaving of sled's threads.
+//!
+//! Why a child process and not handles dropped in the test: dropping a `SledStore` whose
+//! writes failed (EIO after the cut) hangs for ever in sled's `Tree::drop` → `Tree::flush` →
+//! `flush_epoch::Completion::wait_for_complete` (vendor/sled/src/flush_epoch.rs:94): sled's
+//! flush never completes a waiter once a write under it failed. A killed process has no drop.
+
+use arakoon_node::config::ClusterConfig;
+use arakoon_node::replay;
+use arakoon_node::server::startup::{self, Prepared};
+use arakoon_node::store::{SledStore, Store};
+use arakoon_node::tlog::{truncate_torn_tail, FsDir};
+use arakoon_node::value::{Update, Value};
+use lossyfs::LossyFs;
+use rand::{Rng, SeedableRng};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CHILD_ENV: &str = "LOSSYFS_NODE_CHILD";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The power goes; each file loses all its unsynced writes.
+    Cut,
+    /// The power goes and each file keeps a random prefix of its unsynced writes.
+    TornCut,
+    /// An fsync (the TLog's or sled's, whichever comes first) fails first; the node stops at the
+    /// first error, then the power goes.
+    FailedFsync,
+}
+
+fn config(home: &Path) -> ClusterConfig {
+    // Small TLog files: rollovers (a new file and a directory sync) happen often.
+    let text = format!(
+        "[global]\ncluster = n0\ncluster_id = lossy\ntlog_max_entries = 40\n[n0]\n\
+         ip = 127.0.0.1\nclient_port = 1\nmessaging_port = 2\nhome = {}\n",
+        home.display()
+    );
+    ClusterConfig::parse(&text, "lossy.ini").unwrap()
+}
+
+fn value(rng: &mut impl Rng, i: u64) -> Value {
+    let updates = (0..rng.gen_range(1..4u32))
+        .map(|_| {
+            let key = format!("k{}", rng.gen_range(0..60)).into_bytes();
+            if rng.gen_bool(0.2) {
+                Update::Delete { key }
+            } else {
+                let len = rng.gen_range(1..600);
+                Update::Set { key, value: format!("v{i}-").repeat(len / 4 + 1).into_bytes() }
+            }
+        })
+        .collect();
+    Value::client(updates)
+}
+
+fn pairs(store: &SledStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store.export().map(|p| p.unwrap()).collect()
+}
+
+/// Starts the node as the server does; a torn TLog tail is refused with exit 48, and the
+/// operator's repair (`arakoon-admin tlog truncate`, the same function) comes first then.
+fn start(cfg: &ClusterConfig, seed: u64, life: u32) -> (Prepared, bool) {
+    let node = &cfg.nodes[0];
+    match startup::prepare(cfg, node) {
+        Ok(p) => (p, false),
+        Err(e) if e.exit_code() == 48 => {
+            let dir = FsDir::open(&node.tlog_dir).unwrap();
+            let cut = truncate_torn_tail(&dir).unwrap();
+            assert!(cut.is_some(), "seed {seed} life {life}: exit 48 without a torn tail: {e}");
+            let p = startup::prepare(cfg, node).unwrap_or_else(|e| {
+                panic!("seed {seed} life {life}: start-up after the repair failed: {e}")
+            });
+            (p, true)
+        }
+        Err(e) => panic!(
+            "seed {seed} life {life}: start-up failed: {e:?}\nthe store's files: {:?}",
+            listing(&startup::store_path(node))
+        ),
+    }
+}
+
+/// Every file under `dir` with its length, for failure messages.
+fn listing(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(path),
+                Ok(m) => out.push((path.display().to_string(), m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Checks a started node against what was acknowledged and against a fresh replay.
+fn check(p: &Prepared, acked: Option<u64>, seed: u64, life: u32, scratch: &Path) {
+    let last = p.last.as_ref().map(|(i, _)| *i);
+    if let Some(a) = acked {
+        assert!(
+            last.is_some_and(|l| l >= a),
+            "seed {seed} life {life}: slot {a} was fsynced in the TLog but the log ends at {last:?}"
+        );
+    }
+    assert!(p.store.applied() <= last, "seed {seed} life {life}: store ahead of the log");
+    assert_eq!(p.store.applied(), last, "seed {seed} life {life}: a 1-node start applies all");
+    let fresh_path = scratch.join(format!("fresh-{seed}-{life}"));
+    let mut fresh = SledStore::open(&fresh_path, "lossy").unwrap();
+    replay::replay(p.dir.as_ref(), &mut fresh, true, &mut |_| {}).unwrap();
+    assert_eq!(fresh.applied(), last);
+    assert!(
+        pairs(&p.store) == pairs(&fresh),
+        "seed {seed} life {life}: the store differs from a fresh replay of its log"
+    );
+}
+
+/// The crashing node: starts as the server does, then appends and applies until it is killed;
+/// on an error it stops (as the node does) and waits to be killed.
+#[test]
+fn node_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let (home, seed) = spec.split_once(';').unwrap();
+    let cfg = config(Path::new(home));
+    let mut out = std::io::stdout().lock();
+    let (p, _) = start(&cfg, 0, 0);
+    let Prepared { mut writer, mut store, last, .. } = p;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.parse().unwrap());
+    let mut i = last.map_or(0, |(i, _)| i + 1);
+    writeln!(out, "started").unwrap();
+    loop {
+        let v = value(&mut rng, i);
+        if let Err(e) = writer.append(&[(i, &v)]) {
+            writeln!(out, "stopped: tlog: {e}").unwrap();
+            break;
+        }
+        writeln!(out, "acked {i}").unwrap();
+        out.flush().unwrap();
+        if let Err(e) = store.apply(i, &v) {
+            writeln!(out, "stopped: store: {e}").unwrap();
+            break;
+        }
+        if rng.gen_ratio(1, 25) {
+            if let Err(e) = store.flush() {
+                writeln!(out, "stopped: store flush: {e}").unwrap();
+                break;
+            }
+        }
+        i += 1;
+    }
+    out.flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    lives: u32,
+    torn_repairs: u32,
+    acked: Option<u64>,
+    stopped: Vec<String>,
+}
+
+/// `settled`: once the first life has started, everything is made durable (a sync(2), as an
+/// established node's disk has long written back its store's creation); see
+/// [`a_fresh_store_survives_a_power_cut`] for why.
+fn run(seed: u64, fault: Fault, settled: bool) -> Option<Outcome> {
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let fs = match LossyFs::mount(tmp.path()) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
+            return None;
+        }
+    };
+    let cfg = config(tmp.path());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Outcome::default();
+    for life in 0..4u32 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["node_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, format!("{};{}", tmp.path().display(), rng.gen::<u64>()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut acked = None;
+            let mut stopped = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.ends_with("started") {
+                    let _ = tx.send(());
+                } else if let Some(i) = line.strip_prefix("acked ") {
+                    acked = Some(i.parse::<u64>().unwrap());
+                } else if let Some(why) = line.strip_prefix("stopped: ") {
+                    stopped = Some(why.to_string());
+                }
+            }
+            (acked, stopped)
+        });
+        // Bounded: a child that cannot start within a minute fails the test.
+        let started = rx.recv_timeout(Duration::from_secs(60));
+        if started.is_ok() && settled && life == 0 {
+            fs.sync_everything();
+        }
+        if started.is_ok() {
+            if fault == Fault::FailedFsync {
+                std::thread::sleep(Duration::from_millis(rng.gen_range(0..300)));
+                fs.fail_next_fsync();
+            }
+            std::thread::sleep(Duration::from_millis(rng.gen_range(50..600)));
+        }
+        let tear = (fault == Fault::TornCut).then(|| rng.gen());
+        fs.power_cut(tear);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (acked, stopped) = reader.join().unwrap();
+        started.unwrap_or_else(|_| panic!("seed {seed} life {life}: the node did not start"));
+        if acked.is_some() {
+            out.acked = acked;
+        }
+        out.stopped.extend(stopped);
+        fs.power_on();
+        out.lives += 1;
+        let (p, repaired) = start(&cfg, seed, life);
+        out.torn_repairs += repaired as u32;
+        check(&p, out.acked, seed, life, scratch.path());
+    }
+    let stats = fs.stats();
+    eprintln!("seed {seed} {fault:?}: {out:?} {stats:?}");
+    assert!(out.acked.is_some_and(|a| a > 20), "seed {seed}: too few slots to test anything");
+    if fault == Fault::FailedFsync {
+        assert!(stats.failed_fsyncs > 0, "seed {seed}: no fsync failed");
+    }
+    fs.unmount().unwrap();
+    Some(out)
+}
+
+fn seeds() -> std::ops::Range<u64> {
+    let s = std::env::var("LOSSYFS_SEEDS").unwrap_or_else(|_| "0..4".into());
+    let (a, b) = s.split_once("..").expect("LOSSYFS_SEEDS=a..b");
+    a.parse().unwrap()..b.parse().unwrap()
+}
+
+#[test]
+fn tlog_and_sled_store_survive_power_cuts() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    for seed in seeds() {
+        eprintln!("seed {seed}: power cuts");
+        if run(seed, Fault::Cut, true).is_none() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn tlog_and_sled_store_survive_torn_power_cuts() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    for seed in seeds() {
+        eprintln!("seed {seed}: torn power cuts");
+        if run(seed, Fault::TornCut, true).is_none() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn tlog_and_sled_store_survive_a_failed_fsync_then_a_power_cut() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    for seed in seeds() {
+        eprintln!("seed {seed}: a failed fsync, then power cuts");
+        if run(seed, Fault::FailedFsync, true).is_none() {
+            return;
+        }
+    }
+}
+
+/// A finding, kept failing: sled loses a fresh store to a power cut. `sled::Db` open writes its
+/// settings cookie with `std::fs::write` and never fsyncs it (`PersistentSettings::verify_or_store`,
+/// vendor/sled/src/heap.rs:231-249); the next open's directory fsync makes the name durable, so
+/// a power cut in between leaves `store/durability_cookie` empty (0 bytes) and every later open
+/// fails in `PersistentSettings::deserialize` with `UnexpectedEof: failed to fill whole buffer`
+/// (heap.rs:254): start-up refuses with "store at .../store: failed to fill whole buffer". Seen
+/// with every seed tried (0..2) at the second start. ext4 without a journal (and delayed
+/// allocation with data=writeback) can leave exactly this zero-length file. Fix: fsync the
+/// cookie (and its directory) in sled before using the store.
+#[test]
+#[ignore = "sled bug: its durability_cookie is written without fsync; a power cut leaves it empty and the store can no longer be opened (heap.rs:231-254)"]
+fn a_fresh_store_survives_a_power_cut() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    run(0, Fault::Cut, false);
+}
