@@ -1,6 +1,6 @@
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
@@ -236,16 +236,29 @@ impl PersistentSettings {
         let settings_path = path.as_ref().join("durability_cookie");
 
         match std::fs::read(&settings_path) {
-            Ok(previous_bytes) => {
+            // arakoon-rs patch 7: a cookie shorter than its 64 bytes is one whose write never
+            // reached the disk (a power cut between its creation and its sync); it is written
+            // again, as for a new database.
+            Ok(previous_bytes) if previous_bytes.len() >= 64 => {
                 let previous =
                     PersistentSettings::deserialize(&previous_bytes)?;
                 self.check_compatibility(&previous)
             }
+            Ok(_) => self.store_durably(path.as_ref(), &settings_path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::write(settings_path, &self.serialize())
+                self.store_durably(path.as_ref(), &settings_path)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// arakoon-rs patch 7: the cookie is synced, and so is the directory that names it, before
+    /// the database is used: unsynced, a power cut left an empty cookie that no open accepted.
+    fn store_durably(&self, dir: &Path, settings_path: &Path) -> io::Result<()> {
+        let mut file = std::fs::File::create(settings_path)?;
+        file.write_all(&self.serialize())?;
+        file.sync_all()?;
+        std::fs::File::open(dir)?.sync_all()
     }
 
     fn deserialize(buf: &[u8]) -> io::Result<PersistentSettings> {
