@@ -436,6 +436,16 @@ impl Served {
     fn state(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A new file or directory `name` in `parent` with the permission bits of `mode`.
+    fn new_entry(&self, parent: INodeNo, name: &OsStr, kind: Kind, mode: u32, reply: ReplyEntry) {
+        let mut st = self.state();
+        match st.new_node(parent.0, name, kind, (mode & 0o7777) as u16).and_then(|ino| st.attr(ino))
+        {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
 }
 
 impl Filesystem for Served {
@@ -509,15 +519,7 @@ impl Filesystem for Served {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EPERM);
         }
-        let mut st = self.state();
-        let perm = (mode & !umask & 0o7777) as u16;
-        match st
-            .new_node(parent.0, name, Kind::File(FileNode::default()), perm)
-            .and_then(|ino| st.attr(ino))
-        {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        self.new_entry(parent, name, Kind::File(FileNode::default()), mode & !umask, reply);
     }
 
     fn mkdir(
@@ -529,15 +531,7 @@ impl Filesystem for Served {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let mut st = self.state();
-        let perm = (mode & !umask & 0o7777) as u16;
-        match st
-            .new_node(parent.0, name, Kind::Dir(DirNode::default()), perm)
-            .and_then(|ino| st.attr(ino))
-        {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        self.new_entry(parent, name, Kind::Dir(DirNode::default()), mode & !umask, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {

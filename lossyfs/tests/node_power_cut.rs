@@ -264,43 +264,33 @@ fn seeds() -> std::ops::Range<u64> {
     a.parse().unwrap()..b.parse().unwrap()
 }
 
-#[test]
-fn tlog_and_sled_store_survive_power_cuts() {
+/// [`run`] for each seed of `LOSSYFS_SEEDS` (none in the child process; all skipped where no
+/// FUSE file system can be mounted).
+fn run_seeds(fault: Fault, what: &str) {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
     for seed in seeds() {
-        eprintln!("seed {seed}: power cuts");
-        if run(seed, Fault::Cut).is_none() {
+        eprintln!("seed {seed}: {what}");
+        if run(seed, fault).is_none() {
             return;
         }
     }
+}
+
+#[test]
+fn tlog_and_sled_store_survive_power_cuts() {
+    run_seeds(Fault::Cut, "power cuts");
 }
 
 #[test]
 fn tlog_and_sled_store_survive_torn_power_cuts() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    for seed in seeds() {
-        eprintln!("seed {seed}: torn power cuts");
-        if run(seed, Fault::TornCut).is_none() {
-            return;
-        }
-    }
+    run_seeds(Fault::TornCut, "torn power cuts");
 }
 
 #[test]
 fn tlog_and_sled_store_survive_a_failed_fsync_then_a_power_cut() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    for seed in seeds() {
-        eprintln!("seed {seed}: a failed fsync, then power cuts");
-        if run(seed, Fault::FailedFsync).is_none() {
-            return;
-        }
-    }
+    run_seeds(Fault::FailedFsync, "a failed fsync, then power cuts");
 }
 
 /// A finding: sled lost a fresh store to a power cut. Its open wrote the settings cookie with
