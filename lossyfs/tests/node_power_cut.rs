@@ -309,3 +309,44 @@ fn a_fresh_store_survives_a_power_cut() {
     }
     run(0, Fault::Cut);
 }
+
+/// A finding: a sled store whose flush failed could not be dropped. The failed flush never
+/// marked its epoch complete, so the flush in `Tree::drop` (and any later flush) waited for
+/// ever (vendor/sled/src/flush_epoch.rs, `wait_for_complete`): a node stopping after such a
+/// failure hung instead of exiting with its code. vendor/sled patch 8 keeps the failure, wakes
+/// the flushes that wait on the failed one, and fails every later flush at once.
+#[test]
+fn a_store_whose_flush_failed_fails_again_and_drops() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = match LossyFs::mount(tmp.path()) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
+            return;
+        }
+    };
+    let mut store = SledStore::open(&tmp.path().join("store"), "lossy").unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for i in 0..20 {
+        store.apply(i, &value(&mut rng, i)).unwrap();
+    }
+    fs.fail_next_fsync();
+    let first = store.flush();
+    assert!(first.is_err(), "the flush under a failed fsync must fail");
+    store.apply(20, &value(&mut rng, 20)).ok();
+    // On a thread, bounded: before the patch the next flush and the drop waited for ever.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let again = store.flush();
+        drop(store);
+        let _ = done_tx.send(again.is_err());
+    });
+    match done.recv_timeout(Duration::from_secs(20)) {
+        Ok(failed_again) => assert!(failed_again, "a flush after a failed one must fail too"),
+        Err(_) => panic!("a flush after a failed one, then the drop, did not end within 20 s"),
+    }
+    drop(fs);
+}

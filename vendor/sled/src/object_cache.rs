@@ -506,6 +506,9 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
     }
 
     pub fn flush(&self) -> io::Result<FlushStats> {
+        // arakoon-rs patch 8: a flush after a failed one fails at once with the first failure
+        // instead of waiting for ever on the failed flush's completion.
+        self.check_error()?;
         let mut write_batch = vec![];
 
         log::trace!("advancing epoch");
@@ -523,6 +526,12 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
         );
         let previous_epoch =
             previous_flush_complete_notifier.wait_for_complete();
+
+        // arakoon-rs patch 8: the previous flush failed; the next one waits on this one.
+        if let Err(e) = self.check_error() {
+            forward_flush_notifier.mark_complete();
+            return Err(e);
+        }
 
         let pre_block_on_previous_flush = before_previous_block.elapsed();
 
@@ -837,7 +846,16 @@ impl<const LEAF_FANOUT: usize> ObjectCache<LEAF_FANOUT> {
             write_batch.iter().map(Update::object_id).collect();
 
         let write_batch_stats = if objects_flushed > 0 {
-            let write_batch_stats = self.heap.write_batch(write_batch)?;
+            let write_batch_stats = match self.heap.write_batch(write_batch) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    // arakoon-rs patch 8: the failure is kept (every later flush and write
+                    // returns it) and the flushes waiting on this one are woken to see it.
+                    self.set_error(&e);
+                    forward_flush_notifier.mark_complete();
+                    return Err(e);
+                }
+            };
             log::trace!(
                 "marking {flush_through_epoch:?} as flushed - \
                 {objects_flushed} objects written, {write_batch_stats:?}",
