@@ -167,25 +167,27 @@ impl World {
         }
     }
 
+    /// The writer's last slot when node `k`'s disk holds nothing unsynced: then the disk is
+    /// what survives, and the writer wrote all of it (`None`: a durable copy must be read).
+    fn synced_last_i(&self, k: NodeIdx) -> Option<Option<u64>> {
+        let last = self.nodes[k].state.as_ref().map(|s| s.persister.last_i())?;
+        self.nodes[k].disk.all_synced().then_some(last)
+    }
+
     /// The last slot of node `k`'s durable log, without reading its ballot record (an apply
     /// and an acknowledgement name a slot, not a ballot).
     fn durable_last_i(&self, k: NodeIdx) -> Result<Option<u64>, TlogError> {
-        let disk = &self.nodes[k].disk;
-        match self.nodes[k].state.as_ref().map(|s| s.persister.last_i()) {
-            Some(last) if disk.all_synced() => Ok(last),
-            _ => tlog::last_i(&disk.durable_copy()),
+        match self.synced_last_i(k) {
+            Some(last) => Ok(last),
+            None => tlog::last_i(&self.nodes[k].disk.durable_copy()),
         }
     }
 
     fn durable_view(&self, k: NodeIdx) -> DurableView {
         let disk = &self.nodes[k].disk;
-        let writer_last = self.nodes[k].state.as_ref().map(|s| s.persister.last_i());
-        match writer_last {
-            // Nothing unsynced: the disk is what survives, and the writer wrote all of it.
-            Some(last) if disk.all_synced() => {
-                DurableView { record: BallotRecord::load(disk), last_i: Ok(last) }
-            }
-            _ => {
+        match self.synced_last_i(k) {
+            Some(last) => DurableView { record: BallotRecord::load(disk), last_i: Ok(last) },
+            None => {
                 let durable = disk.durable_copy();
                 DurableView { record: BallotRecord::load(&durable), last_i: tlog::last_i(&durable) }
             }

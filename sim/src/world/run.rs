@@ -255,6 +255,11 @@ pub struct RunReport {
     pub broke_beyond_bound: Option<Violation>,
 }
 
+/// A request's or a reply's trip between a client and a node (µs). A held call
+/// (`Reduction::hold_calls`) draws from this range where the call it stands for drew, so that
+/// the later draws stay as they were.
+const CLIENT_HOP_US: std::ops::Range<u64> = 100..1_000;
+
 #[derive(Debug)]
 pub(super) enum Event {
     Deliver {
@@ -786,7 +791,7 @@ impl World {
         if let Some(held) = self.report.returns.get_mut(&(client, op)) {
             held.answered_us = held.answered_us.or(Some(self.now_us));
         }
-        let delay = self.rng.gen_range(100..1_000);
+        let delay = self.rng.gen_range(CLIENT_HOP_US);
         self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
     }
 
@@ -905,7 +910,7 @@ impl World {
         if let Some(held) = self.cfg.reduce.hold_calls.get(&(c, op)).filter(|_| in_run) {
             // Left out by shrinking: the client goes on as the call's answer made it go on.
             let held = *held;
-            let _delay: u64 = self.clients[c].rng.gen_range(100..1_000);
+            let _delay: u64 = self.clients[c].rng.gen_range(CLIENT_HOP_US);
             if let Some(at_us) = held.answered_us {
                 self.agenda.push(at_us.max(self.now_us), Event::HeldAnswer);
             }
@@ -932,7 +937,7 @@ impl World {
         self.clients[c].pending =
             Some(PendingOp { op, kind: drawn.kind, key: drawn.key, deadline_us });
         let target = self.clients[c].target;
-        let delay = self.clients[c].rng.gen_range(100..1_000);
+        let delay = self.clients[c].rng.gen_range(CLIENT_HOP_US);
         self.agenda.push(self.now_us + delay, Event::ClientRequest { node: target, client: c, op });
         if self.clients[c].timeout_at_us.is_none() {
             self.clients[c].timeout_at_us = Some(deadline_us);
@@ -1450,7 +1455,7 @@ impl World {
             }
             Event::ClientTimeout { client } => self.client_timeout(client),
             Event::HeldAnswer => {
-                let _delay: u64 = self.rng.gen_range(100..1_000);
+                let _delay: u64 = self.rng.gen_range(CLIENT_HOP_US);
             }
             Event::Nemesis => {
                 if self.now_us < self.cfg.duration_ms * 1000 {
