@@ -348,8 +348,50 @@ async fn run_step(
     })
 }
 
+/// Values of this size and more get a fresh pair of clusters for every step, not only for every
+/// operation and value size: a step of 256 clients writing 1 MiB values adds gigabytes to each
+/// member, and etcd keeps its recent raft log in memory (its default `--snapshot-count` is
+/// 100,000 entries), so the steps of the full table, run on one pair, once took each etcd member
+/// past 6 GB resident and a 24 GiB machine into swap.
+pub const FRESH_CLUSTERS_PER_STEP_FROM: usize = 64 << 10;
+
+/// A 3-node arakoon cluster and a 3-member etcd, started together under `dir`.
+struct Pair {
+    arakoon: cluster::ArakoonCluster,
+    etcd: cluster::EtcdCluster,
+}
+
+impl Pair {
+    async fn start(etcd_bin: &std::path::Path, dir: &std::path::Path) -> Result<Pair, BenchError> {
+        let (a_dir, e_dir) = (dir.join("arakoon"), dir.join("etcd"));
+        for d in [&a_dir, &e_dir] {
+            std::fs::create_dir_all(d).map_err(BenchError::Scratch)?;
+        }
+        let arakoon = cluster::start_arakoon(&a_dir)?;
+        let etcd = cluster::start_etcd(etcd_bin, &e_dir, Duration::from_secs(30)).await?;
+        let pair = Pair { arakoon, etcd };
+        // The arakoon cluster serves once a master is elected; the first open waits for it.
+        wait_ready(&pair.targets()[0].1, System::Arakoon, Duration::from_secs(30)).await?;
+        Ok(pair)
+    }
+
+    fn targets(&self) -> [(System, Target, &cluster::Servers, Option<&std::path::Path>); 2] {
+        [
+            (
+                System::Arakoon,
+                Target::Arakoon(self.arakoon.client.clone()),
+                &self.arakoon.servers,
+                Some(self.arakoon.spans.as_path()),
+            ),
+            (System::Etcd, Target::Etcd(self.etcd.leader), &self.etcd.servers, None),
+        ]
+    }
+}
+
 /// Runs every step on arakoon, then the same step on etcd, and hands each result to `report`
-/// as it comes (`note` gets progress lines).
+/// as it comes (`note` gets progress lines). Each operation and value size starts on a fresh
+/// pair of clusters (and each step, for values of [`FRESH_CLUSTERS_PER_STEP_FROM`] bytes and
+/// more); the pair before is stopped and its files removed first.
 pub async fn compare(
     opts: &CompareOptions,
     mut note: impl FnMut(&str),
@@ -364,35 +406,35 @@ pub async fn compare(
         None => tempfile::tempdir(),
     }
     .map_err(BenchError::Scratch)?;
-    let (a_dir, e_dir) = (scratch.path().join("arakoon"), scratch.path().join("etcd"));
-    for d in [&a_dir, &e_dir] {
-        std::fs::create_dir_all(d).map_err(BenchError::Scratch)?;
-    }
-    note(&format!("starting 3 arakoon nodes and 3 etcd members ({})", etcd_bin.display()));
-    let arakoon = cluster::start_arakoon(&a_dir)?;
-    let etcd = cluster::start_etcd(&etcd_bin, &e_dir, Duration::from_secs(30)).await?;
-    let targets = [
-        (
-            System::Arakoon,
-            Target::Arakoon(arakoon.client.clone()),
-            &arakoon.servers,
-            Some(arakoon.spans.as_path()),
-        ),
-        (System::Etcd, Target::Etcd(etcd.leader), &etcd.servers, None),
-    ];
-    // The arakoon cluster serves once a master is elected; the first open waits for it.
-    wait_ready(&targets[0].1, System::Arakoon, Duration::from_secs(30)).await?;
     let mut step = 0;
+    let mut generation = 0;
     for &op in &opts.ops {
         for &size in &opts.value_sizes {
-            if op == Op::Get {
-                note(&format!("writing {} keys of {size} B for the gets", get_keys(size)));
-                for (system, target, _, _) in &targets {
-                    preload(target, *system, size).await?;
-                }
-            }
+            let mut pair: Option<(Pair, PathBuf)> = None;
             for &clients in &opts.clients {
-                for (system, target, servers, spans) in &targets {
+                if pair.is_none() || size >= FRESH_CLUSTERS_PER_STEP_FROM {
+                    if let Some((old, dir)) = pair.take() {
+                        drop(old);
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    generation += 1;
+                    let dir = scratch.path().join(format!("pair{generation}"));
+                    note(&format!(
+                        "starting 3 arakoon nodes and 3 etcd members ({}) in {}",
+                        etcd_bin.display(),
+                        dir.display()
+                    ));
+                    let fresh = Pair::start(&etcd_bin, &dir).await?;
+                    if op == Op::Get {
+                        note(&format!("writing {} keys of {size} B for the gets", get_keys(size)));
+                        for (system, target, _, _) in &fresh.targets() {
+                            preload(target, *system, size).await?;
+                        }
+                    }
+                    pair = Some((fresh, dir));
+                }
+                let (p, _) = pair.as_ref().expect("started above");
+                for (system, target, servers, spans) in &p.targets() {
                     note(&format!("{system}: {op} {size} B, {clients} client(s)"));
                     step += 1;
                     let (d, s) = (opts.duration, *spans);

@@ -5,17 +5,16 @@
 
 use std::fs::File;
 use std::io;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// `n` distinct free TCP ports on 127.0.0.1, held open together while picked so none repeats.
+/// `n` distinct free TCP ports on 127.0.0.1, outside the kernel's ephemeral range so that no
+/// other process's `bind(0)` or outgoing connection takes one before its node binds it
+/// ([`arakoon_node::ports`]).
 pub fn free_ports(n: usize) -> io::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<io::Result<_>>()?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    arakoon_node::ports::free_loopback_ports(n)
 }
 
 /// Finds a sibling binary of this program (`arakoon` beside `arakoon-admin` or a test binary),
@@ -276,6 +275,12 @@ mod tests {
     #[test]
     fn ports_are_distinct() {
         let ports = free_ports(16).unwrap();
+        let (lo, hi) = arakoon_node::ports::ephemeral_range();
+        for p in &ports {
+            // A port of the ephemeral range can be taken by any `bind(0)` or outgoing
+            // connection between `sandbox up` picking it and the supervisor binding it.
+            assert!(*p < lo || *p > hi, "port {p} inside the ephemeral range {lo}..={hi}");
+        }
         let mut sorted = ports.clone();
         sorted.sort_unstable();
         sorted.dedup();

@@ -75,6 +75,40 @@ fn compare_with_etcd_prints_both_systems_side_by_side() {
     assert_eq!(systems.iter().filter(|s| **s == "etcd").count(), 4, "{systems:?}");
 }
 
+/// Large values run each step on a pair of clusters of its own: the whole table of 1 MiB
+/// values on one pair once took each etcd member past 6 GB and the machine into swap.
+#[test]
+fn large_values_start_fresh_clusters_for_every_step() {
+    if !etcd_installed() {
+        eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
+        return;
+    }
+    common::arakoon_binary();
+    let out = admin(&[
+        "bench",
+        "--compare",
+        "etcd",
+        "--duration",
+        "1s",
+        "--clients",
+        "1,2",
+        "--ops",
+        "set",
+        "--value-sizes",
+        "100,65536",
+        "--json",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let starts = t.matches("starting 3 arakoon nodes and 3 etcd members").count();
+    assert_eq!(starts, 3, "one pair for the 100-byte steps, one for each 64 KiB step: {t}");
+    let json: serde_json::Value =
+        serde_json::from_str(t.lines().find(|l| l.starts_with('{')).expect("a JSON line")).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "2 sizes x 2 client counts x 2 systems: {t}");
+    assert!(steps.iter().all(|s| s["errors"] == 0 && s["ops"].as_u64().unwrap() > 0), "{t}");
+}
+
 #[test]
 fn compare_refuses_what_it_cannot_run() {
     let out = admin(&["bench", "--compare", "etcd", "--value-sizes", "0"]);

@@ -23,6 +23,7 @@ pub mod limits_config;
 pub mod llio;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
+pub mod ports;
 pub mod protocol;
 pub mod rc;
 pub mod replay;

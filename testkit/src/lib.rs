@@ -8,7 +8,7 @@
 
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::config::ClusterConfig;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,29 +17,15 @@ use std::time::{Duration, Instant};
 /// How long `stop` waits after SIGTERM before it kills.
 const STOP_WAIT_MS: u64 = 10_000;
 
-/// A loopback port for a node to listen on. Ports come from below the kernel's ephemeral range
-/// (32768 and up), so that no `bind(0)` of a parallel test and no outgoing connection's source
-/// port can take one while its node is down or not started yet (a port from `bind(0)`, released,
-/// was once handed to two clusters of tests running side by side); one process never hands out
-/// the same port twice; each is free when handed out. Processes start at different places.
+/// A loopback port for a node to listen on, free when handed out, never handed out twice by
+/// one process, and outside the kernel's ephemeral range so that no `bind(0)` of a parallel
+/// test and no outgoing connection takes it while its node is down or not started yet
+/// ([`arakoon_node::ports`]).
 pub fn free_port() -> u16 {
-    const LOW: u16 = 20_000;
-    const HIGH: u16 = 32_000;
-    static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
-    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut port = next.unwrap_or(LOW + (std::process::id() % 1_000) as u16 * 12);
-    for _ in 0..(HIGH - LOW) {
-        if port >= HIGH {
-            port = LOW;
-        }
-        let candidate = port;
-        port += 1;
-        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
-            *next = Some(port);
-            return candidate;
-        }
+    match arakoon_node::ports::free_loopback_ports(1) {
+        Ok(ports) => ports[0],
+        Err(e) => panic!("{e}"),
     }
-    panic!("no free loopback port between {LOW} and {HIGH}");
 }
 
 /// A current-thread runtime for the tests' own client calls.
