@@ -2256,17 +2256,31 @@ impl Batch {
 
 impl<const LEAF_FANOUT: usize> Leaf<LEAF_FANOUT> {
     pub fn serialize(&self, zstd_compression_level: i32) -> Vec<u8> {
-        let mut ret = vec![];
-
-        let mut zstd_enc =
-            zstd::stream::Encoder::new(&mut ret, zstd_compression_level)
-                .unwrap();
-
-        bincode::serialize_into(&mut zstd_enc, self).unwrap();
-
-        zstd_enc.finish().unwrap();
-
-        ret
+        // arakoon-rs patch: the leaf is encoded whole, then compressed in one
+        // call with a compression context kept by the thread. The streaming
+        // encoder created a context per leaf (zeroing tables sized for a
+        // stream of unknown length) and copied every byte into its window
+        // first: a third of the flusher's time with 4 KiB values. The frame
+        // is the same zstd format; `deserialize` reads old and new alike.
+        thread_local! {
+            static COMPRESSOR: std::cell::RefCell<
+                Option<(i32, zstd::bulk::Compressor<'static>)>,
+            > = const { std::cell::RefCell::new(None) };
+        }
+        let raw = bincode::serialize(self).unwrap();
+        COMPRESSOR.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            if cell.as_ref().map(|(level, _)| *level)
+                != Some(zstd_compression_level)
+            {
+                let compressor =
+                    zstd::bulk::Compressor::new(zstd_compression_level)
+                        .unwrap();
+                *cell = Some((zstd_compression_level, compressor));
+            }
+            let (_, compressor) = cell.as_mut().unwrap();
+            compressor.compress(&raw).unwrap()
+        })
     }
 
     fn deserialize(buf: &[u8]) -> io::Result<Box<Leaf<LEAF_FANOUT>>> {
