@@ -98,6 +98,10 @@ struct Handle {
     ino: u64,
     epoch: u64,
     append: bool,
+    /// A directory's entries as its first `readdir` (offset 0) saw them: the later pages come
+    /// from this copy, so that an entry made or removed meanwhile cannot shift the offsets and
+    /// list another entry twice (a collapse once removed a TLog file twice that way).
+    listing: Vec<(u64, FileType, OsString)>,
 }
 
 /// What the file system has counted, for tests to check that the faults were exercised.
@@ -258,7 +262,7 @@ impl State {
         let fh = self.next_fh;
         self.next_fh += 1;
         let append = flags & libc::O_APPEND != 0;
-        self.handles.insert(fh, Handle { ino, epoch: self.epoch, append });
+        self.handles.insert(fh, Handle { ino, epoch: self.epoch, append, listing: Vec::new() });
         Ok(FileHandle(fh))
     }
 
@@ -775,22 +779,25 @@ impl Filesystem for Served {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let st = self.state();
+        let mut st = self.state();
         let result = (|| {
             st.handle(fh)?;
-            let dir = st.dir(ino.0)?;
-            let mut list = vec![
-                (ino.0, FileType::Directory, OsString::from(".")),
-                (ino.0, FileType::Directory, OsString::from("..")),
-            ];
-            for (name, &child) in &dir.entries {
-                let kind = match st.node(child)?.kind {
-                    Kind::Dir(_) => FileType::Directory,
-                    Kind::File(_) => FileType::RegularFile,
-                };
-                list.push((child, kind, name.clone()));
+            if offset == 0 {
+                let dir = st.dir(ino.0)?;
+                let mut list = vec![
+                    (ino.0, FileType::Directory, OsString::from(".")),
+                    (ino.0, FileType::Directory, OsString::from("..")),
+                ];
+                for (name, &child) in &dir.entries {
+                    let kind = match st.node(child)?.kind {
+                        Kind::Dir(_) => FileType::Directory,
+                        Kind::File(_) => FileType::RegularFile,
+                    };
+                    list.push((child, kind, name.clone()));
+                }
+                st.handles.get_mut(&fh.0).ok_or(Errno::EBADF)?.listing = list;
             }
-            Ok(list)
+            Ok(st.handles.get(&fh.0).ok_or(Errno::EBADF)?.listing.clone())
         })();
         match result {
             Ok(list) => {

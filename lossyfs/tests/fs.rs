@@ -245,3 +245,21 @@ fn a_flipped_bit_reads_back_flipped_and_survives_a_power_cut() {
     assert!(["h", "sub/f", "sub/g"].iter().any(|p| everywhere.path == Path::new(p)));
     assert_eq!(fs.stats().bits_flipped, 1 + 40 + 1);
 }
+
+/// A listing read in pages while names are added in front of the reader's position lists no
+/// name twice (a collapse once removed a TLog file twice: `1000.tlog` sorts before `769.tlog`).
+#[test]
+fn a_directory_listed_while_files_are_made_lists_no_name_twice() {
+    let Some((tmp, _fs)) = mount() else { return };
+    let dir = tmp.path();
+    for k in 500..900 {
+        fs::write(dir.join(format!("{k}.tlog")), b"").unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (made, entry) in (1000..).zip(fs::read_dir(dir).unwrap()) {
+        let name = entry.unwrap().file_name();
+        assert!(seen.insert(name.clone()), "{name:?} listed twice");
+        fs::write(dir.join(format!("{made}.tlog")), b"").unwrap();
+    }
+    assert!(seen.len() >= 400, "{} names", seen.len());
+}

@@ -15,6 +15,9 @@
 //! - [`a_bit_flipped_in_a_tlog_file_is_refused_at_start`]: a bit flipped at rest in a TLog file
 //!   of a stopped node: the node must refuse to start with an exit code and a message naming
 //!   the file, and never serve a value.
+//! - [`a_slave_refusing_a_flipped_tlog_is_repaired_from_a_peer`]: the same on a slave of three,
+//!   then the operator's repair (its home emptied, `arakoon -catchup-only`, started again): it
+//!   catches up and every acknowledged write reads back.
 //!
 //! Seeds: `LOSSYFS_SEEDS=a..b` (default 0..2); every failure names its seed. The seed fixes
 //! the moments, the faults and the tears, not the interleaving of the processes.
@@ -524,6 +527,107 @@ fn three_nodes_keep_every_acknowledged_write_through_power_cuts() {
     for seed in seeds() {
         if three_node_lives(seed).is_none() {
             return;
+        }
+    }
+}
+
+/// Starts node `k` over damaged files and waits until it exits (its status and log) or serves
+/// (None).
+fn start_damaged(
+    rig: &mut Rig,
+    k: usize,
+    what: &str,
+) -> Option<(std::process::ExitStatus, String)> {
+    rig.cluster.start(k);
+    let rt = arakoon_testkit::runtime();
+    let deadline = Instant::now() + START_WITHIN;
+    loop {
+        if let Some(status) = rig.cluster.exited(k) {
+            return Some((status, rig.cluster.log(k)));
+        }
+        let client = Client::new(rig.client_config());
+        let serves = rt.block_on(async {
+            if rig.cluster.size() == 1 {
+                Client::new(rig.client_config()).find_master().await.is_ok()
+            } else {
+                client.node_state_of(k).await.is_ok()
+            }
+        });
+        if serves {
+            return None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: n{k} neither refused nor served\n{}",
+            rig.cluster.log(k)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A bit flipped in a TLog file of a stopped slave of three: it refuses to start, naming the
+/// file; the operator's repair (its home emptied, `arakoon -catchup-only` from a peer, started
+/// again) brings it back level, and every acknowledged write reads back.
+fn flip_in_a_slaves_tlog(seed: u64) -> Option<i32> {
+    let test = "a_slave_refusing_a_flipped_tlog_is_repaired_from_a_peer";
+    let what = replay(seed, test);
+    let mut rig = Rig::new(3, "tlog_max_entries = 20")?;
+    for k in 0..3 {
+        rig.cluster.start(k);
+    }
+    let master = wait_level(&rig, &what);
+    let victim = (master + 1 + seed as usize % 2) % 3;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = spawn_writers(rig.client_config(), format!("s{seed}-a"), stop.clone());
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, _) = writers.join().unwrap();
+    wait_level(&rig, &what);
+    let status = rig.cluster.stop(victim);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{what}: n{victim} did not stop cleanly");
+    let flip = rig.fs[victim]
+        .flip_random_bit(Path::new(""), seed, is_tlog)
+        .unwrap()
+        .expect("the node wrote TLog files");
+    let what = format!("{what}: n{victim} {flip:?}");
+    // The others go on meanwhile.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = spawn_writers(rig.client_config(), format!("s{seed}-b"), stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = start_damaged(&mut rig, victim, &what);
+    stop.store(true, Ordering::Relaxed);
+    acked.extend(writers.join().unwrap().0);
+    let (status, log) =
+        refused.unwrap_or_else(|| panic!("{what}: the node serves over a damaged TLog"));
+    let code =
+        status.code().unwrap_or_else(|| panic!("{what}: killed by a signal: {status}\n{log}"));
+    assert!([48, 49, 50].contains(&code), "{what}: exit code {code}\n{log}");
+    let name = flip.path.display().to_string();
+    assert!(log.contains(&name), "{what}: the refusal does not name {name}\n{log}");
+    // The repair: a lost disk's, as the refusal says.
+    let home = rig.cluster.config.nodes[victim].home.clone();
+    for entry in std::fs::read_dir(&home).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let (status, log) = rig.cluster.catchup_only(victim);
+    assert!(status.success(), "{what}: catch-up failed: {status}\n{log}");
+    rig.start_serving(victim, &what);
+    wait_level(&rig, &what);
+    check_acked(&rig, &acked, &what);
+    Some(code)
+}
+
+#[test]
+fn a_slave_refusing_a_flipped_tlog_is_repaired_from_a_peer() {
+    for seed in seeds() {
+        match flip_in_a_slaves_tlog(seed) {
+            Some(code) => eprintln!("seed {seed}: refused with exit {code}, repaired"),
+            None => return,
         }
     }
 }
