@@ -98,6 +98,10 @@ struct Handle {
     ino: u64,
     epoch: u64,
     append: bool,
+    /// A directory's entries as its first `readdir` (offset 0) saw them: the later pages come
+    /// from this copy, so that an entry made or removed meanwhile cannot shift the offsets and
+    /// list another entry twice (a collapse once removed a TLog file twice that way).
+    listing: Vec<(u64, FileType, OsString)>,
 }
 
 /// What the file system has counted, for tests to check that the faults were exercised.
@@ -112,6 +116,19 @@ pub struct Stats {
     pub bytes_lost: u64,
     /// Unsynced bytes that survived a power cut because it tore.
     pub bytes_torn_kept: u64,
+    /// Bits flipped at rest ([`LossyFs::flip_bit`]).
+    pub bits_flipped: u64,
+}
+
+/// A bit flipped at rest by [`LossyFs::flip_random_bit`]: where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flipped {
+    /// The file, relative to the mount point.
+    pub path: PathBuf,
+    pub offset: u64,
+    pub bit: u8,
+    /// The file's durable length.
+    pub file_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -245,7 +262,7 @@ impl State {
         let fh = self.next_fh;
         self.next_fh += 1;
         let append = flags & libc::O_APPEND != 0;
-        self.handles.insert(fh, Handle { ino, epoch: self.epoch, append });
+        self.handles.insert(fh, Handle { ino, epoch: self.epoch, append, listing: Vec::new() });
         Ok(FileHandle(fh))
     }
 
@@ -361,6 +378,57 @@ impl State {
         self.dir_mut(parent)?.entries.remove(name);
         self.dir_mut(new_parent)?.entries.insert(new_name.to_owned(), from);
         Ok(())
+    }
+
+    /// The inode `path` (relative to the mount point, through the current entries) names.
+    fn resolve(&self, path: &Path) -> Res<u64> {
+        let mut ino = 1u64;
+        for part in path.components() {
+            match part {
+                std::path::Component::Normal(name) => {
+                    ino = *self.dir(ino)?.entries.get(name).ok_or(Errno::ENOENT)?;
+                }
+                std::path::Component::CurDir => {}
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        Ok(ino)
+    }
+
+    /// Flips bit `bit` of byte `offset` of the file `ino`, on the disk (its durable content) and
+    /// in what reads see; a pending write that covers the byte later still writes it whole.
+    fn flip_bit(&mut self, ino: u64, offset: u64, bit: u8) -> Res<()> {
+        if bit > 7 {
+            return Err(Errno::EINVAL);
+        }
+        let file = self.file_mut(ino)?;
+        let at = usize::try_from(offset).map_err(|_| Errno::EINVAL)?;
+        if at >= file.durable.len() {
+            return Err(Errno::EINVAL);
+        }
+        file.durable[at] ^= 1 << bit;
+        if let Some(b) = file.data.get_mut(at) {
+            *b ^= 1 << bit;
+        }
+        self.stats.bits_flipped += 1;
+        Ok(())
+    }
+
+    /// Every file under the directory `ino` with durable bytes, with its path below `prefix`,
+    /// sorted by path (so that a seed picks the same file whatever the hash order).
+    fn durable_files(&self, ino: u64, prefix: &Path, out: &mut Vec<(PathBuf, u64, u64)>) {
+        let Ok(dir) = self.dir(ino) else { return };
+        for (name, &child) in &dir.durable {
+            let path = prefix.join(name);
+            match self.nodes.get(&child).map(|n| &n.kind) {
+                Some(Kind::Dir(_)) => self.durable_files(child, &path, out),
+                Some(Kind::File(f)) if !f.durable.is_empty() => {
+                    out.push((path, child, f.durable.len() as u64))
+                }
+                _ => {}
+            }
+        }
+        out.sort();
     }
 
     /// Throws away everything that is not durable, tearing with `rng` if given, and kills the
@@ -711,22 +779,25 @@ impl Filesystem for Served {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let st = self.state();
+        let mut st = self.state();
         let result = (|| {
             st.handle(fh)?;
-            let dir = st.dir(ino.0)?;
-            let mut list = vec![
-                (ino.0, FileType::Directory, OsString::from(".")),
-                (ino.0, FileType::Directory, OsString::from("..")),
-            ];
-            for (name, &child) in &dir.entries {
-                let kind = match st.node(child)?.kind {
-                    Kind::Dir(_) => FileType::Directory,
-                    Kind::File(_) => FileType::RegularFile,
-                };
-                list.push((child, kind, name.clone()));
+            if offset == 0 {
+                let dir = st.dir(ino.0)?;
+                let mut list = vec![
+                    (ino.0, FileType::Directory, OsString::from(".")),
+                    (ino.0, FileType::Directory, OsString::from("..")),
+                ];
+                for (name, &child) in &dir.entries {
+                    let kind = match st.node(child)?.kind {
+                        Kind::Dir(_) => FileType::Directory,
+                        Kind::File(_) => FileType::RegularFile,
+                    };
+                    list.push((child, kind, name.clone()));
+                }
+                st.handles.get_mut(&fh.0).ok_or(Errno::EBADF)?.listing = list;
             }
-            Ok(list)
+            Ok(st.handles.get(&fh.0).ok_or(Errno::EBADF)?.listing.clone())
         })();
         match result {
             Ok(list) => {
@@ -843,6 +914,40 @@ impl LossyFs {
         }
     }
 
+    /// Bit rot at rest: flips bit `bit` (0 to 7) of byte `offset` of the file at `path`
+    /// (relative to the mount point) on the disk, so in what reads see too, and for good (a
+    /// power cut keeps it). The byte must be durable; InvalidInput otherwise.
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> io::Result<()> {
+        let mut st = self.state();
+        let ino = st.resolve(path).map_err(|e| errno_error(e, path))?;
+        st.flip_bit(ino, offset, bit).map_err(|e| errno_error(e, path))
+    }
+
+    /// Flips one bit, chosen by `seed`, of one of the durable files under the directory `dir`
+    /// (relative to the mount point; `""` for all) whose path `pick` accepts: a file with equal
+    /// chances, then a byte of its durable content and a bit. None when no file qualifies.
+    pub fn flip_random_bit(
+        &self,
+        dir: &Path,
+        seed: u64,
+        pick: impl Fn(&Path) -> bool,
+    ) -> io::Result<Option<Flipped>> {
+        let mut st = self.state();
+        let top = st.resolve(dir).map_err(|e| errno_error(e, dir))?;
+        let mut files = Vec::new();
+        st.durable_files(top, dir, &mut files);
+        files.retain(|(path, _, _)| pick(path));
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (path, ino, len) = files.swap_remove(rng.gen_range(0..files.len()));
+        let offset = rng.gen_range(0..len);
+        let bit = rng.gen_range(0..8u8);
+        st.flip_bit(ino, offset, bit).map_err(|e| errno_error(e, &path))?;
+        Ok(Some(Flipped { path, offset, bit, file_bytes: len }))
+    }
+
     /// Brings the power back: the file system serves what the cut left; handles opened before
     /// the cut stay dead.
     pub fn power_on(&self) {
@@ -917,6 +1022,11 @@ impl LossyFs {
             }
         }
     }
+}
+
+fn errno_error(e: Errno, path: &Path) -> io::Error {
+    let os = io::Error::from_raw_os_error(e.code());
+    io::Error::new(os.kind(), format!("{}: {os}", path.display()))
 }
 
 /// Aborts a FUSE connection through fusectl (mounted first if it is not), so that every request

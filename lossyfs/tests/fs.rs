@@ -196,3 +196,70 @@ fn truncation_and_overwrites_are_undone_too() {
     fs.power_on();
     assert_eq!(fs::read(&path).unwrap(), b"0123456789");
 }
+
+#[test]
+fn a_flipped_bit_reads_back_flipped_and_survives_a_power_cut() {
+    let Some((tmp, fs)) = mount() else { return };
+    let dir = tmp.path();
+    fs::create_dir(dir.join("sub")).unwrap();
+    sync_dir(dir);
+    let path = dir.join("sub/f");
+    append(&path, b"0123456789").sync_all().unwrap();
+    sync_dir(&dir.join("sub"));
+    // An unsynced write after the flipped byte stays unsynced; the flip is on the disk.
+    let f = append(&path, b"tail");
+    fs.flip_bit(Path::new("sub/f"), 2, 0).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"0133456789tail", "'2' ^ 1 is '3'");
+    fs.power_cut(None);
+    drop(f);
+    fs.power_on();
+    assert_eq!(fs::read(&path).unwrap(), b"0133456789", "the flip is at rest");
+    // Only durable bytes rot, of an existing file.
+    assert!(fs.flip_bit(Path::new("sub/f"), 10, 0).is_err());
+    assert!(fs.flip_bit(Path::new("sub/none"), 0, 0).is_err());
+    assert!(fs.flip_bit(Path::new("sub/f"), 0, 8).is_err());
+    // The seeded flip: the same seed strikes the same bit; the file filter holds.
+    append(&dir.join("sub/g"), &[0u8; 64]).sync_all().unwrap();
+    append(&dir.join("h"), &[0u8; 64]).sync_all().unwrap();
+    sync_dir(&dir.join("sub"));
+    sync_dir(dir);
+    let before = fs::read(dir.join("sub/g")).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..20u64 {
+        let only_g = |p: &Path| p.ends_with("g");
+        let flip = fs.flip_random_bit(Path::new("sub"), seed, only_g).unwrap().expect("g is there");
+        assert_eq!(flip.path, Path::new("sub/g"), "seed {seed}");
+        assert_eq!(flip.file_bytes, 64);
+        let after = fs::read(dir.join("sub/g")).unwrap();
+        let diff: Vec<usize> = (0..64).filter(|&k| after[k] != before[k]).collect();
+        assert_eq!(diff, [flip.offset as usize], "seed {seed}: one byte changed");
+        assert_eq!(after[diff[0]] ^ before[diff[0]], 1 << flip.bit, "seed {seed}: one bit");
+        // Flipped back by the same seed.
+        assert_eq!(fs.flip_random_bit(Path::new("sub"), seed, only_g).unwrap(), Some(flip.clone()));
+        assert_eq!(fs::read(dir.join("sub/g")).unwrap(), before, "seed {seed}");
+        seen.insert((flip.offset, flip.bit));
+    }
+    assert!(seen.len() > 10, "the seeds strike different bits: {seen:?}");
+    assert_eq!(fs.flip_random_bit(Path::new("sub"), 0, |_| false).unwrap(), None);
+    let everywhere = fs.flip_random_bit(Path::new(""), 3, |_| true).unwrap().unwrap();
+    assert!(["h", "sub/f", "sub/g"].iter().any(|p| everywhere.path == Path::new(p)));
+    assert_eq!(fs.stats().bits_flipped, 1 + 40 + 1);
+}
+
+/// A listing read in pages while names are added in front of the reader's position lists no
+/// name twice (a collapse once removed a TLog file twice: `1000.tlog` sorts before `769.tlog`).
+#[test]
+fn a_directory_listed_while_files_are_made_lists_no_name_twice() {
+    let Some((tmp, _fs)) = mount() else { return };
+    let dir = tmp.path();
+    for k in 500..900 {
+        fs::write(dir.join(format!("{k}.tlog")), b"").unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (made, entry) in (1000..).zip(fs::read_dir(dir).unwrap()) {
+        let name = entry.unwrap().file_name();
+        assert!(seen.insert(name.clone()), "{name:?} listed twice");
+        fs::write(dir.join(format!("{made}.tlog")), b"").unwrap();
+    }
+    assert!(seen.len() >= 400, "{} names", seen.len());
+}

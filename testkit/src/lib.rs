@@ -154,6 +154,14 @@ impl Cluster {
         None
     }
 
+    /// Node `k`'s exit status if its process ended by itself (it is reaped then, and may be
+    /// started again); None while it runs or when it was not started.
+    pub fn exited(&mut self, k: usize) -> Option<ExitStatus> {
+        let status = self.procs[k].as_mut()?.try_wait().ok()??;
+        self.procs[k] = None;
+        Some(status)
+    }
+
     /// The process id of node `k`, while it runs.
     pub fn pid(&self, k: usize) -> Option<u32> {
         self.procs[k].as_ref().map(|c| c.id())

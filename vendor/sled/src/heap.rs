@@ -767,6 +767,15 @@ impl Heap {
         let (metadata_store, recovered_metadata) =
             MetadataStore::recover(path.join("metadata"))?;
 
+        // arakoon-rs patch 9: the metadata directory's name, made by the recovery above, is
+        // durable only once the store's directory is synced, and the store's own name only once
+        // its parent is. Without this, a power cut before the next open lost `metadata` (where
+        // every object is) and a flushed store opened empty.
+        maybe!(directory_lock.sync_all())?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            maybe!(fs::File::open(parent).and_then(|f| f.sync_all()))?;
+        }
+
         let table = ObjectLocationMapper::new(
             &recovered_metadata,
             config.target_heap_file_fill_ratio,

@@ -833,7 +833,12 @@ fn read_snapshot_and_apply_logs(
         fallible!(fs::remove_file(log_path));
     }
 
-    if let Some(old_snapshot_id) = snapshot_id_opt {
+    // arakoon-rs patch 10: with no log newer than the old snapshot (a power cut dropped the
+    // empty log the last open made), the new snapshot has the old one's id and replaced it
+    // above: removing "the old snapshot" then removed the only one.
+    if let Some(old_snapshot_id) =
+        snapshot_id_opt.filter(|&id| id != max_log_id)
+    {
         let old_snapshot_path = snapshot_path(path, old_snapshot_id, false);
         fallible!(fs::remove_file(old_snapshot_path));
     }
