@@ -61,6 +61,19 @@ impl UpdateFailure {
 
 pub type UpdateResult = Result<UpdateOutput, UpdateFailure>;
 
+/// What an operator can do about a backend error that says the store's files are damaged
+/// (sled reports a failed checksum as `InvalidData`): the store is derived, so it can be built
+/// again. Empty for other errors.
+fn damaged_hint(source: &std::io::Error) -> &'static str {
+    if source.kind() == std::io::ErrorKind::InvalidData {
+        "; the store's files are damaged. The store is derived from the TLog: rebuild it with \
+         `arakoon-admin rebuild`, or, if the TLog no longer holds every slot (collapsed), move \
+         the node's home aside and catch it up from a peer (`arakoon -catchup-only`)"
+    } else {
+        ""
+    }
+}
+
 /// A store-level failure: the store itself is unusable or was misused.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -71,7 +84,7 @@ pub enum StoreError {
     /// The store's own bookkeeping is damaged: it cannot say what it holds.
     #[error("store at {}: {damage}; the store is derived from the TLog: rebuild it with `arakoon-admin rebuild`", path.display())]
     Corrupt { path: PathBuf, damage: Damage },
-    #[error("store at {}: {source}", path.display())]
+    #[error("store at {}: {source}{}", path.display(), damaged_hint(source))]
     Backend { path: PathBuf, source: std::io::Error },
     /// [`SledStore::import`] builds a new store and never writes over one.
     #[error("store at {}: refusing to import into an existing directory; move it aside or name a new one", path.display())]
