@@ -82,14 +82,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_are_distinct_free_and_outside_the_ephemeral_range() {
+    fn ports_are_distinct_and_outside_the_ephemeral_range() {
         let (lo, hi) = ephemeral_range();
         let a = free_loopback_ports(16).unwrap();
         let b = free_loopback_ports(16).unwrap();
         let mut all: Vec<u16> = a.iter().chain(&b).copied().collect();
+        // (Each was free when picked; whether it still is depends on every other process.)
         for p in &all {
             assert!(*p < lo || *p > hi, "port {p} inside the ephemeral range {lo}..={hi}");
-            TcpListener::bind(("127.0.0.1", *p)).expect("a handed-out port is free");
         }
         all.sort_unstable();
         all.dedup();
