@@ -11,13 +11,21 @@ fn etcd_installed() -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()))
 }
 
-#[test]
-fn compare_with_etcd_prints_both_systems_side_by_side() {
+/// etcd is installed and the `arakoon` binary built; else a line saying the test is skipped.
+fn ready_to_compare() -> bool {
     if !etcd_installed() {
         eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
-        return;
+        return false;
     }
     common::arakoon_binary();
+    true
+}
+
+#[test]
+fn compare_with_etcd_prints_both_systems_side_by_side() {
+    if !ready_to_compare() {
+        return;
+    }
     let out = admin(&[
         "bench",
         "--compare",
@@ -79,11 +87,9 @@ fn compare_with_etcd_prints_both_systems_side_by_side() {
 /// values on one pair once took each etcd member past 6 GB and the machine into swap.
 #[test]
 fn large_values_start_fresh_clusters_for_every_step() {
-    if !etcd_installed() {
-        eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
+    if !ready_to_compare() {
         return;
     }
-    common::arakoon_binary();
     let out = admin(&[
         "bench",
         "--compare",
@@ -114,11 +120,9 @@ fn large_values_start_fresh_clusters_for_every_step() {
 /// etcd data once).
 #[test]
 fn an_interrupted_compare_stops_both_clusters_and_removes_their_files() {
-    if !etcd_installed() {
-        eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
+    if !ready_to_compare() {
         return;
     }
-    common::arakoon_binary();
     let dir = tempfile::tempdir().unwrap();
     let err = dir.path().join("stderr");
     let dir_arg = dir.path().join("runs");

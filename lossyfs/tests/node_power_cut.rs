@@ -71,6 +71,17 @@ fn value(rng: &mut impl Rng, i: u64) -> Value {
     Value::client(updates)
 }
 
+/// A lossyfs mount at `dir`, or None (with a SKIPPED line) where FUSE cannot be mounted.
+fn mount_or_skip(dir: &Path) -> Option<LossyFs> {
+    match LossyFs::mount(dir) {
+        Ok(fs) => Some(fs),
+        Err(e) => {
+            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
+            None
+        }
+    }
+}
+
 fn pairs(store: &SledStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     store.export().map(|p| p.unwrap()).collect()
 }
@@ -188,13 +199,7 @@ struct Outcome {
 fn run(seed: u64, fault: Fault) -> Option<Outcome> {
     let tmp = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let fs = match LossyFs::mount(tmp.path()) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
-            return None;
-        }
-    };
+    let fs = mount_or_skip(tmp.path())?;
     let cfg = config(tmp.path());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut out = Outcome::default();
@@ -321,13 +326,7 @@ fn a_store_whose_flush_failed_fails_again_and_drops() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let fs = match LossyFs::mount(tmp.path()) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
-            return;
-        }
-    };
+    let Some(fs) = mount_or_skip(tmp.path()) else { return };
     let mut store = SledStore::open(&tmp.path().join("store"), "lossy").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for i in 0..20 {
@@ -367,13 +366,7 @@ fn a_new_flushed_store_survives_a_power_cut() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let fs = match LossyFs::mount(tmp.path()) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
-            return;
-        }
-    };
+    let Some(fs) = mount_or_skip(tmp.path()) else { return };
     let path = tmp.path().join("head.db");
     let mut store = SledStore::open(&path, "lossy").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
@@ -414,13 +407,7 @@ fn a_store_opened_after_power_cuts_keeps_its_metadata_snapshot() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let fs = match LossyFs::mount(tmp.path()) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED: cannot mount a FUSE file system here ({e})");
-            return;
-        }
-    };
+    let Some(fs) = mount_or_skip(tmp.path()) else { return };
     let path = tmp.path().join("head.db");
     let mut store = SledStore::open(&path, "lossy").unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
