@@ -134,6 +134,8 @@ pub fn memory_bound_bytes(config: &crate::config::ClusterConfig) -> u64 {
         + 5 * ship
         + 2 * config.limits.reply_bytes_max
         + crate::store::JOURNAL_BYTES_MAX as u64
+        // Accepts a slave holds while it catches up (consensus::HELD_ACCEPTS_MAX).
+        + config.batch_max_bytes as u64 / 2
 }
 
 /// The `version` call's info text in Arakoon's layout: `revision`, `compiled` and `machine`
@@ -171,7 +173,7 @@ mod tests {
                     [c]\nip = 127.0.0.1\nclient_port = 5\nmessaging_port = 6\nhome = /h/c\n";
         let config = crate::config::ClusterConfig::parse(text, "t.ini").unwrap();
         let bound = memory_bound_bytes(&config);
-        // 32 + (32 + 32) + 80 + 73.1 + 2 x 33 + 5 x 32 + 2 x 16 + 4 = 511.1 MiB (README).
+        // 32 + (32 + 32) + 80 + 73.1 + 2 x 33 + 5 x 32 + 2 x 16 + 4 + 0.5 = 511.6 MiB (README).
         assert_eq!(bound >> 20, 511, "{bound}");
         assert!(bound <= 512 << 20);
     }
