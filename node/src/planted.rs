@@ -87,10 +87,14 @@ pub enum Bug {
     /// it is durable (the apply rule, rule 4): its store, flushed meanwhile, is ahead of the log
     /// a crash leaves, and start-up refuses it.
     ApplyBeforeDurable,
+    /// A catch-up's import takes every fetched entry as new (server/persist/group.rs): a slave
+    /// whose log runs ahead of its store (it wrote Accepts whose slots it has not applied yet)
+    /// refuses the entries its log holds, and the node stops.
+    ImportRefusesHeldSlots,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::AckBeforeQuorum,
         Bug::SkipFsyncBeforeAccepted,
         Bug::AcceptLowerBallot,
@@ -116,6 +120,7 @@ impl Bug {
         Bug::HeadFlushedAfterRemoval,
         Bug::CollapseIgnoresPins,
         Bug::ApplyBeforeDurable,
+        Bug::ImportRefusesHeldSlots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -145,6 +150,7 @@ impl Bug {
             Bug::HeadFlushedAfterRemoval => "head-flushed-after-removal",
             Bug::CollapseIgnoresPins => "collapse-ignores-pins",
             Bug::ApplyBeforeDurable => "apply-before-durable",
+            Bug::ImportRefusesHeldSlots => "import-refuses-held-slots",
         }
     }
 

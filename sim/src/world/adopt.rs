@@ -11,7 +11,7 @@
 //! files removed lowest first, the store replaced, the writer opened again). The node keeps
 //! running, its ballot record untouched; the stream then goes on from the slot after the head.
 //! Crashes strike inside the adoption through disk trips ([`CrashPoint::ADOPT`], one adoption
-//! in three), and a failed fsync fails it: the server then stops ([`ADOPT_FSYNC_FAILED`]), as
+//! in two), and a failed fsync fails it: the server then stops ([`ADOPT_FSYNC_FAILED`]), as
 //! after any failed write. The node's start-up must accept what any of those leaves. The
 //! fetch and the adoption run within one event: on the server, the catcher's head lock keeps
 //! its own collapse out meanwhile, and the peer's `get_db` waits for its running collapse.
@@ -48,7 +48,7 @@ pub const FETCHED_HEAD_FSYNC_FAILED: &str =
 
 impl World {
     /// Node `k` fetches peer `p`'s head and adopts it, with a crash point drawn inside the
-    /// adoption one time in three. `Ok(head_i)` once adopted; `Err(Some(e))` when the catch-up
+    /// adoption one time in two. `Ok(head_i)` once adopted; `Err(Some(e))` when the catch-up
     /// fails and the node goes on; `Err(None)` when the node crashed or stopped.
     pub(super) fn adopt_peer_head(
         &mut self,
@@ -65,8 +65,8 @@ impl World {
                 return Err(Some(CopyError::Adopt { from: p, source: Box::new(source) }));
             }
         };
-        // One adoption in three crashes inside or fails an fsync, while faults are drawn.
-        let fault = self.faulting() && self.rng.gen_bool(1.0 / 3.0);
+        // One adoption in two crashes inside or fails an fsync, while faults are drawn.
+        let fault = self.faulting() && self.rng.gen_bool(0.5);
         let drawn = fault.then(|| self.rng.gen_range(0..=CrashPoint::ADOPT.len()));
         let point = drawn.and_then(|d| CrashPoint::ADOPT.get(d).copied());
         let trip = match drawn {

@@ -22,7 +22,7 @@
 
 use super::node::Effects;
 use super::run::{Event, World};
-use arakoon_node::consensus::NodeIdx;
+use arakoon_node::consensus::{Input, NodeIdx};
 use arakoon_node::head::{PinGuard, Pinned};
 use arakoon_node::server::catchup::CatchUpError;
 use arakoon_node::shell::{CatchUpVerdict, ShellError};
@@ -34,6 +34,10 @@ use std::sync::Arc;
 /// A catch-up whose peer collapsed files while the stream read them, and that caught up.
 pub const CAUGHT_UP_ACROSS_COLLAPSE: &str =
     "catch-up: the peer collapsed mid-stream, the pinned files stayed";
+/// A chunk imported while the catcher's log ran ahead of its store: the slots its log held
+/// below its last were passed over (server/persist/group.rs).
+pub const IMPORTED_BEHIND_THE_LOG: &str =
+    "catch-up: a chunk met a log ahead of the store, the slots it held passed over";
 /// A collapse that kept files because a catch-up stream had pinned them.
 pub const COLLAPSE_KEPT_PINNED: &str = "collapse: kept files a catch-up stream pinned";
 
@@ -121,7 +125,9 @@ impl World {
             slots: 0,
             last: None,
         });
-        let delay = self.rng.gen_range(1_000..5_000);
+        // On the server the fetch starts at once: its first chunk may come within a tenth of a
+        // millisecond on a fast network, while the persister still writes.
+        let delay = self.rng.gen_range(100..5_000);
         self.agenda.push(self.now_us + delay, Event::CatchUpStep { node: k, epoch, job });
     }
 
@@ -136,14 +142,29 @@ impl World {
             self.fetches[k] = None;
             return;
         }
+        // The persister writes in order: fetched entries go after the jobs already handed over.
+        // On the server the core hands a chunk to the persister and waits for it; the persister
+        // writes the jobs handed over before, then the chunk, and the core hears that those jobs
+        // are durable only afterwards: the log may then run ahead of the store when the chunk
+        // is imported. Half the time the step does so (`told_after`); the other half it waits
+        // until the persister is idle, as when the core took the jobs' reports before the chunk
+        // came. A paused process's persister waits for it.
+        let mut told_after = Vec::new();
         if !self.persists[k].idle() {
-            // The persister writes in order: fetched entries go after the jobs already handed
-            // over (a paused process's persister waits for it).
-            let busy = self.persists[k].busy_until_us;
-            let at =
-                if self.nodes[k].paused { self.now_us + 1_000 } else { busy.max(self.now_us) + 1 };
-            self.agenda.push(at, Event::CatchUpStep { node: k, epoch, job });
-            return;
+            if self.nodes[k].paused || self.rng.gen_bool(0.5) {
+                let busy = self.persists[k].busy_until_us;
+                let at = if self.nodes[k].paused {
+                    self.now_us + 1_000
+                } else {
+                    busy.max(self.now_us) + 1
+                };
+                self.agenda.push(at, Event::CatchUpStep { node: k, epoch, job });
+                return;
+            }
+            match self.write_handed_over(k) {
+                Ok(tokens) => told_after = tokens,
+                Err(e) => return self.write_failed(k, &e),
+            }
         }
         let mut fetch = self.fetches[k].take().expect("checked above");
         match self.stream_step(k, &mut fetch) {
@@ -153,13 +174,23 @@ impl World {
             }
             Stepped::Ended(last) => self.catch_up_ended(k, fetch, Ok(last)),
             Stepped::Failed(e) => {
-                if self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some() {
+                // A TLog that refuses a chunk stops the server's node (a full disk or a failed
+                // fsync is expected to; anything else is a bug, write_failed tells which).
+                let disk = self.nodes[k].disk_full || self.nodes[k].disk.struck().is_some();
+                if disk || matches!(e, CopyError::Tlog(_)) {
                     return self.write_failed(k, &e);
                 }
                 self.catch_up_ended(k, fetch, Err(e))
             }
             Stepped::Gone => {}
         }
+        for token in told_after {
+            if self.nodes[k].epoch != epoch {
+                return;
+            }
+            self.feed(k, Input::Persisted { token });
+        }
+        self.wake_persister(k);
     }
 
     fn stream_step(&mut self, k: NodeIdx, fetch: &mut Fetch) -> Stepped {
@@ -259,8 +290,12 @@ impl World {
     fn import(&mut self, k: NodeIdx, entries: Vec<(u64, Value)>) -> Result<(), Stepped> {
         let state = self.nodes[k].state.as_mut().expect("a catcher that steps is up");
         let entries = state.shell.importable(entries);
+        let ahead = entries.first().is_some_and(|(i, _)| state.persister.last_i() > Some(*i));
         state.persister.import(&entries).map_err(|e| Stepped::Failed(CopyError::Tlog(e)))?;
         state.shell.import(&entries).map_err(|e| Stepped::Failed(CopyError::Shell(e)))?;
+        if ahead {
+            self.exercised(IMPORTED_BEHIND_THE_LOG);
+        }
         for (i, v) in &entries {
             if let Some(old) = self.nodes[k].applied.get(i) {
                 if **old != *v {

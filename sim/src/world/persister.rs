@@ -16,6 +16,7 @@ use super::rules::CrashPoint;
 use super::run::{Event, World};
 use arakoon_node::consensus::{Input, NodeIdx};
 use arakoon_node::server::persist::{PersistJob, GROUP_JOBS_MAX};
+use arakoon_node::tlog::TlogError;
 use rand::Rng;
 use std::collections::VecDeque;
 
@@ -80,6 +81,9 @@ impl World {
         }
         let q = &mut self.persists[k];
         let n = q.waiting.len().min(GROUP_JOBS_MAX);
+        if n == 0 {
+            return; // a catch-up's chunk had the persister write them (write_handed_over)
+        }
         let group: Vec<PersistJob> = q.waiting.drain(..n).collect();
         q.writing = Some(group);
         if n > 1 {
@@ -94,6 +98,21 @@ impl World {
         self.persists[k].busy_until_us = at;
         let epoch = self.nodes[k].epoch;
         self.agenda.push(at, Event::PersistDone { node: k, epoch });
+    }
+
+    /// The persister writes every job handed over and not yet durable (the group being written,
+    /// then those waiting, in groups), as the server's persister does before a catch-up's chunk
+    /// handed to it after them; returns their tokens, which the caller tells the node later.
+    pub(super) fn write_handed_over(&mut self, k: NodeIdx) -> Result<Vec<u64>, TlogError> {
+        let q = &mut self.persists[k];
+        let mut jobs: Vec<PersistJob> = q.writing.take().unwrap_or_default();
+        jobs.extend(q.waiting.drain(..));
+        let Some(state) = self.nodes[k].state.as_mut() else { return Ok(Vec::new()) };
+        let mut tokens = Vec::with_capacity(jobs.len());
+        for group in jobs.chunks(GROUP_JOBS_MAX) {
+            tokens.extend(state.persister.write(group)?);
+        }
+        Ok(tokens)
     }
 
     /// The disk completes the group: the node's code writes it; its tokens are reported to the

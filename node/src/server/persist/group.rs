@@ -90,11 +90,18 @@ impl GroupWriter {
         Ok(())
     }
 
-    /// Appends entries fetched from a peer during catch-up; they must continue the log.
+    /// Appends entries fetched from a peer during catch-up; they must continue the log. Those
+    /// below the log's last slot are passed over: the log holds them already (see
+    /// [`held_below_last`]).
     pub fn import(&mut self, entries: &[(u64, Value)]) -> Result<(), TlogError> {
         if self.stopped {
             return Err(stopped());
         }
+        let held = held_below_last(&self.writer, entries);
+        // Planted bug ImportRefusesHeldSlots, past the end of the rule: every fetched entry is
+        // taken as new, so a log that runs ahead of the store refuses the catch-up.
+        let held = if crate::planted!(ImportRefusesHeldSlots) { 0 } else { held };
+        let entries = &entries[held..];
         check_import(&self.writer, entries)?;
         let mut refs: Vec<(u64, &Value)> = entries.iter().map(|(i, v)| (*i, v)).collect();
         // Planted bug CatchUpKeepsStaleSlot, past the end of the continuity check: the fetched
@@ -134,6 +141,20 @@ impl GroupWriter {
     /// Whether a failed group stopped it.
     pub fn is_stopped(&self) -> bool {
         self.stopped
+    }
+}
+
+/// How many of the fetched `entries` (in order, without a gap) the log holds already: those
+/// below its last slot. A catch-up fetches from the store's next slot, and the log may run ahead
+/// of the store: a slave writes the Accepts it takes and applies each slot once the next one
+/// proves it chosen and its own entry is durable, so a catch-up that starts meanwhile fetches
+/// slots the log has. Each of them is the chosen value: the acceptor writes slot i + 1 only
+/// once it knows slot i chosen (accept rule 3), so every slot below the last is. The last slot
+/// itself may hold a value never chosen, and is written again.
+fn held_below_last(writer: &TlogWriter, entries: &[(u64, Value)]) -> usize {
+    match writer.last_i() {
+        Some(last) => entries.iter().take_while(|(i, _)| *i < last).count(),
+        None => 0,
     }
 }
 
@@ -207,6 +228,40 @@ mod tests {
         assert!(w.is_stopped());
         assert!(w.write(&[job]).is_err(), "a stopped writer writes nothing more");
         assert!(w.close().is_err());
+    }
+
+    /// A catch-up fetches from the store's next slot while the log may run ahead of the store
+    /// (a slave wrote Accepts whose slots it has not applied yet): the import passes over the
+    /// entries the log holds below its last slot, writes its last slot again and appends the
+    /// rest. It once refused them ("catch-up entry 1 does not continue the log at 3") and the
+    /// node stopped (node/tests/cluster.rs, with a slave holding Accepts while it caught up).
+    #[test]
+    fn an_import_passes_over_the_slots_the_log_holds_below_its_last() {
+        let mem = MemDir::new("g");
+        let dir: Arc<dyn LogDir> = Arc::new(mem.clone());
+        let (writer, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
+        let mut w = GroupWriter::new(writer, dir.clone());
+        let jobs: Vec<PersistJob> = (0..4)
+            .map(|i| PersistJob { token: i + 1, ballot: None, entry: Some((i, v(i))) })
+            .collect();
+        assert_eq!(w.write(&jobs).unwrap(), [1, 2, 3, 4]);
+        // The store applied slot 0: the catch-up fetches from slot 1. Slot 3, the log's last,
+        // held a value that was not chosen.
+        let chosen_3 = Value::client(vec![Update::Set { key: b"chosen".to_vec(), value: vec![] }]);
+        let fetched = vec![(1, v(1)), (2, v(2)), (3, chosen_3.clone()), (4, v(4)), (5, v(5))];
+        w.import(&fetched).unwrap();
+        assert_eq!(w.last_i(), Some(5));
+        let mut slots = Vec::new();
+        let read = tlog::for_each_committed::<()>(&mem.durable_copy(), 0, true, &mut |e| {
+            slots.push((e.i, e.value));
+            Ok(())
+        });
+        read.unwrap().unwrap();
+        let want = vec![(0, v(0)), (1, v(1)), (2, v(2)), (3, chosen_3), (4, v(4)), (5, v(5))];
+        assert_eq!(slots, want, "each slot once, the last one rewritten with the chosen value");
+        // A gap is still refused.
+        let err = w.import(&[(7, v(7))]).unwrap_err();
+        assert!(matches!(err, TlogError::ImportGap { i: 7, last: 5, .. }), "{err}");
     }
 
     /// A failed fsync is never reported durable, and the writer writes nothing after it: the
