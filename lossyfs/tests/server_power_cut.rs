@@ -11,13 +11,15 @@
 //! - [`three_nodes_keep_every_acknowledged_write_through_power_cuts`]: three nodes, the power
 //!   of one cut at a time (the master's in the first life, then a seeded node), the others
 //!   going on; the victim restarts and catches up; every acknowledged write reads back from the
-//!   master and, stopped cleanly, the three stores hold the same pairs.
+//!   master and, stopped cleanly, the three stores hold the same pairs. Online collapses: the
+//!   victim's right before its cut in one life, the others' while it is down in two.
 //! - [`a_bit_flipped_in_a_tlog_file_is_refused_at_start`]: a bit flipped at rest in a TLog file
 //!   of a stopped node: the node must refuse to start with an exit code and a message naming
 //!   the file, and never serve a value.
-//! - [`a_slave_refusing_a_flipped_tlog_is_repaired_from_a_peer`]: the same on a slave of three,
-//!   then the operator's repair (its home emptied, `arakoon -catchup-only`, started again): it
-//!   catches up and every acknowledged write reads back.
+//! - [`a_node_refusing_a_flipped_tlog_is_repaired_from_a_peer`]: the same on the master of
+//!   three (even seeds) or a slave (odd ones), then the operator's repair (its home emptied,
+//!   `arakoon -catchup-only`, started again): it catches up and every acknowledged write reads
+//!   back.
 //!
 //! Seeds: `LOSSYFS_SEEDS=a..b` (default 0..2); every failure names its seed. The seed fixes
 //! the moments, the faults and the tears, not the interleaving of the processes.
@@ -258,6 +260,8 @@ struct Tally {
     failed_writes: u64,
     torn_repairs: u32,
     collapses: u32,
+    /// Heads of collapsed peers fetched and adopted by catching-up nodes.
+    adoptions: usize,
     faults: Vec<Fault>,
 }
 
@@ -265,7 +269,7 @@ const LIVES: u32 = 4;
 
 /// One node, [`LIVES`] lives, each ended by a power cut; with `collapse`, every other life
 /// collapses online under the load and the power goes right after it.
-fn one_node_lives(seed: u64, collapse: bool, test: &str) -> Option<Tally> {
+fn one_node_lives(seed: u64, collapse_lives: bool, test: &str) -> Option<Tally> {
     let mut rig = Rig::new(1, "tlog_max_entries = 20")?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut all: Acked = Vec::new();
@@ -277,13 +281,8 @@ fn one_node_lives(seed: u64, collapse: bool, test: &str) -> Option<Tally> {
         let stop = Arc::new(AtomicBool::new(false));
         let writers = spawn_writers(rig.client_config(), format!("s{seed}-l{life}"), stop.clone());
         std::thread::sleep(Duration::from_millis(rng.gen_range(200..1500)));
-        if collapse && life % 2 == 1 {
-            let addr = rig.cluster.client_addr(0);
-            let rt = arakoon_testkit::runtime();
-            let steps = rt
-                .block_on(request_collapse(&TokioNet, addr, CLUSTER_ID, 1, false, &mut |_, _| {}))
-                .unwrap_or_else(|e| panic!("{what}: collapse failed: {e}\n{}", rig.cluster.logs()));
-            assert!(steps > 0, "{what}: the collapse had nothing to do");
+        if collapse_lives && life % 2 == 1 {
+            assert!(collapse(&rig, 0, &what) > 0, "{what}: the collapse had nothing to do");
             tally.collapses += 1;
             std::thread::sleep(Duration::from_millis(rng.gen_range(0..50)));
         }
@@ -443,9 +442,21 @@ fn wait_level(rig: &Rig, what: &str) -> usize {
     })
 }
 
+/// Collapses node `k` online (keep one TLog file); the steps it took.
+fn collapse(rig: &Rig, k: usize, what: &str) -> usize {
+    let addr = rig.cluster.client_addr(k);
+    let rt = arakoon_testkit::runtime();
+    rt.block_on(request_collapse(&TokioNet, addr, CLUSTER_ID, 1, false, &mut |_, _| {}))
+        .unwrap_or_else(|e| panic!("{what}: collapsing n{k} failed: {e}\n{}", rig.cluster.logs()))
+}
+
 /// Three nodes, one power cut at a time ([`LIVES`] cuts; the master's in the first life and
 /// whenever the seed picks it), the victim restarted and caught up; at the end every
 /// acknowledged write reads back from the master and the three stores hold the same pairs.
+/// Collapses too: in life 2 the victim collapses under the load and the power goes right
+/// after; in odd lives the two others collapse while the victim is down, so that it restarts
+/// behind peers that folded the slots it lacks into their heads (it fetches a head and adopts
+/// it, or catches up from what they kept).
 fn three_node_lives(seed: u64) -> Option<Tally> {
     let test = "three_nodes_keep_every_acknowledged_write_through_power_cuts";
     let mut rig = Rig::new(3, "tlog_max_entries = 20")?;
@@ -465,6 +476,11 @@ fn three_node_lives(seed: u64) -> Option<Tally> {
         let stop = Arc::new(AtomicBool::new(false));
         let writers = spawn_writers(rig.client_config(), format!("s{seed}-l{life}"), stop.clone());
         std::thread::sleep(Duration::from_millis(rng.gen_range(200..1200)));
+        if life == 2 {
+            assert!(collapse(&rig, victim, &what) > 0, "{what}: the collapse had nothing to do");
+            tally.collapses += 1;
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..50)));
+        }
         let fault = [Fault::Cut, Fault::TornCut, Fault::FailedFsync][rng.gen_range(0..3)];
         if fault == Fault::FailedFsync {
             rig.fs[victim].fail_next_fsync();
@@ -475,6 +491,13 @@ fn three_node_lives(seed: u64) -> Option<Tally> {
         rig.cluster.kill(victim);
         // The others go on without it for a while (a new master first if it led).
         std::thread::sleep(Duration::from_millis(rng.gen_range(200..2000)));
+        if life % 2 == 1 {
+            for k in (0..3).filter(|k| *k != victim) {
+                collapse(&rig, k, &what);
+                tally.collapses += 1;
+            }
+            std::thread::sleep(Duration::from_millis(rng.gen_range(100..500)));
+        }
         stop.store(true, Ordering::Relaxed);
         let (acked, failed) = writers.join().unwrap();
         rig.fs[victim].power_on();
@@ -514,6 +537,8 @@ fn three_node_lives(seed: u64) -> Option<Tally> {
         assert!(dump(k) == reference, "{what}: n{k}'s store differs from n0's");
     }
     tally.acked = all.len();
+    tally.adoptions =
+        (0..3).map(|k| rig.cluster.log(k).matches("adopted the peer's head").count()).sum();
     eprintln!(
         "{what}: {tally:?}, {masters_cut} masters cut, in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -565,18 +590,19 @@ fn start_damaged(
     }
 }
 
-/// A bit flipped in a TLog file of a stopped slave of three: it refuses to start, naming the
-/// file; the operator's repair (its home emptied, `arakoon -catchup-only` from a peer, started
-/// again) brings it back level, and every acknowledged write reads back.
-fn flip_in_a_slaves_tlog(seed: u64) -> Option<i32> {
-    let test = "a_slave_refusing_a_flipped_tlog_is_repaired_from_a_peer";
+/// A bit flipped in a TLog file of a stopped node of three (the master for even seeds, which
+/// the others replace, a slave for odd ones): it refuses to start, naming the file; the
+/// operator's repair (its home emptied, `arakoon -catchup-only` from a peer, started again)
+/// brings it back level, and every acknowledged write reads back.
+fn flip_in_a_nodes_tlog(seed: u64) -> Option<i32> {
+    let test = "a_node_refusing_a_flipped_tlog_is_repaired_from_a_peer";
     let what = replay(seed, test);
     let mut rig = Rig::new(3, "tlog_max_entries = 20")?;
     for k in 0..3 {
         rig.cluster.start(k);
     }
     let master = wait_level(&rig, &what);
-    let victim = (master + 1 + seed as usize % 2) % 3;
+    let victim = if seed % 2 == 0 { master } else { (master + 1 + seed as usize / 2 % 2) % 3 };
     let stop = Arc::new(AtomicBool::new(false));
     let writers = spawn_writers(rig.client_config(), format!("s{seed}-a"), stop.clone());
     std::thread::sleep(Duration::from_millis(800));
@@ -623,9 +649,9 @@ fn flip_in_a_slaves_tlog(seed: u64) -> Option<i32> {
 }
 
 #[test]
-fn a_slave_refusing_a_flipped_tlog_is_repaired_from_a_peer() {
+fn a_node_refusing_a_flipped_tlog_is_repaired_from_a_peer() {
     for seed in seeds() {
-        match flip_in_a_slaves_tlog(seed) {
+        match flip_in_a_nodes_tlog(seed) {
             Some(code) => eprintln!("seed {seed}: refused with exit {code}, repaired"),
             None => return,
         }

@@ -11,6 +11,13 @@
 //! unflushed data grow with the write rate (large values at full speed), so the period here is
 //! longer and bytes bound it too. Nothing is lost by flushing less often: the TLog is the truth,
 //! and start-up replays what the store had not flushed.
+//!
+//! The bytes bound what is unflushed only if applies wait for the flushes: a flush runs beside
+//! the applies, and on a loaded machine (the flusher starved of CPU, or the disk behind) the
+//! applies went on while it ran, so the unflushed data grew with the write rate: a master took
+//! 808 MiB with 1 MiB values and a bound of 511 MiB (node/tests/memory.rs while a build ran).
+//! An apply now waits ([`Flusher::wait_for_room`]) while the bytes applied and not yet flushed,
+//! those of the flush that runs included, reach [`UNFLUSHED_BYTES_MAX`].
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -22,23 +29,39 @@ pub const FLUSH_EVERY_MS: u64 = 1_000;
 /// sled's period: the bound on what the store holds unflushed, beyond one batch.
 pub const FLUSH_BYTES: u64 = 8 << 20;
 
+/// The applied bytes not yet flushed (those the running flush writes and those applied since) at
+/// which an apply waits for the flush: twice [`FLUSH_BYTES`], so that a flush that keeps pace
+/// never holds an apply up. One apply may pass it by its own bytes.
+pub const UNFLUSHED_BYTES_MAX: u64 = 2 * FLUSH_BYTES;
+
+/// An apply that waited this long for a flush is logged: the disk or the machine is behind.
+const SLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Default)]
 struct State {
-    /// Bytes applied since this thread last flushed.
+    /// Bytes applied since this thread last took them to flush.
     dirty: u64,
+    /// Bytes the running flush writes (0 between flushes).
+    flushing: u64,
     stop: bool,
 }
 
-type Shared = Arc<(Mutex<State>, Condvar)>;
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the thread: bytes passed [`FLUSH_BYTES`], or stop.
+    work: Condvar,
+    /// Wakes the applies that wait: a flush ended, or stop.
+    room: Condvar,
+}
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     // The flusher thread never panics while holding the lock; if it did, the counts stay usable.
-    shared.0.lock().unwrap_or_else(|e| e.into_inner())
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The thread that flushes one sled database; stopped and joined on drop.
 pub struct Flusher {
-    shared: Shared,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -46,7 +69,8 @@ impl Flusher {
     /// Starts flushing `db` (a handle of the store's database; sled flushes the whole database
     /// through any of them).
     pub fn start(db: sled::Db, shown: Arc<str>) -> std::io::Result<Flusher> {
-        let shared: Shared = Arc::default();
+        let state = Mutex::new(State::default());
+        let shared = Arc::new(Shared { state, work: Condvar::new(), room: Condvar::new() });
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
@@ -61,7 +85,33 @@ impl Flusher {
         // A batch without user bytes still changed the store (its applied index, the master).
         state.dirty += bytes.max(1);
         if state.dirty >= FLUSH_BYTES {
-            self.shared.1.notify_one();
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Waits, before an apply, while the bytes applied and not yet flushed reach
+    /// [`UNFLUSHED_BYTES_MAX`]: what sled holds unflushed stays bounded whatever the write rate
+    /// and however far the flushes fall behind. Returns at once while they keep pace.
+    pub fn wait_for_room(&self, shown: &str) {
+        let full = |s: &mut State| !s.stop && s.dirty + s.flushing >= UNFLUSHED_BYTES_MAX;
+        let mut state = lock(&self.shared);
+        if !full(&mut state) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        // The thread may not have woken for the bytes yet (its wake-up is lost if it was
+        // flushing then): wake it again.
+        self.shared.work.notify_one();
+        while full(&mut state) {
+            state = self.shared.room.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        let waited = started.elapsed();
+        if waited >= SLOW_WAIT {
+            tracing::warn!(
+                "store at {shown}: an apply waited {waited:.1?} for the store's flush to disk \
+                 (more than {} MiB unflushed): the disk or the machine is behind the writes",
+                UNFLUSHED_BYTES_MAX >> 20
+            );
         }
     }
 }
@@ -72,7 +122,7 @@ fn run(db: &sled::Db, shared: &Shared, shown: &str) {
             let state = lock(shared);
             let period = std::time::Duration::from_millis(FLUSH_EVERY_MS);
             let (mut state, _) = shared
-                .1
+                .work
                 .wait_timeout_while(state, period, |s| !s.stop && s.dirty < FLUSH_BYTES)
                 .unwrap_or_else(|e| e.into_inner());
             if state.stop {
@@ -81,11 +131,13 @@ fn run(db: &sled::Db, shared: &Shared, shown: &str) {
             if state.dirty == 0 {
                 continue;
             }
-            state.dirty = 0;
+            state.flushing = std::mem::take(&mut state.dirty);
         }
         let started = crate::spans::start();
         let flushed = db.flush();
         crate::spans::STORE_FLUSH.since(started);
+        lock(shared).flushing = 0;
+        shared.room.notify_all();
         if let Err(e) = flushed {
             // The store goes on in memory; the TLog still holds every applied slot, and the next
             // flush (or start-up's replay) tries again.
@@ -97,7 +149,8 @@ fn run(db: &sled::Db, shared: &Shared, shown: &str) {
 impl Drop for Flusher {
     fn drop(&mut self) {
         lock(&self.shared).stop = true;
-        self.shared.1.notify_one();
+        self.shared.work.notify_one();
+        self.shared.room.notify_all();
         if let Some(thread) = self.thread.take() {
             // The thread only waits and flushes: it ends once it sees `stop`.
             let _ = thread.join();
@@ -136,6 +189,13 @@ mod tests {
             assert!(started.elapsed().as_secs() < 30, "a period passed without a flush");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        // Applies past the bound on unflushed bytes wait for a flush: once back, the store
+        // holds less than the bound unflushed (the flush took them).
+        flusher.applied(UNFLUSHED_BYTES_MAX);
+        flusher.wait_for_room("t");
+        let state = lock(&flusher.shared);
+        assert!(state.dirty + state.flushing < UNFLUSHED_BYTES_MAX, "returned while full");
+        drop(state);
         // Dropped, the thread is told to stop and joined (a thread that missed it hangs here).
         drop(flusher);
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));

@@ -19,7 +19,7 @@
 use super::apply::{apply_batch, apply_batch_replayed, apply_value, Overlay, View};
 use super::journal::{Journal, JOURNAL_BYTES_MAX};
 use super::reads;
-use super::sled_flusher::{Flusher, FLUSH_BYTES};
+use super::sled_flusher::{Flusher, UNFLUSHED_BYTES_MAX};
 use super::sled_snapshot::SledSnapshot;
 use super::{
     Damage, MasterRecord, Range, Snapshot, Store, StoreError, UpdateResult, UserFunctionRegistry,
@@ -90,11 +90,12 @@ fn admin_key(key: &[u8]) -> Vec<u8> {
 pub const CACHE_BYTES: usize = 24 << 20;
 
 /// The most memory the store's sled holds: its cache, the writes applied and not yet flushed
-/// (a flush starts once `FLUSH_BYTES` were applied, and the update that passes that mark may be
-/// as large as `largest_update`; its leaves stay resident until the flush is done).
-/// `node/tests/memory.rs` measures the whole node against the bound this is a term of.
+/// (an apply waits while `UNFLUSHED_BYTES_MAX` are, those of the running flush included, and
+/// the apply that passes that mark may be as large as `largest_update`; its leaves stay
+/// resident until their flush is done). `node/tests/memory.rs` measures the whole node against
+/// the bound this is a term of.
 pub fn resident_bytes_max(largest_update: u64) -> u64 {
-    CACHE_BYTES as u64 + FLUSH_BYTES + largest_update
+    CACHE_BYTES as u64 + UNFLUSHED_BYTES_MAX + largest_update
 }
 
 /// How long an open waits for the store's lock. A handle that was just dropped lets go of it
@@ -301,6 +302,8 @@ impl SledStore {
         applied: u64,
     ) -> Result<(), StoreError> {
         let started = crate::spans::start();
+        // Within the bound on what sled holds unflushed (store/sled_flusher.rs).
+        self.flusher.wait_for_room(&self.shown);
         let mut batch = sled::Batch::default();
         // Held until the batch is visible: open snapshots get every key's pre-image first.
         let journal = self.journal.clone();
