@@ -8,10 +8,10 @@
 //! | network | one_way | yes | no (see below) | through the peer-link proxies |
 //! | network | loss (at random) | yes | no (see below) | no (the proxies drop whole links, not single messages) |
 //! | process | kill, stop, pause, resume, restart, wipe | yes | kill, stop, restart | yes |
-//! | whole cluster | power_loss | yes | no | no (it would need a real power cut) |
+//! | whole cluster | power_loss | yes | yes (every node's runtime and unsynced bytes) | no (it would need a real power cut) |
 //! | disk | bitflip, truncate, torn_tail, delete_tlog | TLog files | no | TLog and store files |
 //! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
-//! | disk | fsync_fail (the next fsync fails; the node stops) | yes | no | no (needs a failing device) |
+//! | disk | fsync_fail (the next fsync fails; the node stops) | yes | in its random nemesis (`FaultSet::disk`), not yet in drills | no (needs a failing device) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
 //! | operator | collapse (`keep: N`, `for: 3s` to repeat) | the node crate's collapse over the simulated disk | `collapse_tlogs` to the running node (its head a file in memory) | `collapse_tlogs` to the running node |
@@ -269,7 +269,9 @@ impl Fault {
             | Fault::TornTail(_)
             | Fault::DeleteTlog(_) => &[Sim, Sandbox],
             Fault::Bitflip { store: true, .. } | Fault::Truncate { store: true, .. } => &[Sandbox],
-            Fault::PowerLoss | Fault::ClockOffset { .. } | Fault::ClockDrift { .. } => &[Sim],
+            // Turmoil's nodes keep their files on disks in memory that lose what was not synced.
+            Fault::PowerLoss => &[Sim, Turmoil],
+            Fault::ClockOffset { .. } | Fault::ClockDrift { .. } => &[Sim],
             // The sandbox and turmoil would need a small filesystem per node.
             Fault::DiskFull { .. } => &[Sim],
             // A real device that fails one fsync on demand is beyond the sandbox.

@@ -73,6 +73,34 @@ fn three_nodes_ride_out_message_loss() {
     assert!(losses >= 2, "loss struck {losses} time(s) in 4 seeds");
 }
 
+/// Disk faults on tier B: a node's fsync fails and the real server stops (as it must), to be
+/// started again, half the time after a power loss of its machine; or every node loses power at
+/// once. Every acknowledged write survives (the history is checked), the logs agree, and the
+/// nodes that stopped did so for the failed fsync (any other stop fails the run).
+#[test]
+fn three_nodes_ride_out_failed_fsyncs_and_power_losses() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.faults.disk = true;
+    let (mut stops, mut power_losses) = (0, 0);
+    for seed in 1..=8 {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 500, "{}", r.summary());
+        assert!(r.logs_agree.is_ok(), "{:?}", r.logs_agree);
+        for (k, why) in &r.fsync_stops {
+            println!("  n{k}: {why}");
+            assert!(why.contains("exit code"), "{why}");
+        }
+        stops += r.fsync_stops.len();
+        power_losses += r.faults.iter().filter(|f| f.kind == FaultKind::PowerLoss).count();
+    }
+    assert!(stops >= 2 && power_losses >= 2, "{stops} fsync stops, {power_losses} power losses");
+    // A failed fsync and its stop replay exactly.
+    let (a, b) = (run(2, &cfg), run(2, &cfg));
+    assert!(!a.fsync_stops.is_empty(), "seed 2 stopped no node");
+    assert_replays(2, &a, &b);
+}
+
 #[test]
 fn five_nodes_ride_out_partitions_crashes_and_latency() {
     let cfg = TierBConfig::new(5);
@@ -158,7 +186,7 @@ fn first_difference(a: &TierBReport, b: &TierBReport) -> String {
 }
 
 /// Runs the seed in TIER_B_SEED (TIER_B_NODES nodes, 3 by default; TIER_B_LOSS=1 adds message
-/// loss; TIER_B_COLLAPSE=1 adds collapses; TIER_B_RUNS runs that many seeds from it; TIER_B_TWICE=1 runs each twice and says
+/// loss; TIER_B_COLLAPSE=1 adds collapses; TIER_B_DISK=1 failed fsyncs and power losses; TIER_B_RUNS runs that many seeds from it; TIER_B_TWICE=1 runs each twice and says
 /// whether the histories are the same).
 #[test]
 #[ignore]
@@ -170,6 +198,9 @@ fn replay() {
     }
     if env_u64("TIER_B_COLLAPSE") == Some(1) {
         cfg.faults.collapses = true;
+    }
+    if env_u64("TIER_B_DISK") == Some(1) {
+        cfg.faults.disk = true;
     }
     let runs = env_u64("TIER_B_RUNS").unwrap_or(1);
     let mut failed = Vec::new();

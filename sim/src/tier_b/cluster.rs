@@ -31,10 +31,12 @@ use arakoon_node::server::core::{serve, ServerOptions};
 use arakoon_node::server::env::TokioClock;
 use arakoon_node::server::storage::Storage;
 use arakoon_node::tlog;
-use arakoon_node::tlog::MemDir;
+use arakoon_node::tlog::{MemDir, Trip};
 use arakoon_node::value::Value;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -66,6 +68,11 @@ pub struct Cluster {
     /// Node pairs (a < b) whose link is held.
     held: BTreeSet<(usize, usize)>,
     latency_max_ms: u64,
+    /// Why each node stopped by itself after a failed fsync (the server must), until it is
+    /// started again; written by the node's host.
+    fallen: Rc<RefCell<Vec<Option<String>>>>,
+    /// The nodes that stopped so, in order: `(node, why)`.
+    pub falls: Vec<(usize, String)>,
 }
 
 /// Turmoil's settings for a run of `seed`: seeded, hosts stepped in a seeded random order, 1 ms
@@ -112,6 +119,7 @@ impl Cluster {
         let config = cluster_config(spec, &ips)?;
         let mut disks = Vec::new();
         let mut stops = Vec::new();
+        let fallen = Rc::new(RefCell::new(vec![None; spec.nodes]));
         for (k, name) in names.iter().enumerate() {
             let disk = MemDir::new(name.clone());
             let (stop_tx, stop_rx) = watch::channel(false);
@@ -121,17 +129,30 @@ impl Cluster {
                 ..ServerOptions::default()
             };
             let config = config.clone();
+            let (seen, fell) = (disk.clone(), fallen.clone());
             sim.host(name.as_str(), move || {
                 let (config, options) = (config.clone(), options.clone());
                 let mut stop = stop_rx.clone();
+                let (seen, fell) = (seen.clone(), fell.clone());
                 async move {
                     let clock = TokioClock::new();
                     let shutdown = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    serve(config, k, TurmoilNet, clock, options, shutdown).await.map_err(|e| {
-                        format!("n{k} stopped: {e} (exit code {})", e.exit_code()).into()
-                    })
+                    let served = serve(config, k, TurmoilNet, clock, options, shutdown).await;
+                    let why = |e: &dyn std::fmt::Display, code| {
+                        format!("n{k} stopped: {e} (exit code {code})")
+                    };
+                    match served {
+                        Ok(()) => Ok(()),
+                        // A failed fsync stops the server, as it must: the harness sees the
+                        // node down ([`Cluster::reap`]). Any other stop fails the run.
+                        Err(e) if seen.struck() == Some(Trip::FailNextSync) => {
+                            fell.borrow_mut()[k] = Some(why(&e, e.exit_code()));
+                            Ok(())
+                        }
+                        Err(e) => Err(why(&e, e.exit_code()).into()),
+                    }
                 }
             });
             disks.push(disk);
@@ -147,6 +168,8 @@ impl Cluster {
             others: Vec::new(),
             held: BTreeSet::new(),
             latency_max_ms: spec.latency_max_ms,
+            fallen,
+            falls: Vec::new(),
         })
     }
 
@@ -207,8 +230,9 @@ impl Cluster {
         }
     }
 
-    /// Drops the runtime of every stopped node whose software has ended, as a process exits.
-    /// Call between two steps.
+    /// Drops the runtime of every stopped node whose software has ended, as a process exits,
+    /// those asked to stop and those that stopped by themselves after a failed fsync (marked
+    /// down, and counted in [`Cluster::falls`]). Call between two steps.
     pub fn reap(&mut self, sim: &mut turmoil::Sim<'_>) {
         let ended: Vec<usize> =
             self.stopping.iter().copied().filter(|k| !sim.is_host_running(self.ips[*k])).collect();
@@ -216,12 +240,47 @@ impl Cluster {
             self.stopping.remove(&k);
             self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
         }
+        for k in 0..self.nodes() {
+            if !self.up[k] || sim.is_host_running(self.ips[k]) {
+                continue;
+            }
+            let Some(why) = self.fallen.borrow_mut()[k].take() else { continue };
+            self.up[k] = false;
+            self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
+            self.falls.push((k, why));
+        }
+    }
+
+    /// The next fsync of node `k`'s disk fails (EIO), and what it should have made durable
+    /// stays volatile: the node stops ([`Cluster::reap`] sees it).
+    pub fn fail_next_fsync(&mut self, k: usize) {
+        if self.up[k] {
+            self.disks[k].arm(Some(Trip::FailNextSync));
+        }
+    }
+
+    /// The end of a failed-fsync window: a node that stopped is started again (after a power
+    /// loss of its machine if `power_loss`: what was not synced is lost); one whose disk never
+    /// synced meanwhile is disarmed and goes on.
+    pub fn end_fsync_fault(&mut self, sim: &mut turmoil::Sim<'_>, k: usize, power_loss: bool) {
+        self.reap(sim);
+        if self.up[k] {
+            self.disks[k].arm(None);
+            self.disks[k].take_struck();
+            return;
+        }
+        if power_loss {
+            self.disks[k].crash(|_| 0);
+        }
+        self.restart(sim, k);
     }
 
     /// Starts a node that is down (a running one is left alone).
     pub fn restart(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
         if !self.up[k] {
             self.stopping.remove(&k);
+            self.fallen.borrow_mut()[k] = None;
+            self.disks[k].take_struck();
             self.stops[k].send_replace(false);
             self.with_links_cut(sim, k, |sim, ip| sim.bounce(ip));
             self.up[k] = true;

@@ -427,6 +427,8 @@ impl Backend for TurmoilBackend {
         let ks = r.strikes.nodes().to_vec();
         let command = match (&r.fault, &r.strikes) {
             (Fault::Kill(_), _) => Command::Crash(ks),
+            // Every node's runtime and what its disk had not synced.
+            (Fault::PowerLoss, _) => Command::Crash((0..n).collect()),
             (Fault::Stop(_), _) => Command::Stop(ks),
             (Fault::Restart(_), _) => Command::Restart(ks),
             (Fault::Partition(_) | Fault::Isolate(_), Strikes::Groups(groups)) => {

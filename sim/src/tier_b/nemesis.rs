@@ -1,5 +1,6 @@
 //! The fault schedule of a tier-B run, drawn from the seed before the run starts. Its families
-//! are faults of the catalogue (`arakoon_chaos::faults::Fault`: partition, kill, delay, loss);
+//! are faults of the catalogue (`arakoon_chaos::faults::Fault`: partition, kill, delay, loss,
+//! fsync_fail, power_loss);
 //! each window adds what the catalogue leaves to the run (which nodes, how long, how much).
 //!
 //! Faults come one at a time, each a window `[start_ms, end_ms)` of virtual time, with quiet gaps
@@ -22,6 +23,11 @@
 //!   their own stream of the seed (so turning them on moves none of the other faults' draws)
 //!   and may come during another fault. A node that lags behind then finds the slots it needs
 //!   collapsed away at its peer, and catches up by fetching and adopting the peer's head.
+//! - disk (opt-in): a node's next fsync fails (the catalogue's fsync_fail): the real server
+//!   stops, as it must, what the fsync covered still volatile; at the window's end it is started
+//!   again, half the time after a power loss of its machine (what was not synced is lost). Or
+//!   every node loses power at once (power_loss): each one's runtime and unsynced bytes go, and
+//!   all start again at the window's end.
 
 use arakoon_chaos::drill::Millis;
 use arakoon_chaos::faults::{Fault as CatalogueFault, Target};
@@ -36,6 +42,8 @@ pub struct FaultSet {
     pub latency: bool,
     pub loss: bool,
     pub collapses: bool,
+    /// Failed fsyncs and power losses of the whole cluster.
+    pub disk: bool,
 }
 
 impl FaultSet {
@@ -45,10 +53,17 @@ impl FaultSet {
         latency: false,
         loss: false,
         collapses: false,
+        disk: false,
     };
     /// Everything that a healthy cluster must ride out.
-    pub const DEFAULT: FaultSet =
-        FaultSet { partitions: true, crashes: true, latency: true, loss: false, collapses: false };
+    pub const DEFAULT: FaultSet = FaultSet {
+        partitions: true,
+        crashes: true,
+        latency: true,
+        loss: false,
+        collapses: false,
+        disk: false,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +91,14 @@ pub enum FaultKind {
         node: usize,
         keep: u32,
     },
+    /// The node's next fsync fails: it stops; at the window's end it starts again, after a
+    /// power loss of its machine if `power_loss`.
+    FsyncFails {
+        node: usize,
+        power_loss: bool,
+    },
+    /// Every node loses power at once; all start again at the window's end.
+    PowerLoss,
 }
 
 impl FaultKind {
@@ -106,6 +129,11 @@ impl std::fmt::Display for Fault {
             FaultKind::Collapse { node, keep } => {
                 write!(f, "collapse n{node}'s TLog, keeping {keep} sealed file(s)")
             }
+            FaultKind::FsyncFails { node, power_loss } => {
+                let then = if *power_loss { ", a power loss," } else { "" };
+                write!(f, "n{node}'s next fsync fails{then} restart at the end")
+            }
+            FaultKind::PowerLoss => write!(f, "every node loses power, restart at the end"),
         }
     }
 }
@@ -155,6 +183,10 @@ fn windows(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) 
     if set.loss && nodes > 1 {
         kinds.push(CatalogueFault::Loss(0.0));
     }
+    if set.disk {
+        kinds.push(CatalogueFault::FsyncFail(Target::Random));
+        kinds.push(CatalogueFault::PowerLoss);
+    }
     let mut faults = Vec::new();
     if kinds.is_empty() {
         return faults;
@@ -178,6 +210,10 @@ fn windows(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) 
             }
             CatalogueFault::Kill(_) => FaultKind::Crash { node: rng.gen_range(0..nodes) },
             CatalogueFault::Delay(_) => FaultKind::Latency { max_ms: rng.gen_range(50..500) },
+            CatalogueFault::FsyncFail(_) => {
+                FaultKind::FsyncFails { node: rng.gen_range(0..nodes), power_loss: rng.gen() }
+            }
+            CatalogueFault::PowerLoss => FaultKind::PowerLoss,
             _ => {
                 let a = rng.gen_range(0..nodes);
                 let b = (a + rng.gen_range(1..nodes)) % nodes;

@@ -135,6 +135,10 @@ pub struct TierBReport {
     pub logs_agree: Result<u64, String>,
     /// Each node's last committed slot in its TLog at the end.
     pub committed_ends: Vec<Option<u64>>,
+    /// The nodes that stopped by themselves after a failed fsync, and why.
+    pub fsync_stops: Vec<(usize, String)>,
+    /// The fault families the run drew from (its replay command names them).
+    pub fault_set: FaultSet,
 }
 
 impl TierBReport {
@@ -149,8 +153,14 @@ impl TierBReport {
 
     /// The command that runs this seed again.
     pub fn replay_command(&self) -> String {
+        let set = &self.fault_set;
+        let flags: String = [(set.loss, "LOSS"), (set.collapses, "COLLAPSE"), (set.disk, "DISK")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| format!("TIER_B_{name}=1 "))
+            .collect();
         format!(
-            "TIER_B_SEED={} TIER_B_NODES={} cargo test -p arakoon-sim --test tier_b replay -- --ignored --nocapture",
+            "TIER_B_SEED={} TIER_B_NODES={} {flags}cargo test -p arakoon-sim --test tier_b replay -- --ignored --nocapture",
             self.seed, self.nodes
         )
     }
@@ -204,6 +214,8 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         adoptions: 0,
         logs_agree: Ok(0),
         committed_ends: Vec::new(),
+        fsync_stops: Vec::new(),
+        fault_set: cfg.faults,
     };
     let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
     let tally = Rc::new(RefCell::new(ClientTally::default()));
@@ -343,6 +355,7 @@ fn simulate(
     };
     let result = loop {
         let elapsed_ms = sim.elapsed().as_millis() as u64;
+        nemesis.cluster.reap(&mut sim);
         nemesis.act(&mut sim, elapsed_ms);
         let finished = sim.step().map_err(|e| TierBError::Stopped(e.to_string()));
         report.virtual_ms = sim.elapsed().as_millis() as u64;
@@ -356,6 +369,7 @@ fn simulate(
     report.adoptions = nemesis.cluster.heads_taken();
     report.logs_agree = nemesis.cluster.logs_agree();
     report.committed_ends = nemesis.cluster.committed_ends();
+    report.fsync_stops = std::mem::take(&mut nemesis.cluster.falls);
     result
 }
 
@@ -422,6 +436,8 @@ impl Nemesis {
             }
             // Instants are not windows: `act` hands them to the operator.
             FaultKind::Collapse { .. } => {}
+            FaultKind::FsyncFails { node, .. } => c.fail_next_fsync(*node),
+            FaultKind::PowerLoss => (0..c.nodes()).for_each(|k| c.crash(sim, k)),
         }
     }
 
@@ -436,6 +452,10 @@ impl Nemesis {
                 sim.repair(a, b);
             }
             FaultKind::Collapse { .. } => {}
+            FaultKind::FsyncFails { node, power_loss } => {
+                c.end_fsync_fault(sim, *node, *power_loss)
+            }
+            FaultKind::PowerLoss => (0..c.nodes()).for_each(|k| c.restart(sim, k)),
         }
     }
 }
