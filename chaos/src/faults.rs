@@ -11,7 +11,7 @@
 //! | whole cluster | power_loss | yes | yes (every node's runtime and unsynced bytes) | no (it would need a real power cut) |
 //! | disk | bitflip, truncate, torn_tail, delete_tlog | TLog files | no | TLog and store files |
 //! | disk | disk_full (`for: 3s`) | yes | no | no (needs a small filesystem per node) |
-//! | disk | fsync_fail (the next fsync fails; the node stops) | yes | in its random nemesis (`FaultSet::disk`), not yet in drills | no (needs a failing device) |
+//! | disk | fsync_fail (the next fsync fails; the node stops) | yes | yes (its disk in memory) | no (needs a failing device) |
 //! | clock | clock_offset, clock_drift | yes | no | no (a process cannot be given its own clock) |
 //! | operator | drop_master | yes | yes | yes |
 //! | operator | collapse (`keep: N`, `for: 3s` to repeat) | the node crate's collapse over the simulated disk | `collapse_tlogs` to the running node (its head a file in memory) | `collapse_tlogs` to the running node |
@@ -275,7 +275,7 @@ impl Fault {
             // The sandbox and turmoil would need a small filesystem per node.
             Fault::DiskFull { .. } => &[Sim],
             // A real device that fails one fsync on demand is beyond the sandbox.
-            Fault::FsyncFail(_) => &[Sim],
+            Fault::FsyncFail(_) => &[Sim, Turmoil],
             Fault::Collapse { .. } => &[Sim, Turmoil, Sandbox],
         }
     }

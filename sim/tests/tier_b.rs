@@ -250,14 +250,17 @@ fn run_turmoil_drill(file: &str, seed: u64) -> TurmoilDrillRun {
     r
 }
 
-/// Two of the scenarios, on two seeds each: the steps strike (the master is killed or cut off, a
-/// new one is elected in time, the old one rejoins), and the history is linearizable with every
-/// key read after the heal.
+/// Four of the scenarios, on two seeds each: the steps strike (the master is killed, cut off,
+/// loses power with the others, or stops on a failed fsync; a new one is elected in time, the
+/// old one rejoins), and the history is linearizable with every key read after the heal.
 #[test]
 fn drills_run_on_the_turmoil_tier() {
-    for (file, fault) in
-        [("master-killed-under-load.yaml", "kill master"), ("master-in-minority.yaml", "isolate")]
-    {
+    for (file, fault) in [
+        ("master-killed-under-load.yaml", "kill master"),
+        ("master-in-minority.yaml", "isolate"),
+        ("power-loss.yaml", "power_loss"),
+        ("fsync-failures.yaml", "fsync_fail master"),
+    ] {
         for seed in 0..2 {
             let r = run_turmoil_drill(file, seed);
             assert!(r.passed, "{file} seed {seed}: {}", r.verdict);

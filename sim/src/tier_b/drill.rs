@@ -37,6 +37,8 @@ use arakoon_chaos::real_client::{self, Journal};
 use arakoon_checker::import::RawCall;
 use arakoon_checker::{Outcome, Value};
 use arakoon_node::client::{Client, ClientConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -130,6 +132,8 @@ const COLLAPSE_EVERY_MS: u64 = 100;
 #[derive(Debug, Clone)]
 enum Command {
     Crash(Vec<usize>),
+    /// The nodes' next fsync fails: each stops (and starts again later, [`FallRestarts`]).
+    FailFsync(Vec<usize>),
     Stop(Vec<usize>),
     Restart(Vec<usize>),
     /// Which node pairs may talk (`reach[a][b]`); the others are cut.
@@ -272,8 +276,12 @@ fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, TierBError>
         (0..drill.workload.clients).map(|c| format!("client{c}")).collect();
     others.push("director".into());
     cluster.set_other_hosts(others.iter().map(|h| sim.lookup(h.as_str())).collect());
+    // A node that stopped after a failed fsync starts again 0.2 to 3 s later, half the time
+    // after a power loss of its machine, as the simulation tier's world restarts it.
+    let mut restarts = FallRestarts::new(seed);
     loop {
         cluster.reap(&mut sim);
+        restarts.carry_out(&mut sim, &mut cluster, board);
         let commands = std::mem::take(&mut board.borrow_mut().commands);
         for command in commands {
             carry_out(&mut sim, &mut cluster, command);
@@ -296,9 +304,48 @@ fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, TierBError>
     }
 }
 
+/// The restarts of nodes that stopped after a failed fsync: when, and after a power loss or not,
+/// drawn from the seed.
+struct FallRestarts {
+    rng: ChaCha8Rng,
+    /// The falls of [`Cluster::falls`] already scheduled.
+    seen: usize,
+    /// `(due_ms, node, power_loss)`.
+    due: Vec<(u64, usize, bool)>,
+}
+
+impl FallRestarts {
+    fn new(seed: u64) -> FallRestarts {
+        FallRestarts {
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6673_796E_635F_6661),
+            seen: 0,
+            due: Vec::new(),
+        }
+    }
+
+    fn carry_out(&mut self, sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, board: &Shared) {
+        let now_ms = sim.elapsed().as_millis() as u64;
+        for (k, why) in &cluster.falls[self.seen..] {
+            let in_ms = self.rng.gen_range(200..3_000);
+            let power_loss = self.rng.gen_bool(0.5);
+            let then = if power_loss { " after a power loss" } else { "" };
+            let note = format!("{why}; it starts again in {in_ms} ms{then}");
+            board.borrow_mut().log.push((now_ms, note));
+            self.due.push((now_ms + in_ms, *k, power_loss));
+        }
+        self.seen = cluster.falls.len();
+        let (ready, later): (Vec<_>, Vec<_>) = self.due.iter().partition(|(at, ..)| *at <= now_ms);
+        self.due = later;
+        for (_, k, power_loss) in ready {
+            cluster.end_fsync_fault(sim, k, power_loss);
+        }
+    }
+}
+
 fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command) {
     match command {
         Command::Crash(ks) => ks.into_iter().for_each(|k| cluster.crash(sim, k)),
+        Command::FailFsync(ks) => ks.into_iter().for_each(|k| cluster.fail_next_fsync(k)),
         Command::Stop(ks) => ks.into_iter().for_each(|k| cluster.stop(k)),
         Command::Restart(ks) => ks.into_iter().for_each(|k| cluster.restart(sim, k)),
         Command::Links(reach) => cluster.set_links(sim, |a, b| reach[a][b]),
@@ -429,6 +476,7 @@ impl Backend for TurmoilBackend {
             (Fault::Kill(_), _) => Command::Crash(ks),
             // Every node's runtime and what its disk had not synced.
             (Fault::PowerLoss, _) => Command::Crash((0..n).collect()),
+            (Fault::FsyncFail(_), _) => Command::FailFsync(ks),
             (Fault::Stop(_), _) => Command::Stop(ks),
             (Fault::Restart(_), _) => Command::Restart(ks),
             (Fault::Partition(_) | Fault::Isolate(_), Strikes::Groups(groups)) => {
