@@ -151,7 +151,7 @@ impl World {
         // came. A paused process's persister waits for it.
         let mut told_after = Vec::new();
         if !self.persists[k].idle() {
-            if self.nodes[k].paused || self.rng.gen_bool(0.5) {
+            if self.nodes[k].paused || self.chunk_rng.gen_bool(0.5) {
                 let busy = self.persists[k].busy_until_us;
                 let at = if self.nodes[k].paused {
                     self.now_us + 1_000

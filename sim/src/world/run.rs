@@ -414,6 +414,9 @@ pub(super) struct World {
     /// The nemesis' own stream: when it strikes next, which fault, on which node. Apart from
     /// the world's, so that a run with fewer calls (shrinking) has the same strikes.
     nemesis_rng: ChaCha8Rng,
+    /// Whether a catch-up's chunk waits for a busy persister (world/catchup.rs): a stream of its
+    /// own, so that a draw made or not made there moves none of the world's other draws.
+    pub(super) chunk_rng: ChaCha8Rng,
     /// The clock error the nodes' configuration promises to survive (the lease margin).
     pub(super) clock_bound: ClockBound,
     /// Per node, the last lease it held as master, in true time (see [`LeaseSpan`]).
@@ -488,6 +491,9 @@ pub(super) const LIVENESS_STREAM: u64 = u64::MAX;
 /// nemesis' schedule (when it strikes, which fault, on which node), `1 + n` what strike `n`
 /// draws (the nemesis' or an aimed one), [`LIVENESS_STREAM`] the nodes the liveness check
 /// holds down.
+/// The stream of [`World::chunk_rng`] (the nemesis has stream 0, its strikes 1 and up).
+const CHUNK_STREAM: u64 = 1 << 40;
+
 pub(super) fn stream_seed(seed: u64, stream: u64) -> u64 {
     derived_seed(seed, 0x4e3e_5150_0000_0000, stream)
 }
@@ -1621,6 +1627,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         liveness: Default::default(),
         strikes_drawn: 0,
         nemesis_rng: ChaCha8Rng::seed_from_u64(stream_seed(seed, 0)),
+        chunk_rng: ChaCha8Rng::seed_from_u64(stream_seed(seed, CHUNK_STREAM)),
         clock_bound: bound,
         lease_spans: vec![None; cfg.nodes],
         lease_holders: Vec::with_capacity(cfg.nodes),
