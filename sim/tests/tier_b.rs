@@ -4,6 +4,7 @@
 
 use arakoon_chaos::drill;
 use arakoon_chaos::faults::Tier;
+use arakoon_node::exit::NodeExit;
 use arakoon_sim::tier_b::drill::{run_drill, TurmoilDrillRun};
 use arakoon_sim::tier_b::nemesis::schedule;
 use arakoon_sim::tier_b::{
@@ -89,7 +90,8 @@ fn three_nodes_ride_out_failed_fsyncs_and_power_losses() {
         assert!(r.logs_agree.is_ok(), "{:?}", r.logs_agree);
         for (k, why) in &r.fsync_stops {
             println!("  n{k}: {why}");
-            assert!(why.contains("exit code"), "{why}");
+            let tlog_exit = format!("(exit code {})", NodeExit::TlogDir.code());
+            assert!(why.contains("fsync") && why.ends_with(&tlog_exit), "{why}");
         }
         stops += r.fsync_stops.len();
         power_losses += r.faults.iter().filter(|f| f.kind == FaultKind::PowerLoss).count();

@@ -93,16 +93,16 @@ impl Flusher {
     /// [`UNFLUSHED_BYTES_MAX`]: what sled holds unflushed stays bounded whatever the write rate
     /// and however far the flushes fall behind. Returns at once while they keep pace.
     pub fn wait_for_room(&self, shown: &str) {
-        let full = |s: &mut State| !s.stop && s.dirty + s.flushing >= UNFLUSHED_BYTES_MAX;
+        let full = |s: &State| !s.stop && s.dirty + s.flushing >= UNFLUSHED_BYTES_MAX;
         let mut state = lock(&self.shared);
-        if !full(&mut state) {
+        if !full(&state) {
             return;
         }
         let started = std::time::Instant::now();
         // The thread may not have woken for the bytes yet (its wake-up is lost if it was
         // flushing then): wake it again.
         self.shared.work.notify_one();
-        while full(&mut state) {
+        while full(&state) {
             state = self.shared.room.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         let waited = started.elapsed();

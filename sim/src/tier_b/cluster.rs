@@ -139,20 +139,18 @@ impl Cluster {
                     let shutdown = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    let served = serve(config, k, TurmoilNet, clock, options, shutdown).await;
-                    let why = |e: &dyn std::fmt::Display, code| {
-                        format!("n{k} stopped: {e} (exit code {code})")
+                    let Err(e) = serve(config, k, TurmoilNet, clock, options, shutdown).await
+                    else {
+                        return Ok(());
                     };
-                    match served {
-                        Ok(()) => Ok(()),
-                        // A failed fsync stops the server, as it must: the harness sees the
-                        // node down ([`Cluster::reap`]). Any other stop fails the run.
-                        Err(e) if seen.struck() == Some(Trip::FailNextSync) => {
-                            fell.borrow_mut()[k] = Some(why(&e, e.exit_code()));
-                            Ok(())
-                        }
-                        Err(e) => Err(why(&e, e.exit_code()).into()),
+                    let why = format!("n{k} stopped: {e} (exit code {})", e.exit_code());
+                    // A failed fsync stops the server, as it must: the harness sees the node
+                    // down ([`Cluster::reap`]). Any other stop fails the run.
+                    if seen.struck() != Some(Trip::FailNextSync) {
+                        return Err(why.into());
                     }
+                    fell.borrow_mut()[k] = Some(why);
+                    Ok(())
                 }
             });
             disks.push(disk);
@@ -267,6 +265,15 @@ impl Cluster {
         if self.up[k] {
             self.disks[k].arm(None);
             self.disks[k].take_struck();
+            return;
+        }
+        self.restart_after_fall(sim, k, power_loss);
+    }
+
+    /// Starts node `k` again if it is down (after a power loss of its machine if `power_loss`:
+    /// what was not synced is lost); a node that runs is left alone.
+    pub fn restart_after_fall(&mut self, sim: &mut turmoil::Sim<'_>, k: usize, power_loss: bool) {
+        if self.up[k] {
             return;
         }
         if power_loss {

@@ -337,7 +337,7 @@ impl FallRestarts {
         let (ready, later): (Vec<_>, Vec<_>) = self.due.iter().partition(|(at, ..)| *at <= now_ms);
         self.due = later;
         for (_, k, power_loss) in ready {
-            cluster.end_fsync_fault(sim, k, power_loss);
+            cluster.restart_after_fall(sim, k, power_loss);
         }
     }
 }

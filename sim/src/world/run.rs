@@ -487,13 +487,13 @@ fn client_seed(seed: u64, c: usize) -> u64 {
 /// The stream of run `seed` from which the liveness check draws the nodes it holds down.
 pub(super) const LIVENESS_STREAM: u64 = u64::MAX;
 
-/// The seed of one of run `seed`'s streams apart from the world's and the clients': 0 the
-/// nemesis' schedule (when it strikes, which fault, on which node), `1 + n` what strike `n`
-/// draws (the nemesis' or an aimed one), [`LIVENESS_STREAM`] the nodes the liveness check
-/// holds down.
-/// The stream of [`World::chunk_rng`] (the nemesis has stream 0, its strikes 1 and up).
+/// The stream of [`World::chunk_rng`].
 const CHUNK_STREAM: u64 = 1 << 40;
 
+/// The seed of one of run `seed`'s streams apart from the world's and the clients': 0 the
+/// nemesis' schedule (when it strikes, which fault, on which node), `1 + n` what strike `n`
+/// draws (the nemesis' or an aimed one), [`CHUNK_STREAM`] whether a catch-up's chunk waits for
+/// a busy persister, [`LIVENESS_STREAM`] the nodes the liveness check holds down.
 pub(super) fn stream_seed(seed: u64, stream: u64) -> u64 {
     derived_seed(seed, 0x4e3e_5150_0000_0000, stream)
 }

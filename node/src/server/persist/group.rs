@@ -183,6 +183,14 @@ mod tests {
         Value::client(vec![Update::Set { key: vec![i as u8], value: vec![] }])
     }
 
+    /// A group writer over an empty TLog on a disk in memory.
+    fn group_writer() -> (MemDir, GroupWriter) {
+        let mem = MemDir::new("g");
+        let dir: Arc<dyn LogDir> = Arc::new(mem.clone());
+        let (writer, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
+        (mem, GroupWriter::new(writer, dir))
+    }
+
     fn record(n: u64) -> BallotRecord {
         BallotRecord { promised: n, accepted_n: n, accepted_from: 0, learner: false }
     }
@@ -208,10 +216,7 @@ mod tests {
 
     #[test]
     fn a_written_group_is_durable_and_a_failed_one_stops_the_writer() {
-        let mem = MemDir::new("g");
-        let dir: Arc<dyn LogDir> = Arc::new(mem.clone());
-        let (writer, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
-        let mut w = GroupWriter::new(writer, dir.clone());
+        let (mem, mut w) = group_writer();
         let jobs = [
             PersistJob { token: 1, ballot: Some(record(3)), entry: Some((0, v(0))) },
             PersistJob { token: 2, ballot: Some(record(4)), entry: Some((1, v(1))) },
@@ -237,10 +242,7 @@ mod tests {
     /// node stopped (node/tests/cluster.rs, with a slave holding Accepts while it caught up).
     #[test]
     fn an_import_passes_over_the_slots_the_log_holds_below_its_last() {
-        let mem = MemDir::new("g");
-        let dir: Arc<dyn LogDir> = Arc::new(mem.clone());
-        let (writer, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
-        let mut w = GroupWriter::new(writer, dir.clone());
+        let (mem, mut w) = group_writer();
         let jobs: Vec<PersistJob> = (0..4)
             .map(|i| PersistJob { token: i + 1, ballot: None, entry: Some((i, v(i))) })
             .collect();
@@ -268,10 +270,7 @@ mod tests {
     /// node must stop (the server does, on `Persisted::Failed`) and validate its log at restart.
     #[test]
     fn a_failed_fsync_reports_no_token_and_stops_the_writer() {
-        let mem = MemDir::new("g");
-        let dir: Arc<dyn LogDir> = Arc::new(mem.clone());
-        let (writer, _) = TlogWriter::open(dir.clone(), TlogConfig::default(), "n0").unwrap();
-        let mut w = GroupWriter::new(writer, dir.clone());
+        let (mem, mut w) = group_writer();
         let first = PersistJob { token: 1, ballot: None, entry: Some((0, v(0))) };
         assert_eq!(w.write(&[first]).unwrap(), [1]);
         mem.arm(Some(tlog::Trip::FailNextSync));
