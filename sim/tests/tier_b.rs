@@ -103,6 +103,44 @@ fn three_nodes_ride_out_failed_fsyncs_and_power_losses() {
     assert_replays(2, &a, &b);
 }
 
+/// Damaged disks on tier B: a node's power is cut as it syncs a TLog write and the crash keeps
+/// a torn part of the write, or a bit of its TLog flips while it is stopped. Started again, the
+/// real server must see the damage (a flipped TLog it serves over fails the run); the operator's
+/// repair follows (the torn tail truncated; the flipped node wiped and caught up from a peer by
+/// the server's `-catchup-only` code), and every acknowledged write survives, the logs agree.
+#[test]
+fn three_nodes_refuse_damaged_tlogs_and_are_repaired() {
+    let mut cfg = TierBConfig::new(3);
+    cfg.faults.damage = true;
+    let mut tally = arakoon_sim::tier_b::cluster::RepairTally::default();
+    let mut stops = 0;
+    for seed in 1..=8 {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.tally.ok > 500, "{}", r.summary());
+        for line in &r.repairs.log {
+            println!("  {line}");
+        }
+        // A node rebuilt from a peer votes again once a master caught it up: by the end.
+        assert!(r.learners.is_empty(), "still learners: {:?}\n{}", r.learners, r.summary());
+        for (k, why) in &r.fsync_stops {
+            println!("  n{k}: {why}");
+            assert!(why.contains("power cut"), "{why}");
+        }
+        stops += r.fsync_stops.len();
+        tally.tails_truncated += r.repairs.tails_truncated;
+        tally.tears_accepted += r.repairs.tears_accepted;
+        tally.flips_repaired += r.repairs.flips_repaired;
+    }
+    println!("{stops} power cuts at a sync, {tally:?}");
+    assert!(tally.tails_truncated >= 2, "{tally:?}");
+    assert!(tally.flips_repaired >= 2, "{tally:?}");
+    // A cut, a flip and their repairs replay exactly.
+    let (a, b) = (run(1, &cfg), run(1, &cfg));
+    assert_replays(1, &a, &b);
+    assert_eq!(a.repairs, b.repairs);
+}
+
 #[test]
 fn five_nodes_ride_out_partitions_crashes_and_latency() {
     let cfg = TierBConfig::new(5);
@@ -188,11 +226,21 @@ fn first_difference(a: &TierBReport, b: &TierBReport) -> String {
 }
 
 /// Runs the seed in TIER_B_SEED (TIER_B_NODES nodes, 3 by default; TIER_B_LOSS=1 adds message
-/// loss; TIER_B_COLLAPSE=1 adds collapses; TIER_B_DISK=1 failed fsyncs and power losses; TIER_B_RUNS runs that many seeds from it; TIER_B_TWICE=1 runs each twice and says
-/// whether the histories are the same).
+/// loss; TIER_B_COLLAPSE=1 adds collapses; TIER_B_DISK=1 failed fsyncs and power losses;
+/// TIER_B_DAMAGE=1 torn writes and flipped bits with the operator's repair; TIER_B_RUNS runs
+/// that many seeds from it; TIER_B_TWICE=1 runs each twice and says whether the histories are
+/// the same). RUST_LOG (for instance `info`) prints the nodes' logs, with virtual times from
+/// the start of the run.
 #[test]
 #[ignore]
 fn replay() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(VirtualTime)
+            .with_ansi(false)
+            .init();
+    }
     let seed = env_u64("TIER_B_SEED").unwrap_or(1);
     let mut cfg = TierBConfig::new(env_u64("TIER_B_NODES").unwrap_or(3) as usize);
     if env_u64("TIER_B_LOSS") == Some(1) {
@@ -203,6 +251,9 @@ fn replay() {
     }
     if env_u64("TIER_B_DISK") == Some(1) {
         cfg.faults.disk = true;
+    }
+    if env_u64("TIER_B_DAMAGE") == Some(1) {
+        cfg.faults.damage = true;
     }
     let runs = env_u64("TIER_B_RUNS").unwrap_or(1);
     let mut failed = Vec::new();
@@ -224,6 +275,18 @@ fn replay() {
         virtual_ms as f64 / 1000.0 / wall
     );
     assert!(failed.is_empty());
+}
+
+/// Log lines' times: turmoil's virtual clock since the run started.
+struct VirtualTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>9.3}s", t.as_secs_f64()),
+            None => write!(w, "{:>10}", "-"),
+        }
+    }
 }
 
 // ---- drills on the turmoil tier ----------------------------------------------------------------
@@ -378,13 +441,13 @@ fn three_nodes_ride_out_collapses_among_the_other_faults() {
 }
 
 /// A seed with collapses replays exactly: the same faults, the same history byte for byte, the
-/// same collapses and adoptions. Seeds 7 and 10 are ones where a node adopts a head.
+/// same collapses and adoptions. Seeds 3 and 8 are ones where a node adopts a head.
 #[test]
 fn a_seed_with_collapses_and_adoptions_replays_byte_for_byte() {
     let mut cfg = TierBConfig::new(3);
     cfg.faults.collapses = true;
     let mut adopted = 0;
-    for seed in [7, 10] {
+    for seed in [3, 8] {
         let a = run(seed, &cfg);
         let b = run(seed, &cfg);
         assert!(a.passed() && b.passed(), "{}\n{}", a.summary(), b.summary());

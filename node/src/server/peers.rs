@@ -14,7 +14,11 @@
 //!
 //! Paxos tolerates lost messages, so a link never blocks the core: its queue is bounded, and
 //! when it is full or the peer is down, messages are dropped (the core retransmits what
-//! matters). A broken link reconnects with exponential backoff, bounded.
+//! matters). A broken link reconnects with exponential backoff, bounded; so does a lane whose
+//! peer closed the connection (it stopped or restarts: the lane need not lose a message to the
+//! dead connection's reset first) and one whose write stalls for [`WRITE_STALL_MS`] (the peer
+//! stopped reading: its machine died with the buffers full, and TCP's retransmissions would
+//! notice its return only minutes later).
 //!
 //! Every connection proves membership first (server/auth.rs); a refused one, a frame that
 //! fails its MAC and a peer that cannot be talked to are logged at most once a minute per
@@ -28,6 +32,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 /// Messages queued for one peer at most; beyond, new ones are dropped.
@@ -38,6 +43,10 @@ pub const PEER_CONNECTIONS_MAX: usize = 64;
 const BACKOFF_MIN_MS: u64 = 20;
 const BACKOFF_MAX_MS: u64 = 1000;
 const CONNECT_TIMEOUT_MS: u64 = 1000;
+/// A frame's write that takes longer breaks the connection: the peer has not read for that
+/// long. Well above what a frame of the largest value takes on a link (32 MiB at the default
+/// `link_bytes_per_s`, 64 MiB/s, is half a second).
+const WRITE_STALL_MS: u64 = 3000;
 /// A resend of one accept waits at most this many retransmission intervals after the previous.
 const RESEND_BACKOFF_MAX: u32 = 4;
 /// Messages of this many bytes or more go on the bulk lane.
@@ -270,8 +279,18 @@ fn spawn_lane<N: Network>(
                 match handshake {
                     Ok(Ok(mut guard)) => {
                         backoff_ms = BACKOFF_MIN_MS;
+                        // The peer never writes on a lane once the handshake is over: a read
+                        // that ends means it closed the connection (it stopped or restarted).
+                        // Reconnect now, rather than lose the next message to its reset.
+                        let mut probe = [0u8; 1];
                         loop {
-                            let Some(frame) = rx.recv().await else {
+                            let next = tokio::select! {
+                                biased;
+                                frame = rx.recv() => Some(frame),
+                                _ = stream.read(&mut probe) => None,
+                            };
+                            let Some(next) = next else { break };
+                            let Some(frame) = next else {
                                 return; // the core dropped the link: shutting down
                             };
                             let lane = frame.lane();
@@ -279,9 +298,16 @@ fn spawn_lane<N: Network>(
                             let len = payload.len();
                             let tag = guard.tag(&payload);
                             let parts = [&payload[..], tag.as_ref().map_or(&[][..], |t| &t[..])];
-                            let written = write_frame_parts(&mut stream, &parts).await;
+                            // A peer that reads nothing for this long is gone (or its machine is,
+                            // and TCP would only notice at its next retransmission, which backs
+                            // off to minutes): reconnect rather than hold the lane.
+                            let written = tokio::time::timeout(
+                                Duration::from_millis(WRITE_STALL_MS),
+                                write_frame_parts(&mut stream, &parts),
+                            )
+                            .await;
                             state.done(lane, len, accept);
-                            if written.is_err() {
+                            if !matches!(written, Ok(Ok(_))) {
                                 break;
                             }
                         }
@@ -442,6 +468,70 @@ mod tests {
         assert_eq!(encoded, 0, "a resend of a queued accept is not even encoded");
         assert!(!link.send(vec![0; 8 << 20]), "20 MiB queued at most");
         assert!(link.send(vec![0; 1 << 20]), "small messages still fit");
+    }
+
+    /// Accepts connections on a raw socket and keeps them, unread: a peer's process or machine
+    /// that stopped reading. Returns its address and how many connections came.
+    async fn deaf_peer(close_after_hello: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                if close_after_hello {
+                    let mut buf = Vec::new();
+                    let _ = read_frame(&mut stream, &mut buf, 1 << 20).await;
+                    drop(stream); // the peer stops: its FIN comes, nothing else
+                } else {
+                    kept.push(stream);
+                }
+            }
+        });
+        (addr, count)
+    }
+
+    /// Waits (10 s at most) for `count` to reach `n`.
+    async fn until_count(count: &AtomicUsize, n: usize) -> bool {
+        for _ in 0..1000 {
+            if count.load(Ordering::SeqCst) >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// A peer that stops reading (its machine died with the link's buffers full) does not
+    /// hold the lane until TCP gives up, minutes later: a write that stalls for
+    /// WRITE_STALL_MS breaks the connection, and the lane connects again.
+    #[tokio::test]
+    async fn a_lane_whose_peer_stops_reading_connects_again() {
+        let (addr, connections) = deaf_peer(false).await;
+        let n0 = Hello { cluster_id: "c".into(), node: "n0".into() };
+        let link = spawn_link(TokioNet, n0, PeerAuth::Open, addr, 64 << 20);
+        // Enough to fill the sockets' buffers (autotuned, a few MiB on loopback).
+        for slot in 0..12 {
+            link.send_accept(1, slot, || Arc::new(vec![7u8; 4 << 20]));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Two lanes connected at first; the bulk lane's stalled write makes a third.
+        assert!(until_count(&connections, 3).await, "the bulk lane never connected again");
+    }
+
+    /// A peer that closes the connection (it stopped cleanly, or restarts) is connected to again
+    /// at once, before the lane has anything to write: the first message after the peer's
+    /// restart is not lost to the reset of a dead connection.
+    #[tokio::test]
+    async fn a_lane_whose_peer_closes_connects_again_without_a_write() {
+        let (addr, connections) = deaf_peer(true).await;
+        let n0 = Hello { cluster_id: "c".into(), node: "n0".into() };
+        let link = spawn_link(TokioNet, n0, PeerAuth::Open, addr, 1 << 20);
+        // Both lanes connect, are closed by the peer, and connect again, with nothing sent.
+        assert!(until_count(&connections, 4).await, "{connections:?} connections");
+        drop(link);
     }
 
     /// A small message sent after a large one arrives first: it goes on the control lane and

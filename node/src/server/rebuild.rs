@@ -6,10 +6,15 @@
 //! TLog and applied to the store as they arrive. A node whose log was empty (a lost disk, or a
 //! new node) is marked a learner: it forgot what it promised and accepted, so it must not vote
 //! until a master has committed a slot through it (docs/CONSENSUS.md, restart rule).
+//!
+//! It runs over either [`Storage`]: on disk (the node's files, sled) for the operator's
+//! commands, in memory for the simulator's tier B, whose operator repairs a node that refused a
+//! damaged TLog the same way (its disk wiped, this catch-up, a start).
 
 use super::catchup::{self, AsyncChunk, CatchUpError, ChunkError, FetchError};
 use super::env::Network;
 use super::startup::{prepare, StartError};
+use super::storage::{prepare_in_memory, NodeStore, Storage};
 use crate::client::{ClientConfig, Connection};
 use crate::config::ClusterConfig;
 use crate::consensus::NodeIdx;
@@ -65,7 +70,7 @@ impl RebuildError {
 
 struct Sink<'a> {
     writer: &'a mut TlogWriter,
-    store: &'a mut SledStore,
+    store: &'a mut NodeStore,
     count: u64,
 }
 
@@ -81,23 +86,32 @@ impl AsyncChunk for &mut Sink<'_> {
 
 /// Makes a peer's head this node's head and store, and starts the node's TLog afresh after it
 /// (server/catchup.rs [`catchup::fetch_head`], then [`catchup::adopt_closed`]; every step leaves
-/// files that start-up accepts, and the catch-up can be run again).
+/// files that start-up accepts, and the catch-up can be run again). In memory, the head is
+/// fetched into the disk's head file and adopted with [`catchup::adopt_in_memory`].
 async fn install_peer_head<N: Network>(
     config: &ClusterConfig,
     me: NodeIdx,
-    net: &N,
+    (net, storage): (&N, &Storage),
     addr: std::net::SocketAddr,
     dir: Arc<dyn LogDir>,
     progress: catchup::OnProgress<'_>,
-) -> Result<(TlogWriter, SledStore, u64), CatchUpError> {
+) -> Result<(TlogWriter, NodeStore, u64), CatchUpError> {
     let node = config.nodes[me].clone();
+    if let Storage::Memory(_) = storage {
+        let space = crate::head::FileHead::new(dir.clone());
+        let fetched =
+            catchup::fetch_head_in_memory(net, addr, &config.cluster_id, &space, progress).await?;
+        let head_i = fetched.head_i;
+        let (writer, store) = catchup::adopt_in_memory(fetched, dir, config, &node)?;
+        return Ok((writer, NodeStore::Memory(store), head_i));
+    }
     let paths = (node.tlog_dir.as_path(), super::startup::store_path(&node));
     let fetched =
         catchup::fetch_head(net, addr, &config.cluster_id, (paths.0, &paths.1), progress).await?;
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
         let (writer, store) = catchup::adopt_closed(&fetched, dir, &config, &node)?;
-        Ok((writer, store, fetched.head_i))
+        Ok((writer, NodeStore::Sled(Box::new(store)), fetched.head_i))
     })
     .await
     .map_err(|source| CatchUpError::Task { what: "installing the head", source })?
@@ -121,12 +135,29 @@ pub async fn catch_up_stopped_node_with<N: Network>(
     net: &N,
     progress: catchup::OnProgress<'_>,
 ) -> Result<String, RebuildError> {
+    catch_up_stopped_node_on(config, me, (net, &Storage::Disk), progress).await
+}
+
+/// [`catch_up_stopped_node_with`] over `storage`: the node's files on disk, or the simulated
+/// disk of a node in memory (its store is rebuilt from the log when it starts).
+pub async fn catch_up_stopped_node_on<N: Network>(
+    config: &ClusterConfig,
+    me: NodeIdx,
+    (net, storage): (&N, &Storage),
+    progress: catchup::OnProgress<'_>,
+) -> Result<String, RebuildError> {
     let node = config.nodes[me].clone();
-    let prepared = {
-        let (config, node) = (config.clone(), node.clone());
-        tokio::task::spawn_blocking(move || prepare(&config, &node))
-            .await
-            .expect("start-up validation does not panic")?
+    let prepared = match storage {
+        Storage::Disk => {
+            let (config, node) = (config.clone(), node.clone());
+            tokio::task::spawn_blocking(move || prepare(&config, &node))
+                .await
+                .expect("start-up validation does not panic")?
+                .map_store(|s| NodeStore::Sled(Box::new(s)))
+        }
+        Storage::Memory(disk) => {
+            prepare_in_memory(config, &node, disk)?.map_store(NodeStore::Memory)
+        }
     };
     let dir: Arc<dyn LogDir> = prepared.dir.clone();
     let was_empty = prepared.last.is_none();
@@ -187,7 +218,8 @@ pub async fn catch_up_stopped_node_with<N: Network>(
                     // The old writer and store go first: the store is replaced, the files removed.
                     drop((writer, store));
                     let installed =
-                        install_peer_head(config, me, net, addr, dir.clone(), progress).await;
+                        install_peer_head(config, me, (net, storage), addr, dir.clone(), progress)
+                            .await;
                     let (w, s, head_i) = installed
                         .map_err(|source| RebuildError::Head { peer: peer_name.clone(), source })?;
                     (writer, store) = (w, s);

@@ -126,10 +126,14 @@ pub enum Trip {
     /// durable: an adoption exchanged (or moved) a fetched head into place
     /// (`crate::head::adopt_head`); a crash now finds the node's old head.
     CutBeforeHeadDirSync,
+    /// The power is cut as a TLog file's data is about to be synced: what was written since its
+    /// last sync is volatile, and the crash that follows may keep a torn part of it
+    /// ([`MemDir::crash`]). A write in flight when the power goes.
+    CutBeforeTlogSync,
 }
 
 impl Trip {
-    pub const ALL: [Trip; 8] = [
+    pub const ALL: [Trip; 9] = [
         Trip::FailNextSync,
         Trip::CutBeforeNewTlogDirSync,
         Trip::CutBeforeNewTlogDataSync,
@@ -138,6 +142,7 @@ impl Trip {
         Trip::CutBeforeTlogRemoval { after: 0 },
         Trip::CutBeforeTlogRemoval { after: 1 },
         Trip::CutBeforeHeadDirSync,
+        Trip::CutBeforeTlogSync,
     ];
 
     /// The name reports count it under.
@@ -151,6 +156,7 @@ impl Trip {
             Trip::CutBeforeTlogRemoval { after: 0 } => "crash-in-collapse-before-removal",
             Trip::CutBeforeTlogRemoval { .. } => "crash-in-collapse-between-removals",
             Trip::CutBeforeHeadDirSync => "crash-in-adoption-before-head-sync",
+            Trip::CutBeforeTlogSync => "crash-before-tlog-sync",
         }
     }
 }
@@ -158,7 +164,7 @@ impl Trip {
 /// What an operation is, for the trips.
 #[derive(Debug, Clone, Copy)]
 enum Op<'a> {
-    SyncData { new_tlog: bool, head_part: bool },
+    SyncData { tlog: bool, new_tlog: bool, head_part: bool },
     SyncDir,
     Rename { from: &'a str },
     Remove { name: &'a str },
@@ -360,6 +366,7 @@ fn check_op(disk: &mut Disk, op: Op<'_>) -> io::Result<()> {
             disk.unsynced_names.contains(crate::head::HEAD_FILE)
         }
         (Some(Trip::CutBeforeHeadSync), Op::SyncData { head_part, .. }) => head_part,
+        (Some(Trip::CutBeforeTlogSync), Op::SyncData { tlog, .. }) => tlog,
         (Some(Trip::CutBeforeTlogRemoval { after }), Op::Remove { name }) if is_tlog(name) => {
             let strikes = disk.tlog_removals >= after;
             disk.tlog_removals = disk.tlog_removals.saturating_add(1);
@@ -410,7 +417,8 @@ impl LogFile for MemFile {
         let mut disk = self.dir.disk();
         let new_tlog = disk.new_tlogs.contains(&self.inode);
         let head_part = disk.head_parts.contains(&self.inode);
-        check_op(&mut disk, Op::SyncData { new_tlog, head_part })?;
+        let tlog = disk.names.iter().any(|(name, id)| *id == self.inode && is_tlog(name));
+        check_op(&mut disk, Op::SyncData { tlog, new_tlog, head_part })?;
         disk.new_tlogs.remove(&self.inode);
         disk.head_parts.remove(&self.inode);
         if let Some(inode) = disk.inodes.get_mut(&self.inode) {
@@ -607,6 +615,27 @@ mod tests {
         f.append(b"12345").unwrap();
         dir.crash(|unsynced| unsynced / 2);
         assert_eq!(dir.contents("a").unwrap(), b"12");
+    }
+
+    /// The cut strikes at a TLog file's sync, not at another file's: the written bytes stay
+    /// volatile, every later operation fails, and a crash may keep a torn part of them.
+    #[test]
+    fn a_cut_before_a_tlog_sync_leaves_a_tail_that_a_crash_tears() {
+        let dir = MemDir::new("t");
+        let mut other = dir.create("ballot").unwrap();
+        let mut f = dir.create("000.tlog").unwrap();
+        dir.sync_dir().unwrap();
+        dir.arm(Some(Trip::CutBeforeTlogSync));
+        other.append(b"b").unwrap();
+        other.sync_data().unwrap();
+        f.append(b"abcdef").unwrap();
+        assert!(f.sync_data().is_err());
+        assert_eq!(dir.take_struck(), Some(Trip::CutBeforeTlogSync));
+        assert!(dir.power_cut());
+        assert!(f.append(b"g").is_err(), "no write after the power is cut");
+        dir.crash(|unsynced| unsynced / 2);
+        assert_eq!(dir.contents("000.tlog").unwrap(), b"abc");
+        assert_eq!(dir.contents("ballot").unwrap(), b"b");
     }
 
     #[test]

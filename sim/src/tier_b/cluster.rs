@@ -17,6 +17,18 @@
 //! of them sends is answered with a reset (the node's sockets are gone), which breaks the
 //! connection there. A client waiting for an answer from a crashed node waits for its timeout.
 //!
+//! # Damage and the operator's repair
+//!
+//! Two faults damage a node's disk ([`Cluster::tear_tail`], [`Cluster::flip_at_rest`]): its
+//! power is cut as it syncs a TLog write, and the crash keeps a torn part of the write; or a bit
+//! of a TLog file flips while the node is stopped. The node is then started again, and its
+//! start-up must see the damage: a torn tail is refused with exit 48, a flipped bit with 48, 49
+//! or 50, naming the file (a flipped TLog that the node serves over fails the run). Then the
+//! harness does what the refusal tells the operator: `arakoon-admin tlog truncate` (the same
+//! `truncate_torn_tail`) for a torn tail; for a flipped bit the node's disk is wiped and the node
+//! is caught up from its most advanced peer by the server's own `-catchup-only` code
+//! ([`catch_up_stopped_node_on`]; it leaves the node a learner) before it serves again.
+//!
 //! Links between nodes are cut by *holding* them: turmoil keeps the TCP segments and delivers
 //! them when the cut heals, as TCP's retransmission does through a partition shorter than its
 //! timeout, so connections survive it, late. Clients are never cut off from nodes (the sandbox
@@ -27,8 +39,10 @@
 use super::net::TurmoilNet;
 use super::TierBError;
 use arakoon_node::config::ClusterConfig;
+use arakoon_node::exit::NodeExit;
 use arakoon_node::server::core::{serve, ServerOptions};
 use arakoon_node::server::env::TokioClock;
+use arakoon_node::server::rebuild::catch_up_stopped_node_on;
 use arakoon_node::server::storage::Storage;
 use arakoon_node::tlog;
 use arakoon_node::tlog::{MemDir, Trip};
@@ -53,6 +67,52 @@ pub struct ClusterSpec {
     pub overrides: Vec<(String, String)>,
 }
 
+/// What a node's host tells the harness, and what the harness tells the host before it starts.
+#[derive(Debug, Default)]
+struct HostState {
+    /// Why the node stopped by itself after a failed fsync or a power cut, until it is started
+    /// again.
+    fallen: Option<String>,
+    /// The exit codes a start-up may refuse with now (the harness damaged the disk).
+    may_refuse: &'static [i32],
+    /// The start-up refused the disk: its exit code and message.
+    refused: Option<(i32, String)>,
+    /// Catch up from a peer before serving (the operator's repair of a wiped disk).
+    catch_up_first: bool,
+}
+
+/// A disk fault in progress on one node (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// The power is cut at the node's next TLog sync (the trip is armed); the crash keeps this
+    /// much of the unsynced bytes, in thousandths.
+    TearAtSync { keep_permille: u32 },
+    /// Stopping cleanly; once stopped, a bit of its TLog flips (`pick` says where).
+    FlipWhenStopped { pick: u64 },
+    /// Down with its disk damaged (or maybe damaged), to be started at the window's end.
+    Damaged { must_refuse: bool },
+    /// Started over a damaged disk; the next reap sees whether it refused.
+    Starting { must_refuse: bool },
+}
+
+/// How many times a node whose disk was wiped tries its catch-up, half a second apart, before
+/// the run fails: peers may be partitioned away or restarting meanwhile.
+const CATCH_UP_ATTEMPTS: u32 = 120;
+
+/// What the harness did about damaged disks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairTally {
+    /// Torn tails cut on a refusal (exit 48) with `truncate_torn_tail`.
+    pub tails_truncated: u32,
+    /// Torn writes the node started over without a refusal (the kept part ended on an entry's
+    /// end, or nothing was kept).
+    pub tears_accepted: u32,
+    /// Flipped TLogs refused, wiped and caught up from a peer.
+    pub flips_repaired: u32,
+    /// What each repair was, in order: `n1: exit 49 (...), wiped, caught up: ...`.
+    pub log: Vec<String>,
+}
+
 /// The running nodes, as the harness sees them.
 pub struct Cluster {
     pub config: ClusterConfig,
@@ -68,11 +128,17 @@ pub struct Cluster {
     /// Node pairs (a < b) whose link is held.
     held: BTreeSet<(usize, usize)>,
     latency_max_ms: u64,
-    /// Why each node stopped by itself after a failed fsync (the server must), until it is
-    /// started again; written by the node's host.
-    fallen: Rc<RefCell<Vec<Option<String>>>>,
-    /// The nodes that stopped so, in order: `(node, why)`.
+    /// What each node's host reports (a stop after a failed fsync, a refusal) and is told;
+    /// shared with the hosts.
+    hosts: Rc<RefCell<Vec<HostState>>>,
+    /// The nodes that stopped by themselves after a failed fsync (the server must) or a power
+    /// cut, in order: `(node, why)`.
     pub falls: Vec<(usize, String)>,
+    damage: Vec<Option<Damage>>,
+    /// The damage window of the node ended: it starts as soon as it is down with its disk
+    /// damaged.
+    start_due: Vec<bool>,
+    pub repairs: RepairTally,
 }
 
 /// Turmoil's settings for a run of `seed`: seeded, hosts stepped in a seeded random order, 1 ms
@@ -119,7 +185,8 @@ impl Cluster {
         let config = cluster_config(spec, &ips)?;
         let mut disks = Vec::new();
         let mut stops = Vec::new();
-        let fallen = Rc::new(RefCell::new(vec![None; spec.nodes]));
+        let hosts: Vec<HostState> = (0..spec.nodes).map(|_| HostState::default()).collect();
+        let hosts = Rc::new(RefCell::new(hosts));
         for (k, name) in names.iter().enumerate() {
             let disk = MemDir::new(name.clone());
             let (stop_tx, stop_rx) = watch::channel(false);
@@ -129,12 +196,16 @@ impl Cluster {
                 ..ServerOptions::default()
             };
             let config = config.clone();
-            let (seen, fell) = (disk.clone(), fallen.clone());
+            let (seen, shared) = (disk.clone(), hosts.clone());
             sim.host(name.as_str(), move || {
                 let (config, options) = (config.clone(), options.clone());
                 let mut stop = stop_rx.clone();
-                let (seen, fell) = (seen.clone(), fell.clone());
+                let (seen, shared) = (seen.clone(), shared.clone());
                 async move {
+                    if shared.borrow()[k].catch_up_first {
+                        catch_up(&config, k, &options.storage).await?;
+                        shared.borrow_mut()[k].catch_up_first = false;
+                    }
                     let clock = TokioClock::new();
                     let shutdown = async move {
                         let _ = stop.wait_for(|s| *s).await;
@@ -143,13 +214,19 @@ impl Cluster {
                     else {
                         return Ok(());
                     };
-                    let why = format!("n{k} stopped: {e} (exit code {})", e.exit_code());
-                    // A failed fsync stops the server, as it must: the harness sees the node
-                    // down ([`Cluster::reap`]). Any other stop fails the run.
-                    if seen.struck() != Some(Trip::FailNextSync) {
+                    let code = e.exit_code();
+                    let why = format!("n{k} stopped: {e} (exit code {code})");
+                    let mut hosts = shared.borrow_mut();
+                    // A failed fsync or a power cut stops the server, as it must: the harness
+                    // sees the node down ([`Cluster::reap`]). So does a start-up that refuses a
+                    // disk the harness damaged. Any other stop fails the run.
+                    if matches!(seen.struck(), Some(Trip::FailNextSync | Trip::CutBeforeTlogSync)) {
+                        hosts[k].fallen = Some(why);
+                    } else if hosts[k].may_refuse.contains(&code) {
+                        hosts[k].refused = Some((code, why));
+                    } else {
                         return Err(why.into());
                     }
-                    fell.borrow_mut()[k] = Some(why);
                     Ok(())
                 }
             });
@@ -166,8 +243,11 @@ impl Cluster {
             others: Vec::new(),
             held: BTreeSet::new(),
             latency_max_ms: spec.latency_max_ms,
-            fallen,
+            hosts,
             falls: Vec::new(),
+            damage: vec![None; spec.nodes],
+            start_due: vec![false; spec.nodes],
+            repairs: RepairTally::default(),
         })
     }
 
@@ -229,24 +309,168 @@ impl Cluster {
     }
 
     /// Drops the runtime of every stopped node whose software has ended, as a process exits,
-    /// those asked to stop and those that stopped by themselves after a failed fsync (marked
-    /// down, and counted in [`Cluster::falls`]). Call between two steps.
-    pub fn reap(&mut self, sim: &mut turmoil::Sim<'_>) {
+    /// those asked to stop and those that stopped by themselves after a failed fsync or a power
+    /// cut (marked down, and counted in [`Cluster::falls`]); carries a damaged disk's fault and
+    /// repair a step further. Call between two steps; an error fails the run.
+    pub fn reap(&mut self, sim: &mut turmoil::Sim<'_>) -> Result<(), String> {
         let ended: Vec<usize> =
             self.stopping.iter().copied().filter(|k| !sim.is_host_running(self.ips[*k])).collect();
         for k in ended {
             self.stopping.remove(&k);
             self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
+            if let Some(Damage::FlipWhenStopped { pick }) = self.damage[k] {
+                self.flip(k, pick)?;
+                self.start_if_due(sim, k);
+            }
         }
         for k in 0..self.nodes() {
-            if !self.up[k] || sim.is_host_running(self.ips[k]) {
-                continue;
+            if self.up[k] && !sim.is_host_running(self.ips[k]) {
+                let fell = self.hosts.borrow_mut()[k].fallen.take();
+                if let Some(why) = fell {
+                    self.up[k] = false;
+                    self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
+                    self.falls.push((k, why));
+                    if let Some(Damage::TearAtSync { keep_permille }) = self.damage[k] {
+                        let keep = |unsynced: usize| unsynced * keep_permille as usize / 1000;
+                        self.disks[k].crash(keep);
+                        self.damage[k] = Some(Damage::Damaged { must_refuse: false });
+                        self.start_if_due(sim, k);
+                    }
+                }
             }
-            let Some(why) = self.fallen.borrow_mut()[k].take() else { continue };
-            self.up[k] = false;
-            self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
-            self.falls.push((k, why));
+            if let Some(Damage::Starting { must_refuse }) = self.damage[k] {
+                self.started_over_damage(sim, k, must_refuse)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Node `k` was started over a damaged disk one step ago: a refusal gets the operator's
+    /// repair and a start; serving over a flipped TLog fails the run.
+    fn started_over_damage(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        k: usize,
+        must_refuse: bool,
+    ) -> Result<(), String> {
+        self.damage[k] = None;
+        let refused = {
+            let mut hosts = self.hosts.borrow_mut();
+            hosts[k].may_refuse = &[];
+            hosts[k].refused.take()
+        };
+        let Some((_, why)) = refused else {
+            if !sim.is_host_running(self.ips[k]) {
+                return Ok(()); // it fell again meanwhile: a fall of its own
+            }
+            if must_refuse {
+                return Err(format!("n{k} serves over a flipped TLog"));
+            }
+            self.repairs.tears_accepted += 1;
+            return Ok(());
+        };
+        // The host ended: its runtime goes as a process's does.
+        self.up[k] = false;
+        self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
+        if !must_refuse {
+            let cut = arakoon_node::tlog::truncate_torn_tail(&self.disks[k])
+                .map_err(|e| format!("{why}; the torn tail's repair failed: {e}"))?;
+            self.repairs.tails_truncated += 1;
+            self.repairs.log.push(format!("{why}; truncated: {cut:?}"));
+        } else {
+            self.disks[k].wipe();
+            self.hosts.borrow_mut()[k].catch_up_first = true;
+            self.repairs.flips_repaired += 1;
+            self.repairs.log.push(format!("{why}; wiped, caught up from a peer"));
+        }
+        self.restart(sim, k);
+        Ok(())
+    }
+
+    /// Flips one bit of one of node `k`'s TLog files, chosen by `pick`, and leaves the node
+    /// down with its disk damaged.
+    fn flip(&mut self, k: usize, pick: u64) -> Result<(), String> {
+        use arakoon_node::tlog::LogDir;
+        let disk = &self.disks[k];
+        let names = disk.list().map_err(|e| format!("listing n{k}'s disk: {e}"))?;
+        let files: Vec<(String, u64)> = names
+            .into_iter()
+            .filter(|n| n.ends_with(".tlog"))
+            .map(|n| {
+                let len = disk.file_len(&n).unwrap_or(0);
+                (n, len)
+            })
+            .filter(|(_, len)| *len > 0)
+            .collect();
+        let total: u64 = files.iter().map(|(_, len)| len).sum();
+        if total == 0 {
+            self.damage[k] = Some(Damage::Damaged { must_refuse: false });
+            return Ok(());
+        }
+        let mut at = pick % total;
+        for (name, len) in files {
+            if at < len {
+                let bit = (pick / total % 8) as u8;
+                disk.flip_bit(&name, at as usize, bit);
+                self.repairs.log.push(format!("n{k}: bit {bit} of byte {at} of {name} flipped"));
+                break;
+            }
+            at -= len;
+        }
+        self.damage[k] = Some(Damage::Damaged { must_refuse: true });
+        Ok(())
+    }
+
+    /// Cuts node `k`'s power as it next syncs a TLog write; the crash keeps `keep_permille`
+    /// thousandths of what the write put down. It is started again by
+    /// [`Cluster::end_damage`].
+    pub fn tear_tail(&mut self, k: usize, keep_permille: u32) {
+        if self.up[k] && self.damage[k].is_none() {
+            self.disks[k].arm(Some(Trip::CutBeforeTlogSync));
+            self.damage[k] = Some(Damage::TearAtSync { keep_permille });
+        }
+    }
+
+    /// Stops node `k` cleanly and flips a bit of its TLog once it stopped (`pick` says where).
+    /// It is started again by [`Cluster::end_damage`].
+    pub fn flip_at_rest(&mut self, k: usize, pick: u64) {
+        if self.up[k] && self.damage[k].is_none() {
+            self.stop(k);
+            self.damage[k] = Some(Damage::FlipWhenStopped { pick });
+        }
+    }
+
+    /// The end of a damage window: a node down with a damaged disk starts again (now, or once
+    /// it is down and damaged), and must see the damage ([`Cluster::reap`] repairs a refusal); a
+    /// power cut that never struck is disarmed.
+    pub fn end_damage(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
+        if let Some(Damage::TearAtSync { .. }) = self.damage[k] {
+            if self.disks[k].armed() == Some(Trip::CutBeforeTlogSync) {
+                self.disks[k].arm(None);
+                self.damage[k] = None;
+                return;
+            }
+        }
+        if self.damage[k].is_some() {
+            self.start_due[k] = true;
+            self.start_if_due(sim, k);
+        }
+    }
+
+    /// Starts node `k` over its damaged disk if its window ended.
+    fn start_if_due(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
+        let Some(Damage::Damaged { must_refuse }) = self.damage[k] else { return };
+        if !self.start_due[k] || self.up[k] {
+            return;
+        }
+        self.start_due[k] = false;
+        self.hosts.borrow_mut()[k].may_refuse = if must_refuse {
+            &[NodeExit::TornTail as i32, NodeExit::CorruptTlog as i32, NodeExit::MissingTlog as i32]
+        } else {
+            &[NodeExit::TornTail as i32]
+        };
+        self.restart(sim, k);
+        self.damage[k] = Some(Damage::Starting { must_refuse });
     }
 
     /// The next fsync of node `k`'s disk fails (EIO), and what it should have made durable
@@ -261,7 +485,6 @@ impl Cluster {
     /// loss of its machine if `power_loss`: what was not synced is lost); one whose disk never
     /// synced meanwhile is disarmed and goes on.
     pub fn end_fsync_fault(&mut self, sim: &mut turmoil::Sim<'_>, k: usize, power_loss: bool) {
-        self.reap(sim);
         if self.up[k] {
             self.disks[k].arm(None);
             self.disks[k].take_struck();
@@ -286,7 +509,7 @@ impl Cluster {
     pub fn restart(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
         if !self.up[k] {
             self.stopping.remove(&k);
-            self.fallen.borrow_mut()[k] = None;
+            self.hosts.borrow_mut()[k].fallen = None;
             self.disks[k].take_struck();
             self.stops[k].send_replace(false);
             self.with_links_cut(sim, k, |sim, ip| sim.bounce(ip));
@@ -379,8 +602,28 @@ impl Cluster {
         Ok((shared, ends))
     }
 
+    /// Each node's ballot record as its disk holds it now (`None` if it cannot be read): who
+    /// is still a learner, what each promised.
+    pub fn ballots(&self) -> Vec<Option<arakoon_node::tlog::BallotRecord>> {
+        self.disks.iter().map(|d| arakoon_node::tlog::BallotRecord::load(d).ok()).collect()
+    }
+
     /// The node pairs cut now.
     pub fn cut_pairs(&self) -> Vec<(usize, usize)> {
         self.held.iter().copied().collect()
     }
+}
+
+/// The operator's catch-up of node `k` from its most advanced peer, on the node's own host
+/// (`arakoon -catchup-only`), tried again half a second later while no peer answers.
+async fn catch_up(config: &ClusterConfig, k: usize, storage: &Storage) -> Result<String, String> {
+    let mut last = String::new();
+    for _ in 0..CATCH_UP_ATTEMPTS {
+        match catch_up_stopped_node_on(config, k, (&TurmoilNet, storage), &mut |_| {}).await {
+            Ok(report) => return Ok(report),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("n{k}'s catch-up gave up after {CATCH_UP_ATTEMPTS} attempts: {last}"))
 }

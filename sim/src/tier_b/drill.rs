@@ -280,7 +280,7 @@ fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, TierBError>
     // after a power loss of its machine, as the simulation tier's world restarts it.
     let mut restarts = FallRestarts::new(seed);
     loop {
-        cluster.reap(&mut sim);
+        cluster.reap(&mut sim).map_err(TierBError::Stopped)?;
         restarts.carry_out(&mut sim, &mut cluster, board);
         let commands = std::mem::take(&mut board.borrow_mut().commands);
         for command in commands {

@@ -28,6 +28,10 @@
 //!   again, half the time after a power loss of its machine (what was not synced is lost). Or
 //!   every node loses power at once (power_loss): each one's runtime and unsynced bytes go, and
 //!   all start again at the window's end.
+//! - damage (opt-in): a node's power is cut as it syncs a TLog write and the crash keeps a torn
+//!   part of the write (the catalogue's torn_tail), or a bit of its TLog flips while it is
+//!   stopped (bitflip); at the window's end it starts again, must see the damage, and gets the
+//!   operator's repair (cluster.rs, "Damage and the operator's repair").
 
 use arakoon_chaos::drill::Millis;
 use arakoon_chaos::faults::{Fault as CatalogueFault, Target};
@@ -44,6 +48,8 @@ pub struct FaultSet {
     pub collapses: bool,
     /// Failed fsyncs and power losses of the whole cluster.
     pub disk: bool,
+    /// Torn TLog writes and bits flipped at rest, with the operator's repair.
+    pub damage: bool,
 }
 
 impl FaultSet {
@@ -54,6 +60,7 @@ impl FaultSet {
         loss: false,
         collapses: false,
         disk: false,
+        damage: false,
     };
     /// Everything that a healthy cluster must ride out.
     pub const DEFAULT: FaultSet = FaultSet {
@@ -63,6 +70,7 @@ impl FaultSet {
         loss: false,
         collapses: false,
         disk: false,
+        damage: false,
     };
 }
 
@@ -99,6 +107,20 @@ pub enum FaultKind {
     },
     /// Every node loses power at once; all start again at the window's end.
     PowerLoss,
+    /// The node's power is cut as it syncs a TLog write; the crash keeps this many thousandths
+    /// of the write. It starts again at the window's end (a torn tail is truncated, as the
+    /// refusal tells the operator).
+    TornTail {
+        node: usize,
+        keep_permille: u32,
+    },
+    /// The node stops cleanly, a bit of its TLog flips (`pick` chooses the file, byte and
+    /// bit), and at the window's end it starts again: it must refuse, and is rebuilt from a
+    /// peer.
+    Bitflip {
+        node: usize,
+        pick: u64,
+    },
 }
 
 impl FaultKind {
@@ -134,6 +156,17 @@ impl std::fmt::Display for Fault {
                 write!(f, "n{node}'s next fsync fails{then} restart at the end")
             }
             FaultKind::PowerLoss => write!(f, "every node loses power, restart at the end"),
+            FaultKind::TornTail { node, keep_permille } => write!(
+                f,
+                "n{node}'s power is cut as it syncs, {keep_permille}\u{2030} of the write kept; \
+                 restart at the end"
+            ),
+            FaultKind::Bitflip { node, pick } => {
+                write!(
+                    f,
+                    "n{node} stops, a bit of its TLog flips (pick {pick}); restart at the end"
+                )
+            }
         }
     }
 }
@@ -187,6 +220,10 @@ fn windows(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) 
         kinds.push(CatalogueFault::FsyncFail(Target::Random));
         kinds.push(CatalogueFault::PowerLoss);
     }
+    if set.damage {
+        kinds.push(CatalogueFault::TornTail(Target::Random));
+        kinds.push(CatalogueFault::Bitflip { target: Target::Random, store: false });
+    }
     let mut faults = Vec::new();
     if kinds.is_empty() {
         return faults;
@@ -214,6 +251,13 @@ fn windows(seed: u64, nodes: usize, set: FaultSet, from_ms: u64, until_ms: u64) 
                 FaultKind::FsyncFails { node: rng.gen_range(0..nodes), power_loss: rng.gen() }
             }
             CatalogueFault::PowerLoss => FaultKind::PowerLoss,
+            CatalogueFault::TornTail(_) => FaultKind::TornTail {
+                node: rng.gen_range(0..nodes),
+                keep_permille: rng.gen_range(0..1_000),
+            },
+            CatalogueFault::Bitflip { .. } => {
+                FaultKind::Bitflip { node: rng.gen_range(0..nodes), pick: rng.gen() }
+            }
             _ => {
                 let a = rng.gen_range(0..nodes);
                 let b = (a + rng.gen_range(1..nodes)) % nodes;

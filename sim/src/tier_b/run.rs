@@ -2,7 +2,7 @@
 //! schedule, heal, settle, and check what the clients saw.
 
 use super::admin::{operator, CollapseRequest, CollapseTally};
-use super::cluster::{builder, Cluster, ClusterSpec};
+use super::cluster::{builder, Cluster, ClusterSpec, RepairTally};
 use super::nemesis::{schedule, Fault, FaultKind, FaultSet};
 use super::workload::{run_client, ClientTally, Workload};
 use super::TierBError;
@@ -135,8 +135,13 @@ pub struct TierBReport {
     pub logs_agree: Result<u64, String>,
     /// Each node's last committed slot in its TLog at the end.
     pub committed_ends: Vec<Option<u64>>,
-    /// The nodes that stopped by themselves after a failed fsync, and why.
+    /// The nodes that stopped by themselves after a failed fsync or a power cut, and why.
     pub fsync_stops: Vec<(usize, String)>,
+    /// What the operator did about damaged disks (torn tails, flipped bits).
+    pub repairs: RepairTally,
+    /// The nodes whose ballot record still says learner at the end: rebuilt from a peer, and
+    /// never caught up by a master since (they do not vote).
+    pub learners: Vec<usize>,
     /// The fault families the run drew from (its replay command names them).
     pub fault_set: FaultSet,
 }
@@ -154,11 +159,16 @@ impl TierBReport {
     /// The command that runs this seed again.
     pub fn replay_command(&self) -> String {
         let set = &self.fault_set;
-        let flags: String = [(set.loss, "LOSS"), (set.collapses, "COLLAPSE"), (set.disk, "DISK")]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| format!("TIER_B_{name}=1 "))
-            .collect();
+        let flags: String = [
+            (set.loss, "LOSS"),
+            (set.collapses, "COLLAPSE"),
+            (set.disk, "DISK"),
+            (set.damage, "DAMAGE"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| format!("TIER_B_{name}=1 "))
+        .collect();
         format!(
             "TIER_B_SEED={} TIER_B_NODES={} {flags}cargo test -p arakoon-sim --test tier_b replay -- --ignored --nocapture",
             self.seed, self.nodes
@@ -170,7 +180,9 @@ impl TierBReport {
         format!(
             "tier B seed {} ({} nodes): {verdict}; {} ops ({} ok, {} fail, {} unknown), {} faults, \
              {} final reads; {} collapses asked ({} done, {} with nothing to do), {} heads \
-             adopted; logs agree: {}; {:.1} virtual s in {:.2} s ({:.0}x); history digest {:016x}",
+             adopted; {} torn tails truncated, {} torn writes accepted, {} flipped TLogs \
+             repaired; logs agree: {}; {:.1} virtual s in {:.2} s ({:.0}x); history digest \
+             {:016x}",
             self.seed,
             self.nodes,
             self.ops,
@@ -183,6 +195,9 @@ impl TierBReport {
             self.collapses.collapsed,
             self.collapses.nothing,
             self.adoptions,
+            self.repairs.tails_truncated,
+            self.repairs.tears_accepted,
+            self.repairs.flips_repaired,
             match &self.logs_agree {
                 Ok(n) => format!("{n} shared slots"),
                 Err(e) => e.clone(),
@@ -215,6 +230,8 @@ pub fn run_tier_b(seed: u64, cfg: &TierBConfig) -> TierBReport {
         logs_agree: Ok(0),
         committed_ends: Vec::new(),
         fsync_stops: Vec::new(),
+        repairs: RepairTally::default(),
+        learners: Vec::new(),
         fault_set: cfg.faults,
     };
     let history = Rc::new(RefCell::new(Recorder::new(cfg.clients)));
@@ -355,7 +372,9 @@ fn simulate(
     };
     let result = loop {
         let elapsed_ms = sim.elapsed().as_millis() as u64;
-        nemesis.cluster.reap(&mut sim);
+        if let Err(e) = nemesis.cluster.reap(&mut sim) {
+            break Err(TierBError::Stopped(e));
+        }
         nemesis.act(&mut sim, elapsed_ms);
         let finished = sim.step().map_err(|e| TierBError::Stopped(e.to_string()));
         report.virtual_ms = sim.elapsed().as_millis() as u64;
@@ -370,6 +389,10 @@ fn simulate(
     report.logs_agree = nemesis.cluster.logs_agree();
     report.committed_ends = nemesis.cluster.committed_ends();
     report.fsync_stops = std::mem::take(&mut nemesis.cluster.falls);
+    report.repairs = std::mem::take(&mut nemesis.cluster.repairs);
+    let ballots = nemesis.cluster.ballots();
+    report.learners =
+        (0..ballots.len()).filter(|k| ballots[*k].is_some_and(|b| b.learner)).collect();
     result
 }
 
@@ -438,6 +461,8 @@ impl Nemesis {
             FaultKind::Collapse { .. } => {}
             FaultKind::FsyncFails { node, .. } => c.fail_next_fsync(*node),
             FaultKind::PowerLoss => (0..c.nodes()).for_each(|k| c.crash(sim, k)),
+            FaultKind::TornTail { node, keep_permille } => c.tear_tail(*node, *keep_permille),
+            FaultKind::Bitflip { node, pick } => c.flip_at_rest(*node, *pick),
         }
     }
 
@@ -456,6 +481,9 @@ impl Nemesis {
                 c.end_fsync_fault(sim, *node, *power_loss)
             }
             FaultKind::PowerLoss => (0..c.nodes()).for_each(|k| c.restart(sim, k)),
+            FaultKind::TornTail { node, .. } | FaultKind::Bitflip { node, .. } => {
+                c.end_damage(sim, *node)
+            }
         }
     }
 }
