@@ -263,11 +263,13 @@ impl Fault {
             // The sandbox's proxies pass, delay, drop or reset a link; they lose nothing at random.
             Fault::Loss(_) => &[Sim],
             Fault::Kill(_) | Fault::Stop(_) | Fault::Restart(_) => &[Sim, Turmoil, Sandbox],
-            Fault::Pause { .. } | Fault::Resume(_) | Fault::Wipe(_) => &[Sim, Sandbox],
-            Fault::Bitflip { store: false, .. }
-            | Fault::Truncate { store: false, .. }
-            | Fault::TornTail(_)
-            | Fault::DeleteTlog(_) => &[Sim, Sandbox],
+            Fault::Pause { .. } | Fault::Resume(_) => &[Sim, Sandbox],
+            // Turmoil's operator rebuilds a node with the server's own catch-up of a stopped
+            // node, over its disk in memory.
+            Fault::Wipe(_) | Fault::Bitflip { store: false, .. } | Fault::TornTail(_) => {
+                &[Sim, Turmoil, Sandbox]
+            }
+            Fault::Truncate { store: false, .. } | Fault::DeleteTlog(_) => &[Sim, Sandbox],
             Fault::Bitflip { store: true, .. } | Fault::Truncate { store: true, .. } => &[Sandbox],
             // Turmoil's nodes keep their files on disks in memory that lose what was not synced.
             Fault::PowerLoss => &[Sim, Turmoil],

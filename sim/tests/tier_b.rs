@@ -135,6 +135,18 @@ fn three_nodes_refuse_damaged_tlogs_and_are_repaired() {
     println!("{stops} power cuts at a sync, {tally:?}");
     assert!(tally.tails_truncated >= 2, "{tally:?}");
     assert!(tally.flips_repaired >= 2, "{tally:?}");
+    // With collapses, the peer a wiped node catches up from may have folded the slots it needs
+    // into its head: the rebuild installs that head, over memory storage as over files.
+    cfg.faults.collapses = true;
+    let mut from_heads = 0;
+    for seed in [3, 8] {
+        let r = run(seed, &cfg);
+        assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
+        assert!(r.learners.is_empty(), "still learners: {:?}\n{}", r.learners, r.summary());
+        from_heads += r.repairs.rebuilt_from_heads;
+    }
+    assert!(from_heads >= 2, "{from_heads} rebuilds installed a head");
+    cfg.faults.collapses = false;
     // A cut, a flip and their repairs replay exactly.
     let (a, b) = (run(1, &cfg), run(1, &cfg));
     assert_replays(1, &a, &b);
@@ -334,6 +346,29 @@ fn drills_run_on_the_turmoil_tier() {
             assert!(r.master_after_ms.is_some());
             assert!(r.ops_ok > 100, "{} ok", r.ops_ok);
             assert!(r.history.0.lines().count() > 100);
+        }
+    }
+}
+
+/// The drills that damage a stopped node's disk run on turmoil: the real start-up refuses a
+/// flipped bit and a torn tail, and the operator's repair follows (a wiped disk rebuilt from a
+/// peer by the server's `-catchup-only` code; the torn tail truncated); a lost disk is rebuilt
+/// the same way. The node rejoins and every acknowledged write is read back.
+#[test]
+fn damaged_disk_drills_run_on_the_turmoil_tier() {
+    for (file, fault, repair) in [
+        ("bitflip-in-sealed-tlog.yaml", "bitflip", "wiped, caught up from a peer"),
+        ("torn-tail-at-restart.yaml", "torn_tail", "truncated: Some"),
+        ("wiped-node-rebuilt.yaml", "wipe", "catch-up: "),
+    ] {
+        for seed in 0..2 {
+            let r = run_turmoil_drill(file, seed);
+            assert!(r.passed, "{file} seed {seed}: {}", r.verdict);
+            assert!(r.fault_log.iter().any(|(_, w)| w.starts_with(fault)), "{:?}", r.fault_log);
+            let repaired = r.fault_log.iter().find(|(_, w)| w.contains(repair));
+            println!("  {:?}", repaired);
+            assert!(repaired.is_some(), "{file} seed {seed}: no repair: {:?}", r.fault_log);
+            assert!(r.ops_ok > 100, "{} ok", r.ops_ok);
         }
     }
 }

@@ -79,6 +79,8 @@ struct HostState {
     refused: Option<(i32, String)>,
     /// Catch up from a peer before serving (the operator's repair of a wiped disk).
     catch_up_first: bool,
+    /// What each such catch-up reported.
+    caught_up: Vec<String>,
 }
 
 /// A disk fault in progress on one node (see the module documentation).
@@ -89,10 +91,36 @@ enum Damage {
     TearAtSync { keep_permille: u32 },
     /// Stopping cleanly; once stopped, a bit of its TLog flips (`pick` says where).
     FlipWhenStopped { pick: u64 },
-    /// Down with its disk damaged (or maybe damaged), to be started at the window's end.
-    Damaged { must_refuse: bool },
+    /// Down with its disk damaged (or maybe damaged), to be started when due.
+    Damaged(Hurt),
     /// Started over a damaged disk; the next reap sees whether it refused.
-    Starting { must_refuse: bool },
+    Starting(Hurt),
+}
+
+/// What a damaged disk holds, and so what its start-up must do and the repair that follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hurt {
+    /// A torn write, unless the crash kept nothing or whole entries: a refusal with exit 48
+    /// gets the torn tail truncated; a start is fine too.
+    MaybeTorn,
+    /// A partial entry after the last one: refused with exit 48, then truncated.
+    Torn,
+    /// A flipped bit: refused with 48, 49 or 50; the disk is wiped and the node caught up from
+    /// a peer.
+    Flipped,
+}
+
+impl Hurt {
+    fn refusals(self) -> &'static [i32] {
+        match self {
+            Hurt::MaybeTorn | Hurt::Torn => &[NodeExit::TornTail as i32],
+            Hurt::Flipped => &[
+                NodeExit::TornTail as i32,
+                NodeExit::CorruptTlog as i32,
+                NodeExit::MissingTlog as i32,
+            ],
+        }
+    }
 }
 
 /// How many times a node whose disk was wiped tries its catch-up, half a second apart, before
@@ -109,6 +137,9 @@ pub struct RepairTally {
     pub tears_accepted: u32,
     /// Flipped TLogs refused, wiped and caught up from a peer.
     pub flips_repaired: u32,
+    /// Of those catch-ups, the ones that installed a peer's head (the peer had collapsed the
+    /// slots).
+    pub rebuilt_from_heads: u32,
     /// What each repair was, in order: `n1: exit 49 (...), wiped, caught up: ...`.
     pub log: Vec<String>,
 }
@@ -138,7 +169,9 @@ pub struct Cluster {
     /// The damage window of the node ended: it starts as soon as it is down with its disk
     /// damaged.
     start_due: Vec<bool>,
-    pub repairs: RepairTally,
+    repairs: RepairTally,
+    /// The lines of `repairs.log` already handed out ([`Cluster::new_repair_lines`]).
+    repair_lines_seen: usize,
 }
 
 /// Turmoil's settings for a run of `seed`: seeded, hosts stepped in a seeded random order, 1 ms
@@ -203,8 +236,10 @@ impl Cluster {
                 let (seen, shared) = (seen.clone(), shared.clone());
                 async move {
                     if shared.borrow()[k].catch_up_first {
-                        catch_up(&config, k, &options.storage).await?;
-                        shared.borrow_mut()[k].catch_up_first = false;
+                        let report = catch_up(&config, k, &options.storage).await?;
+                        let mut hosts = shared.borrow_mut();
+                        hosts[k].catch_up_first = false;
+                        hosts[k].caught_up.push(report);
                     }
                     let clock = TokioClock::new();
                     let shutdown = async move {
@@ -248,6 +283,7 @@ impl Cluster {
             damage: vec![None; spec.nodes],
             start_due: vec![false; spec.nodes],
             repairs: RepairTally::default(),
+            repair_lines_seen: 0,
         })
     }
 
@@ -333,13 +369,13 @@ impl Cluster {
                     if let Some(Damage::TearAtSync { keep_permille }) = self.damage[k] {
                         let keep = |unsynced: usize| unsynced * keep_permille as usize / 1000;
                         self.disks[k].crash(keep);
-                        self.damage[k] = Some(Damage::Damaged { must_refuse: false });
+                        self.damage[k] = Some(Damage::Damaged(Hurt::MaybeTorn));
                         self.start_if_due(sim, k);
                     }
                 }
             }
-            if let Some(Damage::Starting { must_refuse }) = self.damage[k] {
-                self.started_over_damage(sim, k, must_refuse)?;
+            if let Some(Damage::Starting(hurt)) = self.damage[k] {
+                self.started_over_damage(sim, k, hurt)?;
             }
         }
         Ok(())
@@ -351,7 +387,7 @@ impl Cluster {
         &mut self,
         sim: &mut turmoil::Sim<'_>,
         k: usize,
-        must_refuse: bool,
+        hurt: Hurt,
     ) -> Result<(), String> {
         self.damage[k] = None;
         let refused = {
@@ -363,8 +399,10 @@ impl Cluster {
             if !sim.is_host_running(self.ips[k]) {
                 return Ok(()); // it fell again meanwhile: a fall of its own
             }
-            if must_refuse {
-                return Err(format!("n{k} serves over a flipped TLog"));
+            match hurt {
+                Hurt::Flipped => return Err(format!("n{k} serves over a flipped TLog")),
+                Hurt::Torn => return Err(format!("n{k} serves over a torn TLog tail")),
+                Hurt::MaybeTorn => {}
             }
             self.repairs.tears_accepted += 1;
             return Ok(());
@@ -372,7 +410,7 @@ impl Cluster {
         // The host ended: its runtime goes as a process's does.
         self.up[k] = false;
         self.with_links_cut(sim, k, |sim, ip| sim.crash(ip));
-        if !must_refuse {
+        if hurt != Hurt::Flipped {
             let cut = arakoon_node::tlog::truncate_torn_tail(&self.disks[k])
                 .map_err(|e| format!("{why}; the torn tail's repair failed: {e}"))?;
             self.repairs.tails_truncated += 1;
@@ -383,7 +421,7 @@ impl Cluster {
             self.repairs.flips_repaired += 1;
             self.repairs.log.push(format!("{why}; wiped, caught up from a peer"));
         }
-        self.restart(sim, k);
+        self.start_node(sim, k);
         Ok(())
     }
 
@@ -404,7 +442,8 @@ impl Cluster {
             .collect();
         let total: u64 = files.iter().map(|(_, len)| len).sum();
         if total == 0 {
-            self.damage[k] = Some(Damage::Damaged { must_refuse: false });
+            self.repairs.log.push(format!("n{k}: no TLog byte to flip"));
+            self.damage[k] = None;
             return Ok(());
         }
         let mut at = pick % total;
@@ -417,7 +456,7 @@ impl Cluster {
             }
             at -= len;
         }
-        self.damage[k] = Some(Damage::Damaged { must_refuse: true });
+        self.damage[k] = Some(Damage::Damaged(Hurt::Flipped));
         Ok(())
     }
 
@@ -459,18 +498,58 @@ impl Cluster {
 
     /// Starts node `k` over its damaged disk if its window ended.
     fn start_if_due(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
-        let Some(Damage::Damaged { must_refuse }) = self.damage[k] else { return };
+        let Some(Damage::Damaged(hurt)) = self.damage[k] else { return };
         if !self.start_due[k] || self.up[k] {
             return;
         }
         self.start_due[k] = false;
-        self.hosts.borrow_mut()[k].may_refuse = if must_refuse {
-            &[NodeExit::TornTail as i32, NodeExit::CorruptTlog as i32, NodeExit::MissingTlog as i32]
-        } else {
-            &[NodeExit::TornTail as i32]
+        self.hosts.borrow_mut()[k].may_refuse = hurt.refusals();
+        self.start_node(sim, k);
+        self.damage[k] = Some(Damage::Starting(hurt));
+    }
+
+    /// A drill's bitflip: a bit of node `k`'s TLog flips (`pick` says where) while it is down,
+    /// or once it stopped if it is stopping (one that runs is stopped first). Its next start
+    /// ([`Cluster::restart`]) must refuse, and gets the operator's repair.
+    pub fn flip_down(&mut self, k: usize, pick: u64) -> Result<(), String> {
+        if self.up[k] {
+            self.stop(k);
+        }
+        if self.stopping.contains(&k) {
+            self.damage[k] = Some(Damage::FlipWhenStopped { pick });
+            return Ok(());
+        }
+        self.flip(k, pick)
+    }
+
+    /// A drill's torn_tail: a partial entry after the last entry of node `k`'s last TLog file,
+    /// as a crash in the middle of a write leaves it (a node that runs is crashed first). Its
+    /// next start must refuse it, and the tail is truncated.
+    pub fn tear_down(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) -> Result<(), String> {
+        use arakoon_node::tlog::LogDir;
+        self.crash(sim, k);
+        let disk = &self.disks[k];
+        let names = disk.list().map_err(|e| format!("listing n{k}'s disk: {e}"))?;
+        let Some(last) = names.iter().filter(|n| n.ends_with(".tlog")).max() else {
+            return Err(format!("n{k} has no TLog file to tear"));
         };
-        self.restart(sim, k);
-        self.damage[k] = Some(Damage::Starting { must_refuse });
+        let mut bytes = disk.contents(last).unwrap_or_default();
+        // The first bytes of an entry's header, no more: the file ends inside it.
+        bytes.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0]);
+        disk.put(last, &bytes);
+        self.repairs.log.push(format!("n{k}: a partial entry after the end of {last}"));
+        self.damage[k] = Some(Damage::Damaged(Hurt::Torn));
+        Ok(())
+    }
+
+    /// A drill's wipe: node `k` loses its disk (one that runs is crashed first); its next start
+    /// is the operator's rebuild, a catch-up from a peer first.
+    pub fn wipe(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
+        self.crash(sim, k);
+        self.disks[k].wipe();
+        self.damage[k] = None;
+        self.hosts.borrow_mut()[k].catch_up_first = true;
+        self.repairs.log.push(format!("n{k}: its disk is lost"));
     }
 
     /// The next fsync of node `k`'s disk fails (EIO), and what it should have made durable
@@ -505,8 +584,20 @@ impl Cluster {
         self.restart(sim, k);
     }
 
-    /// Starts a node that is down (a running one is left alone).
+    /// Starts a node that is down (a running one is left alone); one whose disk the harness
+    /// damaged must see the damage and gets the operator's repair ([`Cluster::reap`]).
     pub fn restart(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
+        if let Some(Damage::Damaged(_) | Damage::FlipWhenStopped { .. }) = self.damage[k] {
+            // Started once it is down and damaged (the flip waits for the stop to end).
+            self.start_due[k] = true;
+            self.start_if_due(sim, k);
+            return;
+        }
+        self.start_node(sim, k);
+    }
+
+    /// Runs node `k`'s software again if it is down.
+    fn start_node(&mut self, sim: &mut turmoil::Sim<'_>, k: usize) {
         if !self.up[k] {
             self.stopping.remove(&k);
             self.hosts.borrow_mut()[k].fallen = None;
@@ -600,6 +691,31 @@ impl Cluster {
             }
         }
         Ok((shared, ends))
+    }
+
+    /// What the harness did about damaged disks, the catch-ups' own reports included.
+    pub fn take_repairs(&mut self) -> RepairTally {
+        self.collect_catch_ups();
+        std::mem::take(&mut self.repairs)
+    }
+
+    /// The lines of the repair log written since the last call (a drill logs them as they
+    /// come).
+    pub fn new_repair_lines(&mut self) -> Vec<String> {
+        self.collect_catch_ups();
+        let lines = self.repairs.log[self.repair_lines_seen..].to_vec();
+        self.repair_lines_seen = self.repairs.log.len();
+        lines
+    }
+
+    /// Moves the rebuilds' reports from the hosts into the repair log.
+    fn collect_catch_ups(&mut self) {
+        for host in self.hosts.borrow_mut().iter_mut() {
+            for report in host.caught_up.drain(..) {
+                self.repairs.rebuilt_from_heads += u32::from(report.contains("after its head"));
+                self.repairs.log.push(format!("catch-up: {report}"));
+            }
+        }
     }
 
     /// Each node's ballot record as its disk holds it now (`None` if it cannot be read): who

@@ -142,6 +142,12 @@ enum Command {
     Heal,
     /// Heal and restart every node that is down.
     Settle,
+    /// The nodes' disks are lost (the next start rebuilds them from a peer).
+    Wipe(Vec<usize>),
+    /// A bit of each node's TLog flips while it is down (`pick` says where).
+    Bitflip(Vec<usize>, u64),
+    /// A partial entry after the end of each node's last TLog file.
+    TornTail(Vec<usize>),
 }
 
 /// What the director and the harness share (both run on this thread).
@@ -281,10 +287,15 @@ fn simulate(drill: &Drill, seed: u64, board: &Shared) -> Result<u64, TierBError>
     let mut restarts = FallRestarts::new(seed);
     loop {
         cluster.reap(&mut sim).map_err(TierBError::Stopped)?;
+        let repaired = cluster.new_repair_lines();
+        if !repaired.is_empty() {
+            let now_ms = sim.elapsed().as_millis() as u64;
+            board.borrow_mut().log.extend(repaired.into_iter().map(|l| (now_ms, l)));
+        }
         restarts.carry_out(&mut sim, &mut cluster, board);
         let commands = std::mem::take(&mut board.borrow_mut().commands);
         for command in commands {
-            carry_out(&mut sim, &mut cluster, command);
+            carry_out(&mut sim, &mut cluster, command).map_err(TierBError::Stopped)?;
         }
         let up: Vec<bool> = (0..cluster.nodes()).map(|k| cluster.is_up(k)).collect();
         let now_ms = sim.elapsed().as_millis() as u64;
@@ -342,7 +353,11 @@ impl FallRestarts {
     }
 }
 
-fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command) {
+fn carry_out(
+    sim: &mut turmoil::Sim<'_>,
+    cluster: &mut Cluster,
+    command: Command,
+) -> Result<(), String> {
     match command {
         Command::Crash(ks) => ks.into_iter().for_each(|k| cluster.crash(sim, k)),
         Command::FailFsync(ks) => ks.into_iter().for_each(|k| cluster.fail_next_fsync(k)),
@@ -357,7 +372,19 @@ fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command
                 cluster.restart(sim, k);
             }
         }
+        Command::Wipe(ks) => ks.into_iter().for_each(|k| cluster.wipe(sim, k)),
+        Command::Bitflip(ks, pick) => {
+            for k in ks {
+                cluster.flip_down(k, pick)?;
+            }
+        }
+        Command::TornTail(ks) => {
+            for k in ks {
+                cluster.tear_down(sim, k)?;
+            }
+        }
     }
+    Ok(())
 }
 
 /// The director's host: plays the drill's steps through the one drill engine
@@ -365,7 +392,12 @@ fn carry_out(sim: &mut turmoil::Sim<'_>, cluster: &mut Cluster, command: Command
 /// reads every key at the end.
 async fn direct(drill: Drill, seed: u64, cfg: ClientConfig, board: Shared) -> turmoil::Result {
     let mut director = Director::new(drill.steps.clone(), drill.cluster.nodes, seed);
-    let mut backend = TurmoilBackend { cfg: cfg.clone(), board: board.clone(), sync_target: None };
+    let mut backend = TurmoilBackend {
+        cfg: cfg.clone(),
+        board: board.clone(),
+        sync_target: None,
+        rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6469_736B_5F64_6D67),
+    };
     let log = |lines: &[(u64, String)]| board.borrow_mut().log.extend_from_slice(lines);
     drive(&mut director, &mut backend, now_ms, sleep_until_ms, log).await;
     if let Some(b) = director.broke() {
@@ -452,6 +484,8 @@ struct TurmoilBackend {
     board: Shared,
     /// What was committed anywhere when the current `all_in_sync` wait began.
     sync_target: Option<u64>,
+    /// Where a bitflip strikes.
+    rng: ChaCha8Rng,
 }
 
 impl Backend for TurmoilBackend {
@@ -479,6 +513,9 @@ impl Backend for TurmoilBackend {
             (Fault::FsyncFail(_), _) => Command::FailFsync(ks),
             (Fault::Stop(_), _) => Command::Stop(ks),
             (Fault::Restart(_), _) => Command::Restart(ks),
+            (Fault::Wipe(_), _) => Command::Wipe(ks),
+            (Fault::Bitflip { store: false, .. }, _) => Command::Bitflip(ks, self.rng.gen()),
+            (Fault::TornTail(_), _) => Command::TornTail(ks),
             (Fault::Partition(_) | Fault::Isolate(_), Strikes::Groups(groups)) => {
                 let mut side = vec![usize::MAX; n];
                 for (g, nodes) in groups.iter().enumerate() {

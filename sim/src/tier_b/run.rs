@@ -181,7 +181,7 @@ impl TierBReport {
             "tier B seed {} ({} nodes): {verdict}; {} ops ({} ok, {} fail, {} unknown), {} faults, \
              {} final reads; {} collapses asked ({} done, {} with nothing to do), {} heads \
              adopted; {} torn tails truncated, {} torn writes accepted, {} flipped TLogs \
-             repaired; logs agree: {}; {:.1} virtual s in {:.2} s ({:.0}x); history digest \
+             repaired ({} from a head); logs agree: {}; {:.1} virtual s in {:.2} s ({:.0}x); history digest \
              {:016x}",
             self.seed,
             self.nodes,
@@ -198,6 +198,7 @@ impl TierBReport {
             self.repairs.tails_truncated,
             self.repairs.tears_accepted,
             self.repairs.flips_repaired,
+            self.repairs.rebuilt_from_heads,
             match &self.logs_agree {
                 Ok(n) => format!("{n} shared slots"),
                 Err(e) => e.clone(),
@@ -389,7 +390,7 @@ fn simulate(
     report.logs_agree = nemesis.cluster.logs_agree();
     report.committed_ends = nemesis.cluster.committed_ends();
     report.fsync_stops = std::mem::take(&mut nemesis.cluster.falls);
-    report.repairs = std::mem::take(&mut nemesis.cluster.repairs);
+    report.repairs = nemesis.cluster.take_repairs();
     let ballots = nemesis.cluster.ballots();
     report.learners =
         (0..ballots.len()).filter(|k| ballots[*k].is_some_and(|b| b.learner)).collect();
