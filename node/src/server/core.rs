@@ -8,8 +8,7 @@ use super::event_loop::{EventLoop, ServerIo};
 use super::frame::Hello;
 use super::peers::{spawn_link, spawn_listener, PeerLink};
 use super::shared::Shared;
-use super::startup::prepare;
-use super::storage::{prepare_in_memory, NodeStore, Storage};
+use super::storage::Storage;
 use crate::config::ClusterConfig;
 use crate::consensus::{Durable, Machine, NodeIdx};
 use crate::shell::{Shell, ShellConfig};
@@ -62,18 +61,7 @@ pub async fn serve<N: Network, C: Clock>(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let node = config.nodes[me].clone();
-    let prepared = match &options.storage {
-        Storage::Disk => {
-            let (config, node) = (config.clone(), node.clone());
-            tokio::task::spawn_blocking(move || prepare(&config, &node))
-                .await
-                .expect("start-up does not panic")?
-                .map_store(|s| NodeStore::Sled(Box::new(s)))
-        }
-        Storage::Memory(disk) => {
-            prepare_in_memory(&config, &node, disk)?.map_store(NodeStore::Memory)
-        }
-    };
+    let prepared = options.storage.prepare(&config, &node).await?;
     let client_addr = SocketAddr::new(node.ip, node.client_port);
     let peer_addr = SocketAddr::new(node.ip, node.messaging_port);
     let client_listener = net

@@ -13,8 +13,8 @@
 
 use super::catchup::{self, AsyncChunk, CatchUpError, ChunkError, FetchError};
 use super::env::Network;
-use super::startup::{prepare, StartError};
-use super::storage::{prepare_in_memory, NodeStore, Storage};
+use super::startup::StartError;
+use super::storage::{NodeStore, Storage};
 use crate::client::{ClientConfig, Connection};
 use crate::config::ClusterConfig;
 use crate::consensus::NodeIdx;
@@ -147,18 +147,7 @@ pub async fn catch_up_stopped_node_on<N: Network>(
     progress: catchup::OnProgress<'_>,
 ) -> Result<String, RebuildError> {
     let node = config.nodes[me].clone();
-    let prepared = match storage {
-        Storage::Disk => {
-            let (config, node) = (config.clone(), node.clone());
-            tokio::task::spawn_blocking(move || prepare(&config, &node))
-                .await
-                .expect("start-up validation does not panic")?
-                .map_store(|s| NodeStore::Sled(Box::new(s)))
-        }
-        Storage::Memory(disk) => {
-            prepare_in_memory(config, &node, disk)?.map_store(NodeStore::Memory)
-        }
-    };
+    let prepared = storage.prepare(config, &node).await?;
     let dir: Arc<dyn LogDir> = prepared.dir.clone();
     let was_empty = prepared.last.is_none();
     let mut writer = prepared.writer;

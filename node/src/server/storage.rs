@@ -42,6 +42,28 @@ pub enum Storage {
 }
 
 impl Storage {
+    /// Validates node `node`'s TLog and opens its store, as start-up does, wherever they live:
+    /// on disk on tokio's blocking pool ([`super::startup::prepare`]), in memory on the task
+    /// ([`prepare_in_memory`]).
+    pub async fn prepare(
+        &self,
+        config: &ClusterConfig,
+        node: &NodeConfig,
+    ) -> Result<Prepared<NodeStore>, StartError> {
+        Ok(match self {
+            Storage::Disk => {
+                let (config, node) = (config.clone(), node.clone());
+                tokio::task::spawn_blocking(move || super::startup::prepare(&config, &node))
+                    .await
+                    .expect("start-up does not panic")?
+                    .map_store(|s| NodeStore::Sled(Box::new(s)))
+            }
+            Storage::Memory(disk) => {
+                prepare_in_memory(config, node, disk)?.map_store(NodeStore::Memory)
+            }
+        })
+    }
+
     /// Where blocking reads run: tokio's blocking pool on disk, the node's task in memory (no
     /// thread may race the simulation).
     pub fn blocking_reads(&self) -> Arc<dyn BlockingReads> {
