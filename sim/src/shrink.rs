@@ -33,12 +33,13 @@
 //!
 //! A call left out that way (`skip-calls`) is not made, and its client calls its next one after
 //! a pause: its later calls come sooner and draw other things (the left-out call drew no request
-//! delay), and the world draws no reply delay for it, so every later message's delay moves. A
-//! call can also be held (`hold-calls`, [`Reduction::hold_calls`]): not made either, but its
-//! client draws what it drew for it, goes on to the node the answer sent it to and calls again
-//! when it would have, and the world draws the answer's delay when the node answered. A read so
-//! held leaves the rest of the run as it was (`tests/world.rs` checks it); a write still moves
-//! the world's later draws (its messages' delays). With attempts left and more than
+//! delay). A call can also be held (`hold-calls`, [`Reduction::hold_calls`]): not made either,
+//! but its client draws what it drew for it, goes on to the node the answer sent it to and
+//! calls again when it would have. A read so held leaves the rest of the run as it was
+//! (`tests/world.rs` checks it). The world's most frequent draws (a message's fate, a disk's
+//! latency, a reply's hop) are keyed by what they are for and when (world/keyed.rs): a write
+//! left out or held moves only what it set off, not every later message's delay, as it did
+//! while they came from one stream. With attempts left and more than
 //! [`GOAL_EVENTS`] events, a fourth step delta-debugs the calls held, latest first, then the
 //! passes run again; then a polish leaves out together what cannot go one at a time: TLog files
 //! of every size below the run's, 2 to 6 consecutive calls held at once, and any two events

@@ -239,13 +239,14 @@ fn a_stopped_node_refuses_the_connection_and_the_client_moves_on() {
 /// later than five leases, within the bound that adds the link's share (sim/src/world/
 /// liveness.rs argues it); the bound in leases alone failed them. Every new draw moves some of
 /// these seeds (797 draws collapses now and writes sooner; none of the four wrote past five
-/// leases once the nemesis drew from streams of its own, and 390 does, 5.3 s after the heal):
-/// each must pass, and one at least must still write past five leases.
+/// leases once the nemesis drew from streams of its own, and 390 does, 5.3 s after the heal;
+/// once messages drew keyed delays, 390 no longer did and 3334, the only one of seeds 0..6000,
+/// does, 5.1 s after): each must pass, and one at least must still write past five leases.
 #[test]
 fn on_a_slow_link_the_liveness_bound_adds_what_the_nodes_allow_a_value_on_it() {
     let cfg = SimConfig { draw_shape: true, ..SimConfig::default() };
     let mut late = Vec::new();
-    for seed in [797, 1162, 8477, 1954, 390] {
+    for seed in [797, 1162, 8477, 1954, 390, 3334] {
         let r = run_seed(seed, &cfg);
         let replay = format!("replay: cargo run -p arakoon-cli -- sim --seed {seed} --nodes draw");
         assert!(r.passed(), "seed {seed}: {:?}\n{replay}", r.outcome);

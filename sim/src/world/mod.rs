@@ -13,6 +13,7 @@ pub mod checks;
 pub mod clock;
 pub mod collapse;
 pub mod faults;
+mod keyed;
 pub mod liveness;
 pub mod net;
 pub mod node;

@@ -4,7 +4,6 @@
 //! between messages follows from their delays alone.
 
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
 /// Fault rates of the network; all zero is a perfect network with `delay_min_us` latency.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,7 +79,7 @@ impl SimNet {
         from: usize,
         to: usize,
         faults: &NetFaults,
-        rng: &mut ChaCha8Rng,
+        rng: &mut impl Rng,
     ) -> Vec<u64> {
         if !self.connected(from, to) {
             return Vec::new();
@@ -119,7 +118,7 @@ mod tests {
     #[test]
     fn loss_and_duplication_follow_their_rates() {
         let net = SimNet::new(2);
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let faults = NetFaults { loss: 0.25, duplicate: 0.5, ..NetFaults::default() };
         let mut copies = [0usize; 3];
         for _ in 0..10_000 {

@@ -12,6 +12,7 @@
 //! A paused process's persister is paused with it: a group already written completes (the disk
 //! does not stop), and the process learns of it when it resumes; no new group starts meanwhile.
 
+use super::keyed::Draw;
 use super::rules::CrashPoint;
 use super::run::{Event, World};
 use arakoon_node::consensus::{Input, NodeIdx};
@@ -64,7 +65,8 @@ impl World {
         if !self.nodes[k].is_up() || self.nodes[k].paused {
             return;
         }
-        let at = self.now_us + self.rng.gen_range(0..300);
+        let at = self.now_us
+            + self.keyed.rng(self.now_us, Draw::PersistWake, k as u64).gen_range(0..300);
         let epoch = self.nodes[k].epoch;
         let q = &mut self.persists[k];
         q.waking = true;
@@ -89,10 +91,11 @@ impl World {
         if n > 1 {
             self.exercised(GROUP_OF_SEVERAL);
         }
-        let latency = if self.mix.slow_disk && self.rng.gen_bool(0.1) {
-            self.rng.gen_range(1_000..30_000)
+        let mut rng = self.keyed.rng(self.now_us, Draw::DiskLatency, k as u64);
+        let latency = if self.mix.slow_disk && rng.gen_bool(0.1) {
+            rng.gen_range(1_000..30_000)
         } else {
-            self.rng.gen_range(50..400)
+            rng.gen_range(50..400)
         };
         let at = self.now_us + latency;
         self.persists[k].busy_until_us = at;

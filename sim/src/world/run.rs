@@ -5,6 +5,7 @@ use super::catchup::Fetch;
 use super::checks::{self, Violation};
 use super::clock::SimClock;
 use super::faults::FaultMix;
+use super::keyed::{Draw, KeyedDraws};
 use super::net::{NetFaults, SimNet};
 use super::node::{Effect, Effects, SimNode, StartRefused};
 use super::persister::PersistQueue;
@@ -117,8 +118,8 @@ pub struct Held {
     pub until_us: u64,
     /// Which node the client asks next.
     pub redirect: Redirect,
-    /// When a node answered it (µs), if one did: the world drew the answer's delay then, and
-    /// draws as much for a held call, so that its later draws stay what they were.
+    /// When a node answered it (µs), if one did. Shown in the spec; the answer's delay is a
+    /// keyed draw (world/keyed.rs), so a held call need not draw it to keep the others' draws.
     pub answered_us: Option<u64>,
 }
 
@@ -302,9 +303,6 @@ pub(super) enum Event {
     ClientNext {
         client: usize,
     },
-    /// A held call's answer ([`Reduction::hold_calls`]): the world draws its delay, and
-    /// nothing else happens.
-    HeldAnswer,
     /// A client's armed timeout (one at most a client, [`Client::timeout_at_us`]): it ends
     /// the pending call if that call's deadline is now, and is armed again for a later one.
     ClientTimeout {
@@ -417,6 +415,9 @@ pub(super) struct World {
     /// Whether a catch-up's chunk waits for a busy persister (world/catchup.rs): a stream of its
     /// own, so that a draw made or not made there moves none of the world's other draws.
     pub(super) chunk_rng: ChaCha8Rng,
+    /// The draws keyed by what they are for and when (messages, disks, replies): a call
+    /// left out moves none of the others' (world/keyed.rs).
+    pub(super) keyed: KeyedDraws,
     /// The clock error the nodes' configuration promises to survive (the lease margin).
     pub(super) clock_bound: ClockBound,
     /// Per node, the last lease it held as master, in true time (see [`LeaseSpan`]).
@@ -722,7 +723,8 @@ impl World {
                         }
                         _ => 0,
                     };
-                    for delay in self.net.deliveries(k, to, &faults, &mut self.rng) {
+                    let mut rng = self.keyed.rng(self.now_us, Draw::Message, (k * 256 + to) as u64);
+                    for delay in self.net.deliveries(k, to, &faults, &mut rng) {
                         let delay = delay + ship_us;
                         let epoch = self.nodes[to].epoch;
                         self.agenda.push(
@@ -797,7 +799,8 @@ impl World {
         if let Some(held) = self.report.returns.get_mut(&(client, op)) {
             held.answered_us = held.answered_us.or(Some(self.now_us));
         }
-        let delay = self.rng.gen_range(CLIENT_HOP_US);
+        let delay =
+            self.keyed.rng(self.now_us, Draw::ReplyHop, client as u64).gen_range(CLIENT_HOP_US);
         self.agenda.push(self.now_us + delay, Event::ClientReply { client, op, result });
     }
 
@@ -917,9 +920,6 @@ impl World {
             // Left out by shrinking: the client goes on as the call's answer made it go on.
             let held = *held;
             let _delay: u64 = self.clients[c].rng.gen_range(CLIENT_HOP_US);
-            if let Some(at_us) = held.answered_us {
-                self.agenda.push(at_us.max(self.now_us), Event::HeldAnswer);
-            }
             match held.redirect {
                 Redirect::Stay => {}
                 Redirect::To(k) => self.clients[c].target = k.min(self.cfg.nodes - 1),
@@ -1460,9 +1460,6 @@ impl World {
                 }
             }
             Event::ClientTimeout { client } => self.client_timeout(client),
-            Event::HeldAnswer => {
-                let _delay: u64 = self.rng.gen_range(CLIENT_HOP_US);
-            }
             Event::Nemesis => {
                 if self.now_us < self.cfg.duration_ms * 1000 {
                     self.nemesis();
@@ -1628,6 +1625,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
         strikes_drawn: 0,
         nemesis_rng: ChaCha8Rng::seed_from_u64(stream_seed(seed, 0)),
         chunk_rng: ChaCha8Rng::seed_from_u64(stream_seed(seed, CHUNK_STREAM)),
+        keyed: KeyedDraws::new(seed),
         clock_bound: bound,
         lease_spans: vec![None; cfg.nodes],
         lease_holders: Vec::with_capacity(cfg.nodes),
