@@ -191,8 +191,7 @@ fn a_failing_seed_shrinks_to_at_most_20_events() {
         (Bug::LaggingMaster, 2),
         // 31, 34 and 89 events until calls were held (left out with their clients and the
         // world's draws going on as before) and the polish left out pairs of events. Since the
-        // world's messages draw keyed delays its failing seeds are others: the first shrinks
-        // to 3 events, the second (seed 122) keeps 654 (docs/CONSENSUS.md).
+        // world's draws are keyed its failing seeds are others (docs/CONSENSUS.md).
         (Bug::ApplyBeforeCommit, 0),
         (Bug::HeldWithoutLease, 0),
         (Bug::PersisterBatchOldestBallot, 2),

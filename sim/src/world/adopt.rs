@@ -28,6 +28,7 @@
 
 use super::catchup::CopyError;
 use super::collapse::HEAD_ADOPTED;
+use super::keyed::Draw;
 use super::node::SimNode;
 use super::rules::CrashPoint;
 use super::run::{World, CLUSTER_ID};
@@ -66,8 +67,9 @@ impl World {
             }
         };
         // One adoption in two crashes inside or fails an fsync, while faults are drawn.
-        let fault = self.faulting() && self.rng.gen_bool(0.5);
-        let drawn = fault.then(|| self.rng.gen_range(0..=CrashPoint::ADOPT.len()));
+        let mut rng = self.keyed.rng(self.now_us, Draw::Adoption, k as u64);
+        let fault = self.faulting() && rng.gen_bool(0.5);
+        let drawn = fault.then(|| rng.gen_range(0..=CrashPoint::ADOPT.len()));
         let point = drawn.and_then(|d| CrashPoint::ADOPT.get(d).copied());
         let trip = match drawn {
             Some(_) if point.is_none() => Some(Trip::FailNextSync),

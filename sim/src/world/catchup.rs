@@ -20,6 +20,7 @@
 //! the peer's head and adopts it with the server's own adoption (super::adopt), then streams on
 //! from the slot after the head.
 
+use super::keyed::Draw;
 use super::node::Effects;
 use super::run::{Event, World};
 use arakoon_node::consensus::{Input, NodeIdx};
@@ -127,7 +128,7 @@ impl World {
         });
         // On the server the fetch starts at once: its first chunk may come within a tenth of a
         // millisecond on a fast network, while the persister still writes.
-        let delay = self.rng.gen_range(100..5_000);
+        let delay = self.keyed.rng(self.now_us, Draw::CatchUpStart, k as u64).gen_range(100..5_000);
         self.agenda.push(self.now_us + delay, Event::CatchUpStep { node: k, epoch, job });
     }
 
@@ -193,6 +194,16 @@ impl World {
         self.wake_persister(k);
     }
 
+    /// Whether peer `from` collapses its log beside node `k`'s catch-up stream now (one step in
+    /// three, with collapses among the faults), and how many sealed files it keeps.
+    fn peer_collapses_beside(&mut self, k: NodeIdx, from: NodeIdx) -> Option<u64> {
+        if !(self.mix.collapses && self.faulting()) {
+            return None;
+        }
+        let mut rng = self.keyed.rng(self.now_us, Draw::PeerCollapse, (k * 256 + from) as u64);
+        rng.gen_bool(1.0 / 3.0).then(|| rng.gen_range(1..=2))
+    }
+
     fn stream_step(&mut self, k: NodeIdx, fetch: &mut Fetch) -> Stepped {
         let from = fetch.from;
         let reachable =
@@ -232,9 +243,8 @@ impl World {
                     };
                 }
             }
-        } else if self.mix.collapses && self.faulting() && self.rng.gen_bool(1.0 / 3.0) {
+        } else if let Some(keep) = self.peer_collapses_beside(k, from) {
             // The peer's collapse runs beside the stream, between two of its reads.
-            let keep = self.rng.gen_range(1..=2);
             let removed = self.collapse_removed(from, keep);
             fetch.collapsed_under |= removed;
         }

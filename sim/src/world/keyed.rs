@@ -1,6 +1,8 @@
 //! Draws keyed by what they are for and when they are made, for the world's most frequent
 //! draws: a message's fate on its link, a persister's wake-up and its disk's latency, a reply's
-//! hop back to its client.
+//! hop back to its client; and for those that follow from what the clients did: a node's
+//! election seed as it starts, a catch-up's first step, an adoption's or a collapse's fault
+//! beside a catch-up, a crash at a crash point and a failed fsync's aftermath.
 //!
 //! Drawn from one stream, as they were, each depended on how many draws came before it: a run
 //! with one write less (shrinking leaves calls out) drew every later message's delay from
@@ -23,6 +25,20 @@ pub(super) enum Draw {
     DiskLatency = 3,
     /// A reply's hop from the node back to client `c`.
     ReplyHop = 4,
+    /// The election jitter's seed of node `k`'s process as it starts.
+    NodeStart = 5,
+    /// When node `k`'s catch-up makes its first step.
+    CatchUpStart = 6,
+    /// Whether node `k`'s adoption of a fetched head crashes or fails an fsync, and where.
+    Adoption = 7,
+    /// Whether the peer of node `k`'s catch-up stream collapses beside it (key `k * 256 +
+    /// peer`), and what it keeps.
+    PeerCollapse = 8,
+    /// What a crash of node `k` at an armed crash point keeps of a torn write, and when it
+    /// comes back.
+    CrashRecovery = 9,
+    /// After node `k`'s failed fsync: a power loss or not, what it keeps, when it comes back.
+    FsyncFall = 10,
 }
 
 /// The keyed draws of one run.

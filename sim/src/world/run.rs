@@ -549,7 +549,7 @@ impl World {
 
     pub(super) fn start_node(&mut self, k: NodeIdx) {
         let now = self.node_now_ms(k);
-        let seed = self.rng.gen();
+        let seed = self.keyed.rng(self.now_us, Draw::NodeStart, k as u64).gen();
         let cfg = self.consensus_config(k);
         let shell = ShellConfig::new(&self.cluster, k);
         let tlog = self.cluster.tlog();
@@ -807,11 +807,12 @@ impl World {
     /// Node `k` crashes at an armed crash point (`torn`: part of what it did not sync
     /// survives) and comes back later, as after a kill.
     pub(super) fn crash_at_point(&mut self, k: NodeIdx, torn: bool) {
-        let keep: u64 = self.rng.gen();
+        let mut rng = self.keyed.rng(self.now_us, Draw::CrashRecovery, k as u64);
+        let keep: u64 = rng.gen();
         self.nodes[k]
             .crash(|unsynced| if torn && unsynced > 0 { keep as usize % unsynced } else { 0 });
         self.persists[k].clear();
-        let back = self.rng.gen_range(200..3_000);
+        let back = rng.gen_range(200..3_000);
         self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
     }
 
@@ -825,8 +826,10 @@ impl World {
                 self.exercised(FSYNC_FAILED_NODE_STOPPED);
                 // Half the time the machine then loses power too: what the failed fsync left
                 // volatile is lost (torn, with torn writes on), not only the process.
-                let power_loss = self.rng.gen_bool(0.5);
-                let keep: u64 = self.rng.gen();
+                let mut rng = self.keyed.rng(self.now_us, Draw::FsyncFall, k as u64);
+                let power_loss = rng.gen_bool(0.5);
+                let keep: u64 = rng.gen();
+                let back = rng.gen_range(200..3_000);
                 let torn = self.mix.torn_writes;
                 self.trace(
                     || {
@@ -848,7 +851,6 @@ impl World {
                     self.nodes[k].stop();
                 }
                 self.persists[k].clear();
-                let back = self.rng.gen_range(200..3_000);
                 self.agenda.push(self.now_us + back * 1000, Event::Restart { node: k });
                 return;
             }
