@@ -18,6 +18,9 @@ fn run(seed: u64, cfg: &TierBConfig) -> TierBReport {
     for f in &report.faults {
         println!("  {f}");
     }
+    for line in &report.repairs.log {
+        println!("  repair log: {}", line.replace('\n', " "));
+    }
     if !report.passed() {
         println!("replay: {}", report.replay_command());
     }

@@ -471,12 +471,37 @@ impl Cluster {
     }
 
     /// Stops node `k` cleanly and flips a bit of its TLog once it stopped (`pick` says where).
-    /// It is started again by [`Cluster::end_damage`].
+    /// It is started again by [`Cluster::end_damage`]. Not while the other voters would not
+    /// make a quorum: rebuilt, the node is a learner until a master caught it up, and without
+    /// a quorum of voters no master is ever elected (two disks lost of three is beyond what
+    /// the cluster promises to survive; the tier-A world draws the same way).
     pub fn flip_at_rest(&mut self, k: usize, pick: u64) {
+        if !self.may_lose_vote(k) {
+            self.repairs.log.push(format!(
+                "n{k}: no flip: the other voters would not make a quorum while it is rebuilt"
+            ));
+            return;
+        }
         if self.up[k] && self.damage[k].is_none() {
             self.stop(k);
             self.damage[k] = Some(Damage::FlipWhenStopped { pick });
         }
+    }
+
+    /// Whether node `k` may lose its vote (a rebuild makes it a learner): only while the other
+    /// voters still make a quorum.
+    fn may_lose_vote(&self, k: usize) -> bool {
+        let others = (0..self.nodes()).filter(|p| *p != k && self.voter(*p)).count();
+        others >= self.config.quorum()
+    }
+
+    /// Whether node `p` votes: no damage pending on its disk, no rebuild to come, and its
+    /// ballot record not a learner's.
+    fn voter(&self, p: usize) -> bool {
+        if self.damage[p].is_some() || self.hosts.borrow()[p].catch_up_first {
+            return false;
+        }
+        arakoon_node::tlog::BallotRecord::load(&self.disks[p]).map_or(true, |b| !b.learner)
     }
 
     /// The end of a damage window: a node down with a damaged disk starts again (now, or once
