@@ -43,9 +43,9 @@ pub const PEER_CONNECTIONS_MAX: usize = 64;
 const BACKOFF_MIN_MS: u64 = 20;
 const BACKOFF_MAX_MS: u64 = 1000;
 const CONNECT_TIMEOUT_MS: u64 = 1000;
-/// A frame's write that takes longer breaks the connection: the peer has not read for that
-/// long. Well above what a frame of the largest value takes on a link (32 MiB at the default
-/// `link_bytes_per_s`, 64 MiB/s, is half a second).
+/// A write that makes no progress for this long breaks the connection: the peer has read
+/// nothing for that long. A large value on a slow link takes as long as it takes, as long as
+/// its bytes keep going.
 const WRITE_STALL_MS: u64 = 3000;
 /// A resend of one accept waits at most this many retransmission intervals after the previous.
 const RESEND_BACKOFF_MAX: u32 = 4;
@@ -298,16 +298,13 @@ fn spawn_lane<N: Network>(
                             let len = payload.len();
                             let tag = guard.tag(&payload);
                             let parts = [&payload[..], tag.as_ref().map_or(&[][..], |t| &t[..])];
-                            // A peer that reads nothing for this long is gone (or its machine is,
-                            // and TCP would only notice at its next retransmission, which backs
-                            // off to minutes): reconnect rather than hold the lane.
-                            let written = tokio::time::timeout(
-                                Duration::from_millis(WRITE_STALL_MS),
-                                write_frame_parts(&mut stream, &parts),
-                            )
-                            .await;
+                            // A peer that reads nothing for WRITE_STALL_MS is gone (or its machine
+                            // is, and TCP would only notice at its next retransmission, which
+                            // backs off to minutes): reconnect rather than hold the lane.
+                            let mut guarded = StallGuard::new(&mut stream);
+                            let written = write_frame_parts(&mut guarded, &parts).await;
                             state.done(lane, len, accept);
-                            if !matches!(written, Ok(Ok(_))) {
+                            if written.is_err() {
                                 break;
                             }
                         }
@@ -329,6 +326,80 @@ fn spawn_lane<N: Network>(
             backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
         }
     });
+}
+
+/// A writer that fails once it has made no progress for [`WRITE_STALL_MS`]: each write that
+/// moves bytes starts the wait again, so a slow link is not taken for a dead peer.
+struct StallGuard<'a, W> {
+    inner: &'a mut W,
+    /// Armed at the first write that could not go on, cleared by the next that did.
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a, W: tokio::io::AsyncWrite + Unpin> StallGuard<'a, W> {
+    fn new(inner: &'a mut W) -> Self {
+        StallGuard { inner, deadline: None }
+    }
+
+    fn settle(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<usize>>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if let Poll::Ready(result) = polled {
+            self.deadline = None;
+            return Poll::Ready(result);
+        }
+        let wait = Duration::from_millis(WRITE_STALL_MS);
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {WRITE_STALL_MS} ms"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StallGuard<'_, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
+        self.settle(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut *self.inner).poll_write_vectored(cx, bufs);
+        self.settle(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
 }
 
 /// A message received from a named peer.
@@ -519,6 +590,51 @@ mod tests {
         }
         // Two lanes connected at first; the bulk lane's stalled write makes a third.
         assert!(until_count(&connections, 3).await, "the bulk lane never connected again");
+    }
+
+    /// A slow peer is not a dead one: a frame whose bytes keep going, if slowly, for longer than
+    /// WRITE_STALL_MS arrives whole on the connection it started on.
+    #[tokio::test]
+    async fn a_slow_write_that_makes_progress_is_not_broken() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = connections.clone();
+        let (got_tx, mut got) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let got_tx = got_tx.clone();
+                kept.push(tokio::spawn(async move {
+                    let mut hello = Vec::new();
+                    let _ = read_frame(&mut stream, &mut hello, 1 << 20).await;
+                    // 256 KiB every 100 ms: about 2.5 MiB/s.
+                    let mut all = Vec::new();
+                    let mut chunk = vec![0u8; 256 << 10];
+                    while let Ok(n) = stream.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                        all.extend_from_slice(&chunk[..n]);
+                        if all.len() >= 4 + (24 << 20) {
+                            let _ = got_tx.send(all.len()).await;
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }));
+            }
+        });
+        let n0 = Hello { cluster_id: "c".into(), node: "n0".into() };
+        let link = spawn_link(TokioNet, n0, PeerAuth::Open, addr, 64 << 20);
+        // 24 MiB at about 2.5 MiB/s: several seconds, beyond WRITE_STALL_MS.
+        assert!(link.send_accept(1, 0, || Arc::new(vec![7u8; 24 << 20])));
+        let started = std::time::Instant::now();
+        let whole = tokio::time::timeout(Duration::from_secs(60), got.recv()).await;
+        assert_eq!(whole.ok().flatten(), Some(4 + (24 << 20)), "the frame did not arrive whole");
+        assert!(started.elapsed() > Duration::from_millis(WRITE_STALL_MS), "not slow enough");
+        assert_eq!(connections.load(Ordering::SeqCst), 2, "a lane connected again");
     }
 
     /// A peer that closes the connection (it stopped cleanly, or restarts) is connected to again
