@@ -417,7 +417,10 @@ impl LogFile for MemFile {
         let mut disk = self.dir.disk();
         let new_tlog = disk.new_tlogs.contains(&self.inode);
         let head_part = disk.head_parts.contains(&self.inode);
-        let tlog = disk.names.iter().any(|(name, id)| *id == self.inode && is_tlog(name));
+        // Whether this file is a TLog matters only to the one trip that asks, and finding out
+        // walks the directory (hundreds of files in a long run): asked only then.
+        let tlog = disk.armed == Some(Trip::CutBeforeTlogSync)
+            && disk.names.iter().any(|(name, id)| *id == self.inode && is_tlog(name));
         check_op(&mut disk, Op::SyncData { tlog, new_tlog, head_part })?;
         disk.new_tlogs.remove(&self.inode);
         disk.head_parts.remove(&self.inode);
