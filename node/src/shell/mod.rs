@@ -33,6 +33,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
+/// Whether someone waits on `msg` (the slaves for an Accept, a Prepare or a Hold to answer; the
+/// master for an Accepted, a Promise or a Held to count): what [`Shell::feed_sends_first`] lets
+/// the peer links write before an apply. A Commit and a Nak are not awaited: nothing waits for
+/// them to go on.
+fn awaited(msg: &Msg) -> bool {
+    !matches!(msg, Msg::Commit { .. } | Msg::Nak { .. })
+}
+
 pub use read_job::ReadJob;
 
 /// One unit of durable work from the consensus core: the entry, then the ballot record.
@@ -245,8 +253,11 @@ impl<S: Store, W> Shell<S, W> {
     /// The first half of [`Shell::feed`]: hands the machine `input` and carries out its sends
     /// and persist jobs, keeping the store's applies, the replies and a catch-up for
     /// [`Shell::finish`], which must follow before the next input. True when both halves have
-    /// work: the server then lets its peer links write the sends (an Accept for the next slot)
-    /// before the store's apply of the slot just chosen holds its thread (issue 17).
+    /// work and a send is one somebody waits on (an Accept for the next slot, an Accepted, see
+    /// [`awaited`]): the
+    /// server then lets its peer links write it before the store's apply of the slot just
+    /// chosen holds its thread (issue 17). A Commit alone does not: written before the apply
+    /// it would only delay the reply the client waits for (one client's every set).
     pub fn feed_sends_first(
         &mut self,
         now_ms: u64,
@@ -280,7 +291,7 @@ impl<S: Store, W> Shell<S, W> {
         for action in actions.drain(..) {
             match action {
                 Action::Send { .. } | Action::Persist { .. } if result.is_ok() => {
-                    sent |= matches!(action, Action::Send { .. });
+                    sent |= matches!(&action, Action::Send { msg, .. } if awaited(msg));
                     result = self.execute(action, out)
                 }
                 Action::Send { .. } | Action::Persist { .. } => {}

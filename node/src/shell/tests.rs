@@ -300,3 +300,28 @@ fn a_master_sends_the_next_accept_before_it_applies_the_slot_just_chosen() {
     assert!(!tick);
     s.finish(&mut out).unwrap();
 }
+
+/// One client: the slot chosen carries the only set, so the first half sends a Commit and no
+/// Accept. Nobody waits on a Commit, so the links need not write it before the apply and the
+/// reply (which it would delay): the first half says there is nothing to let go first, and
+/// the Commit is still sent, in order, before the apply.
+#[test]
+fn a_master_with_only_a_commit_to_send_applies_and_answers_without_letting_the_links_go_first() {
+    let mut out = Recorder::default();
+    let (mut s, n, now) = elected_master_of_three(&mut out);
+    let set = Request::Set { key: b"a".to_vec(), value: b"v".to_vec() };
+    s.request(now, set, 1, &mut out).unwrap();
+    for token in std::mem::take(&mut out.persists) {
+        s.feed(now, Input::Persisted { token }, &mut out).unwrap();
+    }
+    out.sent.clear();
+    let accepted = Input::Message { from: 1, msg: Msg::Accepted { n, i: 1 } };
+    let waits = s.feed_sends_first(now, accepted, &mut out).unwrap();
+    assert!(!waits, "only a Commit went out: nothing to let the links write first");
+    let names: Vec<&str> = out.sent.iter().map(|(_, m)| m.name()).collect();
+    assert!(names.iter().all(|m| *m == "commit") && !names.is_empty(), "{names:?}");
+    assert_eq!(out.applied, vec![0], "the apply still waits for finish");
+    s.finish(&mut out).unwrap();
+    assert_eq!(out.applied, vec![0, 1]);
+    assert_eq!(out.replies, vec![(1, Reply::Ok(Payload::Unit))]);
+}
