@@ -82,6 +82,9 @@ pub struct StepResult {
     pub max_us: u64,
     /// CPU time of the three servers per acknowledged operation.
     pub server_cpu_us_per_op: f64,
+    /// CPU time of this process (the load generator: every client of the step) per
+    /// acknowledged operation: what the servers could not use of the machine's cores.
+    pub load_cpu_us_per_op: f64,
     pub first_error: Option<String>,
     /// Where arakoon's time went in this step: each stage's durations over the three nodes
     /// (node/src/spans.rs); empty for etcd.
@@ -283,6 +286,7 @@ async fn run_step(
         None => Vec::new(),
     };
     let cpu_before = servers.cpu();
+    let load_cpu_before = cluster::own_cpu();
     let started = Instant::now();
     let deadline = started + duration;
     let keys = get_keys(value_size);
@@ -320,6 +324,7 @@ async fn run_step(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = servers.cpu().saturating_sub(cpu_before);
+    let load_cpu = cluster::own_cpu().saturating_sub(load_cpu_before);
     let stages = match spans_dir {
         Some(dir) => {
             tokio::time::sleep(SPANS_SETTLE).await;
@@ -343,6 +348,7 @@ async fn run_step(
         p99_us: pct(0.99),
         max_us: latencies.last().copied().unwrap_or(0),
         server_cpu_us_per_op: cpu.as_micros() as f64 / ops.max(1) as f64,
+        load_cpu_us_per_op: load_cpu.as_micros() as f64 / ops.max(1) as f64,
         first_error,
         stages,
     })

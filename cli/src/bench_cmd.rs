@@ -223,7 +223,7 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
         .map_err(|e| Failure::new(Exit::Declined, format!("cannot start the runtime: {e}")))?;
     if !args.json {
         println!(
-            "{:<4} {:>8} {:>7} {:<8} {:>9} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9}",
+            "{:<4} {:>8} {:>7} {:<8} {:>9} {:>8} {:>8} {:>8} {:>6} {:>9} {:>10} {:>9}",
             "op",
             "value",
             "clients",
@@ -234,6 +234,7 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
             "max ms",
             "errors",
             "cpu µs/op",
+            "load µs/op",
             "vs etcd"
         );
     }
@@ -302,7 +303,9 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
         }
         println!(
             "vs etcd: arakoon's ops/s over etcd's, and (p99) etcd's p99 over arakoon's: above 1x \
-             arakoon is ahead. Both clusters run side by side; steps alternate between them."
+             arakoon is ahead. Both clusters run side by side; steps alternate between them. \
+             cpu µs/op: the three servers' CPU per acknowledged operation; load µs/op: this \
+             program's (every client's), which runs on the same cores."
         );
         print_stages(&results);
     }
@@ -368,7 +371,7 @@ fn compare_row(r: &StepResult, ours: Option<&StepResult>, etcd: &StepResult) -> 
     };
     let size = size_label(r.value_size);
     format!(
-        "{:<4} {:>8} {:>7} {:<8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9.1} {:>9}",
+        "{:<4} {:>8} {:>7} {:<8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9.1} {:>10.1} {:>9}",
         r.op.to_string(),
         size,
         r.clients,
@@ -379,6 +382,7 @@ fn compare_row(r: &StepResult, ours: Option<&StepResult>, etcd: &StepResult) -> 
         ms(r.max_us),
         r.errors,
         r.server_cpu_us_per_op,
+        r.load_cpu_us_per_op,
         ratio
     )
 }

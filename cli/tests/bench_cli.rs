@@ -49,6 +49,7 @@ fn compare_with_etcd_prints_both_systems_side_by_side() {
         assert_eq!(s["errors"], 0, "{s}");
         assert!(s["p99_us"].as_u64().unwrap() >= s["p50_us"].as_u64().unwrap(), "{s}");
         assert!(s["server_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["load_cpu_us_per_op"].as_f64().unwrap() > 0.0, "{s}");
         // Arakoon's nodes say where the step's time went; every acknowledged request waited
         // for the core once. etcd has no such spans.
         let stages = s["stages"].as_array().unwrap();
