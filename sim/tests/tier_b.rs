@@ -140,15 +140,22 @@ fn three_nodes_refuse_damaged_tlogs_and_are_repaired() {
     assert!(tally.flips_repaired >= 2, "{tally:?}");
     // With collapses, the peer a wiped node catches up from may have folded the slots it needs
     // into its head: the rebuild installs that head, over memory storage as over files.
+    // The seeds where that happens are looked for (a third of them did at 877ce97), not named:
+    // any change to the server's scheduling moves what each seed's nemesis meets.
     cfg.faults.collapses = true;
-    let mut from_heads = 0;
-    for seed in [3, 8] {
+    let (mut from_heads, mut seeds) = (0, 0);
+    for seed in 1..=HEAD_SEEDS_MAX {
         let r = run(seed, &cfg);
         assert!(r.passed(), "{}\nreplay: {}", r.summary(), r.replay_command());
         assert!(r.learners.is_empty(), "still learners: {:?}\n{}", r.learners, r.summary());
         from_heads += r.repairs.rebuilt_from_heads;
+        seeds += 1;
+        if from_heads >= 2 {
+            break;
+        }
     }
-    assert!(from_heads >= 2, "{from_heads} rebuilds installed a head");
+    println!("{from_heads} rebuilds installed a head in seeds 1..={seeds}");
+    assert!(from_heads >= 2, "{from_heads} rebuilds installed a head in seeds 1..={seeds}");
     cfg.faults.collapses = false;
     // A cut, a flip and their repairs replay exactly.
     let (a, b) = (run(1, &cfg), run(1, &cfg));
@@ -478,23 +485,37 @@ fn three_nodes_ride_out_collapses_among_the_other_faults() {
     println!("{collapsed} collapses, {adopted} heads adopted");
 }
 
+/// Seeds looked at for ones where a node installs or adopts a peer's head (a third of the
+/// seeds did with collapses on, at 877ce97).
+const HEAD_SEEDS_MAX: u64 = 30;
+
 /// A seed with collapses replays exactly: the same faults, the same history byte for byte, the
-/// same collapses and adoptions. Seeds 3 and 8 are ones where a node adopts a head.
+/// same collapses and adoptions. The first two seeds where a node adopts a head are replayed
+/// (looked for, not named: a change to the server's scheduling moves what each seed meets).
 #[test]
 fn a_seed_with_collapses_and_adoptions_replays_byte_for_byte() {
     let mut cfg = TierBConfig::new(3);
     cfg.faults.collapses = true;
-    let mut adopted = 0;
-    for seed in [3, 8] {
+    let (mut adopted, mut replayed) = (0, Vec::new());
+    for seed in 1..=HEAD_SEEDS_MAX {
         let a = run(seed, &cfg);
+        assert!(a.passed(), "{}\nreplay: {}", a.summary(), a.replay_command());
+        if a.adoptions == 0 {
+            continue;
+        }
         let b = run(seed, &cfg);
-        assert!(a.passed() && b.passed(), "{}\n{}", a.summary(), b.summary());
+        assert!(b.passed(), "{}", b.summary());
         assert!(a.faults.iter().any(|f| matches!(f.kind, FaultKind::Collapse { .. })));
         assert_replays(seed, &a, &b);
         assert!(a.collapses.collapsed >= 2, "{:?}", a.collapses);
         adopted += a.adoptions;
+        replayed.push(seed);
+        if replayed.len() == 2 {
+            break;
+        }
     }
-    assert!(adopted >= 2, "{adopted} heads adopted in two seeds");
+    println!("seeds {replayed:?} adopted {adopted} heads and replayed exactly");
+    assert_eq!(replayed.len(), 2, "fewer than two of seeds 1..={HEAD_SEEDS_MAX} adopted a head");
 }
 
 /// collapse-during-catch-up on the turmoil tier: a slave misses seconds of writes, every node
