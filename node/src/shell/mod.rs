@@ -254,10 +254,10 @@ impl<S: Store, W> Shell<S, W> {
     /// and persist jobs, keeping the store's applies, the replies and a catch-up for
     /// [`Shell::finish`], which must follow before the next input. True when both halves have
     /// work and a send is one somebody waits on (an Accept for the next slot, an Accepted, see
-    /// [`awaited`]): the
-    /// server then lets its peer links write it before the store's apply of the slot just
-    /// chosen holds its thread (issue 17). A Commit alone does not: written before the apply
-    /// it would only delay the reply the client waits for (one client's every set).
+    /// [`awaited`]): the server then lets its peer links write it before the store's apply of
+    /// the slot just chosen holds its thread (issue 17). A Commit alone does not: written
+    /// before the apply it would only delay the reply the client waits for (one client's
+    /// every set).
     pub fn feed_sends_first(
         &mut self,
         now_ms: u64,
