@@ -193,7 +193,7 @@ impl ClusterConfig {
             msg: e.msg.into_owned(),
         })?;
         let p = Parser { ini: &ini, file };
-        p.no_duplicates()?;
+        p.well_formed()?;
         let g = "global";
         let names: Vec<String> = p
             .required(g, "cluster")?
@@ -543,8 +543,8 @@ impl Parser<'_> {
     }
 
     /// Refuses a section or a key given twice: which one would count is a guess, and Arakoon
-    /// 1.9 counted a repeated node section as a second node.
-    fn no_duplicates(&self) -> Result<(), ConfigError> {
+    /// 1.9 counted a repeated node section as a second node; and a value over several lines.
+    fn well_formed(&self) -> Result<(), ConfigError> {
         let mut sections: Vec<&str> = Vec::new();
         for (name, props) in self.ini.iter() {
             let Some(name) = name else { continue };
