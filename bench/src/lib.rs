@@ -19,6 +19,7 @@
 pub mod cluster;
 pub mod etcd;
 pub mod load;
+pub mod summary;
 
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::spans;
@@ -73,6 +74,8 @@ pub struct StepResult {
     pub op: Op,
     pub value_size: usize,
     pub clients: usize,
+    /// Which run of the step this is, from 1 (`CompareOptions::runs`).
+    pub run: usize,
     pub ops: u64,
     pub errors: u64,
     pub seconds: f64,
@@ -185,6 +188,9 @@ pub struct CompareOptions {
     pub install_etcd: bool,
     /// Where the clusters keep their files (default: a temporary directory, removed after).
     pub dir: Option<PathBuf>,
+    /// How many times each step runs (at least 1); the runs alternate between the systems, a
+    /// step's runs one after the other on the same clusters ([`summary`]).
+    pub runs: usize,
 }
 
 /// Keys the gets of one value size read (written before the first get step), bounded to about
@@ -340,6 +346,7 @@ async fn run_step(
         op,
         value_size,
         clients,
+        run: 1,
         ops,
         errors,
         seconds,
@@ -440,13 +447,20 @@ pub async fn compare(
                     pair = Some((fresh, dir));
                 }
                 let (p, _) = pair.as_ref().expect("started above");
-                for (system, target, servers, spans) in &p.targets() {
-                    note(&format!("{system}: {op} {size} B, {clients} client(s)"));
-                    step += 1;
-                    let (d, s) = (opts.duration, *spans);
-                    let r =
-                        run_step(target, *system, servers, s, op, size, clients, d, step).await?;
-                    report(&r);
+                let runs = opts.runs.max(1);
+                for run in 1..=runs {
+                    for (system, target, servers, spans) in &p.targets() {
+                        let of =
+                            if runs > 1 { format!(", run {run} of {runs}") } else { String::new() };
+                        note(&format!("{system}: {op} {size} B, {clients} client(s){of}"));
+                        step += 1;
+                        let (d, s) = (opts.duration, *spans);
+                        let mut r =
+                            run_step(target, *system, servers, s, op, size, clients, d, step)
+                                .await?;
+                        r.run = run;
+                        report(&r);
+                    }
                 }
             }
         }

@@ -51,7 +51,8 @@ pub enum CompareOp {
     after_help = "Examples:\n  arakoon-admin bench -c cluster.ini --clients 1,16,64 --duration 20s \
                         --value-size 100 --mix set\n  \
                         arakoon-admin bench --compare etcd --duration 10s --value-sizes \
-                        100,4096,1048576 --ops set\n\n\
+                        100,4096,1048576 --ops set\n  \
+                        arakoon-admin bench --compare etcd --ops set --clients 1,64 --runs 3\n\n\
                         Exit codes: 0 done (failed requests are counted in the table); 2 bad \
                         command line; 3 bad configuration; 5 the cluster is not reachable."
 )]
@@ -85,6 +86,11 @@ pub struct BenchArgs {
     /// directory; both are removed afterwards).
     #[arg(long, value_name = "DIR")]
     dir: Option<std::path::PathBuf>,
+    /// With --compare: how many times each step runs, 1 to 9. The runs alternate between the
+    /// systems; a table of medians follows, each ratio the median of the ratios within a run.
+    /// One run on a small machine moves by 10% or more from the next: quote medians of 3.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    runs: usize,
     /// How long each client count runs, e.g. 20s.
     #[arg(long, default_value = "20s", value_name = "DURATION")]
     duration: String,
@@ -101,6 +107,9 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// Runs of each compared step at most.
+const RUNS_MAX: usize = 9;
 
 /// Clients per run at most: each is a connection, and the server's default limit is 1024.
 const CLIENTS_MAX: usize = 1000;
@@ -201,6 +210,9 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
     if args.value_sizes.is_empty() || args.value_sizes.iter().any(|&v| v == 0 || v > 8 << 20) {
         return Err(Failure::new(Exit::Usage, "--value-sizes: give sizes from 1 byte to 8 MiB"));
     }
+    if !(1..=RUNS_MAX).contains(&args.runs) {
+        return Err(Failure::new(Exit::Usage, format!("--runs: give 1 to {RUNS_MAX}")));
+    }
     let opts = CompareOptions {
         ops: args
             .ops
@@ -216,6 +228,7 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
         etcd_bin: args.etcd_bin.clone(),
         install_etcd: args.install_etcd,
         dir: args.dir.clone(),
+        runs: args.runs,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -288,8 +301,9 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
     if let Err(e) = done {
         return Err(Failure::new(Exit::Unreachable, e.to_string()));
     }
+    let medians = arakoon_bench::summary::medians(&results);
     if args.json {
-        println!("{}", json!({ "compare": "etcd", "steps": results }));
+        println!("{}", json!({ "compare": "etcd", "steps": results, "medians": medians }));
     } else {
         for r in results.iter().filter(|r| r.first_error.is_some()) {
             eprintln!(
@@ -307,9 +321,51 @@ fn compare(args: &BenchArgs, duration: Duration) -> Result<i32, Failure> {
              cpu µs/op: the three servers' CPU per acknowledged operation; load µs/op: this \
              program's (every client's), which runs on the same cores."
         );
+        if args.runs > 1 {
+            print_medians(&medians);
+        }
         print_stages(&results);
     }
     Ok(0)
+}
+
+/// The medians of every step over its runs, with the ratios taken within each run.
+fn print_medians(medians: &[arakoon_bench::summary::StepMedians]) {
+    println!();
+    println!("medians over the runs (ratio: the median of the runs' ratios, lowest..highest):");
+    println!(
+        "{:<4} {:>8} {:>7} {:>5} {:>12} {:>10} {:>19} {:>11} {:>9} {:>11} {:>9} {:>10}",
+        "op",
+        "value",
+        "clients",
+        "runs",
+        "arakoon op/s",
+        "etcd op/s",
+        "vs etcd",
+        "arakoon p99",
+        "etcd p99",
+        "arakoon max",
+        "etcd max",
+        "errors"
+    );
+    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+    for m in medians {
+        println!(
+            "{:<4} {:>8} {:>7} {:>5} {:>12.0} {:>10.0} {:>19} {:>11} {:>9} {:>11} {:>9} {:>10}",
+            m.op.to_string(),
+            size_label(m.value_size),
+            m.clients,
+            m.runs,
+            m.arakoon_ops_per_second,
+            m.etcd_ops_per_second,
+            format!("{:.2}x ({:.2}..{:.2})", m.ratio, m.ratio_min, m.ratio_max),
+            ms(m.arakoon_p99_us),
+            ms(m.etcd_p99_us),
+            ms(m.arakoon_max_us),
+            ms(m.etcd_max_us),
+            format!("{}/{}", m.arakoon_errors, m.etcd_errors)
+        );
+    }
 }
 
 /// Where arakoon's time went in each step: every stage's count and durations over the three

@@ -84,6 +84,38 @@ fn compare_with_etcd_prints_both_systems_side_by_side() {
     assert_eq!(systems.iter().filter(|s| **s == "etcd").count(), 4, "{systems:?}");
 }
 
+/// `--runs 2`: each step runs twice, the systems alternating, and the medians follow, each
+/// ratio taken within a run; the text table prints them too.
+#[test]
+fn repeated_runs_alternate_and_their_medians_follow() {
+    if !ready_to_compare() {
+        return;
+    }
+    let args = ["bench", "--compare", "etcd", "--duration", "1s", "--clients", "2", "--ops", "set"];
+    let out = admin(&[&args[..], &["--runs", "2", "--json"]].concat());
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let json: serde_json::Value =
+        serde_json::from_str(t.lines().find(|l| l.starts_with('{')).expect("a JSON line")).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    let order: Vec<(&str, u64)> =
+        steps.iter().map(|s| (s["system"].as_str().unwrap(), s["run"].as_u64().unwrap())).collect();
+    assert_eq!(order, [("arakoon", 1), ("etcd", 1), ("arakoon", 2), ("etcd", 2)], "{t}");
+    let medians = json["medians"].as_array().unwrap();
+    assert_eq!(medians.len(), 1, "{t}");
+    let m = &medians[0];
+    assert_eq!((m["runs"].as_u64(), m["clients"].as_u64()), (Some(2), Some(2)), "{m}");
+    let ratio = |s: &serde_json::Value| s["ops_per_second"].as_f64().unwrap();
+    let ratios = [ratio(&steps[0]) / ratio(&steps[1]), ratio(&steps[2]) / ratio(&steps[3])];
+    let want = (ratios[0] + ratios[1]) / 2.0;
+    assert!((m["ratio"].as_f64().unwrap() - want).abs() < 1e-9 * want, "{m} against {ratios:?}");
+    assert_eq!(m["ratio_min"].as_f64().unwrap(), ratios[0].min(ratios[1]), "{m}");
+    let out = admin(&[&args[..], &["--runs", "2"]].concat());
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("medians over the runs"), "{t}");
+}
+
 /// Large values run each step on a pair of clusters of its own: the whole table of 1 MiB
 /// values on one pair once took each etcd member past 6 GB and the machine into swap.
 #[test]
@@ -175,6 +207,11 @@ fn an_interrupted_compare_stops_both_clusters_and_removes_their_files() {
 fn compare_refuses_what_it_cannot_run() {
     let out = admin(&["bench", "--compare", "etcd", "--value-sizes", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for runs in ["0", "10"] {
+        let out = admin(&["bench", "--compare", "etcd", "--runs", runs]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("--runs: give 1 to 9"), "{}", text(&out));
+    }
     let out = admin(&[
         "bench",
         "--compare",
