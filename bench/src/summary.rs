@@ -123,6 +123,14 @@ mod tests {
         }
     }
 
+    /// Each row `(clients, run, arakoon's ops/s, etcd's)` as the two systems' results of a run.
+    fn runs(rows: &[(usize, usize, f64, f64)]) -> Vec<StepResult> {
+        let pair = |&(c, run, a, e): &(usize, usize, f64, f64)| {
+            [step(System::Arakoon, c, run, a), step(System::Etcd, c, run, e)]
+        };
+        rows.iter().flat_map(pair).collect()
+    }
+
     #[test]
     fn the_median_of_an_odd_and_an_even_count() {
         assert_eq!(median(&mut []), 0.0);
@@ -134,14 +142,11 @@ mod tests {
     /// and 2.5, so 2.5, while the medians of the ops/s alone (3,000 over 1,000) would say 3.
     #[test]
     fn ratios_are_taken_within_a_run_before_their_median() {
-        let results = vec![
-            step(System::Arakoon, 64, 1, 2_000.0),
-            step(System::Etcd, 64, 1, 1_000.0),
-            step(System::Arakoon, 64, 2, 4_000.0),
-            step(System::Etcd, 64, 2, 1_000.0),
-            step(System::Arakoon, 64, 3, 3_000.0),
-            step(System::Etcd, 64, 3, 1_200.0),
-        ];
+        let results = runs(&[
+            (64, 1, 2_000.0, 1_000.0),
+            (64, 2, 4_000.0, 1_000.0),
+            (64, 3, 3_000.0, 1_200.0),
+        ]);
         let m = medians(&results);
         assert_eq!(m.len(), 1);
         let m = &m[0];
@@ -158,13 +163,8 @@ mod tests {
     /// comparison was interrupted) does not count.
     #[test]
     fn steps_keep_their_order_and_a_lone_run_is_left_out() {
-        let results = vec![
-            step(System::Arakoon, 1, 1, 4_000.0),
-            step(System::Etcd, 1, 1, 2_000.0),
-            step(System::Arakoon, 64, 1, 30_000.0),
-            step(System::Etcd, 64, 1, 10_000.0),
-            step(System::Arakoon, 1, 2, 5_000.0),
-        ];
+        let mut results = runs(&[(1, 1, 4_000.0, 2_000.0), (64, 1, 30_000.0, 10_000.0)]);
+        results.push(step(System::Arakoon, 1, 2, 5_000.0));
         let m = medians(&results);
         assert_eq!(m.iter().map(|s| (s.clients, s.runs)).collect::<Vec<_>>(), [(1, 1), (64, 1)]);
         assert_eq!(m[0].ratio, 2.0);
