@@ -424,31 +424,34 @@ pub async fn compare(
     for &op in &opts.ops {
         for &size in &opts.value_sizes {
             let mut pair: Option<(Pair, PathBuf)> = None;
+            let runs = opts.runs.max(1);
             for &clients in &opts.clients {
-                if pair.is_none() || size >= FRESH_CLUSTERS_PER_STEP_FROM {
-                    if let Some((old, dir)) = pair.take() {
-                        drop(old);
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
-                    generation += 1;
-                    let dir = scratch.path().join(format!("pair{generation}"));
-                    note(&format!(
-                        "starting 3 arakoon nodes and 3 etcd members ({}) in {}",
-                        etcd_bin.display(),
-                        dir.display()
-                    ));
-                    let fresh = Pair::start(&etcd_bin, &dir).await?;
-                    if op == Op::Get {
-                        note(&format!("writing {} keys of {size} B for the gets", get_keys(size)));
-                        for (system, target, _, _) in &fresh.targets() {
-                            preload(target, *system, size).await?;
-                        }
-                    }
-                    pair = Some((fresh, dir));
-                }
-                let (p, _) = pair.as_ref().expect("started above");
-                let runs = opts.runs.max(1);
                 for run in 1..=runs {
+                    // Large values: a fresh pair for every run of every step, as the data of
+                    // each is gigabytes at many clients.
+                    if pair.is_none() || size >= FRESH_CLUSTERS_PER_STEP_FROM {
+                        if let Some((old, dir)) = pair.take() {
+                            drop(old);
+                            let _ = std::fs::remove_dir_all(dir);
+                        }
+                        generation += 1;
+                        let dir = scratch.path().join(format!("pair{generation}"));
+                        note(&format!(
+                            "starting 3 arakoon nodes and 3 etcd members ({}) in {}",
+                            etcd_bin.display(),
+                            dir.display()
+                        ));
+                        let fresh = Pair::start(&etcd_bin, &dir).await?;
+                        if op == Op::Get {
+                            let keys = get_keys(size);
+                            note(&format!("writing {keys} keys of {size} B for the gets"));
+                            for (system, target, _, _) in &fresh.targets() {
+                                preload(target, *system, size).await?;
+                            }
+                        }
+                        pair = Some((fresh, dir));
+                    }
+                    let (p, _) = pair.as_ref().expect("started above");
                     for (system, target, servers, spans) in &p.targets() {
                         let of =
                             if runs > 1 { format!(", run {run} of {runs}") } else { String::new() };

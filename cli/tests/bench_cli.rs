@@ -116,8 +116,9 @@ fn repeated_runs_alternate_and_their_medians_follow() {
     assert!(t.contains("medians over the runs"), "{t}");
 }
 
-/// Large values run each step on a pair of clusters of its own: the whole table of 1 MiB
-/// values on one pair once took each etcd member past 6 GB and the machine into swap.
+/// Large values run each step on a pair of clusters of its own, each run of it too: the whole
+/// table of 1 MiB values on one pair once took each etcd member past 6 GB and the machine into
+/// swap.
 #[test]
 fn large_values_start_fresh_clusters_for_every_step() {
     if !ready_to_compare() {
@@ -135,16 +136,21 @@ fn large_values_start_fresh_clusters_for_every_step() {
         "set",
         "--value-sizes",
         "100,65536",
+        "--runs",
+        "2",
         "--json",
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     let starts = t.matches("starting 3 arakoon nodes and 3 etcd members").count();
-    assert_eq!(starts, 3, "one pair for the 100-byte steps, one for each 64 KiB step: {t}");
+    assert_eq!(
+        starts, 5,
+        "one pair for the 100-byte steps, one for each run of each 64 KiB step: {t}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(t.lines().find(|l| l.starts_with('{')).expect("a JSON line")).unwrap();
     let steps = json["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 8, "2 sizes x 2 client counts x 2 systems: {t}");
+    assert_eq!(steps.len(), 16, "2 sizes x 2 client counts x 2 runs x 2 systems: {t}");
     assert!(steps.iter().all(|s| s["errors"] == 0 && s["ops"].as_u64().unwrap() > 0), "{t}");
 }
 
