@@ -189,7 +189,8 @@ pub struct CompareOptions {
     /// Where the clusters keep their files (default: a temporary directory, removed after).
     pub dir: Option<PathBuf>,
     /// How many times each step runs (at least 1); the runs alternate between the systems, a
-    /// step's runs one after the other on the same clusters ([`summary`]).
+    /// step's runs one after the other, on the same clusters below
+    /// `FRESH_CLUSTERS_PER_STEP_FROM` and on a fresh pair each from it ([`summary`]).
     pub runs: usize,
 }
 
@@ -263,7 +264,8 @@ async fn preload(target: &Target, system: System, value_size: usize) -> Result<(
     Ok(())
 }
 
-/// One step: `clients` closed-loop clients for `duration`.
+/// One step: `clients` closed-loop clients for `duration`; `run` is which run of the step it is
+/// (`step` counts every step of the comparison, for fresh keys).
 #[allow(clippy::too_many_arguments)]
 async fn run_step(
     target: &Target,
@@ -275,6 +277,7 @@ async fn run_step(
     clients: usize,
     duration: Duration,
     step: usize,
+    run: usize,
 ) -> Result<StepResult, BenchError> {
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -346,7 +349,7 @@ async fn run_step(
         op,
         value_size,
         clients,
-        run: 1,
+        run,
         ops,
         errors,
         seconds,
@@ -458,10 +461,9 @@ pub async fn compare(
                         note(&format!("{system}: {op} {size} B, {clients} client(s){of}"));
                         step += 1;
                         let (d, s) = (opts.duration, *spans);
-                        let mut r =
-                            run_step(target, *system, servers, s, op, size, clients, d, step)
+                        let r =
+                            run_step(target, *system, servers, s, op, size, clients, d, step, run)
                                 .await?;
-                        r.run = run;
                         report(&r);
                     }
                 }

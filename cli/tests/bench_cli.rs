@@ -105,8 +105,8 @@ fn repeated_runs_alternate_and_their_medians_follow() {
     assert_eq!(medians.len(), 1, "{t}");
     let m = &medians[0];
     assert_eq!((m["runs"].as_u64(), m["clients"].as_u64()), (Some(2), Some(2)), "{m}");
-    let ratio = |s: &serde_json::Value| s["ops_per_second"].as_f64().unwrap();
-    let ratios = [ratio(&steps[0]) / ratio(&steps[1]), ratio(&steps[2]) / ratio(&steps[3])];
+    let ops = |s: &serde_json::Value| s["ops_per_second"].as_f64().unwrap();
+    let ratios = [ops(&steps[0]) / ops(&steps[1]), ops(&steps[2]) / ops(&steps[3])];
     // The rows' ops/s come back from JSON rounded in their last digit: compare to 1e-9.
     let near = |field: &str, want: f64| {
         let got = m[field].as_f64().unwrap();

@@ -11,6 +11,7 @@
 
 mod common;
 
+use arakoon_bench::summary::median;
 use arakoon_node::tlog::{FsDir, LogDir, TlogConfig, TlogWriter};
 use arakoon_node::value::{Update, Value};
 use common::{admin, expect_code};
@@ -44,11 +45,6 @@ fn write_log(dir: &Path, slots: u64, per_slot: u64, value_bytes: usize) {
         i = end;
     }
     w.close().unwrap();
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -89,7 +85,10 @@ fn rebuild_speed() {
             );
             rates.push(rate);
         }
-        println!("rebuild median, {per_slot} update(s) per slot: {:.0} updates/s", median(rates));
+        println!(
+            "rebuild median, {per_slot} update(s) per slot: {:.0} updates/s",
+            median(&mut rates)
+        );
     }
 }
 
@@ -131,5 +130,5 @@ fn catchup_speed() {
         );
         rates.push(rate);
     }
-    println!("catch-up median: {:.1} MB/s", median(rates));
+    println!("catch-up median: {:.1} MB/s", median(&mut rates));
 }
