@@ -19,7 +19,6 @@
 use super::dir::LogDir;
 use super::error::TlogError;
 use crate::llio::{Put, Reader};
-use std::io::Read;
 
 /// The file name, beside the TLog files (not a TLog name, so TLog listings ignore it).
 pub const BALLOT_FILE: &str = "ballot";
@@ -50,14 +49,10 @@ impl BallotRecord {
     pub fn load(dir: &dyn LogDir) -> Result<BallotRecord, TlogError> {
         // Read at every Promise and Accepted the simulator checks: the path is made only for
         // an error.
-        let exists = dir.exists(BALLOT_FILE).map_err(|e| TlogError::io(dir.location(), e))?;
-        if !exists {
+        let read = dir.read_small(BALLOT_FILE, 64);
+        let Some(bytes) = read.map_err(|e| TlogError::io(dir.path_of(BALLOT_FILE), e))? else {
             return Ok(BallotRecord::default());
-        }
-        let mut bytes = Vec::with_capacity(RECORD_BYTES);
-        dir.open_read(BALLOT_FILE)
-            .and_then(|r| r.take(64).read_to_end(&mut bytes))
-            .map_err(|e| TlogError::io(dir.path_of(BALLOT_FILE), e))?;
+        };
         if bytes.len() != RECORD_BYTES {
             let path = dir.path_of(BALLOT_FILE);
             return Err(TlogError::BallotSize { path, bytes: bytes.len(), expected: RECORD_BYTES });

@@ -27,6 +27,17 @@ pub trait LogDir: Send + Sync {
     fn exists(&self, name: &str) -> io::Result<bool> {
         Ok(self.list()?.iter().any(|n| n == name))
     }
+    /// The first `max` bytes of a small file, or `None` when there is no such file: one look
+    /// at the directory where [`LogDir::exists`] and [`LogDir::open_read`] take two (the
+    /// simulator reads a node's ballot record this way at every Promise and Accepted it sends).
+    fn read_small(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        self.open_read(name)?.take(max).read_to_end(&mut bytes)?;
+        Ok(Some(bytes))
+    }
     /// The current length of a file.
     fn file_len(&self, name: &str) -> io::Result<u64>;
     /// Opens a file for reading from the start.
@@ -125,6 +136,17 @@ impl LogDir for FsDir {
         Ok(Box::new(File::open(self.path(name))?))
     }
 
+    fn read_small(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        let file = match File::open(self.path(name)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::new();
+        file.take(max).read_to_end(&mut bytes)?;
+        Ok(Some(bytes))
+    }
+
     fn create(&self, name: &str) -> io::Result<Box<dyn LogFile>> {
         let f = OpenOptions::new().create(true).write(true).truncate(true).open(self.path(name))?;
         Ok(Box::new(FsFile(f)))
@@ -159,5 +181,29 @@ impl LogDir for FsDir {
 
     fn path_of(&self, name: &str) -> String {
         self.path(name).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlog::MemDir;
+
+    /// `read_small` on `dir`: the first `max` bytes, the whole of a shorter file, and `None`
+    /// (not an error) for a file that is not there.
+    fn reads_small_files(dir: &dyn LogDir) {
+        let mut f = dir.create("ballot").unwrap();
+        f.append(b"0123456789").unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(dir.read_small("ballot", 4).unwrap().as_deref(), Some(&b"0123"[..]));
+        assert_eq!(dir.read_small("ballot", 64).unwrap().as_deref(), Some(&b"0123456789"[..]));
+        assert_eq!(dir.read_small("absent", 64).unwrap(), None);
+    }
+
+    #[test]
+    fn both_directories_read_a_small_file_and_say_none_for_an_absent_one() {
+        let root = tempfile::tempdir().unwrap();
+        reads_small_files(&FsDir::open(root.path()).unwrap());
+        reads_small_files(&MemDir::new("t"));
     }
 }

@@ -463,6 +463,14 @@ impl LogDir for MemDir {
         Ok(Box::new(Cursor::new(SharedBytes(disk.inodes[id].data.clone()))))
     }
 
+    fn read_small(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        let disk = self.disk();
+        check(&disk)?;
+        let Some(id) = disk.names.get(name) else { return Ok(None) };
+        let data = &disk.inodes[id].data;
+        Ok(Some(data[..data.len().min(max as usize)].to_vec()))
+    }
+
     fn create(&self, name: &str) -> io::Result<Box<dyn LogFile>> {
         let mut disk = self.disk();
         check(&disk)?;

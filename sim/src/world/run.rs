@@ -368,8 +368,27 @@ pub(super) struct Client {
     /// another instant is stale, left by a call brought forward (the liveness probe's).
     next_at_us: Option<u64>,
     next_op: u64,
+    /// How this client's calls of the run ended, in call order (ops increase): the report's
+    /// `returns`, gathered at the end. Kept per client and looked up from the back, where the
+    /// call answered almost always is, instead of in one map of every call of the run.
+    returns: Vec<(u64, Held)>,
     /// The value this client last saw for each key: what its test_and_set expects.
     seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Client {
+    /// How call `op` of the run is ending, if it is one of the run's calls.
+    fn held_mut(&mut self, op: u64) -> Option<&mut Held> {
+        held_in(&mut self.returns, op)
+    }
+}
+
+/// Call `op`'s entry in `returns` (in call order), searched from the newest call: a reply
+/// almost always answers the call just made, a late one an earlier call.
+fn held_in(returns: &mut [(u64, Held)], op: u64) -> Option<&mut Held> {
+    let at = returns.iter().rposition(|(o, _)| *o <= op)?;
+    let (o, held) = &mut returns[at];
+    (*o == op).then_some(held)
 }
 
 pub(super) struct World {
@@ -796,7 +815,7 @@ impl World {
     }
 
     fn reply(&mut self, client: usize, op: u64, result: OpResult) {
-        if let Some(held) = self.report.returns.get_mut(&(client, op)) {
+        if let Some(held) = self.clients[client].held_mut(op) {
             held.answered_us = held.answered_us.or(Some(self.now_us));
         }
         let delay =
@@ -940,7 +959,7 @@ impl World {
         let deadline_us = self.now_us + self.cfg.op_timeout_ms * 1000;
         if in_run {
             let held = Held { until_us: deadline_us, redirect: Redirect::Drawn, answered_us: None };
-            self.report.returns.insert((c, op), held);
+            self.clients[c].returns.push((op, held));
         }
         self.clients[c].pending =
             Some(PendingOp { op, kind: drawn.kind, key: drawn.key, deadline_us });
@@ -1042,15 +1061,17 @@ impl World {
                 self.clients[c].target = self.clients[c].rng.gen_range(0..self.cfg.nodes);
             }
         }
-        if let Some(held) = self.report.returns.get_mut(&(c, op)) {
+        let client = &mut self.clients[c];
+        let redirect = if client.rng.get_word_pos() != word {
+            Redirect::Drawn
+        } else if client.target != target {
+            Redirect::To(client.target)
+        } else {
+            Redirect::Stay
+        };
+        if let Some(held) = client.held_mut(op) {
             held.until_us = self.now_us;
-            held.redirect = if self.clients[c].rng.get_word_pos() != word {
-                Redirect::Drawn
-            } else if self.clients[c].target != target {
-                Redirect::To(self.clients[c].target)
-            } else {
-                Redirect::Stay
-            };
+            held.redirect = redirect;
         }
         let think = self.think_us(c);
         self.schedule_call(c, self.now_us + think);
@@ -1612,6 +1633,7 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
                 timeout_at_us: None,
                 next_at_us: None,
                 next_op: 0,
+                returns: Vec::new(),
                 seen: BTreeMap::new(),
             })
             .collect(),
@@ -1680,6 +1702,10 @@ fn run_seed_inner(seed: u64, cfg: &SimConfig) -> RunReport {
     }
     w.report.simulated_ms = w.now_us / 1000;
     w.report.history_ops = w.history.len();
+    for (c, client) in w.clients.iter_mut().enumerate() {
+        let returns = std::mem::take(&mut client.returns);
+        w.report.returns.extend(returns.into_iter().map(|(op, held)| ((c, op), held)));
+    }
     if cfg.keep_history {
         w.report.ops = w.history.summaries();
     }
@@ -1820,5 +1846,28 @@ impl RunReport {
 
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_found_among_its_clients_returns_and_a_call_left_out_is_not() {
+        let held = |until_us| Held { until_us, redirect: Redirect::Stay, answered_us: None };
+        // Calls 1 and 3 were left out by a reduction (or made after the run).
+        let mut returns = vec![(0, held(10)), (2, held(20)), (4, held(40))];
+        for (op, until) in [(0, 10), (2, 20), (4, 40)] {
+            assert_eq!(held_in(&mut returns, op).map(|h| h.until_us), Some(until), "op {op}");
+        }
+        for op in [1, 3, 5] {
+            assert!(held_in(&mut returns, op).is_none(), "op {op}");
+        }
+        // A late answer to an earlier call marks that call, not the newest.
+        held_in(&mut returns, 2).unwrap().answered_us = Some(25);
+        assert_eq!(returns[1].1.answered_us, Some(25));
+        assert_eq!(returns[2].1.answered_us, None);
+        assert!(held_in(&mut [], 0).is_none());
     }
 }
