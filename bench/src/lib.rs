@@ -24,7 +24,7 @@ pub mod summary;
 use arakoon_node::client::{Client, ClientConfig};
 use arakoon_node::spans;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -439,19 +439,7 @@ pub async fn compare(
                         }
                         generation += 1;
                         let dir = scratch.path().join(format!("pair{generation}"));
-                        note(&format!(
-                            "starting 3 arakoon nodes and 3 etcd members ({}) in {}",
-                            etcd_bin.display(),
-                            dir.display()
-                        ));
-                        let fresh = Pair::start(&etcd_bin, &dir).await?;
-                        if op == Op::Get {
-                            let keys = get_keys(size);
-                            note(&format!("writing {keys} keys of {size} B for the gets"));
-                            for (system, target, _, _) in &fresh.targets() {
-                                preload(target, *system, size).await?;
-                            }
-                        }
+                        let fresh = start_pair(&etcd_bin, &dir, op, size, &mut note).await?;
                         pair = Some((fresh, dir));
                     }
                     let (p, _) = pair.as_ref().expect("started above");
@@ -471,6 +459,26 @@ pub async fn compare(
         }
     }
     Ok(())
+}
+
+/// Starts a pair of clusters in `dir`, loaded with the keys a step of `op` reads.
+async fn start_pair(
+    etcd_bin: &Path,
+    dir: &Path,
+    op: Op,
+    size: usize,
+    note: &mut impl FnMut(&str),
+) -> Result<Pair, BenchError> {
+    let (etcd, shown) = (etcd_bin.display(), dir.display());
+    note(&format!("starting 3 arakoon nodes and 3 etcd members ({etcd}) in {shown}"));
+    let pair = Pair::start(etcd_bin, dir).await?;
+    if op == Op::Get {
+        note(&format!("writing {} keys of {size} B for the gets", get_keys(size)));
+        for (system, target, _, _) in &pair.targets() {
+            preload(target, *system, size).await?;
+        }
+    }
+    Ok(pair)
 }
 
 async fn wait_ready(target: &Target, system: System, within: Duration) -> Result<(), BenchError> {

@@ -30,14 +30,7 @@ pub trait LogDir: Send + Sync {
     /// The first `max` bytes of a small file, or `None` when there is no such file: one look
     /// at the directory where [`LogDir::exists`] and [`LogDir::open_read`] take two (the
     /// simulator reads a node's ballot record this way at every Promise and Accepted it sends).
-    fn read_small(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
-        if !self.exists(name)? {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        self.open_read(name)?.take(max).read_to_end(&mut bytes)?;
-        Ok(Some(bytes))
-    }
+    fn read_small(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>>;
     /// The current length of a file.
     fn file_len(&self, name: &str) -> io::Result<u64>;
     /// Opens a file for reading from the start.

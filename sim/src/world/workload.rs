@@ -125,7 +125,7 @@ pub(super) struct Drawn {
 /// own, the write the check waits for.
 pub(super) fn probe(c: usize, op: u64) -> Drawn {
     let key = b"k0".to_vec();
-    let v = format!("c{c}-{op}p").into_bytes();
+    let v = call_value(c, op, b"p");
     let call = RawCall { f: "set".into(), key: Some(str_value(&key)), value: str_value(&v) };
     Drawn { kind: OpKind::Set(v), key, space: Space::Kv, call }
 }
@@ -137,6 +137,15 @@ fn named(prefix: &[u8], n: u64) -> Vec<u8> {
     out.extend_from_slice(prefix);
     push_decimal(&mut out, n);
     out
+}
+
+/// The value client `c`'s call `op` writes, `c{c}-{op}` and `tag`: unique to the call.
+fn call_value(c: usize, op: u64, tag: &[u8]) -> Vec<u8> {
+    let mut v = named(b"c", c as u64);
+    v.push(b'-');
+    push_decimal(&mut v, op);
+    v.extend_from_slice(tag);
+    v
 }
 
 /// Appends `n` in decimal.
@@ -174,13 +183,7 @@ pub(super) fn draw(
     op: u64,
     seen: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 ) -> Drawn {
-    let unique = |tag: &str| {
-        let mut v = named(b"c", c as u64);
-        v.push(b'-');
-        push_decimal(&mut v, op);
-        v.extend_from_slice(tag.as_bytes());
-        v
-    };
+    let unique = |tag: &[u8]| call_value(c, op, tag);
     // 0 get, 1 set, 2 delete, 3 test_and_set, 4 multi-key update, 5 multi-key read.
     let choice = pick(rng, &cfg.op_weights);
     if choice >= 4 {
@@ -200,14 +203,14 @@ pub(super) fn draw(
     let key = named(b"k", k as u64);
     let (kind, f, value) = match choice {
         1 => {
-            let v = unique("");
+            let v = unique(b"");
             (OpKind::Set(v.clone()), "set", str_value(&v))
         }
         0 => (OpKind::Get, "get", HValue::Nil),
         2 => (OpKind::Delete, "delete", HValue::Nil),
         _ => {
             let expected = seen.get(&key).cloned().flatten();
-            let wanted = unique("t");
+            let wanted = unique(b"t");
             let value = HValue::List(vec![opt_value(expected.as_deref()), str_value(&wanted)]);
             (OpKind::TestAndSet { expected, wanted }, "test_and_set", value)
         }
@@ -271,7 +274,7 @@ impl Multi {
         &self,
         rng: &mut ChaCha8Rng,
         weights: [u32; 4],
-        unique: &dyn Fn(&str) -> Vec<u8>,
+        unique: &dyn Fn(&[u8]) -> Vec<u8>,
         seen: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> (OpKind, RawCall) {
         let nothing = |request| OpKind::Multi { request, answer: Answer::Nothing };
@@ -281,8 +284,7 @@ impl Multi {
                 let mut updates = Vec::with_capacity(members);
                 for m in 0..members {
                     let key = self.key(rng);
-                    let tag = [b'a' + m as u8];
-                    let value = unique(std::str::from_utf8(&tag).expect("a letter"));
+                    let value = unique(&[b'a' + m as u8]);
                     updates.push(match rng.gen_range(0..6) {
                         0 | 1 => Update::Set { key, value },
                         2 => Update::Delete { key },
@@ -308,14 +310,14 @@ impl Multi {
             }
             2 => {
                 let key = self.key(rng);
-                let wanted = rng.gen_bool(0.7).then(|| unique("r"));
+                let wanted = rng.gen_bool(0.7).then(|| unique(b"r"));
                 let call = raw("replace", Some(&key), opt_value(wanted.as_deref()));
                 let request = Request::Replace { key, wanted };
                 (OpKind::Multi { request, answer: Answer::Previous }, call)
             }
             _ => {
                 let key = self.key(rng);
-                let suffix = unique("+");
+                let suffix = unique(b"+");
                 let mut arg = key.clone();
                 arg.push(0);
                 arg.extend_from_slice(&suffix);
@@ -548,6 +550,7 @@ mod tests {
         for n in [0, 1, 9, 10, 99, 100, 12_345, 1 << 40, u64::MAX] {
             assert_eq!(named(b"k", n), format!("k{n}").into_bytes(), "{n}");
             assert_eq!(named(b"", n), n.to_string().into_bytes(), "{n}");
+            assert_eq!(call_value(7, n, b"t"), format!("c7-{n}t").into_bytes(), "{n}");
         }
     }
 
